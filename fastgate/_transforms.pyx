@@ -1,0 +1,10 @@
+# cython: language_level=3
+"""fastgate's compiled hot path: SSE byte kernels and provider mappings.
+
+One extension module; each concern lives in its own include file under ``mapping/`` so that
+one provider's mapping reads in one place. House rules: internal helpers are ``cdef inline``,
+Python entry points ``def``; raw bytes through ``PyBytes_AsStringAndSize``; output built in one
+buffer; module-level Python objects bound once at import.
+"""
+
+include "mapping/sse.pxi"

@@ -1,0 +1,70 @@
+"""``fastgate serve | mock``."""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from fastgate.server.app import run
+    from fastgate.settings import settings_from_env
+
+    settings = settings_from_env(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        default_provider=args.default_provider,
+        log_level=args.log_level,
+    )
+    run(settings)
+    return 0
+
+
+def _mock(args: argparse.Namespace) -> int:
+    from fastgate.mock.directives import Directives
+    from fastgate.mock.server import make_mock_app
+    from fastgate.server.app import _install_uvloop
+
+    _install_uvloop()
+    defaults = Directives(chunks=args.chunks, chunk_delay_ms=args.chunk_delay_ms, delay_ms=args.delay_ms)
+    web.run_app(
+        make_mock_app(defaults),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        handler_cancellation=True,
+        print=lambda s: print(f"fastgate mock on http://{args.host}:{args.port}"),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastgate", description="A fast, Portkey-compatible AI gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    serve.add_argument("--config", default=None, help="server config file (saved configs, defaults)")
+    serve.add_argument(
+        "--default-provider",
+        default=None,
+        help="provider for requests that name none (e.g. mock); unset: such requests get a 400",
+    )
+    serve.add_argument("--log-level", default=None)
+    serve.set_defaults(func=_serve)
+    mock = sub.add_parser("mock", help="run the mock provider over HTTP")
+    mock.add_argument("--host", default="127.0.0.1")
+    mock.add_argument("--port", type=int, default=8788)
+    mock.add_argument("--chunks", type=int, default=4, help="content chunks per stream")
+    mock.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    mock.add_argument("--delay-ms", type=float, default=0.0, help="wait before each response")
+    mock.set_defaults(func=_mock)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

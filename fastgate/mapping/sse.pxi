@@ -1,0 +1,160 @@
+# Server-sent events kernels (https://html.spec.whatwg.org/multipage/server-sent-events.html).
+#
+# Lines end in CRLF, LF or CR; a blank line ends an event. Network reads split events, and even
+# a CRLF pair, anywhere, so both classes below keep the unfinished tail between feeds.
+
+from cpython.bytes cimport PyBytes_AsStringAndSize, PyBytes_FromStringAndSize
+from libc.string cimport memcmp
+
+cdef bytes _DONE = b"[DONE]"
+cdef bytes _EMPTY = b""
+cdef bytes _BLANK = b"\n\n"
+
+
+cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* name,
+                                    Py_ssize_t name_len) noexcept:
+    """Offset of the value of field ``name`` in ``line`` (after ``name:`` and one space), or -1."""
+    if n < name_len + 1 or memcmp(line, name, name_len) != 0 or line[name_len] != b":":
+        return -1
+    if n > name_len + 1 and line[name_len + 1] == b" ":
+        return name_len + 2
+    return name_len + 1
+
+
+cdef class SSEDecoder:
+    """Incremental SSE parser: bytes in, ``(event, data)`` pairs out.
+
+    ``event`` is the ``event:`` field (``None`` when absent); ``data`` joins the event's ``data:``
+    lines with ``\\n``. Events without data (comments, keep-alives) are skipped, as the spec's
+    dispatch step does.
+    """
+
+    cdef bytes _tail
+    cdef bint _skip_lf
+    cdef object _event
+    cdef list _data
+
+    def __cinit__(self):
+        self._tail = _EMPTY
+        self._skip_lf = False
+        self._event = None
+        self._data = []
+
+    def feed(self, bytes chunk):
+        cdef bytes buf = self._tail + chunk if self._tail else chunk
+        cdef char* p
+        cdef Py_ssize_t n, i = 0, start = 0
+        cdef list out = []
+        cdef char c
+        PyBytes_AsStringAndSize(buf, &p, &n)
+        if self._skip_lf and n > 0 and p[0] == b"\n":
+            i = start = 1
+        self._skip_lf = False
+        while i < n:
+            c = p[i]
+            if c != b"\n" and c != b"\r":
+                i += 1
+                continue
+            self._line(p + start, i - start, out)
+            if c == b"\r":
+                if i + 1 < n:
+                    if p[i + 1] == b"\n":
+                        i += 1
+                else:
+                    self._skip_lf = True
+            i += 1
+            start = i
+        self._tail = buf[start:] if start < n else _EMPTY
+        return out
+
+    cdef inline void _line(self, const char* line, Py_ssize_t n, list out):
+        cdef Py_ssize_t off
+        if n == 0:
+            if self._data:
+                out.append((self._event, b"\n".join(self._data)))
+            self._event = None
+            self._data = []
+            return
+        off = _field_value(line, n, "data", 4)
+        if off >= 0:
+            self._data.append(PyBytes_FromStringAndSize(line + off, n - off))
+            return
+        off = _field_value(line, n, "event", 5)
+        if off >= 0:
+            self._event = PyBytes_FromStringAndSize(line + off, n - off)
+
+    def close(self):
+        """Events left when the stream ends without its final blank line."""
+        out = []
+        cdef bytes buf = self._tail
+        cdef const char* q = buf
+        self._tail = _EMPTY
+        if buf:
+            self._line(q, len(buf), out)
+        self._line(q, 0, out)
+        return out
+
+
+cdef class SSERelay:
+    """Passes an OpenAI-shaped SSE stream through event by event, re-framed.
+
+    ``feed`` returns the bytes of every event completed by this read, each ending ``\\n\\n``
+    (the upstream may use CRLF or CR); an unfinished event stays buffered so a client never sees
+    half of one. ``done`` turns true once ``data: [DONE]`` has been relayed, after which input is
+    ignored: nothing may follow the terminator.
+    """
+
+    cdef bytes _tail
+    cdef readonly bint done
+    cdef readonly Py_ssize_t events
+
+    def __cinit__(self):
+        self._tail = _EMPTY
+        self.done = False
+        self.events = 0
+
+    def feed(self, bytes chunk):
+        if self.done:
+            return _EMPTY
+        # Only the current unfinished event is kept, so rescanning it is cheap; a CR that ended
+        # the previous read and the LF that starts this one then meet again as one CRLF.
+        cdef bytes buf = self._tail + chunk if self._tail else chunk
+        cdef char* p
+        cdef Py_ssize_t n, i = 0, ev_start = 0, line_start = 0, ev_end = -1
+        cdef bytearray out = None
+        cdef char c
+        cdef bint saw_done = False
+        PyBytes_AsStringAndSize(buf, &p, &n)
+        while i < n:
+            c = p[i]
+            if c != b"\n" and c != b"\r":
+                i += 1
+                continue
+            if c == b"\r" and i + 1 == n:
+                break  # may be the first half of a CRLF: decide on the next read
+            if i == line_start:
+                if ev_end >= 0:
+                    if out is None:
+                        out = bytearray()
+                    out += p[ev_start:ev_end]
+                    out += _BLANK
+                    self.events += 1
+                    if saw_done:
+                        self.done = True
+                        self._tail = _EMPTY
+                        return bytes(out)
+                ev_end = -1
+                saw_done = False
+            else:
+                if ((i - line_start == 12 and memcmp(p + line_start, b"data: [DONE]", 12) == 0)
+                        or (i - line_start == 11 and memcmp(p + line_start, b"data:[DONE]", 11) == 0)):
+                    saw_done = True
+                ev_end = i
+            if c == b"\r" and p[i + 1] == b"\n":
+                i += 1
+            i += 1
+            line_start = i
+            if ev_end < 0:
+                ev_start = i
+        self._tail = buf[ev_start:] if ev_start < n else _EMPTY
+        return bytes(out) if out is not None else _EMPTY

@@ -1,0 +1,1 @@
+"""The mock provider: deterministic, scriptable answers in providers' wire formats, no API key."""

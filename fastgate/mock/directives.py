@@ -1,0 +1,83 @@
+"""How a request scripts the mock: a ``mock`` object in the body, or ``[mock k=v ...]`` in the text.
+
+The body field reaches the mock untouched through any OpenAI-compatible route (unknown
+parameters survive); the text marker survives any provider mapping, since message text is
+always carried over.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+
+class Directives(msgspec.Struct, kw_only=True):
+    #: HTTP status to answer with (non-2xx: an error body in the provider's format).
+    status: int = 200
+    #: Wait before the response headers.
+    delay_ms: float = 0.0
+    #: Content chunks in a stream, and the wait before each.
+    chunks: int = 4
+    chunk_delay_ms: float = 0.0
+    #: Reply text; by default an echo of the last user message.
+    content: str | None = None
+    #: Failure to inject: drop, drop_mid_stream, error_mid_stream, stall_mid_stream, truncate,
+    #: invalid_json, html.
+    fail: str | None = None
+    #: Fail this many attempts (with ``status``, default 503) and then succeed; counted per ``key``.
+    fail_first: int = 0
+    key: str = "default"
+    #: ``Retry-After`` header (seconds) on failures.
+    retry_after: float | None = None
+    #: Answer with a call to the first (or the named) tool instead of text.
+    tool_call: bool = False
+
+
+_MARKER = re.compile(r"\[mock ([^\]]*)\]")
+
+
+def _marker_fields(text: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for match in _MARKER.finditer(text):
+        for pair in match.group(1).split():
+            key, _, value = pair.partition("=")
+            fields[key] = value
+    return fields
+
+
+def _texts(request: dict[str, Any]) -> list[str]:
+    texts: list[str] = []
+    for message in request.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    prompt = request.get("prompt")
+    if isinstance(prompt, str):
+        texts.append(prompt)
+    elif isinstance(prompt, list):
+        texts.extend(p for p in prompt if isinstance(p, str))
+    return texts
+
+
+def read_directives(request: dict[str, Any], defaults: Directives | None = None) -> Directives:
+    fields: dict[str, Any] = msgspec.structs.asdict(defaults) if defaults else {}
+    for text in _texts(request):
+        if "[mock " in text:
+            fields.update(_marker_fields(text))
+    body_fields = request.get("mock")
+    if isinstance(body_fields, dict):
+        fields.update(body_fields)
+    try:
+        return msgspec.convert(fields, Directives, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"bad mock directive: {exc}") from None
+
+
+def last_user_text(request: dict[str, Any]) -> str:
+    texts = _texts(request)
+    text = _MARKER.sub("", texts[-1]).strip() if texts else ""
+    return text

@@ -1,0 +1,256 @@
+"""OpenAI-format answers of the mock: chat, completions, embeddings, models, errors, SSE."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import struct
+import time
+from typing import Any
+
+import msgspec
+
+from fastgate.mock.directives import Directives, last_user_text
+
+_encode = msgspec.json.Encoder().encode
+_ids = itertools.count(1)
+MOCK_MODELS = ("mock-small", "mock-large", "mock-embed")
+
+
+def reply_text(request: dict[str, Any], d: Directives) -> str:
+    if d.content is not None:
+        return d.content
+    said = last_user_text(request)
+    return f"Mock reply to: {said[:200]}" if said else "Mock reply."
+
+
+def _count_tokens(texts: list[str]) -> int:
+    return max(1, sum(len(t.split()) for t in texts))
+
+
+def prompt_tokens(request: dict[str, Any]) -> int:
+    texts: list[str] = []
+    for message in request.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    prompt = request.get("prompt")
+    if isinstance(prompt, str):
+        texts.append(prompt)
+    return _count_tokens(texts)
+
+
+def split_chunks(text: str, n: int) -> list[str]:
+    """``text`` in ``n`` consecutive pieces (words kept whole where possible)."""
+    n = max(1, n)
+    words = text.split(" ")
+    if len(words) >= n:
+        size, extra = divmod(len(words), n)
+        out, i = [], 0
+        for k in range(n):
+            j = i + size + (1 if k < extra else 0)
+            out.append(" ".join(words[i:j]) + (" " if j < len(words) else ""))
+            i = j
+        return out
+    return [text] + [""] * (n - 1) if n > 1 else [text]
+
+
+def tool_call_for(request: dict[str, Any]) -> dict[str, Any] | None:
+    tools = request.get("tools") or []
+    names = [
+        t["function"]["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        names = [choice["function"].get("name"), *names]
+    if not names:
+        return None
+    args = _encode({"query": last_user_text(request)}).decode()
+    return {
+        "id": f"call_mock{next(_ids)}",
+        "type": "function",
+        "function": {"name": names[0], "arguments": args},
+    }
+
+
+def _usage(request: dict[str, Any], completion: str) -> dict[str, int]:
+    p = prompt_tokens(request)
+    c = max(1, len(completion.split()))
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def chat_completion(request: dict[str, Any], d: Directives) -> bytes:
+    model = request.get("model") or MOCK_MODELS[0]
+    call = tool_call_for(request) if d.tool_call else None
+    text = reply_text(request, d)
+    message: dict[str, Any] = {"role": "assistant", "content": None if call else text, "refusal": None}
+    if call:
+        message["tool_calls"] = [call]
+    return _encode(
+        {
+            "id": f"chatcmpl-mock{next(_ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if call else "stop",
+                }
+            ],
+            "usage": _usage(request, call["function"]["arguments"] if call else text),
+            "system_fingerprint": "fp_mock",
+        }
+    )
+
+
+def _frame(obj: dict[str, Any]) -> bytes:
+    return b"data: " + _encode(obj) + b"\n\n"
+
+
+def chat_stream(request: dict[str, Any], d: Directives) -> list[bytes]:
+    """The whole stream as SSE frames: role, content pieces, finish, usage if asked, ``[DONE]``."""
+    model = request.get("model") or MOCK_MODELS[0]
+    base = {
+        "id": f"chatcmpl-mock{next(_ids)}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_mock",
+    }
+    include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+    extra = {"usage": None} if include_usage else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _frame(
+            {
+                **base,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                **extra,
+            }
+        )
+
+    call = tool_call_for(request) if d.tool_call else None
+    text = reply_text(request, d)
+    frames = [chunk({"role": "assistant", "content": "" if not call else None})]
+    if call:
+        args = call["function"]["arguments"]
+        pieces = split_chunks(args, d.chunks) if d.chunks > 1 else [args]
+        frames.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        frames.extend(
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces if p
+        )
+        frames.append(chunk({}, "tool_calls"))
+    else:
+        frames.extend(chunk({"content": piece}) for piece in split_chunks(text, d.chunks))
+        frames.append(chunk({}, "stop"))
+    if include_usage:
+        frames.append(_frame({**base, "choices": [], "usage": _usage(request, text)}))
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
+def text_completion(request: dict[str, Any], d: Directives) -> bytes:
+    text = reply_text(request, d)
+    return _encode(
+        {
+            "id": f"cmpl-mock{next(_ids)}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": request.get("model") or MOCK_MODELS[0],
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "stop"}],
+            "usage": _usage(request, text),
+        }
+    )
+
+
+def completion_stream(request: dict[str, Any], d: Directives) -> list[bytes]:
+    base = {
+        "id": f"cmpl-mock{next(_ids)}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": request.get("model") or MOCK_MODELS[0],
+    }
+    text = reply_text(request, d)
+    frames = [
+        _frame({**base, "choices": [{"text": p, "index": 0, "logprobs": None, "finish_reason": None}]})
+        for p in split_chunks(text, d.chunks)
+    ]
+    frames.append(
+        _frame({**base, "choices": [{"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}]})
+    )
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
+def embedding_vector(text: str, dims: int) -> list[float]:
+    """A deterministic unit-free vector: the same text always embeds the same way."""
+    out: list[float] = []
+    seed = text.encode()
+    counter = 0
+    while len(out) < dims:
+        digest = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
+        out.extend((b - 127.5) / 127.5 for b in digest)
+        counter += 1
+    return [round(v, 6) for v in out[:dims]]
+
+
+def embeddings(request: dict[str, Any]) -> bytes:
+    raw = request.get("input")
+    inputs = raw if isinstance(raw, list) else [raw]
+    dims = int(request.get("dimensions") or 8)
+    as_base64 = request.get("encoding_format") == "base64"
+    data = []
+    for i, item in enumerate(inputs):
+        vector = embedding_vector(str(item), dims)
+        value: Any = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if as_base64 else vector
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    tokens = _count_tokens([str(x) for x in inputs])
+    return _encode(
+        {
+            "object": "list",
+            "data": data,
+            "model": request.get("model") or MOCK_MODELS[2],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def models() -> bytes:
+    return _encode(
+        {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fastgate-mock"} for m in MOCK_MODELS
+            ],
+        }
+    )
+
+
+def error(status: int, message: str) -> bytes:
+    kind = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+    }.get(status, "server_error")
+    return _encode({"error": {"message": message, "type": kind, "param": None, "code": None}})

@@ -1,0 +1,130 @@
+"""``fastgate mock``: the mock provider over real HTTP, in OpenAI's wire format.
+
+Every request is recorded (``GET /_mock/requests``, cleared by ``DELETE``) so tests can assert
+what reached the upstream; failures are real socket events (dropped connections, truncated
+bodies, stalls), not simulations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from fastgate.mock.directives import Directives
+from fastgate.mock.engine import MockEngine, MockPlan
+
+RECORD_LIMIT = 1000
+_encode = msgspec.json.Encoder().encode
+
+
+class MockServer:
+    def __init__(self, defaults: Directives | None = None) -> None:
+        self.engine = MockEngine(defaults)
+        self.records: list[dict[str, Any]] = []
+
+    def _record(self, request: web.Request, body: bytes) -> None:
+        if len(self.records) >= RECORD_LIMIT:
+            del self.records[: RECORD_LIMIT // 2]
+        self.records.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": request.query_string,
+                "headers": dict(request.headers),
+                "body": body.decode("utf-8", "replace"),
+            }
+        )
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self._record(request, body)
+        endpoint = request.match_info["tail"]
+        plan = self.engine.plan(endpoint, body)
+        return await play(request, plan)
+
+    async def list_requests(self, request: web.Request) -> web.Response:
+        return web.Response(body=_encode(self.records), content_type="application/json")
+
+    async def clear_requests(self, request: web.Request) -> web.Response:
+        self.records.clear()
+        self.engine.attempts.clear()
+        return web.Response(status=204)
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def play(request: web.Request, plan: MockPlan) -> web.StreamResponse:
+    """Carry out a plan on a real connection, failures included."""
+    d = plan.directives
+    if d.delay_ms:
+        await asyncio.sleep(d.delay_ms / 1000)
+    if d.fail == "drop":
+        _abort(request)
+        raise asyncio.CancelledError
+    if d.fail == "html":
+        return web.Response(
+            status=plan.status if plan.status >= 400 else 502,
+            content_type="text/html",
+            text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+        )
+    if d.fail == "invalid_json":
+        return web.Response(
+            status=200, body=b'{"id": "chatcmpl-broken", "choices": [', content_type="application/json"
+        )
+    if d.fail == "truncate" and plan.frames is None:
+        resp = web.StreamResponse(status=plan.status, headers={"Content-Length": str(len(plan.body) + 100)})
+        resp.content_type = plan.content_type
+        await resp.prepare(request)
+        await resp.write(plan.body[: len(plan.body) // 2])
+        _abort(request)
+        return resp
+    if plan.frames is None:
+        return web.Response(
+            status=plan.status, body=plan.body, content_type=plan.content_type, headers=plan.headers
+        )
+    resp = web.StreamResponse(status=plan.status, headers=plan.headers)
+    resp.content_type = plan.content_type
+    await resp.prepare(request)
+    frames = plan.frames
+    fail_at = (
+        max(1, len(frames) // 2)
+        if d.fail in ("drop_mid_stream", "error_mid_stream", "stall_mid_stream")
+        else -1
+    )
+    for i, frame in enumerate(frames):
+        if i == fail_at:
+            if d.fail == "drop_mid_stream":
+                _abort(request)
+                return resp
+            if d.fail == "error_mid_stream":
+                await resp.write(
+                    b'data: {"error": {"message": "mock failed mid-stream", "type": "server_error", '
+                    b'"param": null, "code": null}}\n\n'
+                )
+                _abort(request)
+                return resp
+            await asyncio.sleep(3600)
+        if d.chunk_delay_ms and i:
+            await asyncio.sleep(d.chunk_delay_ms / 1000)
+        await resp.write(frame)
+    await resp.write_eof()
+    return resp
+
+
+def make_mock_app(defaults: Directives | None = None) -> web.Application:
+    server = MockServer(defaults)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/_mock/requests", server.list_requests)
+    app.router.add_delete("/_mock/requests", server.clear_requests)
+    app.router.add_route("*", "/v1/{tail:.+}", server.openai)
+    app[MOCK_KEY] = server
+    return app
+
+
+MOCK_KEY: web.AppKey[MockServer] = web.AppKey("mock", MockServer)

@@ -1,0 +1,147 @@
+"""The Provider interface: values in, values out, no aiohttp.
+
+The server hands a provider a :class:`Call` and gets back an :class:`UpstreamRequest` to send,
+then hands it the upstream's status and bytes and gets OpenAI-shaped bytes back. Streams go
+through a :class:`StreamMapper`, fed network reads as they arrive.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from fastgate.errors import ErrorBody, ErrorDetail, GatewayError, type_for_status
+from fastgate.schema.openai import RequestView
+
+
+class Endpoint(enum.Enum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+    MODELS = "models"
+    PROXY = "proxy"
+
+
+class Target(msgspec.Struct, kw_only=True):
+    """One resolved leaf of a routing config: which provider, with which credentials and options."""
+
+    provider: str
+    api_key: str | None = None
+    custom_host: str | None = None
+    override_params: dict[str, Any] | None = None
+    forward_headers: tuple[str, ...] = ()
+    request_timeout: int | None = None
+    strict_open_ai_compliance: bool = True
+    #: Provider-specific options (``aws_region``, ``resource_name``, ``anthropic_version`` ...).
+    options: dict[str, Any] = {}
+    #: Where this target sits in the config, for ``x-portkey-last-used-option-index``.
+    path: str = "config"
+
+
+class Call(msgspec.Struct, kw_only=True):
+    """Everything a provider needs to build one upstream request."""
+
+    endpoint: Endpoint
+    target: Target
+    body: bytes
+    view: RequestView
+    method: str = "POST"
+    #: For the passthrough route: the path after ``/v1`` and the raw query string.
+    path: str = ""
+    query: str = ""
+    #: Incoming headers a provider may read (forward headers, passthrough).
+    headers: Mapping[str, str] = {}
+
+
+class UpstreamRequest(msgspec.Struct):
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+class StreamMapper(Protocol):
+    """Turns an upstream stream into OpenAI ``chat.completion.chunk`` SSE, read by read."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def finish(self) -> bytes:
+        """What to send when the upstream ended cleanly (the ``[DONE]`` it may have left out)."""
+        ...
+
+
+class LocalResponse(msgspec.Struct):
+    """An answer produced in-process (the mock provider): no network hop."""
+
+    status: int
+    body: bytes = b""
+    events: AsyncIterator[bytes] | None = None
+    headers: dict[str, str] = {}
+
+
+_error_decoder = msgspec.json.Decoder(dict[str, Any])
+_encode = msgspec.json.Encoder().encode
+
+
+def _as_str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+class Provider:
+    """Base class. Subclasses set ``name`` and override what differs from OpenAI's behaviour."""
+
+    name: str = ""
+    #: Endpoints this provider serves; others are a 400 before any network traffic.
+    endpoints: frozenset[Endpoint] = frozenset(Endpoint)
+    #: Answered in-process (``respond``) rather than over HTTP (``request``).
+    local: bool = False
+
+    def request(self, call: Call) -> UpstreamRequest:
+        raise NotImplementedError
+
+    async def respond(self, call: Call) -> LocalResponse:
+        raise NotImplementedError
+
+    def response(self, call: Call, body: bytes) -> bytes:
+        """A 2xx upstream body in OpenAI's shape."""
+        return body
+
+    def stream(self, call: Call) -> StreamMapper:
+        raise NotImplementedError
+
+    def error(self, status: int, body: bytes) -> bytes:
+        """A non-2xx upstream body as an OpenAI error with ``provider`` added.
+
+        The upstream status is kept by the caller; the message says which provider spoke.
+        """
+        message: str | None = None
+        type_ = param = code = None
+        try:
+            parsed = _error_decoder.decode(body)
+        except msgspec.DecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            err = parsed.get("error", parsed)
+            if isinstance(err, dict):
+                message = _as_str(err.get("message") or err.get("detail"))
+                type_, param, code = (_as_str(err.get(k)) for k in ("type", "param", "code"))
+            elif isinstance(err, str):
+                message = err
+        if message is None:
+            text = body.decode("utf-8", "replace").strip()
+            message = text[:500] if text else f"upstream returned HTTP {status}"
+        detail = ErrorDetail(f"{self.name} error: {message}", type_ or type_for_status(status), param, code)
+        return _encode(ErrorBody(detail, self.name))
+
+    def unsupported(self, endpoint: Endpoint) -> GatewayError:
+        return GatewayError(
+            400, f"{endpoint.value} is not supported by {self.name}", code="unsupported_endpoint"
+        )

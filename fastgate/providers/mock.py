@@ -1,0 +1,51 @@
+"""Provider ``mock``: the mock engine answering in-process, with no network hop.
+
+Failures that need a socket (a dropped connection) surface as the same exceptions a real
+upstream would raise, so the server handles both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.providers.base import Call, Endpoint, LocalResponse
+from fastgate.providers.openai import OpenAICompatible
+
+
+class MockProvider(OpenAICompatible):
+    local = True
+
+    def __init__(self) -> None:
+        super().__init__("mock", None, add_provider_field=False)
+        self.engine = MockEngine()
+
+    async def respond(self, call: Call) -> LocalResponse:
+        endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
+        if call.endpoint is Endpoint.PROXY:
+            endpoint = call.path.lstrip("/")
+        plan = self.engine.plan(endpoint, call.body)
+        d = plan.directives
+        if d.delay_ms:
+            await asyncio.sleep(d.delay_ms / 1000)
+        if d.fail == "drop":
+            raise ConnectionResetError("mock dropped the connection")
+        if d.fail == "invalid_json":
+            return LocalResponse(200, b'{"id": "chatcmpl-broken", "choices": [', headers=plan.headers)
+        headers = {**plan.headers, "content-type": plan.content_type}
+        if plan.frames is None:
+            return LocalResponse(plan.status, plan.body, headers=headers)
+        return LocalResponse(plan.status, events=_play(plan), headers=headers)
+
+
+async def _play(plan: MockPlan) -> AsyncIterator[bytes]:
+    d = plan.directives
+    frames = plan.frames or []
+    fail_at = max(1, len(frames) // 2) if d.fail in ("drop_mid_stream", "error_mid_stream") else -1
+    for i, frame in enumerate(frames):
+        if i == fail_at:
+            raise ConnectionResetError("mock dropped the stream")
+        if d.chunk_delay_ms and i:
+            await asyncio.sleep(d.chunk_delay_ms / 1000)
+        yield frame

@@ -1,0 +1,147 @@
+"""OpenAI and every provider that speaks its wire format: the body goes through untouched.
+
+Only what must change is re-encoded (``override_params``), so a parameter OpenAI adds tomorrow
+reaches the upstream today.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastgate._transforms import SSERelay
+from fastgate.errors import GatewayError
+from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
+from fastgate.schema.openai import json_encoder, object_decoder
+
+_DONE = b"data: [DONE]\n\n"
+_HOP_BY_HOP = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "expect",
+        "accept-encoding",
+    }
+)
+
+
+class PassthroughStream:
+    """Relays OpenAI SSE event by event and makes sure it ends with ``[DONE]``."""
+
+    __slots__ = ("_relay",)
+
+    def __init__(self) -> None:
+        self._relay = SSERelay()
+
+    @property
+    def done(self) -> bool:
+        return self._relay.done
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._relay.feed(chunk)
+
+    def finish(self) -> bytes:
+        return b"" if self._relay.done else _DONE
+
+
+def apply_overrides(body: bytes, overrides: dict[str, Any] | None) -> bytes:
+    """Merge a config's ``override_params`` over the request body (the config wins)."""
+    if not overrides:
+        return body
+    params = object_decoder.decode(body) if body else {}
+    params.update(overrides)
+    return json_encoder.encode(params)
+
+
+class OpenAICompatible(Provider):
+    """A provider reached at ``base_url`` with OpenAI's paths, bodies and SSE."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str | None,
+        *,
+        auth_header: str = "Authorization",
+        auth_prefix: str = "Bearer ",
+        root_suffix: str = "",
+        add_provider_field: bool = True,
+        endpoints: frozenset[Endpoint] = frozenset(Endpoint),
+        option_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.auth_header = auth_header
+        self.auth_prefix = auth_prefix
+        #: Appended to a custom host that lacks it (Ollama's OpenAI API lives under ``/v1``).
+        self.root_suffix = root_suffix
+        self.endpoints = endpoints
+        #: Provider options sent as headers (``openai_organization`` → ``OpenAI-Organization``).
+        self.option_headers = option_headers or {}
+        # Portkey adds ``"provider": "<slug>"`` to other providers' answers; spliced, not re-encoded.
+        self._provider_suffix = f',"provider":"{name}"}}'.encode() if add_provider_field else b""
+
+    def base(self, call: Call) -> str:
+        host = call.target.custom_host or self.base_url
+        if host is None:
+            raise GatewayError(
+                400, f"provider {self.name} needs a custom_host (x-portkey-custom-host)", param="custom_host"
+            )
+        if call.target.custom_host and self.root_suffix and not host.endswith(self.root_suffix):
+            return host + self.root_suffix
+        return host
+
+    def auth_headers(self, call: Call) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        key = call.target.api_key
+        if key:
+            headers[self.auth_header] = self.auth_prefix + key
+        for option, header in self.option_headers.items():
+            value = call.target.options.get(option)
+            if value:
+                headers[header] = str(value)
+        return headers
+
+    def request(self, call: Call) -> UpstreamRequest:
+        if call.endpoint is Endpoint.PROXY:
+            return self.proxy_request(call)
+        headers = self.auth_headers(call)
+        for name in call.target.forward_headers:
+            value = call.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        url = f"{self.base(call)}/{call.endpoint.value}"
+        if call.endpoint is Endpoint.MODELS:
+            return UpstreamRequest("GET", url, headers, None)
+        headers["Content-Type"] = "application/json"
+        return UpstreamRequest("POST", url, headers, apply_overrides(call.body, call.target.override_params))
+
+    def proxy_request(self, call: Call) -> UpstreamRequest:
+        """Portkey's passthrough: every incoming header but ``x-portkey-*`` and hop-by-hop ones,
+        which win over the provider's own auth (the client may bring its own)."""
+        headers = self.auth_headers(call)
+        for name, value in call.headers.items():
+            lower = name.lower()
+            if lower.startswith("x-portkey-") or lower in _HOP_BY_HOP:
+                continue
+            headers[name] = value
+        url = f"{self.base(call)}{call.path}"
+        if call.query:
+            url = f"{url}?{call.query}"
+        body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
+        return UpstreamRequest(call.method, url, headers, body or None)
+
+    def response(self, call: Call, body: bytes) -> bytes:
+        suffix = self._provider_suffix
+        if suffix and body.endswith(b"}") and call.endpoint is not Endpoint.PROXY:
+            return body[:-1] + suffix
+        return body
+
+    def stream(self, call: Call) -> PassthroughStream:
+        return PassthroughStream()

@@ -1,0 +1,23 @@
+"""Every provider by slug, built once at import."""
+
+from __future__ import annotations
+
+from fastgate.errors import bad_request
+from fastgate.providers.base import Provider
+from fastgate.providers.compatible import compatible_providers
+from fastgate.providers.mock import MockProvider
+
+
+def _build() -> dict[str, Provider]:
+    providers: list[Provider] = [*compatible_providers(), MockProvider()]
+    return {p.name: p for p in providers}
+
+
+PROVIDERS: dict[str, Provider] = _build()
+
+
+def get_provider(slug: str) -> Provider:
+    provider = PROVIDERS.get(slug)
+    if provider is None:
+        raise bad_request(f"Invalid provider passed: {slug!r}", param="provider", code="invalid_provider")
+    return provider

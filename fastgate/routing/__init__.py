@@ -1,0 +1,1 @@
+"""Routing: config tree → the targets to try, with retries and timeouts. Pure logic, no aiohttp."""

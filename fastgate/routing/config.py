@@ -1,0 +1,209 @@
+"""Portkey's config JSON: decoded, normalised (camelCase accepted) and validated once.
+
+Snake_case is canonical; camelCase keys are converted, except inside the subtrees that hold
+user data (``override_params``, condition queries, service-account JSON), which stay verbatim.
+Keys a node does not define are provider options (``aws_region``, ``resource_name`` ...) and
+are kept in ``options``. Validation errors name the path of the bad field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Any, Literal
+
+import msgspec
+
+from fastgate.errors import GatewayError, bad_request
+from fastgate.ssrf import HostPolicy
+
+DEFAULT_RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+class RetrySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    attempts: int = 0
+    on_status_codes: tuple[int, ...] = DEFAULT_RETRY_STATUS
+    use_retry_after_header: bool = False
+
+
+class CacheSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    mode: Literal["simple", "semantic"] = "simple"
+    max_age: float | None = None
+
+
+class Condition(msgspec.Struct, kw_only=True):
+    query: dict[str, Any]
+    then: str
+
+
+class Strategy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    mode: Literal["single", "loadbalance", "fallback", "conditional"]
+    on_status_codes: tuple[int, ...] | None = None
+    conditions: list[Condition] | None = None
+    default: str | None = None
+
+
+class ConfigNode(msgspec.Struct, kw_only=True):
+    strategy: Strategy | None = None
+    targets: list[ConfigNode] | None = None
+    name: str | None = None
+    provider: str | None = None
+    api_key: str | None = None
+    virtual_key: str | None = None
+    weight: float = 1.0
+    override_params: dict[str, Any] | None = None
+    retry: RetrySettings | None = None
+    request_timeout: int | None = None
+    cache: CacheSettings | None = None
+    custom_host: str | None = None
+    forward_headers: tuple[str, ...] | None = None
+    strict_open_ai_compliance: bool | None = None
+    before_request_hooks: list[dict[str, Any]] | None = None
+    after_request_hooks: list[dict[str, Any]] | None = None
+    #: Every other key: provider options.
+    options: dict[str, Any] = {}
+
+
+_FIELDS = frozenset(f for f in ConfigNode.__struct_fields__ if f != "options")
+#: Subtrees kept verbatim: user data, not config keys.
+_VERBATIM = frozenset(
+    {
+        "override_params",
+        "conditions",
+        "vertex_service_account_json",
+        "query",
+        "before_request_hooks",
+        "after_request_hooks",
+        "input_guardrails",
+        "output_guardrails",
+        "metadata",
+    }
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+# Legacy and hosted-only keys that Portkey accepts and ignores.
+_IGNORED = frozenset(
+    {
+        "on_status_codes",
+        "id",
+        "cb_config",
+        "input_guardrails",
+        "output_guardrails",
+        "input_mutators",
+        "output_mutators",
+    }
+)
+
+
+def _snake(key: str) -> str:
+    return _CAMEL.sub(r"_\1", key).lower() if any(c.isupper() for c in key) else key
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _snake(key) if isinstance(key, str) else key
+            out[name] = item if name in _VERBATIM else _normalise(item)
+        return out
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _split_options(node: Any, path: str) -> Any:
+    if not isinstance(node, dict):
+        raise bad_request(f"Invalid config: {path or 'config'} must be an object", param=path or "config")
+    out: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "options":
+            raise bad_request(
+                "Invalid config: the legacy 'options' format is not supported; use 'targets'", param="options"
+            )
+        if key in _FIELDS:
+            out[key] = value
+        elif key not in _IGNORED:
+            options[key] = value
+    targets = out.get("targets")
+    if isinstance(targets, list):
+        out["targets"] = [
+            _split_options(t, f"{path}.targets[{i}]" if path else f"targets[{i}]")
+            for i, t in enumerate(targets)
+        ]
+    if options:
+        out["options"] = options
+    return out
+
+
+_PATH = re.compile(r" - at `\$\.?([^`]*)`")
+
+
+def _path_of(exc: msgspec.ValidationError) -> tuple[str, str]:
+    text = str(exc)
+    match = _PATH.search(text)
+    if not match:
+        return "config", text
+    path = match.group(1).replace(".options", "") or "config"
+    return path, text[: match.start()]
+
+
+def decode_config(raw: str, policy: HostPolicy) -> ConfigNode:
+    """A validated config tree from the ``x-portkey-config`` JSON text."""
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise bad_request("Invalid config passed: not valid JSON", param="config") from None
+    try:
+        node = msgspec.convert(_split_options(_normalise(data), ""), ConfigNode)
+    except msgspec.ValidationError as exc:
+        path, message = _path_of(exc)
+        raise bad_request(f"Invalid config passed: {path}: {message}", param=path) from None
+    _validate(node, "", policy)
+    return node
+
+
+def _validate(node: ConfigNode, path: str, policy: HostPolicy) -> None:
+    here = path or "config"
+    if node.custom_host is not None:
+        node.custom_host = policy.check_url(
+            node.custom_host, f"{path}.custom_host" if path else "custom_host"
+        )
+    if node.weight < 0:
+        raise bad_request(
+            f"Invalid config passed: {path + '.' if path else ''}weight must be >= 0", param=here
+        )
+    if node.retry is not None and node.retry.attempts < 0:
+        raise bad_request(f"Invalid config passed: {path + '.' if path else ''}retry.attempts must be >= 0")
+    if node.request_timeout is not None and node.request_timeout <= 0:
+        raise bad_request(f"Invalid config passed: {path + '.' if path else ''}request_timeout must be > 0")
+    if node.forward_headers and "x-portkey-forward-headers" in (h.lower() for h in node.forward_headers):
+        raise bad_request("forward_headers must not contain the 'x-portkey-forward-headers' header")
+    if node.strategy is not None and not node.targets:
+        raise bad_request(f"Invalid config passed: {here}.targets is required with a strategy", param=here)
+    for i, child in enumerate(node.targets or ()):
+        _validate(child, f"{path}.targets[{i}]" if path else f"targets[{i}]", policy)
+
+
+class ConfigCache:
+    """Parsed configs by header text: a client sends the same few configs over and over."""
+
+    def __init__(self, policy: HostPolicy, size: int = 512) -> None:
+        self._policy = policy
+        self._size = size
+        self._items: OrderedDict[str, ConfigNode | GatewayError] = OrderedDict()
+
+    def get(self, raw: str) -> ConfigNode:
+        hit = self._items.get(raw)
+        if hit is None:
+            try:
+                hit = decode_config(raw, self._policy)
+            except GatewayError as exc:
+                hit = exc
+            self._items[raw] = hit
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(raw)
+        if isinstance(hit, GatewayError):
+            raise hit
+        return hit

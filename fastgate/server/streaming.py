@@ -1,0 +1,63 @@
+"""Writing a streamed answer: each upstream read mapped and flushed to the client at once.
+
+A failure of the upstream after the first byte cannot change the status any more, so it ends
+the stream with an OpenAI-shaped error event and ``[DONE]``; a client that goes away cancels
+the handler, which closes the upstream response and frees its connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from fastgate.errors import error_body
+from fastgate.server.relay import Outcome
+
+_DONE = b"data: [DONE]\n\n"
+UPSTREAM_FAILURES = (aiohttp.ClientError, OSError, TimeoutError, ValueError)
+
+
+def error_event(message: str, provider: str | None) -> bytes:
+    return b"data: " + error_body(502, message, type="api_error", provider=provider) + b"\n\n" + _DONE
+
+
+async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str, str]) -> web.StreamResponse:
+    mapper = outcome.mapper
+    assert mapper is not None
+    if outcome.upstream is not None:
+        source: AsyncIterator[bytes] = outcome.upstream.content.iter_any()
+    else:
+        assert outcome.events is not None
+        source = outcome.events
+    resp = web.StreamResponse(status=outcome.status, headers=headers)
+    resp.content_type = "text/event-stream"
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"
+    try:
+        await resp.prepare(request)
+        pull = source.__anext__
+        while True:
+            try:
+                chunk = await pull()
+                out = mapper.feed(chunk)
+            except StopAsyncIteration:
+                tail = mapper.finish()
+                if tail:
+                    await resp.write(tail)
+                break
+            except UPSTREAM_FAILURES as exc:
+                name = outcome.provider.name
+                await resp.write(
+                    error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
+                )
+                break
+            if out:
+                await resp.write(out)
+            if mapper.done:
+                break
+        await resp.write_eof()
+    finally:
+        outcome.release()
+    return resp
