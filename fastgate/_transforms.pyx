@@ -8,3 +8,4 @@ buffer; module-level Python objects bound once at import.
 """
 
 include "mapping/sse.pxi"
+include "mapping/chunks.pxi"

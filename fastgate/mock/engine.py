@@ -1,12 +1,15 @@
-"""Decides what the mock answers: one plan per request, carried out over HTTP or in-process."""
+"""Decides what the mock answers: one plan per request, carried out over HTTP or in-process.
+
+The scripting (status, failures, ``fail_first`` counters) is shared by every wire format; a
+:class:`WireFormat` only says how a success and an error look in its provider's format.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from fastgate.mock import openai_format as fmt
 from fastgate.mock.directives import Directives, read_directives
 
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -16,10 +19,21 @@ class MockPlan(msgspec.Struct, kw_only=True):
     status: int
     content_type: str = "application/json"
     body: bytes = b""
-    #: SSE frames of a streamed answer (``body`` is then unused).
+    #: The frames of a streamed answer, each written as one network write (``body`` unused).
     frames: list[bytes] | None = None
     headers: dict[str, str] = {}
     directives: Directives
+
+
+class WireFormat(Protocol):
+    def answer(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
+        """A successful answer to ``endpoint`` (an OpenAI path like ``chat/completions``, or the
+        provider's own operation name)."""
+        ...
+
+    def error(self, status: int, message: str) -> bytes:
+        """An error body as the provider writes it."""
+        ...
 
 
 class MockEngine:
@@ -29,50 +43,27 @@ class MockEngine:
         self.defaults = defaults or Directives()
         self.attempts: dict[str, int] = {}
 
-    def plan(self, endpoint: str, body: bytes) -> MockPlan:
+    def plan(self, endpoint: str, body: bytes, fmt: WireFormat, *, stream: bool | None = None) -> MockPlan:
+        """Plan an answer; ``stream`` overrides the body's ``stream`` flag (providers that stream by URL)."""
         try:
             request = _decode.decode(body) if body else {}
             d = read_directives(request, self.defaults)
         except (msgspec.DecodeError, ValueError) as exc:
             return MockPlan(status=400, body=fmt.error(400, f"mock: {exc}"), directives=self.defaults)
-        headers = {"x-mock-attempt": str(self._count(d.key))}
+        if stream is not None:
+            request["stream"] = stream
+        attempt = self.attempts.get(d.key, 0) + 1
+        self.attempts[d.key] = attempt
+        headers = {"x-mock-attempt": str(attempt)}
         status = d.status
         if d.fail_first:
-            status = (status if status >= 400 else 503) if self.attempts[d.key] <= d.fail_first else 200
+            status = (status if status >= 400 else 503) if attempt <= d.fail_first else 200
         if status >= 400:
             if d.retry_after is not None:
                 headers["retry-after"] = str(d.retry_after)
             return MockPlan(
                 status=status, body=fmt.error(status, f"mock failure {status}"), headers=headers, directives=d
             )
-        stream = bool(request.get("stream"))
-        if endpoint == "chat/completions":
-            if stream:
-                return MockPlan(
-                    status=200,
-                    frames=fmt.chat_stream(request, d),
-                    headers=headers,
-                    directives=d,
-                    content_type="text/event-stream",
-                )
-            return MockPlan(status=200, body=fmt.chat_completion(request, d), headers=headers, directives=d)
-        if endpoint == "completions":
-            if stream:
-                return MockPlan(
-                    status=200,
-                    frames=fmt.completion_stream(request, d),
-                    headers=headers,
-                    directives=d,
-                    content_type="text/event-stream",
-                )
-            return MockPlan(status=200, body=fmt.text_completion(request, d), headers=headers, directives=d)
-        if endpoint == "embeddings":
-            return MockPlan(status=200, body=fmt.embeddings(request), headers=headers, directives=d)
-        if endpoint == "models":
-            return MockPlan(status=200, body=fmt.models(), headers=headers, directives=d)
-        return MockPlan(status=404, body=fmt.error(404, f"mock has no endpoint {endpoint}"), directives=d)
-
-    def _count(self, key: str) -> int:
-        n = self.attempts.get(key, 0) + 1
-        self.attempts[key] = n
-        return n
+        plan = fmt.answer(endpoint, request, d)
+        plan.headers = {**headers, **plan.headers}
+        return plan

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from fastgate.mock.directives import Directives, last_user_text
+from fastgate.mock.engine import MockPlan
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -254,3 +255,32 @@ def error(status: int, message: str) -> bytes:
         429: "rate_limit_error",
     }.get(status, "server_error")
     return _encode({"error": {"message": message, "type": kind, "param": None, "code": None}})
+
+
+class OpenAIFormat:
+    """The mock's answers in OpenAI's wire format (also every OpenAI-compatible provider's)."""
+
+    def answer(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
+        stream = bool(request.get("stream"))
+        sse = "text/event-stream"
+        if endpoint == "chat/completions":
+            if stream:
+                return MockPlan(status=200, frames=chat_stream(request, d), directives=d, content_type=sse)
+            return MockPlan(status=200, body=chat_completion(request, d), directives=d)
+        if endpoint == "completions":
+            if stream:
+                return MockPlan(
+                    status=200, frames=completion_stream(request, d), directives=d, content_type=sse
+                )
+            return MockPlan(status=200, body=text_completion(request, d), directives=d)
+        if endpoint == "embeddings":
+            return MockPlan(status=200, body=embeddings(request), directives=d)
+        if endpoint == "models":
+            return MockPlan(status=200, body=models(), directives=d)
+        return MockPlan(status=404, body=error(404, f"mock has no endpoint {endpoint}"), directives=d)
+
+    def error(self, status: int, message: str) -> bytes:
+        return error(status, message)
+
+
+OPENAI = OpenAIFormat()

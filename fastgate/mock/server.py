@@ -15,6 +15,7 @@ from aiohttp import web
 
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.mock.openai_format import OPENAI
 
 RECORD_LIMIT = 1000
 _encode = msgspec.json.Encoder().encode
@@ -25,7 +26,7 @@ class MockServer:
         self.engine = MockEngine(defaults)
         self.records: list[dict[str, Any]] = []
 
-    def _record(self, request: web.Request, body: bytes) -> None:
+    def record(self, request: web.Request, body: bytes) -> None:
         if len(self.records) >= RECORD_LIMIT:
             del self.records[: RECORD_LIMIT // 2]
         self.records.append(
@@ -40,9 +41,9 @@ class MockServer:
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self._record(request, body)
+        self.record(request, body)
         endpoint = request.match_info["tail"]
-        plan = self.engine.plan(endpoint, body)
+        plan = self.engine.plan(endpoint, body, OPENAI)
         return await play(request, plan)
 
     async def list_requests(self, request: web.Request) -> web.Response:
@@ -122,6 +123,8 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/_mock/requests", server.list_requests)
     app.router.add_delete("/_mock/requests", server.clear_requests)
+    # Other providers' wire formats: one ``<provider>_format.add_routes(app, server)`` line each,
+    # before the OpenAI catch-all below (aiohttp matches routes in registration order).
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.mock.openai_format import OPENAI
 from fastgate.providers.base import Call, Endpoint, LocalResponse
 from fastgate.providers.openai import OpenAICompatible
 
@@ -25,7 +26,7 @@ class MockProvider(OpenAICompatible):
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
-        plan = self.engine.plan(endpoint, call.body)
+        plan = self.engine.plan(endpoint, call.body, OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)

@@ -1,0 +1,99 @@
+# OpenAI chat.completion.chunk writer shared by every mapped provider's stream mapper.
+#
+# Chunks follow the openai SDK's ChatCompletionChunk type: every chunk carries id, created,
+# model and object; the first delta carries the role; tool-call deltas are keyed by index;
+# usage comes in one final chunk with empty choices, and only when the client asked for it
+# (stream_options.include_usage), as OpenAI does.
+
+import time as _time
+
+from fastgate.schema.openai import (
+    ChatCompletionChunk as _Chunk,
+    ChunkChoice as _ChunkChoice,
+    Delta as _Delta,
+    FunctionDelta as _FunctionDelta,
+    ToolCallDelta as _ToolCallDelta,
+    Usage as _Usage,
+)
+from fastgate.errors import error_body as _error_body
+
+import msgspec as _msgspec
+
+cdef object _encode_json = _msgspec.json.Encoder().encode
+cdef object _UNSET = _msgspec.UNSET
+cdef bytes _DATA = b"data: "
+cdef bytes _SSE_DONE = b"data: [DONE]\n\n"
+
+
+cdef inline bytes _frame(bytes payload):
+    return _DATA + payload + _BLANK
+
+
+def sse_frame(bytes payload):
+    """``data: <payload>\\n\\n``: one SSE event."""
+    return _frame(payload)
+
+
+cdef class ChunkWriter:
+    """Builds the SSE frames of one OpenAI chat stream."""
+
+    cdef readonly str id
+    cdef readonly str model
+    cdef readonly int created
+    cdef readonly object provider
+    cdef readonly bint include_usage
+    cdef bint _role_sent
+
+    def __init__(self, str id, str model, object provider=None, bint include_usage=False):
+        self.id = id
+        self.model = model
+        self.created = int(_time.time())
+        self.provider = provider if provider is not None else _UNSET
+        self.include_usage = include_usage
+        self._role_sent = False
+
+    cdef bytes _chunk(self, object delta, object finish_reason):
+        chunk = _Chunk(self.id, self.created, self.model, [_ChunkChoice(0, delta, finish_reason)],
+                       provider=self.provider)
+        if self.include_usage:
+            chunk.usage = None
+        return _frame(_encode_json(chunk))
+
+    cdef object _delta(self, dict fields):
+        if not self._role_sent:
+            self._role_sent = True
+            fields["role"] = "assistant"
+        return _Delta(**fields)
+
+    def role(self):
+        """The opening chunk: ``{"role": "assistant", "content": ""}``."""
+        return self._chunk(self._delta({"content": ""}), None)
+
+    def content(self, str text):
+        return self._chunk(self._delta({"content": text}), None)
+
+    def tool_call_start(self, int index, str call_id, str name, str arguments=""):
+        call = _ToolCallDelta(index, id=call_id, type="function",
+                              function=_FunctionDelta(name=name, arguments=arguments))
+        return self._chunk(self._delta({"tool_calls": [call]}), None)
+
+    def tool_call_arguments(self, int index, str arguments):
+        call = _ToolCallDelta(index, function=_FunctionDelta(arguments=arguments))
+        return self._chunk(self._delta({"tool_calls": [call]}), None)
+
+    def extra(self, **fields):
+        """A delta with non-OpenAI fields (``content_blocks``), for non-strict mode."""
+        return self._chunk(self._delta(fields), None)
+
+    def finish(self, str finish_reason, object usage=None):
+        """The finish chunk, then the usage chunk when asked for, then ``[DONE]``."""
+        out = self._chunk(self._delta({}), finish_reason)
+        if self.include_usage and usage is not None:
+            chunk = _Chunk(self.id, self.created, self.model, [], usage=usage, provider=self.provider)
+            out += _frame(_encode_json(chunk))
+        return out + _SSE_DONE
+
+    def error(self, str message, str type="api_error"):
+        """A mid-stream failure: an OpenAI error event, then ``[DONE]``."""
+        provider = None if self.provider is _UNSET else self.provider
+        return _frame(_error_body(502, message, type=type, provider=provider)) + _SSE_DONE

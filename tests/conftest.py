@@ -1,0 +1,85 @@
+"""Shared fixtures: real aiohttp servers on loopback: the gateway and the mock provider."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+from aiohttp.test_utils import TestServer
+
+from fastgate.mock.server import MOCK_KEY, MockServer, make_mock_app
+from fastgate.server.app import make_app
+from fastgate.settings import Settings
+
+
+class Upstream:
+    """A running mock provider: its base URL and what it received."""
+
+    def __init__(self, server: TestServer) -> None:
+        self.server = server
+        self.url = str(server.make_url("/v1"))
+        self.state: MockServer = server.app[MOCK_KEY]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        return self.state.records
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [msgspec.json.decode(r["body"]) if r["body"] else {} for r in self.state.records]
+
+
+class Gateway:
+    def __init__(self, server: TestServer, session: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.url = str(server.make_url(""))
+        self.session = session
+
+    async def post(
+        self, path: str, body: Any = None, headers: dict[str, str] | None = None, data: bytes | None = None
+    ) -> aiohttp.ClientResponse:
+        payload = data if data is not None else msgspec.json.encode(body)
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        return await self.session.post(self.url + path, data=payload, headers=hdrs)
+
+    async def get(self, path: str, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        return await self.session.get(self.url + path, headers=headers or {})
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Upstream:
+    server = await aiohttp_server(make_mock_app())
+    return Upstream(server)
+
+
+@pytest.fixture
+async def make_gateway(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> Any:
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def factory(**settings: Any) -> Gateway:
+        server = await aiohttp_server(make_app(Settings(**settings)))
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        return Gateway(server, session)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+async def gateway(make_gateway: Any) -> Gateway:
+    return await make_gateway()
+
+
+def openai_headers(upstream: Upstream, provider: str = "openai", key: str = "sk-test-123") -> dict[str, str]:
+    """Headers that send a request to the mock upstream as ``provider``."""
+    return {
+        "x-portkey-provider": provider,
+        "x-portkey-custom-host": upstream.url,
+        "Authorization": f"Bearer {key}",
+    }
