@@ -10,10 +10,11 @@ upstream resolver, before a socket is opened.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
-from fastgate.errors import bad_request
+from fastgate.errors import GatewayError, bad_request
 
 _METADATA_NAMES = frozenset(
     {
@@ -60,6 +61,8 @@ def address_verdict(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loo
 
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
+_VERDICT_CACHE_SIZE = 1024
 
 
 class HostPolicy:
@@ -69,14 +72,33 @@ class HostPolicy:
         self.allow_loopback = allow_loopback
         self._trusted = frozenset(t for t in trusted if not t.startswith("."))
         self._trusted_suffixes = tuple(t for t in trusted if t.startswith("."))
+        self._verdicts: dict[tuple[str, str], str | GatewayError] = {}
 
     def is_trusted(self, host: str) -> bool:
         h = host.lower().strip("[]")
         return h in self._trusted or h.endswith(self._trusted_suffixes)
 
     def check_url(self, url: str, field: str = "custom_host") -> str:
-        """The URL without a trailing slash, or a 400 saying why it is refused."""
-        if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        """The URL without a trailing slash, or a 400 saying why it is refused.
+
+        Clients send the same few hosts over and over, so verdicts are remembered (bounded).
+        """
+        key = (url, field)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            try:
+                verdict = self._check_url(url, field)
+            except GatewayError as exc:
+                verdict = exc
+            if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        if isinstance(verdict, GatewayError):
+            raise verdict
+        return verdict
+
+    def _check_url(self, url: str, field: str) -> str:
+        if _UNSAFE_CHARS.search(url):
             raise bad_request(f"Invalid {field}: control characters or spaces", param=field)
         try:
             parts = urlsplit(url)

@@ -15,10 +15,11 @@ from aiohttp import web
 
 from fastgate.observability.logs import configure_logging
 from fastgate.server import handlers
+from fastgate.server.dns import CachingResolver
 from fastgate.server.handlers import Gateway
+from fastgate.server.http1 import UpstreamPool
 from fastgate.server.middleware import error_middleware
 from fastgate.server.options import OptionsReader
-from fastgate.server.upstream import make_session
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 
@@ -35,11 +36,11 @@ def make_app(settings: Settings) -> web.Application:
     app[GATEWAY_KEY] = gateway
 
     async def open_pool(app: web.Application) -> None:
-        gateway.session = make_session(settings, policy)
+        gateway.pool = UpstreamPool(CachingResolver(policy), settings.connect_timeout, settings.read_timeout)
 
     async def close_pool(app: web.Application) -> None:
-        if gateway.session is not None:
-            await gateway.session.close()
+        if gateway.pool is not None:
+            await gateway.pool.close()
 
     app.on_startup.append(open_pool)
     app.on_cleanup.append(close_pool)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import msgspec
 from aiohttp import web
 
@@ -11,6 +10,7 @@ from fastgate.providers.base import Call, Endpoint
 from fastgate.providers.registry import get_provider
 from fastgate.routing.plan import plan_targets
 from fastgate.schema.openai import RequestView, view_decoder
+from fastgate.server.http1 import UpstreamPool
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
 from fastgate.server.streaming import write_stream
@@ -26,7 +26,7 @@ class Gateway:
     def __init__(self, settings: Settings, reader: OptionsReader) -> None:
         self.settings = settings
         self.reader = reader
-        self.session: aiohttp.ClientSession | None = None
+        self.pool: UpstreamPool | None = None
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -99,7 +99,7 @@ class Gateway:
         path: str = "",
         query: str = "",
     ) -> Outcome:
-        assert self.session is not None
+        assert self.pool is not None
         walker = plan_targets(opts.config)
         target = next(walker)
         while True:
@@ -116,7 +116,7 @@ class Gateway:
                 query=query,
                 headers=request.headers,
             )
-            outcome = await attempt(self.session, provider, call, stream)
+            outcome = await attempt(self.pool, provider, call, stream)
             try:
                 target = walker.send(outcome.status)
             except StopIteration:
@@ -147,7 +147,7 @@ async def _pipe_raw(request: web.Request, outcome: Outcome, headers: dict[str, s
     resp.content_type = outcome.content_type
     try:
         await resp.prepare(request)
-        async for chunk in upstream.content.iter_any():
+        async for chunk in upstream.chunks():
             await resp.write(chunk)
         await resp.write_eof()
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,10 +65,13 @@ class RequestOptions(msgspec.Struct, kw_only=True):
     cache_force_refresh: bool = False
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _clean(value: str, name: str) -> str:
     # aiohttp already refuses CR/LF in incoming headers; NUL and other controls are refused here so
     # nothing derived from a header can split an upstream request.
-    if any(ord(c) < 0x20 and c != "\t" for c in value):
+    if _CONTROL.search(value):
         raise bad_request(f"{name} contains control characters", param=name)
     return value
 

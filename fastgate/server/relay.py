@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import aiohttp
 import msgspec
 
 from fastgate.errors import error_body
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper
+from fastgate.server.http1 import UpstreamPool, UpstreamResponse, UpstreamTimeout
 
 #: Upstream response headers never relayed: hop-by-hop, or rewritten by the gateway.
 DROPPED_HEADERS = frozenset(
@@ -46,7 +46,7 @@ class Outcome(msgspec.Struct, kw_only=True):
     #: A complete body (JSON), already in OpenAI's shape.
     body: bytes | None = None
     #: An open upstream stream and the mapper that turns it into OpenAI SSE.
-    upstream: aiohttp.ClientResponse | None = None
+    upstream: UpstreamResponse | None = None
     events: AsyncIterator[bytes] | None = None
     mapper: StreamMapper | None = None
     content_type: str = "application/json"
@@ -59,8 +59,8 @@ class Outcome(msgspec.Struct, kw_only=True):
             self.upstream = None
 
 
-def relayed_headers(headers: aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in DROPPED_HEADERS}  # type: ignore[union-attr]
+def relayed_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
+    return {k: v for k, v in headers if k.lower() not in DROPPED_HEADERS}
 
 
 def timeout_outcome(provider: Provider, call: Call, timeout_ms: int) -> Outcome:
@@ -81,32 +81,41 @@ def failure_outcome(provider: Provider, call: Call, status: int, message: str) -
     )
 
 
-async def attempt(session: aiohttp.ClientSession, provider: Provider, call: Call, stream: bool) -> Outcome:
-    """Run one upstream call; upstream failures become outcomes (502/504/408), never exceptions."""
+async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
+    """Run one upstream call; upstream failures become outcomes (502/504/408), never exceptions.
+
+    ``request_timeout`` bounds the wait for the response to start (its head), as Portkey's does;
+    the configured read timeout bounds every wait for bytes after that.
+    """
     timeout_ms = call.target.request_timeout
     try:
         if timeout_ms:
-            async with asyncio.timeout(timeout_ms / 1000):
-                return await _attempt(session, provider, call, stream)
-        return await _attempt(session, provider, call, stream)
+            try:
+                async with asyncio.timeout(timeout_ms / 1000):
+                    head = await _start(pool, provider, call)
+            except UpstreamTimeout:
+                raise
+            except TimeoutError:
+                return timeout_outcome(provider, call, timeout_ms)
+        else:
+            head = await _start(pool, provider, call)
+        if isinstance(head, LocalResponse):
+            return _local_outcome(provider, call, head)
+        return await _finish(provider, call, head, stream)
     except TimeoutError:
-        if timeout_ms:
-            return timeout_outcome(provider, call, timeout_ms)
         return failure_outcome(provider, call, 504, "upstream timed out")
-    except aiohttp.ServerTimeoutError:
-        return failure_outcome(provider, call, 504, "upstream timed out")
-    except (aiohttp.ClientError, OSError) as exc:
-        return failure_outcome(provider, call, 502, f"upstream connection failed ({type(exc).__name__})")
+    except OSError as exc:
+        return failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
 
 
-async def _attempt(session: aiohttp.ClientSession, provider: Provider, call: Call, stream: bool) -> Outcome:
+async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> UpstreamResponse | LocalResponse:
     if provider.local:
-        local = await provider.respond(call)
-        return _local_outcome(provider, call, local, stream)
+        return await provider.respond(call)
     req = provider.request(call)
-    resp = await session.request(
-        req.method, req.url, data=req.body, headers=req.headers, allow_redirects=False
-    )
+    return await pool.request(req.method, req.url, req.headers, req.body)
+
+
+async def _finish(provider: Provider, call: Call, resp: UpstreamResponse, stream: bool) -> Outcome:
     headers = relayed_headers(resp.headers)
     status = resp.status
     if call.endpoint is Endpoint.PROXY:
@@ -120,10 +129,7 @@ async def _attempt(session: aiohttp.ClientSession, provider: Provider, call: Cal
             content_type=resp.content_type,
         )
     if status >= 300 or not stream:
-        try:
-            body = await resp.read()
-        finally:
-            resp.release()
+        body = await resp.read()
         if status >= 300:
             return Outcome(
                 status=status,
@@ -146,7 +152,7 @@ async def _attempt(session: aiohttp.ClientSession, provider: Provider, call: Cal
     )
 
 
-def _local_outcome(provider: Provider, call: Call, local: LocalResponse, stream: bool) -> Outcome:
+def _local_outcome(provider: Provider, call: Call, local: LocalResponse) -> Outcome:
     headers = {k: v for k, v in local.headers.items() if k.lower() not in DROPPED_HEADERS}
     if local.status >= 300:
         return Outcome(

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from fastgate.errors import error_body
 from fastgate.server.relay import Outcome
 
 _DONE = b"data: [DONE]\n\n"
-UPSTREAM_FAILURES = (aiohttp.ClientError, OSError, TimeoutError, ValueError)
+UPSTREAM_FAILURES = (OSError, TimeoutError, ValueError)
 
 
 def error_event(message: str, provider: str | None) -> bytes:
@@ -27,7 +26,7 @@ async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str
     mapper = outcome.mapper
     assert mapper is not None
     if outcome.upstream is not None:
-        source: AsyncIterator[bytes] = outcome.upstream.content.iter_any()
+        source: AsyncIterator[bytes] = outcome.upstream.chunks()
     else:
         assert outcome.events is not None
         source = outcome.events

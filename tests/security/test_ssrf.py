@@ -81,25 +81,22 @@ async def test_loopback_can_be_disallowed(make_gateway) -> None:
         assert resp.status == 400, host
 
 
-async def test_name_resolving_to_private_address_is_refused_at_connect() -> None:
+async def test_name_resolving_to_private_address_is_refused_at_connect(monkeypatch) -> None:
+    import asyncio
+    import socket
+
     from fastgate.errors import GatewayError
-    from fastgate.server.upstream import GuardedResolver
+    from fastgate.server.dns import CachingResolver
 
-    resolver = GuardedResolver(HostPolicy())
+    async def fake_getaddrinfo(host, port, **kwargs):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
 
-    class FakeInner:
-        async def resolve(self, host, port, family):
-            return [
-                {"hostname": host, "host": "10.1.2.3", "port": port, "family": family, "proto": 0, "flags": 0}
-            ]
-
-        async def close(self) -> None:
-            return None
-
-    resolver._inner = FakeInner()  # type: ignore[assignment]
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fake_getaddrinfo)
+    resolver = CachingResolver(HostPolicy())
     with pytest.raises(GatewayError, match="resolves to an address"):
         await resolver.resolve("innocent.example.com", 443)
-    await resolver.close()
+    trusting = CachingResolver(HostPolicy(trusted=("innocent.example.com",)))
+    assert await trusting.resolve("innocent.example.com", 443) == ["10.1.2.3"]
 
 
 def test_policy_unit_verdicts() -> None:

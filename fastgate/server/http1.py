@@ -1,0 +1,329 @@
+"""A lean pooled HTTP/1.1 client for upstream calls, on asyncio protocols and a compiled parser.
+
+aiohttp's ClientSession does a great deal per request that a relay does not need (cookie jars,
+redirect handling, tracing signals, multidicts, payload objects); here a request is one write of
+bytes built in one go, and a response is a compiled parser fed straight from ``data_received``.
+Connections are kept alive per origin; a request that fails on a reused connection before any
+response byte arrived (the server closed it while idle) is retried once on a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+from fastgate._transforms import HTTPParseError, ResponseParser
+from fastgate.errors import bad_request
+from fastgate.server.dns import CachingResolver
+
+_BAD_HEADER = re.compile(r"[\x00\r\n]")
+_HIGH_WATER = 1024 * 1024
+
+
+class UpstreamConnectionError(OSError):
+    """The upstream refused, reset or broke the connection, or spoke broken HTTP."""
+
+
+class UpstreamTimeout(TimeoutError):
+    """The upstream did not connect or send a byte within the configured time."""
+
+
+class Origin:
+    """What a connection is keyed by, parsed once per distinct base URL."""
+
+    __slots__ = ("host", "host_header", "key", "port", "tls")
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self.tls = scheme == "https"
+        self.host = host
+        self.port = port
+        default = 443 if self.tls else 80
+        shown = f"[{host}]" if ":" in host else host
+        self.host_header = shown if port == default else f"{shown}:{port}"
+        self.key = (scheme, host, port)
+
+
+def split_url(url: str, cache: dict[str, Origin]) -> tuple[Origin, str]:
+    """``(origin, request-target)`` for an absolute http(s) URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise bad_request(f"unsupported upstream URL scheme in {url[:60]!r}")
+    slash = rest.find("/")
+    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
+    cache_key = scheme + "://" + authority
+    origin = cache.get(cache_key)
+    if origin is None:
+        host, port_text = authority, ""
+        if authority.startswith("["):
+            end = authority.find("]")
+            host, port_text = authority[1:end], authority[end + 2 :]
+        elif authority.count(":") == 1:
+            host, port_text = authority.split(":")
+        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
+        origin = Origin(scheme, host.lower(), port)
+        if len(cache) > 4096:
+            cache.clear()
+        cache[cache_key] = origin
+    return origin, target
+
+
+class Connection(asyncio.Protocol):
+    """One kept-alive connection; carries one request/response at a time."""
+
+    def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
+        self.pool = pool
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.parser = ResponseParser()
+        self.closed = False
+        self.idle_since = 0.0
+        self.used = False
+        self._head: asyncio.Future[None] | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._paused = False
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            chunks = self.parser.feed(data)
+        except HTTPParseError as exc:
+            self._fail(UpstreamConnectionError(f"invalid HTTP from upstream: {exc}"))
+            return
+        if chunks:
+            self._chunks.extend(chunks)
+            self._buffered += sum(len(c) for c in chunks)
+            if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+        if self._head is not None and self.parser.head_done and not self._head.done():
+            self._head.set_result(None)
+        if self._waiter is not None and not self._waiter.done() and (chunks or self.parser.done):
+            self._waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.parser.reads_to_eof:
+            self.parser.feed_eof()
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+            return
+        if not self.parser.done:
+            reason = f" ({exc})" if exc else ""
+            self._fail(UpstreamConnectionError(f"upstream closed the connection{reason}"))
+
+    def pause_writing(self) -> None:  # request bodies are written whole; nothing to throttle
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- the client side
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        for fut in (self._head, self._waiter):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+        self.abort()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def send(self, request: bytes, head_request: bool, read_timeout: float) -> None:
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        self.parser.reset(head_request)
+        self._chunks.clear()
+        self._buffered = 0
+        self._error = None
+        self._head = loop.create_future()
+        self.transport.write(request)
+        try:
+            async with asyncio.timeout(read_timeout):
+                await self._head
+        except TimeoutError:
+            self.abort()
+            raise UpstreamTimeout("upstream sent no response in time") from None
+
+    async def next_chunk(self, read_timeout: float) -> bytes | None:
+        """The next body piece, or None at the end of the body."""
+        while not self._chunks:
+            if self.parser.done:
+                return None
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(read_timeout):
+                    await self._waiter
+            except TimeoutError:
+                self.abort()
+                raise UpstreamTimeout("upstream stalled mid-response") from None
+            finally:
+                self._waiter = None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        if self._paused and self._buffered < _HIGH_WATER // 2 and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    @property
+    def reusable(self) -> bool:
+        return not self.closed and self.parser.done and self.parser.keep_alive and not self.parser.leftover
+
+
+class UpstreamResponse:
+    """The head of an upstream response, and its body read whole or piece by piece."""
+
+    __slots__ = ("_conn", "_released", "content_type", "headers", "status")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._released = False
+        parser = conn.parser
+        self.status = parser.status
+        self.headers = parser.headers
+        self.content_type = (parser.content_type or "application/octet-stream").partition(";")[0].strip()
+
+    async def read(self) -> bytes:
+        parts = []
+        try:
+            while (chunk := await self._conn.next_chunk(self._conn.pool.read_timeout)) is not None:
+                parts.append(chunk)
+        except BaseException:
+            self.close()
+            raise
+        self.release()
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while (chunk := await self._conn.next_chunk(self._conn.pool.read_timeout)) is not None:
+                yield chunk
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give the connection back when the response was read to its end, else close it."""
+        if self._released:
+            return
+        self._released = True
+        conn = self._conn
+        if conn.reusable:
+            conn.pool.put(conn)
+        else:
+            conn.abort()
+
+    close = release
+
+
+class UpstreamPool:
+    """Kept-alive connections per origin, opened through the SSRF-guarded resolver."""
+
+    def __init__(
+        self,
+        resolver: CachingResolver,
+        connect_timeout: float,
+        read_timeout: float,
+        idle_timeout: float = 15.0,
+        max_idle_per_origin: int = 256,
+    ) -> None:
+        self.resolver = resolver
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout
+        self.max_idle = max_idle_per_origin
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._origins: dict[str, Origin] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def put(self, conn: Connection) -> None:
+        idle = self._idle.setdefault(conn.origin.key, [])
+        if len(idle) >= self.max_idle:
+            conn.abort()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    def _take(self, origin: Origin) -> Connection | None:
+        idle = self._idle.get(origin.key)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < self.idle_timeout:
+                return conn
+            conn.abort()
+        return None
+
+    async def _open(self, origin: Origin) -> Connection:
+        loop = asyncio.get_running_loop()
+        if origin.tls and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                addresses = await self.resolver.resolve(origin.host, origin.port)
+                last: OSError | None = None
+                for address in addresses:
+                    try:
+                        _, conn = await loop.create_connection(
+                            lambda: Connection(self, origin),
+                            address,
+                            origin.port,
+                            ssl=self._ssl if origin.tls else None,
+                            server_hostname=origin.host if origin.tls else None,
+                        )
+                        return conn
+                    except OSError as exc:
+                        last = exc
+                raise UpstreamConnectionError(f"cannot connect to {origin.host_header}: {last}")
+        except TimeoutError:
+            raise UpstreamTimeout(f"connecting to {origin.host_header} timed out") from None
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> UpstreamResponse:
+        origin, target = split_url(url, self._origins)
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
+        for name, value in headers.items():
+            if _BAD_HEADER.search(name) or _BAD_HEADER.search(value):
+                raise bad_request(f"header {name!r} contains a line break or NUL")
+            lines.append(f"{name}: {value}\r\n")
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body or b'')}\r\n")
+        lines.append("\r\n")
+        try:
+            head = "".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            raise bad_request("a header value is not Latin-1 text") from None
+        request = head + body if body else head
+        head_request = method == "HEAD"
+        conn = self._take(origin)
+        if conn is not None:
+            try:
+                await conn.send(request, head_request, self.read_timeout)
+                return UpstreamResponse(conn)
+            except UpstreamConnectionError:
+                if conn.parser.status:  # the upstream had begun to answer: not a stale connection
+                    raise
+        conn = await self._open(origin)
+        await conn.send(request, head_request, self.read_timeout)
+        return UpstreamResponse(conn)
+
+    async def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.abort()
+        self._idle.clear()
+        await self.resolver.close()

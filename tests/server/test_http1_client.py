@@ -1,0 +1,189 @@
+"""The upstream HTTP/1.1 client against raw loopback servers that misbehave on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastgate._transforms import HTTPParseError, ResponseParser
+from fastgate.errors import GatewayError
+from fastgate.server.dns import CachingResolver
+from fastgate.server.http1 import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
+from fastgate.ssrf import HostPolicy
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], "asyncio.Future[None] | object"]
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[[Handler], asyncio.Future[str]]]:
+    servers: list[asyncio.Server] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def start(handler: Handler) -> str:
+        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            try:
+                await handler(reader, writer)  # type: ignore[misc]
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start  # type: ignore[misc]
+    for writer in writers:
+        writer.close()
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[UpstreamPool]:
+    p = UpstreamPool(CachingResolver(HostPolicy()), connect_timeout=1.0, read_timeout=0.5)
+    yield p
+    await p.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+async def test_keepalive_reuses_one_connection(raw_server, pool: UpstreamPool) -> None:
+    connections = 0
+
+    async def handler(reader, writer):
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                await _read_request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    url = await raw_server(handler)
+    for _ in range(5):
+        resp = await pool.request("POST", url + "/v1/x", {"Content-Type": "application/json"}, b"{}")
+        assert resp.status == 200 and await resp.read() == b"ok"
+    assert connections == 1
+
+
+async def test_stale_idle_connection_is_retried_transparently(raw_server, pool: UpstreamPool) -> None:
+    served = 0
+
+    async def handler(reader, writer):
+        nonlocal served
+        await _read_request(reader)
+        served += 1
+        # Answer, then close: the pooled connection goes stale while idle.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    url = await raw_server(handler)
+    for _ in range(3):
+        resp = await pool.request("POST", url + "/", {}, b"{}")
+        assert await resp.read() == b"ok"
+        await asyncio.sleep(0.05)
+    assert served == 3
+
+
+async def test_chunked_body_and_trailers(raw_server, pool: UpstreamPool) -> None:
+    async def handler(reader, writer):
+        await _read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"
+        )
+        for piece in (b"data: 1\n\n", b"data: 2\n\n"):
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"0\r\nX-Done: 1\r\n\r\n")
+        await writer.drain()
+
+    url = await raw_server(handler)
+    resp = await pool.request("GET", url + "/s", {}, None)
+    assert resp.content_type == "text/event-stream"
+    assert [c async for c in resp.chunks()] == [b"data: 1\n\n", b"data: 2\n\n"]
+
+
+async def test_body_until_close_for_http10(raw_server, pool: UpstreamPool) -> None:
+    async def handler(reader, writer):
+        await _read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+
+    url = await raw_server(handler)
+    resp = await pool.request("GET", url, {}, None)
+    assert await resp.read() == b"all of it"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"NOT HTTP AT ALL\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+    ],
+)
+async def test_broken_answers_are_connection_errors(raw_server, pool: UpstreamPool, answer: bytes) -> None:
+    async def handler(reader, writer):
+        await _read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    url = await raw_server(handler)
+    with pytest.raises(UpstreamConnectionError):
+        resp = await pool.request("GET", url, {}, None)
+        await resp.read()
+
+
+async def test_stall_before_head_times_out(raw_server, pool: UpstreamPool) -> None:
+    async def handler(reader, writer):
+        await _read_request(reader)
+        await asyncio.sleep(5)
+
+    url = await raw_server(handler)
+    with pytest.raises(UpstreamTimeout):
+        await pool.request("GET", url, {}, None)
+
+
+async def test_refused_connection(pool: UpstreamPool, unused_tcp_port: int) -> None:
+    with pytest.raises(UpstreamConnectionError):
+        await pool.request("GET", f"http://127.0.0.1:{unused_tcp_port}/", {}, None)
+
+
+@pytest.mark.parametrize("value", ["a\r\nInjected: 1", "a\nb", "a\x00b"])
+async def test_header_injection_is_refused_before_sending(pool: UpstreamPool, value: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        await pool.request("GET", "http://127.0.0.1:9/", {"X-Forwarded": value}, None)
+    assert info.value.status == 400
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=5))
+def test_parser_never_crashes_on_arbitrary_bytes(blob: bytes, cuts: list[int]) -> None:
+    parser = ResponseParser()
+    start = 0
+    try:
+        for cut in [*sorted(c % (len(blob) + 1) for c in cuts), len(blob)]:
+            parser.feed(blob[start:cut])
+            start = cut
+    except HTTPParseError:
+        pass
