@@ -155,6 +155,11 @@ class Connection(asyncio.Protocol):
         except TimeoutError:
             self.abort()
             raise UpstreamTimeout("upstream sent no response in time") from None
+        except BaseException:
+            # Cancelled (the client went away, or a request_timeout fired): the upstream may still
+            # answer on this connection, so it can never be reused.
+            self.abort()
+            raise
 
     async def next_chunk(self, read_timeout: float) -> bytes | None:
         """The next body piece, or None at the end of the body."""

@@ -187,3 +187,20 @@ def test_parser_never_crashes_on_arbitrary_bytes(blob: bytes, cuts: list[int]) -
             start = cut
     except HTTPParseError:
         pass
+
+
+async def test_cancelled_wait_for_head_closes_the_connection(raw_server, pool: UpstreamPool) -> None:
+    closed = asyncio.Event()
+
+    async def handler(reader, writer):
+        await _read_request(reader)
+        await reader.read()  # returns when the client closes its side
+        closed.set()
+
+    url = await raw_server(handler)
+    task = asyncio.ensure_future(pool.request("GET", url, {}, None))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(closed.wait(), 2)
