@@ -67,10 +67,17 @@ def _abort(request: web.Request) -> None:
 
 
 async def play(request: web.Request, plan: MockPlan) -> web.StreamResponse:
-    """Carry out a plan on a real connection, failures included."""
+    """Carry out a plan on a real connection, failures included.
+
+    Beside the failures listed on ``Directives.fail``: ``wrong_content_type`` (a 200 text/plain
+    page), ``error_200`` (a 200 whose JSON body is an error), ``stall_body`` (half a body, then
+    silence) and ``endless`` (a body or stream that never ends).
+    """
     d = plan.directives
     if d.delay_ms:
         await asyncio.sleep(d.delay_ms / 1000)
+    if d.fail in _MORE_FAILURES:
+        return await _MORE_FAILURES[d.fail](request, plan)
     if d.fail == "drop":
         _abort(request)
         raise asyncio.CancelledError
@@ -122,6 +129,52 @@ async def play(request: web.Request, plan: MockPlan) -> web.StreamResponse:
         await resp.write(frame)
     await resp.write_eof()
     return resp
+
+
+async def _wrong_content_type(request: web.Request, plan: MockPlan) -> web.StreamResponse:
+    return web.Response(status=200, content_type="text/plain", text="upstream maintenance, back soon")
+
+
+async def _error_200(request: web.Request, plan: MockPlan) -> web.StreamResponse:
+    # Some OpenAI-compatible servers report failures with a 200 and an error object.
+    body = b'{"error": {"message": "model overloaded", "type": "server_error", "param": null, "code": null}}'
+    return web.Response(status=200, body=body, content_type="application/json")
+
+
+async def _stall_body(request: web.Request, plan: MockPlan) -> web.StreamResponse:
+    body = plan.body or b"".join(plan.frames or ())
+    resp = web.StreamResponse(status=200, headers={"Content-Length": str(len(body))})
+    resp.content_type = plan.content_type
+    await resp.prepare(request)
+    await resp.write(body[: len(body) // 2])
+    await asyncio.sleep(3600)
+    return resp
+
+
+async def _endless(request: web.Request, plan: MockPlan) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200)
+    resp.content_type = plan.content_type
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    if plan.frames is None:
+        await resp.write(b'{"id": "chatcmpl-endless", "padding": "')
+        piece = b"x" * 16384
+    else:
+        # The opening chunks, then the first content chunk again and again: no finish, no [DONE].
+        await resp.write(b"".join(plan.frames[:2]))
+        piece = plan.frames[1]
+    pause = max(plan.directives.chunk_delay_ms, 1.0) / 1000
+    while True:
+        await resp.write(piece)
+        await asyncio.sleep(pause)
+
+
+_MORE_FAILURES = {
+    "wrong_content_type": _wrong_content_type,
+    "error_200": _error_200,
+    "stall_body": _stall_body,
+    "endless": _endless,
+}
 
 
 def make_mock_app(defaults: Directives | None = None) -> web.Application:
