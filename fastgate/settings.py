@@ -27,6 +27,14 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Seconds to connect to an upstream, and to wait between its bytes, before a 504.
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    #: Longest a streamed answer may last, and largest complete upstream body read, before the
+    #: gateway gives up on an upstream that never ends (an error event, or a 502).
+    max_stream_seconds: float = 3600.0
+    max_response_bytes: int = 64 * 1024 * 1024
+    #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
+    max_in_flight: int = 2048
+    #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
+    shutdown_grace: float = 30.0
     #: Upstream connections kept open per host.
     pool_size: int = 1000
     log_level: str = "warning"

@@ -36,7 +36,13 @@ def make_app(settings: Settings) -> web.Application:
     app[GATEWAY_KEY] = gateway
 
     async def open_pool(app: web.Application) -> None:
-        gateway.pool = UpstreamPool(CachingResolver(policy), settings.connect_timeout, settings.read_timeout)
+        gateway.pool = UpstreamPool(
+            CachingResolver(policy),
+            settings.connect_timeout,
+            settings.read_timeout,
+            max_body=settings.max_response_bytes,
+            max_stream_seconds=settings.max_stream_seconds,
+        )
 
     async def close_pool(app: web.Application) -> None:
         if gateway.pool is not None:

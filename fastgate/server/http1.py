@@ -203,10 +203,16 @@ class UpstreamResponse:
         self.content_type = (parser.content_type or "application/octet-stream").partition(";")[0].strip()
 
     async def read(self) -> bytes:
+        """The whole body; an upstream that sends more than ``max_body`` bytes is cut off."""
         parts = []
+        pool = self._conn.pool
+        size = 0
         try:
-            while (chunk := await self._conn.next_chunk(self._conn.pool.read_timeout)) is not None:
+            while (chunk := await self._conn.next_chunk(pool.read_timeout)) is not None:
                 parts.append(chunk)
+                size += len(chunk)
+                if size > pool.max_body:
+                    raise UpstreamConnectionError(f"upstream body is larger than {pool.max_body} bytes")
         except BaseException:
             self.close()
             raise
@@ -214,8 +220,22 @@ class UpstreamResponse:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
+        """Body pieces as they arrive, for at most ``max_stream_seconds`` in all."""
+        pool = self._conn.pool
+        deadline = time.monotonic() + pool.max_stream_seconds
         try:
-            while (chunk := await self._conn.next_chunk(self._conn.pool.read_timeout)) is not None:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    chunk = await self._conn.next_chunk(min(pool.read_timeout, max(left, 0.0)))
+                except UpstreamTimeout:
+                    if left < pool.read_timeout:
+                        raise UpstreamTimeout(
+                            f"stream lasted longer than {pool.max_stream_seconds:g} s"
+                        ) from None
+                    raise
+                if chunk is None:
+                    return
                 yield chunk
         finally:
             self.release()
@@ -244,10 +264,15 @@ class UpstreamPool:
         read_timeout: float,
         idle_timeout: float = 15.0,
         max_idle_per_origin: int = 256,
+        *,
+        max_body: int = 64 * 1024 * 1024,
+        max_stream_seconds: float = 3600.0,
     ) -> None:
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.max_body = max_body
+        self.max_stream_seconds = max_stream_seconds
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
