@@ -18,7 +18,7 @@ from fastgate.server import handlers
 from fastgate.server.dns import CachingResolver
 from fastgate.server.handlers import Gateway
 from fastgate.server.http1 import UpstreamPool
-from fastgate.server.middleware import error_middleware
+from fastgate.server.middleware import admission_middleware, error_middleware
 from fastgate.server.options import OptionsReader
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
@@ -32,7 +32,10 @@ def make_app(settings: Settings) -> web.Application:
     gateway = Gateway(settings, OptionsReader(settings, policy))
     # The body limit is enforced by the handlers (413 from Content-Length before reading);
     # aiohttp's own limit is a backstop for chunked bodies.
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, admission_middleware(settings.max_in_flight)],
+    )
     app[GATEWAY_KEY] = gateway
 
     async def open_pool(app: web.Application) -> None:

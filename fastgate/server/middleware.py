@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from fastgate.errors import GatewayError, error_body, type_for_status
 
@@ -49,3 +49,34 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "Internal gateway error", type_="api_error")
+
+
+def admission_middleware(limit: int) -> Middleware:
+    """Back-pressure: at most ``limit`` API requests in flight in this worker, a 503 past it.
+
+    A counter, not a semaphore: a request over the limit is answered at once with
+    ``Retry-After`` instead of queueing, so a client faster than the upstream cannot make the
+    gateway hold an unbounded number of bodies, tasks and upstream connections. A request is
+    in flight until its response (a whole stream included) is written; each has at most one
+    upstream call open at a time, so this also bounds the upstream requests in flight.
+    """
+    in_flight = 0
+    message = f"The gateway is handling its limit of {limit} requests; retry shortly"
+
+    @web.middleware
+    async def admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal in_flight
+        if not request.path.startswith("/v1/"):
+            return await handler(request)
+        if in_flight >= limit:
+            # A new error each time: a re-raised instance would keep growing its traceback.
+            raise GatewayError(
+                503, message, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
+            )
+        in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            in_flight -= 1
+
+    return admit
