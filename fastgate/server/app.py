@@ -75,7 +75,9 @@ def _install_uvloop() -> None:
 
 async def serve(app: web.Application, settings: Settings, sock: socket.socket | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight requests for up to the grace period."""
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=30.0)
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=settings.shutdown_grace
+    )
     await runner.setup()
     if sock is not None:
         site: web.BaseSite = web.SockSite(runner, sock)
@@ -90,6 +92,8 @@ async def serve(app: web.Application, settings: Settings, sock: socket.socket | 
         loop.add_signal_handler(sig, stop.set)
     log.warning("fastgate listening on http://%s:%d (pid %d)", settings.host, settings.port, os.getpid())
     await stop.wait()
+    # Close the listener (new connections are refused), close idle keep-alive connections, let
+    # requests and streams in flight finish for up to the grace period, then cancel the rest.
     await runner.cleanup()
 
 
@@ -129,4 +133,4 @@ def run(settings: Settings) -> None:
         time.sleep(0.2)
     for p in procs:
         with contextlib.suppress(Exception):
-            p.join(timeout=35)
+            p.join(timeout=settings.shutdown_grace + 5)

@@ -1,0 +1,71 @@
+"""SIGTERM on a real ``fastgate serve`` process: in-flight requests and streams finish, new
+connections are refused, and the process exits 0; past the grace period it exits anyway."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.test_cli import free_port, running, wait_ready
+
+MOCK = {"x-portkey-provider": "mock"}
+
+
+def chat(stream: bool, **directives: Any) -> dict[str, Any]:
+    return {"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hi"}], "mock": directives}
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "the gateway did not exit"
+        await asyncio.sleep(0.05)
+    return proc.returncode
+
+
+async def refused(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_sigterm_drains_requests_and_streams_then_exits(workers: str) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    with running("serve", "--port", str(port), "--workers", workers) as proc:
+        wait_ready(f"http://127.0.0.1:{port}/health")
+        async with aiohttp.ClientSession() as session:
+            streams = [
+                await session.post(url, json=chat(True, chunks=10, chunk_delay_ms=150), headers=MOCK)
+                for _ in range(3)
+            ]
+            for resp in streams:
+                assert resp.status == 200
+                await resp.content.readuntil(b"\n\n")  # the stream is under way
+            plain = asyncio.ensure_future(session.post(url, json=chat(False, delay_ms=1000), headers=MOCK))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            assert await refused(port), "a new connection was accepted after SIGTERM"
+            for resp in streams:
+                body = await resp.read()
+                assert body.endswith(b"data: [DONE]\n\n")
+                assert b'"error"' not in body
+            answer = await plain
+            assert answer.status == 200
+            assert (await answer.json())["choices"][0]["message"]["content"] == "Mock reply to: hi"
+        assert await wait_exit(proc, 10) == 0
+        # The drain took as long as the longest stream, not the whole grace period.
+        assert time.monotonic() - started < 5
