@@ -9,3 +9,4 @@ buffer; module-level Python objects bound once at import.
 
 include "mapping/sse.pxi"
 include "mapping/chunks.pxi"
+include "mapping/cohere.pxi"
