@@ -122,7 +122,7 @@ cdef object _co_message(object m):
     return _CoMessage(role, content, tool_calls, tool_call_id)
 
 
-cdef object _co_tools(object req, dict fields):
+cdef void _co_tools(object req, dict fields):
     """Function tools and tool_choice. Cohere has no named choice: a named choice sends only
     that tool with ``REQUIRED``, which forces exactly that call."""
     choice = req.tool_choice

@@ -74,15 +74,14 @@ class CohereProvider(OpenAICompatible):
         return UpstreamRequest("POST", self.base(call).rstrip("/") + _PATHS[call.endpoint], headers, body)
 
     def response(self, call: Call, body: bytes) -> bytes:
-        if call.endpoint is Endpoint.PROXY:
-            return body
         strict = call.target.strict_open_ai_compliance
         if call.endpoint is Endpoint.CHAT:
             return cohere_chat_response(body, _model(call), strict)
         if call.endpoint is Endpoint.COMPLETIONS:
             return cohere_completion_response(body, _model(call), strict)
-        as_base64 = _encoding_format.decode(call.body).encoding_format == "base64"
-        return cohere_embed_response(body, _model(call), as_base64)
+        overrides = call.target.override_params or {}
+        encoding = overrides.get("encoding_format") or _encoding_format.decode(call.body).encoding_format
+        return cohere_embed_response(body, _model(call), encoding == "base64")
 
     def stream(self, call: Call) -> CohereStream:  # type: ignore[override]
         options = call.view.stream_options

@@ -8,6 +8,7 @@ import msgspec
 import openai
 import pytest
 
+from fastgate._transforms import cohere_chat_request
 from fastgate.mock.cohere_format import TEMPLATE_TOKENS
 from tests.conftest import Gateway, Upstream
 from tests.providers.replay import sdk
@@ -401,3 +402,63 @@ async def test_override_params_from_config(gateway: Gateway, upstream: Upstream)
     assert (got["temperature"], got["model"]) == (0.9, "command-r7b-12-2024")
     assert data["model"] == "command-r7b-12-2024"
     assert upstream.requests[0]["headers"]["Authorization"] == "Bearer co-config"
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "expected"),
+    [
+        (  # legacy function calling: the call and its answer share the function name as id
+            {
+                "messages": [
+                    {"role": "assistant", "function_call": {"name": "lookup", "arguments": '{"q":1}'}},
+                    {"role": "function", "name": "lookup", "content": "found"},
+                ]
+            },
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "id": "lookup",
+                                "type": "function",
+                                "function": {"name": "lookup", "arguments": '{"q":1}'},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "lookup", "content": "found"},
+                ]
+            },
+        ),
+        (  # Anthropic-style thinking, as Portkey accepts it, becomes Cohere's Thinking
+            {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            {"thinking": {"type": "enabled", "token_budget": 1024}},
+        ),
+        ({"tool_choice": "none"}, {"tool_choice": "NONE"}),
+        (  # audio has no Cohere equivalent; text parts of system turns stay text
+            {
+                "messages": [
+                    {"role": "system", "content": [{"type": "text", "text": "sys"}]},
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}},
+                            {"type": "text", "text": "hi"},
+                        ],
+                    },
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "system", "content": [{"type": "text", "text": "sys"}]},
+                    {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                ]
+            },
+        ),
+    ],
+)
+def test_request_mapping_details(request_fields: dict[str, Any], expected: dict[str, Any]) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **request_fields}
+    got = msgspec.json.decode(cohere_chat_request(msgspec.json.encode(body)))
+    want = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **expected}
+    assert got == want
