@@ -37,7 +37,9 @@ class AzureOpenAI(OpenAICompatible):
         super().__init__(
             "azure-openai",
             None,
-            option_headers={"openai_beta": "OpenAI-Beta", "azure_openai_beta": "OpenAI-Beta"},
+            auth_header="api-key",
+            auth_prefix="",
+            option_headers={"openai_beta": "OpenAI-Beta"},
             endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY}),
         )
 
@@ -55,11 +57,8 @@ class AzureOpenAI(OpenAICompatible):
         return host.rstrip("/") + "/openai"
 
     def auth_headers(self, call: Call) -> dict[str, str]:
-        headers = {
-            header: str(value)
-            for option, header in self.option_headers.items()
-            if (value := call.target.options.get(option))
-        }
+        """``api-key: <key>``, or ``Authorization: Bearer <Entra ID token>`` in its place."""
+        headers = super().auth_headers(call)
         token = _option(call, "azure_ad_token")
         mode = _option(call, "azure_auth_mode")
         if mode and mode != "entra":
@@ -72,9 +71,8 @@ class AzureOpenAI(OpenAICompatible):
             if not token:
                 raise bad_request("azure_auth_mode entra needs azure_ad_token", param="azure_ad_token")
         if token:
+            headers.pop("api-key", None)
             headers["Authorization"] = token if token.startswith("Bearer ") else f"Bearer {token}"
-        elif call.target.api_key:
-            headers["api-key"] = call.target.api_key
         return headers
 
     def _url(self, call: Call, operation: str, query: str = "") -> str:
