@@ -10,7 +10,7 @@ import openai
 import pytest
 from aiohttp.test_utils import TestServer
 
-from fastgate._transforms import CohereStream
+from fastgate._transforms import CohereStream, cohere_chat_response
 from tests.conftest import Gateway
 from tests.providers.replay import Replay, recorded, sdk, start_replay
 
@@ -160,3 +160,23 @@ def test_stream_without_message_end_ends_with_error() -> None:
     events = _events(out)
     assert events[-1] == b"data: [DONE]"
     assert b"stream ended before message-end" in events[-2]
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"billed_units": {"input_tokens": 17, "output_tokens": 25}}, (17, 25, 42)),
+        (
+            {"billed_units": {"input_tokens": 1}, "tokens": {"input_tokens": 9, "output_tokens": 2}},
+            (9, 2, 11),
+        ),
+    ],
+)
+def test_usage_prefers_tokens_and_falls_back_to_billed_units(
+    usage: dict[str, object], expected: tuple[int, int, int]
+) -> None:
+    body = msgspec.json.decode(recorded("cohere", "chat_response.json"))
+    body["usage"] = usage
+    answer = msgspec.json.decode(cohere_chat_response(msgspec.json.encode(body), "m"))
+    got = answer["usage"]
+    assert (got["prompt_tokens"], got["completion_tokens"], got["total_tokens"]) == expected
