@@ -130,8 +130,11 @@ cdef class SSERelay:
             if c != b"\n" and c != b"\r":
                 i += 1
                 continue
-            if c == b"\r" and i + 1 == n:
-                break  # may be the first half of a CRLF: decide on the next read
+            if c == b"\r" and i + 1 == n and i != line_start:
+                # A CR ending a non-blank line may be half of a CRLF whose LF would otherwise read
+                # as a blank line next time: rescan it with the next read. A CR ending a blank line
+                # dispatches now; a stray LF after it is an empty line outside any event.
+                break
             if i == line_start:
                 if ev_end >= 0:
                     if out is None:
@@ -150,7 +153,7 @@ cdef class SSERelay:
                         or (i - line_start == 11 and memcmp(p + line_start, b"data:[DONE]", 11) == 0)):
                     saw_done = True
                 ev_end = i
-            if c == b"\r" and p[i + 1] == b"\n":
+            if c == b"\r" and i + 1 < n and p[i + 1] == b"\n":
                 i += 1
             i += 1
             line_start = i

@@ -26,6 +26,8 @@ class MockServer:
     def __init__(self, defaults: Directives | None = None) -> None:
         self.engine = MockEngine(defaults)
         self.records: list[dict[str, Any]] = []
+        #: Responses being written now: tests watch it fall when a client goes away.
+        self.active = 0
 
     def record(self, request: web.Request, body: bytes) -> None:
         if len(self.records) >= RECORD_LIMIT:
@@ -45,7 +47,11 @@ class MockServer:
         self.record(request, body)
         endpoint = request.match_info["tail"]
         plan = self.engine.plan(endpoint, body, OPENAI)
-        return await play(request, plan)
+        self.active += 1
+        try:
+            return await play(request, plan)
+        finally:
+            self.active -= 1
 
     async def list_requests(self, request: web.Request) -> web.Response:
         return web.Response(body=_encode(self.records), content_type="application/json")

@@ -118,7 +118,7 @@ class OpenAICompatible(Provider):
                 headers[name] = value
         url = f"{self.base(call)}/{call.endpoint.value}"
         if call.endpoint is Endpoint.MODELS:
-            return UpstreamRequest("GET", url, headers, None)
+            return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", url, headers, apply_overrides(call.body, call.target.override_params))
 

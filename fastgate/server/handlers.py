@@ -45,7 +45,9 @@ class Gateway:
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         opts = self.reader.read(request.headers)
-        outcome = await self._route(request, opts, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False)
+        outcome = await self._route(
+            request, opts, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=request.query_string
+        )
         return await self._respond(request, opts, outcome)
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:

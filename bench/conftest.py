@@ -1,0 +1,33 @@
+"""Budgets as ratios: each benchmark records its median; a budget compares two from the same run.
+
+The machine is shared and noisy, so absolute times mean little; a compiled kernel and its
+pure-Python baseline measured back to back in one process share the same noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+MEDIANS: dict[str, float] = {}
+
+
+@pytest.fixture
+def measure(benchmark: Any, request: pytest.FixtureRequest) -> Any:
+    """``measure(fn, *args)``: benchmark ``fn`` and record its median under the test's name."""
+
+    def run(fn: Any, *args: Any) -> Any:
+        result = benchmark(fn, *args)
+        if benchmark.stats is not None:
+            MEDIANS[request.node.name] = benchmark.stats.stats.median
+        return result
+
+    return run
+
+
+def ratio(numerator: str, denominator: str) -> float:
+    """Median of one recorded benchmark over another's; skips when either did not run."""
+    if numerator not in MEDIANS or denominator not in MEDIANS:
+        pytest.skip("benchmarks disabled or not run in this session")
+    return MEDIANS[numerator] / MEDIANS[denominator]

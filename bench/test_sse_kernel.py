@@ -1,0 +1,122 @@
+"""SSE split + re-frame: the compiled kernel vs. the idiomatic pure-Python way.
+
+The workload is a realistic OpenAI stream (300 chunk events of ~230 bytes, CRLF line endings
+as some hosts send) arriving in network reads that cut events at arbitrary places. The
+baseline is what one writes in Python: normalise line endings with ``bytes.replace`` and cut
+with ``bytes.split`` (both already C), keeping the unfinished tail.
+"""
+
+from __future__ import annotations
+
+import random
+
+import msgspec
+import pytest
+
+from bench.conftest import ratio
+from fastgate._transforms import SSEDecoder, SSERelay
+
+
+def _stream() -> list[bytes]:
+    event = {
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-4o-mini",
+        "system_fingerprint": "fp_44709d6fcb",
+        "choices": [{"index": 0, "delta": {"content": "token "}, "logprobs": None, "finish_reason": None}],
+    }
+    payload = b"".join(b"data: " + msgspec.json.encode(event) + b"\r\n\r\n" for _ in range(300))
+    payload += b"data: [DONE]\r\n\r\n"
+    rng = random.Random(7)
+    reads, i = [], 0
+    while i < len(payload):
+        step = rng.randint(100, 700)
+        reads.append(payload[i : i + step])
+        i += step
+    return reads
+
+
+READS = _stream()
+
+
+class PyRelay:
+    """The idiomatic Python relay the kernel must beat."""
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.done:
+            return b""
+        buf = (self.tail + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        parts = buf.split(b"\n\n")
+        self.tail = parts.pop()
+        out = []
+        for part in parts:
+            event = part.strip(b"\n")
+            if not event:
+                continue
+            out.append(event + b"\n\n")
+            if event == b"data: [DONE]":
+                self.done = True
+                break
+        return b"".join(out)
+
+
+def py_decode(reads: list[bytes]) -> list[bytes]:
+    tail = b""
+    out = []
+    for chunk in reads:
+        buf = (tail + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        parts = buf.split(b"\n\n")
+        tail = parts.pop()
+        for part in parts:
+            data = [line[5:].lstrip(b" ") for line in part.split(b"\n") if line.startswith(b"data:")]
+            if data:
+                out.append(b"\n".join(data))
+    return out
+
+
+def relay_with(cls: type) -> bytes:
+    relay = cls()
+    return b"".join([relay.feed(r) for r in READS])
+
+
+def decode_compiled(reads: list[bytes]) -> list[bytes]:
+    dec = SSEDecoder()
+    return [data for chunk in reads for _, data in dec.feed(chunk)]
+
+
+def test_outputs_agree() -> None:
+    assert relay_with(SSERelay) == relay_with(PyRelay)
+    assert decode_compiled(READS) == py_decode(READS)
+
+
+@pytest.mark.benchmark(group="sse-relay")
+def test_relay_compiled(measure) -> None:
+    measure(relay_with, SSERelay)
+
+
+@pytest.mark.benchmark(group="sse-relay")
+def test_relay_python(measure) -> None:
+    measure(relay_with, PyRelay)
+
+
+@pytest.mark.benchmark(group="sse-decode")
+def test_decode_compiled(measure) -> None:
+    measure(decode_compiled, READS)
+
+
+@pytest.mark.benchmark(group="sse-decode")
+def test_decode_python(measure) -> None:
+    measure(py_decode, READS)
+
+
+def test_budget_compiled_kernels_beat_python() -> None:
+    relay = ratio("test_relay_compiled", "test_relay_python")
+    decode = ratio("test_decode_compiled", "test_decode_python")
+    print(f"\nrelay compiled/python = {relay:.2f}, decode compiled/python = {decode:.2f}")
+    assert relay < 1.0
+    assert decode < 1.0

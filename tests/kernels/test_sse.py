@@ -1,0 +1,111 @@
+"""The compiled SSE kernels: split anywhere, any line ending, never a half event out."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastgate._transforms import SSEDecoder, SSERelay
+
+EVENTS = [
+    b'data: {"a":1}',
+    b"event: ping\ndata: {}",
+    b": keep-alive",
+    b'data: {"b":"x\\ny"}',
+    b"data: [DONE]",
+]
+
+
+def _stream(events: list[bytes], eol: bytes) -> bytes:
+    return b"".join(e.replace(b"\n", eol) + eol + eol for e in events)
+
+
+def _relay_all(parts: list[bytes]) -> tuple[bytes, SSERelay]:
+    relay = SSERelay()
+    return b"".join(relay.feed(p) for p in parts), relay
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_relay_reframes_every_line_ending(eol: bytes) -> None:
+    out, relay = _relay_all([_stream(EVENTS, eol)])
+    assert out == b"".join(e.replace(b"\n", eol) + b"\n\n" for e in EVENTS)
+    assert relay.done and relay.events == len(EVENTS)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_relay_split_at_every_byte_gives_same_events(eol: bytes) -> None:
+    data = _stream(EVENTS, eol)
+    whole, _ = _relay_all([data])
+    for cut in range(1, len(data)):
+        out, relay = _relay_all([data[:cut], data[cut:]])
+        assert out == whole, cut
+        assert relay.done
+
+
+def test_relay_never_emits_a_partial_event() -> None:
+    relay = SSERelay()
+    assert relay.feed(b'data: {"a":') == b""
+    assert relay.feed(b"1}\n") == b""
+    assert relay.feed(b"\n") == b'data: {"a":1}\n\n'
+
+
+def test_relay_ignores_anything_after_done() -> None:
+    relay = SSERelay()
+    assert relay.feed(b"data: [DONE]\n\ndata: late\n\n") == b"data: [DONE]\n\n"
+    assert relay.feed(b"data: more\n\n") == b""
+
+
+def test_decoder_fields_and_multiline_data() -> None:
+    dec = SSEDecoder()
+    got = dec.feed(b'event: message_start\ndata: {"x":1}\n\n: comment\n\ndata: a\ndata:b\n\n')
+    assert got == [(b"message_start", b'{"x":1}'), (None, b"a\nb")]
+
+
+def test_decoder_crlf_split_between_reads_is_one_line_end() -> None:
+    dec = SSEDecoder()
+    assert dec.feed(b"data: a\r") == []
+    assert dec.feed(b"\ndata: b\r\n\r\n") == [(None, b"a\nb")]
+
+
+def test_decoder_close_flushes_an_unterminated_event() -> None:
+    dec = SSEDecoder()
+    assert dec.feed(b"data: tail") == []
+    assert dec.close() == [(None, b"tail")]
+
+
+payloads = st.lists(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")), max_size=8
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads, st.sampled_from([b"\n", b"\r\n", b"\r"]), st.data())
+def test_decoder_round_trips_any_payload_split_anywhere(
+    datas: list[bytes], eol: bytes, data: st.DataObject
+) -> None:
+    stream = b"".join(b"data: " + d + eol + eol for d in datas)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=5)))
+    dec = SSEDecoder()
+    got: list[tuple[bytes | None, bytes]] = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        got.extend(dec.feed(stream[start:cut]))
+        start = cut
+    got.extend(dec.close())
+    assert got == [(None, d) for d in datas]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=6))
+def test_arbitrary_bytes_never_crash_or_grow_output(blob: bytes, cuts: list[int]) -> None:
+    relay, dec = SSERelay(), SSEDecoder()
+    start = 0
+    total = 0
+    for cut in [*sorted(c % (len(blob) + 1) for c in cuts), len(blob)]:
+        total += len(relay.feed(blob[start:cut]))
+        dec.feed(blob[start:cut])
+        start = cut
+    dec.close()
+    # Re-framing adds at most the two-byte terminator per event.
+    assert total <= len(blob) + 2 * (blob.count(b"\n") + blob.count(b"\r") + 1)
