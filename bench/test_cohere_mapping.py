@@ -1,6 +1,6 @@
 """Cohere mapping cost against the msgspec floor: decoding the input into its Structs and
-encoding them back, which any mapping must at least do. Budget: 3x the floor, measured in the
-same run. Run: ``pytest bench/test_cohere_mapping.py --benchmark-group-by=group``."""
+encoding them back, which any mapping must at least do. Budget: 3x the floor's median, measured
+in the same run. Run: ``pytest bench/test_cohere_mapping.py --benchmark-group-by=group``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from bench.conftest import ratio
 from fastgate._transforms import CohereStream, cohere_chat_request, cohere_chat_response
 from fastgate.schema.cohere import cohere_chat_response_decoder, cohere_stream_event_decoder
 from fastgate.schema.openai import chat_decoder, json_encoder
@@ -59,15 +60,6 @@ _TOOLS = [e for e in (DATA / "chat_stream_tools.sse").read_bytes().split(b"\n\n"
 STREAM = b"\n\n".join(_TEXT[:-1] + _TOOLS[1:]) + b"\n\n"
 EVENTS = [line[len(b"data: ") :] for line in STREAM.splitlines() if line.startswith(b"data: ")]
 
-#: min seconds per group and side, filled as the benchmarks run (file order: floor, then mapping).
-_MIN: dict[str, dict[str, float]] = {}
-
-
-def _record(benchmark: Any, group: str, side: str) -> None:
-    stats = getattr(benchmark, "stats", None)
-    if stats is not None:
-        _MIN.setdefault(group, {})[side] = stats.stats.min
-
 
 def _stream_floor() -> None:
     for data in EVENTS:
@@ -95,16 +87,13 @@ CASES = {
 
 @pytest.mark.parametrize("side", ["floor", "mapping"])
 @pytest.mark.parametrize("group", list(CASES))
-def test_cohere(benchmark: Any, group: str, side: str) -> None:
+def test_cohere(benchmark: Any, measure: Any, group: str, side: str) -> None:
     benchmark.group = f"cohere-{group}"
     floor, mapping = CASES[group]
-    benchmark(floor if side == "floor" else mapping)
-    _record(benchmark, group, side)
+    measure(floor if side == "floor" else mapping)
 
 
-def test_ratios_within_budget() -> None:
-    if not all(len(sides) == 2 for sides in _MIN.values()) or len(_MIN) != len(CASES):
-        pytest.skip("benchmarks disabled or run partially")
-    ratios = {group: sides["mapping"] / sides["floor"] for group, sides in _MIN.items()}
+def test_budget_cohere_mapping_within_3x_of_msgspec_floor() -> None:
+    ratios = {g: ratio(f"test_cohere[{g}-mapping]", f"test_cohere[{g}-floor]") for g in CASES}
     print("\ncohere mapping / msgspec floor:", {g: round(r, 2) for g, r in ratios.items()})
     assert all(r <= BUDGET for r in ratios.values()), ratios
