@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aiohttp import web
 
@@ -12,12 +13,25 @@ def _serve(args: argparse.Namespace) -> int:
     from fastgate.settings import settings_from_env
 
     settings = settings_from_env(
+        config_path=args.config,
         host=args.host,
         port=args.port,
         workers=args.workers,
         default_provider=args.default_provider,
         log_level=args.log_level,
     )
+    if settings.config_path:
+        # Fail at start-up, with the bad entry named, rather than in every worker.
+        from fastgate.routing.server_config import load_server_config
+        from fastgate.ssrf import HostPolicy
+
+        try:
+            load_server_config(
+                settings.config_path, HostPolicy(settings.trusted_hosts, settings.allow_loopback)
+            )
+        except ValueError as exc:
+            print(f"fastgate: {exc}", file=sys.stderr)
+            return 2
     run(settings)
     return 0
 
@@ -47,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
-    serve.add_argument("--config", default=None, help="server config file (saved configs, defaults)")
+    serve.add_argument(
+        "--config", default=None, help="server config file, JSON or TOML (saved configs, model routes)"
+    )
     serve.add_argument(
         "--default-provider",
         default=None,

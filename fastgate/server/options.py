@@ -2,7 +2,9 @@
 
 Portkey's precedence: a config with ``provider`` or ``targets`` wins over the provider headers;
 a config without them is completed from the headers; the custom-host, forward-headers and
-timeout headers beat the config's values.
+timeout headers beat the config's values, on every target. ``x-portkey-config`` may also name
+a config saved in the server config file, and a request with neither config nor provider is
+routed by the server config (by model, else its default).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import bad_request
-from fastgate.routing.config import ConfigCache, ConfigNode
+from fastgate.routing.config import ConfigCache, ConfigNode, decode_config
+from fastgate.routing.plan import RoutePlan, compile_plan
+from fastgate.routing.server_config import SavedConfig, ServerConfig, load_server_config, saved
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 
@@ -60,7 +64,10 @@ class _TraceIds:
 
 class RequestOptions(msgspec.Struct, kw_only=True):
     trace_id: str
-    config: ConfigNode
+    #: The compiled routing plan; None when the server config routes by the body's ``model``.
+    plan: RoutePlan | None
+    #: Header values that beat every target's config (custom host, forward headers, timeout).
+    overrides: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     cache_force_refresh: bool = False
 
@@ -77,21 +84,45 @@ def _clean(value: str, name: str) -> str:
 
 
 class OptionsReader:
-    """Built once per server: holds the config cache and the SSRF policy."""
+    """Built once per server: holds the config cache, the SSRF policy and the server config."""
 
-    def __init__(self, settings: Settings, policy: HostPolicy) -> None:
+    def __init__(self, settings: Settings, policy: HostPolicy, server: ServerConfig | None = None) -> None:
         self.settings = settings
         self.policy = policy
-        self.configs = ConfigCache(policy)
+        if server is None:
+            server = (
+                load_server_config(settings.config_path, policy) if settings.config_path else ServerConfig()
+            )
+        self.server = server
+        self.configs: ConfigCache[SavedConfig] = ConfigCache(self._parse)
         self.trace_ids = _TraceIds()
+
+    def _parse(self, raw: str) -> SavedConfig:
+        if raw.lstrip().startswith("{"):
+            return saved(decode_config(raw, self.policy))
+        # Not JSON: the name of a config saved on the server (Portkey's hosted config ids).
+        entry = self.server.configs.get(raw.strip())
+        if entry is None:
+            raise bad_request(
+                f"Invalid config passed: no saved config is named {raw.strip()!r}", param="config"
+            )
+        return entry
+
+    def plan_for_model(self, model: str | None) -> RoutePlan:
+        return self.server.for_model(model)
 
     def read(self, headers: Mapping[str, str]) -> RequestOptions:
         get = headers.get
         trace_id = get("x-portkey-trace-id") or self.trace_ids.next()
         raw_config = get("x-portkey-config")
-        config = self.configs.get(raw_config) if raw_config else None
-        if config is None or not (config.provider or config.targets):
-            config = self._from_headers(headers, config)
+        plan: RoutePlan | None
+        if raw_config:
+            entry = self.configs.get(raw_config)
+            plan = entry.plan or compile_plan(self._from_headers(headers, entry.node))
+        elif get("x-portkey-provider") or not self.server.routes_by_model:
+            plan = compile_plan(self._from_headers(headers, None))
+        else:
+            plan = None
         overrides: dict[str, Any] = {}
         custom_host = get("x-portkey-custom-host")
         if custom_host:
@@ -112,8 +143,6 @@ class OptionsReader:
                 overrides["request_timeout"] = ms
         if get("x-portkey-strict-open-ai-compliance") == "false":
             overrides["strict_open_ai_compliance"] = False
-        if overrides:
-            config = msgspec.structs.replace(config, **overrides)
         metadata: dict[str, Any] = {}
         raw_metadata = get("x-portkey-metadata")
         if raw_metadata:
@@ -125,7 +154,8 @@ class OptionsReader:
                 ) from None
         return RequestOptions(
             trace_id=_clean(trace_id, "x-portkey-trace-id"),
-            config=config,
+            plan=plan,
+            overrides=overrides,
             metadata=metadata,
             cache_force_refresh="x-portkey-cache-force-refresh" in headers,
         )
