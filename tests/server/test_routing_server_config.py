@@ -31,10 +31,17 @@ default = "main"
 
 [configs.main]
 strategy = {{ mode = "fallback" }}
-targets = [
-  {{ provider = "openai", api_key = "sk-main-a", custom_host = "{host}", override_params = {{ mock = {{ status = 503 }} }} }},
-  {{ provider = "groq", api_key = "sk-main-b", custom_host = "{host}" }},
-]
+
+[[configs.main.targets]]
+provider = "openai"
+api_key = "sk-main-a"
+custom_host = "{host}"
+override_params = {{ mock = {{ status = 503 }} }}
+
+[[configs.main.targets]]
+provider = "groq"
+api_key = "sk-main-b"
+custom_host = "{host}"
 
 [configs.retrying]
 retry = {{ attempts = 2 }}
