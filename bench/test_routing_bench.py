@@ -7,6 +7,7 @@ does) is measured beside it so the table shows what the cache buys.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
@@ -59,19 +60,17 @@ def _build(raw: str) -> RoutePlan:
     return compile_plan(decode_config(raw, POLICY))
 
 
-def _plan_request(cache: ConfigCache[RoutePlan], breaker: CircuitBreaker) -> str:
+def _plan_request(cache: ConfigCache[str, RoutePlan], breaker: CircuitBreaker) -> str:
     walker = plan_targets(cache.get(CONFIG), doc=DOC, overrides=OVERRIDES, breaker=breaker)
     leaf = next(walker)
-    try:
+    with contextlib.suppress(StopIteration):
         walker.send((200, True))
-    except StopIteration:
-        pass
     return leaf.target.path
 
 
 @pytest.mark.benchmark(group="routing-plan")
 def test_plan_cached_nested_config(benchmark: Any) -> None:
-    cache: ConfigCache[RoutePlan] = ConfigCache(_build)
+    cache: ConfigCache[str, RoutePlan] = ConfigCache(_build)
     breaker = CircuitBreaker()
     path = benchmark(_plan_request, cache, breaker)
     assert path.startswith("config.targets[0].targets[")

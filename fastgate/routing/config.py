@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -19,6 +19,7 @@ from fastgate.errors import GatewayError, bad_request
 from fastgate.ssrf import HostPolicy
 
 DEFAULT_RETRY_STATUS = (429, 500, 502, 503, 504)
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
 
@@ -200,16 +201,16 @@ def _validate(node: ConfigNode, path: str, policy: HostPolicy) -> None:
         _validate(child, _at(path, f"targets[{i}]"), policy)
 
 
-class ConfigCache(Generic[T]):
+class ConfigCache(Generic[K, T]):
     """Built configs by header text: a client sends the same few configs over and over, so each
     distinct text is decoded, validated and compiled once (bad ones too: their error is kept)."""
 
-    def __init__(self, build: Callable[[str], T], size: int = 512) -> None:
+    def __init__(self, build: Callable[[K], T], size: int = 512) -> None:
         self._build = build
         self._size = size
-        self._items: OrderedDict[str, T | GatewayError] = OrderedDict()
+        self._items: OrderedDict[K, T | GatewayError] = OrderedDict()
 
-    def get(self, raw: str) -> T:
+    def get(self, raw: K) -> T:
         hit = self._items.get(raw)
         if hit is None:
             try:

@@ -63,7 +63,7 @@ class ServerConfig:
         self.providers = providers or {}
         self.models = models or {}
         self.default = default
-        self._catalog: ConfigCache[RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
+        self._catalog: ConfigCache[str, RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
 
     @property
     def routes_by_model(self) -> bool:

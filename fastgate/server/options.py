@@ -49,6 +49,8 @@ GENERIC = frozenset(
     }
 )
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
+#: A target built from headers: (config text, provider, key, provider options).
+HeaderPlanKey = tuple[str | None, str, str | None, tuple[tuple[str, str], ...]]
 
 
 class _TraceIds:
@@ -94,7 +96,12 @@ class OptionsReader:
                 load_server_config(settings.config_path, policy) if settings.config_path else ServerConfig()
             )
         self.server = server
-        self.configs: ConfigCache[SavedConfig] = ConfigCache(self._parse)
+        self.configs: ConfigCache[str, SavedConfig] = ConfigCache(self._parse)
+        self.header_plans: ConfigCache[HeaderPlanKey, RoutePlan] = ConfigCache(self._header_plan)
+        #: The SSRF verdict on each custom host header seen (a parse and address check each).
+        self.custom_hosts: ConfigCache[str, str] = ConfigCache(
+            lambda raw: policy.check_url(_clean(raw, "x-portkey-custom-host"))
+        )
         self.trace_ids = _TraceIds()
 
     def _parse(self, raw: str) -> SavedConfig:
@@ -113,20 +120,23 @@ class OptionsReader:
 
     def read(self, headers: Mapping[str, str]) -> RequestOptions:
         get = headers.get
-        trace_id = get("x-portkey-trace-id") or self.trace_ids.next()
+        given_trace_id = get("x-portkey-trace-id")
+        trace_id = _clean(given_trace_id, "x-portkey-trace-id") if given_trace_id else self.trace_ids.next()
         raw_config = get("x-portkey-config")
         plan: RoutePlan | None
         if raw_config:
             entry = self.configs.get(raw_config)
-            plan = entry.plan or compile_plan(self._from_headers(headers, entry.node))
+            plan = entry.plan or self.header_plans.get(
+                (raw_config, *self._header_target(headers, entry.node))
+            )
         elif get("x-portkey-provider") or not self.server.routes_by_model:
-            plan = compile_plan(self._from_headers(headers, None))
+            plan = self.header_plans.get((None, *self._header_target(headers, None)))
         else:
             plan = None
         overrides: dict[str, Any] = {}
         custom_host = get("x-portkey-custom-host")
         if custom_host:
-            overrides["custom_host"] = self.policy.check_url(_clean(custom_host, "x-portkey-custom-host"))
+            overrides["custom_host"] = self.custom_hosts.get(custom_host)
         forward = get("x-portkey-forward-headers")
         if forward:
             names = tuple(h.strip().lower() for h in forward.split(",") if h.strip())
@@ -153,14 +163,17 @@ class OptionsReader:
                     "x-portkey-metadata must be a JSON object", param="x-portkey-metadata"
                 ) from None
         return RequestOptions(
-            trace_id=_clean(trace_id, "x-portkey-trace-id"),
+            trace_id=trace_id,
             plan=plan,
             overrides=overrides,
             metadata=metadata,
             cache_force_refresh="x-portkey-cache-force-refresh" in headers,
         )
 
-    def _from_headers(self, headers: Mapping[str, str], config: ConfigNode | None) -> ConfigNode:
+    def _header_target(
+        self, headers: Mapping[str, str], config: ConfigNode | None
+    ) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
+        """Provider, key and provider options from the headers (Portkey §3.4)."""
         provider = headers.get("x-portkey-provider") or self.settings.default_provider
         if not provider:
             if config is not None:
@@ -173,12 +186,18 @@ class OptionsReader:
         api_key = auth[7:] if auth and auth.startswith("Bearer ") else auth
         if not api_key and provider == "anthropic":
             api_key = headers.get("x-api-key")
-        options: dict[str, Any] = {}
+        options: list[tuple[str, str]] = []
         for name, value in headers.items():
             lower = name.lower()
             if lower.startswith(PREFIX) and lower[len(PREFIX) :] not in GENERIC:
-                options[lower[len(PREFIX) :].replace("-", "_")] = _clean(value, lower)
-        base = config or ConfigNode()
-        return msgspec.structs.replace(
-            base, provider=provider, api_key=api_key or None, options={**base.options, **options}
+                options.append((lower[len(PREFIX) :].replace("-", "_"), _clean(value, lower)))
+        return provider, api_key or None, tuple(options)
+
+    def _header_plan(self, key: HeaderPlanKey) -> RoutePlan:
+        """A plan for a target named by headers; clients send the same few, so it is cached."""
+        raw_config, provider, api_key, options = key
+        base = self.configs.get(raw_config).node if raw_config else ConfigNode()
+        node = msgspec.structs.replace(
+            base, provider=provider, api_key=api_key, options={**base.options, **dict(options)}
         )
+        return compile_plan(node)
