@@ -1,4 +1,4 @@
-"""``fastgate serve | mock``."""
+"""``fastgate serve | mock | check-config``."""
 
 from __future__ import annotations
 
@@ -22,18 +22,33 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if settings.config_path:
         # Fail at start-up, with the bad entry named, rather than in every worker.
-        from fastgate.routing.server_config import load_server_config
-        from fastgate.ssrf import HostPolicy
-
-        try:
-            load_server_config(
-                settings.config_path, HostPolicy(settings.trusted_hosts, settings.allow_loopback)
-            )
-        except ValueError as exc:
-            print(f"fastgate: {exc}", file=sys.stderr)
-            return 2
+        status = _check(settings.config_path, settings.trusted_hosts, settings.allow_loopback)
+        if status:
+            return status
     run(settings)
     return 0
+
+
+def _check(path: str, trusted_hosts: tuple[str, ...] = (), allow_loopback: bool = True) -> int:
+    from fastgate.routing.server_config import load_server_config
+    from fastgate.ssrf import HostPolicy
+
+    try:
+        load_server_config(path, HostPolicy(trusted_hosts, allow_loopback))
+    except ValueError as exc:
+        print(f"fastgate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from fastgate.settings import settings_from_env
+
+    settings = settings_from_env()
+    status = _check(args.file, settings.trusted_hosts, settings.allow_loopback)
+    if not status:
+        print(f"{args.file}: ok")
+    return status
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -78,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--chunk-delay-ms", type=float, default=0.0)
     mock.add_argument("--delay-ms", type=float, default=0.0, help="wait before each response")
     mock.set_defaults(func=_mock)
+    check = sub.add_parser("check-config", help="validate a server config file (JSON or TOML)")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
     return parser
 
 

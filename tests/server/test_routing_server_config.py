@@ -6,8 +6,6 @@ A plain OpenAI SDK client that only changed its ``base_url`` is routed by the ga
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import msgspec
 import openai
 import pytest
 
+from fastgate.cli import main
 from fastgate.routing.server_config import build_server_config
 from fastgate.ssrf import HostPolicy
 from tests.conftest import Gateway, Upstream
@@ -188,15 +187,30 @@ def test_bad_server_config_names_the_entry(data: dict[str, Any], fragment: str) 
     assert fragment in str(info.value)
 
 
-def test_serve_refuses_a_bad_config_file_at_start_up(tmp_path: Path) -> None:
+def test_serve_refuses_a_bad_config_file_at_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('[configs.a]\nstrategy = { mode = "sideways" }\ntargets = [{ provider = "openai" }]\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "fastgate", "serve", "--config", str(path), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert "configs.a: " in done.stderr and "strategy.mode" in done.stderr
+    assert main(["serve", "--config", str(path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "configs.a: " in err and "strategy.mode" in err
+
+
+def test_check_config_command(
+    tmp_path: Path, upstream_free_toml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", str(upstream_free_toml)]) == 0
+    assert "ok" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"models": {"m": {"provider": "openai", "weight": -2}}}')
+    assert main(["check-config", str(bad)]) == 2
+    assert "models.m: " in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "missing.toml")]) == 2
+
+
+@pytest.fixture
+def upstream_free_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "ok.toml"
+    path.write_text('default = "a"\n[configs.a]\nprovider = "openai"\napi_key = "sk-x"\n')
+    return path
