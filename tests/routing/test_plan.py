@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastgate.errors import GatewayError
 from fastgate.routing.breaker import CircuitBreaker
@@ -387,3 +389,18 @@ def test_walks_are_independent_per_request() -> None:
     seeded = random.Random(7)
     picks = {_first(plan, seeded.random) for _ in range(50)}
     assert picks == {"config.targets[0]", "config.targets[1]"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    weights=st.lists(st.sampled_from([0, 0, 0.5, 1, 2, 3, 7.25, 1e-3, 1e6]), min_size=1, max_size=8).filter(
+        any
+    ),
+    rand=st.one_of(st.floats(min_value=0.0, max_value=1.0, exclude_max=True), st.just(1.0 - 2**-53)),
+)
+def test_loadbalance_never_picks_weight_zero(weights: list[float], rand: float) -> None:
+    plan = plan_of(
+        {"strategy": {"mode": "loadbalance"}, "targets": [t(str(i), weight=w) for i, w in enumerate(weights)]}
+    )
+    [path] = run(plan, rng=lambda: rand)
+    assert weights[int(path.removeprefix("config.targets[").rstrip("]"))] > 0

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
+import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -384,3 +385,27 @@ async def test_circuit_opens_skips_target_then_probes(make_gateway: Any, upstrea
     await asyncio.sleep(0.35)
     resp = await gateway.post("/v1/chat/completions", CHAT, hdrs)
     assert keys(upstream)[5:] == ["flaky", "ok"], "after the cool-down one probe goes through"
+
+
+async def test_openai_sdk_streams_through_a_fallback_with_retries(
+    make_gateway: Any, upstream: Upstream
+) -> None:
+    gateway: Gateway = await make_gateway(**FAST)
+    config = {
+        **fallback(
+            target(upstream, "a", fail="empty_stream"), target(upstream, "b", fail_first=1, key="sdk")
+        ),
+        "retry": {"attempts": 1},
+    }
+    client = openai.AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="unused", max_retries=0, default_headers=headers(config)
+    )
+    async with client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "stream me"}], stream=True
+        )
+        assert raw.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+        assert raw.headers["x-portkey-retry-attempt-count"] == "1"
+        text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+    assert text == "Mock reply to: stream me"
+    assert keys(upstream) == ["a", "a", "b", "b"]
