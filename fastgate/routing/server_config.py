@@ -63,18 +63,13 @@ class ServerConfig:
         self.providers = providers or {}
         self.models = models or {}
         self.default = default
+        #: Requests without routing headers are routed here (by model, else the default).
+        self.routes_by_model = bool(self.models or self.providers or self.default)
+        #: Some plan reached by model reads ``params.*``: decode the body whole, once.
+        self.needs_params = any(
+            p.needs_params for p in [*self.models.values(), *([default] if default else [])]
+        )
         self._catalog: ConfigCache[str, RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
-
-    @property
-    def routes_by_model(self) -> bool:
-        """Requests without routing headers are routed here (by model, else the default)."""
-        return bool(self.models or self.providers or self.default)
-
-    @property
-    def needs_params(self) -> bool:
-        """Some plan reached by model reads ``params.*``: decode the body whole, once."""
-        plans = [*self.models.values(), *([self.default] if self.default else [])]
-        return any(p.needs_params for p in plans)
 
     def for_model(self, model: str | None) -> RoutePlan:
         """The plan for a request that named no provider and no config."""

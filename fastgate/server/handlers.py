@@ -68,7 +68,8 @@ class Gateway:
     async def metrics(self, request: web.Request) -> web.Response:
         """Prometheus text: the circuit state of every upstream target that has failed."""
         return web.Response(
-            text=self.breaker.prometheus(), content_type="text/plain", headers={"Cache-Control": "no-cache"}
+            body=self.breaker.prometheus().encode(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Cache-Control": "no-cache"},
         )
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:

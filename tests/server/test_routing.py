@@ -378,7 +378,9 @@ async def test_circuit_opens_skips_target_then_probes(make_gateway: Any, upstrea
     resp = await gateway.post("/v1/chat/completions", CHAT, hdrs)
     assert resp.status == 200
     assert keys(upstream)[4:] == ["ok"], "an open circuit is skipped"
-    metrics = await (await gateway.get("/metrics")).text()
+    scrape = await gateway.get("/metrics")
+    assert scrape.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    metrics = await scrape.text()
     assert 'fastgate_circuit_state{provider="openai",host="' + upstream.url + '"' in metrics
     assert "} 1\n" in metrics.split("fastgate_circuit_state{")[1]
     assert "flaky" not in metrics
