@@ -46,6 +46,17 @@ class Settings(msgspec.Struct, kw_only=True):
     breaker_cooldown_s: float = 30.0
 
 
+#: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_BREAKER_THRESHOLD``).
+_ROUTING_LIMITS = (
+    "max_retry_attempts",
+    "retry_base_ms",
+    "retry_cap_ms",
+    "retry_after_budget_ms",
+    "breaker_threshold",
+    "breaker_cooldown_s",
+)
+
+
 def settings_from_env(**overrides: object) -> Settings:
     """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win."""
     values: dict[str, object] = {}
@@ -59,5 +70,10 @@ def settings_from_env(**overrides: object) -> Settings:
         values["config_path"] = os.environ["FASTGATE_CONFIG"] or None
     if "FASTGATE_LOG_LEVEL" in os.environ:
         values["log_level"] = os.environ["FASTGATE_LOG_LEVEL"]
+    for name in _ROUTING_LIMITS:
+        env = f"FASTGATE_{name.upper()}"
+        if env in os.environ:
+            values[name] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return msgspec.convert(values, Settings)
+    # Environment values are strings: numbers are read as numbers (strict=False).
+    return msgspec.convert(values, Settings, strict=False)

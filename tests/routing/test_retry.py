@@ -17,6 +17,7 @@ from fastgate.routing.retry import (
     decide,
     retry_after_ms,
 )
+from fastgate.settings import settings_from_env
 
 POLICY = RetryPolicy(base_ms=100, factor=2, cap_ms=1000, jitter=0.5, retry_after_budget_ms=5000)
 
@@ -104,3 +105,12 @@ def test_decide(
     expected: RetryDecision,
 ) -> None:
     assert decide(POLICY, retry, done, status, headers, waited, 0.5) == expected
+
+
+def test_routing_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FASTGATE_MAX_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("FASTGATE_RETRY_BASE_MS", "2.5")
+    monkeypatch.setenv("FASTGATE_BREAKER_COOLDOWN_S", "7")
+    settings = settings_from_env(port=9)
+    assert (settings.max_retry_attempts, settings.retry_base_ms, settings.breaker_cooldown_s) == (3, 2.5, 7.0)
+    assert settings.port == 9 and settings.breaker_threshold == 5
