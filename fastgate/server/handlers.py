@@ -161,6 +161,9 @@ class Gateway:
                 leaf = walker.send((outcome.status, outcome.reached))
             except StopIteration:
                 return outcome
+            except BaseException:  # a conditional further down found no target: free this answer
+                outcome.release()
+                raise
             outcome.release()
 
     async def _try(self, leaf: Leaf, provider: Provider, call: Call, stream: bool) -> Outcome:

@@ -411,3 +411,21 @@ async def test_openai_sdk_streams_through_a_fallback_with_retries(
         text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
     assert text == "Mock reply to: stream me"
     assert keys(upstream) == ["a", "a", "b", "b"]
+
+
+async def test_conditional_without_a_match_after_a_failure_is_400(
+    make_gateway: Any, upstream: Upstream
+) -> None:
+    gateway: Gateway = await make_gateway(**FAST)
+    conditional = {
+        "strategy": {
+            "mode": "conditional",
+            "conditions": [{"query": {"metadata.tier": "pro"}, "then": "pro"}],
+        },
+        "targets": [{**target(upstream, "pro"), "name": "pro"}],
+    }
+    config = fallback(target(upstream, "a", status=500), conditional)
+    resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
+    assert resp.status == 400
+    assert "no condition matched" in (await resp.json())["error"]["message"]
+    assert keys(upstream) == ["a"]
