@@ -52,6 +52,17 @@ class GatewayError(Exception):
         return _encode(ErrorBody(detail, self.provider))
 
 
+class InvalidUpstreamAnswer(ValueError):
+    """A 2xx upstream answer that cannot be relayed: not JSON, or an error object under a 200.
+
+    ``error`` holds the upstream's error body when it sent one, so its message reaches the client.
+    """
+
+    def __init__(self, message: str, error: bytes | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 

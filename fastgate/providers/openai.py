@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from fastgate._transforms import SSERelay
-from fastgate.errors import GatewayError
+from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
 from fastgate.schema.openai import json_encoder, object_decoder
 
@@ -30,6 +32,32 @@ _HOP_BY_HOP = frozenset(
         "accept-encoding",
     }
 )
+
+
+class _AnswerProbe(msgspec.Struct):
+    """What is checked of a 2xx body relayed untouched: that it is JSON, and not an error."""
+
+    error: Any = None
+
+
+_probe = msgspec.json.Decoder(_AnswerProbe).decode
+
+
+def check_answer(body: bytes) -> None:
+    """Refuse a 2xx body that is not a JSON object, or that carries an ``error`` object.
+
+    One validating pass that builds nothing but the error (other fields are skipped), so a
+    relayed body stays cheap; without it a truncated or HTML body would reach the client as a
+    200 ``application/json`` answer its SDK cannot parse.
+    """
+    try:
+        probe = _probe(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidUpstreamAnswer(
+            f"upstream answered 200 with a body that is not a JSON object ({exc})"
+        ) from None
+    if probe.error is not None:
+        raise InvalidUpstreamAnswer("upstream answered 200 with an error", error=body)
 
 
 class PassthroughStream:
@@ -138,6 +166,7 @@ class OpenAICompatible(Provider):
         return UpstreamRequest(call.method, url, headers, body or None)
 
     def response(self, call: Call, body: bytes) -> bytes:
+        check_answer(body)
         suffix = self._provider_suffix
         if suffix and body.endswith(b"}") and call.endpoint is not Endpoint.PROXY:
             return body[:-1] + suffix

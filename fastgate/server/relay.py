@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from fastgate.errors import error_body
+from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper
 from fastgate.server.http1 import UpstreamPool, UpstreamResponse
 
@@ -87,6 +87,11 @@ class _Primed:
         return await self._rest.__anext__()
 
 
+#: Content types that are not a stream, whatever was asked for (every provider streams SSE or AWS
+#: event-stream): such an answer to a stream request is read whole and reported as a failure.
+_NOT_A_STREAM = frozenset({"application/json", "text/html", "text/plain"})
+
+
 class _NoFirstByte(Exception):
     """The upstream said 200, then its stream ended before sending anything."""
 
@@ -134,7 +139,7 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
             if outcome.mapper is not None:
                 await _read_ahead(outcome)
         if outcome.upstream is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
-            await _read_body(outcome)
+            await _read_body(outcome, stream)
         return outcome
     except TimeoutError:
         if timeout_ms and deadline.expired():
@@ -161,23 +166,45 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
     if call.endpoint is Endpoint.PROXY:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
         outcome.content_type = resp.content_type
-    elif stream and resp.status < 300:
+    elif stream and resp.status < 300 and resp.content_type not in _NOT_A_STREAM:
         outcome.mapper = provider.stream(call)
         outcome.content_type = "text/event-stream"
     return outcome
 
 
-async def _read_body(outcome: Outcome) -> None:
+async def _read_body(outcome: Outcome, stream: bool) -> None:
     """A complete answer: read it, and map it (or its error) to OpenAI's shape."""
     resp = outcome.upstream
     assert resp is not None
     outcome.upstream = None
     body = await resp.read()  # gives the connection back, or closes it on failure
-    provider, call = outcome.provider, outcome.call
     if outcome.status >= 300:
-        outcome.body = provider.error(outcome.status, body)
+        outcome.body = outcome.provider.error(outcome.status, body)
+    elif stream:
+        # Asked for a stream, got a document (an error page, or a JSON error under a 200).
+        reason = f"upstream answered a stream request with {resp.content_type}, not a stream"
+        _invalid_answer(outcome, InvalidUpstreamAnswer(reason, error=body))
     else:
-        outcome.body = provider.response(call, body)
+        _map_answer(outcome, body)
+
+
+def _map_answer(outcome: Outcome, body: bytes) -> None:
+    try:
+        outcome.body = outcome.provider.response(outcome.call, body)
+    except ValueError as exc:  # not JSON, wrong shape, bad UTF-8, or an error under a 200
+        _invalid_answer(outcome, exc)
+
+
+def _invalid_answer(outcome: Outcome, exc: ValueError) -> None:
+    """A 2xx answer that cannot be relayed becomes a 502 saying why (and what the upstream said)."""
+    provider = outcome.provider
+    outcome.status = 502
+    error = exc.error if isinstance(exc, InvalidUpstreamAnswer) else None
+    if error is not None and error.lstrip().startswith(b"{"):
+        outcome.body = provider.error(502, error)
+    else:
+        message = f"{provider.name} error: {exc}"
+        outcome.body = error_body(502, message, type="api_error", provider=provider.name)
 
 
 async def _read_ahead(outcome: Outcome) -> None:
@@ -223,10 +250,6 @@ def _local_outcome(provider: Provider, call: Call, local: LocalResponse) -> Outc
             mapper=provider.stream(call),
             content_type="text/event-stream",
         )
-    return Outcome(
-        status=local.status,
-        provider=provider,
-        call=call,
-        headers=headers,
-        body=provider.response(call, local.body),
-    )
+    outcome = Outcome(status=local.status, provider=provider, call=call, headers=headers)
+    _map_answer(outcome, local.body)
+    return outcome
