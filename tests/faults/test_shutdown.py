@@ -18,7 +18,12 @@ MOCK = {"x-portkey-provider": "mock"}
 
 
 def chat(stream: bool, **directives: Any) -> dict[str, Any]:
-    return {"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hi"}], "mock": directives}
+    return {
+        "model": "m",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}],
+        "mock": directives,
+    }
 
 
 async def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int:
