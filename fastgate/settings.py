@@ -64,6 +64,16 @@ _ROUTING_LIMITS = (
     "breaker_cooldown_s",
 )
 
+#: Timeouts and limits of the server also read from ``FASTGATE_<NAME>`` (``FASTGATE_SHUTDOWN_GRACE``).
+_SERVER_LIMITS = (
+    "connect_timeout",
+    "read_timeout",
+    "max_stream_seconds",
+    "max_response_bytes",
+    "max_in_flight",
+    "shutdown_grace",
+)
+
 
 def settings_from_env(**overrides: object) -> Settings:
     """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win."""
@@ -78,7 +88,7 @@ def settings_from_env(**overrides: object) -> Settings:
         values["config_path"] = os.environ["FASTGATE_CONFIG"] or None
     if "FASTGATE_LOG_LEVEL" in os.environ:
         values["log_level"] = os.environ["FASTGATE_LOG_LEVEL"]
-    for name in _ROUTING_LIMITS:
+    for name in (*_ROUTING_LIMITS, *_SERVER_LIMITS):
         env = f"FASTGATE_{name.upper()}"
         if env in os.environ:
             values[name] = os.environ[env]

@@ -52,13 +52,13 @@ async def test_sigterm_drains_requests_and_streams_then_exits(workers: str) -> N
         wait_ready(f"http://127.0.0.1:{port}/health")
         async with aiohttp.ClientSession() as session:
             streams = [
-                await session.post(url, json=chat(True, chunks=10, chunk_delay_ms=150), headers=MOCK)
+                await session.post(url, json=chat(True, chunks=8, chunk_delay_ms=100), headers=MOCK)
                 for _ in range(3)
             ]
             for resp in streams:
                 assert resp.status == 200
                 await resp.content.readuntil(b"\n\n")  # the stream is under way
-            plain = asyncio.ensure_future(session.post(url, json=chat(False, delay_ms=1000), headers=MOCK))
+            plain = asyncio.ensure_future(session.post(url, json=chat(False, delay_ms=600), headers=MOCK))
             await asyncio.sleep(0.2)
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
@@ -74,3 +74,23 @@ async def test_sigterm_drains_requests_and_streams_then_exits(workers: str) -> N
         assert await wait_exit(proc, 10) == 0
         # The drain took as long as the longest stream, not the whole grace period.
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.timeout(60)
+async def test_streams_longer_than_the_grace_period_are_cut_and_the_process_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FASTGATE_SHUTDOWN_GRACE", "1")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    with running("serve", "--port", str(port)) as proc:
+        wait_ready(f"http://127.0.0.1:{port}/health")
+        async with aiohttp.ClientSession() as session:
+            resp = await session.post(url, json=chat(True, chunks=40, chunk_delay_ms=200), headers=MOCK)
+            await resp.content.readuntil(b"\n\n")
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert await wait_exit(proc, 10) == 0
+            assert 0.8 < time.monotonic() - started < 4
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await resp.read()  # cut off: the 8 s stream could not finish
