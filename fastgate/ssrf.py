@@ -94,7 +94,7 @@ class HostPolicy:
                 self._verdicts.clear()
             self._verdicts[key] = verdict
         if isinstance(verdict, GatewayError):
-            raise verdict
+            raise verdict.with_traceback(None)  # a fresh traceback: re-raising grows the old one
         return verdict
 
     def _check_url(self, url: str, field: str) -> str:

@@ -223,5 +223,5 @@ class ConfigCache(Generic[K, T]):
         else:
             self._items.move_to_end(raw)
         if isinstance(hit, GatewayError):
-            raise hit
+            raise hit.with_traceback(None)  # a fresh traceback: re-raising grows the old one
         return hit
