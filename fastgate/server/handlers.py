@@ -16,6 +16,7 @@ from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RequestView, object_decoder, view_decoder
+from fastgate.server.bodycheck import check_duplicate_keys, check_text
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
@@ -104,6 +105,7 @@ class Gateway:
         plan = opts.plan
         needs_params = plan.needs_params if plan is not None else self.reader.server.needs_params
         params: dict[str, Any] | None = None
+        check_text(body)
         try:
             if needs_params:
                 # Conditions read ``params.*``: decode the body whole once and take the view from it.
@@ -115,6 +117,9 @@ class Gateway:
             raise bad_request(f"Invalid request body: {exc}") from None
         except msgspec.DecodeError as exc:
             raise bad_request(f"Request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise bad_request("Request body is nested too deeply") from None
+        check_duplicate_keys(body)
         if plan is None:
             plan = self.reader.plan_for_model(view.model)
         outcome = await self._route(
