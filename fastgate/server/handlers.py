@@ -10,13 +10,13 @@ import msgspec
 from aiohttp import web
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
 from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RequestView, object_decoder, view_decoder
-from fastgate.server.bodycheck import check_duplicate_keys, check_text
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
