@@ -61,8 +61,9 @@ class Gateway:
     async def models(self, request: web.Request) -> web.StreamResponse:
         opts = self.reader.read(request.headers)
         plan = opts.plan or self.reader.plan_for_model(None)
+        query = request.rel_url.raw_query_string  # still percent-encoded, as in proxy()
         outcome = await self._route(
-            request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=request.query_string
+            request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query
         )
         return await self._respond(request, opts, outcome)
 
@@ -77,9 +78,12 @@ class Gateway:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
         body = await self._read_body(request)
         opts = self.reader.read(request.headers)
-        path = request.match_info["tail"]
+        path = request.match_info["tail"]  # decoded: judged as the upstream will read it
         if ".." in path.split("/") or "\\" in path:
             raise bad_request("Invalid path", code="invalid_path")
+        # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
+        # request line and %252e%252e would reach the upstream as "..".
+        url = request.rel_url
         outcome = await self._route(
             request,
             opts,
@@ -88,8 +92,8 @@ class Gateway:
             body,
             _EMPTY_VIEW,
             stream=True,
-            path="/" + path,
-            query=request.query_string,
+            path=url.raw_path[len("/v1") :],
+            query=url.raw_query_string,
         )
         return await self._respond(request, opts, outcome)
 

@@ -21,6 +21,9 @@ from fastgate.errors import bad_request
 from fastgate.server.dns import CachingResolver
 
 _BAD_HEADER = re.compile(r"[\x00\r\n]")
+#: A request-target is visible ASCII (RFC 9112 §3.2, RFC 3986): a space or line break in it
+#: would end the request line early and let the rest be read as headers.
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 _HIGH_WATER = 1024 * 1024
 
 
@@ -325,6 +328,8 @@ class UpstreamPool:
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> UpstreamResponse:
         origin, target = split_url(url, self._origins)
+        if _BAD_TARGET.search(target):
+            raise bad_request("the upstream URL has a space, control or non-ASCII character in its path")
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
         for name, value in headers.items():
             if _BAD_HEADER.search(name) or _BAD_HEADER.search(value):
