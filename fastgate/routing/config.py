@@ -16,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.jsontext import duplicate_key
 from fastgate.ssrf import HostPolicy
 
 DEFAULT_RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -154,9 +155,15 @@ def decode_config(raw: str, policy: HostPolicy) -> ConfigNode:
     """A validated config tree from the ``x-portkey-config`` JSON text."""
     try:
         data = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        raise bad_request("Invalid config passed: not valid JSON", param="config") from None
-    return config_from_data(data, policy)
+        # Configs are cached by text, so this second look costs once per distinct config.
+        duplicate = duplicate_key(raw)
+        if duplicate is not None:
+            raise bad_request(f"Invalid config passed: the key {duplicate!r} appears more than once")
+        return config_from_data(data, policy)
+    except msgspec.DecodeError as exc:
+        raise bad_request(f"Invalid config passed: not valid JSON ({exc})", param="config") from None
+    except RecursionError:
+        raise bad_request("Invalid config passed: nested too deeply", param="config") from None
 
 
 def config_from_data(data: Any, policy: HostPolicy) -> ConfigNode:

@@ -46,7 +46,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _json_error(exc.status, messages.get(exc.status, exc.reason), headers=headers)
     except (ConnectionResetError, ConnectionError):
         raise
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
+            # aiohttp decodes header bytes with surrogateescape: invalid UTF-8 in a header
+            # surfaces wherever its text is first encoded again (a config, a key hash), as this.
+            return _json_error(400, "A request header is not valid UTF-8")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "Internal gateway error", type_="api_error")
 

@@ -162,6 +162,10 @@ class OptionsReader:
                 raise bad_request(
                     "x-portkey-metadata must be a JSON object", param="x-portkey-metadata"
                 ) from None
+            except RecursionError:
+                raise bad_request(
+                    "x-portkey-metadata is nested too deeply", param="x-portkey-metadata"
+                ) from None
         return RequestOptions(
             trace_id=trace_id,
             plan=plan,
