@@ -28,8 +28,17 @@ _METADATA_NAMES = frozenset(
 )
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _BLOCKED_SUFFIXES = (".internal", ".local", ".localdomain", ".intranet", ".lan", ".home", ".corp", ".onion")
-# AWS IMDS over IPv6, and Alibaba's metadata address, beside the link-local 169.254/16.
-_METADATA_NETS = (ipaddress.ip_network("fd00:ec2::/32"), ipaddress.ip_network("100.100.100.200/32"))
+# AWS IMDS over IPv6, Alibaba's and Oracle Cloud's metadata addresses, beside the link-local
+# 169.254/16.
+_METADATA_NETS = (
+    ipaddress.ip_network("fd00:ec2::/32"),
+    ipaddress.ip_network("100.100.100.200/32"),
+    ipaddress.ip_network("192.0.0.192/32"),
+)
+#: A last label that is a number: no top-level domain is all-numeric (RFC 3696 §2), so such a
+#: name is an address in a notation ``inet_aton`` refused here (``0169.254.169.254``,
+#: ``1.2.3.4.5``) that another resolver might still read as one.
+_NUMERIC_LABEL = re.compile(r"(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)$")
 
 
 def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -47,8 +56,9 @@ def parse_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 def address_verdict(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> str | None:
     """Why an address is refused, or None when it may be called."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv4 carried inside IPv6 (mapped ::ffff:a.b.c.d, 6to4 2002:aabb:ccdd::) is judged as IPv4.
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     if ip.is_link_local or any(ip in net for net in _METADATA_NETS):
         return "link-local or cloud metadata address"
     if ip.is_loopback:
@@ -132,6 +142,8 @@ class HostPolicy:
             return address_verdict(ip, self.allow_loopback)
         if h in _METADATA_NAMES:
             return "cloud metadata host"
+        if _NUMERIC_LABEL.search(h):
+            return "a numeric host name that is not a valid address"
         if h in _LOCAL_NAMES or h.endswith(".localhost"):
             return None if self.allow_loopback else "loopback host"
         if h.endswith(_BLOCKED_SUFFIXES):
