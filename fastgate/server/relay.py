@@ -178,7 +178,9 @@ async def _read_body(outcome: Outcome, stream: bool) -> None:
     assert resp is not None
     outcome.upstream = None
     body = await resp.read()  # gives the connection back, or closes it on failure
-    if outcome.status >= 300:
+    if 300 <= outcome.status < 400:
+        _redirected(outcome)
+    elif outcome.status >= 300:
         outcome.body = outcome.provider.error(outcome.status, body)
     elif stream:
         # Asked for a stream, got a document (an error page, or a JSON error under a 200).
@@ -186,6 +188,19 @@ async def _read_body(outcome: Outcome, stream: bool) -> None:
         _invalid_answer(outcome, InvalidUpstreamAnswer(reason, error=body))
     else:
         _map_answer(outcome, body)
+
+
+def _redirected(outcome: Outcome) -> None:
+    """An API call answered with a redirect: a 502, and the ``Location`` is not passed on.
+
+    Redirects are never followed (the target was judged by the SSRF policy, the redirect's
+    target was not); relaying one would invite the client's SDK to follow it instead.
+    """
+    provider = outcome.provider
+    message = f"{provider.name} error: upstream answered with a redirect ({outcome.status}), not followed"
+    outcome.status = 502
+    outcome.headers = {k: v for k, v in outcome.headers.items() if k.lower() != "location"}
+    outcome.body = error_body(502, message, type="api_error", provider=provider.name)
 
 
 def _map_answer(outcome: Outcome, body: bytes) -> None:
