@@ -181,13 +181,33 @@ async def _read_body(outcome: Outcome, stream: bool) -> None:
     if 300 <= outcome.status < 400:
         _redirected(outcome)
     elif outcome.status >= 300:
-        outcome.body = outcome.provider.error(outcome.status, body)
+        outcome.body = _without_secrets(outcome.provider.error(outcome.status, body), outcome.call)
     elif stream:
         # Asked for a stream, got a document (an error page, or a JSON error under a 200).
         reason = f"upstream answered a stream request with {resp.content_type}, not a stream"
         _invalid_answer(outcome, InvalidUpstreamAnswer(reason, error=body))
     else:
         _map_answer(outcome, body)
+
+
+_SECRET_OPTION = ("key", "secret", "token", "password")
+
+
+def _without_secrets(body: bytes, call: Call) -> bytes:
+    """An error body with the credentials this call sent cut out.
+
+    Some upstreams quote the key they were sent in their error message ("Incorrect API key
+    provided: sk-..."); relayed as is, it would reach logs and dashboards that store errors.
+    """
+    target = call.target
+    secrets = [target.api_key] if target.api_key else []
+    secrets += [
+        v for k, v in target.options.items() if isinstance(v, str) and any(s in k for s in _SECRET_OPTION)
+    ]
+    for secret in secrets:
+        if len(secret) >= 8:
+            body = body.replace(secret.encode(), b"[REDACTED]")
+    return body
 
 
 def _redirected(outcome: Outcome) -> None:
