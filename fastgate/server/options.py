@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import bad_request
+from fastgate.observability.logs import redact
 from fastgate.routing.config import ConfigCache, ConfigNode, decode_config
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.routing.server_config import SavedConfig, ServerConfig, load_server_config, saved
@@ -110,9 +111,9 @@ class OptionsReader:
         # Not JSON: the name of a config saved on the server (Portkey's hosted config ids).
         entry = self.server.configs.get(raw.strip())
         if entry is None:
-            raise bad_request(
-                f"Invalid config passed: no saved config is named {raw.strip()!r}", param="config"
-            )
+            # Echoed redacted and cut short: a key pasted here by mistake must not come back.
+            shown = redact(raw.strip())[:64]
+            raise bad_request(f"Invalid config passed: no saved config is named {shown!r}", param="config")
         return entry
 
     def plan_for_model(self, model: str | None) -> RoutePlan:
