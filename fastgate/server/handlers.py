@@ -223,6 +223,8 @@ async def _pipe_raw(request: web.Request, outcome: Outcome, headers: dict[str, s
         async for chunk in upstream.chunks():
             await resp.write(chunk)
         await resp.write_eof()
+    except ConnectionError:
+        pass  # the client went away mid-answer: see write_stream
     finally:
         outcome.release()
     return resp

@@ -57,6 +57,10 @@ async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str
             if mapper.done:
                 break
         await resp.write_eof()
+    except ConnectionError:
+        # The client went away between two writes (before the handler was cancelled): nothing
+        # is left to tell it, and not an error of the gateway's to log.
+        pass
     finally:
         outcome.release()
     return resp

@@ -8,6 +8,7 @@ mock upstream in this process.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiohttp
@@ -156,3 +157,20 @@ async def test_many_requests_over_one_keepalive_connection(gateway: Gateway, ups
                 assert resp.headers.get("Connection", "keep-alive").lower() != "close"
                 await resp.read()
     assert opened == 1
+
+
+async def test_a_client_gone_mid_stream_is_not_logged_as_an_error(
+    gateway: Gateway, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A fast stream, dropped after its first event: some writes land after the client is gone.
+    payload = msgspec.json.encode({**CHAT, "stream": True, "mock": {"chunks": 2000}})
+    with caplog.at_level(logging.ERROR):
+        for _ in range(15):
+            reader, writer = await connect(gateway)
+            writer.write(raw_request(gateway, openai_headers(upstream), len(payload)) + payload)
+            await reader.readuntil(b"data: ")
+            writer.transport.abort()
+        assert await settles(lambda: upstream.state.active == 0)
+        await asyncio.sleep(0.2)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors][:3]
