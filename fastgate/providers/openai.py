@@ -169,7 +169,8 @@ class OpenAICompatible(Provider):
         check_answer(body)
         suffix = self._provider_suffix
         if suffix and body.endswith(b"}") and call.endpoint is not Endpoint.PROXY:
-            return body[:-1] + suffix
+            head = body[:-1].rstrip()
+            return head + (suffix[1:] if head.endswith(b"{") else suffix)  # "{}": no comma
         return body
 
     def stream(self, call: Call) -> PassthroughStream:
