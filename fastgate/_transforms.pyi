@@ -57,6 +57,35 @@ class CohereStream:
     done: bool
     def __init__(
         self, model: str, include_usage: bool = False, strict: bool = True, text: bool = False
+
+# ---- anthropic (mapping/anthropic.pxi)
+
+DEFAULT_MAX_TOKENS: int
+
+def openai_chat_to_anthropic(
+    body: bytes,
+    overrides: dict[str, object] | None = None,
+    *,
+    body_version: str | None = None,
+    send_model: bool = True,
+    default_max_tokens: int = 4096,
+) -> bytes: ...
+def openai_completion_to_anthropic(
+    body: bytes,
+    overrides: dict[str, object] | None = None,
+    *,
+    body_version: str | None = None,
+    send_model: bool = True,
+    default_max_tokens: int = 4096,
+) -> bytes: ...
+def anthropic_to_openai_chat(body: bytes, provider: str, strict: bool = True) -> bytes: ...
+def anthropic_to_openai_completion(body: bytes, provider: str) -> bytes: ...
+def anthropic_models_to_openai(body: bytes, provider: str) -> bytes: ...
+
+class AnthropicStream:
+    done: bool
+    def __init__(
+        self, provider: str, include_usage: bool = False, strict: bool = True, text_completion: bool = False
     ) -> None: ...
     def feed(self, chunk: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
