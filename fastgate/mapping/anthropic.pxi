@@ -455,7 +455,12 @@ def anthropic_to_openai_completion(bytes body, str provider):
 
 def anthropic_models_to_openai(bytes body, str provider):
     """``GET /v1/models`` (ModelInfo list) as OpenAI's model list."""
-    listing = _models_decoder.decode(body)
+    try:
+        listing = _models_decoder.decode(body)
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        raise _GatewayError(502, f"Invalid response received from {provider}: "
+                            f"{body[:500].decode('utf-8', 'replace')}", type="api_error",
+                            provider=provider)
     cards = []
     for info in listing.data:
         try:
