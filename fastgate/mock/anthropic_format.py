@@ -239,9 +239,17 @@ def stream_frames(message: dict[str, Any], d: Directives) -> list[bytes]:
             args = _encode(block["input"]).decode()
             # The first input_json_delta is often empty, as Anthropic's own streams show.
             deltas = [{"type": "input_json_delta", "partial_json": ""}]
-            deltas += [{"type": "input_json_delta", "partial_json": p} for p in split_chunks(args, d.chunks) if p]
+            # JSON fragments split anywhere, even inside a string, as Anthropic's do.
+            size = -(-len(args) // max(1, d.chunks))
+            deltas += [
+                {"type": "input_json_delta", "partial_json": args[i : i + size]}
+                for i in range(0, len(args), size)
+            ]
         frames.append(
-            _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
+            _event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opening},
+            )
         )
         if index == 0:
             frames.append(_event("ping", {"type": "ping"}))
@@ -266,7 +274,12 @@ def stream_frames(message: dict[str, Any], d: Directives) -> list[bytes]:
 
 def models() -> bytes:
     data = [
-        {"type": "model", "id": m, "display_name": m.replace("-", " ").title(), "created_at": "2025-02-19T00:00:00Z"}
+        {
+            "type": "model",
+            "id": m,
+            "display_name": m.replace("-", " ").title(),
+            "created_at": "2025-02-19T00:00:00Z",
+        }
         for m in MOCK_MODELS
     ]
     return _encode({"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]})

@@ -59,7 +59,9 @@ class AnthropicProvider(OpenAICompatible):
             return UpstreamRequest("GET", f"{base}/models", headers, None)
         headers["Content-Type"] = "application/json"
         to_anthropic = (
-            openai_completion_to_anthropic if call.endpoint is Endpoint.COMPLETIONS else openai_chat_to_anthropic
+            openai_completion_to_anthropic
+            if call.endpoint is Endpoint.COMPLETIONS
+            else openai_chat_to_anthropic
         )
         try:
             body = to_anthropic(call.body, call.target.override_params)

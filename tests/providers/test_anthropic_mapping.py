@@ -138,7 +138,9 @@ def test_tool_choice_without_tools_is_not_sent() -> None:
 
 def test_json_schema_response_format_becomes_output_config() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}
-    got = to_anthropic(chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
+    got = to_anthropic(
+        chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    )
     assert got["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
@@ -197,9 +199,15 @@ def test_file_parts_plain_text_and_file_id() -> None:
 @pytest.mark.parametrize(
     "message",
     [
-        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}],
+        },
         {"role": "function", "name": "f", "content": "x"},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,notbase64"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png,notbase64"}}],
+        },
     ],
 )
 def test_unmappable_input_is_a_400(message: dict[str, Any]) -> None:
@@ -248,7 +256,10 @@ def test_tool_use_message_becomes_tool_calls() -> None:
         ("toolu_01A09q90qw90lq917835lq9", "function", "get_weather"),
         ("toolu_01B19q90qw90lq917835lq0", "function", "get_weather"),
     ]
-    assert json.loads(calls[0]["function"]["arguments"]) == {"location": "San Francisco, CA", "unit": "celsius"}
+    assert json.loads(calls[0]["function"]["arguments"]) == {
+        "location": "San Francisco, CA",
+        "unit": "celsius",
+    }
     assert got["choices"][0]["finish_reason"] == "tool_calls"
     assert "cache_read_input_tokens" not in got["usage"]
 
@@ -294,7 +305,9 @@ def test_finish_reasons(stop_reason: str | None, finish: str) -> None:
 def test_completion_response_is_text_completion() -> None:
     got = json.loads(anthropic_to_openai_completion(load("message_text.json"), "anthropic"))
     assert got["object"] == "text_completion"
-    assert got["choices"] == [{"index": 0, "text": "Hi! My name is Claude.", "finish_reason": "stop", "logprobs": None}]
+    assert got["choices"] == [
+        {"index": 0, "text": "Hi! My name is Claude.", "finish_reason": "stop", "logprobs": None}
+    ]
 
 
 def test_models_list() -> None:
@@ -316,7 +329,12 @@ def test_unrecognised_2xx_body_is_a_502() -> None:
 def test_error_body_keeps_anthropic_type_and_adds_provider() -> None:
     got = json.loads(get_provider("anthropic").error(529, load("error_overloaded.json")))
     assert got == {
-        "error": {"message": "anthropic error: Overloaded", "type": "overloaded_error", "param": None, "code": None},
+        "error": {
+            "message": "anthropic error: Overloaded",
+            "type": "overloaded_error",
+            "param": None,
+            "code": None,
+        },
         "provider": "anthropic",
     }
 
@@ -423,7 +441,12 @@ def test_error_event_ends_the_stream_with_an_error_chunk() -> None:
     chunks = events(out)
     assert chunks[1]["choices"][0]["delta"] == {"content": "Partial"}
     assert chunks[-2] == {
-        "error": {"message": "anthropic error: Overloaded", "type": "overloaded_error", "param": None, "code": None},
+        "error": {
+            "message": "anthropic error: Overloaded",
+            "type": "overloaded_error",
+            "param": None,
+            "code": None,
+        },
         "provider": "anthropic",
     }
     assert chunks[-1] == "[DONE]"
