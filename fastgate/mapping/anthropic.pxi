@@ -308,7 +308,13 @@ def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_ver
             elif content is not None:
                 turns.add("user", _user_blocks(content))
         elif role == "assistant":
-            blocks = _text_blocks(message.content)
+            # Blocks a non-strict answer gave the client (thinking with its signature, text) go
+            # back verbatim: Anthropic requires the signed thinking block in a tool-use loop
+            # (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking).
+            if message.content_blocks:
+                blocks = list(message.content_blocks)
+            else:
+                blocks = _text_blocks(message.content)
             if message.tool_calls:
                 for call in message.tool_calls:
                     blocks.append(_ToolUseBlock(call.id, call.function.name,

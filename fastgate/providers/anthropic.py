@@ -4,6 +4,13 @@ Chat and legacy completions are rebuilt as ``POST /v1/messages`` by the compiled
 ``GET /v1/models`` is mapped to OpenAI's model list; the passthrough route relays to the same
 base URL with Anthropic's auth. Options (``x-portkey-anthropic-version`` / ``anthropic_version``,
 ``anthropic_beta``) come from ``Target.options``.
+
+Where Portkey's gateway gets Anthropic wrong, fastgate does not (reference §5.2, §9 items 4-5):
+``max_tokens`` defaults to 4096 instead of a 400 from Anthropic; ``prompt_tokens`` includes cached
+input tokens as OpenAI's does; a mid-stream ``error`` event becomes an error chunk and ``[DONE]``;
+every stream's first chunk carries ``role``; usage is streamed only when
+``stream_options.include_usage`` asks for it; consecutive tool results become one user turn;
+chunk ids are Anthropic's message id rather than a made-up one.
 """
 
 from __future__ import annotations

@@ -473,3 +473,49 @@ def test_completion_stream_is_text_completion_chunks() -> None:
     assert chunks[-3]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-2]["usage"]["completion_tokens"] == 15
     assert chunks[-1] == "[DONE]"
+
+
+def test_error_before_message_start_still_ends_cleanly() -> None:
+    stream = AnthropicStream("anthropic")
+    chunks = events(
+        stream.feed(b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}\n\n')
+    )
+    assert chunks == [
+        {
+            "error": {"message": "anthropic error: boom", "type": "api_error", "param": None, "code": None},
+            "provider": "anthropic",
+        },
+        "[DONE]",
+    ]
+
+
+def test_unknown_event_types_are_ignored() -> None:
+    # Anthropic's versioning policy: new event types may appear; they must not break a stream.
+    sse = load("stream_text.sse").replace(
+        b"event: ping", b'event: brand_new_event\ndata: {"type": "brand_new_event"}\n\nevent: ping'
+    )
+    assert run_stream(sse) == run_stream(load("stream_text.sse"))
+
+
+def test_assistant_content_blocks_go_back_verbatim_before_tool_use() -> None:
+    thinking = {"type": "thinking", "thinking": "I should look it up.", "signature": "sig-1"}
+    got = to_anthropic(
+        chat(
+            messages=[
+                {"role": "user", "content": "weather?"},
+                {
+                    "role": "assistant",
+                    "content": "ignored when blocks are given",
+                    "content_blocks": [thinking],
+                    "tool_calls": [
+                        {"id": "toolu_9", "type": "function", "function": {"name": "w", "arguments": ""}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "toolu_9", "content": "sunny"},
+            ]
+        )
+    )
+    assert got["messages"][1]["content"] == [
+        thinking,
+        {"type": "tool_use", "id": "toolu_9", "name": "w", "input": {}},
+    ]
