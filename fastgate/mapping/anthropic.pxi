@@ -205,11 +205,12 @@ cdef inline object _tool_input(str arguments):
 
 
 cdef inline object _tool_result(object message):
+    # A tool result holds text or images (ToolResultBlockParam.content), e.g. a screenshot.
     content = message.content
     if content is None:
         content = ""
     elif not isinstance(content, str):
-        content = _text_blocks(content)
+        content = [b for b in _user_blocks(content) if not isinstance(b, _DocumentBlock)]
     return _ToolResultBlock(message.tool_call_id or "", content)
 
 
@@ -228,8 +229,8 @@ cdef class _Turns:
         self._last = None
 
     cdef void add(self, str role, object content):
-        if isinstance(content, list) and not content:
-            return
+        if not content:
+            return  # Anthropic refuses empty turns
         if role == self._role:
             merged = self._last.content
             if isinstance(merged, str):

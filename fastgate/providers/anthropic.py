@@ -50,6 +50,11 @@ class AnthropicProvider(OpenAICompatible):
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         headers = super().auth_headers(call)
+        # Portkey also takes Anthropic's own headers from the client (what Claude Code sends).
+        for name in ("anthropic-version", "anthropic-beta"):
+            value = call.headers.get(name)
+            if value and name not in headers:
+                headers[name] = value
         headers.setdefault("anthropic-version", DEFAULT_VERSION)
         return headers
 

@@ -100,6 +100,17 @@ async def test_version_beta_and_key_from_headers(gateway: Gateway, upstream: Ups
     assert got["x-api-key"] == "sk-ant-raw"
 
 
+async def test_anthropic_own_headers_are_taken_as_claude_code_sends_them(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    hdrs = headers(
+        upstream, **{"anthropic-version": "2023-06-01", "anthropic-beta": "output-128k-2025-02-19"}
+    )
+    resp = await gateway.post("/v1/chat/completions", chat(), hdrs)
+    assert resp.status == 200
+    assert upstream.requests[0]["headers"]["anthropic-beta"] == "output-128k-2025-02-19"
+
+
 async def test_options_from_config_and_custom_host_with_trailing_slash(
     gateway: Gateway, upstream: Upstream
 ) -> None:

@@ -519,3 +519,36 @@ def test_assistant_content_blocks_go_back_verbatim_before_tool_use() -> None:
         thinking,
         {"type": "tool_use", "id": "toolu_9", "name": "w", "input": {}},
     ]
+
+
+def test_tool_result_keeps_images_and_empty_turns_are_skipped() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    got = to_anthropic(
+        chat(
+            messages=[
+                {"role": "user", "content": ""},
+                {"role": "user", "content": "take a screenshot"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "t1", "type": "function", "function": {"name": "shot", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "done"}, image]},
+            ]
+        )
+    )
+    assert got["messages"][0] == {"role": "user", "content": "take a screenshot"}
+    assert got["messages"][2]["content"] == [
+        {
+            "type": "tool_result",
+            "tool_use_id": "t1",
+            "content": [
+                {"type": "text", "text": "done"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                },
+            ],
+        }
+    ]
