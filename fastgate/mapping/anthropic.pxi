@@ -11,6 +11,7 @@
 
 import base64 as _base64
 import binascii as _binascii
+from datetime import datetime as _datetime
 
 from fastgate.errors import GatewayError as _GatewayError
 from fastgate.schema.anthropic import (
@@ -45,8 +46,8 @@ from fastgate.schema.openai import (
     Choice as _Choice,
     CompletionRequest as _CompletionRequest,
     FunctionCall as _FunctionCall,
-    ImagePart as _ImagePart,
     FilePart as _FilePart,
+    ImagePart as _ImagePart,
     ModelCard as _ModelCard,
     ModelList as _ModelList,
     PromptTokensDetails as _PromptTokensDetails,
@@ -55,8 +56,6 @@ from fastgate.schema.openai import (
     TextPart as _TextPart,
     ToolCall as _ToolCall,
 )
-
-from datetime import datetime as _datetime
 
 #: Anthropic requires max_tokens; OpenAI clients usually leave it out.
 DEFAULT_MAX_TOKENS = 4096
@@ -71,7 +70,6 @@ cdef object _message_delta_decoder = _msgspec.json.Decoder(_MessageDeltaEvent)
 cdef object _error_event_decoder = _msgspec.json.Decoder(_ErrorEvent)
 cdef object _models_decoder = _msgspec.json.Decoder(_ModelListView)
 cdef object _raw_decode = _msgspec.json.Decoder(_msgspec.Raw).decode
-cdef object _Raw = _msgspec.Raw
 cdef object _EMPTY_INPUT = _msgspec.Raw(b"{}")
 cdef object _convert = _msgspec.convert
 cdef dict _CHAT_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_ChatRequest)}
