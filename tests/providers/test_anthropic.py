@@ -422,3 +422,10 @@ async def test_openai_sdk_parses_answers_and_streams(gateway: Gateway, upstream:
             )
         assert info.value.status_code == 429
     assert msgspec.json.decode(upstream.requests[0]["body"])["tool_choice"] == {"type": "any"}
+
+
+async def test_embeddings_are_refused_before_any_traffic(gateway: Gateway, upstream: Upstream) -> None:
+    resp = await gateway.post("/v1/embeddings", {"model": "m", "input": "x"}, headers(upstream))
+    assert resp.status == 400
+    assert (await resp.json())["error"]["message"] == "embeddings is not supported by anthropic"
+    assert upstream.requests == []
