@@ -57,10 +57,13 @@ class CohereStream:
     done: bool
     def __init__(
         self, model: str, include_usage: bool = False, strict: bool = True, text: bool = False
+    ) -> None: ...
+    def feed(self, chunk: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
 
 # ---- anthropic (mapping/anthropic.pxi)
 
-DEFAULT_MAX_TOKENS: int
+ANTHROPIC_DEFAULT_MAX_TOKENS: int
 
 def openai_chat_to_anthropic(
     body: bytes,

@@ -8,6 +8,8 @@
 #
 # Vertex AI serves the same API under another URL; its flavour is a parameter of the entry
 # points (``body_version`` / ``send_model`` / ``provider``), not another mapping.
+#
+# Module-level names are prefixed ``_an`` / ``_An``: every provider's section shares one module.
 
 import base64 as _base64
 import binascii as _binascii
@@ -15,29 +17,29 @@ from datetime import datetime as _datetime
 
 from fastgate.errors import GatewayError as _GatewayError
 from fastgate.schema.anthropic import (
-    Base64Source as _Base64Source,
-    BlockDeltaEvent as _BlockDeltaEvent,
-    BlockStartEvent as _BlockStartEvent,
-    DocumentBlock as _DocumentBlock,
-    ErrorEvent as _ErrorEvent,
-    FileSource as _FileSource,
-    ImageBlock as _ImageBlock,
-    MessageDeltaEvent as _MessageDeltaEvent,
-    MessageParam as _MessageParam,
-    MessagesRequest as _MessagesRequest,
-    MessageStartEvent as _MessageStartEvent,
-    MessageView as _MessageView,
-    Metadata as _Metadata,
-    ModelListView as _ModelListView,
-    OutputConfig as _OutputConfig,
-    OutputFormat as _OutputFormat,
-    PlainTextSource as _PlainTextSource,
-    TextBlock as _ATextBlock,
-    ToolChoice as _AToolChoice,
-    ToolDef as _ToolDef,
-    ToolResultBlock as _ToolResultBlock,
-    ToolUseBlock as _ToolUseBlock,
-    URLSource as _URLSource,
+    Base64Source as _AnBase64Source,
+    BlockDeltaEvent as _AnBlockDeltaEvent,
+    BlockStartEvent as _AnBlockStartEvent,
+    DocumentBlock as _AnDocumentBlock,
+    ErrorEvent as _AnErrorEvent,
+    FileSource as _AnFileSource,
+    ImageBlock as _AnImageBlock,
+    MessageDeltaEvent as _AnMessageDeltaEvent,
+    MessageParam as _AnMessageParam,
+    MessagesRequest as _AnMessagesRequest,
+    MessageStartEvent as _AnMessageStartEvent,
+    MessageView as _AnMessageView,
+    Metadata as _AnMetadata,
+    ModelListView as _AnModelListView,
+    OutputConfig as _AnOutputConfig,
+    OutputFormat as _AnOutputFormat,
+    PlainTextSource as _AnPlainTextSource,
+    TextBlock as _AnTextBlock,
+    ToolChoice as _AnToolChoice,
+    ToolDef as _AnToolDef,
+    ToolResultBlock as _AnToolResultBlock,
+    ToolUseBlock as _AnToolUseBlock,
+    URLSource as _AnURLSource,
 )
 from fastgate.schema.openai import (
     AssistantMessage as _AssistantMessage,
@@ -58,26 +60,26 @@ from fastgate.schema.openai import (
 )
 
 #: Anthropic requires max_tokens; OpenAI clients usually leave it out.
-DEFAULT_MAX_TOKENS = 4096
+ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
 
-cdef object _chat_request_decoder = _msgspec.json.Decoder(_ChatRequest)
-cdef object _completion_request_decoder = _msgspec.json.Decoder(_CompletionRequest)
-cdef object _message_decoder = _msgspec.json.Decoder(_MessageView)
-cdef object _start_decoder = _msgspec.json.Decoder(_MessageStartEvent)
-cdef object _block_start_decoder = _msgspec.json.Decoder(_BlockStartEvent)
-cdef object _block_delta_decoder = _msgspec.json.Decoder(_BlockDeltaEvent)
-cdef object _message_delta_decoder = _msgspec.json.Decoder(_MessageDeltaEvent)
-cdef object _error_event_decoder = _msgspec.json.Decoder(_ErrorEvent)
-cdef object _models_decoder = _msgspec.json.Decoder(_ModelListView)
-cdef object _raw_decode = _msgspec.json.Decoder(_msgspec.Raw).decode
-cdef object _EMPTY_INPUT = _msgspec.Raw(b"{}")
-cdef object _convert = _msgspec.convert
-cdef dict _CHAT_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_ChatRequest)}
-cdef dict _COMPLETION_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_CompletionRequest)}
-cdef object _EMPTY_SCHEMA = {"type": "object", "properties": {}}
+cdef object _an_chat_request_decoder = _msgspec.json.Decoder(_ChatRequest)
+cdef object _an_completion_request_decoder = _msgspec.json.Decoder(_CompletionRequest)
+cdef object _an_message_decoder = _msgspec.json.Decoder(_AnMessageView)
+cdef object _an_start_decoder = _msgspec.json.Decoder(_AnMessageStartEvent)
+cdef object _an_block_start_decoder = _msgspec.json.Decoder(_AnBlockStartEvent)
+cdef object _an_block_delta_decoder = _msgspec.json.Decoder(_AnBlockDeltaEvent)
+cdef object _an_message_delta_decoder = _msgspec.json.Decoder(_AnMessageDeltaEvent)
+cdef object _an_error_event_decoder = _msgspec.json.Decoder(_AnErrorEvent)
+cdef object _an_models_decoder = _msgspec.json.Decoder(_AnModelListView)
+cdef object _an_raw_decode = _msgspec.json.Decoder(_msgspec.Raw).decode
+cdef object _AN_EMPTY_INPUT = _msgspec.Raw(b"{}")
+cdef object _an_convert = _msgspec.convert
+cdef dict _AN_CHAT_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_ChatRequest)}
+cdef dict _AN_COMPLETION_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_CompletionRequest)}
+cdef object _AN_EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 # Stop reasons (anthropic/types/stop_reason.py) in OpenAI's vocabulary; anything else is "stop".
-cdef dict _FINISH_REASONS = {
+cdef dict _AN_FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "pause_turn": "stop",
@@ -88,28 +90,28 @@ cdef dict _FINISH_REASONS = {
 }
 
 # SSE event names (the ``event:`` line), compared as bytes.
-cdef bytes _EV_MESSAGE_START = b"message_start"
-cdef bytes _EV_BLOCK_START = b"content_block_start"
-cdef bytes _EV_BLOCK_DELTA = b"content_block_delta"
-cdef bytes _EV_MESSAGE_DELTA = b"message_delta"
-cdef bytes _EV_MESSAGE_STOP = b"message_stop"
-cdef bytes _EV_ERROR = b"error"
+cdef bytes _AN_EV_MESSAGE_START = b"message_start"
+cdef bytes _AN_EV_BLOCK_START = b"content_block_start"
+cdef bytes _AN_EV_BLOCK_DELTA = b"content_block_delta"
+cdef bytes _AN_EV_MESSAGE_DELTA = b"message_delta"
+cdef bytes _AN_EV_MESSAGE_STOP = b"message_stop"
+cdef bytes _AN_EV_ERROR = b"error"
 
 
 # ---- request ---------------------------------------------------------------------------------
 
-cdef inline object _apply_overrides(object req, dict overrides, dict fields):
+cdef inline object _an_apply_overrides(object req, dict overrides, dict fields):
     """A config's ``override_params`` set on the decoded request (the config wins); keys the
     request type does not know cannot reach Anthropic and are ignored."""
     cdef str key
     for key, value in overrides.items():
         kind = fields.get(key)
         if kind is not None:
-            setattr(req, key, _convert(value, kind))
+            setattr(req, key, _an_convert(value, kind))
     return req
 
 
-cdef inline object _data_url_source(str url):
+cdef inline object _an_data_url_source(str url):
     """``data:<media type>;base64,<data>`` → ``Base64Source``; None when not a base64 data URL."""
     cdef Py_ssize_t comma = url.find(",")
     if comma < 0:
@@ -117,102 +119,102 @@ cdef inline object _data_url_source(str url):
     head = url[5:comma]
     if not head.endswith(";base64"):
         return None
-    return _Base64Source(head[:len(head) - 7], url[comma + 1:])  # no negative index: wraparound is off
+    return _AnBase64Source(head[:len(head) - 7], url[comma + 1:])  # no negative index: wraparound is off
 
 
-cdef inline object _image_block(object part):
+cdef inline object _an_image_block(object part):
     url = part.image_url.url
     if url.startswith("data:"):
-        source = _data_url_source(url)
+        source = _an_data_url_source(url)
         if source is None:
             raise _GatewayError(400, "image_url data URLs must be base64-encoded", param="messages")
         # A PDF sent as an image URL is a document to Anthropic (DocumentBlockParam).
         if source.media_type == "application/pdf":
-            return _DocumentBlock(source, part.cache_control)
-        return _ImageBlock(source, part.cache_control)
+            return _AnDocumentBlock(source, part.cache_control)
+        return _AnImageBlock(source, part.cache_control)
     # http(s) URLs: Anthropic fetches them itself (URLImageSourceParam).
-    return _ImageBlock(_URLSource(url), part.cache_control)
+    return _AnImageBlock(_AnURLSource(url), part.cache_control)
 
 
-cdef inline object _file_block(object part):
+cdef inline object _an_file_block(object part):
     """OpenAI ``file`` parts (PDFs, text) as Anthropic ``document`` blocks (DocumentBlockParam)."""
     ref = part.file
     title = ref.filename
     if ref.file_data:
         data = ref.file_data
         if data.startswith("http://") or data.startswith("https://"):
-            return _DocumentBlock(_URLSource(data), title=title)
+            return _AnDocumentBlock(_AnURLSource(data), title=title)
         if data.startswith("data:"):
-            source = _data_url_source(data)
+            source = _an_data_url_source(data)
             if source is None:
                 raise _GatewayError(400, "file_data must be base64-encoded", param="messages")
         else:
-            source = _Base64Source("application/pdf", data)  # OpenAI's file inputs are PDFs
+            source = _AnBase64Source("application/pdf", data)  # OpenAI's file inputs are PDFs
         if source.media_type == "text/plain":
             # Plain text goes as a text source (PlainTextSourceParam), not base64.
             try:
                 text = _base64.b64decode(source.data, validate=True).decode("utf-8")
             except (_binascii.Error, UnicodeDecodeError):
                 raise _GatewayError(400, "text/plain file_data is not base64 UTF-8", param="messages")
-            return _DocumentBlock(_PlainTextSource(text), title=title)
-        return _DocumentBlock(source, title=title)
+            return _AnDocumentBlock(_AnPlainTextSource(text), title=title)
+        return _AnDocumentBlock(source, title=title)
     if ref.file_id:
-        return _DocumentBlock(_FileSource(ref.file_id), title=title)
+        return _AnDocumentBlock(_AnFileSource(ref.file_id), title=title)
     raise _GatewayError(400, "file parts need file_data or file_id", param="messages")
 
 
-cdef inline list _user_blocks(object content):
+cdef inline list _an_user_blocks(object content):
     cdef list blocks = []
     for part in content:
         if isinstance(part, _TextPart):
             if part.text:
-                blocks.append(_ATextBlock(part.text, part.cache_control))
+                blocks.append(_AnTextBlock(part.text, part.cache_control))
         elif isinstance(part, _ImagePart):
-            blocks.append(_image_block(part))
+            blocks.append(_an_image_block(part))
         elif isinstance(part, _FilePart):
-            blocks.append(_file_block(part))
+            blocks.append(_an_file_block(part))
         else:
             raise _GatewayError(400, "audio input is not supported by anthropic", param="messages")
     return blocks
 
 
-cdef inline list _text_blocks(object content):
+cdef inline list _an_text_blocks(object content):
     """Text parts only (system prompts and assistant text); empty text is refused by Anthropic."""
     cdef list blocks = []
     if isinstance(content, str):
         if content:
-            blocks.append(_ATextBlock(content))
+            blocks.append(_AnTextBlock(content))
         return blocks
     if content is None:
         return blocks
     for part in content:
         if isinstance(part, _TextPart) and part.text:
-            blocks.append(_ATextBlock(part.text, part.cache_control))
+            blocks.append(_AnTextBlock(part.text, part.cache_control))
     return blocks
 
 
-cdef inline object _tool_input(str arguments):
+cdef inline object _an_tool_input(str arguments):
     """The call's JSON arguments as Anthropic's ``input`` object; not an object → ``{}``."""
     if not arguments:
-        return _EMPTY_INPUT
+        return _AN_EMPTY_INPUT
     try:
-        raw = _raw_decode(arguments.encode())
+        raw = _an_raw_decode(arguments.encode())
     except _msgspec.DecodeError:
-        return _EMPTY_INPUT
-    return raw if bytes(raw)[:1] == b"{" else _EMPTY_INPUT
+        return _AN_EMPTY_INPUT
+    return raw if bytes(raw)[:1] == b"{" else _AN_EMPTY_INPUT
 
 
-cdef inline object _tool_result(object message):
+cdef inline object _an_tool_result(object message):
     # A tool result holds text or images (ToolResultBlockParam.content), e.g. a screenshot.
     content = message.content
     if content is None:
         content = ""
     elif not isinstance(content, str):
-        content = [b for b in _user_blocks(content) if not isinstance(b, _DocumentBlock)]
-    return _ToolResultBlock(message.tool_call_id or "", content)
+        content = [b for b in _an_user_blocks(content) if not isinstance(b, _AnDocumentBlock)]
+    return _AnToolResultBlock(message.tool_call_id or "", content)
 
 
-cdef class _Turns:
+cdef class _AnTurns:
     """Messages in Anthropic's order: consecutive turns of one role merged into one, since the
     Messages API alternates user and assistant (tool results that follow each other become one
     user turn holding several ``tool_result`` blocks)."""
@@ -232,49 +234,49 @@ cdef class _Turns:
         if role == self._role:
             merged = self._last.content
             if isinstance(merged, str):
-                merged = [_ATextBlock(merged)]
+                merged = [_AnTextBlock(merged)]
             if isinstance(content, str):
-                merged.append(_ATextBlock(content))
+                merged.append(_AnTextBlock(content))
             else:
                 merged.extend(content)
             self._last.content = merged
             return
         self._role = role
-        self._last = _MessageParam(role, content)
+        self._last = _AnMessageParam(role, content)
         self.messages.append(self._last)
 
 
-cdef inline object _named_tool_choice(object choice):
+cdef inline object _an_named_tool_choice(object choice):
     if isinstance(choice, str):
         # "required" is Anthropic's "any" (ToolChoiceAnyParam).
-        return _AToolChoice("any" if choice == "required" else choice)
-    return _AToolChoice("tool", choice.function.name)
+        return _AnToolChoice("any" if choice == "required" else choice)
+    return _AnToolChoice("tool", choice.function.name)
 
 
-cdef inline object _tools(object tools):
+cdef inline object _an_tools(object tools):
     cdef list out = []
     for tool in tools:
         fn = tool.function
         if tool.type != "function" or fn is None:
             continue  # OpenAI's built-in tool types have no Anthropic equivalent
-        out.append(_ToolDef(fn.name, fn.parameters or _EMPTY_SCHEMA, fn.description))
+        out.append(_AnToolDef(fn.name, fn.parameters or _AN_EMPTY_SCHEMA, fn.description))
     return out or None
 
 
-cdef inline object _clamp_temperature(object value):
+cdef inline object _an_clamp_temperature(object value):
     # Anthropic's temperature ranges 0.0-1.0 (OpenAI's 0-2).
     if value is None:
         return None
     return 0.0 if value < 0 else (1.0 if value > 1 else value)
 
 
-cdef inline object _stop_sequences(object stop):
+cdef inline object _an_stop_sequences(object stop):
     if stop is None:
         return None
     return [stop] if isinstance(stop, str) else list(stop) or None
 
 
-cdef inline bytes _encode_request(object out, object model, object body_version, bint send_model):
+cdef inline bytes _an_encode_request(object out, object model, object body_version, bint send_model):
     if send_model:
         out.model = model
     out.anthropic_version = body_version
@@ -282,30 +284,30 @@ cdef inline bytes _encode_request(object out, object model, object body_version,
 
 
 def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_version=None,
-                             bint send_model=True, int default_max_tokens=DEFAULT_MAX_TOKENS):
+                             bint send_model=True, int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
     """An OpenAI chat request as a Messages request body.
 
     ``body_version`` / ``send_model=False`` give Vertex AI's flavour (version in the body, model
     in the URL). Parameters Anthropic cannot take (n, seed, penalties, logprobs, json_object
     response_format, reasoning_effort) are dropped, never sent.
     """
-    req = _chat_request_decoder.decode(body)
+    req = _an_chat_request_decoder.decode(body)
     if overrides:
-        _apply_overrides(req, overrides, _CHAT_FIELDS)
+        _an_apply_overrides(req, overrides, _AN_CHAT_FIELDS)
     cdef list system = []
-    cdef _Turns turns = _Turns()
+    cdef _AnTurns turns = _AnTurns()
     cdef str role
     for message in req.messages:
         role = message.role
         if role == "system" or role == "developer":
             # Anthropic has no system role: every system message goes to top-level ``system``.
-            system.extend(_text_blocks(message.content))
+            system.extend(_an_text_blocks(message.content))
         elif role == "user":
             content = message.content
             if isinstance(content, str):
                 turns.add("user", content)
             elif content is not None:
-                turns.add("user", _user_blocks(content))
+                turns.add("user", _an_user_blocks(content))
         elif role == "assistant":
             # Blocks a non-strict answer gave the client (thinking with its signature, text) go
             # back verbatim: Anthropic requires the signed thinking block in a tool-use loop
@@ -313,34 +315,34 @@ def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_ver
             if message.content_blocks:
                 blocks = list(message.content_blocks)
             else:
-                blocks = _text_blocks(message.content)
+                blocks = _an_text_blocks(message.content)
             if message.tool_calls:
                 for call in message.tool_calls:
-                    blocks.append(_ToolUseBlock(call.id, call.function.name,
-                                                _tool_input(call.function.arguments)))
+                    blocks.append(_AnToolUseBlock(call.id, call.function.name,
+                                                _an_tool_input(call.function.arguments)))
             turns.add("assistant", blocks)
         elif role == "tool":
-            turns.add("user", [_tool_result(message)])
+            turns.add("user", [_an_tool_result(message)])
         else:
             raise _GatewayError(400, "legacy function messages are not supported by anthropic; "
                                 "send tools and tool messages", param="messages")
     max_tokens = req.max_completion_tokens or req.max_tokens or default_max_tokens
-    out = _MessagesRequest(max_tokens, turns.messages, system=system or None,
-                           stop_sequences=_stop_sequences(req.stop),
-                           temperature=_clamp_temperature(req.temperature),
+    out = _AnMessagesRequest(max_tokens, turns.messages, system=system or None,
+                           stop_sequences=_an_stop_sequences(req.stop),
+                           temperature=_an_clamp_temperature(req.temperature),
                            top_p=req.top_p, top_k=req.top_k, thinking=req.thinking,
                            stream=req.stream)
     if req.user:
-        out.metadata = _Metadata(req.user)
+        out.metadata = _AnMetadata(req.user)
     if req.tools:
-        out.tools = _tools(req.tools)
+        out.tools = _an_tools(req.tools)
     if out.tools is not None:
         # tool_choice is only valid beside tools; parallel_tool_calls=false is the choice's
         # disable_parallel_tool_use (ToolChoiceAutoParam / AnyParam / ToolParam).
-        choice = _named_tool_choice(req.tool_choice) if req.tool_choice is not None else None
+        choice = _an_named_tool_choice(req.tool_choice) if req.tool_choice is not None else None
         if req.parallel_tool_calls is False:
             if choice is None:
-                choice = _AToolChoice("auto")
+                choice = _AnToolChoice("auto")
             if choice.type != "none":
                 choice.disable_parallel_tool_use = True
         out.tool_choice = choice
@@ -348,42 +350,42 @@ def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_ver
     if fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None \
             and fmt.json_schema.schema is not None:
         # Structured outputs: OutputConfigParam.format (JSONOutputFormatParam).
-        out.output_config = _OutputConfig(_OutputFormat(fmt.json_schema.schema))
-    return _encode_request(out, req.model, body_version, send_model)
+        out.output_config = _AnOutputConfig(_AnOutputFormat(fmt.json_schema.schema))
+    return _an_encode_request(out, req.model, body_version, send_model)
 
 
 def openai_completion_to_anthropic(bytes body, dict overrides=None, *, object body_version=None,
                                    bint send_model=True,
-                                   int default_max_tokens=DEFAULT_MAX_TOKENS):
+                                   int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
     """A legacy ``/v1/completions`` request as one user turn of a Messages request."""
-    req = _completion_request_decoder.decode(body)
+    req = _an_completion_request_decoder.decode(body)
     if overrides:
-        _apply_overrides(req, overrides, _COMPLETION_FIELDS)
+        _an_apply_overrides(req, overrides, _AN_COMPLETION_FIELDS)
     prompt = req.prompt
     if prompt is None or isinstance(prompt, str):
         content = prompt or ""
     else:
-        content = [_ATextBlock(p) for p in prompt if p] or ""
-    out = _MessagesRequest(req.max_tokens or default_max_tokens, [_MessageParam("user", content)],
-                           stop_sequences=_stop_sequences(req.stop),
-                           temperature=_clamp_temperature(req.temperature), top_p=req.top_p,
+        content = [_AnTextBlock(p) for p in prompt if p] or ""
+    out = _AnMessagesRequest(req.max_tokens or default_max_tokens, [_AnMessageParam("user", content)],
+                           stop_sequences=_an_stop_sequences(req.stop),
+                           temperature=_an_clamp_temperature(req.temperature), top_p=req.top_p,
                            stream=req.stream)
     if req.user:
-        out.metadata = _Metadata(req.user)
-    return _encode_request(out, req.model, body_version, send_model)
+        out.metadata = _AnMetadata(req.user)
+    return _an_encode_request(out, req.model, body_version, send_model)
 
 
 # ---- response --------------------------------------------------------------------------------
 
-cdef inline str _finish_reason(object stop_reason, bint strict):
+cdef inline str _an_finish_reason(object stop_reason, bint strict):
     if stop_reason is None:
         return "stop"
     if not strict:
         return stop_reason  # Portkey's non-strict mode keeps the provider's own reason
-    return _FINISH_REASONS.get(stop_reason, "stop")
+    return _AN_FINISH_REASONS.get(stop_reason, "stop")
 
 
-cdef inline object _usage(object input_tokens, int output_tokens, object cache_creation,
+cdef inline object _an_usage(object input_tokens, int output_tokens, object cache_creation,
                           object cache_read):
     """OpenAI usage: prompt_tokens counts every input token, cached ones included, as OpenAI's
     does; Anthropic's input_tokens excludes the cache (its Usage docs: total input is the sum of
@@ -399,28 +401,28 @@ cdef inline object _usage(object input_tokens, int output_tokens, object cache_c
     return usage
 
 
-cdef inline object _message_usage(object u):
-    return _usage(u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
+cdef inline object _an_message_usage(object u):
+    return _an_usage(u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
                   u.cache_read_input_tokens)
 
 
-cdef inline object _decode_message(bytes body, str provider):
+cdef inline object _an_decode_message(bytes body, str provider):
     try:
-        return _message_decoder.decode(body)
+        return _an_message_decoder.decode(body)
     except (_msgspec.DecodeError, _msgspec.ValidationError):
         text = body[:500].decode("utf-8", "replace")
         raise _GatewayError(502, f"Invalid response received from {provider}: {text}",
                             type="api_error", provider=provider)
 
 
-cdef inline long _now():
+cdef inline long _an_now():
     return int(_time.time())
 
 
 def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
     """A Message as an OpenAI ``chat.completion``; non-strict mode adds ``content_blocks``
     (thinking and text blocks) and keeps Anthropic's stop reason."""
-    msg = _decode_message(body, provider)
+    msg = _an_decode_message(body, provider)
     cdef list texts = []
     cdef list calls = []
     cdef list blocks = []
@@ -444,24 +446,24 @@ def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
         message.tool_calls = calls
     if blocks:
         message.content_blocks = blocks
-    choice = _Choice(0, message, _finish_reason(msg.stop_reason, strict))
-    return _encode_json(_ChatCompletion(msg.id, _now(), msg.model, [choice],
-                                        usage=_message_usage(msg.usage), provider=provider))
+    choice = _Choice(0, message, _an_finish_reason(msg.stop_reason, strict))
+    return _encode_json(_ChatCompletion(msg.id, _an_now(), msg.model, [choice],
+                                        usage=_an_message_usage(msg.usage), provider=provider))
 
 
 def anthropic_to_openai_completion(bytes body, str provider):
     """A Message as a legacy ``text_completion``."""
-    msg = _decode_message(body, provider)
+    msg = _an_decode_message(body, provider)
     text = "".join([b.text for b in msg.content if b.type == "text"])
-    choice = _TextChoice(0, text, _finish_reason(msg.stop_reason, True))
-    return _encode_json(_TextCompletion(msg.id, _now(), msg.model, [choice],
-                                        usage=_message_usage(msg.usage), provider=provider))
+    choice = _TextChoice(0, text, _an_finish_reason(msg.stop_reason, True))
+    return _encode_json(_TextCompletion(msg.id, _an_now(), msg.model, [choice],
+                                        usage=_an_message_usage(msg.usage), provider=provider))
 
 
 def anthropic_models_to_openai(bytes body, str provider):
     """``GET /v1/models`` (ModelInfo list) as OpenAI's model list."""
     try:
-        listing = _models_decoder.decode(body)
+        listing = _an_models_decoder.decode(body)
     except (_msgspec.DecodeError, _msgspec.ValidationError):
         raise _GatewayError(502, f"Invalid response received from {provider}: "
                             f"{body[:500].decode('utf-8', 'replace')}", type="api_error",
@@ -478,7 +480,7 @@ def anthropic_models_to_openai(bytes body, str provider):
 
 # ---- stream ----------------------------------------------------------------------------------
 
-cdef class _TextChunkWriter:
+cdef class _AnTextChunks:
     """The legacy completions flavour of ChunkWriter's interface: ``text_completion`` chunks."""
 
     cdef str id
@@ -490,7 +492,7 @@ cdef class _TextChunkWriter:
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = _now()
+        self.created = _an_now()
         self.provider = provider if provider is not None else _UNSET
         self.include_usage = include_usage
 
@@ -570,7 +572,7 @@ cdef class AnthropicStream:
         self._cache_read = None
 
     cdef object _open(self, str id, str model):
-        cls = _TextChunkWriter if self._text else ChunkWriter
+        cls = _AnTextChunks if self._text else ChunkWriter
         self._writer = cls(id, model, self._provider, self._include_usage)
         return self._writer
 
@@ -594,14 +596,14 @@ cdef class AnthropicStream:
         self.done = True
         usage = None
         if self._include_usage:
-            usage = _usage(self._input_tokens, self._output_tokens, self._cache_creation,
+            usage = _an_usage(self._input_tokens, self._output_tokens, self._cache_creation,
                            self._cache_read)
-        return self._out().finish(_finish_reason(self._stop_reason, self._strict), usage)
+        return self._out().finish(_an_finish_reason(self._stop_reason, self._strict), usage)
 
     cdef bytes _event(self, object event, bytes data):
         cdef int index
-        if event == _EV_BLOCK_DELTA:
-            ev = _block_delta_decoder.decode(data)
+        if event == _AN_EV_BLOCK_DELTA:
+            ev = _an_block_delta_decoder.decode(data)
             delta = ev.delta
             kind = delta.type
             if kind == "text_delta":
@@ -622,8 +624,8 @@ cdef class AnthropicStream:
                     return self._out().extra(content_blocks=[
                         {"index": ev.index, "delta": {"signature": delta.signature}}])
             return _EMPTY
-        if event == _EV_BLOCK_START:
-            ev = _block_start_decoder.decode(data)
+        if event == _AN_EV_BLOCK_START:
+            ev = _an_block_start_decoder.decode(data)
             block = ev.content_block
             kind = block.type
             if kind == "tool_use":
@@ -636,22 +638,22 @@ cdef class AnthropicStream:
                 return self._out().extra(content_blocks=[
                     {"index": ev.index, "delta": {"type": "redacted_thinking", "data": block.data}}])
             return _EMPTY
-        if event == _EV_MESSAGE_START:
-            msg = _start_decoder.decode(data).message
+        if event == _AN_EV_MESSAGE_START:
+            msg = _an_start_decoder.decode(data).message
             self._take_usage(msg.usage)
             if self._writer is None:
                 self._open(msg.id, msg.model)
             return self._writer.role()
-        if event == _EV_MESSAGE_DELTA:
-            ev = _message_delta_decoder.decode(data)
+        if event == _AN_EV_MESSAGE_DELTA:
+            ev = _an_message_delta_decoder.decode(data)
             if ev.delta.stop_reason is not None:
                 self._stop_reason = ev.delta.stop_reason
             self._take_usage(ev.usage)
             return _EMPTY
-        if event == _EV_MESSAGE_STOP:
+        if event == _AN_EV_MESSAGE_STOP:
             return self._finish()
-        if event == _EV_ERROR:
-            err = _error_event_decoder.decode(data).error
+        if event == _AN_EV_ERROR:
+            err = _an_error_event_decoder.decode(data).error
             self.done = True
             return self._out().error(f"{self._provider} error: {err.message}", err.type)
         return _EMPTY
