@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastgate.errors import bad_request
+from fastgate.providers.anthropic import AnthropicProvider
 from fastgate.providers.azure_openai import AzureOpenAI
 from fastgate.providers.base import Provider
 from fastgate.providers.cohere import CohereProvider
@@ -18,6 +19,7 @@ def _build() -> dict[str, Provider]:
         CohereProvider(),
         AzureOpenAI(),
         MistralAI(),
+        AnthropicProvider(),
     ]
     return {p.name: p for p in providers}
 
