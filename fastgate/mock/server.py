@@ -14,6 +14,8 @@ import msgspec
 from aiohttp import web
 
 from fastgate.mock import anthropic_format, azure_format, cohere_format
+from fastgate.mock import azure_format, cohere_format
+from fastgate.mock import bedrock_format
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
@@ -135,6 +137,7 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     cohere_format.add_routes(app, server)
     azure_format.add_routes(app, server)
     anthropic_format.add_routes(app, server)
+    bedrock_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

@@ -60,9 +60,7 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def canonical_request(
-    method: str, url: URL, headers: dict[str, str], payload_hash: str
-) -> tuple[str, str]:
+def canonical_request(method: str, url: URL, headers: dict[str, str], payload_hash: str) -> tuple[str, str]:
     """(canonical request, signed header list) for ``headers`` (already including host/date)."""
     signed = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
     names = sorted(signed)
@@ -100,12 +98,19 @@ def sign(
         added["X-Amz-Security-Token"] = credentials.token
     to_sign = {**headers, **added, "host": _host(parsed)}
     request, signed_headers = canonical_request(method, parsed, to_sign, hashlib.sha256(body).hexdigest())
-    scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashlib.sha256(request.encode()).hexdigest()}"
-    key = signing_key(credentials.secret_key, date, region, service)
-    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = compute_signature(credentials.secret_key, timestamp, region, service, request)
     added["Authorization"] = (
-        f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
+        f"{ALGORITHM} Credential={credentials.access_key}/{date}/{region}/{service}/aws4_request, "
         f"SignedHeaders={signed_headers}, Signature={signature}"
     )
     return added
+
+
+def compute_signature(secret_key: str, timestamp: str, region: str, service: str, request: str) -> str:
+    """Hex HMAC of the string to sign, from the canonical request (shared by the mock's check)."""
+    date = timestamp[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    digest = hashlib.sha256(request.encode()).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
+    key = signing_key(secret_key, date, region, service)
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
