@@ -25,11 +25,9 @@ from fastgate.schema.openai import (
     TextPart as _TextPart,
     EmbeddingList as _EmbeddingList,
     EmbeddingUsage as _EmbeddingUsage,
-    FunctionCall as _FunctionCall,
     PromptTokensDetails as _PromptTokensDetails,
     TextChoice as _TextChoice,
     TextCompletion as _TextCompletion,
-    ToolCall as _ToolCall,
     completion_decoder as _completion_decoder,
     embedding_decoder as _embedding_decoder,
 )
@@ -112,7 +110,7 @@ cdef tuple _data_url(str url, str param):
     head, sep, payload = url.partition(",")
     if not sep or not head.endswith(";base64"):
         raise _bad(f"{param} must be a base64 data: URL (data:<mime>;base64,...)", param)
-    return head[5:-7].lower(), payload
+    return head[5:len(head) - 7].lower(), payload
 
 
 cdef object _image_block(object image_url, str param):
@@ -273,8 +271,9 @@ cdef list _converse_messages(list messages, list system):
         i += 1
         if not blocks:
             continue
-        if out and out[-1].role == role:
-            out[-1].content.extend(blocks)
+        # (wraparound is off in this module: no negative indexes)
+        if out and out[len(out) - 1].role == role:
+            out[len(out) - 1].content.extend(blocks)
         else:
             out.append(_Message(role, blocks))
     return out
@@ -404,7 +403,10 @@ cdef tuple _answer(bytes body):
                 texts.append(block.text)
             elif block.toolUse is not None:
                 tu = block.toolUse
-                calls.append(_ToolCall(tu.toolUseId, _FunctionCall(tu.name, bytes(tu.input).decode())))
+                # A dict, not schema.openai.ToolCall: that Struct omits its default ``type``, which
+                # an answer must carry. ``arguments`` is the model's JSON text as Bedrock sent it.
+                calls.append({"id": tu.toolUseId, "type": "function",
+                              "function": {"name": tu.name, "arguments": bytes(tu.input).decode()}})
     text = "".join(texts) if texts else None
     return text, calls, _finish_reason(r.stopReason), _openai_usage(r.usage)
 
