@@ -356,6 +356,7 @@ def test_completion_stream_chunks() -> None:
 
 def test_completion_request_is_one_user_turn() -> None:
     model, payload = bedrock_completion_request(b'{"model": "m", "prompt": ["Say hi"], "max_tokens": 3}')
+    assert model == "m"
     assert msgspec.json.decode(payload) == {
         "messages": [{"role": "user", "content": [{"text": "Say hi"}]}],
         "inferenceConfig": {"maxTokens": 3},
@@ -369,8 +370,10 @@ def test_embeddings_titan_and_cohere() -> None:
         b'{"model": "amazon.titan-embed-text-v2:0", "input": "hi", "dimensions": 256}'
     )
     assert msgspec.json.decode(payload) == {"inputText": "hi", "dimensions": 256, "normalize": True}
+    assert model == "amazon.titan-embed-text-v2:0"
     model, payload = bedrock_embedding_request(b'{"model": "cohere.embed-english-v3", "input": ["a", "b"]}')
     assert msgspec.json.decode(payload) == {"texts": ["a", "b"], "input_type": "search_document"}
+    assert model == "cohere.embed-english-v3"
     with pytest.raises(GatewayError, match="one input per request"):
         bedrock_embedding_request(b'{"model": "amazon.titan-embed-text-v2:0", "input": ["a", "b"]}')
     titan = msgspec.json.decode(
