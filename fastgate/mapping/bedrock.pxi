@@ -105,6 +105,11 @@ cdef inline str _base_model(str model):
 # ---- request: OpenAI chat → Converse ------------------------------------------------------------
 
 
+cdef inline str _part(Py_ssize_t i, Py_ssize_t j, str field):
+    """The JSON path of content part ``j`` of message ``i`` (built only for an error message)."""
+    return f"messages[{i}].content[{j}]{field}"
+
+
 cdef tuple _data_url(str url, str param):
     """``data:<mime>;base64,<payload>`` → (mime, payload); the payload stays base64 (the wire form)."""
     head, sep, payload = url.partition(",")
@@ -113,15 +118,17 @@ cdef tuple _data_url(str url, str param):
     return head[5:len(head) - 7].lower(), payload
 
 
-cdef object _image_block(object image_url, str param):
+cdef object _image_block(object image_url, Py_ssize_t i, Py_ssize_t j):
     cdef str url = image_url.url
     cdef str fmt
     if url.startswith("data:"):
-        mime, payload = _data_url(url, param)
+        mime, payload = _data_url(url, _part(i, j, ".image_url.url"))
         fmt = _IMAGE_FORMATS.get(mime)
         if fmt is None:
+            param = _part(i, j, ".image_url.url")
             raise _bad(f"{param}: Bedrock takes png, jpeg, gif or webp images, not {mime!r}", param)
         return _ContentBlock(image=_br.ImageBlock(fmt, _br.BinarySource(data=payload)))
+    param = _part(i, j, ".image_url.url")
     if url.startswith("s3://"):
         # ImageSource.s3Location: Bedrock reads the object itself, with the caller's AWS rights.
         mime = image_url.mime_type or ""
@@ -138,7 +145,8 @@ cdef object _image_block(object image_url, str param):
     raise _bad(f"{param}: unsupported image URL scheme", param)
 
 
-cdef object _file_block(object ref, str param, Py_ssize_t n):
+cdef object _file_block(object ref, Py_ssize_t i, Py_ssize_t j):
+    param = _part(i, j, ".file")
     if ref.file_data is None:
         raise _bad(f"{param}: Bedrock takes files inline as file.file_data (a base64 data: URL); "
                    "file ids are not supported", param)
@@ -149,12 +157,13 @@ cdef object _file_block(object ref, str param, Py_ssize_t n):
     if fmt is None:
         raise _bad(f"{param}: Bedrock does not take documents of type {mime!r}", param)
     stem = (ref.filename or "").rpartition(".")[0] or ref.filename or ""
-    name = _SPACES.sub(" ", _DOC_NAME_BAD.sub("-", stem)).strip() or f"document-{n}"
+    name = _SPACES.sub(" ", _DOC_NAME_BAD.sub("-", stem)).strip() or f"document-{j}"
     return _ContentBlock(document=_br.DocumentBlock(fmt, name[:200], _br.BinarySource(data=payload)))
 
 
-cdef list _content_blocks(object content, str param):
-    """User (or tool) content → Converse blocks. Blank text is skipped: Converse rejects it."""
+cdef list _content_blocks(object content, Py_ssize_t i):
+    """User (or tool) content of message ``i`` → Converse blocks. Blank text is skipped: Converse
+    rejects it."""
     cdef list blocks = []
     cdef Py_ssize_t j = 0
     if content is None:
@@ -164,16 +173,16 @@ cdef list _content_blocks(object content, str param):
             blocks.append(_ContentBlock(text=content))
         return blocks
     for part in content:
-        where = f"{param}[{j}]"
         kind = type(part)
         if kind is _TextPart:
             if part.text:
                 blocks.append(_ContentBlock(text=part.text))
         elif kind is _ImagePart:
-            blocks.append(_image_block(part.image_url, where + ".image_url.url"))
+            blocks.append(_image_block(part.image_url, i, j))
         elif kind is _FilePart:
-            blocks.append(_file_block(part.file, where + ".file", j))
+            blocks.append(_file_block(part.file, i, j))
         else:
+            where = _part(i, j, "")
             raise _bad(f"{where}: Bedrock Converse does not take {kind.__name__} content", where)
         if kind is not _FilePart and part.cache_control:
             # Prompt caching: a cachePoint block marks the end of the prefix to cache.
@@ -182,16 +191,18 @@ cdef list _content_blocks(object content, str param):
     return blocks
 
 
-cdef object _tool_input(str arguments, str param):
+cdef object _tool_input(str arguments, Py_ssize_t i, Py_ssize_t k):
     if not arguments.strip():
         return {}
     try:
         return _any_decoder.decode(arguments)
     except _msgspec.DecodeError:
+        where = f"tool_calls[{k}].function" if k >= 0 else "function_call"
+        param = f"messages[{i}].{where}.arguments"
         raise _bad(f"{param} is not valid JSON", param) from None
 
 
-cdef list _assistant_blocks(object msg, str param):
+cdef list _assistant_blocks(object msg, Py_ssize_t i):
     cdef list blocks = []
     cdef Py_ssize_t k = 0
     content = msg.content
@@ -204,27 +215,28 @@ cdef list _assistant_blocks(object msg, str param):
                 blocks.append(_ContentBlock(text=part.text))
     if msg.tool_calls:
         for call in msg.tool_calls:
-            args = _tool_input(call.function.arguments, f"{param}.tool_calls[{k}].function.arguments")
+            args = _tool_input(call.function.arguments, i, k)
             blocks.append(_ContentBlock(toolUse=_br.ToolUseBlock(call.id, call.function.name, args)))
             k += 1
     elif msg.function_call is not None:
         # Legacy function calling has no call ids: the function name stands in for one.
         fc = msg.function_call
-        args = _tool_input(fc.arguments, f"{param}.function_call.arguments")
+        args = _tool_input(fc.arguments, i, -1)
         blocks.append(_ContentBlock(toolUse=_br.ToolUseBlock(fc.name, fc.name, args)))
     return blocks
 
 
-cdef object _tool_result(object msg, str param):
+cdef object _tool_result(object msg, Py_ssize_t i):
     tool_use_id = msg.tool_call_id if msg.role == "tool" else msg.name
     if not tool_use_id:
-        raise _bad(f"{param}.tool_call_id is required for a tool message", param + ".tool_call_id")
+        param = f"messages[{i}].tool_call_id"
+        raise _bad(f"{param} is required for a tool message", param)
     results = []
     content = msg.content
     if isinstance(content, str) or content is None:
         results.append(_br.ToolResultContent(text=content or ""))
     else:
-        for block in _content_blocks(content, param + ".content"):
+        for block in _content_blocks(content, i):
             if block.text is not None:
                 results.append(_br.ToolResultContent(text=block.text))
             elif block.image is not None:
@@ -252,23 +264,21 @@ cdef list _converse_messages(list messages, list system):
     """OpenAI turns → Converse turns; consecutive same-role turns merge (Converse wants them
     alternating), so tool results after each other and a user turn after them share one turn."""
     cdef list out = []
-    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t i = -1
     cdef str role
     for msg in messages:
-        param = f"messages[{i}]"
-        role = msg.role
-        if role == "system" or role == "developer":
-            _system_blocks(msg.content, system)
-            i += 1
-            continue
-        if role == "user":
-            blocks = _content_blocks(msg.content, param + ".content")
-        elif role == "assistant":
-            blocks = _assistant_blocks(msg, param)
-        else:
-            blocks = [_tool_result(msg, param)]
-            role = "user"
         i += 1
+        role = msg.role
+        if role == "user":
+            blocks = _content_blocks(msg.content, i)
+        elif role == "assistant":
+            blocks = _assistant_blocks(msg, i)
+        elif role == "system" or role == "developer":
+            _system_blocks(msg.content, system)
+            continue
+        else:
+            blocks = [_tool_result(msg, i)]
+            role = "user"
         if not blocks:
             continue
         # (wraparound is off in this module: no negative indexes)
@@ -521,6 +531,9 @@ cdef class BedrockStream:
             return self._error(f"bedrock error: corrupted event stream: {exc}", "api_error")
         if not messages:
             return _EMPTY
+        if len(messages) == 1:
+            headers, payload = messages[0]
+            return self._event(headers, payload)
         cdef list out = []
         for headers, payload in messages:
             piece = self._event(headers, payload)

@@ -20,6 +20,9 @@ cdef Py_ssize_t _PRELUDE = 12
 # botocore's limits, the service's own: 128 KiB of headers, 24 MiB of payload.
 cdef Py_ssize_t _MAX_HEADERS = 128 * 1024
 cdef Py_ssize_t _MAX_MESSAGE = 16 + 128 * 1024 + 24 * 1024 * 1024
+# Header blocks remembered per decoder (a Converse stream has about ten distinct ones).
+cdef Py_ssize_t _CACHED_HEADERS_MAX = 256
+cdef Py_ssize_t _CACHED_HEADER_BLOCKS = 32
 
 # CRC32 (ISO-HDLC, the zlib polynomial), slice-by-8: eight 256-entry tables, built once.
 cdef uint32_t _CRC[8][256]
@@ -146,7 +149,8 @@ cdef dict _parse_headers(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end)
 cdef class EventStreamDecoder:
     """Incremental decoder: ``feed(bytes)`` → ``[(headers, payload), ...]`` for each complete message.
 
-    Both CRCs are checked before a message is handed out; a mismatch, an impossible length or a
+    Header dicts are shared between messages with identical header blocks: read them, don't
+    change them. Both CRCs are checked before a message is handed out; a mismatch, an impossible length or a
     malformed header raises :class:`EventStreamError`, and the decoder stays failed (what follows
     a corrupted length cannot be framed).
     """
@@ -156,8 +160,10 @@ cdef class EventStreamDecoder:
     # Bytes the next message needs before it can be parsed: the prelude, then its total length.
     cdef Py_ssize_t _wanted
     cdef object _failure
+    cdef dict _known
 
     def __cinit__(self):
+        self._known = {}
         self._pieces = []
         self._buffered = 0
         self._wanted = _PRELUDE
@@ -190,6 +196,19 @@ cdef class EventStreamDecoder:
             self._buffered = 0
             raise
 
+    cdef dict _headers(self, char* raw, Py_ssize_t start, Py_ssize_t size):
+        # A stream repeats a handful of header blocks (``:event-type contentBlockDelta`` ...):
+        # parsed once each and shared, so callers must treat the dicts as read-only.
+        if size > _CACHED_HEADERS_MAX:
+            return _parse_headers(<const unsigned char*>raw, start, start + size)
+        key = raw[start:start + size]
+        headers = self._known.get(key)
+        if headers is None:
+            headers = _parse_headers(<const unsigned char*>raw, start, start + size)
+            if len(self._known) < _CACHED_HEADER_BLOCKS:
+                self._known[key] = headers
+        return <dict>headers
+
     cdef list _parse(self, bytes buf):
         cdef char* raw
         cdef Py_ssize_t n, pos = 0, total, headers_len, payload_end
@@ -217,7 +236,7 @@ cdef class EventStreamDecoder:
             if _crc32(prelude_crc, m + 8, total - 12) != _be32(m + total - 4):
                 raise EventStreamError("event-stream message CRC mismatch: the message is corrupted")
             payload_end = pos + total - 4
-            headers = _parse_headers(p, pos + _PRELUDE, pos + _PRELUDE + headers_len)
+            headers = self._headers(raw, pos + _PRELUDE, headers_len)
             out.append((headers, raw[pos + _PRELUDE + headers_len:payload_end]))
             pos += total
         if pos < n:
