@@ -38,7 +38,7 @@ DELTA_PAYLOAD = b'{"contentBlockIndex":0,"delta":{"text":"The quick brown fox ju
 
 def realistic_stream(deltas: int = 400) -> bytes:
     """A long Claude answer: text deltas of 10-60 characters between the framing events."""
-    words = "Bedrock streams its answer as binary event-stream frames with CRCs".split()
+    words = ["Bedrock", "streams", "its", "answer", "as", "binary", "event-stream", "frames", "with", "CRCs"]
     frames = [event("messageStart", {"role": "assistant"})]
     for i in range(deltas):
         text = " ".join(words[: 2 + i % 9]) + " "
