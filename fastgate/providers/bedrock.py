@@ -4,8 +4,17 @@ URLs follow the Bedrock Runtime API reference: ``https://bedrock-runtime.{region
 + ``/model/{modelId}/converse`` (or ``/converse-stream``, ``/invoke``), the model id URL-encoded
 (it may be an ARN with ``:`` and ``/``). A custom host replaces that base. Auth is SigV4 (signing
 name ``bedrock``) over the exact body bytes sent, or a Bedrock API key as a bearer token
-(``aws_auth_type: apiKey``). Static or session credentials only: the STS AssumeRole flow Portkey
+(``aws_auth_type: apiKey``; the key from ``Authorization`` / ``api_key``, or the
+``aws_api_key`` option). Static or session credentials only: the STS AssumeRole flow Portkey
 runs per request (``assumedRole``) is refused rather than done per request.
+
+Where this differs from Portkey's gateway, on purpose:
+- a ConverseStream exception event (throttling, model stream error) becomes an OpenAI error
+  event then ``[DONE]``; Portkey turns it into a ``stop`` chunk and loses the message;
+- both event-stream CRCs are verified; a corrupted or cut-short stream is an error event;
+- ``http(s)`` image URLs are a 400 naming the field: Converse takes bytes or S3 only, and
+  fetching client-given URLs from the gateway would be an SSRF surface (``s3://`` is passed on);
+- the response's text blocks are joined without a separator, as the stream delivers them.
 """
 
 from __future__ import annotations
@@ -74,9 +83,9 @@ class BedrockProvider(Provider):
         else:
             raise self.unsupported(call.endpoint)
         url = f"{self.base(call)}/model/{quote(model, safe='')}/{operation}"
-        headers = {"Content-Type": _JSON, "Accept": _JSON}
-        if operation == "converse-stream":
-            headers["Accept"] = "application/vnd.amazon.eventstream"
+        headers = {"Content-Type": _JSON}
+        if operation == "invoke":
+            headers["Accept"] = _JSON  # InvokeModel's modelled ``accept`` member (service-2.json)
         headers.update(self.auth_headers(call, url, headers, payload))
         return UpstreamRequest("POST", url, headers, payload)
 

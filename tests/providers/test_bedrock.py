@@ -413,3 +413,12 @@ async def test_config_targets_and_region_default(gateway: Gateway, upstream: Ups
     data = await resp.json()
     assert resp.status == 200 and data["choices"][0]["finish_reason"] == "length"
     assert "/us-east-1/bedrock/aws4_request" in upstream.requests[0]["headers"]["Authorization"]
+
+
+async def test_inference_profile_arn_model_id(gateway: Gateway, upstream: Upstream) -> None:
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0"
+    resp = await gateway.post("/v1/chat/completions", {**chat("hi"), "model": arn}, bedrock_headers(upstream))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["model"] == arn
+    # The ``/`` of the ARN stays percent-encoded on the wire, inside the one path segment.
+    assert upstream.requests[0]["path"].startswith("/model/arn:aws:bedrock:")
