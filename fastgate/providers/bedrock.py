@@ -19,6 +19,7 @@ Where this differs from Portkey's gateway, on purpose:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,7 @@ from fastgate.schema.openai import json_encoder
 DEFAULT_REGION = "us-east-1"
 SIGNING_NAME = "bedrock"  # service-2.json metadata.signingName
 _JSON = "application/json"
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 
 
 class _EncodingView(msgspec.Struct):
@@ -59,6 +61,15 @@ def _option(call: Call, name: str) -> str | None:
     return str(value) if value else None
 
 
+def _region(call: Call) -> str:
+    """The region goes into the host name: anything but a region name (``eu-west-3``,
+    ``us-gov-west-1``) could point the signed request, session token included, at another host."""
+    region = _option(call, "aws_region") or DEFAULT_REGION
+    if not _REGION.fullmatch(region):
+        raise bad_request(f"Invalid aws_region {region[:40]!r}", param="aws_region")
+    return region
+
+
 class BedrockProvider(Provider):
     name = "bedrock"
     endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
@@ -66,8 +77,7 @@ class BedrockProvider(Provider):
     def base(self, call: Call) -> str:
         if call.target.custom_host:
             return call.target.custom_host.rstrip("/")
-        region = _option(call, "aws_region") or DEFAULT_REGION
-        return f"https://bedrock-runtime.{region}.amazonaws.com"
+        return f"https://bedrock-runtime.{_region(call)}.amazonaws.com"
 
     def request(self, call: Call) -> UpstreamRequest:
         body = apply_overrides(call.body, call.target.override_params)
@@ -113,8 +123,7 @@ class BedrockProvider(Provider):
                 param="aws_access_key_id" if not access_key else "aws_secret_access_key",
             )
         credentials = aws_sigv4.AwsCredentials(access_key, secret_key, _option(call, "aws_session_token"))
-        region = _option(call, "aws_region") or DEFAULT_REGION
-        return aws_sigv4.sign("POST", url, headers, body, credentials, region, SIGNING_NAME)
+        return aws_sigv4.sign("POST", url, headers, body, credentials, _region(call), SIGNING_NAME)
 
     def _model(self, call: Call) -> str:
         overrides: dict[str, Any] = call.target.override_params or {}

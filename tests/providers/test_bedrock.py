@@ -422,3 +422,14 @@ async def test_inference_profile_arn_model_id(gateway: Gateway, upstream: Upstre
     assert (await resp.json())["model"] == arn
     # The ``/`` of the ARN stays percent-encoded on the wire, inside the one path segment.
     assert upstream.requests[0]["path"].startswith("/model/arn:aws:bedrock:")
+
+
+@pytest.mark.parametrize("region", ["evil.example.com/x?", "us-east-1.attacker.net#", "US-EAST-1"])
+async def test_region_cannot_redirect_the_signed_request(
+    gateway: Gateway, upstream: Upstream, region: str
+) -> None:
+    headers = bedrock_headers(upstream, aws_region=region, aws_session_token="secret-session")
+    del headers["x-portkey-custom-host"]
+    resp = await gateway.post("/v1/chat/completions", chat("hi"), headers)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["param"] == "aws_region"
