@@ -397,40 +397,57 @@ cdef object _openai_usage(object u):
     return usage
 
 
-cdef inline str _finish_reason(str stop_reason):
+cdef inline str _finish_reason(str stop_reason, bint strict=True):
+    if not strict:
+        return stop_reason  # Portkey's non-strict mode keeps the provider's own reason
     return _FINISH.get(stop_reason, "stop")
 
 
-cdef tuple _answer(bytes body):
-    """(text or None, tool calls, finish reason, usage) of a Converse response."""
+cdef tuple _answer(bytes body, bint strict):
+    """(text or None, tool calls, content blocks, finish reason, usage) of a Converse response.
+
+    Content blocks (text, thinking with its signature, redacted thinking) are collected for
+    non-strict mode only (``x-portkey-strict-open-ai-compliance: false``).
+    """
     r = _converse_decoder.decode(body)
     cdef list texts = []
     cdef list calls = []
+    cdef list blocks = []
     message = r.output.message
     if message is not None:
         for block in message.content:
             if block.text is not None:
                 texts.append(block.text)
+                if not strict:
+                    blocks.append({"type": "text", "text": block.text})
             elif block.toolUse is not None:
                 tu = block.toolUse
                 # A dict, not schema.openai.ToolCall: that Struct omits its default ``type``, which
                 # an answer must carry. ``arguments`` is the model's JSON text as Bedrock sent it.
                 calls.append({"id": tu.toolUseId, "type": "function",
                               "function": {"name": tu.name, "arguments": bytes(tu.input).decode()}})
+            elif block.reasoningContent is not None and not strict:
+                reasoning = block.reasoningContent
+                if reasoning.reasoningText is not None:
+                    blocks.append({"type": "thinking", "thinking": reasoning.reasoningText.text,
+                                   "signature": reasoning.reasoningText.signature or ""})
+                elif reasoning.redactedContent is not None:
+                    blocks.append({"type": "redacted_thinking", "data": reasoning.redactedContent})
     text = "".join(texts) if texts else None
-    return text, calls, _finish_reason(r.stopReason), _openai_usage(r.usage)
+    return text, calls, blocks, _finish_reason(r.stopReason, strict), _openai_usage(r.usage)
 
 
-def bedrock_chat_response(bytes body, str model):
-    text, calls, finish, usage = _answer(body)
-    message = _AssistantMessage(content=text, tool_calls=calls or _UNSET)
+def bedrock_chat_response(bytes body, str model, bint strict=True):
+    text, calls, blocks, finish, usage = _answer(body, strict)
+    message = _AssistantMessage(content=text, tool_calls=calls or _UNSET,
+                                content_blocks=blocks or _UNSET)
     completion = _ChatCompletion(_next_id("chatcmpl"), int(_time.time()), model,
                                  [_Choice(0, message, finish)], usage=usage, provider=_PROVIDER)
     return _encode_json(completion)
 
 
 def bedrock_completion_response(bytes body, str model):
-    text, calls, finish, usage = _answer(body)
+    text, calls, blocks, finish, usage = _answer(body, True)
     completion = _TextCompletion(_next_id("cmpl"), int(_time.time()), model,
                                  [_TextChoice(0, text or "", finish)], usage=usage, provider=_PROVIDER)
     return _encode_json(completion)
@@ -492,9 +509,12 @@ cdef class BedrockStream:
     cdef TextChunkWriter _text
     cdef dict _tools
     cdef object _stop_reason
+    cdef bint _strict
     cdef readonly bint done
 
-    def __init__(self, str model, bint include_usage=False, bint text_completion=False):
+    def __init__(self, str model, bint include_usage=False, bint text_completion=False,
+                 bint strict=True):
+        self._strict = strict or text_completion
         self._decoder = EventStreamDecoder()
         if text_completion:
             self._text = TextChunkWriter(_next_id("cmpl"), model, include_usage)
@@ -517,7 +537,7 @@ cdef class BedrockStream:
 
     cdef bytes _finish(self, object usage):
         self.done = True
-        finish = _finish_reason(self._stop_reason)
+        finish = _finish_reason(self._stop_reason, self._strict)
         if self._chat is not None:
             return self._chat.finish(finish, usage)
         return self._text.finish(finish, usage)
@@ -563,13 +583,20 @@ cdef class BedrockStream:
             ev = _block_delta_decoder.decode(payload)
             delta = ev.delta
             if delta.text is not None:
-                return self._content(delta.text) if delta.text else _EMPTY
+                if not delta.text:
+                    return _EMPTY
+                if self._strict:
+                    return self._content(delta.text)
+                return self._chat.extra(content=delta.text, content_blocks=[
+                    {"index": ev.contentBlockIndex, "delta": {"text": delta.text}}])
             if delta.toolUse is not None and self._chat is not None:
                 index = self._tools.get(ev.contentBlockIndex)
                 if index is None or not delta.toolUse.input:
                     return _EMPTY
                 return self._chat.tool_call_arguments(index, delta.toolUse.input)
-            # reasoningContent and citation deltas have no OpenAI chunk field in strict mode.
+            if delta.reasoningContent is not None and not self._strict:
+                return self._reasoning(ev.contentBlockIndex, delta.reasoningContent)
+            # Reasoning and citation deltas have no OpenAI chunk field in strict mode.
             return _EMPTY
         if event_type == "contentBlockStart":
             ev = _block_start_decoder.decode(payload)
@@ -589,6 +616,18 @@ cdef class BedrockStream:
                 return _EMPTY
             return self._finish(_openai_usage(_metadata_decoder.decode(payload).usage))
         return _EMPTY
+
+    cdef bytes _reasoning(self, object index, object delta):
+        """Non-strict mode: thinking as ``content_blocks`` deltas, in the Anthropic mapping's shape."""
+        if delta.text is not None:
+            part = {"thinking": delta.text}
+        elif delta.signature is not None:
+            part = {"signature": delta.signature}
+        elif delta.redactedContent is not None:
+            part = {"type": "redacted_thinking", "data": delta.redactedContent}
+        else:
+            return _EMPTY
+        return self._chat.extra(content_blocks=[{"index": index, "delta": part}])
 
     def finish(self):
         """The upstream ended: finish if ``messageStop`` came (metadata missing), else an error."""

@@ -132,7 +132,7 @@ class BedrockProvider(Provider):
     def response(self, call: Call, body: bytes) -> bytes:
         model = self._model(call)
         if call.endpoint is Endpoint.CHAT:
-            return bedrock_chat_response(body, model)
+            return bedrock_chat_response(body, model, call.target.strict_open_ai_compliance)
         if call.endpoint is Endpoint.COMPLETIONS:
             return bedrock_completion_response(body, model)
         as_base64 = _encoding_decoder.decode(call.body).encoding_format == "base64"
@@ -142,7 +142,10 @@ class BedrockProvider(Provider):
         options = call.view.stream_options
         include_usage = bool(options and options.include_usage)
         return BedrockStream(
-            self._model(call), include_usage, text_completion=call.endpoint is Endpoint.COMPLETIONS
+            self._model(call),
+            include_usage,
+            text_completion=call.endpoint is Endpoint.COMPLETIONS,
+            strict=call.target.strict_open_ai_compliance,
         )
 
     def error(self, status: int, body: bytes) -> bytes:

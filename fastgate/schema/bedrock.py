@@ -155,9 +155,22 @@ class ToolUseView(msgspec.Struct):
     input: msgspec.Raw = msgspec.Raw(b"{}")
 
 
+class ReasoningText(msgspec.Struct):
+    text: str = ""
+    signature: str | None = None
+
+
+class ReasoningView(msgspec.Struct):
+    """ReasoningContentBlock: the model's thinking, or its encrypted (redacted) form."""
+
+    reasoningText: ReasoningText | None = None
+    redactedContent: str | None = None
+
+
 class BlockView(msgspec.Struct):
     text: str | None = None
     toolUse: ToolUseView | None = None
+    reasoningContent: ReasoningView | None = None
 
 
 class MessageView(msgspec.Struct):
@@ -204,9 +217,18 @@ class ToolUseDelta(msgspec.Struct):
     input: str = ""
 
 
+class ReasoningDelta(msgspec.Struct):
+    """ReasoningContentBlockDelta: one of text, signature or redactedContent."""
+
+    text: str | None = None
+    signature: str | None = None
+    redactedContent: str | None = None
+
+
 class BlockDelta(msgspec.Struct):
     text: str | None = None
     toolUse: ToolUseDelta | None = None
+    reasoningContent: ReasoningDelta | None = None
 
 
 class ContentBlockDeltaEvent(msgspec.Struct):

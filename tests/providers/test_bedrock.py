@@ -433,3 +433,10 @@ async def test_region_cannot_redirect_the_signed_request(
     resp = await gateway.post("/v1/chat/completions", chat("hi"), headers)
     assert resp.status == 400
     assert (await resp.json())["error"]["param"] == "aws_region"
+
+
+async def test_non_strict_mode_keeps_bedrock_stop_reason(gateway: Gateway, upstream: Upstream) -> None:
+    headers = {**bedrock_headers(upstream), "x-portkey-strict-open-ai-compliance": "false"}
+    data = await (await gateway.post("/v1/chat/completions", chat("a b c", max_tokens=1), headers)).json()
+    assert data["choices"][0]["finish_reason"] == "max_tokens"
+    assert data["choices"][0]["message"]["content_blocks"] == [{"type": "text", "text": "Mock"}]

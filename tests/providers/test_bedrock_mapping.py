@@ -390,3 +390,50 @@ def test_embeddings_titan_and_cohere() -> None:
     )
     raw = base64.b64decode(cohere["data"][1]["embedding"])
     assert struct.unpack("<3f", raw) == (1.0, 0.0, -1.0)
+
+
+def test_reasoning_is_dropped_in_strict_mode_and_kept_otherwise() -> None:
+    body = (DATA / "converse_reasoning.json").read_bytes()
+    strict = msgspec.json.decode(bedrock_chat_response(body, MODEL))
+    assert strict["choices"][0]["message"]["content"] == "The answer is 42."
+    assert "content_blocks" not in strict["choices"][0]["message"]
+    assert strict["choices"][0]["finish_reason"] == "stop"
+    loose = msgspec.json.decode(bedrock_chat_response(body, MODEL, False))
+    assert loose["choices"][0]["message"]["content_blocks"] == [
+        {
+            "type": "thinking",
+            "thinking": "The user wants the sum. 40 + 2 = 42.",
+            "signature": "ErcBCkgIARABGAIiQMkS",
+        },
+        {"type": "redacted_thinking", "data": "RXF3QmVkcm9ja1JlZGFjdGVk"},
+        {"type": "text", "text": "The answer is 42."},
+    ]
+    assert loose["choices"][0]["finish_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_stream_reasoning_deltas(strict: bool) -> None:
+    frames = [
+        event("messageStart", {"role": "assistant"}),
+        event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "Hmm."}}}),
+        event(
+            "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig"}}}
+        ),
+        event("contentBlockStop", {"contentBlockIndex": 0}),
+        event("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"text": "42"}}),
+        event("messageStop", {"stopReason": "end_turn"}),
+        event("metadata", {"usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}}),
+    ]
+    chunks = sse(BedrockStream(MODEL, strict=strict).feed(b"".join(frames)))
+    deltas = [c["choices"][0]["delta"] for c in chunks[:-1]]
+    assert "".join(d.get("content") or "" for d in deltas) == "42"
+    blocks = [b for d in deltas for b in d.get("content_blocks", [])]
+    if strict:
+        assert blocks == [] and chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    else:
+        assert blocks == [
+            {"index": 0, "delta": {"thinking": "Hmm."}},
+            {"index": 0, "delta": {"signature": "sig"}},
+            {"index": 1, "delta": {"text": "42"}},
+        ]
+        assert chunks[-2]["choices"][0]["finish_reason"] == "end_turn"
