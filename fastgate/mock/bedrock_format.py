@@ -28,7 +28,6 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from yarl import URL
 
 from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
@@ -146,8 +145,8 @@ def _auth_failure(request: web.Request, body: bytes) -> tuple[str, str] | None:
     if "X-Amz-Security-Token" in request.headers and "x-amz-security-token" not in names:
         return "IncompleteSignatureException", "x-amz-security-token must be signed"
     headers = {name: request.headers.get(name, "") for name in names}
-    url = URL(f"http://{request.host}{request.raw_path}", encoded=True)
-    canonical, _ = canonical_request(request.method, url, headers, hashlib.sha256(body).hexdigest())
+    path, _, query = request.raw_path.partition("?")
+    canonical, _ = canonical_request(request.method, path, query, headers, hashlib.sha256(body).hexdigest())
     expected = compute_signature(MOCK_AWS_SECRET_ACCESS_KEY, timestamp, region, service, canonical)
     if service != "bedrock" or not hmac.compare_digest(expected, fields.get("Signature", "")):
         return (

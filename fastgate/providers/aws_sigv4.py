@@ -3,8 +3,8 @@
 Follows the SigV4 specification ("Create a signed AWS API request", AWS IAM user guide) and
 signs exactly as botocore's ``SigV4Auth`` does, which the tests check byte for byte:
 - the canonical URI is the path *as sent on the wire*, URI-encoded once more (every service but
-  S3 double-encodes). The wire path is the one aiohttp sends: yarl re-quotes a URL string
-  (``%3A`` becomes ``:``), so the path is taken from ``yarl.URL(url).raw_path``;
+  S3 double-encodes): a model id ``a:0`` travels as ``a%3A0`` and is signed as ``a%253A0``. The
+  upstream client sends the URL's path verbatim, so the path is read from the URL unchanged;
 - the signed headers are ``host``, ``x-amz-date``, the given headers and, for temporary
   credentials, ``x-amz-security-token``;
 - the payload hash is SHA-256 of the exact body bytes sent. ``x-amz-content-sha256`` is not
@@ -18,10 +18,9 @@ import datetime
 import hashlib
 import hmac
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, urlsplit
 
 import msgspec
-from yarl import URL
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -45,9 +44,12 @@ def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
     return _hmac(_hmac(_hmac(k_date, region), service), "aws4_request")
 
 
-def _host(url: URL) -> str:
-    host = url.raw_host or ""
-    port = url.explicit_port
+def _host(url: SplitResult) -> str:
+    """The Host header the client sends: the port only when it is not the scheme's default."""
+    host = url.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = url.port
     if port is not None and port != _DEFAULT_PORTS.get(url.scheme):
         return f"{host}:{port}"
     return host
@@ -60,7 +62,9 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def canonical_request(method: str, url: URL, headers: dict[str, str], payload_hash: str) -> tuple[str, str]:
+def canonical_request(
+    method: str, path: str, query: str, headers: dict[str, str], payload_hash: str
+) -> tuple[str, str]:
     """(canonical request, signed header list) for ``headers`` (already including host/date)."""
     signed = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
     names = sorted(signed)
@@ -68,8 +72,8 @@ def canonical_request(method: str, url: URL, headers: dict[str, str], payload_ha
     signed_headers = ";".join(names)
     lines = (
         method.upper(),
-        quote(url.raw_path or "/", safe="/~"),
-        _canonical_query(url.raw_query_string),
+        quote(path or "/", safe="/~"),
+        _canonical_query(query),
         canonical_headers,
         signed_headers,
         payload_hash,
@@ -89,7 +93,7 @@ def sign(
 ) -> dict[str, str]:
     """The headers to add to the request: ``X-Amz-Date``, ``Authorization`` and, with a session
     token, ``X-Amz-Security-Token``. ``headers`` are the request's own headers, all signed."""
-    parsed = URL(url)
+    parsed = urlsplit(url)
     moment = now or datetime.datetime.now(datetime.UTC)
     timestamp = moment.strftime("%Y%m%dT%H%M%SZ")
     date = timestamp[:8]
@@ -97,7 +101,8 @@ def sign(
     if credentials.token:
         added["X-Amz-Security-Token"] = credentials.token
     to_sign = {**headers, **added, "host": _host(parsed)}
-    request, signed_headers = canonical_request(method, parsed, to_sign, hashlib.sha256(body).hexdigest())
+    payload_hash = hashlib.sha256(body).hexdigest()
+    request, signed_headers = canonical_request(method, parsed.path, parsed.query, to_sign, payload_hash)
     signature = compute_signature(credentials.secret_key, timestamp, region, service, request)
     added["Authorization"] = (
         f"{ALGORITHM} Credential={credentials.access_key}/{date}/{region}/{service}/aws4_request, "

@@ -30,7 +30,8 @@ def botocore_headers(url: str, headers: dict[str, str], body: bytes, creds: AwsC
         "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1:0/converse",
         "https://bedrock-runtime.eu-west-3.amazonaws.com/model/amazon.titan-embed-text-v2:0/invoke",
         "http://127.0.0.1:8123/model/us.meta.llama3-1-8b-instruct-v1:0/converse-stream",
-        "https://bedrock-runtime.us-east-1.amazonaws.com/model/arn:aws:bedrock:us-east-1:1:x%2Fy/converse",
+        "https://bedrock-runtime.us-east-1.amazonaws.com/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ax%2Fy/converse",
+        "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-pro-v1%3A0/converse",
         "https://example.com:443/model/m/converse?b=2&a=1",
     ],
 )
