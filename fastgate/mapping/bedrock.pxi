@@ -32,25 +32,25 @@ from fastgate.schema.openai import (
     embedding_decoder as _embedding_decoder,
 )
 
-cdef object _bedrock_chat_decoder = _msgspec.json.Decoder(_br.BedrockChatRequest)
-cdef object _converse_decoder = _msgspec.json.Decoder(_br.ConverseResponse)
-cdef object _block_start_decoder = _msgspec.json.Decoder(_br.ContentBlockStartEvent)
-cdef object _block_delta_decoder = _msgspec.json.Decoder(_br.ContentBlockDeltaEvent)
-cdef object _message_stop_decoder = _msgspec.json.Decoder(_br.MessageStopEvent)
-cdef object _metadata_decoder = _msgspec.json.Decoder(_br.MetadataEvent)
-cdef object _error_message_decoder = _msgspec.json.Decoder(_br.ErrorMessage)
-cdef object _titan_decoder = _msgspec.json.Decoder(_br.TitanEmbedResponse)
-cdef object _cohere_decoder = _msgspec.json.Decoder(_br.CohereEmbedResponse)
-cdef object _any_decoder = _msgspec.json.Decoder()
+cdef object _br_chat_decoder = _msgspec.json.Decoder(_br.BedrockChatRequest)
+cdef object _br_converse_decoder = _msgspec.json.Decoder(_br.ConverseResponse)
+cdef object _br_block_start_decoder = _msgspec.json.Decoder(_br.ContentBlockStartEvent)
+cdef object _br_block_delta_decoder = _msgspec.json.Decoder(_br.ContentBlockDeltaEvent)
+cdef object _br_message_stop_decoder = _msgspec.json.Decoder(_br.MessageStopEvent)
+cdef object _br_metadata_decoder = _msgspec.json.Decoder(_br.MetadataEvent)
+cdef object _br_error_message_decoder = _msgspec.json.Decoder(_br.ErrorMessage)
+cdef object _br_titan_decoder = _msgspec.json.Decoder(_br.TitanEmbedResponse)
+cdef object _br_cohere_decoder = _msgspec.json.Decoder(_br.CohereEmbedResponse)
+cdef object _br_any_decoder = _msgspec.json.Decoder()
 
-cdef object _Message = _br.Message
-cdef object _ContentBlock = _br.ContentBlock
-cdef object _CACHE_POINT = _br.CachePoint()
-cdef str _PROVIDER = "bedrock"
-cdef bint _BIG_ENDIAN = _sys.byteorder == "big"
+cdef object _BrMessage = _br.Message
+cdef object _BrContentBlock = _br.ContentBlock
+cdef object _BR_CACHE_POINT = _br.CachePoint()
+cdef str _BR_PROVIDER = "bedrock"
+cdef bint _BR_BIG_ENDIAN = _sys.byteorder == "big"
 
 # StopReason enum (service-2.json) → OpenAI finish_reason, as Portkey's finishReasonMap does.
-cdef dict _FINISH = {
+cdef dict _BR_FINISH = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "tool_use": "tool_calls",
@@ -60,10 +60,10 @@ cdef dict _FINISH = {
     "content_filtered": "content_filter",
 }
 # ImageFormat and DocumentFormat enums by MIME type.
-cdef dict _IMAGE_FORMATS = {
+cdef dict _BR_IMAGE_FORMATS = {
     "image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif", "image/webp": "webp",
 }
-cdef dict _DOCUMENT_FORMATS = {
+cdef dict _BR_DOCUMENT_FORMATS = {
     "application/pdf": "pdf",
     "text/csv": "csv",
     "application/msword": "doc",
@@ -75,93 +75,93 @@ cdef dict _DOCUMENT_FORMATS = {
     "text/markdown": "md",
 }
 # Exception events of ConverseStream (ConverseStreamOutput members) → OpenAI error types.
-cdef dict _EXCEPTION_TYPES = {
+cdef dict _BR_EXCEPTION_TYPES = {
     "throttlingException": "rate_limit_error",
     "validationException": "invalid_request_error",
 }
 # Cross-region inference profile ids prefix the model id with a geography.
-cdef object _GEO_PREFIX = _re.compile(r"^(?:us|eu|apac|au|ca|jp|us-gov|global)\.")
+cdef object _BR_GEO_PREFIX = _re.compile(r"^(?:us|eu|apac|au|ca|jp|us-gov|global)\.")
 # DocumentBlock.name: alphanumerics, single spaces, hyphens, parentheses and square brackets.
-cdef object _DOC_NAME_BAD = _re.compile(r"[^A-Za-z0-9 \-()\[\]]+")
-cdef object _SPACES = _re.compile(r"\s+")
+cdef object _BR_DOC_NAME_BAD = _re.compile(r"[^A-Za-z0-9 \-()\[\]]+")
+cdef object _BR_SPACES = _re.compile(r"\s+")
 
-cdef str _id_prefix = _os.urandom(5).hex()
-cdef object _id_counter = _itertools.count(1)
+cdef str _br_id_prefix = _os.urandom(5).hex()
+cdef object _br_id_counter = _itertools.count(1)
 
 
-cdef inline str _next_id(str kind):
+cdef inline str _br_next_id(str kind):
     """Converse answers carry no id: a unique one per answer, without a syscall each time."""
-    return f"{kind}-{_id_prefix}{next(_id_counter):x}"
+    return f"{kind}-{_br_id_prefix}{next(_br_id_counter):x}"
 
 
-cdef inline object _bad(str message, str param):
+cdef inline object _br_bad(str message, str param):
     return _GatewayError(400, message, param=param, code="invalid_request")
 
 
-cdef inline str _base_model(str model):
-    return _GEO_PREFIX.sub("", model, count=1)
+cdef inline str _br_base_model(str model):
+    return _BR_GEO_PREFIX.sub("", model, count=1)
 
 
 # ---- request: OpenAI chat → Converse ------------------------------------------------------------
 
 
-cdef inline str _part(Py_ssize_t i, Py_ssize_t j, str field):
+cdef inline str _br_part(Py_ssize_t i, Py_ssize_t j, str field):
     """The JSON path of content part ``j`` of message ``i`` (built only for an error message)."""
     return f"messages[{i}].content[{j}]{field}"
 
 
-cdef tuple _data_url(str url, str param):
+cdef tuple _br_data_url(str url, str param):
     """``data:<mime>;base64,<payload>`` → (mime, payload); the payload stays base64 (the wire form)."""
     head, sep, payload = url.partition(",")
     if not sep or not head.endswith(";base64"):
-        raise _bad(f"{param} must be a base64 data: URL (data:<mime>;base64,...)", param)
+        raise _br_bad(f"{param} must be a base64 data: URL (data:<mime>;base64,...)", param)
     return head[5:len(head) - 7].lower(), payload
 
 
-cdef object _image_block(object image_url, Py_ssize_t i, Py_ssize_t j):
+cdef object _br_image_block(object image_url, Py_ssize_t i, Py_ssize_t j):
     cdef str url = image_url.url
     cdef str fmt
     if url.startswith("data:"):
-        mime, payload = _data_url(url, _part(i, j, ".image_url.url"))
-        fmt = _IMAGE_FORMATS.get(mime)
+        mime, payload = _br_data_url(url, _br_part(i, j, ".image_url.url"))
+        fmt = _BR_IMAGE_FORMATS.get(mime)
         if fmt is None:
-            param = _part(i, j, ".image_url.url")
-            raise _bad(f"{param}: Bedrock takes png, jpeg, gif or webp images, not {mime!r}", param)
-        return _ContentBlock(image=_br.ImageBlock(fmt, _br.BinarySource(data=payload)))
-    param = _part(i, j, ".image_url.url")
+            param = _br_part(i, j, ".image_url.url")
+            raise _br_bad(f"{param}: Bedrock takes png, jpeg, gif or webp images, not {mime!r}", param)
+        return _BrContentBlock(image=_br.ImageBlock(fmt, _br.BinarySource(data=payload)))
+    param = _br_part(i, j, ".image_url.url")
     if url.startswith("s3://"):
         # ImageSource.s3Location: Bedrock reads the object itself, with the caller's AWS rights.
         mime = image_url.mime_type or ""
-        fmt = _IMAGE_FORMATS.get(mime) or _IMAGE_FORMATS.get("image/" + url.rpartition(".")[2].lower())
+        fmt = _BR_IMAGE_FORMATS.get(mime) or _BR_IMAGE_FORMATS.get("image/" + url.rpartition(".")[2].lower())
         if fmt is None:
-            raise _bad(f"{param}: give image_url.mime_type for an s3:// image without a known extension",
+            raise _br_bad(f"{param}: give image_url.mime_type for an s3:// image without a known extension",
                        param)
-        return _ContentBlock(image=_br.ImageBlock(fmt, _br.BinarySource(s3Location=_br.S3Location(url))))
+        return _BrContentBlock(image=_br.ImageBlock(fmt, _br.BinarySource(s3Location=_br.S3Location(url))))
     if url.startswith(("http://", "https://")):
         # Converse's ImageSource takes bytes or an S3 location only. Fetching the URL here would let
         # any client make the gateway request arbitrary hosts (an SSRF surface), so it is refused.
-        raise _bad(f"{param}: Bedrock accepts images as base64 data: URLs or s3:// locations, not "
+        raise _br_bad(f"{param}: Bedrock accepts images as base64 data: URLs or s3:// locations, not "
                    "http(s) URLs; the gateway does not fetch URLs for a client", param)
-    raise _bad(f"{param}: unsupported image URL scheme", param)
+    raise _br_bad(f"{param}: unsupported image URL scheme", param)
 
 
-cdef object _file_block(object ref, Py_ssize_t i, Py_ssize_t j):
-    param = _part(i, j, ".file")
+cdef object _br_file_block(object ref, Py_ssize_t i, Py_ssize_t j):
+    param = _br_part(i, j, ".file")
     if ref.file_data is None:
-        raise _bad(f"{param}: Bedrock takes files inline as file.file_data (a base64 data: URL); "
+        raise _br_bad(f"{param}: Bedrock takes files inline as file.file_data (a base64 data: URL); "
                    "file ids are not supported", param)
-    mime, payload = _data_url(ref.file_data, param + ".file_data")
-    if mime in _IMAGE_FORMATS:
-        return _ContentBlock(image=_br.ImageBlock(_IMAGE_FORMATS[mime], _br.BinarySource(data=payload)))
-    fmt = _DOCUMENT_FORMATS.get(mime)
+    mime, payload = _br_data_url(ref.file_data, param + ".file_data")
+    if mime in _BR_IMAGE_FORMATS:
+        return _BrContentBlock(image=_br.ImageBlock(_BR_IMAGE_FORMATS[mime], _br.BinarySource(data=payload)))
+    fmt = _BR_DOCUMENT_FORMATS.get(mime)
     if fmt is None:
-        raise _bad(f"{param}: Bedrock does not take documents of type {mime!r}", param)
+        raise _br_bad(f"{param}: Bedrock does not take documents of type {mime!r}", param)
     stem = (ref.filename or "").rpartition(".")[0] or ref.filename or ""
-    name = _SPACES.sub(" ", _DOC_NAME_BAD.sub("-", stem)).strip() or f"document-{j}"
-    return _ContentBlock(document=_br.DocumentBlock(fmt, name[:200], _br.BinarySource(data=payload)))
+    name = _BR_SPACES.sub(" ", _BR_DOC_NAME_BAD.sub("-", stem)).strip() or f"document-{j}"
+    return _BrContentBlock(document=_br.DocumentBlock(fmt, name[:200], _br.BinarySource(data=payload)))
 
 
-cdef list _content_blocks(object content, Py_ssize_t i):
+cdef list _br_content_blocks(object content, Py_ssize_t i):
     """User (or tool) content of message ``i`` → Converse blocks. Blank text is skipped: Converse
     rejects it."""
     cdef list blocks = []
@@ -170,82 +170,82 @@ cdef list _content_blocks(object content, Py_ssize_t i):
         return blocks
     if isinstance(content, str):
         if content:
-            blocks.append(_ContentBlock(text=content))
+            blocks.append(_BrContentBlock(text=content))
         return blocks
     for part in content:
         kind = type(part)
         if kind is _TextPart:
             if part.text:
-                blocks.append(_ContentBlock(text=part.text))
+                blocks.append(_BrContentBlock(text=part.text))
         elif kind is _ImagePart:
-            blocks.append(_image_block(part.image_url, i, j))
+            blocks.append(_br_image_block(part.image_url, i, j))
         elif kind is _FilePart:
-            blocks.append(_file_block(part.file, i, j))
+            blocks.append(_br_file_block(part.file, i, j))
         else:
-            where = _part(i, j, "")
-            raise _bad(f"{where}: Bedrock Converse does not take {kind.__name__} content", where)
+            where = _br_part(i, j, "")
+            raise _br_bad(f"{where}: Bedrock Converse does not take {kind.__name__} content", where)
         if kind is not _FilePart and part.cache_control:
             # Prompt caching: a cachePoint block marks the end of the prefix to cache.
-            blocks.append(_ContentBlock(cachePoint=_CACHE_POINT))
+            blocks.append(_BrContentBlock(cachePoint=_BR_CACHE_POINT))
         j += 1
     return blocks
 
 
-cdef object _tool_input(str arguments, Py_ssize_t i, Py_ssize_t k):
+cdef object _br_tool_input(str arguments, Py_ssize_t i, Py_ssize_t k):
     if not arguments.strip():
         return {}
     try:
-        return _any_decoder.decode(arguments)
+        return _br_any_decoder.decode(arguments)
     except _msgspec.DecodeError:
         where = f"tool_calls[{k}].function" if k >= 0 else "function_call"
         param = f"messages[{i}].{where}.arguments"
-        raise _bad(f"{param} is not valid JSON", param) from None
+        raise _br_bad(f"{param} is not valid JSON", param) from None
 
 
-cdef list _assistant_blocks(object msg, Py_ssize_t i):
+cdef list _br_assistant_blocks(object msg, Py_ssize_t i):
     cdef list blocks = []
     cdef Py_ssize_t k = 0
     content = msg.content
     if isinstance(content, str):
         if content:
-            blocks.append(_ContentBlock(text=content))
+            blocks.append(_BrContentBlock(text=content))
     elif content is not None:
         for part in content:
             if type(part) is _TextPart and part.text:
-                blocks.append(_ContentBlock(text=part.text))
+                blocks.append(_BrContentBlock(text=part.text))
     if msg.tool_calls:
         for call in msg.tool_calls:
-            args = _tool_input(call.function.arguments, i, k)
-            blocks.append(_ContentBlock(toolUse=_br.ToolUseBlock(call.id, call.function.name, args)))
+            args = _br_tool_input(call.function.arguments, i, k)
+            blocks.append(_BrContentBlock(toolUse=_br.ToolUseBlock(call.id, call.function.name, args)))
             k += 1
     elif msg.function_call is not None:
         # Legacy function calling has no call ids: the function name stands in for one.
         fc = msg.function_call
-        args = _tool_input(fc.arguments, i, -1)
-        blocks.append(_ContentBlock(toolUse=_br.ToolUseBlock(fc.name, fc.name, args)))
+        args = _br_tool_input(fc.arguments, i, -1)
+        blocks.append(_BrContentBlock(toolUse=_br.ToolUseBlock(fc.name, fc.name, args)))
     return blocks
 
 
-cdef object _tool_result(object msg, Py_ssize_t i):
+cdef object _br_tool_result(object msg, Py_ssize_t i):
     tool_use_id = msg.tool_call_id if msg.role == "tool" else msg.name
     if not tool_use_id:
         param = f"messages[{i}].tool_call_id"
-        raise _bad(f"{param} is required for a tool message", param)
+        raise _br_bad(f"{param} is required for a tool message", param)
     results = []
     content = msg.content
     if isinstance(content, str) or content is None:
         results.append(_br.ToolResultContent(text=content or ""))
     else:
-        for block in _content_blocks(content, i):
+        for block in _br_content_blocks(content, i):
             if block.text is not None:
                 results.append(_br.ToolResultContent(text=block.text))
             elif block.image is not None:
                 results.append(_br.ToolResultContent(image=block.image))
     # ToolResultBlock lives in a user turn (Converse: tool results are user content).
-    return _ContentBlock(toolResult=_br.ToolResultBlock(tool_use_id, results))
+    return _BrContentBlock(toolResult=_br.ToolResultBlock(tool_use_id, results))
 
 
-cdef void _system_blocks(object content, list system):
+cdef void _br_system_blocks(object content, list system):
     if isinstance(content, str):
         if content:
             system.append(_br.SystemBlock(text=content))
@@ -257,10 +257,10 @@ cdef void _system_blocks(object content, list system):
             if part.text:
                 system.append(_br.SystemBlock(text=part.text))
             if part.cache_control:
-                system.append(_br.SystemBlock(cachePoint=_CACHE_POINT))
+                system.append(_br.SystemBlock(cachePoint=_BR_CACHE_POINT))
 
 
-cdef list _converse_messages(list messages, list system):
+cdef list _br_converse_messages(list messages, list system):
     """OpenAI turns → Converse turns; consecutive same-role turns merge (Converse wants them
     alternating), so tool results after each other and a user turn after them share one turn."""
     cdef list out = []
@@ -270,14 +270,14 @@ cdef list _converse_messages(list messages, list system):
         i += 1
         role = msg.role
         if role == "user":
-            blocks = _content_blocks(msg.content, i)
+            blocks = _br_content_blocks(msg.content, i)
         elif role == "assistant":
-            blocks = _assistant_blocks(msg, i)
+            blocks = _br_assistant_blocks(msg, i)
         elif role == "system" or role == "developer":
-            _system_blocks(msg.content, system)
+            _br_system_blocks(msg.content, system)
             continue
         else:
-            blocks = [_tool_result(msg, i)]
+            blocks = [_br_tool_result(msg, i)]
             role = "user"
         if not blocks:
             continue
@@ -285,18 +285,18 @@ cdef list _converse_messages(list messages, list system):
         if out and out[len(out) - 1].role == role:
             out[len(out) - 1].content.extend(blocks)
         else:
-            out.append(_Message(role, blocks))
+            out.append(_BrMessage(role, blocks))
     return out
 
 
-cdef object _inference_config(object max_tokens, object temperature, object top_p, object stop):
+cdef object _br_inference_config(object max_tokens, object temperature, object top_p, object stop):
     if max_tokens is None and temperature is None and top_p is None and not stop:
         return None
     stops = [stop] if isinstance(stop, str) else (stop or None)
     return _br.InferenceConfig(max_tokens, temperature, top_p, stops)
 
 
-cdef object _tool_config(object req):
+cdef object _br_tool_config(object req):
     choice = req.tool_choice
     if not req.tools or choice == "none":
         return None
@@ -320,10 +320,10 @@ cdef object _tool_config(object req):
     return _br.ToolConfig(tools, tool_choice)
 
 
-cdef object _additional_fields(object req, str model):
+cdef object _br_additional_fields(object req, str model):
     fields = dict(req.additionalModelRequestFields or req.additional_model_request_fields or {})
     if req.top_k is not None:
-        if _base_model(model).startswith("amazon.nova"):
+        if _br_base_model(model).startswith("amazon.nova"):
             # Nova reads top-k from additionalModelRequestFields.inferenceConfig.topK (Nova user guide).
             fields.setdefault("inferenceConfig", {})["topK"] = req.top_k
         else:
@@ -337,20 +337,20 @@ cdef object _additional_fields(object req, str model):
 def bedrock_chat_request(bytes body):
     """OpenAI chat body → ``(model id, Converse body)``; a request Converse can't take is a 400."""
     try:
-        req = _bedrock_chat_decoder.decode(body)
+        req = _br_chat_decoder.decode(body)
     except _msgspec.ValidationError as exc:
-        raise _bad(f"Invalid request body: {exc}", None) from None
+        raise _br_bad(f"Invalid request body: {exc}", None) from None
     if not req.model:
-        raise _bad("Model is required", "model")
+        raise _br_bad("Model is required", "model")
     cdef list system = []
-    messages = _converse_messages(req.messages, system)
+    messages = _br_converse_messages(req.messages, system)
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     converse = _br.ConverseRequest(
         messages,
         system or None,
-        _inference_config(max_tokens, req.temperature, req.top_p, req.stop),
-        _tool_config(req),
-        _additional_fields(req, req.model),
+        _br_inference_config(max_tokens, req.temperature, req.top_p, req.stop),
+        _br_tool_config(req),
+        _br_additional_fields(req, req.model),
         req.guardrailConfig or req.guardrail_config,
         req.performanceConfig or req.performance_config,
     )
@@ -362,20 +362,20 @@ def bedrock_completion_request(bytes body):
     try:
         req = _completion_decoder.decode(body)
     except _msgspec.ValidationError as exc:
-        raise _bad(f"Invalid request body: {exc}", None) from None
+        raise _br_bad(f"Invalid request body: {exc}", None) from None
     if not req.model:
-        raise _bad("Model is required", "model")
+        raise _br_bad("Model is required", "model")
     prompt = req.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:
-            raise _bad("Bedrock completes one prompt per request", "prompt")
+            raise _br_bad("Bedrock completes one prompt per request", "prompt")
         prompt = prompt[0]
     if not prompt:
-        raise _bad("prompt is required", "prompt")
+        raise _br_bad("prompt is required", "prompt")
     converse = _br.ConverseRequest(
-        [_Message("user", [_ContentBlock(text=prompt)])],
+        [_BrMessage("user", [_BrContentBlock(text=prompt)])],
         None,
-        _inference_config(req.max_tokens, req.temperature, req.top_p, req.stop),
+        _br_inference_config(req.max_tokens, req.temperature, req.top_p, req.stop),
     )
     return req.model, _encode_json(converse)
 
@@ -383,7 +383,7 @@ def bedrock_completion_request(bytes body):
 # ---- response: Converse → OpenAI -----------------------------------------------------------------
 
 
-cdef object _openai_usage(object u):
+cdef object _br_openai_usage(object u):
     """OpenAI counts cached prompt tokens inside prompt_tokens; Bedrock's inputTokens excludes them."""
     if u is None:
         return _UNSET
@@ -397,19 +397,19 @@ cdef object _openai_usage(object u):
     return usage
 
 
-cdef inline str _finish_reason(str stop_reason, bint strict=True):
+cdef inline str _br_finish_reason(str stop_reason, bint strict=True):
     if not strict:
         return stop_reason  # Portkey's non-strict mode keeps the provider's own reason
-    return _FINISH.get(stop_reason, "stop")
+    return _BR_FINISH.get(stop_reason, "stop")
 
 
-cdef tuple _answer(bytes body, bint strict):
+cdef tuple _br_answer(bytes body, bint strict):
     """(text or None, tool calls, content blocks, finish reason, usage) of a Converse response.
 
     Content blocks (text, thinking with its signature, redacted thinking) are collected for
     non-strict mode only (``x-portkey-strict-open-ai-compliance: false``).
     """
-    r = _converse_decoder.decode(body)
+    r = _br_converse_decoder.decode(body)
     cdef list texts = []
     cdef list calls = []
     cdef list blocks = []
@@ -434,29 +434,29 @@ cdef tuple _answer(bytes body, bint strict):
                 elif reasoning.redactedContent is not None:
                     blocks.append({"type": "redacted_thinking", "data": reasoning.redactedContent})
     text = "".join(texts) if texts else None
-    return text, calls, blocks, _finish_reason(r.stopReason, strict), _openai_usage(r.usage)
+    return text, calls, blocks, _br_finish_reason(r.stopReason, strict), _br_openai_usage(r.usage)
 
 
 def bedrock_chat_response(bytes body, str model, bint strict=True):
-    text, calls, blocks, finish, usage = _answer(body, strict)
+    text, calls, blocks, finish, usage = _br_answer(body, strict)
     message = _AssistantMessage(content=text, tool_calls=calls or _UNSET,
                                 content_blocks=blocks or _UNSET)
-    completion = _ChatCompletion(_next_id("chatcmpl"), int(_time.time()), model,
-                                 [_Choice(0, message, finish)], usage=usage, provider=_PROVIDER)
+    completion = _ChatCompletion(_br_next_id("chatcmpl"), int(_time.time()), model,
+                                 [_Choice(0, message, finish)], usage=usage, provider=_BR_PROVIDER)
     return _encode_json(completion)
 
 
 def bedrock_completion_response(bytes body, str model):
-    text, calls, blocks, finish, usage = _answer(body, True)
-    completion = _TextCompletion(_next_id("cmpl"), int(_time.time()), model,
-                                 [_TextChoice(0, text or "", finish)], usage=usage, provider=_PROVIDER)
+    text, calls, blocks, finish, usage = _br_answer(body, True)
+    completion = _TextCompletion(_br_next_id("cmpl"), int(_time.time()), model,
+                                 [_TextChoice(0, text or "", finish)], usage=usage, provider=_BR_PROVIDER)
     return _encode_json(completion)
 
 
 def bedrock_error_message(bytes body):
     """The ``message`` of a Bedrock error body or exception event (``None`` if it has none)."""
     try:
-        err = _error_message_decoder.decode(body)
+        err = _br_error_message_decoder.decode(body)
     except (_msgspec.DecodeError, _msgspec.ValidationError):
         return None
     return err.message or err.Message
@@ -465,7 +465,7 @@ def bedrock_error_message(bytes body):
 # ---- stream: ConverseStream event-stream → OpenAI SSE -------------------------------------------
 
 
-cdef class TextChunkWriter:
+cdef class _BrTextChunks:
     """``text_completion`` stream chunks (legacy /v1/completions), ChunkWriter's counterpart."""
 
     cdef readonly str id
@@ -482,7 +482,7 @@ cdef class TextChunkWriter:
     cdef bytes _chunk(self, str text, object finish_reason):
         return _frame(_encode_json(_TextCompletion(self.id, self.created, self.model,
                                                    [_TextChoice(0, text, finish_reason)],
-                                                   provider=_PROVIDER)))
+                                                   provider=_BR_PROVIDER)))
 
     def content(self, str text):
         return self._chunk(text, None)
@@ -491,7 +491,7 @@ cdef class TextChunkWriter:
         out = self._chunk("", finish_reason)
         if self.include_usage and usage is not None:
             out += _frame(_encode_json(_TextCompletion(self.id, self.created, self.model, [],
-                                                       usage=usage, provider=_PROVIDER)))
+                                                       usage=usage, provider=_BR_PROVIDER)))
         return out + _SSE_DONE
 
 
@@ -506,7 +506,7 @@ cdef class BedrockStream:
 
     cdef EventStreamDecoder _decoder
     cdef ChunkWriter _chat
-    cdef TextChunkWriter _text
+    cdef _BrTextChunks _text
     cdef dict _tools
     cdef object _stop_reason
     cdef bint _strict
@@ -517,9 +517,9 @@ cdef class BedrockStream:
         self._strict = strict or text_completion
         self._decoder = EventStreamDecoder()
         if text_completion:
-            self._text = TextChunkWriter(_next_id("cmpl"), model, include_usage)
+            self._text = _BrTextChunks(_br_next_id("cmpl"), model, include_usage)
         else:
-            self._chat = ChunkWriter(_next_id("chatcmpl"), model, _PROVIDER, include_usage)
+            self._chat = ChunkWriter(_br_next_id("chatcmpl"), model, _BR_PROVIDER, include_usage)
         self._tools = {}
         self._stop_reason = None
         self.done = False
@@ -528,7 +528,7 @@ cdef class BedrockStream:
         self.done = True
         if self._chat is not None:
             return self._chat.error(message, kind)
-        return _frame(_error_body(502, message, type=kind, provider=_PROVIDER)) + _SSE_DONE
+        return _frame(_error_body(502, message, type=kind, provider=_BR_PROVIDER)) + _SSE_DONE
 
     cdef bytes _content(self, str text):
         if self._chat is not None:
@@ -537,7 +537,7 @@ cdef class BedrockStream:
 
     cdef bytes _finish(self, object usage):
         self.done = True
-        finish = _finish_reason(self._stop_reason, self._strict)
+        finish = _br_finish_reason(self._stop_reason, self._strict)
         if self._chat is not None:
             return self._chat.finish(finish, usage)
         return self._text.finish(finish, usage)
@@ -571,7 +571,7 @@ cdef class BedrockStream:
             # e.g. throttlingException, modelStreamErrorException (ConverseStreamOutput members).
             name = headers.get(":exception-type") or "exception"
             message = bedrock_error_message(payload) or payload.decode("utf-8", "replace")
-            return self._error(f"bedrock error: {name}: {message}", _EXCEPTION_TYPES.get(name, "api_error"))
+            return self._error(f"bedrock error: {name}: {message}", _BR_EXCEPTION_TYPES.get(name, "api_error"))
         if kind == "error":
             # A protocol-level error message: code and text travel in headers, not the payload.
             code = headers.get(":error-code") or "error"
@@ -580,7 +580,7 @@ cdef class BedrockStream:
 
     cdef bytes _converse_event(self, object event_type, bytes payload):
         if event_type == "contentBlockDelta":
-            ev = _block_delta_decoder.decode(payload)
+            ev = _br_block_delta_decoder.decode(payload)
             delta = ev.delta
             if delta.text is not None:
                 if not delta.text:
@@ -599,7 +599,7 @@ cdef class BedrockStream:
             # Reasoning and citation deltas have no OpenAI chunk field in strict mode.
             return _EMPTY
         if event_type == "contentBlockStart":
-            ev = _block_start_decoder.decode(payload)
+            ev = _br_block_start_decoder.decode(payload)
             tool = ev.start.toolUse
             if tool is None or self._chat is None:
                 return _EMPTY
@@ -609,12 +609,12 @@ cdef class BedrockStream:
         if event_type == "messageStart":
             return self._chat.role() if self._chat is not None else _EMPTY
         if event_type == "messageStop":
-            self._stop_reason = _message_stop_decoder.decode(payload).stopReason
+            self._stop_reason = _br_message_stop_decoder.decode(payload).stopReason
             return _EMPTY
         if event_type == "metadata":
             if self._stop_reason is None:
                 return _EMPTY
-            return self._finish(_openai_usage(_metadata_decoder.decode(payload).usage))
+            return self._finish(_br_openai_usage(_br_metadata_decoder.decode(payload).usage))
         return _EMPTY
 
     cdef bytes _reasoning(self, object index, object delta):
@@ -641,8 +641,8 @@ cdef class BedrockStream:
 # ---- embeddings: InvokeModel (Titan Text Embeddings, Cohere Embed) -------------------------------
 
 
-cdef inline bint _is_cohere(str model):
-    return _base_model(model).startswith("cohere.embed")
+cdef inline bint _br_is_cohere(str model):
+    return _br_base_model(model).startswith("cohere.embed")
 
 
 def bedrock_embedding_request(bytes body):
@@ -653,19 +653,19 @@ def bedrock_embedding_request(bytes body):
     try:
         req = _embedding_decoder.decode(body)
     except _msgspec.ValidationError as exc:
-        raise _bad(f"Invalid request body: {exc}", None) from None
+        raise _br_bad(f"Invalid request body: {exc}", None) from None
     model = req.model
     if not model:
-        raise _bad("Model is required", "model")
+        raise _br_bad("Model is required", "model")
     inputs = [req.input] if isinstance(req.input, str) else req.input
     if not inputs or not all(isinstance(x, str) for x in inputs):
-        raise _bad("input must be a string or a list of strings for Bedrock embeddings", "input")
-    base = _base_model(model)
+        raise _br_bad("input must be a string or a list of strings for Bedrock embeddings", "input")
+    base = _br_base_model(model)
     if base.startswith("cohere.embed"):
         invoke = _br.CohereEmbedRequest(inputs, req.input_type or "search_document")
     elif base.startswith("amazon.titan-embed-text"):
         if len(inputs) != 1:
-            raise _bad("Titan Text Embeddings embeds one input per request: send a single string "
+            raise _br_bad("Titan Text Embeddings embeds one input per request: send a single string "
                        "(or use a cohere.embed-* model for batches)", "input")
         if base.startswith("amazon.titan-embed-text-v1"):
             invoke = _br.TitanEmbedRequest(inputs[0])
@@ -673,17 +673,17 @@ def bedrock_embedding_request(bytes body):
             # v2: dimensions 256/512/1024; normalize true gives unit vectors, as OpenAI's are.
             invoke = _br.TitanEmbedRequest(inputs[0], req.dimensions, True)
     else:
-        raise _bad(f"Unsupported Bedrock embedding model {model!r}: use amazon.titan-embed-text-* "
+        raise _br_bad(f"Unsupported Bedrock embedding model {model!r}: use amazon.titan-embed-text-* "
                    "or cohere.embed-*", "model")
     return model, _encode_json(invoke)
 
 
-cdef object _embedding_value(list vector, bint as_base64):
+cdef object _br_embedding_value(list vector, bint as_base64):
     if not as_base64:
         return vector
     # The openai SDK asks for base64 by default and reads it as little-endian float32.
     packed = _array.array("f", vector)
-    if _BIG_ENDIAN:
+    if _BR_BIG_ENDIAN:
         packed.byteswap()
     return _base64.b64encode(packed.tobytes()).decode("ascii")
 
@@ -691,12 +691,12 @@ cdef object _embedding_value(list vector, bint as_base64):
 def bedrock_embedding_response(bytes body, str model, bint as_base64=False):
     cdef list data = []
     cdef long tokens = 0
-    if _is_cohere(model):
-        vectors = _cohere_decoder.decode(body).embeddings
+    if _br_is_cohere(model):
+        vectors = _br_cohere_decoder.decode(body).embeddings
     else:
-        titan = _titan_decoder.decode(body)
+        titan = _br_titan_decoder.decode(body)
         vectors = [titan.embedding]
         tokens = titan.inputTextTokenCount
     for i, vector in enumerate(vectors):
-        data.append(_Embedding(i, _embedding_value(vector, as_base64)))
-    return _encode_json(_EmbeddingList(data, model, _EmbeddingUsage(tokens, tokens), provider=_PROVIDER))
+        data.append(_Embedding(i, _br_embedding_value(vector, as_base64)))
+    return _encode_json(_EmbeddingList(data, model, _EmbeddingUsage(tokens, tokens), provider=_BR_PROVIDER))

@@ -14,86 +14,86 @@
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint32_t, uint64_t
 
-import uuid as _uuid
+import uuid as _es_uuid
 
-cdef Py_ssize_t _PRELUDE = 12
+cdef Py_ssize_t _ES_PRELUDE = 12
 # botocore's limits, the service's own: 128 KiB of headers, 24 MiB of payload.
-cdef Py_ssize_t _MAX_HEADERS = 128 * 1024
-cdef Py_ssize_t _MAX_MESSAGE = 16 + 128 * 1024 + 24 * 1024 * 1024
+cdef Py_ssize_t _ES_MAX_HEADERS = 128 * 1024
+cdef Py_ssize_t _ES_MAX_MESSAGE = 16 + 128 * 1024 + 24 * 1024 * 1024
 # Header blocks remembered per decoder (a Converse stream has about ten distinct ones).
-cdef Py_ssize_t _CACHED_HEADERS_MAX = 256
-cdef Py_ssize_t _CACHED_HEADER_BLOCKS = 32
+cdef Py_ssize_t _ES_CACHED_HEADERS_MAX = 256
+cdef Py_ssize_t _ES_CACHED_HEADER_BLOCKS = 32
 
 # CRC32 (ISO-HDLC, the zlib polynomial), slice-by-8: eight 256-entry tables, built once.
-cdef uint32_t _CRC[8][256]
+cdef uint32_t _ES_CRC[8][256]
 
 
-cdef void _crc_tables() noexcept:
+cdef void _es_crc_tables() noexcept:
     cdef uint32_t c
     cdef int i, k
     for i in range(256):
         c = <uint32_t>i
         for k in range(8):
             c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
-        _CRC[0][i] = c
+        _ES_CRC[0][i] = c
     for i in range(256):
-        c = _CRC[0][i]
+        c = _ES_CRC[0][i]
         for k in range(1, 8):
-            c = _CRC[0][c & 0xFF] ^ (c >> 8)
-            _CRC[k][i] = c
+            c = _ES_CRC[0][c & 0xFF] ^ (c >> 8)
+            _ES_CRC[k][i] = c
 
 
-_crc_tables()
+_es_crc_tables()
 
 
-cdef inline uint32_t _le32(const unsigned char* p) noexcept nogil:
+cdef inline uint32_t _es_le32(const unsigned char* p) noexcept nogil:
     return (<uint32_t>p[0]) | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
-cdef inline uint32_t _be32(const unsigned char* p) noexcept nogil:
+cdef inline uint32_t _es_be32(const unsigned char* p) noexcept nogil:
     return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | (<uint32_t>p[3])
 
 
-cdef inline uint64_t _be64(const unsigned char* p) noexcept nogil:
-    return (<uint64_t>_be32(p) << 32) | <uint64_t>_be32(p + 4)
+cdef inline uint64_t _es_be64(const unsigned char* p) noexcept nogil:
+    return (<uint64_t>_es_be32(p) << 32) | <uint64_t>_es_be32(p + 4)
 
 
-cdef uint32_t _crc32(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil:
+cdef uint32_t _es_crc32(uint32_t crc, const unsigned char* p, Py_ssize_t n) noexcept nogil:
     cdef uint32_t one, two
     crc = ~crc
     while n >= 8:
-        one = _le32(p) ^ crc
-        two = _le32(p + 4)
-        crc = (_CRC[7][one & 0xFF] ^ _CRC[6][(one >> 8) & 0xFF] ^ _CRC[5][(one >> 16) & 0xFF]
-               ^ _CRC[4][one >> 24] ^ _CRC[3][two & 0xFF] ^ _CRC[2][(two >> 8) & 0xFF]
-               ^ _CRC[1][(two >> 16) & 0xFF] ^ _CRC[0][two >> 24])
+        one = _es_le32(p) ^ crc
+        two = _es_le32(p + 4)
+        crc = (_ES_CRC[7][one & 0xFF] ^ _ES_CRC[6][(one >> 8) & 0xFF] ^ _ES_CRC[5][(one >> 16) & 0xFF]
+               ^ _ES_CRC[4][one >> 24] ^ _ES_CRC[3][two & 0xFF] ^ _ES_CRC[2][(two >> 8) & 0xFF]
+               ^ _ES_CRC[1][(two >> 16) & 0xFF] ^ _ES_CRC[0][two >> 24])
         p += 8
         n -= 8
     while n > 0:
-        crc = _CRC[0][(crc ^ p[0]) & 0xFF] ^ (crc >> 8)
+        crc = _ES_CRC[0][(crc ^ p[0]) & 0xFF] ^ (crc >> 8)
         p += 1
         n -= 1
     return ~crc
 
 
-def crc32(bytes data, uint32_t crc=0):
-    """CRC32 as ``zlib.crc32`` computes it (exposed for tests and the benchmark)."""
+def event_stream_crc32(bytes data, uint32_t crc=0):
+    """CRC32 as ``zlib.event_stream_crc32`` computes it (exposed for tests and the benchmark)."""
     cdef char* p
     cdef Py_ssize_t n
     PyBytes_AsStringAndSize(data, &p, &n)
-    return _crc32(crc, <const unsigned char*>p, n)
+    return _es_crc32(crc, <const unsigned char*>p, n)
 
 
 class EventStreamError(ValueError):
     """A corrupted or malformed event-stream message: the stream cannot be trusted past it."""
 
 
-cdef inline void _need(Py_ssize_t pos, Py_ssize_t size, Py_ssize_t end) except *:
+cdef inline void _es_need(Py_ssize_t pos, Py_ssize_t size, Py_ssize_t end) except *:
     if pos + size > end:
         raise EventStreamError("event-stream header runs past the header section")
 
 
-cdef dict _parse_headers(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end):
+cdef dict _es_parse_headers(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end):
     cdef dict headers = {}
     cdef Py_ssize_t name_len, value_len
     cdef unsigned char kind
@@ -101,7 +101,7 @@ cdef dict _parse_headers(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end)
     while pos < end:
         name_len = p[pos]
         pos += 1
-        _need(pos, name_len + 1, end)
+        _es_need(pos, name_len + 1, end)
         name = (<const char*>p)[pos:pos + name_len].decode("utf-8")
         pos += name_len
         kind = p[pos]
@@ -111,34 +111,34 @@ cdef dict _parse_headers(const unsigned char* p, Py_ssize_t pos, Py_ssize_t end)
         elif kind == 1:
             value = False
         elif kind == 2:
-            _need(pos, 1, end)
+            _es_need(pos, 1, end)
             value = <int8_t>p[pos]
             pos += 1
         elif kind == 3:
-            _need(pos, 2, end)
+            _es_need(pos, 2, end)
             value = <int16_t>((<uint32_t>p[pos] << 8) | p[pos + 1])
             pos += 2
         elif kind == 4:
-            _need(pos, 4, end)
-            value = <int32_t>_be32(p + pos)
+            _es_need(pos, 4, end)
+            value = <int32_t>_es_be32(p + pos)
             pos += 4
         elif kind == 5 or kind == 8:
             # A timestamp is a long counting milliseconds since the epoch; kept as that int.
-            _need(pos, 8, end)
-            value = <int64_t>_be64(p + pos)
+            _es_need(pos, 8, end)
+            value = <int64_t>_es_be64(p + pos)
             pos += 8
         elif kind == 6 or kind == 7:
-            _need(pos, 2, end)
+            _es_need(pos, 2, end)
             value_len = (<Py_ssize_t>p[pos] << 8) | p[pos + 1]
             pos += 2
-            _need(pos, value_len, end)
+            _es_need(pos, value_len, end)
             value = (<const char*>p)[pos:pos + value_len]
             if kind == 7:
                 value = value.decode("utf-8")
             pos += value_len
         elif kind == 9:
-            _need(pos, 16, end)
-            value = _uuid.UUID(bytes=(<const char*>p)[pos:pos + 16])
+            _es_need(pos, 16, end)
+            value = _es_uuid.UUID(bytes=(<const char*>p)[pos:pos + 16])
             pos += 16
         else:
             raise EventStreamError(f"event-stream header {name!r} has unknown value type {kind}")
@@ -166,7 +166,7 @@ cdef class EventStreamDecoder:
         self._known = {}
         self._pieces = []
         self._buffered = 0
-        self._wanted = _PRELUDE
+        self._wanted = _ES_PRELUDE
         self._failure = None
 
     @property
@@ -199,13 +199,13 @@ cdef class EventStreamDecoder:
     cdef dict _headers(self, char* raw, Py_ssize_t start, Py_ssize_t size):
         # A stream repeats a handful of header blocks (``:event-type contentBlockDelta`` ...):
         # parsed once each and shared, so callers must treat the dicts as read-only.
-        if size > _CACHED_HEADERS_MAX:
-            return _parse_headers(<const unsigned char*>raw, start, start + size)
+        if size > _ES_CACHED_HEADERS_MAX:
+            return _es_parse_headers(<const unsigned char*>raw, start, start + size)
         key = raw[start:start + size]
         headers = self._known.get(key)
         if headers is None:
-            headers = _parse_headers(<const unsigned char*>raw, start, start + size)
-            if len(self._known) < _CACHED_HEADER_BLOCKS:
+            headers = _es_parse_headers(<const unsigned char*>raw, start, start + size)
+            if len(self._known) < _ES_CACHED_HEADER_BLOCKS:
                 self._known[key] = headers
         return <dict>headers
 
@@ -218,31 +218,31 @@ cdef class EventStreamDecoder:
         cdef list out = []
         PyBytes_AsStringAndSize(buf, &raw, &n)
         p = <const unsigned char*>raw
-        while n - pos >= _PRELUDE:
+        while n - pos >= _ES_PRELUDE:
             m = p + pos
-            total = _be32(m)
-            headers_len = _be32(m + 4)
-            prelude_crc = _crc32(0, m, 8)
-            if prelude_crc != _be32(m + 8):
+            total = _es_be32(m)
+            headers_len = _es_be32(m + 4)
+            prelude_crc = _es_crc32(0, m, 8)
+            if prelude_crc != _es_be32(m + 8):
                 raise EventStreamError(
                     f"event-stream prelude CRC mismatch (computed {prelude_crc:#010x}, "
-                    f"message says {_be32(m + 8):#010x})")
-            if total < _PRELUDE + 4 or total > _MAX_MESSAGE or headers_len > _MAX_HEADERS \
-                    or headers_len > total - _PRELUDE - 4:
+                    f"message says {_es_be32(m + 8):#010x})")
+            if total < _ES_PRELUDE + 4 or total > _ES_MAX_MESSAGE or headers_len > _ES_MAX_HEADERS \
+                    or headers_len > total - _ES_PRELUDE - 4:
                 raise EventStreamError(
                     f"event-stream message has impossible lengths (total {total}, headers {headers_len})")
             if n - pos < total:
                 break
-            if _crc32(prelude_crc, m + 8, total - 12) != _be32(m + total - 4):
+            if _es_crc32(prelude_crc, m + 8, total - 12) != _es_be32(m + total - 4):
                 raise EventStreamError("event-stream message CRC mismatch: the message is corrupted")
             payload_end = pos + total - 4
-            headers = self._headers(raw, pos + _PRELUDE, headers_len)
-            out.append((headers, raw[pos + _PRELUDE + headers_len:payload_end]))
+            headers = self._headers(raw, pos + _ES_PRELUDE, headers_len)
+            out.append((headers, raw[pos + _ES_PRELUDE + headers_len:payload_end]))
             pos += total
         if pos < n:
             self._pieces.append(buf[pos:] if pos else buf)
             self._buffered = n - pos
-            self._wanted = _be32(p + pos) if n - pos >= _PRELUDE else _PRELUDE
+            self._wanted = _es_be32(p + pos) if n - pos >= _ES_PRELUDE else _ES_PRELUDE
         else:
-            self._wanted = _PRELUDE
+            self._wanted = _ES_PRELUDE
         return out

@@ -6,8 +6,8 @@ from fastgate.errors import bad_request
 from fastgate.providers.anthropic import AnthropicProvider
 from fastgate.providers.azure_openai import AzureOpenAI
 from fastgate.providers.base import Provider
-from fastgate.providers.cohere import CohereProvider
 from fastgate.providers.bedrock import BedrockProvider
+from fastgate.providers.cohere import CohereProvider
 from fastgate.providers.compatible import compatible_providers
 from fastgate.providers.mistral import MistralAI
 from fastgate.providers.mock import MockProvider
@@ -21,8 +21,8 @@ def _build() -> dict[str, Provider]:
         AzureOpenAI(),
         MistralAI(),
         AnthropicProvider(),
+        BedrockProvider(),
     ]
-    providers: list[Provider] = [*compatible_providers(), MockProvider(), BedrockProvider()]
     return {p.name: p for p in providers}
 
 

@@ -12,7 +12,7 @@ from botocore.eventstream import EventStreamBuffer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastgate._transforms import EventStreamDecoder, EventStreamError, crc32
+from fastgate._transforms import EventStreamDecoder, EventStreamError, event_stream_crc32
 from fastgate.mock.bedrock_format import encode_message, event, exception
 
 WHEN = datetime.datetime(2026, 11, 21, 12, 30, 15, 123000, tzinfo=datetime.UTC)
@@ -119,8 +119,8 @@ def test_random_messages_random_reads(payloads: list[bytes], names: list[str], c
 def test_crc32_is_zlibs() -> None:
     blob = bytes(range(256)) * 9 + b"tail"
     for n in (0, 1, 7, 8, 9, 100, len(blob)):
-        assert crc32(blob[:n]) == zlib.crc32(blob[:n])
-    assert crc32(b"def", crc32(b"abc")) == zlib.crc32(b"abcdef")
+        assert event_stream_crc32(blob[:n]) == zlib.crc32(blob[:n])
+    assert event_stream_crc32(b"def", event_stream_crc32(b"abc")) == zlib.crc32(b"abcdef")
 
 
 def flip(data: bytes, at: int) -> bytes:
