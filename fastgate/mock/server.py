@@ -13,10 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from fastgate.mock import anthropic_format, azure_format, cohere_format
-from fastgate.mock import azure_format, cohere_format
-from fastgate.mock import bedrock_format
-from fastgate.mock import azure_format, bedrock_format, cohere_format
+from fastgate.mock import anthropic_format, azure_format, bedrock_format, cohere_format
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
