@@ -564,6 +564,13 @@ cdef class BedrockStream:
         return _EMPTY.join(out)
 
     cdef bytes _event(self, dict headers, bytes payload):
+        try:
+            return self._message(headers, payload)
+        except _msgspec.DecodeError as exc:
+            name = headers.get(":event-type") or headers.get(":message-type")
+            return self._error(f"bedrock error: malformed {name} event: {exc}", "api_error")
+
+    cdef bytes _message(self, dict headers, bytes payload):
         kind = headers.get(":message-type")
         if kind == "event":
             return self._converse_event(headers.get(":event-type"), payload)

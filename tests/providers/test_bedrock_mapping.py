@@ -437,3 +437,15 @@ def test_stream_reasoning_deltas(strict: bool) -> None:
             {"index": 1, "delta": {"text": "42"}},
         ]
         assert chunks[-2]["choices"][0]["finish_reason"] == "end_turn"
+
+
+def test_malformed_event_payload_is_an_error_event() -> None:
+    bad = encode_message(
+        {":event-type": "contentBlockDelta", ":content-type": "application/json", ":message-type": "event"},
+        b'{"contentBlockIndex": "zero", "delta": {}}',
+    )
+    mapper = BedrockStream(MODEL)
+    mapper.feed(event("messageStart", {"role": "assistant"}))
+    [error, done] = sse(mapper.feed(bad))
+    assert "malformed contentBlockDelta event" in error["error"]["message"] and done == "[DONE]"
+    assert mapper.done
