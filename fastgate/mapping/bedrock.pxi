@@ -700,6 +700,8 @@ def bedrock_embedding_response(bytes body, str model, bint as_base64=False):
     cdef long tokens = 0
     if _br_is_cohere(model):
         vectors = _br_cohere_decoder.decode(body).embeddings
+        if isinstance(vectors, dict):
+            vectors = vectors.get("float") or []
     else:
         titan = _br_titan_decoder.decode(body)
         vectors = [titan.embedding]

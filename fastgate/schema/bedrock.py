@@ -275,4 +275,6 @@ class CohereEmbedRequest(msgspec.Struct, omit_defaults=True):
 
 
 class CohereEmbedResponse(msgspec.Struct):
-    embeddings: list[list[float]]
+    #: A list of float vectors; keyed by type (``{"float": [...]}``) when embedding types are
+    #: requested or by Embed v4 (Cohere Embed pages of the Bedrock user guide).
+    embeddings: list[list[float]] | dict[str, list[list[float]]]
