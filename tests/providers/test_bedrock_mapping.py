@@ -452,6 +452,13 @@ def test_malformed_event_payload_is_an_error_event() -> None:
 
 
 def test_cohere_embeddings_keyed_by_type() -> None:
-    body = b'{"id": "x", "response_type": "embeddings_by_type", "embeddings": {"float": [[0.5, 1.5]]}, "texts": ["a"]}'
+    body = msgspec.json.encode(
+        {
+            "id": "x",
+            "response_type": "embeddings_by_type",
+            "embeddings": {"float": [[0.5, 1.5]]},
+            "texts": ["a"],
+        }
+    )
     data = msgspec.json.decode(bedrock_embedding_response(body, "cohere.embed-v4:0"))
     assert data["data"] == [{"index": 0, "embedding": [0.5, 1.5], "object": "embedding"}]
