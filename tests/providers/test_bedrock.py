@@ -120,6 +120,8 @@ async def test_missing_credentials_is_a_400_before_any_request(gateway: Gateway,
 async def test_upstream_error_keeps_status(gateway: Gateway, upstream: Upstream) -> None:
     resp = await gateway.post("/v1/chat/completions", chat("hi [mock status=429]"), bedrock_headers(upstream))
     assert resp.status == 429
+    # The exception name travels in AWS's header, which reaches the client with the mapped body.
+    assert resp.headers["x-amzn-ErrorType"].startswith("ThrottlingException:")
     data = await resp.json()
     assert data == {
         "error": {
