@@ -297,6 +297,8 @@ cdef object _br_inference_config(object max_tokens, object temperature, object t
 
 
 cdef object _br_tool_config(object req):
+    # ToolChoice is auto | any | tool (service-2.json): OpenAI's "none" has no counterpart, so the
+    # tools are left out; "required" is "any"; a named function is "tool" (Claude and Nova only).
     choice = req.tool_choice
     if not req.tools or choice == "none":
         return None
