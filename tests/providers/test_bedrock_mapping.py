@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import pathlib
 import struct
 from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastgate._transforms import (
     BedrockStream,
@@ -462,3 +465,36 @@ def test_cohere_embeddings_keyed_by_type() -> None:
     )
     data = msgspec.json.decode(bedrock_embedding_response(body, "cohere.embed-v4:0"))
     assert data["data"] == [{"index": 0, "embedding": [0.5, 1.5], "object": "embedding"}]
+
+
+_turn = st.tuples(
+    st.sampled_from(["system", "user", "assistant"]), st.text(min_size=1, max_size=8).filter(str.strip)
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(turns=st.lists(_turn, min_size=1, max_size=12))
+def test_any_conversation_maps_to_alternating_turns(turns: list[tuple[str, str]]) -> None:
+    messages = [{"role": "user", "content": "first"}] + [{"role": r, "content": t} for r, t in turns]
+    sent = converse({"messages": messages})
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles[0] == "user"
+    assert all(a != b for a, b in itertools.pairwise(roles))
+    said = [b["text"] for m in sent["messages"] for b in m["content"]]
+    assert said == [m["content"] for m in messages if m["role"] != "system"]
+    assert [b["text"] for b in sent.get("system", [])] == [t for r, t in turns if r == "system"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=10))
+def test_stream_output_does_not_depend_on_read_boundaries(cuts: list[int]) -> None:
+    data = recorded_stream()
+    points = sorted({min(c, len(data)) for c in cuts})
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+    def payloads(reads: list[bytes]) -> list[Any]:
+        mapper = BedrockStream(MODEL, True)
+        out = b"".join(mapper.feed(r) for r in reads) + mapper.finish()
+        return [c if c == "[DONE]" else {**c, "id": None, "created": None} for c in sse(out)]
+
+    assert payloads(pieces) == payloads([data])
