@@ -23,11 +23,13 @@ from fastgate.schema.openai import (
     EmbeddingList as _EmbeddingList,
     EmbeddingUsage as _EmbeddingUsage,
     FilePart as _FilePart,
+    FunctionCall as _FunctionCall,
     ImagePart as _ImagePart,
     PromptTokensDetails as _PromptTokensDetails,
     TextChoice as _TextChoice,
     TextCompletion as _TextCompletion,
     TextPart as _TextPart,
+    ToolCall as _ToolCall,
     completion_decoder as _completion_decoder,
     embedding_decoder as _embedding_decoder,
 )
@@ -424,10 +426,8 @@ cdef tuple _br_answer(bytes body, bint strict):
                     blocks.append({"type": "text", "text": block.text})
             elif block.toolUse is not None:
                 tu = block.toolUse
-                # A dict, not schema.openai.ToolCall: that Struct omits its default ``type``, which
-                # an answer must carry. ``arguments`` is the model's JSON text as Bedrock sent it.
-                calls.append({"id": tu.toolUseId, "type": "function",
-                              "function": {"name": tu.name, "arguments": bytes(tu.input).decode()}})
+                # ``arguments`` is the model's JSON text as Bedrock sent it (kept raw, not re-encoded).
+                calls.append(_ToolCall(tu.toolUseId, _FunctionCall(tu.name, bytes(tu.input).decode())))
             elif block.reasoningContent is not None and not strict:
                 reasoning = block.reasoningContent
                 if reasoning.reasoningText is not None:
