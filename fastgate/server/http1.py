@@ -281,6 +281,7 @@ class UpstreamPool:
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._origins: dict[str, Origin] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
 
     def put(self, conn: Connection) -> None:
         idle = self._idle.setdefault(conn.origin.key, [])
@@ -289,6 +290,27 @@ class UpstreamPool:
             return
         conn.idle_since = time.monotonic()
         idle.append(conn)
+        if self._sweep_handle is None:
+            self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle past ``idle_timeout``: an origin used once must not keep its
+        sockets (and the peer's) open until the peer happens to close them."""
+        self._sweep_handle = None
+        now = time.monotonic()
+        for key, idle in list(self._idle.items()):
+            kept = []
+            for conn in idle:
+                if not conn.closed and now - conn.idle_since < self.idle_timeout:
+                    kept.append(conn)
+                else:
+                    conn.abort()
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]
+        if self._idle:
+            self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
 
     def _take(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin.key)
@@ -357,6 +379,9 @@ class UpstreamPool:
         return UpstreamResponse(conn)
 
     async def close(self) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
         for idle in self._idle.values():
             for conn in idle:
                 conn.abort()
