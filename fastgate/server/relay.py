@@ -13,6 +13,7 @@ import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper
+from fastgate.providers.openai import check_answer
 from fastgate.server.http1 import UpstreamPool, UpstreamResponse
 
 #: Upstream response headers never relayed: hop-by-hop, or rewritten by the gateway.
@@ -225,6 +226,10 @@ def _redirected(outcome: Outcome) -> None:
 
 def _map_answer(outcome: Outcome, body: bytes) -> None:
     try:
+        if b'"error"' in body:
+            # An error object under a 2xx: a mapping would read it as an empty answer. The
+            # substring test keeps the extra look off the common path.
+            check_answer(body)
         outcome.body = outcome.provider.response(outcome.call, body)
     except ValueError as exc:  # not JSON, wrong shape, bad UTF-8, or an error under a 200
         _invalid_answer(outcome, exc)
