@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import io
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
 
 from fastgate.schema.openai import ChatRequest
-from tests.conftest import Gateway, Upstream
+from tests.conftest import Gateway, Upstream, openai_headers
+from tests.faults.test_provider_faults import HEADERS
 
 HI = [{"role": "user", "content": "hi"}]
-#: Providers reached through the mock, and the path of their API root on it.
-PROVIDERS = {"openai": "/v1", "cohere": ""}
+#: Providers reached through the mock: how to address each.
+PROVIDERS: dict[str, Callable[[Upstream], dict[str, str]]] = {"openai": openai_headers, **HEADERS}
 #: Providers whose requests are mapped, hence decoded whole by the gateway.
 MAPPED = [p for p in PROVIDERS if p != "openai"]
 
 
 def headers(upstream: Upstream, provider: str) -> dict[str, str]:
-    root = str(upstream.server.make_url(PROVIDERS[provider]))
-    return {"x-portkey-provider": provider, "x-portkey-custom-host": root, "Authorization": "Bearer sk-k"}
+    return PROVIDERS[provider](upstream)
 
 
 async def expect_400(gw: Gateway, upstream: Upstream, provider: str, data: bytes, *names: str) -> str:
