@@ -20,11 +20,13 @@ from aiohttp.test_utils import TestServer
 
 from fastgate.observability.logs import RedactingFormatter
 from tests.conftest import Gateway, Upstream
+from tests.faults.test_provider_faults import HEADERS
 
 KEY = "sk-proj-SECRETsecret0123456789abcdefXYZ"
 CONFIG_KEY = "sk-ant-api03-CONFIGsecret9876543210zyxw"
 ODD_KEY = "plainSECRETvalueWithoutAnyKnownShape42"
-KEYS = (KEY, CONFIG_KEY, ODD_KEY)
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY99"
+KEYS = (KEY, CONFIG_KEY, ODD_KEY, AWS_SECRET)
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -97,7 +99,23 @@ def scenarios(upstream: Upstream, echoing: str, dead: str) -> list[tuple[dict[st
         ({"x-portkey-config": CONFIG_KEY}, CHAT),
         ({"x-portkey-config": msgspec.json.encode({**config, "api_key": [CONFIG_KEY]}).decode()}, CHAT),
         (via(upstream.url), b"{broken json " + KEY.encode()),
+        *provider_scenarios(upstream),
     ]
+
+
+def provider_scenarios(upstream: Upstream) -> list[tuple[dict[str, str], Any]]:
+    """Anthropic's x-api-key and a Bedrock secret key (signing fails at the mock: a 403)."""
+    out: list[tuple[dict[str, str], Any]] = []
+    if "anthropic" in HEADERS:
+        anthropic = {**HEADERS["anthropic"](upstream), "x-api-key": KEY}
+        out += [
+            (anthropic, CHAT),
+            (anthropic, {**CHAT, "messages": [{"role": "user", "content": "[mock status=401]"}]}),
+        ]
+    if "bedrock" in HEADERS:
+        bedrock = {**HEADERS["bedrock"](upstream), "x-portkey-aws-secret-access-key": AWS_SECRET}
+        out += [(bedrock, CHAT), (bedrock, {**CHAT, "stream": True})]
+    return out
 
 
 async def test_keys_never_leak(
@@ -122,4 +140,6 @@ async def test_keys_never_leak(
             assert key not in answer, answer
         assert key not in text.getvalue()
         assert key not in raw
-    assert any("401" in a for a in answers)  # the scenarios did reach the upstreams
+    assert any(a.startswith("401") for a in answers)  # the scenarios did reach the upstreams
+    if "bedrock" in HEADERS:
+        assert any(a.startswith("403") for a in answers)  # a signature made with the wrong secret
