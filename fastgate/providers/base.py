@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from fastgate.errors import ErrorBody, ErrorDetail, GatewayError, type_for_status
 from fastgate.schema.openai import RequestView
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class Endpoint(enum.Enum):
@@ -103,8 +106,14 @@ class Provider:
     endpoints: frozenset[Endpoint] = frozenset(Endpoint)
     #: Answered in-process (``respond``) rather than over HTTP (``request``).
     local: bool = False
+    #: Building the request needs an awaited step first (a token exchange): ``request_async``.
+    needs_io: bool = False
 
     def request(self, call: Call) -> UpstreamRequest:
+        raise NotImplementedError
+
+    async def request_async(self, call: Call, session: aiohttp.ClientSession) -> UpstreamRequest:
+        """``request`` for ``needs_io`` providers; ``session`` is the pooled upstream client."""
         raise NotImplementedError
 
     async def respond(self, call: Call) -> LocalResponse:

@@ -1,0 +1,133 @@
+"""Provider ``google``: the Gemini API (https://ai.google.dev/api), mapped in ``mapping/gemini.pxi``.
+
+URLs: ``{base}/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse`` (SSE, one
+GenerateContentResponse per event; without ``alt=sse`` Google streams one JSON array, which is
+what Portkey parses) and ``:batchEmbedContents``. The API key travels in the ``x-goog-api-key``
+header (https://ai.google.dev/api#authentication), not in ``?key=`` as Portkey sends it, so keys
+never appear in URLs, proxy logs or access logs. ``custom_host`` replaces the base URL.
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from fastgate._transforms import (
+    GeminiStream,
+    gemini_chat_request,
+    gemini_chat_response,
+    gemini_completion_request,
+    gemini_completion_response,
+    gemini_embed_request,
+    gemini_embed_response,
+    gemini_error,
+)
+from fastgate.errors import bad_request
+from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
+
+BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+#: The mapped endpoints; ``/v1/models`` and the passthrough speak Google's own format.
+GEMINI_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+
+
+class _EncodingView(msgspec.Struct):
+    encoding_format: str | None = None
+
+
+_encoding_decoder = msgspec.json.Decoder(_EncodingView)
+
+
+def embedding_encoding(call: Call) -> str | None:
+    """``encoding_format`` of an embeddings request, read again for the answer: a skim of one
+    field (the request was mapped in an earlier step, and ``Call`` carries only the raw body)."""
+    overrides = call.target.override_params
+    if overrides and "encoding_format" in overrides:
+        return str(overrides["encoding_format"])
+    return _encoding_decoder.decode(call.body).encoding_format
+
+
+def model_name(model: str | None) -> str:
+    """The model id as a URL path segment: ``models/`` dropped, anything else path-like refused."""
+    if not model:
+        raise bad_request("model is required", param="model")
+    name = model.removeprefix("models/")
+    if not _MODEL.fullmatch(name):
+        raise bad_request(f"Invalid model name {model!r}", param="model")
+    return name
+
+
+def requested_model(call: Call) -> str:
+    """The model a mapped answer names when the upstream does not say (overrides win)."""
+    overrides = call.target.override_params
+    if overrides and isinstance(overrides.get("model"), str):
+        return str(overrides["model"])
+    return call.view.model or ""
+
+
+class GeminiMapping(Provider):
+    """What Gemini on Google AI and on Vertex AI share: bodies, answers, streams, errors."""
+
+    endpoints = GEMINI_ENDPOINTS
+
+    def operation_url(self, call: Call, model: str, operation: str) -> str:
+        raise NotImplementedError
+
+    def auth_headers(self, call: Call) -> dict[str, str]:
+        raise NotImplementedError
+
+    def build(self, call: Call, headers: dict[str, str]) -> UpstreamRequest:
+        overrides = call.target.override_params
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            model, _, body = gemini_embed_request(call.body, overrides)
+            operation = "batchEmbedContents"
+        else:
+            if call.endpoint is Endpoint.CHAT:
+                model, body = gemini_chat_request(call.body, overrides)
+            else:
+                model, body = gemini_completion_request(call.body, overrides)
+            operation = "streamGenerateContent?alt=sse" if call.view.stream else "generateContent"
+        for name in call.target.forward_headers:
+            value = call.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        headers["Content-Type"] = "application/json"
+        return UpstreamRequest("POST", self.operation_url(call, model_name(model), operation), headers, body)
+
+    def request(self, call: Call) -> UpstreamRequest:
+        return self.build(call, self.auth_headers(call))
+
+    def response(self, call: Call, body: bytes) -> bytes:
+        model = requested_model(call)
+        if call.endpoint is Endpoint.CHAT:
+            return gemini_chat_response(body, model, self.name, call.target.strict_open_ai_compliance)
+        if call.endpoint is Endpoint.COMPLETIONS:
+            return gemini_completion_response(body, model, self.name)
+        return gemini_embed_response(body, model, self.name, embedding_encoding(call) == "base64")
+
+    def stream(self, call: Call) -> GeminiStream:
+        options = call.view.stream_options
+        return GeminiStream(
+            requested_model(call),
+            self.name,
+            bool(options and options.include_usage),
+            call.target.strict_open_ai_compliance,
+            call.endpoint is Endpoint.COMPLETIONS,
+        )
+
+    def error(self, status: int, body: bytes) -> bytes:
+        mapped = gemini_error(status, body, self.name)
+        return mapped if mapped is not None else super().error(status, body)
+
+
+class GoogleProvider(GeminiMapping):
+    name = "google"
+
+    def operation_url(self, call: Call, model: str, operation: str) -> str:
+        base = call.target.custom_host or BASE_URL
+        return f"{base}/models/{model}:{operation}"
+
+    def auth_headers(self, call: Call) -> dict[str, str]:
+        key = call.target.api_key
+        return {"x-goog-api-key": key} if key else {}

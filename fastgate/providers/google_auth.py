@@ -1,0 +1,241 @@
+"""Google service-account access tokens: signed once, cached until shortly before they expire.
+
+The OAuth 2.0 JWT-bearer flow for service accounts
+(https://developers.google.com/identity/protocols/oauth2/service-account#httprest): an RS256 JWT
+whose issuer is the account's ``client_email`` and audience its ``token_uri`` is exchanged at
+``token_uri`` for an access token valid one hour. Portkey fetches a new token on every request
+(reference §5.4); here one exchange serves every request until five minutes before expiry, and
+concurrent requests wait for the same exchange instead of starting their own.
+
+RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3, RFC 8017 §8.2.1). The ``cryptography``
+package is not a dependency of fastgate, so the signature is computed here with Python integers
+(CRT exponentiation, blinded so its timing does not depend on the message). It runs once an hour
+per account, in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import msgspec
+
+from fastgate.errors import GatewayError
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+#: A cached token is replaced this many seconds before Google says it expires.
+REFRESH_MARGIN = 300.0
+_LIFETIME = 3600
+_encode = msgspec.json.Encoder().encode
+
+
+class ServiceAccount(msgspec.Struct, kw_only=True):
+    """The fields of a service-account key file that the token exchange needs."""
+
+    client_email: str
+    private_key: str
+    private_key_id: str | None = None
+    project_id: str | None = None
+    token_uri: str = DEFAULT_TOKEN_URI
+
+
+class _TokenAnswer(msgspec.Struct):
+    access_token: str
+    expires_in: float = _LIFETIME
+
+
+_token_decoder = msgspec.json.Decoder(_TokenAnswer)
+
+
+def parse_service_account(value: object) -> ServiceAccount:
+    """The account from a config object or the ``x-portkey-vertex-service-account-json`` text."""
+    try:
+        if isinstance(value, str):
+            return msgspec.json.decode(value, type=ServiceAccount)
+        return msgspec.convert(value, ServiceAccount)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise GatewayError(
+            400,
+            f"vertex_service_account_json is not a service-account key: {exc}",
+            param="vertex_service_account_json",
+        ) from None
+
+
+def check_token_uri(uri: str) -> str:
+    """The token endpoint comes from user-supplied JSON: only Google's hosts (https) or loopback
+    (a local emulator or test server) may be called with the signed assertion."""
+    parts = urlsplit(uri)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and (host == "oauth2.googleapis.com" or host.endswith(".googleapis.com")):
+        return uri
+    if parts.scheme in ("http", "https") and host in ("127.0.0.1", "localhost", "::1"):
+        return uri
+    raise GatewayError(
+        400,
+        "vertex_service_account_json: token_uri must be an https://*.googleapis.com URL",
+        param="vertex_service_account_json",
+    )
+
+
+# ---- RS256 -------------------------------------------------------------------------------------
+
+
+class _RSAKey(msgspec.Struct, frozen=True):
+    n: int
+    e: int
+    d: int
+    p: int
+    q: int
+    dp: int
+    dq: int
+    qinv: int
+
+
+def _der_items(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, value) items of one DER SEQUENCE's contents (X.690 §8.1)."""
+    items = []
+    i = 0
+    while i < len(data):
+        tag = data[i]
+        length = data[i + 1]
+        i += 2
+        if length & 0x80:
+            size = length & 0x7F
+            length = int.from_bytes(data[i : i + size], "big")
+            i += size
+        items.append((tag, data[i : i + length]))
+        i += length
+    return items
+
+
+def load_rsa_key(pem: str) -> _RSAKey:
+    """An RSA private key from PEM: PKCS#8 ``PRIVATE KEY`` (what Google issues) or PKCS#1."""
+    lines = [ln.strip() for ln in pem.strip().splitlines()]
+    try:
+        der = base64.b64decode("".join(ln for ln in lines if ln and not ln.startswith("-----")))
+        [(_tag, body)] = _der_items(der)
+        items = _der_items(body)
+        if lines[0] == "-----BEGIN PRIVATE KEY-----":
+            # PrivateKeyInfo (RFC 5208): version, algorithm, privateKey OCTET STRING (RFC 8017 A.1.2)
+            [(_, rsa)] = _der_items(items[2][1])
+            items = _der_items(rsa)
+        numbers = [int.from_bytes(v, "big") for t, v in items if t == 0x02]
+        _version, n, e, d, p, q, dp, dq, qinv = numbers[:9]
+    except (ValueError, IndexError, TypeError):
+        raise GatewayError(
+            400,
+            "vertex_service_account_json: private_key is not an RSA key",
+            param="vertex_service_account_json",
+        ) from None
+    return _RSAKey(n, e, d, p, q, dp, dq, qinv)
+
+
+# DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
+_SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def rs256_sign(key: _RSAKey, message: bytes) -> bytes:
+    """RSASSA-PKCS1-v1_5 signature with SHA-256 (RFC 8017 §8.2.1, EMSA-PKCS1-v1_5 §9.2)."""
+    k = (key.n.bit_length() + 7) // 8
+    t = _SHA256_PREFIX + hashlib.sha256(message).digest()
+    em = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
+    m = int.from_bytes(em, "big")
+    # Blinding: sign m·r^e, then divide by r, so the exponentiation never sees m itself.
+    r = secrets.randbelow(key.n - 2) + 2
+    blinded = (m * pow(r, key.e, key.n)) % key.n
+    s1 = pow(blinded, key.dp, key.p)
+    s2 = pow(blinded, key.dq, key.q)
+    s = s2 + key.q * ((key.qinv * (s1 - s2)) % key.p)
+    s = (s * pow(r, -1, key.n)) % key.n
+    return s.to_bytes(k, "big")
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def signed_assertion(account: ServiceAccount, now: float) -> str:
+    """The JWT the token endpoint takes as ``assertion``."""
+    header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
+    if account.private_key_id:
+        header["kid"] = account.private_key_id
+    claims = {
+        "iss": account.client_email,
+        "scope": SCOPE,
+        "aud": account.token_uri,
+        "iat": int(now),
+        "exp": int(now) + _LIFETIME,
+    }
+    signing_input = _b64url(_encode(header)) + b"." + _b64url(_encode(claims))
+    signature = rs256_sign(load_rsa_key(account.private_key), signing_input)
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+# ---- the cache ---------------------------------------------------------------------------------
+
+
+class TokenCache:
+    """Access tokens by service account, shared by every request of a process."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str | None, str], tuple[str, float]] = {}
+        self._locks: dict[tuple[str, str | None, str], asyncio.Lock] = {}
+
+    async def token(self, account: ServiceAccount, session: aiohttp.ClientSession) -> str:
+        key = (account.client_email, account.private_key_id, account.token_uri)
+        cached = self._tokens.get(key)
+        if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
+            return cached[0]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(key)  # another request may have refreshed it meanwhile
+            if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
+                return cached[0]
+            token, expires_at = await self._exchange(account, session)
+            self._tokens[key] = (token, expires_at)
+            return token
+
+    async def _exchange(self, account: ServiceAccount, session: aiohttp.ClientSession) -> tuple[str, float]:
+        uri = check_token_uri(account.token_uri)
+        now = time.time()
+        assertion = await asyncio.to_thread(signed_assertion, account, now)
+        form = urlencode(
+            {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+        )
+        try:
+            async with session.post(
+                uri,
+                data=form.encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, OSError) as exc:
+            raise GatewayError(
+                502,
+                f"vertex-ai error: token exchange failed ({type(exc).__name__})",
+                type="api_error",
+                provider="vertex-ai",
+            ) from None
+        if status != 200:
+            raise GatewayError(
+                401 if status in (400, 401, 403) else 502,
+                f"vertex-ai error: the service account's token exchange was refused (HTTP {status})",
+                type="authentication_error",
+                provider="vertex-ai",
+            )
+        try:
+            answer = _token_decoder.decode(body)
+        except msgspec.DecodeError:
+            raise GatewayError(
+                502, "vertex-ai error: invalid token endpoint answer", type="api_error", provider="vertex-ai"
+            ) from None
+        return answer.access_token, now + answer.expires_in
