@@ -226,10 +226,12 @@ class TokenCache:
                 provider="vertex-ai",
             ) from None
         if status != 200:
+            # 400/401/403 from Google's token endpoint mean the account or its key is not accepted.
+            refused = status in (400, 401, 403)
             raise GatewayError(
-                401 if status in (400, 401, 403) else 502,
+                401 if refused else 502,
                 f"vertex-ai error: the service account's token exchange was refused (HTTP {status})",
-                type="authentication_error",
+                type="authentication_error" if refused else "api_error",
                 provider="vertex-ai",
             )
         try:
