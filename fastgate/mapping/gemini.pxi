@@ -278,6 +278,23 @@ cdef inline void _gm_add(list contents, str role, list parts):
     contents.append(_gm_Content(parts, role))
 
 
+cdef inline object _gm_signature_in(object extra):
+    """The thought signature a client echoes on a tool call, where Google's own OpenAI layer puts
+    it: ``extra_content.google.thought_signature`` (https://ai.google.dev/gemini-api/docs/
+    thought-signatures#openai). Gemini 3 refuses a function-call turn sent back without it."""
+    if not isinstance(extra, dict):
+        return _UNSET
+    google = (<dict>extra).get("google")
+    if not isinstance(google, dict):
+        return _UNSET
+    signature = (<dict>google).get("thought_signature")
+    return signature if isinstance(signature, str) else _UNSET
+
+
+cdef inline object _gm_signature_out(object part):
+    return {"google": {"thought_signature": part.thought_signature}} if part.thought_signature else _UNSET
+
+
 cdef tuple _gm_contents(list messages):
     """(contents, systemInstruction): roles mapped, same-role turns merged, tool results named."""
     cdef list contents = []
@@ -296,7 +313,8 @@ cdef tuple _gm_contents(list messages):
                 for call in m.tool_calls:
                     fn = call.function
                     call_names[call.id] = fn.name
-                    parts.append(_gm_Part(function_call=_gm.FunctionCall(fn.name, _gm_args(fn.arguments, fn.name))))
+                    parts.append(_gm_Part(function_call=_gm.FunctionCall(fn.name, _gm_args(fn.arguments, fn.name)),
+                                          thought_signature=_gm_signature_in(call.extra_content)))
             elif m.function_call is not None:
                 fn = m.function_call
                 parts.append(_gm_Part(function_call=_gm.FunctionCall(fn.name, _gm_args(fn.arguments, fn.name))))
@@ -541,7 +559,8 @@ def gemini_chat_response(bytes body, str model, str provider, bint strict=True):
             for part in cand.content.parts:
                 fc = part.function_call
                 if fc is not None:
-                    calls.append(_gm_OAToolCall(_gm_call_id(fc), _gm_OAFunctionCall(fc.name, _gm_call_args(fc))))
+                    calls.append(_gm_OAToolCall(_gm_call_id(fc), _gm_OAFunctionCall(fc.name, _gm_call_args(fc)),
+                                                extra_content=_gm_signature_out(part)))
                 elif part.text is not None:
                     if part.thought:
                         if not strict:
@@ -712,8 +731,14 @@ cdef class GeminiStream:
             fc = part.function_call
             if fc is not None and not self._text_mode:
                 self._started = True
-                out.append(self._writer.tool_call_start(self._tools, _gm_call_id(fc), fc.name,
-                                                        _gm_call_args(fc)))
+                if part.thought_signature:
+                    delta = _ToolCallDelta(self._tools, id=_gm_call_id(fc), type="function",
+                                           function=_FunctionDelta(name=fc.name, arguments=_gm_call_args(fc)),
+                                           extra_content=_gm_signature_out(part))
+                    out.append(self._writer.extra(tool_calls=[delta]))
+                else:
+                    out.append(self._writer.tool_call_start(self._tools, _gm_call_id(fc), fc.name,
+                                                            _gm_call_args(fc)))
                 self._tools += 1
             elif part.text is not None:
                 if part.thought:

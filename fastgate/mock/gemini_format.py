@@ -121,6 +121,14 @@ class _Answer:
             usage["thoughtsTokenCount"] = thoughts
         return usage
 
+    def call_part(self) -> dict[str, Any]:
+        part: dict[str, Any] = {"functionCall": self.call}
+        if self.thoughts:
+            # With thinking on, a function call carries the model's thought signature.
+            signature = b"mock-signature:" + self.response_id.encode()
+            part["thoughtSignature"] = base64.b64encode(signature).decode()
+        return part
+
     def envelope(self, **fields: Any) -> dict[str, Any]:
         return {**fields, "modelVersion": self.model, "responseId": self.response_id}
 
@@ -135,7 +143,7 @@ class _Answer:
         parts: list[dict[str, Any]] = []
         if self.thoughts:
             parts.append({"text": self.thought_text, "thought": True})
-        parts.append({"functionCall": self.call} if self.call else {"text": self.text})
+        parts.append(self.call_part() if self.call else {"text": self.text})
         candidates = [
             {
                 "content": {"role": "model", "parts": parts},
@@ -154,7 +162,7 @@ class _Answer:
         if self.thoughts:
             parts.append([{"text": self.thought_text, "thought": True}])
         if self.call:
-            parts.append([{"functionCall": self.call}])
+            parts.append([self.call_part()])
         else:
             parts.extend([{"text": piece}] for piece in split_chunks(self.text, chunks) if piece)
         out = []

@@ -48,6 +48,9 @@ class Part(msgspec.Struct, rename="camel", omit_defaults=True):
     file_data: FileData | UnsetType = UNSET
     function_call: FunctionCall | UnsetType = UNSET
     function_response: FunctionResponse | UnsetType = UNSET
+    #: Opaque thinking state returned with a part; sent back on the same part in later turns
+    #: (https://ai.google.dev/gemini-api/docs/thought-signatures).
+    thought_signature: str | UnsetType = UNSET
 
 
 class Content(msgspec.Struct, rename="camel", omit_defaults=True):

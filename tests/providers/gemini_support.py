@@ -12,6 +12,24 @@ from tests.conftest import Gateway, Upstream
 
 DATA = Path(__file__).parent.parent / "data" / "google"
 GOOGLE_KEY = "AIza-test-key-0123456789"
+MODEL = "gemini-2.0-flash"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": ["string", "null"], "enum": ["c", "f"]},
+            },
+            "required": ["city"],
+        },
+    },
+}
 
 
 def recorded(name: str) -> bytes:

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import base64
-import struct
 
 import msgspec
 import openai
 import pytest
 
-from fastgate.mock.openai_format import embedding_vector
 from tests.conftest import Gateway, Upstream
-from tests.providers.gemini_support import GOOGLE_KEY, client, google_headers, sent, sse_payloads
-
-MODEL = "gemini-2.0-flash"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "strict": True,
-        "parameters": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": ["string", "null"], "enum": ["c", "f"]},
-            },
-            "required": ["city"],
-        },
-    },
-}
+from tests.providers.gemini_support import GOOGLE_KEY, MODEL, WEATHER_TOOL, client, google_headers, sent
 
 
 async def test_chat_maps_request_and_answer(gateway: Gateway, upstream: Upstream) -> None:
@@ -319,93 +298,6 @@ async def test_candidate_count(gateway: Gateway, upstream: Upstream) -> None:
     assert [ch.index for ch in answer.choices] == [0, 1]
 
 
-@pytest.mark.parametrize(
-    ("directive", "finish_reason"),
-    [
-        ("finish=MAX_TOKENS", "length"),
-        ("finish=SAFETY", "content_filter"),
-        ("finish=RECITATION", "content_filter"),
-        ("finish=PROHIBITED_CONTENT", "content_filter"),
-        ("finish=OTHER", "stop"),
-        ("block=SAFETY", "content_filter"),
-        ("block=PROHIBITED_CONTENT", "content_filter"),
-    ],
-)
-async def test_finish_reasons(
-    gateway: Gateway, upstream: Upstream, directive: str, finish_reason: str
-) -> None:
-    messages = [{"role": "user", "content": f"go [mock {directive}]"}]
-    async with client(gateway, google_headers(upstream)) as c:
-        answer = await c.chat.completions.create(model=MODEL, messages=messages)  # type: ignore[arg-type]
-        assert answer.choices[0].finish_reason == finish_reason
-        if directive.startswith("block"):
-            assert answer.choices[0].message.content == ""
-        stream = await c.chat.completions.create(model=MODEL, messages=messages, stream=True)  # type: ignore[arg-type]
-        reasons = [ch.choices[0].finish_reason async for ch in stream if ch.choices]
-    assert reasons[-1] == finish_reason
-    assert all(r is None for r in reasons[:-1])
-
-
-async def test_stream_text_ends_with_done(gateway: Gateway, upstream: Upstream) -> None:
-    async with client(gateway, google_headers(upstream)) as c:
-        stream = await c.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "count to five please"}], stream=True
-        )
-        chunks = [chunk async for chunk in stream]
-    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
-    assert text == "Mock reply to: count to five please"
-    assert chunks[0].choices[0].delta.role == "assistant"
-    assert chunks[-1].choices[0].finish_reason == "stop"
-    assert all(ch.usage is None for ch in chunks)
-    assert len({ch.id for ch in chunks}) == 1
-    [received] = upstream.requests
-    assert received["path"] == f"/v1beta/models/{MODEL}:streamGenerateContent"
-    assert received["query"] == "alt=sse"
-    resp = await gateway.post(
-        "/v1/chat/completions",
-        {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        google_headers(upstream, Authorization="Bearer k"),
-    )
-    raw = await resp.read()
-    assert resp.content_type == "text/event-stream"
-    assert sse_payloads(raw)[-1] == b"[DONE]"
-    assert raw.endswith(b"data: [DONE]\n\n")
-
-
-async def test_stream_usage_only_when_asked(gateway: Gateway, upstream: Upstream) -> None:
-    async with client(gateway, google_headers(upstream)) as c:
-        stream = await c.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "one two three"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = [chunk async for chunk in stream]
-    usage_chunks = [ch for ch in chunks if ch.usage is not None]
-    assert usage_chunks == [chunks[-1]]
-    assert chunks[-1].choices == []
-    usage = chunks[-1].usage
-    assert usage is not None
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (3, 6, 9)
-
-
-async def test_stream_tool_calls(gateway: Gateway, upstream: Upstream) -> None:
-    async with client(gateway, google_headers(upstream)) as c:
-        stream = await c.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "Rome [mock tool_call=true]"}],
-            tools=[WEATHER_TOOL],
-            stream=True,
-        )
-        chunks = [chunk async for chunk in stream]
-    calls = [tc for ch in chunks if ch.choices for tc in ch.choices[0].delta.tool_calls or []]
-    assert len(calls) == 1
-    assert calls[0].index == 0 and calls[0].id and calls[0].type == "function"
-    assert calls[0].function is not None and calls[0].function.name == "get_weather"
-    assert msgspec.json.decode(calls[0].function.arguments or "") == {"query": "Rome"}
-    assert chunks[-1].choices[0].finish_reason == "tool_calls"
-
-
 async def test_thoughts_only_in_non_strict_mode(gateway: Gateway, upstream: Upstream) -> None:
     request = {
         "model": "gemini-2.5-flash",
@@ -449,112 +341,6 @@ async def test_reasoning_effort_becomes_a_thinking_budget(gateway: Gateway, upst
     assert sent(upstream)["generationConfig"] == {"thinkingConfig": {"thinkingBudget": 1024}}
 
 
-@pytest.mark.parametrize(
-    ("status", "exc", "type_", "code"),
-    [
-        (400, openai.BadRequestError, "invalid_request_error", "INVALID_ARGUMENT"),
-        (403, openai.PermissionDeniedError, "permission_error", "PERMISSION_DENIED"),
-        (404, openai.NotFoundError, "not_found_error", "NOT_FOUND"),
-        (429, openai.RateLimitError, "rate_limit_error", "RESOURCE_EXHAUSTED"),
-        (503, openai.InternalServerError, "api_error", "UNAVAILABLE"),
-    ],
-)
-async def test_errors_keep_status_and_name_the_provider(
-    gateway: Gateway, upstream: Upstream, status: int, exc: type[openai.APIStatusError], type_: str, code: str
-) -> None:
-    async with client(gateway, google_headers(upstream)) as c:
-        with pytest.raises(exc) as err:
-            await c.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": f"x [mock status={status}]"}]
-            )
-    assert err.value.status_code == status
-    body = err.value.body
-    assert isinstance(body, dict)
-    assert body["type"] == type_ and body["code"] == code
-    assert body["message"] == f"google error: mock failure {status}"
-    assert err.value.response.json()["provider"] == "google"
-
-
-async def test_missing_key_is_googles_403(gateway: Gateway, upstream: Upstream) -> None:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-    resp = await gateway.post("/v1/chat/completions", body, google_headers(upstream))
-    assert resp.status == 403
-    data = await resp.json()
-    assert data["error"]["code"] == "PERMISSION_DENIED" and data["provider"] == "google"
-
-
-async def test_mid_stream_error_becomes_error_event_then_done(gateway: Gateway, upstream: Upstream) -> None:
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "a b c d e f [mock fail=error_mid_stream chunks=4]"}],
-        "stream": True,
-    }
-    resp = await gateway.post(
-        "/v1/chat/completions", body, google_headers(upstream, Authorization="Bearer k")
-    )
-    payloads = sse_payloads(await resp.read())
-    assert payloads[-1] == b"[DONE]"
-    error = msgspec.json.decode(payloads[-2])
-    assert error["error"]["message"] == "google error: mock failed mid-stream"
-    assert error["provider"] == "google"
-    assert msgspec.json.decode(payloads[0])["choices"][0]["delta"]["content"]
-
-
-@pytest.mark.parametrize("encoding", ["base64", "float"])
-async def test_embeddings(gateway: Gateway, upstream: Upstream, encoding: str) -> None:
-    async with client(gateway, google_headers(upstream)) as c:
-        result = await c.embeddings.create(
-            model="text-embedding-004",
-            input=["first text", "second text"],
-            dimensions=6,
-            encoding_format=encoding,  # type: ignore[arg-type]
-        )
-    assert [d.index for d in result.data] == [0, 1]
-    expected = embedding_vector("first text", 6)
-    got = result.data[0].embedding
-    if encoding == "base64":
-        # The SDK hands base64 strings back as they came: decode them as it would with numpy.
-        assert isinstance(got, str)
-        got = list(struct.unpack("<6f", base64.b64decode(got)))
-    assert got == pytest.approx(expected, rel=1e-6)
-    [received] = upstream.requests
-    assert received["path"] == "/v1beta/models/text-embedding-004:batchEmbedContents"
-    assert sent(upstream) == {
-        "requests": [
-            {
-                "model": "models/text-embedding-004",
-                "content": {"parts": [{"text": "first text"}]},
-                "outputDimensionality": 6,
-            },
-            {
-                "model": "models/text-embedding-004",
-                "content": {"parts": [{"text": "second text"}]},
-                "outputDimensionality": 6,
-            },
-        ]
-    }
-
-
-async def test_completions_whole_and_streamed(gateway: Gateway, upstream: Upstream) -> None:
-    async with client(gateway, google_headers(upstream)) as c:
-        done = await c.completions.create(model=MODEL, prompt="say hi", max_tokens=5)
-        assert done.object == "text_completion"
-        assert done.choices[0].text == "Mock reply to: say hi"
-        assert done.choices[0].finish_reason == "stop"
-        assert sent(upstream) == {
-            "contents": [{"role": "user", "parts": [{"text": "say hi"}]}],
-            "generationConfig": {"maxOutputTokens": 5},
-        }
-        stream = await c.completions.create(
-            model=MODEL, prompt="say hi", stream=True, stream_options={"include_usage": True}
-        )
-        chunks = [chunk async for chunk in stream]
-    assert "".join(ch.choices[0].text for ch in chunks if ch.choices) == "Mock reply to: say hi"
-    assert chunks[-2].choices[0].finish_reason == "stop"
-    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 2
-    assert upstream.requests[-1]["query"] == "alt=sse"
-
-
 async def test_config_target_with_override_params(gateway: Gateway, upstream: Upstream) -> None:
     config = {
         "provider": "google",
@@ -582,3 +368,43 @@ async def test_model_names_cannot_escape_the_path(gateway: Gateway, upstream: Up
     )
     assert resp.status == 400
     assert upstream.requests == []
+
+
+async def test_thought_signature_round_trips_on_tool_calls(gateway: Gateway, upstream: Upstream) -> None:
+    ask = [{"role": "user", "content": "Oslo [mock tool_call=true]"}]
+    thinking = {"thinking": {"type": "enabled"}}
+    async with client(gateway, google_headers(upstream)) as c:
+        answer = await c.chat.completions.create(
+            model="gemini-3-pro-preview",
+            messages=ask,  # type: ignore[arg-type]
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            extra_body=thinking,
+        )
+        message = answer.choices[0].message
+        [call] = message.tool_calls or []
+        signature = (call.model_extra or {})["extra_content"]["google"]["thought_signature"]
+        assert signature
+        stream = await c.chat.completions.create(
+            model="gemini-3-pro-preview",
+            messages=ask,  # type: ignore[arg-type]
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            extra_body=thinking,
+            stream=True,
+        )
+        deltas = [
+            tc
+            for ch in [x async for x in stream]
+            if ch.choices
+            for tc in ch.choices[0].delta.tool_calls or []
+        ]
+        assert (deltas[0].model_extra or {})["extra_content"]["google"]["thought_signature"]
+        await c.chat.completions.create(
+            model="gemini-3-pro-preview",
+            messages=[
+                *ask,  # type: ignore[list-item]
+                message.model_dump(exclude_none=True),  # type: ignore[list-item]
+                {"role": "tool", "tool_call_id": call.id, "content": "cold"},
+            ],
+        )
+    model_turn = sent(upstream)["contents"][1]
+    assert model_turn["parts"][0]["thoughtSignature"] == signature
