@@ -3,6 +3,7 @@ and read through the gateway by the openai SDK."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -10,8 +11,11 @@ import openai
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai import AsyncOpenAI
 
+from fastgate._transforms import GeminiStream
 from tests.conftest import Gateway
 from tests.providers.gemini_support import client, recorded, sse_payloads
 
@@ -174,3 +178,30 @@ async def test_embeddings(gateway: Gateway, replay: Replay) -> None:
         [-0.021940224, 0.0053911027],
     ]
     assert result.model == "text-embedding-004"
+
+
+def _mapped(reads: list[bytes]) -> list[object]:
+    stream = GeminiStream("gemini-2.0-flash", "google", include_usage=True)
+    out = b"".join(stream.feed(r) for r in reads) + stream.finish()
+    chunks: list[object] = []
+    for payload in sse_payloads(out):
+        if payload == b"[DONE]":
+            chunks.append("[DONE]")
+            continue
+        chunk = msgspec.json.decode(payload)
+        del chunk["id"], chunk["created"]  # per stream, not per read
+        chunks.append(chunk)
+    return chunks
+
+
+WHOLE_STREAM = recorded("stream_text.sse")
+EXPECTED = _mapped([WHOLE_STREAM])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(WHOLE_STREAM) - 1), max_size=12, unique=True))
+def test_stream_mapping_does_not_depend_on_read_boundaries(cuts: list[int]) -> None:
+    edges = [0, *sorted(cuts), len(WHOLE_STREAM)]
+    reads = [WHOLE_STREAM[a:b] for a, b in itertools.pairwise(edges)]
+    assert _mapped(reads) == EXPECTED
+    assert len(EXPECTED) == 6 and EXPECTED[-1] == "[DONE]"  # 3 text chunks, finish, usage, [DONE]
