@@ -51,6 +51,7 @@ from fastgate.schema.openai import (
 cdef object _gm_response_decoder = _msgspec.json.Decoder(_gm.GenerateContentResponse)
 cdef object _gm_error_decoder = _msgspec.json.Decoder(_gm.ErrorEnvelope)
 cdef object _gm_embed_decoder = _msgspec.json.Decoder(_gm.BatchEmbedContentsResponse)
+cdef object _gm_predict_decoder = _msgspec.json.Decoder(_gm.PredictResponse)
 cdef object _gm_convert = _msgspec.convert
 cdef object _gm_DecodeError = _msgspec.DecodeError
 cdef object _gm_Part = _gm.Part
@@ -474,22 +475,35 @@ def gemini_completion_request(bytes body, object overrides=None):
     return r.model, _encode_json(req)
 
 
-def gemini_embed_request(bytes body, object overrides=None):
-    """An OpenAI embeddings body -> (model, encoding_format, batchEmbedContents JSON)."""
+cdef tuple _gm_embed_inputs(bytes body, object overrides):
     r = _gm_decode_request(body, overrides, _gm_embedding_decoder, _gm_EmbeddingRequest)
     inputs = [r.input] if isinstance(r.input, str) else r.input
     if not inputs or not all(isinstance(x, str) for x in inputs):
         raise _gm_bad("input: Gemini embeds strings (or a list of strings), not token arrays", "input")
-    model = r.model or ""
-    name = model if model.startswith("models/") else "models/" + model
     task = r.input_type.upper() if r.input_type else _UNSET
     dims = r.dimensions if r.dimensions is not None else _UNSET
+    return r, inputs, task, dims
+
+
+def gemini_embed_request(bytes body, object overrides=None):
+    """An OpenAI embeddings body -> (model, encoding_format, batchEmbedContents JSON)."""
+    r, inputs, task, dims = _gm_embed_inputs(body, overrides)
+    model = r.model or ""
+    name = model if model.startswith("models/") else "models/" + model
     requests = [
         _gm.EmbedContentRequest(name, _gm_Content([_gm_Part(text=text)]), task_type=task,
                                 output_dimensionality=dims)
         for text in inputs
     ]
     return r.model, r.encoding_format, _encode_json(_gm.BatchEmbedContentsRequest(requests))
+
+
+def vertex_embed_request(bytes body, object overrides=None):
+    """An OpenAI embeddings body -> (model, encoding_format, Vertex ``:predict`` JSON)."""
+    r, inputs, task, dims = _gm_embed_inputs(body, overrides)
+    instances = [_gm.PredictInstance(text, task_type=task) for text in inputs]
+    params = _gm.PredictParameters(output_dimensionality=dims) if dims is not _UNSET else _UNSET
+    return r.model, r.encoding_format, _encode_json(_gm.PredictRequest(instances, params))
 
 
 # ---- response ----------------------------------------------------------------------------------
@@ -604,23 +618,42 @@ def gemini_completion_response(bytes body, str model, str provider):
     return _encode_json(out)
 
 
-def gemini_embed_response(bytes body, str model, str provider, bint as_base64=False):
-    """batchEmbedContents -> OpenAI's embedding list. Gemini reports no token counts here, so
-    usage is zero. ``base64`` is what the openai SDK asks for by default: float32 little-endian."""
+cdef object _gm_embedding(int index, list values, bint as_base64):
+    # ``base64`` is what the openai SDK asks for by default: float32 little-endian, base64.
+    if as_base64:
+        packed = _gm_struct.pack(f"<{len(values)}f", *values)
+        return _gm_Embedding(index, _gm_base64.b64encode(packed).decode("ascii"))
+    return _gm_Embedding(index, values)
+
+
+cdef object _gm_decode_embeddings(bytes body, object decoder, str provider):
     try:
-        r = _gm_embed_decoder.decode(body)
+        return decoder.decode(body)
     except _gm_DecodeError:
         raise _gm_GatewayError(502, f"{provider} error: invalid embeddings response",
                                type="api_error", provider=provider) from None
-    cdef list data = []
-    for i, emb in enumerate(r.embeddings):
-        values = emb.values
-        if as_base64:
-            packed = _gm_struct.pack(f"<{len(values)}f", *values)
-            data.append(_gm_Embedding(i, _gm_base64.b64encode(packed).decode("ascii")))
-        else:
-            data.append(_gm_Embedding(i, values))
+
+
+def gemini_embed_response(bytes body, str model, str provider, bint as_base64=False):
+    """batchEmbedContents -> OpenAI's embedding list. Gemini reports no token counts here, so
+    usage is zero."""
+    r = _gm_decode_embeddings(body, _gm_embed_decoder, provider)
+    data = [_gm_embedding(i, emb.values, as_base64) for i, emb in enumerate(r.embeddings)]
     return _encode_json(_gm_EmbeddingList(data, model, _gm_EmbeddingUsage(0, 0), provider=provider))
+
+
+def vertex_embed_response(bytes body, str model, str provider, bint as_base64=False):
+    """Vertex ``:predict`` embeddings -> OpenAI's embedding list; usage from each prediction's
+    ``statistics.token_count``."""
+    r = _gm_decode_embeddings(body, _gm_predict_decoder, provider)
+    cdef list data = []
+    cdef long tokens = 0
+    for i, prediction in enumerate(r.predictions):
+        emb = prediction.embeddings
+        if emb.statistics is not None:
+            tokens += emb.statistics.token_count
+        data.append(_gm_embedding(i, emb.values, as_base64))
+    return _encode_json(_gm_EmbeddingList(data, model, _gm_EmbeddingUsage(tokens, tokens), provider=provider))
 
 
 def gemini_error(int status, bytes body, str provider):

@@ -194,6 +194,19 @@ def batch_embed(request: dict[str, Any]) -> bytes:
     return _encode({"embeddings": embeddings})
 
 
+def predict_embeddings(request: dict[str, Any]) -> bytes:
+    """Vertex text-embedding ``:predict``: one prediction per instance, with its token count."""
+    dims = int((request.get("parameters") or {}).get("outputDimensionality") or 8)
+    predictions = []
+    characters = 0
+    for instance in request.get("instances") or ():
+        text = str(instance.get("content", ""))
+        characters += len(text)
+        statistics = {"truncated": False, "token_count": max(1, _words(text))}
+        predictions.append({"embeddings": {"values": embedding_vector(text, dims), "statistics": statistics}})
+    return _encode({"predictions": predictions, "metadata": {"billableCharacterCount": characters}})
+
+
 class GeminiFormat:
     """The mock's answers in Gemini's wire format; ``endpoint`` is the method after the colon."""
 
@@ -212,6 +225,8 @@ class GeminiFormat:
             return MockPlan(status=200, frames=_json_array(slices), directives=d)
         if endpoint == "batchEmbedContents":
             return MockPlan(status=200, body=batch_embed(request), directives=d)
+        if endpoint == "predict":
+            return MockPlan(status=200, body=predict_embeddings(request), directives=d)
         return MockPlan(status=404, body=error(404, f"Method {endpoint} not found."), directives=d)
 
     def error(self, status: int, message: str) -> bytes:

@@ -77,11 +77,16 @@ class GeminiMapping(Provider):
     def auth_headers(self, call: Call) -> dict[str, str]:
         raise NotImplementedError
 
+    #: The embeddings method and its two mappings (Vertex embeds with ``:predict``).
+    embed_operation = "batchEmbedContents"
+    embed_request = staticmethod(gemini_embed_request)
+    embed_response = staticmethod(gemini_embed_response)
+
     def build(self, call: Call, headers: dict[str, str]) -> UpstreamRequest:
         overrides = call.target.override_params
         if call.endpoint is Endpoint.EMBEDDINGS:
-            model, _, body = gemini_embed_request(call.body, overrides)
-            operation = "batchEmbedContents"
+            model, _, body = self.embed_request(call.body, overrides)
+            operation = self.embed_operation
         else:
             if call.endpoint is Endpoint.CHAT:
                 model, body = gemini_chat_request(call.body, overrides)
@@ -104,7 +109,7 @@ class GeminiMapping(Provider):
             return gemini_chat_response(body, model, self.name, call.target.strict_open_ai_compliance)
         if call.endpoint is Endpoint.COMPLETIONS:
             return gemini_completion_response(body, model, self.name)
-        return gemini_embed_response(body, model, self.name, embedding_encoding(call) == "base64")
+        return self.embed_response(body, model, self.name, embedding_encoding(call) == "base64")
 
     def stream(self, call: Call) -> GeminiStream:
         options = call.view.stream_options

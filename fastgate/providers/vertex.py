@@ -19,8 +19,9 @@ from collections import OrderedDict
 
 import aiohttp
 
+from fastgate._transforms import vertex_embed_request, vertex_embed_response
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import Call, UpstreamRequest
 from fastgate.providers.google import GeminiMapping
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, parse_service_account
 
@@ -40,9 +41,12 @@ def _segment(value: object, option: str) -> str:
 
 class VertexProvider(GeminiMapping):
     name = "vertex-ai"
-    # Vertex embeddings are ``:predict`` on text-embedding models, not ``batchEmbedContents``.
-    endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
     needs_io = True
+    # Vertex embeds with ``:predict`` on its text-embedding models, not ``batchEmbedContents``
+    # (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api).
+    embed_operation = "predict"
+    embed_request = staticmethod(vertex_embed_request)
+    embed_response = staticmethod(vertex_embed_response)
 
     def __init__(self) -> None:
         self.tokens = TokenCache()

@@ -116,6 +116,23 @@ class BatchEmbedContentsRequest(msgspec.Struct):
     requests: list[EmbedContentRequest]
 
 
+class PredictInstance(msgspec.Struct, omit_defaults=True):
+    """Vertex text-embedding ``:predict`` instance (snake_case on the wire:
+    https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api)."""
+
+    content: str
+    task_type: str | UnsetType = UNSET
+
+
+class PredictParameters(msgspec.Struct, rename="camel", omit_defaults=True):
+    output_dimensionality: int | UnsetType = UNSET
+
+
+class PredictRequest(msgspec.Struct, omit_defaults=True):
+    instances: list[PredictInstance]
+    parameters: PredictParameters | UnsetType = UNSET
+
+
 # ---- response side (views) ---------------------------------------------------------------------
 
 
@@ -189,3 +206,20 @@ class ContentEmbedding(msgspec.Struct):
 
 class BatchEmbedContentsResponse(msgspec.Struct):
     embeddings: list[ContentEmbedding] = []
+
+
+class EmbeddingStatistics(msgspec.Struct):
+    token_count: int = 0
+
+
+class PredictedEmbedding(msgspec.Struct):
+    values: list[float] = []
+    statistics: EmbeddingStatistics | None = None
+
+
+class Prediction(msgspec.Struct):
+    embeddings: PredictedEmbedding
+
+
+class PredictResponse(msgspec.Struct):
+    predictions: list[Prediction] = []

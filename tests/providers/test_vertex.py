@@ -260,3 +260,26 @@ async def test_options_and_service_account_from_a_config(gateway: Gateway, upstr
         ]
         * 2,
     ]
+
+
+async def test_embeddings_use_predict(gateway: Gateway, upstream: Upstream) -> None:
+    async with client(gateway, vertex_headers(upstream), key="ya29.t") as c:
+        result = await c.embeddings.create(
+            model="text-embedding-005",
+            input=["one two", "three"],
+            dimensions=4,
+            extra_body={"input_type": "retrieval_query"},
+        )
+    assert [len(d.embedding) for d in result.data] == [4, 4]
+    assert result.usage.prompt_tokens == 3 and result.usage.total_tokens == 3
+    [received] = upstream.requests
+    assert received["path"] == (
+        "/v1/projects/proj-1/locations/europe-west4/publishers/google/models/text-embedding-005:predict"
+    )
+    assert sent(upstream) == {
+        "instances": [
+            {"content": "one two", "task_type": "RETRIEVAL_QUERY"},
+            {"content": "three", "task_type": "RETRIEVAL_QUERY"},
+        ],
+        "parameters": {"outputDimensionality": 4},
+    }
