@@ -175,9 +175,9 @@ def _interleaved_ratio(mapping: Callable[[], bytes], baseline: Callable[[], byte
     machine load (the minimum is the estimate least disturbed by other processes, as ``timeit``'s
     documentation advises)."""
     best_mapping = best_baseline = float("inf")
-    for _ in range(15):
-        best_mapping = min(best_mapping, timeit.timeit(mapping, number=500))
-        best_baseline = min(best_baseline, timeit.timeit(baseline, number=500))
+    for _ in range(60):
+        best_mapping = min(best_mapping, timeit.timeit(mapping, number=100))
+        best_baseline = min(best_baseline, timeit.timeit(baseline, number=100))
     return best_mapping / best_baseline
 
 
