@@ -206,3 +206,43 @@ async def test_completions_whole_and_streamed(gateway: Gateway, upstream: Upstre
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 2
     assert upstream.requests[-1]["query"] == "alt=sse"
+
+
+async def test_non_strict_stream_shows_thoughts_and_raw_finish_reason(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    body = {
+        "model": "gemini-2.5-flash",
+        "messages": [{"role": "user", "content": "think aloud"}],
+        "thinking": {"type": "enabled", "budget_tokens": 128},
+        "stream": True,
+    }
+    headers = google_headers(
+        upstream, Authorization="Bearer k", **{"x-portkey-strict-open-ai-compliance": "false"}
+    )
+    resp = await gateway.post("/v1/chat/completions", body, headers)
+    payloads = sse_payloads(await resp.read())
+    assert payloads[-1] == b"[DONE]"
+    chunks = [msgspec.json.decode(p) for p in payloads[:-1]]
+    deltas = [ch["choices"][0]["delta"] for ch in chunks]
+    assert deltas[0]["content_blocks"] == [{"index": 0, "delta": {"thinking": "Considering the question."}}]
+    assert "".join(d.get("content") or "" for d in deltas) == "Mock reply to: think aloud"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "STOP"
+    strict = await gateway.post(
+        "/v1/chat/completions", body, google_headers(upstream, Authorization="Bearer k")
+    )
+    strict_chunks = [msgspec.json.decode(p) for p in sse_payloads(await strict.read())[:-1]]
+    assert not any("content_blocks" in ch["choices"][0]["delta"] for ch in strict_chunks)
+    assert strict_chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_forward_headers_reach_google(gateway: Gateway, upstream: Upstream) -> None:
+    headers = google_headers(
+        upstream,
+        Authorization="Bearer k",
+        **{"x-portkey-forward-headers": "x-goog-user-project", "x-goog-user-project": "billing-1"},
+    )
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+    resp = await gateway.post("/v1/chat/completions", body, headers)
+    assert resp.status == 200
+    assert upstream.requests[0]["headers"]["x-goog-user-project"] == "billing-1"
