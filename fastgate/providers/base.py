@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
 from fastgate.errors import ErrorBody, ErrorDetail, GatewayError, type_for_status
 from fastgate.schema.openai import RequestView
-
-if TYPE_CHECKING:
-    import aiohttp
 
 
 class Endpoint(enum.Enum):
@@ -79,6 +76,20 @@ class StreamMapper(Protocol):
         ...
 
 
+class UpstreamReply(Protocol):
+    status: int
+
+    async def read(self) -> bytes: ...
+
+
+class UpstreamClient(Protocol):
+    """The pooled upstream client, as a provider's ``request_async`` may use it (a token fetch)."""
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> UpstreamReply: ...
+
+
 class LocalResponse(msgspec.Struct):
     """An answer produced in-process (the mock provider): no network hop."""
 
@@ -112,8 +123,8 @@ class Provider:
     def request(self, call: Call) -> UpstreamRequest:
         raise NotImplementedError
 
-    async def request_async(self, call: Call, session: aiohttp.ClientSession) -> UpstreamRequest:
-        """``request`` for ``needs_io`` providers; ``session`` is the pooled upstream client."""
+    async def request_async(self, call: Call, client: UpstreamClient) -> UpstreamRequest:
+        """``request`` for ``needs_io`` providers; ``client`` is the pooled upstream client."""
         raise NotImplementedError
 
     async def respond(self, call: Call) -> LocalResponse:

@@ -23,10 +23,10 @@ import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 import msgspec
 
 from fastgate.errors import GatewayError
+from fastgate.providers.base import UpstreamClient
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -188,7 +188,7 @@ class TokenCache:
         self._tokens: dict[tuple[str, str | None, str], tuple[str, float]] = {}
         self._locks: dict[tuple[str, str | None, str], asyncio.Lock] = {}
 
-    async def token(self, account: ServiceAccount, session: aiohttp.ClientSession) -> str:
+    async def token(self, account: ServiceAccount, client: UpstreamClient) -> str:
         key = (account.client_email, account.private_key_id, account.token_uri)
         cached = self._tokens.get(key)
         if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
@@ -198,27 +198,25 @@ class TokenCache:
             cached = self._tokens.get(key)  # another request may have refreshed it meanwhile
             if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
                 return cached[0]
-            token, expires_at = await self._exchange(account, session)
+            token, expires_at = await self._exchange(account, client)
             self._tokens[key] = (token, expires_at)
             return token
 
-    async def _exchange(self, account: ServiceAccount, session: aiohttp.ClientSession) -> tuple[str, float]:
+    async def _exchange(self, account: ServiceAccount, client: UpstreamClient) -> tuple[str, float]:
         uri = check_token_uri(account.token_uri)
         now = time.time()
         assertion = await asyncio.to_thread(signed_assertion, account, now)
         form = urlencode(
             {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
         )
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
         try:
-            async with session.post(
-                uri,
-                data=form.encode(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                allow_redirects=False,
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, OSError) as exc:
+            resp = await client.request("POST", uri, headers, form.encode())
+            body = await resp.read()
+            status = resp.status
+        except (OSError, TimeoutError) as exc:
+            # The pool's connection failures are OSErrors and its timeouts TimeoutErrors; a
+            # request_timeout expiring here arrives as a cancellation and is not caught.
             raise GatewayError(
                 502,
                 f"vertex-ai error: token exchange failed ({type(exc).__name__})",

@@ -17,11 +17,9 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 
-import aiohttp
-
 from fastgate._transforms import vertex_embed_request, vertex_embed_response
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, UpstreamRequest
+from fastgate.providers.base import Call, UpstreamClient, UpstreamRequest
 from fastgate.providers.google import GeminiMapping
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, parse_service_account
 
@@ -108,11 +106,11 @@ class VertexProvider(GeminiMapping):
             )
         return {"Authorization": f"Bearer {token}"}
 
-    async def request_async(self, call: Call, session: aiohttp.ClientSession) -> UpstreamRequest:
+    async def request_async(self, call: Call, client: UpstreamClient) -> UpstreamRequest:
         account = self.account(call)
         if account is None:
             return self.request(call)
         # Mapped first, so a bad request never costs a token exchange.
         req = self.build(call, {})
-        req.headers["Authorization"] = f"Bearer {await self.tokens.token(account, session)}"
+        req.headers["Authorization"] = f"Bearer {await self.tokens.token(account, client)}"
         return req

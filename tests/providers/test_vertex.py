@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
@@ -20,6 +19,9 @@ from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, load_rsa_key, rs256_sign
 from fastgate.providers.vertex import VertexProvider
 from fastgate.schema.openai import view_decoder
+from fastgate.server.dns import CachingResolver
+from fastgate.server.http1 import UpstreamPool
+from fastgate.ssrf import HostPolicy
 from tests.conftest import Gateway, Upstream
 from tests.providers.gemini_support import client, mock_root, recorded, sent, sse_payloads
 
@@ -206,11 +208,14 @@ async def test_token_is_refreshed_shortly_before_expiry(
     server = await aiohttp_server(app)
     account = msgspec.convert({**ACCOUNT, "token_uri": str(server.make_url("/token"))}, ServiceAccount)
     cache = TokenCache()
-    async with aiohttp.ClientSession() as session:
-        assert [await cache.token(account, session) for _ in range(3)] == ["tok-1"] * 3
+    pool = UpstreamPool(CachingResolver(HostPolicy()), connect_timeout=5, read_timeout=5)
+    try:
+        assert [await cache.token(account, pool) for _ in range(3)] == ["tok-1"] * 3
         cache._tokens.clear()
         lifetime[0] = 200  # inside the 300 s refresh margin: never reused
-        assert [await cache.token(account, session) for _ in range(2)] == ["tok-2", "tok-3"]
+        assert [await cache.token(account, pool) for _ in range(2)] == ["tok-2", "tok-3"]
+    finally:
+        await pool.close()
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to cross-check")
