@@ -156,7 +156,6 @@ class PartView(msgspec.Struct, rename="camel"):
 
 class ContentView(msgspec.Struct, rename="camel"):
     parts: list[PartView] = []
-    role: str | None = None
 
 
 class Candidate(msgspec.Struct, rename="camel"):
