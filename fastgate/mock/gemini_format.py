@@ -225,6 +225,15 @@ class GeminiFormat:
             return MockPlan(status=200, frames=_json_array(slices), directives=d)
         if endpoint == "batchEmbedContents":
             return MockPlan(status=200, body=batch_embed(request), directives=d)
+        if endpoint == "countTokens":
+            # https://ai.google.dev/api/tokens#method:-models.counttokens
+            tokens = _prompt_tokens(request)
+            details = [{"modality": "TEXT", "tokenCount": tokens}]
+            return MockPlan(
+                status=200,
+                body=_encode({"totalTokens": tokens, "promptTokensDetails": details}),
+                directives=d,
+            )
         if endpoint == "predict":
             return MockPlan(status=200, body=predict_embeddings(request), directives=d)
         return MockPlan(status=404, body=error(404, f"Method {endpoint} not found."), directives=d)

@@ -25,11 +25,13 @@ from fastgate._transforms import (
 )
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
+from fastgate.providers.openai import HOP_BY_HOP
 
 BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
-#: The mapped endpoints; ``/v1/models`` and the passthrough speak Google's own format.
-GEMINI_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+#: Mapped endpoints, plus Portkey's passthrough (``countTokens``, ``cachedContents`` ... in
+#: Google's own format). ``/v1/models`` is not offered: Google lists models in its own shape.
+GEMINI_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY})
 
 
 class _EncodingView(msgspec.Struct):
@@ -71,6 +73,10 @@ class GeminiMapping(Provider):
 
     endpoints = GEMINI_ENDPOINTS
 
+    def base_url(self, call: Call) -> str:
+        """Where API paths start (``.../v1beta`` for Gemini, ``.../v1`` for Vertex)."""
+        raise NotImplementedError
+
     def operation_url(self, call: Call, model: str, operation: str) -> str:
         raise NotImplementedError
 
@@ -100,7 +106,27 @@ class GeminiMapping(Provider):
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", self.operation_url(call, model_name(model), operation), headers, body)
 
+    def passthrough(self, call: Call, auth: dict[str, str]) -> UpstreamRequest:
+        """Portkey's passthrough: the path after ``/v1`` appended to the base URL, the incoming
+        headers forwarded except ``x-portkey-*``, hop-by-hop ones and ``Authorization`` (the
+        client's key or token, already turned into ``auth``: Google would read a Bearer API key
+        as a broken OAuth token)."""
+        headers: dict[str, str] = {}
+        for name, value in call.headers.items():
+            lower = name.lower()
+            if lower.startswith("x-portkey-") or lower in HOP_BY_HOP or lower == "authorization":
+                continue
+            headers[name] = value
+        headers.update(auth)
+        url = f"{self.base_url(call)}{call.path}"
+        if call.query:
+            url = f"{url}?{call.query}"
+        body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
+        return UpstreamRequest(call.method, url, headers, body or None)
+
     def request(self, call: Call) -> UpstreamRequest:
+        if call.endpoint is Endpoint.PROXY:
+            return self.passthrough(call, self.auth_headers(call))
         return self.build(call, self.auth_headers(call))
 
     def response(self, call: Call, body: bytes) -> bytes:
@@ -129,9 +155,11 @@ class GeminiMapping(Provider):
 class GoogleProvider(GeminiMapping):
     name = "google"
 
+    def base_url(self, call: Call) -> str:
+        return call.target.custom_host or BASE_URL
+
     def operation_url(self, call: Call, model: str, operation: str) -> str:
-        base = call.target.custom_host or BASE_URL
-        return f"{base}/models/{model}:{operation}"
+        return f"{self.base_url(call)}/models/{model}:{operation}"
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         key = call.target.api_key

@@ -19,7 +19,7 @@ from collections import OrderedDict
 
 from fastgate._transforms import vertex_embed_request, vertex_embed_response
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, UpstreamClient, UpstreamRequest
+from fastgate.providers.base import Call, Endpoint, UpstreamClient, UpstreamRequest
 from fastgate.providers.google import GeminiMapping
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, parse_service_account
 
@@ -65,6 +65,17 @@ class VertexProvider(GeminiMapping):
                 self._accounts.popitem(last=False)
         return account
 
+    def region(self, call: Call) -> str:
+        return _segment(call.target.options.get("vertex_region") or DEFAULT_REGION, "vertex_region")
+
+    def base_url(self, call: Call) -> str:
+        if call.target.custom_host:
+            return call.target.custom_host
+        region = self.region(call)
+        if region == "global":
+            return "https://aiplatform.googleapis.com/v1"
+        return f"https://{region}-aiplatform.googleapis.com/v1"
+
     def operation_url(self, call: Call, model: str, operation: str) -> str:
         publisher, dot, rest = model.partition(".")
         if dot and publisher in OTHER_PUBLISHERS:
@@ -75,24 +86,16 @@ class VertexProvider(GeminiMapping):
             )
         if dot and publisher == "google":
             model = rest
-        options = call.target.options
         account = self.account(call)
-        project = (account.project_id if account else None) or options.get("vertex_project_id")
+        project = (account.project_id if account else None) or call.target.options.get("vertex_project_id")
         if not project:
             raise bad_request(
                 "vertex-ai needs a project: x-portkey-vertex-project-id or vertex_project_id",
                 param="vertex_project_id",
             )
-        region = _segment(options.get("vertex_region") or DEFAULT_REGION, "vertex_region")
         project = _segment(project, "vertex_project_id")
-        host = call.target.custom_host
-        if not host:
-            host = (
-                "https://aiplatform.googleapis.com/v1"
-                if region == "global"
-                else f"https://{region}-aiplatform.googleapis.com/v1"
-            )
-        return f"{host}/projects/{project}/locations/{region}/publishers/google/models/{model}:{operation}"
+        prefix = f"{self.base_url(call)}/projects/{project}/locations/{self.region(call)}"
+        return f"{prefix}/publishers/google/models/{model}:{operation}"
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         token = call.target.api_key
@@ -111,6 +114,7 @@ class VertexProvider(GeminiMapping):
         if account is None:
             return self.request(call)
         # Mapped first, so a bad request never costs a token exchange.
-        req = self.build(call, {})
+        proxy = call.endpoint is Endpoint.PROXY
+        req = self.passthrough(call, {}) if proxy else self.build(call, {})
         req.headers["Authorization"] = f"Bearer {await self.tokens.token(account, client)}"
         return req

@@ -408,3 +408,20 @@ async def test_thought_signature_round_trips_on_tool_calls(gateway: Gateway, ups
         )
     model_turn = sent(upstream)["contents"][1]
     assert model_turn["parts"][0]["thoughtSignature"] == signature
+
+
+async def test_passthrough_reaches_gemini_with_the_key_header(gateway: Gateway, upstream: Upstream) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "count these four words"}]}]}
+    headers = google_headers(upstream, Authorization=f"Bearer {GOOGLE_KEY}", **{"x-custom": "kept"})
+    resp = await gateway.post(f"/v1/models/{MODEL}:countTokens", body, headers)
+    assert resp.status == 200
+    assert await resp.json() == {
+        "totalTokens": 4,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 4}],
+    }
+    [received] = upstream.requests
+    assert received["path"] == f"/v1beta/models/{MODEL}:countTokens"
+    assert received["headers"]["x-goog-api-key"] == GOOGLE_KEY
+    assert received["headers"]["x-custom"] == "kept"
+    assert "Authorization" not in received["headers"]
+    assert not any(k.lower().startswith("x-portkey-") for k in received["headers"])

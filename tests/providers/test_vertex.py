@@ -288,3 +288,18 @@ async def test_embeddings_use_predict(gateway: Gateway, upstream: Upstream) -> N
         ],
         "parameters": {"outputDimensionality": 4},
     }
+
+
+async def test_passthrough_with_a_minted_token(gateway: Gateway, upstream: Upstream) -> None:
+    headers = vertex_headers(upstream, **{"x-portkey-vertex-service-account-json": account_json(upstream)})
+    path = (
+        f"/projects/fastgate-test-project/locations/europe-west4/publishers/google/models/{MODEL}:countTokens"
+    )
+    body = {"contents": [{"role": "user", "parts": [{"text": "two words"}]}]}
+    resp = await gateway.post("/v1" + path, body, {**headers, "Authorization": "Bearer client-token"})
+    assert resp.status == 200
+    assert (await resp.json())["totalTokens"] == 2
+    token_request, received = upstream.requests
+    assert token_request["path"] == "/token"
+    assert received["path"] == "/v1" + path
+    assert received["headers"]["Authorization"].startswith("Bearer ya29.mock-")
