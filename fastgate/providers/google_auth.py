@@ -210,19 +210,11 @@ class TokenCache:
             {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
         )
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-        try:
-            resp = await client.request("POST", uri, headers, form.encode())
-            body = await resp.read()
-            status = resp.status
-        except (OSError, TimeoutError) as exc:
-            # The pool's connection failures are OSErrors and its timeouts TimeoutErrors; a
-            # request_timeout expiring here arrives as a cancellation and is not caught.
-            raise GatewayError(
-                502,
-                f"vertex-ai error: token exchange failed ({type(exc).__name__})",
-                type="api_error",
-                provider="vertex-ai",
-            ) from None
+        # Connection failures and timeouts propagate as the relay knows them (502/504/408, and a
+        # fallback target is tried), exactly as if the upstream call itself had failed.
+        resp = await client.request("POST", uri, headers, form.encode())
+        body = await resp.read()
+        status = resp.status
         if status != 200:
             # 400/401/403 from Google's token endpoint mean the account or its key is not accepted.
             refused = status in (400, 401, 403)

@@ -180,6 +180,7 @@ async def test_service_account_token_is_minted_once_for_many_requests(
         ("https://evil.example.com/token", 400, "token_uri"),
         ("http://169.254.169.254/token", 400, "token_uri"),
         ("{root}/no-such-token-endpoint", 502, "token exchange was refused (HTTP 404)"),
+        ("http://127.0.0.1:9/token", 502, "upstream connection failed"),
     ],
 )
 async def test_token_endpoint_is_checked_and_its_refusal_reported(
@@ -303,3 +304,30 @@ async def test_passthrough_with_a_minted_token(gateway: Gateway, upstream: Upstr
     assert token_request["path"] == "/token"
     assert received["path"] == "/v1" + path
     assert received["headers"]["Authorization"].startswith("Bearer ya29.mock-")
+
+
+async def test_unreachable_token_endpoint_falls_back_to_the_next_target(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {
+                "provider": "vertex-ai",
+                "custom_host": mock_root(upstream) + "/v1",
+                "vertex_service_account_json": {**ACCOUNT, "token_uri": "http://127.0.0.1:9/token"},
+            },
+            {
+                "provider": "google",
+                "api_key": "AIza-fallback",
+                "custom_host": mock_root(upstream) + "/v1beta",
+            },
+        ],
+    }
+    resp = await gateway.post(
+        "/v1/chat/completions", CHAT, {"x-portkey-config": msgspec.json.encode(config).decode()}
+    )
+    assert resp.status == 200
+    assert resp.headers["x-portkey-provider"] == "google"
+    assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
+    assert [r["path"] for r in upstream.requests] == [f"/v1beta/models/{MODEL}:generateContent"]
