@@ -404,11 +404,29 @@ cdef object _gm_generation_config(object r, object max_tokens):
     return config if any_set else _UNSET
 
 
-cdef object _gm_tools(list tools):
+# Function names that ask for one of Google's built-in tools instead (Portkey's convention, both
+# spellings): a client can only name tools through OpenAI's ``function`` shape.
+cdef dict _GM_NATIVE_TOOLS = {
+    "googleSearch": "google_search", "google_search": "google_search",
+    "googleSearchRetrieval": "google_search_retrieval",
+    "google_search_retrieval": "google_search_retrieval",
+    "codeExecution": "code_execution", "code_execution": "code_execution",
+    "urlContext": "url_context", "url_context": "url_context",
+    "googleMaps": "google_maps", "google_maps": "google_maps",
+}
+
+
+cdef tuple _gm_tools(list tools):
+    """(tools, has function declarations)."""
     cdef list declarations = []
+    cdef list out = []
     for tool in tools:
         fn = tool.function
         if tool.type != "function" or fn is None:
+            continue
+        native = _GM_NATIVE_TOOLS.get(fn.name)
+        if native is not None:
+            out.append(_gm.Tool(**{native: {}}))
             continue
         decl = _gm.FunctionDeclaration(fn.name)
         if fn.description:
@@ -419,7 +437,9 @@ cdef object _gm_tools(list tools):
         if params and params.get("properties"):
             decl.parameters = params
         declarations.append(decl)
-    return [_gm.Tool(declarations)] if declarations else _UNSET
+    if declarations:
+        out.insert(0, _gm.Tool(function_declarations=declarations))
+    return (out if out else _UNSET), bool(declarations)
 
 
 cdef object _gm_tool_config(object choice):
@@ -453,8 +473,9 @@ def gemini_chat_request(bytes body, object overrides=None):
         raise _gm_bad("messages: Gemini needs at least one user, assistant or tool message", "messages")
     req = _gm.GenerateContentRequest(contents, system_instruction=instruction)
     if r.tools:
-        req.tools = _gm_tools(r.tools)
-        req.tool_config = _gm_tool_config(r.tool_choice)
+        req.tools, functions = _gm_tools(r.tools)
+        if functions:  # functionCallingConfig governs declared functions only
+            req.tool_config = _gm_tool_config(r.tool_choice)
     max_tokens = r.max_completion_tokens if r.max_completion_tokens is not None else r.max_tokens
     req.generation_config = _gm_generation_config(r, max_tokens)
     return r.model, _encode_json(req)

@@ -84,8 +84,16 @@ class FunctionDeclaration(msgspec.Struct, rename="camel", omit_defaults=True):
     parameters: dict[str, Any] | UnsetType = UNSET
 
 
-class Tool(msgspec.Struct, rename="camel"):
-    function_declarations: list[FunctionDeclaration]
+class Tool(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One member of the ``Tool`` union (https://ai.google.dev/api/caching#Tool): functions, or one
+    of Google's built-in tools, each configured by an object (empty: the defaults)."""
+
+    function_declarations: list[FunctionDeclaration] | UnsetType = UNSET
+    google_search: dict[str, Any] | UnsetType = UNSET
+    google_search_retrieval: dict[str, Any] | UnsetType = UNSET
+    code_execution: dict[str, Any] | UnsetType = UNSET
+    url_context: dict[str, Any] | UnsetType = UNSET
+    google_maps: dict[str, Any] | UnsetType = UNSET
 
 
 class FunctionCallingConfig(msgspec.Struct, rename="camel", omit_defaults=True):

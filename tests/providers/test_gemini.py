@@ -425,3 +425,35 @@ async def test_passthrough_reaches_gemini_with_the_key_header(gateway: Gateway, 
     assert received["headers"]["x-custom"] == "kept"
     assert "Authorization" not in received["headers"]
     assert not any(k.lower().startswith("x-portkey-") for k in received["headers"])
+
+
+async def test_builtin_google_tools_by_function_name(gateway: Gateway, upstream: Upstream) -> None:
+    async with client(gateway, google_headers(upstream)) as c:
+        await c.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "news today?"}],
+            tools=[
+                {"type": "function", "function": {"name": "googleSearch"}},
+                {"type": "function", "function": {"name": "code_execution"}},
+                WEATHER_TOOL,  # type: ignore[list-item]
+            ],
+            tool_choice="auto",
+        )
+        body = sent(upstream)
+        assert [list(tool) for tool in body["tools"]] == [
+            ["functionDeclarations"],
+            ["googleSearch"],
+            ["codeExecution"],
+        ]
+        assert body["tools"][1:] == [{"googleSearch": {}}, {"codeExecution": {}}]
+        assert body["toolConfig"] == {"functionCallingConfig": {"mode": "AUTO"}}
+        await c.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "news today?"}],
+            tools=[{"type": "function", "function": {"name": "google_search"}}],
+            tool_choice="required",
+        )
+    assert sent(upstream) == {
+        "contents": [{"role": "user", "parts": [{"text": "news today?"}]}],
+        "tools": [{"googleSearch": {}}],
+    }
