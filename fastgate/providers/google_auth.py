@@ -7,18 +7,16 @@ whose issuer is the account's ``client_email`` and audience its ``token_uri`` is
 (reference §5.4); here one exchange serves every request until five minutes before expiry, and
 concurrent requests wait for the same exchange instead of starting their own.
 
-RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3, RFC 8017 §8.2.1). The ``cryptography``
-package is not a dependency of fastgate, so the signature is computed here with Python integers
-(CRT exponentiation, blinded so its timing does not depend on the message). It runs once an hour
-per account, in a worker thread, never on the event loop.
+RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3). Signing is left to the ``cryptography``
+package (the optional ``fastgate[vertex]`` extra) rather than written here: private-key code is
+not something to hand-roll. It runs once an hour per account, in a worker thread, never on the
+event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import secrets
 import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -87,74 +85,36 @@ def check_token_uri(uri: str) -> str:
 # ---- RS256 -------------------------------------------------------------------------------------
 
 
-class _RSAKey(msgspec.Struct, frozen=True):
-    n: int
-    e: int
-    d: int
-    p: int
-    q: int
-    dp: int
-    dq: int
-    qinv: int
-
-
-def _der_items(data: bytes) -> list[tuple[int, bytes]]:
-    """The (tag, value) items of one DER SEQUENCE's contents (X.690 §8.1)."""
-    items = []
-    i = 0
-    while i < len(data):
-        tag = data[i]
-        length = data[i + 1]
-        i += 2
-        if length & 0x80:
-            size = length & 0x7F
-            length = int.from_bytes(data[i : i + size], "big")
-            i += size
-        items.append((tag, data[i : i + length]))
-        i += length
-    return items
-
-
-def load_rsa_key(pem: str) -> _RSAKey:
-    """An RSA private key from PEM: PKCS#8 ``PRIVATE KEY`` (what Google issues) or PKCS#1."""
-    lines = [ln.strip() for ln in pem.strip().splitlines()]
+def load_rsa_key(pem: str) -> Any:
+    """The account's RSA private key (PKCS#8, as Google issues it, or PKCS#1)."""
     try:
-        der = base64.b64decode("".join(ln for ln in lines if ln and not ln.startswith("-----")))
-        [(_tag, body)] = _der_items(der)
-        items = _der_items(body)
-        if lines[0] == "-----BEGIN PRIVATE KEY-----":
-            # PrivateKeyInfo (RFC 5208): version, algorithm, privateKey OCTET STRING (RFC 8017 A.1.2)
-            [(_, rsa)] = _der_items(items[2][1])
-            items = _der_items(rsa)
-        numbers = [int.from_bytes(v, "big") for t, v in items if t == 0x02]
-        _version, n, e, d, p, q, dp, dq, qinv = numbers[:9]
-    except (ValueError, IndexError, TypeError):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+    except ImportError:
+        raise GatewayError(
+            500,
+            "vertex-ai service-account auth needs the 'cryptography' package: pip install 'fastgate[vertex]'",
+            type="api_error",
+        ) from None
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
         raise GatewayError(
             400,
             "vertex_service_account_json: private_key is not an RSA key",
             param="vertex_service_account_json",
-        ) from None
-    return _RSAKey(n, e, d, p, q, dp, dq, qinv)
+        )
+    return key
 
 
-# DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
-_SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
+def rs256_sign(key: Any, message: bytes) -> bytes:
+    """RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
 
-
-def rs256_sign(key: _RSAKey, message: bytes) -> bytes:
-    """RSASSA-PKCS1-v1_5 signature with SHA-256 (RFC 8017 §8.2.1, EMSA-PKCS1-v1_5 §9.2)."""
-    k = (key.n.bit_length() + 7) // 8
-    t = _SHA256_PREFIX + hashlib.sha256(message).digest()
-    em = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
-    m = int.from_bytes(em, "big")
-    # Blinding: sign m·r^e, then divide by r, so the exponentiation never sees m itself.
-    r = secrets.randbelow(key.n - 2) + 2
-    blinded = (m * pow(r, key.e, key.n)) % key.n
-    s1 = pow(blinded, key.dp, key.p)
-    s2 = pow(blinded, key.dq, key.q)
-    s = s2 + key.q * ((key.qinv * (s1 - s2)) % key.p)
-    s = (s * pow(r, -1, key.n)) % key.n
-    return s.to_bytes(k, "big")
+    return bytes(key.sign(message, padding.PKCS1v15(), hashes.SHA256()))
 
 
 def _b64url(data: bytes) -> bytes:
