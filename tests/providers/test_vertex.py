@@ -105,7 +105,6 @@ def test_urls_by_region_and_publisher_prefix() -> None:
 @pytest.mark.parametrize(
     ("headers", "model", "status", "fragment"),
     [
-        ({}, "anthropic.claude-3-5-sonnet@20240620", 400, "publisher 'anthropic'"),
         ({}, "meta.llama-3.1-405b-instruct-maas", 400, "publisher 'meta'"),
         ({"x-portkey-vertex-project-id": ""}, MODEL, 400, "needs a project"),
         ({"x-portkey-vertex-region": "us/../x"}, MODEL, 400, "vertex_region"),
