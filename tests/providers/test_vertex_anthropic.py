@@ -283,3 +283,27 @@ async def test_mock_refuses_what_vertex_refuses(
     error = await resp.json()
     assert error["type"] == "error"
     assert error["error"] == {"type": "invalid_request_error", "message": message}
+
+
+async def test_config_override_model_and_options(gateway: Gateway, upstream: Upstream) -> None:
+    config = {
+        "provider": "vertex-ai",
+        "api_key": TOKEN,
+        "custom_host": mock_root(upstream) + "/v1",
+        "vertexProjectId": "proj-2",
+        "vertex_region": "us-east5",
+        "anthropic_beta": ["beta-a", "beta-b"],
+        "override_params": {"model": MODEL, "max_tokens": 64},
+    }
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    resp = await gateway.post("/v1/chat/completions", body, {"x-portkey-config": json.dumps(config)})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["model"] == CLAUDE
+    [received] = upstream.requests
+    assert (
+        received["path"]
+        == f"/v1/projects/proj-2/locations/us-east5/publishers/anthropic/models/{CLAUDE}:rawPredict"
+    )
+    assert received["headers"]["anthropic-beta"] == "beta-a,beta-b"
+    got = sent(upstream)
+    assert got["max_tokens"] == 64 and "model" not in got
