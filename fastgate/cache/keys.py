@@ -1,0 +1,48 @@
+"""Cache keys: provider, where the request goes, whose credential, and the canonical body.
+
+Portkey's cache key is the request body alone, so two tenants (or two providers) asking the same
+question share one answer (reference §6). Here the key covers everything that decides the
+upstream's answer:
+
+- the provider and the upstream address: provider name, endpoint, custom host and the target's
+  provider options (Azure resource and deployment, AWS region...), which together determine the
+  upstream URL without building the upstream request;
+- a hash of the credential (never the credential itself) and the gateway key's id, so tenants
+  never share an answer;
+- the request body in canonical form (keys sorted, whitespace dropped) with the config's
+  ``override_params`` applied, so formatting differences still hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+from fastgate.providers.base import Call
+
+_decode_any = msgspec.json.Decoder()
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+def canonical_body(body: bytes, overrides: dict[str, Any] | None) -> bytes:
+    params = _decode_any.decode(body) if body else {}
+    if overrides and isinstance(params, dict):
+        params = {**params, **overrides}
+    return _encode_sorted(params)
+
+
+def cache_key(call: Call, tenant: str = "") -> str:
+    """``tenant``: the gateway key's id, so keys sharing a server-side credential share nothing."""
+    target = call.target
+    digest = hashlib.sha256()
+    address = _encode_sorted(
+        [tenant, target.provider, call.endpoint.value, target.custom_host or "", target.options, call.path]
+    )
+    digest.update(address)
+    digest.update(b"\0")
+    digest.update(hashlib.sha256((target.api_key or "").encode()).digest())
+    digest.update(b"\0")
+    digest.update(canonical_body(call.body, target.override_params))
+    return digest.hexdigest()

@@ -1,0 +1,285 @@
+"""Keys, limits and the response cache on the request path.
+
+The handlers call in at four points: :meth:`Access.authorize` when a request arrives,
+:meth:`Access.target` for each routed target (virtual key resolved, policy checked),
+:meth:`Access.admit` before the upstream call (limits and cache lookup, one store round trip)
+and :meth:`Access.settle` / :meth:`Access.observer` with the answer (usage charged, answer
+cached). When no key, limit or cache applies, each is a few attribute tests: no hashing, no
+body decode, no store traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+import msgspec
+
+from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
+from fastgate.cache.keys import cache_key
+from fastgate.errors import GatewayError
+from fastgate.keys.models import GatewayKey, VirtualKey
+from fastgate.keys.registry import KeyRegistry
+from fastgate.limits.guard import Guard
+from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
+from fastgate.providers.base import Call, Endpoint, Provider, Target
+from fastgate.routing.config import CacheSettings
+from fastgate.server.relay import Outcome
+from fastgate.store.base import LimitRule
+
+#: Portkey documents no default ``max_age``; a week, as its hosted cache uses.
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0
+CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+_BEARER = "Bearer "
+
+
+def _forbidden(message: str, param: str) -> GatewayError:
+    return GatewayError(403, message, type="permission_error", param=param, code="not_allowed")
+
+
+class Grant:
+    """What one request may do: its gateway key (if any) and the limits it has been counted for."""
+
+    __slots__ = ("bearer", "counted", "key", "key_rule")
+
+    def __init__(self, key: GatewayKey | None, bearer: str | None) -> None:
+        self.key = key
+        #: The gateway key came in ``Authorization``: it must not reach the upstream.
+        self.bearer = bearer
+        self.key_rule: LimitRule | None = key.limits.rule(f"key:{key.id}") if key else None
+        #: The key's request was counted already (a fallback's second target is not a new request).
+        self.counted = False
+
+
+class Admission(msgspec.Struct, kw_only=True):
+    """The limits and cache that apply to one attempt at one target."""
+
+    rules: list[LimitRule] = []
+    cache_key: str | None = None
+    max_age: float = DEFAULT_MAX_AGE
+    #: The client did not ask for stream usage; the gateway did, and strips it again.
+    strip_usage: bool = False
+    status: str = "DISABLED"
+
+
+NOTHING = Admission()
+
+
+class Access:
+    def __init__(self, registry: KeyRegistry | None, guard: Guard | None) -> None:
+        self.registry = registry
+        self.guard = guard
+
+    # ---- arrival ----------------------------------------------------------------------------
+
+    def authorize(self, headers: Mapping[str, str], config_name: str | None) -> Grant | None:
+        """The request's gateway key: required (401) as soon as the server has any."""
+        registry = self.registry
+        if registry is None or not registry.required:
+            return None
+        token = headers.get("x-portkey-api-key")
+        bearer = None
+        if not token:
+            auth = headers.get("authorization")
+            if auth and auth.startswith(_BEARER):
+                token = bearer = auth[len(_BEARER) :]
+        key = registry.authenticate(token)
+        if key.allowed_configs and config_name not in key.allowed_configs:
+            raise _forbidden("This API key may not use this config", "config")
+        return Grant(key, bearer)
+
+    # ---- each target ------------------------------------------------------------------------
+
+    def target(
+        self, target: Target, headers: Mapping[str, str], grant: Grant | None, model: str | None
+    ) -> tuple[Target, LimitRule | None]:
+        """The target to call (virtual key resolved, gateway bearer removed, key policy checked)
+        and the virtual key's limits."""
+        vk_rule = None
+        slug = target.virtual_key
+        if not slug:
+            # The header's virtual key stands in for a provider key the client did not send.
+            header_slug = headers.get("x-portkey-virtual-key")
+            if header_slug and (not target.api_key or (grant is not None and target.api_key == grant.bearer)):
+                slug = header_slug
+        if slug:
+            if self.registry is None:
+                raise GatewayError(
+                    401, "Virtual keys are not configured on this server", type="authentication_error"
+                )
+            vk = self.registry.resolve(slug)
+            target = _with_virtual_key(target, vk)
+            vk_rule = vk.limits.rule(f"virtual_key:{vk.slug}")
+        if grant is None:
+            return target, vk_rule
+        if grant.bearer is not None and target.api_key == grant.bearer:
+            target = msgspec.structs.replace(target, api_key=None)
+        key = grant.key
+        assert key is not None
+        if key.allowed_providers and target.provider not in key.allowed_providers:
+            raise _forbidden(f"This API key may not use provider {target.provider!r}", "provider")
+        if key.allowed_models:
+            params = target.override_params or {}
+            chosen = params.get("model", model)
+            if chosen not in key.allowed_models:
+                raise _forbidden(f"This API key may not use model {chosen!r}", "model")
+        return target, vk_rule
+
+    # ---- before the upstream call -----------------------------------------------------------
+
+    def plan(
+        self,
+        call: Call,
+        grant: Grant | None,
+        vk_rule: LimitRule | None,
+        cache: CacheSettings | None,
+        *,
+        force_refresh: bool,
+        stream: bool,
+    ) -> Admission:
+        rules: list[LimitRule] = []
+        if grant is not None and grant.key_rule is not None and not grant.counted:
+            rules.append(grant.key_rule)
+        if vk_rule is not None:
+            rules.append(vk_rule)
+        use_cache = cache is not None and call.endpoint in CACHEABLE and self.guard is not None
+        if not rules and not use_cache:
+            return NOTHING
+        admission = Admission(rules=rules)
+        if stream and any(r.counts_tokens for r in rules) and not _asks_usage(call):
+            admission.strip_usage = True
+            target = call.target
+            call.target = msgspec.structs.replace(
+                target, override_params=with_stream_usage(target.override_params)
+            )
+        if use_cache:
+            assert cache is not None
+            admission.max_age = cache.max_age or DEFAULT_MAX_AGE
+            admission.status = "REFRESH" if force_refresh else "MISS"
+            tenant = grant.key.id if grant is not None and grant.key is not None else ""
+            admission.cache_key = cache_key(call, tenant)
+        return admission
+
+    async def admit(self, provider: Provider, call: Call, grant: Grant | None, admission: Admission) -> Outcome | None:
+        """Count the request against its limits (429 when over); a cached answer when there is one."""
+        if admission is NOTHING:
+            return None
+        guard = self.guard
+        assert guard is not None
+        lookup = admission.cache_key if admission.status == "MISS" else None
+        verdict = await guard.admit(admission.rules, lookup)
+        if grant is not None and grant.key_rule is not None:
+            grant.counted = True
+        entry = verdict.cached
+        if not entry:
+            return None
+        admission.status = "HIT"
+        headers = {"x-portkey-cache-status": "HIT"}
+        if entry[:1] == SSE:
+            return Outcome(
+                status=200,
+                provider=provider,
+                call=call,
+                headers=headers,
+                events=_replay(entry[1:]),
+                mapper=ReplayMapper(),
+                content_type="text/event-stream",
+            )
+        if entry[:1] == JSON:
+            return Outcome(status=200, provider=provider, call=call, headers=headers, body=entry[1:])
+        return None
+
+    # ---- the answer ---------------------------------------------------------------------------
+
+    def settle(self, outcome: Outcome, admission: Admission) -> None:
+        """A complete (JSON) answer: charge its usage, cache it when it is a success."""
+        if admission is NOTHING:
+            return
+        outcome.headers["x-portkey-cache-status"] = admission.status
+        if admission.status == "HIT" or outcome.body is None or not 200 <= outcome.status < 300:
+            return
+        guard = self.guard
+        assert guard is not None
+        if any(r.counts_tokens for r in admission.rules):
+            view = body_usage(outcome.body)
+            if view.usage is not None:
+                guard.charge(admission.rules, view.model, view.usage)
+        if admission.cache_key is not None:
+            guard.store_answer(admission.cache_key, json_entry(outcome.body), admission.max_age)
+
+    def observer(self, outcome: Outcome, admission: Admission) -> StreamObserver | None:
+        if admission is NOTHING or admission.status == "HIT" or not 200 <= outcome.status < 300:
+            return None
+        assert self.guard is not None
+        return StreamObserver(self.guard, admission)
+
+
+def _asks_usage(call: Call) -> bool:
+    options = call.view.stream_options
+    return bool(options and options.include_usage)
+
+
+def _with_virtual_key(target: Target, vk: VirtualKey) -> Target:
+    # The target's own options win over the virtual key's defaults; the secret always comes
+    # from the server, so a client cannot pair a virtual key with another provider's host.
+    return msgspec.structs.replace(
+        target,
+        provider=vk.provider,
+        api_key=vk.secret or None,
+        custom_host=target.custom_host or vk.custom_host,
+        options={**vk.options, **target.options},
+    )
+
+
+async def _replay(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class ReplayMapper:
+    """A cached stream is already OpenAI SSE ending in ``[DONE]``: written as it is."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.done = True
+        return chunk
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class StreamObserver:
+    """Sees a stream's output on its way to the client: usage for the limits, bytes for the cache."""
+
+    __slots__ = ("admission", "guard", "recorder", "tap")
+
+    def __init__(self, guard: Guard, admission: Admission) -> None:
+        self.guard = guard
+        self.admission = admission
+        counts = any(r.counts_tokens for r in admission.rules)
+        self.tap = UsageTap(admission.strip_usage) if counts else None
+        self.recorder = StreamRecorder() if admission.cache_key is not None else None
+
+    def feed(self, out: bytes) -> bytes:
+        if self.tap is not None:
+            out = self.tap.feed(out)
+        if self.recorder is not None and out:
+            self.recorder.add(out)
+        return out
+
+    def end(self) -> bytes:
+        """The stream ended: charge its usage, cache it if it finished cleanly."""
+        tail = b""
+        if self.tap is not None:
+            tail = self.tap.flush()
+            if self.tap.usage is not None:
+                self.guard.charge(self.admission.rules, self.tap.model, self.tap.usage)
+        if self.recorder is not None:
+            if tail:
+                self.recorder.add(tail)
+            entry = self.recorder.entry()
+            if entry is not None and self.admission.cache_key is not None:
+                self.guard.store_answer(self.admission.cache_key, entry, self.admission.max_age)
+        return tail
