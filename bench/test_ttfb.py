@@ -21,7 +21,10 @@ import pytest
 from bench.conftest import MEDIANS, ratio
 
 ROOT = Path(__file__).resolve().parents[1]
-BODY = b'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Stream me a short answer."}]}'
+BODY = (
+    b'{"model":"gpt-4o-mini","stream":true,'
+    b'"messages":[{"role":"user","content":"Stream me a short answer."}]}'
+)
 
 
 def _free_port() -> int:

@@ -10,3 +10,4 @@ buffer; module-level Python objects bound once at import.
 include "mapping/sse.pxi"
 include "mapping/chunks.pxi"
 include "mapping/http1.pxi"
+include "mapping/cohere.pxi"

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from fastgate.mock import azure_format, cohere_format
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
@@ -131,6 +132,8 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     app.router.add_delete("/_mock/requests", server.clear_requests)
     # Other providers' wire formats: one ``<provider>_format.add_routes(app, server)`` line each,
     # before the OpenAI catch-all below (aiohttp matches routes in registration order).
+    cohere_format.add_routes(app, server)
+    azure_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

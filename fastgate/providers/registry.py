@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from fastgate.errors import bad_request
+from fastgate.providers.azure_openai import AzureOpenAI
 from fastgate.providers.base import Provider
+from fastgate.providers.cohere import CohereProvider
 from fastgate.providers.compatible import compatible_providers
+from fastgate.providers.mistral import MistralAI
 from fastgate.providers.mock import MockProvider
 
 
 def _build() -> dict[str, Provider]:
-    providers: list[Provider] = [*compatible_providers(), MockProvider()]
+    providers: list[Provider] = [
+        *compatible_providers(),
+        MockProvider(),
+        CohereProvider(),
+        AzureOpenAI(),
+        MistralAI(),
+    ]
     return {p.name: p for p in providers}
 
 

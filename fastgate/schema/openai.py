@@ -66,12 +66,14 @@ class FilePart(msgspec.Struct, tag="file", tag_field="type"):
 ContentPart = TextPart | ImagePart | AudioPart | FilePart
 
 
-class FunctionCall(msgspec.Struct, omit_defaults=True):
+# Always encoded whole: OpenAI's tool calls carry ``type`` and ``arguments`` even at their
+# defaults, and the openai SDK reads both.
+class FunctionCall(msgspec.Struct):
     name: str
     arguments: str = ""
 
 
-class ToolCall(msgspec.Struct, omit_defaults=True):
+class ToolCall(msgspec.Struct):
     id: str
     function: FunctionCall
     type: str = "function"
