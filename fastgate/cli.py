@@ -1,8 +1,9 @@
-"""``fastgate serve | mock``."""
+"""``fastgate serve | mock | check-config``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from aiohttp import web
 
@@ -12,14 +13,42 @@ def _serve(args: argparse.Namespace) -> int:
     from fastgate.settings import settings_from_env
 
     settings = settings_from_env(
+        config_path=args.config,
         host=args.host,
         port=args.port,
         workers=args.workers,
         default_provider=args.default_provider,
         log_level=args.log_level,
     )
+    if settings.config_path:
+        # Fail at start-up, with the bad entry named, rather than in every worker.
+        status = _check(settings.config_path, settings.trusted_hosts, settings.allow_loopback)
+        if status:
+            return status
     run(settings)
     return 0
+
+
+def _check(path: str, trusted_hosts: tuple[str, ...] = (), allow_loopback: bool = True) -> int:
+    from fastgate.routing.server_config import load_server_config
+    from fastgate.ssrf import HostPolicy
+
+    try:
+        load_server_config(path, HostPolicy(trusted_hosts, allow_loopback))
+    except ValueError as exc:
+        print(f"fastgate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from fastgate.settings import settings_from_env
+
+    settings = settings_from_env()
+    status = _check(args.file, settings.trusted_hosts, settings.allow_loopback)
+    if not status:
+        print(f"{args.file}: ok")
+    return status
 
 
 def _mock(args: argparse.Namespace) -> int:
@@ -47,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
-    serve.add_argument("--config", default=None, help="server config file (saved configs, defaults)")
+    serve.add_argument(
+        "--config", default=None, help="server config file, JSON or TOML (saved configs, model routes)"
+    )
     serve.add_argument(
         "--default-provider",
         default=None,
@@ -62,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--chunk-delay-ms", type=float, default=0.0)
     mock.add_argument("--delay-ms", type=float, default=0.0, help="wait before each response")
     mock.set_defaults(func=_mock)
+    check = sub.add_parser("check-config", help="validate a server config file (JSON or TOML)")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
     return parser
 
 

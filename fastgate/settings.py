@@ -30,6 +30,31 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Upstream connections kept open per host.
     pool_size: int = 1000
     log_level: str = "warning"
+    #: Server config file (JSON or TOML): saved configs, model aliases, the default route.
+    config_path: str | None = None
+    #: Cap on a config's ``retry.attempts``, and the backoff between retries: ``retry_base_ms``
+    #: doubling per retry up to ``retry_cap_ms``, with ``retry_jitter`` of it drawn at random.
+    max_retry_attempts: int = 5
+    retry_base_ms: float = 1000.0
+    retry_cap_ms: float = 16000.0
+    retry_jitter: float = 0.5
+    #: Longest total wait a target may spend honouring upstream ``Retry-After`` headers.
+    retry_after_budget_ms: float = 60000.0
+    #: Consecutive failed attempts that open a target's circuit (0: no circuit breaking), and
+    #: how long it is then skipped before one probe request may try it again.
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+
+
+#: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_BREAKER_THRESHOLD``).
+_ROUTING_LIMITS = (
+    "max_retry_attempts",
+    "retry_base_ms",
+    "retry_cap_ms",
+    "retry_after_budget_ms",
+    "breaker_threshold",
+    "breaker_cooldown_s",
+)
 
 
 def settings_from_env(**overrides: object) -> Settings:
@@ -41,7 +66,14 @@ def settings_from_env(**overrides: object) -> Settings:
         values["max_body_bytes"] = int(os.environ["FASTGATE_MAX_BODY_BYTES"])
     if "FASTGATE_DEFAULT_PROVIDER" in os.environ:
         values["default_provider"] = os.environ["FASTGATE_DEFAULT_PROVIDER"] or None
+    if "FASTGATE_CONFIG" in os.environ:
+        values["config_path"] = os.environ["FASTGATE_CONFIG"] or None
     if "FASTGATE_LOG_LEVEL" in os.environ:
         values["log_level"] = os.environ["FASTGATE_LOG_LEVEL"]
+    for name in _ROUTING_LIMITS:
+        env = f"FASTGATE_{name.upper()}"
+        if env in os.environ:
+            values[name] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return msgspec.convert(values, Settings)
+    # Environment values are strings: numbers are read as numbers (strict=False).
+    return msgspec.convert(values, Settings, strict=False)

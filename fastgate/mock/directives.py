@@ -24,7 +24,7 @@ class Directives(msgspec.Struct, kw_only=True):
     #: Reply text; by default an echo of the last user message.
     content: str | None = None
     #: Failure to inject: drop, drop_mid_stream, error_mid_stream, stall_mid_stream, truncate,
-    #: invalid_json, html.
+    #: invalid_json, html, empty_stream.
     fail: str | None = None
     #: Fail this many attempts (with ``status``, default 503) and then succeed; counted per ``key``.
     fail_first: int = 0

@@ -66,4 +66,6 @@ class MockEngine:
             )
         plan = fmt.answer(endpoint, request, d)
         plan.headers = {**headers, **plan.headers}
+        if d.fail == "empty_stream" and plan.frames is not None:
+            plan.frames = []  # a 200 whose stream ends before its first byte
         return plan

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any, Literal
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -18,6 +19,8 @@ from fastgate.errors import GatewayError, bad_request
 from fastgate.ssrf import HostPolicy
 
 DEFAULT_RETRY_STATUS = (429, 500, 502, 503, 504)
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 
 class RetrySettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -153,6 +156,11 @@ def decode_config(raw: str, policy: HostPolicy) -> ConfigNode:
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise bad_request("Invalid config passed: not valid JSON", param="config") from None
+    return config_from_data(data, policy)
+
+
+def config_from_data(data: Any, policy: HostPolicy) -> ConfigNode:
+    """A validated config tree from decoded JSON (or TOML) data."""
     try:
         node = msgspec.convert(_split_options(_normalise(data), ""), ConfigNode)
     except msgspec.ValidationError as exc:
@@ -162,41 +170,51 @@ def decode_config(raw: str, policy: HostPolicy) -> ConfigNode:
     return node
 
 
+def _at(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
+
+
 def _validate(node: ConfigNode, path: str, policy: HostPolicy) -> None:
-    here = path or "config"
     if node.custom_host is not None:
-        node.custom_host = policy.check_url(
-            node.custom_host, f"{path}.custom_host" if path else "custom_host"
-        )
+        node.custom_host = policy.check_url(node.custom_host, _at(path, "custom_host"))
     if node.weight < 0:
-        raise bad_request(
-            f"Invalid config passed: {path + '.' if path else ''}weight must be >= 0", param=here
-        )
+        where = _at(path, "weight")
+        raise bad_request(f"Invalid config passed: {where} must be >= 0", param=where)
     if node.retry is not None and node.retry.attempts < 0:
-        raise bad_request(f"Invalid config passed: {path + '.' if path else ''}retry.attempts must be >= 0")
+        where = _at(path, "retry.attempts")
+        raise bad_request(f"Invalid config passed: {where} must be >= 0", param=where)
     if node.request_timeout is not None and node.request_timeout <= 0:
-        raise bad_request(f"Invalid config passed: {path + '.' if path else ''}request_timeout must be > 0")
+        where = _at(path, "request_timeout")
+        raise bad_request(f"Invalid config passed: {where} must be > 0", param=where)
     if node.forward_headers and "x-portkey-forward-headers" in (h.lower() for h in node.forward_headers):
-        raise bad_request("forward_headers must not contain the 'x-portkey-forward-headers' header")
+        raise bad_request(
+            "forward_headers must not contain the 'x-portkey-forward-headers' header",
+            param=_at(path, "forward_headers"),
+        )
     if node.strategy is not None and not node.targets:
-        raise bad_request(f"Invalid config passed: {here}.targets is required with a strategy", param=here)
+        where = _at(path, "targets")
+        raise bad_request(f"Invalid config passed: {where} is required with a strategy", param=where)
+    if node.targets is not None and not node.targets:
+        where = _at(path, "targets")
+        raise bad_request(f"Invalid config passed: {where} must not be empty", param=where)
     for i, child in enumerate(node.targets or ()):
-        _validate(child, f"{path}.targets[{i}]" if path else f"targets[{i}]", policy)
+        _validate(child, _at(path, f"targets[{i}]"), policy)
 
 
-class ConfigCache:
-    """Parsed configs by header text: a client sends the same few configs over and over."""
+class ConfigCache(Generic[K, T]):
+    """Built configs by header text: a client sends the same few configs over and over, so each
+    distinct text is decoded, validated and compiled once (bad ones too: their error is kept)."""
 
-    def __init__(self, policy: HostPolicy, size: int = 512) -> None:
-        self._policy = policy
+    def __init__(self, build: Callable[[K], T], size: int = 512) -> None:
+        self._build = build
         self._size = size
-        self._items: OrderedDict[str, ConfigNode | GatewayError] = OrderedDict()
+        self._items: OrderedDict[K, T | GatewayError] = OrderedDict()
 
-    def get(self, raw: str) -> ConfigNode:
+    def get(self, raw: K) -> T:
         hit = self._items.get(raw)
         if hit is None:
             try:
-                hit = decode_config(raw, self._policy)
+                hit = self._build(raw)
             except GatewayError as exc:
                 hit = exc
             self._items[raw] = hit

@@ -53,6 +53,7 @@ def make_app(settings: Settings) -> web.Application:
         r.add_route(method, "/v1/{tail:.+}", gateway.proxy)
     r.add_get("/", handlers.root, allow_head=False)
     r.add_get("/health", handlers.health, allow_head=False)
+    r.add_get("/metrics", gateway.metrics, allow_head=False)
     return app
 
 

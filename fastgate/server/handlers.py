@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+from typing import Any
+
 import msgspec
 from aiohttp import web
 
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, Endpoint
+from fastgate.providers.base import Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
-from fastgate.routing.plan import plan_targets
-from fastgate.schema.openai import RequestView, view_decoder
+from fastgate.routing.breaker import CircuitBreaker
+from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
+from fastgate.routing.retry import RetryPolicy, decide
+from fastgate.schema.openai import RequestView, object_decoder, view_decoder
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
@@ -27,6 +33,14 @@ class Gateway:
         self.settings = settings
         self.reader = reader
         self.pool: UpstreamPool | None = None
+        self.retry_policy = RetryPolicy(
+            max_attempts=settings.max_retry_attempts,
+            base_ms=settings.retry_base_ms,
+            cap_ms=settings.retry_cap_ms,
+            jitter=settings.retry_jitter,
+            retry_after_budget_ms=settings.retry_after_budget_ms,
+        )
+        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -45,10 +59,18 @@ class Gateway:
 
     async def models(self, request: web.Request) -> web.StreamResponse:
         opts = self.reader.read(request.headers)
+        plan = opts.plan or self.reader.plan_for_model(None)
         outcome = await self._route(
-            request, opts, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=request.query_string
+            request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=request.query_string
         )
         return await self._respond(request, opts, outcome)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text: the circuit state of every upstream target that has failed."""
+        return web.Response(
+            body=self.breaker.prometheus().encode(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Cache-Control": "no-cache"},
+        )
 
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
@@ -60,6 +82,7 @@ class Gateway:
         outcome = await self._route(
             request,
             opts,
+            opts.plan or self.reader.plan_for_model(None),
             Endpoint.PROXY,
             body,
             _EMPTY_VIEW,
@@ -78,19 +101,32 @@ class Gateway:
         opts = self.reader.read(request.headers)
         if not body:
             raise bad_request("Request body is empty: send a JSON object")
+        plan = opts.plan
+        needs_params = plan.needs_params if plan is not None else self.reader.server.needs_params
+        params: dict[str, Any] | None = None
         try:
-            view = view_decoder.decode(body)
+            if needs_params:
+                # Conditions read ``params.*``: decode the body whole once and take the view from it.
+                params = object_decoder.decode(body)
+                view = msgspec.convert(params, RequestView)
+            else:
+                view = view_decoder.decode(body)
         except msgspec.ValidationError as exc:
             raise bad_request(f"Invalid request body: {exc}") from None
         except msgspec.DecodeError as exc:
             raise bad_request(f"Request body is not valid JSON: {exc}") from None
-        outcome = await self._route(request, opts, endpoint, body, view, stream=bool(view.stream))
+        if plan is None:
+            plan = self.reader.plan_for_model(view.model)
+        outcome = await self._route(
+            request, opts, plan, endpoint, body, view, stream=bool(view.stream), params=params
+        )
         return await self._respond(request, opts, outcome)
 
     async def _route(
         self,
         request: web.Request,
         opts: RequestOptions,
+        plan: RoutePlan,
         endpoint: Endpoint,
         body: bytes,
         view: RequestView,
@@ -98,17 +134,21 @@ class Gateway:
         stream: bool,
         path: str = "",
         query: str = "",
+        params: dict[str, Any] | None = None,
     ) -> Outcome:
-        assert self.pool is not None
-        walker = plan_targets(opts.config)
-        target = next(walker)
+        """Walk the plan: each leaf tried (with its retries) until the plan is satisfied."""
+        doc: dict[str, Any] = {}
+        if plan.roots:
+            doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
+        walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
+        leaf = next(walker)
         while True:
-            provider = get_provider(target.provider)
+            provider = get_provider(leaf.target.provider)
             if endpoint not in provider.endpoints:
                 raise provider.unsupported(endpoint)
             call = Call(
                 endpoint=endpoint,
-                target=target,
+                target=leaf.target,
                 body=body,
                 view=view,
                 method=request.method,
@@ -116,12 +156,36 @@ class Gateway:
                 query=query,
                 headers=request.headers,
             )
-            outcome = await attempt(self.pool, provider, call, stream)
+            outcome = await self._try(leaf, provider, call, stream)
             try:
-                target = walker.send(outcome.status)
+                leaf = walker.send((outcome.status, outcome.reached))
             except StopIteration:
                 return outcome
+            except BaseException:  # a conditional further down found no target: free this answer
+                outcome.release()
+                raise
             outcome.release()
+
+    async def _try(self, leaf: Leaf, provider: Provider, call: Call, stream: bool) -> Outcome:
+        """One leaf: attempts until one answers for good, with backoff between them."""
+        assert self.pool is not None
+        breaker, policy = self.breaker, self.retry_policy
+        retries = 0
+        waited_ms = 0.0
+        while True:
+            breaker.started(leaf.identity)
+            outcome = await attempt(self.pool, provider, call, stream)
+            breaker.record(leaf.identity, outcome.status)
+            decision = decide(
+                policy, leaf.retry, retries, outcome.status, outcome.headers, waited_ms, random.random()
+            )
+            if not decision.retry:
+                outcome.retries = -1 if decision.gave_up else retries
+                return outcome
+            outcome.release()
+            waited_ms += decision.delay_ms
+            await asyncio.sleep(decision.delay_ms / 1000)
+            retries += 1
 
     async def _respond(
         self, request: web.Request, opts: RequestOptions, outcome: Outcome

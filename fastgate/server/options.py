@@ -2,7 +2,9 @@
 
 Portkey's precedence: a config with ``provider`` or ``targets`` wins over the provider headers;
 a config without them is completed from the headers; the custom-host, forward-headers and
-timeout headers beat the config's values.
+timeout headers beat the config's values, on every target. ``x-portkey-config`` may also name
+a config saved in the server config file, and a request with neither config nor provider is
+routed by the server config (by model, else its default).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import bad_request
-from fastgate.routing.config import ConfigCache, ConfigNode
+from fastgate.routing.config import ConfigCache, ConfigNode, decode_config
+from fastgate.routing.plan import RoutePlan, compile_plan
+from fastgate.routing.server_config import SavedConfig, ServerConfig, load_server_config, saved
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 
@@ -45,6 +49,8 @@ GENERIC = frozenset(
     }
 )
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
+#: A target built from headers: (config text, provider, key, provider options).
+HeaderPlanKey = tuple[str | None, str, str | None, tuple[tuple[str, str], ...]]
 
 
 class _TraceIds:
@@ -60,7 +66,10 @@ class _TraceIds:
 
 class RequestOptions(msgspec.Struct, kw_only=True):
     trace_id: str
-    config: ConfigNode
+    #: The compiled routing plan; None when the server config routes by the body's ``model``.
+    plan: RoutePlan | None
+    #: Header values that beat every target's config (custom host, forward headers, timeout).
+    overrides: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     cache_force_refresh: bool = False
 
@@ -77,25 +86,57 @@ def _clean(value: str, name: str) -> str:
 
 
 class OptionsReader:
-    """Built once per server: holds the config cache and the SSRF policy."""
+    """Built once per server: holds the config cache, the SSRF policy and the server config."""
 
-    def __init__(self, settings: Settings, policy: HostPolicy) -> None:
+    def __init__(self, settings: Settings, policy: HostPolicy, server: ServerConfig | None = None) -> None:
         self.settings = settings
         self.policy = policy
-        self.configs = ConfigCache(policy)
+        if server is None:
+            server = (
+                load_server_config(settings.config_path, policy) if settings.config_path else ServerConfig()
+            )
+        self.server = server
+        self.configs: ConfigCache[str, SavedConfig] = ConfigCache(self._parse)
+        self.header_plans: ConfigCache[HeaderPlanKey, RoutePlan] = ConfigCache(self._header_plan)
+        #: The SSRF verdict on each custom host header seen (a parse and address check each).
+        self.custom_hosts: ConfigCache[str, str] = ConfigCache(
+            lambda raw: policy.check_url(_clean(raw, "x-portkey-custom-host"))
+        )
         self.trace_ids = _TraceIds()
+
+    def _parse(self, raw: str) -> SavedConfig:
+        if raw.lstrip().startswith("{"):
+            return saved(decode_config(raw, self.policy))
+        # Not JSON: the name of a config saved on the server (Portkey's hosted config ids).
+        entry = self.server.configs.get(raw.strip())
+        if entry is None:
+            raise bad_request(
+                f"Invalid config passed: no saved config is named {raw.strip()!r}", param="config"
+            )
+        return entry
+
+    def plan_for_model(self, model: str | None) -> RoutePlan:
+        return self.server.for_model(model)
 
     def read(self, headers: Mapping[str, str]) -> RequestOptions:
         get = headers.get
-        trace_id = get("x-portkey-trace-id") or self.trace_ids.next()
+        given_trace_id = get("x-portkey-trace-id")
+        trace_id = _clean(given_trace_id, "x-portkey-trace-id") if given_trace_id else self.trace_ids.next()
         raw_config = get("x-portkey-config")
-        config = self.configs.get(raw_config) if raw_config else None
-        if config is None or not (config.provider or config.targets):
-            config = self._from_headers(headers, config)
+        plan: RoutePlan | None
+        if raw_config:
+            entry = self.configs.get(raw_config)
+            plan = entry.plan or self.header_plans.get(
+                (raw_config, *self._header_target(headers, entry.node))
+            )
+        elif get("x-portkey-provider") or not self.server.routes_by_model:
+            plan = self.header_plans.get((None, *self._header_target(headers, None)))
+        else:
+            plan = None
         overrides: dict[str, Any] = {}
         custom_host = get("x-portkey-custom-host")
         if custom_host:
-            overrides["custom_host"] = self.policy.check_url(_clean(custom_host, "x-portkey-custom-host"))
+            overrides["custom_host"] = self.custom_hosts.get(custom_host)
         forward = get("x-portkey-forward-headers")
         if forward:
             names = tuple(h.strip().lower() for h in forward.split(",") if h.strip())
@@ -112,8 +153,6 @@ class OptionsReader:
                 overrides["request_timeout"] = ms
         if get("x-portkey-strict-open-ai-compliance") == "false":
             overrides["strict_open_ai_compliance"] = False
-        if overrides:
-            config = msgspec.structs.replace(config, **overrides)
         metadata: dict[str, Any] = {}
         raw_metadata = get("x-portkey-metadata")
         if raw_metadata:
@@ -124,13 +163,17 @@ class OptionsReader:
                     "x-portkey-metadata must be a JSON object", param="x-portkey-metadata"
                 ) from None
         return RequestOptions(
-            trace_id=_clean(trace_id, "x-portkey-trace-id"),
-            config=config,
+            trace_id=trace_id,
+            plan=plan,
+            overrides=overrides,
             metadata=metadata,
             cache_force_refresh="x-portkey-cache-force-refresh" in headers,
         )
 
-    def _from_headers(self, headers: Mapping[str, str], config: ConfigNode | None) -> ConfigNode:
+    def _header_target(
+        self, headers: Mapping[str, str], config: ConfigNode | None
+    ) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
+        """Provider, key and provider options from the headers (Portkey §3.4)."""
         provider = headers.get("x-portkey-provider") or self.settings.default_provider
         if not provider:
             if config is not None:
@@ -143,12 +186,18 @@ class OptionsReader:
         api_key = auth[7:] if auth and auth.startswith("Bearer ") else auth
         if not api_key and provider == "anthropic":
             api_key = headers.get("x-api-key")
-        options: dict[str, Any] = {}
+        options: list[tuple[str, str]] = []
         for name, value in headers.items():
             lower = name.lower()
             if lower.startswith(PREFIX) and lower[len(PREFIX) :] not in GENERIC:
-                options[lower[len(PREFIX) :].replace("-", "_")] = _clean(value, lower)
-        base = config or ConfigNode()
-        return msgspec.structs.replace(
-            base, provider=provider, api_key=api_key or None, options={**base.options, **options}
+                options.append((lower[len(PREFIX) :].replace("-", "_"), _clean(value, lower)))
+        return provider, api_key or None, tuple(options)
+
+    def _header_plan(self, key: HeaderPlanKey) -> RoutePlan:
+        """A plan for a target named by headers; clients send the same few, so it is cached."""
+        raw_config, provider, api_key, options = key
+        base = self.configs.get(raw_config).node if raw_config else ConfigNode()
+        node = msgspec.structs.replace(
+            base, provider=provider, api_key=api_key, options={**base.options, **dict(options)}
         )
+        return compile_plan(node)

@@ -13,7 +13,7 @@ import msgspec
 
 from fastgate.errors import error_body
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper
-from fastgate.server.http1 import UpstreamPool, UpstreamResponse, UpstreamTimeout
+from fastgate.server.http1 import UpstreamPool, UpstreamResponse
 
 #: Upstream response headers never relayed: hop-by-hop, or rewritten by the gateway.
 DROPPED_HEADERS = frozenset(
@@ -51,12 +51,44 @@ class Outcome(msgspec.Struct, kw_only=True):
     mapper: StreamMapper | None = None
     content_type: str = "application/json"
     retries: int = 0
+    #: False when no answer came from the upstream (no connection, timed out, or a stream that
+    #: ended before its first byte): a fallback moves on whatever its status codes say.
+    reached: bool = True
+    #: The upstream response behind ``events`` once its first chunk was read ahead.
+    held: UpstreamResponse | None = None
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+
+
+class _Primed:
+    """A stream whose first chunk was read ahead, iterated from the start again."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self._first: bytes | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Primed:
+        return self
+
+    async def __anext__(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await self._rest.__anext__()
+
+
+class _NoFirstByte(Exception):
+    """The upstream said 200, then its stream ended before sending anything."""
 
 
 def relayed_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -68,7 +100,7 @@ def timeout_outcome(provider: Provider, call: Call, timeout_ms: int) -> Outcome:
     body = error_body(
         408, f"Request exceeded the timeout sent in the request: {timeout_ms}ms", type="timeout_error"
     )
-    return Outcome(status=408, provider=provider, call=call, body=body)
+    return Outcome(status=408, provider=provider, call=call, body=body, reached=False)
 
 
 def failure_outcome(provider: Provider, call: Call, status: int, message: str) -> Outcome:
@@ -78,32 +110,38 @@ def failure_outcome(provider: Provider, call: Call, status: int, message: str) -
         provider=provider,
         call=call,
         body=error_body(status, f"{provider.name} error: {message}", type=kind, provider=provider.name),
+        reached=False,
     )
 
 
 async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Run one upstream call; upstream failures become outcomes (502/504/408), never exceptions.
 
-    ``request_timeout`` bounds the wait for the response to start (its head), as Portkey's does;
-    the configured read timeout bounds every wait for bytes after that.
+    ``request_timeout`` bounds the wait for the answer to start: the response head, as Portkey's
+    does, and for a stream also its first chunk, so a stream that stalls or breaks before
+    reaching the client can still be retried or fall back to the next target. The configured
+    read timeout bounds every wait for bytes after that.
     """
     timeout_ms = call.target.request_timeout
+    deadline = asyncio.timeout(timeout_ms / 1000 if timeout_ms else None)
     try:
-        if timeout_ms:
-            try:
-                async with asyncio.timeout(timeout_ms / 1000):
-                    head = await _start(pool, provider, call)
-            except UpstreamTimeout:
-                raise
-            except TimeoutError:
-                return timeout_outcome(provider, call, timeout_ms)
-        else:
+        async with deadline:
             head = await _start(pool, provider, call)
-        if isinstance(head, LocalResponse):
-            return _local_outcome(provider, call, head)
-        return await _finish(provider, call, head, stream)
+            if isinstance(head, LocalResponse):
+                outcome = _local_outcome(provider, call, head)
+            else:
+                outcome = _head_outcome(provider, call, head, stream)
+            if outcome.mapper is not None:
+                await _read_ahead(outcome)
+        if outcome.upstream is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
+            await _read_body(outcome)
+        return outcome
     except TimeoutError:
+        if timeout_ms and deadline.expired():
+            return timeout_outcome(provider, call, timeout_ms)
         return failure_outcome(provider, call, 504, "upstream timed out")
+    except _NoFirstByte:
+        return failure_outcome(provider, call, 502, "stream ended before its first byte")
     except OSError as exc:
         return failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
 
@@ -115,41 +153,54 @@ async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> Upstream
     return await pool.request(req.method, req.url, req.headers, req.body)
 
 
-async def _finish(provider: Provider, call: Call, resp: UpstreamResponse, stream: bool) -> Outcome:
-    headers = relayed_headers(resp.headers)
-    status = resp.status
+def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream: bool) -> Outcome:
+    """The outcome as far as the response head tells; the body is still to be read."""
+    outcome = Outcome(
+        status=resp.status, provider=provider, call=call, headers=relayed_headers(resp.headers), upstream=resp
+    )
     if call.endpoint is Endpoint.PROXY:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
-        return Outcome(
-            status=status,
-            provider=provider,
-            call=call,
-            headers=headers,
-            upstream=resp,
-            content_type=resp.content_type,
-        )
-    if status >= 300 or not stream:
-        body = await resp.read()
-        if status >= 300:
-            return Outcome(
-                status=status,
-                provider=provider,
-                call=call,
-                headers=headers,
-                body=provider.error(status, body),
-            )
-        return Outcome(
-            status=status, provider=provider, call=call, headers=headers, body=provider.response(call, body)
-        )
-    return Outcome(
-        status=status,
-        provider=provider,
-        call=call,
-        headers=headers,
-        upstream=resp,
-        mapper=provider.stream(call),
-        content_type="text/event-stream",
-    )
+        outcome.content_type = resp.content_type
+    elif stream and resp.status < 300:
+        outcome.mapper = provider.stream(call)
+        outcome.content_type = "text/event-stream"
+    return outcome
+
+
+async def _read_body(outcome: Outcome) -> None:
+    """A complete answer: read it, and map it (or its error) to OpenAI's shape."""
+    resp = outcome.upstream
+    assert resp is not None
+    outcome.upstream = None
+    body = await resp.read()  # gives the connection back, or closes it on failure
+    provider, call = outcome.provider, outcome.call
+    if outcome.status >= 300:
+        outcome.body = provider.error(outcome.status, body)
+    else:
+        outcome.body = provider.response(call, body)
+
+
+async def _read_ahead(outcome: Outcome) -> None:
+    """Read a stream's first chunk before anything is written to the client.
+
+    Until that chunk arrives the target can still be given up for the next one (Portkey decides
+    on the status line alone, so a stream that breaks at once reaches the client as a failure).
+    """
+    resp = outcome.upstream
+    rest = resp.chunks() if resp is not None else outcome.events
+    assert rest is not None
+    try:
+        try:
+            first = await rest.__anext__()
+        except StopAsyncIteration:
+            first = b""
+        if not first:
+            raise _NoFirstByte
+    except BaseException:
+        outcome.release()
+        raise
+    outcome.events = _Primed(first, rest)
+    outcome.held, outcome.upstream = resp, None
 
 
 def _local_outcome(provider: Provider, call: Call, local: LocalResponse) -> Outcome:

@@ -1,0 +1,160 @@
+"""The server's own config file (``fastgate serve --config FILE``, JSON or TOML).
+
+Portkey's open-source gateway has no server-side configs: every client sends the whole config,
+keys included (issues #360, #1608). Here the file holds them, so secrets stay on the server:
+
+- ``configs``: named configs; a client sends ``x-portkey-config: <name>`` instead of the JSON.
+- ``providers``: named targets, reached with Portkey's model-catalog form ``@<name>/<model>``.
+- ``models``: model aliases, each a config (a target, or a whole fallback tree) or the name of
+  a saved config, chosen by the request's ``model``.
+- ``default``: a config (or a saved config's name) for requests that name no provider and no
+  config: a plain OpenAI client that only changed its ``base_url`` is routed.
+
+```toml
+default = "main"
+[configs.main]
+strategy = { mode = "fallback" }
+targets = [{ provider = "openai", api_key = "sk-..." }, { provider = "groq", api_key = "gsk-..." }]
+[providers.openai-prod]
+provider = "openai"
+api_key = "sk-..."
+[models.gpt-4o]
+provider = "openai"
+api_key = "sk-..."
+```
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from fastgate.errors import GatewayError, bad_request
+from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
+from fastgate.routing.plan import RoutePlan, compile_plan
+from fastgate.ssrf import HostPolicy
+
+
+class SavedConfig(msgspec.Struct, frozen=True):
+    node: ConfigNode
+    #: None when the config names no provider or targets: headers complete it per request.
+    plan: RoutePlan | None
+
+
+def saved(node: ConfigNode) -> SavedConfig:
+    return SavedConfig(node, compile_plan(node) if node.provider or node.targets else None)
+
+
+class ServerConfig:
+    """What the config file defines, compiled at start-up."""
+
+    def __init__(
+        self,
+        configs: dict[str, SavedConfig] | None = None,
+        providers: dict[str, ConfigNode] | None = None,
+        models: dict[str, RoutePlan] | None = None,
+        default: RoutePlan | None = None,
+    ) -> None:
+        self.configs = configs or {}
+        self.providers = providers or {}
+        self.models = models or {}
+        self.default = default
+        #: Requests without routing headers are routed here (by model, else the default).
+        self.routes_by_model = bool(self.models or self.providers or self.default)
+        #: Some plan reached by model reads ``params.*``: decode the body whole, once.
+        self.needs_params = any(
+            p.needs_params for p in [*self.models.values(), *([default] if default else [])]
+        )
+        self._catalog: ConfigCache[str, RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
+
+    def for_model(self, model: str | None) -> RoutePlan:
+        """The plan for a request that named no provider and no config."""
+        if model:
+            plan = self.models.get(model)
+            if plan is not None:
+                return plan
+            if model.startswith("@") and "/" in model:
+                return self._catalog.get(model)
+        if self.default is not None:
+            return self.default
+        raise bad_request(
+            f"No route for model {model!r}: send x-portkey-provider or x-portkey-config, "
+            "or add the model to the server config",
+            param="model",
+        )
+
+    def _catalog_plan(self, model: str) -> RoutePlan:
+        # Portkey's ``@provider/model``: the named target, with the model after the slash.
+        name, _, upstream_model = model[1:].partition("/")
+        node = self.providers.get(name)
+        if node is None or not upstream_model:
+            raise bad_request(f"Unknown provider {name!r} in model {model!r}", param="model")
+        params = {**(node.override_params or {}), "model": upstream_model}
+        return compile_plan(msgspec.structs.replace(node, override_params=params))
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True):
+    configs: dict[str, Any] = {}
+    providers: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    default: Any = None
+
+
+def _read(path: Path) -> Any:
+    text = path.read_bytes()
+    if path.suffix == ".toml":
+        return tomllib.loads(text.decode())
+    return json.loads(text)
+
+
+def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
+    """Compile the file's contents; an error is a ``ValueError`` naming the bad entry."""
+    try:
+        spec = msgspec.convert(data, _File)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"server config: {exc}") from None
+    where = ""
+    try:
+        configs: dict[str, SavedConfig] = {}
+        for name, value in spec.configs.items():
+            where = f"configs.{name}: "
+            configs[name] = saved(config_from_data(value, policy))
+        providers: dict[str, ConfigNode] = {}
+        for name, value in spec.providers.items():
+            where = f"providers.{name}: "
+            node = config_from_data(value, policy)
+            compile_plan(node)  # a catalog entry is one target: check it now, not at the first request
+            providers[name] = node
+
+        def resolve(value: Any) -> RoutePlan:
+            if isinstance(value, str):
+                entry = configs.get(value)
+                if entry is None:
+                    raise bad_request(f"no saved config is named {value!r}")
+            else:
+                entry = saved(config_from_data(value, policy))
+            if entry.plan is None:
+                raise bad_request("a routed config needs a provider or targets")
+            return entry.plan
+
+        models: dict[str, RoutePlan] = {}
+        for name, value in spec.models.items():
+            where = f"models.{name}: "
+            models[name] = resolve(value)
+        where = "default: "
+        default = resolve(spec.default) if spec.default is not None else None
+    except GatewayError as exc:
+        raise ValueError(f"server config: {where}{exc.message}") from None
+    return ServerConfig(configs, providers, models, default)
+
+
+def load_server_config(path: str, policy: HostPolicy) -> ServerConfig:
+    try:
+        data = _read(Path(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"server config {path}: {exc}") from None
+    return build_server_config(data, policy)
