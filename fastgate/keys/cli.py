@@ -137,7 +137,9 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default=None, help="where keys.json lives (default: $FASTGATE_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", default=None, help="where keys.json lives (default: $FASTGATE_DATA_DIR)"
+    )
     parser.add_argument(
         "--redis-url", default=os.environ.get("FASTGATE_REDIS_URL"), help="keep the records in Redis instead"
     )
@@ -147,7 +149,9 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpm", type=int, default=0, help="requests per minute (0: no limit)")
     parser.add_argument("--tpm", type=int, default=0, help="tokens per minute (0: no limit)")
     parser.add_argument("--budget-tokens", type=int, default=0, help="tokens it may spend in all")
-    parser.add_argument("--budget-cost", type=float, default=0.0, help="cost it may spend in all (price table)")
+    parser.add_argument(
+        "--budget-cost", type=float, default=0.0, help="cost it may spend in all (price table)"
+    )
 
 
 def add_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

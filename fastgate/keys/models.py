@@ -87,9 +87,7 @@ class VirtualKey(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 def new_key(name: str, **policy: Any) -> tuple[str, GatewayKey]:
     token = new_token()
-    key = GatewayKey(
-        id=secrets.token_hex(6), name=name, hash=hash_key(token), created=time.time(), **policy
-    )
+    key = GatewayKey(id=secrets.token_hex(6), name=name, hash=hash_key(token), created=time.time(), **policy)
     return token, key
 
 

@@ -57,7 +57,8 @@ class KeyRegistry:
             by_hash[key.hash] = key
         self.by_hash = by_hash
         self.virtual = {
-            vk.slug: vk for vk in (virtual_key_decoder.decode(raw) for raw in snapshot["virtual_keys"].values())
+            vk.slug: vk
+            for vk in (virtual_key_decoder.decode(raw) for raw in snapshot["virtual_keys"].values())
         }
         self._version = version
 

@@ -32,9 +32,7 @@ def refusal_error(verdict: Verdict) -> GatewayError:
     assert verdict.refused is not None
     what = _MESSAGES[verdict.refused]
     budget = verdict.refused.startswith("budget")
-    message = (
-        f"{verdict.scope}: {what} exhausted" if budget else f"{verdict.scope}: {what} limit reached"
-    )
+    message = f"{verdict.scope}: {what} exhausted" if budget else f"{verdict.scope}: {what} limit reached"
     headers = {"Retry-After": str(verdict.retry_after)} if verdict.retry_after is not None else None
     return GatewayError(
         429,
@@ -59,7 +57,10 @@ class Guard:
         except StoreUnavailable as exc:
             if rules and not self.fail_open:
                 raise GatewayError(
-                    503, "Rate limits cannot be checked right now", type="api_error", code="limits_unavailable"
+                    503,
+                    "Rate limits cannot be checked right now",
+                    type="api_error",
+                    code="limits_unavailable",
                 ) from None
             log.warning("store unavailable (%s): limits and cache skipped", exc)
             return ADMITTED

@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.limits.prices import PriceTable
 from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
@@ -63,6 +64,8 @@ class ServerConfig:
         self.providers = providers or {}
         self.models = models or {}
         self.default = default
+        #: Model prices for cost budgets (``[prices.gpt-4o] input = 2.5, output = 10``, per 1M tokens).
+        self.prices = PriceTable()
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
         #: Some plan reached by model reads ``params.*``: decode the body whole, once.
@@ -102,6 +105,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     providers: dict[str, Any] = {}
     models: dict[str, Any] = {}
     default: Any = None
+    prices: dict[str, Any] = {}
 
 
 def _read(path: Path) -> Any:
@@ -149,7 +153,12 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         default = resolve(spec.default) if spec.default is not None else None
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
-    return ServerConfig(configs, providers, models, default)
+    config = ServerConfig(configs, providers, models, default)
+    try:
+        config.prices = PriceTable.from_data(spec.prices)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"server config: prices: {exc}") from None
+    return config
 
 
 def load_server_config(path: str, policy: HostPolicy) -> ServerConfig:

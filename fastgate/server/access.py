@@ -53,7 +53,11 @@ class Grant:
 class Admission(msgspec.Struct, kw_only=True):
     """The limits and cache that apply to one attempt at one target."""
 
+    #: Checked and counted before the call.
     rules: list[LimitRule] = []
+    #: Charged with the answer's usage: the key's rule too when a fallback's earlier target
+    #: already counted the request.
+    charged: list[LimitRule] = []
     cache_key: str | None = None
     max_age: float = DEFAULT_MAX_AGE
     #: The client did not ask for stream usage; the gateway did, and strips it again.
@@ -71,8 +75,12 @@ class Access:
 
     # ---- arrival ----------------------------------------------------------------------------
 
-    def authorize(self, headers: Mapping[str, str], config_name: str | None) -> Grant | None:
-        """The request's gateway key: required (401) as soon as the server has any."""
+    def authorize(self, headers: Mapping[str, str]) -> Grant | None:
+        """The request's gateway key: required (401) as soon as the server has any.
+
+        A key limited to some configs may only name one of them (a saved config's name in
+        ``x-portkey-config``): no inline config, no header-built route.
+        """
         registry = self.registry
         if registry is None or not registry.required:
             return None
@@ -83,24 +91,20 @@ class Access:
             if auth and auth.startswith(_BEARER):
                 token = bearer = auth[len(_BEARER) :]
         key = registry.authenticate(token)
-        if key.allowed_configs and config_name not in key.allowed_configs:
+        config = headers.get("x-portkey-config")
+        if key.allowed_configs and (config or "").strip() not in key.allowed_configs:
             raise _forbidden("This API key may not use this config", "config")
         return Grant(key, bearer)
 
     # ---- each target ------------------------------------------------------------------------
 
     def target(
-        self, target: Target, headers: Mapping[str, str], grant: Grant | None, model: str | None
+        self, target: Target, grant: Grant | None, model: str | None
     ) -> tuple[Target, LimitRule | None]:
         """The target to call (virtual key resolved, gateway bearer removed, key policy checked)
         and the virtual key's limits."""
         vk_rule = None
         slug = target.virtual_key
-        if not slug:
-            # The header's virtual key stands in for a provider key the client did not send.
-            header_slug = headers.get("x-portkey-virtual-key")
-            if header_slug and (not target.api_key or (grant is not None and target.api_key == grant.bearer)):
-                slug = header_slug
         if slug:
             if self.registry is None:
                 raise GatewayError(
@@ -136,16 +140,19 @@ class Access:
         force_refresh: bool,
         stream: bool,
     ) -> Admission:
-        rules: list[LimitRule] = []
-        if grant is not None and grant.key_rule is not None and not grant.counted:
-            rules.append(grant.key_rule)
+        charged: list[LimitRule] = []
+        key_rule = grant.key_rule if grant is not None else None
+        if key_rule is not None:
+            charged.append(key_rule)
         if vk_rule is not None:
-            rules.append(vk_rule)
+            charged.append(vk_rule)
         use_cache = cache is not None and call.endpoint in CACHEABLE and self.guard is not None
-        if not rules and not use_cache:
+        if not charged and not use_cache:
             return NOTHING
-        admission = Admission(rules=rules)
-        if stream and any(r.counts_tokens for r in rules) and not _asks_usage(call):
+        counted = grant is not None and grant.counted
+        rules = [r for r in charged if not (counted and r is key_rule)]
+        admission = Admission(rules=rules, charged=charged)
+        if stream and any(r.counts_tokens for r in charged) and not _asks_usage(call):
             admission.strip_usage = True
             target = call.target
             call.target = msgspec.structs.replace(
@@ -159,7 +166,9 @@ class Access:
             admission.cache_key = cache_key(call, tenant)
         return admission
 
-    async def admit(self, provider: Provider, call: Call, grant: Grant | None, admission: Admission) -> Outcome | None:
+    async def admit(
+        self, provider: Provider, call: Call, grant: Grant | None, admission: Admission
+    ) -> Outcome | None:
         """Count the request against its limits (429 when over); a cached answer when there is one."""
         if admission is NOTHING:
             return None
@@ -191,26 +200,25 @@ class Access:
     # ---- the answer ---------------------------------------------------------------------------
 
     def settle(self, outcome: Outcome, admission: Admission) -> None:
-        """A complete (JSON) answer: charge its usage, cache it when it is a success."""
+        """The upstream's answer: a JSON one is charged and cached now, a stream as it ends."""
         if admission is NOTHING:
             return
         outcome.headers["x-portkey-cache-status"] = admission.status
-        if admission.status == "HIT" or outcome.body is None or not 200 <= outcome.status < 300:
+        if not 200 <= outcome.status < 300 or outcome.call.endpoint is Endpoint.PROXY:
             return
         guard = self.guard
         assert guard is not None
-        if any(r.counts_tokens for r in admission.rules):
+        if outcome.mapper is not None:
+            outcome.watcher = StreamObserver(guard, admission)
+            return
+        if outcome.body is None:
+            return
+        if any(r.counts_tokens for r in admission.charged):
             view = body_usage(outcome.body)
             if view.usage is not None:
-                guard.charge(admission.rules, view.model, view.usage)
+                guard.charge(admission.charged, view.model, view.usage)
         if admission.cache_key is not None:
             guard.store_answer(admission.cache_key, json_entry(outcome.body), admission.max_age)
-
-    def observer(self, outcome: Outcome, admission: Admission) -> StreamObserver | None:
-        if admission is NOTHING or admission.status == "HIT" or not 200 <= outcome.status < 300:
-            return None
-        assert self.guard is not None
-        return StreamObserver(self.guard, admission)
 
 
 def _asks_usage(call: Call) -> bool:
@@ -258,7 +266,7 @@ class StreamObserver:
     def __init__(self, guard: Guard, admission: Admission) -> None:
         self.guard = guard
         self.admission = admission
-        counts = any(r.counts_tokens for r in admission.rules)
+        counts = any(r.counts_tokens for r in admission.charged)
         self.tap = UsageTap(admission.strip_usage) if counts else None
         self.recorder = StreamRecorder() if admission.cache_key is not None else None
 
@@ -275,7 +283,7 @@ class StreamObserver:
         if self.tap is not None:
             tail = self.tap.flush()
             if self.tap.usage is not None:
-                self.guard.charge(self.admission.rules, self.tap.model, self.tap.usage)
+                self.guard.charge(self.admission.charged, self.tap.model, self.tap.usage)
         if self.recorder is not None:
             if tail:
                 self.recorder.add(tail)

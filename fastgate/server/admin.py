@@ -39,7 +39,9 @@ class AdminAPI:
         auth = request.headers.get("authorization", "")
         given = auth[7:].encode() if auth.startswith("Bearer ") else b""
         if not hmac.compare_digest(given, self._token):
-            raise GatewayError(401, "Invalid admin token", type="authentication_error", code="invalid_admin_token")
+            raise GatewayError(
+                401, "Invalid admin token", type="authentication_error", code="invalid_admin_token"
+            )
 
     async def _body(self, request: web.Request, kind: type[T]) -> T:
         try:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
-from fastgate.store.resp import Redis, RedisError, RedisUnavailable
 from fastgate.store.base import StoreUnavailable
+from fastgate.store.resp import Redis, RedisError, RedisUnavailable
 
 KINDS = ("keys", "virtual_keys")
 Snapshot = dict[str, dict[str, bytes]]
@@ -62,7 +63,7 @@ class FileRecords:
         return self._read()
 
     @contextlib.contextmanager
-    def _locked(self) -> object:
+    def _locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.dir / "keys.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -72,7 +73,9 @@ class FileRecords:
             os.close(fd)
 
     def _write(self, snapshot: Snapshot) -> None:
-        body = _encode({kind: {k: msgspec.Raw(v) for k, v in items.items()} for kind, items in snapshot.items()})
+        body = _encode(
+            {kind: {k: msgspec.Raw(v) for k, v in items.items()} for kind, items in snapshot.items()}
+        )
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:

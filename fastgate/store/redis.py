@@ -25,10 +25,11 @@ local n = tonumber(ARGV[1])
 for i = 0, n - 1 do
   local rpm, tpm = tonumber(ARGV[3 + i * 4]), tonumber(ARGV[4 + i * 4])
   local bt, bc = tonumber(ARGV[5 + i * 4]), tonumber(ARGV[6 + i * 4])
+  local spent = KEYS[3 + i * 3]
   if rpm > 0 and tonumber(redis.call('GET', KEYS[1 + i * 3]) or '0') >= rpm then return {1, i, false} end
   if tpm > 0 and tonumber(redis.call('GET', KEYS[2 + i * 3]) or '0') >= tpm then return {2, i, false} end
-  if bt > 0 and tonumber(redis.call('HGET', KEYS[3 + i * 3], 'tokens') or '0') >= bt then return {3, i, false} end
-  if bc > 0 and tonumber(redis.call('HGET', KEYS[3 + i * 3], 'cost') or '0') >= bc then return {4, i, false} end
+  if bt > 0 and tonumber(redis.call('HGET', spent, 'tokens') or '0') >= bt then return {3, i, false} end
+  if bc > 0 and tonumber(redis.call('HGET', spent, 'cost') or '0') >= bc then return {4, i, false} end
 end
 for i = 0, n - 1 do
   if tonumber(ARGV[3 + i * 4]) > 0 then

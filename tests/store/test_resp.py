@@ -12,14 +12,24 @@ from tests.redis_server import RedisProcess, free_port
 
 
 def test_command_encoding() -> None:
-    assert encode_command(("SET", "k", b"v\r\n", 5)) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$1\r\n5\r\n"
+    assert (
+        encode_command(("SET", "k", b"v\r\n", 5))
+        == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nv\r\n\r\n$1\r\n5\r\n"
+    )
 
 
 async def test_replies_of_every_type(redis_server: RedisProcess) -> None:
     redis = Redis(redis_server.url)
     replies = await redis.pipeline(
-        [("SET", "a", "1"), ("GET", "a"), ("INCR", "a"), ("GET", "missing"), ("RPUSH", "l", "x", "y"),
-         ("LRANGE", "l", 0, -1), ("INCR", "l")]
+        [
+            ("SET", "a", "1"),
+            ("GET", "a"),
+            ("INCR", "a"),
+            ("GET", "missing"),
+            ("RPUSH", "l", "x", "y"),
+            ("LRANGE", "l", 0, -1),
+            ("INCR", "l"),
+        ]
     )
     assert replies[:6] == ["OK", b"1", 2, None, 2, [b"x", b"y"]]
     assert isinstance(replies[6], RedisError)

@@ -1,0 +1,67 @@
+"""The shared state of one server process, built from the settings: store, key registry, guard.
+
+Without Redis: an in-process LRU and counters, key records in ``<data_dir>/keys.json``.
+With ``redis_url``: all three in Redis, shared by every worker and machine using it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from fastgate.keys.registry import KeyRegistry
+from fastgate.limits.guard import Guard
+from fastgate.limits.prices import PriceTable
+from fastgate.server.access import Access
+from fastgate.server.admin import AdminAPI
+from fastgate.settings import Settings
+from fastgate.ssrf import HostPolicy
+from fastgate.store.base import Store, StoreUnavailable
+from fastgate.store.memory import MemoryStore
+from fastgate.store.records import FileRecords, Records, RedisRecords
+from fastgate.store.redis import RedisStore
+from fastgate.store.resp import Redis
+
+log = logging.getLogger("fastgate")
+
+
+class SharedState:
+    def __init__(self, settings: Settings, prices: PriceTable, policy: HostPolicy) -> None:
+        self.redis = Redis(settings.redis_url) if settings.redis_url else None
+        store: Store
+        records: Records | None
+        if self.redis is not None:
+            store = RedisStore(self.redis)
+            records = RedisRecords(self.redis)
+        else:
+            store = MemoryStore(settings.cache_max_entries, settings.cache_max_bytes)
+            records = FileRecords(settings.data_dir) if settings.data_dir else None
+        self.store = store
+        self.registry = KeyRegistry(records) if records is not None else None
+        self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
+        self.access = Access(self.registry, self.guard)
+        self.admin = (
+            AdminAPI(self.registry, settings.admin_token, policy)
+            if self.registry is not None and settings.admin_token
+            else None
+        )
+
+    async def start(self, app: web.Application) -> None:
+        if self.registry is None:
+            return
+        try:
+            await self.registry.start()
+        except StoreUnavailable as exc:
+            # Without its key records a server cannot tell who may call it: it does not start.
+            raise RuntimeError(f"key records unavailable: {exc}") from None
+
+    async def stop(self, app: web.Application) -> None:
+        if self.registry is not None:
+            await self.registry.stop()
+        await self.guard.drain()
+        await self.store.close()
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        if self.admin is not None:
+            self.admin.add_routes(router)
