@@ -82,7 +82,13 @@ class KeyRegistry:
 
     # ---- the request path -------------------------------------------------------------------
 
-    def authenticate(self, token: str | None) -> GatewayKey:
+    def authenticate(self, token: str | None, *, from_bearer: bool = False) -> GatewayKey:
+        """``from_bearer``: the token is the ``Authorization`` bearer, maybe a provider key."""
+        if token and from_bearer:
+            key = self.by_hash.get(hash_key(token))
+            if key is not None:
+                return key
+            token = None
         if not token:
             raise GatewayError(
                 401,

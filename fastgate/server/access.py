@@ -90,7 +90,7 @@ class Access:
             auth = headers.get("authorization")
             if auth and auth.startswith(_BEARER):
                 token = bearer = auth[len(_BEARER) :]
-        key = registry.authenticate(token)
+        key = registry.authenticate(token, from_bearer=bearer is not None)
         config = headers.get("x-portkey-config")
         if key.allowed_configs and (config or "").strip() not in key.allowed_configs:
             raise _forbidden("This API key may not use this config", "config")
