@@ -50,6 +50,11 @@ class KeyRegistry:
         version = await self.records.version()
         if version == self._version:
             return
+        if version is None and (self.by_hash or self.virtual):
+            # The records vanished (a Redis restarted without persistence, the file deleted):
+            # keep enforcing the keys we know rather than open the gateway to everyone.
+            log.error("key records are gone from their store; keeping the last ones known")
+            return
         snapshot = await self.records.load()
         by_hash: dict[str, GatewayKey] = {}
         for raw in snapshot["keys"].values():

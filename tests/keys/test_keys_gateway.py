@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -259,3 +260,19 @@ async def test_keys_in_redis_are_shared_by_two_gateways(
     resp = await second.post("/v1/chat/completions", CHAT, headers)
     assert resp.status == 200, await resp.text()
     assert upstream.requests[-1]["headers"]["Authorization"] == "Bearer sk-shared"
+
+
+async def test_records_lost_with_redis_keep_the_gateway_closed(
+    make_gateway: Any, redis_server: Any, upstream: Upstream
+) -> None:
+    gateway = await make_gateway(redis_url=redis_server.url, admin_token=ADMIN)
+    key = await Admin(gateway).add_key(name="k")
+    registry = gateway.server.app[GATEWAY].access.registry
+    assert registry is not None
+    redis_server.stop()
+    redis_server.start()  # no persistence: every record is gone
+    await asyncio.sleep(0.6)
+    await registry.refresh()
+    assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 401
+    headers = {**openai_headers(upstream), "x-portkey-api-key": key["key"]}
+    assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 200
