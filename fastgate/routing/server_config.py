@@ -42,12 +42,14 @@ from fastgate.ssrf import HostPolicy
 
 class SavedConfig(msgspec.Struct, frozen=True):
     node: ConfigNode
-    #: None when the config names no provider or targets: headers complete it per request.
+    #: None when the config names no provider, targets or virtual key: headers complete it per request.
     plan: RoutePlan | None
 
 
 def saved(node: ConfigNode) -> SavedConfig:
-    return SavedConfig(node, compile_plan(node) if node.provider or node.targets else None)
+    return SavedConfig(
+        node, compile_plan(node) if node.provider or node.targets or node.virtual_key else None
+    )
 
 
 class ServerConfig:
