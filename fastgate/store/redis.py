@@ -63,6 +63,7 @@ def _scope_key(scope: str) -> str:
 class RedisStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        redis.preload(_ADMIT, _CHARGE)
 
     async def _run(self, script: Script, keys: list[str], args: list[Arg]) -> object:
         try:

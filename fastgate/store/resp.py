@@ -90,6 +90,12 @@ class Redis:
         self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._connecting: asyncio.Future[None] | None = None
         self._failed_at = 0.0
+        #: Loaded on every new connection, so EVALSHA finds them even after a Redis restart.
+        self._scripts: dict[str, Script] = {}
+
+    def preload(self, *scripts: Script) -> None:
+        for script in scripts:
+            self._scripts[script.sha] = script
 
     async def _connect(self) -> None:
         if time.monotonic() - self._failed_at < self.retry_interval:
@@ -102,6 +108,7 @@ class Redis:
                     hello.append(("AUTH", self.password))
                 if self.db:
                     hello.append(("SELECT", self.db))
+                hello += [("SCRIPT", "LOAD", s.source) for s in self._scripts.values()]
                 for command in hello:
                     writer.write(encode_command(command))
                     reply = await read_reply(reader)

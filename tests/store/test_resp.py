@@ -56,6 +56,19 @@ async def test_scripts_load_themselves(redis_server: RedisProcess) -> None:
     await redis.close()
 
 
+async def test_preloaded_scripts_survive_a_restart(redis_server: RedisProcess) -> None:
+    redis = Redis(redis_server.url, retry_interval=0)
+    script = Script("return 'loaded'")
+    redis.preload(script)
+    assert await redis.execute("SCRIPT", "EXISTS", script.sha) == [1]
+    redis_server.stop()
+    redis_server.start()
+    await asyncio.sleep(0.05)  # the reader sees the old connection close
+    # A fresh server knows no scripts; the new connection loaded it before any command.
+    assert await redis.execute("EVALSHA", script.sha, 0) == b"loaded"
+    await redis.close()
+
+
 async def test_password_and_database(redis_server: RedisProcess) -> None:
     admin = Redis(redis_server.url)
     await admin.execute("CONFIG", "SET", "requirepass", "s3cret")

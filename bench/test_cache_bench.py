@@ -1,0 +1,119 @@
+"""What the cache and the limits add to a request.
+
+- A cache hit: the work from the routed target to the cached answer (limit rules, cache key
+  over the canonical body, in-process LRU lookup, the answer's Outcome). Budget: under 100 µs
+  at the median, and the path with nothing configured stays within noise of free.
+- A limit check with Redis: one ``EVALSHA`` that checks every rule, counts the request and
+  fetches the cached answer. Budget: under two bare ``PING`` round trips to the same Redis
+  (one round trip plus the script's work), not one per rule or per lookup.
+  ``tests/limits/test_round_trips.py`` counts the commands a request sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+from bench.conftest import MEDIANS, ratio
+from fastgate.keys.models import GatewayKey, Limits
+from fastgate.limits.guard import Guard
+from fastgate.providers.base import Call, Endpoint, Target
+from fastgate.providers.registry import get_provider
+from fastgate.routing.config import CacheSettings
+from fastgate.schema.openai import RequestView
+from fastgate.server.access import Access, Grant
+from fastgate.store.base import LimitRule
+from fastgate.store.memory import MemoryStore
+from fastgate.store.redis import RedisStore
+from fastgate.store.resp import Redis
+from tests.redis_server import RedisProcess, redis_server  # noqa: F401
+
+BODY = (
+    b'{"model":"gpt-4o-mini","temperature":0.2,"messages":[{"role":"system","content":"You are terse."},'
+    b'{"role":"user","content":"Name three prime numbers and say why each one is prime."}]}'
+)
+CACHE = CacheSettings(mode="simple", max_age=3600)
+
+
+def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a coroutine that never suspends (the memory store) without an event loop's overhead."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the coroutine suspended")
+
+
+def _call() -> Call:
+    target = Target(provider="openai", api_key="sk-bench", custom_host="http://127.0.0.1:9/v1")
+    return Call(endpoint=Endpoint.CHAT, target=target, body=BODY, view=RequestView(model="gpt-4o-mini"))
+
+
+def _hit(access: Access, grant: Grant | None, cache: CacheSettings | None) -> Any:
+    call = _call()
+    provider = get_provider(call.target.provider)
+    target, vk_rule = access.target(call.target, grant, call.view.model)
+    call.target = target
+    if grant is not None:
+        grant.counted = False
+    admission = access.plan(call, grant, vk_rule, cache, force_refresh=False, stream=False)
+    return run_now(access.admit(provider, call, grant, admission))
+
+
+def test_cache_hit_added_work(measure: Any) -> None:
+    access = Access(None, Guard(MemoryStore()))
+    key = GatewayKey(id="bench", limits=Limits(rpm=10**9, tpm=10**9))
+    grant = Grant(key, None)
+    first = _hit(access, grant, CACHE)
+    assert first is None
+    admission = access.plan(_call(), grant, None, CACHE, force_refresh=False, stream=False)
+    assert admission.cache_key is not None
+    access.guard.store.cache.put(admission.cache_key, b'J{"id":"x"}', 3600, time.time())  # type: ignore[union-attr]
+    outcome = measure(_hit, access, grant, CACHE)
+    assert outcome is not None
+    assert outcome.body == b'{"id":"x"}'
+    assert MEDIANS["test_cache_hit_added_work"] < 100e-6
+
+
+def test_nothing_configured_added_work(measure: Any) -> None:
+    access = Access(None, Guard(MemoryStore()))
+    assert measure(_hit, access, None, None) is None
+    assert MEDIANS["test_nothing_configured_added_work"] < 5e-6
+
+
+@pytest.fixture
+def redis_bench(redis_server: RedisProcess) -> Iterator[tuple[asyncio.AbstractEventLoop, Redis]]:  # noqa: F811
+    loop = asyncio.new_event_loop()
+    redis = Redis(redis_server.url)
+    yield loop, redis
+    loop.run_until_complete(redis.close())
+    loop.close()
+
+
+def test_redis_ping(measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]) -> None:
+    loop, redis = redis_bench
+    assert measure(lambda: loop.run_until_complete(redis.execute("PING"))) == "PONG"
+
+
+def test_redis_limits_and_cache_lookup(
+    measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]
+) -> None:
+    loop, redis = redis_bench
+    store = RedisStore(redis)
+    rules = [
+        LimitRule(scope="key:bench", rpm=10**9, tpm=10**9, budget_tokens=10**12),
+        LimitRule(scope="virtual_key:bench", rpm=10**9, budget_cost=10**9),
+    ]
+    loop.run_until_complete(store.cache_put("bench", b"J{}", 3600))
+    verdict = measure(lambda: loop.run_until_complete(store.admit(rules, "bench", 1_800_000_000.0)))
+    assert verdict.refused is None
+    assert verdict.cached == b"J{}"
+
+
+def test_redis_check_is_one_round_trip() -> None:
+    # One round trip plus the script's own work on the server: less than two round trips.
+    assert ratio("test_redis_limits_and_cache_lookup", "test_redis_ping") < 2.0
