@@ -128,6 +128,13 @@ class Access:
                 raise _forbidden(f"This API key may not use model {chosen!r}", "model")
         return target, vk_rule
 
+    def client_headers(self, headers: Mapping[str, str], grant: Grant | None) -> Mapping[str, str]:
+        """The headers a provider may copy: a gateway key sent as the bearer is not one of them
+        (the passthrough route relays the client's headers)."""
+        if grant is None or grant.bearer is None:
+            return headers
+        return {k: v for k, v in headers.items() if k.lower() != "authorization"}
+
     # ---- before the upstream call -----------------------------------------------------------
 
     def plan(
@@ -175,6 +182,8 @@ class Access:
         guard = self.guard
         assert guard is not None
         lookup = admission.cache_key if admission.status == "MISS" else None
+        if not admission.rules and lookup is None:
+            return None
         verdict = await guard.admit(admission.rules, lookup)
         if grant is not None and grant.key_rule is not None:
             grant.counted = True

@@ -159,6 +159,7 @@ class Gateway:
         walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
         leaf = next(walker)
         access = self.access
+        headers = access.client_headers(request.headers, grant)
         while True:
             target, vk_rule = access.target(leaf.target, grant, view.model)
             provider = get_provider(target.provider)
@@ -172,7 +173,7 @@ class Gateway:
                 method=request.method,
                 path=path,
                 query=query,
-                headers=request.headers,
+                headers=headers,
             )
             admission = access.plan(
                 call, grant, vk_rule, leaf.cache, force_refresh=opts.cache_force_refresh, stream=stream

@@ -276,3 +276,22 @@ async def test_records_lost_with_redis_keep_the_gateway_closed(
     assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 401
     headers = {**openai_headers(upstream), "x-portkey-api-key": key["key"]}
     assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 200
+
+
+async def test_passthrough_never_relays_a_bearer_gateway_key(
+    keyed: tuple[Gateway, Admin], upstream: Upstream
+) -> None:
+    gateway, admin = keyed
+    vk = await admin.add_virtual_key(provider="openai", secret="sk-proxy-secret", custom_host=upstream.url)
+    key = await admin.add_key()
+    headers = {"Authorization": f"Bearer {key['key']}", "x-portkey-virtual-key": vk["slug"]}
+    resp = await gateway.post("/v1/chat/completions", CHAT, headers)
+    assert resp.status == 200
+    resp = await gateway.get("/v1/models", headers)
+    assert resp.status == 200
+    resp = await gateway.post("/v1/moderations", {"input": "hi"}, headers)
+    sent = [r["headers"] for r in upstream.requests]
+    assert len(sent) == 3
+    for h in sent:
+        assert h["Authorization"] == "Bearer sk-proxy-secret"
+        assert key["key"] not in json.dumps(h)
