@@ -42,6 +42,7 @@ def test_limits_and_cache_hold_across_two_gateways(
         running("serve", "--port", str(ports[0]), *env_flags),
         running("serve", "--port", str(ports[1]), *env_flags),
     ):
+        wait_ready(f"http://127.0.0.1:{mock_port}/v1/models")
         for port in ports:
             wait_ready(f"http://127.0.0.1:{port}/health")
         headers = {"x-portkey-api-key": str(key["key"]), "x-portkey-virtual-key": str(vk["slug"])}
