@@ -33,16 +33,23 @@ def canonical_body(body: bytes, overrides: dict[str, Any] | None) -> bytes:
     return _encode_sorted(params)
 
 
-def cache_key(call: Call, tenant: str = "") -> str:
-    """``tenant``: the gateway key's id, so keys sharing a server-side credential share nothing."""
+def address(call: Call, tenant: str) -> bytes:
+    """Who asks and where the request goes: tenant, provider, endpoint, host and options."""
     target = call.target
-    digest = hashlib.sha256()
-    address = _encode_sorted(
+    return _encode_sorted(
         [tenant, target.provider, call.endpoint.value, target.custom_host or "", target.options, call.path]
     )
-    digest.update(address)
+
+
+def credential_digest(api_key: str | None) -> bytes:
+    return hashlib.sha256((api_key or "").encode()).digest()
+
+
+def cache_key(call: Call, tenant: str = "") -> str:
+    """``tenant``: the gateway key's id, so keys sharing a server-side credential share nothing."""
+    digest = hashlib.sha256(address(call, tenant))
     digest.update(b"\0")
-    digest.update(hashlib.sha256((target.api_key or "").encode()).digest())
+    digest.update(credential_digest(call.target.api_key))
     digest.update(b"\0")
-    digest.update(canonical_body(call.body, target.override_params))
+    digest.update(canonical_body(call.body, call.target.override_params))
     return digest.hexdigest()

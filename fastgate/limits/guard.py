@@ -95,6 +95,28 @@ class Guard:
         except StoreUnavailable as exc:
             log.warning("answer not cached: store unavailable (%s)", exc)
 
+    async def cached(self, key: str) -> bytes | None:
+        """A cached answer by its key (the semantic cache's second step); a miss if unreachable."""
+        try:
+            return await self.store.cache_get(key)
+        except StoreUnavailable:
+            return None
+
+    async def similar(self, partition: str) -> list[tuple[str, bytes]]:
+        try:
+            return await self.store.semantic_candidates(partition)
+        except StoreUnavailable:
+            return []
+
+    def index(self, partition: str, key: str, vector: bytes, max_entries: int, max_age: float) -> None:
+        self._later(self._index(partition, key, vector, max_entries, max_age))
+
+    async def _index(self, partition: str, key: str, vector: bytes, max_entries: int, max_age: float) -> None:
+        try:
+            await self.store.semantic_add(partition, key, vector, max_entries, max_age)
+        except StoreUnavailable as exc:
+            log.warning("prompt not indexed: store unavailable (%s)", exc)
+
     async def drain(self) -> None:
         """Wait for pending charges and stores (shutdown, tests)."""
         while self._tasks:

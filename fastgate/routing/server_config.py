@@ -9,6 +9,9 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
   a saved config, chosen by the request's ``model``.
 - ``default``: a config (or a saved config's name) for requests that name no provider and no
   config: a plain OpenAI client that only changed its ``base_url`` is routed.
+- ``prices``: per model, input and output prices per million tokens, for cost budgets.
+- ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
+  (``fastgate/cache/semantic.py``).
 
 ```toml
 default = "main"
@@ -33,6 +36,7 @@ from typing import Any
 
 import msgspec
 
+from fastgate.cache.semantic import SemanticSettings
 from fastgate.errors import GatewayError, bad_request
 from fastgate.limits.prices import PriceTable
 from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
@@ -68,6 +72,8 @@ class ServerConfig:
         self.default = default
         #: Model prices for cost budgets (``[prices.gpt-4o] input = 2.5, output = 10``, per 1M tokens).
         self.prices = PriceTable()
+        #: ``[semantic_cache]``: threshold and embedding target of ``cache: {mode: "semantic"}``.
+        self.semantic: SemanticSettings | None = None
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
         #: Some plan reached by model reads ``params.*``: decode the body whole, once.
@@ -108,6 +114,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     models: dict[str, Any] = {}
     default: Any = None
     prices: dict[str, Any] = {}
+    semantic_cache: dict[str, Any] | None = None
 
 
 def _read(path: Path) -> Any:
@@ -160,6 +167,13 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         config.prices = PriceTable.from_data(spec.prices)
     except msgspec.ValidationError as exc:
         raise ValueError(f"server config: prices: {exc}") from None
+    if spec.semantic_cache is not None:
+        try:
+            config.semantic = SemanticSettings.from_data(spec.semantic_cache, policy)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ValueError(f"server config: semantic_cache: {exc}") from None
+        except GatewayError as exc:
+            raise ValueError(f"server config: semantic_cache.embedding: {exc.message}") from None
     return config
 
 

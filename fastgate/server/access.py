@@ -3,9 +3,9 @@
 The handlers call in at four points: :meth:`Access.authorize` when a request arrives,
 :meth:`Access.target` for each routed target (virtual key resolved, policy checked),
 :meth:`Access.admit` before the upstream call (limits and cache lookup, one store round trip)
-and :meth:`Access.settle` / :meth:`Access.observer` with the answer (usage charged, answer
-cached). When no key, limit or cache applies, each is a few attribute tests: no hashing, no
-body decode, no store traffic.
+and :meth:`Access.settle` with the answer (usage charged, answer cached; a stream gets a
+watcher that does both as it ends). When no key, limit or cache applies, each is a few
+attribute tests: no hashing, no body decode, no store traffic.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import msgspec
 
 from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
 from fastgate.cache.keys import cache_key
+from fastgate.cache.semantic import prompt_and_partition
 from fastgate.errors import GatewayError
 from fastgate.keys.models import GatewayKey, VirtualKey
 from fastgate.keys.registry import KeyRegistry
@@ -23,12 +24,15 @@ from fastgate.limits.guard import Guard
 from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
 from fastgate.providers.base import Call, Endpoint, Provider, Target
 from fastgate.routing.config import CacheSettings
+from fastgate.server.http1 import UpstreamPool
 from fastgate.server.relay import Outcome
+from fastgate.server.semantic import SemanticCache
 from fastgate.store.base import LimitRule
 
 #: Portkey documents no default ``max_age``; a week, as its hosted cache uses.
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 _BEARER = "Bearer "
 
 
@@ -63,15 +67,24 @@ class Admission(msgspec.Struct, kw_only=True):
     #: The client did not ask for stream usage; the gateway did, and strips it again.
     strip_usage: bool = False
     status: str = "DISABLED"
+    #: Semantic mode: the prompt, its partition, and its embedding once computed.
+    semantic: bool = False
+    prompt: str = ""
+    partition: str = ""
+    vector: bytes | None = None
 
 
 NOTHING = Admission()
 
 
 class Access:
-    def __init__(self, registry: KeyRegistry | None, guard: Guard | None) -> None:
+    def __init__(
+        self, registry: KeyRegistry | None, guard: Guard | None, semantic: SemanticCache | None = None
+    ) -> None:
         self.registry = registry
         self.guard = guard
+        #: Configs asking for ``mode: "semantic"`` without server settings get the exact cache.
+        self.semantic = semantic
 
     # ---- arrival ----------------------------------------------------------------------------
 
@@ -171,27 +184,41 @@ class Access:
             admission.status = "REFRESH" if force_refresh else "MISS"
             tenant = grant.key.id if grant is not None and grant.key is not None else ""
             admission.cache_key = cache_key(call, tenant)
+            if cache.mode == "semantic" and self.semantic is not None and call.endpoint in SEMANTIC:
+                prompt, partition = prompt_and_partition(call, tenant)
+                if prompt:
+                    admission.semantic = True
+                    admission.prompt, admission.partition = prompt, partition
+                    if not force_refresh:
+                        admission.status = "SEMANTIC MISS"
         return admission
 
     async def admit(
-        self, provider: Provider, call: Call, grant: Grant | None, admission: Admission
+        self,
+        provider: Provider,
+        call: Call,
+        grant: Grant | None,
+        admission: Admission,
+        pool: UpstreamPool | None,
     ) -> Outcome | None:
         """Count the request against its limits (429 when over); a cached answer when there is one."""
         if admission is NOTHING:
             return None
         guard = self.guard
         assert guard is not None
-        lookup = admission.cache_key if admission.status == "MISS" else None
-        if not admission.rules and lookup is None:
-            return None
-        verdict = await guard.admit(admission.rules, lookup)
-        if grant is not None and grant.key_rule is not None:
-            grant.counted = True
-        entry = verdict.cached
+        lookup = admission.cache_key if admission.status != "REFRESH" else None
+        entry = None
+        if admission.rules or lookup is not None:
+            verdict = await guard.admit(admission.rules, lookup)
+            if grant is not None and grant.key_rule is not None:
+                grant.counted = True
+            entry = verdict.cached
+        if not entry and admission.semantic:
+            entry = await self._semantic(pool, guard, admission, lookup is not None)
         if not entry:
             return None
-        admission.status = "HIT"
-        headers = {"x-portkey-cache-status": "HIT"}
+        admission.status = "SEMANTIC HIT" if admission.semantic else "HIT"
+        headers = {"x-portkey-cache-status": admission.status}
         if entry[:1] == SSE:
             return Outcome(
                 status=200,
@@ -206,6 +233,26 @@ class Access:
             return Outcome(status=200, provider=provider, call=call, headers=headers, body=entry[1:])
         return None
 
+    async def _semantic(
+        self, pool: UpstreamPool | None, guard: Guard, admission: Admission, lookup: bool
+    ) -> bytes | None:
+        semantic = self.semantic
+        assert semantic is not None and pool is not None
+        target, _ = self.target(semantic.settings.target, None, None)
+        admission.vector = await semantic.embed(pool, target, admission.prompt)
+        if admission.vector is None or not lookup:
+            return None
+        return await semantic.find(guard, admission.partition, admission.vector)
+
+    def store(self, admission: Admission, entry: bytes) -> None:
+        guard = self.guard
+        key = admission.cache_key
+        assert guard is not None and key is not None
+        guard.store_answer(key, entry, admission.max_age)
+        if admission.vector is not None and self.semantic is not None:
+            limit = self.semantic.settings.max_entries
+            guard.index(admission.partition, key, admission.vector, limit, admission.max_age)
+
     # ---- the answer ---------------------------------------------------------------------------
 
     def settle(self, outcome: Outcome, admission: Admission) -> None:
@@ -218,7 +265,7 @@ class Access:
         guard = self.guard
         assert guard is not None
         if outcome.mapper is not None:
-            outcome.watcher = StreamObserver(guard, admission)
+            outcome.watcher = StreamObserver(self, guard, admission)
             return
         if outcome.body is None:
             return
@@ -227,7 +274,7 @@ class Access:
             if view.usage is not None:
                 guard.charge(admission.charged, view.model, view.usage)
         if admission.cache_key is not None:
-            guard.store_answer(admission.cache_key, json_entry(outcome.body), admission.max_age)
+            self.store(admission, json_entry(outcome.body))
 
 
 def _asks_usage(call: Call) -> bool:
@@ -270,9 +317,10 @@ class ReplayMapper:
 class StreamObserver:
     """Sees a stream's output on its way to the client: usage for the limits, bytes for the cache."""
 
-    __slots__ = ("admission", "guard", "recorder", "tap")
+    __slots__ = ("access", "admission", "guard", "recorder", "tap")
 
-    def __init__(self, guard: Guard, admission: Admission) -> None:
+    def __init__(self, access: Access, guard: Guard, admission: Admission) -> None:
+        self.access = access
         self.guard = guard
         self.admission = admission
         counts = any(r.counts_tokens for r in admission.charged)
@@ -298,5 +346,5 @@ class StreamObserver:
                 self.recorder.add(tail)
             entry = self.recorder.entry()
             if entry is not None and self.admission.cache_key is not None:
-                self.guard.store_answer(self.admission.cache_key, entry, self.admission.max_age)
+                self.access.store(self.admission, entry)
         return tail

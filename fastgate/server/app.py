@@ -35,7 +35,8 @@ def make_app(settings: Settings) -> web.Application:
     # aiohttp's own limit is a backstop for chunked bodies.
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
     app[GATEWAY_KEY] = gateway
-    shared = SharedState(settings, gateway.reader.server.prices, policy)
+    server = gateway.reader.server
+    shared = SharedState(settings, server.prices, policy, server.semantic)
     gateway.access = shared.access
     app.on_startup.append(shared.start)
     app.on_cleanup.append(shared.stop)

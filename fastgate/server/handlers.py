@@ -178,7 +178,7 @@ class Gateway:
             admission = access.plan(
                 call, grant, vk_rule, leaf.cache, force_refresh=opts.cache_force_refresh, stream=stream
             )
-            cached = await access.admit(provider, call, grant, admission)
+            cached = await access.admit(provider, call, grant, admission, self.pool)
             if cached is not None:
                 return cached
             outcome = await self._try(leaf, provider, call, stream)

@@ -10,11 +10,13 @@ import logging
 
 from aiohttp import web
 
+from fastgate.cache.semantic import SemanticSettings
 from fastgate.keys.registry import KeyRegistry
 from fastgate.limits.guard import Guard
 from fastgate.limits.prices import PriceTable
 from fastgate.server.access import Access
 from fastgate.server.admin import AdminAPI
+from fastgate.server.semantic import SemanticCache
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.store.base import Store, StoreUnavailable
@@ -27,7 +29,13 @@ log = logging.getLogger("fastgate")
 
 
 class SharedState:
-    def __init__(self, settings: Settings, prices: PriceTable, policy: HostPolicy) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        prices: PriceTable,
+        policy: HostPolicy,
+        semantic: SemanticSettings | None = None,
+    ) -> None:
         self.redis = Redis(settings.redis_url) if settings.redis_url else None
         store: Store
         records: Records | None
@@ -40,7 +48,7 @@ class SharedState:
         self.store = store
         self.registry = KeyRegistry(records) if records is not None else None
         self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
-        self.access = Access(self.registry, self.guard)
+        self.access = Access(self.registry, self.guard, SemanticCache(semantic) if semantic else None)
         self.admin = (
             AdminAPI(self.registry, settings.admin_token, policy)
             if self.registry is not None and settings.admin_token

@@ -70,6 +70,17 @@ class Store(Protocol):
 
     async def cache_put(self, key: str, value: bytes, max_age: float) -> None: ...
 
+    async def semantic_add(
+        self, partition: str, key: str, vector: bytes, max_entries: int, max_age: float
+    ) -> None:
+        """Index an answer (its exact cache key) under its prompt's embedding; the newest
+        ``max_entries`` of a partition are kept."""
+        ...
+
+    async def semantic_candidates(self, partition: str) -> list[tuple[str, bytes]]:
+        """``(cache key, embedding)`` of the partition's indexed answers, newest first."""
+        ...
+
     async def spent(self, scope: str) -> tuple[int, float]:
         """Tokens and cost a scope has spent so far."""
         ...

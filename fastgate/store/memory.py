@@ -91,6 +91,8 @@ class MemoryStore:
     def __init__(self, max_entries: int = 4096, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.cache = LRUCache(max_entries, max_bytes)
         self._counters: dict[str, _Counters] = {}
+        #: Partition → cache key → (expiry, embedding); partitions bounded by the LRU's count.
+        self._semantic: OrderedDict[str, OrderedDict[str, tuple[float, bytes]]] = OrderedDict()
 
     def _counts(self, scope: str, now: float) -> _Counters:
         counts = self._counters.get(scope)
@@ -123,6 +125,29 @@ class MemoryStore:
 
     async def cache_put(self, key: str, value: bytes, max_age: float) -> None:
         self.cache.put(key, value, max_age, time.time())
+
+    async def semantic_add(
+        self, partition: str, key: str, vector: bytes, max_entries: int, max_age: float
+    ) -> None:
+        entries = self._semantic.get(partition)
+        if entries is None:
+            entries = self._semantic[partition] = OrderedDict()
+            if len(self._semantic) > self.cache.max_entries:
+                self._semantic.popitem(last=False)
+        self._semantic.move_to_end(partition)
+        entries.pop(key, None)
+        entries[key] = (time.time() + max_age, vector)
+        while len(entries) > max_entries:
+            entries.popitem(last=False)
+
+    async def semantic_candidates(self, partition: str) -> list[tuple[str, bytes]]:
+        entries = self._semantic.get(partition)
+        if not entries:
+            return []
+        now = time.time()
+        for key in [k for k, (expires, _) in entries.items() if expires <= now]:
+            del entries[key]
+        return [(k, v) for k, (_, v) in reversed(entries.items())]
 
     async def spent(self, scope: str) -> tuple[int, float]:
         c = self._counters.get(scope)

@@ -115,6 +115,31 @@ class RedisStore:
         except (RedisUnavailable, RedisError) as exc:
             raise StoreUnavailable(str(exc)) from None
 
+    async def semantic_add(
+        self, partition: str, key: str, vector: bytes, max_entries: int, max_age: float
+    ) -> None:
+        # A list per partition, newest first: ``<64-hex cache key><float32 embedding>`` entries.
+        name = f"{PREFIX}semantic:{partition}"
+        commands: list[tuple[Arg, ...]] = [
+            ("LPUSH", name, key.encode() + vector),
+            ("LTRIM", name, 0, max_entries - 1),
+            ("PEXPIRE", name, max(1, int(max_age * 1000))),
+        ]
+        try:
+            replies = await self.redis.pipeline(commands)
+        except RedisUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from None
+        for reply in replies:
+            if isinstance(reply, RedisError):
+                raise StoreUnavailable(str(reply))
+
+    async def semantic_candidates(self, partition: str) -> list[tuple[str, bytes]]:
+        try:
+            items = await self.redis.execute("LRANGE", f"{PREFIX}semantic:{partition}", 0, -1)
+        except (RedisUnavailable, RedisError) as exc:
+            raise StoreUnavailable(str(exc)) from None
+        return [(item[:64].decode(), item[64:]) for item in items if len(item) > 64]
+
     async def spent(self, scope: str) -> tuple[int, float]:
         try:
             tokens, cost = await self.redis.execute("HMGET", _scope_key(scope) + ":spent", "tokens", "cost")
