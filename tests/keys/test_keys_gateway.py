@@ -295,3 +295,47 @@ async def test_passthrough_never_relays_a_bearer_gateway_key(
     for h in sent:
         assert h["Authorization"] == "Bearer sk-proxy-secret"
         assert key["key"] not in json.dumps(h)
+
+
+async def test_a_virtual_key_carries_provider_options(
+    keyed: tuple[Gateway, Admin], upstream: Upstream
+) -> None:
+    gateway, admin = keyed
+    root = str(upstream.server.make_url("")).rstrip("/")
+    vk = await admin.add_virtual_key(
+        provider="azure-openai",
+        secret="azure-secret",
+        custom_host=root,
+        options={"deployment_id": "gpt4o-prod", "api_version": "2024-10-21"},
+    )
+    assert sorted(vk["options"]) == ["api_version", "deployment_id"]
+    resp = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-virtual-key": vk["slug"]})
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["x-portkey-provider"] == "azure-openai"
+    sent = upstream.requests[-1]
+    assert sent["path"] == "/openai/deployments/gpt4o-prod/chat/completions"
+    assert sent["query"] == "api-version=2024-10-21"
+    assert sent["headers"]["api-key"] == "azure-secret"
+    # A config target's own provider options win over the virtual key's defaults.
+    config = json.dumps({"virtual_key": vk["slug"], "deployment_id": "gpt4o-canary"})
+    resp = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-config": config})
+    assert resp.status == 200
+    assert upstream.requests[-1]["path"] == "/openai/deployments/gpt4o-canary/chat/completions"
+
+
+async def test_keys_added_by_the_cli_reach_a_running_server(
+    make_gateway: Any, tmp_path: Path, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastgate.cli import main
+
+    data = str(tmp_path / "data")
+    gateway = await make_gateway(data_dir=data)
+    assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 200
+    assert await asyncio.to_thread(main, ["keys", "add", "--data-dir", data, "--name", "cli"]) == 0
+    key = json.loads(capsys.readouterr().out)["key"]
+    registry = gateway.server.app[GATEWAY].access.registry
+    assert registry is not None
+    await registry.refresh()  # what the background refresh does each second
+    assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 401
+    headers = {**openai_headers(upstream), "x-portkey-api-key": key}
+    assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 200
