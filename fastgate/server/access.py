@@ -283,14 +283,21 @@ def _asks_usage(call: Call) -> bool:
 
 
 def _with_virtual_key(target: Target, vk: VirtualKey) -> Target:
-    # The target's own options win over the virtual key's defaults; the secret always comes
-    # from the server, so a client cannot pair a virtual key with another provider's host.
+    """The virtual key's provider, secret, host and options; the request may add options the
+    key does not set, never replace one, and may not send the secret to a host of its choosing."""
+    if target.custom_host and target.custom_host != vk.custom_host:
+        raise GatewayError(
+            400,
+            "A virtual key's host is set on the server: custom_host cannot be used with it",
+            param="custom_host",
+            code="custom_host_not_allowed",
+        )
     return msgspec.structs.replace(
         target,
         provider=vk.provider,
         api_key=vk.secret or None,
-        custom_host=target.custom_host or vk.custom_host,
-        options={**vk.options, **target.options},
+        custom_host=vk.custom_host,
+        options={**target.options, **vk.options},
     )
 
 

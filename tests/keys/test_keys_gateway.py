@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from openai import AsyncOpenAI, AuthenticationError, PermissionDeniedError
 
+from fastgate.mock.server import MOCK_KEY, make_mock_app
 from fastgate.server.app import GATEWAY_KEY as GATEWAY
 from tests.conftest import Gateway, Upstream, openai_headers
 
@@ -316,11 +317,35 @@ async def test_a_virtual_key_carries_provider_options(
     assert sent["path"] == "/openai/deployments/gpt4o-prod/chat/completions"
     assert sent["query"] == "api-version=2024-10-21"
     assert sent["headers"]["api-key"] == "azure-secret"
-    # A config target's own provider options win over the virtual key's defaults.
-    config = json.dumps({"virtual_key": vk["slug"], "deployment_id": "gpt4o-canary"})
+    # The request may add options, never replace the key's: the secret stays where it was meant to go.
+    config = json.dumps(
+        {"virtual_key": vk["slug"], "deployment_id": "elsewhere", "openai_beta": "assistants=v2"}
+    )
     resp = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-config": config})
     assert resp.status == 200
-    assert upstream.requests[-1]["path"] == "/openai/deployments/gpt4o-canary/chat/completions"
+    assert upstream.requests[-1]["path"] == "/openai/deployments/gpt4o-prod/chat/completions"
+    assert upstream.requests[-1]["headers"]["OpenAI-Beta"] == "assistants=v2"
+
+
+async def test_a_virtual_key_secret_cannot_be_sent_to_another_host(
+    keyed: tuple[Gateway, Admin], upstream: Upstream, aiohttp_server: Any
+) -> None:
+    gateway, admin = keyed
+    vk = await admin.add_virtual_key(provider="openai", secret="sk-stay-home", custom_host=upstream.url)
+    elsewhere = await aiohttp_server(make_mock_app())
+    for headers in (
+        {"x-portkey-virtual-key": vk["slug"], "x-portkey-custom-host": str(elsewhere.make_url("/v1"))},
+        {
+            "x-portkey-config": json.dumps(
+                {"virtual_key": vk["slug"], "custom_host": str(elsewhere.make_url("/v1"))}
+            )
+        },
+    ):
+        resp = await gateway.post("/v1/chat/completions", CHAT, headers)
+        assert resp.status == 400
+        assert (await resp.json())["error"]["code"] == "custom_host_not_allowed"
+    assert elsewhere.app[MOCK_KEY].records == []
+    assert upstream.requests == []
 
 
 async def test_keys_added_by_the_cli_reach_a_running_server(
