@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from fastgate.mock import azure_format, cohere_format
+from fastgate.mock import anthropic_format, azure_format, bedrock_format, cohere_format
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
@@ -134,6 +134,8 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     # before the OpenAI catch-all below (aiohttp matches routes in registration order).
     cohere_format.add_routes(app, server)
     azure_format.add_routes(app, server)
+    anthropic_format.add_routes(app, server)
+    bedrock_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

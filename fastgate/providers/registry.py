@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastgate.errors import bad_request
+from fastgate.providers.anthropic import AnthropicProvider
 from fastgate.providers.azure_openai import AzureOpenAI
 from fastgate.providers.base import Provider
+from fastgate.providers.bedrock import BedrockProvider
 from fastgate.providers.cohere import CohereProvider
 from fastgate.providers.compatible import compatible_providers
 from fastgate.providers.mistral import MistralAI
@@ -18,6 +20,8 @@ def _build() -> dict[str, Provider]:
         CohereProvider(),
         AzureOpenAI(),
         MistralAI(),
+        AnthropicProvider(),
+        BedrockProvider(),
     ]
     return {p.name: p for p in providers}
 

@@ -87,6 +87,9 @@ class Message(msgspec.Struct, omit_defaults=True):
     tool_call_id: str | None = None
     #: Legacy function calling (``role: function`` answers, ``function_call`` on assistant turns).
     function_call: FunctionCall | None = None
+    #: Portkey extension (non-strict answers hand these back): an assistant turn's provider blocks,
+    #: such as Anthropic's signed ``thinking`` blocks that a tool-use loop must return unchanged.
+    content_blocks: list[dict[str, Any]] | None = None
 
 
 class FunctionDef(msgspec.Struct, omit_defaults=True):

@@ -1,0 +1,78 @@
+"""Anthropic mapping cost against the floor: decoding and re-encoding the same payload once with msgspec.
+
+One benchmark group per pair; the budget (mapping within 3x its floor) is checked on the medians
+of the same run, which share the machine's noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bench.conftest import ratio
+from fastgate._transforms import AnthropicStream, anthropic_to_openai_chat, openai_chat_to_anthropic
+
+DATA = Path(__file__).parent.parent / "tests" / "data" / "anthropic"
+CHAT_REQUEST = (DATA / "chat_request.json").read_bytes()
+MESSAGE = (DATA / "message_tool_use.json").read_bytes()
+START = (DATA / "stream_tool_use.sse").read_bytes().split(b"event: content_block_delta")[0]
+TEXT_EVENT = (
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Okay, let\'s check"}}\n\n'
+)
+TEXT_DATA = TEXT_EVENT.split(b"data: ", 1)[1].rstrip()
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+def floor(payload: bytes) -> bytes:
+    return _encode(_decode(payload))
+
+
+@pytest.mark.benchmark(group="request: OpenAI chat -> Anthropic messages")
+def test_request_mapping(measure) -> None:
+    assert b'"max_tokens":300' in measure(openai_chat_to_anthropic, CHAT_REQUEST)
+
+
+@pytest.mark.benchmark(group="request: OpenAI chat -> Anthropic messages")
+def test_request_floor(measure) -> None:
+    measure(floor, CHAT_REQUEST)
+
+
+@pytest.mark.benchmark(group="response: Anthropic message -> chat.completion")
+def test_response_mapping(measure) -> None:
+    assert b'"tool_calls"' in measure(anthropic_to_openai_chat, MESSAGE, "anthropic")
+
+
+@pytest.mark.benchmark(group="response: Anthropic message -> chat.completion")
+def test_response_floor(measure) -> None:
+    measure(floor, MESSAGE)
+
+
+@pytest.mark.benchmark(group="stream event: text delta -> chunk")
+def test_stream_event_mapping(measure) -> None:
+    stream = AnthropicStream("anthropic")
+    stream.feed(START)
+    assert b"let's check" in measure(stream.feed, TEXT_EVENT)
+    assert not stream.done
+
+
+@pytest.mark.benchmark(group="stream event: text delta -> chunk")
+def test_stream_event_floor(measure) -> None:
+    measure(floor, TEXT_DATA)
+
+
+BUDGET = 3.0
+
+
+def test_budget_mapping_within_3x_of_the_msgspec_floor() -> None:
+    request = ratio("test_request_mapping", "test_request_floor")
+    response = ratio("test_response_mapping", "test_response_floor")
+    event = ratio("test_stream_event_mapping", "test_stream_event_floor")
+    assert request < BUDGET, f"request mapping {request:.2f}x its floor"
+    assert response < BUDGET, f"response mapping {response:.2f}x its floor"
+    assert event < BUDGET, f"stream event mapping {event:.2f}x its floor"

@@ -1,0 +1,690 @@
+# Anthropic Messages API <-> OpenAI chat completions.
+#
+# Request: an OpenAI ChatRequest (or legacy CompletionRequest) rebuilt as a Messages request
+# (https://docs.anthropic.com/en/api/messages). Response: a Message as a chat.completion or
+# text_completion. Stream: Anthropic's event-typed SSE
+# (https://docs.anthropic.com/en/docs/build-with-claude/streaming) mapped event by event to
+# OpenAI chunks through ChunkWriter; nothing is collected.
+#
+# Vertex AI serves the same API under another URL; its flavour is a parameter of the entry
+# points (``body_version`` / ``send_model`` / ``provider``), not another mapping.
+#
+# Module-level names are prefixed ``_an`` / ``_An``: every provider's section shares one module.
+
+import base64 as _base64
+import binascii as _binascii
+from datetime import datetime as _datetime
+
+from fastgate.errors import GatewayError as _GatewayError
+from fastgate.schema.anthropic import (
+    Base64Source as _AnBase64Source,
+    BlockDeltaEvent as _AnBlockDeltaEvent,
+    BlockStartEvent as _AnBlockStartEvent,
+    DocumentBlock as _AnDocumentBlock,
+    ErrorEvent as _AnErrorEvent,
+    FileSource as _AnFileSource,
+    ImageBlock as _AnImageBlock,
+    MessageDeltaEvent as _AnMessageDeltaEvent,
+    MessageParam as _AnMessageParam,
+    MessagesRequest as _AnMessagesRequest,
+    MessageStartEvent as _AnMessageStartEvent,
+    MessageView as _AnMessageView,
+    Metadata as _AnMetadata,
+    ModelListView as _AnModelListView,
+    OutputConfig as _AnOutputConfig,
+    OutputFormat as _AnOutputFormat,
+    PlainTextSource as _AnPlainTextSource,
+    TextBlock as _AnTextBlock,
+    ToolChoice as _AnToolChoice,
+    ToolDef as _AnToolDef,
+    ToolResultBlock as _AnToolResultBlock,
+    ToolUseBlock as _AnToolUseBlock,
+    URLSource as _AnURLSource,
+)
+from fastgate.schema.openai import (
+    AssistantMessage as _AssistantMessage,
+    ChatCompletion as _ChatCompletion,
+    ChatRequest as _ChatRequest,
+    Choice as _Choice,
+    CompletionRequest as _CompletionRequest,
+    FunctionCall as _FunctionCall,
+    FilePart as _FilePart,
+    ImagePart as _ImagePart,
+    ModelCard as _ModelCard,
+    ModelList as _ModelList,
+    PromptTokensDetails as _PromptTokensDetails,
+    TextChoice as _TextChoice,
+    TextCompletion as _TextCompletion,
+    TextPart as _TextPart,
+    ToolCall as _ToolCall,
+)
+
+#: Anthropic requires max_tokens; OpenAI clients usually leave it out.
+ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
+
+cdef object _an_chat_request_decoder = _msgspec.json.Decoder(_ChatRequest)
+cdef object _an_completion_request_decoder = _msgspec.json.Decoder(_CompletionRequest)
+cdef object _an_message_decoder = _msgspec.json.Decoder(_AnMessageView)
+cdef object _an_start_decoder = _msgspec.json.Decoder(_AnMessageStartEvent)
+cdef object _an_block_start_decoder = _msgspec.json.Decoder(_AnBlockStartEvent)
+cdef object _an_block_delta_decoder = _msgspec.json.Decoder(_AnBlockDeltaEvent)
+cdef object _an_message_delta_decoder = _msgspec.json.Decoder(_AnMessageDeltaEvent)
+cdef object _an_error_event_decoder = _msgspec.json.Decoder(_AnErrorEvent)
+cdef object _an_models_decoder = _msgspec.json.Decoder(_AnModelListView)
+cdef object _an_raw_decode = _msgspec.json.Decoder(_msgspec.Raw).decode
+cdef object _AN_EMPTY_INPUT = _msgspec.Raw(b"{}")
+cdef object _an_convert = _msgspec.convert
+cdef dict _AN_CHAT_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_ChatRequest)}
+cdef dict _AN_COMPLETION_FIELDS = {f.name: f.type for f in _msgspec.structs.fields(_CompletionRequest)}
+cdef object _AN_EMPTY_SCHEMA = {"type": "object", "properties": {}}
+
+# Stop reasons (anthropic/types/stop_reason.py) in OpenAI's vocabulary; anything else is "stop".
+cdef dict _AN_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "refusal": "content_filter",
+}
+
+# SSE event names (the ``event:`` line), compared as bytes.
+cdef bytes _AN_EV_MESSAGE_START = b"message_start"
+cdef bytes _AN_EV_BLOCK_START = b"content_block_start"
+cdef bytes _AN_EV_BLOCK_DELTA = b"content_block_delta"
+cdef bytes _AN_EV_MESSAGE_DELTA = b"message_delta"
+cdef bytes _AN_EV_MESSAGE_STOP = b"message_stop"
+cdef bytes _AN_EV_ERROR = b"error"
+
+
+# ---- request ---------------------------------------------------------------------------------
+
+cdef inline object _an_apply_overrides(object req, dict overrides, dict fields):
+    """A config's ``override_params`` set on the decoded request (the config wins); keys the
+    request type does not know cannot reach Anthropic and are ignored."""
+    cdef str key
+    for key, value in overrides.items():
+        kind = fields.get(key)
+        if kind is not None:
+            setattr(req, key, _an_convert(value, kind))
+    return req
+
+
+cdef inline object _an_data_url_source(str url):
+    """``data:<media type>;base64,<data>`` → ``Base64Source``; None when not a base64 data URL."""
+    cdef Py_ssize_t comma = url.find(",")
+    if comma < 0:
+        return None
+    head = url[5:comma]
+    if not head.endswith(";base64"):
+        return None
+    return _AnBase64Source(head[:len(head) - 7], url[comma + 1:])  # no negative index: wraparound is off
+
+
+cdef inline object _an_image_block(object part):
+    url = part.image_url.url
+    if url.startswith("data:"):
+        source = _an_data_url_source(url)
+        if source is None:
+            raise _GatewayError(400, "image_url data URLs must be base64-encoded", param="messages")
+        # A PDF sent as an image URL is a document to Anthropic (DocumentBlockParam).
+        if source.media_type == "application/pdf":
+            return _AnDocumentBlock(source, part.cache_control)
+        return _AnImageBlock(source, part.cache_control)
+    # http(s) URLs: Anthropic fetches them itself (URLImageSourceParam).
+    return _AnImageBlock(_AnURLSource(url), part.cache_control)
+
+
+cdef inline object _an_file_block(object part):
+    """OpenAI ``file`` parts (PDFs, text) as Anthropic ``document`` blocks (DocumentBlockParam)."""
+    ref = part.file
+    title = ref.filename
+    if ref.file_data:
+        data = ref.file_data
+        if data.startswith("http://") or data.startswith("https://"):
+            return _AnDocumentBlock(_AnURLSource(data), title=title)
+        if data.startswith("data:"):
+            source = _an_data_url_source(data)
+            if source is None:
+                raise _GatewayError(400, "file_data must be base64-encoded", param="messages")
+        else:
+            source = _AnBase64Source("application/pdf", data)  # OpenAI's file inputs are PDFs
+        if source.media_type == "text/plain":
+            # Plain text goes as a text source (PlainTextSourceParam), not base64.
+            try:
+                text = _base64.b64decode(source.data, validate=True).decode("utf-8")
+            except (_binascii.Error, UnicodeDecodeError):
+                raise _GatewayError(400, "text/plain file_data is not base64 UTF-8", param="messages")
+            return _AnDocumentBlock(_AnPlainTextSource(text), title=title)
+        return _AnDocumentBlock(source, title=title)
+    if ref.file_id:
+        return _AnDocumentBlock(_AnFileSource(ref.file_id), title=title)
+    raise _GatewayError(400, "file parts need file_data or file_id", param="messages")
+
+
+cdef inline list _an_user_blocks(object content):
+    cdef list blocks = []
+    for part in content:
+        if isinstance(part, _TextPart):
+            if part.text:
+                blocks.append(_AnTextBlock(part.text, part.cache_control))
+        elif isinstance(part, _ImagePart):
+            blocks.append(_an_image_block(part))
+        elif isinstance(part, _FilePart):
+            blocks.append(_an_file_block(part))
+        else:
+            raise _GatewayError(400, "audio input is not supported by anthropic", param="messages")
+    return blocks
+
+
+cdef inline list _an_text_blocks(object content):
+    """Text parts only (system prompts and assistant text); empty text is refused by Anthropic."""
+    cdef list blocks = []
+    if isinstance(content, str):
+        if content:
+            blocks.append(_AnTextBlock(content))
+        return blocks
+    if content is None:
+        return blocks
+    for part in content:
+        if isinstance(part, _TextPart) and part.text:
+            blocks.append(_AnTextBlock(part.text, part.cache_control))
+    return blocks
+
+
+cdef inline object _an_tool_input(str arguments):
+    """The call's JSON arguments as Anthropic's ``input`` object; not an object → ``{}``."""
+    if not arguments:
+        return _AN_EMPTY_INPUT
+    try:
+        raw = _an_raw_decode(arguments.encode())
+    except _msgspec.DecodeError:
+        return _AN_EMPTY_INPUT
+    return raw if bytes(raw)[:1] == b"{" else _AN_EMPTY_INPUT
+
+
+cdef inline object _an_tool_result(object message):
+    # A tool result holds text or images (ToolResultBlockParam.content), e.g. a screenshot.
+    content = message.content
+    if content is None:
+        content = ""
+    elif not isinstance(content, str):
+        content = [b for b in _an_user_blocks(content) if not isinstance(b, _AnDocumentBlock)]
+    return _AnToolResultBlock(message.tool_call_id or "", content)
+
+
+cdef class _AnTurns:
+    """Messages in Anthropic's order: consecutive turns of one role merged into one, since the
+    Messages API alternates user and assistant (tool results that follow each other become one
+    user turn holding several ``tool_result`` blocks)."""
+
+    cdef list messages
+    cdef str _role
+    cdef object _last
+
+    def __cinit__(self):
+        self.messages = []
+        self._role = None
+        self._last = None
+
+    cdef void add(self, str role, object content):
+        if not content:
+            return  # Anthropic refuses empty turns
+        if role == self._role:
+            merged = self._last.content
+            if isinstance(merged, str):
+                merged = [_AnTextBlock(merged)]
+            if isinstance(content, str):
+                merged.append(_AnTextBlock(content))
+            else:
+                merged.extend(content)
+            self._last.content = merged
+            return
+        self._role = role
+        self._last = _AnMessageParam(role, content)
+        self.messages.append(self._last)
+
+
+cdef inline object _an_named_tool_choice(object choice):
+    if isinstance(choice, str):
+        # "required" is Anthropic's "any" (ToolChoiceAnyParam).
+        return _AnToolChoice("any" if choice == "required" else choice)
+    return _AnToolChoice("tool", choice.function.name)
+
+
+cdef inline object _an_tools(object tools):
+    cdef list out = []
+    for tool in tools:
+        fn = tool.function
+        if tool.type != "function" or fn is None:
+            continue  # OpenAI's built-in tool types have no Anthropic equivalent
+        out.append(_AnToolDef(fn.name, fn.parameters or _AN_EMPTY_SCHEMA, fn.description))
+    return out or None
+
+
+cdef inline object _an_clamp_temperature(object value):
+    # Anthropic's temperature ranges 0.0-1.0 (OpenAI's 0-2).
+    if value is None:
+        return None
+    return 0.0 if value < 0 else (1.0 if value > 1 else value)
+
+
+cdef inline object _an_stop_sequences(object stop):
+    if stop is None:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop) or None
+
+
+cdef inline bytes _an_encode_request(object out, object model, object body_version, bint send_model):
+    if send_model:
+        out.model = model
+    out.anthropic_version = body_version
+    return _encode_json(out)
+
+
+def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_version=None,
+                             bint send_model=True, int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
+    """An OpenAI chat request as a Messages request body.
+
+    ``body_version`` / ``send_model=False`` give Vertex AI's flavour (version in the body, model
+    in the URL). Parameters Anthropic cannot take (n, seed, penalties, logprobs, json_object
+    response_format, reasoning_effort) are dropped, never sent.
+    """
+    req = _an_chat_request_decoder.decode(body)
+    if overrides:
+        _an_apply_overrides(req, overrides, _AN_CHAT_FIELDS)
+    cdef list system = []
+    cdef _AnTurns turns = _AnTurns()
+    cdef str role
+    for message in req.messages:
+        role = message.role
+        if role == "system" or role == "developer":
+            # Anthropic has no system role: every system message goes to top-level ``system``.
+            system.extend(_an_text_blocks(message.content))
+        elif role == "user":
+            content = message.content
+            if isinstance(content, str):
+                turns.add("user", content)
+            elif content is not None:
+                turns.add("user", _an_user_blocks(content))
+        elif role == "assistant":
+            # Blocks a non-strict answer gave the client (thinking with its signature, text) go
+            # back verbatim: Anthropic requires the signed thinking block in a tool-use loop
+            # (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking).
+            if message.content_blocks:
+                blocks = list(message.content_blocks)
+            else:
+                blocks = _an_text_blocks(message.content)
+            if message.tool_calls:
+                for call in message.tool_calls:
+                    blocks.append(_AnToolUseBlock(call.id, call.function.name,
+                                                _an_tool_input(call.function.arguments)))
+            turns.add("assistant", blocks)
+        elif role == "tool":
+            turns.add("user", [_an_tool_result(message)])
+        else:
+            raise _GatewayError(400, "legacy function messages are not supported by anthropic; "
+                                "send tools and tool messages", param="messages")
+    max_tokens = req.max_completion_tokens or req.max_tokens or default_max_tokens
+    out = _AnMessagesRequest(max_tokens, turns.messages, system=system or None,
+                           stop_sequences=_an_stop_sequences(req.stop),
+                           temperature=_an_clamp_temperature(req.temperature),
+                           top_p=req.top_p, top_k=req.top_k, thinking=req.thinking,
+                           stream=req.stream)
+    if req.user:
+        out.metadata = _AnMetadata(req.user)
+    if req.tools:
+        out.tools = _an_tools(req.tools)
+    if out.tools is not None:
+        # tool_choice is only valid beside tools; parallel_tool_calls=false is the choice's
+        # disable_parallel_tool_use (ToolChoiceAutoParam / AnyParam / ToolParam).
+        choice = _an_named_tool_choice(req.tool_choice) if req.tool_choice is not None else None
+        if req.parallel_tool_calls is False:
+            if choice is None:
+                choice = _AnToolChoice("auto")
+            if choice.type != "none":
+                choice.disable_parallel_tool_use = True
+        out.tool_choice = choice
+    fmt = req.response_format
+    if fmt is not None and fmt.type == "json_schema" and fmt.json_schema is not None \
+            and fmt.json_schema.schema is not None:
+        # Structured outputs: OutputConfigParam.format (JSONOutputFormatParam).
+        out.output_config = _AnOutputConfig(_AnOutputFormat(fmt.json_schema.schema))
+    return _an_encode_request(out, req.model, body_version, send_model)
+
+
+def openai_completion_to_anthropic(bytes body, dict overrides=None, *, object body_version=None,
+                                   bint send_model=True,
+                                   int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
+    """A legacy ``/v1/completions`` request as one user turn of a Messages request."""
+    req = _an_completion_request_decoder.decode(body)
+    if overrides:
+        _an_apply_overrides(req, overrides, _AN_COMPLETION_FIELDS)
+    prompt = req.prompt
+    if prompt is None or isinstance(prompt, str):
+        content = prompt or ""
+    else:
+        content = [_AnTextBlock(p) for p in prompt if p] or ""
+    out = _AnMessagesRequest(req.max_tokens or default_max_tokens, [_AnMessageParam("user", content)],
+                           stop_sequences=_an_stop_sequences(req.stop),
+                           temperature=_an_clamp_temperature(req.temperature), top_p=req.top_p,
+                           stream=req.stream)
+    if req.user:
+        out.metadata = _AnMetadata(req.user)
+    return _an_encode_request(out, req.model, body_version, send_model)
+
+
+# ---- response --------------------------------------------------------------------------------
+
+cdef inline str _an_finish_reason(object stop_reason, bint strict):
+    if stop_reason is None:
+        return "stop"
+    if not strict:
+        return stop_reason  # Portkey's non-strict mode keeps the provider's own reason
+    return _AN_FINISH_REASONS.get(stop_reason, "stop")
+
+
+cdef inline object _an_usage(object input_tokens, int output_tokens, object cache_creation,
+                          object cache_read):
+    """OpenAI usage: prompt_tokens counts every input token, cached ones included, as OpenAI's
+    does; Anthropic's input_tokens excludes the cache (its Usage docs: total input is the sum of
+    input_tokens, cache_creation_input_tokens and cache_read_input_tokens)."""
+    cdef long created = cache_creation or 0
+    cdef long read = cache_read or 0
+    cdef long prompt = (input_tokens or 0) + created + read
+    usage = _Usage(prompt, output_tokens, prompt + output_tokens, _PromptTokensDetails(read))
+    if read:
+        usage.cache_read_input_tokens = read
+    if created:
+        usage.cache_creation_input_tokens = created
+    return usage
+
+
+cdef inline object _an_message_usage(object u):
+    return _an_usage(u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
+                  u.cache_read_input_tokens)
+
+
+cdef inline object _an_decode_message(bytes body, str provider):
+    try:
+        return _an_message_decoder.decode(body)
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        text = body[:500].decode("utf-8", "replace")
+        raise _GatewayError(502, f"Invalid response received from {provider}: {text}",
+                            type="api_error", provider=provider)
+
+
+cdef inline long _an_now():
+    return int(_time.time())
+
+
+def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
+    """A Message as an OpenAI ``chat.completion``; non-strict mode adds ``content_blocks``
+    (thinking and text blocks) and keeps Anthropic's stop reason."""
+    msg = _an_decode_message(body, provider)
+    cdef list texts = []
+    cdef list calls = []
+    cdef list blocks = []
+    cdef str kind
+    for block in msg.content:
+        kind = block.type
+        if kind == "text":
+            texts.append(block.text)
+            if not strict:
+                blocks.append({"type": "text", "text": block.text})
+        elif kind == "tool_use":
+            calls.append(_ToolCall(block.id, _FunctionCall(block.name, bytes(block.input).decode())))
+        elif not strict:
+            if kind == "thinking":
+                blocks.append({"type": "thinking", "thinking": block.thinking or "",
+                               "signature": block.signature or ""})
+            elif kind == "redacted_thinking":
+                blocks.append({"type": "redacted_thinking", "data": block.data or ""})
+    message = _AssistantMessage(content="".join(texts) if texts else None)
+    if calls:
+        message.tool_calls = calls
+    if blocks:
+        message.content_blocks = blocks
+    choice = _Choice(0, message, _an_finish_reason(msg.stop_reason, strict))
+    return _encode_json(_ChatCompletion(msg.id, _an_now(), msg.model, [choice],
+                                        usage=_an_message_usage(msg.usage), provider=provider))
+
+
+def anthropic_to_openai_completion(bytes body, str provider):
+    """A Message as a legacy ``text_completion``."""
+    msg = _an_decode_message(body, provider)
+    text = "".join([b.text for b in msg.content if b.type == "text"])
+    choice = _TextChoice(0, text, _an_finish_reason(msg.stop_reason, True))
+    return _encode_json(_TextCompletion(msg.id, _an_now(), msg.model, [choice],
+                                        usage=_an_message_usage(msg.usage), provider=provider))
+
+
+def anthropic_models_to_openai(bytes body, str provider):
+    """``GET /v1/models`` (ModelInfo list) as OpenAI's model list."""
+    try:
+        listing = _an_models_decoder.decode(body)
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        raise _GatewayError(502, f"Invalid response received from {provider}: "
+                            f"{body[:500].decode('utf-8', 'replace')}", type="api_error",
+                            provider=provider)
+    cards = []
+    for info in listing.data:
+        try:
+            created = int(_datetime.fromisoformat(info.created_at).timestamp())
+        except ValueError:
+            created = 0
+        cards.append(_ModelCard(info.id, created=created, owned_by=provider))
+    return _encode_json(_ModelList(cards))
+
+
+# ---- stream ----------------------------------------------------------------------------------
+
+cdef class _AnTextChunks:
+    """The legacy completions flavour of ChunkWriter's interface: ``text_completion`` chunks."""
+
+    cdef str id
+    cdef str model
+    cdef long created
+    cdef object provider
+    cdef bint include_usage
+
+    def __init__(self, str id, str model, object provider=None, bint include_usage=False):
+        self.id = id
+        self.model = model
+        self.created = _an_now()
+        self.provider = provider if provider is not None else _UNSET
+        self.include_usage = include_usage
+
+    cdef bytes _chunk(self, str text, object finish_reason):
+        return _frame(_encode_json(_TextCompletion(self.id, self.created, self.model,
+                                                   [_TextChoice(0, text, finish_reason)],
+                                                   provider=self.provider)))
+
+    def role(self):
+        return _EMPTY
+
+    def content(self, str text):
+        return self._chunk(text, None)
+
+    def tool_call_start(self, int index, str call_id, str name, str arguments=""):
+        return _EMPTY
+
+    def tool_call_arguments(self, int index, str arguments):
+        return _EMPTY
+
+    def extra(self, **fields):
+        text = fields.get("content")
+        return self._chunk(text, None) if text else _EMPTY
+
+    def finish(self, str finish_reason, object usage=None):
+        out = self._chunk("", finish_reason)
+        if self.include_usage and usage is not None:
+            out += _frame(_encode_json(_TextCompletion(self.id, self.created, self.model, [],
+                                                       usage=usage, provider=self.provider)))
+        return out + _SSE_DONE
+
+    def error(self, str message, str type="api_error"):
+        provider = None if self.provider is _UNSET else self.provider
+        return _frame(_error_body(502, message, type=type, provider=provider)) + _SSE_DONE
+
+
+cdef class AnthropicStream:
+    """Anthropic's event-typed SSE as OpenAI chunks, event by event.
+
+    ``message_start`` opens the stream (the first chunk carries the role); text deltas become
+    content deltas; each ``tool_use`` block becomes the next OpenAI tool-call index, its
+    ``input_json_delta`` fragments argument deltas sent as they arrive; ``message_delta`` holds
+    the stop reason and cumulative usage until ``message_stop`` ends the stream with the finish
+    chunk, the usage chunk when asked, and ``[DONE]``. An ``error`` event ends it with an error
+    chunk and ``[DONE]``. ``ping``, ``content_block_stop`` and event types Anthropic adds later
+    (its versioning policy says to expect them) produce nothing.
+    """
+
+    cdef SSEDecoder _sse
+    cdef object _writer
+    cdef readonly bint done
+    cdef str _provider
+    cdef bint _include_usage
+    cdef bint _strict
+    cdef bint _text
+    cdef dict _tool_index
+    cdef object _stop_reason
+    cdef object _input_tokens
+    cdef int _output_tokens
+    cdef object _cache_creation
+    cdef object _cache_read
+
+    def __init__(self, str provider, bint include_usage=False, bint strict=True,
+                 bint text_completion=False):
+        self._sse = SSEDecoder()
+        self._writer = None
+        self.done = False
+        self._provider = provider
+        self._include_usage = include_usage
+        self._strict = strict
+        self._text = text_completion
+        self._tool_index = {}
+        self._stop_reason = None
+        self._input_tokens = None
+        self._output_tokens = 0
+        self._cache_creation = None
+        self._cache_read = None
+
+    cdef object _open(self, str id, str model):
+        cls = _AnTextChunks if self._text else ChunkWriter
+        self._writer = cls(id, model, self._provider, self._include_usage)
+        return self._writer
+
+    cdef inline object _out(self):
+        if self._writer is None:
+            # No message_start (an error came first): a fallback id, as Portkey's chunks have.
+            return self._open(f"{self._provider}-{int(_time.time() * 1000)}", "")
+        return self._writer
+
+    cdef void _take_usage(self, object u):
+        # message_start has the input figures; message_delta the cumulative ones (MessageDeltaUsage).
+        if u.input_tokens is not None:
+            self._input_tokens = u.input_tokens
+        if u.cache_creation_input_tokens is not None:
+            self._cache_creation = u.cache_creation_input_tokens
+        if u.cache_read_input_tokens is not None:
+            self._cache_read = u.cache_read_input_tokens
+        self._output_tokens = u.output_tokens
+
+    cdef bytes _finish(self):
+        self.done = True
+        usage = None
+        if self._include_usage:
+            usage = _an_usage(self._input_tokens, self._output_tokens, self._cache_creation,
+                           self._cache_read)
+        return self._out().finish(_an_finish_reason(self._stop_reason, self._strict), usage)
+
+    cdef bytes _event(self, object event, bytes data):
+        cdef int index
+        if event == _AN_EV_BLOCK_DELTA:
+            ev = _an_block_delta_decoder.decode(data)
+            delta = ev.delta
+            kind = delta.type
+            if kind == "text_delta":
+                if self._strict:
+                    return self._out().content(delta.text)
+                return self._out().extra(content=delta.text, content_blocks=[
+                    {"index": ev.index, "delta": {"text": delta.text}}])
+            if kind == "input_json_delta":
+                index = self._tool_index.get(ev.index, -1)
+                if index < 0 or not delta.partial_json:
+                    return _EMPTY
+                return self._out().tool_call_arguments(index, delta.partial_json)
+            if not self._strict:
+                if kind == "thinking_delta":
+                    return self._out().extra(content_blocks=[
+                        {"index": ev.index, "delta": {"thinking": delta.thinking}}])
+                if kind == "signature_delta":
+                    return self._out().extra(content_blocks=[
+                        {"index": ev.index, "delta": {"signature": delta.signature}}])
+            return _EMPTY
+        if event == _AN_EV_BLOCK_START:
+            ev = _an_block_start_decoder.decode(data)
+            block = ev.content_block
+            kind = block.type
+            if kind == "tool_use":
+                index = len(self._tool_index)
+                self._tool_index[ev.index] = index
+                return self._out().tool_call_start(index, block.id, block.name)
+            if kind == "text" and block.text:
+                return self._out().content(block.text)
+            if not self._strict and kind == "redacted_thinking":
+                return self._out().extra(content_blocks=[
+                    {"index": ev.index, "delta": {"type": "redacted_thinking", "data": block.data}}])
+            return _EMPTY
+        if event == _AN_EV_MESSAGE_START:
+            msg = _an_start_decoder.decode(data).message
+            self._take_usage(msg.usage)
+            if self._writer is None:
+                self._open(msg.id, msg.model)
+            return self._writer.role()
+        if event == _AN_EV_MESSAGE_DELTA:
+            ev = _an_message_delta_decoder.decode(data)
+            if ev.delta.stop_reason is not None:
+                self._stop_reason = ev.delta.stop_reason
+            self._take_usage(ev.usage)
+            return _EMPTY
+        if event == _AN_EV_MESSAGE_STOP:
+            return self._finish()
+        if event == _AN_EV_ERROR:
+            err = _an_error_event_decoder.decode(data).error
+            self.done = True
+            return self._out().error(f"{self._provider} error: {err.message}", err.type)
+        return _EMPTY
+
+    def feed(self, bytes chunk):
+        if self.done:
+            return _EMPTY
+        cdef list events = self._sse.feed(chunk)
+        if not events:
+            return _EMPTY
+        cdef list out = []
+        for event, data in events:
+            piece = self._event(event, data)
+            if piece:
+                out.append(piece)
+            if self.done:
+                break
+        return _EMPTY.join(out)
+
+    def finish(self):
+        """The end of the upstream body: Anthropic always ends with ``message_stop`` (or an
+        ``error`` event), so a stream cut before either ends with an error chunk."""
+        if self.done:
+            return _EMPTY
+        cdef list out = []
+        for event, data in self._sse.close():
+            piece = self._event(event, data)
+            if piece:
+                out.append(piece)
+            if self.done:
+                return _EMPTY.join(out)
+        self.done = True
+        out.append(self._out().error(f"{self._provider} error: stream ended before message_stop"))
+        return _EMPTY.join(out)

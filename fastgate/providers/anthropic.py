@@ -1,0 +1,101 @@
+"""Provider ``anthropic``: Claude through the Messages API (https://docs.anthropic.com/en/api/messages).
+
+Chat and legacy completions are rebuilt as ``POST /v1/messages`` by the compiled mapping;
+``GET /v1/models`` is mapped to OpenAI's model list; the passthrough route relays to the same
+base URL with Anthropic's auth. Options (``x-portkey-anthropic-version`` / ``anthropic_version``,
+``anthropic_beta``) come from ``Target.options``.
+
+Where Portkey's gateway gets Anthropic wrong, fastgate does not (reference §5.2, §9 items 4-5):
+``max_tokens`` defaults to 4096 instead of a 400 from Anthropic; ``prompt_tokens`` includes cached
+input tokens as OpenAI's does; a mid-stream ``error`` event becomes an error chunk and ``[DONE]``;
+every stream's first chunk carries ``role``; usage is streamed only when
+``stream_options.include_usage`` asks for it; consecutive tool results become one user turn;
+chunk ids are Anthropic's message id rather than a made-up one.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from fastgate._transforms import (
+    AnthropicStream,
+    anthropic_models_to_openai,
+    anthropic_to_openai_chat,
+    anthropic_to_openai_completion,
+    openai_chat_to_anthropic,
+    openai_completion_to_anthropic,
+)
+from fastgate.errors import bad_request
+from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.openai import OpenAICompatible
+
+#: The API version every request names (https://docs.anthropic.com/en/api/versioning).
+DEFAULT_VERSION = "2023-06-01"
+
+
+class AnthropicProvider(OpenAICompatible):
+    """Shares the base-URL, custom-host, forward-header and passthrough handling of
+    :class:`OpenAICompatible`; every body it sends or reads is mapped."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "anthropic",
+            "https://api.anthropic.com/v1",
+            # Anthropic authenticates with the bare key in ``x-api-key``.
+            auth_header="x-api-key",
+            auth_prefix="",
+            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MODELS, Endpoint.PROXY}),
+            option_headers={"anthropic_version": "anthropic-version", "anthropic_beta": "anthropic-beta"},
+        )
+
+    def auth_headers(self, call: Call) -> dict[str, str]:
+        headers = super().auth_headers(call)
+        # Portkey also takes Anthropic's own headers from the client (what Claude Code sends).
+        for name in ("anthropic-version", "anthropic-beta"):
+            value = call.headers.get(name)
+            if value and name not in headers:
+                headers[name] = value
+        headers.setdefault("anthropic-version", DEFAULT_VERSION)
+        return headers
+
+    def request(self, call: Call) -> UpstreamRequest:
+        if call.endpoint is Endpoint.PROXY:
+            return self.proxy_request(call)
+        headers = self.auth_headers(call)
+        for name in call.target.forward_headers:
+            value = call.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        base = self.base(call).rstrip("/")
+        if call.endpoint is Endpoint.MODELS:
+            return UpstreamRequest("GET", f"{base}/models", headers, None)
+        headers["Content-Type"] = "application/json"
+        to_anthropic = (
+            openai_completion_to_anthropic
+            if call.endpoint is Endpoint.COMPLETIONS
+            else openai_chat_to_anthropic
+        )
+        try:
+            body = to_anthropic(call.body, call.target.override_params)
+        except msgspec.ValidationError as exc:
+            raise bad_request(f"Invalid request body: {exc}") from None
+        return UpstreamRequest("POST", f"{base}/messages", headers, body)
+
+    def response(self, call: Call, body: bytes) -> bytes:
+        endpoint = call.endpoint
+        if endpoint is Endpoint.CHAT:
+            return anthropic_to_openai_chat(body, self.name, call.target.strict_open_ai_compliance)
+        if endpoint is Endpoint.COMPLETIONS:
+            return anthropic_to_openai_completion(body, self.name)
+        if endpoint is Endpoint.MODELS:
+            return anthropic_models_to_openai(body, self.name)
+        return body
+
+    def stream(self, call: Call) -> AnthropicStream:  # type: ignore[override]
+        options = call.view.stream_options
+        return AnthropicStream(
+            self.name,
+            include_usage=bool(options and options.include_usage),
+            strict=call.target.strict_open_ai_compliance,
+            text_completion=call.endpoint is Endpoint.COMPLETIONS,
+        )

@@ -1,0 +1,554 @@
+"""The compiled Anthropic mapping against payloads written from Anthropic's public API reference."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from fastgate._transforms import (
+    AnthropicStream,
+    anthropic_models_to_openai,
+    anthropic_to_openai_chat,
+    anthropic_to_openai_completion,
+    openai_chat_to_anthropic,
+    openai_completion_to_anthropic,
+)
+from fastgate.errors import GatewayError
+from fastgate.providers.registry import get_provider
+
+DATA = Path(__file__).parent.parent / "data" / "anthropic"
+
+
+def load(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def to_anthropic(request: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return json.loads(openai_chat_to_anthropic(msgspec.json.encode(request), **kwargs))
+
+
+def chat(**fields: Any) -> dict[str, Any]:
+    return {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], **fields}
+
+
+def events(sse: bytes) -> list[Any]:
+    """OpenAI SSE output as a list of decoded chunks, ``"[DONE]"`` for the terminator."""
+    out: list[Any] = []
+    for frame in sse.split(b"\n\n"):
+        if not frame:
+            continue
+        assert frame.startswith(b"data: "), frame
+        payload = frame[6:]
+        out.append("[DONE]" if payload == b"[DONE]" else json.loads(payload))
+    return out
+
+
+def run_stream(sse: bytes, split: int = 0, **kwargs: Any) -> list[Any]:
+    stream = AnthropicStream("anthropic", **kwargs)
+    out = b""
+    step = split or len(sse)
+    for i in range(0, len(sse), step):
+        out += stream.feed(sse[i : i + step])
+    out += stream.finish()
+    assert stream.done
+    return events(out)
+
+
+# ---- request ---------------------------------------------------------------------------------
+
+
+def test_request_fixture_maps_field_by_field() -> None:
+    got = json.loads(openai_chat_to_anthropic(load("chat_request.json")))
+    assert got == json.loads(load("messages_request.json"))
+
+
+def test_parameters_anthropic_cannot_take_are_never_sent() -> None:
+    got = to_anthropic(
+        chat(
+            n=2,
+            seed=1,
+            presence_penalty=1,
+            frequency_penalty=1,
+            logprobs=True,
+            top_logprobs=3,
+            reasoning_effort="high",
+            metadata={"k": "v"},
+            response_format={"type": "json_object"},
+            stream_options={"include_usage": True},
+            brand_new_param=1,
+        )
+    )
+    assert set(got) == {"model", "max_tokens", "messages"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, 4096),
+        ({"max_tokens": 50}, 50),
+        ({"max_completion_tokens": 70}, 70),
+        ({"max_tokens": 50, "max_completion_tokens": 70}, 70),
+    ],
+)
+def test_max_tokens_default_and_aliases(fields: dict[str, Any], expected: int) -> None:
+    assert to_anthropic(chat(**fields))["max_tokens"] == expected
+
+
+@pytest.mark.parametrize(("given", "sent"), [(2.0, 1.0), (0.4, 0.4), (-1.0, 0.0), (1, 1)])
+def test_temperature_clamped_to_anthropic_range(given: float, sent: float) -> None:
+    assert to_anthropic(chat(temperature=given))["temperature"] == sent
+
+
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "choice"),
+    [
+        ({"tool_choice": "auto"}, {"type": "auto"}),
+        ({"tool_choice": "none"}, {"type": "none"}),
+        ({"tool_choice": "required"}, {"type": "any"}),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, {"type": "tool", "name": "f"}),
+        ({"parallel_tool_calls": False}, {"type": "auto", "disable_parallel_tool_use": True}),
+        (
+            {"tool_choice": "required", "parallel_tool_calls": False},
+            {"type": "any", "disable_parallel_tool_use": True},
+        ),
+        ({"tool_choice": "none", "parallel_tool_calls": False}, {"type": "none"}),
+        ({"parallel_tool_calls": True}, None),
+        ({}, None),
+    ],
+)
+def test_tool_choice(fields: dict[str, Any], choice: dict[str, Any] | None) -> None:
+    got = to_anthropic(chat(tools=TOOLS, **fields))
+    assert got["tools"] == [{"name": "f", "input_schema": {"type": "object"}}]
+    assert got.get("tool_choice") == choice
+
+
+def test_tool_choice_without_tools_is_not_sent() -> None:
+    # Anthropic refuses tool_choice without tools; OpenAI's built-in tool types have no equivalent.
+    got = to_anthropic(chat(tool_choice="required", tools=[{"type": "web_search"}]))
+    assert "tools" not in got and "tool_choice" not in got
+
+
+def test_json_schema_response_format_becomes_output_config() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False}
+    got = to_anthropic(
+        chat(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}})
+    )
+    assert got["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+
+
+def test_vertex_flavour_puts_version_in_body_and_drops_model() -> None:
+    got = to_anthropic(chat(), body_version="vertex-2023-10-16", send_model=False)
+    assert got["anthropic_version"] == "vertex-2023-10-16"
+    assert "model" not in got
+
+
+def test_override_params_win_and_unknown_ones_are_ignored() -> None:
+    body = msgspec.json.encode(chat(temperature=0.2))
+    got = json.loads(openai_chat_to_anthropic(body, {"temperature": 0.9, "max_tokens": 9, "unknown": 1}))
+    assert got["temperature"] == 0.9 and got["max_tokens"] == 9 and "unknown" not in got
+
+
+def test_consecutive_same_role_turns_merge_and_empty_text_is_dropped() -> None:
+    got = to_anthropic(
+        chat(
+            messages=[
+                {"role": "user", "content": "a"},
+                {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "b"}]},
+                {"role": "assistant", "content": ""},
+                {"role": "assistant", "content": "c"},
+            ]
+        )
+    )
+    assert got["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "c"}]},
+    ]
+
+
+def test_file_parts_plain_text_and_file_id() -> None:
+    text = base64.b64encode(b"hello doc").decode()
+    got = to_anthropic(
+        chat(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "file", "file": {"file_data": f"data:text/plain;base64,{text}"}},
+                        {"type": "file", "file": {"file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}},
+                        {"type": "file", "file": {"file_data": "https://example.com/a.pdf"}},
+                    ],
+                }
+            ]
+        )
+    )
+    assert got["messages"][0]["content"] == [
+        {"type": "document", "source": {"type": "text", "data": "hello doc", "media_type": "text/plain"}},
+        {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+    ]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}],
+        },
+        {"role": "function", "name": "f", "content": "x"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png,notbase64"}}],
+        },
+    ],
+)
+def test_unmappable_input_is_a_400(message: dict[str, Any]) -> None:
+    with pytest.raises(GatewayError) as info:
+        to_anthropic(chat(messages=[message]))
+    assert info.value.status == 400
+
+
+def test_completion_prompt_is_one_user_turn() -> None:
+    body = msgspec.json.encode({"model": "claude-x", "prompt": "Say hi", "max_tokens": 5, "stop": ["\n"]})
+    got = json.loads(openai_completion_to_anthropic(body))
+    assert got == {
+        "model": "claude-x",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "Say hi"}],
+        "stop_sequences": ["\n"],
+    }
+
+
+# ---- response --------------------------------------------------------------------------------
+
+
+def test_text_message_with_cache_usage() -> None:
+    got = json.loads(anthropic_to_openai_chat(load("message_text.json"), "anthropic"))
+    assert got["id"] == "msg_013Zva2CMHLNnXjNJJKqJ2EF"
+    assert got["object"] == "chat.completion" and got["provider"] == "anthropic"
+    assert got["model"] == "claude-sonnet-4-20250514"
+    [choice] = got["choices"]
+    assert choice["message"] == {"role": "assistant", "content": "Hi! My name is Claude.", "refusal": None}
+    assert choice["finish_reason"] == "stop"
+    usage = got["usage"]
+    # OpenAI's prompt_tokens includes cached tokens; Anthropic's input_tokens does not.
+    assert usage["prompt_tokens"] == 2095 + 2051 + 1800
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1800}
+    assert usage["completion_tokens"] == 503
+    assert usage["total_tokens"] == 2095 + 2051 + 1800 + 503
+    assert usage["cache_creation_input_tokens"] == 2051 and usage["cache_read_input_tokens"] == 1800
+
+
+def test_tool_use_message_becomes_tool_calls() -> None:
+    got = json.loads(anthropic_to_openai_chat(load("message_tool_use.json"), "anthropic"))
+    message = got["choices"][0]["message"]
+    assert message["content"] == "I'll check the weather in both cities."
+    calls = message["tool_calls"]
+    assert [(c["id"], c["type"], c["function"]["name"]) for c in calls] == [
+        ("toolu_01A09q90qw90lq917835lq9", "function", "get_weather"),
+        ("toolu_01B19q90qw90lq917835lq0", "function", "get_weather"),
+    ]
+    assert json.loads(calls[0]["function"]["arguments"]) == {
+        "location": "San Francisco, CA",
+        "unit": "celsius",
+    }
+    assert got["choices"][0]["finish_reason"] == "tool_calls"
+    assert "cache_read_input_tokens" not in got["usage"]
+
+
+def test_thinking_blocks_only_in_non_strict_mode() -> None:
+    strict = json.loads(anthropic_to_openai_chat(load("message_thinking.json"), "anthropic"))
+    assert "content_blocks" not in strict["choices"][0]["message"]
+    assert strict["choices"][0]["message"]["content"] == "Based on my analysis, the answer is 42."
+    loose = json.loads(anthropic_to_openai_chat(load("message_thinking.json"), "anthropic", False))
+    blocks = loose["choices"][0]["message"]["content_blocks"]
+    assert [b["type"] for b in blocks] == ["thinking", "redacted_thinking", "text"]
+    assert blocks[0]["signature"].startswith("WaUjzkyp")
+    assert loose["choices"][0]["finish_reason"] == "end_turn"
+
+
+def test_refusal_is_content_filter() -> None:
+    got = json.loads(anthropic_to_openai_chat(load("message_refusal.json"), "anthropic"))
+    assert got["choices"][0]["finish_reason"] == "content_filter"
+    assert got["choices"][0]["message"]["content"] is None
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("pause_turn", "stop"),
+        ("tool_use", "tool_calls"),
+        ("max_tokens", "length"),
+        ("model_context_window_exceeded", "length"),
+        ("refusal", "content_filter"),
+        ("reason_from_the_future", "stop"),
+        (None, "stop"),
+    ],
+)
+def test_finish_reasons(stop_reason: str | None, finish: str) -> None:
+    message = json.loads(load("message_text.json"))
+    message["stop_reason"] = stop_reason
+    got = json.loads(anthropic_to_openai_chat(msgspec.json.encode(message), "anthropic"))
+    assert got["choices"][0]["finish_reason"] == finish
+
+
+def test_completion_response_is_text_completion() -> None:
+    got = json.loads(anthropic_to_openai_completion(load("message_text.json"), "anthropic"))
+    assert got["object"] == "text_completion"
+    assert got["choices"] == [
+        {"index": 0, "text": "Hi! My name is Claude.", "finish_reason": "stop", "logprobs": None}
+    ]
+
+
+def test_models_list() -> None:
+    got = json.loads(anthropic_models_to_openai(load("models.json"), "anthropic"))
+    assert got["object"] == "list"
+    assert [(m["id"], m["created"], m["owned_by"]) for m in got["data"]] == [
+        ("claude-sonnet-4-20250514", 1747872000, "anthropic"),
+        ("claude-3-5-haiku-20241022", 1729555200, "anthropic"),
+    ]
+
+
+def test_unrecognised_2xx_body_is_a_502() -> None:
+    with pytest.raises(GatewayError) as info:
+        anthropic_to_openai_chat(b'{"content": "nope"}', "anthropic")
+    assert info.value.status == 502
+    assert "Invalid response received from anthropic" in info.value.message
+
+
+def test_error_body_keeps_anthropic_type_and_adds_provider() -> None:
+    got = json.loads(get_provider("anthropic").error(529, load("error_overloaded.json")))
+    assert got == {
+        "error": {
+            "message": "anthropic error: Overloaded",
+            "type": "overloaded_error",
+            "param": None,
+            "code": None,
+        },
+        "provider": "anthropic",
+    }
+
+
+# ---- stream ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", [0, 1, 7, 64])
+def test_text_stream_event_by_event(split: int) -> None:
+    chunks = run_stream(load("stream_text.sse"), split)
+    assert chunks[-1] == "[DONE]"
+    body = chunks[:-1]
+    assert {c["id"] for c in body} == {"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"}
+    assert {c["object"] for c in body} == {"chat.completion.chunk"}
+    assert [c["choices"][0]["delta"] for c in body] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hello"},
+        {"content": "!"},
+        {},
+    ]
+    assert body[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in c for c in body)
+
+
+def test_crlf_stream_maps_the_same() -> None:
+    sse = load("stream_text.sse")
+    assert run_stream(sse.replace(b"\n", b"\r\n"), 5) == run_stream(sse)
+
+
+def test_include_usage_adds_one_final_usage_chunk() -> None:
+    chunks = run_stream(load("stream_text.sse"), include_usage=True)
+    usage_chunks = [c for c in chunks[:-1] if c.get("usage")]
+    assert usage_chunks == [chunks[-2]]
+    assert chunks[-2]["choices"] == []
+    assert chunks[-2]["usage"] == {
+        "prompt_tokens": 35,
+        "completion_tokens": 15,
+        "total_tokens": 50,
+        "prompt_tokens_details": {"cached_tokens": 10},
+        "cache_read_input_tokens": 10,
+    }
+
+
+def test_tool_use_stream_sends_indexed_deltas_as_they_arrive() -> None:
+    chunks = run_stream(load("stream_tool_use.sse"))
+    deltas = [c["choices"][0]["delta"] for c in chunks[:-1]]
+    assert deltas == [
+        {"role": "assistant", "content": ""},
+        {"content": "Okay, let's check the weather."},
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ]
+        },
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"location":'}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": ' "San Francisco, CA"}'}}]},
+        {
+            "tool_calls": [
+                {
+                    "index": 1,
+                    "id": "toolu_02T1x1fJ34qAmk2tNTrN7Up7",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": ""},
+                }
+            ]
+        },
+        {"tool_calls": [{"index": 1, "function": {"arguments": '{"tz": "PST"}'}}]},
+        {},
+    ]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_thinking_stream_strict_and_non_strict() -> None:
+    strict = run_stream(load("stream_thinking.sse"))
+    assert [c["choices"][0]["delta"] for c in strict[:-1]] == [
+        {"role": "assistant", "content": ""},
+        {"content": "The answer is 42."},
+        {},
+    ]
+    assert strict[-2]["choices"][0]["finish_reason"] == "length"
+    loose = run_stream(load("stream_thinking.sse"), strict=False)
+    blocks = [c["choices"][0]["delta"].get("content_blocks") for c in loose[:-1]]
+    assert blocks == [
+        None,
+        [{"index": 0, "delta": {"thinking": "Let me solve this step by step."}}],
+        [{"index": 0, "delta": {"signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."}}],
+        [{"index": 1, "delta": {"text": "The answer is 42."}}],
+        None,
+    ]
+    assert loose[-2]["choices"][0]["finish_reason"] == "max_tokens"
+
+
+def test_error_event_ends_the_stream_with_an_error_chunk() -> None:
+    stream = AnthropicStream("anthropic")
+    out = stream.feed(load("stream_error.sse"))
+    assert stream.done
+    assert stream.feed(b'event: message_stop\ndata: {"type":"message_stop"}\n\n') == b""
+    assert stream.finish() == b""
+    chunks = events(out)
+    assert chunks[1]["choices"][0]["delta"] == {"content": "Partial"}
+    assert chunks[-2] == {
+        "error": {
+            "message": "anthropic error: Overloaded",
+            "type": "overloaded_error",
+            "param": None,
+            "code": None,
+        },
+        "provider": "anthropic",
+    }
+    assert chunks[-1] == "[DONE]"
+
+
+def test_stream_cut_before_message_stop_ends_with_error() -> None:
+    sse = load("stream_text.sse")
+    cut = sse[: sse.index(b"event: message_delta")]
+    chunks = run_stream(cut)
+    assert "stream ended before message_stop" in chunks[-2]["error"]["message"]
+    assert chunks[-1] == "[DONE]"
+
+
+def test_last_event_without_blank_line_is_still_mapped() -> None:
+    chunks = run_stream(load("stream_text.sse").rstrip(b"\n"))
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1] == "[DONE]"
+
+
+def test_completion_stream_is_text_completion_chunks() -> None:
+    chunks = run_stream(load("stream_text.sse"), text_completion=True, include_usage=True)
+    assert [c["choices"][0]["text"] for c in chunks[:-2]] == ["Hello", "!", ""]
+    assert {c["object"] for c in chunks[:-1]} == {"text_completion"}
+    assert chunks[-3]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-2]["usage"]["completion_tokens"] == 15
+    assert chunks[-1] == "[DONE]"
+
+
+def test_error_before_message_start_still_ends_cleanly() -> None:
+    stream = AnthropicStream("anthropic")
+    chunks = events(
+        stream.feed(b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}\n\n')
+    )
+    assert chunks == [
+        {
+            "error": {"message": "anthropic error: boom", "type": "api_error", "param": None, "code": None},
+            "provider": "anthropic",
+        },
+        "[DONE]",
+    ]
+
+
+def test_unknown_event_types_are_ignored() -> None:
+    # Anthropic's versioning policy: new event types may appear; they must not break a stream.
+    sse = load("stream_text.sse").replace(
+        b"event: ping", b'event: brand_new_event\ndata: {"type": "brand_new_event"}\n\nevent: ping'
+    )
+    assert run_stream(sse) == run_stream(load("stream_text.sse"))
+
+
+def test_assistant_content_blocks_go_back_verbatim_before_tool_use() -> None:
+    thinking = {"type": "thinking", "thinking": "I should look it up.", "signature": "sig-1"}
+    got = to_anthropic(
+        chat(
+            messages=[
+                {"role": "user", "content": "weather?"},
+                {
+                    "role": "assistant",
+                    "content": "ignored when blocks are given",
+                    "content_blocks": [thinking],
+                    "tool_calls": [
+                        {"id": "toolu_9", "type": "function", "function": {"name": "w", "arguments": ""}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "toolu_9", "content": "sunny"},
+            ]
+        )
+    )
+    assert got["messages"][1]["content"] == [
+        thinking,
+        {"type": "tool_use", "id": "toolu_9", "name": "w", "input": {}},
+    ]
+
+
+def test_tool_result_keeps_images_and_empty_turns_are_skipped() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    got = to_anthropic(
+        chat(
+            messages=[
+                {"role": "user", "content": ""},
+                {"role": "user", "content": "take a screenshot"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"id": "t1", "type": "function", "function": {"name": "shot", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "done"}, image]},
+            ]
+        )
+    )
+    assert got["messages"][0] == {"role": "user", "content": "take a screenshot"}
+    assert got["messages"][2]["content"] == [
+        {
+            "type": "tool_result",
+            "tool_use_id": "t1",
+            "content": [
+                {"type": "text", "text": "done"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                },
+            ],
+        }
+    ]
