@@ -24,6 +24,7 @@ from fastgate.limits.guard import Guard
 from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
 from fastgate.providers.base import Call, Endpoint, Provider, Target
 from fastgate.routing.config import CacheSettings
+from fastgate.schema.openai import StreamOptions
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.relay import Outcome
 from fastgate.server.semantic import SemanticCache
@@ -34,6 +35,7 @@ DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 _BEARER = "Bearer "
+_INCLUDE_USAGE = StreamOptions(include_usage=True)
 
 
 def _forbidden(message: str, param: str) -> GatewayError:
@@ -173,11 +175,14 @@ class Access:
         rules = [r for r in charged if not (counted and r is key_rule)]
         admission = Admission(rules=rules, charged=charged)
         if stream and any(r.counts_tokens for r in charged) and not _asks_usage(call):
+            # Ask for usage: OpenAI-compatible upstreams through the body, mapped providers
+            # (which report usage in their own events) through the view their mapper reads.
             admission.strip_usage = True
             target = call.target
             call.target = msgspec.structs.replace(
                 target, override_params=with_stream_usage(target.override_params)
             )
+            call.view = msgspec.structs.replace(call.view, stream_options=_INCLUDE_USAGE)
         if use_cache:
             assert cache is not None
             admission.max_age = cache.max_age or DEFAULT_MAX_AGE

@@ -79,16 +79,19 @@ async def test_tokens_per_minute_from_reported_usage(gateway: Gateway, upstream:
     assert "tokens per minute" in (await resp.json())["error"]["message"]
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
 async def test_stream_usage_is_counted_and_hidden_when_not_asked(
-    gateway: Gateway, upstream: Upstream
+    gateway: Gateway, upstream: Upstream, provider: str
 ) -> None:
     key = await add(gateway, "/admin/keys", limits={"budget_tokens": 1})
-    headers = {**openai_headers(upstream), "x-portkey-api-key": key["key"]}
+    headers = {**openai_headers(upstream, provider), "x-portkey-api-key": key["key"]}
     resp = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, headers)
+    assert resp.status == 200, await resp.text()
     text = await resp.text()
     await settle(gateway)
-    # The gateway asked the upstream for usage ...
-    assert upstream.bodies()[-1]["stream_options"] == {"include_usage": True}
+    if provider == "openai":
+        # The gateway asked the upstream for usage ...
+        assert upstream.bodies()[-1]["stream_options"] == {"include_usage": True}
     # ... and the client, who did not, gets the stream it asked for: no usage chunk.
     chunks = [msgspec.json.decode(e[6:]) for e in text.split("\n\n") if e.startswith("data: {")]
     assert chunks
