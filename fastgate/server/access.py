@@ -262,6 +262,10 @@ class Access:
 
     def settle(self, outcome: Outcome, admission: Admission) -> None:
         """The upstream's answer: a JSON one is charged and cached now, a stream as it ends."""
+        target = outcome.call.target
+        if target.virtual_key and target.api_key and outcome.body is not None and outcome.status >= 300:
+            # Some upstreams quote the key they refused; a virtual key's secret never leaves.
+            outcome.body = outcome.body.replace(target.api_key.encode(), b"[virtual key secret]")
         if admission is NOTHING:
             return
         outcome.headers["x-portkey-cache-status"] = admission.status

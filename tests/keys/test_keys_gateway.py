@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from aiohttp import web
 from openai import AsyncOpenAI, AuthenticationError, PermissionDeniedError
 
 from fastgate.mock.server import MOCK_KEY, make_mock_app
@@ -140,6 +141,27 @@ async def test_a_virtual_key_secret_never_reaches_the_client(
     text = await listing.text()
     assert vk["slug"] in text
     assert "sk-hidden-999" not in text
+
+
+async def test_an_upstream_quoting_the_secret_is_redacted(
+    keyed: tuple[Gateway, Admin], aiohttp_server: Any
+) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        key = request.headers["Authorization"].removeprefix("Bearer ")
+        error = {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}
+        return web.json_response({"error": error}, status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", refuse)
+    upstream = await aiohttp_server(app)
+    gateway, admin = keyed
+    vk = await admin.add_virtual_key(
+        provider="openai", secret="sk-quoted-777", custom_host=str(upstream.make_url("/v1"))
+    )
+    resp = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-virtual-key": vk["slug"]})
+    assert resp.status == 401
+    message = (await resp.json())["error"]["message"]
+    assert message == "openai error: Incorrect API key provided: [virtual key secret]"
 
 
 async def test_key_policy_403(keyed: tuple[Gateway, Admin], upstream: Upstream) -> None:
