@@ -386,3 +386,11 @@ async def test_keys_added_by_the_cli_reach_a_running_server(
     assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 401
     headers = {**openai_headers(upstream), "x-portkey-api-key": key}
     assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 200
+
+
+def test_gateway_keys_are_redacted_from_logs() -> None:
+    from fastgate.keys.models import new_token
+    from fastgate.observability.logs import redact
+
+    token = new_token()
+    assert token not in redact(f"refused key {token} at startup")
