@@ -88,7 +88,7 @@ class Redis:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self._connecting: asyncio.Future[None] | None = None
+        self._connect_lock = asyncio.Lock()
         self._failed_at = 0.0
         #: Loaded on every new connection, so EVALSHA finds them even after a Redis restart.
         self._scripts: dict[str, Script] = {}
@@ -122,22 +122,16 @@ class Redis:
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader, writer))
 
     async def _ensure(self) -> asyncio.StreamWriter:
-        if self._writer is not None:
-            return self._writer
-        if self._connecting is None:
-            self._connecting = asyncio.get_running_loop().create_future()
-            try:
+        writer = self._writer
+        if writer is not None:
+            return writer
+        # One connection attempt at a time; whoever waited behind it finds it open (or, if it
+        # failed, fails at once on the retry interval) rather than connecting again.
+        async with self._connect_lock:
+            if self._writer is None:
                 await self._connect()
-                self._connecting.set_result(None)
-            except BaseException as exc:
-                self._connecting.set_exception(exc)
-                self._connecting.exception()  # retrieved here: waiters may be none
-                raise
-            finally:
-                self._connecting = None
-        else:
-            await asyncio.shield(self._connecting)
-        assert self._writer is not None
+        if self._writer is None:
+            raise RedisUnavailable("connection to Redis lost")
         return self._writer
 
     async def _read_loop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -129,3 +129,21 @@ async def test_a_slow_reply_times_out(redis_server: RedisProcess) -> None:
 def test_only_redis_urls() -> None:
     with pytest.raises(ValueError, match="scheme"):
         Redis("http://127.0.0.1:6379")
+
+
+async def test_concurrent_first_commands_open_one_connection(redis_server: RedisProcess) -> None:
+    redis = Redis(redis_server.url)
+    assert await asyncio.gather(*(redis.execute("PING") for _ in range(20))) == ["PONG"] * 20
+    assert (await redis.execute("CLIENT", "LIST")).count(b"\n") == 1
+    await redis.close()
+
+
+async def test_a_cancelled_connect_leaves_the_client_usable(redis_server: RedisProcess) -> None:
+    redis = Redis(redis_server.url)
+    task = asyncio.ensure_future(redis.execute("PING"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await redis.execute("PING") == "PONG"
+    await redis.close()
