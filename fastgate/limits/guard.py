@@ -19,6 +19,7 @@ from fastgate.schema.openai import Usage
 from fastgate.store.base import ADMITTED, LimitRule, Store, StoreUnavailable, Verdict
 
 log = logging.getLogger("fastgate.limits")
+WARN_EVERY = 10.0
 
 _MESSAGES = {
     "rpm": "requests per minute",
@@ -49,6 +50,14 @@ class Guard:
         self.prices = prices or PriceTable()
         self.fail_open = fail_open
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warned_at = -WARN_EVERY
+
+    def _warn(self, message: str, *args: object) -> None:
+        """While the store is down every request would say so: once per ``WARN_EVERY`` seconds."""
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning(message, *args)
 
     async def admit(self, rules: Sequence[LimitRule], cache_key: str | None) -> Verdict:
         """Raises a 429 when a limit is reached; returns the cached answer, if any."""
@@ -62,7 +71,7 @@ class Guard:
                     type="api_error",
                     code="limits_unavailable",
                 ) from None
-            log.warning("store unavailable (%s): limits and cache skipped", exc)
+            self._warn("store unavailable (%s): limits and cache skipped", exc)
             return ADMITTED
         if verdict.refused is not None:
             raise refusal_error(verdict)
@@ -84,7 +93,7 @@ class Guard:
         try:
             await self.store.charge(rules, tokens, cost, time.time())
         except StoreUnavailable as exc:
-            log.warning("usage of %d tokens not recorded: store unavailable (%s)", tokens, exc)
+            self._warn("usage of %d tokens not recorded: store unavailable (%s)", tokens, exc)
 
     def store_answer(self, key: str, entry: bytes, max_age: float) -> None:
         self._later(self._store(key, entry, max_age))
@@ -93,7 +102,7 @@ class Guard:
         try:
             await self.store.cache_put(key, entry, max_age)
         except StoreUnavailable as exc:
-            log.warning("answer not cached: store unavailable (%s)", exc)
+            self._warn("answer not cached: store unavailable (%s)", exc)
 
     async def cached(self, key: str) -> bytes | None:
         """A cached answer by its key (the semantic cache's second step); a miss if unreachable."""
@@ -115,7 +124,7 @@ class Guard:
         try:
             await self.store.semantic_add(partition, key, vector, max_entries, max_age)
         except StoreUnavailable as exc:
-            log.warning("prompt not indexed: store unavailable (%s)", exc)
+            self._warn("prompt not indexed: store unavailable (%s)", exc)
 
     async def drain(self) -> None:
         """Wait for pending charges and stores (shutdown, tests)."""
