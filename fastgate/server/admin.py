@@ -6,6 +6,7 @@ gateway key is shown once, in the answer that creates it; a virtual key's secret
 
     GET    /admin/keys                    POST /admin/keys           DELETE /admin/keys/{id}
     GET    /admin/virtual-keys            POST /admin/virtual-keys   DELETE /admin/virtual-keys/{slug}
+    GET    /admin/keys/{id}/usage         GET  /admin/virtual-keys/{slug}/usage   (tokens and cost spent)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastgate.errors import GatewayError, bad_request
 from fastgate.keys.manage import NewKey, NewVirtualKey, check_virtual_key, create_key, create_virtual_key
 from fastgate.keys.registry import KeyRegistry
 from fastgate.ssrf import HostPolicy
+from fastgate.store.base import Store, StoreUnavailable
 
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
@@ -30,8 +32,9 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 
 class AdminAPI:
-    def __init__(self, registry: KeyRegistry, token: str, policy: HostPolicy) -> None:
+    def __init__(self, registry: KeyRegistry, store: Store, token: str, policy: HostPolicy) -> None:
         self.registry = registry
+        self.store = store
         self._token = token.encode()
         self.policy = policy
 
@@ -81,6 +84,28 @@ class AdminAPI:
             raise GatewayError(404, f"No virtual key {slug!r}", code="not_found")
         return _json({"revoked": slug})
 
+    async def _usage(self, scope: str) -> web.Response:
+        try:
+            tokens, cost = await self.store.spent(scope)
+        except StoreUnavailable:
+            raise GatewayError(503, "Usage cannot be read right now", type="api_error") from None
+        return _json({"tokens": tokens, "cost": cost})
+
+    async def key_usage(self, request: web.Request) -> web.Response:
+        self._check(request)
+        ident = request.match_info["ident"]
+        for key in await self.registry.list_keys():
+            if ident in (key.id, key.name):
+                return await self._usage(f"key:{key.id}")
+        raise GatewayError(404, f"No gateway key {ident!r}", code="not_found")
+
+    async def virtual_key_usage(self, request: web.Request) -> web.Response:
+        self._check(request)
+        slug = request.match_info["slug"]
+        if slug not in {vk.slug for vk in await self.registry.list_virtual_keys()}:
+            raise GatewayError(404, f"No virtual key {slug!r}", code="not_found")
+        return await self._usage(f"virtual_key:{slug}")
+
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/admin/keys", self.list_keys, allow_head=False)
         router.add_post("/admin/keys", self.add_key)
@@ -88,3 +113,5 @@ class AdminAPI:
         router.add_get("/admin/virtual-keys", self.list_virtual_keys, allow_head=False)
         router.add_post("/admin/virtual-keys", self.add_virtual_key)
         router.add_delete("/admin/virtual-keys/{slug}", self.revoke_virtual_key)
+        router.add_get("/admin/keys/{ident}/usage", self.key_usage, allow_head=False)
+        router.add_get("/admin/virtual-keys/{slug}/usage", self.virtual_key_usage, allow_head=False)

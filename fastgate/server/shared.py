@@ -50,7 +50,7 @@ class SharedState:
         self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
         self.access = Access(self.registry, self.guard, SemanticCache(semantic) if semantic else None)
         self.admin = (
-            AdminAPI(self.registry, settings.admin_token, policy)
+            AdminAPI(self.registry, store, settings.admin_token, policy)
             if self.registry is not None and settings.admin_token
             else None
         )

@@ -104,6 +104,19 @@ async def test_stream_usage_is_counted_and_hidden_when_not_asked(
     assert "Retry-After" not in over.headers
 
 
+async def test_virtual_key_token_budget_and_usage(gateway: Gateway, upstream: Upstream) -> None:
+    vk = await add(
+        gateway, "/admin/virtual-keys", provider="openai", secret="s", custom_host=upstream.url,
+        limits={"budget_tokens": 5},
+    )  # fmt: skip
+    headers = {"x-portkey-virtual-key": vk["slug"]}
+    answer = await (await gateway.post("/v1/chat/completions", CHAT, headers)).json()
+    await settle(gateway)
+    usage = await (await gateway.get(f"/admin/virtual-keys/{vk['slug']}/usage", ADMIN)).json()
+    assert usage == {"tokens": answer["usage"]["total_tokens"], "cost": 0.0}
+    assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 429
+
+
 async def test_a_client_asking_for_stream_usage_keeps_it(gateway: Gateway, upstream: Upstream) -> None:
     key = await add(gateway, "/admin/keys", limits={"tpm": 1000})
     headers = {**openai_headers(upstream), "x-portkey-api-key": key["key"]}
@@ -129,6 +142,10 @@ async def test_cost_budget_from_the_price_table(
     resp = await gateway.post("/v1/chat/completions", CHAT, headers)
     assert resp.status == 429
     assert "cost budget" in (await resp.json())["error"]["message"]
+    usage = await (await gateway.get(f"/admin/keys/{key['id']}/usage", ADMIN)).json()
+    assert usage["tokens"] > 0
+    assert usage["cost"] == usage["tokens"]  # a dollar a token
+    assert (await gateway.get("/admin/keys/nope/usage", ADMIN)).status == 404
     # A model missing from the table costs nothing.
     cheap = await add(gateway, "/admin/keys", limits={"budget_cost": 5})
     headers["x-portkey-api-key"] = cheap["key"]
