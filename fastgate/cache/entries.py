@@ -18,18 +18,31 @@ def json_entry(body: bytes) -> bytes:
     return JSON + body
 
 
+#: Streams longer than this are relayed but not cached (the copy would live in memory).
+MAX_STREAM_BYTES = 4 * 1024 * 1024
+
+
 class StreamRecorder:
     """Collects a stream's output as it is written; ``entry()`` is None unless it ended cleanly."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "size")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes] | None = []
+        self.size = 0
 
     def add(self, chunk: bytes) -> None:
+        if self.parts is None:
+            return
+        self.size += len(chunk)
+        if self.size > MAX_STREAM_BYTES:
+            self.parts = None
+            return
         self.parts.append(chunk)
 
     def entry(self) -> bytes | None:
+        if self.parts is None:
+            return None
         data = b"".join(self.parts)
         if not data.endswith(_DONE) or _ERROR_EVENT in data:
             return None
