@@ -31,6 +31,7 @@ _usage_decoder = msgspec.json.Decoder(UsageView)
 _chunk_decoder = msgspec.json.Decoder(ChunkView)
 _USAGE_MARK = b'"usage":{'
 _DATA = b"data: "
+_END = b"\n\n"
 INCLUDE_USAGE: dict[str, Any] = {"stream_options": {"include_usage": True}}
 
 
@@ -63,11 +64,16 @@ class UsageTap:
         self.pending = b""
 
     def feed(self, out: bytes) -> bytes:
-        if not out or (_USAGE_MARK not in out and not self.pending):
+        if not out or (not self.pending and _USAGE_MARK not in out and out.endswith(_END)):
             return out
         data = self.pending + out
-        # Mappers write whole events; keep any unfinished tail until it completes.
-        cut = data.rfind(b"\n\n") + 2
+        # Mappers write whole events, but an unfinished tail is kept until it completes, so a
+        # usage event is never let through in halves.
+        end = data.rfind(_END)
+        if end < 0:
+            self.pending = data
+            return b""
+        cut = end + 2
         self.pending = data[cut:]
         events = data[:cut].split(b"\n\n")
         kept: list[bytes] = []
