@@ -26,11 +26,13 @@ _decode_any = msgspec.json.Decoder()
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
-def canonical_body(body: bytes, overrides: dict[str, Any] | None) -> bytes:
-    params = _decode_any.decode(body) if body else {}
+def request_params(call: Call) -> Any:
+    """The body as the upstream will get it (``override_params`` applied), decoded once."""
+    params = _decode_any.decode(call.body) if call.body else {}
+    overrides = call.target.override_params
     if overrides and isinstance(params, dict):
         params = {**params, **overrides}
-    return _encode_sorted(params)
+    return params
 
 
 def address(call: Call, tenant: str) -> bytes:
@@ -45,11 +47,12 @@ def credential_digest(api_key: str | None) -> bytes:
     return hashlib.sha256((api_key or "").encode()).digest()
 
 
-def cache_key(call: Call, tenant: str = "") -> str:
-    """``tenant``: the gateway key's id, so keys sharing a server-side credential share nothing."""
+def cache_key(call: Call, tenant: str, params: Any) -> str:
+    """``tenant``: the gateway key's id, so keys sharing a server-side credential share nothing;
+    ``params``: :func:`request_params`, encoded canonically (keys sorted, no whitespace)."""
     digest = hashlib.sha256(address(call, tenant))
     digest.update(b"\0")
     digest.update(credential_digest(call.target.api_key))
     digest.update(b"\0")
-    digest.update(canonical_body(call.body, call.target.override_params))
+    digest.update(_encode_sorted(params))
     return digest.hexdigest()

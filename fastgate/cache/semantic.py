@@ -33,7 +33,6 @@ from fastgate.routing.plan import compile_plan
 from fastgate.schema.openai import EmbeddingList
 from fastgate.ssrf import HostPolicy
 
-_decode_any = msgspec.json.Decoder()
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _embeddings_decoder = msgspec.json.Decoder(EmbeddingList)
 #: The request fields that carry the prompt, left out of the partition.
@@ -65,13 +64,12 @@ class SemanticSettings:
         return cls(leaves[0].target, spec.threshold, spec.max_entries)
 
 
-def prompt_and_partition(call: Call, tenant: str) -> tuple[str, str]:
-    """The prompt's text, and the partition key of everything else about the request."""
-    params = _decode_any.decode(call.body) if call.body else {}
+def prompt_and_partition(call: Call, tenant: str, params: Any) -> tuple[str, str]:
+    """The prompt's text, and the partition key of everything else about the request.
+
+    ``params``: the decoded request (``fastgate.cache.keys.request_params``)."""
     if not isinstance(params, dict):
         return "", ""
-    if call.target.override_params:
-        params = {**params, **call.target.override_params}
     texts: list[str] = []
     for message in params.get("messages") or ():
         if not isinstance(message, dict):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 import msgspec
 
 from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
-from fastgate.cache.keys import cache_key
+from fastgate.cache.keys import cache_key, request_params
 from fastgate.cache.semantic import prompt_and_partition
 from fastgate.errors import GatewayError
 from fastgate.keys.models import GatewayKey, VirtualKey
@@ -188,9 +188,10 @@ class Access:
             admission.max_age = cache.max_age or DEFAULT_MAX_AGE
             admission.status = "REFRESH" if force_refresh else "MISS"
             tenant = grant.key.id if grant is not None and grant.key is not None else ""
-            admission.cache_key = cache_key(call, tenant)
+            params = request_params(call)
+            admission.cache_key = cache_key(call, tenant, params)
             if cache.mode == "semantic" and self.semantic is not None and call.endpoint in SEMANTIC:
-                prompt, partition = prompt_and_partition(call, tenant)
+                prompt, partition = prompt_and_partition(call, tenant, params)
                 if prompt:
                     admission.semantic = True
                     admission.prompt, admission.partition = prompt, partition
