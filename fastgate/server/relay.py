@@ -162,7 +162,7 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> UpstreamResponse | LocalResponse:
     if provider.local:
         return await provider.respond(call)
-    req = provider.request(call)
+    req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
     return await pool.request(req.method, req.url, req.headers, req.body)
 
 
