@@ -54,6 +54,8 @@ class Settings(msgspec.Struct, kw_only=True):
     limits_fail_open: bool = True
     #: Token of the admin API (``/admin/...``); unset, the admin API is not mounted.
     admin_token: str | None = None
+    #: AES-256-GCM key sealing virtual-key secrets at rest (``fastgate/keys/sealing.py``).
+    secret_key: str | None = None
     #: Bounds of the in-process response cache (LRU).
     cache_max_entries: int = 4096
     cache_max_bytes: int = 64 * 1024 * 1024
@@ -75,6 +77,7 @@ _SHARED_STATE = (
     "redis_url",
     "limits_fail_open",
     "admin_token",
+    "secret_key",
     "cache_max_entries",
     "cache_max_bytes",
 )

@@ -3,7 +3,8 @@
 They write the same records a server reads (``--data-dir`` or ``--redis-url``, defaults from
 ``FASTGATE_DATA_DIR`` / ``FASTGATE_REDIS_URL``); a running server picks changes up within a second.
 A virtual key's secret is read from an environment variable (``--secret-env``) or stdin, never
-from the command line, so it stays out of shell history and process lists.
+from the command line, so it stays out of shell history and process lists; with
+``FASTGATE_SECRET_KEY`` set it is stored encrypted (``fastgate/keys/sealing.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fastgate.keys.manage import (
 )
 from fastgate.keys.models import Limits
 from fastgate.keys.registry import KeyRegistry
+from fastgate.keys.sealing import SealError, new_secret_key, sealer_from_env
 
 _encode = msgspec.json.Encoder().encode
 
@@ -115,6 +117,11 @@ async def _vkeys_revoke(registry: KeyRegistry, args: argparse.Namespace) -> int:
     return 1
 
 
+def _print_secret_key(args: argparse.Namespace) -> int:
+    print(new_secret_key())
+    return 0
+
+
 Action = Callable[[KeyRegistry, argparse.Namespace], Awaitable[int]]
 
 
@@ -123,9 +130,12 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
         async def main() -> int:
             records, redis = open_records(args.data_dir, args.redis_url)
             try:
-                return await action(KeyRegistry(records), args)
+                return await action(KeyRegistry(records, sealer=sealer_from_env()), args)
             except GatewayError as exc:
                 print(f"fastgate: {exc.message}", file=sys.stderr)
+                return 2
+            except SealError as exc:
+                print(f"fastgate: {exc}", file=sys.stderr)
                 return 2
             finally:
                 if redis is not None:
@@ -164,6 +174,8 @@ def add_key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add.add_argument("--config", action="append", default=[], help="allowed saved config (repeat); none: any")
     _limit_flags(add)
     add.set_defaults(func=_run(_keys_add))
+    secret = keys.add_parser("new-secret-key", help="print a new FASTGATE_SECRET_KEY (seals virtual keys)")
+    secret.set_defaults(func=_print_secret_key)
     lst = keys.add_parser("list", help="list keys (never the keys themselves)")
     _common(lst)
     lst.set_defaults(func=_run(_keys_list))

@@ -76,10 +76,13 @@ class VirtualKey(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str = ""
     created: float = 0.0
     limits: Limits = msgspec.field(default_factory=Limits)
+    #: ``secret`` and ``options`` encrypted together, when stored with ``FASTGATE_SECRET_KEY``.
+    sealed: str | None = None
 
     def public(self) -> dict[str, Any]:
         data = msgspec.to_builtins(self)
         data.pop("secret", None)
+        data.pop("sealed", None)
         # Options may hold credentials too (AWS secret keys, service-account JSON): names only.
         data["options"] = sorted(self.options)
         return data

@@ -26,6 +26,7 @@ from fastgate.keys.models import (
     new_virtual_key,
     virtual_key_decoder,
 )
+from fastgate.keys.sealing import Sealer, SealError, unseal
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.records import Records
 
@@ -33,8 +34,10 @@ log = logging.getLogger("fastgate.keys")
 
 
 class KeyRegistry:
-    def __init__(self, records: Records, refresh_seconds: float = 1.0) -> None:
+    def __init__(self, records: Records, refresh_seconds: float = 1.0, sealer: Sealer | None = None) -> None:
         self.records = records
+        #: Seals virtual-key secrets on write and opens them on read; None: stored as they are.
+        self.sealer = sealer
         self.refresh_seconds = refresh_seconds
         self.by_hash: dict[str, GatewayKey] = {}
         self.virtual: dict[str, VirtualKey] = {}
@@ -62,7 +65,7 @@ class KeyRegistry:
             by_hash[key.hash] = key
         self.by_hash = by_hash
         self.virtual = {
-            vk.slug: vk
+            vk.slug: unseal(vk, self.sealer)
             for vk in (virtual_key_decoder.decode(raw) for raw in snapshot["virtual_keys"].values())
         }
         self._version = version
@@ -72,8 +75,8 @@ class KeyRegistry:
             await asyncio.sleep(self.refresh_seconds)
             try:
                 await self.refresh()
-            except (StoreUnavailable, OSError, msgspec.DecodeError) as exc:
-                log.warning("key records not refreshed (%s); keeping the last ones", type(exc).__name__)
+            except (StoreUnavailable, OSError, msgspec.DecodeError, SealError) as exc:
+                log.warning("key records not refreshed (%s); keeping the last ones", exc)
 
     async def start(self) -> None:
         await self.refresh()
@@ -131,7 +134,8 @@ class KeyRegistry:
 
     async def add_virtual_key(self, provider: str, secret: str, name: str = "", **fields: Any) -> VirtualKey:
         vk = new_virtual_key(provider, secret, name, **fields)
-        await self.records.put("virtual_keys", vk.slug, encode_record(vk))
+        stored = self.sealer.seal(vk) if self.sealer is not None else vk
+        await self.records.put("virtual_keys", vk.slug, encode_record(stored))
         self.virtual[vk.slug] = vk
         return vk
 

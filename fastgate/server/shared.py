@@ -12,6 +12,7 @@ from aiohttp import web
 
 from fastgate.cache.semantic import SemanticSettings
 from fastgate.keys.registry import KeyRegistry
+from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
 from fastgate.limits.prices import PriceTable
 from fastgate.server.access import Access
@@ -46,7 +47,8 @@ class SharedState:
             store = MemoryStore(settings.cache_max_entries, settings.cache_max_bytes)
             records = FileRecords(settings.data_dir) if settings.data_dir else None
         self.store = store
-        self.registry = KeyRegistry(records) if records is not None else None
+        sealer = Sealer(settings.secret_key) if settings.secret_key else None
+        self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
         self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
         self.access = Access(self.registry, self.guard, SemanticCache(semantic) if semantic else None)
         self.admin = (
@@ -60,9 +62,13 @@ class SharedState:
             return
         try:
             await self.registry.start()
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, SealError) as exc:
             # Without its key records a server cannot tell who may call it: it does not start.
             raise RuntimeError(f"key records unavailable: {exc}") from None
+        if self.registry.sealer is None and self.registry.virtual:
+            log.warning(
+                "virtual key secrets are stored unencrypted: set FASTGATE_SECRET_KEY to seal new ones"
+            )
 
     async def stop(self, app: web.Application) -> None:
         if self.registry is not None:
