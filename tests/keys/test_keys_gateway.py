@@ -8,10 +8,12 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI, AuthenticationError, PermissionDeniedError
+from portkey_ai import AsyncPortkey
 
 from fastgate.mock.server import MOCK_KEY, make_mock_app
 from fastgate.server.app import GATEWAY_KEY as GATEWAY
@@ -394,3 +396,29 @@ def test_gateway_keys_are_redacted_from_logs() -> None:
 
     token = new_token()
     assert token not in redact(f"refused key {token} at startup")
+
+
+async def test_portkey_sdk_with_api_key_and_virtual_key(
+    keyed: tuple[Gateway, Admin], upstream: Upstream
+) -> None:
+    """Portkey's documented client, unchanged: ``api_key=PORTKEY_API_KEY, virtual_key=...``."""
+    gateway, admin = keyed
+    vk = await admin.add_virtual_key(provider="openai", secret="sk-behind-the-slug", custom_host=upstream.url)
+    key = await admin.add_key(name="portkey-sdk", limits={"rpm": 2})
+    async with (
+        httpx.AsyncClient() as http,
+        AsyncPortkey(
+            http_client=http, base_url=gateway.url + "/v1", api_key=key["key"], virtual_key=vk["slug"]
+        ) as client,
+    ):
+        completion = await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT["messages"])
+        assert completion.choices[0].message.content
+        assert upstream.requests[-1]["headers"]["Authorization"] == "Bearer sk-behind-the-slug"
+        chunks = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=CHAT["messages"], stream=True
+        )
+        assert [c async for c in chunks]
+        # The SDK's own (vendored openai) RateLimitError: matched by what it says.
+        with pytest.raises(Exception, match="requests per minute limit reached") as refused:
+            await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT["messages"])
+        assert getattr(refused.value, "status_code", None) == 429
