@@ -29,14 +29,22 @@ _MESSAGES = {
 }
 
 
-def refusal_error(verdict: Verdict) -> GatewayError:
+class LimitReached(GatewayError):
+    """A 429 naming the scope (``key:<id>`` or ``virtual_key:<slug>``) whose limit was hit."""
+
+    def __init__(self, scope: str, message: str, **kwargs: Any) -> None:
+        super().__init__(429, message, **kwargs)
+        self.scope = scope
+
+
+def refusal_error(verdict: Verdict) -> LimitReached:
     assert verdict.refused is not None
     what = _MESSAGES[verdict.refused]
     budget = verdict.refused.startswith("budget")
     message = f"{verdict.scope}: {what} exhausted" if budget else f"{verdict.scope}: {what} limit reached"
     headers = {"Retry-After": str(verdict.retry_after)} if verdict.retry_after is not None else None
-    return GatewayError(
-        429,
+    return LimitReached(
+        verdict.scope,
         message,
         type="rate_limit_error",
         code="budget_exceeded" if budget else "rate_limit_exceeded",

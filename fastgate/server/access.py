@@ -20,7 +20,7 @@ from fastgate.cache.semantic import prompt_and_partition
 from fastgate.errors import GatewayError
 from fastgate.keys.models import GatewayKey, VirtualKey
 from fastgate.keys.registry import KeyRegistry
-from fastgate.limits.guard import Guard
+from fastgate.limits.guard import Guard, LimitReached
 from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
 from fastgate.providers.base import Call, Endpoint, Provider, Target
 from fastgate.routing.config import CacheSettings
@@ -35,6 +35,7 @@ DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 _BEARER = "Bearer "
+VIRTUAL_KEY_SCOPE = "virtual_key:"
 _INCLUDE_USAGE = StreamOptions(include_usage=True)
 
 
@@ -127,7 +128,7 @@ class Access:
                 )
             vk = self.registry.resolve(slug)
             target = _with_virtual_key(target, vk)
-            vk_rule = vk.limits.rule(f"virtual_key:{vk.slug}")
+            vk_rule = vk.limits.rule(VIRTUAL_KEY_SCOPE + vk.slug)
         if grant is None:
             return target, vk_rule
         if grant.bearer is not None and target.api_key == grant.bearer:
@@ -207,7 +208,11 @@ class Access:
         admission: Admission,
         pool: UpstreamPool | None,
     ) -> Outcome | None:
-        """Count the request against its limits (429 when over); a cached answer when there is one."""
+        """Count the request against its limits; a cached answer when there is one.
+
+        Over a gateway key's limit: a 429 for the request. Over a virtual key's: a 429 outcome
+        marked unreached (see below). Otherwise a returned outcome is the answer.
+        """
         if admission is NOTHING:
             return None
         guard = self.guard
@@ -215,7 +220,21 @@ class Access:
         lookup = admission.cache_key if admission.status != "REFRESH" else None
         entry = None
         if admission.rules or lookup is not None:
-            verdict = await guard.admit(admission.rules, lookup)
+            try:
+                verdict = await guard.admit(admission.rules, lookup)
+            except LimitReached as exc:
+                if not exc.scope.startswith(VIRTUAL_KEY_SCOPE):
+                    raise
+                # This target's virtual key is spent, not the client: an unreached target, so a
+                # fallback goes on to the next one, and without one the client gets the 429.
+                return Outcome(
+                    status=429,
+                    provider=provider,
+                    call=call,
+                    headers=exc.headers or {},
+                    body=exc.body(),
+                    reached=False,
+                )
             if grant is not None and grant.key_rule is not None:
                 grant.counted = True
             entry = verdict.cached

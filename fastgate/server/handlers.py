@@ -178,10 +178,11 @@ class Gateway:
             admission = access.plan(
                 call, grant, vk_rule, leaf.cache, force_refresh=opts.cache_force_refresh, stream=stream
             )
-            cached = await access.admit(provider, call, grant, admission, self.pool)
-            if cached is not None:
-                return cached
-            outcome = await self._try(leaf, provider, call, stream)
+            early = await access.admit(provider, call, grant, admission, self.pool)
+            if early is not None and early.reached:
+                return early  # a cached answer
+            # (An unreached early outcome: this target's virtual key is over its limit.)
+            outcome = early or await self._try(leaf, provider, call, stream)
             access.settle(outcome, admission)
             try:
                 leaf = walker.send((outcome.status, outcome.reached))

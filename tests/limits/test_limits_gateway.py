@@ -177,6 +177,40 @@ async def test_virtual_key_limits_hold_for_every_gateway_key(gateway: Gateway, u
     assert (await resp.json())["error"]["message"].startswith(f"virtual_key:{vk['slug']}")
 
 
+async def test_a_spent_virtual_key_falls_back_to_the_next_target(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    limited = await add(
+        gateway, "/admin/virtual-keys", provider="openai", secret="sk-a", custom_host=upstream.url,
+        limits={"rpm": 1},
+    )  # fmt: skip
+    spare = await add(
+        gateway, "/admin/virtual-keys", provider="groq", secret="sk-b", custom_host=upstream.url
+    )
+    config = json.dumps(
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [{"virtual_key": limited["slug"]}, {"virtual_key": spare["slug"]}],
+        }
+    )
+    providers = []
+    for _ in range(3):
+        resp = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-config": config})
+        assert resp.status == 200
+        providers.append(resp.headers["x-portkey-provider"])
+    assert providers == ["openai", "groq", "groq"]
+    assert [r["headers"]["Authorization"] for r in upstream.requests] == [
+        "Bearer sk-a",
+        "Bearer sk-b",
+        "Bearer sk-b",
+    ]
+    # Alone, the spent virtual key is the client's 429, with its Retry-After.
+    alone = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-virtual-key": limited["slug"]})
+    assert alone.status == 429
+    assert 1 <= int(alone.headers["Retry-After"]) <= 60
+    assert (await alone.json())["error"]["code"] == "rate_limit_exceeded"
+
+
 async def test_a_fallback_counts_one_request_against_the_key(gateway: Gateway, upstream: Upstream) -> None:
     key = await add(gateway, "/admin/keys", limits={"rpm": 2})
     target = {"provider": "openai", "api_key": "sk", "custom_host": upstream.url}
