@@ -39,6 +39,8 @@ class Target(msgspec.Struct, kw_only=True):
     options: dict[str, Any] = {}
     #: Where this target sits in the config, for ``x-portkey-last-used-option-index``.
     path: str = "config"
+    #: A virtual key's slug: resolved on the server to provider, secret and options.
+    virtual_key: str | None = None
 
 
 class Call(msgspec.Struct, kw_only=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import msgspec
 
@@ -36,6 +37,16 @@ DROPPED_HEADERS = frozenset(
 )
 
 
+class StreamWatcher(Protocol):
+    def feed(self, out: bytes) -> bytes:
+        """The OpenAI SSE to write instead of ``out`` (a watcher may drop what it added)."""
+        ...
+
+    def end(self) -> bytes:
+        """The stream finished cleanly; anything left to write."""
+        ...
+
+
 class Outcome(msgspec.Struct, kw_only=True):
     """The answer of one target, before it is written to the client."""
 
@@ -56,6 +67,8 @@ class Outcome(msgspec.Struct, kw_only=True):
     reached: bool = True
     #: The upstream response behind ``events`` once its first chunk was read ahead.
     held: UpstreamResponse | None = None
+    #: Sees a 2xx stream's output on its way to the client (usage for limits, the cache).
+    watcher: StreamWatcher | None = None
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""
