@@ -1,4 +1,4 @@
-"""``fastgate serve | mock | check-config``."""
+"""``fastgate serve | mock | check-config | keys | virtual-keys``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import sys
 
 from aiohttp import web
 
+from fastgate.keys.cli import add_key_commands
+
 
 def _serve(args: argparse.Namespace) -> int:
+    from fastgate.keys.manage import default_data_dir
     from fastgate.server.app import run
     from fastgate.settings import settings_from_env
 
@@ -19,6 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         default_provider=args.default_provider,
         log_level=args.log_level,
+        data_dir=args.data_dir or default_data_dir(),
+        redis_url=args.redis_url,
     )
     if settings.config_path:
         # Fail at start-up, with the bad entry named, rather than in every worker.
@@ -85,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="provider for requests that name none (e.g. mock); unset: such requests get a 400",
     )
     serve.add_argument("--log-level", default=None)
+    serve.add_argument(
+        "--data-dir", default=None, help="key records without Redis (default: $FASTGATE_DATA_DIR)"
+    )
+    serve.add_argument(
+        "--redis-url", default=None, help="share keys, limits and cache (or $FASTGATE_REDIS_URL)"
+    )
     serve.set_defaults(func=_serve)
     mock = sub.add_parser("mock", help="run the mock provider over HTTP")
     mock.add_argument("--host", default="127.0.0.1")
@@ -96,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a server config file (JSON or TOML)")
     check.add_argument("file")
     check.set_defaults(func=_check_config)
+    add_key_commands(sub)
     return parser
 
 

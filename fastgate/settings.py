@@ -52,6 +52,21 @@ class Settings(msgspec.Struct, kw_only=True):
     #: how long it is then skipped before one probe request may try it again.
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
+    # ---- keys, limits and the response cache (fastgate/server/shared.py) ----
+    #: Where key records live when there is no Redis (``keys.json``); None: no key records.
+    data_dir: str | None = None
+    #: Redis shared by every worker and machine: key records, limits, budgets, cached answers.
+    redis_url: str | None = None
+    #: When Redis cannot be reached, limits let requests through (true) or answer 503 (false).
+    #: The cache always fails open (a miss).
+    limits_fail_open: bool = True
+    #: Token of the admin API (``/admin/...``); unset, the admin API is not mounted.
+    admin_token: str | None = None
+    #: AES-256-GCM key sealing virtual-key secrets at rest (``fastgate/keys/sealing.py``).
+    secret_key: str | None = None
+    #: Bounds of the in-process response cache (LRU).
+    cache_max_entries: int = 4096
+    cache_max_bytes: int = 64 * 1024 * 1024
 
 
 #: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_BREAKER_THRESHOLD``).
@@ -74,6 +89,17 @@ _SERVER_LIMITS = (
     "shutdown_grace",
 )
 
+#: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...).
+_SHARED_STATE = (
+    "data_dir",
+    "redis_url",
+    "limits_fail_open",
+    "admin_token",
+    "secret_key",
+    "cache_max_entries",
+    "cache_max_bytes",
+)
+
 
 def settings_from_env(**overrides: object) -> Settings:
     """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win."""
@@ -88,6 +114,10 @@ def settings_from_env(**overrides: object) -> Settings:
         values["config_path"] = os.environ["FASTGATE_CONFIG"] or None
     if "FASTGATE_LOG_LEVEL" in os.environ:
         values["log_level"] = os.environ["FASTGATE_LOG_LEVEL"]
+    for name in _SHARED_STATE:
+        env = f"FASTGATE_{name.upper()}"
+        if env in os.environ:
+            values[name] = os.environ[env] or None
     for name in (*_ROUTING_LIMITS, *_SERVER_LIMITS):
         env = f"FASTGATE_{name.upper()}"
         if env in os.environ:

@@ -65,6 +65,7 @@ def running(*args: str) -> Iterator[subprocess.Popen[bytes]]:
 def test_serve_and_mock_processes_answer_and_stop_on_sigterm() -> None:
     mock_port, gw_port = free_port(), free_port()
     with running("mock", "--port", str(mock_port)) as mock, running("serve", "--port", str(gw_port)) as gw:
+        wait_ready(f"http://127.0.0.1:{mock_port}/v1/models")  # both start together: wait for the mock too
         wait_ready(f"http://127.0.0.1:{gw_port}/health")
         headers = {
             "x-portkey-provider": "openai",

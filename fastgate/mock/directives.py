@@ -33,6 +33,10 @@ class Directives(msgspec.Struct, kw_only=True):
     retry_after: float | None = None
     #: Answer with a call to the first (or the named) tool instead of text.
     tool_call: bool = False
+    #: The provider's own finish/stop reason to answer with (``SAFETY``, ``MAX_TOKENS`` ...).
+    finish: str | None = None
+    #: Refuse the prompt itself with this reason (Gemini ``promptFeedback.blockReason``).
+    block: str | None = None
 
 
 _MARKER = re.compile(r"\[mock ([^\]]*)\]")

@@ -13,7 +13,14 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from fastgate.mock import anthropic_format, azure_format, bedrock_format, cohere_format
+from fastgate.mock import (
+    anthropic_format,
+    azure_format,
+    bedrock_format,
+    cohere_format,
+    gemini_format,
+    vertex_anthropic_format,
+)
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
@@ -189,6 +196,8 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     azure_format.add_routes(app, server)
     anthropic_format.add_routes(app, server)
     bedrock_format.add_routes(app, server)
+    gemini_format.add_routes(app, server)
+    vertex_anthropic_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

@@ -13,7 +13,7 @@ import re
 _SECRET_PATTERNS = (
     # Authorization-style values and well-known key shapes.
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{4,}"),
-    re.compile(r"\b(sk|pk|rk|gsk|xai|sk-ant|AIza|AKIA|ASIA)[-_A-Za-z0-9]{8,}"),
+    re.compile(r"\b(sk|pk|rk|gsk|xai|sk-ant|AIza|AKIA|ASIA|fg)[-_A-Za-z0-9]{8,}"),  # fg-: gateway keys
     re.compile(
         r'(?i)("?(?:api[_-]?key|authorization|x-api-key|secret[_-]?access[_-]?key|aws[_-]secret[_-]access[_-]key'
         r'|session[_-]?token|access[_-]?token|password|private[_-]key)"?\s*[:=]\s*"?)[^"\s,}]+'

@@ -39,6 +39,8 @@ class Target(msgspec.Struct, kw_only=True):
     options: dict[str, Any] = {}
     #: Where this target sits in the config, for ``x-portkey-last-used-option-index``.
     path: str = "config"
+    #: A virtual key's slug: resolved on the server to provider, secret and options.
+    virtual_key: str | None = None
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -76,6 +78,20 @@ class StreamMapper(Protocol):
         ...
 
 
+class UpstreamReply(Protocol):
+    status: int
+
+    async def read(self) -> bytes: ...
+
+
+class UpstreamClient(Protocol):
+    """The pooled upstream client, as a provider's ``request_async`` may use it (a token fetch)."""
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> UpstreamReply: ...
+
+
 class LocalResponse(msgspec.Struct):
     """An answer produced in-process (the mock provider): no network hop."""
 
@@ -103,8 +119,14 @@ class Provider:
     endpoints: frozenset[Endpoint] = frozenset(Endpoint)
     #: Answered in-process (``respond``) rather than over HTTP (``request``).
     local: bool = False
+    #: Building the request needs an awaited step first (a token exchange): ``request_async``.
+    needs_io: bool = False
 
     def request(self, call: Call) -> UpstreamRequest:
+        raise NotImplementedError
+
+    async def request_async(self, call: Call, client: UpstreamClient) -> UpstreamRequest:
+        """``request`` for ``needs_io`` providers; ``client`` is the pooled upstream client."""
         raise NotImplementedError
 
     async def respond(self, call: Call) -> LocalResponse:

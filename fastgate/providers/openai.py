@@ -16,7 +16,7 @@ from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "host",
         "content-length",
@@ -156,7 +156,7 @@ class OpenAICompatible(Provider):
         headers = self.auth_headers(call)
         for name, value in call.headers.items():
             lower = name.lower()
-            if lower.startswith("x-portkey-") or lower in _HOP_BY_HOP:
+            if lower.startswith("x-portkey-") or lower in HOP_BY_HOP:
                 continue
             headers[name] = value
         url = f"{self.base(call)}{call.path}"

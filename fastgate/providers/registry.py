@@ -9,8 +9,10 @@ from fastgate.providers.base import Provider
 from fastgate.providers.bedrock import BedrockProvider
 from fastgate.providers.cohere import CohereProvider
 from fastgate.providers.compatible import compatible_providers
+from fastgate.providers.google import GoogleProvider
 from fastgate.providers.mistral import MistralAI
 from fastgate.providers.mock import MockProvider
+from fastgate.providers.vertex import VertexProvider
 
 
 def _build() -> dict[str, Provider]:
@@ -22,6 +24,8 @@ def _build() -> dict[str, Provider]:
         MistralAI(),
         AnthropicProvider(),
         BedrockProvider(),
+        GoogleProvider(),
+        VertexProvider(),
     ]
     return {p.name: p for p in providers}
 

@@ -157,14 +157,16 @@ def _option_path(path: str) -> str:
 
 def _leaf(node: ConfigNode, inherited: Inherited, path: str) -> Leaf:
     provider = node.provider
-    if not provider:
+    if not provider and not node.virtual_key:
         where = f"{path}.provider" if path else "provider"
         raise bad_request(f"Invalid config passed: {where} is required for a target", param=where)
-    if provider not in PROVIDERS:
+    if provider and provider not in PROVIDERS:
         where = f"{path}.provider" if path else "provider"
         raise bad_request(f"Invalid provider passed: {provider!r} at {where}", param=where)
     target = Target(
-        provider=provider,
+        # A virtual key names its own provider, resolved per request (it may be revoked).
+        provider=provider or "",
+        virtual_key=node.virtual_key,
         api_key=node.api_key,
         custom_host=inherited.custom_host,
         override_params=inherited.override_params,
@@ -174,7 +176,9 @@ def _leaf(node: ConfigNode, inherited: Inherited, path: str) -> Leaf:
         options=node.options,
         path=_option_path(path),
     )
-    identity = Identity(provider, inherited.custom_host or "", key_hash(node.api_key))
+    identity = Identity(
+        provider or "", inherited.custom_host or "", key_hash(node.api_key or node.virtual_key)
+    )
     return Leaf(target, inherited.retry, inherited.cache, identity)
 
 

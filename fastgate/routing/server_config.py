@@ -9,6 +9,9 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
   a saved config, chosen by the request's ``model``.
 - ``default``: a config (or a saved config's name) for requests that name no provider and no
   config: a plain OpenAI client that only changed its ``base_url`` is routed.
+- ``prices``: per model, input and output prices per million tokens, for cost budgets.
+- ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
+  (``fastgate/cache/semantic.py``).
 
 ```toml
 default = "main"
@@ -33,7 +36,9 @@ from typing import Any
 
 import msgspec
 
+from fastgate.cache.semantic import SemanticSettings
 from fastgate.errors import GatewayError, bad_request
+from fastgate.limits.prices import PriceTable
 from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
@@ -41,12 +46,14 @@ from fastgate.ssrf import HostPolicy
 
 class SavedConfig(msgspec.Struct, frozen=True):
     node: ConfigNode
-    #: None when the config names no provider or targets: headers complete it per request.
+    #: None when the config names no provider, targets or virtual key: headers complete it per request.
     plan: RoutePlan | None
 
 
 def saved(node: ConfigNode) -> SavedConfig:
-    return SavedConfig(node, compile_plan(node) if node.provider or node.targets else None)
+    return SavedConfig(
+        node, compile_plan(node) if node.provider or node.targets or node.virtual_key else None
+    )
 
 
 class ServerConfig:
@@ -63,6 +70,10 @@ class ServerConfig:
         self.providers = providers or {}
         self.models = models or {}
         self.default = default
+        #: Model prices for cost budgets (``[prices.gpt-4o] input = 2.5, output = 10``, per 1M tokens).
+        self.prices = PriceTable()
+        #: ``[semantic_cache]``: threshold and embedding target of ``cache: {mode: "semantic"}``.
+        self.semantic: SemanticSettings | None = None
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
         #: Some plan reached by model reads ``params.*``: decode the body whole, once.
@@ -102,6 +113,8 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     providers: dict[str, Any] = {}
     models: dict[str, Any] = {}
     default: Any = None
+    prices: dict[str, Any] = {}
+    semantic_cache: dict[str, Any] | None = None
 
 
 def _read(path: Path) -> Any:
@@ -149,7 +162,19 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         default = resolve(spec.default) if spec.default is not None else None
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
-    return ServerConfig(configs, providers, models, default)
+    config = ServerConfig(configs, providers, models, default)
+    try:
+        config.prices = PriceTable.from_data(spec.prices)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"server config: prices: {exc}") from None
+    if spec.semantic_cache is not None:
+        try:
+            config.semantic = SemanticSettings.from_data(spec.semantic_cache, policy)
+        except (msgspec.ValidationError, ValueError) as exc:
+            raise ValueError(f"server config: semantic_cache: {exc}") from None
+        except GatewayError as exc:
+            raise ValueError(f"server config: semantic_cache.embedding: {exc.message}") from None
+    return config
 
 
 def load_server_config(path: str, policy: HostPolicy) -> ServerConfig:

@@ -77,6 +77,9 @@ class ToolCall(msgspec.Struct):
     id: str
     function: FunctionCall
     type: str = "function"
+    #: Provider state a client must send back with the call, in Google's OpenAI-compatibility
+    #: spelling: ``{"google": {"thought_signature": ...}}`` (Gemini thought signatures).
+    extra_content: dict[str, Any] | UnsetType = UNSET
 
 
 class Message(msgspec.Struct, omit_defaults=True):
@@ -264,6 +267,7 @@ class ToolCallDelta(msgspec.Struct):
     id: str | UnsetType = UNSET
     type: str | UnsetType = UNSET
     function: FunctionDelta | UnsetType = UNSET
+    extra_content: dict[str, Any] | UnsetType = UNSET
 
 
 class Delta(msgspec.Struct):

@@ -20,6 +20,7 @@ from fastgate.server.handlers import Gateway
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.middleware import admission_middleware, error_middleware
 from fastgate.server.options import OptionsReader
+from fastgate.server.shared import SharedState
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 
@@ -37,6 +38,12 @@ def make_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, admission_middleware(settings.max_in_flight)],
     )
     app[GATEWAY_KEY] = gateway
+    server = gateway.reader.server
+    shared = SharedState(settings, server.prices, policy, server.semantic)
+    gateway.access = shared.access
+    app.on_startup.append(shared.start)
+    app.on_cleanup.append(shared.stop)
+    shared.add_routes(app.router)
 
     async def open_pool(app: web.Application) -> None:
         gateway.pool = UpstreamPool(
@@ -110,6 +117,12 @@ def run(settings: Settings) -> None:
         _worker(settings)
         return
     configure_logging(settings.log_level)
+    if not settings.redis_url:
+        log.warning(
+            "%d workers without Redis: rate limits, budgets and the response cache hold per worker "
+            "(set FASTGATE_REDIS_URL to share them)",
+            settings.workers,
+        )
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)]
     for p in procs:

@@ -17,6 +17,7 @@ from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RequestView, object_decoder, view_decoder
+from fastgate.server.access import Access, Grant
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
@@ -42,6 +43,8 @@ class Gateway:
             retry_after_budget_ms=settings.retry_after_budget_ms,
         )
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
+        #: Keys, limits and the response cache (replaced by make_app with the server's own).
+        self.access = Access(None, None)
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -59,11 +62,12 @@ class Gateway:
         return await self._infer(request, Endpoint.EMBEDDINGS)
 
     async def models(self, request: web.Request) -> web.StreamResponse:
+        grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
         plan = opts.plan or self.reader.plan_for_model(None)
         query = request.rel_url.raw_query_string  # still percent-encoded, as in proxy()
         outcome = await self._route(
-            request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query
+            request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query, grant=grant
         )
         return await self._respond(request, opts, outcome)
 
@@ -77,6 +81,7 @@ class Gateway:
     async def proxy(self, request: web.Request) -> web.StreamResponse:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
         body = await self._read_body(request)
+        grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
         path = request.match_info["tail"]  # decoded: judged as the upstream will read it
         if ".." in path.split("/") or "\\" in path:
@@ -94,6 +99,7 @@ class Gateway:
             stream=True,
             path=url.raw_path[len("/v1") :],
             query=url.raw_query_string,
+            grant=grant,
         )
         return await self._respond(request, opts, outcome)
 
@@ -103,6 +109,7 @@ class Gateway:
             raise GatewayError(
                 415, f"Unsupported content type {request.content_type!r}: send application/json"
             )
+        grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
         if not body:
             raise bad_request("Request body is empty: send a JSON object")
@@ -127,7 +134,7 @@ class Gateway:
         if plan is None:
             plan = self.reader.plan_for_model(view.model)
         outcome = await self._route(
-            request, opts, plan, endpoint, body, view, stream=bool(view.stream), params=params
+            request, opts, plan, endpoint, body, view, stream=bool(view.stream), params=params, grant=grant
         )
         return await self._respond(request, opts, outcome)
 
@@ -144,6 +151,7 @@ class Gateway:
         path: str = "",
         query: str = "",
         params: dict[str, Any] | None = None,
+        grant: Grant | None = None,
     ) -> Outcome:
         """Walk the plan: each leaf tried (with its retries) until the plan is satisfied."""
         doc: dict[str, Any] = {}
@@ -151,21 +159,32 @@ class Gateway:
             doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
         walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
         leaf = next(walker)
+        access = self.access
+        headers = access.client_headers(request.headers, grant)
         while True:
-            provider = get_provider(leaf.target.provider)
+            target, vk_rule = access.target(leaf.target, grant, view.model)
+            provider = get_provider(target.provider)
             if endpoint not in provider.endpoints:
                 raise provider.unsupported(endpoint)
             call = Call(
                 endpoint=endpoint,
-                target=leaf.target,
+                target=target,
                 body=body,
                 view=view,
                 method=request.method,
                 path=path,
                 query=query,
-                headers=request.headers,
+                headers=headers,
             )
-            outcome = await self._try(leaf, provider, call, stream)
+            admission = access.plan(
+                call, grant, vk_rule, leaf.cache, force_refresh=opts.cache_force_refresh, stream=stream
+            )
+            early = await access.admit(provider, call, grant, admission, self.pool)
+            if early is not None and early.reached:
+                return early  # a cached answer
+            # (An unreached early outcome: this target's virtual key is over its limit.)
+            outcome = early or await self._try(leaf, provider, call, stream)
+            access.settle(outcome, admission)
             try:
                 leaf = walker.send((outcome.status, outcome.reached))
             except StopIteration:
@@ -204,6 +223,7 @@ class Gateway:
         headers["x-portkey-trace-id"] = opts.trace_id
         headers["x-portkey-last-used-option-index"] = outcome.call.target.path
         headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
+        headers.setdefault("x-portkey-cache-status", "DISABLED")
         if outcome.mapper is not None:
             return await write_stream(request, outcome, headers)
         if outcome.upstream is not None:

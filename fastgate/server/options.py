@@ -51,7 +51,8 @@ GENERIC = frozenset(
 )
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 #: A target built from headers: (config text, provider, key, provider options).
-HeaderPlanKey = tuple[str | None, str, str | None, tuple[tuple[str, str], ...]]
+#: Config text, provider, key, provider options and virtual key of a header-built target.
+HeaderPlanKey = tuple[str | None, str, str | None, tuple[tuple[str, str], ...], str | None]
 
 
 class _TraceIds:
@@ -130,7 +131,7 @@ class OptionsReader:
             plan = entry.plan or self.header_plans.get(
                 (raw_config, *self._header_target(headers, entry.node))
             )
-        elif get("x-portkey-provider") or not self.server.routes_by_model:
+        elif get("x-portkey-provider") or get("x-portkey-virtual-key") or not self.server.routes_by_model:
             plan = self.header_plans.get((None, *self._header_target(headers, None)))
         else:
             plan = None
@@ -177,10 +178,11 @@ class OptionsReader:
 
     def _header_target(
         self, headers: Mapping[str, str], config: ConfigNode | None
-    ) -> tuple[str, str | None, tuple[tuple[str, str], ...]]:
-        """Provider, key and provider options from the headers (Portkey §3.4)."""
-        provider = headers.get("x-portkey-provider") or self.settings.default_provider
-        if not provider:
+    ) -> tuple[str, str | None, tuple[tuple[str, str], ...], str | None]:
+        """Provider, key, provider options and virtual key from the headers (Portkey §3.4)."""
+        provider = headers.get("x-portkey-provider") or self.settings.default_provider or ""
+        virtual_key = headers.get("x-portkey-virtual-key") or None
+        if not provider and not virtual_key:
             if config is not None:
                 raise bad_request(
                     "Either x-portkey-provider needs to be passed, or the x-portkey-config header should "
@@ -196,13 +198,17 @@ class OptionsReader:
             lower = name.lower()
             if lower.startswith(PREFIX) and lower[len(PREFIX) :] not in GENERIC:
                 options.append((lower[len(PREFIX) :].replace("-", "_"), _clean(value, lower)))
-        return provider, api_key or None, tuple(options)
+        return provider, api_key or None, tuple(options), virtual_key
 
     def _header_plan(self, key: HeaderPlanKey) -> RoutePlan:
         """A plan for a target named by headers; clients send the same few, so it is cached."""
-        raw_config, provider, api_key, options = key
+        raw_config, provider, api_key, options, virtual_key = key
         base = self.configs.get(raw_config).node if raw_config else ConfigNode()
         node = msgspec.structs.replace(
-            base, provider=provider, api_key=api_key, options={**base.options, **dict(options)}
+            base,
+            provider=provider or None,
+            api_key=api_key,
+            options={**base.options, **dict(options)},
+            virtual_key=virtual_key,
         )
         return compile_plan(node)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import msgspec
 
@@ -37,6 +38,16 @@ DROPPED_HEADERS = frozenset(
 )
 
 
+class StreamWatcher(Protocol):
+    def feed(self, out: bytes) -> bytes:
+        """The OpenAI SSE to write instead of ``out`` (a watcher may drop what it added)."""
+        ...
+
+    def end(self) -> bytes:
+        """The stream finished cleanly; anything left to write."""
+        ...
+
+
 class Outcome(msgspec.Struct, kw_only=True):
     """The answer of one target, before it is written to the client."""
 
@@ -57,6 +68,8 @@ class Outcome(msgspec.Struct, kw_only=True):
     reached: bool = True
     #: The upstream response behind ``events`` once its first chunk was read ahead.
     held: UpstreamResponse | None = None
+    #: Sees a 2xx stream's output on its way to the client (usage for limits, the cache).
+    watcher: StreamWatcher | None = None
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""
@@ -155,7 +168,7 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> UpstreamResponse | LocalResponse:
     if provider.local:
         return await provider.respond(call)
-    req = provider.request(call)
+    req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
     return await pool.request(req.method, req.url, req.headers, req.body)
 
 
@@ -201,7 +214,8 @@ def _without_secrets(body: bytes, call: Call) -> bytes:
     provided: sk-..."); relayed as is, it would reach logs and dashboards that store errors.
     """
     target = call.target
-    secrets = [target.api_key] if target.api_key else []
+    # A virtual key's secret is cut out (and labelled as such) by access.settle.
+    secrets = [target.api_key] if target.api_key and not target.virtual_key else []
     secrets += [
         v for k, v in target.options.items() if isinstance(v, str) and any(s in k for s in _SECRET_OPTION)
     ]

@@ -34,15 +34,19 @@ async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str
     resp.content_type = "text/event-stream"
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
+    watcher = outcome.watcher
     try:
         await resp.prepare(request)
         pull = source.__anext__
+        clean = True
         while True:
             try:
                 chunk = await pull()
                 out = mapper.feed(chunk)
             except StopAsyncIteration:
                 tail = mapper.finish()
+                if watcher is not None:
+                    tail = watcher.feed(tail)
                 if tail:
                     await resp.write(tail)
                 break
@@ -51,11 +55,18 @@ async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str
                 await resp.write(
                     error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
                 )
+                clean = False
                 break
+            if watcher is not None:
+                out = watcher.feed(out)
             if out:
                 await resp.write(out)
             if mapper.done:
                 break
+        if watcher is not None and clean:
+            tail = watcher.end()
+            if tail:
+                await resp.write(tail)
         await resp.write_eof()
     except ConnectionError:
         # The client went away between two writes (before the handler was cancelled): nothing

@@ -1,0 +1,177 @@
+"""What the cache and the limits add to a request.
+
+- A cache hit: the work from the routed target to the cached answer (limit rules, cache key
+  over the canonical body, in-process LRU lookup, the answer's Outcome). Budget: under 100 µs
+  at the median, and the path with nothing configured stays within noise of free.
+- A limit check with Redis: one ``EVALSHA`` that checks every rule, counts the request and
+  fetches the cached answer. Budget: under half the time of the same reads and writes sent one
+  command at a time (11 round trips). The ratio to a bare ``PING`` is reported too; the
+  script's own work on the server makes it more than 1.
+  ``tests/limits/test_round_trips.py`` counts the commands a request sends.
+- The semantic cache's similarity search, compiled vs. the same loop in Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import operator
+import time
+from array import array
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+from bench.conftest import MEDIANS, ratio
+from fastgate._transforms import best_match
+from fastgate.keys.models import GatewayKey, Limits
+from fastgate.limits.guard import Guard
+from fastgate.providers.base import Call, Endpoint, Target
+from fastgate.providers.registry import get_provider
+from fastgate.routing.config import CacheSettings
+from fastgate.schema.openai import RequestView
+from fastgate.server.access import Access, Grant
+from fastgate.store.base import LimitRule
+from fastgate.store.memory import MemoryStore
+from fastgate.store.redis import RedisStore
+from fastgate.store.resp import Redis
+from tests.redis_server import RedisProcess, redis_server  # noqa: F401
+
+BODY = (
+    b'{"model":"gpt-4o-mini","temperature":0.2,"messages":[{"role":"system","content":"You are terse."},'
+    b'{"role":"user","content":"Name three prime numbers and say why each one is prime."}]}'
+)
+CACHE = CacheSettings(mode="simple", max_age=3600)
+
+
+def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a coroutine that never suspends (the memory store) without an event loop's overhead."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the coroutine suspended")
+
+
+def _call() -> Call:
+    target = Target(provider="openai", api_key="sk-bench", custom_host="http://127.0.0.1:9/v1")
+    return Call(endpoint=Endpoint.CHAT, target=target, body=BODY, view=RequestView(model="gpt-4o-mini"))
+
+
+def _hit(access: Access, grant: Grant | None, cache: CacheSettings | None) -> Any:
+    call = _call()
+    provider = get_provider(call.target.provider)
+    target, vk_rule = access.target(call.target, grant, call.view.model)
+    call.target = target
+    if grant is not None:
+        grant.counted = False
+    admission = access.plan(call, grant, vk_rule, cache, force_refresh=False, stream=False)
+    return run_now(access.admit(provider, call, grant, admission, None))
+
+
+def test_cache_hit_added_work(measure: Any) -> None:
+    access = Access(None, Guard(MemoryStore()))
+    key = GatewayKey(id="bench", limits=Limits(rpm=10**9, tpm=10**9))
+    grant = Grant(key, None)
+    first = _hit(access, grant, CACHE)
+    assert first is None
+    admission = access.plan(_call(), grant, None, CACHE, force_refresh=False, stream=False)
+    assert admission.cache_key is not None
+    access.guard.store.cache.put(admission.cache_key, b'J{"id":"x"}', 3600, time.time())  # type: ignore[union-attr]
+    outcome = measure(_hit, access, grant, CACHE)
+    assert outcome is not None
+    assert outcome.body == b'{"id":"x"}'
+    assert MEDIANS["test_cache_hit_added_work"] < 100e-6
+
+
+def test_nothing_configured_added_work(measure: Any) -> None:
+    access = Access(None, Guard(MemoryStore()))
+    assert measure(_hit, access, None, None) is None
+    assert MEDIANS["test_nothing_configured_added_work"] < 5e-6
+
+
+@pytest.fixture
+def redis_bench(redis_server: RedisProcess) -> Iterator[tuple[asyncio.AbstractEventLoop, Redis]]:  # noqa: F811
+    loop = asyncio.new_event_loop()
+    redis = Redis(redis_server.url)
+    yield loop, redis
+    loop.run_until_complete(redis.close())
+    loop.close()
+
+
+def test_redis_ping(measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]) -> None:
+    loop, redis = redis_bench
+    assert measure(lambda: loop.run_until_complete(redis.execute("PING"))) == "PONG"
+
+
+def test_redis_limits_and_cache_lookup(
+    measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]
+) -> None:
+    loop, redis = redis_bench
+    store = RedisStore(redis)
+    rules = [
+        LimitRule(scope="key:bench", rpm=10**9, tpm=10**9, budget_tokens=10**12),
+        LimitRule(scope="virtual_key:bench", rpm=10**9, budget_cost=10**9),
+    ]
+    loop.run_until_complete(store.cache_put("bench", b"J{}", 3600))
+    verdict = measure(lambda: loop.run_until_complete(store.admit(rules, "bench", 1_800_000_000.0)))
+    assert verdict.refused is None
+    assert verdict.cached == b"J{}"
+
+
+def test_redis_same_checks_one_command_at_a_time(
+    measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]
+) -> None:
+    """The baseline: the same reads and writes as separate round trips, as a client without
+    scripts or pipelining would send them."""
+    loop, redis = redis_bench
+
+    async def naive() -> Any:
+        for scope in ("key:bench", "virtual_key:bench"):
+            await redis.execute("GET", f"fastgate:limit:{scope}:r:1")
+            await redis.execute("GET", f"fastgate:limit:{scope}:t:1")
+            await redis.execute("HGET", f"fastgate:limit:{scope}:spent", "tokens")
+            await redis.execute("INCR", f"fastgate:limit:{scope}:r:1")
+            await redis.execute("EXPIRE", f"fastgate:limit:{scope}:r:1", 120)
+        return await redis.execute("GET", "fastgate:cache:bench")
+
+    measure(lambda: loop.run_until_complete(naive()))
+
+
+def test_redis_check_is_one_round_trip() -> None:
+    # One round trip plus the script's work: a fraction of the same work one command at a time
+    # (11 round trips), and within a few round trips' time of a bare PING even on a busy machine.
+    assert ratio("test_redis_limits_and_cache_lookup", "test_redis_same_checks_one_command_at_a_time") < 0.5
+    assert ratio("test_redis_limits_and_cache_lookup", "test_redis_ping") < 4.0
+
+
+def _vectors() -> tuple[bytes, list[bytes]]:
+    rows = [[math.sin(i * 0.37 + j) for j in range(1536)] for i in range(257)]
+    return array("f", rows[0]).tobytes(), [array("f", r).tobytes() for r in rows[1:]]
+
+
+def _python_best_match(query: bytes, candidates: list[bytes]) -> tuple[int, float]:
+    q = array("f", query)
+    qn = math.sqrt(sum(x * x for x in q))
+    best, best_index = -1.0, -1
+    for i, raw in enumerate(candidates):
+        c = array("f", raw)
+        sim = sum(map(operator.mul, q, c)) / (qn * math.sqrt(sum(x * x for x in c)))
+        if sim > best:
+            best, best_index = sim, i
+    return best_index, best
+
+
+def test_semantic_match_compiled(measure: Any) -> None:
+    query, candidates = _vectors()
+    assert measure(best_match, query, candidates)[0] == _python_best_match(query, candidates)[0]
+
+
+def test_semantic_match_python(measure: Any) -> None:
+    measure(_python_best_match, *_vectors())
+
+
+def test_semantic_match_budget() -> None:
+    # 256 prompts of 1536 dimensions: the compiled loop is what keeps a lookup under a millisecond.
+    assert ratio("test_semantic_match_compiled", "test_semantic_match_python") < 0.1

@@ -1,0 +1,1 @@
+"""The exact-match response cache: keys that never mix tenants, stored answers, stream replay."""

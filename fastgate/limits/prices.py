@@ -1,0 +1,30 @@
+"""The price table: what a model's tokens cost, for cost budgets.
+
+Prices are per million tokens, input and output apart, as providers publish them:
+``{"gpt-4o": {"input": 2.5, "output": 10}}``. A model missing from the table costs 0 (its tokens
+still count against token limits and budgets).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Price(msgspec.Struct, forbid_unknown_fields=True):
+    input: float = 0.0
+    output: float = 0.0
+
+
+class PriceTable:
+    def __init__(self, prices: dict[str, Price] | None = None) -> None:
+        self.prices = prices or {}
+
+    @classmethod
+    def from_data(cls, data: object) -> PriceTable:
+        return cls(msgspec.convert(data, dict[str, Price]))
+
+    def cost(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self.prices.get(model or "")
+        if price is None:
+            return 0.0
+        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000

@@ -1,0 +1,49 @@
+# Embedding similarity for the semantic cache: cosine between float32 vectors held as bytes.
+#
+# A lookup compares one prompt's embedding with every stored one of its partition (hundreds of
+# 1536-float vectors); in Python that is ~100k multiplications per 100 vectors, here a tight C loop.
+
+from libc.math cimport sqrt
+
+
+cdef inline double _dot(const float* a, const float* b, Py_ssize_t n) noexcept nogil:
+    cdef double total = 0.0
+    cdef Py_ssize_t i
+    for i in range(n):
+        total += <double>a[i] * <double>b[i]
+    return total
+
+
+def best_match(bytes query, list candidates):
+    """``(index, similarity)`` of the candidate most similar to ``query``; ``(-1, -1.0)`` if none.
+
+    Vectors are packed little-endian float32 (``array('f').tobytes()``); candidates of another
+    length (an embedding model changed) are skipped.
+    """
+    cdef char* q
+    cdef char* c
+    cdef Py_ssize_t qn, cn, dims
+    cdef double qnorm, cnorm, sim
+    cdef double best = -1.0
+    cdef Py_ssize_t best_index = -1
+    cdef Py_ssize_t i
+    PyBytes_AsStringAndSize(query, &q, &qn)
+    dims = qn // 4
+    qnorm = sqrt(_dot(<const float*>q, <const float*>q, dims))
+    if qnorm == 0.0:
+        return best_index, best
+    for i in range(len(candidates)):
+        candidate = candidates[i]
+        if type(candidate) is not bytes:
+            continue
+        PyBytes_AsStringAndSize(<bytes>candidate, &c, &cn)
+        if cn != qn:
+            continue
+        cnorm = sqrt(_dot(<const float*>c, <const float*>c, dims))
+        if cnorm == 0.0:
+            continue
+        sim = _dot(<const float*>q, <const float*>c, dims) / (qnorm * cnorm)
+        if sim > best:
+            best = sim
+            best_index = i
+    return best_index, best

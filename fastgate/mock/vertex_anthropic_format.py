@@ -1,0 +1,69 @@
+"""The mock's Claude on Vertex AI: ``.../publishers/anthropic/models/{model}:rawPredict`` and
+``:streamRawPredict``, answered in Anthropic's wire format by ``anthropic_format``.
+
+It refuses what Vertex refuses (https://cloud.google.com/vertex-ai/generative-ai/docs/
+partner-models/claude/use-claude, https://docs.anthropic.com/en/api/claude-on-vertex-ai): no Bearer
+token (401 from Vertex's front door, google.rpc.Status), a body without ``anthropic_version`` or
+with a ``model`` (400, Anthropic's error shape: the model is named by the URL alone), and every
+body Anthropic itself would refuse.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from aiohttp import web
+
+import fastgate.mock.server as mock_server
+from fastgate.mock import anthropic_format, gemini_format
+from fastgate.mock.anthropic_format import AnthropicFormat
+
+if TYPE_CHECKING:
+    from fastgate.mock.server import MockServer
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any])
+METHODS = {"rawPredict": False, "streamRawPredict": True}
+
+
+def _refusal(request: dict[str, Any]) -> str | None:
+    if "model" in request:
+        return "model: Extra inputs are not permitted"
+    if not isinstance(request.get("anthropic_version"), str):
+        return "anthropic_version: Field required"
+    return None
+
+
+def _reply(status: int, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
+def add_routes(app: web.Application, server: MockServer) -> None:
+    fmt = AnthropicFormat()
+
+    async def predict(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        server.record(request, body)
+        model, _, method = request.match_info["call"].partition(":")
+        if method not in METHODS:
+            return _reply(404, gemini_format.error(404, f"Method {method} not found."))
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _reply(
+                401, gemini_format.error(401, "Request is missing required authentication credential.")
+            )
+        try:
+            parsed = _decode.decode(body)
+        except msgspec.DecodeError:
+            return _reply(400, anthropic_format.error(400, "There was an error parsing the body"))
+        reason = _refusal(parsed)
+        if reason is not None:
+            return _reply(400, anthropic_format.error(400, reason))
+        # The answer names the model of the URL, as Vertex's do.
+        parsed["model"] = model
+        plan = server.engine.plan("messages", _encode(parsed), fmt, stream=METHODS[method])
+        return await mock_server.play(request, plan)
+
+    app.router.add_post(
+        "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{call}", predict
+    )

@@ -1,0 +1,41 @@
+"""What a recorded stream becomes in the cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastgate.cache import entries
+from fastgate.cache.entries import SSE, StreamRecorder
+
+CHUNK = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+def test_a_clean_stream_is_an_entry() -> None:
+    recorder = StreamRecorder()
+    for part in (CHUNK, CHUNK, DONE):
+        recorder.add(part)
+    assert recorder.entry() == SSE + CHUNK + CHUNK + DONE
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [CHUNK],  # never finished
+        [CHUNK, b'data: {"error":{"message":"boom","type":"api_error"}}\n\n', DONE],  # error event
+    ],
+)
+def test_unfinished_or_failed_streams_are_not(parts: list[bytes]) -> None:
+    recorder = StreamRecorder()
+    for part in parts:
+        recorder.add(part)
+    assert recorder.entry() is None
+
+
+def test_a_stream_over_the_size_bound_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(entries, "MAX_STREAM_BYTES", len(CHUNK) * 2)
+    recorder = StreamRecorder()
+    for part in (CHUNK, CHUNK, CHUNK, DONE):
+        recorder.add(part)
+    assert recorder.entry() is None
+    assert recorder.parts is None
