@@ -1,5 +1,5 @@
 """The upstream fault matrix for the providers whose answers are mapped (Anthropic, Cohere,
-Bedrock): a broken or wrong answer in their own wire format still ends in an OpenAI-shaped
+Bedrock, Gemini): a broken or wrong answer in their own wire format still ends in an OpenAI-shaped
 error, or an error event and [DONE], in bounded time. The failure is scripted with a
 ``[mock ...]`` marker in the message text, which every mapping carries over."""
 
@@ -38,9 +38,19 @@ def _bedrock(upstream: Upstream) -> dict[str, str]:
     }
 
 
+def _google(upstream: Upstream) -> dict[str, str]:
+    root = str(upstream.server.make_url("")).rstrip("/") + "/v1beta"
+    return {"x-portkey-provider": "google", "x-portkey-custom-host": root, "Authorization": "Bearer g-k"}
+
+
 HEADERS: dict[str, Callable[[Upstream], dict[str, str]]] = {
     name: build
-    for name, build in (("anthropic", _anthropic), ("cohere", _cohere), ("bedrock", _bedrock))
+    for name, build in (
+        ("anthropic", _anthropic),
+        ("cohere", _cohere),
+        ("bedrock", _bedrock),
+        ("google", _google),
+    )
     if name in PROVIDERS
 }
 # (marker, streamed)
@@ -79,7 +89,11 @@ async def test_mapped_provider_fault_ends_in_an_error(
 ) -> None:
     headers = HEADERS[provider](upstream)
     started = time.monotonic()
-    resp = await gw.post("/v1/chat/completions", chat(f"hi [mock {marker}]", stream), headers)
+    resp = await gw.post(
+        "/v1/chat/completions",
+        chat(f"one two three four five six seven eight [mock {marker}]", stream),
+        headers,
+    )
     if resp.status != 200:
         assert resp.status >= 500, await resp.text()
         assert resp.content_type == "application/json"

@@ -186,6 +186,7 @@ _TABLE: list[tuple[str, str, str, Callable[[str], str], bool]] = [
     ("cohere", "cohere_format", "COHERE", lambda url: _path(url).rsplit("/", 1)[-1], False),
     ("anthropic", "anthropic_format", "AnthropicFormat", lambda url: _path(url).rsplit("/", 1)[-1], False),
     ("bedrock", "bedrock_format", "BEDROCK", _path, True),
+    ("google", "gemini_format", "GEMINI", lambda url: _path(url).rsplit(":", 1)[-1], True),
 ]
 
 
@@ -217,6 +218,11 @@ def upstream_answer(name: str, text: str, stream: bool) -> tuple[Call, Any]:
     upstream_request = msgspec.json.decode(req.body)
     if by_url:
         upstream_request["stream"] = stream
+    if name == "google":  # what the mock's Gemini route adds before planning
+        from fastgate.mock.gemini_format import as_messages
+
+        alt = "sse" if "alt=sse" in req.url else None
+        upstream_request.update(messages=as_messages(upstream_request), model="m", _alt=alt)
     plan = fmt.answer(operation(req.url), upstream_request, Directives(content=text))
     assert plan.status == 200, plan.body
     return call, plan
