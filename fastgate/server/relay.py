@@ -255,7 +255,7 @@ def _invalid_answer(outcome: Outcome, exc: ValueError) -> None:
     outcome.status = 502
     error = exc.error if isinstance(exc, InvalidUpstreamAnswer) else None
     if error is not None and error.lstrip().startswith(b"{"):
-        outcome.body = provider.error(502, error)
+        outcome.body = _without_secrets(provider.error(502, error), outcome.call)
     else:
         message = f"{provider.name} error: {exc}"
         outcome.body = error_body(502, message, type="api_error", provider=provider.name)
