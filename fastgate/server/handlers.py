@@ -21,7 +21,7 @@ from fastgate.server.access import Access, Grant
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
-from fastgate.server.streaming import write_stream
+from fastgate.server.streaming import UPSTREAM_FAILURES, write_stream
 from fastgate.settings import Settings
 
 _EMPTY_VIEW = RequestView()
@@ -238,9 +238,20 @@ async def _pipe_raw(request: web.Request, outcome: Outcome, headers: dict[str, s
     assert upstream is not None
     resp = web.StreamResponse(status=outcome.status, headers=headers)
     resp.content_type = outcome.content_type
+    chunks = upstream.chunks()
     try:
         await resp.prepare(request)
-        async for chunk in upstream.chunks():
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except UPSTREAM_FAILURES:
+                # The upstream broke mid-answer. A raw relay has no error event to send: the
+                # client's connection is cut, so it sees an incomplete body, not a clean end.
+                if request.transport is not None:
+                    request.transport.abort()
+                return resp
             await resp.write(chunk)
         await resp.write_eof()
     except ConnectionError:
