@@ -7,9 +7,12 @@ or a well-formed but wrong answer (HTML, text, invalid JSON, a 200 carrying an e
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
@@ -113,3 +116,34 @@ async def test_refused_connection_then_recovery(
         assert_openai_error(await resp.json())
         assert time.monotonic() - started < BOUND
         await assert_recovers(gw, upstream, stream)
+
+
+async def test_passthrough_upstream_broken_mid_body_cuts_the_client_off_quietly(
+    gw: Gateway, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A raw relay cannot send an error event: the client must see an incomplete body, not a
+    # clean end, and the gateway must not log a traceback for the upstream's failure.
+    async def half_then_reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+        )
+        writer.write(b"x" * 10)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.transport.abort()
+
+    server = await asyncio.start_server(half_then_reset, "127.0.0.1", 0)
+    host = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    headers = {**openai_headers(upstream), "x-portkey-custom-host": host}
+    with caplog.at_level(logging.ERROR):
+        started = time.monotonic()
+        resp = await gw.get("/v1/files/file-1/content", headers=headers)
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(resp.read(), BOUND)  # a hang would be a TimeoutError
+        assert time.monotonic() - started < BOUND
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    server.close()
+    await server.wait_closed()
+    await assert_recovers(gw, upstream, stream=False)
