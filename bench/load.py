@@ -63,7 +63,9 @@ core {SERVER_CORE}. Direct = the generators against the mock itself. All traffic
 - Throughput: wrk, 1 thread, {WRK_CONNECTIONS} keep-alive connections, fixed duration, \
 bench/post.lua; any non-2xx answer or socket error marks the run invalid (shown as "!").
 - CPU µs/req: user+system CPU time of the server process(es) during the non-streaming wrk run, \
-per request (1e6 / this = requests/s one core could carry if nothing else limited it).
+per request; "core busy" is that CPU time over the run's duration (below ~95%: the server was \
+not what limited req/s; the shared core {CLIENT_CORE} or other tenants were); "req/s per core" = \
+1e6 / CPU µs/req, what one fully busy core would carry (the steadiest number on a noisy machine).
 - Latency c=1: one request at a time on one keep-alive connection, from send to last byte.
 - Latency at a fixed rate: open loop (requests sent on a fixed schedule whatever the answers), \
 latency counted from the scheduled send time (or the actual send, if earlier), so a stall is \
@@ -339,8 +341,9 @@ class WrkResult:
     rps: float
     non_2xx: int
     socket_errors: int
-    #: CPU seconds the server used during the run.
+    #: CPU seconds the server used during the run, and the run's wall time.
     server_cpu_s: float
+    wall_s: float
 
     @property
     def valid(self) -> bool:
@@ -349,6 +352,11 @@ class WrkResult:
     @property
     def cpu_us_per_request(self) -> float:
         return 1e6 * self.server_cpu_s / self.requests if self.requests else math.nan
+
+    @property
+    def server_busy(self) -> float:
+        """Share of one core the server used."""
+        return self.server_cpu_s / self.wall_s if self.wall_s else math.nan
 
 
 def parse_wrk(output: str) -> tuple[int, float, int, int]:
@@ -373,13 +381,13 @@ def run_wrk(target: Target, body_file: Path, duration: int, connections: int = W
         argv += ["-H", f"{name}: {value}"]
     argv += [target.url, "--", str(body_file)]
     pids = process_tree(target.pid)
-    cpu_before = cpu_seconds(pids)
+    cpu_before, started = cpu_seconds(pids), time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
-    server_cpu = cpu_seconds(pids) - cpu_before
+    server_cpu, wall = cpu_seconds(pids) - cpu_before, time.perf_counter() - started
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
     requests, rps, non_2xx, errors = parse_wrk(out.stdout)
-    return WrkResult(requests, rps, non_2xx, errors, server_cpu)
+    return WrkResult(requests, rps, non_2xx, errors, server_cpu, wall)
 
 
 # ---------------------------------------------------------------- latency (own generator)
@@ -526,6 +534,7 @@ def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> 
     plain = run_wrk(target, files["plain"], settings.duration)
     out["rps"] = plain.rps if plain.valid else math.nan
     out["cpu_us_per_req"] = plain.cpu_us_per_request
+    out["server_busy"] = plain.server_busy
     out["wrk"] = asdict(plain)
     time.sleep(settings.pause_s)
     stream = run_wrk(target, files["stream"], settings.duration)
@@ -555,6 +564,7 @@ def medians(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]
             "rps": _median([r["rps"] for r in runs]),
             "streams_per_s": _median([r["streams_per_s"] for r in runs]),
             "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in runs]),
+            "server_busy": _median([r["server_busy"] for r in runs]),
             "c1_p50_ms": _median([r["c1"]["p50_ms"] for r in runs]),
             "c1_p99_ms": _median([r["c1"]["p99_ms"] for r in runs]),
             "fixed_p50_ms": _median([r["fixed"]["p50_ms"] for r in runs]),
@@ -584,7 +594,8 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
     nginx = summary.get("nginx")
     r = f"{rate:g}/s"
     head = (
-        f"| target | req/s | streams/s | CPU µs/req | c=1 p50 ms | c=1 p99 ms | {r} p50 ms | {r} p99 ms "
+        "| target | req/s | streams/s | CPU µs/req | core busy | req/s per core "
+        f"| c=1 p50 ms | c=1 p99 ms | {r} p50 ms | {r} p99 ms "
         f"| +p50 vs direct c=1 / {r} ms | req/s ÷ relay | req/s ÷ nginx | streams/s ÷ relay "
         "| streams/s ÷ nginx | RSS MB |"
     )
@@ -601,6 +612,8 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
             _fmt(m["rps"]),
             _fmt(m["streams_per_s"]),
             _fmt(m["cpu_us_per_req"]),
+            _fmt(100 * m["server_busy"]) + "%",
+            _fmt(1e6 / m["cpu_us_per_req"]),
             _fmt(m["c1_p50_ms"], 3),
             _fmt(m["c1_p99_ms"], 3),
             _fmt(m["fixed_p50_ms"], 3),

@@ -90,7 +90,7 @@ def test_one_measurement_through_the_gateway(
     run = load.measure_once(targets["fastgate"], settings, files)
     assert run["wrk"]["non_2xx"] == 0 and run["wrk_stream"]["non_2xx"] == 0
     assert run["rps"] > 100 and run["streams_per_s"] > 20
-    assert 0 < run["cpu_us_per_req"] < 100_000
+    assert 0 < run["cpu_us_per_req"] < 100_000 and 0 < run["server_busy"] < 1.5
     assert run["c1"]["failures"] == run["fixed"]["failures"] == 0
     summary = load.medians({"fastgate": [run]})
     table = load.render_table(summary, settings.rate, {"fastgate": 50.0})
@@ -104,6 +104,7 @@ def test_table_ratios_and_added_latency() -> None:
             "rps": rps,
             "streams_per_s": streams,
             "cpu_us_per_req": 1e6 / rps,
+            "server_busy": 0.5,
             "c1_p50_ms": p50,
             "c1_p99_ms": 2 * p50,
             "fixed_p50_ms": p50,
@@ -117,18 +118,20 @@ def test_table_ratios_and_added_latency() -> None:
     }
     lines = load.render_table(summary, 400, {}).splitlines()
     fastgate = [c.strip() for c in lines[3].split("|")]
-    assert fastgate[1:10] == [
+    assert fastgate[1:12] == [
         "fastgate",
         "3,000",
         "1,500",
         "333",
+        "50%",
+        "3,000",
         "0.800",
         "1.600",
         "0.800",
         "timeout",
         "0.500 / 0.500",
     ]
-    assert fastgate[10:14] == ["0.75x", "", "0.75x", ""]
+    assert fastgate[12:16] == ["0.75x", "", "0.75x", ""]
 
 
 def test_percentile_is_nearest_rank() -> None:
