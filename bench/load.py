@@ -72,8 +72,8 @@ latency counted from the scheduled send time (or the actual send, if earlier), s
 charged to every request it delays (no coordinated omission); failures and requests still \
 unanswered after {REQUEST_TIMEOUT_S:.0f} s count as infinitely slow.
 - Each configuration is measured once per run, the order rotated from run to run (interleaved); \
-the table shows the median over runs. Ratios are fastgate's (or each row's) value divided by the \
-relay's and nginx's. RSS: resident memory of the server process after the load.
+the table shows the median over runs. Ratios: each row's value divided by the relay's and by \
+nginx's. RSS: resident memory of the server process(es) after the load.
 """
 
 
@@ -569,6 +569,7 @@ def medians(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]
             "c1_p99_ms": _median([r["c1"]["p99_ms"] for r in runs]),
             "fixed_p50_ms": _median([r["fixed"]["p50_ms"] for r in runs]),
             "fixed_p99_ms": _median([r["fixed"]["p99_ms"] for r in runs]),
+            "send_lag_p99_ms": _median([r["fixed"]["send_lag_p99_ms"] for r in runs]),
             "runs": len(runs),
             "invalid_runs": sum(1 for r in runs if math.isnan(r["rps"]) or math.isnan(r["streams_per_s"])),
         }
@@ -821,6 +822,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     path.write_text(json.dumps(_json_safe(record), indent=2, allow_nan=False))
     print(result["table"])
+    lags = ", ".join(f"{n} {m['send_lag_p99_ms']:.2f}" for n, m in result["medians"].items())
+    print(f"\nOpen-loop generator, p99 of its own send lag in ms (included in the latencies): {lags}")
     for failure in result["failures"]:
         run, name, state = failure["run"] + 1, failure["target"], failure["server"]
         print(f"\n! run {run} of {name} failed ({state}): {failure['error']}")
