@@ -46,6 +46,18 @@ def test_every_target_answers_a_chat_request(servers: tuple[Processes, dict[str,
         assert b'"chat.completion"' in body
 
 
+@pytest.mark.parametrize("name", ["direct", "fastgate", "relay", "nginx"])
+def test_streams_arrive_whole(servers: tuple[Processes, dict[str, Target]], name: str) -> None:
+    _, targets = servers
+    if name not in targets:
+        pytest.skip("nginx is not installed (apt-get install nginx): the harness skips it too")
+    status, body = load._post(targets[name].url, load.chat_body(stream=True), targets[name].headers)
+    assert status == 200
+    events = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"data: [DONE]"
+    assert sum(1 for e in events if b'"content":' in e) >= load.STREAM_CHUNKS
+
+
 def test_servers_are_pinned_to_the_server_core(servers: tuple[Processes, dict[str, Target]]) -> None:
     if not load.taskset_prefix(load.SERVER_CORE):
         pytest.skip("taskset is missing or the machine has one core: the harness pins nothing")
@@ -65,7 +77,7 @@ def test_open_loop_keeps_its_schedule(servers: tuple[Processes, dict[str, Target
     assert summary["failures"] == 0
     assert 0 < summary["p50_ms"] <= summary["p99_ms"] < 1000
     # Sends are due every 5 ms; a generator that fell behind would show it here.
-    assert summary["send_lag_p99_ms"] < 20
+    assert summary["send_lag_p99_ms"] < 50
 
 
 def test_failed_requests_count_as_infinitely_slow(servers: tuple[Processes, dict[str, Target]]) -> None:
