@@ -63,8 +63,9 @@ core {SERVER_CORE}. Direct = the generators against the mock itself. All traffic
 - Throughput: wrk, 1 thread, {WRK_CONNECTIONS} keep-alive connections, fixed duration, \
 bench/post.lua; any non-2xx answer or socket error marks the run invalid (shown as "!").
 - CPU µs/req: user+system CPU time of the server process(es) during the non-streaming wrk run, \
-per request; "core busy" is that CPU time over the run's duration (below ~95%: the server was \
-not what limited req/s; the shared core {CLIENT_CORE} or other tenants were); "req/s per core" = \
+per request; "busy" is that CPU time over the run's duration, beside how busy the server's core \
+was in all (other tenants included): a server well below 100% was not what limited req/s (the \
+shared core {CLIENT_CORE} or other tenants were); "req/s per core" = \
 1e6 / CPU µs/req, what one fully busy core would carry (the steadiest number on a noisy machine).
 - Latency c=1: one request at a time on one keep-alive connection, from send to last byte.
 - Latency at a fixed rate: open loop (requests sent on a fixed schedule whatever the answers), \
@@ -167,6 +168,17 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
     return total
+
+
+def core_busy_ticks(core: int) -> tuple[int, int]:
+    """(busy, total) clock ticks of one core since boot, from /proc/stat; (0, 0) if unreadable."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(x) for x in line.split()[1:]]
+                idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+                return sum(ticks[:8]) - idle, sum(ticks[:8])
+    return 0, 0
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -344,6 +356,8 @@ class WrkResult:
     #: CPU seconds the server used during the run, and the run's wall time.
     server_cpu_s: float
     wall_s: float
+    #: Share of the server's core busy with anything (this server, other tenants) during the run.
+    core_busy: float
 
     @property
     def valid(self) -> bool:
@@ -381,13 +395,16 @@ def run_wrk(target: Target, body_file: Path, duration: int, connections: int = W
         argv += ["-H", f"{name}: {value}"]
     argv += [target.url, "--", str(body_file)]
     pids = process_tree(target.pid)
-    cpu_before, started = cpu_seconds(pids), time.perf_counter()
+    cpu_before, core_before, started = cpu_seconds(pids), core_busy_ticks(SERVER_CORE), time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
     server_cpu, wall = cpu_seconds(pids) - cpu_before, time.perf_counter() - started
+    core_after = core_busy_ticks(SERVER_CORE)
+    total_ticks = core_after[1] - core_before[1]
+    core_busy = (core_after[0] - core_before[0]) / total_ticks if total_ticks else math.nan
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
     requests, rps, non_2xx, errors = parse_wrk(out.stdout)
-    return WrkResult(requests, rps, non_2xx, errors, server_cpu, wall)
+    return WrkResult(requests, rps, non_2xx, errors, server_cpu, wall, core_busy)
 
 
 # ---------------------------------------------------------------- latency (own generator)
@@ -535,6 +552,7 @@ def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> 
     out["rps"] = plain.rps if plain.valid else math.nan
     out["cpu_us_per_req"] = plain.cpu_us_per_request
     out["server_busy"] = plain.server_busy
+    out["core_busy"] = plain.core_busy
     out["wrk"] = asdict(plain)
     time.sleep(settings.pause_s)
     stream = run_wrk(target, files["stream"], settings.duration)
@@ -565,6 +583,7 @@ def medians(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]
             "streams_per_s": _median([r["streams_per_s"] for r in runs]),
             "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in runs]),
             "server_busy": _median([r["server_busy"] for r in runs]),
+            "core_busy": _median([r["core_busy"] for r in runs]),
             "c1_p50_ms": _median([r["c1"]["p50_ms"] for r in runs]),
             "c1_p99_ms": _median([r["c1"]["p99_ms"] for r in runs]),
             "fixed_p50_ms": _median([r["fixed"]["p50_ms"] for r in runs]),
@@ -595,7 +614,7 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
     nginx = summary.get("nginx")
     r = f"{rate:g}/s"
     head = (
-        "| target | req/s | streams/s | CPU µs/req | core busy | req/s per core "
+        "| target | req/s | streams/s | CPU µs/req | busy: server / its core | req/s per core "
         f"| c=1 p50 ms | c=1 p99 ms | {r} p50 ms | {r} p99 ms "
         f"| +p50 vs direct c=1 / {r} ms | req/s ÷ relay | req/s ÷ nginx | streams/s ÷ relay "
         "| streams/s ÷ nginx | RSS MB |"
@@ -613,7 +632,7 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
             _fmt(m["rps"]),
             _fmt(m["streams_per_s"]),
             _fmt(m["cpu_us_per_req"]),
-            _fmt(100 * m["server_busy"]) + "%",
+            f"{_fmt(100 * m['server_busy'])}% / {_fmt(100 * m['core_busy'])}%",
             _fmt(1e6 / m["cpu_us_per_req"]),
             _fmt(m["c1_p50_ms"], 3),
             _fmt(m["c1_p99_ms"], 3),

@@ -103,6 +103,7 @@ def test_one_measurement_through_the_gateway(
     assert run["wrk"]["non_2xx"] == 0 and run["wrk_stream"]["non_2xx"] == 0
     assert run["rps"] > 100 and run["streams_per_s"] > 20
     assert 0 < run["cpu_us_per_req"] < 100_000 and 0 < run["server_busy"] < 1.5
+    assert 0 < run["core_busy"] <= 1
     assert run["c1"]["failures"] == run["fixed"]["failures"] == 0
     summary = load.medians({"fastgate": [run]})
     table = load.render_table(summary, settings.rate, {"fastgate": 50.0})
@@ -117,6 +118,7 @@ def test_table_ratios_and_added_latency() -> None:
             "streams_per_s": streams,
             "cpu_us_per_req": 1e6 / rps,
             "server_busy": 0.5,
+            "core_busy": 0.75,
             "c1_p50_ms": p50,
             "c1_p99_ms": 2 * p50,
             "fixed_p50_ms": p50,
@@ -135,7 +137,7 @@ def test_table_ratios_and_added_latency() -> None:
         "3,000",
         "1,500",
         "333",
-        "50%",
+        "50% / 75%",
         "3,000",
         "0.800",
         "1.600",
