@@ -220,8 +220,9 @@ class Target:
     headers: dict[str, str]
     #: The process whose CPU and memory are the server's (the mock itself for ``direct``).
     pid: int
-    #: Its name in :class:`Processes` (for its log).
+    #: Its name in :class:`Processes` (for its log), and the core it is pinned to.
     process: str
+    core: int = SERVER_CORE
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float = 2.0) -> tuple[int, bytes]:
@@ -306,7 +307,9 @@ def start_servers(
         CLIENT_CORE,
     )
     chat = "/v1/chat/completions"
-    targets: dict[str, Target] = {"direct": Target("direct", mock_url + chat, {}, mock.pid, "mock")}
+    targets: dict[str, Target] = {
+        "direct": Target("direct", mock_url + chat, {}, mock.pid, "mock", CLIENT_CORE)
+    }
     wait_ready(procs, "mock", targets["direct"])
     if "fastgate" in names:
         port = free_port()
@@ -395,10 +398,10 @@ def run_wrk(target: Target, body_file: Path, duration: int, connections: int = W
         argv += ["-H", f"{name}: {value}"]
     argv += [target.url, "--", str(body_file)]
     pids = process_tree(target.pid)
-    cpu_before, core_before, started = cpu_seconds(pids), core_busy_ticks(SERVER_CORE), time.perf_counter()
+    cpu_before, core_before, started = cpu_seconds(pids), core_busy_ticks(target.core), time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
     server_cpu, wall = cpu_seconds(pids) - cpu_before, time.perf_counter() - started
-    core_after = core_busy_ticks(SERVER_CORE)
+    core_after = core_busy_ticks(target.core)
     total_ticks = core_after[1] - core_before[1]
     core_busy = (core_after[0] - core_before[0]) / total_ticks if total_ticks else math.nan
     if out.returncode != 0:
