@@ -66,7 +66,8 @@ bench/post.lua; any non-2xx answer or socket error marks the run invalid (shown 
 per request; "busy" is that CPU time over the run's duration, beside how busy the server's core \
 was in all (other tenants included): a server well below 100% was not what limited req/s (the \
 shared core {CLIENT_CORE} or other tenants were); "req/s per core" = \
-1e6 / CPU µs/req, what one fully busy core would carry (the steadiest number on a noisy machine).
+1e6 / CPU µs/req, what one fully busy core would carry (the steadiest number on a noisy machine); \
+CPU µs/stream likewise for the streaming run.
 - Latency c=1: one request at a time on one keep-alive connection, from send to last byte.
 - Latency at a fixed rate: open loop (requests sent on a fixed schedule whatever the answers), \
 latency counted from the scheduled send time (or the actual send, if earlier), so a stall is \
@@ -560,6 +561,7 @@ def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> 
     time.sleep(settings.pause_s)
     stream = run_wrk(target, files["stream"], settings.duration)
     out["streams_per_s"] = stream.rps if stream.valid else math.nan
+    out["cpu_us_per_stream"] = stream.cpu_us_per_request
     out["wrk_stream"] = asdict(stream)
     time.sleep(settings.pause_s)
     body = chat_body(stream=False)
@@ -585,6 +587,7 @@ def medians(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]
             "rps": _median([r["rps"] for r in runs]),
             "streams_per_s": _median([r["streams_per_s"] for r in runs]),
             "cpu_us_per_req": _median([r["cpu_us_per_req"] for r in runs]),
+            "cpu_us_per_stream": _median([r["cpu_us_per_stream"] for r in runs]),
             "server_busy": _median([r["server_busy"] for r in runs]),
             "core_busy": _median([r["core_busy"] for r in runs]),
             "c1_p50_ms": _median([r["c1"]["p50_ms"] for r in runs]),
@@ -610,46 +613,74 @@ def _ratio(a: float, b: float | None) -> str:
     return "" if b is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
 
 
-def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[str, float]) -> str:
-    """The Markdown table of medians, with added latency vs. direct and ratios vs. relay and nginx."""
-    direct = summary.get("direct")
-    relay = summary.get("relay")
-    nginx = summary.get("nginx")
-    r = f"{rate:g}/s"
-    head = (
-        "| target | req/s | streams/s | CPU µs/req | busy: server / its core | req/s per core "
-        f"| c=1 p50 ms | c=1 p99 ms | {r} p50 ms | {r} p99 ms "
-        f"| +p50 vs direct c=1 / {r} ms | req/s ÷ relay | req/s ÷ nginx | streams/s ÷ relay "
-        "| streams/s ÷ nginx | RSS MB |"
-    )
-    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
-    for name, m in summary.items():
-        added = ""
-        if direct is not None and name != "direct":
-            added = (
-                f"{_fmt(m['c1_p50_ms'] - direct['c1_p50_ms'], 3)} / "
-                f"{_fmt(m['fixed_p50_ms'] - direct['fixed_p50_ms'], 3)}"
-            )
-        cells = [
-            name,
-            _fmt(m["rps"]),
-            _fmt(m["streams_per_s"]),
-            _fmt(m["cpu_us_per_req"]),
-            f"{_fmt(100 * m['server_busy'])}% / {_fmt(100 * m['core_busy'])}%",
-            _fmt(1e6 / m["cpu_us_per_req"]),
-            _fmt(m["c1_p50_ms"], 3),
-            _fmt(m["c1_p99_ms"], 3),
-            _fmt(m["fixed_p50_ms"], 3),
-            _fmt(m["fixed_p99_ms"], 3),
-            added,
-            _ratio(m["rps"], relay["rps"] if relay else None),
-            _ratio(m["rps"], nginx["rps"] if nginx else None),
-            _ratio(m["streams_per_s"], relay["streams_per_s"] if relay else None),
-            _ratio(m["streams_per_s"], nginx["streams_per_s"] if nginx else None),
-            _fmt(rss[name], 1) if name in rss else "",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[str, float]) -> str:
+    """Two Markdown tables of medians: throughput (with ratios vs. relay and nginx) and latency."""
+    direct, relay, nginx = summary.get("direct"), summary.get("relay"), summary.get("nginx")
+    throughput, latency = [], []
+    for name, m in summary.items():
+        throughput.append(
+            [
+                name,
+                _fmt(m["rps"]),
+                _fmt(m["cpu_us_per_req"]),
+                _fmt(1e6 / m["cpu_us_per_req"]),
+                f"{_fmt(100 * m['server_busy'])}% / {_fmt(100 * m['core_busy'])}%",
+                _fmt(m["streams_per_s"]),
+                _fmt(m["cpu_us_per_stream"]),
+                _ratio(m["rps"], relay["rps"] if relay else None),
+                _ratio(m["rps"], nginx["rps"] if nginx else None),
+                _ratio(m["streams_per_s"], relay["streams_per_s"] if relay else None),
+                _ratio(m["streams_per_s"], nginx["streams_per_s"] if nginx else None),
+                _fmt(rss[name], 1) if name in rss else "",
+            ]
+        )
+        added = ["", ""]
+        if direct is not None and name != "direct":
+            added = [
+                _fmt(m["c1_p50_ms"] - direct["c1_p50_ms"], 3),
+                _fmt(m["fixed_p50_ms"] - direct["fixed_p50_ms"], 3),
+            ]
+        latency.append(
+            [
+                name,
+                _fmt(m["c1_p50_ms"], 3),
+                _fmt(m["c1_p99_ms"], 3),
+                _fmt(m["fixed_p50_ms"], 3),
+                _fmt(m["fixed_p99_ms"], 3),
+                *added,
+            ]
+        )
+    r = f"{rate:g}/s"
+    throughput_head = [
+        "target",
+        "req/s",
+        "CPU µs/req",
+        "req/s per core",
+        "busy: server / its core",
+        "streams/s",
+        "CPU µs/stream",
+        "req/s ÷ relay",
+        "req/s ÷ nginx",
+        "streams/s ÷ relay",
+        "streams/s ÷ nginx",
+        "RSS MB",
+    ]
+    latency_head = [
+        "target",
+        "c=1 p50 ms",
+        "c=1 p99 ms",
+        f"{r} p50 ms",
+        f"{r} p99 ms",
+        "+p50 vs direct, c=1",
+        f"+p50 vs direct, {r}",
+    ]
+    return _table(throughput_head, throughput) + "\n\n" + _table(latency_head, latency)
 
 
 def interleaved(names: list[str], runs: int) -> Iterator[tuple[int, str]]:

@@ -102,7 +102,8 @@ def test_one_measurement_through_the_gateway(
     run = load.measure_once(targets["fastgate"], settings, files)
     assert run["wrk"]["non_2xx"] == 0 and run["wrk_stream"]["non_2xx"] == 0
     assert run["rps"] > 100 and run["streams_per_s"] > 20
-    assert 0 < run["cpu_us_per_req"] < 100_000 and 0 < run["server_busy"] < 1.5
+    assert 0 < run["cpu_us_per_req"] < 100_000 and 0 < run["cpu_us_per_stream"] < 100_000
+    assert 0 < run["server_busy"] < 1.5
     assert 0 < run["core_busy"] <= 1
     assert run["c1"]["failures"] == run["fixed"]["failures"] == 0
     summary = load.medians({"fastgate": [run]})
@@ -117,6 +118,7 @@ def test_table_ratios_and_added_latency() -> None:
             "rps": rps,
             "streams_per_s": streams,
             "cpu_us_per_req": 1e6 / rps,
+            "cpu_us_per_stream": 2e6 / streams,
             "server_busy": 0.5,
             "core_busy": 0.75,
             "c1_p50_ms": p50,
@@ -130,22 +132,27 @@ def test_table_ratios_and_added_latency() -> None:
         "fastgate": row(3000, 1500, 0.8),
         "relay": row(4000, 2000, 0.6),
     }
-    lines = load.render_table(summary, 400, {}).splitlines()
-    fastgate = [c.strip() for c in lines[3].split("|")]
-    assert fastgate[1:12] == [
+    throughput, latency = load.render_table(summary, 400, {"fastgate": 44.0}).split("\n\n")
+    cells = [c.strip() for c in throughput.splitlines()[3].split("|")][1:-1]
+    assert cells == [
         "fastgate",
         "3,000",
-        "1,500",
         "333",
-        "50% / 75%",
         "3,000",
-        "0.800",
-        "1.600",
-        "0.800",
-        "timeout",
-        "0.500 / 0.500",
+        "50% / 75%",
+        "1,500",
+        "1,333",
+        "0.75x",
+        "",
+        "0.75x",
+        "",
+        "44.0",
     ]
-    assert fastgate[12:16] == ["0.75x", "", "0.75x", ""]
+    assert "400/s p99 ms" in latency.splitlines()[0]
+    cells = [c.strip() for c in latency.splitlines()[3].split("|")][1:-1]
+    assert cells == ["fastgate", "0.800", "1.600", "0.800", "timeout", "0.500", "0.500"]
+    direct = [c.strip() for c in latency.splitlines()[2].split("|")][1:-1]
+    assert direct[-2:] == ["", ""]
 
 
 def test_percentile_is_nearest_rank() -> None:
