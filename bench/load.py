@@ -2,7 +2,7 @@
 
     python bench/load.py [--quick] [--duration S] [--runs N] [--rate R]
                          [--targets fastgate,direct,relay,nginx]
-    python bench/load.py --profile          # the gateway under cProfile, top costs per request
+    python bench/load.py --profile [stream]  # the gateway under cProfile: its per-request costs
 
 Everything runs on 127.0.0.1. The script starts every server it measures and stops them all on
 exit, Ctrl-C or error; every loop is bounded in count and time.
@@ -729,11 +729,11 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
     }
 
 
-def profile_gateway(duration: int, workdir: Path, top: int = 30) -> str:
-    """The gateway under cProfile during a non-streaming wrk run: where its CPU time goes."""
+def profile_gateway(duration: int, workdir: Path, stream: bool, top: int = 25) -> str:
+    """The gateway under cProfile during one wrk run: where its per-request CPU time goes."""
     prof = workdir / "fastgate.prof"
     body_file = workdir / "chat.json"
-    body_file.write_bytes(chat_body(stream=False))
+    body_file.write_bytes(chat_body(stream=stream))
     with Processes(workdir) as procs:
         target = start_servers(procs, ["fastgate"], workdir, profile_to=prof)["fastgate"]
         result = run_wrk(target, body_file, duration)
@@ -742,17 +742,57 @@ def profile_gateway(duration: int, workdir: Path, top: int = 30) -> str:
     RESULTS.mkdir(exist_ok=True)
     kept = RESULTS / time.strftime("%Y%m%dT%H%M%SZ-fastgate.prof", time.gmtime())
     shutil.copyfile(prof, kept)
-    stats = pstats.Stats(str(prof))
+    rows = request_path(pstats.Stats(str(prof)), result.requests)
+    total = sum(r.own for r in rows) or 1.0
+    kind = "streams" if stream else "requests"
     lines = [
-        f"{result.requests} requests under cProfile ({result.rps:.0f}/s, slowed by the profiler); "
+        f"{result.requests} {kind} under cProfile ({result.rps:.0f}/s, slowed by the profiler); "
+        f"{1e6 * total / max(1, result.requests):.0f} µs of profiled time per request on its path; "
         f"profile kept in {kept.relative_to(REPO)}",
-        "\n# own time (tottime) by package",
-        *(f"{share:6.1%}  {name}" for name, share in time_by_package(stats) if share >= 0.005),
+        "Shares are of that per-request time (cProfile inflates pure-Python code more than C).",
+        "\n# own time by package",
     ]
-    for order in ("tottime", "cumulative"):
-        report = _capture_stats(stats, order, top)
-        lines.append(f"\n# top {top} by {order}\n{report}")
+    by_package: dict[str, float] = {}
+    for r in rows:
+        by_package[package_of(r.filename)] = by_package.get(package_of(r.filename), 0.0) + r.own
+    lines += [f"{v / total:6.1%}  {k}" for k, v in sorted(by_package.items(), key=lambda kv: -kv[1])[:15]]
+    lines.append(f"\n# top {top} functions by own time (own, cumulative, calls per request)")
+    lines += [r.describe(total, result.requests) for r in sorted(rows, key=lambda r: -r.own)[:top]]
+    lines.append("\n# fastgate functions by cumulative time")
+    ours = sorted((r for r in rows if "fastgate" in Path(r.filename).parts), key=lambda r: -r.cumulative)
+    lines += [r.describe(total, result.requests) for r in ours[:top]]
     return "\n".join(lines)
+
+
+@dataclass
+class ProfiledFunction:
+    filename: str
+    line: int
+    name: str
+    calls: int
+    own: float
+    cumulative: float
+
+    def describe(self, total: float, requests: int) -> str:
+        where = Path(self.filename)
+        if "fastgate" in where.parts:
+            where = Path(*where.parts[where.parts.index("fastgate") :])
+        elif "site-packages" in where.parts:
+            where = Path(*where.parts[where.parts.index("site-packages") + 1 :])
+        return (
+            f"{self.own / total:6.1%} {self.cumulative / total:6.1%} {self.calls / requests:5.1f}  "
+            f"{where}:{self.line} {self.name}"
+        )
+
+
+def request_path(stats: pstats.Stats, requests: int) -> list[ProfiledFunction]:
+    """Functions called at least every other request: the per-request path, without start-up
+    and without the event loop's frame (called once, its time is mostly waiting)."""
+    rows = []
+    for (filename, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if calls >= requests / 2:
+            rows.append(ProfiledFunction(filename, line, name, calls, own, cumulative))
+    return rows
 
 
 def package_of(filename: str) -> str:
@@ -766,25 +806,6 @@ def package_of(filename: str) -> str:
         rest = parts[parts.index("site-packages") + 1 :]
         return rest[0].removesuffix(".py") if len(rest) > 1 else rest[0]
     return "stdlib " + Path(filename).stem
-
-
-def time_by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
-    """Share of all own time per package (fastgate per module), largest first."""
-    totals: dict[str, float] = {}
-    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        key = package_of(filename)
-        totals[key] = totals.get(key, 0.0) + tottime
-    grand = sum(totals.values()) or 1.0
-    return sorted(((k, v / grand) for k, v in totals.items()), key=lambda kv: -kv[1])
-
-
-def _capture_stats(stats: pstats.Stats, order: str, top: int) -> str:
-    import io
-
-    buf = io.StringIO()
-    stats.stream = buf  # type: ignore[attr-defined]
-    stats.sort_stats(order).print_stats(top)
-    return buf.getvalue()
 
 
 def _json_safe(value: Any) -> Any:
@@ -818,7 +839,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default=",".join(TARGETS), help="comma-separated, from " + ",".join(TARGETS)
     )
-    parser.add_argument("--profile", action="store_true", help="profile the gateway (cProfile) instead")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="plain",
+        choices=("plain", "stream"),
+        help="instead: profile the gateway (cProfile) under non-streaming (default) or streaming load",
+    )
     args = parser.parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.targets) - set(TARGETS)
@@ -853,7 +880,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fastgate-load-") as tmp:
         workdir = Path(tmp)
         if args.profile:
-            print(profile_gateway(args.duration, workdir))
+            print(profile_gateway(args.duration, workdir, stream=args.profile == "stream"))
             return 0
         settings = Settings(
             targets=args.targets,
