@@ -805,7 +805,7 @@ def package_of(filename: str) -> str:
     if "site-packages" in parts:
         rest = parts[parts.index("site-packages") + 1 :]
         return rest[0].removesuffix(".py") if len(rest) > 1 else rest[0]
-    return "stdlib " + Path(filename).stem
+    return ("stdlib " if filename.startswith(sys.base_prefix) else "") + Path(filename).stem
 
 
 def _json_safe(value: Any) -> Any:

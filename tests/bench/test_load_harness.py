@@ -6,8 +6,11 @@ relay and, where installed, nginx), so a change that breaks the script breaks th
 
 from __future__ import annotations
 
+import asyncio
+import cProfile
 import math
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -194,3 +197,22 @@ def test_script_refuses_unknown_targets() -> None:
         check=False,
     )
     assert out.returncode == 2 and "haproxy" in out.stderr
+
+
+def test_profile_keeps_the_per_request_path_only() -> None:
+    def per_request() -> int:
+        return sum(range(100))
+
+    def start_up() -> None:
+        for _ in range(10):
+            per_request()
+
+    profiler = cProfile.Profile()
+    profiler.runcall(start_up)
+    rows = load.request_path(pstats.Stats(profiler), requests=10)
+    names = {row.name for row in rows}
+    assert "per_request" in names and "start_up" not in names
+    assert load.package_of(load.__file__) == "load"
+    assert load.package_of(asyncio.__file__) == "stdlib __init__"
+    assert load.package_of("/x/site-packages/aiohttp/client.py") == "aiohttp"
+    assert load.package_of("/w/fastgate/server/http1.py") == "fastgate.server.http1"
