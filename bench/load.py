@@ -183,13 +183,15 @@ def core_busy_ticks(core: int) -> tuple[int, int]:
 
 
 def rss_mb(pids: list[int]) -> float:
-    total = 0
+    """Resident memory of the processes, in MiB; NaN when none of them is alive."""
+    total, seen = 0, False
     for pid in pids:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-    return total / 1024
+                    seen = True
+    return total / 1024 if seen else math.nan
 
 
 # ---------------------------------------------------------------- targets
@@ -691,6 +693,14 @@ def interleaved(names: list[str], runs: int) -> Iterator[tuple[int, str]]:
             yield run, name
 
 
+def exited(procs: Processes, target: Target) -> str | None:
+    """Which process a target depends on has exited (the mock, or its own server), if any."""
+    for name in ("mock", target.process):
+        if procs.procs[name].poll() is not None:
+            return name
+    return None
+
+
 def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
     files = {"plain": workdir / "chat.json", "stream": workdir / "chat-stream.json"}
     files["plain"].write_bytes(chat_body(stream=False))
@@ -703,19 +713,34 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
             run_wrk(target, files["plain"], 1)
         raw: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         failures: list[dict[str, Any]] = []
+
+        def fail(run: int, name: str, error: str) -> None:
+            process = targets[name].process
+            proc, log = procs.procs[process], procs.log_tail(process)
+            state = "running" if proc.poll() is None else f"exited with {proc.returncode}"
+            print(f"run {run + 1}: {name} failed ({state}): {error}\n{log}", file=sys.stderr, flush=True)
+            failures.append({"run": run, "target": name, "error": error, "server": state, "log": log})
+
+        given_up: set[str] = set()
         for run, name in interleaved(names, settings.runs):
             target = targets[name]
-            if procs.procs[target.process].poll() is not None or procs.procs["mock"].poll() is not None:
-                continue  # its server (or the mock) died: reported when it failed
+            if name in given_up:
+                continue
+            if dead := exited(procs, target):
+                fail(run, name, f"{dead} exited before the run; no further runs of {name}")
+                given_up.add(name)
+                continue
             print(f"run {run + 1}/{settings.runs}: {name}", file=sys.stderr, flush=True)
             try:
-                raw[name].append(measure_once(target, settings, files))
+                result = measure_once(target, settings, files)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                proc = procs.procs[target.process]
-                log = procs.log_tail(target.process)
-                state = "running" if proc.poll() is None else f"exited with {proc.returncode}"
-                print(f"run {run + 1}: {name} failed ({state}): {exc}\n{log}", file=sys.stderr, flush=True)
-                failures.append({"run": run, "target": name, "error": str(exc), "server": state, "log": log})
+                fail(run, name, str(exc))
+                continue
+            if dead := exited(procs, target):
+                # Its numbers show the death (errors, timeouts), not the server's speed.
+                fail(run, name, f"{dead} exited during the run; its numbers are left out")
+            else:
+                raw[name].append(result)
         rss_end = {n: rss_mb(process_tree(t.pid)) for n, t in targets.items()}
     summary = medians(raw)
     return {

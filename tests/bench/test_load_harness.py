@@ -216,3 +216,14 @@ def test_profile_keeps_the_per_request_path_only() -> None:
     assert load.package_of(asyncio.__file__) == "stdlib __init__"
     assert load.package_of("/x/site-packages/aiohttp/client.py") == "aiohttp"
     assert load.package_of("/w/fastgate/server/http1.py") == "fastgate.server.http1"
+
+
+def test_a_dead_server_is_named(tmp_path: Path) -> None:
+    with Processes(tmp_path) as procs:
+        procs.start("mock", [sys.executable, "-c", "import time; time.sleep(60)"], core=None)
+        relay = procs.start("relay", [sys.executable, "-c", "pass"], core=None)
+        target = Target("relay", "http://127.0.0.1:9/", {}, relay.pid, "relay")
+        relay.wait(timeout=10)
+        assert load.exited(procs, target) == "relay"
+        assert math.isnan(load.rss_mb([relay.pid]))
+        assert load.rss_mb([procs.procs["mock"].pid]) > 1
