@@ -165,7 +165,7 @@ class Connection(asyncio.Protocol):
             raise
 
     async def next_chunk(self, read_timeout: float) -> bytes | None:
-        """The next body piece, or None at the end of the body."""
+        """The body bytes received since the last call, or None at the end of the body."""
         while not self._chunks:
             if self.parser.done:
                 return None
@@ -180,8 +180,12 @@ class Connection(asyncio.Protocol):
                 raise UpstreamTimeout("upstream stalled mid-response") from None
             finally:
                 self._waiter = None
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
+        # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
+        # frames in one read must not cost 20 writes to the client.
+        chunks = self._chunks
+        chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
         if self._paused and self._buffered < _HIGH_WATER // 2 and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()

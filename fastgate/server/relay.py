@@ -142,27 +142,36 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
     read timeout bounds every wait for bytes after that.
     """
     timeout_ms = call.target.request_timeout
-    deadline = asyncio.timeout(timeout_ms / 1000 if timeout_ms else None)
+    deadline = asyncio.timeout(timeout_ms / 1000) if timeout_ms else None
     try:
-        async with deadline:
-            head = await _start(pool, provider, call)
-            if isinstance(head, LocalResponse):
-                outcome = _local_outcome(provider, call, head)
-            else:
-                outcome = _head_outcome(provider, call, head, stream)
-            if outcome.mapper is not None:
-                await _read_ahead(outcome)
+        if deadline is None:  # the common case: no per-request timer to arm and disarm
+            outcome = await _begin(pool, provider, call, stream)
+        else:
+            async with deadline:
+                outcome = await _begin(pool, provider, call, stream)
         if outcome.upstream is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
             await _read_body(outcome, stream)
         return outcome
     except TimeoutError:
-        if timeout_ms and deadline.expired():
+        if timeout_ms and deadline is not None and deadline.expired():
             return timeout_outcome(provider, call, timeout_ms)
         return failure_outcome(provider, call, 504, "upstream timed out")
     except _NoFirstByte:
         return failure_outcome(provider, call, 502, "stream ended before its first byte")
     except OSError as exc:
         return failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
+
+
+async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
+    """Everything up to the answer's start: its head, and for a stream its first chunk."""
+    head = await _start(pool, provider, call)
+    if isinstance(head, LocalResponse):
+        outcome = _local_outcome(provider, call, head)
+    else:
+        outcome = _head_outcome(provider, call, head, stream)
+    if outcome.mapper is not None:
+        await _read_ahead(outcome)
+    return outcome
 
 
 async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> UpstreamResponse | LocalResponse:
