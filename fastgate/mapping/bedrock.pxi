@@ -42,6 +42,7 @@ cdef object _br_message_stop_decoder = _msgspec.json.Decoder(_br.MessageStopEven
 cdef object _br_metadata_decoder = _msgspec.json.Decoder(_br.MetadataEvent)
 cdef object _br_error_message_decoder = _msgspec.json.Decoder(_br.ErrorMessage)
 cdef object _br_titan_decoder = _msgspec.json.Decoder(_br.TitanEmbedResponse)
+cdef object _br_titan_list_decoder = _msgspec.json.Decoder(list[_br.TitanEmbedResponse])
 cdef object _br_cohere_decoder = _msgspec.json.Decoder(_br.CohereEmbedResponse)
 cdef object _br_any_decoder = _msgspec.json.Decoder()
 
@@ -654,10 +655,15 @@ cdef inline bint _br_is_cohere(str model):
     return _br_base_model(model).startswith("cohere.embed")
 
 
-def bedrock_embedding_request(bytes body):
-    """OpenAI embeddings body → ``(model id, InvokeModel body)``.
+#: Inputs one embeddings request may fan out to (Titan takes one input per InvokeModel call).
+BEDROCK_TITAN_MAX_INPUTS = 256
 
-    Titan Text Embeddings embeds one ``inputText`` per call; Cohere Embed takes ``texts`` (≤ 96).
+
+def bedrock_embedding_request(bytes body):
+    """OpenAI embeddings body → ``(model id, [InvokeModel body, ...])``.
+
+    Cohere Embed takes ``texts`` (≤ 96) in one call; Titan Text Embeddings embeds one
+    ``inputText`` per call, so a list of inputs becomes one call each, gathered by the gateway.
     """
     try:
         req = _embedding_decoder.decode(body)
@@ -671,20 +677,17 @@ def bedrock_embedding_request(bytes body):
         raise _br_bad("input must be a string or a list of strings for Bedrock embeddings", "input")
     base = _br_base_model(model)
     if base.startswith("cohere.embed"):
-        invoke = _br.CohereEmbedRequest(inputs, req.input_type or "search_document")
-    elif base.startswith("amazon.titan-embed-text"):
-        if len(inputs) != 1:
-            raise _br_bad("Titan Text Embeddings embeds one input per request: send a single string "
-                       "(or use a cohere.embed-* model for batches)", "input")
+        return model, [_encode_json(_br.CohereEmbedRequest(inputs, req.input_type or "search_document"))]
+    if base.startswith("amazon.titan-embed-text"):
+        if len(inputs) > BEDROCK_TITAN_MAX_INPUTS:
+            raise _br_bad(f"Titan Text Embeddings: at most {BEDROCK_TITAN_MAX_INPUTS} inputs per request",
+                          "input")
         if base.startswith("amazon.titan-embed-text-v1"):
-            invoke = _br.TitanEmbedRequest(inputs[0])
-        else:
-            # v2: dimensions 256/512/1024; normalize true gives unit vectors, as OpenAI's are.
-            invoke = _br.TitanEmbedRequest(inputs[0], req.dimensions, True)
-    else:
-        raise _br_bad(f"Unsupported Bedrock embedding model {model!r}: use amazon.titan-embed-text-* "
-                   "or cohere.embed-*", "model")
-    return model, _encode_json(invoke)
+            return model, [_encode_json(_br.TitanEmbedRequest(text)) for text in inputs]
+        # v2: dimensions 256/512/1024; normalize true gives unit vectors, as OpenAI's are.
+        return model, [_encode_json(_br.TitanEmbedRequest(text, req.dimensions, True)) for text in inputs]
+    raise _br_bad(f"Unsupported Bedrock embedding model {model!r}: use amazon.titan-embed-text-* "
+                  "or cohere.embed-*", "model")
 
 
 cdef object _br_embedding_value(list vector, bint as_base64):
@@ -705,9 +708,10 @@ def bedrock_embedding_response(bytes body, str model, bint as_base64=False):
         if isinstance(vectors, dict):
             vectors = vectors.get("float") or []
     else:
-        titan = _br_titan_decoder.decode(body)
-        vectors = [titan.embedding]
-        tokens = titan.inputTextTokenCount
+        # One Titan answer, or the JSON array of a fanned-out request's answers, in input order.
+        answers = _br_titan_list_decoder.decode(body) if body[:1] == b"[" else [_br_titan_decoder.decode(body)]
+        vectors = [titan.embedding for titan in answers]
+        tokens = sum(titan.inputTextTokenCount for titan in answers)
     for i, vector in enumerate(vectors):
         data.append(_Embedding(i, _br_embedding_value(vector, as_base64)))
     return _encode_json(_EmbeddingList(data, model, _EmbeddingUsage(tokens, tokens), provider=_BR_PROVIDER))

@@ -125,6 +125,15 @@ class Provider:
     def request(self, call: Call) -> UpstreamRequest:
         raise NotImplementedError
 
+    def fan_out(self, call: Call) -> list[UpstreamRequest] | None:
+        """Several upstream calls for one answer, for an API that takes one input per call
+        (Bedrock's Titan embeddings); None for the usual single call. ``combine`` joins the answers."""
+        return None
+
+    def combine(self, call: Call, bodies: list[bytes]) -> bytes:
+        """The answers of ``fan_out``'s calls, in order, as one body that ``response`` maps."""
+        raise NotImplementedError
+
     async def request_async(self, call: Call, client: UpstreamClient) -> UpstreamRequest:
         """``request`` for ``needs_io`` providers; ``client`` is the pooled upstream client."""
         raise NotImplementedError

@@ -83,15 +83,23 @@ class BedrockProvider(Provider):
         body = apply_overrides(call.body, call.target.override_params)
         if call.endpoint is Endpoint.CHAT:
             model, payload = bedrock_chat_request(body)
-            operation = "converse-stream" if call.view.stream else "converse"
         elif call.endpoint is Endpoint.COMPLETIONS:
             model, payload = bedrock_completion_request(body)
-            operation = "converse-stream" if call.view.stream else "converse"
-        elif call.endpoint is Endpoint.EMBEDDINGS:
-            model, payload = bedrock_embedding_request(body)
-            operation = "invoke"
         else:
             raise self.unsupported(call.endpoint)
+        return self._signed(call, model, "converse-stream" if call.view.stream else "converse", payload)
+
+    def fan_out(self, call: Call) -> list[UpstreamRequest] | None:
+        """Embeddings go through InvokeModel: one call for Cohere's batch, one per input for Titan."""
+        if call.endpoint is not Endpoint.EMBEDDINGS:
+            return None
+        model, payloads = bedrock_embedding_request(apply_overrides(call.body, call.target.override_params))
+        return [self._signed(call, model, "invoke", payload) for payload in payloads]
+
+    def combine(self, call: Call, bodies: list[bytes]) -> bytes:
+        return bodies[0] if len(bodies) == 1 else b"[" + b",".join(bodies) + b"]"
+
+    def _signed(self, call: Call, model: str, operation: str, payload: bytes) -> UpstreamRequest:
         url = f"{self.base(call)}/model/{quote(model, safe='')}/{operation}"
         headers = {"Content-Type": _JSON}
         if operation == "invoke":

@@ -13,9 +13,12 @@ from typing import Protocol
 import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
-from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper
+from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
 from fastgate.providers.openai import check_answer
 from fastgate.server.http1 import UpstreamPool, UpstreamResponse
+
+#: Upstream calls of one fanned-out request in flight at once.
+_FAN_OUT_CONCURRENCY = 8
 
 #: Upstream response headers never relayed: hop-by-hop, or rewritten by the gateway.
 DROPPED_HEADERS = frozenset(
@@ -177,8 +180,29 @@ async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: boo
 async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> UpstreamResponse | LocalResponse:
     if provider.local:
         return await provider.respond(call)
+    requests = provider.fan_out(call)
+    if requests is not None:
+        return await _gather(pool, provider, call, requests)
     req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
     return await pool.request(req.method, req.url, req.headers, req.body)
+
+
+async def _gather(
+    pool: UpstreamPool, provider: Provider, call: Call, requests: list[UpstreamRequest]
+) -> LocalResponse:
+    """Run a fanned-out call's requests, a few at a time; the first failure is the answer."""
+    gate = asyncio.Semaphore(_FAN_OUT_CONCURRENCY)
+
+    async def one(req: UpstreamRequest) -> tuple[int, bytes]:
+        async with gate:
+            resp = await pool.request(req.method, req.url, req.headers, req.body)
+            return resp.status, await resp.read()
+
+    answers = await asyncio.gather(*(one(req) for req in requests))
+    for status, body in answers:
+        if status >= 300:
+            return LocalResponse(status, body)
+    return LocalResponse(200, provider.combine(call, [body for _, body in answers]))
 
 
 def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream: bool) -> Outcome:

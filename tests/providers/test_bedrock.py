@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from openai import AsyncOpenAI, RateLimitError
+from openai import AsyncOpenAI, BadRequestError, RateLimitError
 
 from fastgate.mock.bedrock_format import (
     MOCK_AWS_ACCESS_KEY_ID,
@@ -359,6 +359,19 @@ async def test_openai_sdk_embeddings_titan_and_cohere(gateway: Gateway, upstream
         "dimensions": 256,
         "normalize": True,
     }
+    # Several inputs to Titan: one signed InvokeModel call each, answers gathered in input order.
+    before = len(upstream.requests)
+    batch = await client.embeddings.create(
+        model="amazon.titan-embed-text-v2:0", input=["first one", "second", "third text here"], dimensions=256
+    )
+    assert [d.index for d in batch.data] == [0, 1, 2]
+    for item, text in zip(batch.data, ["first one", "second", "third text here"], strict=True):
+        assert item.embedding == pytest.approx(embedding_vector(text, 256), abs=1e-6)
+    sent = sorted(msgspec.json.decode(r["body"])["inputText"] for r in upstream.requests[before:])
+    assert sent == ["first one", "second", "third text here"]
+    assert batch.usage.prompt_tokens == 2 + 1 + 3
+    with pytest.raises(BadRequestError):
+        await client.embeddings.create(model="amazon.titan-embed-text-v2:0", input=["x"] * 300)
     cohere = await client.embeddings.create(model="cohere.embed-english-v3", input=["a b", "c"])
     assert [d.index for d in cohere.data] == [0, 1]
     assert cohere.data[1].embedding == pytest.approx(embedding_vector("c", 1024), abs=1e-6)

@@ -369,16 +369,21 @@ def test_completion_request_is_one_user_turn() -> None:
 
 
 def test_embeddings_titan_and_cohere() -> None:
-    model, payload = bedrock_embedding_request(
+    model, [payload] = bedrock_embedding_request(
         b'{"model": "amazon.titan-embed-text-v2:0", "input": "hi", "dimensions": 256}'
     )
     assert msgspec.json.decode(payload) == {"inputText": "hi", "dimensions": 256, "normalize": True}
     assert model == "amazon.titan-embed-text-v2:0"
-    model, payload = bedrock_embedding_request(b'{"model": "cohere.embed-english-v3", "input": ["a", "b"]}')
+    model, [payload] = bedrock_embedding_request(b'{"model": "cohere.embed-english-v3", "input": ["a", "b"]}')
     assert msgspec.json.decode(payload) == {"texts": ["a", "b"], "input_type": "search_document"}
     assert model == "cohere.embed-english-v3"
-    with pytest.raises(GatewayError, match="one input per request"):
-        bedrock_embedding_request(b'{"model": "amazon.titan-embed-text-v2:0", "input": ["a", "b"]}')
+    # Titan embeds one input per call: a list becomes one InvokeModel body per input, in order.
+    _, payloads = bedrock_embedding_request(b'{"model": "amazon.titan-embed-text-v1", "input": ["a", "b"]}')
+    assert [msgspec.json.decode(p) for p in payloads] == [{"inputText": "a"}, {"inputText": "b"}]
+    with pytest.raises(GatewayError, match="at most"):
+        bedrock_embedding_request(
+            msgspec.json.encode({"model": "amazon.titan-embed-text-v2:0", "input": ["x"] * 257})
+        )
     titan = msgspec.json.decode(
         bedrock_embedding_response(
             (DATA / "titan_embedding.json").read_bytes(), "amazon.titan-embed-text-v2:0"
