@@ -1,0 +1,335 @@
+"""One conformance suite over every provider × capability, against ``fastgate mock``.
+
+Each case drives the gateway with the official ``openai`` SDK (raw HTTP where the SDK hides the
+wire, e.g. ``[DONE]``) and asserts both sides: what reached the mock in the provider's own
+format (path, the body field carrying the user's text or image) and what the client got. The
+provider table and the recorded findings live in tests/providers/conformance.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import Gateway, Upstream
+from tests.providers.conformance import Provider, cases, received, sse_data
+
+PROMPT = "conformance check one two"
+#: A 1×1 PNG, sent as a data URL.
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look a thing up",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+        },
+    }
+]
+
+
+@pytest.fixture
+async def client(
+    gateway: Gateway, upstream: Upstream, provider: Provider
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official SDK pointed at the gateway with the provider's headers, closed after the test."""
+    async with provider.client(gateway, upstream) as sdk:
+        yield sdk
+
+
+def user(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def chunk_payloads(raw: bytes) -> list[dict[str, Any]]:
+    """The JSON chunks of a gateway stream, after checking it ends with exactly one ``[DONE]``."""
+    payloads = sse_data(raw)
+    assert payloads[-1] == b"[DONE]", payloads[-3:]
+    assert payloads.count(b"[DONE]") == 1
+    return [json.loads(p) for p in payloads[:-1]]
+
+
+async def stream_raw(
+    gateway: Gateway, upstream: Upstream, provider: Provider, path: str, body: dict[str, Any]
+) -> bytes:
+    resp = await gateway.post(path, {**body, "stream": True}, provider.raw_headers(upstream))
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    return await resp.read()
+
+
+# ---- chat ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", cases("chat"))
+async def test_chat(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    answer = await client.chat.completions.create(
+        model=provider.chat_model, messages=user(PROMPT), max_tokens=100
+    )
+    assert provider.text(received(upstream, provider, "chat", provider.chat_model)) == PROMPT
+    assert answer.object == "chat.completion"
+    [choice] = answer.choices
+    assert choice.message.role == "assistant"
+    assert choice.message.content and PROMPT in choice.message.content
+    assert choice.finish_reason == "stop"
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+    # Portkey names the provider in every answer but OpenAI's own.
+    assert (answer.model_extra or {}).get("provider") == (
+        None if provider.name == "openai" else provider.name
+    )
+
+
+# ---- stream -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", cases("stream"))
+async def test_stream_matches_chat(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    whole = await client.chat.completions.create(
+        model=provider.chat_model, messages=user(PROMPT), max_tokens=100
+    )
+    upstream.requests.clear()
+    stream = await client.chat.completions.create(
+        model=provider.chat_model, messages=user(PROMPT), max_tokens=100, stream=True
+    )
+    chunks = [c async for c in stream]
+    assert provider.text(received(upstream, provider, "stream", provider.chat_model)) == PROMPT
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert len({c.id for c in chunks}) == 1
+
+
+@pytest.mark.parametrize("provider", cases("stream"))
+async def test_stream_wire_ends_with_done(gateway: Gateway, upstream: Upstream, provider: Provider) -> None:
+    body = {"model": provider.chat_model, "messages": user(PROMPT), "max_tokens": 100}
+    chunks = chunk_payloads(await stream_raw(gateway, upstream, provider, "/v1/chat/completions", body))
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("error" not in c for c in chunks)
+
+
+@pytest.mark.parametrize("provider", cases("stream_usage"))
+async def test_stream_include_usage(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    body = {
+        "model": provider.chat_model,
+        "messages": user(PROMPT),
+        "max_tokens": 100,
+        "stream_options": {"include_usage": True},
+    }
+    chunks = chunk_payloads(await stream_raw(gateway, upstream, provider, "/v1/chat/completions", body))
+    with_usage = [i for i, c in enumerate(chunks) if c.get("usage")]
+    assert with_usage == [len(chunks) - 1], [c.get("usage") for c in chunks]
+    last = chunks[-1]
+    assert last["choices"] == []
+    usage = last["usage"]
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    # The SDK reads the same stream without error and sees the usage chunk last.
+    upstream.requests.clear()
+    stream = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=user(PROMPT),
+        max_tokens=100,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    sdk_chunks = [c async for c in stream]
+    assert sdk_chunks[-1].usage is not None and sdk_chunks[-1].choices == []
+    assert all(c.usage is None for c in sdk_chunks[:-1])
+
+
+# ---- tools --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", cases("tools"))
+async def test_tool_call(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    answer = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=user(f"find the weather [mock tool_call=true]"),
+        tools=TOOLS,
+        max_tokens=100,
+    )
+    received(upstream, provider, "chat", provider.chat_model)
+    [choice] = answer.choices
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls or []
+    assert call.id and call.type == "function"
+    assert call.function.name == "lookup"
+    assert isinstance(json.loads(call.function.arguments), dict)
+
+
+@pytest.mark.parametrize("provider", cases("stream_tools"))
+async def test_stream_tool_call(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    stream = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=user("find the weather [mock tool_call=true]"),
+        tools=TOOLS,
+        max_tokens=100,
+        stream=True,
+    )
+    chunks = [c async for c in stream]
+    received(upstream, provider, "stream", provider.chat_model)
+    deltas = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or ()]
+    assert deltas and all(t.index == 0 for t in deltas)
+    assert deltas[0].id and deltas[0].function and deltas[0].function.name == "lookup"
+    assert [t.id for t in deltas if t.id] == [deltas[0].id]
+    arguments = "".join((t.function.arguments or "") for t in deltas if t.function)
+    assert isinstance(json.loads(arguments), dict)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["tool_calls"]
+
+
+# ---- vision -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", cases("vision"))
+async def test_vision_image_reaches_upstream(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    url = f"data:image/png;base64,{PIXEL}"
+    answer = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this"},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }
+        ],
+        max_tokens=100,
+    )
+    body = received(upstream, provider, "chat", provider.chat_model)
+    assert provider.text(body) == "what is this"
+    assert provider.image(body) == url
+    assert answer.choices[0].message.content
+
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [429, 500])
+@pytest.mark.parametrize("provider", cases("errors"))
+async def test_scripted_error_keeps_status(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI, status: int
+) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(
+            model=provider.chat_model, messages=user(f"fail please [mock status={status}]"), max_tokens=100
+        )
+    received(upstream, provider, "chat", provider.chat_model)
+    error = caught.value
+    assert error.status_code == status
+    assert isinstance(error, openai.RateLimitError if status == 429 else openai.InternalServerError)
+    body = error.body
+    assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"]
+    # The raw body: OpenAI's error shape, with the provider named.
+    resp = await gateway.post(
+        "/v1/chat/completions",
+        {"model": provider.chat_model, "messages": user(f"again [mock status={status}]"), "max_tokens": 100},
+        provider.raw_headers(upstream),
+    )
+    assert resp.status == status
+    data = await resp.json()
+    assert set(data["error"]) >= {"message", "type", "param", "code"}
+    assert data["provider"] == provider.name
+
+
+@pytest.mark.parametrize("provider", cases("mid_stream_error"))
+async def test_mid_stream_error(gateway: Gateway, upstream: Upstream, provider: Provider) -> None:
+    body = {
+        "model": provider.chat_model,
+        "messages": user("break midway [mock fail=error_mid_stream chunks=6]"),
+        "max_tokens": 100,
+    }
+    raw = await stream_raw(gateway, upstream, provider, "/v1/chat/completions", body)
+    chunks = chunk_payloads(raw)
+    assert "error" in chunks[-1], chunks[-1]
+    assert chunks[-1]["error"]["message"]
+    assert all("error" not in c for c in chunks[:-1])
+
+
+# ---- embeddings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", cases("embeddings"))
+async def test_embeddings_float_and_base64(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    assert provider.embed_model
+    floats = await client.embeddings.create(
+        model=provider.embed_model, input=["embed me"], encoding_format="float"
+    )
+    assert upstream.requests[0]["path"] == provider.path("embeddings", provider.embed_model)
+    assert "embed me" in upstream.requests[0]["body"]
+    [item] = floats.data
+    assert item.object == "embedding" and item.index == 0
+    vector = item.embedding
+    assert vector and all(isinstance(v, float) for v in vector)
+    assert floats.usage.prompt_tokens > 0
+    # base64 as the SDK asks: the raw body carries little-endian float32, the same vector.
+    resp = await gateway.post(
+        "/v1/embeddings",
+        {"model": provider.embed_model, "input": ["embed me"], "encoding_format": "base64"},
+        provider.raw_headers(upstream),
+    )
+    assert resp.status == 200, await resp.text()
+    encoded = (await resp.json())["data"][0]["embedding"]
+    assert isinstance(encoded, str)
+    decoded = struct.unpack(f"<{len(vector)}f", base64.b64decode(encoded))
+    assert decoded == pytest.approx(vector, abs=1e-6)
+    # The SDK's default (it asks for base64 and decodes it) gives the same floats back.
+    default = await client.embeddings.create(model=provider.embed_model, input=["embed me"])
+    assert default.data[0].embedding == pytest.approx(vector, abs=1e-6)
+
+
+# ---- legacy completions -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", cases("completions"))
+async def test_legacy_completions(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    done = await client.completions.create(model=provider.chat_model, prompt=PROMPT, max_tokens=100)
+    assert provider.text(received(upstream, provider, "completions", provider.chat_model)) == PROMPT
+    assert done.object == "text_completion"
+    [choice] = done.choices
+    assert PROMPT in choice.text and choice.finish_reason == "stop"
+    assert done.usage is not None
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
+    upstream.requests.clear()
+    stream = await client.completions.create(
+        model=provider.chat_model, prompt=PROMPT, max_tokens=100, stream=True
+    )
+    chunks = [c async for c in stream]
+    received(upstream, provider, "completions_stream", provider.chat_model)
+    assert all(c.object == "text_completion" for c in chunks)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == choice.text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
+    upstream.requests.clear()
+    body = {"model": provider.chat_model, "prompt": PROMPT, "max_tokens": 100}
+    chunk_payloads(await stream_raw(gateway, upstream, provider, "/v1/completions", body))
