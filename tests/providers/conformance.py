@@ -99,6 +99,26 @@ def _cohere_text(body: dict[str, Any]) -> str:
     return " ".join(p["text"] for p in content if p.get("type") == "text")
 
 
+def _openai_tools(body: dict[str, Any]) -> list[str]:
+    """OpenAI and Cohere v2: ``tools[].function.name``."""
+    return [t["function"]["name"] for t in body["tools"]]
+
+
+def _anthropic_tools(body: dict[str, Any]) -> list[str]:
+    """Anthropic: ``tools[].name`` (https://docs.anthropic.com/en/api/messages, tools)."""
+    return [t["name"] for t in body["tools"]]
+
+
+def _gemini_tools(body: dict[str, Any]) -> list[str]:
+    """Gemini: ``tools[].functionDeclarations[].name`` (https://ai.google.dev/api/caching#Tool)."""
+    return [d["name"] for t in body["tools"] for d in t.get("functionDeclarations", ())]
+
+
+def _bedrock_tools(body: dict[str, Any]) -> list[str]:
+    """Bedrock Converse: ``toolConfig.tools[].toolSpec.name``."""
+    return [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]]
+
+
 # ---- the table ----------------------------------------------------------------------------------
 
 
@@ -116,6 +136,8 @@ class Provider:
     paths: dict[str, str]
     text: Callable[[dict[str, Any]], str]
     image: Callable[[dict[str, Any]], str]
+    #: The names of the tools offered, read from the provider-format body.
+    tools: Callable[[dict[str, Any]], list[str]]
     embed_model: str | None = None
     #: Whether the provider's embeddings answer counts input tokens (usage > 0).
     embed_counts_tokens: bool = True
@@ -172,6 +194,7 @@ PROVIDERS: list[Provider] = [
         paths=_openai_paths("/v1"),
         text=_openai_text,
         image=_openai_image,
+        tools=_openai_tools,
     ),
     Provider(
         id="groq",
@@ -182,6 +205,7 @@ PROVIDERS: list[Provider] = [
         paths=_openai_paths("/v1"),
         text=_openai_text,
         image=_openai_image,
+        tools=_openai_tools,
         lacks={
             "embeddings": "Groq's API has no embeddings endpoint (console.groq.com/docs/openai)",
             "completions": "Groq's API has no legacy completions endpoint (console.groq.com/docs/openai)",
@@ -203,6 +227,7 @@ PROVIDERS: list[Provider] = [
         paths=_openai_paths("/openai/deployments/gpt4o-dep"),
         text=_openai_text,
         image=_openai_image,
+        tools=_openai_tools,
     ),
     Provider(
         id="mistral-ai",
@@ -214,6 +239,7 @@ PROVIDERS: list[Provider] = [
         paths=_openai_paths("/v1"),
         text=_openai_text,
         image=_openai_image,
+        tools=_openai_tools,
         lacks={
             "completions": "Mistral has no legacy completions endpoint, only FIM (docs.mistral.ai/api)",
         },
@@ -232,6 +258,7 @@ PROVIDERS: list[Provider] = [
         },
         text=_anthropic_text,
         image=_anthropic_image,
+        tools=_anthropic_tools,
         lacks={"embeddings": _NO_EMBEDDINGS_ANTHROPIC},
     ),
     Provider(
@@ -247,6 +274,7 @@ PROVIDERS: list[Provider] = [
         paths={**_gemini_paths("/v1beta/models"), "embeddings": "/v1beta/models/{model}:batchEmbedContents"},
         text=_gemini_text,
         image=_gemini_image,
+        tools=_gemini_tools,
     ),
     Provider(
         id="vertex-ai-gemini",
@@ -266,6 +294,7 @@ PROVIDERS: list[Provider] = [
         },
         text=_gemini_text,
         image=_gemini_image,
+        tools=_gemini_tools,
     ),
     Provider(
         id="vertex-ai-claude",
@@ -286,6 +315,7 @@ PROVIDERS: list[Provider] = [
         },
         text=_anthropic_text,
         image=_anthropic_image,
+        tools=_anthropic_tools,
         lacks={"embeddings": "Claude on Vertex AI has no embeddings model (Anthropic offers none)"},
     ),
     Provider(
@@ -310,6 +340,7 @@ PROVIDERS: list[Provider] = [
         },
         text=_bedrock_text,
         image=_bedrock_image,
+        tools=_bedrock_tools,
     ),
     Provider(
         id="cohere",
@@ -327,6 +358,7 @@ PROVIDERS: list[Provider] = [
         },
         text=_cohere_text,
         image=_openai_image,
+        tools=_openai_tools,
     ),
 ]
 

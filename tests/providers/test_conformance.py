@@ -171,7 +171,8 @@ async def test_tool_call(
         tools=TOOLS,
         max_tokens=100,
     )
-    received(upstream, provider, "chat", provider.chat_model)
+    sent = received(upstream, provider, "chat", provider.chat_model)
+    assert provider.tools(sent) == ["lookup"]
     [choice] = answer.choices
     assert choice.finish_reason == "tool_calls"
     [call] = choice.message.tool_calls or []
@@ -192,7 +193,7 @@ async def test_stream_tool_call(
         stream=True,
     )
     chunks = [c async for c in stream]
-    received(upstream, provider, "stream", provider.chat_model)
+    assert provider.tools(received(upstream, provider, "stream", provider.chat_model)) == ["lookup"]
     deltas = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or ()]
     assert deltas and all(t.index == 0 for t in deltas)
     assert deltas[0].id and deltas[0].function and deltas[0].function.name == "lookup"
