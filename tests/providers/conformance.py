@@ -139,6 +139,8 @@ class Provider:
     #: The names of the tools offered, read from the provider-format body.
     tools: Callable[[dict[str, Any]], list[str]]
     embed_model: str | None = None
+    #: The texts to embed, read from the provider-format embeddings body.
+    embed_inputs: Callable[[dict[str, Any]], list[str]] = lambda body: list(body["input"])
     #: Whether the provider's embeddings answer counts input tokens (usage > 0).
     embed_counts_tokens: bool = True
     #: Capabilities the provider's real API lacks, with the reason.
@@ -269,6 +271,8 @@ PROVIDERS: list[Provider] = [
         # batchEmbedContents answers ``{"embeddings": [{"values"}]}`` and no token count
         # (https://ai.google.dev/api/embeddings#response-body_1): usage is honestly 0.
         embed_counts_tokens=False,
+        # batchEmbedContents: ``requests[].content.parts[].text`` (https://ai.google.dev/api/embeddings)
+        embed_inputs=lambda body: [p["text"] for r in body["requests"] for p in r["content"]["parts"]],
         headers=lambda up: {"x-portkey-provider": "google", "x-portkey-custom-host": _root(up) + "/v1beta"},
         api_key="AIza-test-key-0123456789",
         paths={**_gemini_paths("/v1beta/models"), "embeddings": "/v1beta/models/{model}:batchEmbedContents"},
@@ -281,6 +285,9 @@ PROVIDERS: list[Provider] = [
         name="vertex-ai",
         chat_model="gemini-2.0-flash",
         embed_model="text-embedding-005",
+        # Vertex text embeddings predict: ``instances[].content``
+        # (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api)
+        embed_inputs=lambda body: [i["content"] for i in body["instances"]],
         headers=lambda up: {
             "x-portkey-provider": "vertex-ai",
             "x-portkey-custom-host": _root(up) + "/v1",
@@ -323,6 +330,9 @@ PROVIDERS: list[Provider] = [
         name="bedrock",
         chat_model=BEDROCK_CLAUDE,
         embed_model="amazon.titan-embed-text-v2:0",
+        # Titan Text Embeddings V2 InvokeModel body: ``{"inputText": ...}``, one text per call
+        # (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html)
+        embed_inputs=lambda body: [body["inputText"]],
         headers=lambda up: {
             "x-portkey-provider": "bedrock",
             "x-portkey-custom-host": _root(up),
@@ -347,6 +357,8 @@ PROVIDERS: list[Provider] = [
         name="cohere",
         chat_model="command-a-vision-07-2025",
         embed_model="embed-v4.0",
+        # Cohere v2 embed: ``texts`` (docs.cohere.com/reference/embed)
+        embed_inputs=lambda body: list(body["texts"]),
         headers=lambda up: {"x-portkey-provider": "cohere", "x-portkey-custom-host": _root(up)},
         api_key="co-test",
         paths={

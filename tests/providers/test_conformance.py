@@ -291,8 +291,8 @@ async def test_embeddings_float_and_base64(
     floats = await client.embeddings.create(
         model=provider.embed_model, input=["embed me"], encoding_format="float"
     )
-    assert upstream.requests[0]["path"] == provider.path("embeddings", provider.embed_model)
-    assert "embed me" in upstream.requests[0]["body"]
+    sent = received(upstream, provider, "embeddings", provider.embed_model)
+    assert provider.embed_inputs(sent) == ["embed me"]
     [item] = floats.data
     assert item.object == "embedding" and item.index == 0
     vector = item.embedding
