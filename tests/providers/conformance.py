@@ -141,6 +141,8 @@ class Provider:
     embed_model: str | None = None
     #: The texts to embed, read from the provider-format embeddings body.
     embed_inputs: Callable[[dict[str, Any]], list[str]] = lambda body: list(body["input"])
+    #: A model that embeds several inputs in one call, where ``embed_model`` cannot.
+    embed_batch_model: str | None = None
     #: Whether the provider's embeddings answer counts input tokens (usage > 0).
     embed_counts_tokens: bool = True
     #: Capabilities the provider's real API lacks, with the reason.
@@ -333,6 +335,8 @@ PROVIDERS: list[Provider] = [
         # Titan Text Embeddings V2 InvokeModel body: ``{"inputText": ...}``, one text per call
         # (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html)
         embed_inputs=lambda body: [body["inputText"]],
+        # Titan takes one ``inputText`` per call; Cohere Embed on Bedrock takes ``texts`` (a batch).
+        embed_batch_model="cohere.embed-english-v3",
         headers=lambda up: {
             "x-portkey-provider": "bedrock",
             "x-portkey-custom-host": _root(up),

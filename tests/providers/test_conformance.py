@@ -72,9 +72,11 @@ async def stream_raw(
 async def test_chat(
     gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
 ) -> None:
-    answer = await client.chat.completions.create(
+    raw = await client.chat.completions.with_raw_response.create(
         model=provider.chat_model, messages=user(PROMPT), max_tokens=100
     )
+    assert raw.headers["x-portkey-provider"] == provider.name
+    answer = raw.parse()
     assert provider.text(received(upstream, provider, "chat", provider.chat_model)) == PROMPT
     assert answer.object == "chat.completion"
     [choice] = answer.choices
@@ -256,13 +258,22 @@ async def test_scripted_error_keeps_status(
         provider.raw_headers(upstream),
     )
     assert resp.status == status
+    assert resp.headers["x-portkey-provider"] == provider.name
     data = await resp.json()
     assert set(data["error"]) >= {"message", "type", "param", "code"}
     assert data["provider"] == provider.name
+    # Portkey's normalisation: "<provider> error: <the upstream's own message>", and a type the
+    # OpenAI SDK's users switch on.
+    assert data["error"]["message"] == f"{provider.name} error: mock failure {status}"
+    assert data["error"]["type"] in (
+        ("rate_limit_error",) if status == 429 else ("api_error", "server_error")
+    )
 
 
 @pytest.mark.parametrize("provider", cases("mid_stream_error"))
-async def test_mid_stream_error(gateway: Gateway, upstream: Upstream, provider: Provider) -> None:
+async def test_mid_stream_error(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
     body = {
         "model": provider.chat_model,
         "messages": user("break midway [mock fail=error_mid_stream chunks=6]"),
@@ -278,6 +289,12 @@ async def test_mid_stream_error(gateway: Gateway, upstream: Upstream, provider: 
     last = chunks[-1]
     assert last["error"]["message"] and last["provider"] == provider.name
     assert set(last["error"]) >= {"message", "type", "param", "code"}
+    # The SDK surfaces the error event as an exception, after the text that came before it.
+    upstream.requests.clear()
+    with pytest.raises(openai.APIError):
+        stream = await client.chat.completions.create(**body, stream=True)
+        async for _ in stream:
+            pass
 
 
 # ---- embeddings ---------------------------------------------------------------------------------
@@ -343,3 +360,19 @@ async def test_legacy_completions(
     upstream.requests.clear()
     body = {"model": provider.chat_model, "prompt": PROMPT, "max_tokens": 100}
     chunk_payloads(await stream_raw(gateway, upstream, provider, "/v1/completions", body))
+
+
+@pytest.mark.parametrize("provider", cases("embeddings"))
+async def test_embeddings_batch_keeps_order(
+    upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    model = provider.embed_batch_model or provider.embed_model
+    assert model
+    answer = await client.embeddings.create(
+        model=model, input=["first text", "second"], encoding_format="float"
+    )
+    assert [d.index for d in answer.data] == [0, 1]
+    assert answer.data[0].embedding != answer.data[1].embedding
+    # The same text embeds the same alone as in a batch: the answers were not shuffled.
+    alone = await client.embeddings.create(model=model, input="second", encoding_format="float")
+    assert alone.data[0].embedding == pytest.approx(answer.data[1].embedding, abs=1e-6)
