@@ -145,6 +145,9 @@ class Provider:
     embed_batch_model: str | None = None
     #: Whether the provider's embeddings answer counts input tokens (usage > 0).
     embed_counts_tokens: bool = True
+    #: How to make the mock stop for length: appended to the prompt, with ``max_tokens=3``
+    #: (the Anthropic, Bedrock and Cohere mocks cut at ``max_tokens`` words by themselves).
+    length_marker: str = ""
     #: Capabilities the provider's real API lacks, with the reason.
     lacks: dict[str, str] = field(default_factory=dict)
 
@@ -183,6 +186,10 @@ def _gemini_paths(prefix: str) -> dict[str, str]:
     }
 
 
+_PASSTHROUGH_LENGTH = (
+    "OpenAI wire format: the gateway relays finish_reason untouched, and the mock's OpenAI "
+    "format never stops for length, so there is no mapping to check"
+)
 _NO_EMBEDDINGS_ANTHROPIC = (
     "Anthropic has no embeddings API (https://docs.anthropic.com/en/docs/build-with-claude/embeddings)"
 )
@@ -195,6 +202,7 @@ PROVIDERS: list[Provider] = [
         embed_model="text-embedding-3-small",
         headers=lambda up: {"x-portkey-provider": "openai", "x-portkey-custom-host": up.url},
         api_key="sk-test-openai",
+        lacks={"length": _PASSTHROUGH_LENGTH},
         paths=_openai_paths("/v1"),
         text=_openai_text,
         image=_openai_image,
@@ -213,6 +221,7 @@ PROVIDERS: list[Provider] = [
         lacks={
             "embeddings": "Groq's API has no embeddings endpoint (console.groq.com/docs/openai)",
             "completions": "Groq's API has no legacy completions endpoint (console.groq.com/docs/openai)",
+            "length": _PASSTHROUGH_LENGTH,
         },
     ),
     Provider(
@@ -228,6 +237,7 @@ PROVIDERS: list[Provider] = [
             "x-portkey-azure-api-version": "2024-10-21",
         },
         api_key="az-key",
+        lacks={"length": _PASSTHROUGH_LENGTH},
         paths=_openai_paths("/openai/deployments/gpt4o-dep"),
         text=_openai_text,
         image=_openai_image,
@@ -246,6 +256,7 @@ PROVIDERS: list[Provider] = [
         tools=_openai_tools,
         lacks={
             "completions": "Mistral has no legacy completions endpoint, only FIM (docs.mistral.ai/api)",
+            "length": _PASSTHROUGH_LENGTH,
         },
     ),
     Provider(
@@ -273,6 +284,7 @@ PROVIDERS: list[Provider] = [
         # batchEmbedContents answers ``{"embeddings": [{"values"}]}`` and no token count
         # (https://ai.google.dev/api/embeddings#response-body_1): usage is honestly 0.
         embed_counts_tokens=False,
+        length_marker=" [mock finish=MAX_TOKENS]",
         # batchEmbedContents: ``requests[].content.parts[].text`` (https://ai.google.dev/api/embeddings)
         embed_inputs=lambda body: [p["text"] for r in body["requests"] for p in r["content"]["parts"]],
         headers=lambda up: {"x-portkey-provider": "google", "x-portkey-custom-host": _root(up) + "/v1beta"},
@@ -287,6 +299,7 @@ PROVIDERS: list[Provider] = [
         name="vertex-ai",
         chat_model="gemini-2.0-flash",
         embed_model="text-embedding-005",
+        length_marker=" [mock finish=MAX_TOKENS]",
         # Vertex text embeddings predict: ``instances[].content``
         # (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api)
         embed_inputs=lambda body: [i["content"] for i in body["instances"]],

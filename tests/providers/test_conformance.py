@@ -160,6 +160,21 @@ async def test_stream_include_usage(
     assert all(c.usage is None for c in sdk_chunks[:-1])
 
 
+@pytest.mark.parametrize("provider", cases("length"))
+async def test_length_stop(upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI) -> None:
+    """The provider's own max-tokens stop reason becomes ``length``, whole and streamed."""
+    prompt = "count one two three four five six seven" + provider.length_marker
+    whole = await client.chat.completions.create(
+        model=provider.chat_model, messages=user(prompt), max_tokens=3
+    )
+    assert whole.choices[0].finish_reason == "length"
+    stream = await client.chat.completions.create(
+        model=provider.chat_model, messages=user(prompt), max_tokens=3, stream=True
+    )
+    finishes = [c.choices[0].finish_reason async for c in stream if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+
+
 # ---- tools --------------------------------------------------------------------------------------
 
 
