@@ -48,6 +48,17 @@ def user(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
+def strings(value: Any) -> list[str]:
+    """Every string inside a decoded JSON body (where a provider nests a tool result varies)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
 def chunk_payloads(raw: bytes) -> list[dict[str, Any]]:
     """The JSON chunks of a gateway stream, after checking it ends with exactly one ``[DONE]``."""
     payloads = sse_data(raw)
@@ -219,6 +230,48 @@ async def test_stream_tool_call(
     assert isinstance(json.loads(arguments), dict)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["tool_calls"]
+    # On the wire: the tool-call stream ends with its finish chunk, then one [DONE].
+    upstream.requests.clear()
+    body = {
+        "model": provider.chat_model,
+        "messages": user("find the weather [mock tool_call=true]"),
+        "tools": TOOLS,
+        "max_tokens": 100,
+    }
+    wire = chunk_payloads(await stream_raw(gateway, upstream, provider, "/v1/chat/completions", body))
+    assert [c for c in wire if c.get("choices")][-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("provider", cases("tool_result"))
+async def test_tool_result_round_trip(
+    upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    """The second turn of a tool conversation (assistant tool_calls, then the tool's result) is
+    accepted upstream, which checks the provider's own pairing rules, and answered with text."""
+    answer = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=[
+            {"role": "user", "content": "find the weather"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"query": "weather"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny and 21C"},
+        ],
+        tools=TOOLS,
+        max_tokens=100,
+    )
+    sent = received(upstream, provider, "chat", provider.chat_model)
+    assert provider.tools(sent) == ["lookup"]
+    assert "sunny and 21C" in strings(sent)
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content
 
 
 # ---- vision -------------------------------------------------------------------------------------
