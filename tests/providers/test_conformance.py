@@ -12,10 +12,11 @@ import base64
 import json
 import struct
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import Gateway, Upstream
 from tests.providers.conformance import Provider, cases, received, sse_data
@@ -101,6 +102,27 @@ async def test_chat(
     assert (answer.model_extra or {}).get("provider") == (
         None if provider.name == "openai" else provider.name
     )
+
+
+@pytest.mark.parametrize("role", ["system", "developer"])
+@pytest.mark.parametrize("provider", cases("chat"))
+async def test_instructions_reach_upstream(
+    upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI, role: str
+) -> None:
+    """A system (or, as newer SDKs send it, developer) message reaches the provider wherever it
+    keeps instructions; the Anthropic and Bedrock mocks refuse it among the messages."""
+    answer = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=[
+            cast(ChatCompletionMessageParam, {"role": role, "content": "Answer in haiku."}),
+            *user(PROMPT),
+        ],
+        max_tokens=100,
+    )
+    sent = received(upstream, provider, "chat", provider.chat_model)
+    assert "Answer in haiku." in strings(sent)
+    assert provider.text(sent) == PROMPT
+    assert answer.choices[0].message.content
 
 
 # ---- stream -------------------------------------------------------------------------------------
@@ -342,7 +364,7 @@ async def test_scripted_error_keeps_status(
 async def test_mid_stream_error(
     gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
 ) -> None:
-    body = {
+    body: dict[str, Any] = {
         "model": provider.chat_model,
         "messages": user("break midway [mock fail=error_mid_stream chunks=6]"),
         "max_tokens": 100,
@@ -359,8 +381,10 @@ async def test_mid_stream_error(
     assert set(last["error"]) >= {"message", "type", "param", "code"}
     # The SDK surfaces the error event as an exception, after the text that came before it.
     upstream.requests.clear()
+    stream = await client.chat.completions.create(
+        model=provider.chat_model, messages=body["messages"], max_tokens=100, stream=True
+    )
     with pytest.raises(openai.APIError):
-        stream = await client.chat.completions.create(**body, stream=True)
         async for _ in stream:
             pass
 
