@@ -191,6 +191,15 @@ async def test_stream_include_usage(
     sdk_chunks = [c async for c in stream]
     assert sdk_chunks[-1].usage is not None and sdk_chunks[-1].choices == []
     assert all(c.usage is None for c in sdk_chunks[:-1])
+    # The stream counts the same tokens as the whole answer does.
+    whole = await client.chat.completions.create(
+        model=provider.chat_model, messages=user(PROMPT), max_tokens=100
+    )
+    assert whole.usage is not None
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+        whole.usage.prompt_tokens,
+        whole.usage.completion_tokens,
+    )
 
 
 @pytest.mark.parametrize("provider", cases("length"))
