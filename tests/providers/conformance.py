@@ -388,6 +388,10 @@ PROVIDERS: list[Provider] = [
         text=_cohere_text,
         image=_openai_image,
         tools=_openai_tools,
+        lacks={
+            "tool_choice": "Cohere v2 tool_choice is only REQUIRED or NONE, it cannot name a tool "
+            "(docs.cohere.com/reference/chat)"
+        },
     ),
 ]
 

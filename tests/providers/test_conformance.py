@@ -240,6 +240,23 @@ async def test_tool_call(
     assert isinstance(json.loads(call.function.arguments), dict)
 
 
+@pytest.mark.parametrize("provider", cases("tool_choice"))
+async def test_named_tool_choice(upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI) -> None:
+    """A tool named in ``tool_choice`` is the one the provider is told to call."""
+    other = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
+    answer = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=user("use the other one [mock tool_call=true]"),
+        tools=[*TOOLS, other],
+        tool_choice={"type": "function", "function": {"name": "other"}},
+        max_tokens=100,
+    )
+    assert provider.tools(received(upstream, provider, "chat", provider.chat_model)) == ["lookup", "other"]
+    [call] = answer.choices[0].message.tool_calls or []
+    assert call.function.name == "other"
+    assert answer.choices[0].finish_reason == "tool_calls"
+
+
 @pytest.mark.parametrize("provider", cases("stream_tools"))
 async def test_stream_tool_call(
     gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
