@@ -148,6 +148,8 @@ class Provider:
     #: How to make the mock stop for length: appended to the prompt, with ``max_tokens=3``
     #: (the Anthropic, Bedrock and Cohere mocks cut at ``max_tokens`` words by themselves).
     length_marker: str = ""
+    #: How the mock fails a stream halfway in this provider's own format (``[mock fail=...]``).
+    mid_stream_fail: str = "error_mid_stream"
     #: Capabilities the provider's real API lacks, with the reason.
     lacks: dict[str, str] = field(default_factory=dict)
 
@@ -348,6 +350,9 @@ PROVIDERS: list[Provider] = [
         # Titan Text Embeddings V2 InvokeModel body: ``{"inputText": ...}``, one text per call
         # (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html)
         embed_inputs=lambda body: [body["inputText"]],
+        # ConverseStream's own mid-stream failure: a ``modelStreamErrorException`` event
+        # (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html).
+        mid_stream_fail="exception:modelStreamErrorException",
         # Titan takes one ``inputText`` per call; Cohere Embed on Bedrock takes ``texts`` (a batch).
         embed_batch_model="cohere.embed-english-v3",
         headers=lambda up: {
@@ -388,6 +393,9 @@ PROVIDERS: list[Provider] = [
         text=_cohere_text,
         image=_openai_image,
         tools=_openai_tools,
+        # Cohere's stream reports a failed generation in ``message-end`` with finish_reason ERROR
+        # (docs.cohere.com/reference/chat-stream).
+        mid_stream_fail="finish_error",
         lacks={
             "tool_choice": "Cohere v2 tool_choice is only REQUIRED or NONE, it cannot name a tool "
             "(docs.cohere.com/reference/chat)"
@@ -396,28 +404,39 @@ PROVIDERS: list[Provider] = [
 ]
 
 #: (provider id, capability) → what is wrong. Each becomes ``xfail(strict=True)``.
-_GEMINI_CUT_STREAM = (
-    "a Gemini stream cut mid-way (an error frame, then the connection drops; the same with "
-    "fail=drop_mid_stream) ends with a synthesised finish_reason 'stop' and [DONE], no error "
-    "event: the client cannot tell a truncated answer from a complete one"
-)
 FINDINGS: dict[tuple[str, str], str] = {
-    ("google", "mid_stream_error"): _GEMINI_CUT_STREAM,
-    ("vertex-ai-gemini", "mid_stream_error"): _GEMINI_CUT_STREAM,
+    ("bedrock", "mid_stream_error:error_mid_stream"): (
+        "a malformed frame discards the good ones read with it: BedrockStream.feed decodes a whole "
+        "network read and on EventStreamError returns only the error event, so the content events "
+        "decoded before the corrupt frame in that read never reach the client (it gets the error "
+        "with no text, though 3 content deltas were sent first)"
+    ),
+    ("cohere", "mid_stream_error:error_mid_stream"): (
+        "a malformed event discards the good ones read with it: the Cohere stream mapper raises "
+        "(msgspec ValidationError) on an SSE data line without Cohere's event shape, and "
+        "server/streaming.write_stream drops the whole read's output, so the content deltas sent "
+        "before it never reach the client (it gets 'stream interrupted (ValidationError)' only)"
+    ),
 }
 
 
-def cases(capability: str) -> list[Any]:
-    """The table as pytest params for one capability: skipped where the provider's API lacks
-    it, strict xfail where :data:`FINDINGS` records a defect."""
+def cases(capability: str, variants: list[str | None] | None = None) -> list[Any]:
+    """The table as pytest params for one capability (crossed with ``variants`` if given):
+    skipped where the provider's API lacks it, strict xfail where :data:`FINDINGS` records a
+    defect (keyed by capability, or ``capability:variant``)."""
     out = []
     for p in PROVIDERS:
-        marks: list[Any] = []
-        if capability in p.lacks:
-            marks.append(pytest.mark.skip(reason=p.lacks[capability]))
-        elif (p.id, capability) in FINDINGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=FINDINGS[(p.id, capability)]))
-        out.append(pytest.param(p, id=p.id, marks=marks))
+        for variant in [*variants] if variants else [None]:
+            key = capability if variant is None else f"{capability}:{variant}"
+            marks: list[Any] = []
+            if capability in p.lacks:
+                marks.append(pytest.mark.skip(reason=p.lacks[capability]))
+            elif (p.id, key) in FINDINGS:
+                marks.append(pytest.mark.xfail(strict=True, reason=FINDINGS[(p.id, key)]))
+            values = (p,) if variant is None else (p, variant)
+            out.append(
+                pytest.param(*values, id=p.id if variant is None else f"{p.id}-{variant}", marks=marks)
+            )
     return out
 
 

@@ -16,7 +16,11 @@ from typing import Any, cast
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+    ChatCompletionNamedToolChoiceParam,
+)
 
 from tests.conftest import Gateway, Upstream
 from tests.providers.conformance import Provider, cases, received, sse_data
@@ -243,16 +247,21 @@ async def test_tool_call(
 @pytest.mark.parametrize("provider", cases("tool_choice"))
 async def test_named_tool_choice(upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI) -> None:
     """A tool named in ``tool_choice`` is the one the provider is told to call."""
-    other = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
+    other: Any = {
+        "type": "function",
+        "function": {"name": "other", "parameters": {"type": "object"}},
+    }
+    forced: ChatCompletionNamedToolChoiceParam = {"type": "function", "function": {"name": "other"}}
     answer = await client.chat.completions.create(
         model=provider.chat_model,
         messages=user("use the other one [mock tool_call=true]"),
         tools=[*TOOLS, other],
-        tool_choice={"type": "function", "function": {"name": "other"}},
+        tool_choice=forced,
         max_tokens=100,
     )
     assert provider.tools(received(upstream, provider, "chat", provider.chat_model)) == ["lookup", "other"]
     [call] = answer.choices[0].message.tool_calls or []
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert call.function.name == "other"
     assert answer.choices[0].finish_reason == "tool_calls"
 
@@ -386,19 +395,35 @@ async def test_scripted_error_keeps_status(
     )
 
 
-@pytest.mark.parametrize("provider", cases("mid_stream_error"))
+@pytest.mark.parametrize(
+    ("provider", "fail"), cases("mid_stream_error", ["provider_error", "drop_mid_stream", "error_mid_stream"])
+)
 async def test_mid_stream_error(
-    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI, fail: str
 ) -> None:
+    """The mock fails halfway: the client gets the text so far, an error event, then [DONE].
+
+    ``provider_error`` is the provider's own mid-stream failure; ``drop_mid_stream`` a dropped
+    connection; ``error_mid_stream`` the mock's OpenAI-format error frame then a drop, which is
+    malformed in a non-OpenAI wire format (a gateway must still keep the text before it). The
+    reply spans several frames, or the failure point is never reached.
+    """
+    directive = provider.mid_stream_fail if fail == "provider_error" else fail
     body: dict[str, Any] = {
         "model": provider.chat_model,
-        "messages": user("break midway [mock fail=error_mid_stream chunks=6]"),
+        "messages": user(
+            f"break this long answer into many separate pieces now [mock fail={directive} chunks=6]"
+        ),
         "max_tokens": 100,
     }
     raw = await stream_raw(gateway, upstream, provider, "/v1/chat/completions", body)
     chunks = chunk_payloads(raw)
     errors = [i for i, c in enumerate(chunks) if "error" in c]
     assert errors, chunks[-1]
+    before = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks[: errors[0]] if c["choices"]
+    )
+    assert before.startswith("Mock reply"), chunks[: errors[0]]
     # Nothing but errors after the first: OpenAI-format upstreams' own error event is relayed,
     # then the gateway's for the dropped connection; the last names the provider.
     assert errors == list(range(errors[0], len(chunks)))
