@@ -134,6 +134,8 @@ class Provider:
     #: Upstream path per operation (``chat``, ``stream``, ``embeddings``, ``completions``,
     #: ``completions_stream``), ``{model}`` filled in with the model asked for.
     paths: dict[str, str]
+    #: The header that carries the credential upstream, and what its value starts with.
+    auth: tuple[str, str]
     text: Callable[[dict[str, Any]], str]
     image: Callable[[dict[str, Any]], str]
     #: The names of the tools offered, read from the provider-format body.
@@ -204,6 +206,7 @@ PROVIDERS: list[Provider] = [
         embed_model="text-embedding-3-small",
         headers=lambda up: {"x-portkey-provider": "openai", "x-portkey-custom-host": up.url},
         api_key="sk-test-openai",
+        auth=("Authorization", "Bearer sk-test-openai"),
         lacks={"length": _PASSTHROUGH_LENGTH},
         paths=_openai_paths("/v1"),
         text=_openai_text,
@@ -216,6 +219,7 @@ PROVIDERS: list[Provider] = [
         chat_model="llama-3.3-70b-versatile",
         headers=lambda up: {"x-portkey-provider": "groq", "x-portkey-custom-host": up.url},
         api_key="gsk-test-groq",
+        auth=("Authorization", "Bearer gsk-test-groq"),
         paths=_openai_paths("/v1"),
         text=_openai_text,
         image=_openai_image,
@@ -239,6 +243,7 @@ PROVIDERS: list[Provider] = [
             "x-portkey-azure-api-version": "2024-10-21",
         },
         api_key="az-key",
+        auth=("api-key", "az-key"),
         lacks={"length": _PASSTHROUGH_LENGTH},
         paths=_openai_paths("/openai/deployments/gpt4o-dep"),
         text=_openai_text,
@@ -252,6 +257,7 @@ PROVIDERS: list[Provider] = [
         embed_model="mistral-embed",
         headers=lambda up: {"x-portkey-provider": "mistral-ai", "x-portkey-custom-host": up.url},
         api_key="m-key",
+        auth=("Authorization", "Bearer m-key"),
         paths=_openai_paths("/v1"),
         text=_openai_text,
         image=_openai_image,
@@ -267,6 +273,7 @@ PROVIDERS: list[Provider] = [
         chat_model="claude-mock-1",
         headers=lambda up: {"x-portkey-provider": "anthropic", "x-portkey-custom-host": up.url},
         api_key="sk-ant-test",
+        auth=("x-api-key", "sk-ant-test"),
         paths={
             "chat": "/v1/messages",
             "stream": "/v1/messages",
@@ -291,6 +298,7 @@ PROVIDERS: list[Provider] = [
         embed_inputs=lambda body: [p["text"] for r in body["requests"] for p in r["content"]["parts"]],
         headers=lambda up: {"x-portkey-provider": "google", "x-portkey-custom-host": _root(up) + "/v1beta"},
         api_key="AIza-test-key-0123456789",
+        auth=("x-goog-api-key", "AIza-test-key-0123456789"),
         paths={**_gemini_paths("/v1beta/models"), "embeddings": "/v1beta/models/{model}:batchEmbedContents"},
         text=_gemini_text,
         image=_gemini_image,
@@ -312,6 +320,7 @@ PROVIDERS: list[Provider] = [
             "x-portkey-vertex-region": "europe-west4",
         },
         api_key="ya29.client-token",
+        auth=("Authorization", "Bearer ya29.client-token"),
         paths={
             **_gemini_paths(VERTEX_ROOT + "/google/models"),
             "embeddings": VERTEX_ROOT + "/google/models/{model}:predict",
@@ -331,6 +340,7 @@ PROVIDERS: list[Provider] = [
             "x-portkey-vertex-region": "europe-west4",
         },
         api_key="ya29.client-token",
+        auth=("Authorization", "Bearer ya29.client-token"),
         paths={
             "chat": f"{VERTEX_ROOT}/anthropic/models/{CLAUDE_ON_VERTEX}:rawPredict",
             "stream": f"{VERTEX_ROOT}/anthropic/models/{CLAUDE_ON_VERTEX}:streamRawPredict",
@@ -363,6 +373,7 @@ PROVIDERS: list[Provider] = [
             "x-portkey-aws-region": "us-west-2",
         },
         api_key="unused",
+        auth=("Authorization", f"AWS4-HMAC-SHA256 Credential={MOCK_AWS_ACCESS_KEY_ID}/"),
         paths={
             "chat": "/model/{model}/converse",
             "stream": "/model/{model}/converse-stream",
@@ -383,6 +394,7 @@ PROVIDERS: list[Provider] = [
         embed_inputs=lambda body: list(body["texts"]),
         headers=lambda up: {"x-portkey-provider": "cohere", "x-portkey-custom-host": _root(up)},
         api_key="co-test",
+        auth=("Authorization", "Bearer co-test"),
         paths={
             "chat": "/v2/chat",
             "stream": "/v2/chat",
@@ -441,9 +453,14 @@ def cases(capability: str, variants: list[str | None] | None = None) -> list[Any
 
 
 def received(upstream: Upstream, provider: Provider, operation: str, model: str) -> dict[str, Any]:
-    """The one request the upstream got: on the operation's path, its JSON body."""
+    """The one request the upstream got: on the operation's path, with the provider's own
+    credential header; its JSON body."""
     [record] = upstream.requests
     assert record["path"] == provider.path(operation, model), record["path"]
+    header, expected = provider.auth
+    assert record["headers"].get(header, "").startswith(expected), header
+    if header != "Authorization":  # the client's bearer key is not passed on beside it
+        assert "Authorization" not in record["headers"]
     body: dict[str, Any] = msgspec.json.decode(record["body"])
     return body
 
