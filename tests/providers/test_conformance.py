@@ -287,6 +287,17 @@ async def test_stream_tool_call(
     assert isinstance(json.loads(arguments), dict)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["tool_calls"]
+    # The same call as the whole answer makes.
+    upstream.requests.clear()
+    whole = await client.chat.completions.create(
+        model=provider.chat_model,
+        messages=user("find the weather [mock tool_call=true]"),
+        tools=TOOLS,
+        max_tokens=100,
+    )
+    [call] = whole.choices[0].message.tool_calls or []
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
+    assert json.loads(arguments) == json.loads(call.function.arguments)
     # On the wire: the tool-call stream ends with its finish chunk, then one [DONE].
     upstream.requests.clear()
     body = {
@@ -393,6 +404,36 @@ async def test_scripted_error_keeps_status(
     assert data["error"]["type"] in (
         ("rate_limit_error",) if status == 429 else ("api_error", "server_error")
     )
+
+
+@pytest.mark.parametrize("provider", cases("errors"))
+async def test_error_on_a_streamed_request_is_not_streamed(
+    gateway: Gateway, upstream: Upstream, provider: Provider, client: openai.AsyncOpenAI
+) -> None:
+    """A provider refusing a streamed request answers with its status and a JSON error body, as
+    Portkey does (errors are never streamed), whichever URL or flag the provider streams by."""
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(
+            model=provider.chat_model,
+            messages=user("slow down [mock status=429]"),
+            max_tokens=100,
+            stream=True,
+        )
+    received(upstream, provider, "stream", provider.chat_model)
+    upstream.requests.clear()
+    resp = await gateway.post(
+        "/v1/chat/completions",
+        {
+            "model": provider.chat_model,
+            "messages": user("again [mock status=429]"),
+            "stream": True,
+            "max_tokens": 100,
+        },
+        provider.raw_headers(upstream),
+    )
+    assert resp.status == 429 and resp.content_type == "application/json"
+    data = await resp.json()
+    assert data["error"]["type"] == "rate_limit_error" and data["provider"] == provider.name
 
 
 @pytest.mark.parametrize(
