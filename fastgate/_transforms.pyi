@@ -99,6 +99,7 @@ class EventStreamError(ValueError): ...
 
 class EventStreamDecoder:
     pending: int
+    failure: str | None
     # header values: bool, int, bytes, str or uuid.UUID
     def feed(self, chunk: bytes) -> list[tuple[dict[str, object], bytes]]: ...
 

@@ -552,11 +552,6 @@ cdef class BedrockStream:
             messages = self._decoder.feed(chunk)
         except EventStreamError as exc:
             return self._error(f"bedrock error: corrupted event stream: {exc}", "api_error")
-        if not messages:
-            return _EMPTY
-        if len(messages) == 1:
-            headers, payload = messages[0]
-            return self._event(headers, payload)
         cdef list out = []
         for headers, payload in messages:
             piece = self._event(headers, payload)
@@ -564,7 +559,11 @@ cdef class BedrockStream:
                 out.append(piece)
             if self.done:
                 break
-        return _EMPTY.join(out)
+        failure = self._decoder.failure
+        if failure is not None and not self.done:
+            # A corrupted message after good ones in the same read: the good ones first.
+            out.append(self._error(f"bedrock error: corrupted event stream: {failure}", "api_error"))
+        return _EMPTY.join(out) if len(out) != 1 else out[0]
 
     cdef bytes _event(self, dict headers, bytes payload):
         try:

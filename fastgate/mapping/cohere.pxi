@@ -378,7 +378,13 @@ cdef class CohereStream:
             return _EMPTY
         cdef list out = []
         for _event_name, data in self._sse.feed(chunk):
-            piece = self._event(data)
+            try:
+                piece = self._event(data)
+            except _msgspec.DecodeError as exc:
+                # Not one of Cohere's events: what came before it in this read still goes out.
+                self.done = True
+                out.append(self._open(None).error(f"cohere error: malformed stream event: {exc}"))
+                break
             if piece:
                 out.append(piece)
             if self.done:

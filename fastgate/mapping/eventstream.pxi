@@ -209,13 +209,30 @@ cdef class EventStreamDecoder:
                 self._known[key] = headers
         return <dict>headers
 
+    @property
+    def failure(self):
+        """Why the stream broke, once it did (messages before the bad one were still handed out)."""
+        return self._failure
+
     cdef list _parse(self, bytes buf):
+        cdef list out = []
+        try:
+            self._parse_into(buf, out)
+        except EventStreamError as exc:
+            if not out:
+                raise
+            # The good messages ahead of the bad one go out first; the next feed raises.
+            self._failure = str(exc)
+            self._pieces = []
+            self._buffered = 0
+        return out
+
+    cdef void _parse_into(self, bytes buf, list out) except *:
         cdef char* raw
         cdef Py_ssize_t n, pos = 0, total, headers_len, payload_end
         cdef const unsigned char* p
         cdef const unsigned char* m
         cdef uint32_t prelude_crc
-        cdef list out = []
         PyBytes_AsStringAndSize(buf, &raw, &n)
         p = <const unsigned char*>raw
         while n - pos >= _ES_PRELUDE:
@@ -245,4 +262,3 @@ cdef class EventStreamDecoder:
             self._wanted = _es_be32(p + pos) if n - pos >= _ES_PRELUDE else _ES_PRELUDE
         else:
             self._wanted = _ES_PRELUDE
-        return out

@@ -416,20 +416,7 @@ PROVIDERS: list[Provider] = [
 ]
 
 #: (provider id, capability) → what is wrong. Each becomes ``xfail(strict=True)``.
-FINDINGS: dict[tuple[str, str], str] = {
-    ("bedrock", "mid_stream_error:error_mid_stream"): (
-        "a malformed frame discards the good ones read with it: BedrockStream.feed decodes a whole "
-        "network read and on EventStreamError returns only the error event, so the content events "
-        "decoded before the corrupt frame in that read never reach the client (it gets the error "
-        "with no text, though 3 content deltas were sent first)"
-    ),
-    ("cohere", "mid_stream_error:error_mid_stream"): (
-        "a malformed event discards the good ones read with it: the Cohere stream mapper raises "
-        "(msgspec ValidationError) on an SSE data line without Cohere's event shape, and "
-        "server/streaming.write_stream drops the whole read's output, so the content deltas sent "
-        "before it never reach the client (it gets 'stream interrupted (ValidationError)' only)"
-    ),
-}
+FINDINGS: dict[tuple[str, str], str] = {}
 
 
 def cases(capability: str, variants: list[str | None] | None = None) -> list[Any]:
