@@ -51,7 +51,8 @@ def _marker_fields(text: str) -> dict[str, Any]:
     return fields
 
 
-def _texts(request: dict[str, Any]) -> list[str]:
+def request_texts(request: dict[str, Any]) -> list[str]:
+    """Every text a chat or completions request carries, in order."""
     texts: list[str] = []
     for message in request.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
@@ -69,7 +70,7 @@ def _texts(request: dict[str, Any]) -> list[str]:
 
 def read_directives(request: dict[str, Any], defaults: Directives | None = None) -> Directives:
     fields: dict[str, Any] = msgspec.structs.asdict(defaults) if defaults else {}
-    for text in _texts(request):
+    for text in request_texts(request):
         if "[mock " in text:
             fields.update(_marker_fields(text))
     body_fields = request.get("mock")
@@ -82,6 +83,6 @@ def read_directives(request: dict[str, Any], defaults: Directives | None = None)
 
 
 def last_user_text(request: dict[str, Any]) -> str:
-    texts = _texts(request)
+    texts = request_texts(request)
     text = _MARKER.sub("", texts[-1]).strip() if texts else ""
     return text

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from fastgate.mock.directives import Directives, last_user_text
+from fastgate.mock.directives import Directives, last_user_text, request_texts
 from fastgate.mock.engine import MockPlan
 
 _encode = msgspec.json.Encoder().encode
@@ -31,17 +31,7 @@ def _count_tokens(texts: list[str]) -> int:
 
 
 def prompt_tokens(request: dict[str, Any]) -> int:
-    texts: list[str] = []
-    for message in request.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            texts.append(content)
-        elif isinstance(content, list):
-            texts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    prompt = request.get("prompt")
-    if isinstance(prompt, str):
-        texts.append(prompt)
-    return _count_tokens(texts)
+    return _count_tokens(request_texts(request))
 
 
 def split_chunks(text: str, n: int) -> list[str]:

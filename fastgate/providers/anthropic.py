@@ -61,11 +61,7 @@ class AnthropicProvider(OpenAICompatible):
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint is Endpoint.PROXY:
             return self.proxy_request(call)
-        headers = self.auth_headers(call)
-        for name in call.target.forward_headers:
-            value = call.headers.get(name)
-            if value is not None:
-                headers[name] = value
+        headers = self.request_headers(call)
         base = self.base(call).rstrip("/")
         if call.endpoint is Endpoint.MODELS:
             return UpstreamRequest("GET", f"{base}/models", headers, None)

@@ -101,6 +101,16 @@ class LocalResponse(msgspec.Struct):
     headers: dict[str, str] = {}
 
 
+def forward_headers(call: Call, headers: dict[str, str]) -> dict[str, str]:
+    """Add the client headers the target forwards (``forward_headers``); they win over the
+    provider's own, as in Portkey."""
+    for name in call.target.forward_headers:
+        value = call.headers.get(name)
+        if value is not None:
+            headers[name] = value
+    return headers
+
+
 _error_decoder = msgspec.json.Decoder(dict[str, Any])
 _encode = msgspec.json.Encoder().encode
 

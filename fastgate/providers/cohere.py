@@ -20,7 +20,7 @@ from fastgate._transforms import (
     cohere_embed_response,
 )
 from fastgate.errors import bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import Call, Endpoint, UpstreamRequest, forward_headers
 from fastgate.providers.openai import OpenAICompatible
 
 BASE_URL = "https://api.cohere.com"
@@ -66,10 +66,7 @@ class CohereProvider(OpenAICompatible):
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise bad_request(f"Invalid request body for cohere: {exc}") from None
         headers = self.auth_headers(call)
-        for name in call.target.forward_headers:
-            value = call.headers.get(name)
-            if value is not None:
-                headers[name] = value
+        forward_headers(call, headers)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", self.base(call).rstrip("/") + _PATHS[call.endpoint], headers, body)
 

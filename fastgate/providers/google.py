@@ -24,7 +24,7 @@ from fastgate._transforms import (
     gemini_error,
 )
 from fastgate.errors import bad_request
-from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
+from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest, forward_headers
 from fastgate.providers.openai import HOP_BY_HOP
 
 BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
@@ -99,10 +99,7 @@ class GeminiMapping(Provider):
             else:
                 model, body = gemini_completion_request(call.body, overrides)
             operation = "streamGenerateContent?alt=sse" if call.view.stream else "generateContent"
-        for name in call.target.forward_headers:
-            value = call.headers.get(name)
-            if value is not None:
-                headers[name] = value
+        forward_headers(call, headers)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", self.operation_url(call, model_name(model), operation), headers, body)
 

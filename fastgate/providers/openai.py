@@ -12,7 +12,7 @@ import msgspec
 
 from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
-from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
+from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest, forward_headers
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
@@ -136,14 +136,14 @@ class OpenAICompatible(Provider):
                 headers[header] = str(value)
         return headers
 
+    def request_headers(self, call: Call) -> dict[str, str]:
+        """Auth and options, then the client headers the target forwards."""
+        return forward_headers(call, self.auth_headers(call))
+
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint is Endpoint.PROXY:
             return self.proxy_request(call)
-        headers = self.auth_headers(call)
-        for name in call.target.forward_headers:
-            value = call.headers.get(name)
-            if value is not None:
-                headers[name] = value
+        headers = self.request_headers(call)
         url = f"{self.base(call)}/{call.endpoint.value}"
         if call.endpoint is Endpoint.MODELS:
             return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)

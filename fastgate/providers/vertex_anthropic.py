@@ -26,7 +26,7 @@ from fastgate._transforms import (
     openai_completion_to_anthropic,
 )
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import Call, Endpoint, UpstreamRequest, forward_headers
 
 PUBLISHER = "anthropic"
 #: The body version Vertex requires of Claude requests (both references above).
@@ -86,10 +86,7 @@ class VertexClaude:
         beta = options.get("anthropic_beta")
         if beta:
             headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(map(str, beta))
-        for name in call.target.forward_headers:
-            value = call.headers.get(name)
-            if value is not None:
-                headers[name] = value
+        forward_headers(call, headers)
         headers["Content-Type"] = "application/json"
         method = "streamRawPredict" if call.view.stream else "rawPredict"
         return UpstreamRequest("POST", f"{model_url}:{method}", headers, body)
