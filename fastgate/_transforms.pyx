@@ -9,6 +9,7 @@ buffer; module-level Python objects bound once at import.
 
 include "mapping/sse.pxi"
 include "mapping/chunks.pxi"
+include "mapping/completions.pxi"
 include "mapping/http1.pxi"
 include "mapping/cohere.pxi"
 include "mapping/anthropic.pxi"

@@ -87,7 +87,7 @@ class AnthropicProvider(OpenAICompatible):
             return anthropic_models_to_openai(body, self.name)
         return body
 
-    def stream(self, call: Call) -> AnthropicStream:  # type: ignore[override]
+    def stream(self, call: Call) -> AnthropicStream:
         options = call.view.stream_options
         return AnthropicStream(
             self.name,

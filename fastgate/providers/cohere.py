@@ -80,7 +80,7 @@ class CohereProvider(OpenAICompatible):
         encoding = overrides.get("encoding_format") or _encoding_format.decode(call.body).encoding_format
         return cohere_embed_response(body, _model(call), encoding == "base64")
 
-    def stream(self, call: Call) -> CohereStream:  # type: ignore[override]
+    def stream(self, call: Call) -> CohereStream:
         options = call.view.stream_options
         return CohereStream(
             _model(call),

@@ -18,13 +18,19 @@ from typing import Any
 
 import msgspec
 
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate._transforms import (
+    ChatAsCompletionStream,
+    chat_as_completion_response,
+    completion_as_chat_request,
+)
+from fastgate.providers.base import Call, Endpoint, StreamMapper, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible, PassthroughStream
 from fastgate.schema.openai import json_encoder, object_decoder
 
 BASE_URL = "https://api.mistral.ai/v1"
 _FINISH = re.compile(rb'("finish_reason"\s*:\s*)"(model_length|error)"')
 _FINISH_MAP = {b"model_length": b'"length"', b"error": b'"stop"'}
+_FINISH_NAMES = {"model_length": "length", "error": "stop"}
 
 
 def _may_rename(body: bytes) -> bool:
@@ -64,10 +70,19 @@ class MistralAI(OpenAICompatible):
         super().__init__(
             "mistral-ai",
             BASE_URL,
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.MODELS, Endpoint.PROXY}),
+            endpoints=frozenset(
+                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.MODELS, Endpoint.PROXY}
+            ),
         )
 
     def request(self, call: Call) -> UpstreamRequest:
+        if call.endpoint is Endpoint.COMPLETIONS:
+            # Mistral has no legacy completions API: the prompt goes to chat as one user turn.
+            return self.request(
+                msgspec.structs.replace(
+                    call, endpoint=Endpoint.CHAT, body=completion_as_chat_request(call.body)
+                )
+            )
         overrides = call.target.override_params
         if call.endpoint is not Endpoint.CHAT or not (overrides or _may_rename(call.body)):
             return super().request(call)
@@ -81,11 +96,19 @@ class MistralAI(OpenAICompatible):
         return super().request(msgspec.structs.replace(call, body=json_encoder.encode(params), target=target))
 
     def response(self, call: Call, body: bytes) -> bytes:
+        if call.endpoint is Endpoint.COMPLETIONS:
+            return chat_as_completion_response(body, self.name, self._renames(call))
         if call.target.strict_open_ai_compliance and call.endpoint is Endpoint.CHAT:
             body = _map_finish(body)
         return super().response(call, body)
 
-    def stream(self, call: Call) -> PassthroughStream:
+    def stream(self, call: Call) -> StreamMapper:
+        if call.endpoint is Endpoint.COMPLETIONS:
+            return ChatAsCompletionStream(self.name, self._renames(call))
         if call.target.strict_open_ai_compliance:
             return MistralStream()
         return PassthroughStream()
+
+    @staticmethod
+    def _renames(call: Call) -> dict[str, str] | None:
+        return _FINISH_NAMES if call.target.strict_open_ai_compliance else None

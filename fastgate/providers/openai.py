@@ -12,7 +12,7 @@ import msgspec
 
 from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
-from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest, forward_headers
+from fastgate.providers.base import Call, Endpoint, Provider, StreamMapper, UpstreamRequest, forward_headers
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
@@ -173,5 +173,5 @@ class OpenAICompatible(Provider):
             return head + (suffix[1:] if head.endswith(b"{") else suffix)  # "{}": no comma
         return body
 
-    def stream(self, call: Call) -> PassthroughStream:
+    def stream(self, call: Call) -> StreamMapper:
         return PassthroughStream()

@@ -326,6 +326,27 @@ class ModelList(msgspec.Struct):
     object: str = "list"
 
 
+class MessageTextView(msgspec.Struct):
+    content: str | None = None
+
+
+class ChoiceTextView(msgspec.Struct):
+    index: int = 0
+    message: MessageTextView | None = None
+    delta: MessageTextView | None = None
+    finish_reason: str | None = None
+
+
+class ChatAnswerView(msgspec.Struct):
+    """A chat completion or chunk, as far as turning it into a legacy ``text_completion`` needs."""
+
+    id: str = ""
+    created: int = 0
+    model: str = ""
+    choices: list[ChoiceTextView] = []
+    usage: Usage | None = None
+
+
 view_decoder = msgspec.json.Decoder(RequestView)
 chat_decoder = msgspec.json.Decoder(ChatRequest)
 completion_decoder = msgspec.json.Decoder(CompletionRequest)

@@ -258,14 +258,16 @@ PROVIDERS: list[Provider] = [
         headers=lambda up: {"x-portkey-provider": "mistral-ai", "x-portkey-custom-host": up.url},
         api_key="m-key",
         auth=("Authorization", "Bearer m-key"),
-        paths=_openai_paths("/v1"),
+        # Mistral has no legacy completions API (docs.mistral.ai/api): the gateway sends chat.
+        paths={
+            **_openai_paths("/v1"),
+            "completions": "/v1/chat/completions",
+            "completions_stream": "/v1/chat/completions",
+        },
         text=_openai_text,
         image=_openai_image,
         tools=_openai_tools,
-        lacks={
-            "completions": "Mistral has no legacy completions endpoint, only FIM (docs.mistral.ai/api)",
-            "length": _PASSTHROUGH_LENGTH,
-        },
+        lacks={"length": _PASSTHROUGH_LENGTH},
     ),
     Provider(
         id="anthropic",

@@ -102,6 +102,55 @@ async def test_model_length_finish_in_stream(gateway: Gateway, replay: Replay) -
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "The best French cheese depends on"
 
 
+async def test_legacy_completions_go_through_chat(gateway: Gateway, upstream: Upstream) -> None:
+    headers = openai_headers(upstream, "mistral-ai")
+    async with sdk(gateway, headers) as client:
+        answer = await client.completions.create(
+            model="mistral-small-latest", prompt="say hi", max_tokens=9, seed=3
+        )
+        stream = await client.completions.create(model="mistral-small-latest", prompt="say hi", stream=True)
+        pieces = [c async for c in stream]
+    assert answer.object == "text_completion"
+    assert answer.choices[0].text == "Mock reply to: say hi" and answer.choices[0].finish_reason == "stop"
+    assert answer.usage is not None and answer.usage.total_tokens > 0
+    assert "".join(p.choices[0].text for p in pieces if p.choices) == "Mock reply to: say hi"
+    assert pieces[-1].choices[0].finish_reason == "stop"
+    sent = msgspec.json.decode(upstream.requests[0]["body"])
+    assert upstream.requests[0]["path"] == "/v1/chat/completions"
+    assert sent["messages"] == [{"role": "user", "content": "say hi"}]
+    assert "prompt" not in sent and sent["max_tokens"] == 9
+    assert sent["random_seed"] == 3 and "seed" not in sent
+
+
+async def test_legacy_completion_stream_ends_with_done(gateway: Gateway, upstream: Upstream) -> None:
+    body = {"model": "m", "prompt": "x", "stream": True}
+    resp = await gateway.post("/v1/completions", body, openai_headers(upstream, "mistral-ai"))
+    events = [e for e in (await resp.read()).split(b"\n\n") if e]
+    assert events[-1] == b"data: [DONE]"
+    assert all(b'"object":"text_completion"' in e for e in events[:-1])
+
+
+async def test_legacy_completions_need_one_prompt(gateway: Gateway, upstream: Upstream) -> None:
+    body = {"model": "m", "prompt": ["a", "b"]}
+    resp = await gateway.post("/v1/completions", body, openai_headers(upstream, "mistral-ai"))
+    assert resp.status == 400
+    assert not upstream.requests
+
+
+@pytest.mark.parametrize(("strict", "finish"), [(True, "length"), (False, "model_length")])
+async def test_legacy_completion_maps_model_length(
+    gateway: Gateway, replay: Replay, strict: bool, finish: str
+) -> None:
+    replay.serve(recorded("mistral", "chat_model_length.json"))
+    headers = {"x-portkey-provider": "mistral-ai", "x-portkey-custom-host": replay.url}
+    if not strict:
+        headers["x-portkey-strict-open-ai-compliance"] = "false"
+    async with sdk(gateway, headers) as client:
+        answer = await client.completions.create(model="mistral-small-latest", prompt="cheese?")
+    assert answer.choices[0].finish_reason == finish
+    assert answer.choices[0].text == "The best French cheese depends on"
+
+
 def test_default_base_url() -> None:
     call = Call(
         endpoint=Endpoint.CHAT,
