@@ -26,9 +26,10 @@ _decode_any = msgspec.json.Decoder()
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
-def request_params(call: Call) -> Any:
-    """The body as the upstream will get it (``override_params`` applied), decoded once."""
-    params = _decode_any.decode(call.body) if call.body else {}
+def request_params(call: Call, decoded: dict[str, Any] | None = None) -> Any:
+    """The body as the upstream will get it (``override_params`` applied): the gateway's own
+    decode of it when there is one, else decoded here."""
+    params: Any = decoded if decoded is not None else (_decode_any.decode(call.body) if call.body else {})
     overrides = call.target.override_params
     if overrides and isinstance(params, dict):
         params = {**params, **overrides}

@@ -135,17 +135,15 @@ def _leaves(node: Node) -> Generator[Leaf, None, None]:
 class RoutePlan:
     """A compiled config: immutable, shared by every request that sends the same config."""
 
-    __slots__ = ("root", "roots")
+    __slots__ = ("decodes_body", "root", "roots")
 
     def __init__(self, root: Node, roots: frozenset[str]) -> None:
         self.root = root
         #: Which parts of the request conditions read (``metadata``, ``params``, ``url``).
         self.roots = roots
-
-    @property
-    def needs_params(self) -> bool:
-        """A condition reads ``params.*``: the body must be decoded as a whole."""
-        return "params" in self.roots
+        #: A condition reads ``params.*``, or a target caches (its key is the canonical body):
+        #: the body is decoded as a whole, once, and the request view taken from that.
+        self.decodes_body = "params" in roots or any(leaf.cache is not None for leaf in _leaves(root))
 
     def leaves(self) -> list[Leaf]:
         return list(_leaves(self.root))

@@ -76,9 +76,9 @@ class ServerConfig:
         self.semantic: SemanticSettings | None = None
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
-        #: Some plan reached by model reads ``params.*``: decode the body whole, once.
-        self.needs_params = any(
-            p.needs_params for p in [*self.models.values(), *([default] if default else [])]
+        #: Some plan reached by model decodes the body whole (see ``RoutePlan.decodes_body``).
+        self.decodes_body = any(
+            p.decodes_body for p in [*self.models.values(), *([default] if default else [])]
         )
         self._catalog: ConfigCache[str, RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
 

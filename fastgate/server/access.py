@@ -11,6 +11,7 @@ attribute tests: no hashing, no body decode, no store traffic.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import msgspec
 
@@ -162,6 +163,7 @@ class Access:
         *,
         force_refresh: bool,
         stream: bool,
+        params: dict[str, Any] | None = None,
     ) -> Admission:
         charged: list[LimitRule] = []
         key_rule = grant.key_rule if grant is not None else None
@@ -189,7 +191,7 @@ class Access:
             admission.max_age = cache.max_age or DEFAULT_MAX_AGE
             admission.status = "REFRESH" if force_refresh else "MISS"
             tenant = grant.key.id if grant is not None and grant.key is not None else ""
-            params = request_params(call)
+            params = request_params(call, params)
             admission.cache_key = cache_key(call, tenant, params)
             if cache.mode == "semantic" and self.semantic is not None and call.endpoint in SEMANTIC:
                 prompt, partition = prompt_and_partition(call, tenant, params)

@@ -114,12 +114,12 @@ class Gateway:
         if not body:
             raise bad_request("Request body is empty: send a JSON object")
         plan = opts.plan
-        needs_params = plan.needs_params if plan is not None else self.reader.server.needs_params
+        decodes_body = plan.decodes_body if plan is not None else self.reader.server.decodes_body
         params: dict[str, Any] | None = None
         check_text(body)
         try:
-            if needs_params:
-                # Conditions read ``params.*``: decode the body whole once and take the view from it.
+            if decodes_body:
+                # Conditions or the cache read the whole body: decode it once, take the view from it.
                 params = object_decoder.decode(body)
                 view = msgspec.convert(params, RequestView)
             else:
@@ -177,7 +177,13 @@ class Gateway:
                 headers=headers,
             )
             admission = access.plan(
-                call, grant, vk_rule, leaf.cache, force_refresh=opts.cache_force_refresh, stream=stream
+                call,
+                grant,
+                vk_rule,
+                leaf.cache,
+                force_refresh=opts.cache_force_refresh,
+                stream=stream,
+                params=params,
             )
             early = await access.admit(provider, call, grant, admission, self.pool)
             if early is not None and early.reached:

@@ -179,3 +179,24 @@ async def test_redis_cache_is_shared_and_fails_open(
     await asyncio.sleep(0.6)  # the client's reconnect interval
     assert (await ask(first, config))[0] == "MISS"  # a fresh Redis holds nothing
     assert (await ask(second, config))[0] == "HIT"
+
+
+async def test_cached_request_body_is_decoded_once(gateway: Gateway, upstream: Upstream, monkeypatch) -> None:
+    # The cache key needs the whole body: the gateway's own decode of it is reused, not repeated.
+    import fastgate.cache.keys as keys
+
+    calls = 0
+    real = keys._decode_any
+
+    class Counting:
+        def decode(self, data: bytes) -> Any:
+            nonlocal calls
+            calls += 1
+            return real.decode(data)
+
+    monkeypatch.setattr(keys, "_decode_any", Counting())
+    status, _ = await ask(gateway, cached_config(upstream))
+    assert status == "MISS"
+    status, _ = await ask(gateway, cached_config(upstream))
+    assert status == "HIT"
+    assert calls == 0

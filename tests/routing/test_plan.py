@@ -176,7 +176,7 @@ CONDITIONAL = {
 )
 def test_conditional(doc: dict[str, Any], path: int) -> None:
     plan = plan_of(CONDITIONAL)
-    assert plan.roots == {"metadata", "params", "url"} and plan.needs_params
+    assert plan.roots == {"metadata", "params", "url"} and plan.decodes_body
     assert run(plan, doc=doc) == [f"config.targets[{path}]"]
 
 
@@ -190,7 +190,7 @@ def test_conditional_without_match_or_default_is_a_400() -> None:
 
 def test_conditional_nested_in_fallback() -> None:
     plan = plan_of({"strategy": {"mode": "fallback"}, "targets": [CONDITIONAL, t("last")]})
-    assert plan.needs_params
+    assert plan.decodes_body
     doc = {"metadata": {"plan": "pro"}, "params": {"model": "gpt-x"}, "url": {"pathname": "/"}}
     assert run(plan, {"config.targets[0].targets[1]": FAIL}, doc=doc) == [
         "config.targets[0].targets[1]",
@@ -205,7 +205,7 @@ def test_metadata_only_conditions_do_not_need_params() -> None:
             "targets": [t("x")],
         }
     )
-    assert plan.roots == {"metadata"} and not plan.needs_params
+    assert plan.roots == {"metadata"} and not plan.decodes_body
 
 
 def leaves(config: dict[str, Any]) -> dict[str, Leaf]:
