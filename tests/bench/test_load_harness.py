@@ -79,8 +79,10 @@ def test_open_loop_keeps_its_schedule(servers: tuple[Processes, dict[str, Target
     assert summary["requests"] == 100
     assert summary["failures"] == 0
     assert 0 < summary["p50_ms"] <= summary["p99_ms"] < 1000
-    # Sends are due every 5 ms; a generator that fell behind would show it here.
-    assert summary["send_lag_p99_ms"] < 50
+    # Sends are due every 5 ms over 500 ms; a generator that fell behind for good (sending only
+    # as answers come back) would lag by a large part of the run. The bound is loose because a
+    # shared CI machine can stall any process for tens of milliseconds: this is not a benchmark.
+    assert summary["send_lag_p99_ms"] < 250
 
 
 def test_failed_requests_count_as_infinitely_slow(servers: tuple[Processes, dict[str, Target]]) -> None:
