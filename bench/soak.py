@@ -45,20 +45,20 @@ CHAT = {"model": "mock-small", "messages": [{"role": "user", "content": "tell me
 
 def serve_gateway(port: int) -> None:
     """One gateway worker, as ``fastgate serve`` runs it, plus a task-count route."""
-    from aiohttp import web
+    import msgspec
 
     from fastgate.server.app import _install_uvloop, make_app, serve
+    from fastgate.server.messages import Request, Response
     from fastgate.settings import Settings
 
-    settings = Settings(port=port)
-    app = make_app(settings)
+    app = make_app(Settings(port=port))
 
-    async def stats(request: web.Request) -> web.Response:
-        return web.json_response({"tasks": len(asyncio.all_tasks())})
+    async def stats(request: Request) -> Response:
+        return Response(200, msgspec.json.encode({"tasks": len(asyncio.all_tasks())}))
 
-    app.router.add_get("/_soak/stats", stats)
+    app.router.add("GET", "/_soak/stats", stats)
     _install_uvloop()
-    asyncio.run(serve(app, settings))
+    asyncio.run(serve(app))
 
 
 # -- measuring ------------------------------------------------------------------------------------

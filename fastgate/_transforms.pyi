@@ -44,6 +44,30 @@ class ResponseParser:
     def feed(self, data: bytes) -> list[bytes]: ...
     def feed_eof(self) -> None: ...
 
+# ---- HTTP/1.1 server side: request parser, response head (fastgate/mapping/http_server.pxi)
+class RequestRefused(ValueError):
+    status: int
+    message: str
+    def __init__(self, status: int, message: str) -> None: ...
+
+class RequestParser:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+    expect_continue: bool
+    head_done: bool
+    buffered: int
+    started: bool
+    def __init__(self, max_body: int) -> None: ...
+    def reset(self) -> None: ...
+    def feed(self, data: bytes) -> bool: ...
+
+def response_head(
+    status: int, headers: dict[str, str], content_type: str | None, length: int, keep_alive: bool, date: bytes
+) -> bytes: ...
+
 # ---- cohere (fastgate/mapping/cohere.pxi)
 
 def cohere_chat_request(body: bytes, overrides: dict[str, object] | None = None) -> bytes: ...

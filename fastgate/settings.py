@@ -33,6 +33,10 @@ class Settings(msgspec.Struct, kw_only=True):
     max_response_bytes: int = 64 * 1024 * 1024
     #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
     max_in_flight: int = 2048
+    #: Seconds a client may take to send one whole request (head and body) before a 408, and an
+    #: idle keep-alive connection is kept open.
+    client_timeout: float = 60.0
+    keepalive_timeout: float = 75.0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: float = 30.0
     #: Upstream connections kept open per host.
@@ -87,6 +91,8 @@ _SERVER_LIMITS = (
     "max_response_bytes",
     "max_in_flight",
     "shutdown_grace",
+    "client_timeout",
+    "keepalive_timeout",
 )
 
 #: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...).

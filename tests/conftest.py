@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from fastgate.mock.server import MOCK_KEY, MockServer, make_mock_app
-from fastgate.server.app import make_app
+from fastgate.server.app import App, make_app, start, stop
+from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
 
 
@@ -32,9 +33,14 @@ class Upstream:
 
 
 class Gateway:
-    def __init__(self, server: TestServer, session: aiohttp.ClientSession) -> None:
+    """A gateway serving on a loopback port, and a client session for it."""
+
+    def __init__(self, app: App, server: HTTPServer, session: aiohttp.ClientSession) -> None:
+        self.app = app
         self.server = server
-        self.url = str(server.make_url(""))
+        self.host = "127.0.0.1"
+        self.port = server.port
+        self.url = f"http://{self.host}:{self.port}"
         self.session = session
 
     async def post(
@@ -55,20 +61,20 @@ async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Upst
 
 
 @pytest.fixture
-async def make_gateway(
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> Any:
-    sessions: list[aiohttp.ClientSession] = []
+async def make_gateway() -> Any:
+    started: list[Gateway] = []
 
     async def factory(**settings: Any) -> Gateway:
-        server = await aiohttp_server(make_app(Settings(**settings)))
-        session = aiohttp.ClientSession()
-        sessions.append(session)
-        return Gateway(server, session)
+        app = make_app(Settings(**{"port": 0, **settings}))
+        server = await start(app)
+        gw = Gateway(app, server, aiohttp.ClientSession())
+        started.append(gw)
+        return gw
 
     yield factory
-    for session in sessions:
-        await session.close()
+    for gw in started:
+        await gw.session.close()
+        await stop(gw.app, gw.server)
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""The HTTP side: the only package that knows aiohttp's web server."""
+"""The HTTP side: fastgate's own HTTP/1.1 server and upstream client, and the handlers."""

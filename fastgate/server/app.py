@@ -1,4 +1,4 @@
-"""Building the aiohttp application and running it: one event loop per worker process."""
+"""Building the gateway and running it: one event loop per worker process."""
 
 from __future__ import annotations
 
@@ -11,66 +11,89 @@ import signal
 import socket
 import time
 
-from aiohttp import web
-
 from fastgate.observability.logs import configure_logging
 from fastgate.server import handlers
+from fastgate.server.dispatch import Dispatcher
 from fastgate.server.dns import CachingResolver
 from fastgate.server.handlers import Gateway
 from fastgate.server.http1 import UpstreamPool
-from fastgate.server.middleware import admission_middleware, error_middleware
+from fastgate.server.http_server import HTTPServer
 from fastgate.server.options import OptionsReader
+from fastgate.server.router import Router
 from fastgate.server.shared import SharedState
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 
 log = logging.getLogger("fastgate")
-GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
 
 
-def make_app(settings: Settings) -> web.Application:
-    policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
-    gateway = Gateway(settings, OptionsReader(settings, policy))
-    # The body limit is enforced by the handlers (413 from Content-Length before reading);
-    # aiohttp's own limit is a backstop for chunked bodies.
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, admission_middleware(settings.max_in_flight)],
-    )
-    app[GATEWAY_KEY] = gateway
-    server = gateway.reader.server
-    shared = SharedState(settings, server.prices, policy, server.semantic)
-    gateway.access = shared.access
-    app.on_startup.append(shared.start)
-    app.on_cleanup.append(shared.stop)
-    shared.add_routes(app.router)
+class App:
+    """The gateway's routes and the state they share; ``startup``/``cleanup`` around serving."""
 
-    async def open_pool(app: web.Application) -> None:
-        gateway.pool = UpstreamPool(
-            CachingResolver(policy),
-            settings.connect_timeout,
-            settings.read_timeout,
-            max_body=settings.max_response_bytes,
-            max_stream_seconds=settings.max_stream_seconds,
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
+        self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
+        server = gateway.reader.server
+        self.shared = SharedState(settings, server.prices, policy, server.semantic)
+        gateway.access = self.shared.access
+        self.router = r = Router()
+        self.dispatch = Dispatcher(r, settings.max_in_flight)
+        self.shared.add_routes(r)
+        r.add("POST", "/v1/chat/completions", gateway.chat)
+        r.add("POST", "/v1/completions", gateway.completions)
+        r.add("POST", "/v1/embeddings", gateway.embeddings)
+        r.add("GET", "/v1/models", gateway.models)
+        for method in ("GET", "POST", "DELETE"):
+            r.add(method, "/v1/{tail:.+}", gateway.proxy)
+        r.add("GET", "/", handlers.root)
+        r.add("GET", "/health", handlers.health)
+        r.add("GET", "/metrics", gateway.metrics)
+
+    async def startup(self) -> None:
+        await self.shared.start()
+        s = self.settings
+        self.gateway.pool = UpstreamPool(
+            CachingResolver(self.policy),
+            s.connect_timeout,
+            s.read_timeout,
+            max_body=s.max_response_bytes,
+            max_stream_seconds=s.max_stream_seconds,
         )
 
-    async def close_pool(app: web.Application) -> None:
-        if gateway.pool is not None:
-            await gateway.pool.close()
+    async def cleanup(self) -> None:
+        if self.gateway.pool is not None:
+            await self.gateway.pool.close()
+        await self.shared.stop()
 
-    app.on_startup.append(open_pool)
-    app.on_cleanup.append(close_pool)
-    r = app.router
-    r.add_post("/v1/chat/completions", gateway.chat)
-    r.add_post("/v1/completions", gateway.completions)
-    r.add_post("/v1/embeddings", gateway.embeddings)
-    r.add_get("/v1/models", gateway.models, allow_head=False)
-    for method in ("GET", "POST", "DELETE"):
-        r.add_route(method, "/v1/{tail:.+}", gateway.proxy)
-    r.add_get("/", handlers.root, allow_head=False)
-    r.add_get("/health", handlers.health, allow_head=False)
-    r.add_get("/metrics", gateway.metrics, allow_head=False)
-    return app
+
+def make_app(settings: Settings) -> App:
+    return App(settings)
+
+
+async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
+    """Start the app's services, then listen (on ``sock``, or the settings' host and port)."""
+    s = app.settings
+    await app.startup()
+    server = HTTPServer(
+        app.dispatch,
+        max_body=s.max_body_bytes,
+        idle_timeout=s.keepalive_timeout,
+        request_timeout=s.client_timeout,
+    )
+    try:
+        await server.start(s.host, s.port, sock=sock, reuse_port=s.workers > 1)
+    except BaseException:
+        await app.cleanup()
+        raise
+    return server
+
+
+async def stop(app: App, server: HTTPServer) -> None:
+    """Close the listener and idle connections, let requests and streams in flight finish for up
+    to the grace period, cancel the rest, then close the app's services."""
+    await server.stop(app.settings.shutdown_grace)
+    await app.cleanup()
 
 
 def _install_uvloop() -> None:
@@ -81,34 +104,23 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def serve(app: web.Application, settings: Settings, sock: socket.socket | None = None) -> None:
+async def serve(app: App, sock: socket.socket | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then drain in-flight requests for up to the grace period."""
-    runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=settings.shutdown_grace
-    )
-    await runner.setup()
-    if sock is not None:
-        site: web.BaseSite = web.SockSite(runner, sock)
-    else:
-        site = web.TCPSite(
-            runner, settings.host, settings.port, reuse_port=settings.workers > 1, backlog=4096
-        )
-    await site.start()
-    stop = asyncio.Event()
+    server = await start(app, sock=sock)
+    stop_event = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.warning("fastgate listening on http://%s:%d (pid %d)", settings.host, settings.port, os.getpid())
-    await stop.wait()
-    # Close the listener (new connections are refused), close idle keep-alive connections, let
-    # requests and streams in flight finish for up to the grace period, then cancel the rest.
-    await runner.cleanup()
+        loop.add_signal_handler(sig, stop_event.set)
+    s = app.settings
+    log.warning("fastgate listening on http://%s:%d (pid %d)", s.host, server.port, os.getpid())
+    await stop_event.wait()
+    await stop(app, server)
 
 
 def _worker(settings: Settings) -> None:
     configure_logging(settings.log_level)
     _install_uvloop()
-    asyncio.run(serve(make_app(settings), settings))
+    asyncio.run(serve(make_app(settings)))
 
 
 def run(settings: Settings) -> None:

@@ -7,7 +7,6 @@ import random
 from typing import Any
 
 import msgspec
-from aiohttp import web
 
 from fastgate.errors import GatewayError, bad_request
 from fastgate.jsontext import check_duplicate_keys, check_text
@@ -19,6 +18,7 @@ from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RequestView, object_decoder, view_decoder
 from fastgate.server.access import Access, Grant
 from fastgate.server.http1 import UpstreamPool
+from fastgate.server.messages import Request, Response
 from fastgate.server.options import OptionsReader, RequestOptions
 from fastgate.server.relay import Outcome, attempt
 from fastgate.server.streaming import UPSTREAM_FAILURES, write_stream
@@ -46,41 +46,37 @@ class Gateway:
         #: Keys, limits and the response cache (replaced by make_app with the server's own).
         self.access = Access(None, None)
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        length = request.content_length
-        if length is not None and length > self.settings.max_body_bytes:
-            raise GatewayError(413, "Request body is too large", code="body_too_large")
-        return await request.read()
-
-    async def chat(self, request: web.Request) -> web.StreamResponse:
+    async def chat(self, request: Request) -> Response | None:
         return await self._infer(request, Endpoint.CHAT)
 
-    async def completions(self, request: web.Request) -> web.StreamResponse:
+    async def completions(self, request: Request) -> Response | None:
         return await self._infer(request, Endpoint.COMPLETIONS)
 
-    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+    async def embeddings(self, request: Request) -> Response | None:
         return await self._infer(request, Endpoint.EMBEDDINGS)
 
-    async def models(self, request: web.Request) -> web.StreamResponse:
+    async def models(self, request: Request) -> Response | None:
         grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
         plan = opts.plan or self.reader.plan_for_model(None)
-        query = request.rel_url.raw_query_string  # still percent-encoded, as in proxy()
+        query = request.query  # still percent-encoded, as in proxy()
         outcome = await self._route(
             request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query, grant=grant
         )
         return await self._respond(request, opts, outcome)
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def metrics(self, request: Request) -> Response:
         """Prometheus text: the circuit state of every upstream target that has failed."""
-        return web.Response(
-            body=self.breaker.prometheus().encode(),
-            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Cache-Control": "no-cache"},
+        return Response(
+            200,
+            self.breaker.prometheus().encode(),
+            {"Cache-Control": "no-cache"},
+            content_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
-    async def proxy(self, request: web.Request) -> web.StreamResponse:
+    async def proxy(self, request: Request) -> Response | None:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
-        body = await self._read_body(request)
+        body = request.body
         grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
         path = request.match_info["tail"]  # decoded: judged as the upstream will read it
@@ -88,7 +84,6 @@ class Gateway:
             raise bad_request("Invalid path", code="invalid_path")
         # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
         # request line and %252e%252e would reach the upstream as "..".
-        url = request.rel_url
         outcome = await self._route(
             request,
             opts,
@@ -97,14 +92,14 @@ class Gateway:
             body,
             _EMPTY_VIEW,
             stream=True,
-            path=url.raw_path[len("/v1") :],
-            query=url.raw_query_string,
+            path=request.path[len("/v1") :],
+            query=request.query,
             grant=grant,
         )
         return await self._respond(request, opts, outcome)
 
-    async def _infer(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        body = await self._read_body(request)
+    async def _infer(self, request: Request, endpoint: Endpoint) -> Response | None:
+        body = request.body
         if request.content_type not in _JSON_TYPES:
             raise GatewayError(
                 415, f"Unsupported content type {request.content_type!r}: send application/json"
@@ -140,7 +135,7 @@ class Gateway:
 
     async def _route(
         self,
-        request: web.Request,
+        request: Request,
         opts: RequestOptions,
         plan: RoutePlan,
         endpoint: Endpoint,
@@ -221,9 +216,7 @@ class Gateway:
             await asyncio.sleep(decision.delay_ms / 1000)
             retries += 1
 
-    async def _respond(
-        self, request: web.Request, opts: RequestOptions, outcome: Outcome
-    ) -> web.StreamResponse:
+    async def _respond(self, request: Request, opts: RequestOptions, outcome: Outcome) -> Response | None:
         headers = outcome.headers
         headers["x-portkey-provider"] = outcome.provider.name
         headers["x-portkey-trace-id"] = opts.trace_id
@@ -231,22 +224,20 @@ class Gateway:
         headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
         headers.setdefault("x-portkey-cache-status", "DISABLED")
         if outcome.mapper is not None:
-            return await write_stream(request, outcome, headers)
+            await write_stream(request, outcome, headers)
+            return None
         if outcome.upstream is not None:
-            return await _pipe_raw(request, outcome, headers)
-        return web.Response(
-            status=outcome.status, body=outcome.body, headers=headers, content_type=outcome.content_type
-        )
+            await _pipe_raw(request, outcome, headers)
+            return None
+        return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
 
 
-async def _pipe_raw(request: web.Request, outcome: Outcome, headers: dict[str, str]) -> web.StreamResponse:
+async def _pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
     upstream = outcome.upstream
     assert upstream is not None
-    resp = web.StreamResponse(status=outcome.status, headers=headers)
-    resp.content_type = outcome.content_type
     chunks = upstream.chunks()
     try:
-        await resp.prepare(request)
+        await request.start_stream(outcome.status, headers, outcome.content_type)
         while True:
             try:
                 chunk = await anext(chunks)
@@ -255,21 +246,17 @@ async def _pipe_raw(request: web.Request, outcome: Outcome, headers: dict[str, s
             except UPSTREAM_FAILURES:
                 # The upstream broke mid-answer. A raw relay has no error event to send: the
                 # client's connection is cut, so it sees an incomplete body, not a clean end.
-                if request.transport is not None:
-                    request.transport.abort()
-                return resp
-            await resp.write(chunk)
-        await resp.write_eof()
-    except ConnectionError:
-        pass  # the client went away mid-answer: see write_stream
+                request.abort()
+                return
+            await request.send(chunk)
+        request.end_stream()
     finally:
         outcome.release()
-    return resp
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+async def health(request: Request) -> Response:
+    return Response(200, b'{"status":"ok"}')
 
 
-async def root(request: web.Request) -> web.Response:
-    return web.Response(text="fastgate says hey!")
+async def root(request: Request) -> Response:
+    return Response(200, b"fastgate says hey!", content_type="text/plain; charset=utf-8")

@@ -80,8 +80,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _clean(value: str, name: str) -> str:
-    # aiohttp already refuses CR/LF in incoming headers; NUL and other controls are refused here so
-    # nothing derived from a header can split an upstream request.
+    # The request parser refuses CR, LF and NUL in incoming headers; values that reach here from
+    # configs are checked too, so nothing derived from a header can split an upstream request.
     if _CONTROL.search(value):
         raise bad_request(f"{name} contains control characters", param=name)
     return value

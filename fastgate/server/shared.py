@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
-
 from fastgate.cache.semantic import SemanticSettings
 from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
@@ -17,6 +15,7 @@ from fastgate.limits.guard import Guard
 from fastgate.limits.prices import PriceTable
 from fastgate.server.access import Access
 from fastgate.server.admin import AdminAPI
+from fastgate.server.router import Router
 from fastgate.server.semantic import SemanticCache
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
@@ -57,7 +56,7 @@ class SharedState:
             else None
         )
 
-    async def start(self, app: web.Application) -> None:
+    async def start(self) -> None:
         if self.registry is None:
             return
         try:
@@ -70,12 +69,12 @@ class SharedState:
                 "virtual key secrets are stored unencrypted: set FASTGATE_SECRET_KEY to seal new ones"
             )
 
-    async def stop(self, app: web.Application) -> None:
+    async def stop(self) -> None:
         if self.registry is not None:
             await self.registry.stop()
         await self.guard.drain()
         await self.store.close()
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
+    def add_routes(self, router: Router) -> None:
         if self.admin is not None:
             self.admin.add_routes(router)

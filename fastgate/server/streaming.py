@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import web
-
 from fastgate.errors import error_body
+from fastgate.server.messages import Request
 from fastgate.server.relay import Outcome
 
 _DONE = b"data: [DONE]\n\n"
@@ -22,7 +21,7 @@ def error_event(message: str, provider: str | None) -> bytes:
     return b"data: " + error_body(502, message, type="api_error", provider=provider) + b"\n\n" + _DONE
 
 
-async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str, str]) -> web.StreamResponse:
+async def write_stream(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
     mapper = outcome.mapper
     assert mapper is not None
     if outcome.upstream is not None:
@@ -30,13 +29,12 @@ async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str
     else:
         assert outcome.events is not None
         source = outcome.events
-    resp = web.StreamResponse(status=outcome.status, headers=headers)
-    resp.content_type = "text/event-stream"
-    resp.headers["Cache-Control"] = "no-cache"
-    resp.headers["X-Accel-Buffering"] = "no"
+    headers["Cache-Control"] = "no-cache"
+    headers["X-Accel-Buffering"] = "no"
     watcher = outcome.watcher
+    send = request.send
     try:
-        await resp.prepare(request)
+        await request.start_stream(outcome.status, headers, "text/event-stream")
         pull = source.__anext__
         clean = True
         while True:
@@ -48,30 +46,23 @@ async def write_stream(request: web.Request, outcome: Outcome, headers: dict[str
                 if watcher is not None:
                     tail = watcher.feed(tail)
                 if tail:
-                    await resp.write(tail)
+                    await send(tail)
                 break
             except UPSTREAM_FAILURES as exc:
                 name = outcome.provider.name
-                await resp.write(
-                    error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
-                )
+                await send(error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name))
                 clean = False
                 break
             if watcher is not None:
                 out = watcher.feed(out)
             if out:
-                await resp.write(out)
+                await send(out)
             if mapper.done:
                 break
         if watcher is not None and clean:
             tail = watcher.end()
             if tail:
-                await resp.write(tail)
-        await resp.write_eof()
-    except ConnectionError:
-        # The client went away between two writes (before the handler was cancelled): nothing
-        # is left to tell it, and not an error of the gateway's to log.
-        pass
+                await send(tail)
+        request.end_stream()
     finally:
         outcome.release()
-    return resp

@@ -9,7 +9,6 @@ from typing import Any
 import msgspec
 from openai import AsyncOpenAI
 
-from fastgate.server.app import GATEWAY_KEY
 from tests.conftest import Gateway, Upstream
 from tests.redis_server import RedisProcess
 
@@ -31,7 +30,7 @@ def cached_config(
 
 async def settle(gateway: Gateway) -> None:
     """Answers are stored in the background: wait for it before asking another gateway."""
-    await gateway.server.app[GATEWAY_KEY].access.guard.drain()  # type: ignore[union-attr]
+    await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
 
 
 async def ask(gateway: Gateway, config: str, body: Any = CHAT, **headers: str) -> tuple[str, bytes]:

@@ -18,7 +18,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from fastgate.server.app import GATEWAY_KEY
 from tests.conftest import Gateway, Upstream
 from tests.redis_server import RedisProcess
 
@@ -83,7 +82,7 @@ async def ask(gateway: Gateway, config: str, text: str, **extra: Any) -> tuple[s
     resp = await gateway.post("/v1/chat/completions", body, {"x-portkey-config": config})
     assert resp.status == 200, await resp.text()
     data = await resp.json() if not extra.get("stream") else await resp.text()
-    await gateway.server.app[GATEWAY_KEY].access.guard.drain()  # type: ignore[union-attr]
+    await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
     return resp.headers["x-portkey-cache-status"], data
 
 

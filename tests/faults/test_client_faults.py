@@ -24,13 +24,13 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "one two three fo
 def raw_request(
     gw: Gateway, headers: dict[str, str], body_length: int, path: str = "/v1/chat/completions"
 ) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: {gw.server.host}", f"Content-Length: {body_length}"]
+    lines = [f"POST {path} HTTP/1.1", f"Host: {gw.host}", f"Content-Length: {body_length}"]
     lines += [f"{k}: {v}" for k, v in {"Content-Type": "application/json", **headers}.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 async def connect(gw: Gateway) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection(gw.server.host, gw.server.port)
+    return await asyncio.open_connection(gw.host, gw.port)
 
 
 async def close(writer: asyncio.StreamWriter) -> None:

@@ -106,7 +106,7 @@ async def test_invalid_utf8_in_a_config_header(gateway: Gateway) -> None:
         b'x-portkey-config: {"provider": "mock", "api_key": "\xff\xfe"}\r\n'
         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
     )
-    reader, writer = await asyncio.open_connection(gateway.server.host, gateway.server.port)
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
     writer.write(head + body)
     answer = await reader.read()
     writer.close()

@@ -15,7 +15,7 @@ BODY = msgspec.json.encode(CHAT)
 
 
 async def raw_exchange(gw: Gateway, request: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection(gw.server.host, gw.server.port)
+    reader, writer = await asyncio.open_connection(gw.host, gw.port)
     try:
         writer.write(request)
         await writer.drain()

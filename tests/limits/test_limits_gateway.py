@@ -11,7 +11,6 @@ import msgspec
 import pytest
 from openai import AsyncOpenAI, RateLimitError
 
-from fastgate.server.app import GATEWAY_KEY
 from tests.conftest import Gateway, Upstream, openai_headers
 from tests.redis_server import RedisProcess
 
@@ -26,7 +25,7 @@ async def add(gateway: Gateway, path: str, **spec: Any) -> dict[str, Any]:
 
 
 async def settle(gateway: Gateway) -> None:
-    await gateway.server.app[GATEWAY_KEY].access.guard.drain()  # type: ignore[union-attr]
+    await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from fastgate.server.app import GATEWAY_KEY
 from fastgate.store.resp import Arg, Redis
 from tests.conftest import Gateway, Upstream
 from tests.redis_server import RedisProcess
@@ -32,7 +31,7 @@ class Trips:
         self.log.clear()
         resp = await gateway.post("/v1/chat/completions", CHAT, headers)
         assert resp.status == 200, await resp.text()
-        await gateway.server.app[GATEWAY_KEY].access.guard.drain()  # type: ignore[union-attr]
+        await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
         return list(self.log)
 
 

@@ -19,7 +19,8 @@ async def test_get_with_query_is_forwarded(gateway: Gateway, upstream: Upstream)
     assert received["method"] == "GET"
     assert received["path"] == "/v1/files"
     assert received["query"] == "limit=2&order=desc"
-    assert received["headers"]["OpenAI-Beta"] == "assistants=v2"
+    # Header names are case-insensitive (RFC 9110 §5.1); the gateway forwards them lower-cased.
+    assert {k.lower(): v for k, v in received["headers"].items()}["openai-beta"] == "assistants=v2"
     assert not any(k.lower().startswith("x-portkey") for k in received["headers"])
 
 

@@ -1,0 +1,322 @@
+# The server side of HTTP/1.1 (RFC 9112): the client's request parsed, the response head written.
+#
+# Strict where leniency lets a request mean two things to two parsers (request smuggling): bare CR
+# or LF, obs-fold, control bytes, whitespace before a colon, Content-Length with Transfer-Encoding,
+# differing Content-Lengths, a Transfer-Encoding other than chunked are all refused. Limits: one
+# header line 8190 bytes, 128 fields, a 64 KiB head, a body of ``max_body`` bytes (413).
+# Reuses ``_find_crlf``, ``_find_head_end`` and ``_chunk_size`` from http1.pxi.
+
+from http import HTTPStatus as _HTTPStatus
+
+cdef Py_ssize_t _MAX_LINE = 8190
+cdef Py_ssize_t _MAX_FIELDS = 128
+# Bytes allowed in a method and a field name (RFC 9110 §5.6.2 tchar).
+cdef bytes _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+cdef bint _IS_TCHAR[256]
+for _c in range(256):
+    _IS_TCHAR[_c] = _c in _TCHAR
+
+
+class RequestRefused(ValueError):
+    """The client's request cannot be served; ``status`` says why (400, 413, 431, 501, 505)."""
+
+    def __init__(self, int status, str message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+cdef inline bint _is_token(str s) noexcept:
+    cdef Py_UCS4 c
+    if not s:
+        return False
+    for c in s:
+        if c > 127 or not _IS_TCHAR[c]:
+            return False
+    return True
+
+
+cdef inline void _check_head_bytes(const char* p, Py_ssize_t n) except *:
+    """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE."""
+    cdef Py_ssize_t i = 0, line_start = 0
+    cdef unsigned char c
+    while i < n:
+        c = <unsigned char>p[i]
+        if c < 32 or c == 127:
+            if c == 13 and i + 1 < n and p[i + 1] == b"\n":
+                if i - line_start > _MAX_LINE:
+                    raise RequestRefused(431, "A request header line is too long")
+                i += 2
+                line_start = i
+                continue
+            if c != 9:
+                raise RequestRefused(400, "Invalid character in the request head")
+        i += 1
+    if n - line_start > _MAX_LINE:
+        raise RequestRefused(431, "A request header line is too long")
+
+
+cdef class RequestParser:
+    """One request at a time from a connection's bytes; ``reset()`` readies the next (pipelining).
+
+    ``feed`` returns True once the current request is complete: ``method``, ``target``,
+    ``headers`` (names lower-cased, repeated fields joined with ", ") and ``body`` are then set.
+    Bytes past it stay buffered until ``reset()`` and the next ``feed``.
+    """
+
+    cdef bytes _buf
+    cdef _State _state
+    cdef Py_ssize_t _remaining
+    cdef Py_ssize_t _max_body
+    cdef Py_ssize_t _body_size
+    cdef list _pieces
+    cdef readonly str method
+    cdef readonly str target
+    cdef readonly dict headers
+    cdef readonly bytes body
+    cdef readonly bint keep_alive
+    cdef readonly bint expect_continue
+    cdef readonly bint head_done
+
+    def __cinit__(self, Py_ssize_t max_body):
+        self._max_body = max_body
+        self._buf = _EMPTY
+        self._reset()
+
+    cdef void _reset(self):
+        self._state = S_HEAD
+        self._remaining = 0
+        self._body_size = 0
+        self._pieces = None
+        self.method = ""
+        self.target = ""
+        self.headers = None
+        self.body = _EMPTY
+        self.keep_alive = True
+        self.expect_continue = False
+        self.head_done = False
+
+    def reset(self):
+        self._reset()
+
+    @property
+    def buffered(self):
+        """Bytes received and not yet parsed (the start of a pipelined request, say)."""
+        return len(self._buf)
+
+    @property
+    def started(self):
+        """Some of a request has arrived (its head or body is incomplete)."""
+        return self.head_done or len(self._buf) > 0
+
+    def feed(self, bytes data):
+        cdef bytes buf = self._buf + data if self._buf else data
+        cdef char* p
+        cdef Py_ssize_t n, pos = 0, end, take, size
+        self._buf = _EMPTY
+        if self._state == S_DONE:
+            self._buf = buf  # a pipelined request: parsed after reset()
+            return True
+        PyBytes_AsStringAndSize(buf, &p, &n)
+        while pos < n and self._state != S_DONE:
+            if self._state == S_HEAD:
+                while pos + 1 < n and p[pos] == b"\r" and p[pos + 1] == b"\n":
+                    pos += 2  # empty lines before a request line are ignored (RFC 9112 §2.2)
+                end = _find_head_end(p, pos, n)
+                if end < 0:
+                    if n - pos > _MAX_HEAD:
+                        raise RequestRefused(431, "The request head is too large")
+                    break
+                _check_head_bytes(p + pos, end - pos)
+                self._parse_head(buf[pos:end])
+                pos = end + 4
+            elif self._state == S_BODY_LENGTH:
+                take = min(self._remaining, n - pos)
+                if take == self._remaining and self._pieces is None:
+                    self.body = buf[pos:pos + take]
+                else:
+                    self._add(buf[pos:pos + take])
+                pos += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._state = S_DONE
+            elif self._state == S_CHUNK_SIZE:
+                end = _find_crlf(p, pos, n)
+                if end < 0:
+                    if n - pos > _MAX_CHUNK_LINE:
+                        raise RequestRefused(400, "A chunk size line is too long")
+                    break
+                try:
+                    size = _chunk_size(p, pos, end)
+                except HTTPParseError as exc:
+                    raise RequestRefused(400, f"Invalid chunked body: {exc}") from None
+                if self._body_size + size > self._max_body:
+                    raise RequestRefused(413, "Request body is too large")
+                pos = end + 2
+                if size == 0:
+                    self._state = S_TRAILERS
+                else:
+                    self._remaining = size
+                    self._state = S_CHUNK_DATA
+            elif self._state == S_CHUNK_DATA:
+                take = min(self._remaining, n - pos)
+                self._add(buf[pos:pos + take])
+                pos += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._state = S_CHUNK_DATA_END
+            elif self._state == S_CHUNK_DATA_END:
+                if n - pos < 2:
+                    break
+                if p[pos] != b"\r" or p[pos + 1] != b"\n":
+                    raise RequestRefused(400, "Invalid chunked body: no CRLF after chunk data")
+                pos += 2
+                self._state = S_CHUNK_SIZE
+            elif self._state == S_TRAILERS:
+                end = _find_crlf(p, pos, n)
+                if end < 0:
+                    if n - pos > _MAX_LINE:
+                        raise RequestRefused(431, "The request trailers are too large")
+                    break
+                if end == pos:
+                    self._finish_pieces()
+                    self._state = S_DONE
+                pos = end + 2
+        if pos < n:
+            self._buf = buf[pos:]
+        return self._state == S_DONE
+
+    cdef void _add(self, bytes piece):
+        if self._pieces is None:
+            self._pieces = []
+        self._pieces.append(piece)
+        self._body_size += len(piece)
+        if self._state == S_BODY_LENGTH and self._remaining == len(piece):
+            self._finish_pieces()
+
+    cdef void _finish_pieces(self):
+        if self._pieces is not None:
+            self.body = b"".join(self._pieces)
+            self._pieces = None
+
+    cdef void _parse_head(self, bytes head) except *:
+        cdef str text = head.decode("utf-8", "surrogateescape")
+        cdef list lines = text.split("\r\n")
+        cdef str line, name, value, lower, version, previous
+        cdef dict headers = {}
+        cdef object length = None
+        cdef bint chunked = False, has_te = False
+        cdef Py_ssize_t sp1, sp2
+        line = lines[0]
+        sp1 = line.find(" ")
+        sp2 = line.rfind(" ")
+        if sp1 <= 0 or sp2 <= sp1 + 1:
+            raise RequestRefused(400, "Invalid request line")
+        self.method = line[:sp1]
+        self.target = line[sp1 + 1:sp2]
+        version = line[sp2 + 1:]
+        if not _is_token(self.method) or " " in self.target or "\t" in self.target:
+            raise RequestRefused(400, "Invalid request line")
+        if version == "HTTP/1.1":
+            self.keep_alive = True
+        elif version == "HTTP/1.0":
+            self.keep_alive = False
+        elif version.startswith("HTTP/"):
+            raise RequestRefused(505, f"HTTP version {version[5:]!r} is not supported: use HTTP/1.1")
+        else:
+            raise RequestRefused(400, "Invalid request line")
+        if len(lines) - 1 > _MAX_FIELDS:
+            raise RequestRefused(431, "The request has too many header fields")
+        for line in lines[1:]:
+            sp1 = line.find(":")
+            if sp1 <= 0:
+                # Includes obs-fold (a line starting with whitespace): refused, RFC 9112 §5.2.
+                raise RequestRefused(400, "Invalid request header line")
+            name = line[:sp1]
+            if not _is_token(name):
+                raise RequestRefused(400, "Invalid request header name")
+            lower = name.lower()
+            value = line[sp1 + 1:].strip(" \t")
+            previous = headers.get(lower)
+            if previous is None:
+                headers[lower] = value
+            elif lower == "content-length":
+                if previous != value:
+                    raise RequestRefused(400, "Conflicting Content-Length headers")
+                continue
+            elif lower == "host":
+                raise RequestRefused(400, "More than one Host header")
+            else:
+                headers[lower] = previous + ", " + value
+            if lower == "content-length":
+                if not value.isdigit() or not value.isascii() or len(value) > 18:
+                    raise RequestRefused(400, "Invalid Content-Length")
+                length = int(value)
+            elif lower == "transfer-encoding":
+                has_te = True
+            elif lower == "connection":
+                value = value.lower()
+                if "close" in value:
+                    self.keep_alive = False
+                elif "keep-alive" in value:
+                    self.keep_alive = True
+            elif lower == "expect":
+                self.expect_continue = value.lower() == "100-continue"
+        if has_te:
+            if headers["transfer-encoding"].lower() != "chunked":
+                raise RequestRefused(501, "Only the chunked transfer coding is supported")
+            if length is not None:
+                raise RequestRefused(400, "Both Content-Length and Transfer-Encoding were sent")
+            chunked = True
+        self.headers = headers
+        self.head_done = True
+        if chunked:
+            self._state = S_CHUNK_SIZE
+        elif length:
+            if length > self._max_body:
+                raise RequestRefused(413, "Request body is too large")
+            self._remaining = length
+            self._state = S_BODY_LENGTH
+        else:
+            self._state = S_DONE
+
+
+cdef dict _STATUS_LINES = {}
+
+
+cdef bytes _status_line(int status):
+    cdef bytes line = _STATUS_LINES.get(status)
+    if line is None:
+        try:
+            reason = _HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        line = f"HTTP/1.1 {status} {reason}\r\n".encode("ascii")
+        _STATUS_LINES[status] = line
+    return line
+
+
+def response_head(int status, dict headers, str content_type, Py_ssize_t length, bint keep_alive, bytes date):
+    """The status line and header block of a response, in one bytes object.
+
+    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body. A header whose name or
+    value holds CR or LF is dropped: nothing relayed from an upstream may split the response.
+    """
+    cdef list parts = [_status_line(status).decode("ascii")]
+    cdef object name, value
+    cdef str text
+    for name, value in headers.items():
+        text = value if type(value) is str else str(value)
+        if "\r" in text or "\n" in text or "\r" in name or "\n" in name:
+            continue
+        parts.append(f"{name}: {text}\r\n")
+    if content_type is not None:
+        parts.append(f"Content-Type: {content_type}\r\n")
+    if length >= 0:
+        parts.append(f"Content-Length: {length}\r\n")
+    else:
+        parts.append("Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        parts.append("Connection: close\r\n")
+    parts.append("Server: fastgate\r\n")
+    return "".join(parts).encode("utf-8", "surrogateescape") + date

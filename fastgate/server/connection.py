@@ -1,0 +1,242 @@
+"""One client connection: bytes in through the compiled request parser, answers out.
+
+Requests on a connection are served one after another (pipelined ones wait their turn). The
+handler of the current request runs as a task; the connection closing cancels it, which closes
+the upstream call it has open. Writes respect the transport's flow control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, cast
+
+from fastgate._transforms import RequestParser, RequestRefused, response_head
+from fastgate.errors import error_body, type_for_status
+from fastgate.server.messages import JSON, Request, Response
+
+if TYPE_CHECKING:
+    from fastgate.server.http_server import HTTPServer
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+#: Bytes of pipelined requests buffered while one is served before reading pauses.
+_PIPELINE_BUFFER = 256 * 1024
+#: How long a refused request's remaining bytes are read and dropped before the connection closes.
+_LINGER_S = 2.0
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "_closed",
+        "_discarding",
+        "_drain",
+        "_read_paused",
+        "_write_paused",
+        "head_since",
+        "idle_since",
+        "keep_alive",
+        "parser",
+        "server",
+        "streaming",
+        "task",
+        "transport",
+    )
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.parser = RequestParser(server.max_body)
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        #: The head of a chunked answer has gone out; its end has not.
+        self.streaming = False
+        self.keep_alive = True
+        #: Monotonic second since which nothing is in progress (0: a request is in progress).
+        self.idle_since = time.monotonic()
+        #: When the request now being received began to arrive (0: none is).
+        self.head_since = 0.0
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._read_paused = False
+        self._closed = False
+        self._discarding = False
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's are not subclasses
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
+        if self.task is not None:
+            self.parser.feed(data)  # buffered: the next request is read when this one is done
+            if self.parser.buffered > _PIPELINE_BUFFER and self.transport is not None:
+                self.transport.pause_reading()
+                self._read_paused = True
+            return
+        self._receive(data)
+
+    def eof_received(self) -> bool:
+        return False  # the client is done sending: close, which cancels what it was waiting for
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server.connections.discard(self)
+        if self.task is not None:
+            self.task.cancel()
+        self._wake_writer(ConnectionResetError("the client closed the connection"))
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer(None)
+
+    # ------------------------------------------------------------------ requests
+
+    def _receive(self, data: bytes) -> None:
+        parser = self.parser
+        try:
+            complete = parser.feed(data)
+        except RequestRefused as exc:
+            self._refuse(exc.status, exc.message)
+            return
+        if not complete:
+            if parser.head_done and parser.expect_continue and not parser.buffered:
+                # The client waits for this before it sends the body (RFC 9110 §10.1.1).
+                self._write(_CONTINUE)
+            if parser.started and not self.head_since:
+                self.head_since = time.monotonic()
+            return
+        self.head_since = 0.0
+        self.idle_since = 0.0
+        request = Request(self, parser.method, parser.target, parser.headers, parser.body, parser.keep_alive)
+        self.keep_alive = request.keep_alive
+        self.task = self.server.loop.create_task(self._serve(request))
+
+    async def _serve(self, request: Request) -> None:
+        server = self.server
+        try:
+            response = await server.dispatch(request)
+            if response is not None:
+                self.respond(response)
+        except ConnectionError:
+            pass  # the client went away mid-answer: nothing is left to tell it
+        except asyncio.CancelledError:
+            self._close()
+            raise
+        finally:
+            self.task = None
+        transport = self.transport
+        if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
+            self._close()
+            return
+        self.idle_since = time.monotonic()
+        self.parser.reset()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        if self.parser.buffered:
+            self._receive(b"")
+
+    def respond(self, response: Response) -> None:
+        body = response.body
+        head = response_head(
+            response.status,
+            response.headers,
+            response.content_type,
+            len(body),
+            self.keep_alive,
+            self.server.date,
+        )
+        self._write(head + body if len(body) < 16384 else head, body if len(body) >= 16384 else None)
+
+    async def start_stream(
+        self, request: Request, status: int, headers: dict[str, str], content_type: str | None
+    ) -> None:
+        self.streaming = True
+        self._write(response_head(status, headers, content_type, -1, self.keep_alive, self.server.date))
+        await self._drained()
+
+    async def send_chunk(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._closed:
+            raise ConnectionResetError("the client closed the connection")
+        self._write(b"%x\r\n%b\r\n" % (len(data), data))
+        await self._drained()
+
+    def end_stream(self) -> None:
+        self.streaming = False
+        self._write(_LAST_CHUNK)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """A request that cannot be parsed or served at all: answer it and close."""
+        self.keep_alive = False
+        body = error_body(status, message, type=type_for_status(status))
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self.respond(Response(status, body, content_type=JSON))
+        if not transport.can_write_eof():
+            self._close()
+            return
+        # Lingering close: closed at once with the client's unread bytes still arriving, the
+        # kernel would answer with a reset, which can destroy the error before it is read.
+        transport.write_eof()
+        self._discarding = True
+        self.server.loop.call_later(_LINGER_S, self._close)
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, data: bytes, more: bytes | None = None) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        transport.write(data)
+        if more is not None:
+            transport.write(more)
+
+    async def _drained(self) -> None:
+        if not self._write_paused:
+            return
+        if self._closed:
+            raise ConnectionResetError("the client closed the connection")
+        self._drain = self.server.loop.create_future()
+        await self._drain
+
+    def _wake_writer(self, exc: Exception | None) -> None:
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection (a relayed body that broke midway: the client sees it incomplete)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_if_idle(self) -> bool:
+        if self.task is None and not self.parser.started:
+            self._close()
+            return True
+        return False
+
+    def time_out(self, now: float, idle_timeout: float, head_timeout: float) -> None:
+        """Called by the server's sweep: close a connection idle or too slow to send its request."""
+        if self.task is not None or self._discarding:
+            return
+        if self.head_since and now - self.head_since > head_timeout:
+            self._refuse(408, "The request was not received in time")
+        elif self.idle_since and not self.head_since and now - self.idle_since > idle_timeout:
+            self._close()

@@ -1,0 +1,60 @@
+"""From a parsed request to its answer: route, admit, run the handler, render every failure.
+
+Every failure leaves as an OpenAI-shaped JSON error: no tracebacks, no HTML pages. API requests
+are admitted against a counter (back-pressure): at most ``max_in_flight`` in this worker, a 503
+with ``Retry-After`` past it, answered at once instead of queueing, so a client faster than the
+upstream cannot make the gateway hold an unbounded number of bodies, tasks and connections. A
+request is in flight until its answer (a whole stream included) is written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastgate.errors import GatewayError
+from fastgate.server.messages import Request, Response
+from fastgate.server.router import Router
+
+log = logging.getLogger("fastgate.server")
+
+
+class Dispatcher:
+    def __init__(self, router: Router, max_in_flight: int) -> None:
+        self.router = router
+        self.limit = max_in_flight
+        self.in_flight = 0
+        self._busy = f"The gateway is handling its limit of {max_in_flight} requests; retry shortly"
+
+    async def __call__(self, request: Request) -> Response | None:
+        try:
+            handler, request.match_info = self.router.resolve(request.method, request.decoded_path)
+            if not request.path.startswith("/v1/"):
+                return await handler(request)
+            if self.in_flight >= self.limit:
+                # A new error each time: a re-raised instance would keep growing its traceback.
+                raise GatewayError(
+                    503, self._busy, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
+                )
+            self.in_flight += 1
+            try:
+                return await handler(request)
+            finally:
+                self.in_flight -= 1
+        except GatewayError as exc:
+            if request.streaming:
+                request.abort()  # the status is sent: the client sees a cut, not a clean end
+                return None
+            return Response(exc.status, exc.body(), exc.headers)
+        except ConnectionError:
+            raise
+        except Exception as exc:
+            if request.streaming:
+                log.exception("unhandled error in a stream on %s %s", request.method, request.path)
+                request.abort()
+                return None
+            if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
+                # Header bytes are decoded with surrogateescape: invalid UTF-8 in a header surfaces
+                # wherever its text is first encoded again (a config, a key hash), as this.
+                return Response(400, GatewayError(400, "A request header is not valid UTF-8").body())
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return Response(500, GatewayError(500, "Internal gateway error", type="api_error").body())

@@ -1,0 +1,93 @@
+"""The listening side: connections, the Date header, timeouts for idle and slow clients, draining.
+
+fastgate serves HTTP/1.1 with its own protocol (``connection.py``) rather than aiohttp's web
+stack: aiohttp's Application, router, middlewares, request and response objects were about 40%
+of the gateway's CPU per request, and a gateway needs only a strict parser, a dict of routes and
+one write per answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import formatdate
+
+from fastgate.server.connection import Connection
+from fastgate.server.messages import Request, Response
+
+Dispatch = Callable[[Request], Awaitable[Response | None]]
+#: How often idle and slow connections are looked for, and the Date header renewed.
+_SWEEP_S = 1.0
+
+
+class HTTPServer:
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        *,
+        max_body: int,
+        idle_timeout: float = 75.0,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.dispatch = dispatch
+        self.max_body = max_body
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.connections: set[Connection] = set()
+        self.closing = False
+        self.date = b""
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_event_loop()
+
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._sweep()
+        if sock is not None:
+            self._server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=4096)
+        else:
+            self._server = await self.loop.create_server(
+                lambda: Connection(self), host, port, reuse_port=reuse_port or None, backlog=4096
+            )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        self.date = f"Date: {formatdate(usegmt=True)}\r\n\r\n".encode()
+        for conn in list(self.connections):
+            conn.time_out(now, self.idle_timeout, self.request_timeout)
+        self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new connections, close idle ones, give requests in flight ``grace`` seconds
+        to finish (streams included), then cancel what is left."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + grace
+        while True:
+            busy = [c for c in list(self.connections) if not c.close_if_idle()]
+            if not busy or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            if conn.task is not None:
+                conn.task.cancel()
+            conn.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,85 @@
+"""One request as the handlers see it, and the answers they give.
+
+A handler returns a ``Response`` (written with its head in one transport write) or streams:
+``await request.start_stream(...)``, ``await request.send(...)``, ``request.end_stream()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from fastgate.server.connection import Connection
+
+JSON = "application/json"
+
+
+class Response:
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str | None = JSON,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers if headers is not None else {}
+        self.content_type = content_type
+
+
+class Request:
+    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded)."""
+
+    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query")
+
+    def __init__(
+        self,
+        conn: Connection,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        keep_alive: bool,
+    ) -> None:
+        self._conn = conn
+        self.method = method
+        path, _, self.query = target.partition("?")
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.match_info: dict[str, str] = {}
+
+    @property
+    def decoded_path(self) -> str:
+        return unquote(self.path) if "%" in self.path else self.path
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased; "" when none was sent."""
+        raw = self.headers.get("content-type")
+        if not raw:
+            return ""
+        return raw.partition(";")[0].strip().lower()
+
+    @property
+    def streaming(self) -> bool:
+        return self._conn.streaming
+
+    async def start_stream(self, status: int, headers: dict[str, str], content_type: str | None) -> None:
+        """Send the head of a chunked answer; the body follows in ``send`` calls."""
+        await self._conn.start_stream(self, status, headers, content_type)
+
+    async def send(self, data: bytes) -> None:
+        await self._conn.send_chunk(data)
+
+    def end_stream(self) -> None:
+        self._conn.end_stream()
+
+    def abort(self) -> None:
+        """Cut the connection: a body that broke midway must not look complete to the client."""
+        self._conn.abort()
