@@ -5,6 +5,8 @@ redirect handling, tracing signals, multidicts, payload objects); here a request
 bytes built in one go, and a response is a compiled parser fed straight from ``data_received``.
 Connections are kept alive per origin; a request that fails on a reused connection before any
 response byte arrived (the server closed it while idle) is retried once on a new connection.
+Read timeouts are kept by one watchdog per pool rather than a timer per wait: a request only
+notes the time of its last byte, and the watchdog fails the connections that have gone quiet.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _BAD_HEADER = re.compile(r"[\x00\r\n]")
 #: would end the request line early and let the rest be read as headers.
 _BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 _HIGH_WATER = 1024 * 1024
+#: Longest interval between two watchdog rounds (shorter when the read timeout is short).
+_WATCH_S = 1.0
 
 
 class UpstreamConnectionError(OSError):
@@ -91,12 +95,17 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._paused = False
+        #: When a byte last arrived (or the request was sent), for the pool's watchdog.
+        self.last_io = 0.0
+        #: When a stream must have ended (0: no limit), for the pool's watchdog.
+        self.stream_deadline = 0.0
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.last_io = time.monotonic()
         try:
             chunks = self.parser.feed(data)
         except HTTPParseError as exc:
@@ -115,6 +124,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.pool.busy.discard(self)
         if self.parser.reads_to_eof:
             self.parser.feed_eof()
             if self._waiter is not None and not self._waiter.done():
@@ -140,31 +150,41 @@ class Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        self.pool.busy.discard(self)
         if self.transport is not None:
             self.transport.abort()
 
-    async def send(self, request: bytes, head_request: bool, read_timeout: float) -> None:
+    async def send(self, request: bytes, head_request: bool) -> None:
+        """Write the request and wait for the response head."""
         assert self.transport is not None
-        loop = asyncio.get_running_loop()
         self.parser.reset(head_request)
         self._chunks.clear()
         self._buffered = 0
         self._error = None
-        self._head = loop.create_future()
+        self.stream_deadline = 0.0
+        self.last_io = time.monotonic()
+        self.pool.watch(self)
+        head = self._head = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         try:
-            async with asyncio.timeout(read_timeout):
-                await self._head
-        except TimeoutError:
-            self.abort()
-            raise UpstreamTimeout("upstream sent no response in time") from None
+            await head
         except BaseException:
-            # Cancelled (the client went away, or a request_timeout fired): the upstream may still
-            # answer on this connection, so it can never be reused.
+            # Timed out, or cancelled (the client went away, or a request_timeout fired): the
+            # upstream may still answer on this connection, so it can never be reused.
             self.abort()
             raise
 
-    async def next_chunk(self, read_timeout: float) -> bytes | None:
+    def timed_out(self, now: float, read_timeout: float) -> None:
+        """The watchdog's check: fail a response that has gone quiet or lasted too long."""
+        if self.stream_deadline and now > self.stream_deadline:
+            self._fail(UpstreamTimeout(f"stream lasted longer than {self.pool.max_stream_seconds:g} s"))
+        elif now - self.last_io > read_timeout:
+            if self.parser.head_done:
+                self._fail(UpstreamTimeout("upstream stalled mid-response"))
+            else:
+                self._fail(UpstreamTimeout("upstream sent no response in time"))
+
+    async def next_chunk(self) -> bytes | None:
         """The body bytes received since the last call, or None at the end of the body."""
         while not self._chunks:
             if self.parser.done:
@@ -173,11 +193,7 @@ class Connection(asyncio.Protocol):
                 raise self._error
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(read_timeout):
-                    await self._waiter
-            except TimeoutError:
-                self.abort()
-                raise UpstreamTimeout("upstream stalled mid-response") from None
+                await self._waiter
             finally:
                 self._waiter = None
         # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
@@ -215,7 +231,7 @@ class UpstreamResponse:
         pool = self._conn.pool
         size = 0
         try:
-            while (chunk := await self._conn.next_chunk(pool.read_timeout)) is not None:
+            while (chunk := await self._conn.next_chunk()) is not None:
                 parts.append(chunk)
                 size += len(chunk)
                 if size > pool.max_body:
@@ -228,21 +244,10 @@ class UpstreamResponse:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body pieces as they arrive, for at most ``max_stream_seconds`` in all."""
-        pool = self._conn.pool
-        deadline = time.monotonic() + pool.max_stream_seconds
+        conn = self._conn
+        conn.stream_deadline = time.monotonic() + conn.pool.max_stream_seconds
         try:
-            while True:
-                left = deadline - time.monotonic()
-                try:
-                    chunk = await self._conn.next_chunk(min(pool.read_timeout, max(left, 0.0)))
-                except UpstreamTimeout:
-                    if left < pool.read_timeout:
-                        raise UpstreamTimeout(
-                            f"stream lasted longer than {pool.max_stream_seconds:g} s"
-                        ) from None
-                    raise
-                if chunk is None:
-                    return
+            while (chunk := await conn.next_chunk()) is not None:
                 yield chunk
         finally:
             self.release()
@@ -286,8 +291,26 @@ class UpstreamPool:
         self._origins: dict[str, Origin] = {}
         self._ssl: ssl.SSLContext | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
+        #: Connections with a request in flight, watched for read timeouts.
+        self.busy: set[Connection] = set()
+        self._watch_handle: asyncio.TimerHandle | None = None
+        self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
+
+    def watch(self, conn: Connection) -> None:
+        self.busy.add(conn)
+        if self._watch_handle is None:
+            self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
+
+    def _watchdog(self) -> None:
+        self._watch_handle = None
+        now = time.monotonic()
+        for conn in list(self.busy):
+            conn.timed_out(now, self.read_timeout)
+        if self.busy:
+            self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
 
     def put(self, conn: Connection) -> None:
+        self.busy.discard(conn)
         idle = self._idle.setdefault(conn.origin.key, [])
         if len(idle) >= self.max_idle:
             conn.abort()
@@ -373,16 +396,19 @@ class UpstreamPool:
         conn = self._take(origin)
         if conn is not None:
             try:
-                await conn.send(request, head_request, self.read_timeout)
+                await conn.send(request, head_request)
                 return UpstreamResponse(conn)
             except UpstreamConnectionError:
                 if conn.parser.status:  # the upstream had begun to answer: not a stale connection
                     raise
         conn = await self._open(origin)
-        await conn.send(request, head_request, self.read_timeout)
+        await conn.send(request, head_request)
         return UpstreamResponse(conn)
 
     async def close(self) -> None:
+        if self._watch_handle is not None:
+            self._watch_handle.cancel()
+            self._watch_handle = None
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
