@@ -76,7 +76,10 @@ cdef inline Py_ssize_t _chunk_size(const char* p, Py_ssize_t start, Py_ssize_t e
 
 
 cdef class ResponseParser:
-    """Parses one response at a time; ``reset()`` readies it for the next on a kept-alive connection."""
+    """Parses one response at a time; ``reset()`` readies it for the next on a kept-alive connection.
+
+    ``headers`` are ``(name, value)`` pairs with the names lower-cased (RFC 9110 §5.1).
+    """
 
     cdef bytes _buf
     cdef _State _state
@@ -216,8 +219,8 @@ cdef class ResponseParser:
             if not sep or not name or name[-1] in " \t":
                 raise HTTPParseError("invalid header line")
             value = value.strip(" \t")
-            headers.append((name, value))
             lower = name.lower()
+            headers.append((lower, value))
             if lower == "content-length":
                 if not value.isdigit() or (length is not None and length != int(value)):
                     raise HTTPParseError("invalid Content-Length")

@@ -72,10 +72,14 @@ class Inherited:
         return out
 
 
+#: Header-value variants kept per leaf; past this many (a client varying them), start over.
+_MAX_VARIANTS = 64
+
+
 class Leaf:
     """A target to try, with the settings its retry loop and circuit breaker need."""
 
-    __slots__ = ("cache", "identity", "retry", "target")
+    __slots__ = ("_variants", "cache", "identity", "retry", "target")
 
     def __init__(
         self, target: Target, retry: RetrySettings | None, cache: CacheSettings | None, identity: Identity
@@ -84,14 +88,25 @@ class Leaf:
         self.retry = retry
         self.cache = cache
         self.identity = identity
+        #: This leaf with the header values clients send, built once each (a client sends the
+        #: same custom host on every request).
+        self._variants: dict[tuple[tuple[str, Any], ...], Leaf] = {}
 
     def overridden(self, overrides: Mapping[str, Any]) -> Leaf:
         """This leaf with request-level header values (they beat every config value)."""
+        key = tuple(overrides.items())
+        leaf = self._variants.get(key)
+        if leaf is not None:
+            return leaf
         target = msgspec.structs.replace(self.target, **overrides)
         identity = self.identity
         if target.custom_host != self.target.custom_host:
             identity = identity._replace(host=target.custom_host or "")
-        return Leaf(target, self.retry, self.cache, identity)
+        leaf = Leaf(target, self.retry, self.cache, identity)
+        if len(self._variants) >= _MAX_VARIANTS:
+            self._variants.clear()
+        self._variants[key] = leaf
+        return leaf
 
 
 class Branch:

@@ -12,6 +12,7 @@ import socket
 import time
 
 from fastgate.observability.logs import configure_logging
+from fastgate.providers.base import Endpoint
 from fastgate.server import handlers
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.dns import CachingResolver
@@ -40,9 +41,9 @@ class App:
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
         self.shared.add_routes(r)
-        r.add("POST", "/v1/chat/completions", gateway.chat)
-        r.add("POST", "/v1/completions", gateway.completions)
-        r.add("POST", "/v1/embeddings", gateway.embeddings)
+        r.add("POST", "/v1/chat/completions", gateway.endpoint(Endpoint.CHAT))
+        r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
+        r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)

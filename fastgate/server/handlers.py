@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -16,7 +18,7 @@ from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RequestView, object_decoder, view_decoder
-from fastgate.server.access import Access, Grant
+from fastgate.server.access import NOTHING, Access, Grant
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.messages import Request, Response
 from fastgate.server.options import OptionsReader, RequestOptions
@@ -46,14 +48,9 @@ class Gateway:
         #: Keys, limits and the response cache (replaced by make_app with the server's own).
         self.access = Access(None, None)
 
-    async def chat(self, request: Request) -> Response | None:
-        return await self._infer(request, Endpoint.CHAT)
-
-    async def completions(self, request: Request) -> Response | None:
-        return await self._infer(request, Endpoint.COMPLETIONS)
-
-    async def embeddings(self, request: Request) -> Response | None:
-        return await self._infer(request, Endpoint.EMBEDDINGS)
+    def endpoint(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response | None]]:
+        """The handler of an inference route (no coroutine layer of its own)."""
+        return partial(self._infer, endpoint=endpoint)
 
     async def models(self, request: Request) -> Response | None:
         grant = self.access.authorize(request.headers)
@@ -98,7 +95,7 @@ class Gateway:
         )
         return await self._respond(request, opts, outcome)
 
-    async def _infer(self, request: Request, endpoint: Endpoint) -> Response | None:
+    async def _infer(self, request: Request, *, endpoint: Endpoint) -> Response | None:
         body = request.body
         if request.content_type not in _JSON_TYPES:
             raise GatewayError(
@@ -180,7 +177,11 @@ class Gateway:
                 stream=stream,
                 params=params,
             )
-            early = await access.admit(provider, call, grant, admission, self.pool)
+            early = (
+                None
+                if admission is NOTHING
+                else await access.admit(provider, call, grant, admission, self.pool)
+            )
             if early is not None and early.reached:
                 return early  # a cached answer
             # (An unreached early outcome: this target's virtual key is over its limit.)

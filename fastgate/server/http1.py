@@ -113,7 +113,8 @@ class Connection(asyncio.Protocol):
             return
         if chunks:
             self._chunks.extend(chunks)
-            self._buffered += sum(len(c) for c in chunks)
+            for chunk in chunks:
+                self._buffered += len(chunk)
             if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
                 self._paused = True
                 self.transport.pause_reading()
@@ -224,6 +225,18 @@ class UpstreamResponse:
         self.status = parser.status
         self.headers = parser.headers
         self.content_type = (parser.content_type or "application/octet-stream").partition(";")[0].strip()
+
+    def received_body(self) -> bytes | None:
+        """The whole body if it has all arrived already (then the connection is released)."""
+        conn = self._conn
+        if not conn.parser.done or conn._error is not None or conn._buffered > conn.pool.max_body:
+            return None  # read() waits, raises or refuses it
+        chunks = conn._chunks
+        body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
+        chunks.clear()
+        conn._buffered = 0
+        self.release()
+        return body
 
     async def read(self) -> bytes:
         """The whole body; an upstream that sends more than ``max_body`` bytes is cut off."""
@@ -379,11 +392,13 @@ class UpstreamPool:
         origin, target = split_url(url, self._origins)
         if _BAD_TARGET.search(target):
             raise bad_request("the upstream URL has a space, control or non-ASCII character in its path")
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"]
-        for name, value in headers.items():
-            if _BAD_HEADER.search(name) or _BAD_HEADER.search(value):
-                raise bad_request(f"header {name!r} contains a line break or NUL")
-            lines.append(f"{name}: {value}\r\n")
+        fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        # One look at all the fields: each adds exactly one CR and one LF, so any more, or a NUL,
+        # came from a name or value and would split the request.
+        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers) or "\x00" in fields:
+            bad = next(n for n, v in headers.items() if _BAD_HEADER.search(n) or _BAD_HEADER.search(v))
+            raise bad_request(f"header {bad!r} contains a line break or NUL")
+        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n", fields]
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body or b'')}\r\n")
         lines.append("\r\n")

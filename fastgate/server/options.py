@@ -194,10 +194,9 @@ class OptionsReader:
         if not api_key and provider == "anthropic":
             api_key = headers.get("x-api-key")
         options: list[tuple[str, str]] = []
-        for name, value in headers.items():
-            lower = name.lower()
-            if lower.startswith(PREFIX) and lower[len(PREFIX) :] not in GENERIC:
-                options.append((lower[len(PREFIX) :].replace("-", "_"), _clean(value, lower)))
+        for name, value in headers.items():  # names are lower-cased by the request parser
+            if name.startswith(PREFIX) and name[len(PREFIX) :] not in GENERIC:
+                options.append((name[len(PREFIX) :].replace("-", "_"), _clean(value, name)))
         return provider, api_key or None, tuple(options), virtual_key
 
     def _header_plan(self, key: HeaderPlanKey) -> RoutePlan:

@@ -114,7 +114,8 @@ class _NoFirstByte(Exception):
 
 
 def relayed_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
-    return {k: v for k, v in headers if k.lower() not in DROPPED_HEADERS}
+    """The upstream's headers the client gets (names lower-cased by the response parser)."""
+    return {k: v for k, v in headers if k not in DROPPED_HEADERS}
 
 
 def timeout_outcome(provider: Provider, call: Call, timeout_ms: int) -> Outcome:
@@ -152,8 +153,11 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
         else:
             async with deadline:
                 outcome = await _begin(pool, provider, call, stream)
-        if outcome.upstream is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
-            await _read_body(outcome, stream)
+        resp = outcome.upstream
+        if resp is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
+            # Mostly the whole answer came with its head: no read to wait for.
+            body = resp.received_body()
+            _settle_body(outcome, stream, body if body is not None else await resp.read())
         return outcome
     except TimeoutError:
         if timeout_ms and deadline is not None and deadline.expired():
@@ -167,24 +171,17 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 
 async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Everything up to the answer's start: its head, and for a stream its first chunk."""
-    head = await _start(pool, provider, call)
-    if isinstance(head, LocalResponse):
-        outcome = _local_outcome(provider, call, head)
+    if provider.local:
+        outcome = _local_outcome(provider, call, await provider.respond(call))
+    elif (requests := provider.fan_out(call)) is not None:
+        outcome = _local_outcome(provider, call, await _gather(pool, provider, call, requests))
     else:
+        req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
+        head = await pool.request(req.method, req.url, req.headers, req.body)
         outcome = _head_outcome(provider, call, head, stream)
     if outcome.mapper is not None:
         await _read_ahead(outcome)
     return outcome
-
-
-async def _start(pool: UpstreamPool, provider: Provider, call: Call) -> UpstreamResponse | LocalResponse:
-    if provider.local:
-        return await provider.respond(call)
-    requests = provider.fan_out(call)
-    if requests is not None:
-        return await _gather(pool, provider, call, requests)
-    req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
-    return await pool.request(req.method, req.url, req.headers, req.body)
 
 
 async def _gather(
@@ -219,12 +216,11 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
     return outcome
 
 
-async def _read_body(outcome: Outcome, stream: bool) -> None:
-    """A complete answer: read it, and map it (or its error) to OpenAI's shape."""
+def _settle_body(outcome: Outcome, stream: bool, body: bytes) -> None:
+    """A complete answer, read: mapped (or its error) to OpenAI's shape."""
     resp = outcome.upstream
     assert resp is not None
     outcome.upstream = None
-    body = await resp.read()  # gives the connection back, or closes it on failure
     if 300 <= outcome.status < 400:
         _redirected(outcome)
     elif outcome.status >= 300:

@@ -1,0 +1,303 @@
+"""The gateway's whole per-request Python path in one process, without sockets.
+
+A client connection and a pooled upstream connection are driven through in-memory transports:
+each request goes through the compiled request parser, the options and routing, the provider's
+request building, the upstream client's response parsing, the mapping and the response writing:
+everything ``fastgate serve`` does but the kernel's socket work (which ``bench/load.py``
+measures). A single process with no I/O is steady enough on a noisy machine to budget and to
+profile.
+
+    python bench/inproc.py [--provider openai|anthropic] [--stream] [-n 20000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import time
+from typing import Any
+
+import msgspec
+
+from fastgate.server.app import App, make_app
+from fastgate.server.connection import Connection
+from fastgate.server.http1 import Connection as UpstreamConnection
+from fastgate.server.http1 import split_url
+from fastgate.server.http_server import HTTPServer
+from fastgate.settings import Settings
+
+UPSTREAM = "http://127.0.0.1:9/v1"
+PROMPT = (
+    "Summarise the following notes in one sentence. " + "The quick brown fox jumps over the lazy dog. " * 19
+)
+STREAM_CHUNKS = 20
+
+
+def chat_body(stream: bool) -> bytes:
+    """The ~1 KB chat request bench/load.py sends."""
+    return msgspec.json.encode(
+        {
+            "model": "mock-small",
+            "messages": [
+                {"role": "system", "content": "You are a concise assistant used by a load test."},
+                {"role": "user", "content": PROMPT},
+            ],
+            "max_tokens": 64,
+            "temperature": 0.2,
+            "stream": stream,
+        }
+    )
+
+
+def client_request(body: bytes, provider: str) -> bytes:
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8787\r\nContent-Type: application/json\r\n"
+        f"x-portkey-provider: {provider}\r\nx-portkey-custom-host: {UPSTREAM}\r\n"
+        f"Authorization: Bearer sk-bench-key\r\nUser-Agent: bench\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _http(status_line: str, content_type: str, body: bytes) -> bytes:
+    return (
+        f"{status_line}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        "x-request-id: req_bench\r\nopenai-processing-ms: 3\r\n\r\n"
+    ).encode() + body
+
+
+def _chunked(pieces: list[bytes]) -> bytes:
+    return b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def openai_answer(stream: bool) -> list[bytes]:
+    """What an OpenAI-compatible upstream sends, in the reads the gateway receives it."""
+    if not stream:
+        answer = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "mock-small",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "The fox jumps over the dog, briefly."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 230, "completion_tokens": 9, "total_tokens": 239},
+        }
+        return [_http("HTTP/1.1 200 OK", "application/json", msgspec.json.encode(answer))]
+    events = []
+    for i in range(STREAM_CHUNKS):
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "mock-small",
+            "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}],
+        }
+        events.append(b"data: " + msgspec.json.encode(chunk) + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return [head + _chunked(events[:1])[:-5], _chunked(events[1:])]
+
+
+def anthropic_answer(stream: bool) -> list[bytes]:
+    if not stream:
+        answer = {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-bench",
+            "content": [{"type": "text", "text": "The fox jumps over the dog, briefly."}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 230, "output_tokens": 9},
+        }
+        return [_http("HTTP/1.1 200 OK", "application/json", msgspec.json.encode(answer))]
+    events = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_bench",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-bench",
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {"input_tokens": 230, "output_tokens": 1},
+                },
+            },
+        ),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    for i in range(STREAM_CHUNKS):
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": f"word{i} "},
+        }
+        events.append(("content_block_delta", delta))
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}},
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    frames = [
+        f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n" for name, data in events
+    ]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return [head + _chunked(frames[:2])[:-5], _chunked(frames[2:])]
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+class ClientTransport(_Transport):
+    """Keeps the bytes the gateway answers with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = 0
+        self.last = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        self.last = bytes(data)
+
+
+class UpstreamTransport(_Transport):
+    """An upstream that answers every request with the same reads, on the next loop turns."""
+
+    def __init__(self, protocol: UpstreamConnection, reads: list[bytes]) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.reads = reads
+        self.loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        for piece in self.reads:
+            self.loop.call_soon(self.protocol.data_received, piece)
+
+
+class Bench:
+    """One gateway, one client connection, one pooled upstream connection."""
+
+    def __init__(self, app: App, provider: str, stream: bool) -> None:
+        self.app = app
+        answer = anthropic_answer if provider == "anthropic" else openai_answer
+        self.reads = answer(stream)
+        self.request = client_request(chat_body(stream), provider)
+        self.server = HTTPServer(app.dispatch, max_body=app.settings.max_body_bytes)
+        self.client = ClientTransport()
+        self.conn = Connection(self.server)
+
+    async def start(self) -> None:
+        await self.app.startup()
+        self.server.loop = asyncio.get_running_loop()
+        self.server.date = b"Date: Sun, 22 Nov 2026 00:00:00 GMT\r\n\r\n"
+        self.conn.connection_made(self.client)
+        pool = self.app.gateway.pool
+        assert pool is not None
+        origin, _ = split_url(UPSTREAM, {})
+        upstream = UpstreamConnection(pool, origin)
+        upstream.connection_made(UpstreamTransport(upstream, self.reads))
+        pool.put(upstream)
+
+    async def one(self) -> None:
+        self.conn.data_received(self.request)
+        task = self.conn.task
+        assert task is not None
+        await task
+
+    async def run(self, n: int) -> float:
+        """Seconds of CPU per request over ``n`` requests."""
+        start = time.process_time()
+        for _ in range(n):
+            await self.one()
+        return (time.process_time() - start) / n
+
+    def check(self) -> None:
+        last = self.client.last
+        assert b"HTTP/1.1 200" in last or last.endswith(b"0\r\n\r\n"), last[:300]
+
+
+def new_bench(provider: str = "openai", stream: bool = False) -> Bench:
+    return Bench(make_app(Settings(port=0)), provider, stream)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    bench = new_bench(args.provider, args.stream)
+    await bench.start()
+    await bench.run(500)
+    bench.check()
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        await bench.run(args.n)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        return
+    per = min([await bench.run(args.n) for _ in range(args.repeat)])
+    kind = "stream" if args.stream else "request"
+    print(f"{args.provider}: {per * 1e6:.1f} µs CPU per {kind} (best of {args.repeat} runs of {args.n})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("-n", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()
