@@ -255,15 +255,10 @@ class UpstreamResponse:
         self.release()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
         """Body pieces as they arrive, for at most ``max_stream_seconds`` in all."""
-        conn = self._conn
-        conn.stream_deadline = time.monotonic() + conn.pool.max_stream_seconds
-        try:
-            while (chunk := await conn.next_chunk()) is not None:
-                yield chunk
-        finally:
-            self.release()
+        self._conn.stream_deadline = time.monotonic() + self._conn.pool.max_stream_seconds
+        return _Chunks(self)
 
     def release(self) -> None:
         """Give the connection back when the response was read to its end, else close it."""
@@ -277,6 +272,27 @@ class UpstreamResponse:
             conn.abort()
 
     close = release
+
+
+class _Chunks:
+    """An iterator object rather than an async generator: a generator is registered with the
+    event loop (a weak set) on every first iteration, once per stream."""
+
+    __slots__ = ("_resp",)
+
+    def __init__(self, resp: UpstreamResponse) -> None:
+        self._resp = resp
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        resp = self._resp
+        chunk = await resp._conn.next_chunk()
+        if chunk is None:
+            resp.release()
+            raise StopAsyncIteration
+        return chunk
 
 
 class UpstreamPool:
