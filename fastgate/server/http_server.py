@@ -40,7 +40,8 @@ class HTTPServer:
         self.date = b""
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
-        self.loop = asyncio.get_event_loop()
+        #: Set by ``start`` (a server is built before its loop runs).
+        self.loop: asyncio.AbstractEventLoop
 
     async def start(
         self,
