@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from functools import partial
 from typing import Any
 
@@ -146,11 +146,18 @@ class Gateway:
         grant: Grant | None = None,
     ) -> Outcome:
         """Walk the plan: each leaf tried (with its retries) until the plan is satisfied."""
-        doc: dict[str, Any] = {}
-        if plan.roots:
-            doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
-        walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
-        leaf = next(walker)
+        root = plan.root
+        walker: Generator[Leaf, tuple[int, bool], None] | None = None
+        if isinstance(root, Leaf):
+            # One target (most requests): tried whatever its circuit says (a walk would too, as
+            # its only choice), so no walk at all.
+            leaf = root.overridden(opts.overrides) if opts.overrides else root
+        else:
+            doc: dict[str, Any] = {}
+            if plan.roots:
+                doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
+            walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
+            leaf = next(walker)
         access = self.access
         headers = access.client_headers(request.headers, grant)
         while True:
@@ -187,6 +194,8 @@ class Gateway:
             # (An unreached early outcome: this target's virtual key is over its limit.)
             outcome = early or await self._try(leaf, provider, call, stream)
             access.settle(outcome, admission)
+            if walker is None:
+                return outcome
             try:
                 leaf = walker.send((outcome.status, outcome.reached))
             except StopIteration:
