@@ -2,7 +2,7 @@
 
 Both servers run as real processes on loopback; one request at a time over a kept-alive
 connection, timed from the request's last byte to the first ``data:`` byte of the answer.
-Budget: the gateway adds under a millisecond at the median.
+Budget: the gateway adds under half a millisecond at the median (issue 6).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -98,44 +99,36 @@ class Client:
         return first
 
 
-def _measure(client: Client, benchmark) -> float:
-    try:
-        return _samples(client, benchmark)
-    finally:
-        client.sock.close()
-
-
-def _samples(client: Client, benchmark) -> float:
-    for _ in range(20):
-        client.first_event()
-    samples: list[float] = []
-
-    def run() -> None:
-        samples.append(client.first_event())
-
-    benchmark.pedantic(run, rounds=300, iterations=1)
-    samples.sort()
-    return samples[len(samples) // 2]
-
-
 @pytest.mark.benchmark(group="ttfb")
-def test_ttfb_direct(servers: tuple[int, int], benchmark, request: pytest.FixtureRequest) -> None:
-    mock_port, _ = servers
-    MEDIANS[request.node.name] = _measure(Client(mock_port, b""), benchmark)
-
-
-@pytest.mark.benchmark(group="ttfb")
-def test_ttfb_gateway(servers: tuple[int, int], benchmark, request: pytest.FixtureRequest) -> None:
+def test_ttfb_interleaved(servers: tuple[int, int], benchmark) -> None:
+    """Each round times one request straight to the mock and one through the gateway, so a
+    burst from another tenant of this machine falls on both."""
     mock_port, gw_port = servers
     headers = b"x-portkey-provider: openai\r\nx-portkey-custom-host: http://127.0.0.1:%d/v1\r\n" % mock_port
-    MEDIANS[request.node.name] = _measure(Client(gw_port, headers), benchmark)
+    direct, gateway = Client(mock_port, b""), Client(gw_port, headers)
+    try:
+        for _ in range(20):
+            direct.first_event()
+            gateway.first_event()
+        samples: list[tuple[float, float]] = []
+
+        def run() -> None:
+            samples.append((direct.first_event(), gateway.first_event()))
+
+        benchmark.pedantic(run, rounds=300, iterations=1)
+    finally:
+        direct.sock.close()
+        gateway.sock.close()
+    MEDIANS["ttfb_direct"] = statistics.median(d for d, _ in samples)
+    MEDIANS["ttfb_gateway"] = statistics.median(g for _, g in samples)
+    MEDIANS["ttfb_added"] = statistics.median(g - d for d, g in samples)
 
 
-def test_budget_gateway_adds_under_a_millisecond_to_first_event() -> None:
-    ratio("test_ttfb_gateway", "test_ttfb_direct")  # skips when the benchmarks did not run
-    added = MEDIANS["test_ttfb_gateway"] - MEDIANS["test_ttfb_direct"]
+def test_budget_gateway_adds_under_half_a_millisecond_to_first_event() -> None:
+    ratio("ttfb_gateway", "ttfb_direct")  # skips when the benchmarks did not run
+    added = MEDIANS["ttfb_added"]
     print(
-        f"\nfirst event: direct {MEDIANS['test_ttfb_direct'] * 1e3:.3f} ms, "
-        f"gateway {MEDIANS['test_ttfb_gateway'] * 1e3:.3f} ms, added {added * 1e3:.3f} ms"
+        f"\nfirst event: direct {MEDIANS['ttfb_direct'] * 1e3:.3f} ms, "
+        f"gateway {MEDIANS['ttfb_gateway'] * 1e3:.3f} ms, added {added * 1e3:.3f} ms (median of pairs)"
     )
-    assert added < 1e-3
+    assert added < 0.5e-3
