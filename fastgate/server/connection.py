@@ -156,10 +156,13 @@ class Connection(asyncio.Protocol):
         self._write(head + body if len(body) < 16384 else head, body if len(body) >= 16384 else None)
 
     async def start_stream(
-        self, request: Request, status: int, headers: dict[str, str], content_type: str | None
+        self, status: int, headers: dict[str, str], content_type: str | None, first: bytes, end: bool
     ) -> None:
-        self.streaming = True
-        self._write(response_head(status, headers, content_type, -1, self.keep_alive, self.server.date))
+        self.streaming = not end
+        head = response_head(status, headers, content_type, -1, self.keep_alive, self.server.date)
+        if first:
+            head += b"%x\r\n%b\r\n" % (len(first), first)
+        self._write(head + _LAST_CHUNK if end else head)
         await self._drained()
 
     async def send_chunk(self, data: bytes) -> None:
@@ -170,9 +173,9 @@ class Connection(asyncio.Protocol):
         self._write(b"%x\r\n%b\r\n" % (len(data), data))
         await self._drained()
 
-    def end_stream(self) -> None:
+    def end_stream(self, last: bytes) -> None:
         self.streaming = False
-        self._write(_LAST_CHUNK)
+        self._write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(last), last) if last else _LAST_CHUNK)
 
     def _refuse(self, status: int, message: str) -> None:
         """A request that cannot be parsed or served at all: answer it and close."""

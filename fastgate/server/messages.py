@@ -70,15 +70,25 @@ class Request:
     def streaming(self) -> bool:
         return self._conn.streaming
 
-    async def start_stream(self, status: int, headers: dict[str, str], content_type: str | None) -> None:
-        """Send the head of a chunked answer; the body follows in ``send`` calls."""
-        await self._conn.start_stream(self, status, headers, content_type)
+    async def start_stream(
+        self,
+        status: int,
+        headers: dict[str, str],
+        content_type: str | None,
+        first: bytes = b"",
+        *,
+        end: bool = False,
+    ) -> None:
+        """Send the head of a chunked answer (with the body's first bytes, and with ``end`` its
+        end, in the same write); the rest follows in ``send`` calls and ``end_stream``."""
+        await self._conn.start_stream(status, headers, content_type, first, end)
 
     async def send(self, data: bytes) -> None:
         await self._conn.send_chunk(data)
 
-    def end_stream(self) -> None:
-        self._conn.end_stream()
+    def end_stream(self, last: bytes = b"") -> None:
+        """Send the body's last bytes, if any, and its end, in one write."""
+        self._conn.end_stream(last)
 
     def abort(self) -> None:
         """Cut the connection: a body that broke midway must not look complete to the client."""

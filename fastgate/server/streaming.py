@@ -22,6 +22,8 @@ def error_event(message: str, provider: str | None) -> bytes:
 
 
 async def write_stream(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
+    """Relay the stream; the head goes out with the first mapped read, and the last read with
+    the end of the body, so an upstream that sent everything at once costs one write."""
     mapper = outcome.mapper
     assert mapper is not None
     if outcome.upstream is not None:
@@ -32,9 +34,8 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
     headers["Cache-Control"] = "no-cache"
     headers["X-Accel-Buffering"] = "no"
     watcher = outcome.watcher
-    send = request.send
+    started = False
     try:
-        await request.start_stream(outcome.status, headers, "text/event-stream")
         pull = source.__anext__
         clean = True
         while True:
@@ -42,27 +43,29 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
                 chunk = await pull()
                 out = mapper.feed(chunk)
             except StopAsyncIteration:
-                tail = mapper.finish()
+                out = mapper.finish()
                 if watcher is not None:
-                    tail = watcher.feed(tail)
-                if tail:
-                    await send(tail)
+                    out = watcher.feed(out)
                 break
             except UPSTREAM_FAILURES as exc:
                 name = outcome.provider.name
-                await send(error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name))
+                out = error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
                 clean = False
                 break
             if watcher is not None:
                 out = watcher.feed(out)
-            if out:
-                await send(out)
             if mapper.done:
                 break
+            if not started:
+                await request.start_stream(outcome.status, headers, "text/event-stream", out)
+                started = True
+            elif out:
+                await request.send(out)
         if watcher is not None and clean:
-            tail = watcher.end()
-            if tail:
-                await send(tail)
-        request.end_stream()
+            out += watcher.end()
+        if started:
+            request.end_stream(out)
+        else:  # the whole stream came in one read: one write
+            await request.start_stream(outcome.status, headers, "text/event-stream", out, end=True)
     finally:
         outcome.release()
