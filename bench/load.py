@@ -1226,7 +1226,11 @@ def _machine() -> dict[str, Any]:
         "wrk": shutil.which("wrk"),
         "nginx": nginx_binary(),
         "node": shutil.which("node"),
-        "peers": {"portkey": peers.PORTKEY_PACKAGE, "litellm": peers.LITELLM_REQUIREMENT},
+        "peers": {
+            "portkey": peers.PORTKEY_PACKAGE,
+            "portkey_overrides": peers.PORTKEY_OVERRIDES,
+            "litellm": peers.LITELLM_REQUIREMENT,
+        },
     }
 
 

@@ -19,6 +19,11 @@ BENCH = Path(__file__).resolve().parent
 PEERS_DIR = BENCH / ".peers"
 PEERS = ("portkey", "litellm")
 PORTKEY_PACKAGE = "@portkey-ai/gateway@1.15.2"
+#: Portkey's gateway allows any @hono/node-server ^1.3.3, but from 1.19 on a Response built from
+#: an upstream fetch Response keeps that one's immutable headers, and the gateway's own
+#: ``headers.append`` then fails every streamed completion with a 500 ("TypeError: immutable").
+#: 1.12.0 is inside its range and streams.
+PORTKEY_OVERRIDES = {"@hono/node-server": "1.12.0"}
 LITELLM_REQUIREMENT = "litellm[proxy]==1.106.2"
 #: Portkey's gateway binds every interface; this wrapper makes it listen on 127.0.0.1 only.
 PORTKEY_LOOPBACK = BENCH / "portkey_loopback.mjs"
@@ -77,21 +82,35 @@ def install_portkey(root: Path = PEERS_DIR) -> Path | None:
     home = root / "portkey"
     entry = home / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     marker = home / ".installed"
-    if _installed(marker, PORTKEY_PACKAGE, entry):
+    pinned = json.dumps({"package": PORTKEY_PACKAGE, "overrides": PORTKEY_OVERRIDES}, sort_keys=True)
+    if _installed(marker, pinned, entry):
         return entry
     npm, node = shutil.which("npm"), shutil.which("node")
     if npm is None or node is None:
         note("node/npm not found: skipping portkey (apt-get install -y nodejs npm)")
         return None
+    shutil.rmtree(home / "node_modules", ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
+    manifest = {"name": "fastgate-bench-portkey", "private": True, "overrides": PORTKEY_OVERRIDES}
+    (home / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (home / "package-lock.json").unlink(missing_ok=True)
     print(f"installing {PORTKEY_PACKAGE} into {home} ...", file=sys.stderr, flush=True)
     # --ignore-scripts: its postinstall (patch-package) patches nothing in the published package.
-    argv = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(home)]
+    argv = [
+        npm,
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--ignore-scripts",
+        "--save-exact",
+        "--prefix",
+        str(home),
+    ]
     log = root / "portkey-install.log"
     if not _run_install([*argv, PORTKEY_PACKAGE], home, log) or not entry.exists():
         note(f"installing {PORTKEY_PACKAGE} failed (registry unreachable?): skipping portkey; see {log}")
         return None
-    marker.write_text(PORTKEY_PACKAGE)
+    marker.write_text(pinned)
     return entry
 
 
