@@ -1,7 +1,9 @@
-"""Load benchmark: fastgate vs. clients hitting the mock directly vs. a bare aiohttp relay vs. nginx.
+"""Load benchmark: fastgate vs. clients hitting the upstream directly vs. a bare aiohttp relay vs.
+nginx, and optionally Portkey's gateway and LiteLLM's proxy.
 
-    python bench/load.py [--quick] [--duration S] [--runs N] [--rate R]
-                         [--targets fastgate,direct,relay,nginx]
+    python bench/load.py [--quick] [--duration S] [--runs N] [--rate R] [--upstream mock|static]
+                         [--targets direct,fastgate,fastgate-anthropic,fastgate-2w,relay,nginx]
+                         [--peers portkey,litellm]
     python bench/load.py --profile [stream]  # the gateway under cProfile: its per-request costs
 
 Everything runs on 127.0.0.1. The script starts every server it measures and stops them all on
@@ -18,6 +20,7 @@ import math
 import os
 import platform
 import pstats
+import pwd
 import re
 import shutil
 import signal
@@ -29,36 +32,64 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
 
+try:
+    from bench import peers
+except ImportError:  # run as a script: bench/ is on sys.path, the repository root is not
+    import peers  # type: ignore[no-redef]
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
 POST_LUA = BENCH / "post.lua"
-TARGETS = ("direct", "fastgate", "relay", "nginx")
-#: Core of the load generators and the mock, and core of the server under test.
+TARGETS = ("direct", "fastgate", "fastgate-anthropic", "fastgate-2w", "relay", "nginx")
+PEERS = peers.PEERS
+UPSTREAMS = ("mock", "static")
+#: Core of the load generators and the upstream, and core of the server under test.
 CLIENT_CORE, SERVER_CORE = 0, 1
+#: fastgate-2w's workers may run on both cores (this box has two: they share them with the load).
+BOTH_CORES = (CLIENT_CORE, SERVER_CORE)
 STREAM_CHUNKS = 20
 WRK_CONNECTIONS = 64
+CHAT = "/v1/chat/completions"
+#: Every target's client and upstream key (the mock and the static upstream take any).
+API_KEY = "sk-bench-not-a-real-key"
+ANTHROPIC_VERSION = "2023-06-01"
 #: The open-loop generator wakes this much before a send is due (libuv timers have 1 ms
 #: resolution), so sends are on time or slightly early, never systematically late.
 TIMER_LEAD_S = 0.001
 #: Longest wait for one request; a request that takes longer counts as infinitely slow.
 REQUEST_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 20.0
+#: LiteLLM's proxy takes 10-20 s to import and start on this machine.
+PEER_READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 METHOD = f"""\
 Method
-- Layout: load generators (wrk, the latency generator) and the mock upstream pinned to core \
-{CLIENT_CORE}; the server under test (one fastgate worker, the relay, one nginx worker) pinned to \
-core {SERVER_CORE}. Direct = the generators against the mock itself. All traffic on 127.0.0.1.
-- Body: a ~1 KB chat completion request. Streams: "stream": true, the mock sends \
+- Layout: load generators (wrk, the latency generator) and the upstream pinned to core \
+{CLIENT_CORE}; the server under test (one fastgate worker, the relay, one nginx worker, a peer \
+gateway) pinned to core {SERVER_CORE}. Direct = the generators against the upstream itself. All \
+traffic on 127.0.0.1.
+- Upstream: "mock" = `fastgate mock` (Python; on the shared core it caps req/s near 5-9k); \
+"static" = one nginx worker answering every request with the mock's answer to the benchmark body, \
+captured byte for byte at start-up (OpenAI JSON, the SSE stream, Anthropic's Messages JSON and \
+stream), so the upstream costs little and core {CLIENT_CORE} is less of a limit.
+- fastgate-anthropic: the same OpenAI-format request through fastgate with \
+x-portkey-provider: anthropic (mapped to /v1/messages and back); fastgate = the OpenAI passthrough.
+- fastgate-2w: `fastgate serve --workers 2` on both cores, which it shares with the load \
+generators and the upstream on this 2-core machine: its req/s is bounded by that, not a measure \
+of scaling; "busy" may exceed 100% (two cores), "its core" is both cores' average.
+- Peers (--peers): Portkey's gateway (node, provider openai with a custom host) and LiteLLM's \
+proxy (one uvicorn worker, the upstream as an OpenAI-compatible model, a master key, no access \
+log), installed under bench/.peers, pinned like the other servers.
+- Body: a ~1 KB chat completion request. Streams: "stream": true, the upstream sends \
 {STREAM_CHUNKS} content chunks per stream.
 - Throughput: wrk, 1 thread, {WRK_CONNECTIONS} keep-alive connections, fixed duration, \
 bench/post.lua; any non-2xx answer or socket error marks the run invalid (shown as "!").
@@ -78,15 +109,22 @@ the table shows the median over runs. Ratios: each row's value divided by the re
 nginx's. RSS: resident memory of the server process(es) after the load.
 """
 
+Cores = int | tuple[int, ...]
+
 
 # ---------------------------------------------------------------- processes
 
 
-def taskset_prefix(core: int) -> list[str]:
-    """``taskset -c core`` when taskset exists and the core does; otherwise no pinning."""
-    if shutil.which("taskset") is None or core >= (os.cpu_count() or 1):
+def _cores(core: Cores) -> tuple[int, ...]:
+    return (core,) if isinstance(core, int) else core
+
+
+def taskset_prefix(core: Cores) -> list[str]:
+    """``taskset -c core[,core]`` when taskset exists and the cores do; otherwise no pinning."""
+    cores = _cores(core)
+    if shutil.which("taskset") is None or max(cores) >= (os.cpu_count() or 1):
         return []
-    return ["taskset", "-c", str(core)]
+    return ["taskset", "-c", ",".join(str(c) for c in cores)]
 
 
 def free_port() -> int:
@@ -103,14 +141,22 @@ class Processes:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[TextIO] = []
 
-    def start(self, name: str, argv: list[str], core: int | None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], core: Cores | None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.logdir / f"{name}.log", "w")  # noqa: SIM115 - closed in stop_all
         self._logs.append(log)
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         prefix = taskset_prefix(core) if core is not None else []
-        # A session of its own: a Ctrl-C reaches this script only, which then stops the servers.
+        # A session of its own: a Ctrl-C reaches this script only, which then stops the servers;
+        # and its process group holds its children (workers), which are stopped with it.
         proc = subprocess.Popen(
-            prefix + argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            prefix + argv,
+            cwd=REPO,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc
@@ -119,19 +165,24 @@ class Processes:
         path = self.logdir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
+    def stop(self, *names: str) -> None:
+        """SIGTERM to each process group, SIGKILL to what is left after STOP_TIMEOUT_S."""
+        procs = [self.procs[n] for n in names if n in self.procs]
+        for proc in procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
+                    os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        for proc in self.procs.values():
-            try:
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_TIMEOUT_S)
+            # Whatever of its group outlived it (or it, if it would not stop).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def stop_all(self) -> None:
+        self.stop(*self.procs)
         for log in self._logs:
             log.close()
         self._logs.clear()
@@ -171,15 +222,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def core_busy_ticks(core: int) -> tuple[int, int]:
-    """(busy, total) clock ticks of one core since boot, from /proc/stat; (0, 0) if unreadable."""
+def core_busy_ticks(core: Cores) -> tuple[int, int]:
+    """(busy, total) clock ticks of the core(s) since boot, from /proc/stat; (0, 0) if unreadable."""
+    wanted = {f"cpu{c}" for c in _cores(core)}
+    busy = total = 0
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith(f"cpu{core} "):
-                ticks = [int(x) for x in line.split()[1:]]
+            fields = line.split()
+            if fields and fields[0] in wanted:
+                ticks = [int(x) for x in fields[1:9]]
                 idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-                return sum(ticks[:8]) - idle, sum(ticks[:8])
-    return 0, 0
+                busy, total = busy + sum(ticks) - idle, total + sum(ticks)
+    return busy, total
 
 
 def rss_mb(pids: list[int]) -> float:
@@ -216,16 +270,45 @@ def chat_body(stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def messages_body(stream: bool) -> bytes:
+    """The benchmark body in Anthropic's Messages format (the system prompt apart, as the
+    ``anthropic`` provider maps it): the request whose answer the static upstream replays."""
+    chat = json.loads(chat_body(stream))
+    system = [m["content"] for m in chat["messages"] if m["role"] == "system"]
+    body = {
+        "model": chat["model"],
+        "max_tokens": chat["max_tokens"],
+        "system": "\n".join(system),
+        "messages": [m for m in chat["messages"] if m["role"] != "system"],
+        "temperature": chat["temperature"],
+        "stream": stream,
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 @dataclass
 class Target:
     name: str
     url: str
     headers: dict[str, str]
-    #: The process whose CPU and memory are the server's (the mock itself for ``direct``).
+    #: The process whose CPU and memory are the server's (the upstream itself for ``direct``).
     pid: int
-    #: Its name in :class:`Processes` (for its log), and the core it is pinned to.
+    #: Its name in :class:`Processes` (for its log), and the core(s) it is pinned to.
     process: str
-    core: int = SERVER_CORE
+    core: Cores = SERVER_CORE
+    #: Where streaming requests go, if not to ``url`` with ``headers``: the static upstream tells
+    #: its two answers apart by path, so a target is pointed at the streaming one separately.
+    stream_url: str | None = None
+    stream_headers: dict[str, str] | None = None
+    #: The upstream's name in :class:`Processes`: the target is dead when it is.
+    upstream: str = "mock"
+
+    def endpoint(self, stream: bool) -> tuple[str, dict[str, str]]:
+        """URL and headers of a non-streaming or a streaming request."""
+        if not stream:
+            return self.url, self.headers
+        headers = self.headers if self.stream_headers is None else self.stream_headers
+        return self.stream_url or self.url, headers
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float = 2.0) -> tuple[int, bytes]:
@@ -237,28 +320,44 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float = 2.0) 
         return exc.code, exc.read()
 
 
-def wait_ready(procs: Processes, name: str, target: Target) -> None:
-    """Poll the target with a real chat request until it answers one correctly (bounded)."""
+def _answers_correctly(target: Target, stream: bool) -> bool:
+    """True for a correct answer, False for none yet (refused); RuntimeError for a wrong one."""
+    url, headers = target.endpoint(stream)
+    try:
+        status, answer = _post(url, chat_body(stream), headers)
+    except OSError:
+        return False
+    expected = b"data: [DONE]" if stream else b'"choices"'
+    if status != 200 or expected not in answer:
+        raise RuntimeError(f"{target.name} answered {status}: {answer[:300]!r}")
+    return True
+
+
+def wait_ready(
+    procs: Processes, name: str, target: Target, timeout: float = READY_TIMEOUT_S, streams: bool = True
+) -> None:
+    """Poll the target with real chat requests until it answers one correctly, then check that a
+    stream arrives whole too (bounded); ``streams=False``: a failed stream is noted, not raised
+    (its streaming runs then show as failed in the table)."""
     proc = procs.procs[name]
-    body = chat_body(stream=False)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    last = ""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log_tail(name)}")
-        try:
-            status, answer = _post(target.url, body, target.headers)
-        except OSError as exc:
-            last = repr(exc)
-        else:
-            if status == 200 and b'"choices"' in answer:
-                return
-            raise RuntimeError(f"{name} answered {status}: {answer[:300]!r}")
+        if _answers_correctly(target, stream=False):
+            try:
+                if not _answers_correctly(target, stream=True):
+                    raise RuntimeError(f"{target.name} answered but refused a stream")
+            except RuntimeError as exc:
+                if streams:
+                    raise
+                peers.note(f"{exc}; its streaming runs will fail (shown as !)\n{procs.log_tail(name, 8)}")
+            return
         time.sleep(0.05)
-    raise RuntimeError(f"{name} not ready after {READY_TIMEOUT_S:.0f} s ({last}):\n{procs.log_tail(name)}")
+    raise RuntimeError(f"{name} not ready after {timeout:.0f} s:\n{procs.log_tail(name)}")
 
 
-NGINX_CONF = """\
+NGINX_HEAD = """\
 worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
@@ -272,6 +371,11 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     keepalive_requests 1000000;
+"""
+
+NGINX_CONF = (
+    NGINX_HEAD
+    + """\
     upstream mock {{
         server 127.0.0.1:{upstream_port};
         keepalive 128;
@@ -289,6 +393,30 @@ http {{
     }}
 }}
 """
+)
+
+STATIC_NGINX_CONF = (
+    "{user}"
+    + NGINX_HEAD
+    + """\
+    sendfile on;
+    etag off;
+    open_file_cache max=64;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+{locations}
+    }}
+}}
+"""
+)
+
+STATIC_LOCATION = """\
+        location = {path} {{
+            default_type {content_type};
+            # nginx's static files refuse POST (405): serve the file as to a GET instead.
+            error_page 405 =200 $uri;
+        }}"""
 
 
 def nginx_binary() -> str | None:
@@ -297,56 +425,261 @@ def nginx_binary() -> str | None:
     )
 
 
-def start_servers(
-    procs: Processes, names: list[str], workdir: Path, profile_to: Path | None = None
-) -> dict[str, Target]:
-    """Start the mock and the servers ``names`` needs, each pinned, and wait until each answers."""
-    py = sys.executable
-    mock_port = free_port()
-    mock_url = f"http://127.0.0.1:{mock_port}"
-    mock = procs.start(
-        "mock",
-        [py, "-m", "fastgate", "mock", "--port", str(mock_port), "--chunks", str(STREAM_CHUNKS)],
-        CLIENT_CORE,
+def _start_nginx(procs: Processes, name: str, binary: str, conf_text: str, workdir: Path, core: int) -> int:
+    """One nginx (master and one worker) from conf_text, in a directory of its own; its pid."""
+    home = workdir / name
+    home.mkdir(exist_ok=True)
+    conf = home / "nginx.conf"
+    conf.write_text(conf_text)
+    argv = [binary, "-p", str(home), "-e", str(home / "nginx-error.log"), "-c", str(conf)]
+    return procs.start(name, argv, core).pid
+
+
+# ---------------------------------------------------------------- the upstream
+
+
+@dataclass(frozen=True)
+class Canned:
+    """An answer of the mock to the benchmark body, which the static upstream replays."""
+
+    path: str
+    stream: bool
+    content_type: str
+    body: bytes
+
+    @property
+    def static_path(self) -> str:
+        return static_prefix(self.stream) + self.path
+
+
+def static_prefix(stream: bool) -> str:
+    """The static upstream's path prefix: it cannot read bodies, so streams have a path of their own."""
+    return "/stream" if stream else "/plain"
+
+
+#: What the static upstream answers: (path, request body, headers) sent to the mock at start-up.
+CANNED_REQUESTS: tuple[tuple[str, Callable[[bool], bytes], dict[str, str]], ...] = (
+    (CHAT, chat_body, {}),
+    ("/v1/messages", messages_body, {"x-api-key": API_KEY, "anthropic-version": ANTHROPIC_VERSION}),
+)
+
+
+def capture_answers(mock_url: str) -> list[Canned]:
+    """The mock's answers, byte for byte, to each canned request, non-streaming and streaming."""
+    out = []
+    for path, body, headers in CANNED_REQUESTS:
+        for stream in (False, True):
+            req = urllib.request.Request(
+                mock_url + path, data=body(stream), headers={"Content-Type": "application/json", **headers}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
+                    out.append(Canned(path, stream, resp.headers.get_content_type(), resp.read()))
+            except urllib.error.HTTPError as exc:
+                raise RuntimeError(f"the mock refused {path}: {exc.code} {exc.read()[:300]!r}") from exc
+    return out
+
+
+def static_nginx_conf(workdir: Path, port: int, root: Path, answers: list[Canned]) -> str:
+    """nginx serving each answer as a file at its static path, with the mock's Content-Type."""
+    locations = "\n".join(
+        STATIC_LOCATION.format(path=a.static_path, content_type=a.content_type) for a in answers
     )
-    chat = "/v1/chat/completions"
-    targets: dict[str, Target] = {
-        "direct": Target("direct", mock_url + chat, {}, mock.pid, "mock", CLIENT_CORE)
+    # Started as root, nginx's worker would run as nobody, who cannot read a private temporary
+    # directory: it runs as the user who wrote the files instead.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    return STATIC_NGINX_CONF.format(user=user, dir=workdir, port=port, root=root, locations=locations)
+
+
+def write_static_site(root: Path, answers: list[Canned]) -> None:
+    for answer in answers:
+        path = root / answer.static_path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(answer.body)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What every target calls: the mock, or nginx replaying the mock's answers."""
+
+    kind: str
+    url: str
+
+    @property
+    def process(self) -> str:
+        """Its name in :class:`Processes`."""
+        return "static" if self.kind == "static" else "mock"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def prefix(self, stream: bool) -> str:
+        """Path prefix of non-streaming or streaming answers (the mock needs none)."""
+        return static_prefix(stream) if self.kind == "static" else ""
+
+    def base(self, stream: bool) -> str:
+        return self.url + self.prefix(stream)
+
+
+def launch_upstream(procs: Processes, kind: str) -> tuple[Upstream, Upstream]:
+    """Start the mock (not waiting for it); the upstream the targets will call, and the mock.
+
+    The servers under test can start meanwhile: they call the upstream only when asked to."""
+    if kind == "static" and nginx_binary() is None:
+        raise RuntimeError("--upstream static needs nginx: apt-get install -y nginx")
+    mock = Upstream("mock", f"http://127.0.0.1:{free_port()}")
+    argv = [
+        sys.executable,
+        "-m",
+        "fastgate",
+        "mock",
+        "--port",
+        str(mock.port),
+        "--chunks",
+        str(STREAM_CHUNKS),
+    ]
+    procs.start("mock", argv, CLIENT_CORE)
+    return (Upstream("static", f"http://127.0.0.1:{free_port()}") if kind == "static" else mock), mock
+
+
+def finish_upstream(procs: Processes, upstream: Upstream, mock: Upstream, workdir: Path) -> Target:
+    """Wait for the mock; for a static upstream, capture its answers, stop it and start nginx on
+    the client core to replay them. The ``direct`` target, once the upstream answers."""
+    if upstream.kind == "static":
+        wait_ready(procs, "mock", direct_target(procs, mock))
+        answers = capture_answers(mock.url)
+        procs.stop("mock")  # replayed from here on
+        home = workdir / "static"
+        home.mkdir(exist_ok=True)
+        write_static_site(home / "site", answers)
+        conf = static_nginx_conf(home, upstream.port, home / "site", answers)
+        _start_nginx(procs, "static", str(nginx_binary()), conf, workdir, CLIENT_CORE)
+    direct = direct_target(procs, upstream)
+    wait_ready(procs, upstream.process, direct)
+    return direct
+
+
+def direct_target(procs: Processes, upstream: Upstream) -> Target:
+    return Target(
+        "direct",
+        upstream.base(False) + CHAT,
+        {},
+        procs.procs[upstream.process].pid,
+        upstream.process,
+        CLIENT_CORE,
+        stream_url=upstream.base(True) + CHAT,
+        upstream=upstream.process,
+    )
+
+
+# ---------------------------------------------------------------- servers under test
+
+
+def portkey_headers(provider: str, base: str) -> dict[str, str]:
+    """Portkey-protocol headers (fastgate's and Portkey's gateway's) for an upstream base URL."""
+    return {
+        "x-portkey-provider": provider,
+        "x-portkey-custom-host": base + "/v1",
+        "Authorization": f"Bearer {API_KEY}",
     }
-    wait_ready(procs, "mock", targets["direct"])
-    if "fastgate" in names:
+
+
+def start_servers(
+    procs: Processes,
+    names: list[str],
+    workdir: Path,
+    profile_to: Path | None = None,
+    upstream_kind: str = "mock",
+) -> dict[str, Target]:
+    """Start the upstream and the servers ``names`` needs, each pinned, and wait until each answers.
+
+    A peer gateway that cannot be installed or started is left out with a note."""
+    py = sys.executable
+    upstream, mock = launch_upstream(procs, upstream_kind)
+    targets: dict[str, Target] = {}
+    waits: dict[str, float] = {}
+
+    def add(name: str, process: str, port: int, route: str, headers: dict[str, str], **kw: Any) -> None:
+        url = f"http://127.0.0.1:{port}{route}"
+        targets[name] = Target(
+            name, url, headers, procs.procs[process].pid, process, upstream=upstream.process, **kw
+        )
+
+    def via_portkey_headers(name: str, process: str, port: int, provider: str, **kw: Any) -> None:
+        plain, stream = (portkey_headers(provider, upstream.base(s)) for s in (False, True))
+        add(name, process, port, CHAT, plain, stream_headers=stream, **kw)
+
+    def passing_path(name: str, port: int) -> None:
+        """A server that passes the path on (relay, nginx): the upstream's prefix in its URL."""
+        stream_url = f"http://127.0.0.1:{port}{upstream.prefix(True)}{CHAT}"
+        add(name, name, port, upstream.prefix(False) + CHAT, {}, stream_url=stream_url)
+
+    gateways = [n for n in ("fastgate", "fastgate-anthropic") if n in names]
+    if gateways:
         port = free_port()
         profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
-        proc = procs.start(
-            "fastgate", [py, *profiler, "-m", "fastgate", "serve", "--port", str(port)], SERVER_CORE
-        )
-        headers = {
-            "x-portkey-provider": "openai",
-            "x-portkey-custom-host": mock_url + "/v1",
-            "Authorization": "Bearer sk-bench-not-a-real-key",
-        }
-        targets["fastgate"] = Target(
-            "fastgate", f"http://127.0.0.1:{port}{chat}", headers, proc.pid, "fastgate"
-        )
+        procs.start("fastgate", [py, *profiler, "-m", "fastgate", "serve", "--port", str(port)], SERVER_CORE)
+        waits["fastgate"] = READY_TIMEOUT_S
+        for name in gateways:
+            provider = "anthropic" if name == "fastgate-anthropic" else "openai"
+            via_portkey_headers(name, "fastgate", port, provider)
+    if "fastgate-2w" in names:
+        port = free_port()
+        argv = [py, "-m", "fastgate", "serve", "--port", str(port), "--workers", "2"]
+        procs.start("fastgate-2w", argv, BOTH_CORES)
+        waits["fastgate-2w"] = READY_TIMEOUT_S
+        via_portkey_headers("fastgate-2w", "fastgate-2w", port, "openai", core=BOTH_CORES)
     if "relay" in names:
         port = free_port()
-        argv = [py, str(BENCH / "relay_baseline.py"), "--port", str(port), "--upstream", mock_url]
-        proc = procs.start("relay", argv, SERVER_CORE)
-        targets["relay"] = Target("relay", f"http://127.0.0.1:{port}{chat}", {}, proc.pid, "relay")
+        argv = [py, str(BENCH / "relay_baseline.py"), "--port", str(port), "--upstream", upstream.url]
+        procs.start("relay", argv, SERVER_CORE)
+        waits["relay"] = READY_TIMEOUT_S
+        passing_path("relay", port)
     if "nginx" in names:
         binary = nginx_binary()
         if binary is None:
             print("note: nginx is not installed, skipping it (apt-get install -y nginx)", file=sys.stderr)
         else:
             port = free_port()
-            conf = workdir / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(dir=workdir, port=port, upstream_port=mock_port))
-            argv = [binary, "-p", str(workdir), "-e", str(workdir / "nginx-error.log"), "-c", str(conf)]
-            proc = procs.start("nginx", argv, SERVER_CORE)
-            targets["nginx"] = Target("nginx", f"http://127.0.0.1:{port}{chat}", {}, proc.pid, "nginx")
-    for name, target in targets.items():
-        if name != "direct":
-            wait_ready(procs, name, target)
+            conf = NGINX_CONF.format(dir=workdir / "nginx", port=port, upstream_port=upstream.port)
+            _start_nginx(procs, "nginx", binary, conf, workdir, SERVER_CORE)
+            waits["nginx"] = READY_TIMEOUT_S
+            passing_path("nginx", port)
+    if "portkey" in names and (entry := peers.install_portkey()) is not None:
+        port = free_port()
+        procs.start("portkey", peers.portkey_argv(entry, port), SERVER_CORE, env=peers.portkey_env())
+        waits["portkey"] = PEER_READY_TIMEOUT_S
+        via_portkey_headers("portkey", "portkey", port, "openai")
+    if "litellm" in names and (entry := peers.install_litellm()) is not None:
+        port = free_port()
+        config, log_config = workdir / "litellm.yaml", workdir / "litellm-log.json"
+        config.write_text(peers.litellm_config({s: upstream.base(s) for s in (False, True)}, API_KEY))
+        log_config.write_text(json.dumps(peers.UVICORN_LOG_CONFIG))
+        argv = peers.litellm_argv(entry, config, log_config, port)
+        procs.start("litellm", argv, SERVER_CORE, env=peers.LITELLM_ENV)
+        waits["litellm"] = PEER_READY_TIMEOUT_S
+        stream_url = f"http://127.0.0.1:{port}{peers.litellm_path(True)}"
+        add(
+            "litellm",
+            "litellm",
+            port,
+            peers.litellm_path(False),
+            {"Authorization": f"Bearer {API_KEY}"},
+            stream_url=stream_url,
+        )
+    targets["direct"] = finish_upstream(procs, upstream, mock, workdir)
+    for started, target in list(targets.items()):
+        if started == "direct":
+            continue
+        try:
+            wait_ready(procs, target.process, target, waits[target.process], streams=started not in PEERS)
+        except RuntimeError as exc:
+            if started not in PEERS:
+                raise
+            peers.note(f"{started} did not start, skipping it: {exc}")
+            procs.stop(target.process)
+            del targets[started]
     return {name: targets[name] for name in names if name in targets}
 
 
@@ -391,15 +724,19 @@ def parse_wrk(output: str) -> tuple[int, float, int, int]:
     return int(done.group(1)), float(rps.group(1)), int(non_2xx.group(1)) if non_2xx else 0, errors
 
 
-def run_wrk(target: Target, body_file: Path, duration: int, connections: int = WRK_CONNECTIONS) -> WrkResult:
+def run_wrk(
+    target: Target, body_file: Path, duration: int, connections: int = WRK_CONNECTIONS, stream: bool = False
+) -> WrkResult:
+    """wrk against the target's non-streaming or streaming endpoint, with the server's CPU time."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed: apt-get install -y wrk")
     argv = [*taskset_prefix(CLIENT_CORE), wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s"]
     argv += ["-s", str(POST_LUA), "-H", "Content-Type: application/json"]
-    for name, value in target.headers.items():
+    url, headers = target.endpoint(stream)
+    for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
-    argv += [target.url, "--", str(body_file)]
+    argv += [url, "--", str(body_file)]
     pids = process_tree(target.pid)
     cpu_before, core_before, started = cpu_seconds(pids), core_busy_ticks(target.core), time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
@@ -549,6 +886,7 @@ class Settings:
     latency_duration: float
     rate: float
     pause_s: float = 0.3
+    upstream: str = "mock"
 
 
 def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> dict[str, Any]:
@@ -561,7 +899,7 @@ def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> 
     out["core_busy"] = plain.core_busy
     out["wrk"] = asdict(plain)
     time.sleep(settings.pause_s)
-    stream = run_wrk(target, files["stream"], settings.duration)
+    stream = run_wrk(target, files["stream"], settings.duration, stream=True)
     out["streams_per_s"] = stream.rps if stream.valid else math.nan
     out["cpu_us_per_stream"] = stream.cpu_us_per_request
     out["wrk_stream"] = asdict(stream)
@@ -685,6 +1023,39 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
     return _table(throughput_head, throughput) + "\n\n" + _table(latency_head, latency)
 
 
+#: Ratio lines under the tables: (row, reference row, what the pair shows).
+COMPARISONS = (
+    (
+        "fastgate-anthropic",
+        "fastgate",
+        "anthropic / openai (mapped provider ÷ passthrough; target: within 20%)",
+    ),
+    (
+        "fastgate-2w",
+        "fastgate",
+        "2 workers / 1 worker (both cores, shared with the load generators and the upstream on this "
+        "2-core box: not a scaling measure; the >=1.8x target needs cores for the workers alone)",
+    ),
+)
+_COMPARED = (
+    ("rps", "req/s"),
+    ("streams_per_s", "streams/s"),
+    ("cpu_us_per_req", "CPU µs/req"),
+    ("cpu_us_per_stream", "CPU µs/stream"),
+)
+
+
+def comparisons(summary: dict[str, dict[str, float]]) -> list[str]:
+    """One line per pair of rows that were both measured: each number's ratio."""
+    lines = []
+    for name, reference, label in COMPARISONS:
+        row, ref = summary.get(name), summary.get(reference)
+        if row is not None and ref is not None:
+            cells = [f"{what} {_ratio(row[key], ref[key]) or '!'}" for key, what in _COMPARED]
+            lines.append(f"{label}: " + ", ".join(cells))
+    return lines
+
+
 def interleaved(names: list[str], runs: int) -> Iterator[tuple[int, str]]:
     """(run, target) in the order measured: every target once per run, rotated each run."""
     for run in range(runs):
@@ -694,8 +1065,8 @@ def interleaved(names: list[str], runs: int) -> Iterator[tuple[int, str]]:
 
 
 def exited(procs: Processes, target: Target) -> str | None:
-    """Which process a target depends on has exited (the mock, or its own server), if any."""
-    for name in ("mock", target.process):
+    """Which process a target depends on has exited (the upstream, or its own server), if any."""
+    for name in (target.upstream, target.process):
         if procs.procs[name].poll() is not None:
             return name
     return None
@@ -706,11 +1077,12 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
     files["plain"].write_bytes(chat_body(stream=False))
     files["stream"].write_bytes(chat_body(stream=True))
     with Processes(workdir) as procs:
-        targets = start_servers(procs, settings.targets, workdir)
+        targets = start_servers(procs, settings.targets, workdir, upstream_kind=settings.upstream)
         names = list(targets)
         rss_start = {n: rss_mb(process_tree(t.pid)) for n, t in targets.items()}
         for target in targets.values():  # warm-up: pools filled, code paths hot
             run_wrk(target, files["plain"], 1)
+            run_wrk(target, files["stream"], 1, stream=True)
         raw: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         failures: list[dict[str, Any]] = []
 
@@ -751,17 +1123,18 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
         "rss_mb_end": rss_end,
         "failures": failures,
         "table": render_table(summary, settings.rate, rss_end),
+        "comparisons": comparisons(summary),
     }
 
 
-def profile_gateway(duration: int, workdir: Path, stream: bool, top: int = 25) -> str:
+def profile_gateway(duration: int, workdir: Path, stream: bool, upstream: str = "mock", top: int = 25) -> str:
     """The gateway under cProfile during one wrk run: where its per-request CPU time goes."""
     prof = workdir / "fastgate.prof"
     body_file = workdir / "chat.json"
     body_file.write_bytes(chat_body(stream=stream))
     with Processes(workdir) as procs:
-        target = start_servers(procs, ["fastgate"], workdir, profile_to=prof)["fastgate"]
-        result = run_wrk(target, body_file, duration)
+        target = start_servers(procs, ["fastgate"], workdir, prof, upstream)["fastgate"]
+        result = run_wrk(target, body_file, duration, stream=stream)
     if not prof.exists():
         raise RuntimeError("the profiled gateway wrote no profile:\n" + procs.log_tail("fastgate"))
     RESULTS.mkdir(exist_ok=True)
@@ -852,7 +1225,18 @@ def _machine() -> dict[str, Any]:
         "taskset": shutil.which("taskset") is not None,
         "wrk": shutil.which("wrk"),
         "nginx": nginx_binary(),
+        "node": shutil.which("node"),
+        "peers": {
+            "portkey": peers.PORTKEY_PACKAGE,
+            "portkey_overrides": peers.PORTKEY_OVERRIDES,
+            "litellm": peers.LITELLM_REQUIREMENT,
+        },
     }
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list, blanks and repeats dropped, order kept."""
+    return list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -865,6 +1249,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--targets", default=",".join(TARGETS), help="comma-separated, from " + ",".join(TARGETS)
     )
     parser.add_argument(
+        "--upstream",
+        choices=UPSTREAMS,
+        default="mock",
+        help="what the targets call: the Python mock (default), or nginx replaying its answers",
+    )
+    parser.add_argument(
+        "--peers",
+        default="",
+        help="also measure other gateways, installed on demand under bench/.peers: " + ",".join(PEERS),
+    )
+    parser.add_argument(
         "--profile",
         nargs="?",
         const="plain",
@@ -872,10 +1267,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead: profile the gateway (cProfile) under non-streaming (default) or streaming load",
     )
     args = parser.parse_args(argv)
-    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    args.targets = _names(args.targets)
     unknown = set(args.targets) - set(TARGETS)
     if unknown or not args.targets:
         parser.error(f"unknown targets {sorted(unknown)}; choose from {','.join(TARGETS)}")
+    args.peers = _names(args.peers)
+    if unknown := set(args.peers) - set(PEERS):
+        parser.error(f"unknown peers {sorted(unknown)}; choose from {','.join(PEERS)}")
     if args.duration is None:
         args.duration = 2 if args.quick else 5
     if args.runs is None:
@@ -897,6 +1295,9 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed; install it with: apt-get install -y wrk", file=sys.stderr)
         return 2
+    if args.upstream == "static" and nginx_binary() is None:
+        print("--upstream static needs nginx: apt-get install -y nginx", file=sys.stderr)
+        return 2
     _stop_on_sigterm()
     if taskset_prefix(CLIENT_CORE):
         os.sched_setaffinity(0, {CLIENT_CORE})  # the latency generator runs in this process
@@ -905,14 +1306,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fastgate-load-") as tmp:
         workdir = Path(tmp)
         if args.profile:
-            print(profile_gateway(args.duration, workdir, stream=args.profile == "stream"))
+            print(profile_gateway(args.duration, workdir, args.profile == "stream", args.upstream))
             return 0
         settings = Settings(
-            targets=args.targets,
+            targets=args.targets + args.peers,
             runs=args.runs,
             duration=args.duration,
             latency_duration=float(args.duration),
             rate=args.rate,
+            upstream=args.upstream,
         )
         result = benchmark(settings, workdir)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -927,6 +1329,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     path.write_text(json.dumps(_json_safe(record), indent=2, allow_nan=False))
     print(result["table"])
+    if result["comparisons"]:
+        print("\n" + "\n".join(f"- {line}" for line in result["comparisons"]))
     lags = ", ".join(f"{n} {m['send_lag_p99_ms']:.2f}" for n, m in result["medians"].items())
     print(f"\nOpen-loop generator, p99 of its own send lag in ms (included in the latencies): {lags}")
     for failure in result["failures"]:

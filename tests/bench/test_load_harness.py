@@ -8,22 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import json
 import math
 import os
 import pstats
+import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bench import load
+from bench import load, peers
 from bench.load import Processes, Settings, Target
 
 needs_wrk = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+needs_nginx = pytest.mark.skipif(
+    load.nginx_binary() is None, reason="nginx is not installed (apt-get install nginx)"
 )
 
 
@@ -41,20 +49,30 @@ def servers(workdir: Path) -> Iterator[tuple[Processes, dict[str, Target]]]:
 
 def test_every_target_answers_a_chat_request(servers: tuple[Processes, dict[str, Target]]) -> None:
     _, targets = servers
-    expected = ["direct", "fastgate", "relay"] + (["nginx"] if load.nginx_binary() else [])
+    expected = [t for t in load.TARGETS if t != "nginx" or load.nginx_binary()]
     assert list(targets) == expected
     for target in targets.values():
         status, body = load._post(target.url, load.chat_body(stream=False), target.headers)
         assert status == 200, (target.name, body[:200])
         assert b'"chat.completion"' in body
+    # The mapped provider really went through Anthropic's Messages API (the mock's message id).
+    _, body = load._post(
+        targets["fastgate-anthropic"].url, load.chat_body(False), targets["fastgate"].headers
+    )
+    assert b'"id":"chatcmpl-mock' in body
+    _, body = load._post(
+        targets["fastgate-anthropic"].url, load.chat_body(False), targets["fastgate-anthropic"].headers
+    )
+    assert b'"id":"msg_mock' in body
 
 
-@pytest.mark.parametrize("name", ["direct", "fastgate", "relay", "nginx"])
+@pytest.mark.parametrize("name", load.TARGETS)
 def test_streams_arrive_whole(servers: tuple[Processes, dict[str, Target]], name: str) -> None:
     _, targets = servers
     if name not in targets:
         pytest.skip("nginx is not installed (apt-get install nginx): the harness skips it too")
-    status, body = load._post(targets[name].url, load.chat_body(stream=True), targets[name].headers)
+    url, headers = targets[name].endpoint(stream=True)
+    status, body = load._post(url, load.chat_body(stream=True), headers)
     assert status == 200
     events = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
     assert events[-1] == b"data: [DONE]"
@@ -68,6 +86,10 @@ def test_servers_are_pinned_to_the_server_core(servers: tuple[Processes, dict[st
     assert os.sched_getaffinity(procs.procs["mock"].pid) == {load.CLIENT_CORE}
     for name in ("fastgate", "relay"):
         assert os.sched_getaffinity(targets[name].pid) == {load.SERVER_CORE}
+    # Two workers on both cores: the supervisor and its workers (which inherit its affinity).
+    workers = load.process_tree(targets["fastgate-2w"].pid)
+    assert len(workers) >= 2
+    assert all(os.sched_getaffinity(pid) == set(load.BOTH_CORES) for pid in workers)
 
 
 def test_open_loop_keeps_its_schedule(servers: tuple[Processes, dict[str, Target]]) -> None:
@@ -229,3 +251,255 @@ def test_a_dead_server_is_named(tmp_path: Path) -> None:
         assert load.exited(procs, target) == "relay"
         assert math.isnan(load.rss_mb([relay.pid]))
         assert load.rss_mb([procs.procs["mock"].pid]) > 1
+
+
+# ---------------------------------------------------------------- the static upstream
+
+
+@pytest.fixture(scope="module")
+def static_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, dict[str, Target]]]:
+    if load.nginx_binary() is None:
+        pytest.skip("nginx is not installed (apt-get install nginx): --upstream static needs it")
+    workdir = tmp_path_factory.mktemp("static")
+    names = ["direct", "fastgate", "fastgate-anthropic", "relay", "nginx"]
+    with Processes(workdir) as procs:
+        yield workdir, load.start_servers(procs, names, workdir, upstream_kind="static")
+        assert procs.procs["mock"].poll() is not None, "the mock outlived the capture of its answers"
+    assert all(p.poll() is not None for p in procs.procs.values()), "a server outlived the harness"
+
+
+def _sse_data(body: bytes) -> list[bytes]:
+    return [line[6:] for line in body.split(b"\n") if line.startswith(b"data: ")]
+
+
+def test_static_upstream_replays_the_mock_byte_for_byte(
+    static_servers: tuple[Path, dict[str, Target]],
+) -> None:
+    workdir, targets = static_servers
+    direct = targets["direct"]
+    assert direct.process == "static" and direct.core == load.CLIENT_CORE
+    site = workdir / "static" / "site"
+    expected_types = {False: "application/json", True: "text/event-stream"}
+    for path in (load.CHAT, "/v1/messages"):
+        for stream in (False, True):
+            static_path = load.static_prefix(stream) + path
+            req = urllib.request.Request(direct.url.split("/plain")[0] + static_path, data=b"{}")
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                assert resp.headers["Content-Type"] == expected_types[stream]
+                assert resp.read() == (site / static_path.lstrip("/")).read_bytes()
+    # What was captured is the mock's answer to the benchmark body, in each format.
+    chat = json.loads((site / "plain/v1/chat/completions").read_bytes())
+    assert chat["object"] == "chat.completion" and chat["model"] == "mock-small"
+    assert chat["choices"][0]["message"]["content"].startswith("Mock reply to: Summarise")
+    events = _sse_data((site / "stream/v1/chat/completions").read_bytes())
+    assert events[-1] == b"[DONE]" and sum(b'"content":' in e for e in events) > load.STREAM_CHUNKS
+    message = json.loads((site / "plain/v1/messages").read_bytes())
+    assert (
+        message["type"] == "message"
+        and message["content"][0]["text"] == chat["choices"][0]["message"]["content"]
+    )
+    frames = (site / "stream/v1/messages").read_bytes()
+    assert frames.startswith(b"event: message_start\n") and frames.endswith(
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    # Anything else is a 404, not a replayed answer.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(direct.url.split("/plain")[0] + "/v1/chat/completions", data=b"{}", timeout=5)
+    assert refused.value.code == 404
+    refused.value.close()
+
+
+@pytest.mark.parametrize("name", ["fastgate", "fastgate-anthropic", "relay", "nginx"])
+def test_every_target_is_served_from_the_static_upstream(
+    static_servers: tuple[Path, dict[str, Target]], name: str
+) -> None:
+    _, targets = static_servers
+    target = targets[name]
+    assert target.upstream == "static"
+    status, body = load._post(target.url, load.chat_body(stream=False), target.headers)
+    assert status == 200, body[:300]
+    answer = json.loads(body)
+    assert answer["choices"][0]["message"]["content"].startswith("Mock reply to: Summarise")
+    assert answer["id"].startswith("msg_mock" if name == "fastgate-anthropic" else "chatcmpl-mock")
+    url, headers = target.endpoint(stream=True)
+    status, body = load._post(url, load.chat_body(stream=True), headers)
+    assert status == 200
+    events = _sse_data(body)
+    assert events[-1] == b"[DONE]"
+    text = "".join(
+        json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1] if b'"choices"' in e
+    )
+    assert text == answer["choices"][0]["message"]["content"]
+
+
+def test_static_nginx_conf_serves_each_answer_with_its_type(tmp_path: Path) -> None:
+    answers = [
+        load.Canned(load.CHAT, False, "application/json", b"{}"),
+        load.Canned(load.CHAT, True, "text/event-stream", b"data: [DONE]\n\n"),
+        load.Canned("/v1/messages", False, "application/json", b"{}"),
+    ]
+    conf = load.static_nginx_conf(tmp_path, 18080, tmp_path / "site", answers)
+    assert "listen 127.0.0.1:18080;" in conf and f"root {tmp_path / 'site'};" in conf
+    locations = re.findall(r"location = (\S+) \{\s+default_type (\S+);", conf)
+    assert locations == [
+        ("/plain/v1/chat/completions", "application/json"),
+        ("/stream/v1/chat/completions", "text/event-stream"),
+        ("/plain/v1/messages", "application/json"),
+    ]
+    assert conf.count("error_page 405 =200 $uri;") == 3
+    binary = load.nginx_binary()
+    if binary is not None:  # nginx itself accepts the file
+        (tmp_path / "nginx.conf").write_text(conf)
+        argv = [binary, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "err.log"), "-c", "nginx.conf"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        assert done.returncode == 0, done.stderr
+
+
+def test_anthropic_capture_body_is_the_benchmark_body_mapped() -> None:
+    chat, messages = json.loads(load.chat_body(True)), json.loads(load.messages_body(True))
+    assert messages["system"] == chat["messages"][0]["content"]
+    assert messages["messages"] == chat["messages"][1:]
+    assert messages["max_tokens"] == chat["max_tokens"] and messages["stream"] is True
+
+
+# ---------------------------------------------------------------- options, pieces
+
+
+def test_arguments() -> None:
+    args = load.parse_args([])
+    assert (args.upstream, args.peers, args.targets) == ("mock", [], list(load.TARGETS))
+    args = load.parse_args(["--upstream", "static", "--peers", "litellm, portkey,litellm", "--quick"])
+    assert args.upstream == "static" and args.peers == ["litellm", "portkey"]
+    assert (args.runs, args.duration) == (1, 2)
+    args = load.parse_args(["--targets", "fastgate-anthropic,fastgate-2w"])
+    assert args.targets == ["fastgate-anthropic", "fastgate-2w"]
+    for bad in (["--upstream", "openai"], ["--peers", "kong"], ["--targets", ""], ["--runs", "0"]):
+        with pytest.raises(SystemExit):
+            load.parse_args(bad)
+
+
+def test_endpoints_for_plain_and_streaming_requests() -> None:
+    same = Target("relay", "http://127.0.0.1:1/plain", {"a": "1"}, 1, "relay")
+    assert same.endpoint(False) == same.endpoint(True) == ("http://127.0.0.1:1/plain", {"a": "1"})
+    apart = Target("x", "u", {"a": "1"}, 1, "x", stream_url="s", stream_headers={"a": "2"})
+    assert apart.endpoint(False) == ("u", {"a": "1"}) and apart.endpoint(True) == ("s", {"a": "2"})
+    mock = load.Upstream("mock", "http://127.0.0.1:2")
+    static = load.Upstream("static", "http://127.0.0.1:3")
+    assert mock.base(True) == mock.base(False) == "http://127.0.0.1:2"
+    assert (static.base(False), static.base(True)) == (
+        "http://127.0.0.1:3/plain",
+        "http://127.0.0.1:3/stream",
+    )
+    assert (mock.process, static.process, static.port) == ("mock", "static", 3)
+
+
+def test_litellm_config_points_each_model_at_its_upstream_answer() -> None:
+    text = peers.litellm_config({False: "http://127.0.0.1:5/plain", True: "http://127.0.0.1:5/stream/"}, "k")
+    config = json.loads(text)  # JSON is YAML: LiteLLM's loader reads it
+    models = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
+    assert models == {
+        "bench-plain": {
+            "model": "openai/mock-small",
+            "api_base": "http://127.0.0.1:5/plain/v1",
+            "api_key": "k",
+        },
+        "bench-stream": {
+            "model": "openai/mock-small",
+            "api_base": "http://127.0.0.1:5/stream/v1",
+            "api_key": "k",
+        },
+    }
+    assert config["general_settings"]["master_key"] == "k"
+    assert peers.litellm_path(True) == "/engines/bench-stream/chat/completions"
+    assert peers.litellm_path(False) == "/engines/bench-plain/chat/completions"
+    argv = peers.litellm_argv(Path("/x/litellm"), Path("c.yaml"), Path("l.json"), 9)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "9"
+    # Nothing LiteLLM would fetch at start-up may leave the machine.
+    urls = [v for k, v in peers.LITELLM_ENV.items() if k.endswith("_URL")]
+    assert urls and all(u.startswith("http://127.0.0.1:") for u in urls)
+
+
+def test_a_failed_install_is_a_note_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("npm", "node"):  # an npm that cannot reach its registry
+        (bin_dir / tool).write_text("#!/bin/sh\necho 'npm error network ENOTFOUND' >&2\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert peers.install_portkey(tmp_path / "peers") is None
+    err = capsys.readouterr().err
+    assert (
+        "skipping portkey" in err and "ENOTFOUND" in (tmp_path / "peers" / "portkey-install.log").read_text()
+    )
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    assert peers.install_portkey(tmp_path / "peers") is None
+    assert "node/npm not found" in capsys.readouterr().err
+
+
+def test_a_peer_that_does_not_start_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    broken = tmp_path / "start-server.js"
+    broken.write_text("console.error('no such gateway'); process.exit(3);\n")
+    monkeypatch.setattr(peers, "install_portkey", lambda: broken)
+    with Processes(tmp_path) as procs:
+        targets = load.start_servers(procs, ["direct", "portkey"], tmp_path)
+        assert list(targets) == ["direct"]
+        assert procs.procs["portkey"].poll() == 3
+    assert "portkey did not start, skipping it" in capsys.readouterr().err
+
+
+def test_comparison_lines() -> None:
+    def row(rps: float, streams: float) -> dict[str, float]:
+        return {
+            "rps": rps,
+            "streams_per_s": streams,
+            "cpu_us_per_req": 1e6 / rps,
+            "cpu_us_per_stream": math.nan,
+        }
+
+    lines = load.comparisons({"fastgate": row(4000, 2000), "fastgate-anthropic": row(3600, 1000)})
+    assert len(lines) == 1 and lines[0].startswith("anthropic / openai")
+    assert lines[0].endswith("req/s 0.90x, streams/s 0.50x, CPU µs/req 1.11x, CPU µs/stream !")
+    lines = load.comparisons({"fastgate": row(4000, 2000), "fastgate-2w": row(6000, 4000)})
+    assert len(lines) == 1 and lines[0].startswith("2 workers / 1 worker") and "req/s 1.50x" in lines[0]
+    assert load.comparisons({"fastgate": row(1, 1)}) == []
+
+
+def test_cores_and_their_busy_ticks() -> None:
+    busy0, total0 = load.core_busy_ticks(0)
+    busy, total = load.core_busy_ticks(load.BOTH_CORES)
+    assert 0 < busy0 <= total0
+    if (os.cpu_count() or 1) >= 2:
+        assert total > total0 and busy >= busy0
+        if shutil.which("taskset"):
+            assert load.taskset_prefix(load.BOTH_CORES) == ["taskset", "-c", "0,1"]
+    assert load.taskset_prefix((0, 4096)) == []
+
+
+def test_stopping_a_server_stops_its_children(tmp_path: Path) -> None:
+    with Processes(tmp_path) as procs:
+        # A supervisor that stops on SIGTERM, and a child of it that ignores SIGTERM (a stuck
+        # worker): the child is killed with its group, not left running.
+        pid_file = tmp_path / "child.pid"
+        script = (
+            f"(trap '' TERM; exec sleep 60) & echo $! > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; wait"
+        )
+        procs.start("supervisor", ["sh", "-c", script], core=None)
+        deadline = time.monotonic() + 5
+        while not pid_file.exists():
+            assert time.monotonic() < deadline, "the supervisor did not start its child"
+            time.sleep(0.02)
+        child = Path(f"/proc/{int(pid_file.read_text())}")
+        started = time.monotonic()
+        procs.stop("supervisor")
+        assert time.monotonic() - started < 5
+        while child.exists() and child.joinpath("stat").read_text().split(")")[1].split()[0] != "Z":
+            assert time.monotonic() - started < 5, "the child outlived its stopped supervisor"
+            time.sleep(0.02)
