@@ -2,8 +2,11 @@
 #
 # Strict where leniency lets a request mean two things to two parsers (request smuggling): bare CR
 # or LF, obs-fold, control bytes, whitespace before a colon, Content-Length with Transfer-Encoding,
-# differing Content-Lengths, a Transfer-Encoding other than chunked are all refused. Limits: one
-# header line 8190 bytes, 128 fields, a 64 KiB head, a body of ``max_body`` bytes (413).
+# differing Content-Lengths, a Transfer-Encoding other than chunked, an HTTP/1.1 request without
+# Host, a chunk line other than hex digits and extensions, control bytes in chunk extensions or
+# trailers are all refused; bytes that can never become a valid head are refused as they arrive,
+# not when the head ends. Limits: one header line 8190 bytes, 128 fields, a 64 KiB head (trailers
+# alike), a body of ``max_body`` bytes (413).
 # Reuses ``_find_crlf``, ``_find_head_end`` and ``_chunk_size`` from http1.pxi.
 
 from http import HTTPStatus as _HTTPStatus
@@ -36,10 +39,15 @@ cdef inline bint _is_token(str s) noexcept:
     return True
 
 
-cdef inline void _check_head_bytes(const char* p, Py_ssize_t n) except *:
-    """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE."""
+cdef inline void _check_head_bytes(const char* p, Py_ssize_t n, bint complete) except *:
+    """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE.
+
+    Not ``complete`` (more bytes are to come), a CR as the last byte may yet be a line end.
+    """
     cdef Py_ssize_t i = 0, line_start = 0
     cdef unsigned char c
+    if not complete and n > 0 and p[n - 1] == b"\r":
+        n -= 1
     while i < n:
         c = <unsigned char>p[i]
         if c < 32 or c == 127:
@@ -50,10 +58,36 @@ cdef inline void _check_head_bytes(const char* p, Py_ssize_t n) except *:
                 line_start = i
                 continue
             if c != 9:
-                raise RequestRefused(400, "Invalid character in the request head")
+                raise RequestRefused(400, "A control byte, or a bare CR or LF, in the request")
         i += 1
     if n - line_start > _MAX_LINE:
         raise RequestRefused(431, "A request header line is too long")
+
+
+cdef inline void _check_chunk_line(const char* p, Py_ssize_t start, Py_ssize_t end) except *:
+    """chunk-size [ BWS ";" chunk-ext ] (RFC 9112 §7.1.1), no control byte but HTAB.
+
+    The extensions are ignored, so a bare LF in one would end the line for a parser in front of
+    the gateway and not for it: the two would disagree on where the body ends (smuggling).
+    """
+    cdef Py_ssize_t i = start
+    while i < end and (b"0" <= p[i] <= b"9" or b"a" <= p[i] <= b"f" or b"A" <= p[i] <= b"F"):
+        i += 1
+    while i < end and (p[i] == b" " or p[i] == b"\t"):
+        i += 1
+    if i < end and p[i] != b";":
+        raise RequestRefused(400, "Invalid chunked body: invalid chunk size")
+    _check_head_bytes(p + i, end - i, True)
+
+
+cdef inline void _check_trailer_line(const char* p, Py_ssize_t start, Py_ssize_t end) except *:
+    """A trailer is a field line like a header's (RFC 9112 §7.1.2): token, colon, no bare CR/LF."""
+    cdef Py_ssize_t i = start
+    _check_head_bytes(p + start, end - start, True)
+    while i < end and _IS_TCHAR[<unsigned char>p[i]]:
+        i += 1
+    if i == start or i == end or p[i] != b":":
+        raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
 
 
 cdef class RequestParser:
@@ -69,6 +103,8 @@ cdef class RequestParser:
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _max_body
     cdef Py_ssize_t _body_size
+    cdef Py_ssize_t _trailer_size
+    cdef Py_ssize_t _trailer_count
     cdef list _pieces
     cdef readonly str method
     cdef readonly str target
@@ -87,6 +123,8 @@ cdef class RequestParser:
         self._state = S_HEAD
         self._remaining = 0
         self._body_size = 0
+        self._trailer_size = 0
+        self._trailer_count = 0
         self._pieces = None
         self.method = ""
         self.target = ""
@@ -124,10 +162,13 @@ cdef class RequestParser:
                     pos += 2  # empty lines before a request line are ignored (RFC 9112 §2.2)
                 end = _find_head_end(p, pos, n)
                 if end < 0:
-                    if n - pos > _MAX_HEAD:
+                    _check_head_bytes(p + pos, n - pos, False)
+                    if n - pos > _MAX_HEAD + 3:  # the end marker may be partly here
                         raise RequestRefused(431, "The request head is too large")
                     break
-                _check_head_bytes(p + pos, end - pos)
+                if end - pos > _MAX_HEAD:
+                    raise RequestRefused(431, "The request head is too large")
+                _check_head_bytes(p + pos, end - pos, True)
                 self._parse_head(buf[pos:end])
                 pos = end + 4
             elif self._state == S_BODY_LENGTH:
@@ -143,9 +184,13 @@ cdef class RequestParser:
             elif self._state == S_CHUNK_SIZE:
                 end = _find_crlf(p, pos, n)
                 if end < 0:
-                    if n - pos > _MAX_CHUNK_LINE:
+                    if n - pos > _MAX_CHUNK_LINE + 1:  # a last CR may yet end it
                         raise RequestRefused(400, "A chunk size line is too long")
+                    _check_head_bytes(p + pos, n - pos, False)
                     break
+                if end - pos > _MAX_CHUNK_LINE:
+                    raise RequestRefused(400, "A chunk size line is too long")
+                _check_chunk_line(p, pos, end)
                 try:
                     size = _chunk_size(p, pos, end)
                 except HTTPParseError as exc:
@@ -166,21 +211,27 @@ cdef class RequestParser:
                 if self._remaining == 0:
                     self._state = S_CHUNK_DATA_END
             elif self._state == S_CHUNK_DATA_END:
+                if p[pos] != b"\r" or (n - pos > 1 and p[pos + 1] != b"\n"):
+                    raise RequestRefused(400, "Invalid chunked body: no CRLF after chunk data")
                 if n - pos < 2:
                     break
-                if p[pos] != b"\r" or p[pos + 1] != b"\n":
-                    raise RequestRefused(400, "Invalid chunked body: no CRLF after chunk data")
                 pos += 2
                 self._state = S_CHUNK_SIZE
             elif self._state == S_TRAILERS:
                 end = _find_crlf(p, pos, n)
                 if end < 0:
-                    if n - pos > _MAX_LINE:
-                        raise RequestRefused(431, "The request trailers are too large")
+                    _check_head_bytes(p + pos, n - pos, False)
                     break
                 if end == pos:
                     self._finish_pieces()
                     self._state = S_DONE
+                else:
+                    # Trailers are read and dropped, within the limits of a head.
+                    _check_trailer_line(p, pos, end)
+                    self._trailer_size += end + 2 - pos
+                    self._trailer_count += 1
+                    if self._trailer_size > _MAX_HEAD or self._trailer_count > _MAX_FIELDS:
+                        raise RequestRefused(431, "The request trailers are too large")
                 pos = end + 2
         if pos < n:
             self._buf = buf[pos:]
@@ -205,7 +256,7 @@ cdef class RequestParser:
         cdef str line, name, value, lower, version, previous
         cdef dict headers = {}
         cdef object length = None
-        cdef bint chunked = False, has_te = False
+        cdef bint chunked = False, has_te = False, http10 = False
         cdef Py_ssize_t sp1, sp2
         line = lines[0]
         sp1 = line.find(" ")
@@ -221,6 +272,10 @@ cdef class RequestParser:
             self.keep_alive = True
         elif version == "HTTP/1.0":
             self.keep_alive = False
+            http10 = True
+        elif len(version) == 8 and version.startswith("HTTP/1.") and "2" <= version[7] <= "9":
+            # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
+            self.keep_alive = True
         elif version.startswith("HTTP/"):
             raise RequestRefused(505, f"HTTP version {version[5:]!r} is not supported: use HTTP/1.1")
         else:
@@ -261,13 +316,20 @@ cdef class RequestParser:
                 elif "keep-alive" in value:
                     self.keep_alive = True
             elif lower == "expect":
-                self.expect_continue = value.lower() == "100-continue"
+                # An HTTP/1.0 client cannot know 100 Continue: ignored (RFC 9110 §10.1.1).
+                self.expect_continue = not http10 and value.lower() == "100-continue"
+        if not http10 and "host" not in headers:
+            raise RequestRefused(400, "An HTTP/1.1 request must have a Host header")  # RFC 9112 §3.2
         if has_te:
             if headers["transfer-encoding"].lower() != "chunked":
                 raise RequestRefused(501, "Only the chunked transfer coding is supported")
             if length is not None:
                 raise RequestRefused(400, "Both Content-Length and Transfer-Encoding were sent")
             chunked = True
+            if http10:
+                # An HTTP/1.0 recipient may not know chunked: its framing is suspect, so the
+                # connection closes after the answer (RFC 9112 §6.1).
+                self.keep_alive = False
         self.headers = headers
         self.head_done = True
         if chunked:
