@@ -98,7 +98,10 @@ cdef class RequestParser:
     Bytes past it stay buffered until ``reset()`` and the next ``feed``.
     """
 
+    # Unparsed bytes are ``_buf[_start:]``: pipelined requests are parsed in place, one after
+    # another, rather than copying what follows each one (quadratic in the bytes buffered).
     cdef bytes _buf
+    cdef Py_ssize_t _start
     cdef _State _state
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _max_body
@@ -117,6 +120,7 @@ cdef class RequestParser:
     def __cinit__(self, Py_ssize_t max_body):
         self._max_body = max_body
         self._buf = _EMPTY
+        self._start = 0
         self._reset()
 
     cdef void _reset(self):
@@ -140,20 +144,28 @@ cdef class RequestParser:
     @property
     def buffered(self):
         """Bytes received and not yet parsed (the start of a pipelined request, say)."""
-        return len(self._buf)
+        return len(self._buf) - self._start
 
     @property
     def started(self):
         """Some of a request has arrived (its head or body is incomplete)."""
-        return self.head_done or len(self._buf) > 0
+        return self.head_done or len(self._buf) > self._start
 
     def feed(self, bytes data):
-        cdef bytes buf = self._buf + data if self._buf else data
+        cdef bytes buf = self._buf
         cdef char* p
-        cdef Py_ssize_t n, pos = 0, end, take, size
+        cdef Py_ssize_t n, pos = self._start, end, take, size
+        if not buf:
+            buf = data
+        elif data:
+            buf = (buf[pos:] if pos else buf) + data
+            pos = 0
         self._buf = _EMPTY
+        self._start = 0
         if self._state == S_DONE:
-            self._buf = buf  # a pipelined request: parsed after reset()
+            if pos < len(buf):
+                self._buf = buf  # a pipelined request: parsed after reset()
+                self._start = pos
             return True
         PyBytes_AsStringAndSize(buf, &p, &n)
         while pos < n and self._state != S_DONE:
@@ -234,7 +246,8 @@ cdef class RequestParser:
                         raise RequestRefused(431, "The request trailers are too large")
                 pos = end + 2
         if pos < n:
-            self._buf = buf[pos:]
+            self._buf = buf
+            self._start = pos
         return self._state == S_DONE
 
     cdef void _add(self, bytes piece):
