@@ -90,6 +90,32 @@ cdef inline void _check_trailer_line(const char* p, Py_ssize_t start, Py_ssize_t
         raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
 
 
+cdef str _origin_form(str target):
+    """The path and query of an absolute-form target, which a server must accept (RFC 9112
+    §3.2.2); its authority replaces Host, which the gateway does not read. Authority-form is for
+    CONNECT, which the gateway does not serve: any other form is refused."""
+    cdef str lower = target[:8].lower()
+    cdef Py_ssize_t start, end
+    if lower.startswith("http://"):
+        start = 7
+    elif lower.startswith("https://"):
+        start = 8
+    else:
+        raise RequestRefused(400, "Invalid request target")
+    end = start
+    while end < len(target) and target[end] not in "/?#":
+        end += 1
+    if end == start:
+        raise RequestRefused(400, "Invalid request target: no authority")
+    if end == len(target):
+        return "/"
+    if target[end] == "/":
+        return target[end:]
+    if target[end] == "?":
+        return "/" + target[end:]
+    raise RequestRefused(400, "Invalid request target: a fragment")
+
+
 cdef class RequestParser:
     """One request at a time from a connection's bytes; ``reset()`` readies the next (pipelining).
 
@@ -281,6 +307,8 @@ cdef class RequestParser:
         version = line[sp2 + 1:]
         if not _is_token(self.method) or " " in self.target or "\t" in self.target:
             raise RequestRefused(400, "Invalid request line")
+        if not self.target.startswith("/") and self.target != "*":
+            self.target = _origin_form(self.target)
         if version == "HTTP/1.1":
             self.keep_alive = True
         elif version == "HTTP/1.0":

@@ -246,6 +246,9 @@ REFUSED: dict[str, tuple[bytes, int]] = {
     "no version": (b"GET /\r\nHost: gw\r\n\r\n", 400),
     "two spaces in the request line": (b"GET  / HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "method not a token": (b"G(T / HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
+    "target neither a path nor a URL": (b"GET index.html HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
+    "authority-form target": (b"GET gw:443 HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
+    "absolute-form without authority": (b"GET http:///health HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "HTTP/2.0 request line": (b"GET / HTTP/2.0\r\nHost: gw\r\n\r\n", 505),
     "HTTP/0.9 request line": (b"GET / HTTP/0.9\r\nHost: gw\r\n\r\n", 505),
     "invalid chunk size": (head(CHUNKED) + b"zz\r\nhello\r\n0\r\n\r\n", 400),
@@ -334,6 +337,21 @@ def test_repeated_fields_are_joined_and_names_lower_cased() -> None:
     p = parse(b"GET /a?b=c HTTP/1.1\r\nHost: gw\r\nX-Tag: one\r\nx-tag:two\r\nACCEPT:\t*/* \r\n\r\n")
     assert (p.method, p.target) == ("GET", "/a?b=c")
     assert p.headers == {"host": "gw", "x-tag": "one, two", "accept": "*/*"}
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        (b"http://gw.example/v1/models?x=1", "/v1/models?x=1"),
+        (b"HTTPS://gw.example:8443/health", "/health"),
+        (b"http://gw.example", "/"),
+        (b"http://gw.example?q", "/?q"),
+        (b"*", "*"),
+    ],
+)
+def test_absolute_form_target_is_served_as_its_path(target: bytes, path: str) -> None:
+    """A server must accept the absolute-form (RFC 9112 §3.2.2)."""
+    assert parse(b"OPTIONS " + target + b" HTTP/1.1\r\nHost: other\r\n\r\n").target == path
 
 
 def test_identical_content_lengths_are_one() -> None:

@@ -496,6 +496,12 @@ async def test_answer_during_graceful_stop_says_connection_close(
 # ---------------------------------------------------------------------- routes and bodies
 
 
+async def test_absolute_form_request_target_is_routed_by_its_path(gw: Gateway, client: Client) -> None:
+    await client.send(f"GET http://{gw.host}:{gw.port}/health HTTP/1.1\r\nHost: {gw.host}\r\n\r\n".encode())
+    answer = await client.answer()
+    assert (answer.status, answer.body) == (200, b'{"status":"ok"}')
+
+
 async def test_unknown_route_is_404_json(gw: Gateway, client: Client) -> None:
     await client.send(request("GET", "/v2/nothing/here"))
     answer = await client.answer()
