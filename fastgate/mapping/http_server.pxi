@@ -39,6 +39,15 @@ cdef inline bint _is_token(str s) noexcept:
     return True
 
 
+cdef inline bint _is_field_value(str s) noexcept:
+    """No control character but HTAB (RFC 9110 §5.5): nothing that could end a line."""
+    cdef Py_UCS4 c
+    for c in s:
+        if (c < 32 and c != 9) or c == 127:
+            return False
+    return True
+
+
 cdef inline void _check_head_bytes(const char* p, Py_ssize_t n, bint complete) except *:
     """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE.
 
@@ -402,18 +411,20 @@ cdef bytes _status_line(int status):
 def response_head(int status, dict headers, str content_type, Py_ssize_t length, bint keep_alive, bytes date):
     """The status line and header block of a response, in one bytes object.
 
-    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body. A header whose name or
-    value holds CR or LF is dropped: nothing relayed from an upstream may split the response.
+    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body. A header (Content-Type
+    included) whose name is not a token or whose value holds a control character is dropped:
+    relayed from an upstream, a bare CR or LF would split the response for a lenient client, and
+    any other would make a strict one (h11, under the OpenAI SDK) refuse the whole answer.
     """
     cdef list parts = [_status_line(status).decode("ascii")]
     cdef object name, value
     cdef str text
     for name, value in headers.items():
         text = value if type(value) is str else str(value)
-        if "\r" in text or "\n" in text or "\r" in name or "\n" in name:
+        if type(name) is not str or not _is_token(name) or not _is_field_value(text):
             continue
         parts.append(f"{name}: {text}\r\n")
-    if content_type is not None:
+    if content_type is not None and _is_field_value(content_type):
         parts.append(f"Content-Type: {content_type}\r\n")
     if length >= 0:
         parts.append(f"Content-Length: {length}\r\n")

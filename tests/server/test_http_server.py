@@ -10,6 +10,7 @@ an upstream whose header lines would split the answer if relayed as they are.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -20,11 +21,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from openai import AsyncOpenAI
 
 from tests.conftest import Gateway, Upstream, openai_headers
 
 MAX_BODY = 4096
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say something"}]}
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Longest wait for an answer the gateway owes at once; timeouts add their own length to it.
 PROMPT = 5.0
 
@@ -76,7 +79,9 @@ class Client:
         answer = Answer(int(status), head)
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
-            assert sep and name and name.strip() == name, head
+            # A token, a colon, then no control byte but HTAB (RFC 9110 §5.1, §5.5).
+            assert sep and TOKEN.fullmatch(name), head
+            assert not any((b < 32 and b != 9) or b == 127 for b in value), head
             answer.headers.setdefault(name.decode().lower(), []).append(value.strip().decode())
         if answer.status < 200:
             return answer
@@ -461,10 +466,15 @@ async def test_answers_to_a_client_that_does_not_read_stay_bounded(gw: Gateway) 
     try:
         # Each a 404 of about 4 KB (the path is in the message): 8 MB of answers, never read.
         writer.write(request("GET", "/" + "x" * 4000) * 2000)
-        most = 0
-        for _ in range(20):
+        most, last, still = 0, None, 0
+        deadline = time.monotonic() + 5.0
+        # Until the gateway is past the bound, or has stopped moving (200 ms without a change).
+        while most <= 1024 * 1024 and still < 4 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            most = max([most, *(c.transport.get_write_buffer_size() for c in gw.server.connections)])
+            now = [(c.parser.buffered, c.transport.get_write_buffer_size()) for c in gw.server.connections]
+            most = max([most, *(written for _, written in now)])
+            still = still + 1 if now == last else 0
+            last = now
         assert most <= 1024 * 1024, most
     finally:
         writer.close()
@@ -562,12 +572,20 @@ async def test_date_and_server_headers_on_every_kind_of_answer(
 
 #: Header lines an upstream might send that hold a bare LF or CR: relayed as they are, each
 #: would end the gateway's header line early and start a header (or a body) of the upstream's.
-EVIL_HEADER_LINES = [
+SPLITTING_LINES = [
     b"X-Evil-Lf: a\nInjected-Lf: yes",
     b"X-Evil-Cr: a\rInjected-Cr: yes",
     b"X-Evil-Name\nInjected-Name: yes: v",
     b"X-Evil-Crlf-Body: a\n\nInjected-Body",
 ]
+#: Header lines no client may be handed: a strict one (h11, under the OpenAI SDK) refuses the
+#: whole answer for any of them (RFC 9110 §5.1, §5.5).
+INVALID_LINES = [b"X-Evil-Nul: a\x00b", b"X-Evil-Del: a\x7fb", b"X Evil Space: v", b"X(Evil): v"]
+#: Content-Types the upstream sends: the passthrough route relays the upstream's own.
+CONTENT_TYPES = {
+    "json": b"application/json\nInjected-Type: yes",
+    "sse": b"text/event-stream\rInjected-Type: yes",
+}
 COMPLETION = msgspec.json.encode(
     {
         "id": "chatcmpl-1",
@@ -588,7 +606,7 @@ STREAM = (
 
 @pytest.fixture
 async def evil_upstream() -> AsyncIterator[str]:
-    """A loopback upstream that answers every request with the header lines above."""
+    """A loopback upstream whose every answer carries the header lines above."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -600,9 +618,17 @@ async def evil_upstream() -> AsyncIterator[str]:
                     if line.lower().startswith(b"content-length:")
                 )
                 stream = b'"stream":true' in await reader.readexactly(length)
-                body, kind = (STREAM, b"text/event-stream") if stream else (COMPLETION, b"application/json")
-                lines = [b"HTTP/1.1 200 OK", b"Content-Type: " + kind, b"X-Ok: fine", *EVIL_HEADER_LINES]
-                writer.write(b"\r\n".join(lines) + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                body, kind = (STREAM, CONTENT_TYPES["sse"]) if stream else (COMPLETION, CONTENT_TYPES["json"])
+                lines = [
+                    b"HTTP/1.1 200 OK",
+                    b"Content-Type: " + kind,
+                    b"X-Ok: fine",
+                    b"X-Title: caf\xc3\xa9",
+                    *SPLITTING_LINES,
+                    *INVALID_LINES,
+                    b"Content-Length: %d" % len(body),
+                ]
+                writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -616,25 +642,70 @@ async def evil_upstream() -> AsyncIterator[str]:
     await server.wait_closed()
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-async def test_upstream_header_with_bare_lf_or_cr_never_splits_the_answer(
-    gw: Gateway, client: Client, evil_upstream: str, stream: bool
-) -> None:
-    fields = [
+def via(upstream_url: str) -> list[str]:
+    return [
         "Content-Type: application/json",
         "x-portkey-provider: openai",
-        f"x-portkey-custom-host: {evil_upstream}",
+        f"x-portkey-custom-host: {upstream_url}",
         "Authorization: Bearer sk-test",
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "stream"),
+    [("/v1/chat/completions", False), ("/v1/chat/completions", True), ("/v1/files/passthrough", False)],
+    ids=["chat", "chat-streamed", "passthrough"],
+)
+async def test_upstream_header_lines_never_split_or_spoil_the_answer(
+    gw: Gateway, client: Client, evil_upstream: str, path: str, stream: bool
+) -> None:
     body = msgspec.json.encode({**CHAT, "stream": stream})
     for _ in range(2):  # and the connection stays in step for the next request
-        await client.send(request("POST", "/v1/chat/completions", *fields, body=body))
-        answer = await client.answer()  # asserts every header line is whole
+        await client.send(request("POST", path, *via(evil_upstream), body=body))
+        answer = await client.answer()  # asserts every header line is whole and valid
         assert answer.status == 200, answer.body
         assert answer.header("x-ok") == "fine"  # the upstream's headers are relayed ...
-        assert not any(name.startswith(("injected", "x-evil")) for name in answer.headers), answer.head
-        assert b"Injected" not in answer.head  # ... but never a line holding a bare CR or LF
+        assert not any(name.startswith(("injected", "x-evil", "x evil", "x(evil")) for name in answer.headers)
+        assert b"Injected" not in answer.head  # ... but never one holding a bare CR or LF
         if stream:
             assert answer.body.rstrip().endswith(b"data: [DONE]")
         else:
             assert answer.json()["choices"][0]["message"]["content"] == "hi"
+
+
+async def test_openai_sdk_reads_an_answer_relayed_from_such_an_upstream(
+    gw: Gateway, evil_upstream: str
+) -> None:
+    """The SDK's strict HTTP parser refused the whole answer when an invalid line got through."""
+    sdk = AsyncOpenAI(
+        base_url=gw.url + "/v1",
+        api_key="sk-test",
+        default_headers={"x-portkey-provider": "openai", "x-portkey-custom-host": evil_upstream},
+        max_retries=0,
+    )
+    try:
+        completion = await sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+        )
+        assert completion.choices[0].message.content == "hi"
+        chunks = await sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        assert "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices]) == "hi"
+    finally:
+        await sdk.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the upstream client's ResponseParser (http1.pxi) decodes header values as latin-1 and "
+    "response_head encodes them as UTF-8: a non-ASCII value reaches the client double-encoded",
+)
+async def test_non_ascii_upstream_header_value_is_relayed_as_sent(
+    gw: Gateway, client: Client, evil_upstream: str
+) -> None:
+    await client.send(
+        request("POST", "/v1/chat/completions", *via(evil_upstream), body=msgspec.json.encode(CHAT))
+    )
+    answer = await client.answer()
+    assert b"\r\nX-Title: caf\xc3\xa9\r\n" in answer.head, answer.head
