@@ -10,6 +10,7 @@ an upstream whose header lines would split the answer if relayed as they are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import time
@@ -395,22 +396,33 @@ async def test_slow_request_is_answered_408(make_gateway: Any, upstream: Upstrea
     gw = await make_gateway(client_timeout=0.5, keepalive_timeout=30)
     partial_head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     partial_body = (POST + 'Content-Length: 20\r\n\r\n{"model":').encode()
-    slow_head, slow_body, slow_upstream = [await Client.connect(gw) for _ in range(3)]
+    slow_head, slow_body, trickle, slow_upstream = [await Client.connect(gw) for _ in range(4)]
+
+    async def drip() -> None:
+        """A byte every 50 ms: always sending, never done (slowloris)."""
+        with contextlib.suppress(ConnectionError):
+            for byte in partial_head + b"X-Drip: " + b"d" * 100:
+                await trickle.send(bytes([byte]))
+                await asyncio.sleep(0.05)
+
+    dripping = asyncio.create_task(drip())
     try:
         started = time.monotonic()
         # An upstream slower than client_timeout is no slow client: that request is answered.
         await slow_upstream.send(chat_request(upstream, {**CHAT, "mock": {"delay_ms": 1100}}))
         await slow_head.send(partial_head)
         await slow_body.send(partial_body)
-        for c in (slow_head, slow_body):
+        for c in (slow_head, slow_body, trickle):
             answer = await c.answer(timeout=PROMPT)
             assert 0.5 <= time.monotonic() - started < 3.0
             assert_openai_error(answer, 408)
             assert answer.header("connection") == "close"
-            assert await c.closed_by_gateway()
         assert (await slow_upstream.answer()).status == 200
+        for c in (slow_head, slow_body):
+            assert await c.closed_by_gateway()
     finally:
-        for c in (slow_head, slow_body, slow_upstream):
+        dripping.cancel()
+        for c in (slow_head, slow_body, trickle, slow_upstream):
             c.close()
     await assert_still_serving(gw)
 
