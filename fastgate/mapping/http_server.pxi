@@ -316,6 +316,9 @@ cdef class RequestParser:
         version = line[sp2 + 1:]
         if not _is_token(self.method) or " " in self.target or "\t" in self.target:
             raise RequestRefused(400, "Invalid request line")
+        if not self.target.isascii():
+            # A URI is ASCII (RFC 3986 §2): anything else must come percent-encoded.
+            raise RequestRefused(400, "Invalid request target: percent-encode bytes outside ASCII")
         if not self.target.startswith("/") and self.target != "*":
             self.target = _origin_form(self.target)
         if version == "HTTP/1.1":
