@@ -112,17 +112,13 @@ cdef str _origin_form(str target):
     else:
         raise RequestRefused(400, "Invalid request target")
     end = start
-    while end < len(target) and target[end] not in "/?#":
+    while end < len(target) and target[end] not in "/?":
         end += 1
     if end == start:
         raise RequestRefused(400, "Invalid request target: no authority")
     if end == len(target):
         return "/"
-    if target[end] == "/":
-        return target[end:]
-    if target[end] == "?":
-        return "/" + target[end:]
-    raise RequestRefused(400, "Invalid request target: a fragment")
+    return target[end:] if target[end] == "/" else "/" + target[end:]
 
 
 cdef class RequestParser:
@@ -316,9 +312,10 @@ cdef class RequestParser:
         version = line[sp2 + 1:]
         if not _is_token(self.method) or " " in self.target or "\t" in self.target:
             raise RequestRefused(400, "Invalid request line")
-        if not self.target.isascii():
-            # A URI is ASCII (RFC 3986 §2): anything else must come percent-encoded.
-            raise RequestRefused(400, "Invalid request target: percent-encode bytes outside ASCII")
+        if not self.target.isascii() or "#" in self.target:
+            # A URI is ASCII (RFC 3986 §2): anything else comes percent-encoded; a fragment is
+            # the client's own and never sent (RFC 9112 §3.2).
+            raise RequestRefused(400, "Invalid request target: raw non-ASCII bytes or a fragment")
         if not self.target.startswith("/") and self.target != "*":
             self.target = _origin_form(self.target)
         if version == "HTTP/1.1":

@@ -248,6 +248,8 @@ REFUSED: dict[str, tuple[bytes, int]] = {
     "method not a token": (b"G(T / HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "raw non-ASCII in the target": (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "invalid UTF-8 in the target": (b"GET /\xff HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
+    "fragment in the target": (b"GET /health#top HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
+    "fragment in an absolute-form target": (b"GET http://gw#top HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "target neither a path nor a URL": (b"GET index.html HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "authority-form target": (b"GET gw:443 HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "absolute-form without authority": (b"GET http:///health HTTP/1.1\r\nHost: gw\r\n\r\n", 400),

@@ -282,6 +282,17 @@ async def test_expect_100_continue_with_a_body_too_large_is_413_at_once(gw: Gate
     assert await client.closed_by_gateway()
 
 
+async def test_expect_100_continue_from_http_1_0_is_ignored(gw: Gateway, client: Client) -> None:
+    """An HTTP/1.0 client cannot know 100 Continue (RFC 9110 §10.1.1): it only gets the answer."""
+    await client.send(b"POST /health HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(client.reader.read(1), 0.2)
+    await client.send(b"{}")
+    answer = await client.answer()
+    assert_openai_error(answer, 405)
+    assert answer.header("connection") == "close"
+
+
 # ---------------------------------------------------------------------- connection handling
 
 
@@ -533,7 +544,7 @@ async def test_a_failure_to_render_an_error_still_ends_the_request(gw: Gateway, 
     gw.app.router.add("GET", "/unrenderable", unrenderable)
     await client.send(b"GET /unrenderable HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Value: \xff\r\n\r\n")
     try:
-        answer = await client.answer(timeout=1.5)
+        answer = await client.answer(timeout=1.0)
     except (asyncio.IncompleteReadError, ConnectionError):
         return  # closed without an answer: the client at least knows
     assert answer.status >= 400
