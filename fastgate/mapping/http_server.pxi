@@ -2,8 +2,11 @@
 #
 # Strict where leniency lets a request mean two things to two parsers (request smuggling): bare CR
 # or LF, obs-fold, control bytes, whitespace before a colon, Content-Length with Transfer-Encoding,
-# differing Content-Lengths, a Transfer-Encoding other than chunked are all refused. Limits: one
-# header line 8190 bytes, 128 fields, a 64 KiB head, a body of ``max_body`` bytes (413).
+# differing Content-Lengths, a Transfer-Encoding other than chunked, an HTTP/1.1 request without
+# Host, a chunk line other than hex digits and extensions, control bytes in chunk extensions or
+# trailers are all refused; bytes that can never become a valid head are refused as they arrive,
+# not when the head ends. Limits: one header line 8190 bytes, 128 fields, a 64 KiB head (trailers
+# alike), a body of ``max_body`` bytes (413).
 # Reuses ``_find_crlf``, ``_find_head_end`` and ``_chunk_size`` from http1.pxi.
 
 from http import HTTPStatus as _HTTPStatus
@@ -36,10 +39,24 @@ cdef inline bint _is_token(str s) noexcept:
     return True
 
 
-cdef inline void _check_head_bytes(const char* p, Py_ssize_t n) except *:
-    """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE."""
+cdef inline bint _is_field_value(str s) noexcept:
+    """No control character but HTAB (RFC 9110 §5.5): nothing that could end a line."""
+    cdef Py_UCS4 c
+    for c in s:
+        if (c < 32 and c != 9) or c == 127:
+            return False
+    return True
+
+
+cdef inline void _check_head_bytes(const char* p, Py_ssize_t n, bint complete) except *:
+    """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE.
+
+    Not ``complete`` (more bytes are to come), a CR as the last byte may yet be a line end.
+    """
     cdef Py_ssize_t i = 0, line_start = 0
     cdef unsigned char c
+    if not complete and n > 0 and p[n - 1] == b"\r":
+        n -= 1
     while i < n:
         c = <unsigned char>p[i]
         if c < 32 or c == 127:
@@ -50,10 +67,58 @@ cdef inline void _check_head_bytes(const char* p, Py_ssize_t n) except *:
                 line_start = i
                 continue
             if c != 9:
-                raise RequestRefused(400, "Invalid character in the request head")
+                raise RequestRefused(400, "A control byte, or a bare CR or LF, in the request")
         i += 1
     if n - line_start > _MAX_LINE:
         raise RequestRefused(431, "A request header line is too long")
+
+
+cdef inline void _check_chunk_line(const char* p, Py_ssize_t start, Py_ssize_t end) except *:
+    """chunk-size [ BWS ";" chunk-ext ] (RFC 9112 §7.1.1), no control byte but HTAB.
+
+    The extensions are ignored, so a bare LF in one would end the line for a parser in front of
+    the gateway and not for it: the two would disagree on where the body ends (smuggling).
+    """
+    cdef Py_ssize_t i = start
+    while i < end and (b"0" <= p[i] <= b"9" or b"a" <= p[i] <= b"f" or b"A" <= p[i] <= b"F"):
+        i += 1
+    while i < end and (p[i] == b" " or p[i] == b"\t"):
+        i += 1
+    if i < end and p[i] != b";":
+        raise RequestRefused(400, "Invalid chunked body: invalid chunk size")
+    _check_head_bytes(p + i, end - i, True)
+
+
+cdef inline void _check_trailer_line(const char* p, Py_ssize_t start, Py_ssize_t end) except *:
+    """A trailer is a field line like a header's (RFC 9112 §7.1.2): token, colon, no bare CR/LF."""
+    cdef Py_ssize_t i = start
+    _check_head_bytes(p + start, end - start, True)
+    while i < end and _IS_TCHAR[<unsigned char>p[i]]:
+        i += 1
+    if i == start or i == end or p[i] != b":":
+        raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
+
+
+cdef str _origin_form(str target):
+    """The path and query of an absolute-form target, which a server must accept (RFC 9112
+    §3.2.2); its authority replaces Host, which the gateway does not read. Authority-form is for
+    CONNECT, which the gateway does not serve: any other form is refused."""
+    cdef str lower = target[:8].lower()
+    cdef Py_ssize_t start, end
+    if lower.startswith("http://"):
+        start = 7
+    elif lower.startswith("https://"):
+        start = 8
+    else:
+        raise RequestRefused(400, "Invalid request target")
+    end = start
+    while end < len(target) and target[end] not in "/?":
+        end += 1
+    if end == start:
+        raise RequestRefused(400, "Invalid request target: no authority")
+    if end == len(target):
+        return "/"
+    return target[end:] if target[end] == "/" else "/" + target[end:]
 
 
 cdef class RequestParser:
@@ -64,11 +129,16 @@ cdef class RequestParser:
     Bytes past it stay buffered until ``reset()`` and the next ``feed``.
     """
 
+    # Unparsed bytes are ``_buf[_start:]``: pipelined requests are parsed in place, one after
+    # another, rather than copying what follows each one (quadratic in the bytes buffered).
     cdef bytes _buf
+    cdef Py_ssize_t _start
     cdef _State _state
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _max_body
     cdef Py_ssize_t _body_size
+    cdef Py_ssize_t _trailer_size
+    cdef Py_ssize_t _trailer_count
     cdef list _pieces
     cdef readonly str method
     cdef readonly str target
@@ -81,12 +151,15 @@ cdef class RequestParser:
     def __cinit__(self, Py_ssize_t max_body):
         self._max_body = max_body
         self._buf = _EMPTY
+        self._start = 0
         self._reset()
 
     cdef void _reset(self):
         self._state = S_HEAD
         self._remaining = 0
         self._body_size = 0
+        self._trailer_size = 0
+        self._trailer_count = 0
         self._pieces = None
         self.method = ""
         self.target = ""
@@ -102,20 +175,28 @@ cdef class RequestParser:
     @property
     def buffered(self):
         """Bytes received and not yet parsed (the start of a pipelined request, say)."""
-        return len(self._buf)
+        return len(self._buf) - self._start
 
     @property
     def started(self):
         """Some of a request has arrived (its head or body is incomplete)."""
-        return self.head_done or len(self._buf) > 0
+        return self.head_done or len(self._buf) > self._start
 
     def feed(self, bytes data):
-        cdef bytes buf = self._buf + data if self._buf else data
+        cdef bytes buf = self._buf
         cdef char* p
-        cdef Py_ssize_t n, pos = 0, end, take, size
+        cdef Py_ssize_t n, pos = self._start, end, take, size
+        if not buf:
+            buf = data
+        elif data:
+            buf = (buf[pos:] if pos else buf) + data
+            pos = 0
         self._buf = _EMPTY
+        self._start = 0
         if self._state == S_DONE:
-            self._buf = buf  # a pipelined request: parsed after reset()
+            if pos < len(buf):
+                self._buf = buf  # a pipelined request: parsed after reset()
+                self._start = pos
             return True
         PyBytes_AsStringAndSize(buf, &p, &n)
         while pos < n and self._state != S_DONE:
@@ -124,10 +205,13 @@ cdef class RequestParser:
                     pos += 2  # empty lines before a request line are ignored (RFC 9112 §2.2)
                 end = _find_head_end(p, pos, n)
                 if end < 0:
-                    if n - pos > _MAX_HEAD:
+                    _check_head_bytes(p + pos, n - pos, False)
+                    if n - pos > _MAX_HEAD + 3:  # the end marker may be partly here
                         raise RequestRefused(431, "The request head is too large")
                     break
-                _check_head_bytes(p + pos, end - pos)
+                if end - pos > _MAX_HEAD:
+                    raise RequestRefused(431, "The request head is too large")
+                _check_head_bytes(p + pos, end - pos, True)
                 self._parse_head(buf[pos:end])
                 pos = end + 4
             elif self._state == S_BODY_LENGTH:
@@ -143,9 +227,13 @@ cdef class RequestParser:
             elif self._state == S_CHUNK_SIZE:
                 end = _find_crlf(p, pos, n)
                 if end < 0:
-                    if n - pos > _MAX_CHUNK_LINE:
+                    if n - pos > _MAX_CHUNK_LINE + 1:  # a last CR may yet end it
                         raise RequestRefused(400, "A chunk size line is too long")
+                    _check_head_bytes(p + pos, n - pos, False)
                     break
+                if end - pos > _MAX_CHUNK_LINE:
+                    raise RequestRefused(400, "A chunk size line is too long")
+                _check_chunk_line(p, pos, end)
                 try:
                     size = _chunk_size(p, pos, end)
                 except HTTPParseError as exc:
@@ -166,24 +254,31 @@ cdef class RequestParser:
                 if self._remaining == 0:
                     self._state = S_CHUNK_DATA_END
             elif self._state == S_CHUNK_DATA_END:
+                if p[pos] != b"\r" or (n - pos > 1 and p[pos + 1] != b"\n"):
+                    raise RequestRefused(400, "Invalid chunked body: no CRLF after chunk data")
                 if n - pos < 2:
                     break
-                if p[pos] != b"\r" or p[pos + 1] != b"\n":
-                    raise RequestRefused(400, "Invalid chunked body: no CRLF after chunk data")
                 pos += 2
                 self._state = S_CHUNK_SIZE
             elif self._state == S_TRAILERS:
                 end = _find_crlf(p, pos, n)
                 if end < 0:
-                    if n - pos > _MAX_LINE:
-                        raise RequestRefused(431, "The request trailers are too large")
+                    _check_head_bytes(p + pos, n - pos, False)
                     break
                 if end == pos:
                     self._finish_pieces()
                     self._state = S_DONE
+                else:
+                    # Trailers are read and dropped, within the limits of a head.
+                    _check_trailer_line(p, pos, end)
+                    self._trailer_size += end + 2 - pos
+                    self._trailer_count += 1
+                    if self._trailer_size > _MAX_HEAD or self._trailer_count > _MAX_FIELDS:
+                        raise RequestRefused(431, "The request trailers are too large")
                 pos = end + 2
         if pos < n:
-            self._buf = buf[pos:]
+            self._buf = buf
+            self._start = pos
         return self._state == S_DONE
 
     cdef void _add(self, bytes piece):
@@ -205,7 +300,7 @@ cdef class RequestParser:
         cdef str line, name, value, lower, version, previous
         cdef dict headers = {}
         cdef object length = None
-        cdef bint chunked = False, has_te = False
+        cdef bint chunked = False, has_te = False, http10 = False
         cdef Py_ssize_t sp1, sp2
         line = lines[0]
         sp1 = line.find(" ")
@@ -217,10 +312,20 @@ cdef class RequestParser:
         version = line[sp2 + 1:]
         if not _is_token(self.method) or " " in self.target or "\t" in self.target:
             raise RequestRefused(400, "Invalid request line")
+        if not self.target.isascii() or "#" in self.target:
+            # A URI is ASCII (RFC 3986 §2): anything else comes percent-encoded; a fragment is
+            # the client's own and never sent (RFC 9112 §3.2).
+            raise RequestRefused(400, "Invalid request target: raw non-ASCII bytes or a fragment")
+        if not self.target.startswith("/") and self.target != "*":
+            self.target = _origin_form(self.target)
         if version == "HTTP/1.1":
             self.keep_alive = True
         elif version == "HTTP/1.0":
             self.keep_alive = False
+            http10 = True
+        elif len(version) == 8 and version.startswith("HTTP/1.") and "2" <= version[7] <= "9":
+            # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
+            self.keep_alive = True
         elif version.startswith("HTTP/"):
             raise RequestRefused(505, f"HTTP version {version[5:]!r} is not supported: use HTTP/1.1")
         else:
@@ -261,13 +366,20 @@ cdef class RequestParser:
                 elif "keep-alive" in value:
                     self.keep_alive = True
             elif lower == "expect":
-                self.expect_continue = value.lower() == "100-continue"
+                # An HTTP/1.0 client cannot know 100 Continue: ignored (RFC 9110 §10.1.1).
+                self.expect_continue = not http10 and value.lower() == "100-continue"
+        if not http10 and "host" not in headers:
+            raise RequestRefused(400, "An HTTP/1.1 request must have a Host header")  # RFC 9112 §3.2
         if has_te:
             if headers["transfer-encoding"].lower() != "chunked":
                 raise RequestRefused(501, "Only the chunked transfer coding is supported")
             if length is not None:
                 raise RequestRefused(400, "Both Content-Length and Transfer-Encoding were sent")
             chunked = True
+            if http10:
+                # An HTTP/1.0 recipient may not know chunked: its framing is suspect, so the
+                # connection closes after the answer (RFC 9112 §6.1).
+                self.keep_alive = False
         self.headers = headers
         self.head_done = True
         if chunked:
@@ -299,18 +411,20 @@ cdef bytes _status_line(int status):
 def response_head(int status, dict headers, str content_type, Py_ssize_t length, bint keep_alive, bytes date):
     """The status line and header block of a response, in one bytes object.
 
-    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body. A header whose name or
-    value holds CR or LF is dropped: nothing relayed from an upstream may split the response.
+    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body. A header (Content-Type
+    included) whose name is not a token or whose value holds a control character is dropped:
+    relayed from an upstream, a bare CR or LF would split the response for a lenient client, and
+    any other would make a strict one (h11, under the OpenAI SDK) refuse the whole answer.
     """
     cdef list parts = [_status_line(status).decode("ascii")]
     cdef object name, value
     cdef str text
     for name, value in headers.items():
         text = value if type(value) is str else str(value)
-        if "\r" in text or "\n" in text or "\r" in name or "\n" in name:
+        if type(name) is not str or not _is_token(name) or not _is_field_value(text):
             continue
         parts.append(f"{name}: {text}\r\n")
-    if content_type is not None:
+    if content_type is not None and _is_field_value(content_type):
         parts.append(f"Content-Type: {content_type}\r\n")
     if length >= 0:
         parts.append(f"Content-Length: {length}\r\n")
