@@ -56,6 +56,7 @@ class RequestParser:
     headers: dict[str, str]
     body: bytes
     keep_alive: bool
+    http10: bool
     expect_continue: bool
     head_done: bool
     buffered: int
@@ -65,7 +66,13 @@ class RequestParser:
     def feed(self, data: bytes) -> bool: ...
 
 def response_head(
-    status: int, headers: dict[str, str], content_type: str | None, length: int, keep_alive: bool, date: bytes
+    status: int,
+    headers: dict[str, str],
+    content_type: str | None,
+    length: int,
+    keep_alive: bool,
+    date: bytes,
+    http10: bool = False,
 ) -> bytes: ...
 
 # ---- cohere (fastgate/mapping/cohere.pxi)

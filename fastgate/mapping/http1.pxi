@@ -200,7 +200,8 @@ cdef class ResponseParser:
             raise HTTPParseError("connection closed before the response was complete")
 
     cdef void _parse_head(self, bytes head) except *:
-        cdef list lines = head.decode("latin-1").split("\r\n")
+        # UTF-8 with surrogateescape, as the request side: relayed, a value goes out byte for byte.
+        cdef list lines = head.decode("utf-8", "surrogateescape").split("\r\n")
         cdef str status_line = lines[0], line
         cdef str name, value, lower
         cdef object length = None

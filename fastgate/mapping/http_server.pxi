@@ -145,6 +145,8 @@ cdef class RequestParser:
     cdef readonly dict headers
     cdef readonly bytes body
     cdef readonly bint keep_alive
+    #: The client speaks HTTP/1.0: no chunked answers, and keep-alive only when it asked.
+    cdef readonly bint http10
     cdef readonly bint expect_continue
     cdef readonly bint head_done
 
@@ -166,6 +168,7 @@ cdef class RequestParser:
         self.headers = None
         self.body = _EMPTY
         self.keep_alive = True
+        self.http10 = False
         self.expect_continue = False
         self.head_done = False
 
@@ -322,6 +325,7 @@ cdef class RequestParser:
             self.keep_alive = True
         elif version == "HTTP/1.0":
             self.keep_alive = False
+            self.http10 = True
             http10 = True
         elif len(version) == 8 and version.startswith("HTTP/1.") and "2" <= version[7] <= "9":
             # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
@@ -408,10 +412,15 @@ cdef bytes _status_line(int status):
     return line
 
 
-def response_head(int status, dict headers, str content_type, Py_ssize_t length, bint keep_alive, bytes date):
+def response_head(
+    int status, dict headers, str content_type, Py_ssize_t length, bint keep_alive, bytes date,
+    bint http10=False,
+):
     """The status line and header block of a response, in one bytes object.
 
-    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body. A header (Content-Type
+    ``length`` >= 0 is sent as Content-Length; -1 means a chunked body, -2 a body that ends when
+    the connection closes (HTTP/1.0 has no chunked coding). An HTTP/1.0 client kept alive is
+    told so (it assumes a close otherwise). A header (Content-Type
     included) whose name is not a token or whose value holds a control character is dropped:
     relayed from an upstream, a bare CR or LF would split the response for a lenient client, and
     any other would make a strict one (h11, under the OpenAI SDK) refuse the whole answer.
@@ -428,9 +437,11 @@ def response_head(int status, dict headers, str content_type, Py_ssize_t length,
         parts.append(f"Content-Type: {content_type}\r\n")
     if length >= 0:
         parts.append(f"Content-Length: {length}\r\n")
-    else:
+    elif length == -1:
         parts.append("Transfer-Encoding: chunked\r\n")
     if not keep_alive:
         parts.append("Connection: close\r\n")
+    elif http10:
+        parts.append("Connection: keep-alive\r\n")
     parts.append("Server: fastgate\r\n")
     return "".join(parts).encode("utf-8", "surrogateescape") + date

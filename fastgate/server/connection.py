@@ -8,6 +8,7 @@ the upstream call it has open. Writes respect the transport's flow control.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, cast
 
@@ -18,6 +19,7 @@ from fastgate.server.messages import JSON, Request, Response
 if TYPE_CHECKING:
     from fastgate.server.http_server import HTTPServer
 
+log = logging.getLogger("fastgate.server")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 #: Bytes of pipelined requests buffered while one is served before reading pauses.
@@ -28,9 +30,13 @@ _LINGER_S = 2.0
 
 class Connection(asyncio.Protocol):
     __slots__ = (
+        "_chunked",
         "_closed",
+        "_continued",
         "_discarding",
         "_drain",
+        "_head_only",
+        "_http10",
         "_read_paused",
         "_write_paused",
         "head_since",
@@ -60,6 +66,12 @@ class Connection(asyncio.Protocol):
         self._read_paused = False
         self._closed = False
         self._discarding = False
+        #: This request's 100 Continue is sent (once per request).
+        self._continued = False
+        #: The current request: HTTP/1.0, a HEAD (the answer has no body), a chunked answer.
+        self._http10 = False
+        self._head_only = False
+        self._chunked = True
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -106,15 +118,20 @@ class Connection(asyncio.Protocol):
             self._refuse(exc.status, exc.message)
             return
         if not complete:
-            if parser.head_done and parser.expect_continue and not parser.buffered:
+            if parser.head_done and parser.expect_continue and not parser.buffered and not self._continued:
                 # The client waits for this before it sends the body (RFC 9110 §10.1.1).
+                self._continued = True
                 self._write(_CONTINUE)
             if parser.started and not self.head_since:
                 self.head_since = time.monotonic()
             return
         self.head_since = 0.0
         self.idle_since = 0.0
-        request = Request(self, parser.method, parser.target, parser.headers, parser.body, parser.keep_alive)
+        self._continued = False
+        self._http10 = parser.http10
+        method = parser.method
+        self._head_only = method == "HEAD"
+        request = Request(self, method, parser.target, parser.headers, parser.body, parser.keep_alive)
         self.keep_alive = request.keep_alive
         self.task = self.server.loop.create_task(self._serve(request))
 
@@ -124,57 +141,104 @@ class Connection(asyncio.Protocol):
             response = await server.dispatch(request)
             if response is not None:
                 self.respond(response)
+            # A client that sends and does not read: its next request waits for this answer
+            # to drain, so answers are never piled up in memory.
+            await self._drained()
         except ConnectionError:
-            pass  # the client went away mid-answer: nothing is left to tell it
+            self._close()  # the client went away mid-answer: nothing is left to tell it
         except asyncio.CancelledError:
             self._close()
             raise
+        except Exception:
+            # The dispatcher renders every failure; one escaping it still ends this request and
+            # never leaves the connection open and unanswered.
+            log.exception("unhandled error serving %s %s", request.method, request.path)
+            if self.streaming:
+                self.abort()
+            else:
+                self._refuse(500, "Internal gateway error")
         finally:
             self.task = None
+            self._head_only = False
         transport = self.transport
         if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
             self._close()
             return
         self.idle_since = time.monotonic()
-        self.parser.reset()
-        if self._read_paused:
+        parser = self.parser
+        parser.reset()
+        if parser.buffered:
+            self._receive(b"")  # a pipelined request
+        # Read on unless a pipelined request is being served with much more already waiting.
+        if self._read_paused and (self.task is None or parser.buffered <= _PIPELINE_BUFFER):
             self._read_paused = False
             transport.resume_reading()
-        if self.parser.buffered:
-            self._receive(b"")
+
+    def _keep(self) -> bool:
+        """Whether this answer keeps the connection open (it says so in its head)."""
+        return self.keep_alive and not self.server.closing
 
     def respond(self, response: Response) -> None:
         body = response.body
+        keep = self._keep()
         head = response_head(
             response.status,
             response.headers,
             response.content_type,
             len(body),
-            self.keep_alive,
+            keep,
             self.server.date,
+            self._http10,
         )
-        self._write(head + body if len(body) < 16384 else head, body if len(body) >= 16384 else None)
+        if not keep:
+            self.keep_alive = False
+        if self._head_only:
+            self._write(head)  # a HEAD's answer: the head a GET would have, no body
+        elif len(body) < 16384:
+            self._write(head + body)
+        else:
+            self._write(head, body)
 
     async def start_stream(
         self, status: int, headers: dict[str, str], content_type: str | None, first: bytes, end: bool
     ) -> None:
+        # HTTP/1.0 has no chunked coding: the body ends when the connection closes.
+        self._chunked = chunked = not self._http10
+        keep = chunked and self._keep()
+        if not keep:
+            self.keep_alive = False
         self.streaming = not end
-        head = response_head(status, headers, content_type, -1, self.keep_alive, self.server.date)
+        head = response_head(
+            status, headers, content_type, -1 if chunked else -2, keep, self.server.date, self._http10
+        )
+        if self._head_only:
+            self._write(head)
+            self.streaming = False
+            return
         if first:
-            head += b"%x\r\n%b\r\n" % (len(first), first)
-        self._write(head + _LAST_CHUNK if end else head)
+            head += self._frame(first)
+        self._write(head + _LAST_CHUNK if end and chunked else head)
         await self._drained()
 
+    def _frame(self, data: bytes) -> bytes:
+        return b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
+
     async def send_chunk(self, data: bytes) -> None:
-        if not data:
+        if not data or self._head_only:
             return
         if self._closed:
             raise ConnectionResetError("the client closed the connection")
-        self._write(b"%x\r\n%b\r\n" % (len(data), data))
+        self._write(self._frame(data))
         await self._drained()
 
     def end_stream(self, last: bytes) -> None:
         self.streaming = False
+        if self._head_only:
+            return
+        if not self._chunked:
+            if last:
+                self._write(last)
+            return
         self._write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(last), last) if last else _LAST_CHUNK)
 
     def _refuse(self, status: int, message: str) -> None:

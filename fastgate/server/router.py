@@ -52,6 +52,8 @@ class Router:
             else:
                 raise GatewayError(404, f"Unknown route: {method} {path}", code="not_found")
         handler = methods.get(method)
+        if handler is None and method == "HEAD":
+            handler = methods.get("GET")  # the head a GET would have (RFC 9110 §9.3.2)
         if handler is None:
             raise GatewayError(
                 405,
