@@ -118,16 +118,10 @@ def test_budget_response_head() -> None:
 
 
 class _HelloClient(ClientTransport):
-    """Resolves ``answered`` once the fixed body has been written."""
+    """aiohttp writes its head and body apart: the answer is complete with its body."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.answered: asyncio.Future[None] | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        super().write(data)
-        if bytes(data).endswith(b"hello") and self.answered is not None and not self.answered.done():
-            self.answered.set_result(None)
+    def complete(self, data: bytes) -> bool:
+        return data.endswith(b"hello")
 
     def writelines(self, data: Any) -> None:
         self.write(b"".join(data))

@@ -37,8 +37,10 @@ class Connection(asyncio.Protocol):
         "_drain",
         "_head_only",
         "_http10",
+        "_next",
         "_read_paused",
         "_write_paused",
+        "busy",
         "head_since",
         "idle_since",
         "keep_alive",
@@ -53,7 +55,12 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.parser = RequestParser(server.max_body)
         self.transport: asyncio.Transport | None = None
+        #: The connection's serving task: made with its first request, then waiting for each
+        #: next one (a task per request would cost its creation and registration each time).
         self.task: asyncio.Task[None] | None = None
+        #: A request is being served.
+        self.busy = False
+        self._next: asyncio.Future[Request] | None = None
         #: The head of a chunked answer has gone out; its end has not.
         self.streaming = False
         self.keep_alive = True
@@ -82,7 +89,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._discarding:
             return
-        if self.task is not None:
+        if self.busy:
             self.parser.feed(data)  # buffered: the next request is read when this one is done
             if self.parser.buffered > _PIPELINE_BUFFER and self.transport is not None:
                 self.transport.pause_reading()
@@ -133,9 +140,23 @@ class Connection(asyncio.Protocol):
         self._head_only = method == "HEAD"
         request = Request(self, method, parser.target, parser.headers, parser.body, parser.keep_alive)
         self.keep_alive = request.keep_alive
-        self.task = self.server.loop.create_task(self._serve(request))
+        self.busy = True
+        waiting = self._next
+        if waiting is not None:
+            self._next = None
+            waiting.set_result(request)
+        else:
+            self.task = self.server.loop.create_task(self._serve_all(request))
 
-    async def _serve(self, request: Request) -> None:
+    async def _serve_all(self, request: Request) -> None:
+        loop = self.server.loop
+        while await self._serve(request):
+            self._next = waiting = loop.create_future()
+            self._after()  # may complete a pipelined request, which then resolves ``waiting``
+            request = await waiting
+
+    async def _serve(self, request: Request) -> bool:
+        """Answer one request; False when the connection is done."""
         server = self.server
         try:
             response = await server.dispatch(request)
@@ -158,21 +179,26 @@ class Connection(asyncio.Protocol):
             else:
                 self._refuse(500, "Internal gateway error")
         finally:
-            self.task = None
+            self.busy = False
             self._head_only = False
         transport = self.transport
         if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
             self._close()
-            return
+            return False
         self.idle_since = time.monotonic()
+        return True
+
+    def _after(self) -> None:
+        """Between two requests: the next one may already be buffered (pipelining)."""
         parser = self.parser
         parser.reset()
         if parser.buffered:
-            self._receive(b"")  # a pipelined request
+            self._receive(b"")
         # Read on unless a pipelined request is being served with much more already waiting.
-        if self._read_paused and (self.task is None or parser.buffered <= _PIPELINE_BUFFER):
+        if self._read_paused and (not self.busy or parser.buffered <= _PIPELINE_BUFFER):
             self._read_paused = False
-            transport.resume_reading()
+            if self.transport is not None:
+                self.transport.resume_reading()
 
     def _keep(self) -> bool:
         """Whether this answer keeps the connection open (it says so in its head)."""
@@ -294,14 +320,14 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def close_if_idle(self) -> bool:
-        if self.task is None and not self.parser.started:
+        if not self.busy and not self.parser.started:
             self._close()
             return True
         return False
 
     def time_out(self, now: float, idle_timeout: float, head_timeout: float) -> None:
         """Called by the server's sweep: close a connection idle or too slow to send its request."""
-        if self.task is not None or self._discarding:
+        if self.busy or self._discarding:
             return
         if self.head_since and now - self.head_since > head_timeout:
             self._refuse(408, "The request was not received in time")

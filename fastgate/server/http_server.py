@@ -86,7 +86,7 @@ class HTTPServer:
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
             if conn.task is not None:
-                conn.task.cancel()
+                conn.task.cancel()  # a request still in flight past the grace period
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
