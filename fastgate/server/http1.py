@@ -27,6 +27,8 @@ _BAD_HEADER = re.compile(r"[\x00\r\n]")
 #: would end the request line early and let the rest be read as headers.
 _BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 _HIGH_WATER = 1024 * 1024
+#: Entries kept in the per-URL caches before they start over.
+_MAX_CACHED = 4096
 #: Longest interval between two watchdog rounds (shorter when the read timeout is short).
 _WATCH_S = 1.0
 
@@ -72,7 +74,7 @@ def split_url(url: str, cache: dict[str, Origin]) -> tuple[Origin, str]:
             host, port_text = authority.split(":")
         port = int(port_text) if port_text else (443 if scheme == "https" else 80)
         origin = Origin(scheme, host.lower(), port)
-        if len(cache) > 4096:
+        if len(cache) >= _MAX_CACHED:
             cache.clear()
         cache[cache_key] = origin
     return origin, target
@@ -318,6 +320,8 @@ class UpstreamPool:
         self.max_idle = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._origins: dict[str, Origin] = {}
+        #: (method, URL) → origin and the request line with Host, checked once.
+        self._request_lines: dict[tuple[str, str], tuple[Origin, str]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
         #: Connections with a request in flight, watched for read timeouts.
@@ -405,23 +409,28 @@ class UpstreamPool:
     async def request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> UpstreamResponse:
-        origin, target = split_url(url, self._origins)
-        if _BAD_TARGET.search(target):
-            raise bad_request("the upstream URL has a space, control or non-ASCII character in its path")
+        known = self._request_lines.get((method, url))
+        if known is None:
+            origin, target = split_url(url, self._origins)
+            if _BAD_TARGET.search(target):
+                raise bad_request("the upstream URL has a space, control or non-ASCII character in its path")
+            known = (origin, f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n")
+            if len(self._request_lines) >= _MAX_CACHED:
+                self._request_lines.clear()
+            self._request_lines[(method, url)] = known
+        origin, start = known
         fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         # One look at all the fields: each adds exactly one CR and one LF, so any more, or a NUL,
         # came from a name or value and would split the request.
         if fields.count("\n") != len(headers) or fields.count("\r") != len(headers) or "\x00" in fields:
             bad = next(n for n, v in headers.items() if _BAD_HEADER.search(n) or _BAD_HEADER.search(v))
             raise bad_request(f"header {bad!r} contains a line break or NUL")
-        lines = [f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n", fields]
         if body is not None or method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body or b'')}\r\n")
-        lines.append("\r\n")
-        try:
-            head = "".join(lines).encode("latin-1")
-        except UnicodeEncodeError:
-            raise bad_request("a header value is not Latin-1 text") from None
+            text = f"{start}{fields}Content-Length: {len(body or b'')}\r\n\r\n"
+        else:
+            text = f"{start}{fields}\r\n"
+        # Values read from client headers were decoded with surrogateescape: they go out as sent.
+        head = text.encode("utf-8", "surrogateescape")
         request = head + body if body else head
         head_request = method == "HEAD"
         conn = self._take(origin)

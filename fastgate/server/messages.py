@@ -62,8 +62,8 @@ class Request:
     def content_type(self) -> str:
         """The media type without parameters, lower-cased; "" when none was sent."""
         raw = self.headers.get("content-type")
-        if not raw:
-            return ""
+        if not raw or raw == "application/json":
+            return raw or ""
         return raw.partition(";")[0].strip().lower()
 
     @property
