@@ -25,6 +25,59 @@ TEXT_EVENT = (
 )
 TEXT_DATA = TEXT_EVENT.split(b"data: ", 1)[1].rstrip()
 
+
+def _text_stream(deltas: int) -> list[bytes]:
+    """A whole text answer as Anthropic streams it, in two reads: the opening events, then the
+    deltas and the closing events (the shape of bench/inproc.py's answer)."""
+    events: list[tuple[str, dict[str, object]]] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_bench",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-bench",
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {"input_tokens": 230, "output_tokens": 1},
+                },
+            },
+        ),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    events += [
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"word{i} "}},
+        )
+        for i in range(deltas)
+    ]
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": deltas},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    frames = [
+        b"event: %s\ndata: %s\n\n" % (name.encode(), msgspec.json.encode(data)) for name, data in events
+    ]
+    return [b"".join(frames[:2]), b"".join(frames[2:])]
+
+
+STREAM_READS = _text_stream(20)
+STREAM_DATA = [line[6:] for read in STREAM_READS for line in read.split(b"\n") if line.startswith(b"data: ")]
+
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
@@ -66,6 +119,26 @@ def test_stream_event_floor(measure) -> None:
     measure(floor, TEXT_DATA)
 
 
+def map_stream() -> bytes:
+    stream = AnthropicStream("anthropic")
+    return b"".join([stream.feed(read) for read in STREAM_READS])
+
+
+def decode_stream_events() -> list[object]:
+    return [_decode(data) for data in STREAM_DATA]
+
+
+@pytest.mark.benchmark(group="stream: 20-delta text answer -> chunks")
+def test_stream_mapping(measure) -> None:
+    out = measure(map_stream)
+    assert out.count(b"data: ") == 23 and out.endswith(b"data: [DONE]\n\n")
+
+
+@pytest.mark.benchmark(group="stream: 20-delta text answer -> chunks")
+def test_stream_floor(measure) -> None:
+    assert len(measure(decode_stream_events)) == 25
+
+
 BUDGET = 3.0
 
 
@@ -73,6 +146,9 @@ def test_budget_mapping_within_3x_of_the_msgspec_floor() -> None:
     request = ratio("test_request_mapping", "test_request_floor")
     response = ratio("test_response_mapping", "test_response_floor")
     event = ratio("test_stream_event_mapping", "test_stream_event_floor")
+    # A whole stream against only decoding its events: the per-stream cost the gateway pays.
+    stream = ratio("test_stream_mapping", "test_stream_floor")
     assert request < BUDGET, f"request mapping {request:.2f}x its floor"
     assert response < BUDGET, f"response mapping {response:.2f}x its floor"
     assert event < BUDGET, f"stream event mapping {event:.2f}x its floor"
+    assert stream < BUDGET, f"stream mapping {stream:.2f}x decoding its events"

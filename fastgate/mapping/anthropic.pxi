@@ -543,6 +543,7 @@ cdef class AnthropicStream:
 
     cdef SSEDecoder _sse
     cdef object _writer
+    cdef ChunkWriter _chat  # the writer again, typed, when it is a ChunkWriter: deltas skip dispatch
     cdef readonly bint done
     cdef str _provider
     cdef bint _include_usage
@@ -559,6 +560,7 @@ cdef class AnthropicStream:
                  bint text_completion=False):
         self._sse = SSEDecoder()
         self._writer = None
+        self._chat = None
         self.done = False
         self._provider = provider
         self._include_usage = include_usage
@@ -572,8 +574,10 @@ cdef class AnthropicStream:
         self._cache_read = None
 
     cdef object _open(self, str id, str model):
-        cls = _AnTextChunks if self._text else ChunkWriter
-        self._writer = cls(id, model, self._provider, self._include_usage)
+        if self._text:
+            self._writer = _AnTextChunks(id, model, self._provider, self._include_usage)
+        else:
+            self._writer = self._chat = ChunkWriter(id, model, self._provider, self._include_usage)
         return self._writer
 
     cdef inline object _out(self):
@@ -608,6 +612,8 @@ cdef class AnthropicStream:
             kind = delta.type
             if kind == "text_delta":
                 if self._strict:
+                    if self._chat is not None:
+                        return self._chat._content(delta.text)
                     return self._out().content(delta.text)
                 return self._out().extra(content=delta.text, content_blocks=[
                     {"index": ev.index, "delta": {"text": delta.text}}])

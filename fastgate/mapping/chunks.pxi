@@ -23,6 +23,7 @@ cdef object _encode_json = _msgspec.json.Encoder().encode
 cdef object _UNSET = _msgspec.UNSET
 cdef bytes _DATA = b"data: "
 cdef bytes _SSE_DONE = b"data: [DONE]\n\n"
+cdef bytes _CONTENT_FIELD = b'"content":""'
 
 
 cdef inline bytes _frame(bytes payload):
@@ -43,6 +44,8 @@ cdef class ChunkWriter:
     cdef readonly object provider
     cdef readonly bint include_usage
     cdef bint _role_sent
+    cdef bytes _content_head
+    cdef bytes _content_tail
 
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
@@ -51,6 +54,8 @@ cdef class ChunkWriter:
         self.provider = provider if provider is not None else _UNSET
         self.include_usage = include_usage
         self._role_sent = False
+        self._content_head = None
+        self._content_tail = None
 
     cdef bytes _chunk(self, object delta, object finish_reason):
         chunk = _Chunk(self.id, self.created, self.model, [_ChunkChoice(0, delta, finish_reason)],
@@ -69,8 +74,21 @@ cdef class ChunkWriter:
         """The opening chunk: ``{"role": "assistant", "content": ""}``."""
         return self._chunk(self._delta({"content": ""}), None)
 
+    cdef bytes _content(self, str text):
+        """A content delta: the stream's fixed frame around the escaped text. Every field but
+        the text is the same for each delta after the first chunk, so the frame is encoded
+        once (split around ``"content":""``) and each delta costs one string encode."""
+        if not self._role_sent:
+            return self._chunk(self._delta({"content": text}), None)
+        if self._content_head is None:
+            frame = self._chunk(_Delta(content=""), None)
+            cut = frame.index(_CONTENT_FIELD) + len(_CONTENT_FIELD) - 2
+            self._content_head = frame[:cut]
+            self._content_tail = frame[cut + 2:]
+        return _EMPTY.join((self._content_head, _encode_json(text), self._content_tail))
+
     def content(self, str text):
-        return self._chunk(self._delta({"content": text}), None)
+        return self._content(text)
 
     def tool_call_start(self, int index, str call_id, str name, str arguments=""):
         call = _ToolCallDelta(index, id=call_id, type="function",

@@ -71,7 +71,9 @@ cdef class SSEDecoder:
         cdef Py_ssize_t off
         if n == 0:
             if self._data:
-                out.append((self._event, b"\n".join(self._data)))
+                # One data line is the common case: no join, no copy.
+                data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+                out.append((self._event, data))
             self._event = None
             self._data = []
             return
