@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import time
@@ -262,6 +263,15 @@ class Bench:
             await self.one()
         return (time.process_time() - start) / n
 
+    async def stop(self) -> None:
+        """The client goes away (its connection's task ends), then the app's services close."""
+        task = self.conn.task
+        self.conn.connection_lost(None)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.app.cleanup()
+
     def check(self) -> None:
         last = self.client.last
         assert b"HTTP/1.1 200" in last or last.endswith(b"0\r\n\r\n"), last[:300]
@@ -274,6 +284,13 @@ def new_bench(provider: str = "openai", stream: bool = False) -> Bench:
 async def _main(args: argparse.Namespace) -> None:
     bench = new_bench(args.provider, args.stream)
     await bench.start()
+    try:
+        await _measure(bench, args)
+    finally:
+        await bench.stop()
+
+
+async def _measure(bench: Bench, args: argparse.Namespace) -> None:
     await bench.run(500)
     bench.check()
     if args.profile:

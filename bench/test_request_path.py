@@ -181,7 +181,7 @@ def test_request_path_interleaved(benchmark: Any, loop: asyncio.AbstractEventLoo
     openai.check()
     anthropic.check()
     for server in (openai, anthropic):
-        loop.run_until_complete(server.app.cleanup())
+        loop.run_until_complete(server.stop())
     loop.run_until_complete(hello.stop())
     rounds = rounds[3:]  # the warm-up rounds
     per_request = statistics.median(r[0] for r in rounds) / BATCH
