@@ -7,7 +7,7 @@ everything ``fastgate serve`` does but the kernel's socket work (which ``bench/l
 measures). A single process with no I/O is steady enough on a noisy machine to budget and to
 profile.
 
-    python bench/inproc.py [--provider openai|anthropic] [--stream] [-n 20000] [--profile]
+    python -m bench.inproc [--provider openai|anthropic] [--stream] [-n 20000] [--profile]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from bench.load import chat_body
 from fastgate.server.app import App, make_app
 from fastgate.server.connection import Connection
 from fastgate.server.http1 import Connection as UpstreamConnection
@@ -30,26 +31,7 @@ from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
 
 UPSTREAM = "http://127.0.0.1:9/v1"
-PROMPT = (
-    "Summarise the following notes in one sentence. " + "The quick brown fox jumps over the lazy dog. " * 19
-)
 STREAM_CHUNKS = 20
-
-
-def chat_body(stream: bool) -> bytes:
-    """The ~1 KB chat request bench/load.py sends."""
-    return msgspec.json.encode(
-        {
-            "model": "mock-small",
-            "messages": [
-                {"role": "system", "content": "You are a concise assistant used by a load test."},
-                {"role": "user", "content": PROMPT},
-            ],
-            "max_tokens": 64,
-            "temperature": 0.2,
-            "stream": stream,
-        }
-    )
 
 
 def client_request(body: bytes, provider: str) -> bytes:
@@ -105,20 +87,9 @@ def openai_answer(stream: bool) -> list[bytes]:
     return [head + _chunked(events[:1])[:-5], _chunked(events[1:])]
 
 
-def anthropic_answer(stream: bool) -> list[bytes]:
-    if not stream:
-        answer = {
-            "id": "msg_bench",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-bench",
-            "content": [{"type": "text", "text": "The fox jumps over the dog, briefly."}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": 230, "output_tokens": 9},
-        }
-        return [_http("HTTP/1.1 200 OK", "application/json", msgspec.json.encode(answer))]
-    events = [
+def anthropic_frames(deltas: int) -> list[bytes]:
+    """A whole text answer as Anthropic's Messages API streams it, one SSE frame per event."""
+    events: list[tuple[str, dict[str, object]]] = [
         (
             "message_start",
             {
@@ -139,7 +110,7 @@ def anthropic_answer(stream: bool) -> list[bytes]:
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         ),
     ]
-    for i in range(STREAM_CHUNKS):
+    for i in range(deltas):
         delta = {
             "type": "content_block_delta",
             "index": 0,
@@ -150,13 +121,31 @@ def anthropic_answer(stream: bool) -> list[bytes]:
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         (
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 20}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": deltas},
+            },
         ),
         ("message_stop", {"type": "message_stop"}),
     ]
-    frames = [
-        f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n" for name, data in events
-    ]
+    return [f"event: {name}\ndata: ".encode() + msgspec.json.encode(data) + b"\n\n" for name, data in events]
+
+
+def anthropic_answer(stream: bool) -> list[bytes]:
+    if not stream:
+        answer = {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-bench",
+            "content": [{"type": "text", "text": "The fox jumps over the dog, briefly."}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": 230, "output_tokens": 9},
+        }
+        return [_http("HTTP/1.1 200 OK", "application/json", msgspec.json.encode(answer))]
+    frames = anthropic_frames(STREAM_CHUNKS)
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     return [head + _chunked(frames[:2])[:-5], _chunked(frames[2:])]
 

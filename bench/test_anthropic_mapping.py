@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from bench.conftest import ratio
+from bench.inproc import anthropic_frames
 from fastgate._transforms import AnthropicStream, anthropic_to_openai_chat, openai_chat_to_anthropic
 
 DATA = Path(__file__).parent.parent / "tests" / "data" / "anthropic"
@@ -27,51 +28,8 @@ TEXT_DATA = TEXT_EVENT.split(b"data: ", 1)[1].rstrip()
 
 
 def _text_stream(deltas: int) -> list[bytes]:
-    """A whole text answer as Anthropic streams it, in two reads: the opening events, then the
-    deltas and the closing events (the shape of bench/inproc.py's answer)."""
-    events: list[tuple[str, dict[str, object]]] = [
-        (
-            "message_start",
-            {
-                "type": "message_start",
-                "message": {
-                    "id": "msg_bench",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": "claude-bench",
-                    "content": [],
-                    "stop_reason": None,
-                    "usage": {"input_tokens": 230, "output_tokens": 1},
-                },
-            },
-        ),
-        (
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ),
-    ]
-    events += [
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": f"word{i} "}},
-        )
-        for i in range(deltas)
-    ]
-    events += [
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn"},
-                "usage": {"output_tokens": deltas},
-            },
-        ),
-        ("message_stop", {"type": "message_stop"}),
-    ]
-    frames = [
-        b"event: %s\ndata: %s\n\n" % (name.encode(), msgspec.json.encode(data)) for name, data in events
-    ]
+    """The stream bench/inproc.py replays, in its two reads: the opening events, then the rest."""
+    frames = anthropic_frames(deltas)
     return [b"".join(frames[:2]), b"".join(frames[2:])]
 
 
