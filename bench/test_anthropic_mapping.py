@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench.conftest import ratio
+from bench.conftest import MINIMA, ratio
 from bench.inproc import anthropic_frames
 from fastgate._transforms import AnthropicStream, anthropic_to_openai_chat, openai_chat_to_anthropic
 
@@ -104,8 +104,9 @@ def test_budget_mapping_within_3x_of_the_msgspec_floor() -> None:
     request = ratio("test_request_mapping", "test_request_floor")
     response = ratio("test_response_mapping", "test_response_floor")
     event = ratio("test_stream_event_mapping", "test_stream_event_floor")
-    # A whole stream against only decoding its events: the per-stream cost the gateway pays.
-    stream = ratio("test_stream_mapping", "test_stream_floor")
+    # A whole stream against only decoding its events: the per-stream cost the gateway pays. Its
+    # rounds are long enough (tens of µs) that other tenants' bursts land in many: fastest rounds.
+    stream = ratio("test_stream_mapping", "test_stream_floor", MINIMA)
     assert request < BUDGET, f"request mapping {request:.2f}x its floor"
     assert response < BUDGET, f"response mapping {response:.2f}x its floor"
     assert event < BUDGET, f"stream event mapping {event:.2f}x its floor"
