@@ -31,7 +31,6 @@ _LINGER_S = 2.0
 class Connection(asyncio.Protocol):
     __slots__ = (
         "_chunked",
-        "_closed",
         "_continued",
         "_discarding",
         "_drain",
@@ -71,7 +70,6 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
-        self._closed = False
         self._discarding = False
         #: This request's 100 Continue is sent (once per request).
         self._continued = False
@@ -101,7 +99,6 @@ class Connection(asyncio.Protocol):
         return False  # the client is done sending: close, which cancels what it was waiting for
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
         self.server.connections.discard(self)
         if self.task is not None:
             self.task.cancel()
@@ -252,7 +249,7 @@ class Connection(asyncio.Protocol):
     async def send_chunk(self, data: bytes) -> None:
         if not data or self._head_only:
             return
-        if self._closed:
+        if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._write(self._frame(data))
         await self._drained()
@@ -297,7 +294,7 @@ class Connection(asyncio.Protocol):
     async def _drained(self) -> None:
         if not self._write_paused:
             return
-        if self._closed:
+        if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._drain = self.server.loop.create_future()
         await self._drain

@@ -201,14 +201,23 @@ class Connection(asyncio.Protocol):
                 self._waiter = None
         # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
         # frames in one read must not cost 20 writes to the client.
+        return self.take_received()
+
+    def take_received(self) -> bytes:
+        """Everything received and not yet taken, as one piece; reading resumes if it paused."""
         chunks = self._chunks
         chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0
-        if self._paused and self._buffered < _HIGH_WATER // 2 and self.transport is not None:
+        if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         return chunk
+
+    @property
+    def received_whole(self) -> bool:
+        """The whole body has arrived, within the size limit."""
+        return self.parser.done and self._error is None and self._buffered <= self.pool.max_body
 
     @property
     def reusable(self) -> bool:
@@ -231,12 +240,9 @@ class UpstreamResponse:
     def received_body(self) -> bytes | None:
         """The whole body if it has all arrived already (then the connection is released)."""
         conn = self._conn
-        if not conn.parser.done or conn._error is not None or conn._buffered > conn.pool.max_body:
+        if not conn.received_whole:
             return None  # read() waits, raises or refuses it
-        chunks = conn._chunks
-        body = b"".join(chunks) if len(chunks) != 1 else chunks[0]
-        chunks.clear()
-        conn._buffered = 0
+        body = conn.take_received()
         self.release()
         return body
 
