@@ -5,7 +5,13 @@
 # 1xx/204/304; chunked Transfer-Encoding wins over Content-Length (and the connection is then not
 # reused); Content-Length; otherwise the body runs to the close of the connection.
 
-from libc.string cimport memchr
+from cpython.unicode cimport (
+    PyUnicode_DATA,
+    PyUnicode_DecodeLatin1,
+    PyUnicode_DecodeUTF8,
+    PyUnicode_GET_LENGTH,
+)
+from libc.string cimport memchr, memcmp
 
 cdef enum _State:
     S_HEAD = 0
@@ -49,6 +55,86 @@ cdef inline Py_ssize_t _find_head_end(const char* p, Py_ssize_t start, Py_ssize_
         if p[i + 2] == b"\r" and p[i + 3] == b"\n":
             return i
         start = i + 2
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+
+
+cdef inline Py_ssize_t _line_end(const char* p, Py_ssize_t start, Py_ssize_t end) noexcept:
+    """Where the line at ``start`` ends (its CRLF, or the end of a head without its last CRLF);
+    a bare CR or LF stays inside the line, for the caller to refuse or drop."""
+    cdef Py_ssize_t i = _find_crlf(p, start, end)
+    return end if i < 0 else i
+
+
+cdef inline bint _is_ascii(const char* p, Py_ssize_t start, Py_ssize_t end) noexcept:
+    while start < end:
+        if <unsigned char>p[start] > 127:
+            return False
+        start += 1
+    return True
+
+
+# Field names every request or response carries, and the ones the parsers act on: each is
+# returned as this one object (its hash computed once), so parsers compare them by identity.
+cdef str H_HOST = "host"
+cdef str H_CONTENT_LENGTH = "content-length"
+cdef str H_CONTENT_TYPE = "content-type"
+cdef str H_TRANSFER_ENCODING = "transfer-encoding"
+cdef str H_CONNECTION = "connection"
+cdef str H_EXPECT = "expect"
+# Indexed by length: the few candidates a name of that length can be.
+cdef list _KNOWN_BY_LENGTH = [() for _ in range(65)]
+for _name in (
+    H_HOST, H_CONTENT_LENGTH, H_CONTENT_TYPE, H_TRANSFER_ENCODING, H_CONNECTION, H_EXPECT,
+    "authorization", "accept", "accept-encoding", "user-agent", "date", "server", "keep-alive",
+    "x-request-id", "x-portkey-provider", "x-portkey-config", "x-portkey-api-key",
+    "x-portkey-virtual-key", "x-portkey-custom-host", "x-portkey-trace-id", "x-portkey-metadata",
+):
+    _KNOWN_BY_LENGTH[len(_name)] += (_name,)
+
+
+cdef inline str _header_name(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """A field name lower-cased (RFC 9110 §5.1: names are case-insensitive), made in one step
+    from the bytes; a name with non-ASCII bytes keeps them (decoded like values)."""
+    cdef char lowered[64]
+    cdef Py_ssize_t i, n = end - start
+    cdef char c
+    cdef str known
+    if n > 64 or not _is_ascii(p, start, end):
+        return PyUnicode_DecodeUTF8(<char*>p + start, n, "surrogateescape").lower()
+    for i in range(n):
+        c = p[start + i]
+        lowered[i] = c + 32 if b"A" <= c <= b"Z" else c
+    for known in <tuple>_KNOWN_BY_LENGTH[n]:
+        if memcmp(PyUnicode_DATA(known), lowered, n) == 0:
+            return known
+    return PyUnicode_DecodeLatin1(lowered, n, NULL)
+
+
+cdef inline str _header_value(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """A field value without the SP/HTAB around it (RFC 9112 §5.1), decoded UTF-8 with
+    surrogateescape so that, relayed, it goes out byte for byte."""
+    while start < end and (p[start] == b" " or p[start] == b"\t"):
+        start += 1
+    while end > start and (p[end - 1] == b" " or p[end - 1] == b"\t"):
+        end -= 1
+    return PyUnicode_DecodeUTF8(<char*>p + start, end - start, "surrogateescape")
+
+
+cdef inline Py_ssize_t _content_length(str value) noexcept:
+    """Content-Length's digits (RFC 9110 §8.6), or -1 when it is not one; bounded to what fits."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(value), length = 0
+    cdef const char* digits
+    if n == 0 or n > 18 or not PyUnicode_IS_ASCII(value):
+        return -1
+    digits = <const char*>PyUnicode_DATA(value)
+    for i in range(n):
+        if not b"0" <= digits[i] <= b"9":
+            return -1
+        length = length * 10 + (digits[i] - 48)
+    return length
 
 
 cdef inline Py_ssize_t _chunk_size(const char* p, Py_ssize_t start, Py_ssize_t end) except -2:
@@ -139,7 +225,7 @@ cdef class ResponseParser:
                     if n - pos > _MAX_HEAD:
                         raise HTTPParseError("response head too large")
                     break
-                self._parse_head(buf[pos:end])
+                self._parse_head(p, pos, end)
                 pos = end + 4
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
@@ -199,38 +285,47 @@ cdef class ResponseParser:
         if self._state != S_DONE:
             raise HTTPParseError("connection closed before the response was complete")
 
-    cdef void _parse_head(self, bytes head) except *:
-        # UTF-8 with surrogateescape, as the request side: relayed, a value goes out byte for byte.
-        cdef list lines = head.decode("utf-8", "surrogateescape").split("\r\n")
-        cdef str status_line = lines[0], line
-        cdef str name, value, lower
-        cdef object length = None
-        cdef bint chunked = False
+    cdef void _parse_head(self, const char* p, Py_ssize_t pos, Py_ssize_t end) except *:
+        """The status line and fields of ``p[pos:end]`` (the head without its final CRLF CRLF)."""
+        cdef Py_ssize_t line_end = _line_end(p, pos, end), colon, size
+        cdef Py_ssize_t length = -1
+        cdef bint chunked = False, http10
+        cdef const char* hit
+        cdef str name, value, line
         cdef str connection = ""
-        if not status_line.startswith("HTTP/1.") or len(status_line) < 12 or status_line[8] != " ":
-            raise HTTPParseError(f"invalid status line {status_line[:40]!r}")
-        try:
-            self.status = int(status_line[9:12])
-        except ValueError:
-            raise HTTPParseError(f"invalid status line {status_line[:40]!r}") from None
-        self.reason = status_line[13:]
-        headers = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name[-1] in " \t":
+        cdef list headers = []
+        if (
+            line_end - pos < 12
+            or memcmp(p + pos, b"HTTP/1.", 7) != 0
+            or p[pos + 8] != b" "
+            or not (b"0" <= p[pos + 9] <= b"9" and b"0" <= p[pos + 10] <= b"9" and b"0" <= p[pos + 11] <= b"9")
+        ):
+            line = PyUnicode_DecodeUTF8(<char*>p + pos, min(line_end - pos, 40), "surrogateescape")
+            raise HTTPParseError(f"invalid status line {line!r}")
+        self.status = (p[pos + 9] - 48) * 100 + (p[pos + 10] - 48) * 10 + (p[pos + 11] - 48)
+        self.reason = _header_value(p, pos + 13, line_end) if line_end - pos > 13 else ""
+        http10 = p[pos + 7] == b"0"
+        pos = line_end + 2
+        while pos < end:
+            line_end = _line_end(p, pos, end)
+            hit = <const char*>memchr(p + pos, b":", line_end - pos)
+            if hit == NULL or hit == p + pos or (hit - 1)[0] == b" " or (hit - 1)[0] == b"\t":
                 raise HTTPParseError("invalid header line")
-            value = value.strip(" \t")
-            lower = name.lower()
-            headers.append((lower, value))
-            if lower == "content-length":
-                if not value.isdigit() or (length is not None and length != int(value)):
+            colon = hit - p
+            name = _header_name(p, pos, colon)
+            value = _header_value(p, colon + 1, line_end)
+            headers.append((name, value))
+            pos = line_end + 2
+            if name is H_CONTENT_LENGTH:
+                size = _content_length(value)
+                if size < 0 or (length >= 0 and length != size):
                     raise HTTPParseError("invalid Content-Length")
-                length = int(value)
-            elif lower == "transfer-encoding":
+                length = size
+            elif name is H_TRANSFER_ENCODING:
                 chunked = value.lower().endswith("chunked")
-            elif lower == "connection":
+            elif name is H_CONNECTION:
                 connection = value.lower()
-            elif lower == "content-type":
+            elif name is H_CONTENT_TYPE:
                 self.content_type = value
         if 100 <= self.status < 200:
             # An interim response (100 Continue, 103 Early Hints): the real one follows.
@@ -239,7 +334,7 @@ cdef class ResponseParser:
             return
         self.headers = headers
         self.head_done = True
-        if status_line[7] == "0":
+        if http10:
             self.keep_alive = "keep-alive" in connection  # HTTP/1.0: close unless asked
         else:
             self.keep_alive = "close" not in connection
@@ -247,9 +342,9 @@ cdef class ResponseParser:
             self._state = S_DONE
         elif chunked:
             self._state = S_CHUNK_SIZE
-            if length is not None:
+            if length >= 0:
                 self.keep_alive = False
-        elif length is not None:
+        elif length >= 0:
             self._remaining = length
             self._state = S_BODY_LENGTH if length else S_DONE
         else:

@@ -11,6 +11,9 @@
 
 from http import HTTPStatus as _HTTPStatus
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
 cdef Py_ssize_t _MAX_LINE = 8190
 cdef Py_ssize_t _MAX_FIELDS = 128
 # Bytes allowed in a method and a field name (RFC 9110 §5.6.2 tchar).
@@ -18,6 +21,15 @@ cdef bytes _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg
 cdef bint _IS_TCHAR[256]
 for _c in range(256):
     _IS_TCHAR[_c] = _c in _TCHAR
+
+
+cdef str _method(const char* p, Py_ssize_t n):
+    """The request method; the common ones as the module's own constants (no new object)."""
+    if n == 4 and memcmp(p, b"POST", 4) == 0:
+        return "POST"
+    if n == 3 and memcmp(p, b"GET", 3) == 0:
+        return "GET"
+    return PyUnicode_DecodeLatin1(<char*>p, n, NULL)
 
 
 class RequestRefused(ValueError):
@@ -30,11 +42,13 @@ class RequestRefused(ValueError):
 
 
 cdef inline bint _is_token(str s) noexcept:
-    cdef Py_UCS4 c
-    if not s:
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char* data
+    if n == 0 or not PyUnicode_IS_ASCII(s):
         return False
-    for c in s:
-        if c > 127 or not _IS_TCHAR[c]:
+    data = <const unsigned char*>PyUnicode_DATA(s)
+    for i in range(n):
+        if not _IS_TCHAR[data[i]]:
             return False
     return True
 
@@ -42,6 +56,14 @@ cdef inline bint _is_token(str s) noexcept:
 cdef inline bint _is_field_value(str s) noexcept:
     """No control character but HTAB (RFC 9110 §5.5): nothing that could end a line."""
     cdef Py_UCS4 c
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char* data
+    if PyUnicode_IS_ASCII(s):
+        data = <const unsigned char*>PyUnicode_DATA(s)
+        for i in range(n):
+            if (data[i] < 32 and data[i] != 9) or data[i] == 127:
+                return False
+        return True
     for c in s:
         if (c < 32 and c != 9) or c == 127:
             return False
@@ -215,7 +237,7 @@ cdef class RequestParser:
                 if end - pos > _MAX_HEAD:
                     raise RequestRefused(431, "The request head is too large")
                 _check_head_bytes(p + pos, end - pos, True)
-                self._parse_head(buf[pos:end])
+                self._parse_head(p, pos, end)
                 pos = end + 4
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
@@ -297,87 +319,102 @@ cdef class RequestParser:
             self.body = b"".join(self._pieces)
             self._pieces = None
 
-    cdef void _parse_head(self, bytes head) except *:
-        cdef str text = head.decode("utf-8", "surrogateescape")
-        cdef list lines = text.split("\r\n")
-        cdef str line, name, value, lower, version, previous
+    cdef void _parse_head(self, const char* p, Py_ssize_t pos, Py_ssize_t end) except *:
+        """The request line and fields of ``p[pos:end]`` (the head without its final CRLF CRLF),
+        which ``_check_head_bytes`` passed: its only control bytes are HTAB and CRLF line ends."""
+        cdef Py_ssize_t line_end = _line_end(p, pos, end), sp1, sp2, i, colon, fields = 0
+        cdef const char* hit
+        cdef str name, value, previous, version
         cdef dict headers = {}
-        cdef object length = None
+        cdef Py_ssize_t length = -1
         cdef bint chunked = False, has_te = False, http10 = False
-        cdef Py_ssize_t sp1, sp2
-        line = lines[0]
-        sp1 = line.find(" ")
-        sp2 = line.rfind(" ")
-        if sp1 <= 0 or sp2 <= sp1 + 1:
+        sp1 = pos
+        while sp1 < line_end and p[sp1] != b" ":
+            sp1 += 1
+        sp2 = line_end - 1
+        while sp2 > sp1 and p[sp2] != b" ":
+            sp2 -= 1
+        if sp1 == pos or sp1 == line_end or sp2 <= sp1 + 1:
             raise RequestRefused(400, "Invalid request line")
-        self.method = line[:sp1]
-        self.target = line[sp1 + 1:sp2]
-        version = line[sp2 + 1:]
-        if not _is_token(self.method) or " " in self.target or "\t" in self.target:
-            raise RequestRefused(400, "Invalid request line")
-        if not self.target.isascii() or "#" in self.target:
-            # A URI is ASCII (RFC 3986 §2): anything else comes percent-encoded; a fragment is
-            # the client's own and never sent (RFC 9112 §3.2).
-            raise RequestRefused(400, "Invalid request target: raw non-ASCII bytes or a fragment")
-        if not self.target.startswith("/") and self.target != "*":
+        for i in range(pos, sp1):
+            if not _IS_TCHAR[<unsigned char>p[i]]:
+                raise RequestRefused(400, "Invalid request line")
+        for i in range(sp1 + 1, sp2):
+            if p[i] == b" " or p[i] == b"\t":
+                raise RequestRefused(400, "Invalid request line")
+            if <unsigned char>p[i] > 127 or p[i] == b"#":
+                # A URI is ASCII (RFC 3986 §2): anything else comes percent-encoded; a fragment is
+                # the client's own and never sent (RFC 9112 §3.2).
+                raise RequestRefused(400, "Invalid request target: raw non-ASCII bytes or a fragment")
+        self.method = _method(p + pos, sp1 - pos)
+        self.target = PyUnicode_DecodeLatin1(<char*>p + sp1 + 1, sp2 - sp1 - 1, NULL)
+        if p[sp1 + 1] != b"/" and self.target != "*":
             self.target = _origin_form(self.target)
-        if version == "HTTP/1.1":
-            self.keep_alive = True
-        elif version == "HTTP/1.0":
-            self.keep_alive = False
-            self.http10 = True
-            http10 = True
-        elif len(version) == 8 and version.startswith("HTTP/1.") and "2" <= version[7] <= "9":
-            # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
-            self.keep_alive = True
-        elif version.startswith("HTTP/"):
-            raise RequestRefused(505, f"HTTP version {version[5:]!r} is not supported: use HTTP/1.1")
+        if line_end - sp2 - 1 == 8 and memcmp(p + sp2 + 1, b"HTTP/1.", 7) == 0 and b"0" <= p[sp2 + 8] <= b"9":
+            if p[sp2 + 8] == b"0":
+                self.keep_alive = False
+                self.http10 = True
+                http10 = True
+            else:
+                # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
+                self.keep_alive = True
         else:
+            version = PyUnicode_DecodeUTF8(<char*>p + sp2 + 1, line_end - sp2 - 1, "surrogateescape")
+            if version.startswith("HTTP/"):
+                raise RequestRefused(505, f"HTTP version {version[5:]!r} is not supported: use HTTP/1.1")
             raise RequestRefused(400, "Invalid request line")
-        if len(lines) - 1 > _MAX_FIELDS:
+        i = line_end
+        while i < end:
+            fields += 1
+            i = _line_end(p, i + 2, end)
+        if fields > _MAX_FIELDS:
             raise RequestRefused(431, "The request has too many header fields")
-        for line in lines[1:]:
-            sp1 = line.find(":")
-            if sp1 <= 0:
+        pos = line_end + 2
+        while pos < end:
+            line_end = _line_end(p, pos, end)
+            hit = <const char*>memchr(p + pos, b":", line_end - pos)
+            if hit == NULL or hit == p + pos:
                 # Includes obs-fold (a line starting with whitespace): refused, RFC 9112 §5.2.
                 raise RequestRefused(400, "Invalid request header line")
-            name = line[:sp1]
-            if not _is_token(name):
-                raise RequestRefused(400, "Invalid request header name")
-            lower = name.lower()
-            value = line[sp1 + 1:].strip(" \t")
-            previous = headers.get(lower)
+            colon = hit - p
+            for i in range(pos, colon):
+                if not _IS_TCHAR[<unsigned char>p[i]]:
+                    raise RequestRefused(400, "Invalid request header name")
+            name = _header_name(p, pos, colon)
+            value = _header_value(p, colon + 1, line_end)
+            pos = line_end + 2
+            previous = headers.get(name)
             if previous is None:
-                headers[lower] = value
-            elif lower == "content-length":
+                headers[name] = value
+            elif name is H_CONTENT_LENGTH:
                 if previous != value:
                     raise RequestRefused(400, "Conflicting Content-Length headers")
                 continue
-            elif lower == "host":
+            elif name is H_HOST:
                 raise RequestRefused(400, "More than one Host header")
             else:
-                headers[lower] = previous + ", " + value
-            if lower == "content-length":
-                if not value.isdigit() or not value.isascii() or len(value) > 18:
+                headers[name] = previous + ", " + value
+            if name is H_CONTENT_LENGTH:
+                length = _content_length(value)
+                if length < 0:
                     raise RequestRefused(400, "Invalid Content-Length")
-                length = int(value)
-            elif lower == "transfer-encoding":
+            elif name is H_TRANSFER_ENCODING:
                 has_te = True
-            elif lower == "connection":
+            elif name is H_CONNECTION:
                 value = value.lower()
                 if "close" in value:
                     self.keep_alive = False
                 elif "keep-alive" in value:
                     self.keep_alive = True
-            elif lower == "expect":
+            elif name is H_EXPECT:
                 # An HTTP/1.0 client cannot know 100 Continue: ignored (RFC 9110 §10.1.1).
                 self.expect_continue = not http10 and value.lower() == "100-continue"
-        if not http10 and "host" not in headers:
+        if not http10 and H_HOST not in headers:
             raise RequestRefused(400, "An HTTP/1.1 request must have a Host header")  # RFC 9112 §3.2
         if has_te:
             if headers["transfer-encoding"].lower() != "chunked":
                 raise RequestRefused(501, "Only the chunked transfer coding is supported")
-            if length is not None:
+            if length >= 0:
                 raise RequestRefused(400, "Both Content-Length and Transfer-Encoding were sent")
             chunked = True
             if http10:
@@ -388,7 +425,7 @@ cdef class RequestParser:
         self.head_done = True
         if chunked:
             self._state = S_CHUNK_SIZE
-        elif length:
+        elif length > 0:
             if length > self._max_body:
                 raise RequestRefused(413, "Request body is too large")
             self._remaining = length
@@ -398,6 +435,13 @@ cdef class RequestParser:
 
 
 cdef dict _STATUS_LINES = {}
+cdef bytes _CHUNKED = b"Transfer-Encoding: chunked\r\n"
+cdef bytes _CLOSE = b"Connection: close\r\n"
+cdef bytes _KEEP_ALIVE = b"Connection: keep-alive\r\n"
+cdef bytes _SERVER = b"Server: fastgate\r\n"
+cdef bytes _CONTENT_TYPE = b"Content-Type: "
+cdef bytes _CRLF = b"\r\n"
+cdef bytes _COLON = b": "
 
 
 cdef bytes _status_line(int status):
@@ -412,6 +456,43 @@ cdef bytes _status_line(int status):
     return line
 
 
+cdef bytes _content_length_line(Py_ssize_t length):
+    cdef char line[48]
+    cdef char digits[24]
+    cdef Py_ssize_t n = 0, at = 16
+    memcpy(line, b"Content-Length: ", 16)
+    while True:
+        digits[n] = 48 + length % 10
+        n += 1
+        length //= 10
+        if length == 0:
+            break
+    while n:
+        n -= 1
+        line[at] = digits[n]
+        at += 1
+    line[at] = b"\r"
+    line[at + 1] = b"\n"
+    return PyBytes_FromStringAndSize(line, at + 2)
+
+
+cdef inline object _wire(str text):
+    """What ``text`` puts on the wire: itself when ASCII (its bytes are read in place), else its
+    UTF-8 with surrogateescape (a relayed value goes out byte for byte)."""
+    return text if PyUnicode_IS_ASCII(text) else text.encode("utf-8", "surrogateescape")
+
+
+cdef inline Py_ssize_t _put(char* out, Py_ssize_t at, object piece) noexcept:
+    cdef Py_ssize_t n
+    if type(piece) is str:
+        n = PyUnicode_GET_LENGTH(piece)
+        memcpy(out + at, PyUnicode_DATA(piece), n)
+    else:
+        n = PyBytes_GET_SIZE(piece)
+        memcpy(out + at, PyBytes_AS_STRING(piece), n)
+    return at + n
+
+
 def response_head(
     int status, dict headers, str content_type, Py_ssize_t length, bint keep_alive, bytes date,
     bint http10=False,
@@ -424,24 +505,42 @@ def response_head(
     included) whose name is not a token or whose value holds a control character is dropped:
     relayed from an upstream, a bare CR or LF would split the response for a lenient client, and
     any other would make a strict one (h11, under the OpenAI SDK) refuse the whole answer.
+
+    Built in two passes, the pieces measured then copied into one bytes object: no string is
+    formatted per field.
     """
-    cdef list parts = [_status_line(status).decode("ascii")]
-    cdef object name, value
+    cdef list pieces = [_status_line(status)]
+    cdef object name, value, piece
     cdef str text
+    cdef Py_ssize_t total = 0, at = 0
+    cdef bytes out
+    cdef char* buf
     for name, value in headers.items():
         text = value if type(value) is str else str(value)
         if type(name) is not str or not _is_token(name) or not _is_field_value(text):
             continue
-        parts.append(f"{name}: {text}\r\n")
+        pieces.append(name)
+        pieces.append(_COLON)
+        pieces.append(_wire(text))
+        pieces.append(_CRLF)
     if content_type is not None and _is_field_value(content_type):
-        parts.append(f"Content-Type: {content_type}\r\n")
+        pieces.append(_CONTENT_TYPE)
+        pieces.append(_wire(content_type))
+        pieces.append(_CRLF)
     if length >= 0:
-        parts.append(f"Content-Length: {length}\r\n")
+        pieces.append(_content_length_line(length))
     elif length == -1:
-        parts.append("Transfer-Encoding: chunked\r\n")
+        pieces.append(_CHUNKED)
     if not keep_alive:
-        parts.append("Connection: close\r\n")
+        pieces.append(_CLOSE)
     elif http10:
-        parts.append("Connection: keep-alive\r\n")
-    parts.append("Server: fastgate\r\n")
-    return "".join(parts).encode("utf-8", "surrogateescape") + date
+        pieces.append(_KEEP_ALIVE)
+    pieces.append(_SERVER)
+    pieces.append(date)
+    for piece in pieces:
+        total += PyUnicode_GET_LENGTH(piece) if type(piece) is str else PyBytes_GET_SIZE(piece)
+    out = PyBytes_FromStringAndSize(NULL, total)
+    buf = PyBytes_AS_STRING(out)
+    for piece in pieces:
+        at = _put(buf, at, piece)
+    return out

@@ -139,6 +139,13 @@ async def test_body_until_close_for_http10(raw_server, pool: UpstreamPool) -> No
         b"NOT HTTP AT ALL\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n",
+        # Digits Python's int() would take, or a length no size can hold: refused, never a crash.
+        "HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\n".encode(),
+        "HTTP/1.1 200 OK\r\nContent-Length: \u0663\r\n\r\n".encode(),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n0123456789",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
     ],
 )
 async def test_broken_answers_are_connection_errors(raw_server, pool: UpstreamPool, answer: bytes) -> None:
@@ -187,6 +194,32 @@ def test_parser_never_crashes_on_arbitrary_bytes(blob: bytes, cuts: list[int]) -
             start = cut
     except HTTPParseError:
         pass
+
+
+_FIELD_BYTES = st.sampled_from([b"a", b"Z", b"-", b":", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\xc3\xa9", b"\xff", b"0", b"9"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"Content-Length", b"Transfer-Encoding", b"Connection", b"Content-Type", b"X-A"]),
+            st.lists(_FIELD_BYTES, max_size=12).map(b"".join),
+        ),
+        max_size=6,
+    ),
+    st.binary(max_size=60),
+)
+def test_parser_never_crashes_on_arbitrary_fields(fields: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """Heads that pass the status line, with odd values in the fields the parser acts on."""
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(name + b":" + value + b"\r\n" for name, value in fields)
+    parser = ResponseParser()
+    try:
+        parser.feed(head + b"\r\n" + body)
+    except HTTPParseError:
+        return
+    if parser.head_done:
+        assert all(name == name.lower() for name, _ in parser.headers)
 
 
 async def test_cancelled_wait_for_head_closes_the_connection(raw_server, pool: UpstreamPool) -> None:
