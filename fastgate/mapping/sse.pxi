@@ -4,7 +4,7 @@
 # a CRLF pair, anywhere, so both classes below keep the unfinished tail between feeds.
 
 from cpython.bytes cimport PyBytes_AsStringAndSize, PyBytes_FromStringAndSize
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 
 cdef bytes _DONE = b"[DONE]"
 cdef bytes _EMPTY = b""
@@ -97,6 +97,25 @@ cdef class SSEDecoder:
         return out
 
 
+cdef inline Py_ssize_t _line_break(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """The next CR or LF at or after ``i``, or ``n``: a CR is looked for only before the LF."""
+    cdef const char* lf = <const char*>memchr(p + i, b"\n", n - i)
+    cdef Py_ssize_t limit = n if lf == NULL else lf - p
+    cdef const char* cr = <const char*>memchr(p + i, b"\r", limit - i)
+    return limit if cr == NULL else cr - p
+
+
+cdef inline bytes _relayed(bytes buf, bytearray out, Py_ssize_t run_start, Py_ssize_t run_end):
+    """What a feed passes on: the copied events, then the stretch passed through as it came."""
+    if out is None:
+        if run_start == 0 and run_end == len(buf):
+            return buf
+        return buf[run_start:run_end] if run_end > run_start else _EMPTY
+    if run_end > run_start:
+        out += buf[run_start:run_end]
+    return bytes(out)
+
+
 cdef class SSERelay:
     """Passes an OpenAI-shaped SSE stream through event by event, re-framed.
 
@@ -123,15 +142,18 @@ cdef class SSERelay:
         cdef bytes buf = self._tail + chunk if self._tail else chunk
         cdef char* p
         cdef Py_ssize_t n, i = 0, ev_start = 0, line_start = 0, ev_end = -1
+        # Events already framed as they go out (LF-terminated lines, one blank line after) are
+        # passed on as one stretch of the input, ``p[run_start:run_end]``, not copied one by one.
+        cdef Py_ssize_t run_start = 0, run_end = 0
         cdef bytearray out = None
         cdef char c
         cdef bint saw_done = False
         PyBytes_AsStringAndSize(buf, &p, &n)
-        while i < n:
+        while True:
+            i = _line_break(p, i, n)
+            if i == n:
+                break
             c = p[i]
-            if c != b"\n" and c != b"\r":
-                i += 1
-                continue
             if c == b"\r" and i + 1 == n and i != line_start:
                 # A CR ending a non-blank line may be half of a CRLF whose LF would otherwise read
                 # as a blank line next time: rescan it with the next read. A CR ending a blank line
@@ -139,15 +161,25 @@ cdef class SSERelay:
                 break
             if i == line_start:
                 if ev_end >= 0:
-                    if out is None:
-                        out = bytearray()
-                    out += p[ev_start:ev_end]
-                    out += _BLANK
+                    if p[ev_end] == b"\n" and i == ev_end + 1 and c == b"\n" and (
+                        run_end == run_start or run_end == ev_start
+                    ):
+                        if run_end == run_start:
+                            run_start = ev_start
+                        run_end = i + 1
+                    else:
+                        if out is None:
+                            out = bytearray()
+                        if run_end > run_start:
+                            out += p[run_start:run_end]
+                            run_start = run_end = 0
+                        out += p[ev_start:ev_end]
+                        out += _BLANK
                     self.events += 1
                     if saw_done:
                         self.done = True
                         self._tail = _EMPTY
-                        return bytes(out)
+                        return _relayed(buf, out, run_start, run_end)
                 ev_end = -1
                 saw_done = False
             else:
@@ -162,4 +194,4 @@ cdef class SSERelay:
             if ev_end < 0:
                 ev_start = i
         self._tail = buf[ev_start:] if ev_start < n else _EMPTY
-        return bytes(out) if out is not None else _EMPTY
+        return _relayed(buf, out, run_start, run_end)
