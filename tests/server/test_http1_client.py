@@ -196,14 +196,18 @@ def test_parser_never_crashes_on_arbitrary_bytes(blob: bytes, cuts: list[int]) -
         pass
 
 
-_FIELD_BYTES = st.sampled_from([b"a", b"Z", b"-", b":", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\xc3\xa9", b"\xff", b"0", b"9"])
+_FIELD_BYTES = st.sampled_from(
+    [b"a", b"Z", b"-", b":", b" ", b"\t", b"\r", b"\n", b"\r\n", b"\xc3\xa9", b"\xff", b"0", b"9"]
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from([b"Content-Length", b"Transfer-Encoding", b"Connection", b"Content-Type", b"X-A"]),
+            st.sampled_from(
+                [b"Content-Length", b"Transfer-Encoding", b"Connection", b"Content-Type", b"X-A"]
+            ),
             st.lists(_FIELD_BYTES, max_size=12).map(b"".join),
         ),
         max_size=6,
