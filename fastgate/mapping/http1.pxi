@@ -11,7 +11,8 @@ from cpython.unicode cimport (
     PyUnicode_DecodeUTF8,
     PyUnicode_GET_LENGTH,
 )
-from libc.string cimport memchr, memcmp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memchr, memcmp, memcpy
 
 cdef enum _State:
     S_HEAD = 0
@@ -161,6 +162,31 @@ cdef inline Py_ssize_t _chunk_size(const char* p, Py_ssize_t start, Py_ssize_t e
     return size
 
 
+cdef enum:
+    _RANGES = 32  # body ranges noted per read before they are copied out
+
+
+cdef bytes _joined(bytes buf, const char* p, Py_ssize_t* starts, Py_ssize_t* ends, int ranges):
+    """The bytes of ``ranges`` ranges of ``buf``, in order, in one object (``buf`` itself when
+    one range covers it)."""
+    cdef Py_ssize_t total = 0, at = 0
+    cdef int i
+    cdef bytes out
+    cdef char* dest
+    if ranges == 1:
+        if starts[0] == 0 and ends[0] == PyBytes_GET_SIZE(buf):
+            return buf
+        return PyBytes_FromStringAndSize(p + starts[0], ends[0] - starts[0])
+    for i in range(ranges):
+        total += ends[i] - starts[i]
+    out = PyBytes_FromStringAndSize(NULL, total)
+    dest = PyBytes_AS_STRING(out)
+    for i in range(ranges):
+        memcpy(dest + at, p + starts[i], ends[i] - starts[i])
+        at += ends[i] - starts[i]
+    return out
+
+
 cdef class ResponseParser:
     """Parses one response at a time; ``reset()`` readies it for the next on a kept-alive connection.
 
@@ -211,11 +237,18 @@ cdef class ResponseParser:
         return self._buf if self._state == S_DONE else _EMPTY
 
     def feed(self, bytes data):
-        """Consume ``data`` and return the body pieces it completed (possibly none)."""
+        """Consume ``data`` and return the body pieces it completed (possibly none).
+
+        The body bytes of one read come back as one piece, however many chunks carried them: the
+        pieces are noted as ranges of the read and copied once, not sliced out one by one.
+        """
         cdef list out = []
         cdef bytes buf = self._buf + data if self._buf else data
         cdef char* p
         cdef Py_ssize_t n, pos = 0, end, take, size
+        cdef Py_ssize_t starts[_RANGES]
+        cdef Py_ssize_t ends[_RANGES]
+        cdef int ranges = 0
         self._buf = _EMPTY
         PyBytes_AsStringAndSize(buf, &p, &n)
         while pos < n and self._state != S_DONE:
@@ -229,13 +262,17 @@ cdef class ResponseParser:
                 pos = end + 4
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
-                out.append(buf if (pos == 0 and take == n) else buf[pos:pos + take])
+                starts[ranges] = pos
+                ends[ranges] = pos + take
+                ranges += 1
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
                     self._state = S_DONE
             elif self._state == S_BODY_EOF:
-                out.append(buf if pos == 0 else buf[pos:])
+                starts[ranges] = pos
+                ends[ranges] = n
+                ranges += 1
                 pos = n
             elif self._state == S_CHUNK_SIZE:
                 end = _find_crlf(p, pos, n)
@@ -252,7 +289,9 @@ cdef class ResponseParser:
                     self._state = S_CHUNK_DATA
             elif self._state == S_CHUNK_DATA:
                 take = min(self._remaining, n - pos)
-                out.append(buf[pos:pos + take])
+                starts[ranges] = pos
+                ends[ranges] = pos + take
+                ranges += 1
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
@@ -273,8 +312,13 @@ cdef class ResponseParser:
                 if end == pos:
                     self._state = S_DONE
                 pos = end + 2
+            if ranges == _RANGES:
+                out.append(_joined(buf, p, starts, ends, ranges))
+                ranges = 0
+        if ranges:
+            out.append(_joined(buf, p, starts, ends, ranges))
         if pos < n:
-            self._buf = buf[pos:]
+            self._buf = PyBytes_FromStringAndSize(p + pos, n - pos)
         return out
 
     def feed_eof(self):

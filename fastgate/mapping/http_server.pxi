@@ -242,9 +242,9 @@ cdef class RequestParser:
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
                 if take == self._remaining and self._pieces is None:
-                    self.body = buf[pos:pos + take]
+                    self.body = _slice(p, pos, pos + take)
                 else:
-                    self._add(buf[pos:pos + take])
+                    self._add(_slice(p, pos, pos + take))
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
@@ -273,7 +273,7 @@ cdef class RequestParser:
                     self._state = S_CHUNK_DATA
             elif self._state == S_CHUNK_DATA:
                 take = min(self._remaining, n - pos)
-                self._add(buf[pos:pos + take])
+                self._add(_slice(p, pos, pos + take))
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:

@@ -11,6 +11,11 @@ cdef bytes _EMPTY = b""
 cdef bytes _BLANK = b"\n\n"
 
 
+cdef inline bytes _slice(const char* p, Py_ssize_t start, Py_ssize_t end):
+    """``buf[start:end]`` of the buffer at ``p``, without the generic slicing call behind it."""
+    return PyBytes_FromStringAndSize(p + start, end - start)
+
+
 cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* name,
                                     Py_ssize_t name_len) noexcept:
     """Offset of the value of field ``name`` in ``line`` (after ``name:`` and one space), or -1."""
@@ -19,6 +24,14 @@ cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* 
     if n > name_len + 1 and line[name_len + 1] == b" ":
         return name_len + 2
     return name_len + 1
+
+
+cdef inline Py_ssize_t _line_break(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """The next CR or LF at or after ``i``, or ``n``: a CR is looked for only before the LF."""
+    cdef const char* lf = <const char*>memchr(p + i, b"\n", n - i)
+    cdef Py_ssize_t limit = n if lf == NULL else lf - p
+    cdef const char* cr = <const char*>memchr(p + i, b"\r", limit - i)
+    return limit if cr == NULL else cr - p
 
 
 cdef class SSEDecoder:
@@ -50,11 +63,11 @@ cdef class SSEDecoder:
         if self._skip_lf and n > 0 and p[0] == b"\n":
             i = start = 1
         self._skip_lf = False
-        while i < n:
+        while True:
+            i = _line_break(p, i, n)
+            if i == n:
+                break
             c = p[i]
-            if c != b"\n" and c != b"\r":
-                i += 1
-                continue
             self._line(p + start, i - start, out)
             if c == b"\r":
                 if i + 1 < n:
@@ -64,7 +77,7 @@ cdef class SSEDecoder:
                     self._skip_lf = True
             i += 1
             start = i
-        self._tail = buf[start:] if start < n else _EMPTY
+        self._tail = _slice(p, start, n) if start < n else _EMPTY
         return out
 
     cdef inline void _line(self, const char* line, Py_ssize_t n, list out):
@@ -95,14 +108,6 @@ cdef class SSEDecoder:
             self._line(q, len(buf), out)
         self._line(q, 0, out)
         return out
-
-
-cdef inline Py_ssize_t _line_break(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
-    """The next CR or LF at or after ``i``, or ``n``: a CR is looked for only before the LF."""
-    cdef const char* lf = <const char*>memchr(p + i, b"\n", n - i)
-    cdef Py_ssize_t limit = n if lf == NULL else lf - p
-    cdef const char* cr = <const char*>memchr(p + i, b"\r", limit - i)
-    return limit if cr == NULL else cr - p
 
 
 cdef inline bytes _relayed(bytes buf, bytearray out, Py_ssize_t run_start, Py_ssize_t run_end):
@@ -193,5 +198,5 @@ cdef class SSERelay:
             line_start = i
             if ev_end < 0:
                 ev_start = i
-        self._tail = buf[ev_start:] if ev_start < n else _EMPTY
+        self._tail = _slice(p, ev_start, n) if ev_start < n else _EMPTY
         return _relayed(buf, out, run_start, run_end)
