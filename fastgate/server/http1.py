@@ -87,6 +87,7 @@ class Connection(asyncio.Protocol):
         self.pool = pool
         self.origin = origin
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = ResponseParser()
         self.closed = False
         self.idle_since = 0.0
@@ -105,6 +106,7 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()  # held: each look-up costs a getpid
 
     def data_received(self, data: bytes) -> None:
         self.last_io = time.monotonic()
@@ -157,9 +159,12 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    async def send(self, request: bytes, head_request: bool) -> None:
-        """Write the request and wait for the response head."""
-        assert self.transport is not None
+    def send(self, request: bytes, head_request: bool) -> asyncio.Future[None]:
+        """Write the request; the future resolves with the response head.
+
+        Whoever awaits it aborts the connection when the wait ends in anything but the head.
+        """
+        assert self.transport is not None and self.loop is not None
         self.parser.reset(head_request)
         self._chunks.clear()
         self._buffered = 0
@@ -167,15 +172,9 @@ class Connection(asyncio.Protocol):
         self.stream_deadline = 0.0
         self.last_io = time.monotonic()
         self.pool.watch(self)
-        head = self._head = asyncio.get_running_loop().create_future()
+        head = self._head = self.loop.create_future()
         self.transport.write(request)
-        try:
-            await head
-        except BaseException:
-            # Timed out, or cancelled (the client went away, or a request_timeout fired): the
-            # upstream may still answer on this connection, so it can never be reused.
-            self.abort()
-            raise
+        return head
 
     def timed_out(self, now: float, read_timeout: float) -> None:
         """The watchdog's check: fail a response that has gone quiet or lasted too long."""
@@ -194,7 +193,8 @@ class Connection(asyncio.Protocol):
                 return None
             if self._error is not None:
                 raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+            assert self.loop is not None
+            self._waiter = self.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -440,16 +440,23 @@ class UpstreamPool:
         request = head + body if body else head
         head_request = method == "HEAD"
         conn = self._take(origin)
-        if conn is not None:
+        reused = conn is not None
+        if conn is None:
+            conn = await self._open(origin)
+        while True:
             try:
                 await conn.send(request, head_request)
                 return UpstreamResponse(conn)
-            except UpstreamConnectionError:
-                if conn.parser.status:  # the upstream had begun to answer: not a stale connection
+            except BaseException as exc:
+                # Failed, timed out, or cancelled (the client went away, or a request_timeout
+                # fired): the upstream may still answer on this connection, so it is never reused.
+                conn.abort()
+                # A kept-alive connection the upstream closed while it was idle (no response byte
+                # came) is not the upstream failing: once more, on a new connection.
+                if not (reused and isinstance(exc, UpstreamConnectionError) and not conn.parser.status):
                     raise
-        conn = await self._open(origin)
-        await conn.send(request, head_request)
-        return UpstreamResponse(conn)
+            reused = False
+            conn = await self._open(origin)
 
     async def close(self) -> None:
         if self._watch_handle is not None:
