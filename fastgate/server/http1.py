@@ -110,22 +110,27 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_io = time.monotonic()
+        parser = self.parser
         try:
-            chunks = self.parser.feed(data)
+            chunks = parser.feed(data)
         except HTTPParseError as exc:
             self._fail(UpstreamConnectionError(f"invalid HTTP from upstream: {exc}"))
             return
         if chunks:
             self._chunks.extend(chunks)
+            buffered = self._buffered
             for chunk in chunks:
-                self._buffered += len(chunk)
+                buffered += len(chunk)
+            self._buffered = buffered
             if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
                 self._paused = True
                 self.transport.pause_reading()
-        if self._head is not None and self.parser.head_done and not self._head.done():
-            self._head.set_result(None)
-        if self._waiter is not None and not self._waiter.done() and (chunks or self.parser.done):
-            self._waiter.set_result(None)
+        head = self._head
+        if head is not None and not head.done() and parser.head_done:
+            head.set_result(None)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and (chunks or parser.done):
+            waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
