@@ -18,6 +18,10 @@ from fastgate.schema.openai import RequestView
 
 
 class Endpoint(enum.Enum):
+    #: By identity (members are singletons): Enum's own hashes the name in Python, on every
+    #: ``endpoint in provider.endpoints`` of the request path.
+    __hash__ = object.__hash__
+
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"

@@ -130,10 +130,12 @@ class OpenAICompatible(Provider):
         key = call.target.api_key
         if key:
             headers[self.auth_header] = self.auth_prefix + key
-        for option, header in self.option_headers.items():
-            value = call.target.options.get(option)
-            if value:
-                headers[header] = str(value)
+        options = call.target.options
+        if options:  # mostly none: no look at each option header
+            for option, header in self.option_headers.items():
+                value = options.get(option)
+                if value:
+                    headers[header] = str(value)
         return headers
 
     def request_headers(self, call: Call) -> dict[str, str]:

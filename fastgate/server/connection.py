@@ -146,44 +146,43 @@ class Connection(asyncio.Protocol):
             self.task = self.server.loop.create_task(self._serve_all(request))
 
     async def _serve_all(self, request: Request) -> None:
-        loop = self.server.loop
-        while await self._serve(request):
+        """Answer each request in turn until the connection is done (one coroutine for them all:
+        a layer per request would cost its set-up, and every resume would walk it again)."""
+        server = self.server
+        loop = server.loop
+        while True:
+            try:
+                response = await server.dispatch(request)
+                if response is not None:
+                    self.respond(response)
+                # A client that sends and does not read: its next request waits for this answer
+                # to drain, so answers are never piled up in memory.
+                if self._write_paused:
+                    await self._drained()
+            except ConnectionError:
+                self._close()  # the client went away mid-answer: nothing is left to tell it
+            except asyncio.CancelledError:
+                self._close()
+                raise
+            except Exception:
+                # The dispatcher renders every failure; one escaping it still ends this request
+                # and never leaves the connection open and unanswered.
+                log.exception("unhandled error serving %s %s", request.method, request.path)
+                if self.streaming:
+                    self.abort()
+                else:
+                    self._refuse(500, "Internal gateway error")
+            finally:
+                self.busy = False
+                self._head_only = False
+            transport = self.transport
+            if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
+                self._close()
+                return
+            self.idle_since = time.monotonic()
             self._next = waiting = loop.create_future()
             self._after()  # may complete a pipelined request, which then resolves ``waiting``
             request = await waiting
-
-    async def _serve(self, request: Request) -> bool:
-        """Answer one request; False when the connection is done."""
-        server = self.server
-        try:
-            response = await server.dispatch(request)
-            if response is not None:
-                self.respond(response)
-            # A client that sends and does not read: its next request waits for this answer
-            # to drain, so answers are never piled up in memory.
-            await self._drained()
-        except ConnectionError:
-            self._close()  # the client went away mid-answer: nothing is left to tell it
-        except asyncio.CancelledError:
-            self._close()
-            raise
-        except Exception:
-            # The dispatcher renders every failure; one escaping it still ends this request and
-            # never leaves the connection open and unanswered.
-            log.exception("unhandled error serving %s %s", request.method, request.path)
-            if self.streaming:
-                self.abort()
-            else:
-                self._refuse(500, "Internal gateway error")
-        finally:
-            self.busy = False
-            self._head_only = False
-        transport = self.transport
-        if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
-            self._close()
-            return False
-        self.idle_since = time.monotonic()
-        return True
 
     def _after(self) -> None:
         """Between two requests: the next one may already be buffered (pipelining)."""
@@ -241,7 +240,8 @@ class Connection(asyncio.Protocol):
         if first:
             head += self._frame(first)
         self._write(head + _LAST_CHUNK if end and chunked else head)
-        await self._drained()
+        if self._write_paused:
+            await self._drained()
 
     def _frame(self, data: bytes) -> bytes:
         return b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
@@ -252,7 +252,8 @@ class Connection(asyncio.Protocol):
         if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._write(self._frame(data))
-        await self._drained()
+        if self._write_paused:
+            await self._drained()
 
     def end_stream(self, last: bytes) -> None:
         self.streaming = False
@@ -292,8 +293,8 @@ class Connection(asyncio.Protocol):
             transport.write(more)
 
     async def _drained(self) -> None:
-        if not self._write_paused:
-            return
+        """Wait until the transport takes writes again (called only while it is paused: a
+        coroutine made for every write would cost its set-up for nothing)."""
         if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._drain = self.server.loop.create_future()

@@ -50,17 +50,19 @@ class Gateway:
 
     def endpoint(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response | None]]:
         """The handler of an inference route (no coroutine layer of its own)."""
-        return partial(self._infer, endpoint=endpoint)
+        return partial(self._infer, endpoint)
 
-    async def models(self, request: Request) -> Response | None:
+    # The handlers below check the request and return the coroutine of ``_route`` that answers
+    # it: a coroutine of their own would cost its set-up, and every resume would walk it again.
+
+    def models(self, request: Request) -> Awaitable[Response | None]:
         grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
         plan = opts.plan or self.reader.plan_for_model(None)
         query = request.query  # still percent-encoded, as in proxy()
-        outcome = await self._route(
+        return self._route(
             request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query, grant=grant
         )
-        return await self._respond(request, opts, outcome)
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus text: the circuit state of every upstream target that has failed."""
@@ -71,7 +73,7 @@ class Gateway:
             content_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
-    async def proxy(self, request: Request) -> Response | None:
+    def proxy(self, request: Request) -> Awaitable[Response | None]:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
         body = request.body
         grant = self.access.authorize(request.headers)
@@ -81,7 +83,7 @@ class Gateway:
             raise bad_request("Invalid path", code="invalid_path")
         # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
         # request line and %252e%252e would reach the upstream as "..".
-        outcome = await self._route(
+        return self._route(
             request,
             opts,
             opts.plan or self.reader.plan_for_model(None),
@@ -93,9 +95,8 @@ class Gateway:
             query=request.query,
             grant=grant,
         )
-        return await self._respond(request, opts, outcome)
 
-    async def _infer(self, request: Request, *, endpoint: Endpoint) -> Response | None:
+    def _infer(self, endpoint: Endpoint, request: Request) -> Awaitable[Response | None]:
         body = request.body
         if request.content_type not in _JSON_TYPES:
             raise GatewayError(
@@ -125,10 +126,9 @@ class Gateway:
         check_duplicate_keys(body)
         if plan is None:
             plan = self.reader.plan_for_model(view.model)
-        outcome = await self._route(
+        return self._route(
             request, opts, plan, endpoint, body, view, stream=bool(view.stream), params=params, grant=grant
         )
-        return await self._respond(request, opts, outcome)
 
     async def _route(
         self,
@@ -144,8 +144,9 @@ class Gateway:
         query: str = "",
         params: dict[str, Any] | None = None,
         grant: Grant | None = None,
-    ) -> Outcome:
-        """Walk the plan: each leaf tried (with its retries) until the plan is satisfied."""
+    ) -> Response | None:
+        """Walk the plan: each leaf tried (with its retries) until the plan is satisfied; then
+        answer with the outcome that satisfied it."""
         root = plan.root
         walker: Generator[Leaf, tuple[int, bool], None] | None = None
         if isinstance(root, Leaf):
@@ -190,20 +191,29 @@ class Gateway:
                 else await access.admit(provider, call, grant, admission, self.pool)
             )
             if early is not None and early.reached:
-                return early  # a cached answer
+                outcome = early  # a cached answer
+                break
             # (An unreached early outcome: this target's virtual key is over its limit.)
             outcome = early or await self._try(leaf, provider, call, stream)
             access.settle(outcome, admission)
             if walker is None:
-                return outcome
+                break
             try:
                 leaf = walker.send((outcome.status, outcome.reached))
             except StopIteration:
-                return outcome
+                break
             except BaseException:  # a conditional further down found no target: free this answer
                 outcome.release()
                 raise
             outcome.release()
+        headers = _answer_headers(opts, outcome)
+        if outcome.mapper is not None:
+            await write_stream(request, outcome, headers)
+            return None
+        if outcome.upstream is not None:
+            await _pipe_raw(request, outcome, headers)
+            return None
+        return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
 
     async def _try(self, leaf: Leaf, provider: Provider, call: Call, stream: bool) -> Outcome:
         """One leaf: attempts until one answers for good, with backoff between them."""
@@ -226,20 +236,16 @@ class Gateway:
             await asyncio.sleep(decision.delay_ms / 1000)
             retries += 1
 
-    async def _respond(self, request: Request, opts: RequestOptions, outcome: Outcome) -> Response | None:
-        headers = outcome.headers
-        headers["x-portkey-provider"] = outcome.provider.name
-        headers["x-portkey-trace-id"] = opts.trace_id
-        headers["x-portkey-last-used-option-index"] = outcome.call.target.path
-        headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
-        headers.setdefault("x-portkey-cache-status", "DISABLED")
-        if outcome.mapper is not None:
-            await write_stream(request, outcome, headers)
-            return None
-        if outcome.upstream is not None:
-            await _pipe_raw(request, outcome, headers)
-            return None
-        return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
+
+def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:
+    """The upstream's relayed headers with Portkey's ``x-portkey-*`` answer headers added."""
+    headers = outcome.headers
+    headers["x-portkey-provider"] = outcome.provider.name
+    headers["x-portkey-trace-id"] = opts.trace_id
+    headers["x-portkey-last-used-option-index"] = outcome.call.target.path
+    headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
+    headers.setdefault("x-portkey-cache-status", "DISABLED")
+    return headers
 
 
 async def _pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:

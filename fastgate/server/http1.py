@@ -87,6 +87,7 @@ class Connection(asyncio.Protocol):
         self.pool = pool
         self.origin = origin
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.parser = ResponseParser()
         self.closed = False
         self.idle_since = 0.0
@@ -105,25 +106,31 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()  # held: each look-up costs a getpid
 
     def data_received(self, data: bytes) -> None:
         self.last_io = time.monotonic()
+        parser = self.parser
         try:
-            chunks = self.parser.feed(data)
+            chunks = parser.feed(data)
         except HTTPParseError as exc:
             self._fail(UpstreamConnectionError(f"invalid HTTP from upstream: {exc}"))
             return
         if chunks:
             self._chunks.extend(chunks)
+            buffered = self._buffered
             for chunk in chunks:
-                self._buffered += len(chunk)
+                buffered += len(chunk)
+            self._buffered = buffered
             if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
                 self._paused = True
                 self.transport.pause_reading()
-        if self._head is not None and self.parser.head_done and not self._head.done():
-            self._head.set_result(None)
-        if self._waiter is not None and not self._waiter.done() and (chunks or self.parser.done):
-            self._waiter.set_result(None)
+        head = self._head
+        if head is not None and not head.done() and parser.head_done:
+            head.set_result(None)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and (chunks or parser.done):
+            waiter.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -157,9 +164,12 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    async def send(self, request: bytes, head_request: bool) -> None:
-        """Write the request and wait for the response head."""
-        assert self.transport is not None
+    def send(self, request: bytes, head_request: bool) -> asyncio.Future[None]:
+        """Write the request; the future resolves with the response head.
+
+        Whoever awaits it aborts the connection when the wait ends in anything but the head.
+        """
+        assert self.transport is not None and self.loop is not None
         self.parser.reset(head_request)
         self._chunks.clear()
         self._buffered = 0
@@ -167,15 +177,9 @@ class Connection(asyncio.Protocol):
         self.stream_deadline = 0.0
         self.last_io = time.monotonic()
         self.pool.watch(self)
-        head = self._head = asyncio.get_running_loop().create_future()
+        head = self._head = self.loop.create_future()
         self.transport.write(request)
-        try:
-            await head
-        except BaseException:
-            # Timed out, or cancelled (the client went away, or a request_timeout fired): the
-            # upstream may still answer on this connection, so it can never be reused.
-            self.abort()
-            raise
+        return head
 
     def timed_out(self, now: float, read_timeout: float) -> None:
         """The watchdog's check: fail a response that has gone quiet or lasted too long."""
@@ -194,7 +198,8 @@ class Connection(asyncio.Protocol):
                 return None
             if self._error is not None:
                 raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
+            assert self.loop is not None
+            self._waiter = self.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -440,16 +445,23 @@ class UpstreamPool:
         request = head + body if body else head
         head_request = method == "HEAD"
         conn = self._take(origin)
-        if conn is not None:
+        reused = conn is not None
+        if conn is None:
+            conn = await self._open(origin)
+        while True:
             try:
                 await conn.send(request, head_request)
                 return UpstreamResponse(conn)
-            except UpstreamConnectionError:
-                if conn.parser.status:  # the upstream had begun to answer: not a stale connection
+            except BaseException as exc:
+                # Failed, timed out, or cancelled (the client went away, or a request_timeout
+                # fired): the upstream may still answer on this connection, so it is never reused.
+                conn.abort()
+                # A kept-alive connection the upstream closed while it was idle (no response byte
+                # came) is not the upstream failing: once more, on a new connection.
+                if not (reused and isinstance(exc, UpstreamConnectionError) and not conn.parser.status):
                     raise
-        conn = await self._open(origin)
-        await conn.send(request, head_request)
-        return UpstreamResponse(conn)
+            reused = False
+            conn = await self._open(origin)
 
     async def close(self) -> None:
         if self._watch_handle is not None:

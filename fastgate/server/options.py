@@ -50,9 +50,24 @@ GENERIC = frozenset(
     }
 )
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
-#: A target built from headers: (config text, provider, key, provider options).
 #: Config text, provider, key, provider options and virtual key of a header-built target.
 HeaderPlanKey = tuple[str | None, str, str | None, tuple[tuple[str, str], ...], str | None]
+#: The headers a request's route is built from, besides its provider-option headers.
+_ROUTE_HEADERS = (
+    "x-portkey-config",
+    "x-portkey-provider",
+    "x-portkey-virtual-key",
+    "authorization",
+    "x-api-key",
+    "x-portkey-custom-host",
+    "x-portkey-forward-headers",
+    "x-portkey-request-timeout",
+    "x-portkey-strict-open-ai-compliance",
+)
+#: The values of ``_ROUTE_HEADERS``, then the provider-option header names and their values.
+RouteKey = tuple[Any, ...]
+#: Distinct header-name sets remembered before the table starts over.
+_MAX_NAME_SETS = 1024
 
 
 class _TraceIds:
@@ -100,10 +115,13 @@ class OptionsReader:
         self.server = server
         self.configs: ConfigCache[str, SavedConfig] = ConfigCache(self._parse)
         self.header_plans: ConfigCache[HeaderPlanKey, RoutePlan] = ConfigCache(self._header_plan)
-        #: The SSRF verdict on each custom host header seen (a parse and address check each).
-        self.custom_hosts: ConfigCache[str, str] = ConfigCache(
-            lambda raw: policy.check_url(_clean(raw, "x-portkey-custom-host"))
-        )
+        #: The plan and overrides of each distinct set of routing header values: a client sends
+        #: the same ones on every request, so they are judged (SSRF check included) once.
+        self.routes: ConfigCache[RouteKey, tuple[RoutePlan | None, dict[str, Any]]] = ConfigCache(self._route)
+        #: The provider-option headers (``x-portkey-*`` without a meaning of their own) among
+        #: each set of header names seen: clients send the same names on every request, and
+        #: looking a tuple of them up costs far less than testing each name.
+        self._option_names: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.trace_ids = _TraceIds()
 
     def _parse(self, raw: str) -> SavedConfig:
@@ -124,37 +142,16 @@ class OptionsReader:
         get = headers.get
         given_trace_id = get("x-portkey-trace-id")
         trace_id = _clean(given_trace_id, "x-portkey-trace-id") if given_trace_id else self.trace_ids.next()
-        raw_config = get("x-portkey-config")
-        plan: RoutePlan | None
-        if raw_config:
-            entry = self.configs.get(raw_config)
-            plan = entry.plan or self.header_plans.get(
-                (raw_config, *self._header_target(headers, entry.node))
-            )
-        elif get("x-portkey-provider") or get("x-portkey-virtual-key") or not self.server.routes_by_model:
-            plan = self.header_plans.get((None, *self._header_target(headers, None)))
-        else:
-            plan = None
-        overrides: dict[str, Any] = {}
-        custom_host = get("x-portkey-custom-host")
-        if custom_host:
-            overrides["custom_host"] = self.custom_hosts.get(custom_host)
-        forward = get("x-portkey-forward-headers")
-        if forward:
-            names = tuple(h.strip().lower() for h in forward.split(",") if h.strip())
-            if "x-portkey-forward-headers" in names:
-                raise bad_request("forward_headers must not contain the 'x-portkey-forward-headers' header")
-            overrides["forward_headers"] = names
-        timeout = get("x-portkey-request-timeout")
-        if timeout:
-            try:
-                ms = int(float(timeout))
-            except ValueError:
-                raise bad_request("x-portkey-request-timeout must be a number of milliseconds") from None
-            if ms > 0:
-                overrides["request_timeout"] = ms
-        if get("x-portkey-strict-open-ai-compliance") == "false":
-            overrides["strict_open_ai_compliance"] = False
+        names = tuple(headers)
+        option_names = self._option_names.get(names)
+        if option_names is None:
+            option_names = self._learn_option_names(names)
+        key = (
+            *map(get, _ROUTE_HEADERS),
+            option_names,
+            tuple(map(headers.__getitem__, option_names)) if option_names else (),
+        )
+        plan, overrides = self.routes.get(key)
         metadata: dict[str, Any] = {}
         raw_metadata = get("x-portkey-metadata")
         if raw_metadata:
@@ -176,12 +173,72 @@ class OptionsReader:
             cache_force_refresh="x-portkey-cache-force-refresh" in headers,
         )
 
+    def _learn_option_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        found = tuple(n for n in names if n.startswith(PREFIX) and n[len(PREFIX) :] not in GENERIC)
+        if len(self._option_names) >= _MAX_NAME_SETS:
+            self._option_names.clear()
+        self._option_names[names] = found
+        return found
+
+    def _route(self, key: RouteKey) -> tuple[RoutePlan | None, dict[str, Any]]:
+        """The plan and the overrides (shared by every request with these headers: never changed)
+        of one set of routing header values."""
+        (
+            raw_config,
+            provider,
+            virtual_key,
+            auth,
+            x_api_key,
+            custom_host,
+            forward,
+            timeout,
+            strict,
+            option_names,
+            option_values,
+        ) = key
+        target = (provider, virtual_key, auth, x_api_key, option_names, option_values)
+        plan: RoutePlan | None
+        if raw_config:
+            entry = self.configs.get(raw_config)
+            plan = entry.plan or self.header_plans.get(
+                (raw_config, *self._header_target(*target, entry.node))
+            )
+        elif provider or virtual_key or not self.server.routes_by_model:
+            plan = self.header_plans.get((None, *self._header_target(*target, None)))
+        else:
+            plan = None
+        overrides: dict[str, Any] = {}
+        if custom_host:
+            overrides["custom_host"] = self.policy.check_url(_clean(custom_host, "x-portkey-custom-host"))
+        if forward:
+            names = tuple(h.strip().lower() for h in forward.split(",") if h.strip())
+            if "x-portkey-forward-headers" in names:
+                raise bad_request("forward_headers must not contain the 'x-portkey-forward-headers' header")
+            overrides["forward_headers"] = names
+        if timeout:
+            try:
+                ms = int(float(timeout))
+            except ValueError:
+                raise bad_request("x-portkey-request-timeout must be a number of milliseconds") from None
+            if ms > 0:
+                overrides["request_timeout"] = ms
+        if strict == "false":
+            overrides["strict_open_ai_compliance"] = False
+        return plan, overrides
+
     def _header_target(
-        self, headers: Mapping[str, str], config: ConfigNode | None
+        self,
+        provider: str | None,
+        virtual_key: str | None,
+        auth: str | None,
+        x_api_key: str | None,
+        option_names: tuple[str, ...],
+        option_values: tuple[str, ...],
+        config: ConfigNode | None,
     ) -> tuple[str, str | None, tuple[tuple[str, str], ...], str | None]:
         """Provider, key, provider options and virtual key from the headers (Portkey §3.4)."""
-        provider = headers.get("x-portkey-provider") or self.settings.default_provider or ""
-        virtual_key = headers.get("x-portkey-virtual-key") or None
+        provider = provider or self.settings.default_provider or ""
+        virtual_key = virtual_key or None
         if not provider and not virtual_key:
             if config is not None:
                 raise bad_request(
@@ -189,15 +246,14 @@ class OptionsReader:
                     "have a valid config with provider details in it."
                 )
             raise bad_request("Either x-portkey-config or x-portkey-provider header is required")
-        auth = headers.get("authorization")
         api_key = auth[7:] if auth and auth.startswith("Bearer ") else auth
         if not api_key and provider == "anthropic":
-            api_key = headers.get("x-api-key")
-        options: list[tuple[str, str]] = []
-        for name, value in headers.items():  # names are lower-cased by the request parser
-            if name.startswith(PREFIX) and name[len(PREFIX) :] not in GENERIC:
-                options.append((name[len(PREFIX) :].replace("-", "_"), _clean(value, name)))
-        return provider, api_key or None, tuple(options), virtual_key
+            api_key = x_api_key
+        options = tuple(
+            (name[len(PREFIX) :].replace("-", "_"), _clean(value, name))
+            for name, value in zip(option_names, option_values, strict=True)
+        )
+        return provider, api_key or None, options, virtual_key
 
     def _header_plan(self, key: HeaderPlanKey) -> RoutePlan:
         """A plan for a target named by headers; clients send the same few, so it is cached."""

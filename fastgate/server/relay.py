@@ -63,6 +63,8 @@ class Outcome(msgspec.Struct, kw_only=True):
     #: An open upstream stream and the mapper that turns it into OpenAI SSE.
     upstream: UpstreamResponse | None = None
     events: AsyncIterator[bytes] | None = None
+    #: A stream's first chunk, read ahead (see ``_read_ahead``): written before ``events``.
+    first: bytes = b""
     mapper: StreamMapper | None = None
     content_type: str = "application/json"
     retries: int = 0
@@ -82,26 +84,6 @@ class Outcome(msgspec.Struct, kw_only=True):
         if self.held is not None:
             self.held.close()
             self.held = None
-
-
-class _Primed:
-    """A stream whose first chunk was read ahead, iterated from the start again."""
-
-    __slots__ = ("_first", "_rest")
-
-    def __init__(self, first: bytes, rest: AsyncIterator[bytes]) -> None:
-        self._first: bytes | None = first
-        self._rest = rest
-
-    def __aiter__(self) -> _Primed:
-        return self
-
-    async def __anext__(self) -> bytes:
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
-        return await self._rest.__anext__()
 
 
 #: Content types that are not a stream, whatever was asked for (every provider streams SSE or AWS
@@ -309,7 +291,7 @@ async def _read_ahead(outcome: Outcome) -> None:
     except BaseException:
         outcome.release()
         raise
-    outcome.events = _Primed(first, rest)
+    outcome.first, outcome.events = first, rest
     outcome.held, outcome.upstream = resp, None
 
 

@@ -35,13 +35,16 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
     headers["X-Accel-Buffering"] = "no"
     watcher = outcome.watcher
     started = False
+    chunk = outcome.first  # already read ahead: no wait (and no iterator layer) for it
     try:
         pull = source.__anext__
         clean = True
         while True:
             try:
-                chunk = await pull()
+                if not chunk:
+                    chunk = await pull()
                 out = mapper.feed(chunk)
+                chunk = b""
             except StopAsyncIteration:
                 out = mapper.finish()
                 if watcher is not None:
