@@ -12,6 +12,7 @@
 from http import HTTPStatus as _HTTPStatus
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy
 
 cdef Py_ssize_t _MAX_LINE = 8190
@@ -435,13 +436,6 @@ cdef class RequestParser:
 
 
 cdef dict _STATUS_LINES = {}
-cdef bytes _CHUNKED = b"Transfer-Encoding: chunked\r\n"
-cdef bytes _CLOSE = b"Connection: close\r\n"
-cdef bytes _KEEP_ALIVE = b"Connection: keep-alive\r\n"
-cdef bytes _SERVER = b"Server: fastgate\r\n"
-cdef bytes _CONTENT_TYPE = b"Content-Type: "
-cdef bytes _CRLF = b"\r\n"
-cdef bytes _COLON = b": "
 
 
 cdef bytes _status_line(int status):
@@ -456,41 +450,58 @@ cdef bytes _status_line(int status):
     return line
 
 
-cdef bytes _content_length_line(Py_ssize_t length):
-    cdef char line[48]
+cdef struct _Out:
+    # A response head being written: in ``stack`` while it fits, else on the heap.
+    char* data
+    Py_ssize_t size
+    Py_ssize_t cap
+    bint heap
+
+
+cdef int _grow(_Out* out, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = max(out.cap * 2, out.size + need)
+    cdef char* data = <char*>PyMem_Malloc(cap)
+    if data == NULL:
+        raise MemoryError()
+    memcpy(data, out.data, out.size)
+    if out.heap:
+        PyMem_Free(out.data)
+    out.data, out.cap, out.heap = data, cap, True
+    return 0
+
+
+cdef inline int _put(_Out* out, const char* src, Py_ssize_t n) except -1:
+    if out.size + n > out.cap:
+        _grow(out, n)
+    memcpy(out.data + out.size, src, n)
+    out.size += n
+    return 0
+
+
+cdef inline int _put_bytes(_Out* out, bytes piece) except -1:
+    return _put(out, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+
+
+cdef inline int _put_text(_Out* out, str text) except -1:
+    """ASCII as it is; anything else as UTF-8 with surrogateescape (a relayed value goes out
+    byte for byte)."""
+    if PyUnicode_IS_ASCII(text):
+        return _put(out, <const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+    return _put_bytes(out, text.encode("utf-8", "surrogateescape"))
+
+
+cdef inline int _put_length(_Out* out, Py_ssize_t length) except -1:
     cdef char digits[24]
-    cdef Py_ssize_t n = 0, at = 16
-    memcpy(line, b"Content-Length: ", 16)
+    cdef Py_ssize_t n = 24
     while True:
+        n -= 1
         digits[n] = 48 + length % 10
-        n += 1
         length //= 10
         if length == 0:
             break
-    while n:
-        n -= 1
-        line[at] = digits[n]
-        at += 1
-    line[at] = b"\r"
-    line[at + 1] = b"\n"
-    return PyBytes_FromStringAndSize(line, at + 2)
-
-
-cdef inline object _wire(str text):
-    """What ``text`` puts on the wire: itself when ASCII (its bytes are read in place), else its
-    UTF-8 with surrogateescape (a relayed value goes out byte for byte)."""
-    return text if PyUnicode_IS_ASCII(text) else text.encode("utf-8", "surrogateescape")
-
-
-cdef inline Py_ssize_t _put(char* out, Py_ssize_t at, object piece) noexcept:
-    cdef Py_ssize_t n
-    if type(piece) is str:
-        n = PyUnicode_GET_LENGTH(piece)
-        memcpy(out + at, PyUnicode_DATA(piece), n)
-    else:
-        n = PyBytes_GET_SIZE(piece)
-        memcpy(out + at, PyBytes_AS_STRING(piece), n)
-    return at + n
+    _put(out, "Content-Length: ", 16)
+    _put(out, digits + n, 24 - n)
+    return _put(out, "\r\n", 2)
 
 
 def response_head(
@@ -506,41 +517,38 @@ def response_head(
     relayed from an upstream, a bare CR or LF would split the response for a lenient client, and
     any other would make a strict one (h11, under the OpenAI SDK) refuse the whole answer.
 
-    Built in two passes, the pieces measured then copied into one bytes object: no string is
-    formatted per field.
+    Written in one pass into a buffer on the stack (no string formatted per field).
     """
-    cdef list pieces = [_status_line(status)]
-    cdef object name, value, piece
+    cdef char stack[2048]
+    cdef _Out out
+    cdef object name, value
     cdef str text
-    cdef Py_ssize_t total = 0, at = 0
-    cdef bytes out
-    cdef char* buf
-    for name, value in headers.items():
-        text = value if type(value) is str else str(value)
-        if type(name) is not str or not _is_token(name) or not _is_field_value(text):
-            continue
-        pieces.append(name)
-        pieces.append(_COLON)
-        pieces.append(_wire(text))
-        pieces.append(_CRLF)
-    if content_type is not None and _is_field_value(content_type):
-        pieces.append(_CONTENT_TYPE)
-        pieces.append(_wire(content_type))
-        pieces.append(_CRLF)
-    if length >= 0:
-        pieces.append(_content_length_line(length))
-    elif length == -1:
-        pieces.append(_CHUNKED)
-    if not keep_alive:
-        pieces.append(_CLOSE)
-    elif http10:
-        pieces.append(_KEEP_ALIVE)
-    pieces.append(_SERVER)
-    pieces.append(date)
-    for piece in pieces:
-        total += PyUnicode_GET_LENGTH(piece) if type(piece) is str else PyBytes_GET_SIZE(piece)
-    out = PyBytes_FromStringAndSize(NULL, total)
-    buf = PyBytes_AS_STRING(out)
-    for piece in pieces:
-        at = _put(buf, at, piece)
-    return out
+    out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
+    try:
+        _put_bytes(&out, _status_line(status))
+        for name, value in headers.items():
+            text = value if type(value) is str else str(value)
+            if type(name) is not str or not _is_token(name) or not _is_field_value(text):
+                continue
+            _put_text(&out, name)  # a token: ASCII
+            _put(&out, ": ", 2)
+            _put_text(&out, text)
+            _put(&out, "\r\n", 2)
+        if content_type is not None and _is_field_value(content_type):
+            _put(&out, "Content-Type: ", 14)
+            _put_text(&out, content_type)
+            _put(&out, "\r\n", 2)
+        if length >= 0:
+            _put_length(&out, length)
+        elif length == -1:
+            _put(&out, "Transfer-Encoding: chunked\r\n", 28)
+        if not keep_alive:
+            _put(&out, "Connection: close\r\n", 19)
+        elif http10:
+            _put(&out, "Connection: keep-alive\r\n", 24)
+        _put(&out, "Server: fastgate\r\n", 18)
+        _put_bytes(&out, date)
+        return PyBytes_FromStringAndSize(out.data, out.size)
+    finally:
+        if out.heap:
+            PyMem_Free(out.data)

@@ -459,3 +459,22 @@ def test_response_head_drops_a_content_type_a_client_could_misread(content_type:
         == b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nServer: fastgate\r\n"
         + DATE
     )
+
+
+def test_response_head_of_any_size_and_text_goes_out_byte_for_byte() -> None:
+    """Heads past the stack buffer grow on the heap; non-ASCII values go out as the client's
+    bytes were (surrogateescape), whatever their number."""
+    long = "x" * 5000
+    raw = b"caf\xc3\xa9 \xff".decode("utf-8", "surrogateescape")
+    fields = {f"X-{i}": long if i % 2 else raw for i in range(6)}
+    head = response_head(404, fields, "text/plain; charset=utf-8", 123456789012, True, DATE, True)
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 404 Not Found"
+    assert lines[1:7] == [b"X-%d: " % i + (b"x" * 5000 if i % 2 else b"caf\xc3\xa9 \xff") for i in range(6)]
+    assert lines[7:11] == [
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Length: 123456789012",
+        b"Connection: keep-alive",
+        b"Server: fastgate",
+    ]
+    assert head.endswith(DATE)
