@@ -12,6 +12,7 @@
 from http import HTTPStatus as _HTTPStatus
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_SetDefault
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy
 
@@ -323,7 +324,7 @@ cdef class RequestParser:
     cdef void _parse_head(self, const char* p, Py_ssize_t pos, Py_ssize_t end) except *:
         """The request line and fields of ``p[pos:end]`` (the head without its final CRLF CRLF),
         which ``_check_head_bytes`` passed: its only control bytes are HTAB and CRLF line ends."""
-        cdef Py_ssize_t line_end = _line_end(p, pos, end), sp1, sp2, i, colon, fields = 0
+        cdef Py_ssize_t line_end = _line_end(p, pos, end), sp1, sp2, i, colon, before, fields = 0
         cdef const char* hit
         cdef str name, value, previous, version
         cdef dict headers = {}
@@ -384,9 +385,12 @@ cdef class RequestParser:
             name = _header_name(p, pos, colon)
             value = _header_value(p, colon + 1, line_end)
             pos = line_end + 2
-            previous = headers.get(name)
-            if previous is None:
-                headers[name] = value
+            # One lookup for a new field: it was new when the dict grew (not when the value came
+            # back: one-character and empty strings are shared objects).
+            before = len(headers)
+            previous = <str>PyDict_SetDefault(headers, name, value)
+            if len(headers) > before:
+                pass
             elif name is H_CONTENT_LENGTH:
                 if previous != value:
                     raise RequestRefused(400, "Conflicting Content-Length headers")

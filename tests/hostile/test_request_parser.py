@@ -239,6 +239,9 @@ REFUSED: dict[str, tuple[bytes, int]] = {
     "NUL in the request line": (b"GET /\x00 HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
     "no Host on HTTP/1.1": (b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400),
     "two Hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    # One-character and empty values are shared string objects: still two fields.
+    "the same one-letter Host twice": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+    "the same empty Host twice": (b"GET / HTTP/1.1\r\nHost:\r\nHost:\r\n\r\n", 400),
     "invalid header name": (head(b"X(A): b"), 400),
     "empty header name": (head(b": b"), 400),
     "line without a colon": (head(b"X-A b"), 400),
@@ -341,6 +344,8 @@ def test_repeated_fields_are_joined_and_names_lower_cased() -> None:
     p = parse(b"GET /a?b=c HTTP/1.1\r\nHost: gw\r\nX-Tag: one\r\nx-tag:two\r\nACCEPT:\t*/* \r\n\r\n")
     assert (p.method, p.target) == ("GET", "/a?b=c")
     assert p.headers == {"host": "gw", "x-tag": "one, two", "accept": "*/*"}
+    p = parse(b"GET / HTTP/1.1\r\nHost: gw\r\nX-A: 1\r\nX-A: 1\r\nX-B:\r\nX-B:\r\n\r\n")
+    assert p.headers == {"host": "gw", "x-a": "1, 1", "x-b": ", "}
 
 
 @pytest.mark.parametrize(
