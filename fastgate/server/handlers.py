@@ -234,6 +234,8 @@ class Gateway:
             breaker.started(leaf.identity)
             outcome = await attempt(self.pool, provider, call, stream)
             breaker.record(leaf.identity, outcome.status)
+            if leaf.retry is None:  # no retry settings (most targets): one attempt, nothing to decide
+                return outcome
             decision = decide(
                 policy, leaf.retry, retries, outcome.status, outcome.headers, waited_ms, random.random()
             )
