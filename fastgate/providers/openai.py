@@ -146,7 +146,7 @@ class OpenAICompatible(Provider):
         if call.endpoint is Endpoint.PROXY:
             return self.proxy_request(call)
         headers = self.request_headers(call)
-        url = f"{self.base(call)}/{call.endpoint.value}"
+        url = f"{self.base(call)}/{call.endpoint._value_}"  # the value, without Enum's property
         if call.endpoint is Endpoint.MODELS:
             return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)
         headers["Content-Type"] = "application/json"

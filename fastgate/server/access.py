@@ -5,7 +5,8 @@ The handlers call in at four points: :meth:`Access.authorize` when a request arr
 :meth:`Access.admit` before the upstream call (limits and cache lookup, one store round trip)
 and :meth:`Access.settle` with the answer (usage charged, answer cached; a stream gets a
 watcher that does both as it ends). When no key, limit or cache applies, each is a few
-attribute tests: no hashing, no body decode, no store traffic.
+attribute tests: no hashing, no body decode, no store traffic; and with no gateway key, virtual
+key or cache at all the handler does not call the last three.
 """
 
 from __future__ import annotations

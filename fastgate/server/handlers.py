@@ -160,9 +160,15 @@ class Gateway:
             walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
             leaf = next(walker)
         access = self.access
-        headers = access.client_headers(request.headers, grant)
+        headers = request.headers if grant is None else access.client_headers(request.headers, grant)
         while True:
-            target, vk_rule = access.target(leaf.target, grant, view.model)
+            target = leaf.target
+            vk_rule = None
+            # No gateway key, virtual key or cache: Access.target, plan and settle would each hand
+            # back what they were given, so they are not called (most requests).
+            plain = grant is None and leaf.cache is None and not target.virtual_key
+            if not plain:
+                target, vk_rule = access.target(target, grant, view.model)
             provider = get_provider(target.provider)
             if endpoint not in provider.endpoints:
                 raise provider.unsupported(endpoint)
@@ -176,26 +182,29 @@ class Gateway:
                 query=query,
                 headers=headers,
             )
-            admission = access.plan(
-                call,
-                grant,
-                vk_rule,
-                leaf.cache,
-                force_refresh=opts.cache_force_refresh,
-                stream=stream,
-                params=params,
-            )
-            early = (
-                None
-                if admission is NOTHING
-                else await access.admit(provider, call, grant, admission, self.pool)
-            )
-            if early is not None and early.reached:
-                outcome = early  # a cached answer
-                break
-            # (An unreached early outcome: this target's virtual key is over its limit.)
-            outcome = early or await self._try(leaf, provider, call, stream)
-            access.settle(outcome, admission)
+            if plain:
+                outcome = await self._try(leaf, provider, call, stream)
+            else:
+                admission = access.plan(
+                    call,
+                    grant,
+                    vk_rule,
+                    leaf.cache,
+                    force_refresh=opts.cache_force_refresh,
+                    stream=stream,
+                    params=params,
+                )
+                early = (
+                    None
+                    if admission is NOTHING
+                    else await access.admit(provider, call, grant, admission, self.pool)
+                )
+                if early is not None and early.reached:
+                    outcome = early  # a cached answer
+                    break
+                # (An unreached early outcome: this target's virtual key is over its limit.)
+                outcome = early or await self._try(leaf, provider, call, stream)
+                access.settle(outcome, admission)
             if walker is None:
                 break
             try:
@@ -225,6 +234,8 @@ class Gateway:
             breaker.started(leaf.identity)
             outcome = await attempt(self.pool, provider, call, stream)
             breaker.record(leaf.identity, outcome.status)
+            if leaf.retry is None:  # no retry settings (most targets): one attempt, nothing to decide
+                return outcome
             decision = decide(
                 policy, leaf.retry, retries, outcome.status, outcome.headers, waited_ms, random.random()
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -70,15 +70,10 @@ RouteKey = tuple[Any, ...]
 _MAX_NAME_SETS = 1024
 
 
-class _TraceIds:
-    """Unique ids without a syscall per request: a random per-process prefix and a counter."""
-
-    def __init__(self) -> None:
-        self._prefix = os.urandom(6).hex()
-        self._count = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}-{next(self._count):x}"
+def _trace_ids() -> Iterator[str]:
+    """Unique ids without a syscall per request: a random per-process prefix and a counter
+    (an iterator all in C: no Python frame per id)."""
+    return map(f"{os.urandom(6).hex()}-{{:x}}".format, itertools.count(1))
 
 
 class RequestOptions(msgspec.Struct, kw_only=True):
@@ -122,7 +117,7 @@ class OptionsReader:
         #: each set of header names seen: clients send the same names on every request, and
         #: looking a tuple of them up costs far less than testing each name.
         self._option_names: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.trace_ids = _TraceIds()
+        self.trace_ids = _trace_ids()
 
     def _parse(self, raw: str) -> SavedConfig:
         if raw.lstrip().startswith("{"):
@@ -141,7 +136,7 @@ class OptionsReader:
     def read(self, headers: Mapping[str, str]) -> RequestOptions:
         get = headers.get
         given_trace_id = get("x-portkey-trace-id")
-        trace_id = _clean(given_trace_id, "x-portkey-trace-id") if given_trace_id else self.trace_ids.next()
+        trace_id = _clean(given_trace_id, "x-portkey-trace-id") if given_trace_id else next(self.trace_ids)
         names = tuple(headers)
         option_names = self._option_names.get(names)
         if option_names is None:
