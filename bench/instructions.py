@@ -40,7 +40,11 @@ def _functions(profile: Path, inclusive: bool) -> tuple[int, dict[str, int]]:
     argv = ["callgrind_annotate", "--threshold=100", "--auto=no", str(profile)]
     if inclusive:
         argv.insert(1, "--inclusive=yes")
-    text = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return parse_annotate(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+
+
+def parse_annotate(text: str) -> tuple[int, dict[str, int]]:
+    """Total and per-function counts from ``callgrind_annotate``'s report."""
     total = 0
     per: dict[str, int] = {}
     for line in text.splitlines():
