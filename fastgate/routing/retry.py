@@ -109,10 +109,8 @@ def decide(
     rand: float,
 ) -> RetryDecision:
     """After an attempt answered ``status``: retry (and after how long), or stop."""
-    if retry is None:  # most targets: no retry settings, nothing to work out
-        return STOP
     allowed = attempts_allowed(policy, retry)
-    if allowed == 0 or status not in retry.on_status_codes:
+    if retry is None or allowed == 0 or status not in retry.on_status_codes:
         return STOP
     if retries_done >= allowed:
         return GIVE_UP
