@@ -74,6 +74,7 @@ def response_head(
     date: bytes,
     http10: bool = False,
 ) -> bytes: ...
+def request_head(start: str, headers: dict[str, str], length: int, body: bytes | None) -> bytes: ...
 
 # ---- cohere (fastgate/mapping/cohere.pxi)
 

@@ -97,6 +97,27 @@ cdef bytes _AN_EV_MESSAGE_DELTA = b"message_delta"
 cdef bytes _AN_EV_MESSAGE_STOP = b"message_stop"
 cdef bytes _AN_EV_ERROR = b"error"
 
+# A text delta as Anthropic writes it, fields in this order
+# (https://docs.anthropic.com/en/api/messages-streaming#text-delta):
+# {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
+cdef bytes _AN_TEXT_HEAD = b'{"type":"content_block_delta","index":'
+cdef bytes _AN_TEXT_MID = b',"delta":{"type":"text_delta","text":'
+
+
+cdef inline Py_ssize_t _an_text_start(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Offset of the quoted text of a text delta written as above, or -1."""
+    cdef Py_ssize_t head = len(_AN_TEXT_HEAD), mid = len(_AN_TEXT_MID), i
+    if n < head + mid + 4 or memcmp(p, <const char*>_AN_TEXT_HEAD, head) != 0:
+        return -1
+    i = head
+    while i < n and b"0" <= p[i] <= b"9":
+        i += 1
+    if i == head or i - head > 9 or n - i < mid + 4:
+        return -1
+    if memcmp(p + i, <const char*>_AN_TEXT_MID, mid) != 0 or p[i + mid] != b'"':
+        return -1
+    return i + mid
+
 
 # ---- request ---------------------------------------------------------------------------------
 
@@ -529,7 +550,7 @@ cdef class _AnTextChunks:
         return _frame(_error_body(502, message, type=type, provider=provider)) + _SSE_DONE
 
 
-cdef class AnthropicStream:
+cdef class AnthropicStream(EventSink):
     """Anthropic's event-typed SSE as OpenAI chunks, event by event.
 
     ``message_start`` opens the stream (the first chunk carries the role); text deltas become
@@ -542,6 +563,7 @@ cdef class AnthropicStream:
     """
 
     cdef SSEDecoder _sse
+    cdef list _pieces  # what the events of one feed made
     cdef object _writer
     cdef ChunkWriter _chat  # the writer again, typed, when it is a ChunkWriter: deltas skip dispatch
     cdef readonly bint done
@@ -559,6 +581,7 @@ cdef class AnthropicStream:
     def __init__(self, str provider, bint include_usage=False, bint strict=True,
                  bint text_completion=False):
         self._sse = SSEDecoder()
+        self._pieces = []
         self._writer = None
         self._chat = None
         self.done = False
@@ -604,9 +627,28 @@ cdef class AnthropicStream:
                            self._cache_read)
         return self._out().finish(_an_finish_reason(self._stop_reason, self._strict), usage)
 
+    cdef bytes _text_delta(self, bytes data):
+        """A text delta's chunk made from the bytes: the text is copied as the JSON it came in
+        when it can be (see ``_json_string_end``), which is nearly every delta; None when the
+        event is written otherwise or the text needs decoding."""
+        cdef const unsigned char* p = <const unsigned char*><const char*>data
+        cdef Py_ssize_t n = len(data), start, end
+        if self._chat is None or not self._strict:
+            return None
+        start = _an_text_start(p, n)
+        if start < 0:
+            return None
+        end = _json_string_end(p, start + 1, n)
+        if end < 0 or n - end != 3 or p[end + 1] != b"}" or p[end + 2] != b"}":
+            return None
+        return self._chat._content_json(<const char*>p + start, end + 1 - start)
+
     cdef bytes _event(self, object event, bytes data):
         cdef int index
         if event == _AN_EV_BLOCK_DELTA:
+            piece = self._text_delta(data)
+            if piece is not None:
+                return piece
             ev = _an_block_delta_decoder.decode(data)
             delta = ev.delta
             kind = delta.type
@@ -664,33 +706,40 @@ cdef class AnthropicStream:
             return self._out().error(f"{self._provider} error: {err.message}", err.type)
         return _EMPTY
 
+    cdef int take(self, object event, bytes data) except -1:
+        if not self.done:
+            piece = self._event(event, data)
+            if piece:
+                self._pieces.append(piece)
+        return 0
+
+    cdef bytes _taken(self):
+        cdef list pieces = self._pieces
+        cdef Py_ssize_t n = len(pieces)
+        if n == 0:
+            return _EMPTY
+        out = pieces[0] if n == 1 else _EMPTY.join(pieces)
+        del pieces[:]
+        return out
+
     def feed(self, bytes chunk):
         if self.done:
             return _EMPTY
-        cdef list events = self._sse.feed(chunk)
-        if not events:
-            return _EMPTY
-        cdef list out = []
-        for event, data in events:
-            piece = self._event(event, data)
-            if piece:
-                out.append(piece)
-            if self.done:
-                break
-        return _EMPTY.join(out)
+        if self._pieces:  # left by a feed that raised
+            del self._pieces[:]
+        self._sse.scan(chunk, self)
+        return self._taken()
 
     def finish(self):
         """The end of the upstream body: Anthropic always ends with ``message_stop`` (or an
         ``error`` event), so a stream cut before either ends with an error chunk."""
         if self.done:
             return _EMPTY
-        cdef list out = []
-        for event, data in self._sse.close():
-            piece = self._event(event, data)
-            if piece:
-                out.append(piece)
-            if self.done:
-                return _EMPTY.join(out)
-        self.done = True
-        out.append(self._out().error(f"{self._provider} error: stream ended before message_stop"))
-        return _EMPTY.join(out)
+        if self._pieces:
+            del self._pieces[:]
+        self._sse.close_into(self)
+        if not self.done:
+            self.done = True
+            self._pieces.append(
+                self._out().error(f"{self._provider} error: stream ended before message_stop"))
+        return self._taken()

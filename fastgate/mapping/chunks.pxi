@@ -24,6 +24,9 @@ cdef object _UNSET = _msgspec.UNSET
 cdef bytes _DATA = b"data: "
 cdef bytes _SSE_DONE = b"data: [DONE]\n\n"
 cdef bytes _CONTENT_FIELD = b'"content":""'
+cdef bytes _ROLE_FIELDS = b'"role":"assistant","content":""'
+cdef bytes _NO_FINISH = b'},"finish_reason":null'
+cdef bytes _FINISH_FIELD = b'},"finish_reason":'
 
 
 cdef inline bytes _frame(bytes payload):
@@ -44,8 +47,9 @@ cdef class ChunkWriter:
     cdef readonly object provider
     cdef readonly bint include_usage
     cdef bint _role_sent
-    cdef bytes _content_head
+    cdef bytes _content_head  # the frame of a content delta up to its text, and after it
     cdef bytes _content_tail
+    cdef bytes _delta_head  # the same frame up to the delta's fields
 
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
@@ -56,6 +60,7 @@ cdef class ChunkWriter:
         self._role_sent = False
         self._content_head = None
         self._content_tail = None
+        self._delta_head = None
 
     cdef bytes _chunk(self, object delta, object finish_reason):
         chunk = _Chunk(self.id, self.created, self.model, [_ChunkChoice(0, delta, finish_reason)],
@@ -72,7 +77,12 @@ cdef class ChunkWriter:
 
     def role(self):
         """The opening chunk: ``{"role": "assistant", "content": ""}``."""
-        return self._chunk(self._delta({"content": ""}), None)
+        if self._content_head is None:
+            self._split_content_frame()
+        if self._role_sent:
+            return _EMPTY.join((self._content_head, b'""', self._content_tail))
+        self._role_sent = True
+        return _EMPTY.join((self._delta_head, _ROLE_FIELDS, self._content_tail))
 
     cdef bytes _content(self, str text):
         """A content delta: the stream's fixed frame around the escaped text. Every field but
@@ -81,11 +91,35 @@ cdef class ChunkWriter:
         if not self._role_sent:
             return self._chunk(self._delta({"content": text}), None)
         if self._content_head is None:
-            frame = self._chunk(_Delta(content=""), None)
-            cut = frame.index(_CONTENT_FIELD) + len(_CONTENT_FIELD) - 2
-            self._content_head = frame[:cut]
-            self._content_tail = frame[cut + 2:]
+            self._split_content_frame()
         return _EMPTY.join((self._content_head, _encode_json(text), self._content_tail))
+
+    cdef void _split_content_frame(self):
+        """The one frame every content delta, the role chunk and the finish chunk are cut from:
+        they differ only inside ``"delta":{…}`` and in ``finish_reason`` (which ChunkChoice
+        writes right after the delta)."""
+        frame = self._chunk(_Delta(content=""), None)
+        cut = frame.index(_CONTENT_FIELD)
+        self._delta_head = frame[:cut]
+        cut += len(_CONTENT_FIELD) - 2
+        self._content_head = frame[:cut]
+        self._content_tail = frame[cut + 2:]
+
+    cdef bytes _content_json(self, const char* text, Py_ssize_t n):
+        """A content delta whose text is already JSON, a quoted string as ``_json_string_end``
+        accepts it, copied between the frame's halves. None before the role chunk (the first
+        delta carries the role)."""
+        if not self._role_sent:
+            return None
+        if self._content_head is None:
+            self._split_content_frame()
+        cdef Py_ssize_t head = len(self._content_head), tail = len(self._content_tail)
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, head + n + tail)
+        cdef char* q = out
+        memcpy(q, <const char*>self._content_head, head)
+        memcpy(q + head, text, n)
+        memcpy(q + head + n, <const char*>self._content_tail, tail)
+        return out
 
     def content(self, str text):
         return self._content(text)
@@ -105,7 +139,12 @@ cdef class ChunkWriter:
 
     def finish(self, str finish_reason, object usage=None):
         """The finish chunk, then the usage chunk when asked for, then ``[DONE]``."""
-        out = self._chunk(self._delta({}), finish_reason)
+        if self._role_sent and self._content_head is not None:
+            tail = self._content_tail
+            out = _EMPTY.join((self._delta_head, _FINISH_FIELD, _encode_json(finish_reason),
+                               tail[len(_NO_FINISH):]))
+        else:
+            out = self._chunk(self._delta({}), finish_reason)
         if self.include_usage and usage is not None:
             chunk = _Chunk(self.id, self.created, self.model, [], usage=usage, provider=self.provider)
             out += _frame(_encode_json(chunk))

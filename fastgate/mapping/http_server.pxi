@@ -1,4 +1,5 @@
-# The server side of HTTP/1.1 (RFC 9112): the client's request parsed, the response head written.
+# The server side of HTTP/1.1 (RFC 9112): the client's request parsed, the response head written
+# (and, with the same writer, the upstream client's request head).
 #
 # Strict where leniency lets a request mean two things to two parsers (request smuggling): bare CR
 # or LF, obs-fold, control bytes, whitespace before a colon, Content-Length with Transfer-Encoding,
@@ -553,6 +554,62 @@ def response_head(
         _put(&out, "Server: fastgate\r\n", 18)
         _put_bytes(&out, date)
         return PyBytes_FromStringAndSize(out.data, out.size)
+    finally:
+        if out.heap:
+            PyMem_Free(out.data)
+
+
+cdef inline bint _splits_line(str s) noexcept:
+    """A CR, LF or NUL: in a request head it would end the field (or the head) early."""
+    cdef Py_UCS4 c
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
+    cdef const unsigned char* data
+    if PyUnicode_IS_ASCII(s):
+        data = <const unsigned char*>PyUnicode_DATA(s)
+        for i in range(n):
+            if data[i] < 14 and (data[i] == 13 or data[i] == 10 or data[i] == 0):
+                return True
+        return False
+    for c in s:
+        if c == 13 or c == 10 or c == 0:
+            return True
+    return False
+
+
+def request_head(str start, dict headers, Py_ssize_t length, bytes body):
+    """An upstream request: ``start`` (its request line and Host field), ``headers``, a
+    Content-Length when ``length`` >= 0, and ``body`` (or None), written in one pass.
+
+    Raises ValueError with the field's name when a name or value holds CR, LF or NUL, which
+    would split the request. Values read from the client were decoded with surrogateescape:
+    they go out byte for byte.
+    """
+    cdef char stack[2048]
+    cdef _Out out
+    cdef object name, value
+    cdef str text
+    cdef Py_ssize_t size
+    cdef bytes request
+    out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
+    try:
+        _put_text(&out, start)
+        for name, value in headers.items():
+            text = value if type(value) is str else str(value)
+            if _splits_line(name) or _splits_line(text):
+                raise ValueError(name)
+            _put_text(&out, name)
+            _put(&out, ": ", 2)
+            _put_text(&out, text)
+            _put(&out, "\r\n", 2)
+        if length >= 0:
+            _put_length(&out, length)
+        _put(&out, "\r\n", 2)
+        size = PyBytes_GET_SIZE(body) if body is not None else 0
+        request = PyBytes_FromStringAndSize(NULL, out.size + size)
+        memcpy(PyBytes_AS_STRING(request), out.data, out.size)
+        if size:
+            memcpy(PyBytes_AS_STRING(request) + out.size, PyBytes_AS_STRING(body), size)
+        return request
     finally:
         if out.heap:
             PyMem_Free(out.data)

@@ -35,3 +35,63 @@ def quoted_twice(bytes body, tuple quoted):
                 break
         pos = i + 1
     return [quoted[k] for k in range(nkeys) if counts[k] > 1]
+
+
+cdef inline Py_ssize_t _utf8_length(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """Length of the well-formed UTF-8 sequence starting at ``p[i]`` (a byte past ASCII), or 0:
+    no overlong forms, surrogates or code points past U+10FFFF (Unicode §3.9, table 3-7)."""
+    cdef unsigned char c = p[i], lo = 0x80, hi = 0xBF
+    cdef Py_ssize_t size, k
+    if 0xC2 <= c <= 0xDF:
+        size = 2
+    elif 0xE0 <= c <= 0xEF:
+        size = 3
+        if c == 0xE0:
+            lo = 0xA0
+        elif c == 0xED:
+            hi = 0x9F
+    elif 0xF0 <= c <= 0xF4:
+        size = 4
+        if c == 0xF0:
+            lo = 0x90
+        elif c == 0xF4:
+            hi = 0x8F
+    else:
+        return 0
+    if i + size > n or not lo <= p[i + 1] <= hi:
+        return 0
+    for k in range(2, size):
+        if not 0x80 <= p[i + k] <= 0xBF:
+            return 0
+    return size
+
+
+cdef Py_ssize_t _json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """Where the JSON string whose text starts at ``p[i]`` closes (its quote), when the string
+    is as msgspec writes strings, so it can be copied into output as it is; -1 when not, or when
+    it is not valid JSON, and the caller decodes it instead.
+
+    msgspec writes UTF-8 as it is and escapes only ``"``, ``\\``, ``\\b \\f \\n \\r \\t`` and other
+    control characters as ``\\u00XX``; ``\\u`` escapes and ``\\/`` are refused here rather than
+    checked, so an accepted string is byte for byte what decoding and encoding it would give.
+    """
+    cdef unsigned char c
+    cdef Py_ssize_t size
+    while i < n:
+        c = p[i]
+        if c == b'"':
+            return i
+        if c == b"\\":
+            if i + 1 >= n or p[i + 1] not in b'"\\bfnrt':
+                return -1
+            i += 2
+        elif c < 0x20:
+            return -1
+        elif c < 0x80:
+            i += 1
+        else:
+            size = _utf8_length(p, i, n)
+            if size == 0:
+                return -1
+            i += size
+    return -1

@@ -4,7 +4,7 @@
 # a CRLF pair, anywhere, so both classes below keep the unfinished tail between feeds.
 
 from cpython.bytes cimport PyBytes_AsStringAndSize, PyBytes_FromStringAndSize
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 
 cdef bytes _DONE = b"[DONE]"
 cdef bytes _EMPTY = b""
@@ -34,6 +34,14 @@ cdef inline Py_ssize_t _line_break(const char* p, Py_ssize_t i, Py_ssize_t n) no
     return limit if cr == NULL else cr - p
 
 
+cdef class EventSink:
+    """What an SSEDecoder can hand each event to as it completes (``SSEDecoder.scan``): a stream
+    mapper that extends this is spared the list of pairs ``feed`` builds."""
+
+    cdef int take(self, object event, bytes data) except -1:
+        raise NotImplementedError
+
+
 cdef class SSEDecoder:
     """Incremental SSE parser: bytes in, ``(event, data)`` pairs out.
 
@@ -45,19 +53,31 @@ cdef class SSEDecoder:
     cdef bytes _tail
     cdef bint _skip_lf
     cdef object _event
-    cdef list _data
+    cdef object _name  # the last event name read: a stream repeats a few, so they are shared
+    cdef object _data  # the event's first data line; further lines go to _more (rare)
+    cdef list _more
 
     def __cinit__(self):
         self._tail = _EMPTY
         self._skip_lf = False
         self._event = None
-        self._data = []
+        self._name = None
+        self._data = None
+        self._more = None
 
     def feed(self, bytes chunk):
+        cdef list out = []
+        self._feed(chunk, out, None)
+        return out
+
+    cdef int scan(self, bytes chunk, EventSink sink) except -1:
+        """``feed``, each event going to ``sink.take`` instead of into a list."""
+        return self._feed(chunk, None, sink)
+
+    cdef int _feed(self, bytes chunk, list out, EventSink sink) except -1:
         cdef bytes buf = self._tail + chunk if self._tail else chunk
         cdef char* p
         cdef Py_ssize_t n, i = 0, start = 0
-        cdef list out = []
         cdef char c
         PyBytes_AsStringAndSize(buf, &p, &n)
         if self._skip_lf and n > 0 and p[0] == b"\n":
@@ -68,7 +88,7 @@ cdef class SSEDecoder:
             if i == n:
                 break
             c = p[i]
-            self._line(p + start, i - start, out)
+            self._line(p + start, i - start, out, sink)
             if c == b"\r":
                 if i + 1 < n:
                     if p[i + 1] == b"\n":
@@ -78,36 +98,63 @@ cdef class SSEDecoder:
             i += 1
             start = i
         self._tail = _slice(p, start, n) if start < n else _EMPTY
-        return out
+        return 0
 
-    cdef inline void _line(self, const char* line, Py_ssize_t n, list out):
+    cdef inline int _line(self, const char* line, Py_ssize_t n, list out, EventSink sink) except -1:
         cdef Py_ssize_t off
         if n == 0:
-            if self._data:
-                # One data line is the common case: no join, no copy.
-                data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
-                out.append((self._event, data))
-            self._event = None
-            self._data = []
-            return
+            event, data = self._event, self._data
+            self._event = self._data = None
+            if data is not None:
+                if self._more is not None:
+                    data = b"\n".join([data, *self._more])
+                    self._more = None
+                if sink is not None:
+                    sink.take(event, data)
+                else:
+                    out.append((event, data))
+            return 0
         off = _field_value(line, n, "data", 4)
         if off >= 0:
-            self._data.append(PyBytes_FromStringAndSize(line + off, n - off))
-            return
+            value = PyBytes_FromStringAndSize(line + off, n - off)
+            if self._data is None:
+                self._data = value
+            elif self._more is None:
+                self._more = [value]
+            else:
+                self._more.append(value)
+            return 0
         off = _field_value(line, n, "event", 5)
         if off >= 0:
-            self._event = PyBytes_FromStringAndSize(line + off, n - off)
+            self._event = self._event_name(line + off, n - off)
+        return 0
+
+    cdef inline object _event_name(self, const char* name, Py_ssize_t n):
+        cdef const char* last
+        if self._name is not None and len(<bytes>self._name) == n:
+            last = <bytes>self._name
+            if memcmp(last, name, n) == 0:
+                return self._name
+        self._name = PyBytes_FromStringAndSize(name, n)
+        return self._name
 
     def close(self):
         """Events left when the stream ends without its final blank line."""
-        out = []
+        cdef list out = []
+        self._close(out, None)
+        return out
+
+    cdef int close_into(self, EventSink sink) except -1:
+        """``close``, the events going to ``sink.take``."""
+        return self._close(None, sink)
+
+    cdef int _close(self, list out, EventSink sink) except -1:
         cdef bytes buf = self._tail
         cdef const char* q = buf
         self._tail = _EMPTY
         if buf:
-            self._line(q, len(buf), out)
-        self._line(q, 0, out)
-        return out
+            self._line(q, len(buf), out, sink)
+        return self._line(q, 0, out, sink)
 
 
 cdef inline bytes _relayed(bytes buf, bytearray out, Py_ssize_t run_start, Py_ssize_t run_end):

@@ -18,15 +18,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 
-from fastgate._transforms import HTTPParseError, ResponseParser
+from fastgate._transforms import HTTPParseError, ResponseParser, request_head
 from fastgate.errors import bad_request
 from fastgate.server.dns import CachingResolver
 
-_BAD_HEADER = re.compile(r"[\x00\r\n]")
 #: A request-target is visible ASCII (RFC 9112 §3.2, RFC 3986): a space or line break in it
 #: would end the request line early and let the rest be read as headers.
 _BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 _HIGH_WATER = 1024 * 1024
+#: Methods whose requests carry a Content-Length even with no body.
+_BODY_METHODS = ("POST", "PUT", "PATCH")
 #: Entries kept in the per-URL caches before they start over.
 _MAX_CACHED = 4096
 #: Longest interval between two watchdog rounds (shorter when the read timeout is short).
@@ -430,19 +431,11 @@ class UpstreamPool:
                 self._request_lines.clear()
             self._request_lines[(method, url)] = known
         origin, start = known
-        fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        # One look at all the fields: each adds exactly one CR and one LF, so any more, or a NUL,
-        # came from a name or value and would split the request.
-        if fields.count("\n") != len(headers) or fields.count("\r") != len(headers) or "\x00" in fields:
-            bad = next(n for n, v in headers.items() if _BAD_HEADER.search(n) or _BAD_HEADER.search(v))
-            raise bad_request(f"header {bad!r} contains a line break or NUL")
-        if body is not None or method in ("POST", "PUT", "PATCH"):
-            text = f"{start}{fields}Content-Length: {len(body or b'')}\r\n\r\n"
-        else:
-            text = f"{start}{fields}\r\n"
-        # Values read from client headers were decoded with surrogateescape: they go out as sent.
-        head = text.encode("utf-8", "surrogateescape")
-        request = head + body if body else head
+        has_length = body is not None or method in _BODY_METHODS
+        try:
+            request = request_head(start, headers, len(body or b"") if has_length else -1, body)
+        except ValueError as exc:
+            raise bad_request(f"header {exc.args[0]!r} contains a line break or NUL") from None
         head_request = method == "HEAD"
         conn = self._take(origin)
         reused = conn is not None

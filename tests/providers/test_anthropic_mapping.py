@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastgate._transforms import (
     AnthropicStream,
@@ -552,3 +554,71 @@ def test_tool_result_keeps_images_and_empty_turns_are_skipped() -> None:
             ],
         }
     ]
+
+
+# ---- text deltas copied as they came -----------------------------------------------------------
+# A text delta written in Anthropic's field order with a string msgspec would write the same way
+# is copied into the chunk without decoding; anything else is decoded. Both must give one answer.
+
+_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"claude-x","content":[],"stop_reason":null,'
+    b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
+)
+
+
+def _delta_event(text_json: bytes, index: bytes = b"0") -> bytes:
+    data = b'{"type":"content_block_delta","index":' + index + b',"delta":{"type":"text_delta","text":'
+    return b"event: content_block_delta\ndata: " + data + text_json + b"}}\n\n"
+
+
+def _mapped(event: bytes) -> bytes:
+    stream = AnthropicStream("anthropic")
+    stream.feed(_START)
+    return stream.feed(event)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_text_delta_copied_or_decoded_gives_the_same_chunk(text: str) -> None:
+    try:
+        canonical = msgspec.json.encode(text)
+    except UnicodeEncodeError:  # lone surrogates: no UTF-8 form
+        return
+    out = _mapped(_delta_event(canonical))
+    assert events(out)[0]["choices"][0]["delta"] == {"content": text}
+    # \u escapes and \/ are never copied, so these go through the decoder.
+    assert _mapped(_delta_event(json.dumps(text).encode())) == out
+    assert _mapped(_delta_event(canonical.replace(b"/", b"\\/"))) == out
+    # Fields in another order are decoded too.
+    other = (
+        b'{"index":0,"type":"content_block_delta","delta":{"text":' + canonical + b',"type":"text_delta"}}'
+    )
+    assert _mapped(b"event: content_block_delta\ndata: " + other + b"\n\n") == out
+
+
+@pytest.mark.parametrize(
+    "text_json",
+    [
+        b'"bad \xff byte"',
+        b'"overlong \xc0\xaf"',
+        b'"surrogate \xed\xa0\x80"',
+        b'"past U+10FFFF \xf4\x90\x80\x80"',
+        b'"cut \xe2\x82"',
+        b'"raw \x01 control"',
+        b'"bad \\x escape"',
+        b'"unterminated',
+    ],
+)
+def test_text_delta_that_is_not_valid_json_is_never_copied(text_json: bytes) -> None:
+    with pytest.raises(ValueError):
+        _mapped(_delta_event(text_json))
+
+
+def test_text_delta_with_a_big_index_or_trailing_fields_is_decoded() -> None:
+    assert events(_mapped(_delta_event(b'"x"', index=b"12345678901")))[0]["choices"][0]["delta"] == {
+        "content": "x"
+    }
+    data = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","extra":1}}'
+    out = _mapped(b"event: content_block_delta\ndata: " + data + b"\n\n")
+    assert events(out)[0]["choices"][0]["delta"] == {"content": "x"}

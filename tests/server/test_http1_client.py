@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastgate._transforms import HTTPParseError, ResponseParser
+from fastgate._transforms import HTTPParseError, ResponseParser, request_head
 from fastgate.errors import GatewayError
 from fastgate.server.dns import CachingResolver
 from fastgate.server.http1 import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
@@ -241,3 +241,33 @@ async def test_cancelled_wait_for_head_closes_the_connection(raw_server, pool: U
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(closed.wait(), 2)
+
+
+_FIELD_TEXT = st.text(
+    st.one_of(st.characters(codec="utf-8"), st.sampled_from("\r\n\x00\t\udc80\udcff")), max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(_FIELD_TEXT.filter(bool), _FIELD_TEXT, max_size=6),
+    st.one_of(st.none(), st.binary(max_size=40)),
+    st.booleans(),
+)
+def test_request_head_writes_the_fields_or_names_the_one_that_would_split_it(
+    headers: dict[str, str], body: bytes | None, with_length: bool
+) -> None:
+    start = "POST /v1/x HTTP/1.1\r\nHost: h\r\n"
+    length = len(body or b"") if with_length else -1
+    splitting = [n for n, v in headers.items() if any(c in n + v for c in "\r\n\x00")]
+    if splitting:
+        with pytest.raises(ValueError) as info:
+            request_head(start, headers, length, body)
+        assert info.value.args[0] == splitting[0]
+        return
+    text = start + "".join(f"{n}: {v}\r\n" for n, v in headers.items())
+    text += f"Content-Length: {length}\r\n\r\n" if with_length else "\r\n"
+    # Values from the client were decoded with surrogateescape: the bytes they came as go out.
+    assert request_head(start, headers, length, body) == text.encode("utf-8", "surrogateescape") + (
+        body or b""
+    )
