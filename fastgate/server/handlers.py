@@ -159,7 +159,8 @@ class Gateway:
                 doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
             walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
             leaf = next(walker)
-        access = self.access
+        access, pool = self.access, self.pool
+        assert pool is not None
         headers = request.headers if grant is None else access.client_headers(request.headers, grant)
         while True:
             target = leaf.target
@@ -182,9 +183,8 @@ class Gateway:
                 query=query,
                 headers=headers,
             )
-            if plain:
-                outcome = await self._try(leaf, provider, call, stream)
-            else:
+            admission, early = NOTHING, None
+            if not plain:
                 admission = access.plan(
                     call,
                     grant,
@@ -194,16 +194,18 @@ class Gateway:
                     stream=stream,
                     params=params,
                 )
-                early = (
-                    None
-                    if admission is NOTHING
-                    else await access.admit(provider, call, grant, admission, self.pool)
-                )
+                if admission is not NOTHING:
+                    early = await access.admit(provider, call, grant, admission, pool)
                 if early is not None and early.reached:
                     outcome = early  # a cached answer
                     break
-                # (An unreached early outcome: this target's virtual key is over its limit.)
-                outcome = early or await self._try(leaf, provider, call, stream)
+            if early is None:
+                outcome = await attempt(pool, provider, call, stream, self.breaker, leaf.identity)
+                if leaf.retry is not None:
+                    outcome = await self._retried(leaf, provider, call, stream, outcome)
+            else:
+                outcome = early  # unreached: this target's virtual key is over its limit
+            if not plain:
                 access.settle(outcome, admission)
             if walker is None:
                 break
@@ -224,18 +226,16 @@ class Gateway:
             return None
         return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
 
-    async def _try(self, leaf: Leaf, provider: Provider, call: Call, stream: bool) -> Outcome:
-        """One leaf: attempts until one answers for good, with backoff between them."""
-        assert self.pool is not None
-        breaker, policy = self.breaker, self.retry_policy
+    async def _retried(
+        self, leaf: Leaf, provider: Provider, call: Call, stream: bool, outcome: Outcome
+    ) -> Outcome:
+        """A leaf with retry settings: more attempts while they allow, with backoff between them.
+        (Without settings there is nothing to decide: most requests never come here.)"""
+        assert leaf.retry is not None and self.pool is not None
+        policy = self.retry_policy
         retries = 0
         waited_ms = 0.0
         while True:
-            breaker.started(leaf.identity)
-            outcome = await attempt(self.pool, provider, call, stream)
-            breaker.record(leaf.identity, outcome.status)
-            if leaf.retry is None:  # no retry settings (most targets): one attempt, nothing to decide
-                return outcome
             decision = decide(
                 policy, leaf.retry, retries, outcome.status, outcome.headers, waited_ms, random.random()
             )
@@ -246,6 +246,7 @@ class Gateway:
             waited_ms += decision.delay_ms
             await asyncio.sleep(decision.delay_ms / 1000)
             retries += 1
+            outcome = await attempt(self.pool, provider, call, stream, self.breaker, leaf.identity)
 
 
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:

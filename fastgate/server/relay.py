@@ -15,6 +15,7 @@ import msgspec
 from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
 from fastgate.providers.openai import check_answer
+from fastgate.routing.breaker import CircuitBreaker, Identity
 from fastgate.server.http1 import UpstreamPool, UpstreamResponse
 
 #: Upstream calls of one fanned-out request in flight at once.
@@ -119,14 +120,25 @@ def failure_outcome(provider: Provider, call: Call, status: int, message: str) -
     )
 
 
-async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
+async def attempt(
+    pool: UpstreamPool,
+    provider: Provider,
+    call: Call,
+    stream: bool,
+    breaker: CircuitBreaker | None = None,
+    identity: Identity | None = None,
+) -> Outcome:
     """Run one upstream call; upstream failures become outcomes (502/504/408), never exceptions.
 
     ``request_timeout`` bounds the wait for the answer to start: the response head, as Portkey's
     does, and for a stream also its first chunk, so a stream that stalls or breaks before
     reaching the client can still be retried or fall back to the next target. The configured
-    read timeout bounds every wait for bytes after that.
+    read timeout bounds every wait for bytes after that. With a ``breaker``, the attempt counts
+    for the circuit of the target ``identity`` (kept here rather than in a coroutine around
+    this one: a layer less for every request).
     """
+    if breaker is not None and identity is not None:
+        breaker.started(identity)
     timeout_ms = call.target.request_timeout
     deadline = asyncio.timeout(timeout_ms / 1000) if timeout_ms else None
     try:
@@ -140,15 +152,18 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
             # Mostly the whole answer came with its head: no read to wait for.
             body = resp.received_body()
             _settle_body(outcome, stream, body if body is not None else await resp.read())
-        return outcome
     except TimeoutError:
         if timeout_ms and deadline is not None and deadline.expired():
-            return timeout_outcome(provider, call, timeout_ms)
-        return failure_outcome(provider, call, 504, "upstream timed out")
+            outcome = timeout_outcome(provider, call, timeout_ms)
+        else:
+            outcome = failure_outcome(provider, call, 504, "upstream timed out")
     except _NoFirstByte:
-        return failure_outcome(provider, call, 502, "stream ended before its first byte")
+        outcome = failure_outcome(provider, call, 502, "stream ended before its first byte")
     except OSError as exc:
-        return failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
+        outcome = failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
+    if breaker is not None and identity is not None:
+        breaker.record(identity, outcome.status)
+    return outcome
 
 
 async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
