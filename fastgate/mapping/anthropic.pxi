@@ -436,10 +436,6 @@ cdef inline object _an_decode_message(bytes body, str provider):
                             type="api_error", provider=provider)
 
 
-cdef inline long _an_now():
-    return int(_time.time())
-
-
 def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
     """A Message as an OpenAI ``chat.completion``; non-strict mode adds ``content_blocks``
     (thinking and text blocks) and keeps Anthropic's stop reason."""
@@ -468,7 +464,7 @@ def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
     if blocks:
         message.content_blocks = blocks
     choice = _Choice(0, message, _an_finish_reason(msg.stop_reason, strict))
-    return _encode_json(_ChatCompletion(msg.id, _an_now(), msg.model, [choice],
+    return _encode_json(_ChatCompletion(msg.id, _now(), msg.model, [choice],
                                         usage=_an_message_usage(msg.usage), provider=provider))
 
 
@@ -477,7 +473,7 @@ def anthropic_to_openai_completion(bytes body, str provider):
     msg = _an_decode_message(body, provider)
     text = "".join([b.text for b in msg.content if b.type == "text"])
     choice = _TextChoice(0, text, _an_finish_reason(msg.stop_reason, True))
-    return _encode_json(_TextCompletion(msg.id, _an_now(), msg.model, [choice],
+    return _encode_json(_TextCompletion(msg.id, _now(), msg.model, [choice],
                                         usage=_an_message_usage(msg.usage), provider=provider))
 
 
@@ -513,7 +509,7 @@ cdef class _AnTextChunks:
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = _an_now()
+        self.created = _now()
         self.provider = provider if provider is not None else _UNSET
         self.include_usage = include_usage
 

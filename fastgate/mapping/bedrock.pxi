@@ -444,14 +444,14 @@ def bedrock_chat_response(bytes body, str model, bint strict=True):
     text, calls, blocks, finish, usage = _br_answer(body, strict)
     message = _AssistantMessage(content=text, tool_calls=calls or _UNSET,
                                 content_blocks=blocks or _UNSET)
-    completion = _ChatCompletion(_br_next_id("chatcmpl"), int(_time.time()), model,
+    completion = _ChatCompletion(_br_next_id("chatcmpl"), _now(), model,
                                  [_Choice(0, message, finish)], usage=usage, provider=_BR_PROVIDER)
     return _encode_json(completion)
 
 
 def bedrock_completion_response(bytes body, str model):
     text, calls, blocks, finish, usage = _br_answer(body, True)
-    completion = _TextCompletion(_br_next_id("cmpl"), int(_time.time()), model,
+    completion = _TextCompletion(_br_next_id("cmpl"), _now(), model,
                                  [_TextChoice(0, text or "", finish)], usage=usage, provider=_BR_PROVIDER)
     return _encode_json(completion)
 
@@ -479,7 +479,7 @@ cdef class _BrTextChunks:
     def __init__(self, str id, str model, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = int(_time.time())
+        self.created = _now()
         self.include_usage = include_usage
 
     cdef bytes _chunk(self, str text, object finish_reason):

@@ -7,6 +7,8 @@
 
 import time as _time
 
+from libc.time cimport time as _c_time
+
 from fastgate.schema.openai import (
     ChatCompletionChunk as _Chunk,
     ChunkChoice as _ChunkChoice,
@@ -27,6 +29,11 @@ cdef bytes _CONTENT_FIELD = b'"content":""'
 cdef bytes _ROLE_FIELDS = b'"role":"assistant","content":""'
 cdef bytes _NO_FINISH = b'},"finish_reason":null'
 cdef bytes _FINISH_FIELD = b'},"finish_reason":'
+
+
+cdef inline long _now() noexcept:
+    """Unix time in seconds (a chunk's ``created``), from the C library: no Python call."""
+    return _c_time(NULL)
 
 
 cdef inline bytes _frame(bytes payload):
@@ -54,7 +61,7 @@ cdef class ChunkWriter:
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = int(_time.time())
+        self.created = _now()
         self.provider = provider if provider is not None else _UNSET
         self.include_usage = include_usage
         self._role_sent = False

@@ -260,7 +260,7 @@ def cohere_chat_response(bytes body, str model, bint strict=True):
     text, calls, finish, usage, id_ = _co_answer(body)
     message = _CoAssistantMessage(content=text if text or not calls else None,
                                   tool_calls=calls if calls else _UNSET)
-    out = _CoChatCompletion(id_, int(_time.time()), model,
+    out = _CoChatCompletion(id_, _now(), model,
                             [_CoChoice(0, message, _co_finish(finish, strict))],
                             usage=usage if usage is not None else _UNSET, provider=_CO_PROVIDER)
     return _encode_json(out)
@@ -269,7 +269,7 @@ def cohere_chat_response(bytes body, str model, bint strict=True):
 def cohere_completion_response(bytes body, str model, bint strict=True):
     """Cohere's ``/v2/chat`` answer → OpenAI ``text_completion`` bytes."""
     text, calls, finish, usage, id_ = _co_answer(body)
-    out = _CoTextCompletion(id_, int(_time.time()), model,
+    out = _CoTextCompletion(id_, _now(), model,
                             [_CoTextChoice(0, text, _co_finish(finish, strict))],
                             usage=usage if usage is not None else _UNSET, provider=_CO_PROVIDER)
     return _encode_json(out)

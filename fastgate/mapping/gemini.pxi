@@ -614,7 +614,7 @@ def gemini_chat_response(bytes body, str model, str provider, bint strict=True):
             message.content_blocks = blocks
         index = cand.index if cand.index is not None else position
         choices.append(_gm_Choice(index, message, _gm_finish(cand.finish_reason, bool(calls), strict)))
-    out = _gm_ChatCompletion(r.response_id or _gm_next_id("chatcmpl"), int(_time.time()),
+    out = _gm_ChatCompletion(r.response_id or _gm_next_id("chatcmpl"), _now(),
                              r.model_version or model, choices, provider=provider)
     if r.usage_metadata is not None:
         out.usage = _gm_usage(r.usage_metadata)
@@ -632,7 +632,7 @@ def gemini_completion_response(bytes body, str model, str provider):
         text = "".join([p.text for p in parts if p.text is not None and not p.thought])
         index = cand.index if cand.index is not None else position
         choices.append(_gm_TextChoice(index, text, _gm_finish(cand.finish_reason, False, True)))
-    out = _gm_TextCompletion(r.response_id or _gm_next_id("cmpl"), int(_time.time()),
+    out = _gm_TextCompletion(r.response_id or _gm_next_id("cmpl"), _now(),
                              r.model_version or model, choices, provider=provider)
     if r.usage_metadata is not None:
         out.usage = _gm_usage(r.usage_metadata)
