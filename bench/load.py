@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -99,7 +100,9 @@ was in all (other tenants included): a server well below 100% was not what limit
 shared core {CLIENT_CORE} or other tenants were); "req/s per core" = \
 1e6 / CPU µs/req, what one fully busy core would carry (the steadiest number on a noisy machine); \
 CPU µs/stream likewise for the streaming run.
-- Latency c=1: one request at a time on one keep-alive connection, from send to last byte.
+- Latency c=1: one request at a time on one keep-alive connection, from send to last byte: with the
+  aiohttp client ("c=1"), and from a blocking socket with the request bytes built once ("c=1 raw"), whose
+  few µs between requests let the server's core go less idle and cold than a client library's tens.
 - Latency at a fixed rate: open loop (requests sent on a fixed schedule whatever the answers), \
 latency counted from the scheduled send time (or the actual send, if earlier), so a stall is \
 charged to every request it delays (no coordinated omission); failures and requests still \
@@ -826,6 +829,63 @@ async def closed_loop(
     return LatencyResult(latencies, elapsed_s=time.perf_counter() - start)
 
 
+def _raw_answer(sock: socket.socket, buf: bytes) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 answer (Content-Length or chunked); its status and the bytes after it."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed mid-answer")
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ")[1])
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines[1:])}
+    if b"content-length" in fields:
+        end = int(fields[b"content-length"])
+        while len(rest) < end:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed mid-body")
+            rest += data
+        return status, rest[end:]
+    while b"\r\n0\r\n\r\n" not in b"\r\n" + rest:  # chunked: up to the last chunk
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed mid-body")
+        rest += data
+    return status, (b"\r\n" + rest).partition(b"\r\n0\r\n\r\n")[2]
+
+
+def raw_closed_loop(
+    target: Target, body: bytes, duration: float, max_requests: int = 200_000
+) -> LatencyResult:
+    """``closed_loop`` from a blocking socket: between two requests the client spends a few µs
+    (a client library spends tens, and that lets the server's core go idle and cold between
+    requests, which adds to every server's figure). The request bytes are built once."""
+    url = urllib.parse.urlsplit(target.url)
+    fields = {"Host": url.netloc, "Content-Type": "application/json", **target.headers}
+    fields["Content-Length"] = str(len(body))
+    head = f"POST {url.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+    request = (head + "\r\n").encode() + body
+    latencies: list[float] = []
+    with socket.create_connection((url.hostname, url.port), timeout=REQUEST_TIMEOUT_S) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buf = b""
+        for _ in range(20):  # warm the path before timing
+            sock.sendall(request)
+            _, buf = _raw_answer(sock, buf)
+        start = time.perf_counter()
+        deadline = start + duration
+        while len(latencies) < max_requests:
+            t0 = time.perf_counter()
+            if t0 >= deadline:
+                break
+            sock.sendall(request)
+            status, buf = _raw_answer(sock, buf)
+            latencies.append(time.perf_counter() - t0 if status == 200 else math.inf)
+    return LatencyResult(latencies, elapsed_s=time.perf_counter() - start)
+
+
 async def open_loop(
     target: Target, body: bytes, rate: float, duration: float, max_inflight: int = 1024
 ) -> LatencyResult:
@@ -908,6 +968,8 @@ def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> 
     c1 = _run_async(closed_loop(target, body, settings.latency_duration))
     out["c1"] = c1.summary()
     time.sleep(settings.pause_s)
+    out["c1_raw"] = raw_closed_loop(target, body, settings.latency_duration).summary()
+    time.sleep(settings.pause_s)
     fixed = _run_async(open_loop(target, body, settings.rate, settings.latency_duration))
     out["fixed"] = fixed.summary()
     time.sleep(settings.pause_s)
@@ -932,6 +994,8 @@ def medians(raw: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]
             "core_busy": _median([r["core_busy"] for r in runs]),
             "c1_p50_ms": _median([r["c1"]["p50_ms"] for r in runs]),
             "c1_p99_ms": _median([r["c1"]["p99_ms"] for r in runs]),
+            "c1_raw_p50_ms": _median([r["c1_raw"]["p50_ms"] for r in runs]),
+            "c1_raw_p99_ms": _median([r["c1_raw"]["p99_ms"] for r in runs]),
             "fixed_p50_ms": _median([r["fixed"]["p50_ms"] for r in runs]),
             "fixed_p99_ms": _median([r["fixed"]["p99_ms"] for r in runs]),
             "send_lag_p99_ms": _median([r["fixed"]["send_lag_p99_ms"] for r in runs]),
@@ -980,10 +1044,11 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
                 _fmt(rss[name], 1) if name in rss else "",
             ]
         )
-        added = ["", ""]
+        added = ["", "", ""]
         if direct is not None and name != "direct":
             added = [
                 _fmt(m["c1_p50_ms"] - direct["c1_p50_ms"], 3),
+                _fmt(m["c1_raw_p50_ms"] - direct["c1_raw_p50_ms"], 3),
                 _fmt(m["fixed_p50_ms"] - direct["fixed_p50_ms"], 3),
             ]
         latency.append(
@@ -991,6 +1056,8 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
                 name,
                 _fmt(m["c1_p50_ms"], 3),
                 _fmt(m["c1_p99_ms"], 3),
+                _fmt(m["c1_raw_p50_ms"], 3),
+                _fmt(m["c1_raw_p99_ms"], 3),
                 _fmt(m["fixed_p50_ms"], 3),
                 _fmt(m["fixed_p99_ms"], 3),
                 *added,
@@ -1015,9 +1082,12 @@ def render_table(summary: dict[str, dict[str, float]], rate: float, rss: dict[st
         "target",
         "c=1 p50 ms",
         "c=1 p99 ms",
+        "c=1 raw p50 ms",
+        "c=1 raw p99 ms",
         f"{r} p50 ms",
         f"{r} p99 ms",
         "+p50 vs direct, c=1",
+        "+p50 vs direct, c=1 raw",
         f"+p50 vs direct, {r}",
     ]
     return _table(throughput_head, throughput) + "\n\n" + _table(latency_head, latency)
@@ -1045,9 +1115,20 @@ _COMPARED = (
 )
 
 
+def _added(summary: dict[str, dict[str, float]], name: str, key: str) -> float:
+    return summary[name][key] - summary["direct"][key]
+
+
 def comparisons(summary: dict[str, dict[str, float]]) -> list[str]:
     """One line per pair of rows that were both measured: each number's ratio."""
     lines = []
+    if {"direct", "nginx"} <= summary.keys():
+        for name in [n for n in summary if n.startswith("fastgate")]:
+            cells = [
+                f"{client} {_ratio(_added(summary, name, key), _added(summary, 'nginx', key)) or '!'}"
+                for key, client in (("c1_p50_ms", "library client"), ("c1_raw_p50_ms", "raw-socket client"))
+            ]
+            lines.append(f"{name} c=1 added p50 ÷ nginx's (target: at most 1.5x): " + ", ".join(cells))
     for name, reference, label in COMPARISONS:
         row, ref = summary.get(name), summary.get(reference)
         if row is not None and ref is not None:

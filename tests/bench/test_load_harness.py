@@ -132,7 +132,8 @@ def test_one_measurement_through_the_gateway(
     assert 0 < run["cpu_us_per_req"] < 100_000 and 0 < run["cpu_us_per_stream"] < 100_000
     assert 0 < run["server_busy"] < 1.5
     assert 0 < run["core_busy"] <= 1
-    assert run["c1"]["failures"] == run["fixed"]["failures"] == 0
+    assert run["c1"]["failures"] == run["c1_raw"]["failures"] == run["fixed"]["failures"] == 0
+    assert run["c1_raw"]["requests"] > 10 and 0 < run["c1_raw"]["p50_ms"] < run["c1_raw"]["max_ms"] + 1e-9
     summary = load.medians({"fastgate": [run]})
     table = load.render_table(summary, settings.rate, {"fastgate": 50.0})
     row = table.splitlines()[2]
@@ -150,6 +151,8 @@ def test_table_ratios_and_added_latency() -> None:
             "core_busy": 0.75,
             "c1_p50_ms": p50,
             "c1_p99_ms": 2 * p50,
+            "c1_raw_p50_ms": p50 / 2,
+            "c1_raw_p99_ms": p50,
             "fixed_p50_ms": p50,
             "fixed_p99_ms": math.inf,
         }
@@ -177,7 +180,18 @@ def test_table_ratios_and_added_latency() -> None:
     ]
     assert "400/s p99 ms" in latency.splitlines()[0]
     cells = [c.strip() for c in latency.splitlines()[3].split("|")][1:-1]
-    assert cells == ["fastgate", "0.800", "1.600", "0.800", "timeout", "0.500", "0.500"]
+    assert cells == [
+        "fastgate",
+        "0.800",
+        "1.600",
+        "0.400",
+        "0.800",
+        "0.800",
+        "timeout",
+        "0.500",
+        "0.250",
+        "0.500",
+    ]
     direct = [c.strip() for c in latency.splitlines()[2].split("|")][1:-1]
     assert direct[-2:] == ["", ""]
 
@@ -470,6 +484,18 @@ def test_comparison_lines() -> None:
     lines = load.comparisons({"fastgate": row(4000, 2000), "fastgate-2w": row(6000, 4000)})
     assert len(lines) == 1 and lines[0].startswith("2 workers / 1 worker") and "req/s 1.50x" in lines[0]
     assert load.comparisons({"fastgate": row(1, 1)}) == []
+
+
+def test_added_latency_against_nginx_line() -> None:
+    def row(c1: float, raw: float) -> dict[str, float]:
+        return {"c1_p50_ms": c1, "c1_raw_p50_ms": raw}
+
+    summary = {"direct": row(0.1, 0.02), "nginx": row(0.3, 0.12), "fastgate": row(0.5, 0.17)}
+    assert load.comparisons(summary) == [
+        "fastgate c=1 added p50 ÷ nginx's (target: at most 1.5x): "
+        "library client 2.00x, raw-socket client 1.50x"
+    ]
+    assert load.comparisons({"direct": row(0.1, 0.02), "fastgate": row(0.5, 0.17)}) == []
 
 
 def test_cores_and_their_busy_ticks() -> None:
