@@ -58,6 +58,25 @@ def parse_annotate(text: str) -> tuple[int, dict[str, int]]:
     return total, per
 
 
+def per_request(
+    provider: str, stream: bool = False, inclusive: bool = True
+) -> tuple[float, dict[str, float]]:
+    """Instructions per request (or stream) of the in-process path, and per function."""
+    inproc_args = ["--provider", provider, *(["--stream"] if stream else [])]
+    # Bytecode compiled once up front, so neither run compiles while it is counted.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "fastgate", "bench"], cwd=REPO, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        short, long = Path(tmp, "short"), Path(tmp, "long")
+        with ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(_callgrind, p, n, inproc_args) for p, n in ((short, SHORT), (long, LONG))]
+            for run in runs:
+                run.result()
+        (total_short, few), (total_long, many) = (_functions(p, inclusive) for p in (short, long))
+    names = many.keys() | few.keys()
+    deltas = {name: (many.get(name, 0) - few.get(name, 0)) / (LONG - SHORT) for name in names}
+    return (total_long - total_short) / (LONG - SHORT), deltas
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,21 +89,9 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("needs valgrind: apt-get install -y valgrind", file=sys.stderr)
         return 2
-    inproc_args = ["--provider", args.provider, *(["--stream"] if args.stream else [])]
-    # Bytecode compiled once up front, so neither run compiles while it is counted.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "fastgate", "bench"], cwd=REPO, check=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        short, long = Path(tmp, "short"), Path(tmp, "long")
-        with ThreadPoolExecutor(2) as pool:
-            runs = [pool.submit(_callgrind, p, n, inproc_args) for p, n in ((short, SHORT), (long, LONG))]
-            for run in runs:
-                run.result()
-        (total_short, few), (total_long, many) = (_functions(p, not args.exclusive) for p in (short, long))
-    per_request = (total_long - total_short) / (LONG - SHORT)
+    count, deltas = per_request(args.provider, args.stream, inclusive=not args.exclusive)
     kind = "stream" if args.stream else "request"
-    print(f"{args.provider}: {per_request:,.0f} instructions per {kind} (in process)")
-    names = many.keys() | few.keys()
-    deltas = {name: (many.get(name, 0) - few.get(name, 0)) / (LONG - SHORT) for name in names}
+    print(f"{args.provider}: {count:,.0f} instructions per {kind} (in process)")
     for name, value in sorted(deltas.items(), key=lambda item: -item[1])[: args.top]:
         print(f"{value:10,.0f}  {name[:140]}")
     return 0

@@ -192,5 +192,5 @@ def test_request_path_interleaved(benchmark: Any, loop: asyncio.AbstractEventLoo
         f"answering 'hello'; Anthropic (mapped) {anthropic_x:.2f}x the OpenAI passthrough"
     )
     assert openai_x < 1.5
-    # A mapped provider within 20% of the passthrough (its two mappings are ~6 µs of the path).
-    assert anthropic_x < 1.2
+    # The Anthropic ratio is printed, not budgeted: time on this machine moves it by ±0.04 from
+    # run to run; bench/test_instruction_budget.py holds it to 1.2 by instruction count.

@@ -15,6 +15,8 @@ import base64 as _base64
 import binascii as _binascii
 from datetime import datetime as _datetime
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+
 from fastgate.errors import GatewayError as _GatewayError
 from fastgate.schema.anthropic import (
     Base64Source as _AnBase64Source,
@@ -42,17 +44,15 @@ from fastgate.schema.anthropic import (
     URLSource as _AnURLSource,
 )
 from fastgate.schema.openai import (
-    AssistantMessage as _AssistantMessage,
-    ChatCompletion as _ChatCompletion,
     ChatRequest as _ChatRequest,
-    Choice as _Choice,
     CompletionRequest as _CompletionRequest,
+    Message as _Message,
+    RawContentChatRequest as _RawContentChatRequest,
     FunctionCall as _FunctionCall,
     FilePart as _FilePart,
     ImagePart as _ImagePart,
     ModelCard as _ModelCard,
     ModelList as _ModelList,
-    PromptTokensDetails as _PromptTokensDetails,
     TextChoice as _TextChoice,
     TextCompletion as _TextCompletion,
     TextPart as _TextPart,
@@ -62,7 +62,10 @@ from fastgate.schema.openai import (
 #: Anthropic requires max_tokens; OpenAI clients usually leave it out.
 ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
 
-cdef object _an_chat_request_decoder = _msgspec.json.Decoder(_ChatRequest)
+cdef object _an_chat_request_decoder = _msgspec.json.Decoder(_RawContentChatRequest)
+cdef object _an_content_decoder = _msgspec.json.Decoder(
+    {f.name: f.type for f in _msgspec.structs.fields(_Message)}["content"])
+cdef object _AnRaw = _msgspec.Raw
 cdef object _an_completion_request_decoder = _msgspec.json.Decoder(_CompletionRequest)
 cdef object _an_message_decoder = _msgspec.json.Decoder(_AnMessageView)
 cdef object _an_start_decoder = _msgspec.json.Decoder(_AnMessageStartEvent)
@@ -120,6 +123,35 @@ cdef inline Py_ssize_t _an_text_start(const unsigned char* p, Py_ssize_t n) noex
 
 
 # ---- request ---------------------------------------------------------------------------------
+
+cdef object _an_content(object raw, Py_ssize_t index):
+    """A message's content. A non-empty string, nearly every prompt, stays the JSON text it came
+    as (Raw) and is copied into Anthropic's body: msgspec checked its escapes and characters
+    while skipping it, and the handler checked the whole body is UTF-8 (``check_text``), so
+    the copy is valid JSON. The rest is decoded: a list of parts, None, an empty string."""
+    cdef Py_buffer view
+    cdef bint copied
+    if type(raw) is not _AnRaw:
+        return raw  # override_params replaced the messages with decoded ones
+    PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE)
+    copied = view.len > 2 and (<const char*>view.buf)[0] == b'"'
+    PyBuffer_Release(&view)
+    if copied:
+        return raw
+    try:
+        return _an_content_decoder.decode(raw)
+    except _msgspec.ValidationError as exc:
+        # The path as a whole-body decode would report it (``$.messages[1].content[0].type``).
+        where = f"$.messages[{index}].content"
+        text = str(exc)
+        raise _msgspec.ValidationError(text.replace("`$", f"`{where}", 1) if "`$" in text
+                                       else f"{text} - at `{where}`") from None
+
+
+cdef inline bint _an_is_text(object content):
+    """A string content: decoded, or JSON text kept by ``_an_content``."""
+    return isinstance(content, str) or type(content) is _AnRaw
+
 
 cdef inline object _an_apply_overrides(object req, dict overrides, dict fields):
     """A config's ``override_params`` set on the decoded request (the config wins); keys the
@@ -202,7 +234,7 @@ cdef inline list _an_user_blocks(object content):
 cdef inline list _an_text_blocks(object content):
     """Text parts only (system prompts and assistant text); empty text is refused by Anthropic."""
     cdef list blocks = []
-    if isinstance(content, str):
+    if _an_is_text(content):
         if content:
             blocks.append(_AnTextBlock(content))
         return blocks
@@ -225,12 +257,11 @@ cdef inline object _an_tool_input(str arguments):
     return raw if bytes(raw)[:1] == b"{" else _AN_EMPTY_INPUT
 
 
-cdef inline object _an_tool_result(object message):
+cdef inline object _an_tool_result(object message, object content):
     # A tool result holds text or images (ToolResultBlockParam.content), e.g. a screenshot.
-    content = message.content
     if content is None:
         content = ""
-    elif not isinstance(content, str):
+    elif not _an_is_text(content):
         content = [b for b in _an_user_blocks(content) if not isinstance(b, _AnDocumentBlock)]
     return _AnToolResultBlock(message.tool_call_id or "", content)
 
@@ -254,9 +285,9 @@ cdef class _AnTurns:
             return  # Anthropic refuses empty turns
         if role == self._role:
             merged = self._last.content
-            if isinstance(merged, str):
+            if _an_is_text(merged):
                 merged = [_AnTextBlock(merged)]
-            if isinstance(content, str):
+            if _an_is_text(content):
                 merged.append(_AnTextBlock(content))
             else:
                 merged.extend(content)
@@ -304,28 +335,33 @@ cdef inline bytes _an_encode_request(object out, object model, object body_versi
     return _encode_json(out)
 
 
-def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_version=None,
-                             bint send_model=True, int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
+def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object request=None,
+                             object body_version=None, bint send_model=True,
+                             int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
     """An OpenAI chat request as a Messages request body.
 
-    ``body_version`` / ``send_model=False`` give Vertex AI's flavour (version in the body, model
-    in the URL). Parameters Anthropic cannot take (n, seed, penalties, logprobs, json_object
-    response_format, reasoning_effort) are dropped, never sent.
+    ``request``: the body already decoded as a ``RawContentChatRequest`` (the handler does when
+    Anthropic is the only target); it is not changed. ``body_version`` / ``send_model=False``
+    give Vertex AI's flavour (version in the body, model in the URL). Parameters Anthropic cannot
+    take (n, seed, penalties, logprobs, json_object response_format, reasoning_effort) are
+    dropped, never sent.
     """
-    req = _an_chat_request_decoder.decode(body)
+    req = _an_chat_request_decoder.decode(body) if request is None else request
     if overrides:
-        _an_apply_overrides(req, overrides, _AN_CHAT_FIELDS)
+        # A copy: the decoded request is the call's view, and every attempt maps it afresh.
+        req = _an_apply_overrides(_msgspec.structs.replace(req), overrides, _AN_CHAT_FIELDS)
     cdef list system = []
     cdef _AnTurns turns = _AnTurns()
     cdef str role
-    for message in req.messages:
+    cdef Py_ssize_t index
+    for index, message in enumerate(req.messages):
         role = message.role
+        content = _an_content(message.content, index)
         if role == "system" or role == "developer":
             # Anthropic has no system role: every system message goes to top-level ``system``.
-            system.extend(_an_text_blocks(message.content))
+            system.extend(_an_text_blocks(content))
         elif role == "user":
-            content = message.content
-            if isinstance(content, str):
+            if _an_is_text(content):
                 turns.add("user", content)
             elif content is not None:
                 turns.add("user", _an_user_blocks(content))
@@ -336,14 +372,14 @@ def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object body_ver
             if message.content_blocks:
                 blocks = list(message.content_blocks)
             else:
-                blocks = _an_text_blocks(message.content)
+                blocks = _an_text_blocks(content)
             if message.tool_calls:
                 for call in message.tool_calls:
                     blocks.append(_AnToolUseBlock(call.id, call.function.name,
                                                 _an_tool_input(call.function.arguments)))
             turns.add("assistant", blocks)
         elif role == "tool":
-            turns.add("user", [_an_tool_result(message)])
+            turns.add("user", [_an_tool_result(message, content)])
         else:
             raise _GatewayError(400, "legacy function messages are not supported by anthropic; "
                                 "send tools and tool messages", param="messages")
@@ -406,23 +442,17 @@ cdef inline str _an_finish_reason(object stop_reason, bint strict):
     return _AN_FINISH_REASONS.get(stop_reason, "stop")
 
 
-cdef inline object _an_usage(object input_tokens, int output_tokens, object cache_creation,
+cdef inline bytes _an_usage(object input_tokens, long output_tokens, object cache_creation,
                           object cache_read):
-    """OpenAI usage: prompt_tokens counts every input token, cached ones included, as OpenAI's
-    does; Anthropic's input_tokens excludes the cache (its Usage docs: total input is the sum of
-    input_tokens, cache_creation_input_tokens and cache_read_input_tokens)."""
+    """OpenAI usage as JSON text (a Raw inside a Struct). Anthropic's input_tokens excludes the
+    cache (its Usage docs: total input is the sum of input_tokens, cache_creation_input_tokens
+    and cache_read_input_tokens); OpenAI's prompt_tokens counts it all."""
     cdef long created = cache_creation or 0
     cdef long read = cache_read or 0
-    cdef long prompt = (input_tokens or 0) + created + read
-    usage = _Usage(prompt, output_tokens, prompt + output_tokens, _PromptTokensDetails(read))
-    if read:
-        usage.cache_read_input_tokens = read
-    if created:
-        usage.cache_creation_input_tokens = created
-    return usage
+    return _usage_json((input_tokens or 0) + created + read, output_tokens, read, created)
 
 
-cdef inline object _an_message_usage(object u):
+cdef inline bytes _an_message_usage(object u):
     return _an_usage(u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
                   u.cache_read_input_tokens)
 
@@ -458,14 +488,14 @@ def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
                                "signature": block.signature or ""})
             elif kind == "redacted_thinking":
                 blocks.append({"type": "redacted_thinking", "data": block.data or ""})
-    message = _AssistantMessage(content="".join(texts) if texts else None)
+    extra = _EMPTY
     if calls:
-        message.tool_calls = calls
+        extra = b',"tool_calls":' + _encode_json(calls)
     if blocks:
-        message.content_blocks = blocks
-    choice = _Choice(0, message, _an_finish_reason(msg.stop_reason, strict))
-    return _encode_json(_ChatCompletion(msg.id, _now(), msg.model, [choice],
-                                        usage=_an_message_usage(msg.usage), provider=provider))
+        extra += b',"content_blocks":' + _encode_json(blocks)
+    return _chat_completion_json(msg.id, msg.model, "".join(texts) if texts else None, extra,
+                                 _an_finish_reason(msg.stop_reason, strict),
+                                 _an_message_usage(msg.usage), provider)
 
 
 def anthropic_to_openai_completion(bytes body, str provider):
@@ -474,7 +504,8 @@ def anthropic_to_openai_completion(bytes body, str provider):
     text = "".join([b.text for b in msg.content if b.type == "text"])
     choice = _TextChoice(0, text, _an_finish_reason(msg.stop_reason, True))
     return _encode_json(_TextCompletion(msg.id, _now(), msg.model, [choice],
-                                        usage=_an_message_usage(msg.usage), provider=provider))
+                                        usage=_msgspec.Raw(_an_message_usage(msg.usage)),
+                                        provider=provider))
 
 
 def anthropic_models_to_openai(bytes body, str provider):
@@ -619,8 +650,8 @@ cdef class AnthropicStream(EventSink):
         self.done = True
         usage = None
         if self._include_usage:
-            usage = _an_usage(self._input_tokens, self._output_tokens, self._cache_creation,
-                           self._cache_read)
+            usage = _msgspec.Raw(_an_usage(self._input_tokens, self._output_tokens,
+                                           self._cache_creation, self._cache_read))
         return self._out().finish(_an_finish_reason(self._stop_reason, self._strict), usage)
 
     cdef bytes _text_delta(self, bytes data):

@@ -456,7 +456,7 @@ cdef bytes _status_line(int status):
 
 
 cdef struct _Out:
-    # A response head being written: in ``stack`` while it fits, else on the heap.
+    # Bytes being written: in a buffer on the caller's stack while they fit, else on the heap.
     char* data
     Py_ssize_t size
     Py_ssize_t cap
@@ -495,17 +495,22 @@ cdef inline int _put_text(_Out* out, str text) except -1:
     return _put_bytes(out, text.encode("utf-8", "surrogateescape"))
 
 
-cdef inline int _put_length(_Out* out, Py_ssize_t length) except -1:
+cdef inline int _put_decimal(_Out* out, Py_ssize_t value) except -1:
+    """``value``, not negative (a length, a count, a time), in decimal."""
     cdef char digits[24]
     cdef Py_ssize_t n = 24
     while True:
         n -= 1
-        digits[n] = 48 + length % 10
-        length //= 10
-        if length == 0:
+        digits[n] = 48 + value % 10
+        value //= 10
+        if value <= 0:
             break
+    return _put(out, digits + n, 24 - n)
+
+
+cdef inline int _put_length(_Out* out, Py_ssize_t length) except -1:
     _put(out, "Content-Length: ", 16)
-    _put(out, digits + n, 24 - n)
+    _put_decimal(out, length)
     return _put(out, "\r\n", 2)
 
 

@@ -28,6 +28,7 @@ from fastgate._transforms import (
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
+from fastgate.schema.openai import RawContentChatRequest
 
 #: The API version every request names (https://docs.anthropic.com/en/api/versioning).
 DEFAULT_VERSION = "2023-06-01"
@@ -36,6 +37,8 @@ DEFAULT_VERSION = "2023-06-01"
 class AnthropicProvider(OpenAICompatible):
     """Shares the base-URL, custom-host, forward-header and passthrough handling of
     :class:`OpenAICompatible`; every body it sends or reads is mapped."""
+
+    chat_request_decoder = msgspec.json.Decoder(RawContentChatRequest)
 
     def __init__(self) -> None:
         super().__init__(
@@ -66,13 +69,13 @@ class AnthropicProvider(OpenAICompatible):
         if call.endpoint is Endpoint.MODELS:
             return UpstreamRequest("GET", f"{base}/models", headers, None)
         headers["Content-Type"] = "application/json"
-        to_anthropic = (
-            openai_completion_to_anthropic
-            if call.endpoint is Endpoint.COMPLETIONS
-            else openai_chat_to_anthropic
-        )
+        view = call.view
         try:
-            body = to_anthropic(call.body, call.target.override_params)
+            if call.endpoint is Endpoint.COMPLETIONS:
+                body = openai_completion_to_anthropic(call.body, call.target.override_params)
+            else:
+                request = view if type(view) is RawContentChatRequest else None
+                body = openai_chat_to_anthropic(call.body, call.target.override_params, request=request)
         except msgspec.ValidationError as exc:
             raise bad_request(f"Invalid request body: {exc}") from None
         return UpstreamRequest("POST", f"{base}/messages", headers, body)

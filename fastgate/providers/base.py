@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import msgspec
 
 from fastgate.errors import ErrorBody, ErrorDetail, GatewayError, type_for_status
-from fastgate.schema.openai import RequestView
+from fastgate.schema.openai import RawContentChatRequest, RequestView
 
 
 class Endpoint(enum.Enum):
@@ -53,7 +53,8 @@ class Call(msgspec.Struct, kw_only=True):
     endpoint: Endpoint
     target: Target
     body: bytes
-    view: RequestView
+    #: The request view, or the whole request (see ``Provider.chat_request_decoder``).
+    view: RequestView | RawContentChatRequest
     method: str = "POST"
     #: For the passthrough route: the path after ``/v1`` and the raw query string.
     path: str = ""
@@ -135,6 +136,10 @@ class Provider:
     local: bool = False
     #: Building the request needs an awaited step first (a token exchange): ``request_async``.
     needs_io: bool = False
+    #: A provider whose chat mapping decodes the whole body: when it is a request's only target,
+    #: the handler decodes the body with this in place of the request view (``Call.view`` is
+    #: then the whole request), so the body is decoded once.
+    chat_request_decoder: msgspec.json.Decoder[Any] | None = None
 
     def request(self, call: Call) -> UpstreamRequest:
         raise NotImplementedError

@@ -150,7 +150,7 @@ def _leaves(node: Node) -> Generator[Leaf, None, None]:
 class RoutePlan:
     """A compiled config: immutable, shared by every request that sends the same config."""
 
-    __slots__ = ("decodes_body", "root", "roots")
+    __slots__ = ("chat_request_decoder", "decodes_body", "root", "roots")
 
     def __init__(self, root: Node, roots: frozenset[str]) -> None:
         self.root = root
@@ -159,6 +159,10 @@ class RoutePlan:
         #: A condition reads ``params.*``, or a target caches (its key is the canonical body):
         #: the body is decoded as a whole, once, and the request view taken from that.
         self.decodes_body = "params" in roots or any(leaf.cache is not None for leaf in _leaves(root))
+        #: One target, named by provider, whose chat mapping decodes the body whole: the handler
+        #: decodes it with this once, for the view and the mapping (``Provider.chat_request_decoder``).
+        only = PROVIDERS.get(root.target.provider) if isinstance(root, Leaf) else None
+        self.chat_request_decoder = only.chat_request_decoder if only is not None else None
 
     def leaves(self) -> list[Leaf]:
         return list(_leaves(self.root))

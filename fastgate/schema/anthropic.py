@@ -3,7 +3,9 @@
 Outbound (what fastgate sends to ``POST /v1/messages``) are full Structs that omit unset fields,
 so Anthropic never sees a ``null`` where it expects absence. Inbound (what Anthropic answers)
 are small views holding only what the OpenAI mapping reads; unknown fields are skipped, so a
-field Anthropic adds tomorrow does not break today's decoder.
+field Anthropic adds tomorrow does not break today's decoder. The ones made on every request
+are ``gc=False``: they hold trees of JSON values, never a cycle, so the collector need not track
+them.
 
 Field names follow Anthropic's API reference (https://docs.anthropic.com/en/api/messages) and
 the ``anthropic`` SDK's types (``anthropic/types/message_create_params.py``, ``message.py``,
@@ -44,7 +46,7 @@ class FileSource(msgspec.Struct, tag="file", tag_field="type"):
 Source = Base64Source | URLSource | PlainTextSource | FileSource
 
 
-class TextBlock(msgspec.Struct, tag="text", tag_field="type", omit_defaults=True):
+class TextBlock(msgspec.Struct, tag="text", tag_field="type", omit_defaults=True, gc=False):
     text: str
     cache_control: dict[str, Any] | None = None
 
@@ -75,7 +77,7 @@ class ToolResultBlock(msgspec.Struct, tag="tool_result", tag_field="type", omit_
 ContentBlock = TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock
 
 
-class MessageParam(msgspec.Struct):
+class MessageParam(msgspec.Struct, gc=False):
     role: str
     content: str | list[ContentBlock]
 
@@ -106,7 +108,7 @@ class OutputConfig(msgspec.Struct):
     format: OutputFormat
 
 
-class MessagesRequest(msgspec.Struct, omit_defaults=True):
+class MessagesRequest(msgspec.Struct, omit_defaults=True, gc=False):
     max_tokens: int
     messages: list[MessageParam]
     #: Absent on Vertex AI, which names the model in the URL.
@@ -129,7 +131,7 @@ class MessagesRequest(msgspec.Struct, omit_defaults=True):
 # ---- response side (views) ---------------------------------------------------------------------
 
 
-class UsageView(msgspec.Struct):
+class UsageView(msgspec.Struct, gc=False):
     """``Usage`` of a Message, and the cumulative figures a ``message_delta`` may carry."""
 
     input_tokens: int | None = None
@@ -138,7 +140,7 @@ class UsageView(msgspec.Struct):
     cache_read_input_tokens: int | None = None
 
 
-class BlockView(msgspec.Struct):
+class BlockView(msgspec.Struct, gc=False):
     """One content block, whatever its ``type``; only the fields the mapping reads."""
 
     type: str
@@ -152,7 +154,7 @@ class BlockView(msgspec.Struct):
     data: str | None = None
 
 
-class MessageView(msgspec.Struct):
+class MessageView(msgspec.Struct, gc=False):
     id: str = ""
     model: str = ""
     content: list[BlockView] = []

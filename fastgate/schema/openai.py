@@ -158,6 +158,23 @@ class ChatRequest(msgspec.Struct, omit_defaults=True):
     thinking: dict[str, Any] | None = None
 
 
+# The two below change a field's type for decoding only (what msgspec reads into it), which is
+# why they are subclasses; mypy sees the narrowing as an incompatible override. No cycles can
+# form in a decoded request, so the garbage collector need not track them (gc=False).
+
+
+class RawContentMessage(Message, omit_defaults=True, gc=False):
+    """A Message whose ``content`` stays the JSON text it came as (``null`` when absent): a
+    mapping that sends a string on as it is copies those bytes rather than decoding the string
+    and encoding it again."""
+
+    content: msgspec.Raw = msgspec.Raw(b"null")  # type: ignore[assignment]
+
+
+class RawContentChatRequest(ChatRequest, omit_defaults=True, gc=False):
+    messages: list[RawContentMessage]  # type: ignore[assignment]
+
+
 class CompletionRequest(msgspec.Struct, omit_defaults=True):
     """``POST /v1/completions`` body."""
 

@@ -17,7 +17,7 @@ from fastgate.providers.registry import get_provider
 from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
-from fastgate.schema.openai import RequestView, object_decoder, view_decoder
+from fastgate.schema.openai import RawContentChatRequest, RequestView, object_decoder, view_decoder
 from fastgate.server.access import NOTHING, Access, Grant
 from fastgate.server.http1 import UpstreamPool
 from fastgate.server.messages import Request, Response
@@ -109,12 +109,15 @@ class Gateway:
         plan = opts.plan
         decodes_body = plan.decodes_body if plan is not None else self.reader.server.decodes_body
         params: dict[str, Any] | None = None
+        view: RequestView | RawContentChatRequest
         check_text(body)
         try:
             if decodes_body:
                 # Conditions or the cache read the whole body: decode it once, take the view from it.
                 params = object_decoder.decode(body)
                 view = msgspec.convert(params, RequestView)
+            elif plan is not None and plan.chat_request_decoder is not None and endpoint is Endpoint.CHAT:
+                view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
             else:
                 view = view_decoder.decode(body)
         except msgspec.ValidationError as exc:
@@ -137,7 +140,7 @@ class Gateway:
         plan: RoutePlan,
         endpoint: Endpoint,
         body: bytes,
-        view: RequestView,
+        view: RequestView | RawContentChatRequest,
         *,
         stream: bool,
         path: str = "",

@@ -429,3 +429,28 @@ async def test_embeddings_are_refused_before_any_traffic(gateway: Gateway, upstr
     assert resp.status == 400
     assert (await resp.json())["error"]["message"] == "embeddings is not supported by anthropic"
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"model": "m"}, "`messages`"),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "bogus"}]}]},
+            "$.messages[0].content",
+        ),
+        ({"model": "m", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}, "$.stream"),
+    ],
+)
+async def test_a_body_anthropic_cannot_take_is_a_400_before_any_traffic(
+    gateway: Gateway, upstream: Upstream, body: dict[str, Any], where: str
+) -> None:
+    """With Anthropic the only target the handler decodes the whole request at once (the view
+    and the mapping share it): what it refuses is an OpenAI-shaped 400, and nothing is sent."""
+    resp = await gateway.post("/v1/chat/completions", body, headers(upstream))
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["message"].startswith("Invalid request body") and where in error["message"]
+    assert upstream.requests == []
+    # The next request on the gateway is unharmed.
+    assert (await gateway.post("/v1/chat/completions", chat(), headers(upstream))).status == 200

@@ -22,6 +22,7 @@ from fastgate._transforms import (
 )
 from fastgate.errors import GatewayError
 from fastgate.providers.registry import get_provider
+from fastgate.schema.openai import RawContentChatRequest
 
 DATA = Path(__file__).parent.parent / "data" / "anthropic"
 
@@ -622,3 +623,111 @@ def test_text_delta_with_a_big_index_or_trailing_fields_is_decoded() -> None:
     data = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","extra":1}}'
     out = _mapped(b"event: content_block_delta\ndata: " + data + b"\n\n")
     assert events(out)[0]["choices"][0]["delta"] == {"content": "x"}
+
+
+# ---- string content copied as sent, and answers written from the template --------------------
+
+_RAW_REQUEST = msgspec.json.Decoder(RawContentChatRequest)
+
+
+@given(st.text(max_size=60), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_string_content_reaches_anthropic_unchanged(text: str, ascii_only: bool) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates: no UTF-8 form
+        return
+    request = chat(
+        messages=[
+            {"role": "system", "content": text},
+            {"role": "user", "content": text},
+            {"role": "assistant", "content": text},
+            {"role": "tool", "tool_call_id": "t1", "content": text},
+        ]
+    )
+    # As the OpenAI SDK or a hand-written client may send it: escapes or UTF-8 as it is.
+    body = json.dumps(request, ensure_ascii=ascii_only).encode()
+    got = json.loads(openai_chat_to_anthropic(body))
+    if not text:
+        assert "system" not in got and got["messages"] == [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]}
+        ]
+        return
+    assert got["system"] == [{"type": "text", "text": text}]
+    assert got["messages"] == [
+        {"role": "user", "content": text},
+        {"role": "assistant", "content": [{"type": "text", "text": text}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": text}]},
+    ]
+    # The string's JSON text is copied, not decoded and written again.
+    quoted = json.dumps(text, ensure_ascii=ascii_only).encode()
+    assert b'"content":' + quoted in openai_chat_to_anthropic(body)
+
+
+def test_copied_and_decoded_text_merge_into_one_turn() -> None:
+    got = to_anthropic(
+        chat(
+            messages=[
+                {"role": "user", "content": "a"},
+                {"role": "user", "content": "b"},
+                {"role": "user", "content": [{"type": "text", "text": "c"}]},
+                {"role": "user", "content": "d"},
+            ]
+        )
+    )
+    assert got["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": t} for t in "abcd"]},
+    ]
+
+
+def test_a_decoded_request_maps_the_same_and_is_left_unchanged() -> None:
+    body = msgspec.json.encode(chat(temperature=0.2, max_tokens=5))
+    request = _RAW_REQUEST.decode(body)
+    overrides = {"temperature": 0.9, "max_tokens": 9}
+    assert openai_chat_to_anthropic(body, overrides, request=request) == openai_chat_to_anthropic(
+        body, overrides
+    )
+    assert request.temperature == 0.2 and request.max_tokens == 5  # the call's view, untouched
+
+
+def test_messages_from_override_params_are_mapped() -> None:
+    body = msgspec.json.encode(chat())
+    got = json.loads(
+        openai_chat_to_anthropic(body, {"messages": [{"role": "user", "content": "from the config"}]})
+    )
+    assert got["messages"] == [{"role": "user", "content": "from the config"}]
+
+
+def test_bad_content_names_where_it_is() -> None:
+    body = msgspec.json.encode(
+        chat(messages=[{"role": "user", "content": "ok"}, {"role": "user", "content": [{"type": "bogus"}]}])
+    )
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.messages\[1\]\.content\[0\]"):
+        openai_chat_to_anthropic(body)
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.messages\[0\]\.content"):
+        openai_chat_to_anthropic(msgspec.json.encode(chat(messages=[{"role": "user", "content": 7}])))
+
+
+@given(st.text(max_size=3000), st.text(max_size=30), st.text(max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_any_answer_text_id_and_model_are_written_as_json(text: str, id: str, model: str) -> None:
+    """Plain ASCII is copied between quotes, anything else encoded; long answers outgrow the
+    stack buffer."""
+    try:
+        text.encode(), id.encode(), model.encode()
+    except UnicodeEncodeError:
+        return
+    message = json.loads(load("message_text.json"))
+    message.update(id=id, model=model, content=[{"type": "text", "text": text}])
+    got = json.loads(anthropic_to_openai_chat(msgspec.json.encode(message), "anthropic"))
+    assert (got["id"], got["model"]) == (id, model)
+    assert got["choices"][0]["message"]["content"] == text
+    assert got["usage"]["total_tokens"] == got["usage"]["prompt_tokens"] + got["usage"]["completion_tokens"]
+
+
+def test_a_long_answer_is_written_whole() -> None:
+    message = json.loads(load("message_text.json"))
+    text = 'He said "hi"\n' * 2000  # ~30 KB, far past the 2 KB stack buffer
+    message["content"] = [{"type": "text", "text": text}]
+    got = json.loads(anthropic_to_openai_chat(msgspec.json.encode(message), "anthropic"))
+    assert got["choices"][0]["message"]["content"] == text

@@ -404,3 +404,15 @@ def test_loadbalance_never_picks_weight_zero(weights: list[float], rand: float) 
     )
     [path] = run(plan, rng=lambda: rand)
     assert weights[int(path.removeprefix("config.targets[").rstrip("]"))] > 0
+
+
+def test_a_lone_anthropic_target_has_its_body_decoded_whole_once() -> None:
+    """The handler decodes the body for the view and the mapping at once only where one
+    provider, known from the config, maps it (Provider.chat_request_decoder)."""
+    assert plan_of({"provider": "anthropic", "api_key": "k"}).chat_request_decoder is not None
+    assert plan_of({"provider": "openai", "api_key": "k"}).chat_request_decoder is None
+    two = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "anthropic"}, {"provider": "anthropic"}],
+    }
+    assert plan_of(two).chat_request_decoder is None

@@ -1,0 +1,93 @@
+# A non-streamed OpenAI chat.completion (the openai SDK's ChatCompletion) written from one
+# template into one buffer (``_Out``): a mapped answer is a handful of values, and copying them
+# into the fixed text costs a fraction of building the answer's five Structs and encoding them.
+
+cdef bytes _ANSWER_ID = b'{"id":'
+cdef bytes _ANSWER_CREATED = b',"object":"chat.completion","created":'
+cdef bytes _ANSWER_MODEL = b',"model":'
+cdef bytes _ANSWER_CONTENT = b',"choices":[{"index":0,"message":{"role":"assistant","content":'
+cdef bytes _ANSWER_REFUSAL = b',"refusal":null'
+cdef bytes _ANSWER_FINISH = b'},"finish_reason":'
+cdef bytes _ANSWER_USAGE = b',"logprobs":null}],"usage":'
+cdef bytes _ANSWER_PROVIDER = b',"provider":'
+cdef bytes _USAGE_PROMPT = b'{"prompt_tokens":'
+cdef bytes _USAGE_COMPLETION = b',"completion_tokens":'
+cdef bytes _USAGE_TOTAL = b',"total_tokens":'
+cdef bytes _USAGE_CACHED = b',"prompt_tokens_details":{"cached_tokens":'
+cdef bytes _USAGE_CACHE_READ = b',"cache_read_input_tokens":'
+cdef bytes _USAGE_CACHE_CREATION = b',"cache_creation_input_tokens":'
+
+
+cdef int _put_json_string(_Out* out, object text) except -1:
+    """``text`` as a JSON string. ASCII that needs no escape (ids, model names, most answers)
+    is copied between quotes; anything else, and None, goes through msgspec."""
+    cdef const unsigned char* p
+    cdef Py_ssize_t i, n
+    if type(text) is str and PyUnicode_IS_ASCII(text):
+        p = <const unsigned char*>PyUnicode_DATA(text)
+        n = PyUnicode_GET_LENGTH(text)
+        for i in range(n):
+            if p[i] < 0x20 or p[i] == b'"' or p[i] == b"\\":
+                break
+        else:
+            _put(out, '"', 1)
+            _put(out, <const char*>p, n)
+            return _put(out, '"', 1)
+    return _put_bytes(out, _encode_json(text))
+
+
+cdef bytes _usage_json(Py_ssize_t prompt, Py_ssize_t completion, Py_ssize_t cache_read,
+                       Py_ssize_t cache_creation):
+    """OpenAI usage. ``prompt`` counts every input token, cached ones included, as OpenAI's
+    does; the provider's cache figures follow, as Portkey reports them, when non-zero."""
+    cdef char stack[256]
+    cdef _Out out
+    out.data, out.size, out.cap, out.heap = stack, 0, 256, False  # five numbers: never outgrown
+    _put_bytes(&out, _USAGE_PROMPT)
+    _put_decimal(&out, prompt)
+    _put_bytes(&out, _USAGE_COMPLETION)
+    _put_decimal(&out, completion)
+    _put_bytes(&out, _USAGE_TOTAL)
+    _put_decimal(&out, prompt + completion)
+    _put_bytes(&out, _USAGE_CACHED)
+    _put_decimal(&out, cache_read)
+    _put(&out, "}", 1)
+    if cache_read:
+        _put_bytes(&out, _USAGE_CACHE_READ)
+        _put_decimal(&out, cache_read)
+    if cache_creation:
+        _put_bytes(&out, _USAGE_CACHE_CREATION)
+        _put_decimal(&out, cache_creation)
+    _put(&out, "}", 1)
+    return PyBytes_FromStringAndSize(out.data, out.size)
+
+
+cdef bytes _chat_completion_json(str id, str model, object content, bytes message_extra,
+                                 str finish_reason, bytes usage, str provider):
+    """One choice holding the assistant's message. ``message_extra`` is JSON text of further
+    message fields, each with its leading comma (``,"tool_calls":[...]``), or empty."""
+    cdef char stack[2048]
+    cdef _Out out
+    out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
+    try:
+        _put_bytes(&out, _ANSWER_ID)
+        _put_json_string(&out, id)
+        _put_bytes(&out, _ANSWER_CREATED)
+        _put_decimal(&out, _now())
+        _put_bytes(&out, _ANSWER_MODEL)
+        _put_json_string(&out, model)
+        _put_bytes(&out, _ANSWER_CONTENT)
+        _put_json_string(&out, content)
+        _put_bytes(&out, _ANSWER_REFUSAL)
+        _put_bytes(&out, message_extra)
+        _put_bytes(&out, _ANSWER_FINISH)
+        _put_json_string(&out, finish_reason)
+        _put_bytes(&out, _ANSWER_USAGE)
+        _put_bytes(&out, usage)
+        _put_bytes(&out, _ANSWER_PROVIDER)
+        _put_json_string(&out, provider)
+        _put(&out, "}", 1)
+        return PyBytes_FromStringAndSize(out.data, out.size)
+    finally:
+        if out.heap:
+            PyMem_Free(out.data)
