@@ -29,6 +29,14 @@ cdef bytes _CONTENT_FIELD = b'"content":""'
 cdef bytes _ROLE_FIELDS = b'"role":"assistant","content":""'
 cdef bytes _NO_FINISH = b'},"finish_reason":null'
 cdef bytes _FINISH_FIELD = b'},"finish_reason":'
+# The content frame's template (ChunkWriter._split_content_frame): the bytes msgspec writes for
+# the chunk Struct, field for field, so a template frame and an encoded chunk never differ.
+cdef bytes _CHUNK_ID = b'data: {"id":'
+cdef bytes _CHUNK_CREATED = b',"created":'
+cdef bytes _CHUNK_CHOICE = (b',"choices":[{"index":0,"delta":{"content":""},"finish_reason":null,'
+                            b'"logprobs":null}]')
+cdef bytes _CHUNK_NO_USAGE = b',"usage":null'
+cdef bytes _CHUNK_OBJECT = b',"object":"chat.completion.chunk"'
 
 
 cdef inline long _now() noexcept:
@@ -103,9 +111,30 @@ cdef class ChunkWriter:
 
     cdef void _split_content_frame(self):
         """The one frame every content delta, the role chunk and the finish chunk are cut from:
-        they differ only inside ``"delta":{…}`` and in ``finish_reason`` (which ChunkChoice
-        writes right after the delta)."""
-        frame = self._chunk(_Delta(content=""), None)
+        they differ only inside ``"delta":{…}`` and in ``finish_reason`` (written right after
+        the delta). Written from the template once per stream, into one buffer."""
+        cdef char stack[1024]
+        cdef _Out out
+        out.data, out.size, out.cap, out.heap = stack, 0, 1024, False
+        try:
+            _put_bytes(&out, _CHUNK_ID)
+            _put_json_string(&out, self.id)
+            _put_bytes(&out, _CHUNK_CREATED)
+            _put_decimal(&out, self.created)
+            _put_bytes(&out, _ANSWER_MODEL)
+            _put_json_string(&out, self.model)
+            _put_bytes(&out, _CHUNK_CHOICE)
+            if self.include_usage:
+                _put_bytes(&out, _CHUNK_NO_USAGE)
+            _put_bytes(&out, _CHUNK_OBJECT)
+            if self.provider is not _UNSET:
+                _put_bytes(&out, _ANSWER_PROVIDER)
+                _put_json_string(&out, self.provider)
+            _put(&out, "}\n\n", 3)
+            frame = PyBytes_FromStringAndSize(out.data, out.size)
+        finally:
+            if out.heap:
+                PyMem_Free(out.data)
         cut = frame.index(_CONTENT_FIELD)
         self._delta_head = frame[:cut]
         cut += len(_CONTENT_FIELD) - 2
