@@ -444,9 +444,10 @@ cdef inline str _an_finish_reason(object stop_reason, bint strict):
 
 cdef inline bytes _an_usage(object input_tokens, long output_tokens, object cache_creation,
                           object cache_read):
-    """OpenAI usage as JSON text (a Raw inside a Struct). Anthropic's input_tokens excludes the
-    cache (its Usage docs: total input is the sum of input_tokens, cache_creation_input_tokens
-    and cache_read_input_tokens); OpenAI's prompt_tokens counts it all."""
+    """OpenAI usage as JSON text (for the answer's template, or a Raw in a chunk or text
+    completion Struct). Anthropic's input_tokens excludes the cache (its Usage docs: total input
+    is the sum of input_tokens, cache_creation_input_tokens and cache_read_input_tokens);
+    OpenAI's prompt_tokens counts it all."""
     cdef long created = cache_creation or 0
     cdef long read = cache_read or 0
     return _usage_json((input_tokens or 0) + created + read, output_tokens, read, created)

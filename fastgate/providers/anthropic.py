@@ -69,11 +69,11 @@ class AnthropicProvider(OpenAICompatible):
         if call.endpoint is Endpoint.MODELS:
             return UpstreamRequest("GET", f"{base}/models", headers, None)
         headers["Content-Type"] = "application/json"
-        view = call.view
         try:
             if call.endpoint is Endpoint.COMPLETIONS:
                 body = openai_completion_to_anthropic(call.body, call.target.override_params)
             else:
+                view = call.view  # the whole request when the handler decoded it so
                 request = view if type(view) is RawContentChatRequest else None
                 body = openai_chat_to_anthropic(call.body, call.target.override_params, request=request)
         except msgspec.ValidationError as exc:
