@@ -68,11 +68,11 @@ cdef object _an_content_decoder = _msgspec.json.Decoder(
 cdef object _AnRaw = _msgspec.Raw
 cdef object _an_completion_request_decoder = _msgspec.json.Decoder(_CompletionRequest)
 cdef object _an_message_decoder = _msgspec.json.Decoder(_AnMessageView)
-cdef object _an_start_decoder = _msgspec.json.Decoder(_AnMessageStartEvent)
-cdef object _an_block_start_decoder = _msgspec.json.Decoder(_AnBlockStartEvent)
-cdef object _an_block_delta_decoder = _msgspec.json.Decoder(_AnBlockDeltaEvent)
-cdef object _an_message_delta_decoder = _msgspec.json.Decoder(_AnMessageDeltaEvent)
-cdef object _an_error_event_decoder = _msgspec.json.Decoder(_AnErrorEvent)
+cdef object _an_start_decode = _msgspec.json.Decoder(_AnMessageStartEvent).decode
+cdef object _an_block_start_decode = _msgspec.json.Decoder(_AnBlockStartEvent).decode
+cdef object _an_block_delta_decode = _msgspec.json.Decoder(_AnBlockDeltaEvent).decode
+cdef object _an_message_delta_decode = _msgspec.json.Decoder(_AnMessageDeltaEvent).decode
+cdef object _an_error_event_decode = _msgspec.json.Decoder(_AnErrorEvent).decode
 cdef object _an_models_decoder = _msgspec.json.Decoder(_AnModelListView)
 cdef object _an_raw_decode = _msgspec.json.Decoder(_msgspec.Raw).decode
 cdef object _AN_EMPTY_INPUT = _msgspec.Raw(b"{}")
@@ -92,13 +92,38 @@ cdef dict _AN_FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-# SSE event names (the ``event:`` line), compared as bytes.
-cdef bytes _AN_EV_MESSAGE_START = b"message_start"
-cdef bytes _AN_EV_BLOCK_START = b"content_block_start"
-cdef bytes _AN_EV_BLOCK_DELTA = b"content_block_delta"
-cdef bytes _AN_EV_MESSAGE_DELTA = b"message_delta"
-cdef bytes _AN_EV_MESSAGE_STOP = b"message_stop"
-cdef bytes _AN_EV_ERROR = b"error"
+# SSE event names (the ``event:`` line), told apart by length and bytes (_an_event_kind).
+cdef enum _AnEvent:
+    _AN_OTHER
+    _AN_MESSAGE_START
+    _AN_BLOCK_START
+    _AN_BLOCK_DELTA
+    _AN_MESSAGE_DELTA
+    _AN_MESSAGE_STOP
+    _AN_ERROR
+
+
+cdef inline _AnEvent _an_event_kind(const char* name, Py_ssize_t n) noexcept:
+    if name == NULL:
+        return _AN_OTHER
+    if n == 19:
+        if memcmp(name, b"content_block_delta", 19) == 0:
+            return _AN_BLOCK_DELTA
+        if memcmp(name, b"content_block_start", 19) == 0:
+            return _AN_BLOCK_START
+    elif n == 13:
+        if memcmp(name, b"message_start", 13) == 0:
+            return _AN_MESSAGE_START
+        if memcmp(name, b"message_delta", 13) == 0:
+            return _AN_MESSAGE_DELTA
+    elif n == 12:
+        if memcmp(name, b"message_stop", 12) == 0:
+            return _AN_MESSAGE_STOP
+    elif n == 5:
+        if memcmp(name, b"error", 5) == 0:
+            return _AN_ERROR
+    return _AN_OTHER
+
 
 # A text delta as Anthropic writes it, fields in this order
 # (https://docs.anthropic.com/en/api/messages-streaming#text-delta):
@@ -107,19 +132,40 @@ cdef bytes _AN_TEXT_HEAD = b'{"type":"content_block_delta","index":'
 cdef bytes _AN_TEXT_MID = b',"delta":{"type":"text_delta","text":'
 
 
-cdef inline Py_ssize_t _an_text_start(const unsigned char* p, Py_ssize_t n) noexcept:
-    """Offset of the quoted text of a text delta written as above, or -1."""
-    cdef Py_ssize_t head = len(_AN_TEXT_HEAD), mid = len(_AN_TEXT_MID), i
-    if n < head + mid + 4 or memcmp(p, <const char*>_AN_TEXT_HEAD, head) != 0:
+# The opening of a text block, as Anthropic writes it: nothing to send.
+# {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
+cdef bytes _AN_START_HEAD = b'{"type":"content_block_start","index":'
+cdef bytes _AN_START_EMPTY_TEXT = b',"content_block":{"type":"text","text":""}}'
+
+
+cdef inline Py_ssize_t _an_after_index(const unsigned char* p, Py_ssize_t n, bytes head) noexcept:
+    """Where ``p`` goes on after ``head`` and the block index that follows it, or -1."""
+    cdef Py_ssize_t i = len(head), start = len(head)
+    if n <= start or memcmp(p, <const char*>head, start) != 0:
         return -1
-    i = head
     while i < n and b"0" <= p[i] <= b"9":
         i += 1
-    if i == head or i - head > 9 or n - i < mid + 4:
+    if i == start or i - start > 9:
+        return -1
+    return i
+
+
+cdef inline Py_ssize_t _an_text_start(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Offset of the quoted text of a text delta written as above, or -1."""
+    cdef Py_ssize_t mid = len(_AN_TEXT_MID)
+    cdef Py_ssize_t i = _an_after_index(p, n, _AN_TEXT_HEAD)
+    if i < 0 or n - i < mid + 4:
         return -1
     if memcmp(p + i, <const char*>_AN_TEXT_MID, mid) != 0 or p[i + mid] != b'"':
         return -1
     return i + mid
+
+
+cdef inline bint _an_is_empty_text_start(const unsigned char* p, Py_ssize_t n) noexcept:
+    """Whether the event is the opening of a text block with no text yet, written as above."""
+    cdef Py_ssize_t tail = len(_AN_START_EMPTY_TEXT)
+    cdef Py_ssize_t i = _an_after_index(p, n, _AN_START_HEAD)
+    return i >= 0 and n - i == tail and memcmp(p + i, <const char*>_AN_START_EMPTY_TEXT, tail) == 0
 
 
 # ---- request ---------------------------------------------------------------------------------
@@ -588,10 +634,14 @@ cdef class AnthropicStream(EventSink):
     chunk, the usage chunk when asked, and ``[DONE]``. An ``error`` event ends it with an error
     chunk and ``[DONE]``. ``ping``, ``content_block_stop`` and event types Anthropic adds later
     (its versioning policy says to expect them) produce nothing.
+
+    The events of a read are taken as pointers into it (``EventSink``) and their chunks written
+    into one buffer; text deltas and the opening of a text block, nearly every event, are
+    mapped from their bytes without decoding.
     """
 
     cdef SSEDecoder _sse
-    cdef list _pieces  # what the events of one feed made
+    cdef _Out _buf  # the chunks the events of one read made
     cdef object _writer
     cdef ChunkWriter _chat  # the writer again, typed, when it is a ChunkWriter: deltas skip dispatch
     cdef readonly bint done
@@ -606,10 +656,18 @@ cdef class AnthropicStream(EventSink):
     cdef object _cache_creation
     cdef object _cache_read
 
+    def __cinit__(self):
+        self._buf.data = <char*>PyMem_Malloc(4096)
+        if self._buf.data == NULL:
+            raise MemoryError()
+        self._buf.size, self._buf.cap, self._buf.heap = 0, 4096, True
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf.data)
+
     def __init__(self, str provider, bint include_usage=False, bint strict=True,
                  bint text_completion=False):
         self._sse = SSEDecoder()
-        self._pieces = []
         self._writer = None
         self._chat = None
         self.done = False
@@ -653,108 +711,116 @@ cdef class AnthropicStream(EventSink):
         if self._include_usage:
             usage = _msgspec.Raw(_an_usage(self._input_tokens, self._output_tokens,
                                            self._cache_creation, self._cache_read))
-        return self._out().finish(_an_finish_reason(self._stop_reason, self._strict), usage)
+        reason = _an_finish_reason(self._stop_reason, self._strict)
+        if self._chat is not None:
+            return self._chat._finish(reason, usage)
+        return self._out().finish(reason, usage)
 
-    cdef bytes _text_delta(self, bytes data):
-        """A text delta's chunk made from the bytes: the text is copied as the JSON it came in
-        when it can be (see ``_json_string_end``), which is nearly every delta; None when the
-        event is written otherwise or the text needs decoding."""
-        cdef const unsigned char* p = <const unsigned char*><const char*>data
-        cdef Py_ssize_t n = len(data), start, end
+    cdef bint _text_delta(self, const unsigned char* p, Py_ssize_t n) except -1:
+        """A text delta's chunk written from the bytes: the text is copied as the JSON it came
+        in when it can be (see ``_json_string_end``), which is nearly every delta; False when
+        the event is written otherwise or the text needs decoding."""
+        cdef Py_ssize_t start, end
         if self._chat is None or not self._strict:
-            return None
+            return False
         start = _an_text_start(p, n)
         if start < 0:
-            return None
+            return False
         end = _json_string_end(p, start + 1, n)
         if end < 0 or n - end != 3 or p[end + 1] != b"}" or p[end + 2] != b"}":
-            return None
-        return self._chat._content_json(<const char*>p + start, end + 1 - start)
+            return False
+        return self._chat._put_content_json(&self._buf, <const char*>p + start, end + 1 - start)
 
-    cdef bytes _event(self, object event, bytes data):
+    cdef bytes _event(self, _AnEvent kind, bytes data):
         cdef int index
-        if event == _AN_EV_BLOCK_DELTA:
-            piece = self._text_delta(data)
-            if piece is not None:
-                return piece
-            ev = _an_block_delta_decoder.decode(data)
+        if kind == _AN_BLOCK_DELTA:
+            ev = _an_block_delta_decode(data)
             delta = ev.delta
-            kind = delta.type
-            if kind == "text_delta":
+            kind_ = delta.type
+            if kind_ == "text_delta":
                 if self._strict:
                     if self._chat is not None:
                         return self._chat._content(delta.text)
                     return self._out().content(delta.text)
                 return self._out().extra(content=delta.text, content_blocks=[
                     {"index": ev.index, "delta": {"text": delta.text}}])
-            if kind == "input_json_delta":
+            if kind_ == "input_json_delta":
                 index = self._tool_index.get(ev.index, -1)
                 if index < 0 or not delta.partial_json:
                     return _EMPTY
                 return self._out().tool_call_arguments(index, delta.partial_json)
             if not self._strict:
-                if kind == "thinking_delta":
+                if kind_ == "thinking_delta":
                     return self._out().extra(content_blocks=[
                         {"index": ev.index, "delta": {"thinking": delta.thinking}}])
-                if kind == "signature_delta":
+                if kind_ == "signature_delta":
                     return self._out().extra(content_blocks=[
                         {"index": ev.index, "delta": {"signature": delta.signature}}])
             return _EMPTY
-        if event == _AN_EV_BLOCK_START:
-            ev = _an_block_start_decoder.decode(data)
+        if kind == _AN_BLOCK_START:
+            ev = _an_block_start_decode(data)
             block = ev.content_block
-            kind = block.type
-            if kind == "tool_use":
+            kind_ = block.type
+            if kind_ == "tool_use":
                 index = len(self._tool_index)
                 self._tool_index[ev.index] = index
                 return self._out().tool_call_start(index, block.id, block.name)
-            if kind == "text" and block.text:
+            if kind_ == "text" and block.text:
                 return self._out().content(block.text)
-            if not self._strict and kind == "redacted_thinking":
+            if not self._strict and kind_ == "redacted_thinking":
                 return self._out().extra(content_blocks=[
                     {"index": ev.index, "delta": {"type": "redacted_thinking", "data": block.data}}])
             return _EMPTY
-        if event == _AN_EV_MESSAGE_START:
-            msg = _an_start_decoder.decode(data).message
+        if kind == _AN_MESSAGE_START:
+            msg = _an_start_decode(data).message
             self._take_usage(msg.usage)
             if self._writer is None:
                 self._open(msg.id, msg.model)
+            if self._chat is not None:
+                return self._chat._role()
             return self._writer.role()
-        if event == _AN_EV_MESSAGE_DELTA:
-            ev = _an_message_delta_decoder.decode(data)
+        if kind == _AN_MESSAGE_DELTA:
+            ev = _an_message_delta_decode(data)
             if ev.delta.stop_reason is not None:
                 self._stop_reason = ev.delta.stop_reason
             self._take_usage(ev.usage)
             return _EMPTY
-        if event == _AN_EV_MESSAGE_STOP:
-            return self._finish()
-        if event == _AN_EV_ERROR:
-            err = _an_error_event_decoder.decode(data).error
+        if kind == _AN_ERROR:
+            err = _an_error_event_decode(data).error
             self.done = True
             return self._out().error(f"{self._provider} error: {err.message}", err.type)
         return _EMPTY
 
-    cdef int take(self, object event, bytes data) except -1:
-        if not self.done:
-            piece = self._event(event, data)
-            if piece:
-                self._pieces.append(piece)
-        return 0
+    cdef int take(self, const char* event, Py_ssize_t event_n, const char* data,
+                  Py_ssize_t n) except -1:
+        cdef _AnEvent kind
+        if self.done:
+            return 0
+        kind = _an_event_kind(event, event_n)
+        if kind == _AN_OTHER:  # ping, content_block_stop, and any event Anthropic adds
+            return 0
+        if kind == _AN_BLOCK_DELTA:
+            if self._text_delta(<const unsigned char*>data, n):
+                return 0
+        elif kind == _AN_BLOCK_START:
+            if _an_is_empty_text_start(<const unsigned char*>data, n):
+                return 0
+        elif kind == _AN_MESSAGE_STOP:
+            return _put_bytes(&self._buf, self._finish())
+        piece = self._event(kind, PyBytes_FromStringAndSize(data, n))
+        return _put_bytes(&self._buf, piece)
 
     cdef bytes _taken(self):
-        cdef list pieces = self._pieces
-        cdef Py_ssize_t n = len(pieces)
+        cdef Py_ssize_t n = self._buf.size
         if n == 0:
             return _EMPTY
-        out = pieces[0] if n == 1 else _EMPTY.join(pieces)
-        del pieces[:]
-        return out
+        self._buf.size = 0
+        return PyBytes_FromStringAndSize(self._buf.data, n)
 
     def feed(self, bytes chunk):
         if self.done:
             return _EMPTY
-        if self._pieces:  # left by a feed that raised
-            del self._pieces[:]
+        self._buf.size = 0  # what a feed that raised left
         self._sse.scan(chunk, self)
         return self._taken()
 
@@ -763,11 +829,10 @@ cdef class AnthropicStream(EventSink):
         ``error`` event), so a stream cut before either ends with an error chunk."""
         if self.done:
             return _EMPTY
-        if self._pieces:
-            del self._pieces[:]
+        self._buf.size = 0
         self._sse.close_into(self)
         if not self.done:
             self.done = True
-            self._pieces.append(
-                self._out().error(f"{self._provider} error: stream ended before message_stop"))
+            _put_bytes(&self._buf, self._out().error(
+                f"{self._provider} error: stream ended before message_stop"))
         return self._taken()

@@ -29,12 +29,14 @@ cdef bytes _CONTENT_FIELD = b'"content":""'
 cdef bytes _ROLE_FIELDS = b'"role":"assistant","content":""'
 cdef bytes _NO_FINISH = b'},"finish_reason":null'
 cdef bytes _FINISH_FIELD = b'},"finish_reason":'
-# The content frame's template (ChunkWriter._split_content_frame): the bytes msgspec writes for
+# The content frame's template (ChunkWriter._write_frame): the bytes msgspec writes for
 # the chunk Struct, field for field, so a template frame and an encoded chunk never differ.
 cdef bytes _CHUNK_ID = b'data: {"id":'
 cdef bytes _CHUNK_CREATED = b',"created":'
 cdef bytes _CHUNK_CHOICE = (b',"choices":[{"index":0,"delta":{"content":""},"finish_reason":null,'
                             b'"logprobs":null}]')
+cdef Py_ssize_t _CHOICE_CONTENT_AT = _CHUNK_CHOICE.index(_CONTENT_FIELD)
+cdef Py_ssize_t _CONTENT_TEXT_AT = len(_CONTENT_FIELD) - 2  # where the empty text's quotes are
 cdef bytes _CHUNK_NO_USAGE = b',"usage":null'
 cdef bytes _CHUNK_OBJECT = b',"object":"chat.completion.chunk"'
 
@@ -62,9 +64,10 @@ cdef class ChunkWriter:
     cdef readonly object provider
     cdef readonly bint include_usage
     cdef bint _role_sent
-    cdef bytes _content_head  # the frame of a content delta up to its text, and after it
-    cdef bytes _content_tail
-    cdef bytes _delta_head  # the same frame up to the delta's fields
+    # The frame of a content delta with empty text, written once per stream (_write_frame);
+    # every content, role and finish chunk is it with ``"content":""`` (at _cut) replaced.
+    cdef bytes _frame
+    cdef Py_ssize_t _cut
 
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
@@ -73,9 +76,8 @@ cdef class ChunkWriter:
         self.provider = provider if provider is not None else _UNSET
         self.include_usage = include_usage
         self._role_sent = False
-        self._content_head = None
-        self._content_tail = None
-        self._delta_head = None
+        self._frame = None
+        self._cut = 0
 
     cdef bytes _chunk(self, object delta, object finish_reason):
         chunk = _Chunk(self.id, self.created, self.model, [_ChunkChoice(0, delta, finish_reason)],
@@ -90,29 +92,43 @@ cdef class ChunkWriter:
             fields["role"] = "assistant"
         return _Delta(**fields)
 
+    cdef bytes _spliced(self, Py_ssize_t cut, const char* mid, Py_ssize_t mid_n, Py_ssize_t resume):
+        """``frame[:cut] + mid + frame[resume:]``, in one allocation (the frame written)."""
+        cdef const char* frame = PyBytes_AS_STRING(self._frame)
+        cdef Py_ssize_t rest = PyBytes_GET_SIZE(self._frame) - resume
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, cut + mid_n + rest)
+        cdef char* q = PyBytes_AS_STRING(out)
+        memcpy(q, frame, cut)
+        memcpy(q + cut, mid, mid_n)
+        memcpy(q + cut + mid_n, frame + resume, rest)
+        return out
+
     def role(self):
         """The opening chunk: ``{"role": "assistant", "content": ""}``."""
-        if self._content_head is None:
-            self._split_content_frame()
+        return self._role()
+
+    cdef bytes _role(self):
+        if self._frame is None:
+            self._write_frame()
         if self._role_sent:
-            return _EMPTY.join((self._content_head, b'""', self._content_tail))
+            return self._frame
         self._role_sent = True
-        return _EMPTY.join((self._delta_head, _ROLE_FIELDS, self._content_tail))
+        return self._spliced(self._cut, _ROLE_FIELDS, len(_ROLE_FIELDS),
+                             self._cut + len(_CONTENT_FIELD))
 
     cdef bytes _content(self, str text):
         """A content delta: the stream's fixed frame around the escaped text. Every field but
-        the text is the same for each delta after the first chunk, so the frame is encoded
-        once (split around ``"content":""``) and each delta costs one string encode."""
+        the text is the same for each delta after the first chunk, so the frame is written
+        once and each delta costs one string encode."""
         if not self._role_sent:
             return self._chunk(self._delta({"content": text}), None)
-        if self._content_head is None:
-            self._split_content_frame()
-        return _EMPTY.join((self._content_head, _encode_json(text), self._content_tail))
+        cdef bytes encoded = _encode_json(text)
+        return self._content_json(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
 
-    cdef void _split_content_frame(self):
-        """The one frame every content delta, the role chunk and the finish chunk are cut from:
+    cdef void _write_frame(self):
+        """The frame every content delta, the role chunk and the finish chunk are cut from:
         they differ only inside ``"delta":{…}`` and in ``finish_reason`` (written right after
-        the delta). Written from the template once per stream, into one buffer."""
+        the delta). Written from the template, into one buffer."""
         cdef char stack[1024]
         cdef _Out out
         out.data, out.size, out.cap, out.heap = stack, 0, 1024, False
@@ -123,6 +139,7 @@ cdef class ChunkWriter:
             _put_decimal(&out, self.created)
             _put_bytes(&out, _ANSWER_MODEL)
             _put_json_string(&out, self.model)
+            self._cut = out.size + _CHOICE_CONTENT_AT
             _put_bytes(&out, _CHUNK_CHOICE)
             if self.include_usage:
                 _put_bytes(&out, _CHUNK_NO_USAGE)
@@ -131,31 +148,34 @@ cdef class ChunkWriter:
                 _put_bytes(&out, _ANSWER_PROVIDER)
                 _put_json_string(&out, self.provider)
             _put(&out, "}\n\n", 3)
-            frame = PyBytes_FromStringAndSize(out.data, out.size)
+            self._frame = PyBytes_FromStringAndSize(out.data, out.size)
         finally:
             if out.heap:
                 PyMem_Free(out.data)
-        cut = frame.index(_CONTENT_FIELD)
-        self._delta_head = frame[:cut]
-        cut += len(_CONTENT_FIELD) - 2
-        self._content_head = frame[:cut]
-        self._content_tail = frame[cut + 2:]
 
     cdef bytes _content_json(self, const char* text, Py_ssize_t n):
         """A content delta whose text is already JSON, a quoted string as ``_json_string_end``
-        accepts it, copied between the frame's halves. None before the role chunk (the first
-        delta carries the role)."""
+        accepts it, copied into the frame. None before the role chunk (the first delta carries
+        the role)."""
         if not self._role_sent:
             return None
-        if self._content_head is None:
-            self._split_content_frame()
-        cdef Py_ssize_t head = len(self._content_head), tail = len(self._content_tail)
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, head + n + tail)
-        cdef char* q = out
-        memcpy(q, <const char*>self._content_head, head)
-        memcpy(q + head, text, n)
-        memcpy(q + head + n, <const char*>self._content_tail, tail)
-        return out
+        if self._frame is None:
+            self._write_frame()
+        return self._spliced(self._cut + _CONTENT_TEXT_AT, text, n, self._cut + len(_CONTENT_FIELD))
+
+    cdef bint _put_content_json(self, _Out* out, const char* text, Py_ssize_t n) except -1:
+        """``_content_json`` written into ``out``; False (and nothing written) before the role
+        chunk."""
+        if not self._role_sent:
+            return False
+        if self._frame is None:
+            self._write_frame()
+        cdef const char* frame = PyBytes_AS_STRING(self._frame)
+        cdef Py_ssize_t resume = self._cut + len(_CONTENT_FIELD)
+        _put(out, frame, self._cut + _CONTENT_TEXT_AT)
+        _put(out, text, n)
+        _put(out, frame + resume, PyBytes_GET_SIZE(self._frame) - resume)
+        return True
 
     def content(self, str text):
         return self._content(text)
@@ -175,10 +195,13 @@ cdef class ChunkWriter:
 
     def finish(self, str finish_reason, object usage=None):
         """The finish chunk, then the usage chunk when asked for, then ``[DONE]``."""
-        if self._role_sent and self._content_head is not None:
-            tail = self._content_tail
-            out = _EMPTY.join((self._delta_head, _FINISH_FIELD, _encode_json(finish_reason),
-                               tail[len(_NO_FINISH):]))
+        return self._finish(finish_reason, usage)
+
+    cdef bytes _finish(self, str finish_reason, object usage):
+        if self._role_sent and self._frame is not None:
+            mid = _FINISH_FIELD + _encode_json(finish_reason)
+            out = self._spliced(self._cut, mid, len(mid),
+                                self._cut + len(_CONTENT_FIELD) + len(_NO_FINISH))
         else:
             out = self._chunk(self._delta({}), finish_reason)
         if self.include_usage and usage is not None:

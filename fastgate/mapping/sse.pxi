@@ -3,7 +3,13 @@
 # Lines end in CRLF, LF or CR; a blank line ends an event. Network reads split events, and even
 # a CRLF pair, anywhere, so both classes below keep the unfinished tail between feeds.
 
-from cpython.bytes cimport PyBytes_AsStringAndSize, PyBytes_FromStringAndSize
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_AsStringAndSize,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
 from libc.string cimport memchr, memcmp, memcpy
 
 cdef bytes _DONE = b"[DONE]"
@@ -18,8 +24,13 @@ cdef inline bytes _slice(const char* p, Py_ssize_t start, Py_ssize_t end):
 
 cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* name,
                                     Py_ssize_t name_len) noexcept:
-    """Offset of the value of field ``name`` in ``line`` (after ``name:`` and one space), or -1."""
-    if n < name_len + 1 or memcmp(line, name, name_len) != 0 or line[name_len] != b":":
+    """Offset of the value of field ``name`` in ``line`` (after ``name:`` and one space), or -1.
+    A line that is the bare name is the field with an empty value."""
+    if n < name_len or memcmp(line, name, name_len) != 0:
+        return -1
+    if n == name_len:
+        return n
+    if line[name_len] != b":":
         return -1
     if n > name_len + 1 and line[name_len + 1] == b" ":
         return name_len + 2
@@ -34,127 +45,168 @@ cdef inline Py_ssize_t _line_break(const char* p, Py_ssize_t i, Py_ssize_t n) no
     return limit if cr == NULL else cr - p
 
 
-cdef class EventSink:
-    """What an SSEDecoder can hand each event to as it completes (``SSEDecoder.scan``): a stream
-    mapper that extends this is spared the list of pairs ``feed`` builds."""
+cdef inline Py_ssize_t _next_break(const char* p, Py_ssize_t i, Py_ssize_t n,
+                                   Py_ssize_t* cr) noexcept:
+    """``_line_break`` for a caller that scans a buffer line by line: ``*cr`` keeps the next CR
+    (``n`` when none is left; start it at -1), so a stream without CRs, nearly every one, costs
+    one search per line and one per buffer."""
+    cdef const char* q
+    if cr[0] < i:
+        q = <const char*>memchr(p + i, b"\r", n - i)
+        cr[0] = n if q == NULL else q - p
+    q = <const char*>memchr(p + i, b"\n", cr[0] - i)
+    return cr[0] if q == NULL else q - p
 
-    cdef int take(self, object event, bytes data) except -1:
+
+cdef class EventSink:
+    """What an SSEDecoder hands each event to as it completes (``SSEDecoder.scan``), as pointers
+    into the bytes being scanned: a stream mapper that extends this makes no object for an event
+    it can map from the bytes. ``event`` is NULL when the event has no ``event:`` field; the
+    pointers are valid only during the call."""
+
+    cdef int take(self, const char* event, Py_ssize_t event_n, const char* data,
+                  Py_ssize_t n) except -1:
         raise NotImplementedError
 
 
-cdef class SSEDecoder:
-    """Incremental SSE parser: bytes in, ``(event, data)`` pairs out.
+cdef class _EventList(EventSink):
+    """The sink behind ``SSEDecoder.feed``: ``(event, data)`` pairs of bytes in a list."""
 
-    ``event`` is the ``event:`` field (``None`` when absent); ``data`` joins the event's ``data:``
-    lines with ``\\n``. Events without data (comments, keep-alives) are skipped, as the spec's
-    dispatch step does.
+    cdef list out
+    cdef bytes _name  # the last event name made: a stream repeats a few, so they are shared
+
+    def __cinit__(self):
+        self.out = []
+        self._name = None
+
+    cdef int take(self, const char* event, Py_ssize_t event_n, const char* data,
+                  Py_ssize_t n) except -1:
+        cdef object name = None
+        if event != NULL:
+            if (self._name is None or PyBytes_GET_SIZE(self._name) != event_n
+                    or memcmp(PyBytes_AS_STRING(self._name), event, event_n) != 0):
+                self._name = PyBytes_FromStringAndSize(event, event_n)
+            name = self._name
+        self.out.append((name, PyBytes_FromStringAndSize(data, n)))
+        return 0
+
+    cdef list taken(self):
+        cdef list out = self.out
+        self.out = []
+        return out
+
+
+cdef class SSEDecoder:
+    """Incremental SSE parser: bytes in, events out.
+
+    ``feed`` returns ``(event, data)`` pairs: ``event`` is the ``event:`` field (``None`` when
+    absent); ``data`` joins the event's ``data:`` lines with ``\\n``. Events without data
+    (comments, keep-alives) are skipped, as the spec's dispatch step does.
+
+    The unfinished event is kept whole between reads (``_tail``, with where its fields are), so
+    each event is handed on as pointers into one buffer: no object per line.
     """
 
-    cdef bytes _tail
-    cdef bint _skip_lf
-    cdef object _event
-    cdef object _name  # the last event name read: a stream repeats a few, so they are shared
-    cdef object _data  # the event's first data line; further lines go to _more (rare)
-    cdef list _more
+    cdef bytes _tail  # the unfinished event, from its first line
+    cdef Py_ssize_t _scanned  # how much of _tail was split into lines
+    cdef Py_ssize_t _event_at, _event_n  # its event field's value in _tail (-1: none yet)
+    cdef Py_ssize_t _data_at, _data_n  # its first data line's value in _tail (-1: none yet)
+    cdef bytearray _more  # its data lines joined, from the second one on (rare)
+    cdef _EventList _list
 
     def __cinit__(self):
         self._tail = _EMPTY
-        self._skip_lf = False
-        self._event = None
-        self._name = None
-        self._data = None
+        self._scanned = 0
+        self._event_at = self._data_at = -1
+        self._event_n = self._data_n = 0
         self._more = None
+        self._list = None
 
     def feed(self, bytes chunk):
-        cdef list out = []
-        self._feed(chunk, out, None)
-        return out
-
-    cdef int scan(self, bytes chunk, EventSink sink) except -1:
-        """``feed``, each event going to ``sink.take`` instead of into a list."""
-        return self._feed(chunk, None, sink)
-
-    cdef int _feed(self, bytes chunk, list out, EventSink sink) except -1:
-        cdef bytes buf = self._tail + chunk if self._tail else chunk
-        cdef char* p
-        cdef Py_ssize_t n, i = 0, start = 0
-        cdef char c
-        PyBytes_AsStringAndSize(buf, &p, &n)
-        if self._skip_lf and n > 0 and p[0] == b"\n":
-            i = start = 1
-        self._skip_lf = False
-        while True:
-            i = _line_break(p, i, n)
-            if i == n:
-                break
-            c = p[i]
-            self._line(p + start, i - start, out, sink)
-            if c == b"\r":
-                if i + 1 < n:
-                    if p[i + 1] == b"\n":
-                        i += 1
-                else:
-                    self._skip_lf = True
-            i += 1
-            start = i
-        self._tail = _slice(p, start, n) if start < n else _EMPTY
-        return 0
-
-    cdef inline int _line(self, const char* line, Py_ssize_t n, list out, EventSink sink) except -1:
-        cdef Py_ssize_t off
-        if n == 0:
-            event, data = self._event, self._data
-            self._event = self._data = None
-            if data is not None:
-                if self._more is not None:
-                    data = b"\n".join([data, *self._more])
-                    self._more = None
-                if sink is not None:
-                    sink.take(event, data)
-                else:
-                    out.append((event, data))
-            return 0
-        off = _field_value(line, n, "data", 4)
-        if off >= 0:
-            value = PyBytes_FromStringAndSize(line + off, n - off)
-            if self._data is None:
-                self._data = value
-            elif self._more is None:
-                self._more = [value]
-            else:
-                self._more.append(value)
-            return 0
-        off = _field_value(line, n, "event", 5)
-        if off >= 0:
-            self._event = self._event_name(line + off, n - off)
-        return 0
-
-    cdef inline object _event_name(self, const char* name, Py_ssize_t n):
-        cdef const char* last
-        if self._name is not None and len(<bytes>self._name) == n:
-            last = <bytes>self._name
-            if memcmp(last, name, n) == 0:
-                return self._name
-        self._name = PyBytes_FromStringAndSize(name, n)
-        return self._name
+        if self._list is None:
+            self._list = _EventList()
+        self._feed(chunk, self._list)
+        return self._list.taken()
 
     def close(self):
         """Events left when the stream ends without its final blank line."""
-        cdef list out = []
-        self._close(out, None)
-        return out
+        return self.feed(_BLANK)
+
+    cdef int scan(self, bytes chunk, EventSink sink) except -1:
+        """``feed``, each event going to ``sink.take`` instead of into a list."""
+        return self._feed(chunk, sink)
 
     cdef int close_into(self, EventSink sink) except -1:
         """``close``, the events going to ``sink.take``."""
-        return self._close(None, sink)
+        return self._feed(_BLANK, sink)
 
-    cdef int _close(self, list out, EventSink sink) except -1:
-        cdef bytes buf = self._tail
-        cdef const char* q = buf
-        self._tail = _EMPTY
-        if buf:
-            self._line(q, len(buf), out, sink)
-        return self._line(q, 0, out, sink)
+    cdef int _feed(self, bytes chunk, EventSink sink) except -1:
+        cdef bytes buf = self._tail + chunk if self._tail else chunk
+        cdef char* p
+        cdef Py_ssize_t n, i, start, ev_start = 0, off, cr = -1
+        cdef char c
+        cdef bint blank
+        PyBytes_AsStringAndSize(buf, &p, &n)
+        i = start = self._scanned
+        while True:
+            i = _next_break(p, i, n, &cr)
+            if i == n:
+                break
+            c = p[i]
+            if c == b"\r" and i + 1 == n and i != start:
+                # Maybe half of a CRLF, whose LF would read as a blank line: scanned again with
+                # the next read. A CR ending a blank line dispatches now, and an LF after it is
+                # one more blank line, which dispatches nothing.
+                break
+            blank = i == start
+            if blank:
+                if self._data_at >= 0:
+                    self._dispatch(p, sink)
+                self._event_at = self._data_at = -1
+            else:
+                off = _field_value(p + start, i - start, "data", 4)
+                if off >= 0:
+                    self._data_line(p, start + off, i)
+                else:
+                    off = _field_value(p + start, i - start, "event", 5)
+                    if off >= 0:
+                        self._event_at, self._event_n = start + off, i - start - off
+            if c == b"\r" and i + 1 < n and p[i + 1] == b"\n":
+                i += 1
+            i += 1
+            start = i
+            if blank:
+                ev_start = i
+        if ev_start < n:
+            self._tail = _slice(p, ev_start, n) if ev_start else buf
+        else:
+            self._tail = _EMPTY
+        self._scanned = start - ev_start
+        if self._event_at >= 0:
+            self._event_at -= ev_start
+        if self._data_at >= 0:
+            self._data_at -= ev_start
+        return 0
+
+    cdef inline int _data_line(self, const char* p, Py_ssize_t at, Py_ssize_t end) except -1:
+        if self._data_at < 0:
+            self._data_at, self._data_n = at, end - at
+            return 0
+        if self._more is None:
+            self._more = bytearray(p[self._data_at:self._data_at + self._data_n])
+        self._more += b"\n"
+        self._more += p[at:end]
+        return 0
+
+    cdef inline int _dispatch(self, const char* p, EventSink sink) except -1:
+        cdef const char* event = NULL
+        if self._event_at >= 0:
+            event = p + self._event_at
+        cdef bytearray more = self._more
+        if more is None:
+            return sink.take(event, self._event_n, p + self._data_at, self._data_n)
+        self._more = None
+        return sink.take(event, self._event_n, PyByteArray_AS_STRING(more), len(more))
 
 
 cdef inline bytes _relayed(bytes buf, bytearray out, Py_ssize_t run_start, Py_ssize_t run_end):

@@ -162,16 +162,24 @@ class MessageView(msgspec.Struct, gc=False):
     usage: UsageView = msgspec.field(default_factory=UsageView)
 
 
-class MessageStartEvent(msgspec.Struct):
-    message: MessageView
+class StartedMessage(msgspec.Struct, gc=False):
+    """The message a ``message_start`` event opens: its content is empty, so not read."""
+
+    id: str = ""
+    model: str = ""
+    usage: UsageView = msgspec.field(default_factory=UsageView)
 
 
-class BlockStartEvent(msgspec.Struct):
+class MessageStartEvent(msgspec.Struct, gc=False):
+    message: StartedMessage
+
+
+class BlockStartEvent(msgspec.Struct, gc=False):
     index: int
     content_block: BlockView
 
 
-class DeltaView(msgspec.Struct):
+class DeltaView(msgspec.Struct, gc=False):
     """``text_delta``, ``input_json_delta``, ``thinking_delta``, ``signature_delta``, ..."""
 
     type: str
@@ -181,16 +189,16 @@ class DeltaView(msgspec.Struct):
     signature: str | None = None
 
 
-class BlockDeltaEvent(msgspec.Struct):
+class BlockDeltaEvent(msgspec.Struct, gc=False):
     index: int
     delta: DeltaView
 
 
-class MessageDeltaBody(msgspec.Struct):
+class MessageDeltaBody(msgspec.Struct, gc=False):
     stop_reason: str | None = None
 
 
-class MessageDeltaEvent(msgspec.Struct):
+class MessageDeltaEvent(msgspec.Struct, gc=False):
     delta: MessageDeltaBody = msgspec.field(default_factory=MessageDeltaBody)
     usage: UsageView = msgspec.field(default_factory=UsageView)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -167,3 +169,71 @@ def test_relay_keeps_its_contract_split_anywhere(data: bytes, cuts: list[int]) -
         ]
     )
     assert out == _reference_relay(data)
+
+
+def _reference_decode(data: bytes) -> list[tuple[bytes | None, bytes]]:
+    """The spec's parsing, on a whole stream: lines end in CRLF, LF or CR; ``:`` starts a
+    comment; a field's value loses one leading space; a line that is a bare name is that field
+    with an empty value; a blank line dispatches the event if it has data, and resets it. The
+    decoder also dispatches an event the stream ends in (``close``)."""
+    out: list[tuple[bytes | None, bytes]] = []
+    event: bytes | None = None
+    lines: list[bytes] | None = None
+    for line in [*re.split(rb"\r\n|\r|\n", data), b""]:
+        if not line:
+            if lines is not None:
+                out.append((event, b"\n".join(lines)))
+            event, lines = None, None
+            continue
+        name, colon, value = line.partition(b":")
+        if not name:
+            continue
+        if colon and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            lines = [*(lines or []), value]
+        elif name == b"event":
+            event = value
+    return out
+
+
+DECODER_PIECES = st.sampled_from(
+    [
+        b"data: x",
+        b"data:y",
+        b"data",
+        b"data: ",
+        b"event: e",
+        b"event:f",
+        b"id: 1",
+        b": c",
+        b"datum: z",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"\n\n",
+        b" ",
+        b"{}",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(DECODER_PIECES, max_size=40).map(b"".join), st.lists(st.integers(0, 400), max_size=5))
+def test_decoder_follows_the_spec_split_anywhere(data: bytes, cuts: list[int]) -> None:
+    """Events are handed on as pointers into the read with the unfinished one kept whole between
+    reads: whatever the reads, the events are the spec's, multi-line data and CRLFs split
+    between reads included."""
+    bounds = sorted(c % (len(data) + 1) for c in cuts)
+    dec = SSEDecoder()
+    got: list[tuple[bytes | None, bytes]] = []
+    for a, b in zip([0, *bounds], [*bounds, len(data)], strict=True):
+        got.extend(dec.feed(data[a:b]))
+    got.extend(dec.close())
+    assert got == _reference_decode(data)
+
+
+def test_decoder_event_names_are_shared_between_events() -> None:
+    got = SSEDecoder().feed(b"event: tick\ndata: 1\n\nevent: tick\ndata: 2\n\n")
+    assert got == [(b"tick", b"1"), (b"tick", b"2")]
+    assert got[0][0] is got[1][0]

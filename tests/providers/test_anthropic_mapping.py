@@ -625,6 +625,44 @@ def test_text_delta_with_a_big_index_or_trailing_fields_is_decoded() -> None:
     assert events(out)[0]["choices"][0]["delta"] == {"content": "x"}
 
 
+def test_a_read_of_many_deltas_is_mapped_whole() -> None:
+    """One read's chunks go out in one buffer, grown as they need (past its first 4 KB)."""
+    texts = [f"{i}:" + "é" * (i % 50) for i in range(300)]
+    read = b"".join(_delta_event(msgspec.json.encode(t)) for t in texts)
+    out = events(_mapped(read))
+    assert [chunk["choices"][0]["delta"]["content"] for chunk in out] == texts
+
+
+def _block_start(data: bytes) -> bytes:
+    return _mapped(b"event: content_block_start\ndata: " + data + b"\n\n")
+
+
+@pytest.mark.parametrize(
+    ("data", "content"),
+    [
+        # As Anthropic writes it: recognised from the bytes, nothing to send.
+        (b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}', None),
+        (b'{"type":"content_block_start","index":17,"content_block":{"type":"text","text":""}}', None),
+        # Anything else is decoded, and gives the same answer.
+        (b'{"index":0,"type":"content_block_start","content_block":{"text":"","type":"text"}}', None),
+        (
+            b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"","citations":[]}}',
+            None,
+        ),
+        (b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"Hi"}}', "Hi"),
+        (b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"\\u0041"}}', "A"),
+    ],
+)
+def test_text_block_start_sends_only_text_it_carries(data: bytes, content: str | None) -> None:
+    deltas = [chunk["choices"][0]["delta"] for chunk in events(_block_start(data))]
+    assert deltas == ([] if content is None else [{"content": content}])
+
+
+def test_a_text_block_start_that_is_not_json_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        _block_start(b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}')
+
+
 # ---- string content copied as sent, and answers written from the template --------------------
 
 _RAW_REQUEST = msgspec.json.Decoder(RawContentChatRequest)
