@@ -3,7 +3,11 @@
 # Lines end in CRLF, LF or CR; a blank line ends an event. Network reads split events, and even
 # a CRLF pair, anywhere, so both classes below keep the unfinished tail between feeds.
 
-from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytearray cimport (
+    PyByteArray_AS_STRING,
+    PyByteArray_FromStringAndSize,
+    PyByteArray_GET_SIZE,
+)
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_AsStringAndSize,
@@ -103,20 +107,23 @@ cdef class SSEDecoder:
     absent); ``data`` joins the event's ``data:`` lines with ``\\n``. Events without data
     (comments, keep-alives) are skipped, as the spec's dispatch step does.
 
-    The unfinished event is kept whole between reads (``_tail``, with where its fields are), so
-    each event is handed on as pointers into one buffer: no object per line.
+    The unfinished event is kept whole between reads (``_pending``, with where its fields are),
+    so each event is handed on as pointers into one buffer: no object per line. Reads that
+    continue an event are appended to it and only their bytes are searched, so an event of
+    any size costs time in proportion to its size, whatever the reads.
     """
 
-    cdef bytes _tail  # the unfinished event, from its first line
-    cdef Py_ssize_t _scanned  # how much of _tail was split into lines
-    cdef Py_ssize_t _event_at, _event_n  # its event field's value in _tail (-1: none yet)
-    cdef Py_ssize_t _data_at, _data_n  # its first data line's value in _tail (-1: none yet)
+    cdef bytearray _pending  # the unfinished event, from its first line (None: nothing)
+    cdef Py_ssize_t _line_at  # where its unfinished line starts
+    cdef Py_ssize_t _scanned  # how far line ends were searched for
+    cdef Py_ssize_t _event_at, _event_n  # its event field's value (-1: none yet)
+    cdef Py_ssize_t _data_at, _data_n  # its first data line's value (-1: none yet)
     cdef bytearray _more  # its data lines joined, from the second one on (rare)
     cdef _EventList _list
 
     def __cinit__(self):
-        self._tail = _EMPTY
-        self._scanned = 0
+        self._pending = None
+        self._line_at = self._scanned = 0
         self._event_at = self._data_at = -1
         self._event_n = self._data_n = 0
         self._more = None
@@ -141,20 +148,25 @@ cdef class SSEDecoder:
         return self._feed(_BLANK, sink)
 
     cdef int _feed(self, bytes chunk, EventSink sink) except -1:
-        cdef bytes buf = self._tail + chunk if self._tail else chunk
+        cdef bytearray pending = self._pending
         cdef char* p
         cdef Py_ssize_t n, i, start, ev_start = 0, off, cr = -1
         cdef char c
         cdef bint blank
-        PyBytes_AsStringAndSize(buf, &p, &n)
-        i = start = self._scanned
+        if pending is None:
+            PyBytes_AsStringAndSize(chunk, &p, &n)
+        else:
+            pending += chunk
+            p, n = PyByteArray_AS_STRING(pending), PyByteArray_GET_SIZE(pending)
+        i = self._scanned
+        start = self._line_at
         while True:
             i = _next_break(p, i, n, &cr)
             if i == n:
                 break
             c = p[i]
             if c == b"\r" and i + 1 == n and i != start:
-                # Maybe half of a CRLF, whose LF would read as a blank line: scanned again with
+                # Maybe half of a CRLF, whose LF would read as a blank line: searched again with
                 # the next read. A CR ending a blank line dispatches now, and an LF after it is
                 # one more blank line, which dispatches nothing.
                 break
@@ -177,11 +189,15 @@ cdef class SSEDecoder:
             start = i
             if blank:
                 ev_start = i
-        if ev_start < n:
-            self._tail = _slice(p, ev_start, n) if ev_start else buf
-        else:
-            self._tail = _EMPTY
-        self._scanned = start - ev_start
+        if ev_start >= n:
+            self._pending = None
+            self._line_at = self._scanned = 0
+            return 0
+        if pending is None:
+            self._pending = PyByteArray_FromStringAndSize(p + ev_start, n - ev_start)
+        elif ev_start:
+            del pending[:ev_start]
+        self._line_at, self._scanned = start - ev_start, i - ev_start
         if self._event_at >= 0:
             self._event_at -= ev_start
         if self._data_at >= 0:
