@@ -41,19 +41,11 @@ cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* 
     return name_len + 1
 
 
-cdef inline Py_ssize_t _line_break(const char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
-    """The next CR or LF at or after ``i``, or ``n``: a CR is looked for only before the LF."""
-    cdef const char* lf = <const char*>memchr(p + i, b"\n", n - i)
-    cdef Py_ssize_t limit = n if lf == NULL else lf - p
-    cdef const char* cr = <const char*>memchr(p + i, b"\r", limit - i)
-    return limit if cr == NULL else cr - p
-
-
 cdef inline Py_ssize_t _next_break(const char* p, Py_ssize_t i, Py_ssize_t n,
                                    Py_ssize_t* cr) noexcept:
-    """``_line_break`` for a caller that scans a buffer line by line: ``*cr`` keeps the next CR
-    (``n`` when none is left; start it at -1), so a stream without CRs, nearly every one, costs
-    one search per line and one per buffer."""
+    """The next CR or LF at or after ``i``, or ``n``. ``*cr`` keeps the next CR between the
+    calls of one scan (``n`` when none is left; start it at -1), so a stream without CRs, nearly
+    every one, costs one search per line and one per read."""
     cdef const char* q
     if cr[0] < i:
         q = <const char*>memchr(p + i, b"\r", n - i)
@@ -225,14 +217,16 @@ cdef class SSEDecoder:
         return sink.take(event, self._event_n, PyByteArray_AS_STRING(more), len(more))
 
 
-cdef inline bytes _relayed(bytes buf, bytearray out, Py_ssize_t run_start, Py_ssize_t run_end):
-    """What a feed passes on: the copied events, then the stretch passed through as it came."""
+cdef inline bytes _relayed(bytes chunk, const char* p, Py_ssize_t n, bytearray out,
+                           Py_ssize_t run_start, Py_ssize_t run_end):
+    """What a feed passes on: the copied events, then the stretch passed through as it came
+    (``chunk`` itself when that is all of it)."""
     if out is None:
-        if run_start == 0 and run_end == len(buf):
-            return buf
-        return buf[run_start:run_end] if run_end > run_start else _EMPTY
+        if run_start == 0 and run_end == n and chunk is not None:
+            return chunk
+        return PyBytes_FromStringAndSize(p + run_start, run_end - run_start) if run_end > run_start else _EMPTY
     if run_end > run_start:
-        out += buf[run_start:run_end]
+        out += p[run_start:run_end]
     return bytes(out)
 
 
@@ -242,42 +236,57 @@ cdef class SSERelay:
     ``feed`` returns the bytes of every event completed by this read, each ending ``\\n\\n``
     (the upstream may use CRLF or CR); an unfinished event stays buffered so a client never sees
     half of one. ``done`` turns true once ``data: [DONE]`` has been relayed, after which input is
-    ignored: nothing may follow the terminator.
+    ignored: nothing may follow the terminator. A read that continues an event is appended to it
+    and only its own bytes are searched, as in ``SSEDecoder``.
     """
 
-    cdef bytes _tail
+    cdef bytearray _pending  # the unfinished event, from its first line (None: nothing)
+    cdef Py_ssize_t _line_at  # where its unfinished line starts
+    cdef Py_ssize_t _scanned  # how far line ends were searched for
+    cdef Py_ssize_t _ev_end  # where its last complete line ends (-1: no line yet)
+    cdef bint _saw_done  # one of its lines is ``data: [DONE]``
     cdef readonly bint done
     cdef readonly Py_ssize_t events
 
     def __cinit__(self):
-        self._tail = _EMPTY
+        self._pending = None
+        self._line_at = self._scanned = 0
+        self._ev_end = -1
+        self._saw_done = False
         self.done = False
         self.events = 0
 
     def feed(self, bytes chunk):
         if self.done:
             return _EMPTY
-        # Only the current unfinished event is kept, so rescanning it is cheap; a CR that ended
-        # the previous read and the LF that starts this one then meet again as one CRLF.
-        cdef bytes buf = self._tail + chunk if self._tail else chunk
+        cdef bytearray pending = self._pending
+        cdef bytes whole = None  # the read, when it is all there is to scan
         cdef char* p
-        cdef Py_ssize_t n, i = 0, ev_start = 0, line_start = 0, ev_end = -1
+        cdef Py_ssize_t n, i, ev_start = 0, line_start, ev_end, cr = -1
         # Events already framed as they go out (LF-terminated lines, one blank line after) are
         # passed on as one stretch of the input, ``p[run_start:run_end]``, not copied one by one.
         cdef Py_ssize_t run_start = 0, run_end = 0
         cdef bytearray out = None
         cdef char c
-        cdef bint saw_done = False
-        PyBytes_AsStringAndSize(buf, &p, &n)
+        cdef bint saw_done = self._saw_done
+        if pending is None:
+            whole = chunk
+            PyBytes_AsStringAndSize(chunk, &p, &n)
+        else:
+            pending += chunk
+            p, n = PyByteArray_AS_STRING(pending), PyByteArray_GET_SIZE(pending)
+        i = self._scanned
+        line_start = self._line_at
+        ev_end = self._ev_end
         while True:
-            i = _line_break(p, i, n)
+            i = _next_break(p, i, n, &cr)
             if i == n:
                 break
             c = p[i]
             if c == b"\r" and i + 1 == n and i != line_start:
                 # A CR ending a non-blank line may be half of a CRLF whose LF would otherwise read
-                # as a blank line next time: rescan it with the next read. A CR ending a blank line
-                # dispatches now; a stray LF after it is an empty line outside any event.
+                # as a blank line next time: searched again with the next read. A CR ending a
+                # blank line dispatches now; a stray LF after it is an empty line outside any event.
                 break
             if i == line_start:
                 if ev_end >= 0:
@@ -298,8 +307,8 @@ cdef class SSERelay:
                     self.events += 1
                     if saw_done:
                         self.done = True
-                        self._tail = _EMPTY
-                        return _relayed(buf, out, run_start, run_end)
+                        self._pending = None
+                        return _relayed(whole, p, n, out, run_start, run_end)
                 ev_end = -1
                 saw_done = False
             else:
@@ -313,5 +322,18 @@ cdef class SSERelay:
             line_start = i
             if ev_end < 0:
                 ev_start = i
-        self._tail = _slice(p, ev_start, n) if ev_start < n else _EMPTY
-        return _relayed(buf, out, run_start, run_end)
+        result = _relayed(whole, p, n, out, run_start, run_end)
+        if ev_start >= n:
+            self._pending = None
+            self._line_at = self._scanned = 0
+            self._ev_end = -1
+            self._saw_done = False
+            return result
+        if pending is None:
+            self._pending = PyByteArray_FromStringAndSize(p + ev_start, n - ev_start)
+        elif ev_start:
+            del pending[:ev_start]
+        self._line_at, self._scanned = line_start - ev_start, i - ev_start
+        self._ev_end = ev_end - ev_start if ev_end >= 0 else -1
+        self._saw_done = saw_done
+        return result
