@@ -18,12 +18,16 @@ import pytest
 from bench.instructions import per_request
 
 
-@pytest.mark.timeout(600)  # four runs under valgrind: about a minute here
-def test_budget_anthropic_within_20_percent_of_openai() -> None:
+@pytest.fixture
+def valgrind() -> None:
     if shutil.which("valgrind") is None:
         if os.environ.get("CI"):
             pytest.fail("valgrind is not installed: .ci/run must install it")
         pytest.skip("valgrind is not installed (.ci/run installs it)")
+
+
+@pytest.mark.timeout(600)  # four runs under valgrind: about a minute here
+def test_budget_anthropic_within_20_percent_of_openai(valgrind: None) -> None:
     openai, _ = per_request("openai", inclusive=False)
     anthropic, _ = per_request("anthropic", inclusive=False)
     print(
@@ -31,3 +35,16 @@ def test_budget_anthropic_within_20_percent_of_openai() -> None:
         f"({anthropic / openai:.3f}x)"
     )
     assert anthropic < 1.2 * openai
+
+
+@pytest.mark.timeout(600)
+def test_budget_anthropic_stream_within_30_percent_of_openai(valgrind: None) -> None:
+    """Streams are short of the issue's 20% (1.25x at this commit, from 1.98x and then 1.37x):
+    this holds what was gained until the rest is."""
+    openai, _ = per_request("openai", stream=True, inclusive=False)
+    anthropic, _ = per_request("anthropic", stream=True, inclusive=False)
+    print(
+        f"\ninstructions per stream: openai {openai:,.0f}, anthropic {anthropic:,.0f} "
+        f"({anthropic / openai:.3f}x)"
+    )
+    assert anthropic < 1.3 * openai
