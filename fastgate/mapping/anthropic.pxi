@@ -736,38 +736,38 @@ cdef class AnthropicStream(EventSink):
         if kind == _AN_BLOCK_DELTA:
             ev = _an_block_delta_decode(data)
             delta = ev.delta
-            kind_ = delta.type
-            if kind_ == "text_delta":
+            delta_type = delta.type
+            if delta_type == "text_delta":
                 if self._strict:
                     if self._chat is not None:
                         return self._chat._content(delta.text)
                     return self._out().content(delta.text)
                 return self._out().extra(content=delta.text, content_blocks=[
                     {"index": ev.index, "delta": {"text": delta.text}}])
-            if kind_ == "input_json_delta":
+            if delta_type == "input_json_delta":
                 index = self._tool_index.get(ev.index, -1)
                 if index < 0 or not delta.partial_json:
                     return _EMPTY
                 return self._out().tool_call_arguments(index, delta.partial_json)
             if not self._strict:
-                if kind_ == "thinking_delta":
+                if delta_type == "thinking_delta":
                     return self._out().extra(content_blocks=[
                         {"index": ev.index, "delta": {"thinking": delta.thinking}}])
-                if kind_ == "signature_delta":
+                if delta_type == "signature_delta":
                     return self._out().extra(content_blocks=[
                         {"index": ev.index, "delta": {"signature": delta.signature}}])
             return _EMPTY
         if kind == _AN_BLOCK_START:
             ev = _an_block_start_decode(data)
             block = ev.content_block
-            kind_ = block.type
-            if kind_ == "tool_use":
+            block_type = block.type
+            if block_type == "tool_use":
                 index = len(self._tool_index)
                 self._tool_index[ev.index] = index
                 return self._out().tool_call_start(index, block.id, block.name)
-            if kind_ == "text" and block.text:
+            if block_type == "text" and block.text:
                 return self._out().content(block.text)
-            if not self._strict and kind_ == "redacted_thinking":
+            if not self._strict and block_type == "redacted_thinking":
                 return self._out().extra(content_blocks=[
                     {"index": ev.index, "delta": {"type": "redacted_thinking", "data": block.data}}])
             return _EMPTY

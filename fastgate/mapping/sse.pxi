@@ -1,7 +1,7 @@
 # Server-sent events kernels (https://html.spec.whatwg.org/multipage/server-sent-events.html).
 #
 # Lines end in CRLF, LF or CR; a blank line ends an event. Network reads split events, and even
-# a CRLF pair, anywhere, so both classes below keep the unfinished tail between feeds.
+# a CRLF pair, anywhere, so both classes below keep the unfinished event between feeds.
 
 from cpython.bytearray cimport (
     PyByteArray_AS_STRING,
@@ -52,6 +52,29 @@ cdef inline Py_ssize_t _next_break(const char* p, Py_ssize_t i, Py_ssize_t n,
         cr[0] = n if q == NULL else q - p
     q = <const char*>memchr(p + i, b"\n", cr[0] - i)
     return cr[0] if q == NULL else q - p
+
+
+cdef inline int _scanned_bytes(bytearray pending, bytes chunk, char** p, Py_ssize_t* n) except -1:
+    """What a read is scanned in: the read itself, or the unfinished event with the read
+    appended (amortised: the event is not copied again with each read)."""
+    if pending is None:
+        PyBytes_AsStringAndSize(chunk, p, n)
+    else:
+        pending += chunk
+        p[0], n[0] = PyByteArray_AS_STRING(pending), PyByteArray_GET_SIZE(pending)
+    return 0
+
+
+cdef inline bytearray _unfinished(bytearray pending, const char* p, Py_ssize_t start,
+                                  Py_ssize_t n):
+    """What is kept for the next read: ``p[start:n]``, the unfinished event (None: nothing)."""
+    if start >= n:
+        return None
+    if pending is None:
+        return PyByteArray_FromStringAndSize(p + start, n - start)
+    if start:
+        del pending[:start]
+    return pending
 
 
 cdef class EventSink:
@@ -124,32 +147,25 @@ cdef class SSEDecoder:
     def feed(self, bytes chunk):
         if self._list is None:
             self._list = _EventList()
-        self._feed(chunk, self._list)
+        self.scan(chunk, self._list)
         return self._list.taken()
 
     def close(self):
         """Events left when the stream ends without its final blank line."""
         return self.feed(_BLANK)
 
-    cdef int scan(self, bytes chunk, EventSink sink) except -1:
-        """``feed``, each event going to ``sink.take`` instead of into a list."""
-        return self._feed(chunk, sink)
-
     cdef int close_into(self, EventSink sink) except -1:
         """``close``, the events going to ``sink.take``."""
-        return self._feed(_BLANK, sink)
+        return self.scan(_BLANK, sink)
 
-    cdef int _feed(self, bytes chunk, EventSink sink) except -1:
+    cdef int scan(self, bytes chunk, EventSink sink) except -1:
+        """``feed``, each event going to ``sink.take`` instead of into a list."""
         cdef bytearray pending = self._pending
         cdef char* p
         cdef Py_ssize_t n, i, start, ev_start = 0, off, cr = -1
         cdef char c
         cdef bint blank
-        if pending is None:
-            PyBytes_AsStringAndSize(chunk, &p, &n)
-        else:
-            pending += chunk
-            p, n = PyByteArray_AS_STRING(pending), PyByteArray_GET_SIZE(pending)
+        _scanned_bytes(pending, chunk, &p, &n)
         i = self._scanned
         start = self._line_at
         while True:
@@ -181,14 +197,10 @@ cdef class SSEDecoder:
             start = i
             if blank:
                 ev_start = i
-        if ev_start >= n:
-            self._pending = None
+        self._pending = _unfinished(pending, p, ev_start, n)
+        if self._pending is None:
             self._line_at = self._scanned = 0
             return 0
-        if pending is None:
-            self._pending = PyByteArray_FromStringAndSize(p + ev_start, n - ev_start)
-        elif ev_start:
-            del pending[:ev_start]
         self._line_at, self._scanned = start - ev_start, i - ev_start
         if self._event_at >= 0:
             self._event_at -= ev_start
@@ -271,10 +283,7 @@ cdef class SSERelay:
         cdef bint saw_done = self._saw_done
         if pending is None:
             whole = chunk
-            PyBytes_AsStringAndSize(chunk, &p, &n)
-        else:
-            pending += chunk
-            p, n = PyByteArray_AS_STRING(pending), PyByteArray_GET_SIZE(pending)
+        _scanned_bytes(pending, chunk, &p, &n)
         i = self._scanned
         line_start = self._line_at
         ev_end = self._ev_end
@@ -323,16 +332,12 @@ cdef class SSERelay:
             if ev_end < 0:
                 ev_start = i
         result = _relayed(whole, p, n, out, run_start, run_end)
-        if ev_start >= n:
-            self._pending = None
+        self._pending = _unfinished(pending, p, ev_start, n)
+        if self._pending is None:
             self._line_at = self._scanned = 0
             self._ev_end = -1
             self._saw_done = False
             return result
-        if pending is None:
-            self._pending = PyByteArray_FromStringAndSize(p + ev_start, n - ev_start)
-        elif ev_start:
-            del pending[:ev_start]
         self._line_at, self._scanned = line_start - ev_start, i - ev_start
         self._ev_end = ev_end - ev_start if ev_end >= 0 else -1
         self._saw_done = saw_done
