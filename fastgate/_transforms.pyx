@@ -7,6 +7,9 @@ Python entry points ``def``; raw bytes through ``PyBytes_AsStringAndSize``; outp
 buffer; module-level Python objects bound once at import.
 """
 
+cimport cython
+
+include "mapping/fields.pxi"
 include "mapping/sse.pxi"
 include "mapping/chunks.pxi"
 include "mapping/completions.pxi"

@@ -87,6 +87,13 @@ cdef class EventSink:
                   Py_ssize_t n) except -1:
         raise NotImplementedError
 
+    cdef Py_ssize_t whole(self, const char* p, Py_ssize_t n) except -1:
+        """Offered the bytes of the read from an event's first byte, before they are parsed
+        line by line: a sink that maps an event written in a form it knows from those bytes
+        alone returns the event's length, blank line included, and the scan goes on after it;
+        0 leaves the event to the parse (and to ``take``)."""
+        return 0
+
 
 cdef class _EventList(EventSink):
     """The sink behind ``SSEDecoder.feed``: ``(event, data)`` pairs of bytes in a list."""
@@ -169,6 +176,11 @@ cdef class SSEDecoder:
         i = self._scanned
         start = self._line_at
         while True:
+            if i == ev_start and start == i and self._event_at < 0 and self._data_at < 0:
+                off = sink.whole(p + i, n - i)
+                if off:
+                    i = start = ev_start = i + off
+                    continue
             i = _next_break(p, i, n, &cr)
             if i == n:
                 break

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from fastgate._transforms import (
 )
 from fastgate.errors import GatewayError
 from fastgate.providers.registry import get_provider
+from fastgate.schema.anthropic import MessageParam, MessagesRequest, Metadata, TextBlock
 from fastgate.schema.openai import RawContentChatRequest
 
 DATA = Path(__file__).parent.parent / "data" / "anthropic"
@@ -574,9 +577,11 @@ def _delta_event(text_json: bytes, index: bytes = b"0") -> bytes:
 
 
 def _mapped(event: bytes) -> bytes:
+    """The chunk an event maps to, ``created`` zeroed: the two roads compared may run either
+    side of a second's turn."""
     stream = AnthropicStream("anthropic")
     stream.feed(_START)
-    return stream.feed(event)
+    return re.sub(rb'"created":\d+', b'"created":0', stream.feed(event))
 
 
 @given(st.text(max_size=40))
@@ -631,6 +636,29 @@ def test_a_read_of_many_deltas_is_mapped_whole() -> None:
     read = b"".join(_delta_event(msgspec.json.encode(t)) for t in texts)
     out = events(_mapped(read))
     assert [chunk["choices"][0]["delta"]["content"] for chunk in out] == texts
+
+
+@given(
+    st.lists(st.text(max_size=12), min_size=1, max_size=8),
+    st.lists(st.integers(0, 4000), max_size=6),
+    st.sampled_from([b"\n", b"\r\n"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_deltas_map_the_same_whatever_the_reads(texts: list[str], cuts: list[int], eol: bytes) -> None:
+    """Whole events in a read are mapped from its bytes (``AnthropicStream.whole``), the rest
+    line by line: cut anywhere, with LF or CRLF, a stream maps to the same chunks."""
+    try:
+        deltas = b"".join(_delta_event(msgspec.json.encode(t)) for t in texts)
+    except UnicodeEncodeError:  # lone surrogates: no UTF-8 form
+        return
+    stream = (_START + deltas + b"event: message_stop\ndata: {}\n\n").replace(b"\n", eol)
+    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    mapper = AnthropicStream("anthropic")
+    out = b"".join(mapper.feed(stream[a:b]) for a, b in pairwise(bounds)) + mapper.finish()
+    chunks = events(out)
+    assert [c["choices"][0]["delta"].get("content") for c in chunks[1:-2]] == texts
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1] == "[DONE]"
 
 
 def _block_start(data: bytes) -> bytes:
@@ -769,3 +797,128 @@ def test_a_long_answer_is_written_whole() -> None:
     message["content"] = [{"type": "text", "text": text}]
     got = json.loads(anthropic_to_openai_chat(msgspec.json.encode(message), "anthropic"))
     assert got["choices"][0]["message"]["content"] == text
+
+
+# ---- a request of text turns written from the template ------------------------------------------
+
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_utf8_text = st.text().filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t))
+
+
+@st.composite
+def text_turn_requests(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A request of text turns as a client may write it (escapes or UTF-8, any field order),
+    and the Messages body the Struct path gives for it, built here from the schema."""
+    ascii_only = draw(st.booleans())
+
+    def text(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=ascii_only)
+
+    fields: dict[str, str] = {}  # field -> its JSON text in the request
+    system: list[TextBlock] = []
+    turns: list[MessageParam] = []
+    messages = []
+    previous = None
+    for _ in range(draw(st.integers(0, 5))):
+        role = draw(st.sampled_from(["system", "developer", "user", "assistant"]))
+        if role in ("user", "assistant") and role == previous:
+            continue  # consecutive turns merge: the Struct path's business
+        content = text(draw(_utf8_text.filter(bool)))
+        raw = msgspec.Raw(content.encode())
+        messages.append(f'{{"role":{text(role)},"content":{content}}}')
+        if role in ("system", "developer"):
+            system.append(TextBlock(raw))  # type: ignore[arg-type]
+        else:
+            turns.append(MessageParam(role, raw if role == "user" else [TextBlock(raw)]))  # type: ignore[arg-type]
+            previous = role
+    fields["messages"] = "[" + ",".join(messages) + "]"
+    model = draw(st.none() | _utf8_text)
+    if model is not None:
+        fields["model"] = text(model)
+    options = {
+        "max_tokens": st.integers(1, 2**40),
+        "max_completion_tokens": st.integers(1, 2**40),
+        "temperature": _finite,
+        "top_p": _finite,
+        "top_k": st.integers(0, 2**40),
+        "stop": _utf8_text | st.lists(_utf8_text, max_size=3),
+        "user": _utf8_text,
+        "stream": st.booleans(),
+    }
+    values = {name: draw(strategy) for name, strategy in options.items() if draw(st.booleans())}
+    fields.update((name, text(value)) for name, value in values.items())
+    order = draw(st.permutations(list(fields)))
+    body = ("{" + ",".join(f'"{name}":{fields[name]}' for name in order) + "}").encode()
+
+    stop = values.get("stop")
+    temperature = values.get("temperature")
+    expected = MessagesRequest(
+        values.get("max_completion_tokens") or values.get("max_tokens") or 4096,
+        turns,
+        model=model,
+        system=system or None,
+        stop_sequences=([stop] if isinstance(stop, str) else stop or None) if stop is not None else None,
+        temperature=None if temperature is None else min(max(temperature, 0.0), 1.0),
+        top_p=values.get("top_p"),
+        top_k=values.get("top_k"),
+        metadata=Metadata(values["user"]) if values.get("user") else None,
+        stream=values.get("stream", False),
+    )
+    return body, msgspec.json.encode(expected)
+
+
+@given(text_turn_requests())
+@settings(max_examples=400, deadline=None)
+def test_text_turns_are_written_byte_for_byte_as_the_struct_path_does(case: tuple[bytes, bytes]) -> None:
+    body, expected = case
+    assert openai_chat_to_anthropic(body) == expected
+    # override_params always take the Struct path: the same bytes from the other road.
+    model = json.loads(body).get("model")
+    assert openai_chat_to_anthropic(body, {"model": model}) == expected
+
+
+def test_text_turns_in_vertex_flavour_name_the_version_not_the_model() -> None:
+    body = msgspec.json.encode(chat(temperature=0.25, stream=True))
+    assert openai_chat_to_anthropic(body, body_version="vertex-2023-10-16", send_model=False) == (
+        b'{"max_tokens":4096,"messages":[{"role":"user","content":"hi"}],'
+        b'"anthropic_version":"vertex-2023-10-16","temperature":0.25,"stream":true}'
+    )
+
+
+def test_zero_and_negative_zero_temperatures_keep_their_sign() -> None:
+    # A remembered float is looked up by value, and -0.0 == 0.0: neither may answer for the other.
+    for temperature in (0.0, -0.0, 0.0, 0.7, -0.0):
+        body = msgspec.json.encode(chat(temperature=temperature))
+        sent = json.loads(openai_chat_to_anthropic(body), parse_float=str)["temperature"]
+        assert sent == repr(temperature)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+        [
+            {"role": "user", "content": "a"},
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": "b"},
+        ],
+        [{"role": "user", "content": ""}],
+        [{"role": "user", "content": [{"type": "text", "text": "a"}]}],
+        [{"role": "system", "content": [{"type": "text", "text": "s"}]}, {"role": "user", "content": "a"}],
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            }
+        ],
+        [{"role": "assistant", "content": "a", "content_blocks": [{"type": "text", "text": "a"}]}],
+    ],
+)
+def test_requests_the_template_does_not_write_map_as_before(messages: list[dict[str, Any]]) -> None:
+    # Merged turns, parts, empty text, tool calls and content blocks: the Struct path's output.
+    body = msgspec.json.encode(chat(messages=messages, temperature=0.5))
+    assert openai_chat_to_anthropic(body) == openai_chat_to_anthropic(body, {"model": "claude-x"})
+    assert json.loads(openai_chat_to_anthropic(body))["temperature"] == 0.5
