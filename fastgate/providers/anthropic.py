@@ -52,13 +52,17 @@ class AnthropicProvider(OpenAICompatible):
         )
 
     def auth_headers(self, call: Call) -> dict[str, str]:
-        headers = super().auth_headers(call)
-        # Portkey also takes Anthropic's own headers from the client (what Claude Code sends).
-        for name in ("anthropic-version", "anthropic-beta"):
-            value = call.headers.get(name)
-            if value and name not in headers:
-                headers[name] = value
-        headers.setdefault("anthropic-version", DEFAULT_VERSION)
+        # The base named, not super(): the super object costs as much as the rest of this
+        # method (~800 instructions). Options first, then Anthropic's own headers from the client (what Claude Code
+        # sends), as Portkey does.
+        headers = OpenAICompatible.auth_headers(self, call)
+        client = call.headers
+        if "anthropic-version" not in headers:
+            headers["anthropic-version"] = client.get("anthropic-version") or DEFAULT_VERSION
+        if "anthropic-beta" not in headers:
+            beta = client.get("anthropic-beta")
+            if beta:
+                headers["anthropic-beta"] = beta
         return headers
 
     def request(self, call: Call) -> UpstreamRequest:
