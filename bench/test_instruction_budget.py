@@ -38,13 +38,12 @@ def test_budget_anthropic_within_20_percent_of_openai(valgrind: None) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_budget_anthropic_stream_within_30_percent_of_openai(valgrind: None) -> None:
-    """Streams are short of the issue's 20% (1.25x at this commit, from 1.98x and then 1.37x):
-    this holds what was gained until the rest is."""
+def test_budget_anthropic_stream_within_20_percent_of_openai(valgrind: None) -> None:
+    """A 20-delta stream: 1.18x at this commit (1.98x at the start, 1.37x, then 1.25x)."""
     openai, _ = per_request("openai", stream=True, inclusive=False)
     anthropic, _ = per_request("anthropic", stream=True, inclusive=False)
     print(
         f"\ninstructions per stream: openai {openai:,.0f}, anthropic {anthropic:,.0f} "
         f"({anthropic / openai:.3f}x)"
     )
-    assert anthropic < 1.3 * openai
+    assert anthropic < 1.2 * openai
