@@ -21,6 +21,7 @@ import os
 import platform
 import pstats
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -130,8 +131,34 @@ def taskset_prefix(core: Cores) -> list[str]:
     return ["taskset", "-c", ",".join(str(c) for c in cores)]
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free now, for a server started later. Not one ``bind(0)`` hands out: that comes
+    from the ephemeral range, where any outgoing connection (a client warming up another
+    server) may take it as its source port before the server binds it (nginx then exits with
+    "address already in use"). Below that range only explicit binds compete, and none of this
+    script's picks repeats."""
+    low = _ephemeral_low()
+    for port in random.sample(range(10000, max(low, 10001)), k=min(200, max(low - 10000, 1))):
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # nothing free below the range: take the kernel's pick
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
