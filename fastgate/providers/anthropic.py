@@ -53,8 +53,8 @@ class AnthropicProvider(OpenAICompatible):
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         # The base named, not super(): the super object costs as much as the rest of this
-        # method (~800 instructions). Options first, then Anthropic's own headers from the client (what Claude Code
-        # sends), as Portkey does.
+        # method (~800 instructions). Options first, then Anthropic's own headers from the
+        # client (what Claude Code sends), as Portkey does.
         headers = OpenAICompatible.auth_headers(self, call)
         client = call.headers
         if "anthropic-version" not in headers:
