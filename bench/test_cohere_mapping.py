@@ -1,6 +1,8 @@
 """Cohere mapping cost against the msgspec floor: decoding the input into its Structs and
-encoding them back, which any mapping must at least do. Budget: 3x the floor's median, measured
-in the same run. Run: ``pytest bench/test_cohere_mapping.py --benchmark-group-by=group``."""
+encoding them back, which any mapping must at least do. Budget: 3x the floor's fastest round,
+measured in the same run (fastest, not median: the two are measured one after the other, and a
+median moves with other tenants; see test_bedrock_mapping.py). Run:
+``pytest bench/test_cohere_mapping.py --benchmark-group-by=group``."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from bench.conftest import ratio
+from bench.conftest import MINIMA, ratio
 from fastgate._transforms import CohereStream, cohere_chat_request, cohere_chat_response
 from fastgate.schema.cohere import cohere_chat_response_decoder, cohere_stream_event_decoder
 from fastgate.schema.openai import chat_decoder, json_encoder
@@ -94,6 +96,6 @@ def test_cohere(benchmark: Any, measure: Any, group: str, side: str) -> None:
 
 
 def test_budget_cohere_mapping_within_3x_of_msgspec_floor() -> None:
-    ratios = {g: ratio(f"test_cohere[{g}-mapping]", f"test_cohere[{g}-floor]") for g in CASES}
+    ratios = {g: ratio(f"test_cohere[{g}-mapping]", f"test_cohere[{g}-floor]", MINIMA) for g in CASES}
     print("\ncohere mapping / msgspec floor:", {g: round(r, 2) for g, r in ratios.items()})
     assert all(r <= BUDGET for r in ratios.values()), ratios
