@@ -8,13 +8,10 @@ chat.completion) and one stream event (SSE event -> chat.completion.chunk frame)
 
 from __future__ import annotations
 
-import timeit
-from collections.abc import Callable
-
 import msgspec
 import pytest
 
-from bench.conftest import ratio
+from bench.conftest import interleaved_ratio, ratio
 from fastgate._transforms import GeminiStream, gemini_chat_request, gemini_chat_response
 
 BUDGET = 3.0
@@ -170,24 +167,11 @@ def test_event_floor(measure) -> None:
     measure(floor, EVENT_PAYLOAD)
 
 
-def _interleaved_ratio(mapping: Callable[[], bytes], baseline: Callable[[], bytes]) -> float:
-    """Best-of-N time of ``mapping`` over ``baseline``, measured alternately so both see the same
-    machine load (the minimum is the estimate least disturbed by other processes, as ``timeit``'s
-    documentation advises)."""
-    best_mapping = best_baseline = float("inf")
-    for _ in range(60):
-        best_mapping = min(best_mapping, timeit.timeit(mapping, number=100))
-        best_baseline = min(best_baseline, timeit.timeit(baseline, number=100))
-    return best_mapping / best_baseline
-
-
 def test_budget_mapping_within_3x_of_the_floor() -> None:
-    # The pytest-benchmark medians above make the table; on a shared machine a burst of load
-    # during one of the two runs skews their ratio, so the budget is checked on interleaved runs.
     ratio("test_request_mapping", "test_request_floor")  # skips when benchmarks are disabled
-    request = _interleaved_ratio(map_request, lambda: floor(REQUEST))
-    response = _interleaved_ratio(map_response, lambda: floor(RESPONSE))
-    event = _interleaved_ratio(map_event, lambda: floor(EVENT_PAYLOAD))
+    request = interleaved_ratio(map_request, lambda: floor(REQUEST))
+    response = interleaved_ratio(map_response, lambda: floor(RESPONSE))
+    event = interleaved_ratio(map_event, lambda: floor(EVENT_PAYLOAD))
     print(f"\ngemini mapping / floor: request {request:.2f}, response {response:.2f}, event {event:.2f}")
     assert request < BUDGET
     assert response < BUDGET
