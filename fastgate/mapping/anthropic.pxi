@@ -134,12 +134,14 @@ cdef inline _AnEvent _an_event_kind(const char* name, Py_ssize_t n) noexcept:
 # {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
 cdef bytes _AN_TEXT_HEAD = b'{"type":"content_block_delta","index":'
 cdef bytes _AN_TEXT_MID = b',"delta":{"type":"text_delta","text":'
+cdef bytes _AN_TEXT_TAIL = b"}}"
 
 
 # The whole event, as Anthropic writes it: its two lines and the blank one.
 # event: content_block_delta
 # data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
 cdef bytes _AN_TEXT_EVENT_HEAD = b"event: content_block_delta\ndata: " + _AN_TEXT_HEAD
+cdef bytes _AN_TEXT_EVENT_TAIL = _AN_TEXT_TAIL + b"\n\n"
 
 
 # The opening of a text block, as Anthropic writes it: nothing to send.
@@ -468,6 +470,7 @@ cdef _StructField _AN_REQ_MAX_COMPLETION_TOKENS = _StructField(_RawContentChatRe
                                                               "max_completion_tokens")
 cdef _StructField _AN_REQ_MAX_TOKENS = _StructField(_RawContentChatRequest, "max_tokens")
 cdef _StructField _AN_REQ_MESSAGES = _StructField(_RawContentChatRequest, "messages")
+cdef _StructField _AN_REQ_MODEL = _StructField(_RawContentChatRequest, "model")
 cdef _StructField _AN_REQ_STOP = _StructField(_RawContentChatRequest, "stop")
 cdef _StructField _AN_REQ_TEMPERATURE = _StructField(_RawContentChatRequest, "temperature")
 cdef _StructField _AN_REQ_TOP_P = _StructField(_RawContentChatRequest, "top_p")
@@ -480,7 +483,7 @@ cdef _StructField _AN_MSG_TOOL_CALLS = _StructField(_RawContentMessage, "tool_ca
 cdef _StructField _AN_MSG_CONTENT_BLOCKS = _StructField(_RawContentMessage, "content_blocks")
 
 
-cdef object _an_text_turns_request(object req, object model, object body_version, bint send_model,
+cdef object _an_text_turns_request(object req, object body_version, bint send_model,
                                    int default_max_tokens):
     """The Messages body of a request of text turns (see above), or None."""
     cdef char stack[4096]
@@ -530,6 +533,7 @@ cdef object _an_text_turns_request(object req, object model, object body_version
                 _put(&out, "}]}", 3)
             last = role
         _put(&out, "]", 1)
+        model = _AN_REQ_MODEL.of(req)
         if send_model and model is not None:
             _put_bytes(&out, _AN_BODY_MODEL)
             _put_json_string(&out, model)
@@ -589,7 +593,7 @@ def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object request=
         # A copy: the decoded request is the call's view, and every attempt maps it afresh.
         req = _an_apply_overrides(_msgspec.structs.replace(req), overrides, _AN_CHAT_FIELDS)
     else:
-        written = _an_text_turns_request(req, req.model, body_version, send_model, default_max_tokens)
+        written = _an_text_turns_request(req, body_version, send_model, default_max_tokens)
         if written is not None:
             return written
     cdef list system = []
@@ -929,38 +933,36 @@ cdef class AnthropicStream(EventSink):
             return self._chat._finish(reason, usage)
         return self._out().finish(reason, usage)
 
-    cdef bint _text_delta(self, const unsigned char* p, Py_ssize_t n) except -1:
-        """A text delta's chunk written from the bytes: the text is copied as the JSON it came
-        in when it can be (see ``_json_string_end``), which is nearly every delta; False when
-        the event is written otherwise or the text needs decoding."""
-        cdef Py_ssize_t start, end
-        if self._chat is None or not self._strict:
-            return False
-        start = _an_text_start(p, n, _AN_TEXT_HEAD)
-        if start < 0:
-            return False
-        end = _json_string_end(p, start + 1, n)
-        if end < 0 or n - end != 3 or p[end + 1] != b"}" or p[end + 2] != b"}":
-            return False
-        return self._chat._put_content_json(&self._buf, <const char*>p + start, end + 1 - start)
-
-    cdef Py_ssize_t whole(self, const char* p, Py_ssize_t n) except -1:
-        """A text delta written as Anthropic writes the event (its two lines and the blank one,
-        ending in LF) mapped from the read as ``take`` would map it, without the line parse:
-        most of a stream's events. Its length, or 0."""
+    cdef inline Py_ssize_t _text_delta(self, const char* p, Py_ssize_t n, bytes head, bytes tail,
+                                       bint exact) except -1:
+        """A text delta written as Anthropic writes it, from ``head`` to ``tail`` (what follows
+        its text), mapped from the bytes: the text is copied as the JSON it came in when it can
+        be (see ``_json_string_end``), which is nearly every delta. The length taken, or 0
+        (nothing written) when the delta is written otherwise or its text needs decoding.
+        ``exact``: the delta must end at ``n`` (an event's data, not the rest of a read)."""
         cdef const unsigned char* q = <const unsigned char*>p
-        cdef Py_ssize_t start, end
-        if self.done or self._chat is None or not self._strict:
+        cdef Py_ssize_t start, end, after, m = len(tail)
+        if self._chat is None or not self._strict:
             return 0
-        start = _an_text_start(q, n, _AN_TEXT_EVENT_HEAD)
+        start = _an_text_start(q, n, head)
         if start < 0:
             return 0
         end = _json_string_end(q, start + 1, n)
-        if end < 0 or n - end < 5 or memcmp(q + end + 1, b"}}\n\n", 4) != 0:
+        after = end + 1 + m
+        if end < 0 or after > n or (exact and after != n) \
+                or memcmp(p + end + 1, <const char*>tail, m) != 0:
             return 0
         if not self._chat._put_content_json(&self._buf, p + start, end + 1 - start):
             return 0
-        return end + 5
+        return after
+
+    cdef Py_ssize_t whole(self, const char* p, Py_ssize_t n) except -1:
+        """A text delta written as Anthropic writes the event (its two lines and the blank one,
+        ending in LF), mapped from the read as ``take`` would map it, without the line parse:
+        most of a stream's events."""
+        if self.done:
+            return 0
+        return self._text_delta(p, n, _AN_TEXT_EVENT_HEAD, _AN_TEXT_EVENT_TAIL, False)
 
     cdef bytes _event(self, _AnEvent kind, bytes data):
         cdef int index
@@ -1032,7 +1034,7 @@ cdef class AnthropicStream(EventSink):
         if kind == _AN_OTHER:  # ping, content_block_stop, and any event Anthropic adds
             return 0
         if kind == _AN_BLOCK_DELTA:
-            if self._text_delta(<const unsigned char*>data, n):
+            if self._text_delta(data, n, _AN_TEXT_HEAD, _AN_TEXT_TAIL, True):
                 return 0
         elif kind == _AN_BLOCK_START:
             if _an_is_empty_text_start(<const unsigned char*>data, n):
