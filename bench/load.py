@@ -5,6 +5,7 @@ nginx, and optionally Portkey's gateway and LiteLLM's proxy.
                          [--targets direct,fastgate,fastgate-anthropic,fastgate-2w,relay,nginx]
                          [--peers portkey,litellm]
     python bench/load.py --profile [stream]  # the gateway under cProfile: its per-request costs
+    python bench/load.py --memory [SECONDS]  # one worker's RSS through SECONDS (60) of full load
 
 Everything runs on 127.0.0.1. The script starts every server it measures and stops them all on
 exit, Ctrl-C or error; every loop is bounded in count and time.
@@ -1270,6 +1271,71 @@ def profile_gateway(duration: int, workdir: Path, stream: bool, upstream: str = 
     return "\n".join(lines)
 
 
+#: Seconds of each wrk run of ``--memory``, after which RSS is read.
+MEMORY_SLICE_S = 5
+#: The load ``--memory`` cycles through: the passthrough and the mapped provider, whole answers
+#: and streams, so every path a request takes holds whatever it keeps.
+MEMORY_LOADS = (
+    ("fastgate", False),
+    ("fastgate", True),
+    ("fastgate-anthropic", False),
+    ("fastgate-anthropic", True),
+)
+
+
+@dataclass
+class MemorySample:
+    seconds: int
+    target: str
+    stream: bool
+    rps: float
+    valid: bool
+    rss_mb: float
+
+
+def memory_run(
+    seconds: int, workdir: Path, upstream: str, slice_s: int = MEMORY_SLICE_S
+) -> list[MemorySample]:
+    """One gateway worker under full load (wrk, 64 connections) for ``seconds``, in slices that
+    cycle through ``MEMORY_LOADS``; its RSS after each. The first cycle is the warm-up."""
+    files = {False: workdir / "chat.json", True: workdir / "chat-stream.json"}
+    for stream, path in files.items():
+        path.write_bytes(chat_body(stream=stream))
+    samples: list[MemorySample] = []
+    with Processes(workdir) as procs:
+        targets = start_servers(procs, ["fastgate", "fastgate-anthropic"], workdir, upstream_kind=upstream)
+        pids = process_tree(targets["fastgate"].pid)
+        elapsed = 0
+        while elapsed < seconds:
+            name, stream = MEMORY_LOADS[len(samples) % len(MEMORY_LOADS)]
+            length = min(slice_s, seconds - elapsed)
+            result = run_wrk(targets[name], files[stream], length, stream=stream)
+            elapsed += length
+            samples.append(MemorySample(elapsed, name, stream, result.rps, result.valid, rss_mb(pids)))
+    return samples
+
+
+def render_memory(samples: list[MemorySample]) -> str:
+    """The RSS series and how it moved after the warm-up (the first cycle of loads)."""
+    lines = ["| after s | load | req/s | RSS MB |", "|---|---|---|---|"]
+    for s in samples:
+        load = f"{s.target}{' stream' if s.stream else ''}"
+        lines.append(
+            f"| {s.seconds} | {load} | {_fmt(s.rps) if s.valid else '! ' + _fmt(s.rps)} | {s.rss_mb:.1f} |"
+        )
+    warm = samples[min(len(MEMORY_LOADS), len(samples)) - 1]
+    last = samples[-1]
+    growth = (last.rss_mb / warm.rss_mb - 1) if warm.rss_mb else math.nan
+    lines.append(
+        f"\nRSS after {last.seconds} s of load: {last.rss_mb:.1f} MB (target: under 60); after the "
+        f"warm-up ({warm.seconds} s) {warm.rss_mb:.1f} MB, then {growth:+.1%} to the end; "
+        f"peak {max(s.rss_mb for s in samples):.1f} MB"
+    )
+    if bad := [s.seconds for s in samples if not s.valid]:
+        lines.append(f"! slices with errors or non-2xx answers (ending at s): {bad}")
+    return "\n".join(lines)
+
+
 @dataclass
 class ProfiledFunction:
     filename: str
@@ -1368,6 +1434,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also measure other gateways, installed on demand under bench/.peers: " + ",".join(PEERS),
     )
     parser.add_argument(
+        "--memory",
+        nargs="?",
+        const=60,
+        type=int,
+        help="instead: RSS of one gateway worker every 5 s through SECONDS (default 60) of full load",
+    )
+    parser.add_argument(
         "--profile",
         nargs="?",
         const="plain",
@@ -1386,8 +1459,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.duration = 2 if args.quick else 5
     if args.runs is None:
         args.runs = 1 if args.quick else 3
-    if args.duration < 1 or args.runs < 1 or args.rate <= 0:
-        parser.error("--duration and --runs must be at least 1, --rate positive")
+    if args.duration < 1 or args.runs < 1 or args.rate <= 0 or (args.memory is not None and args.memory < 1):
+        parser.error("--duration, --runs and --memory must be at least 1, --rate positive")
     return args
 
 
@@ -1415,6 +1488,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         if args.profile:
             print(profile_gateway(args.duration, workdir, args.profile == "stream", args.upstream))
+            return 0
+        if args.memory:
+            print(render_memory(memory_run(args.memory, workdir, args.upstream)))
             return 0
         settings = Settings(
             targets=args.targets + args.peers,

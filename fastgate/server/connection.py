@@ -100,8 +100,12 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        if self.task is not None:
-            self.task.cancel()
+        # Dropped as it is cancelled: the task keeps its CancelledError, whose traceback holds
+        # the serving frame and so this connection; held here too, the two would be a cycle that
+        # only a full collection frees (memory grew with every client that came and went).
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
         self._wake_writer(ConnectionResetError("the client closed the connection"))
         self.transport = None
 

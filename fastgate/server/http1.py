@@ -42,6 +42,11 @@ class UpstreamTimeout(TimeoutError):
     """The upstream did not connect or send a byte within the configured time."""
 
 
+def _copy(exc: BaseException) -> BaseException:
+    """A fresh instance of a connection's stored failure, for one raise."""
+    return type(exc)(*exc.args)
+
+
 class Origin:
     """What a connection is keyed by, parsed once per distinct base URL."""
 
@@ -153,14 +158,18 @@ class Connection(asyncio.Protocol):
 
     # -- the client side
     def _fail(self, exc: BaseException) -> None:
+        # Kept, and raised as copies: a raised exception keeps the frames it went through, which
+        # hold this connection, so the stored one raised would make a cycle that only a full
+        # collection frees (memory would grow with every upstream connection that failed).
         self._error = exc
         for fut in (self._head, self._waiter):
             if fut is not None and not fut.done():
-                fut.set_exception(exc)
+                fut.set_exception(_copy(exc))
         self.abort()
 
     def abort(self) -> None:
         self.closed = True
+        self._head = None  # failed or cancelled: its exception's frames hold this connection
         self.pool.busy.discard(self)
         if self.transport is not None:
             self.transport.abort()
@@ -198,7 +207,7 @@ class Connection(asyncio.Protocol):
             if self.parser.done:
                 return None
             if self._error is not None:
-                raise self._error
+                raise _copy(self._error)
             assert self.loop is not None
             self._waiter = self.loop.create_future()
             try:

@@ -140,6 +140,30 @@ def test_one_measurement_through_the_gateway(
     assert row.startswith("| fastgate | ") and f"{run['rps']:,.0f}" in row and "50.0" in row
 
 
+@needs_wrk
+def test_memory_run_reads_rss_after_each_slice_of_load(tmp_path: Path) -> None:
+    samples = load.memory_run(5, tmp_path, "mock", slice_s=1)
+    assert [s.seconds for s in samples] == [1, 2, 3, 4, 5]
+    loads = [(s.target, s.stream) for s in samples]
+    assert loads == [*load.MEMORY_LOADS, load.MEMORY_LOADS[0]]
+    assert all(s.valid and s.rps > 10 for s in samples), samples
+    assert all(20 < s.rss_mb < 500 for s in samples), samples
+
+
+def test_memory_report_measures_growth_after_the_warm_up() -> None:
+    def sample(seconds: int, rss: float, valid: bool = True) -> load.MemorySample:
+        target, stream = load.MEMORY_LOADS[(seconds - 1) % len(load.MEMORY_LOADS)]
+        return load.MemorySample(seconds * 5, target, stream, 1000.0, valid, rss)
+
+    rss = [30.0, 38.0, 39.0, 40.0, 40.5, 41.0, 42.0]  # warm after the fourth slice: 40 MB
+    report = load.render_memory([sample(i + 1, mb, valid=i != 5) for i, mb in enumerate(rss)])
+    assert "| 10 | fastgate stream | 1,000 | 38.0 |" in report
+    assert "RSS after 35 s of load: 42.0 MB" in report
+    assert "after the warm-up (20 s) 40.0 MB, then +5.0% to the end; peak 42.0 MB" in report
+    assert "| 30 | fastgate stream | ! 1,000 | 41.0 |" in report
+    assert "slices with errors or non-2xx answers (ending at s): [30]" in report
+
+
 def test_table_ratios_and_added_latency() -> None:
     def row(rps: float, streams: float, p50: float) -> dict[str, float]:
         return {
@@ -389,7 +413,16 @@ def test_arguments() -> None:
     assert (args.runs, args.duration) == (1, 2)
     args = load.parse_args(["--targets", "fastgate-anthropic,fastgate-2w"])
     assert args.targets == ["fastgate-anthropic", "fastgate-2w"]
-    for bad in (["--upstream", "openai"], ["--peers", "kong"], ["--targets", ""], ["--runs", "0"]):
+    assert load.parse_args(["--memory"]).memory == 60 and load.parse_args([]).memory is None
+    assert load.parse_args(["--memory", "90"]).memory == 90
+    bad_args = (
+        ["--upstream", "openai"],
+        ["--peers", "kong"],
+        ["--targets", ""],
+        ["--runs", "0"],
+        ["--memory", "0"],
+    )
+    for bad in bad_args:
         with pytest.raises(SystemExit):
             load.parse_args(bad)
 
