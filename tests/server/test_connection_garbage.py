@@ -3,8 +3,9 @@
 A reference cycle per connection (say, a task that keeps its cancellation, whose traceback holds
 the connection, which holds the task) is freed only by a full collection, which a steady server
 seldom runs: under connection churn (a load test's clients reconnecting) the gateway's memory grew
-by ~1.4 KB per connection. Each test ends connections one way, then asks the collector what it
-would free: nothing of the gateway's may be in it.
+by ~1.4 KB per connection. Each test ends connections one way (or, for requests on every
+routing road, keeps one open), then asks the collector what it would free: nothing of the
+gateway's may be in it.
 """
 
 from __future__ import annotations
@@ -164,3 +165,72 @@ async def test_a_request_timeout_that_fires(
     late = {**CHAT, "mock": {"delay_ms": 500}}
     await _exchange(gateway, upstream, late, _whole_answer, config={"request_timeout": 100})
     assert not (found := collector()), "\n".join(found)
+
+
+def _target(upstream: Upstream, **mock: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {"provider": "openai", "api_key": "sk-test-123", "custom_host": upstream.url}
+    if mock:
+        node["override_params"] = {"mock": mock}
+    return node
+
+
+def _requests(upstream: Upstream) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(body, config) pairs that take every road through routing: fallback, retries, load
+    balancing, conditions, timeouts, the cache, failures and streams."""
+    good, bad = _target(upstream), _target(upstream, status=503)
+    fallback = {"strategy": {"mode": "fallback"}, "targets": [bad, good]}
+    return [
+        (CHAT, fallback),
+        ({**CHAT, "stream": True}, fallback),
+        (CHAT, {**_target(upstream, fail_first=2, key="garbage"), "retry": {"attempts": 3}}),
+        (
+            CHAT,
+            {"strategy": {"mode": "loadbalance"}, "targets": [{**good, "weight": 1}, {**bad, "weight": 1}]},
+        ),
+        (
+            CHAT,
+            {
+                "strategy": {
+                    "mode": "conditional",
+                    "conditions": [{"query": {"params.model": {"$eq": "gpt-4o-mini"}}, "then": "a"}],
+                    "default": "b",
+                },
+                "targets": [{**good, "name": "a"}, {**bad, "name": "b"}],
+            },
+        ),
+        (
+            CHAT,
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [{**_target(upstream, delay_ms=300), "request_timeout": 50}, good],
+            },
+        ),
+        (CHAT, {**good, "cache": {"mode": "simple"}}),
+        (CHAT, {**good, "cache": {"mode": "simple"}}),
+        ({**CHAT, "mock": {"fail": "invalid_json"}}, good),
+        ({**CHAT, "stream": True, "mock": {"fail": "error_mid_stream"}}, good),
+        (CHAT, {"strategy": {"mode": "nonsense"}}),
+    ]
+
+
+async def test_requests_on_every_routing_road(
+    gateway: Gateway, upstream: Upstream, collector: Callable[[], list[str]]
+) -> None:
+    seen: list[tuple[int, str]] = []
+    for body, config in _requests(upstream):
+        headers = {"x-portkey-config": msgspec.json.encode(config).decode()} if config else {}
+        resp = await gateway.post("/v1/chat/completions", body, headers)
+        await resp.read()
+        seen.append((resp.status, resp.headers.get("x-portkey-cache-status", "")))
+    assert not (found := collector()), "\n".join(found)
+    # The roads were taken: the load balancer's pick is random, the rest is scripted.
+    assert [s for s, _ in seen[:3]] == [200, 200, 200] and seen[3][0] in (200, 503)
+    assert seen[4:] == [
+        (200, "DISABLED"),
+        (200, "DISABLED"),
+        (200, "MISS"),
+        (200, "HIT"),
+        (502, "DISABLED"),
+        (200, "DISABLED"),
+        (400, ""),
+    ]
