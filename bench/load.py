@@ -74,6 +74,13 @@ READY_TIMEOUT_S = 20.0
 PEER_READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: Before a measurement the servers must be idle: together under this share of a core, over
+#: windows of QUIET_WINDOW_S, waited for up to QUIET_LIMIT_S. A server still working off a backlog
+#: (LiteLLM's proxy takes ~30 s to answer what the 400/s run queued) would otherwise take the core
+#: from the next target and halve its numbers.
+QUIET_SHARE = 0.05
+QUIET_WINDOW_S = 0.5
+QUIET_LIMIT_S = 120.0
 METHOD = f"""\
 Method
 - Layout: load generators (wrk, the latency generator) and the upstream pinned to core \
@@ -110,8 +117,10 @@ latency counted from the scheduled send time (or the actual send, if earlier), s
 charged to every request it delays (no coordinated omission); failures and requests still \
 unanswered after {REQUEST_TIMEOUT_S:.0f} s count as infinitely slow.
 - Each configuration is measured once per run, the order rotated from run to run (interleaved); \
-the table shows the median over runs. Ratios: each row's value divided by the relay's and by \
-nginx's. RSS: resident memory of the server process(es) after the load.
+before each measurement every server started waits until it is idle (under {QUIET_SHARE:.0%} of \
+a core; LiteLLM's proxy works off what the 400/s run queued for ~30 s, on the core the next \
+target runs on); the table shows the median over runs. Ratios: each row's value divided by the \
+relay's and by nginx's. RSS: resident memory of the server process(es) after the load.
 """
 
 Cores = int | tuple[int, ...]
@@ -977,30 +986,55 @@ class Settings:
     upstream: str = "mock"
 
 
-def measure_once(target: Target, settings: Settings, files: dict[str, Path]) -> dict[str, Any]:
-    """All four measurements of one target, in one run."""
-    out: dict[str, Any] = {}
+def wait_quiet(pids: list[int], limit_s: float = QUIET_LIMIT_S) -> float | None:
+    """Seconds until the processes were idle (see QUIET_SHARE), or None if they never were."""
+    started = time.monotonic()
+    before = cpu_seconds(pids)
+    while time.monotonic() - started < limit_s:
+        time.sleep(QUIET_WINDOW_S)
+        after = cpu_seconds(pids)
+        if after - before < QUIET_SHARE * QUIET_WINDOW_S:
+            return time.monotonic() - started
+        before = after
+    return None
+
+
+def measure_once(
+    target: Target, settings: Settings, files: dict[str, Path], servers: list[int] | None = None
+) -> dict[str, Any]:
+    """All four measurements of one target, in one run; before each, a pause and the
+    ``servers`` (pids) idle."""
+    out: dict[str, Any] = {"waited_s": 0.0}
+
+    def settle() -> None:
+        time.sleep(settings.pause_s)
+        if servers:
+            waited = wait_quiet(servers)
+            out["waited_s"] += QUIET_LIMIT_S if waited is None else waited
+            if waited is None:
+                print(f"note: the servers were still busy after {QUIET_LIMIT_S:g} s", file=sys.stderr)
+
+    settle()
     plain = run_wrk(target, files["plain"], settings.duration)
     out["rps"] = plain.rps if plain.valid else math.nan
     out["cpu_us_per_req"] = plain.cpu_us_per_request
     out["server_busy"] = plain.server_busy
     out["core_busy"] = plain.core_busy
     out["wrk"] = asdict(plain)
-    time.sleep(settings.pause_s)
+    settle()
     stream = run_wrk(target, files["stream"], settings.duration, stream=True)
     out["streams_per_s"] = stream.rps if stream.valid else math.nan
     out["cpu_us_per_stream"] = stream.cpu_us_per_request
     out["wrk_stream"] = asdict(stream)
-    time.sleep(settings.pause_s)
+    settle()
     body = chat_body(stream=False)
     c1 = _run_async(closed_loop(target, body, settings.latency_duration))
     out["c1"] = c1.summary()
-    time.sleep(settings.pause_s)
+    settle()
     out["c1_raw"] = raw_closed_loop(target, body, settings.latency_duration).summary()
-    time.sleep(settings.pause_s)
+    settle()
     fixed = _run_async(open_loop(target, body, settings.rate, settings.latency_duration))
     out["fixed"] = fixed.summary()
-    time.sleep(settings.pause_s)
     return out
 
 
@@ -1192,6 +1226,7 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
         for target in targets.values():  # warm-up: pools filled, code paths hot
             run_wrk(target, files["plain"], 1)
             run_wrk(target, files["stream"], 1, stream=True)
+        servers = [pid for p in procs.procs.values() for pid in process_tree(p.pid)]
         raw: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         failures: list[dict[str, Any]] = []
 
@@ -1213,7 +1248,7 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
                 continue
             print(f"run {run + 1}/{settings.runs}: {name}", file=sys.stderr, flush=True)
             try:
-                result = measure_once(target, settings, files)
+                result = measure_once(target, settings, files, servers)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 fail(run, name, str(exc))
                 continue

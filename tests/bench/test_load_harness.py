@@ -164,6 +164,24 @@ def test_memory_report_measures_growth_after_the_warm_up() -> None:
     assert "slices with errors or non-2xx answers (ending at s): [30]" in report
 
 
+def test_measurements_wait_for_busy_servers_to_go_idle() -> None:
+    spin = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass\ntime.sleep(30)"
+    busy_for_a_while = subprocess.Popen([sys.executable, "-c", spin.format(s=1.5)])
+    busy_for_good = subprocess.Popen([sys.executable, "-c", spin.format(s=30)])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        time.sleep(0.2)
+        waited = load.wait_quiet([busy_for_a_while.pid, idle.pid], limit_s=10)
+        assert waited is not None and 1.0 <= waited < 4.0
+        quick = load.wait_quiet([idle.pid], limit_s=10)
+        assert quick is not None and quick < 1.5
+        assert load.wait_quiet([busy_for_good.pid, idle.pid], limit_s=1.5) is None
+    finally:
+        for proc in (busy_for_a_while, busy_for_good, idle):
+            proc.kill()
+            proc.wait()
+
+
 def test_table_ratios_and_added_latency() -> None:
     def row(rps: float, streams: float, p50: float) -> dict[str, float]:
         return {
