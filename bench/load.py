@@ -1002,7 +1002,7 @@ def wait_quiet(pids: list[int], limit_s: float = QUIET_LIMIT_S) -> float | None:
 def measure_once(
     target: Target, settings: Settings, files: dict[str, Path], servers: list[int] | None = None
 ) -> dict[str, Any]:
-    """All four measurements of one target, in one run; before each, a pause and the
+    """All five measurements of one target, in one run; before each, a pause and the
     ``servers`` (pids) idle."""
     out: dict[str, Any] = {"waited_s": 0.0}
 
@@ -1473,7 +1473,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const=60,
         type=int,
-        help="instead: RSS of one gateway worker every 5 s through SECONDS (default 60) of full load",
+        help=f"instead: RSS of one gateway worker every {MEMORY_SLICE_S} s through SECONDS (default 60) "
+        "of full load",
     )
     parser.add_argument(
         "--profile",

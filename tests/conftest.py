@@ -89,3 +89,21 @@ def openai_headers(upstream: Upstream, provider: str = "openai", key: str = "sk-
         "x-portkey-custom-host": upstream.url,
         "Authorization": f"Bearer {key}",
     }
+
+
+def config_target(upstream: Upstream, api_key: str, **mock: Any) -> dict[str, Any]:
+    """A config target reaching the mock as OpenAI; ``mock`` scripts it (via ``override_params``)."""
+    node: dict[str, Any] = {"provider": "openai", "api_key": api_key, "custom_host": upstream.url}
+    if mock:
+        node["override_params"] = {"mock": mock}
+    return node
+
+
+def raw_request(
+    method: str, path: str, *fields: str, body: bytes = b"", version: str = "HTTP/1.1", length: bool = True
+) -> bytes:
+    """An HTTP/1.x request as bytes, header lines as given (for tests that write to a socket)."""
+    lines = [f"{method} {path} {version}", "Host: 127.0.0.1", *fields]
+    if length and (body or method == "POST"):
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + body

@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 import fastgate
-from tests.conftest import Gateway, Upstream, openai_headers
+from tests.conftest import Gateway, Upstream, config_target, openai_headers, raw_request
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say something"}]}
 GATEWAY_CODE = str(Path(fastgate.__file__).parent)
@@ -85,16 +85,12 @@ async def collector() -> AsyncIterator[Callable[[], list[str]]]:
 
 
 def _request(upstream: Upstream, body: dict[str, Any], provider: str, config: dict[str, Any] | None) -> bytes:
-    data = msgspec.json.encode(body)
     fields = openai_headers(upstream, provider)
     if config is not None:
         fields["x-portkey-config"] = msgspec.json.encode(config).decode()
-    headers = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
-    head = (
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-        f"{headers}Content-Length: {len(data)}\r\n\r\n"
-    )
-    return head.encode() + data
+    lines = [f"{k}: {v}" for k, v in fields.items()]
+    data = msgspec.json.encode(body)
+    return raw_request("POST", "/v1/chat/completions", "Content-Type: application/json", *lines, body=data)
 
 
 async def _exchange(
@@ -167,22 +163,18 @@ async def test_a_request_timeout_that_fires(
     assert not (found := collector()), "\n".join(found)
 
 
-def _target(upstream: Upstream, **mock: Any) -> dict[str, Any]:
-    node: dict[str, Any] = {"provider": "openai", "api_key": "sk-test-123", "custom_host": upstream.url}
-    if mock:
-        node["override_params"] = {"mock": mock}
-    return node
-
-
 def _requests(upstream: Upstream) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
     """(body, config) pairs that take every road through routing: fallback, retries, load
     balancing, conditions, timeouts, the cache, failures and streams."""
-    good, bad = _target(upstream), _target(upstream, status=503)
+    good, bad = config_target(upstream, "sk-test-123"), config_target(upstream, "sk-test-123", status=503)
     fallback = {"strategy": {"mode": "fallback"}, "targets": [bad, good]}
     return [
         (CHAT, fallback),
         ({**CHAT, "stream": True}, fallback),
-        (CHAT, {**_target(upstream, fail_first=2, key="garbage"), "retry": {"attempts": 3}}),
+        (
+            CHAT,
+            {**config_target(upstream, "sk-test-123", fail_first=2, key="garbage"), "retry": {"attempts": 3}},
+        ),
         (
             CHAT,
             {"strategy": {"mode": "loadbalance"}, "targets": [{**good, "weight": 1}, {**bad, "weight": 1}]},
@@ -202,7 +194,10 @@ def _requests(upstream: Upstream) -> list[tuple[dict[str, Any], dict[str, Any] |
             CHAT,
             {
                 "strategy": {"mode": "fallback"},
-                "targets": [{**_target(upstream, delay_ms=300), "request_timeout": 50}, good],
+                "targets": [
+                    {**config_target(upstream, "sk-test-123", delay_ms=300), "request_timeout": 50},
+                    good,
+                ],
             },
         ),
         (CHAT, {**good, "cache": {"mode": "simple"}}),

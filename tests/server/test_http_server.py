@@ -25,7 +25,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from fastgate.errors import GatewayError
-from tests.conftest import Gateway, Upstream, openai_headers
+from tests.conftest import Gateway, Upstream, openai_headers, raw_request
 
 MAX_BODY = 4096
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say something"}]}
@@ -127,19 +127,10 @@ async def client(gw: Gateway) -> AsyncIterator[Client]:
     c.close()
 
 
-def request(
-    method: str, path: str, *fields: str, body: bytes = b"", version: str = "HTTP/1.1", length: bool = True
-) -> bytes:
-    lines = [f"{method} {path} {version}", "Host: 127.0.0.1", *fields]
-    if length and (body or method == "POST"):
-        lines.append(f"Content-Length: {len(body)}")
-    return "\r\n".join(lines).encode() + b"\r\n\r\n" + body
-
-
 def chat_request(upstream: Upstream, body: dict[str, Any] | None = None, *fields: str) -> bytes:
     headers = [f"{k}: {v}" for k, v in openai_headers(upstream).items()]
     data = msgspec.json.encode(body or CHAT)
-    return request(
+    return raw_request(
         "POST", "/v1/chat/completions", "Content-Type: application/json", *headers, *fields, body=data
     )
 
@@ -166,7 +157,7 @@ def assert_dated(answer: Answer) -> None:
 async def assert_still_serving(gw: Gateway) -> None:
     c = await Client.connect(gw)
     try:
-        await c.send(request("GET", "/health"))
+        await c.send(raw_request("GET", "/health"))
         answer = await c.answer()
         assert (answer.status, answer.body) == (200, b'{"status":"ok"}')
     finally:
@@ -235,7 +226,7 @@ async def test_refusal_is_a_json_error_then_a_close(gw: Gateway, client: Client,
 
 
 async def test_refusal_after_a_pipelined_request_answers_that_one_first(gw: Gateway, client: Client) -> None:
-    await client.send(request("GET", "/health") + b"GET /health HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n")
+    await client.send(raw_request("GET", "/health") + b"GET /health HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n")
     assert (await client.answer()).status == 200
     assert_openai_error(await client.answer(), 400)
     assert await client.closed_by_gateway()
@@ -322,7 +313,7 @@ async def test_http_1_0_stream_is_not_chunked(gw: Gateway, client: Client, upstr
 
 
 async def test_connection_close_on_http_1_1_closes_after_the_answer(gw: Gateway, client: Client) -> None:
-    await client.send(request("GET", "/health", "Connection: close"))
+    await client.send(raw_request("GET", "/health", "Connection: close"))
     answer = await client.answer()
     assert answer.status == 200 and answer.header("connection") == "close"
     assert await client.closed_by_gateway()
@@ -339,9 +330,9 @@ async def test_keep_alive_serves_many_requests_on_one_connection(
         assert answer.status == 200 and answer.header("connection") is None
         assert f"n{i}" in answer.json()["choices"][0]["message"]["content"]
         assert len(gw.server.connections) == 1
-    await client.send(request("GET", "/nope"))
+    await client.send(raw_request("GET", "/nope"))
     assert_openai_error(await client.answer(), 404)  # a routing error keeps the connection
-    await client.send(request("GET", "/health"))
+    await client.send(raw_request("GET", "/health"))
     assert (await client.answer()).status == 200
 
 
@@ -351,22 +342,22 @@ async def test_pipelined_requests_are_answered_in_order(
     slow = {**CHAT, "mock": {"delay_ms": 200, "content": "first"}}
     await client.send(
         chat_request(upstream, slow)
-        + request("GET", "/health")
-        + request("GET", "/nope")
-        + request("GET", "/")
+        + raw_request("GET", "/health")
+        + raw_request("GET", "/nope")
+        + raw_request("GET", "/")
     )
     first, second, third, fourth = [await client.answer() for _ in range(4)]
     assert first.status == 200 and first.json()["choices"][0]["message"]["content"] == "first"
     assert (second.status, second.body) == (200, b'{"status":"ok"}')
     assert_openai_error(third, 404)
     assert (fourth.status, fourth.body) == (200, b"fastgate says hey!")
-    await client.send(request("GET", "/health"))  # and the connection goes on
+    await client.send(raw_request("GET", "/health"))  # and the connection goes on
     assert (await client.answer()).status == 200
 
 
 async def test_pipelined_request_split_across_reads(gw: Gateway, client: Client, upstream: Upstream) -> None:
-    both = request("GET", "/health") + chat_request(upstream)
-    cut = len(request("GET", "/health")) + 30
+    both = raw_request("GET", "/health") + chat_request(upstream)
+    cut = len(raw_request("GET", "/health")) + 30
     await client.send(both[:cut])
     assert (await client.answer()).status == 200
     await asyncio.sleep(0.05)
@@ -380,7 +371,7 @@ async def test_idle_keep_alive_connection_is_closed(make_gateway: Any, upstream:
     try:
         # A request that outlasts the idle timeout (and a sweep) is not cut ...
         await busy.send(chat_request(upstream, {**CHAT, "mock": {"delay_ms": 1100}}))
-        await used.send(request("GET", "/health"))
+        await used.send(raw_request("GET", "/health"))
         assert (await used.answer()).status == 200
         started = time.monotonic()
         # ... idle ones are closed, between the timeout and the timeout plus a sweep (each second).
@@ -430,7 +421,7 @@ async def test_slow_request_is_answered_408(make_gateway: Any, upstream: Upstrea
 
 
 async def test_answer_to_head_has_no_body(gw: Gateway, client: Client) -> None:
-    await client.send(request("HEAD", "/health") + request("GET", "/health"))
+    await client.send(raw_request("HEAD", "/health") + raw_request("GET", "/health"))
     await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), PROMPT)  # HEAD: a head alone
     answer = await client.answer()
     assert (answer.status, answer.body) == (200, b'{"status":"ok"}')
@@ -445,7 +436,7 @@ def small_window_socket() -> socket.socket:
 
 
 async def test_pipelined_bytes_buffered_stay_bounded(gw: Gateway, client: Client) -> None:
-    one = request("GET", "/health", "X-Pad: " + "p" * 2000)
+    one = raw_request("GET", "/health", "X-Pad: " + "p" * 2000)
     count = 2000  # about 4 MB written at once
     client.writer.write(one * count)
     most = 0
@@ -463,7 +454,7 @@ async def test_answers_to_a_client_that_does_not_read_stay_bounded(gw: Gateway) 
     _, writer = await asyncio.open_connection(sock=sock)
     try:
         # Each a 404 of about 4 KB (the path is in the message): 8 MB of answers, never read.
-        writer.write(request("GET", "/" + "x" * 4000) * 2000)
+        writer.write(raw_request("GET", "/" + "x" * 4000) * 2000)
         most, last, still = 0, None, 0
         deadline = time.monotonic() + 5.0
         # Until the gateway is past the bound, or has stopped moving (200 ms without a change).
@@ -519,7 +510,7 @@ async def test_absolute_form_request_target_is_routed_by_its_path(gw: Gateway, c
 
 
 async def test_unknown_route_is_404_json(gw: Gateway, client: Client) -> None:
-    await client.send(request("GET", "/v2/nothing/here"))
+    await client.send(raw_request("GET", "/v2/nothing/here"))
     answer = await client.answer()
     error = assert_openai_error(answer, 404)
     assert error["code"] == "not_found" and "/v2/nothing/here" in error["message"]
@@ -537,7 +528,7 @@ async def test_unknown_route_is_404_json(gw: Gateway, client: Client) -> None:
 async def test_wrong_method_is_405_with_allow(
     gw: Gateway, client: Client, method: str, path: str, allow: str
 ) -> None:
-    await client.send(request(method, path))
+    await client.send(raw_request(method, path))
     answer = await client.answer()
     assert_openai_error(answer, 405)
     assert answer.header("allow") == allow
@@ -570,7 +561,7 @@ async def test_date_and_server_headers_on_every_kind_of_answer(
     assert streamed.header("transfer-encoding") == "chunked"
     assert streamed.body.rstrip().endswith(b"data: [DONE]")
     assert_dated(streamed)
-    await client.send(request("GET", "/"))
+    await client.send(raw_request("GET", "/"))
     assert_dated(await client.answer())
 
 
@@ -667,7 +658,7 @@ async def test_upstream_header_lines_never_split_or_spoil_the_answer(
 ) -> None:
     body = msgspec.json.encode({**CHAT, "stream": stream})
     for _ in range(2):  # and the connection stays in step for the next request
-        await client.send(request("POST", path, *via(evil_upstream), body=body))
+        await client.send(raw_request("POST", path, *via(evil_upstream), body=body))
         answer = await client.answer()  # asserts every header line is whole and valid
         assert answer.status == 200, answer.body
         assert answer.header("x-ok") == "fine"  # the upstream's headers are relayed ...
@@ -706,7 +697,7 @@ async def test_non_ascii_upstream_header_value_is_relayed_as_sent(
     gw: Gateway, client: Client, evil_upstream: str
 ) -> None:
     await client.send(
-        request("POST", "/v1/chat/completions", *via(evil_upstream), body=msgspec.json.encode(CHAT))
+        raw_request("POST", "/v1/chat/completions", *via(evil_upstream), body=msgspec.json.encode(CHAT))
     )
     answer = await client.answer()
     assert b"\r\nx-title: caf\xc3\xa9\r\n" in answer.head.lower(), answer.head

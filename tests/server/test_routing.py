@@ -19,17 +19,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import Gateway, Upstream
+from tests.conftest import Gateway, Upstream, config_target
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "route me"}]}
 FAST = {"retry_base_ms": 1.0, "retry_cap_ms": 4.0}
-
-
-def target(upstream: Upstream, api_key: str, **mock: Any) -> dict[str, Any]:
-    node: dict[str, Any] = {"provider": "openai", "api_key": api_key, "custom_host": upstream.url}
-    if mock:
-        node["override_params"] = {"mock": mock}
-    return node
 
 
 def fallback(*targets: dict[str, Any], **strategy: Any) -> dict[str, Any]:
@@ -47,7 +40,9 @@ def keys(upstream: Upstream) -> list[str]:
 async def test_fallback_moves_on_after_non_2xx(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     config = fallback(
-        target(upstream, "a", status=503), target(upstream, "b", status=400), target(upstream, "c")
+        config_target(upstream, "a", status=503),
+        config_target(upstream, "b", status=400),
+        config_target(upstream, "c"),
     )
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 200
@@ -59,7 +54,9 @@ async def test_fallback_moves_on_after_non_2xx(make_gateway: Any, upstream: Upst
 
 async def test_fallback_on_status_codes_only(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = fallback(target(upstream, "a", status=503), target(upstream, "b"), on_status_codes=[429])
+    config = fallback(
+        config_target(upstream, "a", status=503), config_target(upstream, "b"), on_status_codes=[429]
+    )
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 503
     body = await resp.json()
@@ -72,7 +69,7 @@ async def test_fallback_when_last_target_fails_returns_its_answer(
     make_gateway: Any, upstream: Upstream
 ) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = fallback(target(upstream, "a", status=500), target(upstream, "b", status=429))
+    config = fallback(config_target(upstream, "a", status=500), config_target(upstream, "b", status=429))
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 429
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
@@ -83,7 +80,7 @@ async def test_unreachable_target_falls_back_whatever_the_codes(
 ) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     dead = {"provider": "openai", "api_key": "dead", "custom_host": "http://127.0.0.1:9/v1"}
-    config = fallback(dead, target(upstream, "b"), on_status_codes=[429])
+    config = fallback(dead, config_target(upstream, "b"), on_status_codes=[429])
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
@@ -93,12 +90,12 @@ async def test_unreachable_target_falls_back_whatever_the_codes(
 async def test_nested_three_levels_reports_the_json_path(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     config = fallback(
-        target(upstream, "a", status=502),
+        config_target(upstream, "a", status=502),
         {
             "strategy": {"mode": "loadbalance"},
             "targets": [
-                fallback(target(upstream, "b", status=500), target(upstream, "c")),
-                {**target(upstream, "never"), "weight": 0},
+                fallback(config_target(upstream, "b", status=500), config_target(upstream, "c")),
+                {**config_target(upstream, "never"), "weight": 0},
             ],
         },
     )
@@ -110,7 +107,7 @@ async def test_nested_three_levels_reports_the_json_path(make_gateway: Any, upst
 
 async def test_retries_until_success_and_counts_them(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = {**target(upstream, "a", fail_first=2, key="r"), "retry": {"attempts": 3}}
+    config = {**config_target(upstream, "a", fail_first=2, key="r"), "retry": {"attempts": 3}}
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 200
     assert resp.headers["x-portkey-retry-attempt-count"] == "2"
@@ -120,7 +117,7 @@ async def test_retries_until_success_and_counts_them(make_gateway: Any, upstream
 
 async def test_retries_run_out_count_is_minus_one(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = {**target(upstream, "a", fail_first=9, key="r"), "retry": {"attempts": 2}}
+    config = {**config_target(upstream, "a", fail_first=9, key="r"), "retry": {"attempts": 2}}
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 503
     assert resp.headers["x-portkey-retry-attempt-count"] == "-1"
@@ -129,7 +126,7 @@ async def test_retries_run_out_count_is_minus_one(make_gateway: Any, upstream: U
 
 async def test_attempts_are_capped_by_the_server_setting(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST, max_retry_attempts=2)
-    config = {**target(upstream, "a", status=502), "retry": {"attempts": 50}}
+    config = {**config_target(upstream, "a", status=502), "retry": {"attempts": 50}}
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.headers["x-portkey-retry-attempt-count"] == "-1"
     assert len(upstream.requests) == 3
@@ -137,7 +134,7 @@ async def test_attempts_are_capped_by_the_server_setting(make_gateway: Any, upst
 
 async def test_no_retry_on_a_status_outside_the_list(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = {**target(upstream, "a", status=401), "retry": {"attempts": 3}}
+    config = {**config_target(upstream, "a", status=401), "retry": {"attempts": 3}}
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 401
     assert resp.headers["x-portkey-retry-attempt-count"] == "0"
@@ -147,7 +144,9 @@ async def test_no_retry_on_a_status_outside_the_list(make_gateway: Any, upstream
 async def test_retry_then_fallback_inherits_retry(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     config = {
-        **fallback(target(upstream, "a", status=500), target(upstream, "b", fail_first=1, key="b")),
+        **fallback(
+            config_target(upstream, "a", status=500), config_target(upstream, "b", fail_first=1, key="b")
+        ),
         "retry": {"attempts": 1},
     }
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
@@ -160,7 +159,7 @@ async def test_retry_then_fallback_inherits_retry(make_gateway: Any, upstream: U
 async def test_retry_after_is_honoured_instead_of_backoff(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(retry_base_ms=10_000.0, retry_cap_ms=10_000.0)
     config = {
-        **target(upstream, "a", status=429, fail_first=1, retry_after=0.15, key="ra"),
+        **config_target(upstream, "a", status=429, fail_first=1, retry_after=0.15, key="ra"),
         "retry": {"attempts": 2, "use_retry_after_header": True},
     }
     started = time.monotonic()
@@ -174,7 +173,7 @@ async def test_retry_after_is_honoured_instead_of_backoff(make_gateway: Any, ups
 async def test_retry_after_beyond_the_budget_stops_at_once(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST, retry_after_budget_ms=100.0)
     config = {
-        **target(upstream, "a", status=429, retry_after=30),
+        **config_target(upstream, "a", status=429, retry_after=30),
         "retry": {"attempts": 3, "useRetryAfterHeader": True},
     }
     started = time.monotonic()
@@ -188,13 +187,14 @@ async def test_retry_after_beyond_the_budget_stops_at_once(make_gateway: Any, up
 async def test_request_timeout_is_408_and_falls_back(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     config = fallback(
-        {**target(upstream, "slow", delay_ms=2000), "request_timeout": 50}, target(upstream, "b")
+        {**config_target(upstream, "slow", delay_ms=2000), "request_timeout": 50},
+        config_target(upstream, "b"),
     )
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
 
-    alone = {**target(upstream, "slow", delay_ms=2000), "request_timeout": 50}
+    alone = {**config_target(upstream, "slow", delay_ms=2000), "request_timeout": 50}
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(alone))
     assert resp.status == 408
     body = await resp.json()
@@ -207,7 +207,7 @@ async def test_timeout_header_beats_config_and_408_can_be_retried(
 ) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     config = {
-        **target(upstream, "slow", delay_ms=2000),
+        **config_target(upstream, "slow", delay_ms=2000),
         "request_timeout": 60_000,
         "retry": {"attempts": 2, "on_status_codes": [408]},
     }
@@ -223,7 +223,7 @@ async def test_timeout_header_beats_config_and_408_can_be_retried(
 
 async def test_stream_ending_before_its_first_byte_falls_back(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = fallback(target(upstream, "a", fail="empty_stream"), target(upstream, "b"))
+    config = fallback(config_target(upstream, "a", fail="empty_stream"), config_target(upstream, "b"))
     resp = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, headers(config))
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
@@ -237,7 +237,7 @@ async def test_request_timeout_stops_counting_once_the_stream_began(
 ) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     # The whole stream takes ~240 ms; the timeout only bounds the wait for its first byte.
-    config = {**target(upstream, "a", chunk_delay_ms=60, chunks=5), "request_timeout": 150}
+    config = {**config_target(upstream, "a", chunk_delay_ms=60, chunks=5), "request_timeout": 150}
     resp = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, headers(config))
     assert resp.status == 200
     text = await resp.text()
@@ -276,7 +276,7 @@ async def test_stream_broken_before_first_byte_falls_back(
         "request_timeout": 100,
         "override_params": {"mode": mode},
     }
-    config = fallback(broken, target(upstream, "b"))
+    config = fallback(broken, config_target(upstream, "b"))
     resp = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, headers(config))
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
@@ -285,7 +285,9 @@ async def test_stream_broken_before_first_byte_falls_back(
 
 async def test_stream_failing_after_first_byte_is_not_rerouted(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
-    config = fallback(target(upstream, "a", fail="drop_mid_stream", chunks=6), target(upstream, "b"))
+    config = fallback(
+        config_target(upstream, "a", fail="drop_mid_stream", chunks=6), config_target(upstream, "b")
+    )
     resp = await gateway.post("/v1/chat/completions", {**CHAT, "stream": True}, headers(config))
     assert resp.status == 200
     assert resp.headers["x-portkey-last-used-option-index"] == "config.targets[0]"
@@ -298,7 +300,10 @@ async def test_loadbalance_one_to_three(make_gateway: Any, upstream: Upstream) -
     gateway: Gateway = await make_gateway(**FAST)
     config = {
         "strategy": {"mode": "loadbalance"},
-        "targets": [{**target(upstream, "one"), "weight": 1}, {**target(upstream, "three"), "weight": 3}],
+        "targets": [
+            {**config_target(upstream, "one"), "weight": 1},
+            {**config_target(upstream, "three"), "weight": 3},
+        ],
     }
     hdrs = headers(config)
     n = 400
@@ -326,9 +331,9 @@ async def test_conditional_on_metadata_params_and_path(make_gateway: Any, upstre
             "default": "free",
         },
         "targets": [
-            {**target(upstream, "free"), "name": "free"},
-            {**target(upstream, "pro"), "name": "pro"},
-            {**target(upstream, "embed"), "name": "embed"},
+            {**config_target(upstream, "free"), "name": "free"},
+            {**config_target(upstream, "pro"), "name": "pro"},
+            {**config_target(upstream, "embed"), "name": "embed"},
         ],
     }
     pro = msgspec.json.encode({"user": {"tier": "pro"}}).decode()
@@ -369,7 +374,7 @@ async def test_bad_config_is_400_naming_the_field(
 
 async def test_circuit_opens_skips_target_then_probes(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST, breaker_threshold=2, breaker_cooldown_s=0.3)
-    config = fallback(target(upstream, "flaky", status=503), target(upstream, "ok"))
+    config = fallback(config_target(upstream, "flaky", status=503), config_target(upstream, "ok"))
     hdrs = headers(config)
     for _ in range(2):
         resp = await gateway.post("/v1/chat/completions", CHAT, hdrs)
@@ -395,7 +400,8 @@ async def test_openai_sdk_streams_through_a_fallback_with_retries(
     gateway: Gateway = await make_gateway(**FAST)
     config = {
         **fallback(
-            target(upstream, "a", fail="empty_stream"), target(upstream, "b", fail_first=1, key="sdk")
+            config_target(upstream, "a", fail="empty_stream"),
+            config_target(upstream, "b", fail_first=1, key="sdk"),
         ),
         "retry": {"attempts": 1},
     }
@@ -422,9 +428,9 @@ async def test_conditional_without_a_match_after_a_failure_is_400(
             "mode": "conditional",
             "conditions": [{"query": {"metadata.tier": "pro"}, "then": "pro"}],
         },
-        "targets": [{**target(upstream, "pro"), "name": "pro"}],
+        "targets": [{**config_target(upstream, "pro"), "name": "pro"}],
     }
-    config = fallback(target(upstream, "a", status=500), conditional)
+    config = fallback(config_target(upstream, "a", status=500), conditional)
     resp = await gateway.post("/v1/chat/completions", CHAT, headers(config))
     assert resp.status == 400
     assert "no condition matched" in (await resp.json())["error"]["message"]
