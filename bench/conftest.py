@@ -28,10 +28,16 @@ def measure(benchmark: Any, request: pytest.FixtureRequest) -> Any:
     return run
 
 
+def require_measured(*names: str) -> None:
+    """Skips the calling budget unless these benchmarks recorded a median in this session
+    (benchmarks disabled, or deselected)."""
+    if any(name not in MEDIANS for name in names):
+        pytest.skip("benchmarks disabled or not run in this session")
+
+
 def ratio(numerator: str, denominator: str) -> float:
     """Median of one recorded benchmark over another's; skips when either did not run."""
-    if numerator not in MEDIANS or denominator not in MEDIANS:
-        pytest.skip("benchmarks disabled or not run in this session")
+    require_measured(numerator, denominator)
     return MEDIANS[numerator] / MEDIANS[denominator]
 
 

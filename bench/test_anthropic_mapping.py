@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench.conftest import interleaved_ratio, ratio
+from bench.conftest import interleaved_ratio, require_measured
 from bench.inproc import anthropic_frames
 from fastgate._transforms import AnthropicStream, anthropic_to_openai_chat, openai_chat_to_anthropic
 
@@ -108,7 +108,7 @@ def _open_stream() -> AnthropicStream:
 
 
 def test_budget_mapping_within_3x_of_the_msgspec_floor() -> None:
-    ratio("test_request_mapping", "test_request_floor")  # skips when benchmarks are disabled
+    require_measured("test_request_mapping", "test_request_floor")
     request = interleaved_ratio(lambda: openai_chat_to_anthropic(CHAT_REQUEST), lambda: floor(CHAT_REQUEST))
     response = interleaved_ratio(
         lambda: anthropic_to_openai_chat(MESSAGE, "anthropic"), lambda: floor(MESSAGE)
@@ -122,7 +122,7 @@ def test_budget_text_deltas_are_copied_not_decoded() -> None:
     # A text delta's text goes out as the JSON it came in: mapping one costs well under decoding
     # and re-encoding it into a dict (~0.2x when written; ~0.8x when the mapper decoded each delta
     # again), a whole stream under merely decoding its events (~0.4x when written).
-    ratio("test_stream_event_mapping", "test_stream_event_floor")  # skips when benchmarks are disabled
+    require_measured("test_stream_event_mapping", "test_stream_event_floor")
     event = interleaved_ratio(partial(_open_stream().feed, TEXT_EVENT), lambda: floor(TEXT_DATA))
     stream = interleaved_ratio(map_stream, decode_stream_events, rounds=20)
     print(f"\nanthropic text delta / floor {event:.2f}, text stream / its events decoded {stream:.2f}")

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from bench.conftest import MEDIANS, interleaved_ratio, ratio
+from bench.conftest import MEDIANS, interleaved_ratio, ratio, require_measured
 from fastgate._transforms import (
     BedrockStream,
     EventStreamDecoder,
@@ -100,8 +100,7 @@ def test_bedrock(benchmark: Any, measure: Any, group: str, side: str) -> None:
 
 
 def test_budget_bedrock_mapping_within_3x_of_msgspec_floor() -> None:
-    # Skips when benchmarks are disabled.
-    ratio("test_bedrock[request-mapping]", "test_bedrock[request-floor]")
+    require_measured("test_bedrock[request-mapping]", "test_bedrock[request-floor]")
     ratios = {g: interleaved_ratio(mapping, floor) for g, (floor, mapping) in CASES.items()}
     print("\nbedrock mapping / msgspec floor:", {g: round(r, 2) for g, r in ratios.items()})
     assert all(r <= BUDGET for r in ratios.values()), ratios

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from bench.conftest import interleaved_ratio, ratio
+from bench.conftest import interleaved_ratio, require_measured
 from fastgate._transforms import CohereStream, cohere_chat_request, cohere_chat_response
 from fastgate.schema.cohere import cohere_chat_response_decoder, cohere_stream_event_decoder
 from fastgate.schema.openai import chat_decoder, json_encoder
@@ -95,8 +95,7 @@ def test_cohere(benchmark: Any, measure: Any, group: str, side: str) -> None:
 
 
 def test_budget_cohere_mapping_within_3x_of_msgspec_floor() -> None:
-    # Skips when benchmarks are disabled.
-    ratio("test_cohere[request-mapping]", "test_cohere[request-floor]")
+    require_measured("test_cohere[request-mapping]", "test_cohere[request-floor]")
     ratios = {g: interleaved_ratio(mapping, floor) for g, (floor, mapping) in CASES.items()}
     print("\ncohere mapping / msgspec floor:", {g: round(r, 2) for g, r in ratios.items()})
     assert all(r <= BUDGET for r in ratios.values()), ratios

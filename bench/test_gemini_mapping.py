@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from bench.conftest import interleaved_ratio, ratio
+from bench.conftest import interleaved_ratio, require_measured
 from fastgate._transforms import GeminiStream, gemini_chat_request, gemini_chat_response
 
 BUDGET = 3.0
@@ -168,7 +168,7 @@ def test_event_floor(measure) -> None:
 
 
 def test_budget_mapping_within_3x_of_the_floor() -> None:
-    ratio("test_request_mapping", "test_request_floor")  # skips when benchmarks are disabled
+    require_measured("test_request_mapping", "test_request_floor")
     request = interleaved_ratio(map_request, lambda: floor(REQUEST))
     response = interleaved_ratio(map_response, lambda: floor(RESPONSE))
     event = interleaved_ratio(map_event, lambda: floor(EVENT_PAYLOAD))

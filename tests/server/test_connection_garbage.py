@@ -77,7 +77,6 @@ async def collector() -> AsyncIterator[Callable[[], list[str]]]:
             gc.garbage.clear()
         return found
 
-    print("SETUP", garbage())
     try:
         yield garbage
     finally:
