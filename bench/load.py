@@ -1,8 +1,9 @@
 """Load benchmark: fastgate vs. clients hitting the upstream directly vs. a bare aiohttp relay vs.
-nginx, and optionally Portkey's gateway and LiteLLM's proxy.
+a relay with no gateway in it (uvloop protocols) vs. nginx, and optionally Portkey's gateway and
+LiteLLM's proxy.
 
     python bench/load.py [--quick] [--duration S] [--runs N] [--rate R] [--upstream mock|static]
-                         [--targets direct,fastgate,fastgate-anthropic,fastgate-2w,relay,nginx]
+                         [--targets direct,fastgate,fastgate-anthropic,fastgate-2w,relay,protocol-relay,nginx]
                          [--peers portkey,litellm]
     python bench/load.py --profile [stream]  # the gateway under cProfile: its per-request costs
     python bench/load.py --memory [SECONDS]  # one worker's RSS through SECONDS (60) of full load
@@ -51,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
 POST_LUA = BENCH / "post.lua"
-TARGETS = ("direct", "fastgate", "fastgate-anthropic", "fastgate-2w", "relay", "nginx")
+TARGETS = ("direct", "fastgate", "fastgate-anthropic", "fastgate-2w", "relay", "protocol-relay", "nginx")
 PEERS = peers.PEERS
 UPSTREAMS = ("mock", "static")
 #: Core of the load generators and the upstream, and core of the server under test.
@@ -84,7 +85,7 @@ QUIET_LIMIT_S = 120.0
 METHOD = f"""\
 Method
 - Layout: load generators (wrk, the latency generator) and the upstream pinned to core \
-{CLIENT_CORE}; the server under test (one fastgate worker, the relay, one nginx worker, a peer \
+{CLIENT_CORE}; the server under test (one fastgate worker, a relay, one nginx worker, a peer \
 gateway) pinned to core {SERVER_CORE}. Direct = the generators against the upstream itself. All \
 traffic on 127.0.0.1.
 - Upstream: "mock" = `fastgate mock` (Python; on the shared core it caps req/s near 5-9k); \
@@ -93,6 +94,10 @@ captured byte for byte at start-up (OpenAI JSON, the SSE stream, Anthropic's Mes
 stream), so the upstream costs little and core {CLIENT_CORE} is less of a limit.
 - fastgate-anthropic: the same OpenAI-format request through fastgate with \
 x-portkey-provider: anthropic (mapped to /v1/messages and back); fastgate = the OpenAI passthrough.
+- relay: bench/relay_baseline.py, the barest aiohttp+uvloop relay (the issue's baseline); \
+protocol-relay: bench/protocol_relay.py, a relay with no gateway in it on uvloop's protocols and \
+fastgate's compiled HTTP parsers (no routing, options, validation, tasks or futures), the floor \
+under any Python gateway on uvloop.
 - fastgate-2w: `fastgate serve --workers 2` on both cores, which it shares with the load \
 generators and the upstream on this 2-core machine: its req/s is bounded by that, not a measure \
 of scaling; "busy" may exceed 100% (two cores), "its core" is both cores' average.
@@ -651,7 +656,7 @@ def start_servers(
         add(name, process, port, CHAT, plain, stream_headers=stream, **kw)
 
     def passing_path(name: str, port: int) -> None:
-        """A server that passes the path on (relay, nginx): the upstream's prefix in its URL."""
+        """A server that passes the path on (the relays, nginx): the upstream's prefix in its URL."""
         stream_url = f"http://127.0.0.1:{port}{upstream.prefix(True)}{CHAT}"
         add(name, name, port, upstream.prefix(False) + CHAT, {}, stream_url=stream_url)
 
@@ -670,12 +675,13 @@ def start_servers(
         procs.start("fastgate-2w", argv, BOTH_CORES)
         waits["fastgate-2w"] = READY_TIMEOUT_S
         via_portkey_headers("fastgate-2w", "fastgate-2w", port, "openai", core=BOTH_CORES)
-    if "relay" in names:
-        port = free_port()
-        argv = [py, str(BENCH / "relay_baseline.py"), "--port", str(port), "--upstream", upstream.url]
-        procs.start("relay", argv, SERVER_CORE)
-        waits["relay"] = READY_TIMEOUT_S
-        passing_path("relay", port)
+    for name, script in (("relay", "relay_baseline.py"), ("protocol-relay", "protocol_relay.py")):
+        if name in names:
+            port = free_port()
+            argv = [py, str(BENCH / script), "--port", str(port), "--upstream", upstream.url]
+            procs.start(name, argv, SERVER_CORE)
+            waits[name] = READY_TIMEOUT_S
+            passing_path(name, port)
     if "nginx" in names:
         binary = nginx_binary()
         if binary is None:
@@ -1184,13 +1190,19 @@ def _added(summary: dict[str, dict[str, float]], name: str, key: str) -> float:
 def comparisons(summary: dict[str, dict[str, float]]) -> list[str]:
     """One line per pair of rows that were both measured: each number's ratio."""
     lines = []
-    if {"direct", "nginx"} <= summary.keys():
-        for name in [n for n in summary if n.startswith("fastgate")]:
+    for reference, label in (("nginx", "target: at most 1.5x"), ("protocol-relay", "the gateway's own work")):
+        if not {"direct", reference} <= summary.keys():
+            continue
+        rows = [n for n in summary if n.startswith("fastgate")]
+        if reference == "nginx" and "protocol-relay" in summary:
+            rows.append("protocol-relay")  # how far the floor of a Python relay is from nginx
+        for name in rows:
             cells = [
-                f"{client} {_ratio(_added(summary, name, key), _added(summary, 'nginx', key)) or '!'}"
+                f"{client} {_ratio(_added(summary, name, key), _added(summary, reference, key)) or '!'}"
                 for key, client in (("c1_p50_ms", "library client"), ("c1_raw_p50_ms", "raw-socket client"))
             ]
-            lines.append(f"{name} c=1 added p50 ÷ nginx's (target: at most 1.5x): " + ", ".join(cells))
+            why = "the floor of a Python relay" if name == "protocol-relay" else label
+            lines.append(f"{name} c=1 added p50 ÷ {reference}'s ({why}): " + ", ".join(cells))
     for name, reference, label in COMPARISONS:
         row, ref = summary.get(name), summary.get(reference)
         if row is not None and ref is not None:

@@ -84,7 +84,7 @@ def test_servers_are_pinned_to_the_server_core(servers: tuple[Processes, dict[st
         pytest.skip("taskset is missing or the machine has one core: the harness pins nothing")
     procs, targets = servers
     assert os.sched_getaffinity(procs.procs["mock"].pid) == {load.CLIENT_CORE}
-    for name in ("fastgate", "relay"):
+    for name in ("fastgate", "relay", "protocol-relay"):
         assert os.sched_getaffinity(targets[name].pid) == {load.SERVER_CORE}
     # Two workers on both cores: the supervisor and its workers (which inherit its affinity).
     workers = load.process_tree(targets["fastgate-2w"].pid)
@@ -319,7 +319,7 @@ def static_servers(
     if load.nginx_binary() is None:
         pytest.skip("nginx is not installed (apt-get install nginx): --upstream static needs it")
     workdir = tmp_path_factory.mktemp("static")
-    names = ["direct", "fastgate", "fastgate-anthropic", "relay", "nginx"]
+    names = ["direct", "fastgate", "fastgate-anthropic", "relay", "protocol-relay", "nginx"]
     with Processes(workdir) as procs:
         yield workdir, load.start_servers(procs, names, workdir, upstream_kind="static")
         assert procs.procs["mock"].poll() is not None, "the mock outlived the capture of its answers"
@@ -367,7 +367,7 @@ def test_static_upstream_replays_the_mock_byte_for_byte(
     refused.value.close()
 
 
-@pytest.mark.parametrize("name", ["fastgate", "fastgate-anthropic", "relay", "nginx"])
+@pytest.mark.parametrize("name", ["fastgate", "fastgate-anthropic", "relay", "protocol-relay", "nginx"])
 def test_every_target_is_served_from_the_static_upstream(
     static_servers: tuple[Path, dict[str, Target]], name: str
 ) -> None:
@@ -547,6 +547,16 @@ def test_added_latency_against_nginx_line() -> None:
         "library client 2.00x, raw-socket client 1.50x"
     ]
     assert load.comparisons({"direct": row(0.1, 0.02), "fastgate": row(0.5, 0.17)}) == []
+    # With the protocol relay: how far the floor is from nginx, and the gateway from the floor.
+    summary["protocol-relay"] = row(0.2, 0.07)
+    assert load.comparisons(summary) == [
+        "fastgate c=1 added p50 ÷ nginx's (target: at most 1.5x): "
+        "library client 2.00x, raw-socket client 1.50x",
+        "protocol-relay c=1 added p50 ÷ nginx's (the floor of a Python relay): "
+        "library client 0.50x, raw-socket client 0.50x",
+        "fastgate c=1 added p50 ÷ protocol-relay's (the gateway's own work): "
+        "library client 4.00x, raw-socket client 3.00x",
+    ]
 
 
 def test_cores_and_their_busy_ticks() -> None:
