@@ -3,7 +3,8 @@ a relay with no gateway in it (uvloop protocols) vs. nginx, and optionally Portk
 LiteLLM's proxy.
 
     python bench/load.py [--quick] [--duration S] [--runs N] [--rate R] [--upstream mock|static]
-                         [--targets direct,fastgate,fastgate-anthropic,fastgate-2w,relay,protocol-relay,nginx]
+                         [--targets direct,fastgate,fastgate-anthropic,fastgate-busypoll,fastgate-2w,relay,
+                                   protocol-relay,nginx]
                          [--peers portkey,litellm]
     python bench/load.py --profile [stream]  # the gateway under cProfile: its per-request costs
     python bench/load.py --memory [SECONDS]  # one worker's RSS through SECONDS (60) of full load
@@ -52,7 +53,19 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 RESULTS = BENCH / "results"
 POST_LUA = BENCH / "post.lua"
-TARGETS = ("direct", "fastgate", "fastgate-anthropic", "fastgate-2w", "relay", "protocol-relay", "nginx")
+TARGETS = (
+    "direct",
+    "fastgate",
+    "fastgate-anthropic",
+    "fastgate-busypoll",
+    "fastgate-2w",
+    "relay",
+    "protocol-relay",
+    "nginx",
+)
+#: fastgate-busypoll's ``--busy-poll-us``: covers the static upstream's answer (~70 µs on this
+#: machine, core to core) and a client's turn-around between two requests.
+BUSY_POLL_US = 300
 PEERS = peers.PEERS
 UPSTREAMS = ("mock", "static")
 #: Core of the load generators and the upstream, and core of the server under test.
@@ -98,6 +111,8 @@ x-portkey-provider: anthropic (mapped to /v1/messages and back); fastgate = the 
 protocol-relay: bench/protocol_relay.py, a relay with no gateway in it on uvloop's protocols and \
 fastgate's compiled HTTP parsers (no routing, options, validation, tasks or futures), the floor \
 under any Python gateway on uvloop.
+- fastgate-busypoll: the passthrough through `fastgate serve --busy-poll-us {BUSY_POLL_US}` (the \
+event loop polls instead of sleeping for {BUSY_POLL_US} µs after each read, for CPU).
 - fastgate-2w: `fastgate serve --workers 2` on both cores, which it shares with the load \
 generators and the upstream on this 2-core machine: its req/s is bounded by that, not a measure \
 of scaling; "busy" may exceed 100% (two cores), "its core" is both cores' average.
@@ -669,6 +684,12 @@ def start_servers(
         for name in gateways:
             provider = "anthropic" if name == "fastgate-anthropic" else "openai"
             via_portkey_headers(name, "fastgate", port, provider)
+    if "fastgate-busypoll" in names:
+        port = free_port()
+        argv = [py, "-m", "fastgate", "serve", "--port", str(port), "--busy-poll-us", str(BUSY_POLL_US)]
+        procs.start("fastgate-busypoll", argv, SERVER_CORE)
+        waits["fastgate-busypoll"] = READY_TIMEOUT_S
+        via_portkey_headers("fastgate-busypoll", "fastgate-busypoll", port, "openai")
     if "fastgate-2w" in names:
         port = free_port()
         argv = [py, "-m", "fastgate", "serve", "--port", str(port), "--workers", "2"]

@@ -14,6 +14,7 @@ import time
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.server import handlers
+from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.dns import CachingResolver
 from fastgate.server.handlers import Gateway
@@ -87,6 +88,8 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
     except BaseException:
         await app.cleanup()
         raise
+    if s.busy_poll_us > 0 and app.gateway.pool is not None:
+        server.busy_poll = app.gateway.pool.busy_poll = BusyPoll(server.loop, s.busy_poll_us / 1e6)
     return server
 
 

@@ -85,6 +85,9 @@ class Connection(asyncio.Protocol):
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        poll = self.server.busy_poll
+        if poll is not None:
+            poll.poke()
         if self._discarding:
             return
         if self.busy:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 
 from fastgate._transforms import HTTPParseError, ResponseParser, request_head
 from fastgate.errors import bad_request
+from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dns import CachingResolver
 
 #: A request-target is visible ASCII (RFC 9112 §3.2, RFC 3986): a space or line break in it
@@ -116,6 +117,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_io = time.monotonic()
+        poll = self.pool.busy_poll
+        if poll is not None:
+            poll.poke()
         parser = self.parser
         try:
             chunks = parser.feed(data)
@@ -349,6 +353,8 @@ class UpstreamPool:
         self.busy: set[Connection] = set()
         self._watch_handle: asyncio.TimerHandle | None = None
         self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
+        #: The server's poller (``busy_poll.py``), poked by every read from an upstream too.
+        self.busy_poll: BusyPoll | None = None
 
     def watch(self, conn: Connection) -> None:
         self.busy.add(conn)

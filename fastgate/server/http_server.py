@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
+from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.connection import Connection
 from fastgate.server.messages import Request, Response
 
@@ -40,6 +41,8 @@ class HTTPServer:
         self.date = b""
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        #: Poked by every read from a client (and from an upstream, by the pool), when enabled.
+        self.busy_poll: BusyPoll | None = None
         #: Set by ``start`` (a server is built before its loop runs).
         self.loop: asyncio.AbstractEventLoop
 
@@ -90,5 +93,7 @@ class HTTPServer:
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.busy_poll is not None:
+            self.busy_poll.stop()
         if self._server is not None:
             await self._server.wait_closed()
