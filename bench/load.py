@@ -684,18 +684,17 @@ def start_servers(
         for name in gateways:
             provider = "anthropic" if name == "fastgate-anthropic" else "openai"
             via_portkey_headers(name, "fastgate", port, provider)
-    if "fastgate-busypoll" in names:
-        port = free_port()
-        argv = [py, "-m", "fastgate", "serve", "--port", str(port), "--busy-poll-us", str(BUSY_POLL_US)]
-        procs.start("fastgate-busypoll", argv, SERVER_CORE)
-        waits["fastgate-busypoll"] = READY_TIMEOUT_S
-        via_portkey_headers("fastgate-busypoll", "fastgate-busypoll", port, "openai")
-    if "fastgate-2w" in names:
-        port = free_port()
-        argv = [py, "-m", "fastgate", "serve", "--port", str(port), "--workers", "2"]
-        procs.start("fastgate-2w", argv, BOTH_CORES)
-        waits["fastgate-2w"] = READY_TIMEOUT_S
-        via_portkey_headers("fastgate-2w", "fastgate-2w", port, "openai", core=BOTH_CORES)
+    # The passthrough through a gateway of its own, started with other flags.
+    variants: tuple[tuple[str, list[str], Cores], ...] = (
+        ("fastgate-busypoll", ["--busy-poll-us", str(BUSY_POLL_US)], SERVER_CORE),
+        ("fastgate-2w", ["--workers", "2"], BOTH_CORES),
+    )
+    for name, flags, cores in variants:
+        if name in names:
+            port = free_port()
+            procs.start(name, [py, "-m", "fastgate", "serve", "--port", str(port), *flags], cores)
+            waits[name] = READY_TIMEOUT_S
+            via_portkey_headers(name, name, port, "openai", core=cores)
     for name, script in (("relay", "relay_baseline.py"), ("protocol-relay", "protocol_relay.py")):
         if name in names:
             port = free_port()
@@ -1211,18 +1210,18 @@ def _added(summary: dict[str, dict[str, float]], name: str, key: str) -> float:
 def comparisons(summary: dict[str, dict[str, float]]) -> list[str]:
     """One line per pair of rows that were both measured: each number's ratio."""
     lines = []
-    for reference, label in (("nginx", "target: at most 1.5x"), ("protocol-relay", "the gateway's own work")):
-        if not {"direct", reference} <= summary.keys():
-            continue
-        rows = [n for n in summary if n.startswith("fastgate")]
-        if reference == "nginx" and "protocol-relay" in summary:
-            rows.append("protocol-relay")  # how far the floor of a Python relay is from nginx
-        for name in rows:
+    gateways = [n for n in summary if n.startswith("fastgate")]
+    added_pairs = [
+        *((n, "nginx", "target: at most 1.5x") for n in gateways),
+        ("protocol-relay", "nginx", "the floor of a Python relay"),
+        *((n, "protocol-relay", "the gateway's own work") for n in gateways),
+    ]
+    for name, reference, why in added_pairs:
+        if {"direct", name, reference} <= summary.keys():
             cells = [
                 f"{client} {_ratio(_added(summary, name, key), _added(summary, reference, key)) or '!'}"
                 for key, client in (("c1_p50_ms", "library client"), ("c1_raw_p50_ms", "raw-socket client"))
             ]
-            why = "the floor of a Python relay" if name == "protocol-relay" else label
             lines.append(f"{name} c=1 added p50 ÷ {reference}'s ({why}): " + ", ".join(cells))
     for name, reference, label in COMPARISONS:
         row, ref = summary.get(name), summary.get(reference)

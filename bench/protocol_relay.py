@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from email.utils import formatdate
 
 import uvloop
 
 from fastgate._transforms import RequestParser, ResponseParser, request_head, response_head
+from fastgate.server.http_server import date_block
 
 _MAX_BODY = 64 * 1024 * 1024
 _STREAM_TYPE = "text/event-stream"
@@ -35,7 +35,7 @@ class Clock:
         self.tick()
 
     def tick(self) -> None:
-        self.date = f"Date: {formatdate(usegmt=True)}\r\n\r\n".encode()
+        self.date = date_block()
         self.loop.call_later(1.0, self.tick)
 
 

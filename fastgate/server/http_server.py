@@ -23,6 +23,12 @@ Dispatch = Callable[[Request], Awaitable[Response | None]]
 _SWEEP_S = 1.0
 
 
+def date_block() -> bytes:
+    """The Date header line and the blank line that ends a head (``response_head`` appends it);
+    held and renewed once a second rather than formatted per answer."""
+    return f"Date: {formatdate(usegmt=True)}\r\n\r\n".encode()
+
+
 class HTTPServer:
     def __init__(
         self,
@@ -70,7 +76,7 @@ class HTTPServer:
 
     def _sweep(self) -> None:
         now = time.monotonic()
-        self.date = f"Date: {formatdate(usegmt=True)}\r\n\r\n".encode()
+        self.date = date_block()
         for conn in list(self.connections):
             conn.time_out(now, self.idle_timeout, self.request_timeout)
         self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
