@@ -38,16 +38,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
-
 try:
     from bench import peers
+    from bench.latency import REQUEST_TIMEOUT_S, closed_loop, open_loop, raw_closed_loop
 except ImportError:  # run as a script: bench/ is on sys.path, the repository root is not
     import peers  # type: ignore[no-redef]
+    from latency import REQUEST_TIMEOUT_S, closed_loop, open_loop, raw_closed_loop  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -78,11 +78,6 @@ CHAT = "/v1/chat/completions"
 #: Every target's client and upstream key (the mock and the static upstream take any).
 API_KEY = "sk-bench-not-a-real-key"
 ANTHROPIC_VERSION = "2023-06-01"
-#: The open-loop generator wakes this much before a send is due (libuv timers have 1 ms
-#: resolution), so sends are on time or slightly early, never systematically late.
-TIMER_LEAD_S = 0.001
-#: Longest wait for one request; a request that takes longer counts as infinitely slow.
-REQUEST_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 20.0
 #: LiteLLM's proxy takes 10-20 s to import and start on this machine.
 PEER_READY_TIMEOUT_S = 90.0
@@ -133,9 +128,12 @@ CPU µs/stream likewise for the streaming run.
   aiohttp client ("c=1"), and from a blocking socket with the request bytes built once ("c=1 raw"), whose
   few µs between requests let the server's core go less idle and cold than a client library's tens.
 - Latency at a fixed rate: open loop (requests sent on a fixed schedule whatever the answers), \
-latency counted from the scheduled send time (or the actual send, if earlier), so a stall is \
-charged to every request it delays (no coordinated omission); failures and requests still \
-unanswered after {REQUEST_TIMEOUT_S:.0f} s count as infinitely slow.
+from raw sockets (bench/latency.py: the request bytes built once, kept-alive connections, one \
+more opened whenever all are waiting, one thread on epoll, sends timed by a sleep and a short \
+poll), latency counted from the scheduled send time (or the actual send, if earlier), so a stall \
+is charged to every request it delays (no coordinated omission), the generator's own lateness \
+included; failures and requests still unanswered after {REQUEST_TIMEOUT_S:.0f} s count as \
+infinitely slow.
 - Each configuration is measured once per run, the order rotated from run to run (interleaved); \
 before each measurement every server started waits until it is idle (under {QUIET_SHARE:.0%} of \
 a core; LiteLLM's proxy works off what the 400/s run queued for ~30 s, on the core the next \
@@ -819,177 +817,6 @@ def run_wrk(
 # ---------------------------------------------------------------- latency (own generator)
 
 
-@dataclass
-class LatencyResult:
-    #: Seconds per request; failures and timeouts are ``inf``.
-    latencies: list[float] = field(repr=False)
-    #: How late the generator sent each request after its scheduled time (open loop only).
-    send_lag: list[float] = field(default_factory=list, repr=False)
-    elapsed_s: float = 0.0
-
-    @property
-    def failures(self) -> int:
-        return sum(1 for x in self.latencies if x == math.inf)
-
-    def percentile_ms(self, q: float) -> float:
-        return 1000 * percentile(self.latencies, q)
-
-    def summary(self) -> dict[str, float]:
-        return {
-            "requests": len(self.latencies),
-            "failures": self.failures,
-            "rate": len(self.latencies) / self.elapsed_s if self.elapsed_s else math.nan,
-            "p50_ms": self.percentile_ms(50),
-            "p99_ms": self.percentile_ms(99),
-            "max_ms": self.percentile_ms(100),
-            "send_lag_p99_ms": 1000 * percentile(self.send_lag, 99) if self.send_lag else 0.0,
-        }
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (no interpolation: p99 of 100 values is the 99th)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def _client_session(limit: int) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=limit),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-        skip_auto_headers=("User-Agent",),
-    )
-
-
-async def _one(session: aiohttp.ClientSession, target: Target, body: bytes, headers: dict[str, str]) -> bool:
-    try:
-        async with session.post(target.url, data=body, headers=headers) as resp:
-            await resp.read()
-            return bool(resp.status == 200)
-    except (aiohttp.ClientError, OSError, TimeoutError):
-        return False
-
-
-async def closed_loop(
-    target: Target, body: bytes, duration: float, max_requests: int = 200_000
-) -> LatencyResult:
-    """One request at a time: each sent when the previous one's last byte has arrived."""
-    headers = {"Content-Type": "application/json", **target.headers}
-    latencies: list[float] = []
-    async with _client_session(limit=1) as session:
-        for _ in range(5):  # open the connection and warm the path before timing
-            await _one(session, target, body, headers)
-        start = time.perf_counter()
-        deadline = start + duration
-        while len(latencies) < max_requests:
-            t0 = time.perf_counter()
-            if t0 >= deadline:
-                break
-            ok = await _one(session, target, body, headers)
-            latencies.append(time.perf_counter() - t0 if ok else math.inf)
-    return LatencyResult(latencies, elapsed_s=time.perf_counter() - start)
-
-
-def _raw_answer(sock: socket.socket, buf: bytes) -> tuple[int, bytes]:
-    """Read one HTTP/1.1 answer (Content-Length or chunked); its status and the bytes after it."""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed mid-answer")
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split(b" ")[1])
-    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines[1:])}
-    if b"content-length" in fields:
-        end = int(fields[b"content-length"])
-        while len(rest) < end:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed mid-body")
-            rest += data
-        return status, rest[end:]
-    while b"\r\n0\r\n\r\n" not in b"\r\n" + rest:  # chunked: up to the last chunk
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed mid-body")
-        rest += data
-    return status, (b"\r\n" + rest).partition(b"\r\n0\r\n\r\n")[2]
-
-
-def raw_closed_loop(
-    target: Target, body: bytes, duration: float, max_requests: int = 200_000
-) -> LatencyResult:
-    """``closed_loop`` from a blocking socket: between two requests the client spends a few µs
-    (a client library spends tens, and that lets the server's core go idle and cold between
-    requests, which adds to every server's figure). The request bytes are built once."""
-    url = urllib.parse.urlsplit(target.url)
-    fields = {"Host": url.netloc, "Content-Type": "application/json", **target.headers}
-    fields["Content-Length"] = str(len(body))
-    head = f"POST {url.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
-    request = (head + "\r\n").encode() + body
-    latencies: list[float] = []
-    with socket.create_connection((url.hostname, url.port), timeout=REQUEST_TIMEOUT_S) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buf = b""
-        for _ in range(20):  # warm the path before timing
-            sock.sendall(request)
-            _, buf = _raw_answer(sock, buf)
-        start = time.perf_counter()
-        deadline = start + duration
-        while len(latencies) < max_requests:
-            t0 = time.perf_counter()
-            if t0 >= deadline:
-                break
-            sock.sendall(request)
-            status, buf = _raw_answer(sock, buf)
-            latencies.append(time.perf_counter() - t0 if status == 200 else math.inf)
-    return LatencyResult(latencies, elapsed_s=time.perf_counter() - start)
-
-
-async def open_loop(
-    target: Target, body: bytes, rate: float, duration: float, max_inflight: int = 1024
-) -> LatencyResult:
-    """Requests on a fixed schedule (``rate`` per second), whether or not earlier ones answered.
-
-    Latency is counted from the scheduled send time, so a server stall is charged to every
-    request it delays; a sent-early request (timer lead) counts from its actual send.
-    """
-    headers = {"Content-Type": "application/json", **target.headers}
-    count = max(1, int(rate * duration))
-    interval = 1.0 / rate
-    latencies: list[float] = [math.inf] * count
-    send_lag: list[float] = [0.0] * count
-
-    async def fire(i: int, scheduled: float) -> None:
-        sent = time.perf_counter()
-        send_lag[i] = max(0.0, sent - scheduled)
-        if await _one(session, target, body, headers):
-            latencies[i] = time.perf_counter() - min(sent, scheduled)
-
-    async with _client_session(limit=max_inflight) as session:
-        for _ in range(5):
-            await _one(session, target, body, headers)
-        tasks: set[asyncio.Task[None]] = set()
-        start = time.perf_counter() + 0.01
-        for i in range(count):
-            scheduled = start + i * interval
-            delay = scheduled - time.perf_counter() - TIMER_LEAD_S
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(fire(i, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_S + 1)
-            for task in pending:  # left as inf: counted as infinitely slow
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-    return LatencyResult(latencies, send_lag, elapsed_s=count * interval)
-
-
 def _run_async(coro: Any) -> Any:
     try:
         import uvloop
@@ -1054,12 +881,12 @@ def measure_once(
     out["wrk_stream"] = asdict(stream)
     settle()
     body = chat_body(stream=False)
-    c1 = _run_async(closed_loop(target, body, settings.latency_duration))
+    c1 = _run_async(closed_loop(target.url, target.headers, body, settings.latency_duration))
     out["c1"] = c1.summary()
     settle()
-    out["c1_raw"] = raw_closed_loop(target, body, settings.latency_duration).summary()
+    out["c1_raw"] = raw_closed_loop(target.url, target.headers, body, settings.latency_duration).summary()
     settle()
-    fixed = _run_async(open_loop(target, body, settings.rate, settings.latency_duration))
+    fixed = open_loop(target.url, target.headers, body, settings.rate, settings.latency_duration)
     out["fixed"] = fixed.summary()
     return out
 

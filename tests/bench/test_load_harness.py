@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import load, peers
+from bench import latency, load, peers
 from bench.load import Processes, Settings, Target
 
 needs_wrk = pytest.mark.skipif(
@@ -94,9 +94,8 @@ def test_servers_are_pinned_to_the_server_core(servers: tuple[Processes, dict[st
 
 def test_open_loop_keeps_its_schedule(servers: tuple[Processes, dict[str, Target]]) -> None:
     _, targets = servers
-    result = load._run_async(
-        load.open_loop(targets["fastgate"], load.chat_body(False), rate=200, duration=0.5)
-    )
+    target = targets["fastgate"]
+    result = latency.open_loop(target.url, target.headers, load.chat_body(False), rate=200, duration=0.5)
     summary = result.summary()
     assert summary["requests"] == 100
     assert summary["failures"] == 0
@@ -110,7 +109,8 @@ def test_open_loop_keeps_its_schedule(servers: tuple[Processes, dict[str, Target
 def test_failed_requests_count_as_infinitely_slow(servers: tuple[Processes, dict[str, Target]]) -> None:
     _, targets = servers
     dropping = b'{"model":"m","messages":[{"role":"user","content":"[mock fail=drop] hi"}]}'
-    result = load._run_async(load.open_loop(targets["direct"], dropping, rate=50, duration=0.2))
+    target = targets["direct"]
+    result = latency.open_loop(target.url, target.headers, dropping, rate=50, duration=0.2)
     assert result.failures == len(result.latencies) == 10
     assert math.isinf(result.percentile_ms(50))
 
@@ -204,7 +204,7 @@ def test_table_ratios_and_added_latency() -> None:
         "fastgate": row(3000, 1500, 0.8),
         "relay": row(4000, 2000, 0.6),
     }
-    throughput, latency = load.render_table(summary, 400, {"fastgate": 44.0}).split("\n\n")
+    throughput, latencies = load.render_table(summary, 400, {"fastgate": 44.0}).split("\n\n")
     cells = [c.strip() for c in throughput.splitlines()[3].split("|")][1:-1]
     assert cells == [
         "fastgate",
@@ -220,8 +220,8 @@ def test_table_ratios_and_added_latency() -> None:
         "",
         "44.0",
     ]
-    assert "400/s p99 ms" in latency.splitlines()[0]
-    cells = [c.strip() for c in latency.splitlines()[3].split("|")][1:-1]
+    assert "400/s p99 ms" in latencies.splitlines()[0]
+    cells = [c.strip() for c in latencies.splitlines()[3].split("|")][1:-1]
     assert cells == [
         "fastgate",
         "0.800",
@@ -234,16 +234,58 @@ def test_table_ratios_and_added_latency() -> None:
         "0.250",
         "0.500",
     ]
-    direct = [c.strip() for c in latency.splitlines()[2].split("|")][1:-1]
+    direct = [c.strip() for c in latencies.splitlines()[2].split("|")][1:-1]
     assert direct[-2:] == ["", ""]
 
 
 def test_percentile_is_nearest_rank() -> None:
     values = [float(i) for i in range(1, 101)]
-    assert load.percentile(values, 50) == 50.0
-    assert load.percentile(values, 99) == 99.0
-    assert load.percentile(values, 100) == 100.0
-    assert load.percentile([5.0], 99) == 5.0
+    assert latency.percentile(values, 50) == 50.0
+    assert latency.percentile(values, 99) == 99.0
+    assert latency.percentile(values, 100) == 100.0
+    assert latency.percentile([5.0], 99) == 5.0
+
+
+def test_answers_are_framed_by_length_or_by_the_last_chunk() -> None:
+    sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+    assert latency.parse_answer(sized) == (200, len(sized))
+    assert latency.parse_answer(sized[:-1]) is None
+    assert latency.parse_answer(sized + b"HTTP/1.1") == (200, len(sized))  # the next answer is left
+    chunked = b"HTTP/1.1 502 Bad Gateway\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    assert latency.parse_answer(chunked) == (502, len(chunked))
+    assert latency.parse_answer(chunked[:-2]) is None
+    empty = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    assert latency.parse_answer(empty) == (200, len(empty))
+    assert latency.parse_answer(b"HTTP/1.1 200 OK\r\nContent-Le") is None
+
+
+def test_open_loop_opens_connections_for_overlapping_requests_and_survives_closes() -> None:
+    """A server that answers each request on its own connection after 30 ms, then closes it:
+    at 100/s three requests overlap, and every closed connection is replaced."""
+    served: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+        served.append(length)
+        await asyncio.sleep(0.03)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def run() -> latency.LatencyResult:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            url = f"http://127.0.0.1:{port}/v1/x"
+            return await asyncio.to_thread(latency.open_loop, url, {}, b"{}", 100, 0.3)
+
+    result = asyncio.run(run())
+    assert result.failures == 0 and len(result.latencies) == 30
+    assert all(0.03 <= x < 1 for x in result.latencies)
+    # The warm-up's first request, after which its connection closed and the warm-up gave up.
+    assert len(served) == 1 + 30
 
 
 def test_processes_are_stopped_when_the_harness_fails(tmp_path: Path) -> None:
