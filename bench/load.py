@@ -90,6 +90,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 QUIET_SHARE = 0.05
 QUIET_WINDOW_S = 0.5
 QUIET_LIMIT_S = 120.0
+#: Pairs of rows whose CPU ratio is also measured in alternating slices (see ``paired_cpu``).
+PAIRED = (("fastgate-anthropic", "fastgate"),)
+#: Slices of PAIRED_SLICE_S per row of a pair and kind of request (whole answers, streams).
+PAIRED_SLICES = 8
+PAIRED_SLICE_S = 1
 METHOD = f"""\
 Method
 - Layout: load generators (wrk, the latency generator) and the upstream pinned to core \
@@ -134,6 +139,10 @@ poll), latency counted from the scheduled send time (or the actual send, if earl
 is charged to every request it delays (no coordinated omission), the generator's own lateness \
 included; failures and requests still unanswered after {REQUEST_TIMEOUT_S:.0f} s count as \
 infinitely slow.
+- anthropic / openai, alternating slices: after the runs, the two rows' CPU µs per request and \
+per stream again, in {PAIRED_SLICES} wrk slices of {PAIRED_SLICE_S} s each, the two rows \
+alternating (the order flipped each time); the ratio of the medians. Other tenants' load drifts \
+over minutes, which adjacent slices mostly cancel and runs of the two rows minutes apart do not.
 - Each configuration is measured once per run, the order rotated from run to run (interleaved); \
 before each measurement every server started waits until it is idle (under {QUIET_SHARE:.0%} of \
 a core; LiteLLM's proxy works off what the 400/s run queued for ~30 s, on the core the next \
@@ -1030,12 +1039,38 @@ _COMPARED = (
 )
 
 
+def paired_cpu(row: Target, reference: Target, files: dict[str, Path], slices: int) -> dict[str, float]:
+    """Two rows' CPU per request and per stream, each ratio of medians over alternating short wrk
+    slices (the order flipped each time). Other tenants' load drifts over minutes, and the
+    runs of two rows minutes apart do not cancel it (one run put the mapped provider's CPU per
+    stream at 1.64x the passthrough's, slices of the same servers an hour later at 1.23x)."""
+    ratios = {}
+    for key, stream in (("cpu_us_per_req", False), ("cpu_us_per_stream", True)):
+        samples: dict[str, list[float]] = {row.name: [], reference.name: []}
+        for i in range(slices):
+            for target in (row, reference) if i % 2 == 0 else (reference, row):
+                body = files["stream" if stream else "plain"]
+                try:
+                    result = run_wrk(target, body, PAIRED_SLICE_S, stream=stream)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    print(f"note: a slice of {target.name} failed: {exc}", file=sys.stderr)
+                    continue
+                if result.valid:
+                    samples[target.name].append(result.cpu_us_per_request)
+        if all(samples.values()):
+            ratios[key] = _median(samples[row.name]) / _median(samples[reference.name])
+    return ratios
+
+
 def _added(summary: dict[str, dict[str, float]], name: str, key: str) -> float:
     return summary[name][key] - summary["direct"][key]
 
 
-def comparisons(summary: dict[str, dict[str, float]]) -> list[str]:
-    """One line per pair of rows that were both measured: each number's ratio."""
+def comparisons(
+    summary: dict[str, dict[str, float]], paired: dict[tuple[str, str], dict[str, float]] | None = None
+) -> list[str]:
+    """One line per pair of rows that were both measured: each number's ratio; ``paired``: the
+    ratios of ``paired_cpu``, by (row, reference)."""
     lines = []
     gateways = [n for n in summary if n.startswith("fastgate")]
     added_pairs = [
@@ -1055,6 +1090,9 @@ def comparisons(summary: dict[str, dict[str, float]]) -> list[str]:
         if row is not None and ref is not None:
             cells = [f"{what} {_ratio(row[key], ref[key]) or '!'}" for key, what in _COMPARED]
             lines.append(f"{label}: " + ", ".join(cells))
+            if ratios := (paired or {}).get((name, reference)):
+                cells = [f"{what} {ratios[key]:.2f}x" for key, what in _COMPARED if key in ratios]
+                lines.append(f"{label}, alternating {PAIRED_SLICE_S} s slices: " + ", ".join(cells))
     return lines
 
 
@@ -1116,6 +1154,12 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
                 fail(run, name, f"{dead} exited during the run; its numbers are left out")
             else:
                 raw[name].append(result)
+        paired = {
+            (a, b): paired_cpu(targets[a], targets[b], files, PAIRED_SLICES)
+            for a, b in PAIRED
+            if {a, b} <= targets.keys() - given_up
+            and not (exited(procs, targets[a]) or exited(procs, targets[b]))
+        }
         rss_end = {n: rss_mb(process_tree(t.pid)) for n, t in targets.items()}
     summary = medians(raw)
     return {
@@ -1126,7 +1170,8 @@ def benchmark(settings: Settings, workdir: Path) -> dict[str, Any]:
         "rss_mb_end": rss_end,
         "failures": failures,
         "table": render_table(summary, settings.rate, rss_end),
-        "comparisons": comparisons(summary),
+        "paired_cpu": {f"{a} / {b}": ratios for (a, b), ratios in paired.items()},
+        "comparisons": comparisons(summary, paired),
     }
 
 

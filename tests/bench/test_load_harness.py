@@ -577,6 +577,45 @@ def test_comparison_lines() -> None:
     lines = load.comparisons({"fastgate": row(4000, 2000), "fastgate-2w": row(6000, 4000)})
     assert len(lines) == 1 and lines[0].startswith("2 workers / 1 worker") and "req/s 1.50x" in lines[0]
     assert load.comparisons({"fastgate": row(1, 1)}) == []
+    paired = {("fastgate-anthropic", "fastgate"): {"cpu_us_per_req": 1.234, "cpu_us_per_stream": 1.1}}
+    summary = {"fastgate": row(4000, 2000), "fastgate-anthropic": row(3600, 1000)}
+    lines = load.comparisons(summary, paired)
+    assert len(lines) == 2
+    assert lines[1].startswith("anthropic / openai")
+    assert lines[1].endswith(", alternating 1 s slices: CPU µs/req 1.23x, CPU µs/stream 1.10x")
+
+
+@needs_wrk
+def test_paired_cpu_alternates_short_slices_of_two_rows(
+    servers: tuple[Processes, dict[str, Target]], workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, targets = servers
+    files = {"plain": workdir / "paired.json", "stream": workdir / "paired-stream.json"}
+    files["plain"].write_bytes(load.chat_body(stream=False))
+    files["stream"].write_bytes(load.chat_body(stream=True))
+    order = []
+    run_wrk = load.run_wrk
+
+    def recorded(target: Target, body: Path, duration: int, stream: bool = False) -> load.WrkResult:
+        order.append((target.name, stream))
+        return run_wrk(target, body, duration, stream=stream)
+
+    monkeypatch.setattr(load, "run_wrk", recorded)
+    ratios = load.paired_cpu(targets["fastgate-anthropic"], targets["fastgate"], files, slices=2)
+    a, b = "fastgate-anthropic", "fastgate"
+    assert order == [
+        (a, False),
+        (b, False),
+        (b, False),
+        (a, False),
+        (a, True),
+        (b, True),
+        (b, True),
+        (a, True),
+    ]
+    # Both ratios measured from real CPU time: the two paths cost within a few times each other.
+    assert ratios.keys() == {"cpu_us_per_req", "cpu_us_per_stream"}
+    assert all(0.3 < r < 3 for r in ratios.values())
 
 
 def test_added_latency_against_nginx_line() -> None:
