@@ -16,7 +16,6 @@ exit, Ctrl-C or error; every loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import math
@@ -823,17 +822,6 @@ def run_wrk(
     return WrkResult(requests, rps, non_2xx, errors, server_cpu, wall, core_busy)
 
 
-# ---------------------------------------------------------------- latency (own generator)
-
-
-def _run_async(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 # ---------------------------------------------------------------- the benchmark
 
 
@@ -890,7 +878,7 @@ def measure_once(
     out["wrk_stream"] = asdict(stream)
     settle()
     body = chat_body(stream=False)
-    c1 = _run_async(closed_loop(target.url, target.headers, body, settings.latency_duration))
+    c1 = closed_loop(target.url, target.headers, body, settings.latency_duration)
     out["c1"] = c1.summary()
     settle()
     out["c1_raw"] = raw_closed_loop(target.url, target.headers, body, settings.latency_duration).summary()
