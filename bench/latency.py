@@ -255,8 +255,9 @@ def open_loop(
         if parsed is None:
             return
         status, end = parsed
-        if status == 200:
-            latencies[conn.index] = time.perf_counter() - conn.since
+        took = time.perf_counter() - conn.since
+        if status == 200 and took <= REQUEST_TIMEOUT_S:
+            latencies[conn.index] = took
         conn.buf = conn.buf[end:]
         waiting.discard(conn)
         free.append(conn)
@@ -275,8 +276,12 @@ def open_loop(
             return
         conn.index, conn.since = i, min(now, due)
         try:
-            conn.sock.send(request)  # ~1 KB into an empty socket buffer: taken whole
+            # Into an empty socket buffer: taken whole, else the request is dropped as failed
+            # rather than left half-sent.
+            sent = conn.sock.send(request)
         except OSError:
+            sent = 0
+        if sent < len(request):
             drop(conn)
             return
         waiting.add(conn)
