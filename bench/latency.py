@@ -17,6 +17,7 @@ import socket
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import aiohttp
 
@@ -127,33 +128,43 @@ def raw_request(url: str, headers: dict[str, str], body: bytes) -> tuple[tuple[s
     return (parts.hostname or "127.0.0.1", parts.port or 80), (head + "\r\n").encode() + body
 
 
-def parse_answer(buf: bytes) -> tuple[int, int] | None:
-    """The status of the HTTP/1.1 answer at the start of ``buf`` and where it ends, or None
-    while it is incomplete (Content-Length or chunked bodies; no trailers)."""
+class Answer(NamedTuple):
+    status: int
+    #: Where the answer ends in the buffer it was parsed from.
+    end: int
+    #: The server said it closes the connection after this answer.
+    closes: bool
+
+
+def parse_answer(buf: bytes) -> Answer | None:
+    """The HTTP/1.1 answer at the start of ``buf``, or None while it is incomplete
+    (Content-Length or chunked bodies; no trailers)."""
     head_end = buf.find(b"\r\n\r\n")
     if head_end < 0:
         return None
     lines = buf[:head_end].split(b"\r\n")
     status = int(lines[0].split(b" ")[1])
-    body_start = head_end + 4
+    fields = {}
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            end = body_start + int(value)
-            return (status, end) if len(buf) >= end else None
+        fields[name.strip().lower()] = value.strip()
+    closes = fields.get(b"connection", b"").lower() == b"close"
+    body_start = head_end + 4
+    if b"content-length" in fields:
+        end = body_start + int(fields[b"content-length"])
+        return Answer(status, end, closes) if len(buf) >= end else None
     last = buf.find(b"\r\n0\r\n\r\n", body_start - 2)  # chunked: up to the last chunk
-    return None if last < 0 else (status, last + 7)
+    return None if last < 0 else Answer(status, last + 7, closes)
 
 
 def _raw_answer(sock: socket.socket, buf: bytes) -> tuple[int, bytes]:
     """Read one answer from a blocking socket: its status and the bytes after it."""
-    while (parsed := parse_answer(buf)) is None:
+    while (answer := parse_answer(buf)) is None:
         data = sock.recv(65536)
         if not data:
             raise ConnectionError("closed mid-answer")
         buf += data
-    status, end = parsed
-    return status, buf[end:]
+    return answer.status, buf[answer.end :]
 
 
 def raw_closed_loop(
@@ -251,20 +262,24 @@ def open_loop(
             drop(conn)
             return
         conn.buf += data
-        parsed = parse_answer(conn.buf)
-        if parsed is None:
+        answer = parse_answer(conn.buf)
+        if answer is None:
             return
-        status, end = parsed
         took = time.perf_counter() - conn.since
-        if status == 200 and took <= REQUEST_TIMEOUT_S:
+        if answer.status == 200 and took <= REQUEST_TIMEOUT_S:
             latencies[conn.index] = took
-        conn.buf = conn.buf[end:]
+        conn.buf = conn.buf[answer.end :]
         waiting.discard(conn)
-        free.append(conn)
+        if answer.closes:
+            drop(conn)
+        else:
+            free.append(conn)
 
     def send(i: int, due: float) -> None:
         now = time.perf_counter()
         send_lag[i] = max(0.0, now - due)
+        for fd, _ in poller.poll(0):  # a connection the server closed while it was free
+            read(conns[fd])
         try:
             if free:
                 conn = free.pop()

@@ -248,14 +248,14 @@ def test_percentile_is_nearest_rank() -> None:
 
 def test_answers_are_framed_by_length_or_by_the_last_chunk() -> None:
     sized = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
-    assert latency.parse_answer(sized) == (200, len(sized))
+    assert latency.parse_answer(sized) == (200, len(sized), False)
     assert latency.parse_answer(sized[:-1]) is None
-    assert latency.parse_answer(sized + b"HTTP/1.1") == (200, len(sized))  # the next answer is left
+    assert latency.parse_answer(sized + b"HTTP/1.1") == (200, len(sized), False)  # the next one is left
     chunked = b"HTTP/1.1 502 Bad Gateway\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-    assert latency.parse_answer(chunked) == (502, len(chunked))
+    assert latency.parse_answer(chunked) == (502, len(chunked), False)
     assert latency.parse_answer(chunked[:-2]) is None
-    empty = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-    assert latency.parse_answer(empty) == (200, len(empty))
+    empty = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: Close\r\n\r\n0\r\n\r\n"
+    assert latency.parse_answer(empty) == (200, len(empty), True)
     assert latency.parse_answer(b"HTTP/1.1 200 OK\r\nContent-Le") is None
 
 
