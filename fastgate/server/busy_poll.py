@@ -1,4 +1,4 @@
-"""Adaptive busy polling: after I/O, the event loop polls instead of sleeping for a short window.
+"""Busy polling: after I/O, the event loop polls instead of sleeping for a fixed window.
 
 A worker that sleeps in ``epoll_wait`` between a request and its upstream's answer pays for the
 wake-up and then runs the answer's Python path on a cold core, at several times its warm cost: one
