@@ -1,7 +1,8 @@
-"""Budgets as ratios: each benchmark records its median; a budget compares two from the same run.
+"""Budgets as ratios: each benchmark records its median for the tables; a budget times its two
+sides again, alternately, in the same run.
 
 The machine is shared and noisy, so absolute times mean little; a compiled kernel and its
-pure-Python baseline measured back to back in one process share the same noise.
+pure-Python baseline timed in alternation in one process share the same noise.
 """
 
 from __future__ import annotations
@@ -35,22 +36,23 @@ def require_measured(*names: str) -> None:
         pytest.skip("benchmarks disabled or not run in this session")
 
 
-def ratio(numerator: str, denominator: str) -> float:
-    """Median of one recorded benchmark over another's; skips when either did not run."""
-    require_measured(numerator, denominator)
-    return MEDIANS[numerator] / MEDIANS[denominator]
-
-
 def interleaved_ratio(
-    mapping: Callable[[], object], baseline: Callable[[], object], rounds: int = 60
+    mapping: Callable[[], object], baseline: Callable[[], object], rounds: int = 60, number: int = 100
 ) -> float:
     """Best-of-N time of ``mapping`` over ``baseline``, measured alternately so both see the same
     machine load (the minimum is the estimate least disturbed by other processes, as ``timeit``'s
     documentation advises). The pytest-benchmark medians make the tables; measured one after the
     other, a burst of load during one of them skews their ratio (a request mapping read 1.7x its
-    floor in most runs and 3.05x in one), so budgets are checked on this."""
+    floor in most runs and 3.05x in one; in CI a 1.24x ratio read 2.06x and a 1.5x one 5.5x), so
+    budgets are checked on this."""
     best_mapping = best_baseline = float("inf")
     for _ in range(rounds):
-        best_mapping = min(best_mapping, timeit.timeit(mapping, number=100))
-        best_baseline = min(best_baseline, timeit.timeit(baseline, number=100))
+        best_mapping = min(best_mapping, timeit.timeit(mapping, number=number))
+        best_baseline = min(best_baseline, timeit.timeit(baseline, number=number))
     return best_mapping / best_baseline
+
+
+def best_time(fn: Callable[[], object], rounds: int = 60, number: int = 100) -> float:
+    """Seconds per call of ``fn``, best of ``rounds`` batches: for the few absolute budgets, the
+    estimate a burst of other tenants' load cannot push over the line."""
+    return min(timeit.timeit(fn, number=number) for _ in range(rounds)) / number

@@ -2,11 +2,12 @@
 
 - A cache hit: the work from the routed target to the cached answer (limit rules, cache key
   over the canonical body, in-process LRU lookup, the answer's Outcome). Budget: under 100 µs
-  at the median, and the path with nothing configured stays within noise of free.
+  per call (best of 60 batches, which other tenants' bursts cannot push over), and the path
+  with nothing configured stays under 5 µs.
 - A limit check with Redis: one ``EVALSHA`` that checks every rule, counts the request and
   fetches the cached answer. Budget: under half the time of the same reads and writes sent one
-  command at a time (11 round trips). The ratio to a bare ``PING`` is reported too; the
-  script's own work on the server makes it more than 1.
+  command at a time (11 round trips), and under 4x a bare ``PING`` (the script's own work on
+  the server makes it more than 1). Each pair is timed alternately.
   ``tests/limits/test_round_trips.py`` counts the commands a request sends.
 - The semantic cache's similarity search, compiled vs. the same loop in Python.
 """
@@ -19,11 +20,12 @@ import operator
 import time
 from array import array
 from collections.abc import Coroutine, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 
-from bench.conftest import MEDIANS, ratio
+from bench.conftest import best_time, interleaved_ratio, require_measured
 from fastgate._transforms import best_match
 from fastgate.keys.models import GatewayKey, Limits
 from fastgate.limits.guard import Guard
@@ -82,52 +84,42 @@ def test_cache_hit_added_work(measure: Any) -> None:
     outcome = measure(_hit, access, grant, CACHE)
     assert outcome is not None
     assert outcome.body == b'{"id":"x"}'
-    assert MEDIANS["test_cache_hit_added_work"] < 100e-6
+    assert best_time(lambda: _hit(access, grant, CACHE)) < 100e-6
 
 
 def test_nothing_configured_added_work(measure: Any) -> None:
     access = Access(None, Guard(MemoryStore()))
     assert measure(_hit, access, None, None) is None
-    assert MEDIANS["test_nothing_configured_added_work"] < 5e-6
+    assert best_time(lambda: _hit(access, None, None)) < 5e-6
 
 
-@pytest.fixture
-def redis_bench(redis_server: RedisProcess) -> Iterator[tuple[asyncio.AbstractEventLoop, Redis]]:  # noqa: F811
-    loop = asyncio.new_event_loop()
-    redis = Redis(redis_server.url)
-    yield loop, redis
-    loop.run_until_complete(redis.close())
-    loop.close()
+RULES = [
+    LimitRule(scope="key:bench", rpm=10**9, tpm=10**9, budget_tokens=10**12),
+    LimitRule(scope="virtual_key:bench", rpm=10**9, budget_cost=10**9),
+]
 
 
-def test_redis_ping(measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]) -> None:
-    loop, redis = redis_bench
-    assert measure(lambda: loop.run_until_complete(redis.execute("PING"))) == "PONG"
+class RedisChecks:
+    """The three timed Redis calls, each one blocking call from outside the loop (as the
+    benchmark drives them)."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop, redis: Redis) -> None:
+        self.loop, self.redis, self.store = loop, redis, RedisStore(redis)
+        loop.run_until_complete(self.store.cache_put("bench", b"J{}", 3600))
 
-def test_redis_limits_and_cache_lookup(
-    measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]
-) -> None:
-    loop, redis = redis_bench
-    store = RedisStore(redis)
-    rules = [
-        LimitRule(scope="key:bench", rpm=10**9, tpm=10**9, budget_tokens=10**12),
-        LimitRule(scope="virtual_key:bench", rpm=10**9, budget_cost=10**9),
-    ]
-    loop.run_until_complete(store.cache_put("bench", b"J{}", 3600))
-    verdict = measure(lambda: loop.run_until_complete(store.admit(rules, "bench", 1_800_000_000.0)))
-    assert verdict.refused is None
-    assert verdict.cached == b"J{}"
+    def ping(self) -> Any:
+        return self.loop.run_until_complete(self.redis.execute("PING"))
 
+    def admit(self) -> Any:
+        return self.loop.run_until_complete(self.store.admit(RULES, "bench", 1_800_000_000.0))
 
-def test_redis_same_checks_one_command_at_a_time(
-    measure: Any, redis_bench: tuple[asyncio.AbstractEventLoop, Redis]
-) -> None:
-    """The baseline: the same reads and writes as separate round trips, as a client without
-    scripts or pipelining would send them."""
-    loop, redis = redis_bench
+    def one_command_at_a_time(self) -> Any:
+        """The baseline: the same reads and writes as separate round trips, as a client without
+        scripts or pipelining would send them."""
+        return self.loop.run_until_complete(self._naive())
 
-    async def naive() -> Any:
+    async def _naive(self) -> Any:
+        redis = self.redis
         for scope in ("key:bench", "virtual_key:bench"):
             await redis.execute("GET", f"fastgate:limit:{scope}:r:1")
             await redis.execute("GET", f"fastgate:limit:{scope}:t:1")
@@ -136,14 +128,40 @@ def test_redis_same_checks_one_command_at_a_time(
             await redis.execute("EXPIRE", f"fastgate:limit:{scope}:r:1", 120)
         return await redis.execute("GET", "fastgate:cache:bench")
 
-    measure(lambda: loop.run_until_complete(naive()))
+
+@pytest.fixture
+def redis_checks(redis_server: RedisProcess) -> Iterator[RedisChecks]:  # noqa: F811
+    loop = asyncio.new_event_loop()
+    redis = Redis(redis_server.url)
+    yield RedisChecks(loop, redis)
+    loop.run_until_complete(redis.close())
+    loop.close()
 
 
-def test_redis_check_is_one_round_trip() -> None:
+def test_redis_ping(measure: Any, redis_checks: RedisChecks) -> None:
+    assert measure(redis_checks.ping) == "PONG"
+
+
+def test_redis_limits_and_cache_lookup(measure: Any, redis_checks: RedisChecks) -> None:
+    verdict = measure(redis_checks.admit)
+    assert verdict.refused is None
+    assert verdict.cached == b"J{}"
+
+
+def test_redis_same_checks_one_command_at_a_time(measure: Any, redis_checks: RedisChecks) -> None:
+    measure(redis_checks.one_command_at_a_time)
+
+
+def test_redis_check_is_one_round_trip(redis_checks: RedisChecks) -> None:
     # One round trip plus the script's work: a fraction of the same work one command at a time
     # (11 round trips), and within a few round trips' time of a bare PING even on a busy machine.
-    assert ratio("test_redis_limits_and_cache_lookup", "test_redis_same_checks_one_command_at_a_time") < 0.5
-    assert ratio("test_redis_limits_and_cache_lookup", "test_redis_ping") < 4.0
+    require_measured("test_redis_limits_and_cache_lookup", "test_redis_ping")
+    naive = redis_checks.one_command_at_a_time
+    to_naive = interleaved_ratio(redis_checks.admit, naive, rounds=20, number=5)
+    to_ping = interleaved_ratio(redis_checks.admit, redis_checks.ping, rounds=30, number=20)
+    print(f"\nredis check / one command at a time {to_naive:.2f}, / PING {to_ping:.2f}")
+    assert to_naive < 0.5
+    assert to_ping < 4.0
 
 
 def _vectors() -> tuple[bytes, list[bytes]]:
@@ -174,4 +192,9 @@ def test_semantic_match_python(measure: Any) -> None:
 
 def test_semantic_match_budget() -> None:
     # 256 prompts of 1536 dimensions: the compiled loop is what keeps a lookup under a millisecond.
-    assert ratio("test_semantic_match_compiled", "test_semantic_match_python") < 0.1
+    require_measured("test_semantic_match_compiled", "test_semantic_match_python")
+    query, candidates = _vectors()
+    compiled = partial(best_match, query, candidates)
+    assert (
+        interleaved_ratio(compiled, partial(_python_best_match, query, candidates), rounds=5, number=1) < 0.1
+    )

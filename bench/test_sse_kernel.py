@@ -9,11 +9,12 @@ with ``bytes.split`` (both already C), keeping the unfinished tail.
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import msgspec
 import pytest
 
-from bench.conftest import ratio
+from bench.conftest import interleaved_ratio, require_measured
 from fastgate._transforms import SSEDecoder, SSERelay
 
 
@@ -115,8 +116,13 @@ def test_decode_python(measure) -> None:
 
 
 def test_budget_compiled_kernels_beat_python() -> None:
-    relay = ratio("test_relay_compiled", "test_relay_python")
-    decode = ratio("test_decode_compiled", "test_decode_python")
+    require_measured("test_relay_compiled", "test_relay_python", "test_decode_compiled", "test_decode_python")
+    relay = interleaved_ratio(
+        partial(relay_with, SSERelay), partial(relay_with, PyRelay), rounds=30, number=5
+    )
+    decode = interleaved_ratio(
+        partial(decode_compiled, READS), partial(py_decode, READS), rounds=30, number=5
+    )
     print(f"\nrelay compiled/python = {relay:.2f}, decode compiled/python = {decode:.2f}")
     assert relay < 1.0
     assert decode < 1.0
@@ -153,7 +159,10 @@ def test_big_event_in_4k_reads(measure) -> None:
 
 
 def test_budget_big_event_costs_the_same_in_small_reads() -> None:
-    slowdown = ratio("test_big_event_in_4k_reads", "test_big_event_in_64k_reads")
+    require_measured("test_big_event_in_4k_reads", "test_big_event_in_64k_reads")
+    slowdown = interleaved_ratio(
+        partial(decode_big, BIG_READS[4096]), partial(decode_big, BIG_READS[65536]), rounds=30, number=10
+    )
     print(f"\n1 MB event in 4 KB reads / in 64 KB reads = {slowdown:.2f}")
     assert slowdown < 2.0
 
@@ -169,6 +178,9 @@ def test_big_event_relayed_in_4k_reads(measure) -> None:
 
 
 def test_budget_big_event_relayed_as_fast_in_small_reads() -> None:
-    slowdown = ratio("test_big_event_relayed_in_4k_reads", "test_big_event_relayed_in_64k_reads")
+    require_measured("test_big_event_relayed_in_4k_reads", "test_big_event_relayed_in_64k_reads")
+    slowdown = interleaved_ratio(
+        partial(relay_big, BIG_READS[4096]), partial(relay_big, BIG_READS[65536]), rounds=30, number=10
+    )
     print(f"\n1 MB event relayed in 4 KB reads / in 64 KB reads = {slowdown:.2f}")
     assert slowdown < 2.0
