@@ -16,6 +16,7 @@ import select
 import socket
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -64,7 +65,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-# ---------------------------------------------------------------- one at a time, a client library
+# ---------------------------------------------------------------- one at a time
+
+
+def _sends(deadline: float, max_requests: int, latencies: list[float]) -> Iterator[float]:
+    """The send times of a closed loop: the next request goes out when the caller has recorded
+    the previous one's latency, until ``deadline`` or ``max_requests``."""
+    while len(latencies) < max_requests:
+        t0 = time.perf_counter()
+        if t0 >= deadline:
+            return
+        yield t0
+
+
+# ---------------------------------------------------------------- a client library
 
 
 def _client_session(limit: int) -> aiohttp.ClientSession:
@@ -106,11 +120,7 @@ async def _closed_loop(
         for _ in range(5):  # open the connection and warm the path before timing
             await _one(session, url, body, headers)
         start = time.perf_counter()
-        deadline = start + duration
-        while len(latencies) < max_requests:
-            t0 = time.perf_counter()
-            if t0 >= deadline:
-                break
+        for t0 in _sends(start + duration, max_requests, latencies):
             ok = await _one(session, url, body, headers)
             latencies.append(time.perf_counter() - t0 if ok else math.inf)
     return LatencyResult(latencies, elapsed_s=time.perf_counter() - start)
@@ -182,11 +192,7 @@ def raw_closed_loop(
             sock.sendall(request)
             _, buf = _raw_answer(sock, buf)
         start = time.perf_counter()
-        deadline = start + duration
-        while len(latencies) < max_requests:
-            t0 = time.perf_counter()
-            if t0 >= deadline:
-                break
+        for t0 in _sends(start + duration, max_requests, latencies):
             sock.sendall(request)
             status, buf = _raw_answer(sock, buf)
             latencies.append(time.perf_counter() - t0 if status == 200 else math.inf)

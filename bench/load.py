@@ -1035,9 +1035,9 @@ def paired_cpu(row: Target, reference: Target, files: dict[str, Path], slices: i
     ratios = {}
     for key, stream in (("cpu_us_per_req", False), ("cpu_us_per_stream", True)):
         samples: dict[str, list[float]] = {row.name: [], reference.name: []}
+        body = files["stream" if stream else "plain"]
         for i in range(slices):
             for target in (row, reference) if i % 2 == 0 else (reference, row):
-                body = files["stream" if stream else "plain"]
                 try:
                     result = run_wrk(target, body, PAIRED_SLICE_S, stream=stream)
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
