@@ -3,7 +3,7 @@ a relay with no gateway in it (uvloop protocols) vs. nginx, and optionally Portk
 LiteLLM's proxy.
 
     python bench/load.py [--quick] [--duration S] [--runs N] [--rate R] [--upstream mock|static]
-                         [--targets direct,fastgate,fastgate-anthropic,fastgate-busypoll,fastgate-2w,relay,
+                         [--targets direct,fastgate,fastgate-anthropic,fastgate-nopoll,fastgate-2w,relay,
                                    protocol-relay,nginx]
                          [--peers portkey,litellm]
     python bench/load.py --profile [stream]  # the gateway under cProfile: its per-request costs
@@ -56,15 +56,12 @@ TARGETS = (
     "direct",
     "fastgate",
     "fastgate-anthropic",
-    "fastgate-busypoll",
+    "fastgate-nopoll",
     "fastgate-2w",
     "relay",
     "protocol-relay",
     "nginx",
 )
-#: fastgate-busypoll's ``--busy-poll-us``: covers the static upstream's answer (~70 µs on this
-#: machine, core to core) and a client's turn-around between two requests.
-BUSY_POLL_US = 300
 PEERS = peers.PEERS
 UPSTREAMS = ("mock", "static")
 #: Core of the load generators and the upstream, and core of the server under test.
@@ -90,7 +87,7 @@ QUIET_SHARE = 0.05
 QUIET_WINDOW_S = 0.5
 QUIET_LIMIT_S = 120.0
 #: Pairs of rows whose CPU ratio is also measured in alternating slices (see ``paired_cpu``).
-PAIRED = (("fastgate-anthropic", "fastgate"),)
+PAIRED = (("fastgate-anthropic", "fastgate"), ("fastgate", "fastgate-nopoll"))
 #: Slices of PAIRED_SLICE_S per row of a pair and kind of request (whole answers, streams).
 PAIRED_SLICES = 8
 PAIRED_SLICE_S = 1
@@ -110,8 +107,8 @@ x-portkey-provider: anthropic (mapped to /v1/messages and back); fastgate = the 
 protocol-relay: bench/protocol_relay.py, a relay with no gateway in it on uvloop's protocols and \
 fastgate's compiled HTTP parsers (no routing, options, validation, tasks or futures), the floor \
 under any Python gateway on uvloop.
-- fastgate-busypoll: the passthrough through `fastgate serve --busy-poll-us {BUSY_POLL_US}` (the \
-event loop polls instead of sleeping for {BUSY_POLL_US} µs after each read, for CPU).
+- fastgate-nopoll: the passthrough through `fastgate serve --busy-poll-us 0`, a worker that sleeps \
+through every upstream wait (by default it polls through waits on an upstream that answers within 250 µs).
 - fastgate-2w: `fastgate serve --workers 2` on both cores, which it shares with the load \
 generators and the upstream on this 2-core machine: its req/s is bounded by that, not a measure \
 of scaling; "busy" may exceed 100% (two cores), "its core" is both cores' average.
@@ -692,7 +689,7 @@ def start_servers(
             via_portkey_headers(name, "fastgate", port, provider)
     # The passthrough through a gateway of its own, started with other flags.
     variants: tuple[tuple[str, list[str], Cores], ...] = (
-        ("fastgate-busypoll", ["--busy-poll-us", str(BUSY_POLL_US)], SERVER_CORE),
+        ("fastgate-nopoll", ["--busy-poll-us", "0"], SERVER_CORE),
         ("fastgate-2w", ["--workers", "2"], BOTH_CORES),
     )
     for name, flags, cores in variants:
@@ -1011,6 +1008,11 @@ COMPARISONS = (
         "fastgate-anthropic",
         "fastgate",
         "anthropic / openai (mapped provider ÷ passthrough; target: within 20%)",
+    ),
+    (
+        "fastgate",
+        "fastgate-nopoll",
+        "busy polling / none (the default ÷ --busy-poll-us 0; under full load a loop has no waits to poll)",
     ),
     (
         "fastgate-2w",

@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--busy-poll-us",
         type=int,
         default=None,
-        help="poll this many µs after each read instead of sleeping: lower latency for more CPU "
-        "(default 0, or $FASTGATE_BUSY_POLL_US)",
+        help="poll instead of sleeping through waits expected within this many µs (an upstream's "
+        "answer, a client's next request): lower latency for CPU (default 250, or "
+        "$FASTGATE_BUSY_POLL_US; 0: off)",
     )
     serve.set_defaults(func=_serve)
     mock = sub.add_parser("mock", help="run the mock provider over HTTP")

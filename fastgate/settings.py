@@ -41,10 +41,11 @@ class Settings(msgspec.Struct, kw_only=True):
     shutdown_grace: float = 30.0
     #: Upstream connections kept open per host.
     pool_size: int = 1000
-    #: Microseconds the event loop polls instead of sleeping after each read (0: never). Cuts the
-    #: latency of one request at a time to a fast upstream, for up to this much CPU per read
-    #: (``fastgate/server/busy_poll.py``).
-    busy_poll_us: int = 0
+    #: The longest wait the event loop polls through instead of sleeping (0: never): on an origin
+    #: whose smoothed time to first byte, or a client whose smoothed pause between requests, is
+    #: within it, so the next step runs on a warm core, for CPU up to that wait
+    #: (``fastgate/server/busy_poll.py``); hosted LLMs' answers are always slept through.
+    busy_poll_us: int = 250
     log_level: str = "warning"
     #: Server config file (JSON or TOML): saved configs, model aliases, the default route.
     config_path: str | None = None

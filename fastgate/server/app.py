@@ -89,7 +89,9 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
         await app.cleanup()
         raise
     if s.busy_poll_us > 0 and app.gateway.pool is not None:
-        server.busy_poll = app.gateway.pool.busy_poll = BusyPoll(server.loop, s.busy_poll_us / 1e6)
+        server.busy_poll = app.gateway.pool.busy_poll = BusyPoll(
+            server.loop, s.busy_poll_us / 1e6, app.dispatch
+        )
     return server
 
 

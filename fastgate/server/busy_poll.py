@@ -1,30 +1,44 @@
-"""Busy polling: after I/O, the event loop polls instead of sleeping for a fixed window.
+"""Busy polling through short waits: the event loop polls instead of sleeping while a request
+waits on an upstream that answers fast, or a kept-alive client that comes back fast.
 
-A worker that sleeps in ``epoll_wait`` between a request and its upstream's answer pays for the
-wake-up and then runs the answer's Python path on a cold core, at several times its warm cost: one
-request at a time, that is most of what fastgate adds over nginx's relay (bench/README.md, "How
-close a Python relay can get to nginx"). While a callback is ready the loop polls with a zero timeout,
-so one that re-schedules itself keeps the core running the loop until the window after the last
-I/O has passed; then the loop blocks as usual. The price is CPU: up to the window after every
-read from a client or an upstream, so it is off unless asked for (``--busy-poll-us``), for
-workers with cores of their own in front of fast upstreams (local models, caches, load tests).
+A worker that sleeps in ``epoll_wait`` through such a wait pays for the wake-up and then runs the
+next step's Python path on a cold core, at several times its warm cost: one request at a time,
+that is most of what fastgate adds over nginx's relay (bench/README.md, "Busy polling"). So each
+wait is timed, from a request's write to its answer's first byte (smoothed per origin) and from an
+answer's write to the client's next request (smoothed per connection), and while a wait expected
+within the window is open the loop keeps turning (a callback that re-schedules itself makes it
+poll with a zero timeout), until every such wait has ended or the window has passed since the last
+began. Waits longer than the window, any hosted LLM's answer (tens of milliseconds or more) and a
+client that pauses between requests, are slept through, so the price, CPU up to the wait itself,
+is paid only where a wake-up is a large share of the wait: local models, caches, back-to-back
+clients, load tests. A wait is polled only while no other request is in flight: a busy worker is
+woken by those anyway, and a loop that never sleeps would only lose the batching of its events
+(the passthrough's CPU per request under full load was ~5% higher when every wait was polled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
+
+
+class Requests(Protocol):
+    """What counts the requests in flight (the dispatcher)."""
+
+    in_flight: int
 
 
 class BusyPoll:
-    """Keeps one loop polling for ``window_s`` after the last ``poke``."""
+    """Keeps one loop polling while fast upstream waits are open, each for at most ``window_s``."""
 
-    __slots__ = ("_handle", "_loop", "_poked", "_until", "window_s")
+    __slots__ = ("_handle", "_loop", "_requests", "_until", "_waiting", "window_s")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, window_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, window_s: float, requests: Requests) -> None:
         self._loop = loop
         self.window_s = window_s
-        self._poked = False
+        self._requests = requests
+        self._waiting = 0
         self._until = 0.0
         self._handle: asyncio.Handle | None = None
 
@@ -32,22 +46,35 @@ class BusyPoll:
     def polling(self) -> bool:
         return self._handle is not None
 
-    def poke(self) -> None:
-        """Called on every read: a flag only, the clock is read by the polling callback."""
-        self._poked = True
+    def start(self, expected_s: float, now: float, own_requests: int) -> bool:
+        """A wait began at ``now``, expected to last ``expected_s`` (negative: not known yet), for
+        ``own_requests`` of the requests in flight (1: an upstream's answer, 0: a client's next
+        request). Whether it is polled through: then it ends with :meth:`arrived`, or the window."""
+        if not 0.0 <= expected_s <= self.window_s or self._requests.in_flight > own_requests:
+            return False
+        self._waiting += 1
+        self._until = now + self.window_s
         if self._handle is None:
             self._handle = self._loop.call_soon(self._poll)
+        return True
+
+    def arrived(self) -> None:
+        """A polled wait ended: its first byte came, or its connection went."""
+        self._waiting -= 1
 
     def _poll(self) -> None:
-        if self._poked:
-            self._poked = False
-            self._until = time.monotonic() + self.window_s
-        elif time.monotonic() >= self._until:
-            self._handle = None  # the window passed with no I/O: the loop may block again
-            return
-        self._handle = self._loop.call_soon(self._poll)
+        if self._waiting > 0 and time.monotonic() < self._until:
+            self._handle = self._loop.call_soon(self._poll)
+        else:
+            self._handle = None  # nothing fast to wait for: the loop may block again
 
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+
+def smoothed(estimate: float, sample: float) -> float:
+    """A wait's expected length after one more sample: an eighth of the way to it, as TCP
+    smooths its round-trip time (RFC 6298); the first sample (``estimate`` negative) as it is."""
+    return sample if estimate < 0.0 else estimate + (sample - estimate) / 8

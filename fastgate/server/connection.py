@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 from fastgate._transforms import RequestParser, RequestRefused, response_head
 from fastgate.errors import error_body, type_for_status
+from fastgate.server.busy_poll import smoothed
 from fastgate.server.messages import JSON, Request, Response
 
 if TYPE_CHECKING:
@@ -37,7 +38,10 @@ class Connection(asyncio.Protocol):
         "_head_only",
         "_http10",
         "_next",
+        "_polled",
         "_read_paused",
+        "_think_s",
+        "_timing",
         "_write_paused",
         "busy",
         "head_since",
@@ -77,6 +81,11 @@ class Connection(asyncio.Protocol):
         self._http10 = False
         self._head_only = False
         self._chunked = True
+        #: Smoothed seconds from an answer's last write to the client's next request (-1: none
+        #: yet), timed while busy polling is on; whether the wait for the next one is polled.
+        self._think_s = -1.0
+        self._timing = False
+        self._polled = False
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -85,9 +94,8 @@ class Connection(asyncio.Protocol):
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        poll = self.server.busy_poll
-        if poll is not None:
-            poll.poke()
+        if self._timing:
+            self._client_returned()
         if self._discarding:
             return
         if self.busy:
@@ -103,6 +111,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self._end_poll()
         # Dropped as it is cancelled: the task keeps its CancelledError, whose traceback holds
         # the serving frame and so this connection; held here too, the two would be a cycle that
         # only a full collection frees (memory grew with every client that came and went).
@@ -189,7 +198,23 @@ class Connection(asyncio.Protocol):
             self.idle_since = time.monotonic()
             self._next = waiting = loop.create_future()
             self._after()  # may complete a pipelined request, which then resolves ``waiting``
+            poll = server.busy_poll
+            if poll is not None and not waiting.done():
+                self._timing = True
+                self._polled = poll.start(self._think_s, self.idle_since, 0)
             request = await waiting
+
+    def _client_returned(self) -> None:
+        self._timing = False
+        self._think_s = smoothed(self._think_s, time.monotonic() - self.idle_since)
+        self._end_poll()
+
+    def _end_poll(self) -> None:
+        if self._polled:
+            self._polled = False
+            poll = self.server.busy_poll
+            if poll is not None:
+                poll.arrived()
 
     def _after(self) -> None:
         """Between two requests: the next one may already be buffered (pipelining)."""

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from fastgate._transforms import HTTPParseError, ResponseParser, request_head
 from fastgate.errors import bad_request
-from fastgate.server.busy_poll import BusyPoll
+from fastgate.server.busy_poll import BusyPoll, smoothed
 from fastgate.server.dns import CachingResolver
 
 #: A request-target is visible ASCII (RFC 9112 §3.2, RFC 3986): a space or line break in it
@@ -51,10 +51,13 @@ def _copy(exc: BaseException) -> BaseException:
 class Origin:
     """What a connection is keyed by, parsed once per distinct base URL."""
 
-    __slots__ = ("host", "host_header", "key", "port", "tls")
+    __slots__ = ("answer_s", "host", "host_header", "key", "port", "tls")
 
     def __init__(self, scheme: str, host: str, port: int) -> None:
         self.tls = scheme == "https"
+        #: Smoothed seconds from a request's write to its answer's first byte (-1: none yet),
+        #: measured while busy polling is on: whether a wait for this origin is short enough to poll.
+        self.answer_s = -1.0
         self.host = host
         self.port = port
         default = 443 if self.tls else 80
@@ -109,6 +112,10 @@ class Connection(asyncio.Protocol):
         self.last_io = 0.0
         #: When a stream must have ended (0: no limit), for the pool's watchdog.
         self.stream_deadline = 0.0
+        #: The request was written and no byte of its answer has come: time the wait.
+        self._timing = False
+        #: The pool's poller counts this wait among those it polls through.
+        self._polled = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,10 +123,10 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()  # held: each look-up costs a getpid
 
     def data_received(self, data: bytes) -> None:
-        self.last_io = time.monotonic()
-        poll = self.pool.busy_poll
-        if poll is not None:
-            poll.poke()
+        now = time.monotonic()
+        if self._timing:
+            self._first_byte(now)
+        self.last_io = now
         parser = self.parser
         try:
             chunks = parser.feed(data)
@@ -173,6 +180,7 @@ class Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        self._end_poll()
         self._head = None  # failed or cancelled: its exception's frames hold this connection
         self.pool.busy.discard(self)
         if self.transport is not None:
@@ -189,11 +197,27 @@ class Connection(asyncio.Protocol):
         self._buffered = 0
         self._error = None
         self.stream_deadline = 0.0
-        self.last_io = time.monotonic()
+        self.last_io = now = time.monotonic()
         self.pool.watch(self)
         head = self._head = self.loop.create_future()
         self.transport.write(request)
+        poll = self.pool.busy_poll
+        if poll is not None:
+            self._timing = True
+            self._polled = poll.start(self.origin.answer_s, now, 1)
         return head
+
+    def _first_byte(self, now: float) -> None:
+        self._timing = False
+        self.origin.answer_s = smoothed(self.origin.answer_s, now - self.last_io)
+        self._end_poll()
+
+    def _end_poll(self) -> None:
+        if self._polled:
+            self._polled = False
+            poll = self.pool.busy_poll
+            if poll is not None:
+                poll.arrived()
 
     def timed_out(self, now: float, read_timeout: float) -> None:
         """The watchdog's check: fail a response that has gone quiet or lasted too long."""
@@ -353,7 +377,7 @@ class UpstreamPool:
         self.busy: set[Connection] = set()
         self._watch_handle: asyncio.TimerHandle | None = None
         self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
-        #: The server's poller (``busy_poll.py``), poked by every read from an upstream too.
+        #: The server's poller (``busy_poll.py``), which waits on fast origins are polled through.
         self.busy_poll: BusyPoll | None = None
 
     def watch(self, conn: Connection) -> None:

@@ -47,7 +47,7 @@ class HTTPServer:
         self.date = b""
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
-        #: Poked by every read from a client (and from an upstream, by the pool), when enabled.
+        #: Polls through short waits, on clients and on upstreams (``busy_poll.py``); None: off.
         self.busy_poll: BusyPoll | None = None
         #: Set by ``start`` (a server is built before its loop runs).
         self.loop: asyncio.AbstractEventLoop
