@@ -11,9 +11,11 @@ poll with a zero timeout), until every such wait has ended or the window has pas
 began. Waits longer than the window, any hosted LLM's answer (tens of milliseconds or more) and a
 client that pauses between requests, are slept through, so the price, CPU up to the wait itself,
 is paid only where a wake-up is a large share of the wait: local models, caches, back-to-back
-clients, load tests. A wait is polled only while no other request is in flight: a busy worker is
-woken by those anyway, and a loop that never sleeps would only lose the batching of its events
-(the passthrough's CPU per request under full load was ~5% higher when every wait was polled).
+clients, load tests. A wait is polled only while no other request is in flight, and only in a
+worker that mostly serves one request at a time: a busy worker is woken by its other requests
+anyway, and a saturated loop that polled in its short gaps would handle each event as it came
+instead of in the batches a blocking wait collects (the passthrough's CPU per request under full
+load was 1.19x with polling gated on the requests in flight alone, bench/README.md).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class Requests(Protocol):
     """What counts the requests in flight (the dispatcher)."""
 
     in_flight: int
+    #: Requests already in flight when one is admitted, smoothed.
+    crowd: float
 
 
 class BusyPoll:
@@ -50,7 +54,12 @@ class BusyPoll:
         """A wait began at ``now``, expected to last ``expected_s`` (negative: not known yet), for
         ``own_requests`` of the requests in flight (1: an upstream's answer, 0: a client's next
         request). Whether it is polled through: then it ends with :meth:`arrived`, or the window."""
-        if not 0.0 <= expected_s <= self.window_s or self._requests.in_flight > own_requests:
+        requests = self._requests
+        if (
+            not 0.0 <= expected_s <= self.window_s
+            or requests.in_flight > own_requests
+            or requests.crowd >= 1.0
+        ):
             return False
         self._waiting += 1
         self._until = now + self.window_s

@@ -23,6 +23,9 @@ class Dispatcher:
         self.router = router
         self.limit = max_in_flight
         self.in_flight = 0
+        #: Requests already in flight when one is admitted, smoothed (1/8 per request): near 0 for
+        #: a worker that serves one at a time, the connections' count for one that is saturated.
+        self.crowd = 0.0
         self._busy = f"The gateway is handling its limit of {max_in_flight} requests; retry shortly"
 
     async def __call__(self, request: Request) -> Response | None:
@@ -35,6 +38,7 @@ class Dispatcher:
                 raise GatewayError(
                     503, self._busy, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
                 )
+            self.crowd += (self.in_flight - self.crowd) / 8
             self.in_flight += 1
             try:
                 return await handler(request)

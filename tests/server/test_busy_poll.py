@@ -24,6 +24,7 @@ CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"
 
 class InFlight:
     in_flight = 0
+    crowd = 0.0
 
 
 class CountingPoll(BusyPoll):
@@ -105,6 +106,8 @@ async def test_a_wait_while_other_requests_are_in_flight_is_slept_through() -> N
     assert not poll.start(0.001, time.monotonic(), 0)  # a client's, while that request is served
     requests.in_flight = 2
     assert not poll.start(0.001, time.monotonic(), 1)  # the other request's answer wakes the loop
+    requests.in_flight, requests.crowd = 0, 1.5
+    assert not poll.start(0.001, time.monotonic(), 0)  # a worker that serves many at a time
     assert poll.expected == 1
 
 
@@ -291,6 +294,33 @@ async def test_a_gateway_polls_by_default_and_answers(make_gateway: Any, upstrea
     events = [line for line in (await streamed.read()).split(b"\n") if line.startswith(b"data: ")]
     assert events[-1] == b"data: [DONE]" and len(events) > 2
     await _until_idle(poll, 1.0)
+
+
+async def test_a_crowded_worker_stops_polling_until_it_serves_one_at_a_time_again(
+    make_gateway: Any, upstream: Upstream
+) -> None:
+    gw, poll = await _polling_gateway(make_gateway, 0.25)
+
+    async def one() -> None:
+        resp = await gw.post("/v1/chat/completions", CHAT, openai_headers(upstream))
+        assert resp.status == 200
+        await resp.read()
+
+    for _ in range(3):
+        await one()
+    assert gw.app.dispatch.crowd < 0.5 and poll.expected >= 3
+    slow = {**CHAT, "mock": {"delay_ms": 50}}
+    crowd = [gw.post("/v1/chat/completions", slow, openai_headers(upstream)) for _ in range(16)]
+    for resp in await asyncio.gather(*crowd):
+        assert resp.status == 200
+        await resp.read()
+    assert gw.app.dispatch.crowd >= 1.0
+    before = poll.expected
+    await one()
+    assert poll.expected == before, "a worker that just served 16 at once polled"
+    for _ in range(30):  # each request alone moves the smoothed crowd an eighth of the way to 0
+        await one()
+    assert gw.app.dispatch.crowd < 1.0 and poll.expected > before
 
 
 async def test_the_default_window_and_off(make_gateway: Any) -> None:
