@@ -108,7 +108,8 @@ protocol-relay: bench/protocol_relay.py, a relay with no gateway in it on uvloop
 fastgate's compiled HTTP parsers (no routing, options, validation, tasks or futures), the floor \
 under any Python gateway on uvloop.
 - fastgate-nopoll: the passthrough through `fastgate serve --busy-poll-us 0`, a worker that sleeps \
-through every upstream wait (by default it polls through waits on an upstream that answers within 250 µs).
+through every wait (by default a worker serving one request at a time polls through an upstream's \
+answer or a client's next request expected within 250 µs).
 - fastgate-2w: `fastgate serve --workers 2` on both cores, which it shares with the load \
 generators and the upstream on this 2-core machine: its req/s is bounded by that, not a measure \
 of scaling; "busy" may exceed 100% (two cores), "its core" is both cores' average.

@@ -14,8 +14,7 @@ is paid only where a wake-up is a large share of the wait: local models, caches,
 clients, load tests. A wait is polled only while no other request is in flight, and only in a
 worker that mostly serves one request at a time: a busy worker is woken by its other requests
 anyway, and a saturated loop that polled in its short gaps would handle each event as it came
-instead of in the batches a blocking wait collects (the passthrough's CPU per request under full
-load was 1.19x with polling gated on the requests in flight alone, bench/README.md).
+instead of in the batches a blocking wait collects (bench/README.md, "Busy polling").
 """
 
 from __future__ import annotations
