@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from fastgate.errors import GatewayError
+from fastgate.server.busy_poll import smoothed
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 
@@ -38,7 +39,7 @@ class Dispatcher:
                 raise GatewayError(
                     503, self._busy, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
                 )
-            self.crowd += (self.in_flight - self.crowd) / 8
+            self.crowd = smoothed(self.crowd, self.in_flight)
             self.in_flight += 1
             try:
                 return await handler(request)

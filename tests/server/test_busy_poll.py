@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -17,7 +17,7 @@ from fastgate.server.dns import CachingResolver
 from fastgate.server.http1 import UpstreamConnectionError, UpstreamPool
 from fastgate.settings import settings_from_env
 from fastgate.ssrf import HostPolicy
-from tests.conftest import Upstream, openai_headers
+from tests.conftest import Handler, Upstream, openai_headers
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 
@@ -121,34 +121,6 @@ async def test_stop_ends_the_poll() -> None:
     assert poll.runs == runs
 
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Any]]:
-    servers: list[asyncio.Server] = []
-    writers: list[asyncio.StreamWriter] = []
-
-    async def start(handler: Handler) -> str:
-        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writers.append(writer)
-            try:
-                await handler(reader, writer)
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-        servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
-
-    yield start
-    for writer in writers:
-        writer.close()
-    for server in servers:
-        server.close()
-        await server.wait_closed()
-
-
 @pytest.fixture
 async def pool() -> AsyncIterator[UpstreamPool]:
     p = UpstreamPool(CachingResolver(HostPolicy()), 1.0, 2.0)
@@ -181,9 +153,9 @@ async def _ask(pool: UpstreamPool, url: str) -> bytes:
     return await resp.read()
 
 
-async def test_a_fast_origin_is_polled_once_its_speed_is_known(pool: UpstreamPool, serve: Any) -> None:
+async def test_a_fast_origin_is_polled_once_its_speed_is_known(pool: UpstreamPool, raw_server: Any) -> None:
     poll = pool.busy_poll = CountingPoll(5.0)
-    url = await serve(_answering([0.0]))
+    url = await raw_server(_answering([0.0]))
     assert await _ask(pool, url) == b"ok"
     assert poll.expected == 0, "an origin of unknown speed was polled"
     for n in range(1, 6):
@@ -192,17 +164,17 @@ async def test_a_fast_origin_is_polled_once_its_speed_is_known(pool: UpstreamPoo
         await _until_idle(poll, 1.0)  # within the 5 s window: the answer ended the wait
 
 
-async def test_a_slow_origin_is_never_polled(pool: UpstreamPool, serve: Any) -> None:
+async def test_a_slow_origin_is_never_polled(pool: UpstreamPool, raw_server: Any) -> None:
     poll = pool.busy_poll = CountingPoll(0.05)
-    url = await serve(_answering([0.1]))
+    url = await raw_server(_answering([0.1]))
     for _ in range(3):
         assert await _ask(pool, url) == b"ok"
     assert poll.expected == 0 and poll.runs == 0
 
 
-async def test_an_origin_that_slows_down_is_no_longer_polled(pool: UpstreamPool, serve: Any) -> None:
+async def test_an_origin_that_slows_down_is_no_longer_polled(pool: UpstreamPool, raw_server: Any) -> None:
     poll = pool.busy_poll = CountingPoll(0.05)
-    url = await serve(_answering([0.0, 0.0, 0.0, 0.15]))
+    url = await raw_server(_answering([0.0, 0.0, 0.0, 0.15]))
     for _ in range(3):
         await _ask(pool, url)
     assert poll.expected == 2  # the first answer made it known, the next two were polled
@@ -216,7 +188,7 @@ async def test_an_origin_that_slows_down_is_no_longer_polled(pool: UpstreamPool,
     assert poll.expected == polled, "a wait far past the window was still polled"
 
 
-async def test_a_connection_lost_before_its_answer_ends_the_wait(pool: UpstreamPool, serve: Any) -> None:
+async def test_a_connection_lost_before_its_answer_ends_the_wait(pool: UpstreamPool, raw_server: Any) -> None:
     poll = pool.busy_poll = CountingPoll(5.0)
     answered = 0
 
@@ -230,7 +202,7 @@ async def test_a_connection_lost_before_its_answer_ends_the_wait(pool: UpstreamP
             await writer.drain()
         # From the second request on: closed (by the fixture) without an answer.
 
-    url = await serve(handler)
+    url = await raw_server(handler)
     assert await _ask(pool, url) == b"ok"
     with pytest.raises(UpstreamConnectionError):
         await _ask(pool, url)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given, settings
@@ -14,34 +14,6 @@ from fastgate.errors import GatewayError
 from fastgate.server.dns import CachingResolver
 from fastgate.server.http1 import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
 from fastgate.ssrf import HostPolicy
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], "asyncio.Future[None] | object"]
-
-
-@pytest.fixture
-async def raw_server() -> AsyncIterator[Callable[[Handler], asyncio.Future[str]]]:
-    servers: list[asyncio.Server] = []
-    writers: list[asyncio.StreamWriter] = []
-
-    async def start(handler: Handler) -> str:
-        async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writers.append(writer)
-            try:
-                await handler(reader, writer)  # type: ignore[misc]
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-        servers.append(server)
-        port = server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    yield start  # type: ignore[misc]
-    for writer in writers:
-        writer.close()
-    for server in servers:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.fixture
