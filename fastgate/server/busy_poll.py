@@ -33,7 +33,7 @@ class Requests(Protocol):
 
 
 class BusyPoll:
-    """Keeps one loop polling while fast upstream waits are open, each for at most ``window_s``."""
+    """Keeps one loop polling while short waits are open, for at most ``window_s`` after the last began."""
 
     __slots__ = ("_handle", "_loop", "_requests", "_until", "_waiting", "window_s")
 

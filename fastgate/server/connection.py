@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, cast
 
 from fastgate._transforms import RequestParser, RequestRefused, response_head
 from fastgate.errors import error_body, type_for_status
-from fastgate.server.busy_poll import smoothed
+from fastgate.server.busy_poll import BusyPoll, smoothed
 from fastgate.server.messages import JSON, Request, Response
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ class Connection(asyncio.Protocol):
         #: yet), timed while busy polling is on; whether the wait for the next one is polled.
         self._think_s = -1.0
         self._timing = False
-        self._polled = False
+        #: The poller polling through the wait for the next request, until it ends.
+        self._polled: BusyPoll | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -201,7 +202,7 @@ class Connection(asyncio.Protocol):
             poll = server.busy_poll
             if poll is not None and not waiting.done():
                 self._timing = True
-                self._polled = poll.start(self._think_s, self.idle_since, 0)
+                self._polled = poll if poll.start(self._think_s, self.idle_since, 0) else None
             request = await waiting
 
     def _client_returned(self) -> None:
@@ -210,11 +211,9 @@ class Connection(asyncio.Protocol):
         self._end_poll()
 
     def _end_poll(self) -> None:
-        if self._polled:
-            self._polled = False
-            poll = self.server.busy_poll
-            if poll is not None:
-                poll.arrived()
+        poll, self._polled = self._polled, None
+        if poll is not None:
+            poll.arrived()
 
     def _after(self) -> None:
         """Between two requests: the next one may already be buffered (pipelining)."""

@@ -114,8 +114,8 @@ class Connection(asyncio.Protocol):
         self.stream_deadline = 0.0
         #: The request was written and no byte of its answer has come: time the wait.
         self._timing = False
-        #: The pool's poller counts this wait among those it polls through.
-        self._polled = False
+        #: The pool's poller while it polls through this wait, until the wait ends.
+        self._polled: BusyPoll | None = None
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -204,7 +204,7 @@ class Connection(asyncio.Protocol):
         poll = self.pool.busy_poll
         if poll is not None:
             self._timing = True
-            self._polled = poll.start(self.origin.answer_s, now, 1)
+            self._polled = poll if poll.start(self.origin.answer_s, now, 1) else None
         return head
 
     def _first_byte(self, now: float) -> None:
@@ -213,11 +213,9 @@ class Connection(asyncio.Protocol):
         self._end_poll()
 
     def _end_poll(self) -> None:
-        if self._polled:
-            self._polled = False
-            poll = self.pool.busy_poll
-            if poll is not None:
-                poll.arrived()
+        poll, self._polled = self._polled, None
+        if poll is not None:
+            poll.arrived()
 
     def timed_out(self, now: float, read_timeout: float) -> None:
         """The watchdog's check: fail a response that has gone quiet or lasted too long."""
@@ -377,7 +375,7 @@ class UpstreamPool:
         self.busy: set[Connection] = set()
         self._watch_handle: asyncio.TimerHandle | None = None
         self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
-        #: The server's poller (``busy_poll.py``), which waits on fast origins are polled through.
+        #: The server's poller (``busy_poll.py``): waits on fast origins are polled through it.
         self.busy_poll: BusyPoll | None = None
 
     def watch(self, conn: Connection) -> None:
