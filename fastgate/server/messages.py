@@ -70,6 +70,13 @@ class Request:
     def streaming(self) -> bool:
         return self._conn.streaming
 
+    @property
+    def shutting_down(self) -> bool:
+        """The server is stopping, and this request's connection can still be written to."""
+        conn = self._conn
+        transport = conn.transport
+        return conn.server.closing and transport is not None and not transport.is_closing()
+
     async def start_stream(
         self,
         status: int,
