@@ -29,8 +29,8 @@ class CommandLine(argparse.ArgumentParser):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from fastgate.gateway.app import run
     from fastgate.keys.manage import default_data_dir
-    from fastgate.server.app import run
 
     settings = settings_from_env(
         config_path=args.config,
@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(path: str, trusted_hosts: tuple[str, ...] = (), allow_loopback: bool = True) -> int:
-    from fastgate.routing.server_config import load_server_config
+    from fastgate.server_config import load_server_config
     from fastgate.ssrf import HostPolicy
 
     try:
@@ -73,9 +73,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
+    from fastgate.gateway.app import _install_uvloop, listen_error
     from fastgate.mock.directives import Directives
     from fastgate.mock.server import make_mock_app
-    from fastgate.server.app import _install_uvloop, listen_error
 
     _install_uvloop()
     defaults = Directives(chunks=args.chunks, chunk_delay_ms=args.chunk_delay_ms, delay_ms=args.delay_ms)

@@ -7,8 +7,9 @@ one, while gateway keys are required, any valid gateway key. Otherwise, or with
 
 from __future__ import annotations
 
+from fastgate.gateway.admin import check_admin_token
+from fastgate.headers import bearer_token
 from fastgate.keys.registry import KeyRegistry
-from fastgate.server.admin import check_admin_token
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Handler
 
@@ -34,9 +35,7 @@ def metrics_access(
     async def by_gateway_key(request: Request) -> Response | None:
         if keys.required:
             headers = request.headers
-            given = headers.get("x-portkey-api-key")
-            auth = headers.get("authorization", "")
-            keys.authenticate(given or (auth[7:] if auth.startswith("Bearer ") else None))
+            keys.authenticate(headers.get("x-portkey-api-key") or bearer_token(headers.get("authorization")))
         return await handler(request)
 
     return by_gateway_key

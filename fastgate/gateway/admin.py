@@ -17,6 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.headers import bearer_token
 from fastgate.keys.manage import NewKey, NewVirtualKey, check_virtual_key, create_key, create_virtual_key
 from fastgate.keys.registry import KeyRegistry
 from fastgate.server.messages import Request, Response
@@ -34,8 +35,7 @@ def _json(data: object, status: int = 200) -> Response:
 
 def check_admin_token(request: Request, token: bytes) -> None:
     """A 401 unless the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
-    auth = request.headers.get("authorization", "")
-    given = auth[7:].encode() if auth.startswith("Bearer ") else b""
+    given = (bearer_token(request.headers.get("authorization")) or "").encode()
     if not hmac.compare_digest(given, token):
         raise GatewayError(
             401, "Invalid admin token", type="authentication_error", code="invalid_admin_token"

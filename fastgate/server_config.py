@@ -13,7 +13,7 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
 - ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
   (``fastgate/cache/semantic.py``).
 - ``metrics_public``: ``/metrics`` open to anyone even when an admin token or gateway keys
-  guard it (``fastgate/server/metrics_access.py``).
+  guard it (``fastgate/gateway/metrics_access.py``).
 
 ```toml
 default = "main"
