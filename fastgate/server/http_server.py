@@ -84,7 +84,7 @@ class HTTPServer:
     async def stop(self, grace: float) -> None:
         """Refuse new connections, close idle ones, give requests in flight ``grace`` seconds
         to finish (streams included), then cancel what is left: a stream ends with an error
-        event and ``[DONE]`` rather than a bare cut (``streaming.py``)."""
+        event and ``[DONE]`` rather than a bare cut (``gateway/streaming.py``)."""
         self.closing = True
         if self._server is not None:
             self._server.close()
