@@ -21,11 +21,13 @@ README_SLIP = (
 
 
 def fastgate(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``fastgate ARGS`` run to its end, with ``stdin`` as its input (else none)."""
     return subprocess.run(
         [sys.executable, "-m", "fastgate", *args],
-        cwd=cwd,
+        input=stdin if stdin is not None else "",
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         capture_output=True,
         text=True,

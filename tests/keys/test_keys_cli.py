@@ -22,16 +22,15 @@ from tests.test_cli_errors import fastgate, one_line
 CHAT = {"model": "mock-small", "messages": [{"role": "user", "content": "hi"}]}
 
 
+def virtual_keys_add(
+    *args: str, secret: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``fastgate virtual-keys add ARGS`` with ``secret`` on stdin (a pipe, as a script gives it)."""
+    return fastgate("virtual-keys", "add", *args, stdin=secret + "\n", env=env)
+
+
 def add_virtual_key(*args: str, secret: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "fastgate", "virtual-keys", "add", *args],
-        input=secret + "\n",
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    proc = virtual_keys_add(*args, secret=secret, env=env)
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(proc.stdout))
 
@@ -141,15 +140,7 @@ def test_virtual_keys_add_asks_for_the_secret_without_echo_on_a_terminal(tmp_pat
 
 def test_virtual_keys_add_refuses_an_empty_secret() -> None:
     for args, secret in (((), ""), (("--secret-env", "EMPTY"), "")):
-        proc = subprocess.run(
-            [sys.executable, "-m", "fastgate", "virtual-keys", "add", "--provider", "openai", *args],
-            input=secret + "\n",
-            cwd=ROOT,
-            env={**os.environ, "EMPTY": ""},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        proc = virtual_keys_add("--provider", "openai", *args, secret=secret, env={"EMPTY": ""})
         assert "empty" in one_line(proc)
     assert not fastgate("virtual-keys", "list").stdout
     # --no-secret says so on purpose: the options carry the credentials.
@@ -157,52 +148,19 @@ def test_virtual_keys_add_refuses_an_empty_secret() -> None:
 
 
 def test_virtual_keys_add_refuses_an_option_the_provider_does_not_read() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastgate",
-            "virtual-keys",
-            "add",
-            "--provider",
-            "openai",
-            "--option",
-            "organization=org-1",
-        ],
-        input="sk-x\n",
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    line = one_line(proc)
+    line = one_line(virtual_keys_add("--provider", "openai", "--option", "organization=org-1", secret="sk-x"))
     assert "organization" in line
     assert "openai_beta, openai_organization, openai_project" in line
     assert not fastgate("virtual-keys", "list").stdout
     vk = add_virtual_key("--provider", "openai", "--option", "openai-organization=org-1", secret="sk-x")
     assert vk["options"] == ["openai_organization"]
-    takes_none = subprocess.run(
-        [sys.executable, "-m", "fastgate", "virtual-keys", "add", "--provider", "groq", "--option", "x=1"],
-        input="gsk-x\n",
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    takes_none = virtual_keys_add("--provider", "groq", "--option", "x=1", secret="gsk-x")
     assert "takes none" in one_line(takes_none)
 
 
 def test_virtual_keys_add_warns_when_the_secret_is_stored_unsealed(secret_key: str) -> None:
     def added(env: dict[str, str]) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "fastgate", "virtual-keys", "add", "--provider", "openai"],
-            input="sk-x\n",
-            cwd=ROOT,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        proc = virtual_keys_add("--provider", "openai", secret="sk-x", env=env)
         assert proc.returncode == 0, proc.stderr
         return proc.stderr
 
