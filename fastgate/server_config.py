@@ -12,6 +12,9 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
 - ``prices``: per model, input and output prices per million tokens, for cost budgets.
 - ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
   (``fastgate/cache/semantic.py``).
+- ``cb_config``: circuit breaking for every strategy that sets none of its own, in Portkey's
+  ``strategy.cb_config`` terms (``fastgate/routing/breaker.py``); without it, and without a
+  config's own, no target is ever skipped.
 
 ```toml
 default = "main"
@@ -39,7 +42,13 @@ import msgspec
 from fastgate.cache.semantic import SemanticSettings
 from fastgate.errors import GatewayError, bad_request
 from fastgate.limits.prices import PriceTable
-from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
+from fastgate.routing.config import (
+    CircuitBreakerConfig,
+    ConfigCache,
+    ConfigNode,
+    check_cb_config,
+    config_from_data,
+)
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
 
@@ -50,10 +59,11 @@ class SavedConfig(msgspec.Struct, frozen=True):
     plan: RoutePlan | None
 
 
-def saved(node: ConfigNode) -> SavedConfig:
-    return SavedConfig(
-        node, compile_plan(node) if node.provider or node.targets or node.virtual_key else None
-    )
+def saved(
+    node: ConfigNode, *, name: str | None = None, cb_config: CircuitBreakerConfig | None = None
+) -> SavedConfig:
+    routed = node.provider or node.targets or node.virtual_key
+    return SavedConfig(node, compile_plan(node, name=name, cb_config=cb_config) if routed else None)
 
 
 class ServerConfig:
@@ -65,8 +75,11 @@ class ServerConfig:
         providers: dict[str, ConfigNode] | None = None,
         models: dict[str, RoutePlan] | None = None,
         default: RoutePlan | None = None,
+        cb_config: CircuitBreakerConfig | None = None,
     ) -> None:
         self.configs = configs or {}
+        #: Circuit breaking of every strategy that sets none (``cb_config`` at the top level).
+        self.cb_config = cb_config
         self.providers = providers or {}
         self.models = models or {}
         self.default = default
@@ -115,6 +128,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     default: Any = None
     prices: dict[str, Any] = {}
     semantic_cache: dict[str, Any] | None = None
+    cb_config: dict[str, Any] | None = None
 
 
 def _read(path: Path) -> Any:
@@ -132,10 +146,17 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         raise ValueError(f"server config: {exc}") from None
     where = ""
     try:
+        cb: CircuitBreakerConfig | None = None
+        if spec.cb_config is not None:
+            try:
+                cb = msgspec.convert(spec.cb_config, CircuitBreakerConfig)
+            except msgspec.ValidationError as exc:
+                raise bad_request(f"cb_config: {exc}") from None
+            check_cb_config(cb, "cb_config")
         configs: dict[str, SavedConfig] = {}
         for name, value in spec.configs.items():
             where = f"configs.{name}: "
-            configs[name] = saved(config_from_data(value, policy))
+            configs[name] = saved(config_from_data(value, policy), name=name, cb_config=cb)
         providers: dict[str, ConfigNode] = {}
         for name, value in spec.providers.items():
             where = f"providers.{name}: "
@@ -143,13 +164,13 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
             compile_plan(node)  # a catalog entry is one target: check it now, not at the first request
             providers[name] = node
 
-        def resolve(value: Any) -> RoutePlan:
+        def resolve(value: Any, name: str) -> RoutePlan:
             if isinstance(value, str):
                 entry = configs.get(value)
                 if entry is None:
                     raise bad_request(f"no saved config is named {value!r}")
             else:
-                entry = saved(config_from_data(value, policy))
+                entry = saved(config_from_data(value, policy), name=name, cb_config=cb)
             if entry.plan is None:
                 raise bad_request("a routed config needs a provider or targets")
             return entry.plan
@@ -157,12 +178,12 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         models: dict[str, RoutePlan] = {}
         for name, value in spec.models.items():
             where = f"models.{name}: "
-            models[name] = resolve(value)
+            models[name] = resolve(value, f"models.{name}")
         where = "default: "
-        default = resolve(spec.default) if spec.default is not None else None
+        default = resolve(spec.default, "default") if spec.default is not None else None
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
-    config = ServerConfig(configs, providers, models, default)
+    config = ServerConfig(configs, providers, models, default, cb)
     try:
         config.prices = PriceTable.from_data(spec.prices)
     except msgspec.ValidationError as exc:

@@ -19,7 +19,7 @@ from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
 from fastgate.routing.breaker import CircuitBreaker
-from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
+from fastgate.routing.plan import NO_CIRCUITS, Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RawContentChatRequest, RequestView, object_decoder, view_decoder
 from fastgate.server.messages import Request, Response
@@ -44,7 +44,8 @@ class Gateway:
             jitter=settings.retry_jitter,
             retry_after_budget_ms=settings.retry_after_budget_ms,
         )
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
+        #: Circuits of the targets under a ``cb_config`` (none without one).
+        self.breaker = CircuitBreaker()
         #: Keys, limits and the response cache (replaced by make_app with the server's own).
         self.access = Access(None, None)
 
@@ -65,7 +66,7 @@ class Gateway:
         )
 
     async def metrics(self, request: Request) -> Response:
-        """Prometheus text: the circuit state of every upstream target that has failed."""
+        """Prometheus text: the circuits of targets under a ``cb_config``, and their skips."""
         return Response(
             200,
             self.breaker.prometheus().encode(),
@@ -152,15 +153,22 @@ class Gateway:
         answer with the outcome that satisfied it."""
         root = plan.root
         walker: Generator[Leaf, tuple[int, bool], None] | None = None
+        skipped: list[str] | None = None
         if isinstance(root, Leaf):
-            # One target (most requests): tried whatever its circuit says (a walk would too, as
-            # its only choice), so no walk at all.
+            # One target (most requests): no walk at all, and no circuit (with no sibling to
+            # go to, a target is tried whatever its circuit would say).
             leaf = root.overridden(opts.overrides) if opts.overrides else root
         else:
             doc: dict[str, Any] = {}
             if plan.roots:
                 doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
-            walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
+            open_circuits = NO_CIRCUITS
+            if plan.circuits:  # a cb_config applies: which targets to pass over, and say so
+                open_circuits = await self.breaker.open_among(plan.circuits)
+                skipped = []
+            walker = plan_targets(
+                plan, doc=doc, overrides=opts.overrides, open_circuits=open_circuits, skipped=skipped
+            )
             leaf = next(walker)
         access, pool = self.access, self.pool
         assert pool is not None
@@ -203,9 +211,12 @@ class Gateway:
                     outcome = early  # a cached answer
                     break
             if early is None:
-                outcome = await attempt(pool, provider, call, stream, self.breaker, leaf.identity)
+                outcome = await attempt(pool, provider, call, stream)
                 if leaf.retry is not None:
                     outcome = await self._retried(leaf, provider, call, stream, outcome)
+                if leaf.circuit is not None:
+                    assert leaf.rule is not None
+                    await self.breaker.record(leaf.circuit, leaf.rule, outcome.status)
             else:
                 outcome = early  # unreached: this target's virtual key is over its limit
             if not plain:
@@ -221,6 +232,11 @@ class Gateway:
                 raise
             outcome.release()
         headers = _answer_headers(opts, outcome)
+        if skipped:
+            # Portkey's unreleased name for "a circuit was open", then which options were passed over.
+            headers["x-portkey-circuit-breaker-triggered"] = "true"
+            headers["x-portkey-skipped-option-indexes"] = ",".join(skipped)
+            self.breaker.skipped(plan.config_id, skipped)
         if outcome.mapper is not None:
             await write_stream(request, outcome, headers)
             return None
@@ -249,7 +265,7 @@ class Gateway:
             waited_ms += decision.delay_ms
             await asyncio.sleep(decision.delay_ms / 1000)
             retries += 1
-            outcome = await attempt(self.pool, provider, call, stream, self.breaker, leaf.identity)
+            outcome = await attempt(self.pool, provider, call, stream)
 
 
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:

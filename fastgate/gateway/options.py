@@ -122,7 +122,7 @@ class OptionsReader:
 
     def _parse(self, raw: str) -> SavedConfig:
         if raw.lstrip().startswith("{"):
-            return saved(decode_config(raw, self.policy))
+            return saved(decode_config(raw, self.policy), cb_config=self.server.cb_config)
         # Not JSON: the name of a config saved on the server (Portkey's hosted config ids).
         entry = self.server.configs.get(raw.strip())
         if entry is None:
