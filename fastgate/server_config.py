@@ -95,28 +95,25 @@ class ServerConfig:
         )
         self._catalog: ConfigCache[str, RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
 
-    def for_model(self, model: str | None) -> RoutePlan:
-        """The plan for a request that named no provider and no config."""
+    def for_model(self, model: str | None) -> RoutePlan | None:
+        """The plan for a request that named no provider and no config, if this file has one
+        (``routing/by_model.py`` decides the rest)."""
         if model:
             plan = self.models.get(model)
             if plan is not None:
                 return plan
             if model.startswith("@") and "/" in model:
-                return self._catalog.get(model)
-        if self.default is not None:
-            return self.default
-        raise bad_request(
-            f"No route for model {model!r}: send x-portkey-provider or x-portkey-config, "
-            "or add the model to the server config",
-            param="model",
-        )
+                name = model[1:].partition("/")[0]
+                # ``@name/model``: a provider of this file; else left to the provider slugs.
+                return self._catalog.get(model) if name in self.providers else None
+        return self.default
 
     def _catalog_plan(self, model: str) -> RoutePlan:
         # Portkey's ``@provider/model``: the named target, with the model after the slash.
         name, _, upstream_model = model[1:].partition("/")
-        node = self.providers.get(name)
-        if node is None or not upstream_model:
-            raise bad_request(f"Unknown provider {name!r} in model {model!r}", param="model")
+        node = self.providers[name]
+        if not upstream_model:
+            raise bad_request(f"No model after the provider in {model!r}", param="model")
         params = {**(node.override_params or {}), "model": upstream_model}
         return compile_plan(msgspec.structs.replace(node, override_params=params))
 

@@ -59,7 +59,7 @@ class Gateway:
     def models(self, request: Request) -> Awaitable[Response | None]:
         grant = self.access.authorize(request.headers)
         opts = self.reader.read(request.headers)
-        plan = opts.plan or self.reader.plan_for_model(None)
+        plan = opts.plan or self.reader.plan_for_model(None, opts)
         query = request.query  # still percent-encoded, as in proxy()
         return self._route(
             request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query, grant=grant
@@ -87,7 +87,7 @@ class Gateway:
         return self._route(
             request,
             opts,
-            opts.plan or self.reader.plan_for_model(None),
+            opts.plan or self.reader.plan_for_model(None, opts),
             Endpoint.PROXY,
             body,
             _EMPTY_VIEW,
@@ -129,7 +129,7 @@ class Gateway:
             raise bad_request("Request body is nested too deeply") from None
         check_duplicate_keys(body)
         if plan is None:
-            plan = self.reader.plan_for_model(view.model)
+            plan = self.reader.plan_for_model(view.model, opts)
         return self._route(
             request, opts, plan, endpoint, body, view, stream=bool(view.stream), params=params, grant=grant
         )

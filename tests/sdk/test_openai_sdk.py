@@ -107,8 +107,11 @@ async def test_errors_map_to_sdk_exceptions(client: AsyncOpenAI, status: int, ex
 
 
 async def test_gateway_validation_error_is_bad_request(gateway: Gateway) -> None:
-    async with AsyncOpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0) as client:
-        with pytest.raises(openai.BadRequestError, match="x-portkey-provider"):
+    headers = {"x-portkey-provider": "no-such-provider"}
+    async with AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="k", max_retries=0, default_headers=headers
+    ) as client:
+        with pytest.raises(openai.BadRequestError, match="Invalid provider"):
             await client.chat.completions.create(model="m", messages=MESSAGES)
 
 
