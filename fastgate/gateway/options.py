@@ -219,7 +219,9 @@ class OptionsReader:
         elif provider or virtual_key or (self.settings.default_provider and not self.server.routes_by_model):
             plan = self.header_plans.get((None, *self._header_target(*target, None)))
         else:
-            client = ClientKey(self._client_key(auth), x_api_key or None, self._options(option_names, option_values))
+            client = ClientKey(
+                self._client_key(auth), x_api_key or None, self._options(option_names, option_values)
+            )
         overrides: dict[str, Any] = {}
         if custom_host:
             overrides["custom_host"] = self.policy.check_url(_clean(custom_host, "x-portkey-custom-host"))

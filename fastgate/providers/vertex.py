@@ -4,8 +4,9 @@ URL (https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest/v1/pro
 publishers.models/generateContent): ``https://{region}-aiplatform.googleapis.com/v1/projects/
 {project}/locations/{region}/publishers/google/models/{model}:generateContent``; the ``global``
 location is served by ``aiplatform.googleapis.com``. ``custom_host`` replaces the host: for
-Portkey ``/v1/projects/...`` is the endpoint (google-vertex-ai/api.ts). Bodies, answers and streams are the Gemini mapping shared with ``google``; a model
-``anthropic.<name>`` (or ``claude-*``) is delegated to ``vertex_anthropic`` (``:rawPredict``).
+Portkey ``/v1/projects/...`` is the endpoint (google-vertex-ai/api.ts). Bodies, answers and
+streams are the Gemini mapping shared with ``google``; a model ``anthropic.<name>`` (or
+``claude-*``) is delegated to ``vertex_anthropic`` (``:rawPredict``).
 
 Auth is an OAuth access token: the client's own (``Authorization: Bearer ya29...``), or one
 minted from ``vertex_service_account_json`` and cached (see ``google_auth``). Options come from

@@ -198,7 +198,7 @@ class CircuitBreaker:
         states = self.states
         lines = states.prometheus() if isinstance(states, LocalCircuits) else []
         lines += [
-            "# HELP fastgate_circuit_skips_total Requests that skipped a config's target: its circuit was open.",
+            "# HELP fastgate_circuit_skips_total Requests that passed over a target: its circuit was open.",
             "# TYPE fastgate_circuit_skips_total counter",
         ]
         lines += [f"fastgate_circuit_skips_total{{{circuit_labels(c)}}} {n}" for c, n in self.skips.items()]

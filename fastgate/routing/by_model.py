@@ -59,7 +59,9 @@ class ModelRoutes:
     ) -> None:
         self.configured = configured
         self.default_provider = default_provider
-        self._plans: ConfigCache[tuple[str | None, ClientKey], RoutePlan] = ConfigCache(self._build, size=1024)
+        self._plans: ConfigCache[tuple[str | None, ClientKey], RoutePlan] = ConfigCache(
+            self._build, size=1024
+        )
 
     def plan(self, model: str | None, client: ClientKey) -> RoutePlan:
         plan = self.configured(model)

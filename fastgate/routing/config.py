@@ -248,7 +248,9 @@ def check_cb_config(cb: CircuitBreakerConfig, where: str) -> None:
     for name, value, low, high in checks:
         if value is not None and (value < low or (high is not None and value > high)):
             span = f"between {low} and {high}" if high is not None else f">= {low}"
-            raise bad_request(f"Invalid config passed: {where}.{name} must be {span}", param=f"{where}.{name}")
+            raise bad_request(
+                f"Invalid config passed: {where}.{name} must be {span}", param=f"{where}.{name}"
+            )
     for code in cb.failure_status_codes or ():
         if not 100 <= code <= 599:
             raise bad_request(

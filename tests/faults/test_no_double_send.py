@@ -67,7 +67,9 @@ class Upstream:
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
             self.heads += 1
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"ength:" in head else 0
+            length = (
+                int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]) if b"ength:" in head else 0
+            )
             if n == self.fault_at and self.fault == "reset mid-body":
                 await reader.readexactly(length // 2)
                 reset(writer)
@@ -116,7 +118,9 @@ async def test_a_post_the_upstream_may_have_received_is_sent_once(
     assert resp.status == 502, await resp.text()
     error = (await resp.json())["error"]
     assert error["message"].startswith("openai error: ") and error["type"] == "api_error"
-    assert upstream.heads == fault_at, f"the request reached the upstream {upstream.heads - fault_at + 1} times"
+    assert upstream.heads == fault_at, (
+        f"the request reached the upstream {upstream.heads - fault_at + 1} times"
+    )
     assert upstream.connections == 1
 
 

@@ -36,11 +36,13 @@ def via(url: str) -> dict[str, str]:
     return {"x-portkey-provider": "openai", "x-portkey-custom-host": url, "Authorization": "Bearer sk-k"}
 
 
-async def test_upstream_idle_timeout_racing_requests_never_fails_one(
+async def test_upstream_idle_timeout_never_fails_a_request(
     gateway: Gateway, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> None:
-    # The mock closes a kept-alive connection after 50 ms idle; requests come 30-80 ms apart,
-    # so many find their pooled connection closed, or closing as they use it.
+    # The mock closes a kept-alive connection after 50 ms idle; requests come either well
+    # before that (the connection is reused) or after it (it is found closed, not written to).
+    # A close at the very moment of the write is not among them: whether the upstream read the
+    # request is then unknown, and a POST is not sent again (test_no_double_send.py).
     server = await aiohttp_server(make_mock_app(), keepalive_timeout=0.05)
     url = str(server.make_url("/v1"))
     rng = random.Random(5)
@@ -49,7 +51,7 @@ async def test_upstream_idle_timeout_racing_requests_never_fails_one(
         resp = await gateway.post("/v1/chat/completions", body, via(url))
         assert resp.status == 200, await resp.text()
         await resp.read()
-        await asyncio.sleep(rng.uniform(0.03, 0.08))
+        await asyncio.sleep(rng.choice((rng.uniform(0.0, 0.03), rng.uniform(0.07, 0.1))))
 
 
 @pytest.fixture

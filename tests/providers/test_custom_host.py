@@ -97,14 +97,22 @@ ROWS: dict[str, tuple[str | None, str, str]] = {
         "/deployments/dep/chat/completions?api-version=2024-10-21",
         "",
     ),
-    "bedrock": ("https://bedrock-runtime.us-west-2.amazonaws.com/model/m1/converse", "/model/m1/converse", ""),
+    "bedrock": (
+        "https://bedrock-runtime.us-west-2.amazonaws.com/model/m1/converse",
+        "/model/m1/converse",
+        "",
+    ),
 }
 
 #: What each provider needs besides a host to build a chat request.
 OPTIONS: dict[str, dict[str, Any]] = {
     "vertex-ai": {"vertex_project_id": "proj", "vertex_region": "europe-west4"},
     "azure-openai": {"resource_name": "res", "deployment_id": "dep", "api_version": "2024-10-21"},
-    "bedrock": {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret", "aws_region": "us-west-2"},
+    "bedrock": {
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "secret",
+        "aws_region": "us-west-2",
+    },
 }
 
 

@@ -158,7 +158,10 @@ def test_when_every_target_is_open_all_are_tried() -> None:
 
 
 def test_loadbalance_draws_among_closed_targets() -> None:
-    config = {"strategy": {"mode": "loadbalance", "cb_config": CB}, "targets": [t("a", weight=9), t("b", weight=1)]}
+    config = {
+        "strategy": {"mode": "loadbalance", "cb_config": CB},
+        "targets": [t("a", weight=9), t("b", weight=1)],
+    }
     plan = plan_of(config)
     for value in (0.0, 0.5, 0.99):
         assert run(plan, {"config.targets[0]"}, rng=lambda v=value: v) == (
@@ -191,7 +194,10 @@ def test_a_nested_cb_config_wins_and_a_conditional_strategy_is_not_broken() -> N
     }
     plan = plan_of({"strategy": {"mode": "fallback"}, "targets": [conditional, t("c")]})
     assert plan.circuits == ()
-    own = {"strategy": {"mode": "fallback", "cb_config": {**CB, "failure_threshold": 7}}, "targets": [t("a"), t("b")]}
+    own = {
+        "strategy": {"mode": "fallback", "cb_config": {**CB, "failure_threshold": 7}},
+        "targets": [t("a"), t("b")],
+    }
     plan = plan_of({"strategy": {"mode": "fallback", "cb_config": CB}, "targets": [own, t("c")]})
     rules = {leaf.target.path: leaf.rule for leaf in plan.leaves()}
     assert rules["config.targets[0].targets[0]"].failure_threshold == 7  # type: ignore[union-attr]
@@ -213,7 +219,9 @@ def test_circuits_are_named_by_config_and_path() -> None:
     other = plan_of({**config, "targets": [t("a"), t("z")]})
     assert set(first.circuits).isdisjoint(other.circuits)
     assert "sk-a" not in " ".join(first.circuits)  # a digest, never the key
-    assert compile_plan(decode_config(msgspec.json.encode(config).decode(), POLICY), name="main").circuits == (
+    assert compile_plan(
+        decode_config(msgspec.json.encode(config).decode(), POLICY), name="main"
+    ).circuits == (
         "main config.targets[0]",
         "main config.targets[1]",
     )
@@ -225,9 +233,18 @@ def test_circuits_are_named_by_config_and_path() -> None:
         ({"cooldown_interval": 60000}, "strategy.cb_config"),
         ({"failure_threshold": 3}, "strategy.cb_config.cooldown_interval"),
         ({"failure_threshold": 0, "cooldown_interval": 1}, "strategy.cb_config"),
-        ({"failure_threshold_percentage": 120, "cooldown_interval": 1}, "strategy.cb_config.failure_threshold_percentage"),
-        ({"failure_threshold": 2, "cooldown_interval": 1, "minimum_requests": 0}, "strategy.cb_config.minimum_requests"),
-        ({"failure_threshold": 2, "cooldown_interval": 1, "failure_status_codes": [700]}, "strategy.cb_config.failure_status_codes"),
+        (
+            {"failure_threshold_percentage": 120, "cooldown_interval": 1},
+            "strategy.cb_config.failure_threshold_percentage",
+        ),
+        (
+            {"failure_threshold": 2, "cooldown_interval": 1, "minimum_requests": 0},
+            "strategy.cb_config.minimum_requests",
+        ),
+        (
+            {"failure_threshold": 2, "cooldown_interval": 1, "failure_status_codes": [700]},
+            "strategy.cb_config.failure_status_codes",
+        ),
         ({"failureThreshold": 2, "cooldown_interval": 1}, "strategy.cb_config"),
     ],
 )

@@ -54,7 +54,8 @@ async def test_stream_with_usage(client: AsyncOpenAI) -> None:
 
 
 async def test_stream_tool_calls(client: AsyncOpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    parameters = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": parameters}}]
     stream = await client.chat.completions.create(
         model="m", messages=MESSAGES, tools=tools, stream=True, extra_body={"mock": {"tool_call": True}}
     )

@@ -126,7 +126,11 @@ async def test_when_every_target_is_open_all_are_tried(gateway: Gateway, upstrea
 async def test_the_portkey_sdk_config_with_cb_config(gateway: Gateway, upstream: Upstream) -> None:
     with_clock(gateway)
     config = fallback(config_target(upstream, "flaky", status=500), config_target(upstream, "ok"))
-    config["strategy"]["cb_config"] = {"failure_threshold_percentage": 50, "minimum_requests": 2, "cooldown_interval": 60000}
+    config["strategy"]["cb_config"] = {
+        "failure_threshold_percentage": 50,
+        "minimum_requests": 2,
+        "cooldown_interval": 60000,
+    }
     async with portkey(base_url=gateway.url + "/v1", api_key="pk-unused", config=config) as client:
         for _ in range(3):
             answer = await client.chat.completions.create(
@@ -136,7 +140,9 @@ async def test_the_portkey_sdk_config_with_cb_config(gateway: Gateway, upstream:
     assert keys(upstream) == ["flaky", "ok", "flaky", "ok", "ok"]  # 2 of 2 failed: open
 
 
-async def test_the_server_configs_default_cb_config(make_gateway: Any, upstream: Upstream, tmp_path: Path) -> None:
+async def test_the_server_configs_default_cb_config(
+    make_gateway: Any, upstream: Upstream, tmp_path: Path
+) -> None:
     path = tmp_path / "fastgate.json"
     saved = fallback(config_target(upstream, "flaky", status=503), config_target(upstream, "ok"))
     own = fallback(config_target(upstream, "own-a", status=503), config_target(upstream, "own-b"))

@@ -61,16 +61,52 @@ async def test_a_plain_client_reaches_openai_with_its_own_key(gateway: Gateway, 
 @pytest.mark.parametrize(
     ("model", "provider", "path", "upstream_model", "auth"),
     [
-        ("anthropic/claude-sonnet-4-5", "anthropic", "/v1/messages", "claude-sonnet-4-5", ("x-api-key", "sk-client-own")),
-        ("groq/llama-3.1-8b-instant", "groq", "/v1/chat/completions", "llama-3.1-8b-instant", ("Authorization", "Bearer sk-client-own")),
-        ("@anthropic/claude-sonnet-4-5", "anthropic", "/v1/messages", "claude-sonnet-4-5", ("x-api-key", "sk-client-own")),
-        ("openai/gpt-4o", "openai", "/v1/chat/completions", "gpt-4o", ("Authorization", "Bearer sk-client-own")),
+        (
+            "anthropic/claude-sonnet-4-5",
+            "anthropic",
+            "/v1/messages",
+            "claude-sonnet-4-5",
+            ("x-api-key", "sk-client-own"),
+        ),
+        (
+            "groq/llama-3.1-8b-instant",
+            "groq",
+            "/v1/chat/completions",
+            "llama-3.1-8b-instant",
+            ("Authorization", "Bearer sk-client-own"),
+        ),
+        (
+            "@anthropic/claude-sonnet-4-5",
+            "anthropic",
+            "/v1/messages",
+            "claude-sonnet-4-5",
+            ("x-api-key", "sk-client-own"),
+        ),
+        (
+            "openai/gpt-4o",
+            "openai",
+            "/v1/chat/completions",
+            "gpt-4o",
+            ("Authorization", "Bearer sk-client-own"),
+        ),
         # Not a provider slug: the whole id goes to openai as it is.
-        ("meta-llama/Llama-3.3-70B", "openai", "/v1/chat/completions", "meta-llama/Llama-3.3-70B", ("Authorization", "Bearer sk-client-own")),
+        (
+            "meta-llama/Llama-3.3-70B",
+            "openai",
+            "/v1/chat/completions",
+            "meta-llama/Llama-3.3-70B",
+            ("Authorization", "Bearer sk-client-own"),
+        ),
     ],
 )
 async def test_a_provider_slug_in_the_model_routes_to_that_provider(
-    gateway: Gateway, upstream: Upstream, model: str, provider: str, path: str, upstream_model: str, auth: tuple[str, str]
+    gateway: Gateway,
+    upstream: Upstream,
+    model: str,
+    provider: str,
+    path: str,
+    upstream_model: str,
+    auth: tuple[str, str],
 ) -> None:
     async with plain(gateway) as client:
         raw = await client.chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
@@ -108,7 +144,9 @@ async def test_a_server_default_picks_the_provider_before_the_model_does(
     path.write_text(msgspec.json.encode({"default": default}).decode())
     gateway: Gateway = await make_gateway(config_path=str(path))
     async with plain(gateway) as client:
-        raw = await client.chat.completions.with_raw_response.create(model="groq/llama-3.1-8b-instant", messages=MESSAGES)
+        raw = await client.chat.completions.with_raw_response.create(
+            model="groq/llama-3.1-8b-instant", messages=MESSAGES
+        )
     assert raw.headers["x-portkey-provider"] == "mistral-ai"
     _, headers, body = sent(upstream)
     assert body["model"] == "groq/llama-3.1-8b-instant" and headers["Authorization"] == "Bearer sk-server"
