@@ -23,18 +23,9 @@ from fastgate.ssrf import HostPolicy
 from fastgate.upstream.dns import CachingResolver
 from fastgate.upstream.pool import UpstreamPool, replayable
 from tests.conftest import Gateway, Handler
+from tests.faults.test_stale_connections import ANSWER
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "bill me once"}]}
-ANSWER = msgspec.json.encode(
-    {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-    }
-)
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
     len(ANSWER),
     ANSWER,

@@ -11,19 +11,13 @@ import pytest
 from fastgate.errors import GatewayError
 from fastgate.routing.breaker import CircuitBreaker, CircuitRule, LocalCircuits
 from fastgate.routing.config import CircuitBreakerConfig, decode_config
-from fastgate.routing.plan import RoutePlan, compile_plan, plan_targets
+from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
+from tests.routing.test_plan import run as walk
+from tests.support.clock import Clock
 
 POLICY = HostPolicy((), True)
 FAIL = (503, True)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def circuits(clock: Clock) -> LocalCircuits:
@@ -115,19 +109,13 @@ def plan_of(config: dict[str, Any], cb_config: dict[str, Any] | None = None) -> 
     return compile_plan(decode_config(msgspec.json.encode(config).decode(), POLICY), cb_config=default)
 
 
-def run(plan: RoutePlan, open_paths: set[str], answers: dict[str, tuple[int, bool]] | None = None, **kw: Any):
+def run(
+    plan: RoutePlan, open_paths: set[str], answers: dict[str, tuple[int, bool]] | None = None, **kw: Any
+) -> tuple[list[str], list[str]]:
     """(paths tried, paths skipped) with the circuits of ``open_paths`` open."""
     open_circuits = frozenset(c for c in plan.circuits if c.rpartition(" ")[2] in open_paths)
     skipped: list[str] = []
-    tried: list[str] = []
-    walker = plan_targets(plan, open_circuits=open_circuits, skipped=skipped, **kw)
-    leaf = next(walker)
-    while True:
-        tried.append(leaf.target.path)
-        try:
-            leaf = walker.send((answers or {}).get(leaf.target.path, (200, True)))
-        except StopIteration:
-            return tried, skipped
+    return walk(plan, answers, open_circuits=open_circuits, skipped=skipped, **kw), skipped
 
 
 def t(name: str, **extra: Any) -> dict[str, Any]:

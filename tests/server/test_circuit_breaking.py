@@ -16,19 +16,12 @@ import openai
 from fastgate.routing.breaker import CircuitBreaker, LocalCircuits
 from tests.conftest import Gateway, Upstream, config_target
 from tests.server.test_routing import FAST, fallback, headers, keys
+from tests.support.clock import Clock
 from tests.support.sdk import portkey
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "break me"}]}
 CB = {"failure_threshold": 2, "cooldown_interval": 30_000}
 SKIPPED = "x-portkey-skipped-option-indexes"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def with_clock(gateway: Gateway) -> Clock:
