@@ -151,7 +151,7 @@ class Leaf:
 class Branch:
     """A node with targets: how to choose among them, and its children compiled."""
 
-    __slots__ = ("children", "codes", "conditions", "cumulative", "default", "leaves", "mode", "path")
+    __slots__ = ("child_circuits", "children", "codes", "conditions", "cumulative", "default", "mode", "path")
 
     def __init__(self, mode: Mode, path: str, children: list[Leaf | Branch]) -> None:
         self.mode = mode
@@ -159,7 +159,7 @@ class Branch:
         self.children = tuple(children)
         #: Per child, the circuits of the leaves under it, None when one has none: a child is
         #: open when all of them are (Portkey: a strategy whose every target is open is open).
-        self.leaves = tuple(_circuits(c) for c in children)
+        self.child_circuits = tuple(_circuits(c) for c in children)
         self.cumulative: tuple[float, ...] = ()
         self.codes: frozenset[int] | None = None
         self.conditions: tuple[tuple[Predicate, int], ...] = ()
@@ -371,7 +371,9 @@ class _Walk:
         """The children to route among: those whose circuits are not all open, or every child
         when none is left (Portkey: with no healthy target the breaker is bypassed)."""
         is_open = self.open.issuperset
-        healthy = [i for i, circuits in enumerate(node.leaves) if circuits is None or not is_open(circuits)]
+        healthy = [
+            i for i, circuits in enumerate(node.child_circuits) if circuits is None or not is_open(circuits)
+        ]
         if not healthy or len(healthy) == len(node.children):
             return range(len(node.children))
         if self.skipped is not None:
