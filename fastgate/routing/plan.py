@@ -114,7 +114,7 @@ _MAX_VARIANTS = 64
 class Leaf:
     """A target to try, with the settings its retry loop and circuit breaker need."""
 
-    __slots__ = ("_variants", "cache", "circuit", "retry", "rule", "target")
+    __slots__ = ("_variants", "cache", "circuit", "retry", "rule", "stages", "target")
 
     def __init__(
         self,
@@ -130,6 +130,9 @@ class Leaf:
         #: Its circuit breaking (``cb_config``) and the circuit's name, when a strategy asks.
         self.rule = rule
         self.circuit = circuit
+        #: The gateway's stages that may act on every attempt at this leaf: the gateway finds
+        #: them once per leaf and keeps them here (routing does not know what they are).
+        self.stages: tuple[Any, ...] | None = None
         #: This leaf with the header values clients send, built once each (a client sends the
         #: same custom host on every request).
         self._variants: dict[tuple[tuple[str, Any], ...], Leaf] = {}
