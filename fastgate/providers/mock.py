@@ -24,8 +24,8 @@ class MockProvider(OpenAICompatible):
         super().__init__("mock", None, add_provider_field=False)
         self.engine = MockEngine()
 
-    def base(self, call: Call) -> str:
-        return ""  # answered in-process: the prepared request is never sent anywhere
+    def url(self, call: Call, path: str) -> str:
+        return path  # answered in-process: the prepared request is never sent anywhere
 
     async def respond(self, call: Call) -> LocalResponse:
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
