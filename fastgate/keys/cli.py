@@ -28,6 +28,7 @@ from fastgate.keys.manage import (
 )
 from fastgate.keys.models import Limits
 from fastgate.keys.registry import KeyRegistry
+from fastgate.store.base import StoreUnavailable
 from fastgate.keys.sealing import SealError, new_secret_key, sealer_from_env
 
 _encode = msgspec.json.Encoder().encode
@@ -128,13 +129,17 @@ Action = Callable[[KeyRegistry, argparse.Namespace], Awaitable[int]]
 def _run(action: Action) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         async def main() -> int:
-            records, redis = open_records(args.data_dir, args.redis_url)
+            try:
+                records, redis = open_records(args.data_dir, args.redis_url)
+            except ValueError as exc:
+                print(f"fastgate: {exc}", file=sys.stderr)
+                return 2
             try:
                 return await action(KeyRegistry(records, sealer=sealer_from_env()), args)
             except GatewayError as exc:
                 print(f"fastgate: {exc.message}", file=sys.stderr)
                 return 2
-            except SealError as exc:
+            except (SealError, StoreUnavailable) as exc:
                 print(f"fastgate: {exc}", file=sys.stderr)
                 return 2
             finally:

@@ -12,6 +12,8 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
 - ``prices``: per model, input and output prices per million tokens, for cost budgets.
 - ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
   (``fastgate/cache/semantic.py``).
+- ``redis``: the shared Redis when a URL is not enough (Sentinel, TLS files, Cluster seeds;
+  ``fastgate/store/redis_config.py``); ``--redis-url`` wins over it.
 
 ```toml
 default = "main"
@@ -42,6 +44,7 @@ from fastgate.limits.prices import PriceTable
 from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
+from fastgate.store.redis_config import RedisSettings, settings_from_block
 
 
 class SavedConfig(msgspec.Struct, frozen=True):
@@ -74,6 +77,8 @@ class ServerConfig:
         self.prices = PriceTable()
         #: ``[semantic_cache]``: threshold and embedding target of ``cache: {mode: "semantic"}``.
         self.semantic: SemanticSettings | None = None
+        #: ``[redis]``: where the shared state lives.
+        self.redis: RedisSettings | None = None
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
         #: Some plan reached by model decodes the body whole (see ``RoutePlan.decodes_body``).
@@ -115,6 +120,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     default: Any = None
     prices: dict[str, Any] = {}
     semantic_cache: dict[str, Any] | None = None
+    redis: dict[str, Any] | None = None
 
 
 def _read(path: Path) -> Any:
@@ -174,6 +180,11 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
             raise ValueError(f"server config: semantic_cache: {exc}") from None
         except GatewayError as exc:
             raise ValueError(f"server config: semantic_cache.embedding: {exc.message}") from None
+    if spec.redis is not None:
+        try:
+            config.redis = settings_from_block(spec.redis)
+        except ValueError as exc:
+            raise ValueError(f"server config: redis: {exc}") from None
     return config
 
 

@@ -13,6 +13,7 @@ import time
 
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
+from fastgate.routing.server_config import load_server_config
 from fastgate.server import handlers
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
@@ -37,7 +38,7 @@ class App:
         self.policy = policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
-        self.shared = SharedState(settings, server.prices, policy, server.semantic)
+        self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
         gateway.access = self.shared.access
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
@@ -129,13 +130,21 @@ def _worker(settings: Settings) -> None:
     asyncio.run(serve(make_app(settings)))
 
 
+def _redis_block(settings: Settings) -> bool:
+    """Whether the server config file names a Redis (``[redis]``)."""
+    if not settings.config_path:
+        return False
+    policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
+    return load_server_config(settings.config_path, policy).redis is not None
+
+
 def run(settings: Settings) -> None:
     """Run one worker in this process, or N workers sharing the port (SO_REUSEPORT)."""
     if settings.workers <= 1:
         _worker(settings)
         return
     configure_logging(settings.log_level)
-    if not settings.redis_url:
+    if not settings.redis_url and not _redis_block(settings):
         log.warning(
             "%d workers without Redis: rate limits, budgets and the response cache hold per worker "
             "(set FASTGATE_REDIS_URL to share them)",

@@ -11,7 +11,7 @@ import pytest
 from fastgate.store.base import LimitRule, Store, StoreUnavailable
 from fastgate.store.memory import LRUCache, MemoryStore
 from fastgate.store.redis import RedisStore
-from fastgate.store.resp import Redis
+from fastgate.store.client import RedisClient
 from tests.redis_server import RedisProcess
 
 
@@ -21,7 +21,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         yield MemoryStore()
         return
     server: RedisProcess = request.getfixturevalue("redis_server")
-    redis_store = RedisStore(Redis(server.url))
+    redis_store = RedisStore(RedisClient.from_url(server.url))
     yield redis_store
     await redis_store.close()
 
@@ -114,7 +114,7 @@ def test_lru_evicts_least_recently_used_and_respects_bytes() -> None:
 
 
 async def test_redis_store_reports_a_dead_redis(redis_server: RedisProcess) -> None:
-    store = RedisStore(Redis(redis_server.url, retry_interval=0.05))
+    store = RedisStore(RedisClient.from_url(redis_server.url, retry_interval=0.05))
     rule = LimitRule(scope="key:d", rpm=5)
     assert (await store.admit([rule], None, NOW)).refused is None
     redis_server.stop()
