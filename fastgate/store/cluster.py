@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.crc import key_slot
-from redis.exceptions import ResponseError
+from redis.exceptions import AskError, MovedError, ResponseError
 
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.multiplexed import Command, Multiplexed
@@ -41,15 +41,12 @@ def command_key(command: Command) -> bytes | None:
     return key if isinstance(key, bytes) else str(key).encode()
 
 
-def _redirect(reply: object) -> tuple[str, Address] | None:
-    """``MOVED 3999 127.0.0.1:6381`` / ``ASK ...``: the kind and the node to ask."""
-    if not isinstance(reply, ResponseError):
-        return None
-    kind, _, rest = str(reply).partition(" ")
-    if kind not in ("MOVED", "ASK"):
-        return None
-    host, _, port = rest.partition(" ")[2].rpartition(":")
-    return kind, (host, int(port))
+def _redirect(reply: object) -> tuple[bool, Address] | None:
+    """``-MOVED 3999 127.0.0.1:6381`` / ``-ASK ...`` (parsed by redis-py): whether the slot
+    moved for good, and the node to ask."""
+    if isinstance(reply, AskError):  # MovedError is an AskError
+        return isinstance(reply, MovedError), reply.node_addr
+    return None
 
 
 class ClusterClient:
@@ -127,12 +124,12 @@ class ClusterClient:
             redirect = _redirect(reply)
             if redirect is None:
                 continue
-            kind, address = redirect
-            if kind == "ASK":
-                retries.append((i, self.node(address), [("ASKING",), commands[i]]))
-            else:
+            for_good, address = redirect
+            if for_good:
                 moved = True
                 retries.append((i, self.node(address), [commands[i]]))
+            else:
+                retries.append((i, self.node(address), [("ASKING",), commands[i]]))
         if moved:
             self._stale = True
             await self.refresh()
