@@ -5,9 +5,9 @@
   per call (best of 60 batches, which other tenants' bursts cannot push over), and the path
   with nothing configured stays under 5 µs.
 - A limit check with Redis: one pipeline of an ``EVALSHA`` per scope (each checks its rules
-  and counts the request) and the cached answer's ``GET``. Budget: under half the time of the same reads and writes sent one
-  command at a time (11 round trips), and under 4x a bare ``PING`` (the script's own work on
-  the server makes it more than 1). Each pair is timed alternately.
+  and counts the request) and the cached answer's ``GET``. Budget: under half the time of the
+  same reads and writes sent one command at a time (11 round trips), and under 4x a bare
+  ``PING`` (the scripts' own work on the server makes it more than 1). Each pair is timed alternately.
   ``tests/limits/test_round_trips.py`` counts the commands a request sends.
 - The semantic cache's similarity search, compiled vs. the same loop in Python.
 """
@@ -35,8 +35,8 @@ from fastgate.routing.config import CacheSettings
 from fastgate.schema.openai import RequestView
 from fastgate.server.access import Access, Grant
 from fastgate.store.base import LimitRule
-from fastgate.store.memory import MemoryStore
 from fastgate.store.client import RedisClient
+from fastgate.store.memory import MemoryStore
 from fastgate.store.redis import RedisStore
 from tests.redis_server import RedisProcess, redis_server  # noqa: F401
 

@@ -93,9 +93,20 @@ class RedisProcess:
             command = [REDIS_SERVER, str(self.sentinel_conf), "--sentinel"]
         else:
             command = [
-                REDIS_SERVER, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--protected-mode", "no", "--loglevel", "warning", *self.args,
-            ]  # fmt: skip
+                REDIS_SERVER,
+                *listen,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                "--loglevel",
+                "warning",
+                *self.args,
+            ]
         self.proc = subprocess.Popen(
             command,
             cwd=self.workdir,
@@ -242,9 +253,7 @@ class LocalCA:
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - datetime.timedelta(minutes=5))
                 .not_valid_after(now + datetime.timedelta(days=1))
-                .add_extension(
-                    x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-                )
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                 .sign(ca_key, hashes.SHA256())
             )

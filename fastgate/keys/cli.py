@@ -28,8 +28,8 @@ from fastgate.keys.manage import (
 )
 from fastgate.keys.models import Limits
 from fastgate.keys.registry import KeyRegistry
-from fastgate.store.base import StoreUnavailable
 from fastgate.keys.sealing import SealError, new_secret_key, sealer_from_env
+from fastgate.store.base import StoreUnavailable
 
 _encode = msgspec.json.Encoder().encode
 

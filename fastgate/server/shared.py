@@ -23,8 +23,8 @@ from fastgate.server.semantic import SemanticCache
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.store.base import Store, StoreUnavailable
-from fastgate.store.memory import MemoryStore
 from fastgate.store.client import RedisClient
+from fastgate.store.memory import MemoryStore
 from fastgate.store.records import FileRecords, Records, RedisRecords
 from fastgate.store.redis import RedisStore
 from fastgate.store.redis_config import RedisSettings, settings_from_url

@@ -82,7 +82,11 @@ class RedisClient:
 
         where = f"{address[0]}:{address[1]}"
         return Multiplexed(
-            connect, where, timeout=self.settings.timeout, retry_interval=self.retry_interval, setup=self._setup
+            connect,
+            where,
+            timeout=self.settings.timeout,
+            retry_interval=self.retry_interval,
+            setup=self._setup,
         )
 
     def _sentinel_primary(self) -> Multiplexed:
@@ -99,7 +103,11 @@ class RedisClient:
         pool = self._sentinel_pool = SentinelConnectionPool(s.service, sentinel, ssl=s.tls, **kwargs)
         where = f"the primary {s.service!r} (Sentinel)"
         return Multiplexed(
-            pool.make_connection, where, timeout=s.timeout, retry_interval=self.retry_interval, setup=self._setup
+            pool.make_connection,
+            where,
+            timeout=s.timeout,
+            retry_interval=self.retry_interval,
+            setup=self._setup,
         )
 
     def _cluster(self, known: dict[Address, Multiplexed]) -> ClusterClient:

@@ -178,7 +178,9 @@ class MemoryStore:
         requests, failures = state[0], state[1]
         by_count = rule.failure_threshold > 0 and failures >= rule.failure_threshold
         percentage = rule.failure_threshold_percentage
-        by_rate = percentage > 0 and requests >= rule.minimum_requests and failures * 100 >= percentage * requests
+        by_rate = (
+            percentage > 0 and requests >= rule.minimum_requests and failures * 100 >= percentage * requests
+        )
         if failed and (by_count or by_rate):
             state[:] = [0, 0, now + rule.cooldown_ms / 1000]
             return rule.cooldown_ms

@@ -36,7 +36,8 @@ RETRY_INTERVAL = 0.5
 def _packed(commands: Sequence[Command]) -> bytes:
     """The commands as RESP, in one buffer: one write (a list of buffers costs uvloop a send
     per buffer), packed by hiredis in C."""
-    return b"".join([pack_command(tuple(command)) for command in commands])
+    # hiredis's stub types the argument as a 1-tuple; it takes any tuple of arguments.
+    return b"".join([pack_command(tuple(command)) for command in commands])  # type: ignore[arg-type]
 
 
 class Multiplexed:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
-
 from redis.exceptions import ResponseError
 
 from fastgate.store.base import StoreUnavailable

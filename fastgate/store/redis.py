@@ -146,8 +146,8 @@ class RedisStore:
         if refused is not None:
             counted = [r for r, reason in zip(rules, reasons, strict=True) if not reason and r.rpm]
             if counted:
-                keys = [(f"{_scope_key(r.scope)}:r:{current}",) for r in counted]
-                await self._scripts([(_RELEASE, k, ()) for k in keys])
+                windows = [(f"{_scope_key(r.scope)}:r:{current}",) for r in counted]
+                await self._scripts([(_RELEASE, w, ()) for w in windows])
             return verdict_for(REASONS[reasons[refused]], rules[refused].scope, now)
         if cache_key is None:
             return ADMITTED

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fastgate.store.base import CircuitRule, LimitRule, Store, StoreUnavailable
+from fastgate.store.client import RedisClient
 from fastgate.store.memory import LRUCache, MemoryStore
 from fastgate.store.redis import RedisStore
-from fastgate.store.client import RedisClient
 from tests.redis_server import RedisProcess
 
 

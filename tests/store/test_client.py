@@ -181,7 +181,12 @@ def test_urls() -> None:
     assert cluster.addresses() == [("10.0.0.1", 7000), ("10.0.0.2", 7001)]
     assert settings_from_url("redis://h?cluster=no").mode == "node"
     sentinel = settings_from_url("redis+sentinel://:pw@s1,s2:26380/mymaster/1?sentinel_password=sp")
-    assert (sentinel.mode, sentinel.service, sentinel.db, sentinel.password) == ("sentinel", "mymaster", 1, "pw")
+    assert (sentinel.mode, sentinel.service, sentinel.db, sentinel.password) == (
+        "sentinel",
+        "mymaster",
+        1,
+        "pw",
+    )
     assert sentinel.addresses() == [("s1", 26379), ("s2", 26380)]
     assert sentinel.sentinel_password == "sp"
     for bad, reason in [

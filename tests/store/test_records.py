@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fastgate.store.records import FileRecords, Records, RedisRecords
 from fastgate.store.client import RedisClient
+from fastgate.store.records import FileRecords, Records, RedisRecords
 from tests.redis_server import RedisProcess
 
 

@@ -88,9 +88,18 @@ async def test_a_slot_moved_to_another_primary_is_followed(cluster: RedisCluster
     assert REDIS_CLI is not None
     subprocess.run(
         [
-            REDIS_CLI, "--cluster", "reshard", f"127.0.0.1:{first.port}", "--cluster-from", ids[first.port],
-            "--cluster-to", ids[target], "--cluster-slots", "1", "--cluster-yes",
-        ],  # fmt: skip
+            REDIS_CLI,
+            "--cluster",
+            "reshard",
+            f"127.0.0.1:{first.port}",
+            "--cluster-from",
+            ids[first.port],
+            "--cluster-to",
+            ids[target],
+            "--cluster-slots",
+            "1",
+            "--cluster-yes",
+        ],
         capture_output=True,
         timeout=30,
         check=True,
