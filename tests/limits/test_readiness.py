@@ -4,10 +4,13 @@ they fail closed; ``/health`` (liveness) does not look at the store."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fastgate.routing.server_config import load_server_config
+from fastgate.ssrf import HostPolicy
 from tests.conftest import Gateway
 from tests.redis_server import RedisProcess
 
@@ -42,3 +45,21 @@ async def test_ready_while_the_store_is_down(
 async def test_ready_without_a_shared_store(make_gateway: Any) -> None:
     gateway = await make_gateway(limits_fail_open=False)
     assert await statuses(gateway) == (200, 200)
+
+
+async def test_the_server_config_can_name_the_redis(
+    make_gateway: Any, redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text(f'[redis]\nhosts = ["127.0.0.1:{redis_server.port}"]\ncluster = false\ntimeout = 0.5\n')
+    gateway = await make_gateway(config_path=str(path), limits_fail_open=False)
+    assert await statuses(gateway) == (200, 200)
+    redis_server.stop()
+    assert await statuses(gateway) == (503, 200)
+
+
+def test_a_bad_redis_block_is_refused_at_start_up(tmp_path: Path) -> None:
+    path = tmp_path / "server.toml"
+    path.write_text('[redis]\nurl = "redis+sentinel://h:26379"\n')
+    with pytest.raises(ValueError, match=r"redis: .*primary's name"):
+        load_server_config(str(path), HostPolicy())
