@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,9 @@ class RedisProcess:
         self.sentinel_conf = sentinel_conf
         self.url = f"redis://127.0.0.1:{port}"
         self.args = args
-        self.workdir = workdir
+        #: Where the server runs (a replica writes the primary's snapshot there): a temporary
+        #: folder unless given, never the checkout.
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="redis-"))
         #: How the readiness check reaches a TLS-only server.
         self.client_tls: ssl.SSLContext | None = None
         self.proc: subprocess.Popen[bytes] | None = None
