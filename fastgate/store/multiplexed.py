@@ -63,6 +63,10 @@ class Multiplexed:
         self._reader: asyncio.Task[None] | None = None
         self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._connect_lock = asyncio.Lock()
+        #: Callers queued behind a connection attempt: later callers queue too, so commands go
+        #: out in the order they were sent even across a connect (a Cluster's primaries then see
+        #: a request's scripts in the same order, and no scope admits what its sibling refused).
+        self._queued = 0
         self._failed_at = -retry_interval
         #: Closes of dropped connections under way (awaited by :meth:`close`).
         self._closing: set[asyncio.Task[None]] = set()
@@ -93,12 +97,16 @@ class Multiplexed:
 
     async def _ensure(self) -> AbstractConnection:
         conn = self._conn
-        if conn is not None:
+        if conn is not None and not self._queued:
             return conn
         # One attempt at a time; whoever waited behind it finds the connection open, or fails at
         # once on the retry interval, rather than connecting again.
-        async with self._connect_lock:
-            return self._conn or await self._connect()
+        self._queued += 1
+        try:
+            async with self._connect_lock:
+                return self._conn or await self._connect()
+        finally:
+            self._queued -= 1
 
     async def _read_loop(self, conn: AbstractConnection) -> None:
         pending = self._pending

@@ -10,7 +10,9 @@ client's path.
 
 A request over one scope's limit and under another's was counted by the second script already:
 that count is given back (``_RELEASE``) before the refusal is answered, the one case that costs
-a second round trip.
+a second round trip. Two scopes on different primaries may see the requests of several gateways
+in different orders, so a request at both limits at once can be refused while one of them had a
+place left for it (until the give-back); no limit is ever exceeded.
 """
 
 from __future__ import annotations
