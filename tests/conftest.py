@@ -15,6 +15,7 @@ from fastgate.mock.server import MOCK_KEY, MockServer, make_mock_app
 from fastgate.server.app import App, make_app, start, stop
 from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
+from tests.redis_server import redis_cluster  # noqa: F401  (one Cluster for the whole session)
 
 
 class Upstream:
