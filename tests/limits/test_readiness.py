@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fastgate.routing.server_config import load_server_config
+from fastgate.server_config import load_server_config
 from fastgate.ssrf import HostPolicy
 from tests.conftest import Gateway
 from tests.redis_server import RedisProcess
