@@ -12,6 +12,8 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
 - ``prices``: per model, input and output prices per million tokens, for cost budgets.
 - ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
   (``fastgate/cache/semantic.py``).
+- ``server``: the server's timeouts and limits (``SERVER_SETTINGS``, described in
+  ``fastgate/settings.py``); a flag or a ``FASTGATE_*`` variable wins over the file.
 
 ```toml
 default = "main"
@@ -24,6 +26,9 @@ api_key = "sk-..."
 [models.gpt-4o]
 provider = "openai"
 api_key = "sk-..."
+[server]
+client_timeout = 30
+max_connections = 10000
 ```
 """
 
@@ -42,6 +47,20 @@ from fastgate.limits.prices import PriceTable
 from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
+
+#: What the ``[server]`` table may set.
+SERVER_SETTINGS = (
+    "client_timeout",
+    "keepalive_timeout",
+    "max_connections",
+    "max_body_bytes",
+    "max_in_flight",
+    "shutdown_grace",
+    "connect_timeout",
+    "read_timeout",
+    "max_stream_seconds",
+    "max_response_bytes",
+)
 
 
 class SavedConfig(msgspec.Struct, frozen=True):
@@ -115,6 +134,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     default: Any = None
     prices: dict[str, Any] = {}
     semantic_cache: dict[str, Any] | None = None
+    server: dict[str, Any] = {}
 
 
 def _read(path: Path) -> Any:
@@ -162,6 +182,11 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         default = resolve(spec.default) if spec.default is not None else None
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
+    unknown = sorted(set(spec.server) - set(SERVER_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"server config: server.{unknown[0]}: not a server setting (one of {', '.join(SERVER_SETTINGS)})"
+        )
     config = ServerConfig(configs, providers, models, default)
     try:
         config.prices = PriceTable.from_data(spec.prices)
@@ -183,3 +208,15 @@ def load_server_config(path: str, policy: HostPolicy) -> ServerConfig:
     except (OSError, ValueError) as exc:
         raise ValueError(f"server config {path}: {exc}") from None
     return build_server_config(data, policy)
+
+
+def server_table(path: str) -> dict[str, Any]:
+    """The file's ``[server]`` table, read on its own: the settings it holds are needed before the
+    rest of the file is compiled. A file that cannot be read gives nothing here; loading it whole
+    says what is wrong."""
+    try:
+        data = _read(Path(path))
+    except (OSError, ValueError):
+        return {}
+    table = data.get("server") if isinstance(data, dict) else None
+    return {k: v for k, v in table.items() if k in SERVER_SETTINGS} if isinstance(table, dict) else {}

@@ -33,10 +33,14 @@ class Settings(msgspec.Struct, kw_only=True):
     max_response_bytes: int = 64 * 1024 * 1024
     #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
     max_in_flight: int = 2048
-    #: Seconds a client may take to send one whole request (head and body) before a 408, and an
-    #: idle keep-alive connection is kept open.
+    #: Seconds a client may take to send one whole request (head and body) before a 408, or leave
+    #: its answers unread (writes paused) before its connection is cut; and an idle keep-alive
+    #: connection is kept open.
     client_timeout: float = 60.0
     keepalive_timeout: float = 75.0
+    #: Open client connections per worker; past it a new one is closed at once (0: half the
+    #: process's open-file limit, the other half left for upstream connections).
+    max_connections: int = 0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: float = 30.0
     #: The longest wait the event loop polls through instead of sleeping (0: never): on an origin
@@ -96,6 +100,7 @@ _SERVER_LIMITS = (
     "shutdown_grace",
     "client_timeout",
     "keepalive_timeout",
+    "max_connections",
     "busy_poll_us",
 )
 
@@ -112,7 +117,8 @@ _SHARED_STATE = (
 
 
 def settings_from_env(**overrides: object) -> Settings:
-    """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win."""
+    """Settings from ``FASTGATE_*`` variables and the server config file's ``[server]`` table;
+    the variables win over the file, explicit overrides (CLI flags) over both."""
     values: dict[str, object] = {}
     if "FASTGATE_TRUSTED_HOSTS" in os.environ:
         values["trusted_hosts"] = _env_list("FASTGATE_TRUSTED_HOSTS", "")
@@ -133,5 +139,10 @@ def settings_from_env(**overrides: object) -> Settings:
         if env in os.environ:
             values[name] = os.environ[env]
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("config_path"):
+        from fastgate.server_config import server_table  # only when there is a file to read
+
+        # The file's [server] table under the variables and flags.
+        values = {**server_table(str(values["config_path"])), **values}
     # Environment values are strings: numbers are read as numbers (strict=False).
     return msgspec.convert(values, Settings, strict=False)

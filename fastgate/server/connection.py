@@ -2,7 +2,10 @@
 
 Requests on a connection are served one after another (pipelined ones wait their turn). The
 handler of the current request runs as a task; the connection closing cancels it, which closes
-the upstream call it has open. Writes respect the transport's flow control.
+the upstream call it has open. Writes respect the transport's flow control: past its high-water
+mark the answer waits, and the connection stops reading, so a client that sends and does not
+read holds one answer and a bounded buffer of requests; if its writes stay paused longer than the
+client timeout, the server's sweep cuts it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 #: Bytes of pipelined requests buffered while one is served before reading pauses.
 _PIPELINE_BUFFER = 256 * 1024
+#: Bytes of answers a transport holds before it pauses the writer (and the writer its reading).
+_WRITE_HIGH_WATER = 64 * 1024
 #: How long a refused request's remaining bytes are read and dropped before the connection closes.
 _LINGER_S = 2.0
 
@@ -34,6 +39,8 @@ class Listener(Protocol):
 
     dispatch: Dispatch
     max_body: int
+    #: Open client connections at most: past it a new one is closed at once.
+    max_connections: int
     connections: set[Connection]
     closing: bool
     #: The Date header block, renewed once a second.
@@ -53,9 +60,10 @@ class Connection(asyncio.Protocol):
         "_next",
         "_polled",
         "_read_paused",
+        "_refused",
         "_think_s",
         "_timing",
-        "_write_paused",
+        "_writes_paused_since",
         "busy",
         "head_since",
         "idle_since",
@@ -84,9 +92,12 @@ class Connection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         #: When the request now being received began to arrive (0: none is).
         self.head_since = 0.0
-        self._write_paused = False
+        #: Monotonic second since which the transport has refused more writes (0: it takes them).
+        self._writes_paused_since = 0.0
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
+        #: Closed at once: the server had its limit of connections.
+        self._refused = False
         self._discarding = False
         #: This request's 100 Continue is sent (once per request).
         self._continued = False
@@ -105,18 +116,26 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's are not subclasses
-        self.server.connections.add(self)
+        connections = self.server.connections
+        if len(connections) >= self.server.max_connections:
+            # Closed before anything is read or written (a FIN to a client that sent nothing): a
+            # flood of idle sockets cannot take the descriptors the connections already open, and
+            # their upstream calls, need; they are served on.
+            self._refused = True
+            self.transport.close()
+            return
+        connections.add(self)
+        self.transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         if self._timing:
             self._client_returned()
-        if self._discarding:
+        if self._discarding or self._refused:
             return
         if self.busy:
             self.parser.feed(data)  # buffered: the next request is read when this one is done
-            if self.parser.buffered > _PIPELINE_BUFFER and self.transport is not None:
-                self.transport.pause_reading()
-                self._read_paused = True
+            if self.parser.buffered > _PIPELINE_BUFFER:
+                self._flow()
             return
         self._receive(data)
 
@@ -136,11 +155,24 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._writes_paused_since = time.monotonic()
+        self._flow()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self._writes_paused_since = 0.0
+        self._flow()
         self._wake_writer(None)
+
+    def _flow(self) -> None:
+        """Reads while the client takes its answers and its pipelined requests fit the buffer."""
+        paused = bool(self._writes_paused_since) or (self.busy and self.parser.buffered > _PIPELINE_BUFFER)
+        transport = self.transport
+        if paused != self._read_paused and transport is not None and not transport.is_closing():
+            self._read_paused = paused
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     # ------------------------------------------------------------------ requests
 
@@ -187,7 +219,7 @@ class Connection(asyncio.Protocol):
                     self.respond(response)
                 # A client that sends and does not read: its next request waits for this answer
                 # to drain, so answers are never piled up in memory.
-                if self._write_paused:
+                if self._writes_paused_since:
                     await self._drained()
             except ConnectionError:
                 self._close()  # the client went away mid-answer: nothing is left to tell it
@@ -235,10 +267,8 @@ class Connection(asyncio.Protocol):
         if parser.buffered:
             self._receive(b"")
         # Read on unless a pipelined request is being served with much more already waiting.
-        if self._read_paused and (not self.busy or parser.buffered <= _PIPELINE_BUFFER):
-            self._read_paused = False
-            if self.transport is not None:
-                self.transport.resume_reading()
+        if self._read_paused:
+            self._flow()
 
     def _keep(self) -> bool:
         """Whether this answer keeps the connection open (it says so in its head)."""
@@ -284,7 +314,7 @@ class Connection(asyncio.Protocol):
         if first:
             head += self._frame(first)
         self._write(head + _LAST_CHUNK if end and chunked else head)
-        if self._write_paused:
+        if self._writes_paused_since:
             await self._drained()
 
     def _frame(self, data: bytes) -> bytes:
@@ -296,7 +326,7 @@ class Connection(asyncio.Protocol):
         if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._write(self._frame(data))
-        if self._write_paused:
+        if self._writes_paused_since:
             await self._drained()
 
     def end_stream(self, last: bytes) -> None:
@@ -367,11 +397,16 @@ class Connection(asyncio.Protocol):
             return True
         return False
 
-    def time_out(self, now: float, idle_timeout: float, head_timeout: float) -> None:
-        """Called by the server's sweep: close a connection idle or too slow to send its request."""
+    def time_out(self, now: float, idle_timeout: float, client_timeout: float) -> None:
+        """Called by the server's sweep: close a connection idle, too slow to send its request,
+        or that has not read what it was sent for longer than ``client_timeout``."""
+        if self._writes_paused_since and now - self._writes_paused_since > client_timeout:
+            # Cut, not closed: a close would wait for the answers it will never read.
+            self.abort()
+            return
         if self.busy or self._discarding:
             return
-        if self.head_since and now - self.head_since > head_timeout:
+        if self.head_since and now - self.head_since > client_timeout:
             self._refuse(408, "The request was not received in time")
         elif self.idle_since and not self.head_since and now - self.idle_since > idle_timeout:
             self._close()

@@ -211,7 +211,7 @@ class UpstreamPool:
                 conn.abort()
                 # A kept-alive connection the upstream closed while it was idle (no response byte
                 # came) is not the upstream failing: once more, on a new connection.
-                if not (reused and isinstance(exc, UpstreamConnectionError) and not conn.parser.status):
+                if not (reused and isinstance(exc, UpstreamConnectionError) and not conn.parser.started):
                     raise
             reused = False
             conn = await self._open(origin)
