@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-connections",
         type=int,
         default=None,
-        help="open client connections per worker; past it new ones are closed at once (default: "
-        "half the open-file limit, or $FASTGATE_MAX_CONNECTIONS)",
+        help="open client connections per worker; at the limit a new one closes the oldest that has "
+        "sent nothing (default: half the open-file limit, or $FASTGATE_MAX_CONNECTIONS)",
     )
     serve.add_argument(
         "--max-body-bytes",

@@ -38,8 +38,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: connection is kept open.
     client_timeout: float = 60.0
     keepalive_timeout: float = 75.0
-    #: Open client connections per worker; past it a new one is closed at once (0: half the
-    #: process's open-file limit, the other half left for upstream connections).
+    #: Open client connections per worker: at the limit a new one closes the oldest that has sent
+    #: nothing, or is closed itself when all are in use (0: half the process's open-file limit,
+    #: the other half left for upstream connections).
     max_connections: int = 0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: float = 30.0

@@ -39,14 +39,18 @@ class Listener(Protocol):
 
     dispatch: Dispatch
     max_body: int
-    #: Open client connections at most: past it a new one is closed at once.
+    #: Open client connections at most (see ``make_room``).
     max_connections: int
     connections: set[Connection]
+    #: The connections that have not completed a request yet, oldest first.
+    fresh: dict[Connection, None]
     closing: bool
     #: The Date header block, renewed once a second.
     date: bytes
     busy_poll: BusyPoll | None
     loop: asyncio.AbstractEventLoop
+
+    def make_room(self) -> bool: ...
 
 
 class Connection(asyncio.Protocol):
@@ -116,15 +120,15 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's are not subclasses
-        connections = self.server.connections
-        if len(connections) >= self.server.max_connections:
-            # Closed before anything is read or written (a FIN to a client that sent nothing): a
-            # flood of idle sockets cannot take the descriptors the connections already open, and
-            # their upstream calls, need; they are served on.
+        server = self.server
+        if len(server.connections) >= server.max_connections and not server.make_room():
+            # Every connection is in use: closed before anything is read or written, so that the
+            # connections already open, and their upstream calls, keep their descriptors.
             self._refused = True
             self.transport.close()
             return
-        connections.add(self)
+        server.connections.add(self)
+        server.fresh[self] = None
         self.transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
@@ -144,6 +148,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.fresh.pop(self, None)
         self._end_poll()
         # Dropped as it is cancelled: the task keeps its CancelledError, whose traceback holds
         # the serving frame and so this connection; held here too, the two would be a cycle that
@@ -204,7 +209,8 @@ class Connection(asyncio.Protocol):
         if waiting is not None:
             self._next = None
             waiting.set_result(request)
-        else:
+        else:  # its first request
+            self.server.fresh.pop(self, None)
             self.task = self.server.loop.create_task(self._serve_all(request))
 
     async def _serve_all(self, request: Request) -> None:
@@ -390,6 +396,13 @@ class Connection(asyncio.Protocol):
         """Cut the connection (a relayed body that broke midway: the client sees it incomplete)."""
         if self.transport is not None:
             self.transport.abort()
+
+    def close_if_unused(self) -> bool:
+        """Close a connection that has sent nothing (it makes room for another)."""
+        if self.busy or self.parser.started or self.task is not None:
+            return False
+        self._close()
+        return True
 
     def close_if_idle(self) -> bool:
         if not self.busy and not self.parser.started:

@@ -55,6 +55,8 @@ class HTTPServer:
         #: 0: ``default_max_connections()``.
         self.max_connections = max_connections or default_max_connections()
         self.connections: set[Connection] = set()
+        #: The connections that have not completed a request yet, oldest first.
+        self.fresh: dict[Connection, None] = {}
         self.closing = False
         self.date = b""
         self._server: asyncio.Server | None = None
@@ -85,6 +87,20 @@ class HTTPServer:
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
+
+    def make_room(self) -> bool:
+        """At the connection limit, close the oldest connection that has sent nothing (in a flood
+        of idle sockets, one of them), as nginx drains its idle connections: a client arriving
+        now is served, and the flood is closed cleanly, a FIN each. False when every connection
+        is in use: a request in progress, or kept alive after one."""
+        fresh = self.fresh
+        while fresh:
+            conn = next(iter(fresh))
+            del fresh[conn]
+            if conn.close_if_unused():
+                self.connections.discard(conn)  # its descriptor is freed with the close
+                return True
+        return False
 
     def _sweep(self) -> None:
         now = time.monotonic()

@@ -111,38 +111,60 @@ async def test_a_client_that_stops_reading_a_stream_is_cut_and_the_request_ends(
 # ---------------------------------------------------------------------- idle sockets past the limit
 
 
-async def test_idle_sockets_past_the_connection_limit_are_closed_cleanly(make_gateway: Any) -> None:
+async def is_closed(s: socket.socket) -> bool:
+    """The gateway closed it with a FIN (not a reset); False while it stays open."""
+    try:
+        return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(s, 1), 0.3) == b""
+    except TimeoutError:
+        return False
+
+
+def idle_sockets(gw: Gateway, count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection((gw.host, gw.port))
+        s.setblocking(False)
+        sockets.append(s)
+    return sockets
+
+
+async def test_a_flood_of_idle_sockets_is_closed_cleanly_and_clients_are_served(make_gateway: Any) -> None:
     gw = await make_gateway(max_connections=8)
     keeper = await Client.connect(gw)
     await keeper.send(raw_request("GET", "/health"))
     assert (await keeper.answer()).status == 200
-    loop = asyncio.get_running_loop()
-    idle: list[socket.socket] = []
+    flood = idle_sockets(gw, 27)  # the limit is 8: the keeper's and 7 more
     try:
-        for _ in range(7):  # the limit, with the keeper
-            s = socket.create_connection((gw.host, gw.port))
-            s.setblocking(False)
-            idle.append(s)
-        assert await connections_of(gw, 8, 3.0)
-        flood = []
-        for _ in range(20):
-            s = socket.create_connection((gw.host, gw.port))
-            s.setblocking(False)
-            flood.append(s)
-        for s in flood:
-            # A FIN before anything is read or written: the end of the stream, not a reset.
-            assert await asyncio.wait_for(loop.sock_recv(s, 1), 5.0) == b""
-            s.close()
+        # The oldest that have sent nothing make room for each newcomer, each closed with a FIN.
+        assert [await is_closed(s) for s in flood] == [True] * 20 + [False] * 7
         assert len(gw.server.connections) == 8
-        for _ in range(2):  # the connections already open are served on
+        for _ in range(2):  # the connection in use is served on ...
             await keeper.send(raw_request("GET", "/health"))
             assert (await keeper.answer()).status == 200
+        await assert_still_serving(gw)  # ... and a client arriving now is served
+        assert len(gw.server.connections) <= 8
     finally:
         keeper.close()
-        for s in idle:
+        for s in flood:
             s.close()
-    assert await connections_of(gw, 0, 3.0)
-    await assert_still_serving(gw)  # and once they are gone, new clients are
+
+
+async def test_past_the_limit_with_every_connection_in_use_a_new_one_is_closed(make_gateway: Any) -> None:
+    gw = await make_gateway(max_connections=2)
+    clients = [await Client.connect(gw) for _ in range(2)]
+    try:
+        for c in clients:  # kept alive after a request: in use, never closed to make room
+            await c.send(raw_request("GET", "/health"))
+            assert (await c.answer()).status == 200
+        [newcomer] = idle_sockets(gw, 1)
+        assert await is_closed(newcomer)
+        newcomer.close()
+        for c in clients:
+            await c.send(raw_request("GET", "/health"))
+            assert (await c.answer()).status == 200
+    finally:
+        for c in clients:
+            c.close()
 
 
 # ---------------------------------------------------------------------- lists and chunk lines

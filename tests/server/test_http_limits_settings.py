@@ -91,30 +91,32 @@ def read_all(s: socket.socket) -> bytes:
 
 
 def assert_limits_hold(port: int, connections: int) -> None:
-    """``connections`` open at most, a slow head cut by a 408, an idle connection closed."""
-    slow, idle = connect(port), connect(port)
+    """At the limit of ``connections`` a newcomer closes the oldest that has sent nothing; a slow
+    head is cut by a 408 at the client timeout; an idle connection at the keep-alive timeout."""
+    slow = connect(port)
     slow.sendall(SLOW_HEAD)
-    held = [connect(port) for _ in range(connections - 2)]
-    refused = connect(port)
+    idle = [connect(port) for _ in range(connections - 1)]
+    newcomer = connect(port)
     try:
-        assert read_all(refused) == b""  # closed before a byte: the limit
-        answer = read_all(slow)  # the client timeout, not the default minute
+        idle[0].settimeout(2.0)  # at once: the keep-alive timeout is 4 s
+        assert read_all(idle[0]) == b""
+        answer = read_all(slow)  # at the client timeout, not the default minute
         assert answer.startswith(b"HTTP/1.1 408 ") and b"Connection: close" in answer
-        assert read_all(idle) == b""  # the keep-alive timeout
+        assert read_all(newcomer) == b""  # at the keep-alive timeout, not the default 75 s
     finally:
-        for s in (slow, idle, refused, *held):
+        for s in (slow, newcomer, *idle):
             s.close()
 
 
 @pytest.mark.timeout(60)
 def test_serve_takes_the_limits_as_flags() -> None:
-    with serving("--client-timeout", "1", "--keepalive-timeout", "2", "--max-connections", "3") as port:
+    with serving("--client-timeout", "1", "--keepalive-timeout", "4", "--max-connections", "3") as port:
         assert_limits_hold(port, 3)
 
 
 @pytest.mark.timeout(60)
 def test_serve_takes_the_limits_from_the_server_table_and_variables(tmp_path: Path) -> None:
     path = tmp_path / "fastgate.toml"
-    path.write_text("[server]\nclient_timeout = 1\nkeepalive_timeout = 2\nmax_connections = 9\n")
+    path.write_text("[server]\nclient_timeout = 1\nkeepalive_timeout = 4\nmax_connections = 9\n")
     with serving("--config", str(path), env={"FASTGATE_MAX_CONNECTIONS": "4"}) as port:
         assert_limits_hold(port, 4)
