@@ -3,9 +3,9 @@
 Requests on a connection are served one after another (pipelined ones wait their turn). The
 handler of the current request runs as a task; the connection closing cancels it, which closes
 the upstream call it has open. Writes respect the transport's flow control: past its high-water
-mark the answer waits, and the connection stops reading, so a client that sends and does not
-read holds one answer and a bounded buffer of requests; if its writes stay paused longer than the
-client timeout, the server's sweep cuts it.
+mark (64 KiB, uvloop's and asyncio's default) the answer waits and the connection stops reading,
+so a client that sends and does not read holds one answer and a bounded buffer of requests; if
+its writes stay paused longer than the client timeout, the server's sweep cuts it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 #: Bytes of pipelined requests buffered while one is served before reading pauses.
 _PIPELINE_BUFFER = 256 * 1024
-#: Bytes of answers a transport holds before it pauses the writer (and the writer its reading).
-_WRITE_HIGH_WATER = 64 * 1024
 #: How long a refused request's remaining bytes are read and dropped before the connection closes.
 _LINGER_S = 2.0
 
@@ -129,7 +127,6 @@ class Connection(asyncio.Protocol):
             return
         server.connections.add(self)
         server.fresh[self] = None
-        self.transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         if self._timing:
