@@ -1,7 +1,9 @@
 """Provider ``mock``: the mock engine answering in-process, with no network hop.
 
-Failures that need a socket (a dropped connection) surface as the same exceptions a real
-upstream would raise, so the server handles both alike.
+The request is prepared as for any OpenAI-compatible upstream (``request``: the config's
+``override_params`` merged in), then answered here instead of sent. Failures that need a
+socket (a dropped connection) surface as the same exceptions a real upstream would raise, so
+the server handles both alike.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ class MockProvider(OpenAICompatible):
         super().__init__("mock", None, add_provider_field=False)
         self.engine = MockEngine()
 
+    def url(self, call: Call, path: str) -> str:
+        return path  # answered in-process: the prepared request is never sent anywhere
+
     async def respond(self, call: Call) -> LocalResponse:
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
-        plan = self.engine.plan(endpoint, call.body, OPENAI)
+        plan = self.engine.plan(endpoint, self.request(call).body or b"", OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)
