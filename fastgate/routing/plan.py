@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 
 from fastgate.errors import bad_request
+from fastgate.guardrails.compile import Hook, LeafHooks, leaf_hooks, own_hooks
 from fastgate.providers.base import Target
 from fastgate.providers.registry import PROVIDERS
 from fastgate.routing.breaker import CircuitBreaker, Identity, key_hash
@@ -35,6 +36,8 @@ class Inherited:
     """Settings a node passes down to its targets (Portkey §3.2: the child's own value wins)."""
 
     __slots__ = (
+        "after_hooks",
+        "before_hooks",
         "cache",
         "custom_host",
         "forward_headers",
@@ -52,8 +55,10 @@ class Inherited:
         self.custom_host: str | None = None
         self.forward_headers: tuple[str, ...] | None = None
         self.strict: bool | None = None
+        self.before_hooks: tuple[Hook, ...] | None = None
+        self.after_hooks: tuple[Hook, ...] | None = None
 
-    def child(self, node: ConfigNode) -> Inherited:
+    def child(self, node: ConfigNode, path: str) -> Inherited:
         out = Inherited()
         if node.override_params and self.override_params:
             out.override_params = {**self.override_params, **node.override_params}
@@ -69,6 +74,11 @@ class Inherited:
         out.strict = (
             node.strict_open_ai_compliance if node.strict_open_ai_compliance is not None else self.strict
         )
+        # Compiled here, once per node: every leaf below shares the same tuples.
+        where = _option_path(path)
+        before, after = own_hooks(node, "before", where), own_hooks(node, "after", where)
+        out.before_hooks = self.before_hooks if before is None else before
+        out.after_hooks = self.after_hooks if after is None else after
         return out
 
 
@@ -79,15 +89,22 @@ _MAX_VARIANTS = 64
 class Leaf:
     """A target to try, with the settings its retry loop and circuit breaker need."""
 
-    __slots__ = ("_variants", "cache", "identity", "retry", "target")
+    __slots__ = ("_variants", "cache", "hooks", "identity", "retry", "target")
 
     def __init__(
-        self, target: Target, retry: RetrySettings | None, cache: CacheSettings | None, identity: Identity
+        self,
+        target: Target,
+        retry: RetrySettings | None,
+        cache: CacheSettings | None,
+        identity: Identity,
+        hooks: LeafHooks | None = None,
     ) -> None:
         self.target = target
         self.retry = retry
         self.cache = cache
         self.identity = identity
+        #: Guardrails and mutators to run around this target's call (None: none, most leaves).
+        self.hooks = hooks
         #: This leaf with the header values clients send, built once each (a client sends the
         #: same custom host on every request).
         self._variants: dict[tuple[tuple[str, Any], ...], Leaf] = {}
@@ -102,7 +119,7 @@ class Leaf:
         identity = self.identity
         if target.custom_host != self.target.custom_host:
             identity = identity._replace(host=target.custom_host or "")
-        leaf = Leaf(target, self.retry, self.cache, identity)
+        leaf = Leaf(target, self.retry, self.cache, identity, self.hooks)
         if len(self._variants) >= _MAX_VARIANTS:
             self._variants.clear()
         self._variants[key] = leaf
@@ -196,7 +213,8 @@ def _leaf(node: ConfigNode, inherited: Inherited, path: str) -> Leaf:
     identity = Identity(
         provider or "", inherited.custom_host or "", key_hash(node.api_key or node.virtual_key)
     )
-    return Leaf(target, inherited.retry, inherited.cache, identity)
+    hooks = leaf_hooks(inherited.before_hooks, inherited.after_hooks)
+    return Leaf(target, inherited.retry, inherited.cache, identity, hooks)
 
 
 def _compile(node: ConfigNode, inherited: Inherited, path: str, roots: set[str]) -> Node:
@@ -204,7 +222,7 @@ def _compile(node: ConfigNode, inherited: Inherited, path: str, roots: set[str])
         return _leaf(node, inherited, path)
     prefix = f"{path}." if path else ""
     children = [
-        _compile(child, inherited.child(child), f"{prefix}targets[{i}]", roots)
+        _compile(child, inherited.child(child, f"{prefix}targets[{i}]"), f"{prefix}targets[{i}]", roots)
         for i, child in enumerate(node.targets)
     ]
     strategy = node.strategy
@@ -259,7 +277,7 @@ def _compile_conditions(branch: Branch, node: ConfigNode, prefix: str, roots: se
 def compile_plan(root: ConfigNode) -> RoutePlan:
     """Compile a validated config; structural errors are 400s naming the bad field's path."""
     roots: set[str] = set()
-    node = _compile(root, Inherited().child(root), "", roots)
+    node = _compile(root, Inherited().child(root, ""), "", roots)
     return RoutePlan(node, frozenset(roots))
 
 
