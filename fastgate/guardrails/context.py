@@ -106,7 +106,10 @@ class HookContext:
         text = self._texts[slot]
         if text is None:
             parts = self.content(event)[1]
-            text = "\n".join(p if isinstance(p, str) else str(p) for p in parts if p)
+            if len(parts) == 1 and isinstance(parts[0], str):
+                text = parts[0]  # a string content: the common case
+            else:
+                text = "\n".join(p if isinstance(p, str) else str(p) for p in parts if p)
             self._texts[slot] = text
         return text
 

@@ -42,9 +42,13 @@ class HookRun:
     def __init__(self, results: list[HookResult], ctx: HookContext) -> None:
         self.results = results
         #: A hook with ``deny`` failed: 446.
-        self.denied = any(r.deny for r in results)
+        self.denied = False
         #: Some hook failed (with or without ``deny``): 246 when the answer would be a 200.
-        self.failed = any(not r.verdict for r in results)
+        self.failed = False
+        for result in results:
+            if not result.verdict:
+                self.failed = True
+                self.denied = self.denied or result.deny
         #: The request to send and the answer to return, when a check changed them (else None).
         self.request = ctx.request if ctx.request_transformed else None
         self.response = ctx.response if ctx.response_transformed else None
@@ -60,16 +64,17 @@ def _skipped(hook: Hook, event: str, ctx: HookContext) -> bool:
 
 
 def _result(check: Check, outcome: CheckOutcome, start: float, created: str) -> CheckResult:
+    error = outcome.error
     return CheckResult(
-        data=outcome.data,
-        verdict=outcome.verdict,
-        id=check.id,
-        error=msgspec.UNSET if outcome.error is None else outcome.error,
-        execution_time=elapsed_ms(start),
-        transformed=outcome.request is not None or outcome.response is not None,
-        created_at=created,
-        log=outcome.log,
-        fail_on_error=check.fail_on_error,
+        outcome.data,
+        outcome.verdict,
+        check.id,
+        msgspec.UNSET if error is None else error,
+        elapsed_ms(start),
+        outcome.request is not None or outcome.response is not None,
+        created,
+        outcome.log,
+        check.fail_on_error,
     )
 
 
@@ -120,13 +125,17 @@ def _feedback(hook: Hook, checks: list[CheckResult]) -> Feedback | None:
 
 
 def _hook_result(hook: Hook, checks: list[CheckResult], start: float, created: str) -> HookResult:
-    verdict = all(c.verdict or (c.error is not msgspec.UNSET and not c.fail_on_error) for c in checks)
+    verdict, transformed = True, False
+    for c in checks:
+        if not c.verdict and (c.error is msgspec.UNSET or c.fail_on_error):
+            verdict = False
+        transformed = transformed or c.transformed
     return HookResult(
         verdict=verdict,
         id=hook.id,
-        transformed=any(c.transformed for c in checks),
+        transformed=transformed,
         checks=checks,
-        feedback=_feedback(hook, checks),
+        feedback=None if hook.on_fail is None and hook.on_success is None else _feedback(hook, checks),
         execution_time=elapsed_ms(start),
         async_=hook.is_async,
         type=hook.type,

@@ -16,15 +16,17 @@ import msgspec
 from fastgate.guardrails.check import CheckError
 
 
-class CheckResult(msgspec.Struct, kw_only=True):
+class CheckResult(msgspec.Struct):
+    """Built positionally, once per check run (``error`` UNSET: absent from the JSON)."""
+
     data: Any
     verdict: bool
     id: str
-    error: CheckError | msgspec.UnsetType = msgspec.UNSET
+    error: CheckError | msgspec.UnsetType
     execution_time: int
     transformed: bool
     created_at: str
-    log: Any = None
+    log: Any
     fail_on_error: bool
 
 
