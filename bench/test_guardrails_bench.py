@@ -57,7 +57,9 @@ ANSWER = msgspec.json.encode(
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop"}
+        ],
     }
 )
 RUNTIME = Runtime(transport=None)  # type: ignore[arg-type]  # these checks never call out
@@ -118,7 +120,10 @@ def test_budget_three_checks_add_at_most_15_us() -> None:
     first = _leaf(cache, GUARDED).hooks
     guarded, plain = interleaved_times(lambda: with_hooks(cache), lambda: without_hooks(cache), number=200)
     added_us = (guarded - plain) * 1e6
-    print(f"\nper request: without hooks {plain * 1e6:.2f} µs, with three checks {guarded * 1e6:.2f} µs (+{added_us:.2f} µs)")
+    print(
+        f"\nper request: without hooks {plain * 1e6:.2f} µs, with three checks {guarded * 1e6:.2f} µs "
+        f"(+{added_us:.2f} µs)"
+    )
     # Compiled once: every request got the same compiled hooks from the config cache.
     assert _leaf(cache, GUARDED).hooks is first
     assert added_us <= 15.0

@@ -54,7 +54,7 @@ class Check:
     """A compiled check. Local checks override :meth:`run`; checks that do I/O set
     ``is_async`` and override :meth:`run_async` (given the runtime's HTTP transport and caches)."""
 
-    __slots__ = ("fail_on_error", "id", "parameters")
+    __slots__ = ("fail_on_error", "id", "invert", "parameters")
     #: The parameters that are URLs the gateway will call: judged by the SSRF policy at config time.
     url_parameters: ClassVar[tuple[str, ...]] = ()
     is_async: ClassVar[bool] = False
@@ -63,6 +63,8 @@ class Check:
         self.id = id
         self.parameters = parameters
         self.fail_on_error = bool(parameters.get("failOnError", False))
+        #: Portkey's ``not`` flag, which most checks take: the verdict inverted.
+        self.invert = bool(parameters.get("not", False))
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         raise NotImplementedError
@@ -99,6 +101,16 @@ class AsyncFunctionCheck(FunctionCheck):
         result = await outcome if inspect.isawaitable(outcome) else outcome
         assert isinstance(result, CheckOutcome), f"{self.id} must return a CheckOutcome"
         return result
+
+
+#: Portkey's four explanations of a check with a ``not`` flag: passed, failed, passed inverted,
+#: failed inverted (``str.format`` templates).
+Explanations = tuple[str, str, str, str]
+
+
+def explain(templates: Explanations, verdict: bool, invert: bool, **values: Any) -> str:
+    """The explanation for this verdict and flag, only that one formatted."""
+    return templates[(0 if verdict else 1) + (2 if invert else 0)].format(**values)
 
 
 def excerpt(text: str) -> str:

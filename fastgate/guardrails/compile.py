@@ -33,7 +33,17 @@ def _refused(where: str, message: str) -> GatewayError:
 class Hook:
     """A compiled hook: its enabled checks, built, and how to run and judge them."""
 
-    __slots__ = ("checks", "deny", "id", "is_async", "needs_io", "on_fail", "on_success", "sequential", "type")
+    __slots__ = (
+        "checks",
+        "deny",
+        "id",
+        "is_async",
+        "needs_io",
+        "on_fail",
+        "on_success",
+        "sequential",
+        "type",
+    )
 
     def __init__(self, spec: HookSpec, checks: tuple[Check, ...]) -> None:
         assert spec.id is not None

@@ -179,7 +179,7 @@ def _first_choice(json: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _output_parts(json: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The ``output_text`` parts of a Responses answer's message items, in order."""
-    parts = []
+    parts: list[dict[str, Any]] = []
     for item in json.get("output") or ():
         if isinstance(item, dict) and item.get("type") == "message":
             parts.extend(p for p in item.get("content") or () if isinstance(p, dict) and "text" in p)

@@ -119,7 +119,9 @@ def _feedback(hook: Hook, checks: list[CheckResult]) -> Feedback | None:
             **(spec.metadata or {}),
             "successfulChecks": ", ".join(c.id for c in checks if c.verdict),
             "failedChecks": ", ".join(c.id for c in checks if not c.verdict and c.error is msgspec.UNSET),
-            "erroredChecks": ", ".join(c.id for c in checks if not c.verdict and c.error is not msgspec.UNSET),
+            "erroredChecks": ", ".join(
+                c.id for c in checks if not c.verdict and c.error is not msgspec.UNSET
+            ),
         },
     )
 

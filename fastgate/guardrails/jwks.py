@@ -76,7 +76,9 @@ class JwksCache:
         future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
         self._fetching[uri] = future
         try:
-            answer = await self.transport.request("GET", uri, {"Accept": "application/json"}, None, FETCH_TIMEOUT_S)
+            answer = await self.transport.request(
+                "GET", uri, {"Accept": "application/json"}, None, FETCH_TIMEOUT_S
+            )
             if not 200 <= answer.status < 300:
                 raise JwksError(f"Failed to fetch JWKS from {uri}")
             now = self.clock()

@@ -27,7 +27,9 @@ MESSAGE = (
     "`hook_results` object."
 )
 _ERROR = (
-    b'{"error":{"message":' + encode(MESSAGE) + b',"type":"hooks_failed","param":null,"code":null},"hook_results":'
+    b'{"error":{"message":'
+    + encode(MESSAGE)
+    + b',"type":"hooks_failed","param":null,"code":null},"hook_results":'
 )
 _NONE: list[HookResult] = []
 

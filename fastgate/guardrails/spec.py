@@ -94,7 +94,7 @@ def from_shorthand(item: Any, kind: str, hook_type: str, where: str) -> HookSpec
     if isinstance(item, str):
         raise ConfigError(
             f"{where}: {item!r} names a guardrail saved on Portkey's hosted app; those are not known "
-            "here: write the guardrail inline ({\"deny\": true, \"default.regexMatch\": {...}})"
+            'here: write the guardrail inline ({"deny": true, "default.regexMatch": {...}})'
         )
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: a guardrail must be an object of check ids to parameters")
@@ -154,6 +154,11 @@ def node_specs(node: HookFields, event: Event, path: str) -> list[tuple[HookSpec
     return specs
 
 
-def shorthand_specs(items: Iterable[Any], kind: str, hook_type: str, where: str) -> list[tuple[HookSpec, str]]:
+def shorthand_specs(
+    items: Iterable[Any], kind: str, hook_type: str, where: str
+) -> list[tuple[HookSpec, str]]:
     """A shorthand list's hooks, each with its path (``where[i]``)."""
-    return [(from_shorthand(item, kind, hook_type, f"{where}[{i}]"), f"{where}[{i}]") for i, item in enumerate(items)]
+    return [
+        (from_shorthand(item, kind, hook_type, f"{where}[{i}]"), f"{where}[{i}]")
+        for i, item in enumerate(items)
+    ]

@@ -69,7 +69,9 @@ class StreamAnswer:
             kind_of = event.get("type")
             if kind_of == "response.output_text.delta" and isinstance(event.get("delta"), str):
                 self._parts.append(event["delta"])
-            elif kind_of in ("response.completed", "response.incomplete") and isinstance(event.get("response"), dict):
+            elif kind_of in ("response.completed", "response.incomplete") and isinstance(
+                event.get("response"), dict
+            ):
                 self._final = event["response"]
 
     def answer(self) -> dict[str, Any]:
@@ -78,12 +80,28 @@ class StreamAnswer:
         text = "".join(self._parts)
         if kind == CHAT:
             message = {"role": "assistant", "content": text}
-            return {"id": self.id, "object": "chat.completion", "model": self.model, "choices": [{"index": 0, "message": message}]}
+            return {
+                "id": self.id,
+                "object": "chat.completion",
+                "model": self.model,
+                "choices": [{"index": 0, "message": message}],
+            }
         if kind == COMPLETE:
-            return {"id": self.id, "object": "text_completion", "model": self.model, "choices": [{"index": 0, "text": text}]}
+            return {
+                "id": self.id,
+                "object": "text_completion",
+                "model": self.model,
+                "choices": [{"index": 0, "text": text}],
+            }
         if kind == MESSAGES:
             blocks = [{"type": "text", "text": "".join(self._blocks[i])} for i in sorted(self._blocks)]
-            return {"id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": blocks}
+            return {
+                "id": self.id,
+                "type": "message",
+                "role": "assistant",
+                "model": self.model,
+                "content": blocks,
+            }
         if self._final is not None:
             return self._final
         part = {"type": "output_text", "text": text, "annotations": []}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple, Protocol
 
-from fastgate.server.http1 import UpstreamPool
+from fastgate.upstream.pool import UpstreamPool
 
 #: The most a webhook, log URL or JWKS endpoint may answer: enough for a JWKS or a verdict.
 MAX_ANSWER = 1 << 20

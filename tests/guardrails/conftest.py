@@ -38,7 +38,9 @@ def context(
     metadata: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> HookContext:
-    ctx = HookContext(request if request is not None else chat("hi"), kind, "openai", metadata=metadata, headers=headers)
+    ctx = HookContext(
+        request if request is not None else chat("hi"), kind, "openai", metadata=metadata, headers=headers
+    )
     if answer is not None:
         ctx.set_response(answer, 200)
     return ctx

@@ -104,7 +104,10 @@ def test_targets_inherit_hooks_and_their_own_replace_them() -> None:
     }
     plan = compile_plan(decode_config(msgspec.json.encode(config).decode(), POLICY))
     leaves = plan.leaves()
-    ids = [([h.id for h in leaf.hooks.before], [h.id for h in leaf.hooks.after]) if leaf.hooks else None for leaf in leaves]
+    ids = [
+        ([h.id for h in leaf.hooks.before], [h.id for h in leaf.hooks.after]) if leaf.hooks else None
+        for leaf in leaves
+    ]
     assert ids == [
         (["root-in"], ["root-out"]),
         (["own-in"], ["root-out"]),  # before and after are inherited each on its own
@@ -130,12 +133,20 @@ def test_header_overrides_keep_the_leaf_hooks() -> None:
     ("config", "param", "words"),
     [
         (
-            {"strategy": {"mode": "fallback"}, "targets": [TARGET, {**TARGET, "input_guardrails": [{"notNull": {}, "nope": {}}]}]},
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [TARGET, {**TARGET, "input_guardrails": [{"notNull": {}, "nope": {}}]}],
+            },
             "config.targets[1].input_guardrails[0].checks[1].id",
             "unknown check 'default.nope'",
         ),
         (
-            {**TARGET, "before_request_hooks": [{"id": "h", "checks": [{"id": "default.notNull"}, {"id": "foo.bar"}]}]},
+            {
+                **TARGET,
+                "before_request_hooks": [
+                    {"id": "h", "checks": [{"id": "default.notNull"}, {"id": "foo.bar"}]}
+                ],
+            },
             "config.before_request_hooks[0].checks[1].id",
             "unknown check 'foo.bar'",
         ),
@@ -170,7 +181,10 @@ def test_header_overrides_keep_the_leaf_hooks() -> None:
             "Expected `bool`",
         ),
         (
-            {**TARGET, "input_guardrails": [{"jwt": {"jwksUri": "http://127.0.0.1/j", "maxTokenAge": "soon"}}]},
+            {
+                **TARGET,
+                "input_guardrails": [{"jwt": {"jwksUri": "http://127.0.0.1/j", "maxTokenAge": "soon"}}],
+            },
             "config.input_guardrails[0].checks[0].parameters",
             "maxTokenAge",
         ),
@@ -213,7 +227,9 @@ def test_default_guardrail_headers() -> None:
     hooks = reader.read(headers)
     assert hooks is not None and reader.read(dict(headers)) is hooks  # compiled once per value
     assert [h.deny for h in hooks.before] == [True] and len(hooks.after) == 1
-    assert hooks.before[0].id.startswith("input_guardrail_") and hooks.after[0].id.startswith("output_guardrail_")
+    assert hooks.before[0].id.startswith("input_guardrail_") and hooks.after[0].id.startswith(
+        "output_guardrail_"
+    )
     own = leaf_hooks({"input_guardrails": [{"id": "own", "notNull": {}}]})
     joined = own.joined(hooks)
     assert [h.id for h in joined.before] == ["own", hooks.before[0].id]  # defaults after the target's

@@ -44,18 +44,36 @@ async def test_a_denying_hook_that_fails_denies_and_others_only_fail() -> None:
 
 
 async def test_results_have_portkeys_exact_shape() -> None:
-    hooks = leaf_hooks({"input_guardrails": [{"id": "g", "deny": True, "wordCount": {"minWords": 1, "maxWords": 9}}]})
+    hooks = leaf_hooks(
+        {"input_guardrails": [{"id": "g", "deny": True, "wordCount": {"minWords": 1, "maxWords": 9}}]}
+    )
     run = await before_request(hooks, context(chat("two words")), RUNTIME)
     (hook,) = encoded(run.results)
     assert list(hook) == [
-        "verdict", "id", "transformed", "checks", "feedback", "execution_time", "async", "type", "created_at", "deny"
+        "verdict",
+        "id",
+        "transformed",
+        "checks",
+        "feedback",
+        "execution_time",
+        "async",
+        "type",
+        "created_at",
+        "deny",
     ]
     assert hook["verdict"] is True and hook["async"] is False and hook["type"] == "guardrail"
     assert hook["feedback"] is None and isinstance(hook["execution_time"], int)
     assert ISO_MS.match(hook["created_at"])
     (check,) = hook["checks"]
     assert list(check) == [
-        "data", "verdict", "id", "execution_time", "transformed", "created_at", "log", "fail_on_error"
+        "data",
+        "verdict",
+        "id",
+        "execution_time",
+        "transformed",
+        "created_at",
+        "log",
+        "fail_on_error",
     ]  # "error" is absent when there is none, as in Portkey's JSON
     assert check["id"] == "default.wordCount" and check["data"]["wordCount"] == 2
 
@@ -73,7 +91,9 @@ async def test_check_errors_fail_open_unless_fail_on_error() -> None:
     first, second = encoded(run.results)
     assert first["verdict"] is True and first["checks"][0]["verdict"] is False
     assert first["checks"][0]["error"] == {"message": "Missing regex pattern", "name": "Error"}
-    assert second["verdict"] is False and second["deny"] is True and second["checks"][0]["fail_on_error"] is True
+    assert (
+        second["verdict"] is False and second["deny"] is True and second["checks"][0]["fail_on_error"] is True
+    )
     assert run.denied
 
 
@@ -87,19 +107,26 @@ class Tag(Check):
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         text = ctx.text(event)
-        return CheckOutcome(True, {"saw": text}, request=ctx.with_texts(event, [text + self.parameters["tag"]]))
+        return CheckOutcome(
+            True, {"saw": text}, request=ctx.with_texts(event, [text + self.parameters["tag"]])
+        )
 
 
 def hooks_of(*specs: dict[str, Any]) -> LeafHooks:
     registry = Registry({"t.boom": Boom, "t.tag": Tag})
-    parsed = [(msgspec.convert(s, HookSpec), f"config.before_request_hooks[{i}]") for i, s in enumerate(specs)]
+    parsed = [
+        (msgspec.convert(s, HookSpec), f"config.before_request_hooks[{i}]") for i, s in enumerate(specs)
+    ]
     return LeafHooks(compile_specs(parsed, registry), ())
 
 
 async def test_a_check_that_raises_is_portkeys_check_error() -> None:
     run = await before_request(hooks_of({"id": "h", "checks": [{"id": "t.boom"}]}), context(), RUNTIME)
     (check,) = encoded(run.results)[0]["checks"]
-    assert check["verdict"] is False and check["error"] == {"message": "Error executing check", "name": "Check error"}
+    assert check["verdict"] is False and check["error"] == {
+        "message": "Error executing check",
+        "name": "Check error",
+    }
     assert run.results[0].verdict is True  # it fails open too
 
 
@@ -124,7 +151,10 @@ async def test_sequential_checks_and_successive_hooks_chain_their_transforms() -
 
 
 async def test_disabled_checks_do_not_run() -> None:
-    spec = {"id": "h", "checks": [{"id": "t.boom", "is_enabled": False}, {"id": "t.tag", "parameters": {"tag": "!"}}]}
+    spec = {
+        "id": "h",
+        "checks": [{"id": "t.boom", "is_enabled": False}, {"id": "t.tag", "parameters": {"tag": "!"}}],
+    }
     run = await before_request(hooks_of(spec), context(chat("x")), RUNTIME)
     assert [c.id for c in run.results[0].checks] == ["t.tag"]
 
@@ -159,7 +189,9 @@ async def test_feedback_on_fail_and_on_success() -> None:
 
 
 async def test_after_hooks_read_the_answer_and_are_skipped_unless_it_is_a_200() -> None:
-    hooks = leaf_hooks({"output_guardrails": [{"id": "o", "deny": True, "contains": {"words": ["bad"], "operator": "none"}}]})
+    hooks = leaf_hooks(
+        {"output_guardrails": [{"id": "o", "deny": True, "contains": {"words": ["bad"], "operator": "none"}}]}
+    )
     ctx = context(chat("q"))
     run = await after_request(hooks, ctx, chat_answer("bad answer"), 200, RUNTIME)
     assert run.denied and run.results[0].id == "o"
@@ -214,7 +246,9 @@ class Slow(Check):
 
 async def test_async_hooks_run_after_the_answer_and_change_nothing() -> None:
     registry = Registry({"t.slow": Slow})
-    specs = shorthand_specs([{"id": "a", "async": True, "deny": True, "t.slow": {}}], "input", "guardrail", "x")
+    specs = shorthand_specs(
+        [{"id": "a", "async": True, "deny": True, "t.slow": {}}], "input", "guardrail", "x"
+    )
     hooks = LeafHooks(compile_specs(specs, registry), compile_specs(specs, registry))
     ctx = context(chat("x"))
     run = await before_request(hooks, ctx, RUNTIME)
@@ -228,7 +262,13 @@ async def test_async_hooks_run_after_the_answer_and_change_nothing() -> None:
 
 
 async def test_async_mutators_never_run() -> None:
-    leaf = plan_leaf({"provider": "openai", "api_key": "k", "input_mutators": [{"async": True, "addPrefix": {"prefix": "p"}}]})
+    leaf = plan_leaf(
+        {
+            "provider": "openai",
+            "api_key": "k",
+            "input_mutators": [{"async": True, "addPrefix": {"prefix": "p"}}],
+        }
+    )
     assert leaf.hooks is None
 
 

@@ -49,7 +49,10 @@ def test_json_schema_not_and_no_json() -> None:
     out = on_text("default.jsonSchema", {"schema": SCHEMA, "not": True}, '{"other": 1}')
     assert out.verdict is True and "does not match the schema as expected" in out.data["explanation"]
     out = on_text("default.jsonSchema", {"schema": SCHEMA}, "just text")
-    assert out.verdict is False and out.data == {"explanation": "No valid JSON found in the response.", "not": False}
+    assert out.verdict is False and out.data == {
+        "explanation": "No valid JSON found in the response.",
+        "not": False,
+    }
 
 
 def test_json_schema_missing_schema_is_a_runtime_error() -> None:
@@ -87,7 +90,9 @@ def test_json_keys(operator: str, keys: list[str], verdict: bool, explanation: s
     out = on_text("default.jsonKeys", {"keys": keys, "operator": operator}, 'Result: {"a": 1, "b": 2}')
     assert out.verdict is verdict
     assert out.data["explanation"] == explanation
-    assert out.data["matchedJson"] == ({"a": 1, "b": 2} if operator != "none" or not verdict else out.data["matchedJson"])
+    assert out.data["matchedJson"] == (
+        {"a": 1, "b": 2} if operator != "none" or not verdict else out.data["matchedJson"]
+    )
 
 
 def test_json_keys_no_json_and_bad_parameters() -> None:

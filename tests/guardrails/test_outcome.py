@@ -27,7 +27,9 @@ ANSWER = msgspec.json.encode(chat_answer("hello world"))
 HOOKS = leaf_hooks(
     {
         "input_guardrails": [{"id": "in", "contains": {"words": ["please"]}}],
-        "output_guardrails": [{"id": "out", "deny": True, "contains": {"words": ["forbidden"], "operator": "none"}}],
+        "output_guardrails": [
+            {"id": "out", "deny": True, "contains": {"words": ["forbidden"], "operator": "none"}}
+        ],
     }
 )
 
@@ -69,7 +71,7 @@ async def test_a_transformed_answer_is_the_one_returned() -> None:
     hooks = leaf_hooks({"output_guardrails": [{"regexReplace": {"rule": "world"}}]})
     ctx = context(chat("q"))
     after = await after_request(hooks, ctx, chat_answer("hello world"), 200, RUNTIME)
-    status, body = json_answer(200, ANSWER, None, after)
+    _, body = json_answer(200, ANSWER, None, after)
     assert msgspec.json.decode(body)["choices"][0]["message"]["content"] == "hello [REDACTED]"
 
 
@@ -132,12 +134,20 @@ async def test_stream_last_events() -> None:
 
 
 def chunk(text: str) -> bytes:
-    return msgspec.json.encode({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
+    return msgspec.json.encode(
+        {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": {"content": text}}]}
+    )
 
 
 def test_a_chat_stream_is_assembled_for_the_after_hooks() -> None:
     answer = StreamAnswer(CHAT)
-    for data in (chunk("Hel"), chunk("lo"), b'{"choices":[{"index":1,"delta":{"content":"X"}}]}', b"[DONE]", b"junk"):
+    for data in (
+        chunk("Hel"),
+        chunk("lo"),
+        b'{"choices":[{"index":1,"delta":{"content":"X"}}]}',
+        b"[DONE]",
+        b"junk",
+    ):
         answer.feed(data)
     assert answer.answer()["choices"][0]["message"]["content"] == "Hello"
     assert answer.answer()["id"] == "c1"
@@ -160,7 +170,10 @@ def test_completions_messages_and_responses_streams_are_assembled() -> None:
     responses = StreamAnswer(RESPONSES)
     responses.feed(b'{"type":"response.output_text.delta","delta":"x"}')
     assert responses.answer()["output"][0]["content"][0]["text"] == "x"
-    final = {"object": "response", "output": [{"type": "message", "content": [{"type": "output_text", "text": "y"}]}]}
+    final = {
+        "object": "response",
+        "output": [{"type": "message", "content": [{"type": "output_text", "text": "y"}]}],
+    }
     responses.feed(msgspec.json.encode({"type": "response.completed", "response": final}))
     assert responses.answer() == final
 

@@ -20,9 +20,9 @@ from fastgate.guardrails.engine import after_request, before_request
 from fastgate.guardrails.jwks import JwksCache
 from fastgate.guardrails.runtime import Runtime
 from fastgate.guardrails.transport import PoolTransport
-from fastgate.server.dns import CachingResolver
-from fastgate.server.http1 import UpstreamPool
 from fastgate.ssrf import HostPolicy
+from fastgate.upstream.dns import CachingResolver
+from fastgate.upstream.pool import UpstreamPool
 from tests.guardrails.conftest import chat, chat_answer, context, leaf_hooks
 
 MakeServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -77,7 +77,13 @@ async def test_webhook_gets_the_context_without_headers_and_decides(
     endpoint: tuple[Hook, str], runtime: Runtime
 ) -> None:
     hook, base = endpoint
-    hooks = leaf_hooks({"input_guardrails": [{"deny": True, "webhook": webhook(f"{base}/hook?t=1", headers={"X-Token": "t"})}]})
+    hooks = leaf_hooks(
+        {
+            "input_guardrails": [
+                {"deny": True, "webhook": webhook(f"{base}/hook?t=1", headers={"X-Token": "t"})}
+            ]
+        }
+    )
     ctx = context(chat("hi"), headers={"authorization": "Bearer sk-provider-secret"}, metadata={"user": "u"})
     hook.answer = {"verdict": True, "data": {"score": 0.1}}
     run = await before_request(hooks, ctx, runtime)
@@ -92,7 +98,11 @@ async def test_webhook_gets_the_context_without_headers_and_decides(
     }
     (body,) = hook.bodies
     assert body["request"]["json"] == chat("hi") and body["request"]["text"] == "hi"
-    assert body["eventType"] == BEFORE and body["metadata"] == {"user": "u"} and body["requestType"] == "chatComplete"
+    assert (
+        body["eventType"] == BEFORE
+        and body["metadata"] == {"user": "u"}
+        and body["requestType"] == "chatComplete"
+    )
     assert "headers" not in body["request"]
     assert "sk-provider-secret" not in json.dumps(body) and "sk-provider-secret" not in str(hook.headers)
     assert hook.headers[0]["X-Token"] == "t" and hook.headers[0]["Content-Type"] == "application/json"
@@ -101,10 +111,14 @@ async def test_webhook_gets_the_context_without_headers_and_decides(
     assert run.denied and run.results[0].checks[0].data["explanation"] == "Webhook request failed"
 
 
-async def test_webhook_transforms_the_request_and_the_answer(endpoint: tuple[Hook, str], runtime: Runtime) -> None:
+async def test_webhook_transforms_the_request_and_the_answer(
+    endpoint: tuple[Hook, str], runtime: Runtime
+) -> None:
     hook, base = endpoint
     url = f"{base}/hook"
-    hooks = leaf_hooks({"input_guardrails": [{"webhook": webhook(url)}], "output_guardrails": [{"webhook": webhook(url)}]})
+    hooks = leaf_hooks(
+        {"input_guardrails": [{"webhook": webhook(url)}], "output_guardrails": [{"webhook": webhook(url)}]}
+    )
     ctx = context(chat("raw"))
     hook.answer = {"verdict": True, "transformedData": {"request": {"json": chat("cleaned")}}}
     before = await before_request(hooks, ctx, runtime)
@@ -112,7 +126,10 @@ async def test_webhook_transforms_the_request_and_the_answer(endpoint: tuple[Hoo
     hook.answer = {"verdict": True, "transformedData": {"response": {"json": chat_answer("safe")}}}
     after = await after_request(hooks, ctx, chat_answer("unsafe"), 200, runtime)
     assert after.response == chat_answer("safe")
-    assert hook.bodies[-1]["response"]["json"] == chat_answer("unsafe") and hook.bodies[-1]["request"]["text"] == "cleaned"
+    assert (
+        hook.bodies[-1]["response"]["json"] == chat_answer("unsafe")
+        and hook.bodies[-1]["request"]["text"] == "cleaned"
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,11 +145,17 @@ async def test_webhook_failures_are_check_errors_that_fail_open(
     hook, base = endpoint
     for key, value in setup.items():
         setattr(hook, key, value)
-    hooks = leaf_hooks({"input_guardrails": [{"deny": True, "webhook": webhook(f"{base}/hook", timeout=100)}]})
+    hooks = leaf_hooks(
+        {"input_guardrails": [{"deny": True, "webhook": webhook(f"{base}/hook", timeout=100)}]}
+    )
     run = await before_request(hooks, context(chat("hi")), runtime)
     assert not run.denied and run.results[0].verdict is True
     (check,) = run.results[0].checks
-    assert check.verdict is False and check.error is not None and (check.error.name, check.error.message) == (name, message)
+    assert (
+        check.verdict is False
+        and check.error is not None
+        and (check.error.name, check.error.message) == (name, message)
+    )
     assert check.data["explanation"] == f"Webhook error: {message}"
     assert check.data.get("responseData") == ({"why": "down"} if name == "HttpError" else None)
 
@@ -148,7 +171,9 @@ async def test_webhook_redirects_are_not_followed(endpoint: tuple[Hook, str], ru
 
 async def test_log_posts_the_context_and_passes(endpoint: tuple[Hook, str], runtime: Runtime) -> None:
     hook, base = endpoint
-    hooks = leaf_hooks({"output_guardrails": [{"log": {"logURL": f"{base}/hook", "headers": '{"X-Log": "1"}'}}]})
+    hooks = leaf_hooks(
+        {"output_guardrails": [{"log": {"logURL": f"{base}/hook", "headers": '{"X-Log": "1"}'}}]}
+    )
     ctx = context(chat("q"), headers={"authorization": "Bearer sk-secret"})
     after = await after_request(hooks, ctx, chat_answer("a"), 200, runtime)
     (check,) = after.results[0].checks
@@ -164,7 +189,9 @@ class Issuer:
     """A JWKS endpoint with two RSA keys, counting its fetches."""
 
     def __init__(self) -> None:
-        self.keys = {kid: rsa.generate_private_key(public_exponent=65537, key_size=2048) for kid in ("k1", "k2")}
+        self.keys = {
+            kid: rsa.generate_private_key(public_exponent=65537, key_size=2048) for kid in ("k1", "k2")
+        }
         self.published = ["k1"]
         self.fetches = 0
 
@@ -192,14 +219,22 @@ async def issuer(aiohttp_server: MakeServer) -> tuple[Issuer, str]:
 
 
 async def jwt_verdict(runtime: Runtime, uri: str, token: str | None, **params: Any) -> tuple[bool, str]:
-    hooks = leaf_hooks({"input_guardrails": [{"deny": True, "jwt": {"jwksUri": uri, "headerKey": "Authorization", **params}}]})
+    hooks = leaf_hooks(
+        {
+            "input_guardrails": [
+                {"deny": True, "jwt": {"jwksUri": uri, "headerKey": "Authorization", **params}}
+            ]
+        }
+    )
     headers = {"authorization": f"Bearer {token}"} if token else {}
     run = await before_request(hooks, context(chat("hi"), headers=headers), runtime)
     (check,) = run.results[0].checks
     return check.verdict, check.data["explanation"]
 
 
-async def test_jwt_valid_token_passes_and_the_key_set_is_cached(issuer: tuple[Issuer, str], runtime: Runtime) -> None:
+async def test_jwt_valid_token_passes_and_the_key_set_is_cached(
+    issuer: tuple[Issuer, str], runtime: Runtime
+) -> None:
     found, uri = issuer
     for _ in range(3):
         assert await jwt_verdict(runtime, uri, found.token()) == (True, "JWT token validation succeeded")
@@ -214,11 +249,21 @@ async def test_jwt_valid_token_passes_and_the_key_set_is_cached(issuer: tuple[Is
         (lambda i: i.token()[:-4] + "AAAA", {}, "Signature verification failed"),
         (lambda i: None, {}, "Missing authorization header"),
         # Signed with HMAC under the RSA key's kid: the key's own algorithm (RS256) is required.
-        (lambda i: jwt.encode({"iat": int(time.time())}, "s" * 32, algorithm="HS256", headers={"kid": "k1"}), {}, "alg"),
+        (
+            lambda i: jwt.encode(
+                {"iat": int(time.time())}, "s" * 32, algorithm="HS256", headers={"kid": "k1"}
+            ),
+            {},
+            "alg",
+        ),
     ],
 )
 async def test_jwt_refusals(
-    issuer: tuple[Issuer, str], runtime: Runtime, make: Callable[[Issuer], str | None], params: dict[str, Any], words: str
+    issuer: tuple[Issuer, str],
+    runtime: Runtime,
+    make: Callable[[Issuer], str | None],
+    params: dict[str, Any],
+    words: str,
 ) -> None:
     found, uri = issuer
     verdict, explanation = await jwt_verdict(runtime, uri, make(found), **params)
@@ -243,10 +288,14 @@ async def test_jwt_unknown_kid_refetches_at_most_once_per_cooldown(issuer: tuple
         await pool.close()
 
 
-async def test_jwt_set_that_cannot_be_fetched_is_a_check_error(runtime: Runtime, aiohttp_server: MakeServer) -> None:
+async def test_jwt_set_that_cannot_be_fetched_is_a_check_error(
+    runtime: Runtime, aiohttp_server: MakeServer
+) -> None:
     app = web.Application()
     server = await aiohttp_server(app)
-    hooks = leaf_hooks({"input_guardrails": [{"jwt": {"jwksUri": str(server.make_url("/missing")), "headerKey": "x-jwt"}}]})
+    hooks = leaf_hooks(
+        {"input_guardrails": [{"jwt": {"jwksUri": str(server.make_url("/missing")), "headerKey": "x-jwt"}}]}
+    )
     run = await before_request(hooks, context(chat("hi"), headers={"x-jwt": Issuer().token()}), runtime)
     (check,) = run.results[0].checks
     assert check.error is not None and "Failed to fetch JWKS" in check.error.message

@@ -34,7 +34,10 @@ def test_model_whitelist_errors() -> None:
     assert out.error is not None and out.error.message == "Missing or invalid model whitelist"
 
 
-RULES = {"defaults": ["gpt-4o-mini"], "metadata": {"tier": {"pro": ["gpt-4o", "o1"], "free": ["gpt-4o-mini"]}}}
+RULES = {
+    "defaults": ["gpt-4o-mini"],
+    "metadata": {"tier": {"pro": ["gpt-4o", "o1"], "free": ["gpt-4o-mini"]}},
+}
 
 
 @pytest.mark.parametrize(
@@ -43,7 +46,12 @@ RULES = {"defaults": ["gpt-4o-mini"], "metadata": {"tier": {"pro": ["gpt-4o", "o
         ("gpt-4o", {"tier": "pro"}, True, 'Model "gpt-4o" is allowed by rules. (matched rules: tier:pro)'),
         ("gpt-4o", {"tier": "free"}, False, 'Model "gpt-4o" is not allowed by rules.'),
         ("gpt-4o-mini", {}, True, 'Model "gpt-4o-mini" is allowed by rules. (using default models)'),
-        ("o1", {"tier": ["free", "pro"]}, True, 'Model "o1" is allowed by rules. (matched rules: tier:free, tier:pro)'),
+        (
+            "o1",
+            {"tier": ["free", "pro"]},
+            True,
+            'Model "o1" is allowed by rules. (matched rules: tier:free, tier:pro)',
+        ),
     ],
 )
 def test_model_rules(model: str, metadata: dict[str, Any], verdict: bool, explanation: str) -> None:
@@ -70,7 +78,14 @@ def test_model_rules_inverted_and_errors() -> None:
         ({"allowedTypes": "embed, complete"}, {}, CHAT, False, "allowlist", "parameters"),
         ({"blockedTypes": ["embed"]}, {}, EMBED, False, "blocklist", "parameters"),
         ({"blockedTypes": ["embed"]}, {}, MESSAGES, True, "blocklist", "parameters"),
-        ({"allowedTypes": ["chatComplete"], "blockedTypes": ["embed"]}, {}, EMBED, False, "combined", "parameters"),
+        (
+            {"allowedTypes": ["chatComplete"], "blockedTypes": ["embed"]},
+            {},
+            EMBED,
+            False,
+            "combined",
+            "parameters",
+        ),
         ({}, {"supported_endpoints": "messages"}, MESSAGES, True, "allowlist", "metadata"),
         ({}, {"blocked_endpoints": ["chatComplete"]}, CHAT, False, "blocklist", "metadata"),
     ],
@@ -86,7 +101,9 @@ def test_allowed_request_types(
 
 
 def test_allowed_request_types_conflict_is_an_error() -> None:
-    out = run("default.allowedRequestTypes", {"allowedTypes": ["embed"], "blockedTypes": ["embed"]}, context())
+    out = run(
+        "default.allowedRequestTypes", {"allowedTypes": ["embed"], "blockedTypes": ["embed"]}, context()
+    )
     assert out.verdict is False and out.error is not None and "Conflict detected" in out.error.message
 
 

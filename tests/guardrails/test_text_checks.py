@@ -110,7 +110,12 @@ def test_sentence_count_range_must_be_numbers() -> None:
 @pytest.mark.parametrize(
     ("text", "params", "verdict", "explanation"),
     [
-        ("one two  three\nfour", {"minWords": 3, "maxWords": 5}, True, "within the specified range of 3-5 words."),
+        (
+            "one two  three\nfour",
+            {"minWords": 3, "maxWords": 5},
+            True,
+            "within the specified range of 3-5 words.",
+        ),
         ("one two", {"minWords": 3, "maxWords": 5}, False, "outside the specified range of 3-5 words."),
         ("one two", {"minWords": 3, "maxWords": 5, "not": True}, True, "as expected"),
         ("  one  ", {}, True, "contains 1 words"),
@@ -199,7 +204,9 @@ def test_ends_with_needs_a_suffix() -> None:
 def test_contains(operator: str, words: list[str], verdict: bool, tail: str) -> None:
     out = on_text("default.contains", {"words": words, "operator": operator}, FOX)
     assert out.verdict is verdict
-    assert out.data["explanation"] == f"Check {'passed' if verdict else 'failed'} for '{operator}' words. {tail}"
+    assert (
+        out.data["explanation"] == f"Check {'passed' if verdict else 'failed'} for '{operator}' words. {tail}"
+    )
     assert out.data["foundWords"] == [w for w in words if w in FOX]
 
 

@@ -22,7 +22,9 @@ def test_regex_replace_redacts_the_last_message_and_leaves_the_original_alone() 
 
 
 def test_regex_replace_without_g_replaces_the_first_match_and_i_ignores_case() -> None:
-    out = run("default.regexReplace", {"rule": "/SECRET/i", "redactText": "***"}, context(chat("secret and Secret")))
+    out = run(
+        "default.regexReplace", {"rule": "/SECRET/i", "redactText": "***"}, context(chat("secret and Secret"))
+    )
     assert out.request is not None and out.request["messages"][-1]["content"] == "*** and Secret"
 
 
@@ -53,10 +55,16 @@ def test_regex_replace_after_the_request_changes_the_answer() -> None:
         (COMPLETE, {"model": "m", "prompt": "key sk-1"}, ("prompt",)),
         (EMBED, {"model": "m", "input": ["ok", "key sk-1"]}, ("input", 1)),
         (RESPONSES, {"model": "m", "input": "key sk-1"}, ("input",)),
-        (MESSAGES, {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "key sk-1"}]}]}, ("messages", -1, "content", 0, "text")),
+        (
+            MESSAGES,
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "key sk-1"}]}]},
+            ("messages", -1, "content", 0, "text"),
+        ),
     ],
 )
-def test_regex_replace_on_every_request_type(kind: str, request_json: dict[str, Any], path: tuple[Any, ...]) -> None:
+def test_regex_replace_on_every_request_type(
+    kind: str, request_json: dict[str, Any], path: tuple[Any, ...]
+) -> None:
     out = run("default.regexReplace", {"rule": r"sk-\d"}, context(request_json, kind=kind))
     assert out.request is not None
     value: Any = out.request
@@ -83,7 +91,11 @@ def test_add_prefix_to_a_system_message_new_or_existing() -> None:
     out = run("default.addPrefix", {"prefix": "SYS", "applyToRole": "system"}, context(request))
     assert out.request is not None and out.request["messages"][0] == {"role": "system", "content": "SYS"}
     request["messages"].insert(0, {"role": "system", "content": " rules"})
-    out = run("default.addPrefix", {"prefix": "SYS", "applyToRole": "system", "addToExisting": False}, context(request))
+    out = run(
+        "default.addPrefix",
+        {"prefix": "SYS", "applyToRole": "system", "addToExisting": False},
+        context(request),
+    )
     assert out.request is not None
     assert [m["content"] for m in out.request["messages"]] == ["SYS", " rules", "hi"]
 
@@ -101,7 +113,9 @@ def test_add_prefix_on_completions_and_messages() -> None:
     out = run("default.addPrefix", {"prefix": "Q: "}, context({"model": "m", "prompt": "why"}, kind=COMPLETE))
     assert out.request is not None and out.request["prompt"] == "Q: why"
     messages = {"model": "m", "system": "be kind", "messages": [{"role": "user", "content": "x"}]}
-    out = run("default.addPrefix", {"prefix": "S: ", "applyToRole": "system"}, context(messages, kind=MESSAGES))
+    out = run(
+        "default.addPrefix", {"prefix": "S: ", "applyToRole": "system"}, context(messages, kind=MESSAGES)
+    )
     assert out.request is not None and out.request["system"] == "S: be kind"
 
 

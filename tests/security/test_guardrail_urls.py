@@ -42,14 +42,24 @@ def test_refused_guardrail_urls(url: str, check: str, param: str) -> None:
 
 def test_loopback_refused_when_the_policy_says_so() -> None:
     strict = HostPolicy((), allow_loopback=False)
-    config = {"provider": "openai", "api_key": "k", "input_guardrails": [{"webhook": {"webhookURL": "http://127.0.0.1:9/h"}}]}
+    config = {
+        "provider": "openai",
+        "api_key": "k",
+        "input_guardrails": [{"webhook": {"webhookURL": "http://127.0.0.1:9/h"}}],
+    }
     with pytest.raises(GatewayError):
         compiled(config, strict)
     compiled(config)  # allowed by the default policy (tests and local sidecars)
 
 
 def test_query_strings_are_allowed_on_allowed_hosts() -> None:
-    compiled({"provider": "openai", "api_key": "k", "input_guardrails": [{"webhook": {"webhookURL": "http://127.0.0.1:9/h?token=x"}}]})
+    compiled(
+        {
+            "provider": "openai",
+            "api_key": "k",
+            "input_guardrails": [{"webhook": {"webhookURL": "http://127.0.0.1:9/h?token=x"}}],
+        }
+    )
 
 
 def test_refused_in_the_default_guardrail_header_too() -> None:

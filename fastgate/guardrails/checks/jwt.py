@@ -24,7 +24,8 @@ from fastgate.guardrails.runtime import Runtime
 _BEARER = re.compile(r"^Bearer\s+", re.IGNORECASE)
 #: jose's time spans: a number and a unit (``secs()`` in ``jose/lib/secs``).
 _SPAN = re.compile(
-    r"^(\+|-)? ?(\d+|\d+\.\d+) ?(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)"
+    r"^(\+|-)? ?(\d+|\d+\.\d+) ?"
+    r"(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)"
     r"(?: (ago|from now))?$",
     re.IGNORECASE,
 )
@@ -112,7 +113,10 @@ class Jwt(Check):
                 options={"verify_aud": False, "require": ["iat"]},
             )
             issued = claims["iat"]
-            if not isinstance(issued, int | float) or time.time() - issued > self.max_token_age + self.tolerance:
+            if (
+                not isinstance(issued, int | float)
+                or time.time() - issued > self.max_token_age + self.tolerance
+            ):
                 raise jwt.InvalidTokenError('"iat" claim timestamp check failed (too far in the past)')
         except jwt.PyJWTError as exc:
             return _outcome(False, f"JWT validation error: {exc}")

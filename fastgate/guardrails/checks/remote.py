@@ -12,6 +12,7 @@ the gateway holds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -105,10 +106,8 @@ class Webhook(_Post):
                 "requestContext": context,
             }
             if isinstance(exc, HttpError) and exc.content_type == "application/json":
-                try:
+                with contextlib.suppress(ValueError):
                     data["responseData"] = json.loads(exc.body)
-                except ValueError:
-                    pass
             return CheckOutcome(False, data, _named(exc))
         answer = answer if isinstance(answer, dict) else {}
         verdict = bool(answer.get("verdict"))

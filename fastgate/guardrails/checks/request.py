@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastgate.guardrails.check import Check, CheckError, CheckOutcome, error
+from fastgate.guardrails.check import Check, CheckError, CheckOutcome, Explanations, error, explain
 from fastgate.guardrails.checks.text import operator_explanation, operator_verdict
 from fastgate.guardrails.context import BEFORE, HookContext
 
@@ -14,17 +14,26 @@ from fastgate.guardrails.context import BEFORE, HookContext
 class ModelWhitelist(Check):
     """The request's model is in ``models``; ``not`` makes the list a block list."""
 
-    __slots__ = ("invert", "models")
+    __slots__ = ("models",)
+    EXPLANATIONS: Explanations = (
+        'Model "{model}" is allowed.',
+        'Model "{model}" is not in the allowed list.',
+        'Model "{model}" is not in the allowed list as expected.',
+        'Model "{model}" is in the allowed list when it should not be.',
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
         self.models = parameters.get("models")
-        self.invert = bool(parameters.get("not", False))
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         models, model = self.models, ctx.model
         if not isinstance(models, list) or not model:
-            message = "Missing or invalid model whitelist" if not isinstance(models, list) else "Missing model in request"
+            message = (
+                "Missing or invalid model whitelist"
+                if not isinstance(models, list)
+                else "Missing model in request"
+            )
             return CheckOutcome(
                 False,
                 {
@@ -37,18 +46,7 @@ class ModelWhitelist(Check):
             )
         listed = model in models
         verdict = not listed if self.invert else listed
-        if verdict:
-            explanation = (
-                f'Model "{model}" is not in the allowed list as expected.'
-                if self.invert
-                else f'Model "{model}" is allowed.'
-            )
-        else:
-            explanation = (
-                f'Model "{model}" is in the allowed list when it should not be.'
-                if self.invert
-                else f'Model "{model}" is not in the allowed list.'
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, model=model)
         return CheckOutcome(
             verdict,
             {
@@ -65,13 +63,18 @@ class ModelRules(Check):
     """The request's model is among those ``rules`` allow for its metadata
     (``{"defaults": [models], "metadata": {key: {value: [models]}}}``); ``not`` inverts."""
 
-    __slots__ = ("defaults", "invert", "rules", "table")
+    __slots__ = ("defaults", "rules", "table")
+    EXPLANATIONS: Explanations = (
+        'Model "{model}" is allowed by rules.',
+        'Model "{model}" is not allowed by rules.',
+        'Model "{model}" is not permitted by rules (blocked list).',
+        'Model "{model}" is permitted by rules (in blocked list).',
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
         rules = parameters.get("rules")
         self.rules = rules if isinstance(rules, dict) else None
-        self.invert = bool(parameters.get("not", False))
         rules = self.rules or {}
         defaults = rules.get("defaults")
         self.defaults = [str(m) for m in defaults] if isinstance(defaults, list) else []
@@ -107,22 +110,11 @@ class ModelRules(Check):
             return self._failed("No allowed models resolved from rules")
         listed = model in resolved
         verdict = not listed if self.invert else listed
-        if verdict:
-            explanation = (
-                f'Model "{model}" is not permitted by rules (blocked list).'
-                if self.invert
-                else f'Model "{model}" is allowed by rules.'
-            )
-            if matched:
-                explanation += f" (matched rules: {', '.join(matched)})"
-            elif using_defaults:
-                explanation += " (using default models)"
-        else:
-            explanation = (
-                f'Model "{model}" is permitted by rules (in blocked list).'
-                if self.invert
-                else f'Model "{model}" is not allowed by rules.'
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, model=model)
+        if verdict and matched:
+            explanation += f" (matched rules: {', '.join(matched)})"
+        elif verdict and using_defaults:
+            explanation += " (using default models)"
         return CheckOutcome(verdict, {"explanation": explanation})
 
 
@@ -172,8 +164,12 @@ class AllowedRequestTypes(Check):
                 {
                     "explanation": f"An error occurred while checking allowed request types: {message}",
                     "currentRequestType": kind,
-                    "allowedTypes": self.parameters.get("allowedTypes") or metadata.get("supported_endpoints") or [],
-                    "blockedTypes": self.parameters.get("blockedTypes") or metadata.get("blocked_endpoints") or [],
+                    "allowedTypes": self.parameters.get("allowedTypes")
+                    or metadata.get("supported_endpoints")
+                    or [],
+                    "blockedTypes": self.parameters.get("blockedTypes")
+                    or metadata.get("blocked_endpoints")
+                    or [],
                 },
                 error(message),
             )
@@ -192,7 +188,8 @@ class AllowedRequestTypes(Check):
             explanation = (
                 f'Request type "{kind}" is allowed.'
                 if verdict
-                else f'Request type "{kind}" is not allowed. Allowed types are: {", ".join(map(str, allowed))}'
+                else f'Request type "{kind}" is not allowed. Allowed types are: '
+                + ", ".join(map(str, allowed))
             )
         else:
             mode, verdict = "combined", kind not in blocked and kind in allowed

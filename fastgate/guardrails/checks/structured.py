@@ -19,7 +19,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from fastgate.guardrails.check import Check, CheckOutcome, ConfigError, error, excerpt
+from fastgate.guardrails.check import Check, CheckOutcome, ConfigError, Explanations, error, excerpt, explain
 from fastgate.guardrails.checks.text import operator_verdict
 from fastgate.guardrails.context import HookContext
 
@@ -50,11 +50,16 @@ def _parsed(candidate: str) -> Any:
 class JsonSchema(Check):
     """Some JSON in the text validates against ``schema``; ``not`` inverts."""
 
-    __slots__ = ("invert", "validator")
+    __slots__ = ("validator",)
+    EXPLANATIONS: Explanations = (
+        "Successfully validated JSON against the provided schema.",
+        "Failed to validate JSON against the provided schema.",
+        "Successfully validated JSON does not match the schema as expected.",
+        "JSON matches the schema when it should not.",
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
-        self.invert = bool(parameters.get("not", False))
         schema = parameters.get("schema")
         self.validator: Draft202012Validator | None = None
         if isinstance(schema, dict):
@@ -101,20 +106,11 @@ class JsonSchema(Check):
                 valid = True
                 break
         if best is None:
-            return CheckOutcome(False, {"explanation": "No valid JSON found in the response.", "not": self.invert})
+            return CheckOutcome(
+                False, {"explanation": "No valid JSON found in the response.", "not": self.invert}
+            )
         verdict = not valid if self.invert else valid
-        if verdict:
-            explanation = (
-                "Successfully validated JSON does not match the schema as expected."
-                if self.invert
-                else "Successfully validated JSON against the provided schema."
-            )
-        else:
-            explanation = (
-                "JSON matches the schema when it should not."
-                if self.invert
-                else "Failed to validate JSON against the provided schema."
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert)
         return CheckOutcome(
             verdict,
             {

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from fastgate.guardrails.check import Check, CheckOutcome, error, excerpt
+from fastgate.guardrails.check import Check, CheckOutcome, Explanations, error, excerpt, explain
 from fastgate.guardrails.context import HookContext
 from fastgate.guardrails.patterns import compile_pattern
 
@@ -46,18 +46,25 @@ def utf16_length(text: str) -> int:
 class RegexMatch(Check):
     """``rule`` found in the text; ``not`` inverts."""
 
-    __slots__ = ("invert", "pattern", "rule")
+    __slots__ = ("pattern", "rule")
+    EXPLANATIONS: Explanations = (
+        "The regex pattern '{rule}' successfully matched the text.",
+        "The regex pattern '{rule}' did not match the text.",
+        "The regex pattern '{rule}' did not match the text as expected.",
+        "The regex pattern '{rule}' matched the text when it should not have.",
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
         rule = parameters.get("rule")
         self.rule = rule
-        self.invert = bool(parameters.get("not", False))
         self.pattern = compile_pattern(str(rule), "rule") if rule else None
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         text = ctx.text(event)
-        problem = "Missing regex pattern" if self.pattern is None else "Missing text to match" if not text else ""
+        problem = (
+            "Missing regex pattern" if self.pattern is None else "Missing text to match" if not text else ""
+        )
         if problem or self.pattern is None:
             return CheckOutcome(
                 False,
@@ -72,18 +79,7 @@ class RegexMatch(Check):
         match = self.pattern.regex.search(text)
         verdict = (match is None) if self.invert else (match is not None)
         rule = self.rule
-        if verdict:
-            explanation = (
-                f"The regex pattern '{rule}' did not match the text as expected."
-                if self.invert
-                else f"The regex pattern '{rule}' successfully matched the text."
-            )
-        else:
-            explanation = (
-                f"The regex pattern '{rule}' matched the text when it should not have."
-                if self.invert
-                else f"The regex pattern '{rule}' did not match the text."
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, rule=rule)
         details = None
         if match is not None:
             details = {
@@ -108,7 +104,7 @@ class RegexMatch(Check):
 class _Range(Check):
     """A count of the text within ``[min, max]``; ``not`` inverts. Subclasses say what is counted."""
 
-    __slots__ = ("high", "integers", "invert", "low")
+    __slots__ = ("high", "integers", "low")
     min_name = max_name = ""
     #: The names the error ``data`` gives the bounds (the parameters' own, but for sentenceCount).
     data_names: tuple[str, str] = ("", "")
@@ -119,7 +115,6 @@ class _Range(Check):
         super().__init__(id, parameters)
         self.low = parameters.get(self.min_name, self.low_default)
         self.high = parameters.get(self.max_name, self.high_default)
-        self.invert = bool(parameters.get("not", False))
         #: Portkey's wordCount and characterCount take whole numbers only.
         self.integers = _integer(self.low) and _integer(self.high)
 
@@ -127,19 +122,49 @@ class _Range(Check):
         inside = self.low <= count <= self.high
         return not inside if self.invert else inside
 
-    def wording(self, verdict: bool, what: str, span: str) -> str:
-        """Portkey's four explanations of a range check."""
-        if verdict:
-            return (
-                f"{what}, which is outside the specified range of {span} as expected."
-                if self.invert
-                else f"{what}, which is within the specified range of {span}."
+    #: Word and character counts' explanations; sentenceCount words its own.
+    EXPLANATIONS: Explanations = (
+        "The text contains {count} {noun}, which is within the specified range of {lo}-{hi} {noun}.",
+        "The text contains {count} {noun}, which is outside the specified range of {lo}-{hi} {noun}.",
+        "The text contains {count} {noun}, which is outside the specified range of {lo}-{hi} {noun} "
+        "as expected.",
+        "The text contains {count} {noun}, which is within the specified range of {lo}-{hi} {noun} "
+        "when it should not be.",
+    )
+    #: What is counted, the error data's verb, the range error, and whether the text is stripped.
+    noun = count_name = doing = range_error = ""
+    strips = False
+
+    def measure(self, text: str) -> int:
+        raise NotImplementedError
+
+    def run(self, ctx: HookContext, event: str) -> CheckOutcome:
+        text = ctx.text(event)
+        if self.strips:
+            text = text.strip()
+        if not text:
+            message = "Missing text to analyze"
+        elif not self.integers:
+            message = self.range_error
+        else:
+            count = self.measure(text)
+            verdict = self.in_range(count)
+            lo, hi = self.low, self.high
+            return CheckOutcome(
+                verdict,
+                {
+                    self.count_name: count,
+                    self.min_name: lo,
+                    self.max_name: hi,
+                    "not": self.invert,
+                    "verdict": verdict,
+                    "explanation": explain(
+                        self.EXPLANATIONS, verdict, self.invert, count=count, noun=self.noun, lo=lo, hi=hi
+                    ),
+                    "textExcerpt": excerpt(text),
+                },
             )
-        return (
-            f"{what}, which is within the specified range of {span} when it should not be."
-            if self.invert
-            else f"{what}, which is outside the specified range of {span}."
-        )
+        return self.failed(ctx, event, f"An error occurred while {self.doing}: {message}", message)
 
     def failed(self, ctx: HookContext, event: str, explanation: str, message: str) -> CheckOutcome:
         return CheckOutcome(
@@ -159,6 +184,12 @@ class SentenceCount(_Range):
     __slots__ = ()
     min_name, max_name, high_default = "minSentences", "maxSentences", 99999
     data_names = ("minCount", "maxCount")
+    EXPLANATIONS: Explanations = (
+        "The sentence count ({count}) is within the specified range of {lo} to {hi}.",
+        "The sentence count ({count}) is outside the specified range of {lo} to {hi}.",
+        "The sentence count ({count}) is outside the specified range of {lo} to {hi} as expected.",
+        "The sentence count ({count}) is within the specified range of {lo} to {hi} when it should not be.",
+    )
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         if not (_number(self.low) and _number(self.high)):
@@ -169,19 +200,7 @@ class SentenceCount(_Range):
         count = text.count(".") + text.count("!") + text.count("?")
         verdict = self.in_range(count)
         lo, hi = self.low, self.high
-        if verdict:
-            explanation = (
-                f"The sentence count ({count}) is outside the specified range of {lo} to {hi} as expected."
-                if self.invert
-                else f"The sentence count ({count}) is within the specified range of {lo} to {hi}."
-            )
-        else:
-            explanation = (
-                f"The sentence count ({count}) is within the specified range of {lo} to {hi} "
-                "when it should not be."
-                if self.invert
-                else f"The sentence count ({count}) is outside the specified range of {lo} to {hi}."
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, count=count, lo=lo, hi=hi)
         return CheckOutcome(
             verdict,
             {
@@ -199,59 +218,21 @@ class SentenceCount(_Range):
 class WordCount(_Range):
     __slots__ = ()
     min_name, max_name, high_default = "minWords", "maxWords", 99999
+    noun, count_name, doing, strips = "words", "wordCount", "processing word count", True
+    range_error = "Invalid or missing word count range"
 
-    def run(self, ctx: HookContext, event: str) -> CheckOutcome:
-        text = ctx.text(event).strip()
-        if not text:
-            message = "Missing text to analyze"
-        elif not self.integers:
-            message = "Invalid or missing word count range"
-        else:
-            count = word_count(text)
-            verdict = self.in_range(count)
-            span = f"{self.low}-{self.high} words"
-            return CheckOutcome(
-                verdict,
-                {
-                    "wordCount": count,
-                    "minWords": self.low,
-                    "maxWords": self.high,
-                    "not": self.invert,
-                    "verdict": verdict,
-                    "explanation": self.wording(verdict, f"The text contains {count} words", span),
-                    "textExcerpt": excerpt(text),
-                },
-            )
-        return self.failed(ctx, event, f"An error occurred while processing word count: {message}", message)
+    def measure(self, text: str) -> int:
+        return word_count(text)
 
 
 class CharacterCount(_Range):
     __slots__ = ()
     min_name, max_name, high_default = "minCharacters", "maxCharacters", 9999999
+    noun, count_name, doing = "characters", "characterCount", "counting characters"
+    range_error = "Invalid or missing character count range"
 
-    def run(self, ctx: HookContext, event: str) -> CheckOutcome:
-        text = ctx.text(event)
-        if not text:
-            message = "Missing text to analyze"
-        elif not self.integers:
-            message = "Invalid or missing character count range"
-        else:
-            count = utf16_length(text)
-            verdict = self.in_range(count)
-            span = f"{self.low}-{self.high} characters"
-            return CheckOutcome(
-                verdict,
-                {
-                    "characterCount": count,
-                    "minCharacters": self.low,
-                    "maxCharacters": self.high,
-                    "not": self.invert,
-                    "verdict": verdict,
-                    "explanation": self.wording(verdict, f"The text contains {count} characters", span),
-                    "textExcerpt": excerpt(text),
-                },
-            )
-        return self.failed(ctx, event, f"An error occurred while counting characters: {message}", message)
+    def measure(self, text: str) -> int:
+        return utf16_length(text)
 
 
 _ASCII_LOWER = re.compile("[a-z]")
@@ -261,13 +242,18 @@ _ASCII_UPPER = re.compile("[A-Z]")
 class _Case(Check):
     """Every ASCII letter of the text in one case (Portkey ignores every other character)."""
 
-    __slots__ = ("invert",)
+    __slots__ = ()
     other: re.Pattern[str] = _ASCII_LOWER
     case = other_case = ""
+    EXPLANATIONS: Explanations = (
+        "All alphabetic characters in the text are {case}.",
+        "The text contains {other} characters.",
+        "The text contains {other} characters as expected.",
+        "All alphabetic characters in the text are {case} when they should not be.",
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
-        self.invert = bool(parameters.get("not", False))
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         text = ctx.text(event)
@@ -283,20 +269,15 @@ class _Case(Check):
             )
         one_case = self.other.search(text) is None
         verdict = not one_case if self.invert else one_case
-        every = f"All alphabetic characters in the text are {self.case}"
-        if verdict:
-            explanation = (
-                f"The text contains {self.other_case} characters as expected." if self.invert else f"{every}."
-            )
-        else:
-            explanation = (
-                f"{every} when they should not be."
-                if self.invert
-                else f"The text contains {self.other_case} characters."
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, case=self.case, other=self.other_case)
         return CheckOutcome(
             verdict,
-            {"verdict": verdict, "not": self.invert, "explanation": explanation, "textExcerpt": excerpt(text)},
+            {
+                "verdict": verdict,
+                "not": self.invert,
+                "explanation": explanation,
+                "textExcerpt": excerpt(text),
+            },
         )
 
 
@@ -313,12 +294,17 @@ class AllLowercase(_Case):
 class EndsWith(Check):
     """The text ends with ``suffix`` (or with ``suffix`` and a period); ``not`` inverts."""
 
-    __slots__ = ("invert", "suffix")
+    __slots__ = ("suffix",)
+    EXPLANATIONS: Explanations = (
+        'The text ends with "{suffix}"{period}.',
+        'The text does not end with "{suffix}".',
+        'The text does not end with "{suffix}" as expected.',
+        'The text ends with "{suffix}" when it should not.',
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
         self.suffix = parameters.get("suffix")
-        self.invert = bool(parameters.get("not", False))
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         text = ctx.text(event)
@@ -338,18 +324,8 @@ class EndsWith(Check):
         with_period = text.endswith(f"{suffix}.")
         ends = text.endswith(suffix) or with_period
         verdict = not ends if self.invert else ends
-        if verdict:
-            explanation = (
-                f'The text does not end with "{suffix}" as expected.'
-                if self.invert
-                else f'The text ends with "{suffix}"{" (including trailing period)" if with_period else ""}.'
-            )
-        else:
-            explanation = (
-                f'The text ends with "{suffix}" when it should not.'
-                if self.invert
-                else f'The text does not end with "{suffix}".'
-            )
+        period = " (including trailing period)" if with_period else ""
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, suffix=suffix, period=period)
         return CheckOutcome(
             verdict,
             {
@@ -362,8 +338,16 @@ class EndsWith(Check):
         )
 
 
-_OPERATOR_FOUND = {"any": "At least one {} was found.", "all": "All {}s were found.", "none": "No {}s were found."}
-_OPERATOR_MISSED = {"any": "No {}s were found.", "all": "Some {}s were missing.", "none": "Some {}s were found."}
+_OPERATOR_FOUND = {
+    "any": "At least one {} was found.",
+    "all": "All {}s were found.",
+    "none": "No {}s were found.",
+}
+_OPERATOR_MISSED = {
+    "any": "No {}s were found.",
+    "all": "Some {}s were missing.",
+    "none": "Some {}s were found.",
+}
 
 
 def operator_verdict(operator: Any, found: int, missing: int) -> bool:
@@ -457,12 +441,17 @@ _FENCE = re.compile(r"```(\w+)\n[\s\S]*?\n```", re.ASCII)
 class ContainsCode(Check):
     """A fenced code block in ``format`` (a language name: ``Python``, ``SQL``...); ``not`` inverts."""
 
-    __slots__ = ("format", "invert")
+    __slots__ = ("format",)
+    EXPLANATIONS: Explanations = (
+        "Found code block(s) in {fmt} format",
+        "No code blocks in {fmt} format found",
+        "No code blocks in {fmt} format found as expected",
+        "Found code block(s) in {fmt} format when none were expected",
+    )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
         self.format = parameters.get("format")
-        self.invert = bool(parameters.get("not", False))
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         text = ctx.text(event)
@@ -494,18 +483,7 @@ class ContainsCode(Check):
         found = [LANGUAGES.get(tag.lower(), tag.lower()) for tag in tags]
         has = fmt in found
         verdict = not has if self.invert else has
-        if verdict:
-            explanation = (
-                f"No code blocks in {fmt} format found as expected"
-                if self.invert
-                else f"Found code block(s) in {fmt} format"
-            )
-        else:
-            explanation = (
-                f"Found code block(s) in {fmt} format when none were expected"
-                if self.invert
-                else f"No code blocks in {fmt} format found"
-            )
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, fmt=fmt)
         return CheckOutcome(
             verdict,
             {
@@ -533,11 +511,10 @@ def _js_type(value: Any) -> str:
 class NotNull(Check):
     """The content is there and not blank; ``not`` inverts."""
 
-    __slots__ = ("invert",)
+    __slots__ = ()
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
         super().__init__(id, parameters)
-        self.invert = bool(parameters.get("not", False))
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
         content, texts = ctx.content(event)

@@ -125,7 +125,9 @@ class AddPrefix(Check):
         else:
             message = messages[index]
             content = message.get("content")
-            empty = (isinstance(content, str) and not content.strip()) or (isinstance(content, list) and not content)
+            empty = (isinstance(content, str) and not content.strip()) or (
+                isinstance(content, list) and not content
+            )
             if self.only_if_empty and not empty:
                 return out
             if self.add_to_existing:
