@@ -1,7 +1,7 @@
 """Guardrails on the request path: three checks that need no network on a ~1 KB chat request.
 
-Budget (issue 22): at most 15 µs per request over the same request without hooks, the two timed
-in alternation in one run. Each side does what the gateway does for it: the config from the
+Budget (issue 22): at most 15 µs of CPU per request over the same request without hooks, the two
+timed in alternation in one run. Each side does what the gateway does for it: the config from the
 config cache, the body decoded (a view without hooks; the whole object with them, which the
 checks read and the view is taken from), and the answer's bytes; with hooks, the context, the
 before-request hooks and the answer with its ``hook_results`` spliced in. The checks are compiled
@@ -10,6 +10,7 @@ once per config: the cache hands back the same compiled checks on every request.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -118,7 +119,10 @@ def test_budget_three_checks_add_at_most_15_us() -> None:
     assert 900 <= len(BODY) <= 1200
     cache = _cache()
     first = _leaf(cache, GUARDED).hooks
-    guarded, plain = interleaved_times(lambda: with_hooks(cache), lambda: without_hooks(cache), number=200)
+    # CPU time (the issue's measure): the time other tenants held the core is not the checks'.
+    guarded, plain = interleaved_times(
+        lambda: with_hooks(cache), lambda: without_hooks(cache), number=200, timer=time.thread_time
+    )
     added_us = (guarded - plain) * 1e6
     print(
         f"\nper request: without hooks {plain * 1e6:.2f} µs, with three checks {guarded * 1e6:.2f} µs "

@@ -104,13 +104,14 @@ class AsyncFunctionCheck(FunctionCheck):
 
 
 #: Portkey's four explanations of a check with a ``not`` flag: passed, failed, passed inverted,
-#: failed inverted (``str.format`` templates).
-Explanations = tuple[str, str, str, str]
+#: failed inverted; each a function of the check's values (an f-string: ``str.format`` would
+#: parse its template on every request).
+Explanations = tuple[Callable[..., str], Callable[..., str], Callable[..., str], Callable[..., str]]
 
 
-def explain(templates: Explanations, verdict: bool, invert: bool, **values: Any) -> str:
-    """The explanation for this verdict and flag, only that one formatted."""
-    return templates[(0 if verdict else 1) + (2 if invert else 0)].format(**values)
+def explain(explanations: Explanations, verdict: bool, invert: bool, **values: Any) -> str:
+    """The explanation for this verdict and flag."""
+    return explanations[(0 if verdict else 1) + (2 if invert else 0)](**values)
 
 
 def excerpt(text: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import msgspec
@@ -84,8 +84,9 @@ def _crashed(check: Check) -> CheckOutcome:
     return CheckOutcome(False, None, _CRASHED)
 
 
-def _call(check: Check, ctx: HookContext, event: str) -> tuple[CheckResult, CheckOutcome]:
-    start, created = time.perf_counter(), iso_now()
+def _call(check: Check, ctx: HookContext, event: str, created: str) -> tuple[CheckResult, CheckOutcome]:
+    """A local check run; ``created`` is its hook's start, the same millisecond as its own."""
+    start = time.perf_counter()
     try:
         outcome = check.run(ctx, event)
     except Exception:
@@ -97,7 +98,7 @@ async def _call_io(
     check: Check, ctx: HookContext, event: str, runtime: Runtime
 ) -> tuple[CheckResult, CheckOutcome]:
     if not check.is_async:
-        return _call(check, ctx, event)
+        return _call(check, ctx, event, iso_now())
     start, created = time.perf_counter(), iso_now()
     try:
         outcome = await check.run_async(ctx, event, runtime)
@@ -158,15 +159,16 @@ def run_local(hook: Hook, event: str, ctx: HookContext) -> HookResult:
     checks = []
     if hook.sequential:
         for check in hook.checks:
-            result, outcome = _call(check, ctx, event)
+            result, outcome = _call(check, ctx, event, iso_now())
             _apply(ctx, (outcome,))
             checks.append(result)
     else:
         outcomes = []
         for check in hook.checks:
-            result, outcome = _call(check, ctx, event)
+            result, outcome = _call(check, ctx, event, created)
             checks.append(result)
-            outcomes.append(outcome)
+            if outcome.request is not None or outcome.response is not None:
+                outcomes.append(outcome)
         _apply(ctx, outcomes)
     return _hook_result(hook, checks, start, created)
 
@@ -200,19 +202,19 @@ async def run_hooks(hooks: Sequence[Hook], event: str, ctx: HookContext, runtime
     return HookRun(results, ctx)
 
 
-async def before_request(hooks: LeafHooks, ctx: HookContext, runtime: Runtime) -> HookRun:
-    """The before-request hooks of a leaf, on the request in ``ctx``."""
-    return await run_hooks(hooks.before, BEFORE, ctx, runtime)
+def before_request(hooks: LeafHooks, ctx: HookContext, runtime: Runtime) -> Coroutine[Any, Any, HookRun]:
+    """The before-request hooks of a leaf, on the request in ``ctx`` (to await)."""
+    return run_hooks(hooks.before, BEFORE, ctx, runtime)
 
 
-async def after_request(
+def after_request(
     hooks: LeafHooks, ctx: HookContext, answer: dict[str, Any] | None, status: int, runtime: Runtime
-) -> HookRun:
+) -> Coroutine[Any, Any, HookRun]:
     """The after-request hooks of a leaf, on ``answer`` (decoded JSON; None for a stream whose
     text could not be assembled) with the upstream's ``status``."""
     ctx.set_response(answer, status)
     ctx.response_transformed = False
-    return await run_hooks(hooks.after, AFTER, ctx, runtime)
+    return run_hooks(hooks.after, AFTER, ctx, runtime)
 
 
 def spawn_async(hooks: LeafHooks, ctx: HookContext, runtime: Runtime) -> asyncio.Task[Any] | None:

@@ -16,10 +16,10 @@ class ModelWhitelist(Check):
 
     __slots__ = ("models",)
     EXPLANATIONS: Explanations = (
-        'Model "{model}" is allowed.',
-        'Model "{model}" is not in the allowed list.',
-        'Model "{model}" is not in the allowed list as expected.',
-        'Model "{model}" is in the allowed list when it should not be.',
+        lambda model: f'Model "{model}" is allowed.',
+        lambda model: f'Model "{model}" is not in the allowed list.',
+        lambda model: f'Model "{model}" is not in the allowed list as expected.',
+        lambda model: f'Model "{model}" is in the allowed list when it should not be.',
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
@@ -65,10 +65,10 @@ class ModelRules(Check):
 
     __slots__ = ("defaults", "rules", "table")
     EXPLANATIONS: Explanations = (
-        'Model "{model}" is allowed by rules.',
-        'Model "{model}" is not allowed by rules.',
-        'Model "{model}" is not permitted by rules (blocked list).',
-        'Model "{model}" is permitted by rules (in blocked list).',
+        lambda model: f'Model "{model}" is allowed by rules.',
+        lambda model: f'Model "{model}" is not allowed by rules.',
+        lambda model: f'Model "{model}" is not permitted by rules (blocked list).',
+        lambda model: f'Model "{model}" is permitted by rules (in blocked list).',
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:

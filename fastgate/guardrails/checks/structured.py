@@ -52,10 +52,10 @@ class JsonSchema(Check):
 
     __slots__ = ("validator",)
     EXPLANATIONS: Explanations = (
-        "Successfully validated JSON against the provided schema.",
-        "Failed to validate JSON against the provided schema.",
-        "Successfully validated JSON does not match the schema as expected.",
-        "JSON matches the schema when it should not.",
+        lambda: "Successfully validated JSON against the provided schema.",
+        lambda: "Failed to validate JSON against the provided schema.",
+        lambda: "Successfully validated JSON does not match the schema as expected.",
+        lambda: "JSON matches the schema when it should not.",
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:

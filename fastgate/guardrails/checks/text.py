@@ -48,10 +48,10 @@ class RegexMatch(Check):
 
     __slots__ = ("pattern", "rule")
     EXPLANATIONS: Explanations = (
-        "The regex pattern '{rule}' successfully matched the text.",
-        "The regex pattern '{rule}' did not match the text.",
-        "The regex pattern '{rule}' did not match the text as expected.",
-        "The regex pattern '{rule}' matched the text when it should not have.",
+        lambda rule: f"The regex pattern '{rule}' successfully matched the text.",
+        lambda rule: f"The regex pattern '{rule}' did not match the text.",
+        lambda rule: f"The regex pattern '{rule}' did not match the text as expected.",
+        lambda rule: f"The regex pattern '{rule}' matched the text when it should not have.",
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
@@ -124,12 +124,20 @@ class _Range(Check):
 
     #: Word and character counts' explanations; sentenceCount words its own.
     EXPLANATIONS: Explanations = (
-        "The text contains {count} {noun}, which is within the specified range of {lo}-{hi} {noun}.",
-        "The text contains {count} {noun}, which is outside the specified range of {lo}-{hi} {noun}.",
-        "The text contains {count} {noun}, which is outside the specified range of {lo}-{hi} {noun} "
-        "as expected.",
-        "The text contains {count} {noun}, which is within the specified range of {lo}-{hi} {noun} "
-        "when it should not be.",
+        lambda count, noun, lo, hi: (
+            f"The text contains {count} {noun}, which is within the specified range of {lo}-{hi} {noun}."
+        ),
+        lambda count, noun, lo, hi: (
+            f"The text contains {count} {noun}, which is outside the specified range of {lo}-{hi} {noun}."
+        ),
+        lambda count, noun, lo, hi: (
+            f"The text contains {count} {noun}, which is outside the specified range of {lo}-{hi} {noun} "
+            f"as expected."
+        ),
+        lambda count, noun, lo, hi: (
+            f"The text contains {count} {noun}, which is within the specified range of {lo}-{hi} {noun} "
+            f"when it should not be."
+        ),
     )
     #: What is counted, the error data's verb, the range error, and whether the text is stripped.
     noun = count_name = doing = range_error = ""
@@ -185,10 +193,15 @@ class SentenceCount(_Range):
     min_name, max_name, high_default = "minSentences", "maxSentences", 99999
     data_names = ("minCount", "maxCount")
     EXPLANATIONS: Explanations = (
-        "The sentence count ({count}) is within the specified range of {lo} to {hi}.",
-        "The sentence count ({count}) is outside the specified range of {lo} to {hi}.",
-        "The sentence count ({count}) is outside the specified range of {lo} to {hi} as expected.",
-        "The sentence count ({count}) is within the specified range of {lo} to {hi} when it should not be.",
+        lambda count, lo, hi: f"The sentence count ({count}) is within the specified range of {lo} to {hi}.",
+        lambda count, lo, hi: f"The sentence count ({count}) is outside the specified range of {lo} to {hi}.",
+        lambda count, lo, hi: (
+            f"The sentence count ({count}) is outside the specified range of {lo} to {hi} as expected."
+        ),
+        lambda count, lo, hi: (
+            f"The sentence count ({count}) is within the specified range of {lo} to {hi} "
+            "when it should not be."
+        ),
     )
 
     def run(self, ctx: HookContext, event: str) -> CheckOutcome:
@@ -246,10 +259,10 @@ class _Case(Check):
     other: re.Pattern[str] = _ASCII_LOWER
     case = other_case = ""
     EXPLANATIONS: Explanations = (
-        "All alphabetic characters in the text are {case}.",
-        "The text contains {other} characters.",
-        "The text contains {other} characters as expected.",
-        "All alphabetic characters in the text are {case} when they should not be.",
+        lambda case, other: f"All alphabetic characters in the text are {case}.",
+        lambda case, other: f"The text contains {other} characters.",
+        lambda case, other: f"The text contains {other} characters as expected.",
+        lambda case, other: f"All alphabetic characters in the text are {case} when they should not be.",
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
@@ -296,10 +309,10 @@ class EndsWith(Check):
 
     __slots__ = ("suffix",)
     EXPLANATIONS: Explanations = (
-        'The text ends with "{suffix}"{period}.',
-        'The text does not end with "{suffix}".',
-        'The text does not end with "{suffix}" as expected.',
-        'The text ends with "{suffix}" when it should not.',
+        lambda suffix, period: f'The text ends with "{suffix}"{period}.',
+        lambda suffix, period: f'The text does not end with "{suffix}".',
+        lambda suffix, period: f'The text does not end with "{suffix}" as expected.',
+        lambda suffix, period: f'The text ends with "{suffix}" when it should not.',
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
@@ -443,10 +456,10 @@ class ContainsCode(Check):
 
     __slots__ = ("format",)
     EXPLANATIONS: Explanations = (
-        "Found code block(s) in {fmt} format",
-        "No code blocks in {fmt} format found",
-        "No code blocks in {fmt} format found as expected",
-        "Found code block(s) in {fmt} format when none were expected",
+        lambda fmt: f"Found code block(s) in {fmt} format",
+        lambda fmt: f"No code blocks in {fmt} format found",
+        lambda fmt: f"No code blocks in {fmt} format found as expected",
+        lambda fmt: f"Found code block(s) in {fmt} format when none were expected",
     )
 
     def __init__(self, id: str, parameters: Mapping[str, Any]) -> None:
