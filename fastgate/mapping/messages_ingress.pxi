@@ -439,8 +439,10 @@ def messages_to_chat_request(bytes body):
             out.parallel_tool_calls = False
     config = req.output_config
     if config is not None and config.format is not None and config.format.schema is not None:
-        # Structured outputs (JSONOutputFormatParam) as OpenAI's json_schema response format.
-        out.response_format = _MiResponseFormat("json_schema", _MiJSONSchema(schema=config.format.schema))
+        # Structured outputs (JSONOutputFormatParam) as OpenAI's json_schema response format,
+        # which must be named (JSONSchemaFormat's default name is not written: omit_defaults).
+        out.response_format = _MiResponseFormat(
+            "json_schema", _MiJSONSchema("output_format", schema=config.format.schema))
     out.reasoning_effort = _mi_effort(req.thinking, config)
     encoded = _encode_json(out)
     if turns.differs or req.thinking is not None or req.top_k is not None:

@@ -89,7 +89,7 @@ async def test_stream_event_sequence(upstream: Upstream) -> None:
         (BODY, {"anthropic-version": "2023-06-01"}, 401, "authentication_error"),
         (BODY, {"x-api-key": "k"}, 400, "invalid_request_error"),
         ({k: v for k, v in BODY.items() if k != "max_tokens"}, HEADERS, 400, "invalid_request_error"),
-        ({**BODY, "messages": [{"role": "system", "content": "x"}]}, HEADERS, 400, "invalid_request_error"),
+        ({**BODY, "messages": [{"role": "tool", "content": "x"}]}, HEADERS, 400, "invalid_request_error"),
         ({**BODY, "temperature": 1.5}, HEADERS, 400, "invalid_request_error"),
         (
             {**BODY, "messages": [{"role": "user", "content": "x [mock status=529]"}]},
