@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,6 +10,8 @@ import anthropic
 import pytest
 
 from tests.conftest import Upstream
+from tests.support.payloads import recorded_json
+from tests.support.sse import named_events
 
 HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 BODY = {"model": "claude-mock-1", "max_tokens": 100, "messages": [{"role": "user", "content": "hi there"}]}
@@ -23,16 +24,6 @@ async def post(
         resp = await session.post(upstream.url + "/messages", json=body, headers=headers)
         await resp.read()
         return resp
-
-
-def sse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for frame in raw.decode().split("\n\n"):
-        if frame:
-            event, data = frame.split("\n")
-            assert event.startswith("event: ") and data.startswith("data: ")
-            out.append((event[7:], json.loads(data[6:])))
-    return out
 
 
 async def test_message_object(upstream: Upstream) -> None:
@@ -56,7 +47,7 @@ async def test_stream_event_sequence(upstream: Upstream) -> None:
     body["messages"] = [{"role": "user", "content": "hi [mock tool_call=true chunks=2]"}]
     resp = await post(upstream, body)
     assert resp.headers["content-type"].startswith("text/event-stream")
-    events = sse_events(await resp.read())
+    events = named_events(await resp.read())
     assert all(name == data["type"] for name, data in events)
     assert [name for name, _ in events] == [
         "message_start",
@@ -121,9 +112,7 @@ async def test_models_answer_by_api_flavour(upstream: Upstream) -> None:
 
 # ---- what current clients send (Claude Code, the anthropic SDK) --------------------------------
 
-CLAUDE_CODE = json.loads(
-    (Path(__file__).parent.parent / "data" / "messages" / "claude_code_request.json").read_bytes()
-)
+CLAUDE_CODE = recorded_json("messages", "claude_code_request.json")
 
 
 def sdk(upstream: Upstream, **headers: str) -> anthropic.AsyncAnthropic:

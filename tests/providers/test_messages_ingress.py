@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -23,10 +22,10 @@ from fastgate._transforms import (
 )
 from fastgate.errors import GatewayError
 from fastgate.schema.openai import RawContentChatRequest
+from tests.support.payloads import recorded, recorded_json
 
-DATA = Path(__file__).parent.parent / "data"
-CLAUDE_CODE = (DATA / "messages" / "claude_code_request.json").read_bytes()
-TOOL_ANSWER = (DATA / "messages" / "chat_answer_tool_calls.json").read_bytes()
+CLAUDE_CODE = recorded("messages", "claude_code_request.json")
+TOOL_ANSWER = recorded("messages", "chat_answer_tool_calls.json")
 _encode = msgspec.json.encode
 
 
@@ -142,7 +141,7 @@ def test_a_request_without_extensions_is_its_body_decoded() -> None:
 
 def test_fastgates_anthropic_mapping_turns_the_pivot_back_into_the_request() -> None:
     # The Messages request the Anthropic provider's tests send, through the pivot and back.
-    original = json.loads((DATA / "anthropic" / "messages_request.json").read_bytes())
+    original = recorded_json("anthropic", "messages_request.json")
     body, req = messages_to_chat_request(_encode(original))
     again = json.loads(openai_chat_to_anthropic(body, request=req))
     # One difference: a tool result's text blocks come back as its text.
@@ -400,7 +399,7 @@ def test_reasoning_and_refusal() -> None:
 @pytest.mark.parametrize("name", ["message_thinking.json", "message_tool_use.json", "message_refusal.json"])
 def test_anthropic_answers_come_back_through_the_pivot(name: str) -> None:
     # A Message, mapped by fastgate's Anthropic provider (non-strict: thinking kept), then back.
-    original = json.loads((DATA / "anthropic" / name).read_bytes())
+    original = recorded_json("anthropic", name)
     chat = anthropic_to_openai_chat(_encode(original), "anthropic", strict=False)
     again = json.loads(chat_to_messages_answer(chat))
     assert again["id"] == original["id"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -28,26 +27,20 @@ from fastgate._transforms import (
     estimate_messages_tokens,
     messages_to_chat_request,
 )
+from tests.support.payloads import recorded, recorded_json
+from tests.support.sse import named_events
 
-DATA = Path(__file__).parent.parent / "data"
-TOOL_STREAM = (DATA / "messages" / "chat_stream_tool_calls.sse").read_bytes()
-REASONING_STREAM = (DATA / "messages" / "chat_stream_reasoning.sse").read_bytes()
-TOOL_ANSWER = (DATA / "messages" / "chat_answer_tool_calls.json").read_bytes()
+TOOL_STREAM = recorded("messages", "chat_stream_tool_calls.sse")
+REASONING_STREAM = recorded("messages", "chat_stream_reasoning.sse")
+TOOL_ANSWER = recorded("messages", "chat_answer_tool_calls.json")
 EVENTS: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(anthropic.types.RawMessageStreamEvent)
 
 
-def parse(sse: bytes) -> list[tuple[str, dict[str, Any]]]:
+def parse(sse: bytes) -> list[tuple[str, Any]]:
     """Anthropic SSE as (event, data) pairs; each event's name is its data's type."""
-    out = []
-    for frame in sse.decode().split("\n\n"):
-        if not frame:
-            continue
-        event, data = frame.split("\n")
-        assert event.startswith("event: ") and data.startswith("data: "), frame
-        payload = json.loads(data[6:])
-        assert payload["type"] == event[7:]
-        out.append((event[7:], payload))
-    return out
+    events = named_events(sse)
+    assert all(name == data["type"] for name, data in events)
+    return events
 
 
 def run(sse: bytes, step: int = 0, model: str = "") -> bytes:
@@ -149,7 +142,7 @@ def test_byte_by_byte_reads(step: int) -> None:
 )
 def test_anthropic_streams_come_back_through_the_pivot(name: str, include_usage: bool) -> None:
     # Anthropic's own events → fastgate's Anthropic mapping (non-strict: thinking kept) → back.
-    original = (DATA / "anthropic" / name).read_bytes()
+    original = recorded("anthropic", name)
     chat = AnthropicStream("anthropic", include_usage=include_usage, strict=False)
     chunks = chat.feed(original) + chat.finish()
     again = accumulated(run(chunks))
@@ -159,10 +152,6 @@ def test_anthropic_streams_come_back_through_the_pivot(name: str, include_usage:
     if include_usage:
         assert again.usage.output_tokens == first.usage.output_tokens
         assert again.usage.input_tokens == first.usage.input_tokens
-
-
-def writer_stream(*frames: bytes) -> bytes:
-    return b"".join(frames)
 
 
 def test_a_mid_stream_error_is_anthropics_error_event() -> None:
@@ -273,7 +262,7 @@ async def sdk(aiohttp_server: Any) -> AsyncIterator[tuple[anthropic.AsyncAnthrop
     await client.close()
 
 
-REQUEST = json.loads((DATA / "messages" / "claude_code_request.json").read_bytes())
+REQUEST = recorded_json("messages", "claude_code_request.json")
 SDK_FIELDS = {k: REQUEST[k] for k in ("model", "max_tokens", "system", "messages", "tools", "metadata", "thinking")}
 
 
