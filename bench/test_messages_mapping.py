@@ -97,7 +97,9 @@ BUDGET = 3.0
 
 
 def test_budget_mappings_within_3x_of_the_msgspec_floor() -> None:
-    require_measured("test_request_mapping", "test_request_floor", "test_response_mapping", "test_response_floor")
+    require_measured(
+        "test_request_mapping", "test_request_floor", "test_response_mapping", "test_response_floor"
+    )
     request = interleaved_ratio(lambda: messages_to_chat_request(REQUEST), lambda: floor(REQUEST))
     response = interleaved_ratio(lambda: chat_to_messages_answer(ANSWER), lambda: floor(ANSWER))
     print(f"\nmessages mapping / floor: request {request:.2f}, response {response:.2f}")
@@ -106,7 +108,9 @@ def test_budget_mappings_within_3x_of_the_msgspec_floor() -> None:
 
 
 def test_budget_stream_within_3x_of_the_msgspec_floor() -> None:
-    require_measured("test_stream_event_mapping", "test_stream_event_floor", "test_stream_mapping", "test_stream_floor")
+    require_measured(
+        "test_stream_event_mapping", "test_stream_event_floor", "test_stream_mapping", "test_stream_floor"
+    )
     event = interleaved_ratio(partial(_open_stream().feed, TEXT_FRAME), lambda: floor(TEXT_DATA))
     stream = interleaved_ratio(map_stream, reencode_stream_events, rounds=20)
     print(f"\nmessages text delta / floor {event:.2f}, stream / its events re-encoded {stream:.2f}")

@@ -117,7 +117,10 @@ CLAUDE_CODE = recorded_json("messages", "claude_code_request.json")
 
 def sdk(upstream: Upstream, **headers: str) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
-        base_url=upstream.url.removesuffix("/v1"), api_key="sk-ant-test", max_retries=0, default_headers=headers
+        base_url=upstream.url.removesuffix("/v1"),
+        api_key="sk-ant-test",
+        max_retries=0,
+        default_headers=headers,
     )
 
 
@@ -145,7 +148,13 @@ async def test_adaptive_thinking_answers_with_a_thinking_block(upstream: Upstrea
 
 
 async def test_system_turns_and_a_bearer_token(upstream: Upstream) -> None:
-    body = {**BODY, "messages": [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]}, *BODY["messages"]]}
+    body = {
+        **BODY,
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+            *BODY["messages"],
+        ],
+    }
     resp = await post(upstream, body, {"authorization": "Bearer tok", "anthropic-version": "2023-06-01"})
     assert resp.status == 200
     bad = {**BODY, "messages": [{"role": "system", "content": [{"type": "image", "source": {}}]}]}
@@ -163,7 +172,11 @@ async def test_server_tools_are_not_called_as_client_tools(upstream: Upstream) -
 
 
 async def test_top_level_cache_control_caches_the_prefix(upstream: Upstream) -> None:
-    body = {**BODY, "cache_control": {"type": "ephemeral"}, "messages": [{"role": "user", "content": "a b c d"}]}
+    body = {
+        **BODY,
+        "cache_control": {"type": "ephemeral"},
+        "messages": [{"role": "user", "content": "a b c d"}],
+    }
     first = json.loads(await (await post(upstream, body)).read())["usage"]
     second = json.loads(await (await post(upstream, body)).read())["usage"]
     assert first["cache_creation_input_tokens"] == 4 and first["cache_read_input_tokens"] == 0

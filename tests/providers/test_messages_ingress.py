@@ -72,7 +72,10 @@ def test_claude_code_request_is_plain_openai_chat() -> None:
                 {
                     "id": "toolu_01A09q90qw90lq917835lq9",
                     "type": "function",
-                    "function": {"name": "Bash", "arguments": '{"command": "ls", "description": "List files"}'},
+                    "function": {
+                        "name": "Bash",
+                        "arguments": '{"command": "ls", "description": "List files"}',
+                    },
                 }
             ],
         },
@@ -118,7 +121,9 @@ def test_decoded_request_carries_what_fastgate_mappings_read() -> None:
         {"type": "text", "text": "README.md\nsetup.py", "cache_control": {"type": "ephemeral"}}
     ]
     # Apart from those, the decoded request is the body's.
-    plain = msgspec.structs.replace(req, messages=msgspec.json.decode(body, type=RawContentChatRequest).messages)
+    plain = msgspec.structs.replace(
+        req, messages=msgspec.json.decode(body, type=RawContentChatRequest).messages
+    )
     assert _encode(msgspec.structs.replace(plain, thinking=None, top_k=None)) == body
 
 
@@ -126,7 +131,12 @@ def test_a_request_without_extensions_is_its_body_decoded() -> None:
     request = messages(
         user("Hello"),
         {"role": "assistant", "content": [{"type": "text", "text": "Hi!"}]},
-        user([{"type": "text", "text": "Weather?"}, {"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}]),
+        user(
+            [
+                {"type": "text", "text": "Weather?"},
+                {"type": "image", "source": {"type": "url", "url": "https://x/a.png"}},
+            ]
+        ),
         system="Be brief.",
         stop_sequences=["END"],
         temperature=0.5,
@@ -185,7 +195,11 @@ TOOLS = [{"name": "get_weather", "input_schema": {"type": "object", "properties"
         ({"type": "auto"}, "auto", None),
         ({"type": "any"}, "required", None),
         ({"type": "none"}, "none", None),
-        ({"type": "tool", "name": "get_weather"}, {"type": "function", "function": {"name": "get_weather"}}, None),
+        (
+            {"type": "tool", "name": "get_weather"},
+            {"type": "function", "function": {"name": "get_weather"}},
+            None,
+        ),
         ({"type": "auto", "disable_parallel_tool_use": True}, "auto", False),
         ({"type": "any", "disable_parallel_tool_use": True}, "required", False),
     ],
@@ -195,7 +209,10 @@ def test_tool_choice(choice: dict[str, Any], expected: Any, parallel: bool | Non
     assert chat["tool_choice"] == expected
     assert chat.get("parallel_tool_calls") == parallel
     assert chat["tools"] == [
-        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+        {
+            "type": "function",
+            "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+        }
     ]
 
 
@@ -222,7 +239,10 @@ def test_images_and_documents_become_content_parts() -> None:
     assert chat["messages"][0]["content"] == [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
-        {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "document.pdf"}},
+        {
+            "type": "file",
+            "file": {"file_data": f"data:application/pdf;base64,{PDF}", "filename": "document.pdf"},
+        },
         {"type": "file", "file": {"file_data": "https://example.com/a.pdf", "filename": "a.pdf"}},
         {"type": "text", "text": "plain words"},
         {"type": "text", "text": "inner"},
@@ -246,7 +266,11 @@ def test_tool_results_become_tool_messages_before_the_users_text() -> None:
             user(
                 [
                     {"type": "text", "text": "Here you go."},
-                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "ok"}, shot]},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": [{"type": "text", "text": "ok"}, shot],
+                    },
                     {"type": "tool_result", "tool_use_id": "toolu_2", "content": "exit 1", "is_error": True},
                 ]
             ),
@@ -257,7 +281,11 @@ def test_tool_results_become_tool_messages_before_the_users_text() -> None:
         "content": None,
         "tool_calls": [
             {"id": "toolu_1", "type": "function", "function": {"name": "screenshot", "arguments": "{}"}},
-            {"id": "toolu_2", "type": "function", "function": {"name": "run", "arguments": '{"cmd":"false"}'}},
+            {
+                "id": "toolu_2",
+                "type": "function",
+                "function": {"name": "run", "arguments": '{"cmd":"false"}'},
+            },
         ],
     }
     assert chat["messages"][2:] == [
@@ -298,7 +326,12 @@ def test_server_tool_records_of_earlier_turns_are_left_out() -> None:
             {
                 "role": "assistant",
                 "content": [
-                    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "x"}},
+                    {
+                        "type": "server_tool_use",
+                        "id": "srvtoolu_1",
+                        "name": "web_search",
+                        "input": {"query": "x"},
+                    },
                     {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
                     {"type": "text", "text": "Found it."},
                 ],
@@ -354,7 +387,9 @@ def answer(message: dict[str, Any], finish: str | None = "stop", **choice: Any) 
         {
             "id": "chatcmpl-1",
             "model": "gpt-x",
-            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, **choice}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, **choice}
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
         }
     )
@@ -486,7 +521,11 @@ def test_count_tokens_charges_images_and_pdf_pages() -> None:
     pdf = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
     assert count({"model": "m", "messages": [user([image])]}) == 1600
     assert count({"model": "m", "messages": [user([pdf])]}) == 2 * 3000
-    result = {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "r" * 8}, image]}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "t",
+        "content": [{"type": "text", "text": "r" * 8}, image],
+    }
     assert count({"model": "m", "messages": [user([result])]}) == 2 + 1600
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from typing import Any
 
 import anthropic
@@ -58,7 +59,9 @@ def accumulated(sse: bytes) -> anthropic.types.Message:
         if name == "ping":
             continue
         assert name != "error", data
-        message = accumulate_event(event=EVENTS.validate_python(data), current_snapshot=message, json_bufs=buffers)
+        message = accumulate_event(
+            event=EVENTS.validate_python(data), current_snapshot=message, json_bufs=buffers
+        )
     return anthropic.types.Message.model_validate(message.to_dict())
 
 
@@ -82,7 +85,11 @@ def test_tool_call_stream_has_anthropics_event_sequence() -> None:
     start = events[0][1]["message"]
     assert start["id"] == "msg_chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG" and start["content"] == []
     assert start["model"] == "gpt-4o-2024-08-06" and start["stop_reason"] is None
-    assert events[2][1] == {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    assert events[2][1] == {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "text", "text": ""},
+    }
     assert events[7][1]["content_block"] == {
         "type": "tool_use",
         "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
@@ -127,7 +134,7 @@ def test_reasoning_stream_with_crlf_lines_opens_a_thinking_block_first() -> None
 def test_reads_split_anywhere_give_the_same_events(cuts: list[int]) -> None:
     points = [0, *sorted(set(cuts)), len(TOOL_STREAM)]
     stream = ChatToMessagesStream()
-    out = b"".join(stream.feed(TOOL_STREAM[a:b]) for a, b in zip(points, points[1:], strict=False))
+    out = b"".join(stream.feed(TOOL_STREAM[a:b]) for a, b in pairwise(points))
     whole = run(TOOL_STREAM)
     assert out + stream.finish() == whole
 
@@ -138,7 +145,8 @@ def test_byte_by_byte_reads(step: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "include_usage"), [("stream_text.sse", True), ("stream_thinking.sse", True), ("stream_tool_use.sse", False)]
+    ("name", "include_usage"),
+    [("stream_text.sse", True), ("stream_thinking.sse", True), ("stream_tool_use.sse", False)],
 )
 def test_anthropic_streams_come_back_through_the_pivot(name: str, include_usage: bool) -> None:
     # Anthropic's own events → fastgate's Anthropic mapping (non-strict: thinking kept) → back.
@@ -158,7 +166,10 @@ def test_a_mid_stream_error_is_anthropics_error_event() -> None:
     w = ChunkWriter("chatcmpl-1", "gpt-x")
     events = parse(run(w.role() + w.content("Hal") + w.error("openai error: overloaded", "overloaded_error")))
     assert [name for name, _ in events][-1] == "error"
-    assert events[-1][1] == {"type": "error", "error": {"type": "overloaded_error", "message": "openai error: overloaded"}}
+    assert events[-1][1] == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "openai error: overloaded"},
+    }
     w = ChunkWriter("chatcmpl-1", "gpt-x")
     events = parse(run(w.content("x") + w.error("boom", "server_error")))
     assert events[-1][1]["error"]["type"] == "api_error"
@@ -167,7 +178,13 @@ def test_a_mid_stream_error_is_anthropics_error_event() -> None:
 def test_a_stream_cut_before_its_finish_ends_with_an_error_event() -> None:
     w = ChunkWriter("chatcmpl-1", "gpt-x")
     events = parse(run(w.role() + w.content("Hal")))
-    assert [name for name, _ in events] == ["message_start", "ping", "content_block_start", "content_block_delta", "error"]
+    assert [name for name, _ in events] == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "error",
+    ]
     assert events[-1][1]["error"]["type"] == "api_error"
 
 
@@ -210,9 +227,14 @@ def test_non_strict_thinking_blocks_keep_their_signature() -> None:
 
 def test_refusal_and_stop_sequence_in_a_stream() -> None:
     frame = b'data: {"choices":[{"index":0,"delta":{"refusal":"No."},"finish_reason":null}]}\n\n'
-    message = accumulated(run(frame + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'))
+    message = accumulated(
+        run(frame + b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+    )
     assert message.stop_reason == "refusal" and message.content[0].text == "No."  # type: ignore[union-attr]
-    vllm = b'data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop","stop_reason":"END"}]}\n\n'
+    vllm = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop","stop_reason":"END"}]}'
+        b"\n\n"
+    )
     message = accumulated(run(vllm + b"data: [DONE]\n\n"))
     assert message.stop_reason == "stop_sequence" and message.stop_sequence == "END"
 
@@ -230,9 +252,13 @@ def messages_app(seen: list[dict[str, Any]]) -> web.Application:
         seen.append(json.loads(chat))
         if "overloaded" in bytes(req.messages[-1].content).decode():
             error = b'{"error": {"message": "openai error: slow down", "type": "rate_limit_error"}}'
-            return web.Response(status=429, body=chat_error_to_messages(429, error), content_type="application/json")
+            return web.Response(
+                status=429, body=chat_error_to_messages(429, error), content_type="application/json"
+            )
         if not req.stream:
-            return web.Response(body=chat_to_messages_answer(TOOL_ANSWER, req.model or ""), content_type="application/json")
+            return web.Response(
+                body=chat_to_messages_answer(TOOL_ANSWER, req.model or ""), content_type="application/json"
+            )
         stream = ChatToMessagesStream(req.model or "")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
@@ -245,7 +271,9 @@ def messages_app(seen: list[dict[str, Any]]) -> web.Application:
         return resp
 
     async def count_tokens(request: web.Request) -> web.Response:
-        return web.Response(body=estimate_messages_tokens(await request.read()), content_type="application/json")
+        return web.Response(
+            body=estimate_messages_tokens(await request.read()), content_type="application/json"
+        )
 
     app = web.Application()
     app.router.add_post("/v1/messages", create)
@@ -263,7 +291,9 @@ async def sdk(aiohttp_server: Any) -> AsyncIterator[tuple[anthropic.AsyncAnthrop
 
 
 REQUEST = recorded_json("messages", "claude_code_request.json")
-SDK_FIELDS = {k: REQUEST[k] for k in ("model", "max_tokens", "system", "messages", "tools", "metadata", "thinking")}
+SDK_FIELDS = {
+    k: REQUEST[k] for k in ("model", "max_tokens", "system", "messages", "tools", "metadata", "thinking")
+}
 
 
 async def test_the_sdks_stream_helper_reads_the_mapped_stream(sdk: Any) -> None:
@@ -279,7 +309,7 @@ async def test_the_sdks_stream_helper_reads_the_mapped_stream(sdk: Any) -> None:
 
 
 async def test_the_sdks_create_and_count_tokens(sdk: Any) -> None:
-    client, seen = sdk
+    client, _ = sdk
     message = await client.messages.create(**{**SDK_FIELDS, "max_tokens": 4096})
     assert isinstance(message, anthropic.types.Message) and message.stop_reason == "tool_use"
     assert message.content[2].input == {"location": "Bogotá, Colombia"}  # type: ignore[union-attr]
@@ -290,9 +320,14 @@ async def test_the_sdks_create_and_count_tokens(sdk: Any) -> None:
 async def test_the_sdk_raises_its_own_error_class(sdk: Any) -> None:
     client, _ = sdk
     with pytest.raises(anthropic.RateLimitError) as info:
-        await client.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": "overloaded"}])
+        await client.messages.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "overloaded"}]
+        )
     assert info.value.status_code == 429
-    assert info.value.body == {"type": "error", "error": {"type": "rate_limit_error", "message": "openai error: slow down"}}
+    assert info.value.body == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "openai error: slow down"},
+    }
 
 
 def test_chunk_writer_frames_encode_like_msgspec() -> None:
