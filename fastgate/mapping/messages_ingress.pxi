@@ -9,15 +9,17 @@
 #
 # The chat body is OpenAI's own vocabulary, nothing more, since it may go byte for byte to an
 # OpenAI-compatible upstream, and strict ones (OpenAI, Groq) refuse a field they do not know with
-# a 400: thinking is sent as ``reasoning_effort``; ``top_k`` and ``cache_control`` are left out.
-# The decoded request handed beside it carries those too, in the fields fastgate's own mappings
-# read (Portkey's extensions of ChatRequest: ``thinking``, ``top_k``, a part's ``cache_control``,
-# an assistant turn's ``content_blocks`` with its signed thinking).
+# a 400: thinking is sent as ``reasoning_effort``; ``top_k`` and ``cache_control`` are left out;
+# a user id past OpenAI's 64 characters is hashed. The decoded request handed beside it carries
+# those too, in the fields fastgate's own mappings read (Portkey's extensions of ChatRequest:
+# ``thinking``, ``top_k``, a part's ``cache_control``, an assistant turn's ``content_blocks``
+# with its signed thinking, the whole user id).
 #
 # Module-level names are prefixed ``_mi`` / ``_Mi``: every section shares one module.
 
 import base64 as _mi_base64
 import binascii as _mi_binascii
+import hashlib as _mi_hashlib
 import re as _mi_re
 import uuid as _mi_uuid
 
@@ -78,6 +80,9 @@ cdef dict _MI_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhig
 # them: Claude Code's "think" (4,000) is low, "think hard" (10,000) medium, "ultrathink" high.
 cdef long _MI_MEDIUM_BUDGET = 4096
 cdef long _MI_HIGH_BUDGET = 16384
+# OpenAI refuses a ``user`` longer than 64 characters; Claude Code's metadata.user_id is a JSON
+# object of ids (~150): a longer one is sent as its SHA-256 (64 hex digits), as stable an id.
+cdef Py_ssize_t _MI_USER_MAX = 64
 # Blocks of earlier turns that record a server tool's run (server_tool_use,
 # web_search_tool_result, ...): Anthropic ran the tool; another provider has no use for the record.
 cdef tuple _MI_SERVER_BLOCK_PREFIXES = ("server_tool_use", "mcp_tool_", "container_upload")
@@ -230,7 +235,10 @@ cdef class _MiTurns:
         """A turn of ``parts``; ``blocks``: an assistant's content_blocks (its signed thinking)."""
         if not parts and tool_calls is None and tool_call_id is None:
             return 0
-        content = _mi_body_content(parts) if parts else (_mi_raw("") if tool_call_id else _MiRaw(b"null"))
+        if parts:
+            content = _mi_body_content(parts)
+        else:  # a tool message's content is required; an assistant's with tool calls may be null
+            content = _mi_raw("") if tool_call_id is not None else _MiRaw(b"null")
         msg = _MiChatMessage(role, content, tool_calls=tool_calls, tool_call_id=tool_call_id)
         self.body.append(msg)
         marked = _mi_marked(parts)
@@ -378,9 +386,9 @@ def messages_to_chat_request(bytes body):
     tool calls; ``tool_result`` → tool messages; ``tools`` (``input_schema``) → functions;
     ``tool_choice`` auto / any / tool / none → auto / required / named / none
     (``disable_parallel_tool_use`` → ``parallel_tool_calls: false``); ``stop_sequences`` →
-    ``stop``; ``metadata.user_id`` → ``user``; ``max_tokens`` → ``max_completion_tokens``;
-    ``output_config.format`` → ``response_format``; a stream asks for usage
-    (``stream_options.include_usage``), which ``message_delta`` reports.
+    ``stop``; ``metadata.user_id`` → ``user`` (hashed past 64 characters); ``max_tokens`` →
+    ``max_completion_tokens``; ``output_config.format`` → ``response_format``; a stream asks
+    for usage (``stream_options.include_usage``), which ``message_delta`` reports.
     """
     req = _mi_decode_request(body)
     if req.max_tokens is None:
@@ -418,8 +426,9 @@ def messages_to_chat_request(bytes body):
         out.stream_options = _MI_INCLUDE_USAGE
     if req.stop_sequences:
         out.stop = req.stop_sequences
-    if req.metadata is not None and req.metadata.user_id:
-        out.user = req.metadata.user_id
+    user_id = req.metadata.user_id if req.metadata is not None else None
+    if user_id:
+        out.user = user_id if len(user_id) <= _MI_USER_MAX else _mi_hashlib.sha256(user_id.encode()).hexdigest()
     if req.tools:
         out.tools = _mi_tools(req.tools)
     choice = req.tool_choice
@@ -445,8 +454,9 @@ def messages_to_chat_request(bytes body):
             "json_schema", _MiJSONSchema("output_format", schema=config.format.schema))
     out.reasoning_effort = _mi_effort(req.thinking, config)
     encoded = _encode_json(out)
-    if turns.differs or req.thinking is not None or req.top_k is not None:
-        out = _mi_replace(out, messages=turns.view, thinking=req.thinking, top_k=req.top_k)
+    if turns.differs or req.thinking is not None or req.top_k is not None or out.user != user_id:
+        out = _mi_replace(out, messages=turns.view, thinking=req.thinking, top_k=req.top_k,
+                          user=user_id or None)
     return encoded, out
 
 

@@ -5,6 +5,7 @@ Anthropic's and OpenAI's API references (a Claude Code request, an OpenAI tool-c
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
@@ -87,7 +88,9 @@ def test_claude_code_request_is_plain_openai_chat() -> None:
     assert all(t["type"] == "function" for t in chat["tools"])
     assert chat["tools"][1]["function"]["parameters"]["required"] == ["file_path"]
     assert chat["max_completion_tokens"] == 32000
-    assert chat["user"] == "user_2f1e_account__session_8c1d"
+    # Claude Code's user id (a JSON object of ids) is past OpenAI's 64 characters: its SHA-256.
+    user_id = json.loads(CLAUDE_CODE)["metadata"]["user_id"]
+    assert chat["user"] == hashlib.sha256(user_id.encode()).hexdigest()
     assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
     # output_config.effort is said outright, so it wins over the thinking budget's effort.
     assert chat["reasoning_effort"] == "medium"
@@ -101,6 +104,7 @@ def test_decoded_request_carries_what_fastgate_mappings_read() -> None:
     body, req = messages_to_chat_request(CLAUDE_CODE)
     assert type(req) is RawContentChatRequest
     assert req.thinking == {"type": "enabled", "budget_tokens": 31999}
+    assert req.user == json.loads(CLAUDE_CODE)["metadata"]["user_id"]  # Anthropic takes it whole
     system, first, assistant, tool, _ = req.messages
     assert json.loads(bytes(system.content))[0]["cache_control"] == {"type": "ephemeral"}
     assert json.loads(bytes(first.content))[1] == {
@@ -124,7 +128,10 @@ def test_decoded_request_carries_what_fastgate_mappings_read() -> None:
     plain = msgspec.structs.replace(
         req, messages=msgspec.json.decode(body, type=RawContentChatRequest).messages
     )
-    assert _encode(msgspec.structs.replace(plain, thinking=None, top_k=None)) == body
+    assert (
+        _encode(msgspec.structs.replace(plain, thinking=None, top_k=None, user=json.loads(body)["user"]))
+        == body
+    )
 
 
 def test_a_request_without_extensions_is_its_body_decoded() -> None:
