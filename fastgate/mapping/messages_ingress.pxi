@@ -374,6 +374,8 @@ cdef object _mi_decode_request(bytes body):
         raise _mi_bad(f"Invalid request body: {exc}") from None
     except _msgspec.DecodeError as exc:
         raise _mi_bad(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _mi_bad("Request body is nested too deeply") from None
 
 
 def messages_to_chat_request(bytes body):
@@ -620,7 +622,7 @@ def chat_to_messages_answer(bytes body, str model=""):
     ``model``: the requested model, for an answer that names none."""
     try:
         answer = _mi_answer_decode(body)
-    except (_msgspec.DecodeError, _msgspec.ValidationError):
+    except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError):
         raise _MiGatewayError(502, "Invalid response received from the provider: "
                               f"{body[:500].decode('utf-8', 'replace')}", type="api_error") from None
     cdef list blocks = []
@@ -671,7 +673,7 @@ def chat_error_to_messages(int status, bytes body):
     try:
         err = _mi_error_decode(body).error
         message = err if type(err) is str else (err.message if err is not None else None)
-    except (_msgspec.DecodeError, _msgspec.ValidationError):
+    except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError):
         pass
     if not message:
         text = body.decode("utf-8", "replace").strip()
@@ -950,7 +952,7 @@ cdef class ChatToMessagesStream(EventSink):
             return self._end()
         try:
             chunk = _mi_chunk_decode(PyBytes_FromStringAndSize(data, n))
-        except (_msgspec.DecodeError, _msgspec.ValidationError) as exc:
+        except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError) as exc:
             return self._fail("api_error", f"malformed stream event: {exc}")
         if chunk.error is not None:
             err = chunk.error

@@ -12,6 +12,8 @@ from typing import Any
 import anthropic
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastgate._transforms import (
     anthropic_to_openai_chat,
@@ -541,3 +543,69 @@ def test_count_tokens_of_the_claude_code_request() -> None:
     assert 100 < count(request) < len(CLAUDE_CODE) // 4
     with pytest.raises(GatewayError):
         estimate_messages_tokens(b'{"model": "m"}')
+
+
+# ---- hostile input: a 400 or a 502, never a traceback ------------------------------------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+BLOCK_TYPES = ["text", "image", "document", "tool_use", "tool_result", "thinking", "search_result", "x"]
+BLOCK = st.fixed_dictionaries(
+    {"type": st.sampled_from(BLOCK_TYPES)},
+    optional={
+        "text": JSON,
+        "source": JSON,
+        "content": JSON,
+        "input": JSON,
+        "id": JSON,
+        "is_error": JSON,
+        "cache_control": JSON,
+    },
+)
+REQUEST = st.fixed_dictionaries(
+    {
+        "model": st.text(max_size=8),
+        "max_tokens": st.integers(min_value=1, max_value=10),
+        "messages": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "role": st.sampled_from(["user", "assistant", "system", "tool"]),
+                    "content": st.text(max_size=8) | st.lists(BLOCK, max_size=4),
+                }
+            ),
+            max_size=4,
+        ),
+    },
+    optional={"system": JSON, "tools": JSON, "tool_choice": JSON, "thinking": JSON, "output_config": JSON},
+)
+
+
+@given(REQUEST)
+@settings(max_examples=300, deadline=None)
+def test_any_request_maps_or_is_a_400(request: dict[str, Any]) -> None:
+    body = _encode(request)
+    for fn in (messages_to_chat_request, estimate_messages_tokens):
+        try:
+            fn(body)
+        except GatewayError as exc:
+            assert exc.status == 400
+
+
+@given(JSON)
+@settings(max_examples=200, deadline=None)
+def test_any_answer_maps_or_is_a_502(answer_body: Any) -> None:
+    body = _encode(answer_body)
+    try:
+        anthropic.types.Message.model_validate_json(chat_to_messages_answer(body))
+    except GatewayError as exc:
+        assert exc.status == 502
+    assert json.loads(chat_error_to_messages(500, body))["type"] == "error"
+
+
+def test_a_body_nested_too_deeply_is_a_400() -> None:
+    deep = b'{"type":"tool_result","tool_use_id":"t","content":[' * 5000 + b"]}" * 5000
+    body = b'{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[' + deep + b"]}]}"
+    assert refused(body).message == "Request body is nested too deeply"

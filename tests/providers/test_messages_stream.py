@@ -337,3 +337,14 @@ def test_chunk_writer_frames_encode_like_msgspec() -> None:
     sse = w.role() + w.content("Hi") + w.finish("stop", usage)
     message = accumulated(run(sse))
     assert message.content[0].text == "Hi" and message.usage.input_tokens == 3  # type: ignore[union-attr]
+
+
+@given(st.lists(st.binary(max_size=40) | st.sampled_from(TOOL_STREAM.split(b"\n\n")), max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_end_in_message_stop_or_an_error_event(pieces: list[bytes]) -> None:
+    stream = ChatToMessagesStream()
+    out = b"".join(stream.feed(piece + b"\n\n") for piece in pieces) + stream.finish()
+    assert stream.done
+    events = parse(out)
+    assert events[-1][0] in ("message_stop", "error")
+    assert [name for name, _ in events].count("error") <= 1
