@@ -49,6 +49,7 @@ from fastgate.schema.openai import (
     FilePart as _MiFilePart,
     FunctionCall as _MiFunctionCall,
     FunctionDef as _MiFunctionDef,
+    FunctionTool as _MiTool,
     ImagePart as _MiImagePart,
     ImageURL as _MiImageURL,
     JSONSchemaFormat as _MiJSONSchema,
@@ -59,7 +60,6 @@ from fastgate.schema.openai import (
     ResponseFormat as _MiResponseFormat,
     StreamOptions as _MiStreamOptions,
     TextPart as _MiTextPart,
-    FunctionTool as _MiTool,
     ToolCall as _MiToolCall,
 )
 
