@@ -126,9 +126,10 @@ class LimitsStage(Stage):
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | None:
         charge: _Charge = at.notes[self]
-        if not charge.tokens or outcome.from_cache or not 200 <= outcome.status < 300:
+        if not charge.tokens or not 200 <= outcome.status < 300:
             return None
-        return _UsageWatcher(self.guard, charge)
+        # A cached stream is not charged again, but the usage chunk asked for is still removed.
+        return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
 
 
 def _asks_usage(options: StreamOptions | None) -> bool:
@@ -140,7 +141,7 @@ class _UsageWatcher:
 
     __slots__ = ("charge", "guard", "tap")
 
-    def __init__(self, guard: Guard, charge: _Charge) -> None:
+    def __init__(self, guard: Guard | None, charge: _Charge) -> None:
         self.guard = guard
         self.charge = charge
         self.tap = UsageTap(charge.strip_usage)
@@ -151,6 +152,6 @@ class _UsageWatcher:
     async def end(self) -> bytes:
         tap = self.tap
         tail = tap.flush()
-        if tap.usage is not None:
+        if tap.usage is not None and self.guard is not None:
             self.guard.charge(self.charge.charged, tap.model, tap.usage)
         return tail
