@@ -1,5 +1,8 @@
 """Typed API of the compiled hot path (fastgate/_transforms.pyx)."""
 
+from fastgate.schema.openai import RawContentChatRequest
+from fastgate.schema.responses import ResponsesRequest, StoredResponse
+
 class SSEDecoder:
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]: ...
     def close(self) -> list[tuple[bytes | None, bytes]]: ...
@@ -209,3 +212,27 @@ class ChatAsCompletionStream:
 # ---- JSON text checks (mapping/jsontext.pxi)
 
 def quoted_twice(body: bytes, quoted: tuple[bytes, ...]) -> list[bytes]: ...
+
+# ---- OpenAI Responses API through the chat pivot (mapping/responses_ingress.pxi)
+
+class ResponsesStream:
+    done: bool
+    def __init__(self, turn: ResponsesTurn) -> None: ...
+    def feed(self, chunk: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+class ResponsesTurn:
+    body: bytes
+    request: RawContentChatRequest
+    id: str
+    created_at: int
+    stream: bool
+    store: bool
+    previous_response_id: str | None
+    response: bytes | None
+    output: bytes | None
+    def answer(self, body: bytes) -> bytes: ...
+    def stream_mapper(self) -> ResponsesStream: ...
+    def record(self) -> StoredResponse | None: ...
+
+def responses_to_chat(req: ResponsesRequest, history: bytes | None = None) -> ResponsesTurn: ...

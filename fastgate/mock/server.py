@@ -24,6 +24,7 @@ from fastgate.mock import (
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
+from fastgate.mock.responses_format import ResponsesFormat
 
 RECORD_LIMIT = 1000
 _encode = msgspec.json.Encoder().encode
@@ -32,6 +33,7 @@ _encode = msgspec.json.Encoder().encode
 class MockServer:
     def __init__(self, defaults: Directives | None = None) -> None:
         self.engine = MockEngine(defaults)
+        self.responses_format = ResponsesFormat()
         self.records: list[dict[str, Any]] = []
         #: Responses being written now: tests watch it fall when a client goes away.
         self.active = 0
@@ -59,6 +61,12 @@ class MockServer:
             return await play(request, plan)
         finally:
             self.active -= 1
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.record(request, body)
+        plan = self.responses_format.plan(self.engine, request.method, request.match_info["tail"], body)
+        return await play(request, plan)
 
     async def list_requests(self, request: web.Request) -> web.Response:
         return web.Response(body=_encode(self.records), content_type="application/json")
@@ -198,6 +206,7 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     bedrock_format.add_routes(app, server)
     gemini_format.add_routes(app, server)
     vertex_anthropic_format.add_routes(app, server)
+    app.router.add_route("*", "/v1/{tail:responses(/.*)?}", server.responses)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
+from fastgate.mock.responses_format import ResponsesFormat
 from fastgate.providers.base import Call, Endpoint, LocalResponse
 from fastgate.providers.openai import OpenAICompatible
 
@@ -21,12 +22,17 @@ class MockProvider(OpenAICompatible):
     def __init__(self) -> None:
         super().__init__("mock", None, add_provider_field=False)
         self.engine = MockEngine()
+        #: Speaks the Responses API natively, keeping what it answered (``store``).
+        self.responses = ResponsesFormat()
 
     async def respond(self, call: Call) -> LocalResponse:
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
-        plan = self.engine.plan(endpoint, call.body, OPENAI)
+        if endpoint.split("/", 1)[0] == "responses":
+            plan = self.responses.plan(self.engine, call.method, endpoint, call.body)
+        else:
+            plan = self.engine.plan(endpoint, call.body, OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)

@@ -1,0 +1,903 @@
+# OpenAI Responses API in front of every provider, with OpenAI chat as the pivot.
+#
+# Request: a Responses request (https://platform.openai.com/docs/api-reference/responses/create)
+# rebuilt as a chat request, both as the Struct the provider mappings read (RawContentChatRequest)
+# and as its body, encoded once. Answer: a chat.completion as a Response object. Stream: chat
+# chunks mapped event by event to Responses' typed events
+# (https://platform.openai.com/docs/api-reference/responses-streaming), each with its
+# sequence_number, through the SSE kernel; nothing is collected but the text the ``.done``
+# events repeat.
+#
+# Module-level names are prefixed ``_rs`` / ``_Rs``: every mapping shares one module.
+
+import secrets as _rs_secrets
+
+from fastgate.errors import GatewayError as _RsGatewayError
+
+from fastgate.schema.openai import (
+    FilePart as _RsFilePart,
+    FileRef as _RsFileRef,
+    FunctionCall as _RsFunctionCall,
+    FunctionDef as _RsFunctionDef,
+    ImagePart as _RsImagePart,
+    ImageURL as _RsImageURL,
+    NamedFunction as _RsNamedFunction,
+    NamedToolChoice as _RsNamedToolChoice,
+    RawContentChatRequest as _RsChatRequest,
+    RawContentMessage as _RsMessage,
+    ResponseFormat as _RsResponseFormat,
+    StreamOptions as _RsStreamOptions,
+    TextPart as _RsTextPart,
+    ToolCall as _RsToolCall,
+)
+from fastgate.schema.responses import (
+    ArgumentsDelta as _RsArgumentsDelta,
+    ArgumentsDone as _RsArgumentsDone,
+    ChatFunctionTool as _RsTool,
+    ChatJSONSchema as _RsJSONSchemaFormat,
+    ChatAnswerView as _RsAnswerView,
+    ContentPartAdded as _RsPartAdded,
+    ContentPartDone as _RsPartDone,
+    EchoReasoning as _RsEchoReasoning,
+    EchoText as _RsEchoText,
+    FunctionCallItem as _RsFunctionCallItem,
+    IncompleteDetails as _RsIncompleteDetails,
+    InputFile as _RsInputFile,
+    InputImage as _RsInputImage,
+    InputItem as _RsInputItem,
+    InputText as _RsInputText,
+    InputTokensDetails as _RsInputTokensDetails,
+    OutputItemAdded as _RsItemAdded,
+    OutputItemDone as _RsItemDone,
+    OutputMessage as _RsOutputMessage,
+    OutputText as _RsOutputText,
+    OutputTextDelta as _RsTextDelta,
+    OutputTextDone as _RsTextDone,
+    OutputTokensDetails as _RsOutputTokensDetails,
+    ReasoningItem as _RsReasoningItem,
+    Refusal as _RsRefusal,
+    RefusalDelta as _RsRefusalDelta,
+    RefusalDone as _RsRefusalDone,
+    ResponseCompleted as _RsCompleted,
+    ResponseCreated as _RsCreated,
+    ResponseError as _RsError,
+    ResponseFailed as _RsFailed,
+    ResponseIncomplete as _RsIncomplete,
+    ResponseInProgress as _RsInProgress,
+    ResponseSettings as _RsSettings,
+    ResponseState as _RsState,
+    ResponseUsage as _RsUsage,
+    StoredResponse as _RsStoredResponse,
+    StreamError as _RsStreamError,
+    SummaryPartAdded as _RsSummaryAdded,
+    SummaryPartDone as _RsSummaryDone,
+    SummaryText as _RsSummaryText,
+    SummaryTextDelta as _RsSummaryDelta,
+    SummaryTextDone as _RsSummaryTextDone,
+    TextFormat as _RsTextFormat,
+)
+
+cdef object _rs_items_decoder = _msgspec.json.Decoder(list[_RsInputItem])
+cdef object _rs_answer_decode = _msgspec.json.Decoder(_RsAnswerView).decode
+cdef object _RsRaw = _msgspec.Raw
+cdef object _RS_NULL = _msgspec.Raw(b"null")
+cdef object _RS_EMPTY_LIST = _msgspec.Raw(b"[]")
+cdef object _RS_STREAM_USAGE = _RsStreamOptions(include_usage=True)
+cdef object _RS_TEXT_FORMAT = _RsTextFormat("text")
+cdef object _RS_EMPTY_SUMMARY = _RsSummaryText("")
+cdef bytes _RS_EVENT = b"event: "
+cdef bytes _RS_DATA = b"\ndata: "
+cdef tuple _RS_TOOL_CHOICES = ("auto", "none", "required")
+
+# Chat finish reasons that end a Response as ``incomplete``, and why (IncompleteDetails.reason).
+# fastgate's strict answers say ``length`` / ``content_filter``; a non-strict one keeps the
+# provider's own reason (Anthropic, Bedrock, Gemini, Mistral), so those are here too.
+cdef dict _RS_INCOMPLETE = {
+    "length": "max_output_tokens",
+    "max_tokens": "max_output_tokens",
+    "MAX_TOKENS": "max_output_tokens",
+    "model_context_window_exceeded": "max_output_tokens",
+    "model_length": "max_output_tokens",
+    "content_filter": "content_filter",
+    "refusal": "content_filter",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "SAFETY": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "LANGUAGE": "content_filter",
+}
+
+
+cdef inline object _rs_bad(str message, str param):
+    return _RsGatewayError(400, message, param=param)
+
+
+cdef inline object _rs_json_text(str text):
+    """A string as the JSON text the chat message carries (see RawContentMessage)."""
+    return _RsRaw(_encode_json(text))
+
+
+# ---- request ---------------------------------------------------------------------------------
+
+cdef object _rs_part(object part, str where):
+    """One input content part as a chat content part."""
+    if type(part) is _RsInputText or type(part) is _RsOutputText:
+        return _RsTextPart(part.text)
+    if type(part) is _RsRefusal:
+        return _RsTextPart(part.refusal)
+    if type(part) is _RsInputImage:
+        if part.image_url is None:
+            # A file_id names a file in OpenAI's Files API, which no other provider can read.
+            raise _rs_bad("input_image needs image_url (a URL or a data URL): a file_id cannot be "
+                          "sent to a provider reached through chat", where)
+        return _RsImagePart(_RsImageURL(part.image_url, part.detail))
+    if type(part) is _RsInputFile:
+        data = part.file_data if part.file_data is not None else part.file_url
+        if data is None and part.file_id is None:
+            raise _rs_bad("input_file needs file_data, file_url or file_id", where)
+        return _RsFilePart(_RsFileRef(data, part.file_id, part.filename))
+    raise _rs_bad(f"a {part.type} part is not input", where)
+
+
+cdef inline bint _rs_is_text(object part):
+    return type(part) is _RsInputText or type(part) is _RsOutputText or type(part) is _RsRefusal
+
+
+cdef object _rs_content(object content, str where):
+    """A message's content for chat: a string (kept as its JSON text), or parts; one text part is
+    sent as a string, which every OpenAI-compatible server takes for every role."""
+    if content is None:
+        return _RS_NULL
+    if isinstance(content, str):
+        return _rs_json_text(content)
+    if len(content) == 1 and _rs_is_text(content[0]):
+        part = content[0]
+        return _rs_json_text(part.refusal if type(part) is _RsRefusal else part.text)
+    return [_rs_part(part, f"{where}[{i}]") for i, part in enumerate(content)]
+
+
+cdef str _rs_text_of(object content):
+    """The text of an assistant message's content (for the text block beside its thinking)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join([p.refusal if type(p) is _RsRefusal else p.text for p in content if _rs_is_text(p)])
+
+
+cdef class _RsTurns:
+    """Input items in chat's order. A ``function_call`` joins the assistant message before it
+    (chat keeps one assistant turn's calls together, with their results after it as ``tool``
+    messages); a ``reasoning`` item is held for the assistant turn it precedes."""
+
+    cdef list messages
+    cdef object _assistant  # the assistant message that later calls join (None: none open)
+    cdef list _thinking  # blocks from reasoning items, for the next assistant message
+
+    def __cinit__(self):
+        self.messages = []
+        self._assistant = None
+        self._thinking = None
+
+    cdef _add(self, object message):
+        self.messages.append(message)
+        self._assistant = None
+
+    cdef _assistant_message(self, object content, str text):
+        message = _RsMessage("assistant", content=content)
+        if self._thinking is not None:
+            # Signed thinking goes back in Portkey's content_blocks, which the Anthropic mapping
+            # sends as the turn's blocks (text included): Anthropic requires it in a tool-use loop
+            # (https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking).
+            blocks = self._thinking
+            if text:
+                blocks.append({"type": "text", "text": text})
+            message.content_blocks = blocks
+            self._thinking = None
+        self.messages.append(message)
+        self._assistant = message
+
+    cdef int add(self, object item, Py_ssize_t index) except -1:
+        cdef str kind = item.type
+        cdef str where = f"input[{index}]"
+        if kind == "message":
+            role = item.role
+            if role == "assistant":
+                self._assistant_message(_rs_content(item.content, where + ".content"),
+                                        _rs_text_of(item.content) if self._thinking is not None else "")
+            elif role == "user" or role == "system" or role == "developer":
+                self._add(_RsMessage(role, content=_rs_content(item.content, where + ".content")))
+            else:
+                raise _rs_bad(f"role must be user, assistant, system or developer, not {role!r}",
+                              where + ".role")
+        elif kind == "function_call":
+            if not item.call_id or not item.name:
+                raise _rs_bad("a function_call item needs call_id and name", where)
+            call = _RsToolCall(item.call_id, _RsFunctionCall(item.name, item.arguments or ""))
+            if self._assistant is None:
+                self._assistant_message(_RS_NULL, "")
+            calls = self._assistant.tool_calls
+            if calls is None:
+                self._assistant.tool_calls = [call]
+            else:
+                calls.append(call)
+        elif kind == "function_call_output":
+            if not item.call_id:
+                raise _rs_bad("a function_call_output item needs call_id", where)
+            output = item.output
+            self._add(_RsMessage("tool", content=_rs_content(output if output is not None else "",
+                                                            where + ".output"),
+                                 tool_call_id=item.call_id))
+        elif kind == "reasoning":
+            self._reasoning(item)
+        elif kind == "item_reference":
+            raise _rs_bad("item_reference cannot be resolved for a provider reached through chat: "
+                          "send the item itself, or previous_response_id", where)
+        else:
+            raise _rs_bad(f"input items of type {kind!r} cannot be sent to a provider reached "
+                          "through chat (messages, function_call, function_call_output and "
+                          "reasoning can)", where + ".type")
+        return 0
+
+    cdef _reasoning(self, object item):
+        """Thinking a provider can take back only with what signed it (encrypted_content): a
+        summary beside it is signed thinking, nothing beside it redacted thinking. Reasoning
+        without it (a provider that signs nothing) is not sent back, as DeepSeek asks."""
+        secret = item.encrypted_content
+        if not secret:
+            return
+        text = "".join([s.text for s in item.summary or ()])
+        block = ({"type": "thinking", "thinking": text, "signature": secret} if text
+                 else {"type": "redacted_thinking", "data": secret})
+        if self._thinking is None:
+            self._thinking = [block]
+        else:
+            self._thinking.append(block)
+
+
+cdef list _rs_tools(list tools):
+    """Responses' flat function tools as chat's nested ones; hosted tools have no chat form."""
+    cdef list out = []
+    cdef Py_ssize_t i
+    for i, tool in enumerate(tools):
+        if tool.type != "function":
+            raise _rs_bad(f"{tool.type} is a tool OpenAI hosts: a provider reached through chat "
+                          "can only be given function tools", f"tools[{i}].type")
+        if not tool.name:
+            raise _rs_bad("a function tool needs a name", f"tools[{i}].name")
+        parameters = tool.parameters
+        out.append(_RsTool(_RsFunctionDef(tool.name, tool.description,
+                                                   None if parameters == _RS_NULL else parameters,
+                                                   tool.strict)))
+    return out
+
+
+cdef object _rs_tool_choice(object choice, list tools):
+    """``tool_choice`` for chat; ``tools`` is narrowed in place by an ``allowed_tools`` choice.
+    (ToolChoiceOptions / ToolChoiceFunction / ToolChoiceAllowed in the openai SDK's types.)"""
+    if choice is None or isinstance(choice, str):
+        if choice is not None and choice not in _RS_TOOL_CHOICES:
+            raise _rs_bad(f"tool_choice must be auto, none or required, not {choice!r}", "tool_choice")
+        return choice
+    kind = choice.get("type")
+    if kind == "function" and isinstance(choice.get("name"), str):
+        return _RsNamedToolChoice(_RsNamedFunction(choice["name"]))
+    if kind == "allowed_tools" and isinstance(choice.get("tools"), list):
+        names = {t.get("name") for t in choice["tools"] if isinstance(t, dict) and t.get("type") == "function"}
+        tools[:] = [t for t in tools if t.function.name in names]
+        mode = choice.get("mode", "auto")
+        return mode if mode in _RS_TOOL_CHOICES else "auto"
+    raise _rs_bad(f"tool_choice {kind!r} cannot be sent to a provider reached through chat",
+                  "tool_choice")
+
+
+cdef object _rs_response_format(object fmt):
+    if fmt is None or fmt.type == "text":
+        return None  # chat's default: nothing to send
+    if fmt.type == "json_object":
+        return _RsResponseFormat("json_object")
+    if fmt.type == "json_schema":
+        if fmt.schema == _RS_NULL:
+            raise _rs_bad("a json_schema format needs a schema", "text.format.schema")
+        return _RsResponseFormat("json_schema", _RsJSONSchemaFormat(
+            fmt.name or "response", fmt.schema, fmt.description, fmt.strict))
+    raise _rs_bad(f"text.format type must be text, json_object or json_schema, not {fmt.type!r}",
+                  "text.format.type")
+
+
+cdef object _rs_settings(object req):
+    """What every Response to this request echoes: its settings, OpenAI's defaults filled in."""
+    text = req.text
+    reasoning = req.reasoning
+    return _RsSettings(
+        instructions=req.instructions,
+        max_output_tokens=req.max_output_tokens,
+        max_tool_calls=req.max_tool_calls,
+        metadata=req.metadata or {},
+        parallel_tool_calls=req.parallel_tool_calls is not False,
+        previous_response_id=req.previous_response_id,
+        reasoning=_RsEchoReasoning(reasoning.effort, reasoning.summary) if reasoning is not None
+        else _RsEchoReasoning(),
+        store=req.store is not False,
+        temperature=req.temperature if req.temperature is not None else 1.0,
+        text=_RsEchoText(text.format or _RS_TEXT_FORMAT, text.verbosity or "medium")
+        if text is not None else _RsEchoText(_RS_TEXT_FORMAT),
+        tool_choice=req.tool_choice if req.tool_choice is not None else "auto",
+        tools=req.tools or [],
+        top_logprobs=req.top_logprobs or 0,
+        top_p=req.top_p if req.top_p is not None else 1.0,
+        truncation=req.truncation or "disabled",
+        user=req.user,
+        service_tier="default",
+    )
+
+
+def responses_to_chat(object req, bytes history=None):
+    """A decoded Responses request (``schema.responses.request_decoder``) as a chat request.
+
+    ``history``: the stored conversation ``previous_response_id`` names (``StoredResponse
+    .conversation``), whose items go before this input. Refuses, with a 400, what a provider
+    reached through chat cannot do: hosted tools, background runs, server-side conversations and
+    prompt templates, item references. Returns the :class:`ResponsesTurn` that maps the answer.
+    """
+    if req.background:
+        raise _rs_bad("background responses need OpenAI: a provider reached through chat answers "
+                      "while the request waits", "background")
+    if req.conversation is not None:
+        raise _rs_bad("conversation objects are OpenAI's: use previous_response_id to continue a "
+                      "conversation with a provider reached through chat", "conversation")
+    if req.prompt is not None:
+        raise _rs_bad("prompt templates are OpenAI's: send input instead", "prompt")
+    cdef _RsTurns turns = _RsTurns()
+    cdef Py_ssize_t i
+    cdef list items
+    if req.instructions:
+        turns._add(_RsMessage("system", content=_rs_json_text(req.instructions)))
+    if history is not None:
+        for i, item in enumerate(_rs_items_decoder.decode(history)):
+            turns.add(item, i)
+    if isinstance(req.input, str):
+        items = [_RsInputItem(role="user", content=req.input)]
+    elif req.input is None:
+        items = []
+    else:
+        items = req.input
+    for i, item in enumerate(items):
+        turns.add(item, i)
+    if not turns.messages:
+        raise _rs_bad("input is empty: send a string or at least one item", "input")
+    stream = bool(req.stream)
+    chat = _RsChatRequest(messages=turns.messages, model=req.model, stream=stream,
+                          max_tokens=req.max_output_tokens, temperature=req.temperature,
+                          top_p=req.top_p, user=req.user, metadata=req.metadata)
+    if stream:
+        chat.stream_options = _RS_STREAM_USAGE  # usage for response.completed
+    if req.tools:
+        tools = _rs_tools(req.tools)
+        chat.tool_choice = _rs_tool_choice(req.tool_choice, tools)
+        chat.tools = tools or None
+        if tools:
+            chat.parallel_tool_calls = req.parallel_tool_calls
+        else:
+            chat.tool_choice = None
+    elif req.tool_choice is not None and req.tool_choice != "none" and req.tool_choice != "auto":
+        raise _rs_bad("tool_choice needs tools", "tool_choice")
+    if req.text is not None:
+        chat.response_format = _rs_response_format(req.text.format)
+    if req.reasoning is not None:
+        chat.reasoning_effort = req.reasoning.effort
+    return ResponsesTurn(chat, req, items, history)
+
+
+# ---- answer ----------------------------------------------------------------------------------
+
+cdef inline bytes _rs_splice(bytes state, bytes settings):
+    """The Response: its state's JSON object and its settings' joined into one."""
+    return state[:len(state) - 1] + b"," + settings[1:]
+
+
+cdef bytes _rs_join_lists(list lists):
+    """JSON arrays, each as its text, as one array."""
+    cdef list inner = [bytes(a)[1:len(a) - 1] for a in lists]
+    return b"[" + b",".join([x for x in inner if x.strip()]) + b"]"
+
+
+cdef object _rs_usage(object u):
+    """chat usage → ResponseUsage. ``prompt_tokens`` counts cached input, as ``input_tokens``
+    does; Anthropic's cache figures (kept by fastgate's mapping) fill the details."""
+    if u is None:
+        return None
+    cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details is not None else None
+    if cached is None:
+        cached = u.cache_read_input_tokens
+    reasoning = (u.completion_tokens_details.reasoning_tokens
+                 if u.completion_tokens_details is not None else None)
+    total = u.total_tokens if u.total_tokens is not None else u.prompt_tokens + u.completion_tokens
+    return _RsUsage(u.prompt_tokens, _RsInputTokensDetails(cached or 0, u.cache_creation_input_tokens or 0),
+                    u.completion_tokens, _RsOutputTokensDetails(reasoning or 0), total)
+
+
+cdef inline str _rs_reasoning_text(object message):
+    """Thinking sent as one string field (DeepSeek's reasoning_content, OpenRouter's reasoning)."""
+    text = message.reasoning_content
+    if text:
+        return text
+    text = message.reasoning
+    return text if isinstance(text, str) and text else None
+
+
+cdef class ResponsesTurn:
+    """One Responses request mapped to chat: the chat request for the provider, and what its
+    answer (``answer``, or ``stream``) needs to become a Response. After the answer, ``response``
+    is the Response as sent and ``record`` what a store keeps of it."""
+
+    cdef readonly bytes body
+    cdef readonly object request
+    cdef readonly str id
+    cdef readonly long created_at
+    cdef readonly bint stream
+    cdef readonly bint store
+    cdef readonly object previous_response_id
+    cdef readonly bytes response
+    cdef readonly bytes output  # the Response's output items, as JSON
+    cdef str _model
+    cdef str _base  # the id's random part, which item ids share
+    cdef bytes _settings
+    cdef list _items  # the request's input items
+    cdef bytes _history
+
+    def __init__(self, object chat, object req, list items, bytes history):
+        self.request = chat
+        self.body = _encode_json(chat)
+        self._base = _rs_secrets.token_hex(24)
+        self.id = "resp_" + self._base
+        self.created_at = _now()
+        self.stream = chat.stream
+        self.store = req.store is not False
+        self.previous_response_id = req.previous_response_id
+        self.response = None
+        self.output = None
+        self._model = req.model or ""
+        self._settings = _encode_json(_rs_settings(req))
+        self._items = items
+        self._history = history
+
+    cdef str item_id(self, str prefix, Py_ssize_t n):
+        return f"{prefix}_{self._base}{n:02x}"
+
+    cdef bytes state(self, str status, object model, bytes output, object usage=None,
+                     object error=None, object incomplete=None, bint ended=False):
+        """The Response's JSON at any point of its life (``ended``: it has its completed_at)."""
+        state = _RsState(self.id, self.created_at, status, model or self._model, _RsRaw(output),
+                         usage, error, incomplete, _now() if ended else None)
+        return _rs_splice(_encode_json(state), self._settings)
+
+    cdef bytes finished(self, object model, list items, object finish_reason, object usage):
+        """The final Response, kept (``response``, ``output``) for the store."""
+        reason = _RS_INCOMPLETE.get(finish_reason) if finish_reason is not None else None
+        output = _encode_json(items)
+        self.output = output
+        self.response = self.state("completed" if reason is None else "incomplete", model, output,
+                                   _rs_usage(usage), None,
+                                   _RsIncompleteDetails(reason) if reason is not None else None,
+                                   reason is None)
+        return self.response
+
+    def answer(self, bytes body):
+        """A chat.completion (what every provider's mapping answers) as a Response."""
+        try:
+            answer = _rs_answer_decode(body)
+        except (_msgspec.DecodeError, _msgspec.ValidationError) as exc:
+            raise _RsGatewayError(502, f"invalid chat answer: {exc}", type="api_error")
+        if not answer.choices or answer.choices[0].message is None:
+            raise _RsGatewayError(502, "invalid chat answer: no message", type="api_error")
+        choice = answer.choices[0]
+        message = choice.message
+        cdef list items = []
+        cdef Py_ssize_t n = 0
+        if message.content_blocks:
+            for block in message.content_blocks:
+                kind = block.get("type")
+                if kind == "thinking":
+                    items.append(_RsReasoningItem(self.item_id("rs", n),
+                                                  [_RsSummaryText(block.get("thinking") or "")],
+                                                  block.get("signature") or None))
+                    n += 1
+                elif kind == "redacted_thinking":
+                    items.append(_RsReasoningItem(self.item_id("rs", n), [], block.get("data")))
+                    n += 1
+        else:
+            thinking = _rs_reasoning_text(message)
+            if thinking is not None:
+                items.append(_RsReasoningItem(self.item_id("rs", n), [_RsSummaryText(thinking)]))
+                n += 1
+        parts = []
+        if message.content or not (message.tool_calls or message.refusal or items):
+            parts.append(_RsOutputText(message.content or ""))
+        if message.refusal:
+            parts.append(_RsRefusal(message.refusal))
+        if parts:
+            items.append(_RsOutputMessage(self.item_id("msg", n), parts))
+            n += 1
+        for call in message.tool_calls or ():
+            fn = call.function
+            items.append(_RsFunctionCallItem(self.item_id("fc", n), call.id or self.item_id("call", n),
+                                             (fn.name if fn is not None else None) or "",
+                                             (fn.arguments if fn is not None else None) or ""))
+            n += 1
+        return self.finished(answer.model, items, choice.finish_reason, answer.usage)
+
+    def stream_mapper(self):
+        """The chat chunk stream of the answer as Responses events."""
+        return ResponsesStream(self)
+
+    def record(self):
+        """What a store keeps once the answer was sent (None before): the Response, this
+        request's input items (ids given, text as content parts, as ``input_items`` lists them),
+        and the conversation a ``previous_response_id`` continues."""
+        if self.response is None:
+            return None
+        cdef Py_ssize_t n
+        cdef list items = []
+        for n, item in enumerate(self._items):
+            item = _msgspec.structs.replace(item)
+            if item.id is None:
+                item.id = self.item_id("in", n)
+            if item.type == "message":
+                if isinstance(item.content, str):
+                    item.content = [_RsOutputText(item.content) if item.role == "assistant"
+                                    else _RsInputText(item.content)]
+                if item.status is None:
+                    item.status = "completed"
+            items.append(item)
+        inputs = _encode_json(items)
+        lists = [inputs, self.output] if self._history is None else [self._history, inputs, self.output]
+        return _RsStoredResponse(_RsRaw(self.response), _RsRaw(inputs), _RsRaw(_rs_join_lists(lists)))
+
+
+# ---- stream ----------------------------------------------------------------------------------
+
+cdef enum _RsKind:
+    _RS_REASONING
+    _RS_MESSAGE
+    _RS_CALL
+
+
+cdef class _RsItem:
+    """An output item being streamed."""
+
+    cdef _RsKind kind
+    cdef Py_ssize_t index  # output_index
+    cdef str id
+    cdef list text  # text, thinking or arguments, in pieces
+    cdef bint done
+    # a message's parts: the finished ones, and the open one's kind (text or refusal)
+    cdef list parts
+    cdef bint refusal
+    # a function call's
+    cdef str call_id
+    cdef str name
+    # reasoning's: the provider's block index, and what signs it
+    cdef object block
+    cdef object secret
+    cdef bint redacted
+
+    def __cinit__(self):
+        self.text = []
+        self.parts = []
+        self.done = False
+        self.refusal = False
+        self.secret = None
+        self.redacted = False
+
+
+cdef class ResponsesStream(EventSink):
+    """A chat chunk stream as Responses' events, event by event.
+
+    Output items open as their first delta comes and close when another kind of item starts or
+    the stream ends: thinking (``content_blocks`` deltas, or ``reasoning_content`` /
+    ``reasoning``) becomes a ``reasoning`` item with summary events; content a ``message`` with
+    an ``output_text`` part; each tool call a ``function_call`` item. ``[DONE]`` closes what is
+    open and ends with ``response.completed`` (or ``response.incomplete``); an error event (a
+    provider failing mid-stream) with ``error`` and ``response.failed``.
+    """
+
+    cdef SSEDecoder _sse
+    cdef ResponsesTurn _turn
+    cdef list _out  # the events this read made
+    cdef long _seq
+    cdef bint _started
+    cdef readonly bint done
+    cdef object _model
+    cdef list _items
+    cdef _RsItem _open
+    cdef dict _calls  # chat tool-call index → its item
+    cdef object _finish_reason
+    cdef object _usage
+
+    def __init__(self, ResponsesTurn turn):
+        self._sse = SSEDecoder()
+        self._turn = turn
+        self._out = []
+        self._seq = 0
+        self._started = False
+        self.done = False
+        self._model = None
+        self._items = []
+        self._open = None
+        self._calls = {}
+        self._finish_reason = None
+        self._usage = None
+
+    cdef int _emit(self, object event) except -1:
+        """One event: its type as the SSE event name, itself as the data."""
+        data = _encode_json(event)
+        # ``{"type":"<name>",``: the name is the bytes between the first two quotes after the key.
+        name = data[9:data.index(b'"', 9)]
+        self._out.append(_RS_EVENT + name + _RS_DATA + data + _BLANK)
+        return 0
+
+    cdef inline long _next(self):
+        cdef long n = self._seq
+        self._seq += 1
+        return n
+
+    cdef int _start(self) except -1:
+        self._started = True
+        state = _RsRaw(self._turn.state("in_progress", self._model, b"[]"))
+        self._emit(_RsCreated(self._next(), state))
+        self._emit(_RsInProgress(self._next(), state))
+        return 0
+
+    # -- items
+
+    cdef _RsItem _new_item(self, _RsKind kind, str prefix):
+        self._close_open()
+        cdef _RsItem item = _RsItem()
+        item.kind = kind
+        item.index = len(self._items)
+        item.id = self._turn.item_id(prefix, item.index)
+        self._items.append(item)
+        self._open = item
+        return item
+
+    cdef object _item_struct(self, _RsItem item, bint final):
+        if item.kind == _RS_MESSAGE:
+            parts = list(item.parts)
+            if final and not item.done:
+                parts.append(self._part(item))
+            return _RsOutputMessage(item.id, parts, status="completed" if final else "in_progress")
+        if item.kind == _RS_CALL:
+            return _RsFunctionCallItem(item.id, item.call_id, item.name,
+                                       "".join(item.text) if final else "",
+                                       status="completed" if final else "in_progress")
+        summary = [_RsSummaryText("".join(item.text))] if final and not item.redacted else []
+        return _RsReasoningItem(item.id, summary, item.secret if final else None)
+
+    cdef object _part(self, _RsItem item):
+        text = "".join(item.text)
+        return _RsRefusal(text) if item.refusal else _RsOutputText(text)
+
+    cdef int _open_part(self, _RsItem item, bint refusal) except -1:
+        item.refusal = refusal
+        item.text = []
+        self._emit(_RsPartAdded(self._next(), item.id, item.index, len(item.parts),
+                                _RsRefusal("") if refusal else _RsOutputText("")))
+        return 0
+
+    cdef int _close_part(self, _RsItem item) except -1:
+        cdef Py_ssize_t content_index = len(item.parts)
+        part = self._part(item)
+        if item.refusal:
+            self._emit(_RsRefusalDone(self._next(), item.id, item.index, content_index, part.refusal))
+        else:
+            self._emit(_RsTextDone(self._next(), item.id, item.index, content_index, part.text))
+        self._emit(_RsPartDone(self._next(), item.id, item.index, content_index, part))
+        item.parts.append(part)
+        item.text = []
+        return 0
+
+    cdef int _close(self, _RsItem item) except -1:
+        if item.done:
+            return 0
+        if item.kind == _RS_MESSAGE:
+            self._close_part(item)
+        elif item.kind == _RS_CALL:
+            self._emit(_RsArgumentsDone(self._next(), item.id, item.index, "".join(item.text)))
+        elif not item.redacted:
+            text = "".join(item.text)
+            self._emit(_RsSummaryTextDone(self._next(), item.id, item.index, 0, text))
+            self._emit(_RsSummaryDone(self._next(), item.id, item.index, 0, _RsSummaryText(text)))
+        item.done = True
+        self._emit(_RsItemDone(self._next(), item.index, self._item_struct(item, True)))
+        return 0
+
+    cdef int _close_open(self) except -1:
+        if self._open is not None:
+            self._close(self._open)
+            self._open = None
+        return 0
+
+    # -- deltas
+
+    cdef int _thinking(self, object block, str text) except -1:
+        cdef _RsItem item = self._open
+        if item is None or item.kind != _RS_REASONING or item.block != block:
+            item = self._new_item(_RS_REASONING, "rs")
+            item.block = block
+            self._emit(_RsItemAdded(self._next(), item.index, self._item_struct(item, False)))
+            self._emit(_RsSummaryAdded(self._next(), item.id, item.index, 0, _RS_EMPTY_SUMMARY))
+        if text:
+            item.text.append(text)
+            self._emit(_RsSummaryDelta(self._next(), item.id, item.index, 0, text))
+        return 0
+
+    cdef int _blocks(self, list blocks) except -1:
+        """Non-strict ``content_blocks`` deltas: ``{"index": i, "delta": {...}}``, in the shape
+        fastgate's Anthropic, Bedrock and Gemini mappings write them."""
+        cdef _RsItem item
+        for entry in blocks:
+            delta = entry.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            block = entry.get("index")
+            thinking = delta.get("thinking")
+            if isinstance(thinking, str):
+                self._thinking(block, thinking)
+            elif isinstance(delta.get("signature"), str):
+                item = self._open
+                if item is not None and item.kind == _RS_REASONING and item.block == block:
+                    item.secret = (item.secret or "") + delta["signature"]
+            elif delta.get("type") == "redacted_thinking":
+                item = self._new_item(_RS_REASONING, "rs")
+                item.block, item.redacted, item.secret = block, True, delta.get("data")
+                self._emit(_RsItemAdded(self._next(), item.index, self._item_struct(item, False)))
+                self._close_open()
+        return 0
+
+    cdef int _content(self, str text, bint refusal) except -1:
+        cdef _RsItem item = self._open
+        if item is None or item.kind != _RS_MESSAGE:
+            item = self._new_item(_RS_MESSAGE, "msg")
+            self._emit(_RsItemAdded(self._next(), item.index, self._item_struct(item, False)))
+            self._open_part(item, refusal)
+        elif item.refusal != refusal:
+            self._close_part(item)
+            self._open_part(item, refusal)
+        if not text:
+            return 0
+        item.text.append(text)
+        cdef Py_ssize_t content_index = len(item.parts)
+        if refusal:
+            self._emit(_RsRefusalDelta(self._next(), item.id, item.index, content_index, text))
+        else:
+            self._emit(_RsTextDelta(self._next(), item.id, item.index, content_index, text))
+        return 0
+
+    cdef int _tool_call(self, object call) except -1:
+        cdef _RsItem item = self._calls.get(call.index)
+        fn = call.function
+        if item is None:
+            item = self._new_item(_RS_CALL, "fc")
+            item.call_id = call.id or self._turn.item_id("call", item.index)
+            item.name = (fn.name if fn is not None else None) or ""
+            self._calls[call.index] = item
+            self._emit(_RsItemAdded(self._next(), item.index, self._item_struct(item, False)))
+        elif item is not self._open and not item.done:
+            self._close_open()  # deltas of an earlier call after another item: that item ends
+            self._open = item
+        arguments = fn.arguments if fn is not None else None
+        if arguments:
+            item.text.append(arguments)
+            self._emit(_RsArgumentsDelta(self._next(), item.id, item.index, arguments))
+        return 0
+
+    cdef int _chunk(self, object chunk) except -1:
+        if chunk.model and self._model is None:
+            self._model = chunk.model
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if not self._started:
+            self._start()
+        if not chunk.choices:
+            return 0
+        choice = chunk.choices[0]
+        delta = choice.delta
+        if delta is not None:
+            if delta.content_blocks:
+                self._blocks(delta.content_blocks)
+            else:
+                thinking = _rs_reasoning_text(delta)
+                if thinking is not None:
+                    self._thinking(None, thinking)
+            if delta.content:
+                self._content(delta.content, False)
+            if delta.refusal:
+                self._content(delta.refusal, True)
+            for call in delta.tool_calls or ():
+                self._tool_call(call)
+        if choice.finish_reason is not None:
+            self._finish_reason = choice.finish_reason
+        return 0
+
+    # -- ends
+
+    cdef int _complete(self) except -1:
+        if not self._started:
+            self._start()
+        if not self._items:
+            self._content("", False)  # an answer of nothing is an empty message, as a whole answer's
+        self._close_open()
+        items = [self._item_struct(item, True) for item in self._items]
+        response = self._turn.finished(self._model, items, self._finish_reason, self._usage)
+        reason = _RS_INCOMPLETE.get(self._finish_reason) if self._finish_reason is not None else None
+        if reason is None:
+            self._emit(_RsCompleted(self._next(), _RsRaw(response)))
+        else:
+            self._emit(_RsIncomplete(self._next(), _RsRaw(response)))
+        self.done = True
+        return 0
+
+    cdef int _fail(self, str message, object code) except -1:
+        """The provider failed mid-answer: an ``error`` event, then ``response.failed`` holding
+        what was answered so far."""
+        if not self._started:
+            self._start()
+        self._emit(_RsStreamError(self._next(), message, code))
+        items = _encode_json([self._item_struct(item, item.done) for item in self._items])
+        state = self._turn.state("failed", self._model, items, _rs_usage(self._usage),
+                                 _RsError("server_error", message), None, True)
+        self._emit(_RsFailed(self._next(), _RsRaw(state)))
+        self.done = True
+        return 0
+
+    cdef int take(self, const char* event, Py_ssize_t event_n, const char* data,
+                  Py_ssize_t n) except -1:
+        if self.done:
+            return 0
+        if n == 6 and memcmp(data, b"[DONE]", 6) == 0:
+            return self._complete()
+        try:
+            chunk = _rs_answer_decode(PyBytes_FromStringAndSize(data, n))
+        except (_msgspec.DecodeError, _msgspec.ValidationError) as exc:
+            return self._fail(f"malformed stream event: {exc}", None)
+        if chunk.error is not None:
+            error = chunk.error
+            if isinstance(error, dict):
+                message, code = error.get("message"), error.get("code") or error.get("type")
+            else:
+                message, code = error, None
+            return self._fail(str(message or "the provider failed mid-stream"),
+                              code if isinstance(code, str) else None)
+        return self._chunk(chunk)
+
+    cdef bytes _taken(self):
+        if not self._out:
+            return _EMPTY
+        out = _EMPTY.join(self._out)
+        self._out = []
+        return out
+
+    def feed(self, bytes chunk):
+        if self.done:
+            return _EMPTY
+        self._out = []
+        self._sse.scan(chunk, self)
+        return self._taken()
+
+    def finish(self):
+        """The end of the chat stream. It ends with ``[DONE]``; one cut before it ends the
+        Response as failed, unless its finish reason had come."""
+        if self.done:
+            return _EMPTY
+        self._out = []
+        self._sse.close_into(self)
+        if not self.done:
+            if self._finish_reason is not None:
+                self._complete()
+            else:
+                self._fail("the provider's stream ended before the answer did", None)
+        return self._taken()
