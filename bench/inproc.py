@@ -23,12 +23,12 @@ from typing import Any
 import msgspec
 
 from bench.load import chat_body
-from fastgate.server.app import App, make_app
+from fastgate.gateway.app import App, make_app
 from fastgate.server.connection import Connection
-from fastgate.server.http1 import Connection as UpstreamConnection
-from fastgate.server.http1 import split_url
 from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
+from fastgate.upstream.connection import Connection as UpstreamConnection
+from fastgate.upstream.pool import split_url
 
 UPSTREAM = "http://127.0.0.1:9/v1"
 STREAM_CHUNKS = 20

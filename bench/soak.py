@@ -47,7 +47,7 @@ def serve_gateway(port: int) -> None:
     """One gateway worker, as ``fastgate serve`` runs it, plus a task-count route."""
     import msgspec
 
-    from fastgate.server.app import _install_uvloop, make_app, serve
+    from fastgate.gateway.app import _install_uvloop, make_app, serve
     from fastgate.server.messages import Request, Response
     from fastgate.settings import Settings
 

@@ -27,13 +27,13 @@ import pytest
 
 from bench.conftest import best_time, interleaved_ratio, require_measured
 from fastgate._transforms import best_match
+from fastgate.gateway.access import Access, Grant
 from fastgate.keys.models import GatewayKey, Limits
 from fastgate.limits.guard import Guard
 from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.registry import get_provider
 from fastgate.routing.config import CacheSettings
 from fastgate.schema.openai import RequestView
-from fastgate.server.access import Access, Grant
 from fastgate.store.base import LimitRule
 from fastgate.store.memory import MemoryStore
 from fastgate.store.redis import RedisStore

@@ -12,8 +12,6 @@ class SSERelay:
     events: int
     def feed(self, chunk: bytes) -> bytes: ...
 
-def sse_frame(payload: bytes) -> bytes: ...
-
 class ChunkWriter:
     id: str
     model: str

@@ -1,26 +1,35 @@
 # cython: language_level=3
-"""fastgate's compiled hot path: SSE byte kernels and provider mappings.
+"""fastgate's compiled hot path: byte kernels and provider mappings.
 
-One extension module; each concern lives in its own include file under ``mapping/`` so that
-one provider's mapping reads in one place. House rules: internal helpers are ``cdef inline``,
-Python entry points ``def``; raw bytes through ``PyBytes_AsStringAndSize``; output built in one
-buffer; module-level Python objects bound once at import.
+One extension module. ``kernels/`` holds the byte work that is not a provider mapping (the HTTP/1.1
+parsers and head writers, the SSE splitter, the AWS event-stream decoder, JSON text checks,
+vectors, and the output buffer they share); ``mapping/`` holds one include per provider mapping
+(and per ingress format), so one provider's mapping reads in one place. House rules: internal
+helpers are ``cdef inline``, Python entry points ``def``; raw bytes through
+``PyBytes_AsStringAndSize``; output built in one buffer (``kernels/out.pxi``); module-level Python
+objects bound once at import. Includes share one namespace, so each file's private names carry
+its own prefix (``_<prefix>_name``, constants ``_<PREFIX>_NAME``); the prefix is listed where
+the file is included below.
 """
 
 cimport cython
 
-include "mapping/fields.pxi"
-include "mapping/sse.pxi"
-include "mapping/chunks.pxi"
-include "mapping/completions.pxi"
-include "mapping/http1.pxi"
-include "mapping/http_server.pxi"
-include "mapping/answer.pxi"
-include "mapping/cohere.pxi"
-include "mapping/anthropic.pxi"
-include "mapping/eventstream.pxi"
-include "mapping/bedrock.pxi"
-include "mapping/gemini.pxi"
-include "mapping/vectors.pxi"
-include "mapping/jsontext.pxi"
-include "mapping/responses_ingress.pxi"
+# The byte kernels
+include "kernels/fields.pxi"       # msgspec Struct fields read by slot
+include "kernels/out.pxi"          # _Out: the output buffer (_put*)
+include "kernels/sse.pxi"          # SSE events split and relayed
+include "kernels/http1.pxi"        # the upstream response parser
+include "kernels/http_server.pxi"  # the client request parser, request and response heads
+include "kernels/eventstream.pxi"  # _es_: AWS event-stream frames
+include "kernels/jsontext.pxi"     # JSON text checks
+include "kernels/vectors.pxi"      # embeddings: dot products, best match
+
+# The mappings
+include "mapping/chunks.pxi"       # OpenAI chat.completion.chunk frames
+include "mapping/completions.pxi"  # _cx_: chat <-> legacy completions
+include "mapping/answer.pxi"       # OpenAI chat.completion answers
+include "mapping/cohere.pxi"       # _co_: Cohere v2
+include "mapping/anthropic.pxi"    # _an_: Anthropic Messages (provider side)
+include "mapping/bedrock.pxi"      # _br_: Bedrock Converse
+include "mapping/gemini.pxi"       # _gm_: Gemini / Vertex
+include "mapping/responses_ingress.pxi"  # _rs_: OpenAI Responses in front of the chat pivot

@@ -11,8 +11,8 @@ from fastgate.keys.cli import add_key_commands
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from fastgate.gateway.app import run
     from fastgate.keys.manage import default_data_dir
-    from fastgate.server.app import run
     from fastgate.settings import settings_from_env
 
     settings = settings_from_env(
@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(path: str, trusted_hosts: tuple[str, ...] = (), allow_loopback: bool = True) -> int:
-    from fastgate.routing.server_config import load_server_config
+    from fastgate.server_config import load_server_config
     from fastgate.ssrf import HostPolicy
 
     try:
@@ -58,9 +58,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
+    from fastgate.gateway.app import _install_uvloop
     from fastgate.mock.directives import Directives
     from fastgate.mock.server import make_mock_app
-    from fastgate.server.app import _install_uvloop
 
     _install_uvloop()
     defaults = Directives(chunks=args.chunks, chunk_delay_ms=args.chunk_delay_ms, delay_ms=args.delay_ms)

@@ -39,8 +39,6 @@ class Settings(msgspec.Struct, kw_only=True):
     keepalive_timeout: float = 75.0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: float = 30.0
-    #: Upstream connections kept open per host.
-    pool_size: int = 1000
     #: The longest wait the event loop polls through instead of sleeping (0: never): on an origin
     #: whose smoothed time to first byte, or a client whose smoothed pause between requests, is
     #: within it, so the next step runs on a warm core, for CPU up to that wait
@@ -61,7 +59,7 @@ class Settings(msgspec.Struct, kw_only=True):
     #: how long it is then skipped before one probe request may try it again.
     breaker_threshold: int = 5
     breaker_cooldown_s: float = 30.0
-    # ---- keys, limits and the response cache (fastgate/server/shared.py) ----
+    # ---- keys, limits and the response cache (fastgate/gateway/shared.py) ----
     #: Where key records live when there is no Redis (``keys.json``); None: no key records.
     data_dir: str | None = None
     #: Redis shared by every worker and machine: key records, limits, budgets, cached answers.

@@ -11,8 +11,9 @@ import msgspec
 import pytest
 from aiohttp.test_utils import TestServer
 
-from fastgate.mock.server import MOCK_KEY, MockServer, make_mock_app
-from fastgate.server.app import App, make_app, start, stop
+from fastgate.gateway.app import App, make_app, start, stop
+from fastgate.mock.playback import MockServer
+from fastgate.mock.server import MOCK_KEY, make_mock_app
 from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
 

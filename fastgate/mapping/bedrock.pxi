@@ -6,12 +6,9 @@
 # Everything the request can't carry to Converse is dropped (n, seed, penalties, logprobs,
 # response_format, user, metadata): Converse has no field for them and rejects unknown ones.
 
-import array as _array
-import base64 as _base64
 import itertools as _itertools
 import os as _os
 import re as _re
-import sys as _sys
 
 from fastgate.errors import GatewayError as _GatewayError
 from fastgate.schema import bedrock as _br
@@ -50,7 +47,6 @@ cdef object _BrMessage = _br.Message
 cdef object _BrContentBlock = _br.ContentBlock
 cdef object _BR_CACHE_POINT = _br.CachePoint()
 cdef str _BR_PROVIDER = "bedrock"
-cdef bint _BR_BIG_ENDIAN = _sys.byteorder == "big"
 
 # StopReason enum (service-2.json) → OpenAI finish_reason, as Portkey's finishReasonMap does.
 cdef dict _BR_FINISH = {
@@ -689,16 +685,6 @@ def bedrock_embedding_request(bytes body):
                   "or cohere.embed-*", "model")
 
 
-cdef object _br_embedding_value(list vector, bint as_base64):
-    if not as_base64:
-        return vector
-    # The openai SDK asks for base64 by default and reads it as little-endian float32.
-    packed = _array.array("f", vector)
-    if _BR_BIG_ENDIAN:
-        packed.byteswap()
-    return _base64.b64encode(packed.tobytes()).decode("ascii")
-
-
 def bedrock_embedding_response(bytes body, str model, bint as_base64=False):
     cdef list data = []
     cdef long tokens = 0
@@ -712,5 +698,5 @@ def bedrock_embedding_response(bytes body, str model, bint as_base64=False):
         vectors = [titan.embedding for titan in answers]
         tokens = sum(titan.inputTextTokenCount for titan in answers)
     for i, vector in enumerate(vectors):
-        data.append(_Embedding(i, _br_embedding_value(vector, as_base64)))
+        data.append(_Embedding(i, float32_base64(vector) if as_base64 else vector))
     return _encode_json(_EmbeddingList(data, model, _EmbeddingUsage(tokens, tokens), provider=_BR_PROVIDER))

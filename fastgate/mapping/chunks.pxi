@@ -50,11 +50,6 @@ cdef inline bytes _frame(bytes payload):
     return _DATA + payload + _BLANK
 
 
-def sse_frame(bytes payload):
-    """``data: <payload>\\n\\n``: one SSE event."""
-    return _frame(payload)
-
-
 cdef class ChunkWriter:
     """Builds the SSE frames of one OpenAI chat stream."""
 

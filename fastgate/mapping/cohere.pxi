@@ -7,9 +7,6 @@
 # ChatFinishReason, V2ChatStreamResponse, EmbedByTypeResponse). Names here carry a ``_co``
 # prefix: every include file shares one module namespace.
 
-from array import array as _co_array
-from base64 import b64encode as _co_b64encode
-import sys as _co_sys
 
 from fastgate.errors import GatewayError as _CoGatewayError
 from fastgate.schema.openai import (
@@ -50,7 +47,6 @@ from fastgate.schema.cohere import (
 )
 
 cdef str _CO_PROVIDER = "cohere"
-cdef bint _CO_BIG_ENDIAN = _co_sys.byteorder == "big"
 # ChatFinishReason → OpenAI (Portkey's finishReasonMap): ERROR and TIMEOUT have no OpenAI
 # counterpart and end as "stop"; a stream that reports an error ends with an error event instead.
 cdef dict _CO_FINISH = {
@@ -424,14 +420,6 @@ def cohere_embed_request(bytes body, object overrides=None):
         output_dimension=req.dimensions if req.dimensions is not None else _UNSET))
 
 
-cdef inline str _co_base64(list vector):
-    """OpenAI's ``encoding_format: base64``: the vector as little-endian float32, base64'd."""
-    packed = _co_array("f", vector)
-    if _CO_BIG_ENDIAN:
-        packed.byteswap()
-    return _co_b64encode(packed.tobytes()).decode("ascii")
-
-
 def cohere_embed_response(bytes body, str model, bint as_base64=False):
     """Cohere ``embeddings_by_type`` answer → OpenAI embedding ``list`` bytes."""
     r = _co_embed_decoder.decode(body)
@@ -439,7 +427,7 @@ def cohere_embed_response(bytes body, str model, bint as_base64=False):
     cdef list data = []
     cdef Py_ssize_t i
     for i in range(len(vectors)):
-        data.append(_CoEmbedding(i, _co_base64(vectors[i]) if as_base64 else vectors[i]))
+        data.append(_CoEmbedding(i, float32_base64(vectors[i]) if as_base64 else vectors[i]))
     tokens = 0
     if r.meta is not None and r.meta.billed_units is not None:
         tokens = <long>r.meta.billed_units.input_tokens

@@ -12,7 +12,6 @@
 
 import base64 as _gm_base64
 import os as _gm_os
-import struct as _gm_struct
 from urllib.parse import unquote_to_bytes as _gm_unquote_to_bytes
 
 from fastgate.errors import (
@@ -640,11 +639,7 @@ def gemini_completion_response(bytes body, str model, str provider):
 
 
 cdef object _gm_embedding(int index, list values, bint as_base64):
-    # ``base64`` is what the openai SDK asks for by default: float32 little-endian, base64.
-    if as_base64:
-        packed = _gm_struct.pack(f"<{len(values)}f", *values)
-        return _gm_Embedding(index, _gm_base64.b64encode(packed).decode("ascii"))
-    return _gm_Embedding(index, values)
+    return _gm_Embedding(index, float32_base64(values) if as_base64 else values)
 
 
 cdef object _gm_decode_embeddings(bytes body, object decoder, str provider):

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
-import fastgate.mock.server as mock_server
 from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import reply_text, split_chunks
-
-if TYPE_CHECKING:
-    from fastgate.mock.server import MockServer
+from fastgate.mock.playback import MockServer, play
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -303,7 +300,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         body = await request.read()
         server.record(request, body)
         plan = _refused(request) or server.engine.plan("messages", body, fmt)
-        return await mock_server.play(request, plan)
+        return await play(request, plan)
 
     async def list_models(request: web.Request) -> web.StreamResponse:
         # OpenAI's /v1/models shares the path: Anthropic's callers always name an API version.
@@ -311,7 +308,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
             return await server.openai(request)
         server.record(request, b"")
         plan = _refused(request) or server.engine.plan("models", b"", fmt)
-        return await mock_server.play(request, plan)
+        return await play(request, plan)
 
     app.router.add_post("/v1/messages", messages)
     app.router.add_get("/v1/{tail:models}", list_models)

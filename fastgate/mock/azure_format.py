@@ -9,18 +9,15 @@ which holds only the prompt's filter results.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from fastgate.mock import server as mock_server
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import OPENAI
-
-if TYPE_CHECKING:
-    from fastgate.mock.server import MockServer
+from fastgate.mock.playback import MockServer, play
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -89,7 +86,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
             message = "Access denied due to invalid subscription key or wrong API endpoint."
             return web.Response(status=401, body=error(401, message), content_type="application/json")
         plan = server.engine.plan(request.match_info["tail"], body, AZURE)
-        return await mock_server.play(request, plan)
+        return await play(request, plan)
 
     app.router.add_route("*", "/openai/deployments/{deployment}/{tail:.+}", handle)
     app.router.add_route("*", "/openai/v1/{tail:.+}", handle)

@@ -32,6 +32,7 @@ from aiohttp import web
 from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, reply_text, split_chunks
+from fastgate.mock.playback import play
 from fastgate.providers.aws_sigv4 import ALGORITHM, canonical_request, compute_signature
 
 #: The shared test credentials the mock accepts (never real ones).
@@ -374,7 +375,6 @@ BEDROCK = BedrockFormat()
 
 def add_routes(app: web.Application, server: Any) -> None:
     """``POST /model/{modelId}/{converse|converse-stream|invoke}`` on the mock app."""
-    from fastgate.mock.server import play  # here: mock.server imports this module to register it
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()

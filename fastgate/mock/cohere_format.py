@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from fastgate.mock import server as mock_server
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, prompt_tokens, reply_text, split_chunks
-
-if TYPE_CHECKING:
-    from fastgate.mock.server import MockServer
+from fastgate.mock.playback import MockServer, play
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -199,6 +196,6 @@ def add_routes(app: web.Application, server: MockServer) -> None:
                 status=401, body=error(401, "no api key supplied"), content_type="application/json"
             )
         plan = server.engine.plan(request.match_info["op"], body, COHERE)
-        return await mock_server.play(request, plan)
+        return await play(request, plan)
 
     app.router.add_post("/v2/{op:chat|embed}", handle)

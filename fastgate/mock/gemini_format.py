@@ -21,6 +21,7 @@ from aiohttp import web
 from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, reply_text, split_chunks
+from fastgate.mock.playback import play
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -251,7 +252,6 @@ def _reply(status: int, message: str) -> web.Response:
 
 def add_routes(app: web.Application, server: Any) -> None:
     """Gemini API, Vertex AI (publisher google) and OAuth token routes on the mock app."""
-    from fastgate.mock.server import play
 
     async def generate(request: web.Request, vertex: bool) -> web.StreamResponse:
         body = await request.read()

@@ -18,10 +18,12 @@ from collections import OrderedDict
 from typing import Any
 
 import msgspec
+from aiohttp import web
 
 from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import error, prompt_tokens, reply_text, split_chunks
+from fastgate.mock.playback import MockServer, play
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -366,3 +368,14 @@ def failure_frames(response: dict[str, Any], sequence: int) -> list[bytes]:
         _event("error", sequence, code="server_error", message=message, param=None),
         _event("response.failed", sequence + 1, response=failed),
     ]
+
+
+def add_routes(app: web.Application, server: MockServer) -> None:
+    fmt = ResponsesFormat()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        server.record(request, body)
+        return await play(request, fmt.plan(server.engine, request.method, request.match_info["tail"], body))
+
+    app.router.add_route("*", "/v1/{tail:responses(/[^/]+){0,2}}", handle)

@@ -10,17 +10,14 @@ body Anthropic itself would refuse.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from aiohttp import web
 
-import fastgate.mock.server as mock_server
 from fastgate.mock import anthropic_format, gemini_format
 from fastgate.mock.anthropic_format import AnthropicFormat
-
-if TYPE_CHECKING:
-    from fastgate.mock.server import MockServer
+from fastgate.mock.playback import MockServer, play
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -62,7 +59,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         # The answer names the model of the URL, as Vertex's do.
         parsed["model"] = model
         plan = server.engine.plan("messages", _encode(parsed), fmt, stream=METHODS[method])
-        return await mock_server.play(request, plan)
+        return await play(request, plan)
 
     app.router.add_post(
         "/v1/projects/{project}/locations/{region}/publishers/anthropic/models/{call}", predict

@@ -25,7 +25,7 @@ from fastgate._transforms import (
 )
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest, forward_headers
-from fastgate.providers.openai import HOP_BY_HOP
+from fastgate.providers.openai import NOT_FORWARDED
 
 BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
@@ -111,7 +111,7 @@ class GeminiMapping(Provider):
         headers: dict[str, str] = {}
         for name, value in call.headers.items():
             lower = name.lower()
-            if lower.startswith("x-portkey-") or lower in HOP_BY_HOP or lower == "authorization":
+            if lower.startswith("x-portkey-") or lower in NOT_FORWARDED or lower == "authorization":
                 continue
             headers[name] = value
         headers.update(auth)

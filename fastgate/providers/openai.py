@@ -12,26 +12,14 @@ import msgspec
 
 from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
+from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import Call, Endpoint, Provider, StreamMapper, UpstreamRequest, forward_headers
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
-HOP_BY_HOP = frozenset(
-    {
-        "host",
-        "content-length",
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-connection",
-        "expect",
-        "accept-encoding",
-    }
-)
+#: Incoming headers the passthrough does not copy: hop-by-hop ones, and those the upstream request
+#: gets anew (its own Host and length; no 100-continue; the gateway reads the answer's encoding).
+NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect", "accept-encoding"}
 
 
 class _AnswerProbe(msgspec.Struct):
@@ -158,7 +146,7 @@ class OpenAICompatible(Provider):
         headers = self.auth_headers(call)
         for name, value in call.headers.items():
             lower = name.lower()
-            if lower.startswith("x-portkey-") or lower in HOP_BY_HOP:
+            if lower.startswith("x-portkey-") or lower in NOT_FORWARDED:
                 continue
             headers[name] = value
         url = f"{self.base(call)}{call.path}"

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 
 from fastgate._transforms import RequestParser, RequestRefused, response_head
 from fastgate.errors import error_body, type_for_status
 from fastgate.server.busy_poll import BusyPoll, smoothed
 from fastgate.server.messages import JSON, Request, Response
 
-if TYPE_CHECKING:
-    from fastgate.server.http_server import HTTPServer
+Dispatch = Callable[[Request], Awaitable[Response | None]]
 
 log = logging.getLogger("fastgate.server")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -27,6 +27,19 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _PIPELINE_BUFFER = 256 * 1024
 #: How long a refused request's remaining bytes are read and dropped before the connection closes.
 _LINGER_S = 2.0
+
+
+class Listener(Protocol):
+    """What a connection needs of the server that accepted it (``http_server.HTTPServer``)."""
+
+    dispatch: Dispatch
+    max_body: int
+    connections: set[Connection]
+    closing: bool
+    #: The Date header block, renewed once a second.
+    date: bytes
+    busy_poll: BusyPoll | None
+    loop: asyncio.AbstractEventLoop
 
 
 class Connection(asyncio.Protocol):
@@ -54,7 +67,7 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, server: HTTPServer) -> None:
+    def __init__(self, server: Listener) -> None:
         self.server = server
         self.parser = RequestParser(server.max_body)
         self.transport: asyncio.Transport | None = None

@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
 from fastgate.server.busy_poll import BusyPoll
-from fastgate.server.connection import Connection
-from fastgate.server.messages import Request, Response
+from fastgate.server.connection import Connection, Dispatch
 
-Dispatch = Callable[[Request], Awaitable[Response | None]]
 #: How often idle and slow connections are looked for, and the Date header renewed.
 _SWEEP_S = 1.0
 

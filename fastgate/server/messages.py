@@ -6,13 +6,27 @@ A handler returns a ``Response`` (written with its head in one transport write) 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import unquote
 
-if TYPE_CHECKING:
-    from fastgate.server.connection import Connection
-
 JSON = "application/json"
+
+
+class AnswerWriter(Protocol):
+    """Where a request's streamed answer goes: its client connection (``connection.Connection``)."""
+
+    @property
+    def streaming(self) -> bool: ...
+
+    async def start_stream(
+        self, status: int, headers: dict[str, str], content_type: str | None, first: bytes, end: bool
+    ) -> None: ...
+
+    async def send_chunk(self, data: bytes) -> None: ...
+
+    def end_stream(self, last: bytes) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class Response:
@@ -38,7 +52,7 @@ class Request:
 
     def __init__(
         self,
-        conn: Connection,
+        conn: AnswerWriter,
         method: str,
         target: str,
         headers: dict[str, str],

@@ -26,6 +26,7 @@ import pytest
 
 from bench import latency, load, peers
 from bench.load import Processes, Settings, Target
+from tests.support.sse import data_payloads
 
 needs_wrk = pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
@@ -337,7 +338,7 @@ def test_profile_keeps_the_per_request_path_only() -> None:
     assert load.package_of(load.__file__) == "load"
     assert load.package_of(asyncio.__file__) == "stdlib __init__"
     assert load.package_of("/x/site-packages/aiohttp/client.py") == "aiohttp"
-    assert load.package_of("/w/fastgate/server/http1.py") == "fastgate.server.http1"
+    assert load.package_of("/w/fastgate/upstream/pool.py") == "fastgate.upstream.pool"
 
 
 def test_a_dead_server_is_named(tmp_path: Path) -> None:
@@ -368,10 +369,6 @@ def static_servers(
     assert all(p.poll() is not None for p in procs.procs.values()), "a server outlived the harness"
 
 
-def _sse_data(body: bytes) -> list[bytes]:
-    return [line[6:] for line in body.split(b"\n") if line.startswith(b"data: ")]
-
-
 def test_static_upstream_replays_the_mock_byte_for_byte(
     static_servers: tuple[Path, dict[str, Target]],
 ) -> None:
@@ -391,7 +388,7 @@ def test_static_upstream_replays_the_mock_byte_for_byte(
     chat = json.loads((site / "plain/v1/chat/completions").read_bytes())
     assert chat["object"] == "chat.completion" and chat["model"] == "mock-small"
     assert chat["choices"][0]["message"]["content"].startswith("Mock reply to: Summarise")
-    events = _sse_data((site / "stream/v1/chat/completions").read_bytes())
+    events = data_payloads((site / "stream/v1/chat/completions").read_bytes())
     assert events[-1] == b"[DONE]" and sum(b'"content":' in e for e in events) > load.STREAM_CHUNKS
     message = json.loads((site / "plain/v1/messages").read_bytes())
     assert (
@@ -424,7 +421,7 @@ def test_every_target_is_served_from_the_static_upstream(
     url, headers = target.endpoint(stream=True)
     status, body = load._post(url, load.chat_body(stream=True), headers)
     assert status == 200
-    events = _sse_data(body)
+    events = data_payloads(body)
     assert events[-1] == b"[DONE]"
     text = "".join(
         json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1] if b'"choices"' in e

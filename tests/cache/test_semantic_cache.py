@@ -176,7 +176,7 @@ async def test_the_semantic_index_is_shared_through_redis(
 
 
 def test_bad_semantic_settings_are_refused(tmp_path: Path) -> None:
-    from fastgate.routing.server_config import load_server_config
+    from fastgate.server_config import load_server_config
     from fastgate.ssrf import HostPolicy
 
     path = tmp_path / "bad.json"

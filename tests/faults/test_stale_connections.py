@@ -14,9 +14,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from fastgate.mock.server import make_mock_app
-from fastgate.server.dns import CachingResolver
-from fastgate.server.http1 import UpstreamPool
 from fastgate.ssrf import HostPolicy
+from fastgate.upstream.dns import CachingResolver
+from fastgate.upstream.pool import UpstreamPool
 from tests.conftest import Gateway
 from tests.faults.conftest import Baseline, open_fds
 

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from tests.conftest import Gateway, Upstream, openai_headers
+from tests.support.sse import frames
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "one two three four five six"}]}
 #: Small limits, so every stall and endless answer is cut off within a second or so.
@@ -79,10 +80,6 @@ async def test_fault_without_stream_is_a_json_error(gw: Gateway, upstream: Upstr
     await assert_recovers(gw, upstream, stream=False)
 
 
-async def read_events(resp: Any) -> list[bytes]:
-    return [e for e in (await resp.read()).split(b"\n\n") if e]
-
-
 @pytest.mark.parametrize("case", [*(c for c in FAULTS if c != "reset mid-response"), *STREAM_FAULTS])
 async def test_fault_in_a_stream_ends_with_an_error(gw: Gateway, upstream: Upstream, case: str) -> None:
     directives = FAULTS[case][0] if case in FAULTS else STREAM_FAULTS[case]
@@ -96,7 +93,7 @@ async def test_fault_in_a_stream_ends_with_an_error(gw: Gateway, upstream: Upstr
         assert_openai_error(await resp.json())
     else:
         assert resp.content_type == "text/event-stream"
-        events = await read_events(resp)
+        events = frames(await resp.read())
         assert events[-1] == b"data: [DONE]", events[-3:]
         assert events[-2].startswith(b"data: ")
         assert_openai_error(msgspec.json.decode(events[-2][6:]))

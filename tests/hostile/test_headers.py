@@ -184,9 +184,9 @@ async def test_oversized_headers_are_refused_and_the_gateway_goes_on(
 @pytest.mark.parametrize("target", ["/a b", "/a\r\nX-Injected: 1", "/a?q=\n", "/é", "/a\x00"])
 async def test_the_upstream_client_never_writes_a_broken_request_line(target: str) -> None:
     from fastgate.errors import GatewayError
-    from fastgate.server.dns import CachingResolver
-    from fastgate.server.http1 import UpstreamPool
     from fastgate.ssrf import HostPolicy
+    from fastgate.upstream.dns import CachingResolver
+    from fastgate.upstream.pool import UpstreamPool
 
     pool = UpstreamPool(CachingResolver(HostPolicy()), connect_timeout=1.0, read_timeout=1.0)
     with pytest.raises(GatewayError) as info:

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Upstream
+from tests.support.sse import named_events
 
 HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
 BODY = {"model": "claude-mock-1", "max_tokens": 100, "messages": [{"role": "user", "content": "hi there"}]}
@@ -21,16 +22,6 @@ async def post(
         resp = await session.post(upstream.url + "/messages", json=body, headers=headers)
         await resp.read()
         return resp
-
-
-def sse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for frame in raw.decode().split("\n\n"):
-        if frame:
-            event, data = frame.split("\n")
-            assert event.startswith("event: ") and data.startswith("data: ")
-            out.append((event[7:], json.loads(data[6:])))
-    return out
 
 
 async def test_message_object(upstream: Upstream) -> None:
@@ -54,7 +45,7 @@ async def test_stream_event_sequence(upstream: Upstream) -> None:
     body["messages"] = [{"role": "user", "content": "hi [mock tool_call=true chunks=2]"}]
     resp = await post(upstream, body)
     assert resp.headers["content-type"].startswith("text/event-stream")
-    events = sse_events(await resp.read())
+    events = named_events(await resp.read())
     assert all(name == data["type"] for name, data in events)
     assert [name for name, _ in events] == [
         "message_start",

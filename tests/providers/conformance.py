@@ -452,8 +452,3 @@ def received(upstream: Upstream, provider: Provider, operation: str, model: str)
         assert "Authorization" not in record["headers"]
     body: dict[str, Any] = msgspec.json.decode(record["body"])
     return body
-
-
-def sse_data(raw: bytes) -> list[bytes]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    return [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]

@@ -52,8 +52,3 @@ def client(gateway: Gateway, headers: dict[str, str], key: str = GOOGLE_KEY) -> 
 def sent(upstream: Upstream, index: int = -1) -> dict[str, Any]:
     """The JSON body of a request the mock received."""
     return msgspec.json.decode(upstream.requests[index]["body"])
-
-
-def sse_payloads(raw: bytes) -> list[bytes]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    return [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]

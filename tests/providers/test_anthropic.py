@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from tests.conftest import Gateway, Upstream
+from tests.support.sse import openai_chunks
 
 KEY = "sk-ant-test-key"
 
@@ -37,13 +38,7 @@ def sent(upstream: Upstream, i: int = -1) -> dict[str, Any]:
 async def sse_chunks(resp: Any) -> list[Any]:
     assert resp.status == 200, await resp.text()
     assert resp.content_type == "text/event-stream"
-    out: list[Any] = []
-    for frame in (await resp.read()).split(b"\n\n"):
-        if frame:
-            assert frame.startswith(b"data: ")
-            payload = frame[6:]
-            out.append("[DONE]" if payload == b"[DONE]" else json.loads(payload))
-    return out
+    return openai_chunks(await resp.read())
 
 
 async def test_chat_request_and_answer(gateway: Gateway, upstream: Upstream) -> None:

@@ -26,6 +26,7 @@ from fastgate.errors import GatewayError
 from fastgate.providers.registry import get_provider
 from fastgate.schema.anthropic import MessageParam, MessagesRequest, Metadata, TextBlock
 from fastgate.schema.openai import RawContentChatRequest
+from tests.support.sse import openai_chunks
 
 DATA = Path(__file__).parent.parent / "data" / "anthropic"
 
@@ -42,18 +43,6 @@ def chat(**fields: Any) -> dict[str, Any]:
     return {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], **fields}
 
 
-def events(sse: bytes) -> list[Any]:
-    """OpenAI SSE output as a list of decoded chunks, ``"[DONE]"`` for the terminator."""
-    out: list[Any] = []
-    for frame in sse.split(b"\n\n"):
-        if not frame:
-            continue
-        assert frame.startswith(b"data: "), frame
-        payload = frame[6:]
-        out.append("[DONE]" if payload == b"[DONE]" else json.loads(payload))
-    return out
-
-
 def run_stream(sse: bytes, split: int = 0, **kwargs: Any) -> list[Any]:
     stream = AnthropicStream("anthropic", **kwargs)
     out = b""
@@ -62,7 +51,7 @@ def run_stream(sse: bytes, split: int = 0, **kwargs: Any) -> list[Any]:
         out += stream.feed(sse[i : i + step])
     out += stream.finish()
     assert stream.done
-    return events(out)
+    return openai_chunks(out)
 
 
 # ---- request ---------------------------------------------------------------------------------
@@ -444,7 +433,7 @@ def test_error_event_ends_the_stream_with_an_error_chunk() -> None:
     assert stream.done
     assert stream.feed(b'event: message_stop\ndata: {"type":"message_stop"}\n\n') == b""
     assert stream.finish() == b""
-    chunks = events(out)
+    chunks = openai_chunks(out)
     assert chunks[1]["choices"][0]["delta"] == {"content": "Partial"}
     assert chunks[-2] == {
         "error": {
@@ -483,7 +472,7 @@ def test_completion_stream_is_text_completion_chunks() -> None:
 
 def test_error_before_message_start_still_ends_cleanly() -> None:
     stream = AnthropicStream("anthropic")
-    chunks = events(
+    chunks = openai_chunks(
         stream.feed(b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}\n\n')
     )
     assert chunks == [
@@ -592,7 +581,7 @@ def test_text_delta_copied_or_decoded_gives_the_same_chunk(text: str) -> None:
     except UnicodeEncodeError:  # lone surrogates: no UTF-8 form
         return
     out = _mapped(_delta_event(canonical))
-    assert events(out)[0]["choices"][0]["delta"] == {"content": text}
+    assert openai_chunks(out)[0]["choices"][0]["delta"] == {"content": text}
     # \u escapes and \/ are never copied, so these go through the decoder.
     assert _mapped(_delta_event(json.dumps(text).encode())) == out
     assert _mapped(_delta_event(canonical.replace(b"/", b"\\/"))) == out
@@ -622,19 +611,19 @@ def test_text_delta_that_is_not_valid_json_is_never_copied(text_json: bytes) -> 
 
 
 def test_text_delta_with_a_big_index_or_trailing_fields_is_decoded() -> None:
-    assert events(_mapped(_delta_event(b'"x"', index=b"12345678901")))[0]["choices"][0]["delta"] == {
+    assert openai_chunks(_mapped(_delta_event(b'"x"', index=b"12345678901")))[0]["choices"][0]["delta"] == {
         "content": "x"
     }
     data = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","extra":1}}'
     out = _mapped(b"event: content_block_delta\ndata: " + data + b"\n\n")
-    assert events(out)[0]["choices"][0]["delta"] == {"content": "x"}
+    assert openai_chunks(out)[0]["choices"][0]["delta"] == {"content": "x"}
 
 
 def test_a_read_of_many_deltas_is_mapped_whole() -> None:
     """One read's chunks go out in one buffer, grown as they need (past its first 4 KB)."""
     texts = [f"{i}:" + "é" * (i % 50) for i in range(300)]
     read = b"".join(_delta_event(msgspec.json.encode(t)) for t in texts)
-    out = events(_mapped(read))
+    out = openai_chunks(_mapped(read))
     assert [chunk["choices"][0]["delta"]["content"] for chunk in out] == texts
 
 
@@ -655,7 +644,7 @@ def test_deltas_map_the_same_whatever_the_reads(texts: list[str], cuts: list[int
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     mapper = AnthropicStream("anthropic")
     out = b"".join(mapper.feed(stream[a:b]) for a, b in pairwise(bounds)) + mapper.finish()
-    chunks = events(out)
+    chunks = openai_chunks(out)
     assert [c["choices"][0]["delta"].get("content") for c in chunks[1:-2]] == texts
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1] == "[DONE]"
@@ -682,7 +671,7 @@ def _block_start(data: bytes) -> bytes:
     ],
 )
 def test_text_block_start_sends_only_text_it_carries(data: bytes, content: str | None) -> None:
-    deltas = [chunk["choices"][0]["delta"] for chunk in events(_block_start(data))]
+    deltas = [chunk["choices"][0]["delta"] for chunk in openai_chunks(_block_start(data))]
     assert deltas == ([] if content is None else [{"content": content}])
 
 

@@ -11,7 +11,7 @@ from fastgate.providers.azure_openai import AzureOpenAI
 from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.schema.openai import RequestView
 from tests.conftest import Gateway, Upstream
-from tests.providers.replay import sdk
+from tests.support.replay import sdk
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello azure"}]}
 

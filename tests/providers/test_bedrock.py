@@ -17,6 +17,7 @@ from fastgate.mock.bedrock_format import (
 )
 from fastgate.mock.openai_format import embedding_vector
 from tests.conftest import Gateway, Upstream
+from tests.support.sse import openai_chunks
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 TOOLS = [
@@ -45,11 +46,6 @@ def bedrock_headers(upstream: Upstream, **options: str) -> dict[str, str]:
 
 def chat(text: str, **extra: Any) -> dict[str, Any]:
     return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
-
-
-def sse(raw: bytes) -> list[Any]:
-    events = [part[6:] for part in raw.decode().split("\n\n") if part.startswith("data: ")]
-    return [e if e == "[DONE]" else msgspec.json.decode(e) for e in events]
 
 
 def sdk(gateway: Gateway, headers: dict[str, str]) -> AsyncOpenAI:
@@ -248,7 +244,7 @@ async def test_stream(gateway: Gateway, upstream: Upstream, include_usage: bool)
     )
     resp = await gateway.post("/v1/chat/completions", body, bedrock_headers(upstream))
     assert resp.status == 200 and resp.content_type == "text/event-stream"
-    chunks = sse(await resp.read())
+    chunks = openai_chunks(await resp.read())
     assert upstream.requests[0]["path"] == f"/model/{MODEL}/converse-stream"
     assert chunks[-1] == "[DONE]"
     choices = [c["choices"][0] for c in chunks[:-1] if c["choices"]]
@@ -277,7 +273,9 @@ async def test_stream_tool_call(gateway: Gateway, upstream: Upstream) -> None:
         tool_choice={"type": "function", "function": {"name": "top_song"}},
         stream=True,
     )
-    chunks = sse(await (await gateway.post("/v1/chat/completions", body, bedrock_headers(upstream))).read())
+    chunks = openai_chunks(
+        await (await gateway.post("/v1/chat/completions", body, bedrock_headers(upstream))).read()
+    )
     calls = [tc for c in chunks[:-1] if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
     assert calls[0]["id"].startswith("tooluse_") and calls[0]["function"]["name"] == "top_song"
     assert len(calls) > 2
@@ -296,7 +294,7 @@ async def test_exception_event_mid_stream(gateway: Gateway, upstream: Upstream, 
     body = chat(f"hi [mock fail=exception:{name}]", stream=True)
     resp = await gateway.post("/v1/chat/completions", body, bedrock_headers(upstream))
     assert resp.status == 200
-    chunks = sse(await resp.read())
+    chunks = openai_chunks(await resp.read())
     assert chunks[-1] == "[DONE]"
     assert chunks[-2]["error"]["type"] == kind
     assert chunks[-2]["error"]["message"] == f"bedrock error: {name}: mock {name} mid-stream"
@@ -305,7 +303,9 @@ async def test_exception_event_mid_stream(gateway: Gateway, upstream: Upstream, 
 
 async def test_stream_dropped_mid_way_is_an_error_event(gateway: Gateway, upstream: Upstream) -> None:
     body = chat("hi [mock fail=drop_mid_stream chunks=6]", stream=True)
-    chunks = sse(await (await gateway.post("/v1/chat/completions", body, bedrock_headers(upstream))).read())
+    chunks = openai_chunks(
+        await (await gateway.post("/v1/chat/completions", body, bedrock_headers(upstream))).read()
+    )
     assert chunks[-1] == "[DONE]" and "error" in chunks[-2]
 
 

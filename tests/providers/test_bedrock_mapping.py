@@ -23,6 +23,7 @@ from fastgate._transforms import (
 )
 from fastgate.errors import GatewayError
 from fastgate.mock.bedrock_format import encode_message, event, exception
+from tests.support.sse import openai_chunks
 
 DATA = pathlib.Path(__file__).parent.parent / "data" / "bedrock"
 MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
@@ -40,11 +41,6 @@ def converse(body: dict[str, Any]) -> dict[str, Any]:
 
 def user(content: Any) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": content}]}
-
-
-def sse(data: bytes) -> list[Any]:
-    events = [line[6:] for line in data.decode().split("\n\n") if line.startswith("data: ")]
-    return [e if e == "[DONE]" else msgspec.json.decode(e) for e in events]
 
 
 def test_full_request_matches_the_recorded_converse_body() -> None:
@@ -263,7 +259,7 @@ def test_stream_with_tool_use(include_usage: bool) -> None:
     data = recorded_stream()
     out = b"".join(mapper.feed(data[i : i + 50]) for i in range(0, len(data), 50))
     assert mapper.done and mapper.finish() == b""
-    chunks = sse(out)
+    chunks = openai_chunks(out)
     assert chunks[-1] == "[DONE]"
     deltas = [c["choices"][0]["delta"] for c in chunks[:-1] if c["choices"]]
     assert deltas[0] == {"role": "assistant", "content": ""}
@@ -293,7 +289,7 @@ def test_exception_event_mid_stream_is_an_error_event() -> None:
     out = mapper.feed(
         event("messageStart", {"role": "assistant"}) + exception("throttlingException", "Too many tokens")
     )
-    chunks = sse(out)
+    chunks = openai_chunks(out)
     assert chunks[-1] == "[DONE]"
     error = chunks[-2]
     assert error["error"]["type"] == "rate_limit_error"
@@ -305,7 +301,7 @@ def test_error_message_type_event() -> None:
     frame = encode_message(
         {":message-type": "error", ":error-code": "InternalFailure", ":error-message": "boom"}, b""
     )
-    [error, done] = sse(BedrockStream(MODEL).feed(frame))
+    [error, done] = openai_chunks(BedrockStream(MODEL).feed(frame))
     assert "InternalFailure: boom" in error["error"]["message"] and done == "[DONE]"
 
 
@@ -313,7 +309,7 @@ def test_corrupted_frame_is_an_error_event() -> None:
     frame = bytearray(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}}))
     frame[-1] ^= 0xFF
     mapper = BedrockStream(MODEL)
-    [error, done] = sse(mapper.feed(bytes(frame)))
+    [error, done] = openai_chunks(mapper.feed(bytes(frame)))
     assert "CRC" in error["error"]["message"] and done == "[DONE]"
     assert mapper.done
 
@@ -327,7 +323,7 @@ def test_stream_cut_short_is_an_error_not_a_stop(cut: int) -> None:
     data = b"".join(frames)[: len(b"".join(frames)) - cut]
     mapper = BedrockStream(MODEL)
     mapper.feed(data)
-    tail = sse(mapper.finish())
+    tail = openai_chunks(mapper.finish())
     assert "ended before messageStop" in tail[0]["error"]["message"] and tail[1] == "[DONE]"
 
 
@@ -336,7 +332,7 @@ def test_stream_without_metadata_still_finishes() -> None:
     mapper.feed(
         event("messageStart", {"role": "assistant"}) + event("messageStop", {"stopReason": "max_tokens"})
     )
-    chunks = sse(mapper.finish())
+    chunks = openai_chunks(mapper.finish())
     assert chunks[0]["choices"][0]["finish_reason"] == "length" and chunks[-1] == "[DONE]"
 
 
@@ -350,7 +346,7 @@ def test_completion_stream_chunks() -> None:
             event("metadata", {"usage": {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4}}),
         ]
     )
-    chunks = sse(mapper.feed(data))
+    chunks = openai_chunks(mapper.feed(data))
     assert [c["object"] for c in chunks[:-1]] == ["text_completion"] * 3
     assert chunks[0]["choices"][0]["text"] == "Hello"
     assert chunks[1]["choices"][0]["finish_reason"] == "stop"
@@ -432,7 +428,7 @@ def test_stream_reasoning_deltas(strict: bool) -> None:
         event("messageStop", {"stopReason": "end_turn"}),
         event("metadata", {"usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}}),
     ]
-    chunks = sse(BedrockStream(MODEL, strict=strict).feed(b"".join(frames)))
+    chunks = openai_chunks(BedrockStream(MODEL, strict=strict).feed(b"".join(frames)))
     deltas = [c["choices"][0]["delta"] for c in chunks[:-1]]
     assert "".join(d.get("content") or "" for d in deltas) == "42"
     blocks = [b for d in deltas for b in d.get("content_blocks", [])]
@@ -454,7 +450,7 @@ def test_malformed_event_payload_is_an_error_event() -> None:
     )
     mapper = BedrockStream(MODEL)
     mapper.feed(event("messageStart", {"role": "assistant"}))
-    [error, done] = sse(mapper.feed(bad))
+    [error, done] = openai_chunks(mapper.feed(bad))
     assert "malformed contentBlockDelta event" in error["error"]["message"] and done == "[DONE]"
     assert mapper.done
 
@@ -500,6 +496,6 @@ def test_stream_output_does_not_depend_on_read_boundaries(cuts: list[int]) -> No
     def payloads(reads: list[bytes]) -> list[Any]:
         mapper = BedrockStream(MODEL, True)
         out = b"".join(mapper.feed(r) for r in reads) + mapper.finish()
-        return [c if c == "[DONE]" else {**c, "id": None, "created": None} for c in sse(out)]
+        return [c if c == "[DONE]" else {**c, "id": None, "created": None} for c in openai_chunks(out)]
 
     assert payloads(pieces) == payloads([data])

@@ -11,7 +11,7 @@ import pytest
 from fastgate._transforms import cohere_chat_request
 from fastgate.mock.cohere_format import TEMPLATE_TOKENS
 from tests.conftest import Gateway, Upstream
-from tests.providers.replay import sdk
+from tests.support.replay import sdk
 
 TOOLS: list[Any] = [
     {

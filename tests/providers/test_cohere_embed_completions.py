@@ -11,7 +11,7 @@ import pytest
 
 from fastgate.mock.openai_format import embedding_vector
 from tests.conftest import Gateway, Upstream
-from tests.providers.replay import sdk
+from tests.support.replay import sdk
 
 
 def headers(upstream: Upstream, key: str | None = "co-test") -> dict[str, str]:

@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestServer
 
 from fastgate._transforms import CohereStream, cohere_chat_response
 from tests.conftest import Gateway
-from tests.providers.replay import Replay, recorded, sdk, start_replay
+from tests.support.payloads import recorded
+from tests.support.replay import Replay, sdk, start_replay
+from tests.support.sse import frames
 
 
 @pytest.fixture
@@ -124,14 +126,10 @@ async def test_recorded_error(gateway: Gateway, replay: Replay) -> None:
     await c.close()
 
 
-def _events(out: bytes) -> list[bytes]:
-    return [e for e in out.split(b"\n\n") if e]
-
-
 def _comparable(out: bytes) -> list[object]:
     """The events decoded, ``created`` dropped (it may tick over a second boundary)."""
     items: list[object] = []
-    for event in _events(out):
+    for event in frames(out):
         if event == b"data: [DONE]":
             items.append(event)
             continue
@@ -157,7 +155,7 @@ def test_stream_without_message_end_ends_with_error() -> None:
     truncated = data[: data.index(b"event: message-end")]
     mapper = CohereStream("m")
     out = mapper.feed(truncated) + mapper.finish()
-    events = _events(out)
+    events = frames(out)
     assert events[-1] == b"data: [DONE]"
     assert b"stream ended before message-end" in events[-2]
 

@@ -23,7 +23,8 @@ from openai.types.chat import (
 )
 
 from tests.conftest import Gateway, Upstream
-from tests.providers.conformance import Provider, cases, received, sse_data
+from tests.providers.conformance import Provider, cases, received
+from tests.support.sse import data_payloads
 
 PROMPT = "conformance check one two"
 #: A 1x1 PNG, sent as a data URL.
@@ -66,7 +67,7 @@ def strings(value: Any) -> list[str]:
 
 def chunk_payloads(raw: bytes) -> list[dict[str, Any]]:
     """The JSON chunks of a gateway stream, after checking it ends with exactly one ``[DONE]``."""
-    payloads = sse_data(raw)
+    payloads = data_payloads(raw)
     assert payloads[-1] == b"[DONE]", payloads[-3:]
     assert payloads.count(b"[DONE]") == 1
     return [json.loads(p) for p in payloads[:-1]]

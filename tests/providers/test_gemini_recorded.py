@@ -17,7 +17,8 @@ from openai import AsyncOpenAI
 
 from fastgate._transforms import GeminiStream
 from tests.conftest import Gateway
-from tests.providers.gemini_support import client, recorded, sse_payloads
+from tests.providers.gemini_support import client, recorded
+from tests.support.sse import data_payloads
 
 
 class Replay:
@@ -132,7 +133,7 @@ async def test_streamed_parallel_function_calls(gateway: Gateway, replay: Replay
             "Authorization": "Bearer k",
         },
     )
-    payloads = sse_payloads(await resp.read())
+    payloads = data_payloads(await resp.read())
     assert payloads[-1] == b"[DONE]"
     chunks = [msgspec.json.decode(p) for p in payloads[:-1]]
     calls = [tc for ch in chunks for tc in ch["choices"][0]["delta"].get("tool_calls", [])]
@@ -184,7 +185,7 @@ def _mapped(reads: list[bytes]) -> list[object]:
     stream = GeminiStream("gemini-2.0-flash", "google", include_usage=True)
     out = b"".join(stream.feed(r) for r in reads) + stream.finish()
     chunks: list[object] = []
-    for payload in sse_payloads(out):
+    for payload in data_payloads(out):
         if payload == b"[DONE]":
             chunks.append("[DONE]")
             continue

@@ -12,7 +12,8 @@ import pytest
 
 from fastgate.mock.openai_format import embedding_vector
 from tests.conftest import Gateway, Upstream
-from tests.providers.gemini_support import MODEL, WEATHER_TOOL, client, google_headers, sent, sse_payloads
+from tests.providers.gemini_support import MODEL, WEATHER_TOOL, client, google_headers, sent
+from tests.support.sse import data_payloads
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ async def test_stream_text_ends_with_done(gateway: Gateway, upstream: Upstream) 
     )
     raw = await resp.read()
     assert resp.content_type == "text/event-stream"
-    assert sse_payloads(raw)[-1] == b"[DONE]"
+    assert data_payloads(raw)[-1] == b"[DONE]"
     assert raw.endswith(b"data: [DONE]\n\n")
 
 
@@ -145,7 +146,7 @@ async def test_mid_stream_error_becomes_error_event_then_done(gateway: Gateway, 
     resp = await gateway.post(
         "/v1/chat/completions", body, google_headers(upstream, Authorization="Bearer k")
     )
-    payloads = sse_payloads(await resp.read())
+    payloads = data_payloads(await resp.read())
     assert payloads[-1] == b"[DONE]"
     error = msgspec.json.decode(payloads[-2])
     assert error["error"]["message"] == "google error: mock failed mid-stream"
@@ -221,7 +222,7 @@ async def test_non_strict_stream_shows_thoughts_and_raw_finish_reason(
         upstream, Authorization="Bearer k", **{"x-portkey-strict-open-ai-compliance": "false"}
     )
     resp = await gateway.post("/v1/chat/completions", body, headers)
-    payloads = sse_payloads(await resp.read())
+    payloads = data_payloads(await resp.read())
     assert payloads[-1] == b"[DONE]"
     chunks = [msgspec.json.decode(p) for p in payloads[:-1]]
     deltas = [ch["choices"][0]["delta"] for ch in chunks]
@@ -231,7 +232,7 @@ async def test_non_strict_stream_shows_thoughts_and_raw_finish_reason(
     strict = await gateway.post(
         "/v1/chat/completions", body, google_headers(upstream, Authorization="Bearer k")
     )
-    strict_chunks = [msgspec.json.decode(p) for p in sse_payloads(await strict.read())[:-1]]
+    strict_chunks = [msgspec.json.decode(p) for p in data_payloads(await strict.read())[:-1]]
     assert not any("content_blocks" in ch["choices"][0]["delta"] for ch in strict_chunks)
     assert strict_chunks[-1]["choices"][0]["finish_reason"] == "stop"
 

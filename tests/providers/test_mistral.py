@@ -13,7 +13,8 @@ from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.registry import get_provider
 from fastgate.schema.openai import RequestView
 from tests.conftest import Gateway, Upstream, openai_headers
-from tests.providers.replay import Replay, recorded, sdk, start_replay
+from tests.support.payloads import recorded
+from tests.support.replay import Replay, sdk, start_replay
 
 CHAT: dict[str, Any] = {"model": "mistral-small-latest", "messages": [{"role": "user", "content": "bonjour"}]}
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]

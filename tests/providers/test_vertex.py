@@ -19,11 +19,12 @@ from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, load_rsa_key, rs256_sign
 from fastgate.providers.vertex import VertexProvider
 from fastgate.schema.openai import view_decoder
-from fastgate.server.dns import CachingResolver
-from fastgate.server.http1 import UpstreamPool
 from fastgate.ssrf import HostPolicy
+from fastgate.upstream.dns import CachingResolver
+from fastgate.upstream.pool import UpstreamPool
 from tests.conftest import Gateway, Upstream
-from tests.providers.gemini_support import client, mock_root, recorded, sent, sse_payloads
+from tests.providers.gemini_support import client, mock_root, recorded, sent
+from tests.support.sse import data_payloads
 
 MODEL = "gemini-2.0-flash"
 ACCOUNT: dict[str, Any] = msgspec.json.decode(recorded("service_account.json"))
@@ -67,7 +68,7 @@ async def test_stream_uses_sse_and_ends_with_done(gateway: Gateway, upstream: Up
         {**CHAT, "stream": True},
         vertex_headers(upstream, Authorization="Bearer ya29.t"),
     )
-    payloads = sse_payloads(await resp.read())
+    payloads = data_payloads(await resp.read())
     assert payloads[-1] == b"[DONE]"
     chunks = [msgspec.json.decode(p) for p in payloads[:-1]]
     assert "".join(ch["choices"][0]["delta"].get("content") or "" for ch in chunks) == (

@@ -20,8 +20,9 @@ from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.vertex import VertexProvider
 from fastgate.schema.openai import view_decoder
 from tests.conftest import Gateway, Upstream
-from tests.providers.gemini_support import client, mock_root, sent, sse_payloads
+from tests.providers.gemini_support import client, mock_root, sent
 from tests.providers.test_vertex import account_json, vertex_headers
+from tests.support.sse import data_payloads
 
 CLAUDE = "claude-sonnet-4@20250514"
 MODEL = "anthropic." + CLAUDE
@@ -48,7 +49,7 @@ def headers(upstream: Upstream, **extra: str) -> dict[str, str]:
 
 
 def chunks_of(raw: bytes) -> list[Any]:
-    payloads = sse_payloads(raw)
+    payloads = data_payloads(raw)
     assert payloads[-1] == b"[DONE]"
     return [json.loads(p) for p in payloads[:-1]]
 

@@ -86,7 +86,7 @@ async def test_name_resolving_to_private_address_is_refused_at_connect(monkeypat
     import socket
 
     from fastgate.errors import GatewayError
-    from fastgate.server.dns import CachingResolver
+    from fastgate.upstream.dns import CachingResolver
 
     async def fake_getaddrinfo(host, port, **kwargs):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]

@@ -13,10 +13,11 @@ import msgspec
 import pytest
 
 from fastgate.server.busy_poll import BusyPoll, Requests
-from fastgate.server.dns import CachingResolver
-from fastgate.server.http1 import UpstreamConnectionError, UpstreamPool
 from fastgate.settings import settings_from_env
 from fastgate.ssrf import HostPolicy
+from fastgate.upstream.connection import UpstreamConnectionError
+from fastgate.upstream.dns import CachingResolver
+from fastgate.upstream.pool import UpstreamPool
 from tests.conftest import Handler, Upstream, openai_headers
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from fastgate._transforms import HTTPParseError, ResponseParser, request_head
 from fastgate.errors import GatewayError
-from fastgate.server.dns import CachingResolver
-from fastgate.server.http1 import UpstreamConnectionError, UpstreamPool, UpstreamTimeout
 from fastgate.ssrf import HostPolicy
+from fastgate.upstream.connection import UpstreamConnectionError, UpstreamTimeout
+from fastgate.upstream.dns import CachingResolver
+from fastgate.upstream.pool import UpstreamPool
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from fastgate.cli import main
-from fastgate.routing.server_config import build_server_config
+from fastgate.server_config import build_server_config
 from fastgate.ssrf import HostPolicy
 from tests.conftest import Gateway, Upstream
 

@@ -6,10 +6,10 @@ import asyncio
 import itertools
 import time
 
-import aiohttp
 import msgspec
 
 from tests.conftest import Gateway, Upstream, openai_headers
+from tests.support.sse import frames
 
 CHAT = {
     "model": "m",
@@ -18,16 +18,11 @@ CHAT = {
 }
 
 
-async def _events(resp: aiohttp.ClientResponse) -> list[bytes]:
-    body = await resp.read()
-    return [e for e in body.split(b"\n\n") if e]
-
-
 async def test_stream_passthrough_ends_with_done(gateway: Gateway, upstream: Upstream) -> None:
     resp = await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))
     assert resp.status == 200
     assert resp.content_type == "text/event-stream"
-    events = await _events(resp)
+    events = frames(await resp.read())
     assert events[-1] == b"data: [DONE]"
     chunks = [msgspec.json.decode(e[6:]) for e in events[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == (
@@ -65,7 +60,7 @@ async def test_mid_stream_drop_ends_with_error_event_and_done(gateway: Gateway, 
     body = {**CHAT, "mock": {"fail": "drop_mid_stream", "chunks": 6}}
     resp = await gateway.post("/v1/chat/completions", body, openai_headers(upstream))
     assert resp.status == 200
-    events = await _events(resp)
+    events = frames(await resp.read())
     assert events[-1] == b"data: [DONE]"
     error = msgspec.json.decode(events[-2][6:])
     assert error["error"]["type"] == "api_error" and error["provider"] == "openai"
@@ -75,7 +70,7 @@ async def test_mid_stream_drop_ends_with_error_event_and_done(gateway: Gateway, 
 async def test_mid_stream_error_event_from_upstream_is_relayed(gateway: Gateway, upstream: Upstream) -> None:
     body = {**CHAT, "mock": {"fail": "error_mid_stream", "chunks": 6}}
     resp = await gateway.post("/v1/chat/completions", body, openai_headers(upstream))
-    events = await _events(resp)
+    events = frames(await resp.read())
     assert events[-1] == b"data: [DONE]"
     assert any(b"mock failed mid-stream" in e for e in events)
 
@@ -100,13 +95,13 @@ async def test_stalled_stream_times_out_with_error_event(make_gateway, upstream:
     gw = await make_gateway(read_timeout=0.3)
     body = {**CHAT, "mock": {"fail": "stall_mid_stream", "chunks": 6}}
     resp = await gw.post("/v1/chat/completions", body, openai_headers(upstream))
-    events = await _events(resp)
+    events = frames(await resp.read())
     assert events[-1] == b"data: [DONE]"
     assert b'"error"' in events[-2]
 
 
 async def test_in_process_mock_streams(gateway: Gateway) -> None:
     resp = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-provider": "mock"})
-    events = await _events(resp)
+    events = frames(await resp.read())
     assert events[-1] == b"data: [DONE]"
     assert len(events) == 7

@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import bad_request
+from fastgate.headers import bearer_token
 from fastgate.observability.logs import redact
 from fastgate.routing.config import ConfigCache, ConfigNode, decode_config
 from fastgate.routing.plan import RoutePlan, compile_plan
-from fastgate.routing.server_config import SavedConfig, ServerConfig, load_server_config, saved
+from fastgate.server_config import SavedConfig, ServerConfig, load_server_config, saved
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 
@@ -241,7 +242,8 @@ class OptionsReader:
                     "have a valid config with provider details in it."
                 )
             raise bad_request("Either x-portkey-config or x-portkey-provider header is required")
-        api_key = auth[7:] if auth and auth.startswith("Bearer ") else auth
+        token = bearer_token(auth)
+        api_key = auth if token is None else token
         if not api_key and provider == "anthropic":
             api_key = x_api_key
         options = tuple(

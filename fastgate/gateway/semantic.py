@@ -11,12 +11,12 @@ import logging
 
 from fastgate._transforms import best_match
 from fastgate.cache.semantic import SemanticSettings, embedding_body, embedding_vector
+from fastgate.gateway.relay import attempt
 from fastgate.limits.guard import Guard
 from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.registry import get_provider
 from fastgate.schema.openai import RequestView
-from fastgate.server.http1 import UpstreamPool
-from fastgate.server.relay import attempt
+from fastgate.upstream.pool import UpstreamPool
 
 log = logging.getLogger("fastgate.cache")
 _VIEW = RequestView()

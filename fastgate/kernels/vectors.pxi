@@ -5,6 +5,21 @@
 
 from libc.math cimport sqrt
 
+from array import array as _vec_array
+from base64 import b64encode as _vec_b64encode
+from sys import byteorder as _vec_byteorder
+
+cdef bint _VEC_BIG_ENDIAN = _vec_byteorder == "big"
+
+
+cdef str float32_base64(list vector):
+    """An embedding as OpenAI's ``encoding_format: "base64"`` sends it (what the openai SDK asks
+    for by default): little-endian float32, base64-encoded."""
+    packed = _vec_array("f", vector)
+    if _VEC_BIG_ENDIAN:
+        packed.byteswap()
+    return _vec_b64encode(packed.tobytes()).decode("ascii")
+
 
 cdef inline double _dot(const float* a, const float* b, Py_ssize_t n) noexcept nogil:
     cdef double total = 0.0

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastgate.errors import error_body
+from fastgate.gateway.relay import Outcome
 from fastgate.server.messages import Request
-from fastgate.server.relay import Outcome
 
 _DONE = b"data: [DONE]\n\n"
 UPSTREAM_FAILURES = (OSError, TimeoutError, ValueError)

@@ -20,6 +20,9 @@ from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
 from fastgate.cache.keys import cache_key, request_params
 from fastgate.cache.semantic import prompt_and_partition
 from fastgate.errors import GatewayError
+from fastgate.gateway.relay import Outcome
+from fastgate.gateway.semantic import SemanticCache
+from fastgate.headers import bearer_token
 from fastgate.keys.models import GatewayKey, VirtualKey
 from fastgate.keys.registry import KeyRegistry
 from fastgate.limits.guard import Guard, LimitReached
@@ -27,16 +30,13 @@ from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
 from fastgate.providers.base import Call, Endpoint, Provider, Target
 from fastgate.routing.config import CacheSettings
 from fastgate.schema.openai import StreamOptions
-from fastgate.server.http1 import UpstreamPool
-from fastgate.server.relay import Outcome
-from fastgate.server.semantic import SemanticCache
 from fastgate.store.base import LimitRule
+from fastgate.upstream.pool import UpstreamPool
 
 #: Portkey documents no default ``max_age``; a week, as its hosted cache uses.
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
-_BEARER = "Bearer "
 VIRTUAL_KEY_SCOPE = "virtual_key:"
 _INCLUDE_USAGE = StreamOptions(include_usage=True)
 
@@ -105,9 +105,7 @@ class Access:
         token = headers.get("x-portkey-api-key")
         bearer = None
         if not token:
-            auth = headers.get("authorization")
-            if auth and auth.startswith(_BEARER):
-                token = bearer = auth[len(_BEARER) :]
+            token = bearer = bearer_token(headers.get("authorization"))
         key = registry.authenticate(token, from_bearer=bearer is not None)
         config = headers.get("x-portkey-config")
         if key.allowed_configs and (config or "").strip() not in key.allowed_configs:

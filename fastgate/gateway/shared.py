@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 
 from fastgate.cache.semantic import SemanticSettings
+from fastgate.gateway.access import Access
+from fastgate.gateway.admin import AdminAPI
+from fastgate.gateway.semantic import SemanticCache
 from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
 from fastgate.limits.prices import PriceTable
-from fastgate.server.access import Access
-from fastgate.server.admin import AdminAPI
 from fastgate.server.router import Router
-from fastgate.server.semantic import SemanticCache
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.store.base import Store, StoreUnavailable

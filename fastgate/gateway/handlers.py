@@ -11,6 +11,10 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.gateway.access import NOTHING, Access, Grant
+from fastgate.gateway.options import OptionsReader, RequestOptions
+from fastgate.gateway.relay import Outcome, attempt
+from fastgate.gateway.streaming import UPSTREAM_FAILURES, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
@@ -18,13 +22,9 @@ from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RawContentChatRequest, RequestView, object_decoder, view_decoder
-from fastgate.server.access import NOTHING, Access, Grant
-from fastgate.server.http1 import UpstreamPool
 from fastgate.server.messages import Request, Response
-from fastgate.server.options import OptionsReader, RequestOptions
-from fastgate.server.relay import Outcome, attempt
-from fastgate.server.streaming import UPSTREAM_FAILURES, write_stream
 from fastgate.settings import Settings
+from fastgate.upstream.pool import UpstreamPool
 
 _EMPTY_VIEW = RequestView()
 _JSON_TYPES = ("", "application/json")

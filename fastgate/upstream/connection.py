@@ -1,38 +1,36 @@
-"""A lean pooled HTTP/1.1 client for upstream calls, on asyncio protocols and a compiled parser.
+"""One kept-alive upstream connection: an asyncio protocol feeding the compiled response parser.
 
-aiohttp's ClientSession does a great deal per request that a relay does not need (cookie jars,
-redirect handling, tracing signals, multidicts, payload objects); here a request is one write of
-bytes built in one go, and a response is a compiled parser fed straight from ``data_received``.
-Connections are kept alive per origin; a request that fails on a reused connection before any
-response byte arrived (the server closed it while idle) is retried once on a new connection.
-Read timeouts are kept by one watchdog per pool rather than a timer per wait: a request only
-notes the time of its last byte, and the watchdog fails the connections that have gone quiet.
+A response is a parser fed straight from ``data_received``; its body is taken whole when it has all
+arrived with the head, or piece by piece as it comes (streams). Read timeouts are the pool's
+watchdog's business: a connection only notes the time of its last byte.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Protocol
 
-from fastgate._transforms import HTTPParseError, ResponseParser, request_head
-from fastgate.errors import bad_request
+from fastgate._transforms import HTTPParseError, ResponseParser
 from fastgate.server.busy_poll import BusyPoll, smoothed
-from fastgate.server.dns import CachingResolver
 
-#: A request-target is visible ASCII (RFC 9112 §3.2, RFC 3986): a space or line break in it
-#: would end the request line early and let the rest be read as headers.
-_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
 _HIGH_WATER = 1024 * 1024
-#: Methods whose requests carry a Content-Length even with no body.
-_BODY_METHODS = ("POST", "PUT", "PATCH")
-#: Entries kept in the per-URL caches before they start over.
-_MAX_CACHED = 4096
-#: Longest interval between two watchdog rounds (shorter when the read timeout is short).
-_WATCH_S = 1.0
+
+
+class Pool(Protocol):
+    """What a connection needs of its pool."""
+
+    max_body: int
+    max_stream_seconds: float
+    busy_poll: BusyPoll | None
+
+    def watch(self, conn: Connection) -> None: ...
+
+    def put(self, conn: Connection) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
 
 
 class UpstreamConnectionError(OSError):
@@ -66,34 +64,10 @@ class Origin:
         self.key = (scheme, host, port)
 
 
-def split_url(url: str, cache: dict[str, Origin]) -> tuple[Origin, str]:
-    """``(origin, request-target)`` for an absolute http(s) URL."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("http", "https"):
-        raise bad_request(f"unsupported upstream URL scheme in {url[:60]!r}")
-    slash = rest.find("/")
-    authority, target = (rest, "/") if slash < 0 else (rest[:slash], rest[slash:])
-    cache_key = scheme + "://" + authority
-    origin = cache.get(cache_key)
-    if origin is None:
-        host, port_text = authority, ""
-        if authority.startswith("["):
-            end = authority.find("]")
-            host, port_text = authority[1:end], authority[end + 2 :]
-        elif authority.count(":") == 1:
-            host, port_text = authority.split(":")
-        port = int(port_text) if port_text else (443 if scheme == "https" else 80)
-        origin = Origin(scheme, host.lower(), port)
-        if len(cache) >= _MAX_CACHED:
-            cache.clear()
-        cache[cache_key] = origin
-    return origin, target
-
-
 class Connection(asyncio.Protocol):
     """One kept-alive connection; carries one request/response at a time."""
 
-    def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
+    def __init__(self, pool: Pool, origin: Origin) -> None:
         self.pool = pool
         self.origin = origin
         self.transport: asyncio.Transport | None = None
@@ -151,7 +125,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.pool.busy.discard(self)
+        self.pool.forget(self)
         if self.parser.reads_to_eof:
             self.parser.feed_eof()
             if self._waiter is not None and not self._waiter.done():
@@ -182,7 +156,7 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self._end_poll()
         self._head = None  # failed or cancelled: its exception's frames hold this connection
-        self.pool.busy.discard(self)
+        self.pool.forget(self)
         if self.transport is not None:
             self.transport.abort()
 
@@ -342,166 +316,3 @@ class _Chunks:
             resp.release()
             raise StopAsyncIteration
         return chunk
-
-
-class UpstreamPool:
-    """Kept-alive connections per origin, opened through the SSRF-guarded resolver."""
-
-    def __init__(
-        self,
-        resolver: CachingResolver,
-        connect_timeout: float,
-        read_timeout: float,
-        idle_timeout: float = 15.0,
-        max_idle_per_origin: int = 256,
-        *,
-        max_body: int = 64 * 1024 * 1024,
-        max_stream_seconds: float = 3600.0,
-    ) -> None:
-        self.resolver = resolver
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_body = max_body
-        self.max_stream_seconds = max_stream_seconds
-        self.idle_timeout = idle_timeout
-        self.max_idle = max_idle_per_origin
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
-        self._origins: dict[str, Origin] = {}
-        #: (method, URL) → origin and the request line with Host, checked once.
-        self._request_lines: dict[tuple[str, str], tuple[Origin, str]] = {}
-        self._ssl: ssl.SSLContext | None = None
-        self._sweep_handle: asyncio.TimerHandle | None = None
-        #: Connections with a request in flight, watched for read timeouts.
-        self.busy: set[Connection] = set()
-        self._watch_handle: asyncio.TimerHandle | None = None
-        self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
-        #: The server's poller (``busy_poll.py``): waits on fast origins are polled through it.
-        self.busy_poll: BusyPoll | None = None
-
-    def watch(self, conn: Connection) -> None:
-        self.busy.add(conn)
-        if self._watch_handle is None:
-            self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
-
-    def _watchdog(self) -> None:
-        self._watch_handle = None
-        now = time.monotonic()
-        for conn in list(self.busy):
-            conn.timed_out(now, self.read_timeout)
-        if self.busy:
-            self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
-
-    def put(self, conn: Connection) -> None:
-        self.busy.discard(conn)
-        idle = self._idle.setdefault(conn.origin.key, [])
-        if len(idle) >= self.max_idle:
-            conn.abort()
-            return
-        conn.idle_since = time.monotonic()
-        idle.append(conn)
-        if self._sweep_handle is None:
-            self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
-
-    def _sweep(self) -> None:
-        """Close connections idle past ``idle_timeout``: an origin used once must not keep its
-        sockets (and the peer's) open until the peer happens to close them."""
-        self._sweep_handle = None
-        now = time.monotonic()
-        for key, idle in list(self._idle.items()):
-            kept = []
-            for conn in idle:
-                if not conn.closed and now - conn.idle_since < self.idle_timeout:
-                    kept.append(conn)
-                else:
-                    conn.abort()
-            if kept:
-                self._idle[key] = kept
-            else:
-                del self._idle[key]
-        if self._idle:
-            self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
-
-    def _take(self, origin: Origin) -> Connection | None:
-        idle = self._idle.get(origin.key)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self.idle_timeout:
-                return conn
-            conn.abort()
-        return None
-
-    async def _open(self, origin: Origin) -> Connection:
-        loop = asyncio.get_running_loop()
-        if origin.tls and self._ssl is None:
-            self._ssl = ssl.create_default_context()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                addresses = await self.resolver.resolve(origin.host, origin.port)
-                last: OSError | None = None
-                for address in addresses:
-                    try:
-                        _, conn = await loop.create_connection(
-                            lambda: Connection(self, origin),
-                            address,
-                            origin.port,
-                            ssl=self._ssl if origin.tls else None,
-                            server_hostname=origin.host if origin.tls else None,
-                        )
-                        return conn
-                    except OSError as exc:
-                        last = exc
-                raise UpstreamConnectionError(f"cannot connect to {origin.host_header}: {last}")
-        except TimeoutError:
-            raise UpstreamTimeout(f"connecting to {origin.host_header} timed out") from None
-
-    async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> UpstreamResponse:
-        known = self._request_lines.get((method, url))
-        if known is None:
-            origin, target = split_url(url, self._origins)
-            if _BAD_TARGET.search(target):
-                raise bad_request("the upstream URL has a space, control or non-ASCII character in its path")
-            known = (origin, f"{method} {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n")
-            if len(self._request_lines) >= _MAX_CACHED:
-                self._request_lines.clear()
-            self._request_lines[(method, url)] = known
-        origin, start = known
-        has_length = body is not None or method in _BODY_METHODS
-        try:
-            request = request_head(start, headers, len(body or b"") if has_length else -1, body)
-        except ValueError as exc:
-            raise bad_request(f"header {exc.args[0]!r} contains a line break or NUL") from None
-        head_request = method == "HEAD"
-        conn = self._take(origin)
-        reused = conn is not None
-        if conn is None:
-            conn = await self._open(origin)
-        while True:
-            try:
-                await conn.send(request, head_request)
-                return UpstreamResponse(conn)
-            except BaseException as exc:
-                # Failed, timed out, or cancelled (the client went away, or a request_timeout
-                # fired): the upstream may still answer on this connection, so it is never reused.
-                conn.abort()
-                # A kept-alive connection the upstream closed while it was idle (no response byte
-                # came) is not the upstream failing: once more, on a new connection.
-                if not (reused and isinstance(exc, UpstreamConnectionError) and not conn.parser.status):
-                    raise
-            reused = False
-            conn = await self._open(origin)
-
-    async def close(self) -> None:
-        if self._watch_handle is not None:
-            self._watch_handle.cancel()
-            self._watch_handle = None
-        if self._sweep_handle is not None:
-            self._sweep_handle.cancel()
-            self._sweep_handle = None
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.abort()
-        self._idle.clear()
-        await self.resolver.close()

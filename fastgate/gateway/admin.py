@@ -17,6 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.headers import bearer_token
 from fastgate.keys.manage import NewKey, NewVirtualKey, check_virtual_key, create_key, create_virtual_key
 from fastgate.keys.registry import KeyRegistry
 from fastgate.server.messages import Request, Response
@@ -40,8 +41,7 @@ class AdminAPI:
         self.policy = policy
 
     def _check(self, request: Request) -> None:
-        auth = request.headers.get("authorization", "")
-        given = auth[7:].encode() if auth.startswith("Bearer ") else b""
+        given = (bearer_token(request.headers.get("authorization")) or "").encode()
         if not hmac.compare_digest(given, self._token):
             raise GatewayError(
                 401, "Invalid admin token", type="authentication_error", code="invalid_admin_token"

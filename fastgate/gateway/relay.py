@@ -13,33 +13,26 @@ from typing import Protocol
 import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
+from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
 from fastgate.providers.openai import check_answer
 from fastgate.routing.breaker import CircuitBreaker, Identity
-from fastgate.server.http1 import UpstreamPool, UpstreamResponse
+from fastgate.upstream.connection import UpstreamResponse
+from fastgate.upstream.pool import UpstreamPool
 
 #: Upstream calls of one fanned-out request in flight at once.
 _FAN_OUT_CONCURRENCY = 8
 
 #: Upstream response headers never relayed: hop-by-hop, or rewritten by the gateway.
-DROPPED_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "content-length",
-        "content-encoding",
-        "content-type",
-        "date",
-        "server",
-        "set-cookie",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-authenticate",
-        "alt-svc",
-    }
-)
+DROPPED_HEADERS = HOP_BY_HOP | {
+    "content-length",
+    "content-encoding",
+    "content-type",
+    "date",
+    "server",
+    "set-cookie",
+    "alt-svc",
+}
 
 
 class StreamWatcher(Protocol):

@@ -11,20 +11,20 @@ import signal
 import socket
 import time
 
+from fastgate.gateway import handlers
+from fastgate.gateway.handlers import Gateway
+from fastgate.gateway.options import OptionsReader
+from fastgate.gateway.shared import SharedState
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
-from fastgate.server import handlers
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
-from fastgate.server.dns import CachingResolver
-from fastgate.server.handlers import Gateway
-from fastgate.server.http1 import UpstreamPool
 from fastgate.server.http_server import HTTPServer
-from fastgate.server.options import OptionsReader
 from fastgate.server.router import Router
-from fastgate.server.shared import SharedState
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
+from fastgate.upstream.dns import CachingResolver
+from fastgate.upstream.pool import UpstreamPool
 
 log = logging.getLogger("fastgate")
 

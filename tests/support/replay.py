@@ -7,7 +7,6 @@ The replay server is a real aiohttp server on loopback, so recorded provider pay
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -15,12 +14,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import Gateway
-
-DATA = Path(__file__).resolve().parent.parent / "data"
-
-
-def recorded(provider: str, name: str) -> bytes:
-    return (DATA / provider / name).read_bytes()
 
 
 class Replay:

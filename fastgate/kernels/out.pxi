@@ -1,0 +1,71 @@
+# The output buffer every writer in the extension builds its bytes in: on the caller's stack while
+# they fit, moved to the heap when they outgrow it. Shared by the HTTP heads (http_server.pxi) and
+# the answer and chunk writers of the mappings; included before all of them.
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_GET_LENGTH
+from libc.string cimport memcpy
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+
+
+cdef struct _Out:
+    # Bytes being written: in a buffer on the caller's stack while they fit, else on the heap.
+    char* data
+    Py_ssize_t size
+    Py_ssize_t cap
+    bint heap
+
+
+cdef int _grow(_Out* out, Py_ssize_t need) except -1:
+    cdef Py_ssize_t cap = max(out.cap * 2, out.size + need)
+    cdef char* data = <char*>PyMem_Malloc(cap)
+    if data == NULL:
+        raise MemoryError()
+    memcpy(data, out.data, out.size)
+    if out.heap:
+        PyMem_Free(out.data)
+    out.data, out.cap, out.heap = data, cap, True
+    return 0
+
+
+cdef inline int _put(_Out* out, const char* src, Py_ssize_t n) except -1:
+    if out.size + n > out.cap:
+        _grow(out, n)
+    memcpy(out.data + out.size, src, n)
+    out.size += n
+    return 0
+
+
+cdef inline int _put_bytes(_Out* out, bytes piece) except -1:
+    return _put(out, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+
+
+cdef inline int _put_text(_Out* out, str text) except -1:
+    """ASCII as it is; anything else as UTF-8 with surrogateescape (a relayed value goes out
+    byte for byte)."""
+    if PyUnicode_IS_ASCII(text):
+        return _put(out, <const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+    return _put_bytes(out, text.encode("utf-8", "surrogateescape"))
+
+
+cdef inline int _put_decimal(_Out* out, Py_ssize_t value) except -1:
+    """``value``, not negative (a length, a count, a time), in decimal."""
+    cdef char digits[24]
+    cdef Py_ssize_t n = 24
+    while True:
+        n -= 1
+        digits[n] = 48 + value % 10
+        value //= 10
+        if value <= 0:
+            break
+    return _put(out, digits + n, 24 - n)
+
+
+cdef inline int _put_length(_Out* out, Py_ssize_t length) except -1:
+    _put(out, "Content-Length: ", 16)
+    _put_decimal(out, length)
+    return _put(out, "\r\n", 2)

@@ -1,0 +1,1 @@
+"""The upstream client: a keep-alive pool over asyncio protocols and the compiled response parser."""

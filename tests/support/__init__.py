@@ -1,0 +1,1 @@
+"""Helpers the tests share: SSE parsing, recorded payloads, the replay upstream."""
