@@ -45,6 +45,7 @@ from fastgate.schema.responses import (
     InputFile as _RsInputFile,
     InputImage as _RsInputImage,
     InputItem as _RsInputItem,
+    InputMessageItem as _RsInputMessageItem,
     InputText as _RsInputText,
     InputTokensDetails as _RsInputTokensDetails,
     OutputItemAdded as _RsItemAdded,
@@ -159,6 +160,13 @@ cdef object _rs_content(object content, str where):
     return [_rs_part(part, f"{where}[{i}]") for i, part in enumerate(content)]
 
 
+cdef inline object _rs_message(str role, object content):
+    """A chat message; null content is left out (RawContentMessage's default), not sent."""
+    if content is _RS_NULL:
+        return _RsMessage(role)
+    return _RsMessage(role, content=content)
+
+
 cdef str _rs_text_of(object content):
     """The text of an assistant message's content (for the text block beside its thinking)."""
     if content is None:
@@ -187,7 +195,7 @@ cdef class _RsTurns:
         self._assistant = None
 
     cdef _assistant_message(self, object content, str text):
-        message = _RsMessage("assistant", content=content)
+        message = _rs_message("assistant", content)
         if self._thinking is not None:
             # Signed thinking goes back in Portkey's content_blocks, which the Anthropic mapping
             # sends as the turn's blocks (text included): Anthropic requires it in a tool-use loop
@@ -209,7 +217,7 @@ cdef class _RsTurns:
                 self._assistant_message(_rs_content(item.content, where + ".content"),
                                         _rs_text_of(item.content) if self._thinking is not None else "")
             elif role == "user" or role == "system" or role == "developer":
-                self._add(_RsMessage(role, content=_rs_content(item.content, where + ".content")))
+                self._add(_rs_message(role, _rs_content(item.content, where + ".content")))
             else:
                 raise _rs_bad(f"role must be user, assistant, system or developer, not {role!r}",
                               where + ".role")
@@ -228,9 +236,10 @@ cdef class _RsTurns:
             if not item.call_id:
                 raise _rs_bad("a function_call_output item needs call_id", where)
             output = item.output
-            self._add(_RsMessage("tool", content=_rs_content(output if output is not None else "",
-                                                            where + ".output"),
-                                 tool_call_id=item.call_id))
+            message = _rs_message("tool", _rs_content(output if output is not None else "",
+                                                      where + ".output"))
+            message.tool_call_id = item.call_id
+            self._add(message)
         elif kind == "reasoning":
             self._reasoning(item)
         elif kind == "item_reference":
@@ -355,7 +364,7 @@ def responses_to_chat(object req, bytes history=None):
     cdef Py_ssize_t i
     cdef list items
     if req.instructions:
-        turns._add(_RsMessage("system", content=_rs_json_text(req.instructions)))
+        turns._add(_rs_message("system", _rs_json_text(req.instructions)))
     if history is not None:
         for i, item in enumerate(_rs_items_decoder.decode(history)):
             turns.add(item, i)
@@ -420,6 +429,12 @@ cdef object _rs_usage(object u):
                     u.completion_tokens, _RsOutputTokensDetails(reasoning or 0), total)
 
 
+cdef str _rs_output_text(list items):
+    """The text of every output_text part, in order (the SDKs' ``output_text``)."""
+    return "".join([part.text for item in items if type(item) is _RsOutputMessage
+                    for part in item.content if type(part) is _RsOutputText])
+
+
 cdef inline str _rs_reasoning_text(object message):
     """Thinking sent as one string field (DeepSeek's reasoning_content, OpenRouter's reasoning)."""
     text = message.reasoning_content
@@ -469,10 +484,12 @@ cdef class ResponsesTurn:
         return f"{prefix}_{self._base}{n:02x}"
 
     cdef bytes state(self, str status, object model, bytes output, object usage=None,
-                     object error=None, object incomplete=None, bint ended=False):
+                     object error=None, object incomplete=None, bint ended=False,
+                     object output_text=_UNSET):
         """The Response's JSON at any point of its life (``ended``: it has its completed_at)."""
         state = _RsState(self.id, self.created_at, status, model or self._model, _RsRaw(output),
-                         usage, error, incomplete, _now() if ended else None)
+                         usage, error, incomplete, _now() if ended else None,
+                         output_text=output_text)
         return _rs_splice(_encode_json(state), self._settings)
 
     cdef bytes finished(self, object model, list items, object finish_reason, object usage):
@@ -483,7 +500,7 @@ cdef class ResponsesTurn:
         self.response = self.state("completed" if reason is None else "incomplete", model, output,
                                    _rs_usage(usage), None,
                                    _RsIncompleteDetails(reason) if reason is not None else None,
-                                   reason is None)
+                                   reason is None, _rs_output_text(items))
         return self.response
 
     def answer(self, bytes body):
@@ -543,15 +560,14 @@ cdef class ResponsesTurn:
         cdef Py_ssize_t n
         cdef list items = []
         for n, item in enumerate(self._items):
-            item = _msgspec.structs.replace(item)
-            if item.id is None:
-                item.id = self.item_id("in", n)
+            item_id = item.id or self.item_id("in", n)
             if item.type == "message":
-                if isinstance(item.content, str):
-                    item.content = [_RsOutputText(item.content) if item.role == "assistant"
-                                    else _RsInputText(item.content)]
-                if item.status is None:
-                    item.status = "completed"
+                content = item.content
+                if isinstance(content, str):
+                    content = [_RsOutputText(content) if item.role == "assistant" else _RsInputText(content)]
+                item = _RsInputMessageItem(item_id, item.role, content or [], item.status or "completed")
+            elif item.id is None:
+                item = _msgspec.structs.replace(item, id=item_id)
             items.append(item)
         inputs = _encode_json(items)
         lists = [inputs, self.output] if self._history is None else [self._history, inputs, self.output]
@@ -559,6 +575,79 @@ cdef class ResponsesTurn:
 
 
 # ---- stream ----------------------------------------------------------------------------------
+# A text delta, nearly every event of a stream, is written from a template into the read's
+# buffer; when the chat chunk is a content delta as ChunkWriter writes it (every mapped
+# provider's stream), its text is copied as the JSON it came in, not decoded (the pieces are kept
+# escaped, and decoded once when the part is done). Other events are Structs, encoded.
+
+cdef object _rs_str_decode = _msgspec.json.Decoder(str).decode
+cdef bytes _RS_TEXT_DELTA_HEAD = (b'event: response.output_text.delta\ndata: '
+                                  b'{"type":"response.output_text.delta","sequence_number":')
+cdef bytes _RS_TEXT_DELTA_TAIL = b',"logprobs":[]}\n\n'
+# ChunkWriter's content frame, field for field (chunks.pxi): its id, created and model, then
+cdef bytes _RS_CHUNK_ID = _CHUNK_ID[6:]  # without ``data: ``
+# ,"choices":[{"index":0,"delta":{"content":  <the text>  },"finish_reason":null,"logprobs":null}]
+cdef bytes _RS_CHUNK_HEAD = _CHUNK_CHOICE[:_CHOICE_CONTENT_AT + _CONTENT_TEXT_AT]
+cdef bytes _RS_CHUNK_TAIL = _CHUNK_CHOICE[_CHOICE_CONTENT_AT + len(_CONTENT_FIELD):]
+# then ``"usage":null`` (with include_usage), the object, and the provider (when it has one).
+
+
+cdef inline Py_ssize_t _rs_after(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, bytes literal) noexcept:
+    """Where ``p`` goes on after ``literal`` at ``i``, or -1 (also when ``i`` is -1)."""
+    cdef Py_ssize_t m = PyBytes_GET_SIZE(literal)
+    if i < 0 or i + m > n or memcmp(p + i, PyBytes_AS_STRING(literal), m) != 0:
+        return -1
+    return i + m
+
+
+cdef inline Py_ssize_t _rs_after_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """Where ``p`` goes on after the JSON string opening at ``i``, written as msgspec writes
+    strings (``_json_string_end``), or -1."""
+    if i < 0 or i >= n or p[i] != b'"':
+        return -1
+    i = _json_string_end(p, i + 1, n)
+    return -1 if i < 0 else i + 1
+
+
+cdef Py_ssize_t _rs_chunk_text(const unsigned char* p, Py_ssize_t n, Py_ssize_t* end) noexcept:
+    """Where the text of a content delta written by ChunkWriter opens (its quote), with ``*end``
+    after its closing quote; -1 for any other chunk."""
+    cdef Py_ssize_t i, start
+    i = _rs_after_string(p, _rs_after(p, 0, n, _RS_CHUNK_ID), n)
+    i = _rs_after(p, i, n, _CHUNK_CREATED)
+    if i < 0:
+        return -1
+    start = i
+    while i < n and b"0" <= p[i] <= b"9":
+        i += 1
+    if i == start:
+        return -1
+    i = _rs_after_string(p, _rs_after(p, i, n, _ANSWER_MODEL), n)
+    start = _rs_after(p, i, n, _RS_CHUNK_HEAD)
+    i = _rs_after_string(p, start, n)
+    end[0] = i
+    i = _rs_after(p, i, n, _RS_CHUNK_TAIL)
+    if _rs_after(p, i, n, _CHUNK_NO_USAGE) >= 0:
+        i += PyBytes_GET_SIZE(_CHUNK_NO_USAGE)
+    i = _rs_after(p, i, n, _CHUNK_OBJECT)
+    if _rs_after(p, i, n, _ANSWER_PROVIDER) >= 0:
+        i = _rs_after_string(p, i + PyBytes_GET_SIZE(_ANSWER_PROVIDER), n)
+    if i < 0 or i + 1 != n or p[i] != b"}":
+        return -1
+    return start
+
+
+cdef inline bytes _rs_escaped(str text):
+    """A string's JSON text without its quotes: how item text is kept while it streams."""
+    cdef bytes encoded = _encode_json(text)
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(encoded) + 1, PyBytes_GET_SIZE(encoded) - 2)
+
+
+cdef inline str _rs_joined(list pieces):
+    if not pieces:
+        return ""
+    return _rs_str_decode(b'"' + _EMPTY.join(pieces) + b'"')
+
 
 cdef enum _RsKind:
     _RS_REASONING
@@ -572,11 +661,13 @@ cdef class _RsItem:
     cdef _RsKind kind
     cdef Py_ssize_t index  # output_index
     cdef str id
-    cdef list text  # text, thinking or arguments, in pieces
+    cdef list text  # text, thinking or arguments, in JSON-escaped pieces (_rs_escaped)
     cdef bint done
     # a message's parts: the finished ones, and the open one's kind (text or refusal)
     cdef list parts
     cdef bint refusal
+    # the fixed middle of the open text part's delta events: item_id ... "delta":
+    cdef bytes delta_fields
     # a function call's
     cdef str call_id
     cdef str name
@@ -607,7 +698,7 @@ cdef class ResponsesStream(EventSink):
 
     cdef SSEDecoder _sse
     cdef ResponsesTurn _turn
-    cdef list _out  # the events this read made
+    cdef _Out _buf  # the events this read made
     cdef long _seq
     cdef bint _started
     cdef readonly bint done
@@ -618,10 +709,18 @@ cdef class ResponsesStream(EventSink):
     cdef object _finish_reason
     cdef object _usage
 
+    def __cinit__(self):
+        self._buf.data = <char*>PyMem_Malloc(4096)
+        if self._buf.data == NULL:
+            raise MemoryError()
+        self._buf.size, self._buf.cap, self._buf.heap = 0, 4096, True
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf.data)
+
     def __init__(self, ResponsesTurn turn):
         self._sse = SSEDecoder()
         self._turn = turn
-        self._out = []
         self._seq = 0
         self._started = False
         self.done = False
@@ -634,11 +733,15 @@ cdef class ResponsesStream(EventSink):
 
     cdef int _emit(self, object event) except -1:
         """One event: its type as the SSE event name, itself as the data."""
-        data = _encode_json(event)
-        # ``{"type":"<name>",``: the name is the bytes between the first two quotes after the key.
-        name = data[9:data.index(b'"', 9)]
-        self._out.append(_RS_EVENT + name + _RS_DATA + data + _BLANK)
-        return 0
+        cdef bytes data = _encode_json(event)
+        cdef const char* p = PyBytes_AS_STRING(data)
+        # ``{"type":"<name>",...``: the name is the event's type, written first.
+        cdef const char* name_end = <const char*>memchr(p + 9, b'"', PyBytes_GET_SIZE(data) - 9)
+        _put(&self._buf, "event: ", 7)
+        _put(&self._buf, p + 9, name_end - p - 9)
+        _put(&self._buf, "\ndata: ", 7)
+        _put(&self._buf, p, PyBytes_GET_SIZE(data))
+        return _put(&self._buf, "\n\n", 2)
 
     cdef inline long _next(self):
         cdef long n = self._seq
@@ -672,19 +775,23 @@ cdef class ResponsesStream(EventSink):
             return _RsOutputMessage(item.id, parts, status="completed" if final else "in_progress")
         if item.kind == _RS_CALL:
             return _RsFunctionCallItem(item.id, item.call_id, item.name,
-                                       "".join(item.text) if final else "",
+                                       _rs_joined(item.text) if final else "",
                                        status="completed" if final else "in_progress")
-        summary = [_RsSummaryText("".join(item.text))] if final and not item.redacted else []
+        summary = [_RsSummaryText(_rs_joined(item.text))] if final and not item.redacted else []
         return _RsReasoningItem(item.id, summary, item.secret if final else None)
 
     cdef object _part(self, _RsItem item):
-        text = "".join(item.text)
+        text = _rs_joined(item.text)
         return _RsRefusal(text) if item.refusal else _RsOutputText(text)
 
     cdef int _open_part(self, _RsItem item, bint refusal) except -1:
+        cdef Py_ssize_t content_index = len(item.parts)
         item.refusal = refusal
         item.text = []
-        self._emit(_RsPartAdded(self._next(), item.id, item.index, len(item.parts),
+        item.delta_fields = (b',"item_id":' + _encode_json(item.id) + b',"output_index":'
+                             + str(item.index).encode() + b',"content_index":'
+                             + str(content_index).encode() + b',"delta":')
+        self._emit(_RsPartAdded(self._next(), item.id, item.index, content_index,
                                 _RsRefusal("") if refusal else _RsOutputText("")))
         return 0
 
@@ -706,9 +813,9 @@ cdef class ResponsesStream(EventSink):
         if item.kind == _RS_MESSAGE:
             self._close_part(item)
         elif item.kind == _RS_CALL:
-            self._emit(_RsArgumentsDone(self._next(), item.id, item.index, "".join(item.text)))
+            self._emit(_RsArgumentsDone(self._next(), item.id, item.index, _rs_joined(item.text)))
         elif not item.redacted:
-            text = "".join(item.text)
+            text = _rs_joined(item.text)
             self._emit(_RsSummaryTextDone(self._next(), item.id, item.index, 0, text))
             self._emit(_RsSummaryDone(self._next(), item.id, item.index, 0, _RsSummaryText(text)))
         item.done = True
@@ -731,7 +838,7 @@ cdef class ResponsesStream(EventSink):
             self._emit(_RsItemAdded(self._next(), item.index, self._item_struct(item, False)))
             self._emit(_RsSummaryAdded(self._next(), item.id, item.index, 0, _RS_EMPTY_SUMMARY))
         if text:
-            item.text.append(text)
+            item.text.append(_rs_escaped(text))
             self._emit(_RsSummaryDelta(self._next(), item.id, item.index, 0, text))
         return 0
 
@@ -758,6 +865,15 @@ cdef class ResponsesStream(EventSink):
                 self._close_open()
         return 0
 
+    cdef int _text_delta(self, _RsItem item, const char* text, Py_ssize_t n) except -1:
+        """A text delta event, from the template; ``text`` is the delta as a JSON string."""
+        item.text.append(PyBytes_FromStringAndSize(text + 1, n - 2))
+        _put_bytes(&self._buf, _RS_TEXT_DELTA_HEAD)
+        _put_decimal(&self._buf, self._next())
+        _put_bytes(&self._buf, item.delta_fields)
+        _put(&self._buf, text, n)
+        return _put_bytes(&self._buf, _RS_TEXT_DELTA_TAIL)
+
     cdef int _content(self, str text, bint refusal) except -1:
         cdef _RsItem item = self._open
         if item is None or item.kind != _RS_MESSAGE:
@@ -769,13 +885,11 @@ cdef class ResponsesStream(EventSink):
             self._open_part(item, refusal)
         if not text:
             return 0
-        item.text.append(text)
-        cdef Py_ssize_t content_index = len(item.parts)
         if refusal:
-            self._emit(_RsRefusalDelta(self._next(), item.id, item.index, content_index, text))
-        else:
-            self._emit(_RsTextDelta(self._next(), item.id, item.index, content_index, text))
-        return 0
+            item.text.append(_rs_escaped(text))
+            return self._emit(_RsRefusalDelta(self._next(), item.id, item.index, len(item.parts), text))
+        cdef bytes encoded = _encode_json(text)
+        return self._text_delta(item, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
 
     cdef int _tool_call(self, object call) except -1:
         cdef _RsItem item = self._calls.get(call.index)
@@ -791,7 +905,7 @@ cdef class ResponsesStream(EventSink):
             self._open = item
         arguments = fn.arguments if fn is not None else None
         if arguments:
-            item.text.append(arguments)
+            item.text.append(_rs_escaped(arguments))
             self._emit(_RsArgumentsDelta(self._next(), item.id, item.index, arguments))
         return 0
 
@@ -831,7 +945,10 @@ cdef class ResponsesStream(EventSink):
         if not self._items:
             self._content("", False)  # an answer of nothing is an empty message, as a whole answer's
         self._close_open()
-        items = [self._item_struct(item, True) for item in self._items]
+        cdef _RsItem item
+        cdef list items = []
+        for item in self._items:
+            items.append(self._item_struct(item, True))
         response = self._turn.finished(self._model, items, self._finish_reason, self._usage)
         reason = _RS_INCOMPLETE.get(self._finish_reason) if self._finish_reason is not None else None
         if reason is None:
@@ -847,8 +964,11 @@ cdef class ResponsesStream(EventSink):
         if not self._started:
             self._start()
         self._emit(_RsStreamError(self._next(), message, code))
-        items = _encode_json([self._item_struct(item, item.done) for item in self._items])
-        state = self._turn.state("failed", self._model, items, _rs_usage(self._usage),
+        cdef _RsItem item
+        cdef list answered = []
+        for item in self._items:
+            answered.append(self._item_struct(item, item.done))
+        state = self._turn.state("failed", self._model, _encode_json(answered), _rs_usage(self._usage),
                                  _RsError("server_error", message), None, True)
         self._emit(_RsFailed(self._next(), _RsRaw(state)))
         self.done = True
@@ -856,8 +976,14 @@ cdef class ResponsesStream(EventSink):
 
     cdef int take(self, const char* event, Py_ssize_t event_n, const char* data,
                   Py_ssize_t n) except -1:
+        cdef Py_ssize_t start, end
+        cdef _RsItem item = self._open
         if self.done:
             return 0
+        if item is not None and item.kind == _RS_MESSAGE and not item.refusal:
+            start = _rs_chunk_text(<const unsigned char*>data, n, &end)
+            if start >= 0:
+                return self._text_delta(item, data + start, end - start) if end - start > 2 else 0
         if n == 6 and memcmp(data, b"[DONE]", 6) == 0:
             return self._complete()
         try:
@@ -875,16 +1001,16 @@ cdef class ResponsesStream(EventSink):
         return self._chunk(chunk)
 
     cdef bytes _taken(self):
-        if not self._out:
+        cdef Py_ssize_t n = self._buf.size
+        if n == 0:
             return _EMPTY
-        out = _EMPTY.join(self._out)
-        self._out = []
-        return out
+        self._buf.size = 0
+        return PyBytes_FromStringAndSize(self._buf.data, n)
 
     def feed(self, bytes chunk):
         if self.done:
             return _EMPTY
-        self._out = []
+        self._buf.size = 0  # what a feed that raised left
         self._sse.scan(chunk, self)
         return self._taken()
 
@@ -893,7 +1019,7 @@ cdef class ResponsesStream(EventSink):
         Response as failed, unless its finish reason had come."""
         if self.done:
             return _EMPTY
-        self._out = []
+        self._buf.size = 0
         self._sse.close_into(self)
         if not self.done:
             if self._finish_reason is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from fastgate.schema.openai import FunctionDef
 
@@ -84,6 +85,16 @@ class InputItem(msgspec.Struct, omit_defaults=True, gc=False):
     output: str | list[ContentPart] | None = None
     summary: list[SummaryText] | None = None
     encrypted_content: str | None = None
+
+
+class InputMessageItem(msgspec.Struct, tag="message", tag_field="type"):
+    """An input message as a stored response lists it (``input_items``): with its id and type,
+    its text as content parts."""
+
+    id: str
+    role: str
+    content: list[ContentPart]
+    status: str = "completed"
 
 
 class ToolParam(msgspec.Struct, omit_defaults=True):
@@ -237,6 +248,9 @@ class ResponseState(msgspec.Struct):
     completed_at: int | None = None
     object: str = "response"
     background: bool = False
+    #: The SDKs' convenience (their ``Response.output_text``), also written for clients that read
+    #: the JSON themselves: the output_text parts joined. Only once the answer is final.
+    output_text: str | UnsetType = UNSET
 
 
 class EchoReasoning(msgspec.Struct):

@@ -1,0 +1,103 @@
+"""The stored-responses store, both backends (memory, and a real redis-server): one record per
+response id, kept for its TTL, deleted on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from fastgate._transforms import responses_to_chat
+from fastgate.schema.responses import StoredResponse, request_decoder
+from fastgate.store.base import StoreUnavailable
+from fastgate.store.resp import Redis
+from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
+from tests.redis_server import RedisProcess
+
+ANSWER = (
+    b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"stored answer"},"finish_reason":"stop"}]}'
+)
+
+
+def answered(text: str) -> tuple[str, StoredResponse]:
+    turn = responses_to_chat(request_decoder.decode(msgspec.json.encode({"model": "m", "input": text})))
+    turn.answer(ANSWER)
+    record = turn.record()
+    assert record is not None
+    return turn.id, record
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
+    if request.param == "memory":
+        yield MemoryResponseStore(ttl=60)
+        return
+    server: RedisProcess = request.getfixturevalue("redis_server")
+    redis = Redis(server.url)
+    yield RedisResponseStore(redis, ttl=60)
+    await redis.close()
+
+
+async def test_a_record_round_trips(store: ResponseStore) -> None:
+    response_id, record = answered("keep this")
+    assert await store.get(response_id) is None
+    await store.put(response_id, record)
+    got = await store.get(response_id)
+    assert got is not None
+    assert bytes(got.response) == bytes(record.response)
+    assert bytes(got.input_items) == bytes(record.input_items)
+    assert bytes(got.conversation) == bytes(record.conversation)
+
+
+async def test_delete_says_whether_there_was_one(store: ResponseStore) -> None:
+    response_id, record = answered("delete this")
+    await store.put(response_id, record)
+    assert await store.delete(response_id) is True
+    assert await store.get(response_id) is None
+    assert await store.delete(response_id) is False
+
+
+async def test_memory_records_expire_after_their_ttl() -> None:
+    store = MemoryResponseStore(ttl=0.05)
+    response_id, record = answered("brief")
+    await store.put(response_id, record)
+    await asyncio.sleep(0.1)
+    assert await store.get(response_id) is None
+    assert await store.delete(response_id) is False
+
+
+async def test_memory_store_is_bounded() -> None:
+    store = MemoryResponseStore(ttl=60, max_entries=2)
+    ids = []
+    for text in ("a", "b", "c"):
+        response_id, record = answered(text)
+        await store.put(response_id, record)
+        ids.append(response_id)
+    assert await store.get(ids[0]) is None  # the least recently used went first
+    assert await store.get(ids[2]) is not None
+
+
+async def test_redis_keys_carry_the_ttl(redis_server: RedisProcess) -> None:
+    redis = Redis(redis_server.url)
+    try:
+        response_id, record = answered("ttl")
+        await RedisResponseStore(redis, ttl=120).put(response_id, record)
+        ttl = await redis.execute("TTL", f"fastgate:response:{response_id}")
+        assert 0 < ttl <= 120
+    finally:
+        await redis.close()
+
+
+async def test_redis_down_is_store_unavailable(redis_server: RedisProcess) -> None:
+    redis = Redis(redis_server.url, timeout=0.5)
+    store = RedisResponseStore(redis, ttl=60)
+    redis_server.stop()
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.get("resp_x")
+    finally:
+        redis_server.start()
+        await redis.close()
