@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.schema.responses import StoredResponse
 from fastgate.server.messages import Request, Response
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.responses import ResponseStore
@@ -82,12 +83,15 @@ class StoredResponses:
             raise not_found(response_id)
         return await self.on_miss(request)
 
-    async def retrieve(self, request: Request) -> Response | None:
-        response_id = request.match_info["id"]
+    async def _get(self, response_id: str) -> StoredResponse | None:
         try:
-            record = await self.store.get(response_id)
+            return await self.store.get(response_id)
         except StoreUnavailable as exc:
             raise unavailable(exc) from None
+
+    async def retrieve(self, request: Request) -> Response | None:
+        response_id = request.match_info["id"]
+        record = await self._get(response_id)
         if record is None:
             return await self._miss(request, response_id)
         return Response(200, bytes(record.response))
@@ -104,10 +108,7 @@ class StoredResponses:
 
     async def input_items(self, request: Request) -> Response | None:
         response_id = request.match_info["id"]
-        try:
-            record = await self.store.get(response_id)
-        except StoreUnavailable as exc:
-            raise unavailable(exc) from None
+        record = await self._get(response_id)
         if record is None:
             return await self._miss(request, response_id)
         return Response(200, _encode(_page(_decode_items(record.input_items), request.query)))

@@ -225,7 +225,7 @@ class ResponsesFormat:
             "truncation": request.get("truncation") or "disabled",
             "usage": {
                 "input_tokens": in_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": out_tokens,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": in_tokens + out_tokens,
@@ -315,39 +315,16 @@ def stream_frames(response: dict[str, Any], d: Directives) -> list[bytes]:
             frames.append(_event("response.function_call_arguments.done", next(seq), **ids, arguments=args))
         elif kind == "reasoning":
             for k, summary in enumerate(item["summary"]):
-                empty = {**summary, "text": ""}
-                frames.append(
-                    _event(
-                        "response.reasoning_summary_part.added", next(seq), **ids, summary_index=k, part=empty
+                text = summary["text"]
+                frames += [
+                    _event(f"response.reasoning_summary_{name}", next(seq), **ids, summary_index=k, **fields)
+                    for name, fields in (
+                        ("part.added", {"part": {**summary, "text": ""}}),
+                        ("text.delta", {"delta": text}),
+                        ("text.done", {"text": text}),
+                        ("part.done", {"part": summary}),
                     )
-                )
-                frames.append(
-                    _event(
-                        "response.reasoning_summary_text.delta",
-                        next(seq),
-                        **ids,
-                        summary_index=k,
-                        delta=summary["text"],
-                    )
-                )
-                frames.append(
-                    _event(
-                        "response.reasoning_summary_text.done",
-                        next(seq),
-                        **ids,
-                        summary_index=k,
-                        text=summary["text"],
-                    )
-                )
-                frames.append(
-                    _event(
-                        "response.reasoning_summary_part.done",
-                        next(seq),
-                        **ids,
-                        summary_index=k,
-                        part=summary,
-                    )
-                )
+                ]
         frames.append(_event("response.output_item.done", next(seq), output_index=index, item=item))
     end = "response.completed" if response["status"] == "completed" else "response.incomplete"
     frames.append(_event(end, next(seq), response=response))

@@ -340,99 +340,69 @@ class OutputItemDone(ItemEvent, tag="response.output_item.done"):
     pass
 
 
-class PartEvent(msgspec.Struct, tag_field="type"):
+class ItemDataEvent(msgspec.Struct, tag_field="type"):
+    """An event about the data of one output item."""
+
     sequence_number: int
     item_id: str
     output_index: int
+
+
+class ContentEvent(ItemDataEvent, tag_field="type"):
     content_index: int
+
+
+class ContentPartAdded(ContentEvent, tag="response.content_part.added"):
     part: OutputText | Refusal
 
 
-class ContentPartAdded(PartEvent, tag="response.content_part.added"):
-    pass
+class ContentPartDone(ContentEvent, tag="response.content_part.done"):
+    part: OutputText | Refusal
 
 
-class ContentPartDone(PartEvent, tag="response.content_part.done"):
-    pass
-
-
-class OutputTextDelta(msgspec.Struct, tag="response.output_text.delta", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
+class OutputTextDelta(ContentEvent, tag="response.output_text.delta"):
     delta: str
     logprobs: list[Any] = []
 
 
-class OutputTextDone(msgspec.Struct, tag="response.output_text.done", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
+class OutputTextDone(ContentEvent, tag="response.output_text.done"):
     text: str
     logprobs: list[Any] = []
 
 
-class RefusalDelta(msgspec.Struct, tag="response.refusal.delta", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
+class RefusalDelta(ContentEvent, tag="response.refusal.delta"):
     delta: str
 
 
-class RefusalDone(msgspec.Struct, tag="response.refusal.done", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
-    content_index: int
+class RefusalDone(ContentEvent, tag="response.refusal.done"):
     refusal: str
 
 
-class ArgumentsDelta(msgspec.Struct, tag="response.function_call_arguments.delta", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
+class ArgumentsDelta(ItemDataEvent, tag="response.function_call_arguments.delta"):
     delta: str
 
 
-class ArgumentsDone(msgspec.Struct, tag="response.function_call_arguments.done", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
+class ArgumentsDone(ItemDataEvent, tag="response.function_call_arguments.done"):
     arguments: str
 
 
-class SummaryPartEvent(msgspec.Struct, tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
+class SummaryEvent(ItemDataEvent, tag_field="type"):
     summary_index: int
+
+
+class SummaryPartAdded(SummaryEvent, tag="response.reasoning_summary_part.added"):
     part: SummaryText
 
 
-class SummaryPartAdded(SummaryPartEvent, tag="response.reasoning_summary_part.added"):
-    pass
+class SummaryPartDone(SummaryEvent, tag="response.reasoning_summary_part.done"):
+    part: SummaryText
 
 
-class SummaryPartDone(SummaryPartEvent, tag="response.reasoning_summary_part.done"):
-    pass
-
-
-class SummaryTextDelta(msgspec.Struct, tag="response.reasoning_summary_text.delta", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
-    summary_index: int
+class SummaryTextDelta(SummaryEvent, tag="response.reasoning_summary_text.delta"):
     delta: str
 
 
-class SummaryTextDone(msgspec.Struct, tag="response.reasoning_summary_text.done", tag_field="type"):
-    sequence_number: int
-    item_id: str
-    output_index: int
-    summary_index: int
+class SummaryTextDone(SummaryEvent, tag="response.reasoning_summary_text.done"):
     text: str
 
 

@@ -23,9 +23,9 @@ from fastgate._transforms import (
 )
 from fastgate.errors import GatewayError
 from fastgate.schema.openai import RawContentChatRequest, Usage, chat_decoder
-from fastgate.schema.responses import request_decoder
+from fastgate.schema.responses import OutputTextDelta, request_decoder
 from tests.support.payloads import recorded, recorded_json
-from tests.support.sse import data_payloads, named_events
+from tests.support.sse import data_payloads, frames, named_events
 
 STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
 
@@ -742,3 +742,14 @@ def test_copied_and_decoded_text_deltas_are_the_same_events(text: str) -> None:
     copied, decoded = without_clock(run(turn, sse)), without_clock(run(turn, reordered))
     assert copied == decoded
     assert [e["delta"] for e in copied if e["type"] == "response.output_text.delta"] == [text, text[::-1]]
+
+
+def test_text_delta_events_are_written_as_their_struct_encodes() -> None:
+    mapper = turn_for(stream=True).stream_mapper()
+    raw = mapper.feed(text_stream("copied", "é \" ✓")) + mapper.finish()
+    deltas = [f for f in frames(raw) if f.startswith(b"event: response.output_text.delta\n")]
+    assert len(deltas) == 2
+    for frame in deltas:
+        data = frame.split(b"\ndata: ", 1)[1]
+        fields = {k: v for k, v in msgspec.json.decode(data).items() if k != "type"}
+        assert data == msgspec.json.encode(OutputTextDelta(**fields))

@@ -6,14 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import openai
 import pytest
 from openai import AsyncOpenAI
 
-from fastgate._transforms import responses_to_chat
 from fastgate.gateway.stored_responses import StoredResponses
-from fastgate.schema.responses import request_decoder
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.http_server import HTTPServer
 from fastgate.server.messages import Request, Response
@@ -21,11 +18,7 @@ from fastgate.server.router import Router
 from fastgate.store.resp import Redis
 from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 from tests.redis_server import RedisProcess
-
-ANSWER = (
-    b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":"kept"},"finish_reason":"stop"}]}'
-)
+from tests.support.responses import answered, response_store
 
 
 async def serve(routes: StoredResponses) -> HTTPServer:
@@ -40,13 +33,8 @@ async def serve(routes: StoredResponses) -> HTTPServer:
 
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
-    if request.param == "memory":
-        yield MemoryResponseStore(ttl=60)
-        return
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    redis = Redis(server.url)
-    yield RedisResponseStore(redis, ttl=60)
-    await redis.close()
+    async with response_store(request) as backend:
+        yield backend
 
 
 @pytest.fixture
@@ -58,12 +46,9 @@ async def client(store: ResponseStore) -> AsyncIterator[AsyncOpenAI]:
 
 
 async def stored(store: ResponseStore, items: Any) -> str:
-    turn = responses_to_chat(request_decoder.decode(msgspec.json.encode({"model": "m", "input": items})))
-    turn.answer(ANSWER)
-    record = turn.record()
-    assert record is not None
-    await store.put(turn.id, record)
-    return turn.id
+    response_id, record = answered(items)
+    await store.put(response_id, record)
+    return response_id
 
 
 async def test_retrieve_answers_the_response_as_it_was_sent(

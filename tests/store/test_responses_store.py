@@ -6,39 +6,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import msgspec
 import pytest
 
-from fastgate._transforms import responses_to_chat
-from fastgate.schema.responses import StoredResponse, request_decoder
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.resp import Redis
 from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 from tests.redis_server import RedisProcess
-
-ANSWER = (
-    b'{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
-    b'"message":{"role":"assistant","content":"stored answer"},"finish_reason":"stop"}]}'
-)
-
-
-def answered(text: str) -> tuple[str, StoredResponse]:
-    turn = responses_to_chat(request_decoder.decode(msgspec.json.encode({"model": "m", "input": text})))
-    turn.answer(ANSWER)
-    record = turn.record()
-    assert record is not None
-    return turn.id, record
+from tests.support.responses import answered, response_store
 
 
 @pytest.fixture(params=["memory", "redis"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
-    if request.param == "memory":
-        yield MemoryResponseStore(ttl=60)
-        return
-    server: RedisProcess = request.getfixturevalue("redis_server")
-    redis = Redis(server.url)
-    yield RedisResponseStore(redis, ttl=60)
-    await redis.close()
+    async with response_store(request) as backend:
+        yield backend
 
 
 async def test_a_record_round_trips(store: ResponseStore) -> None:
