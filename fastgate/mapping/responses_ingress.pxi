@@ -38,6 +38,9 @@ from fastgate.schema.responses import (
     ChatAnswerView as _RsAnswerView,
     ContentPartAdded as _RsPartAdded,
     ContentPartDone as _RsPartDone,
+    CustomInputDelta as _RsCustomDelta,
+    CustomInputDone as _RsCustomDone,
+    CustomToolCallItem as _RsCustomCallItem,
     EchoReasoning as _RsEchoReasoning,
     EchoText as _RsEchoText,
     FunctionCallItem as _RsFunctionCallItem,
@@ -89,6 +92,11 @@ cdef object _RS_EMPTY_SUMMARY = _RsSummaryText("")
 cdef bytes _RS_EVENT = b"event: "
 cdef bytes _RS_DATA = b"\ndata: "
 cdef tuple _RS_TOOL_CHOICES = ("auto", "none", "required")
+# A custom tool (free-form input) as a function: its input is the one string parameter ``input``.
+cdef object _RS_CUSTOM_PARAMETERS = _msgspec.Raw(
+    b'{"type":"object","properties":{"input":{"type":"string"}},"required":["input"],'
+    b'"additionalProperties":false}')
+cdef object _rs_object_decode = _msgspec.json.Decoder(dict).decode
 
 # Chat finish reasons that end a Response as ``incomplete``, and why (IncompleteDetails.reason).
 # fastgate's strict answers say ``length`` / ``content_filter``; a non-strict one keeps the
@@ -221,10 +229,12 @@ cdef class _RsTurns:
             else:
                 raise _rs_bad(f"role must be user, assistant, system or developer, not {role!r}",
                               where + ".role")
-        elif kind == "function_call":
+        elif kind == "function_call" or kind == "custom_tool_call":
             if not item.call_id or not item.name:
-                raise _rs_bad("a function_call item needs call_id and name", where)
-            call = _RsToolCall(item.call_id, _RsFunctionCall(item.name, item.arguments or ""))
+                raise _rs_bad(f"a {kind} item needs call_id and name", where)
+            arguments = (item.arguments or "" if kind == "function_call"
+                         else _encode_json({"input": item.input or ""}).decode())
+            call = _RsToolCall(item.call_id, _RsFunctionCall(item.name, arguments))
             if self._assistant is None:
                 self._assistant_message(_RS_NULL, "")
             calls = self._assistant.tool_calls
@@ -232,9 +242,9 @@ cdef class _RsTurns:
                 self._assistant.tool_calls = [call]
             else:
                 calls.append(call)
-        elif kind == "function_call_output":
+        elif kind == "function_call_output" or kind == "custom_tool_call_output":
             if not item.call_id:
-                raise _rs_bad("a function_call_output item needs call_id", where)
+                raise _rs_bad(f"a {kind} item needs call_id", where)
             output = item.output
             message = _rs_message("tool", _rs_content(output if output is not None else "",
                                                       where + ".output"))
@@ -247,8 +257,8 @@ cdef class _RsTurns:
                           "send the item itself, or previous_response_id", where)
         else:
             raise _rs_bad(f"input items of type {kind!r} cannot be sent to a provider reached "
-                          "through chat (messages, function_call, function_call_output and "
-                          "reasoning can)", where + ".type")
+                          "through chat (messages, function and custom tool calls and their "
+                          "outputs, and reasoning can)", where + ".type")
         return 0
 
     cdef _reasoning(self, object item):
@@ -267,35 +277,54 @@ cdef class _RsTurns:
             self._thinking.append(block)
 
 
-cdef list _rs_tools(list tools):
-    """Responses' flat function tools as chat's nested ones; hosted tools have no chat form."""
+cdef str _rs_custom_description(object tool):
+    """A custom tool's description, saying how its input is sent (and in which grammar)."""
+    fmt = tool.format or {}
+    how = "Send the tool's input as the string `input`"
+    if fmt.get("type") == "grammar":
+        how += f", written in this {fmt.get('syntax', '')} grammar:\n{fmt.get('definition', '')}"
+    else:
+        how += " (free text)."
+    return f"{tool.description}\n\n{how}" if tool.description else how
+
+
+cdef list _rs_tools(list tools, set custom):
+    """Responses' flat function tools as chat's nested ones, and custom tools (free-form input) as
+    functions of one string, their names added to ``custom``; hosted tools have no chat form."""
     cdef list out = []
     cdef Py_ssize_t i
     for i, tool in enumerate(tools):
-        if tool.type != "function":
-            raise _rs_bad(f"{tool.type} is a tool OpenAI hosts: a provider reached through chat "
-                          "can only be given function tools", f"tools[{i}].type")
+        kind = tool.type
+        if kind != "function" and kind != "custom":
+            raise _rs_bad(f"{kind} is a tool OpenAI hosts: a provider reached through chat "
+                          "can only be given function and custom tools", f"tools[{i}].type")
         if not tool.name:
-            raise _rs_bad("a function tool needs a name", f"tools[{i}].name")
-        parameters = tool.parameters
-        out.append(_RsTool(_RsFunctionDef(tool.name, tool.description,
-                                                   None if parameters == _RS_NULL else parameters,
-                                                   tool.strict)))
+            raise _rs_bad(f"a {kind} tool needs a name", f"tools[{i}].name")
+        if kind == "custom":
+            custom.add(tool.name)
+            fn = _RsFunctionDef(tool.name, _rs_custom_description(tool), _RS_CUSTOM_PARAMETERS)
+        else:
+            parameters = tool.parameters
+            fn = _RsFunctionDef(tool.name, tool.description,
+                                None if parameters == _RS_NULL else parameters, tool.strict)
+        out.append(_RsTool(fn))
     return out
 
 
 cdef object _rs_tool_choice(object choice, list tools):
     """``tool_choice`` for chat; ``tools`` is narrowed in place by an ``allowed_tools`` choice.
-    (ToolChoiceOptions / ToolChoiceFunction / ToolChoiceAllowed in the openai SDK's types.)"""
+    (ToolChoiceOptions / ToolChoiceFunction / ToolChoiceCustom / ToolChoiceAllowed in the openai
+    SDK's types.)"""
     if choice is None or isinstance(choice, str):
         if choice is not None and choice not in _RS_TOOL_CHOICES:
             raise _rs_bad(f"tool_choice must be auto, none or required, not {choice!r}", "tool_choice")
         return choice
     kind = choice.get("type")
-    if kind == "function" and isinstance(choice.get("name"), str):
+    if (kind == "function" or kind == "custom") and isinstance(choice.get("name"), str):
         return _RsNamedToolChoice(_RsNamedFunction(choice["name"]))
     if kind == "allowed_tools" and isinstance(choice.get("tools"), list):
-        names = {t.get("name") for t in choice["tools"] if isinstance(t, dict) and t.get("type") == "function"}
+        names = {t.get("name") for t in choice["tools"]
+                 if isinstance(t, dict) and t.get("type") in ("function", "custom")}
         tools[:] = [t for t in tools if t.function.name in names]
         mode = choice.get("mode", "auto")
         return mode if mode in _RS_TOOL_CHOICES else "auto"
@@ -384,8 +413,9 @@ def responses_to_chat(object req, bytes history=None):
                           top_p=req.top_p, user=req.user, metadata=req.metadata)
     if stream:
         chat.stream_options = _RS_STREAM_USAGE  # usage for response.completed
+    cdef set custom = set()
     if req.tools:
-        tools = _rs_tools(req.tools)
+        tools = _rs_tools(req.tools, custom)
         chat.tool_choice = _rs_tool_choice(req.tool_choice, tools)
         chat.tools = tools or None
         if tools:
@@ -398,7 +428,7 @@ def responses_to_chat(object req, bytes history=None):
         chat.response_format = _rs_response_format(req.text.format)
     if req.reasoning is not None:
         chat.reasoning_effort = req.reasoning.effort
-    return ResponsesTurn(chat, req, items, history)
+    return ResponsesTurn(chat, req, items, history, frozenset(custom))
 
 
 # ---- answer ----------------------------------------------------------------------------------
@@ -427,6 +457,17 @@ cdef object _rs_usage(object u):
     total = u.total_tokens if u.total_tokens is not None else u.prompt_tokens + u.completion_tokens
     return _RsUsage(u.prompt_tokens, _RsInputTokensDetails(cached or 0, u.cache_creation_input_tokens or 0),
                     u.completion_tokens, _RsOutputTokensDetails(reasoning or 0), total)
+
+
+cdef str _rs_custom_input(str arguments):
+    """A custom tool's input from the function call it was asked through: its ``input``, or the
+    arguments as they came when they are not that object."""
+    try:
+        decoded = _rs_object_decode(arguments)
+    except (_msgspec.DecodeError, _msgspec.ValidationError):
+        return arguments
+    value = decoded.get("input")
+    return value if isinstance(value, str) else arguments
 
 
 cdef str _rs_output_text(list items):
@@ -463,8 +504,9 @@ cdef class ResponsesTurn:
     cdef bytes _settings
     cdef list _items  # the request's input items
     cdef bytes _history
+    cdef frozenset _custom  # the names of custom tools, whose calls are custom_tool_call items
 
-    def __init__(self, object chat, object req, list items, bytes history):
+    def __init__(self, object chat, object req, list items, bytes history, frozenset custom):
         self.request = chat
         self.body = _encode_json(chat)
         self._base = _rs_secrets.token_hex(24)
@@ -479,6 +521,7 @@ cdef class ResponsesTurn:
         self._settings = _encode_json(_rs_settings(req))
         self._items = items
         self._history = history
+        self._custom = custom
 
     cdef str item_id(self, str prefix, Py_ssize_t n):
         return f"{prefix}_{self._base}{n:02x}"
@@ -541,9 +584,14 @@ cdef class ResponsesTurn:
             n += 1
         for call in message.tool_calls or ():
             fn = call.function
-            items.append(_RsFunctionCallItem(self.item_id("fc", n), call.id or self.item_id("call", n),
-                                             (fn.name if fn is not None else None) or "",
-                                             (fn.arguments if fn is not None else None) or ""))
+            name = (fn.name if fn is not None else None) or ""
+            arguments = (fn.arguments if fn is not None else None) or ""
+            call_id = call.id or self.item_id("call", n)
+            if name in self._custom:
+                items.append(_RsCustomCallItem(self.item_id("ctc", n), call_id, name,
+                                               _rs_custom_input(arguments)))
+            else:
+                items.append(_RsFunctionCallItem(self.item_id("fc", n), call_id, name, arguments))
             n += 1
         return self.finished(answer.model, items, choice.finish_reason, answer.usage)
 
@@ -668,9 +716,10 @@ cdef class _RsItem:
     cdef bint refusal
     # the fixed middle of the open text part's delta events: item_id ... "delta":
     cdef bytes delta_fields
-    # a function call's
+    # a function call's (custom: a custom tool's, whose input is sent when complete)
     cdef str call_id
     cdef str name
+    cdef bint custom
     # reasoning's: the provider's block index, and what signs it
     cdef object block
     cdef object secret
@@ -774,9 +823,12 @@ cdef class ResponsesStream(EventSink):
                 parts.append(self._part(item))
             return _RsOutputMessage(item.id, parts, status="completed" if final else "in_progress")
         if item.kind == _RS_CALL:
+            status = "completed" if final else "in_progress"
+            if item.custom:
+                return _RsCustomCallItem(item.id, item.call_id, item.name,
+                                         _rs_custom_input(_rs_joined(item.text)) if final else "", status)
             return _RsFunctionCallItem(item.id, item.call_id, item.name,
-                                       _rs_joined(item.text) if final else "",
-                                       status="completed" if final else "in_progress")
+                                       _rs_joined(item.text) if final else "", status)
         summary = [_RsSummaryText(_rs_joined(item.text))] if final and not item.redacted else []
         return _RsReasoningItem(item.id, summary, item.secret if final else None)
 
@@ -812,6 +864,12 @@ cdef class ResponsesStream(EventSink):
             return 0
         if item.kind == _RS_MESSAGE:
             self._close_part(item)
+        elif item.kind == _RS_CALL and item.custom:
+            # Its input is the ``input`` of JSON still arriving: sent whole, as one delta.
+            text = _rs_custom_input(_rs_joined(item.text))
+            if text:
+                self._emit(_RsCustomDelta(self._next(), item.id, item.index, text))
+            self._emit(_RsCustomDone(self._next(), item.id, item.index, text))
         elif item.kind == _RS_CALL:
             self._emit(_RsArgumentsDone(self._next(), item.id, item.index, _rs_joined(item.text)))
         elif not item.redacted:
@@ -895,9 +953,11 @@ cdef class ResponsesStream(EventSink):
         cdef _RsItem item = self._calls.get(call.index)
         fn = call.function
         if item is None:
-            item = self._new_item(_RS_CALL, "fc")
+            name = (fn.name if fn is not None else None) or ""
+            custom = name in self._turn._custom
+            item = self._new_item(_RS_CALL, "ctc" if custom else "fc")
             item.call_id = call.id or self._turn.item_id("call", item.index)
-            item.name = (fn.name if fn is not None else None) or ""
+            item.name, item.custom = name, custom
             self._calls[call.index] = item
             self._emit(_RsItemAdded(self._next(), item.index, self._item_struct(item, False)))
         elif item is not self._open and not item.done:
@@ -906,7 +966,8 @@ cdef class ResponsesStream(EventSink):
         arguments = fn.arguments if fn is not None else None
         if arguments:
             item.text.append(_rs_escaped(arguments))
-            self._emit(_RsArgumentsDelta(self._next(), item.id, item.index, arguments))
+            if not item.custom:
+                self._emit(_RsArgumentsDelta(self._next(), item.id, item.index, arguments))
         return 0
 
     cdef int _chunk(self, object chunk) except -1:

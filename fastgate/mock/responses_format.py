@@ -3,11 +3,12 @@ responses' ``GET`` / ``DELETE /v1/responses/{id}`` and ``GET .../input_items``.
 
 Faithful to OpenAI's API reference (https://platform.openai.com/docs/api-reference/responses and
 .../responses-streaming): the Response object, output items (``reasoning``, ``message`` with
-``output_text``, ``function_call``), ``status`` / ``incomplete_details``, usage with details,
-the typed event stream with its ``sequence_number``, ``response.failed`` for a failure mid-stream.
-Responses are kept (unless ``store`` is false) so ``previous_response_id`` and the stored-response
-routes work; it refuses what OpenAI refuses (no ``model``, a chat body, an unknown previous id).
-Scripted by the same directives as every wire format (``[mock ...]`` in the input, or ``mock``).
+``output_text``, ``function_call``, ``custom_tool_call``), ``status`` / ``incomplete_details``,
+usage with details, the typed event stream with its ``sequence_number``, ``response.failed`` for
+a failure mid-stream. Responses are kept (unless ``store`` is false) so ``previous_response_id``
+and the stored-response routes work; it refuses what OpenAI refuses (no ``model``, a chat body,
+an unknown previous id). Scripted by the same directives as every wire format (``[mock ...]`` in
+the input, or ``mock``).
 """
 
 from __future__ import annotations
@@ -68,12 +69,23 @@ def _invalid(request: dict[str, Any]) -> tuple[str, str | None] | None:
     return None
 
 
-def _function_names(request: dict[str, Any]) -> list[str]:
-    return [
-        t["name"]
+def _tools(request: dict[str, Any]) -> dict[str, str]:
+    """The function and custom tools by name: their type."""
+    return {
+        t["name"]: t["type"]
         for t in request.get("tools") or ()
-        if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("name"), str)
-    ]
+        if isinstance(t, dict) and t.get("type") in ("function", "custom") and isinstance(t.get("name"), str)
+    }
+
+
+def _call(name: str, kind: str, said: str) -> dict[str, Any]:
+    """A call of a function (JSON arguments) or of a custom tool (free-form input)."""
+    call: dict[str, Any] = {"id": _id("fc" if kind == "function" else "ctc"), "status": "completed"}
+    if kind == "function":
+        call.update(type="function_call", arguments=_encode({"query": said}).decode())
+    else:
+        call.update(type="custom_tool_call", input=said)
+    return {**call, "call_id": _id("call"), "name": name}
 
 
 class ResponsesFormat:
@@ -155,22 +167,13 @@ class ResponsesFormat:
                 [{"type": "summary_text", "text": "Mock reasoning."}] if reasoning.get("summary") else []
             )
             output.append({"id": _id("rs"), "type": "reasoning", "summary": summary})
-        names = _function_names(request)
+        tools = _tools(request)
         choice = request.get("tool_choice")
-        forced = choice.get("name") if isinstance(choice, dict) and choice.get("type") == "function" else None
+        forced = choice.get("name") if isinstance(choice, dict) and choice.get("name") in tools else None
         status, incomplete = "completed", None
-        if names and choice != "none" and (d.tool_call or forced or choice == "required"):
-            name = forced or names[0]
-            output.append(
-                {
-                    "id": _id("fc"),
-                    "type": "function_call",
-                    "status": "completed",
-                    "arguments": _encode({"query": last_user_text(request)}).decode(),
-                    "call_id": _id("call"),
-                    "name": name,
-                }
-            )
+        if tools and choice != "none" and (d.tool_call or forced or choice == "required"):
+            name = forced or next(iter(tools))
+            output.append(_call(name, tools[name], last_user_text(request)))
         else:
             text = reply_text(request, d)
             limit = request.get("max_output_tokens")
@@ -274,6 +277,8 @@ def stream_frames(response: dict[str, Any], d: Directives) -> list[bytes]:
             added["content"] = []
         elif kind == "function_call":
             added["arguments"] = ""
+        elif kind == "custom_tool_call":
+            added["input"] = ""
         elif kind == "reasoning":
             added["summary"] = []
         frames.append(_event("response.output_item.added", next(seq), output_index=index, item=added))
@@ -313,6 +318,13 @@ def stream_frames(response: dict[str, Any], d: Directives) -> list[bytes]:
                 for i in range(0, len(args), size)
             )
             frames.append(_event("response.function_call_arguments.done", next(seq), **ids, arguments=args))
+        elif kind == "custom_tool_call":
+            frames.append(
+                _event("response.custom_tool_call_input.delta", next(seq), **ids, delta=item["input"])
+            )
+            frames.append(
+                _event("response.custom_tool_call_input.done", next(seq), **ids, input=item["input"])
+            )
         elif kind == "reasoning":
             for k, summary in enumerate(item["summary"]):
                 text = summary["text"]

@@ -85,6 +85,8 @@ class InputItem(msgspec.Struct, omit_defaults=True, gc=False):
     output: str | list[ContentPart] | None = None
     summary: list[SummaryText] | None = None
     encrypted_content: str | None = None
+    #: ``custom_tool_call``: the tool's free-form input.
+    input: str | None = None
 
 
 class InputMessageItem(msgspec.Struct, tag="message", tag_field="type"):
@@ -107,6 +109,8 @@ class ToolParam(msgspec.Struct, omit_defaults=True):
     #: (``null`` when absent).
     parameters: msgspec.Raw = NULL
     strict: bool | None = None
+    #: A ``custom`` tool's input: free text, or a grammar (``{"type": "grammar", ...}``).
+    format: dict[str, Any] | None = None
 
 
 class TextFormat(msgspec.Struct, omit_defaults=True):
@@ -195,6 +199,14 @@ class FunctionCallItem(msgspec.Struct, tag="function_call", tag_field="type"):
     status: str = "completed"
 
 
+class CustomToolCallItem(msgspec.Struct, tag="custom_tool_call", tag_field="type"):
+    id: str
+    call_id: str
+    name: str
+    input: str
+    status: str = "completed"
+
+
 class ReasoningItem(msgspec.Struct, tag="reasoning", tag_field="type"):
     """The provider's thinking as a summary. ``encrypted_content`` carries what must go back to
     the provider unchanged in a later turn (Anthropic's thinking signature or redacted data)."""
@@ -204,7 +216,7 @@ class ReasoningItem(msgspec.Struct, tag="reasoning", tag_field="type"):
     encrypted_content: str | None = None
 
 
-OutputItem = OutputMessage | FunctionCallItem | ReasoningItem
+OutputItem = OutputMessage | FunctionCallItem | CustomToolCallItem | ReasoningItem
 
 
 class InputTokensDetails(msgspec.Struct):
@@ -384,6 +396,14 @@ class ArgumentsDelta(ItemDataEvent, tag="response.function_call_arguments.delta"
 
 class ArgumentsDone(ItemDataEvent, tag="response.function_call_arguments.done"):
     arguments: str
+
+
+class CustomInputDelta(ItemDataEvent, tag="response.custom_tool_call_input.delta"):
+    delta: str
+
+
+class CustomInputDone(ItemDataEvent, tag="response.custom_tool_call_input.done"):
+    input: str
 
 
 class SummaryEvent(ItemDataEvent, tag_field="type"):

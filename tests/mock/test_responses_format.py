@@ -159,3 +159,22 @@ async def test_every_stream_event_is_numbered_in_order(upstream: Upstream, gatew
     assert all(name == data["type"] for name, data in events)
     for _, data in events:  # validated as the SDK's types define them, not merely constructed
         TypeAdapter(ResponseStreamEvent).validate_python(data)
+
+
+async def test_custom_tool_call(client: AsyncOpenAI) -> None:
+    patch_tool: Any = {"type": "custom", "name": "apply_patch", "description": "Edit files."}
+    response = await client.responses.create(
+        model="gpt-mock",
+        input="*** Begin Patch",
+        tools=[patch_tool],
+        tool_choice={"type": "custom", "name": "apply_patch"},
+    )
+    call = response.output[0]
+    assert call.type == "custom_tool_call" and call.name == "apply_patch" and call.input == "*** Begin Patch"
+    async with client.responses.stream(
+        model="gpt-mock", input="*** End Patch", tools=[patch_tool], tool_choice="required"
+    ) as stream:
+        kinds = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert "response.custom_tool_call_input.done" in kinds
+    assert final.output[0].type == "custom_tool_call" and final.output[0].input == "*** End Patch"

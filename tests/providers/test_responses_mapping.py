@@ -746,10 +746,102 @@ def test_copied_and_decoded_text_deltas_are_the_same_events(text: str) -> None:
 
 def test_text_delta_events_are_written_as_their_struct_encodes() -> None:
     mapper = turn_for(stream=True).stream_mapper()
-    raw = mapper.feed(text_stream("copied", "é \" ✓")) + mapper.finish()
+    raw = mapper.feed(text_stream("copied", 'é " ✓')) + mapper.finish()
     deltas = [f for f in frames(raw) if f.startswith(b"event: response.output_text.delta\n")]
     assert len(deltas) == 2
     for frame in deltas:
         data = frame.split(b"\ndata: ", 1)[1]
         fields = {k: v for k, v in msgspec.json.decode(data).items() if k != "type"}
         assert data == msgspec.json.encode(OutputTextDelta(**fields))
+
+
+# ---- custom tools (free-form input: Codex's apply_patch) ----------------------------------------
+
+PATCH_TOOL = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Edit files.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": "start: PATCH"},
+}
+
+
+def test_a_custom_tool_is_a_function_of_one_string() -> None:
+    chat = chat_of(tools=[PATCH_TOOL], tool_choice={"type": "custom", "name": "apply_patch"})
+    fn = chat["tools"][0]["function"]
+    assert fn["name"] == "apply_patch"
+    assert fn["parameters"] == {
+        "type": "object",
+        "properties": {"input": {"type": "string"}},
+        "required": ["input"],
+        "additionalProperties": False,
+    }
+    assert fn["description"].startswith("Edit files.") and "lark grammar:\nstart: PATCH" in fn["description"]
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "apply_patch"}}
+
+
+def test_custom_tool_calls_and_outputs_go_back_as_tool_calls() -> None:
+    chat = chat_of(
+        tools=[PATCH_TOOL],
+        input=[
+            {"role": "user", "content": "fix it"},
+            {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+            {"type": "custom_tool_call_output", "call_id": "c1", "output": "Done!"},
+        ],
+    )
+    assert chat["messages"][1:] == [
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "apply_patch", "arguments": '{"input":"*** Begin Patch"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "Done!"},
+    ]
+
+
+def test_a_custom_tool_call_answer_is_a_custom_tool_call_item() -> None:
+    calls = [
+        {
+            "id": "call_p",
+            "type": "function",
+            "function": {"name": "apply_patch", "arguments": '{"input": "*** Begin Patch\\n*** End Patch"}'},
+        }
+    ]
+    response = parsed(
+        turn_for(tools=[PATCH_TOOL]).answer(chat_answer({"content": None, "tool_calls": calls}))
+    )
+    call = response.output[0]
+    assert call.type == "custom_tool_call"
+    assert (call.call_id, call.name, call.input) == (
+        "call_p",
+        "apply_patch",
+        "*** Begin Patch\n*** End Patch",
+    )
+    assert call.id is not None and call.id.startswith("ctc_")
+
+
+def test_a_custom_tool_call_streams_its_input_whole() -> None:
+    writer = ChunkWriter("chatcmpl-9", "m", include_usage=True)
+    sse = (
+        writer.role()
+        + writer.tool_call_start(0, "call_p", "apply_patch")
+        + writer.tool_call_arguments(0, '{"input": "*** Begin')
+        + writer.tool_call_arguments(0, ' Patch"}')
+        + writer.finish("tool_calls", usage())
+    )
+    events = run(turn_for(stream=True, tools=[PATCH_TOOL]), sse)
+    assert [e["type"] for e in events[2:]] == [
+        "response.output_item.added",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[2]["item"]["type"] == "custom_tool_call" and events[2]["item"]["input"] == ""
+    assert events[3]["delta"] == events[4]["input"] == "*** Begin Patch"
+    final = Response.model_validate(events[-1]["response"])
+    assert final.output[0].type == "custom_tool_call" and final.output[0].input == "*** Begin Patch"
