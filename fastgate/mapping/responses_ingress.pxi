@@ -51,6 +51,7 @@ from fastgate.schema.responses import (
     InputMessageItem as _RsInputMessageItem,
     InputText as _RsInputText,
     InputTokensDetails as _RsInputTokensDetails,
+    NULL as _RS_NULL,
     OutputItemAdded as _RsItemAdded,
     OutputItemDone as _RsItemDone,
     OutputMessage as _RsOutputMessage,
@@ -84,13 +85,9 @@ from fastgate.schema.responses import (
 cdef object _rs_items_decoder = _msgspec.json.Decoder(list[_RsInputItem])
 cdef object _rs_answer_decode = _msgspec.json.Decoder(_RsAnswerView).decode
 cdef object _RsRaw = _msgspec.Raw
-cdef object _RS_NULL = _msgspec.Raw(b"null")
-cdef object _RS_EMPTY_LIST = _msgspec.Raw(b"[]")
 cdef object _RS_STREAM_USAGE = _RsStreamOptions(include_usage=True)
 cdef object _RS_TEXT_FORMAT = _RsTextFormat("text")
 cdef object _RS_EMPTY_SUMMARY = _RsSummaryText("")
-cdef bytes _RS_EVENT = b"event: "
-cdef bytes _RS_DATA = b"\ndata: "
 cdef tuple _RS_TOOL_CHOICES = ("auto", "none", "required")
 # A custom tool (free-form input) as a function: its input is the one string parameter ``input``.
 cdef object _RS_CUSTOM_PARAMETERS = _msgspec.Raw(
@@ -201,6 +198,7 @@ cdef class _RsTurns:
     cdef _add(self, object message):
         self.messages.append(message)
         self._assistant = None
+        self._thinking = None  # thinking goes back only with the assistant turn right after it
 
     cdef _assistant_message(self, object content, str text):
         message = _rs_message("assistant", content)
@@ -403,10 +401,10 @@ def responses_to_chat(object req, bytes history=None):
         items = []
     else:
         items = req.input
+    if not items and history is None:
+        raise _rs_bad("input is empty: send a string or at least one item", "input")
     for i, item in enumerate(items):
         turns.add(item, i)
-    if not turns.messages:
-        raise _rs_bad("input is empty: send a string or at least one item", "input")
     stream = bool(req.stream)
     chat = _RsChatRequest(messages=turns.messages, model=req.model, stream=stream,
                           max_tokens=req.max_output_tokens, temperature=req.temperature,

@@ -175,6 +175,17 @@ def test_reasoning_goes_back_only_with_what_signed_it() -> None:
     assert chat["messages"][3]["tool_calls"][0]["id"] == "c"
 
 
+def test_reasoning_not_followed_by_its_answer_is_not_sent() -> None:
+    chat = chat_of(
+        input=[
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "SIGNED"},
+            {"role": "user", "content": "a new question"},
+            {"type": "message", "role": "assistant", "content": "a"},
+        ]
+    )
+    assert "content_blocks" not in chat["messages"][1]
+
+
 def test_tools_flat_to_nested_with_their_type() -> None:
     chat = chat_of(
         tools=[
@@ -276,6 +287,7 @@ def test_sampling_limits_and_the_rest() -> None:
         ),
         ({"input": [{"type": "function_call", "name": "f"}]}, "input[0]"),
         ({"input": []}, "input"),
+        ({"input": [], "instructions": "rules alone"}, "input"),
         ({"tools": [{"type": "function", "name": "f"}], "tool_choice": "sometimes"}, "tool_choice"),
         (
             {"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "file_search"}},
