@@ -73,4 +73,4 @@ class RedisResponseStore:
 
 
 def _key(response_id: str) -> str:
-    return f"{PREFIX}response:{response_id}"
+    return f"{PREFIX}responses:{response_id}"

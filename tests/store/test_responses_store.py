@@ -65,7 +65,7 @@ async def test_redis_keys_carry_the_ttl(redis_server: RedisProcess) -> None:
     try:
         response_id, record = answered("ttl")
         await RedisResponseStore(redis, ttl=120).put(response_id, record)
-        ttl = await redis.execute("TTL", f"fastgate:response:{response_id}")
+        ttl = await redis.execute("TTL", f"fastgate:responses:{response_id}")
         assert 0 < ttl <= 120
     finally:
         await redis.close()
