@@ -27,13 +27,20 @@ import pytest
 
 from bench.conftest import best_time, interleaved_ratio, require_measured
 from fastgate._transforms import best_match
-from fastgate.gateway.access import Access, Grant
+from fastgate.gateway.options import RequestOptions
+from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
+from fastgate.gateway.stages.cache import CacheStage
+from fastgate.gateway.stages.keys import KeysStage
+from fastgate.gateway.stages.limits import LimitsStage
 from fastgate.keys.models import GatewayKey, Limits
 from fastgate.limits.guard import Guard
 from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.registry import get_provider
+from fastgate.routing.breaker import Identity
 from fastgate.routing.config import CacheSettings
+from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import RequestView
+from fastgate.server.messages import Request
 from fastgate.store.base import LimitRule
 from fastgate.store.memory import MemoryStore
 from fastgate.store.redis import RedisStore
@@ -61,36 +68,54 @@ def _call() -> Call:
     return Call(endpoint=Endpoint.CHAT, target=target, body=BODY, view=RequestView(model="gpt-4o-mini"))
 
 
-def _hit(access: Access, grant: Grant | None, cache: CacheSettings | None) -> Any:
+def _pipeline(guard: Guard) -> tuple[Pipeline, CacheStage]:
+    keys = KeysStage(None)
+    cache = CacheStage(guard, None, lambda target: keys.resolved(target)[0])
+    return Pipeline([keys, LimitsStage(guard), cache]), cache
+
+
+def _hit(pipeline: Pipeline, key: GatewayKey | None, cache: CacheSettings | None) -> Any:
+    """From the routed target to the cached answer (or None): the stages' work before a call."""
     call = _call()
-    provider = get_provider(call.target.provider)
-    target, vk_rule = access.target(call.target, grant, call.view.model)
-    call.target = target
-    if grant is not None:
-        grant.counted = False
-    admission = access.plan(call, grant, vk_rule, cache, force_refresh=False, stream=False)
-    return run_now(access.admit(provider, call, grant, admission, None))
+    ex = Exchange(
+        request=REQUEST, endpoint=Endpoint.CHAT, headers={}, body=BODY, opts=OPTIONS, view=call.view
+    )
+    ex.key = key
+    pipeline.arrive(ex)
+    leaf = Leaf(call.target, None, cache, IDENTITY)
+    stages = ex.stages + pipeline.for_leaf(leaf)
+    if not stages:
+        return None
+    at = Attempt(leaf=leaf, call=call)
+    pipeline.engage(ex, at, stages)
+    at.provider = get_provider(call.target.provider)
+    return run_now(pipeline.before(ex, at))
+
+
+REQUEST = Request(None, "POST", "/v1/chat/completions", {}, BODY, True)  # type: ignore[arg-type]
+OPTIONS = RequestOptions(trace_id="bench", plan=None)
+IDENTITY = Identity("openai", "", "")
 
 
 def test_cache_hit_added_work(measure: Any) -> None:
-    access = Access(None, Guard(MemoryStore()))
+    guard = Guard(MemoryStore())
+    pipeline, stage = _pipeline(guard)
     key = GatewayKey(id="bench", limits=Limits(rpm=10**9, tpm=10**9))
-    grant = Grant(key, None)
-    first = _hit(access, grant, CACHE)
-    assert first is None
-    admission = access.plan(_call(), grant, None, CACHE, force_refresh=False, stream=False)
-    assert admission.cache_key is not None
-    access.guard.store.cache.put(admission.cache_key, b'J{"id":"x"}', 3600, time.time())  # type: ignore[union-attr]
-    outcome = measure(_hit, access, grant, CACHE)
+    assert _hit(pipeline, key, CACHE) is None
+    ex = Exchange(request=REQUEST, endpoint=Endpoint.CHAT, headers={}, body=BODY, opts=OPTIONS, key=key)
+    at = Attempt(leaf=Leaf(_call().target, None, CACHE, IDENTITY), call=_call(), notes={})
+    assert stage.engage(ex, at) and at.lookup is not None
+    guard.store.cache.put(at.lookup, b'J{"id":"x"}', 3600, time.time())  # type: ignore[attr-defined]
+    outcome = measure(_hit, pipeline, key, CACHE)
     assert outcome is not None
     assert outcome.body == b'{"id":"x"}'
-    assert best_time(lambda: _hit(access, grant, CACHE)) < 100e-6
+    assert best_time(lambda: _hit(pipeline, key, CACHE)) < 100e-6
 
 
 def test_nothing_configured_added_work(measure: Any) -> None:
-    access = Access(None, Guard(MemoryStore()))
-    assert measure(_hit, access, None, None) is None
-    assert best_time(lambda: _hit(access, None, None)) < 5e-6
+    pipeline, _ = _pipeline(Guard(MemoryStore()))
+    assert measure(_hit, pipeline, None, None) is None
+    assert best_time(lambda: _hit(pipeline, None, None)) < 5e-6
 
 
 RULES = [

@@ -14,7 +14,11 @@ import time
 from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.options import OptionsReader
+from fastgate.gateway.pipeline import Pipeline
 from fastgate.gateway.shared import SharedState
+from fastgate.gateway.stages.cache import CacheStage
+from fastgate.gateway.stages.keys import KeysStage
+from fastgate.gateway.stages.limits import LimitsStage
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.server.busy_poll import BusyPoll
@@ -38,7 +42,7 @@ class App:
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
         self.shared = SharedState(settings, server.prices, policy, server.semantic)
-        gateway.access = self.shared.access
+        gateway.pipeline = self._pipeline()
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
         self.shared.add_routes(r)
@@ -52,10 +56,17 @@ class App:
         r.add("GET", "/health", handlers.health)
         r.add("GET", "/metrics", gateway.metrics)
 
+    def _pipeline(self) -> Pipeline:
+        """The stages, in the order they run around the upstream call."""
+        shared = self.shared
+        keys = KeysStage(shared.registry)
+        self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
+        return Pipeline([keys, LimitsStage(shared.guard), self.cache])
+
     async def startup(self) -> None:
         await self.shared.start()
         s = self.settings
-        self.gateway.pool = UpstreamPool(
+        self.gateway.pool = self.cache.pool = UpstreamPool(
             CachingResolver(self.policy),
             s.connect_timeout,
             s.read_timeout,

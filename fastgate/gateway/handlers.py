@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
-from fastgate.gateway.access import NOTHING, Access, Grant
 from fastgate.gateway.options import OptionsReader, RequestOptions
+from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
 from fastgate.gateway.relay import Outcome, attempt
 from fastgate.gateway.streaming import UPSTREAM_FAILURES, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
@@ -31,7 +31,7 @@ _JSON_TYPES = ("", "application/json")
 
 
 class Gateway:
-    """Holds what every request shares: settings, the options reader and the upstream pool."""
+    """Holds what every request shares: settings, the options reader, the stages, the upstream pool."""
 
     def __init__(self, settings: Settings, reader: OptionsReader) -> None:
         self.settings = settings
@@ -45,8 +45,8 @@ class Gateway:
             retry_after_budget_ms=settings.retry_after_budget_ms,
         )
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
-        #: Keys, limits and the response cache (replaced by make_app with the server's own).
-        self.access = Access(None, None)
+        #: The stages around the upstream call (replaced by make_app with the server's own).
+        self.pipeline = Pipeline(())
 
     def endpoint(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response | None]]:
         """The handler of an inference route (no coroutine layer of its own)."""
@@ -56,13 +56,11 @@ class Gateway:
     # it: a coroutine of their own would cost its set-up, and every resume would walk it again.
 
     def models(self, request: Request) -> Awaitable[Response | None]:
-        grant = self.access.authorize(request.headers)
-        opts = self.reader.read(request.headers)
+        ex = Exchange(request=request, endpoint=Endpoint.MODELS, headers=request.headers, view=_EMPTY_VIEW)
+        self.pipeline.arrive(ex)
+        ex.opts = opts = self.reader.read(request.headers)
         plan = opts.plan or self.reader.plan_for_model(None)
-        query = request.query  # still percent-encoded, as in proxy()
-        return self._route(
-            request, opts, plan, Endpoint.MODELS, b"", _EMPTY_VIEW, stream=False, query=query, grant=grant
-        )
+        return self._route(ex, plan, query=request.query)  # still percent-encoded, as in proxy()
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus text: the circuit state of every upstream target that has failed."""
@@ -75,26 +73,23 @@ class Gateway:
 
     def proxy(self, request: Request) -> Awaitable[Response | None]:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
-        body = request.body
-        grant = self.access.authorize(request.headers)
-        opts = self.reader.read(request.headers)
+        ex = Exchange(
+            request=request,
+            endpoint=Endpoint.PROXY,
+            headers=request.headers,
+            body=request.body,
+            view=_EMPTY_VIEW,
+            stream=True,
+        )
+        self.pipeline.arrive(ex)
+        ex.opts = opts = self.reader.read(request.headers)
         path = request.match_info["tail"]  # decoded: judged as the upstream will read it
         if ".." in path.split("/") or "\\" in path:
             raise bad_request("Invalid path", code="invalid_path")
         # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
         # request line and %252e%252e would reach the upstream as "..".
-        return self._route(
-            request,
-            opts,
-            opts.plan or self.reader.plan_for_model(None),
-            Endpoint.PROXY,
-            body,
-            _EMPTY_VIEW,
-            stream=True,
-            path=request.path[len("/v1") :],
-            query=request.query,
-            grant=grant,
-        )
+        plan = opts.plan or self.reader.plan_for_model(None)
+        return self._route(ex, plan, path=request.path[len("/v1") :], query=request.query)
 
     def _infer(self, endpoint: Endpoint, request: Request) -> Awaitable[Response | None]:
         body = request.body
@@ -102,8 +97,11 @@ class Gateway:
             raise GatewayError(
                 415, f"Unsupported content type {request.content_type!r}: send application/json"
             )
-        grant = self.access.authorize(request.headers)
-        opts = self.reader.read(request.headers)
+        ex = Exchange(
+            request=request, endpoint=endpoint, headers=request.headers, body=body, view=_EMPTY_VIEW
+        )
+        self.pipeline.arrive(ex)
+        ex.opts = opts = self.reader.read(request.headers)
         if not body:
             raise bad_request("Request body is empty: send a JSON object")
         plan = opts.plan
@@ -129,112 +127,113 @@ class Gateway:
         check_duplicate_keys(body)
         if plan is None:
             plan = self.reader.plan_for_model(view.model)
-        return self._route(
-            request, opts, plan, endpoint, body, view, stream=bool(view.stream), params=params, grant=grant
-        )
+        ex.view, ex.stream, ex.params = view, bool(view.stream), params
+        return self._route(ex, plan)
 
     async def _route(
-        self,
-        request: Request,
-        opts: RequestOptions,
-        plan: RoutePlan,
-        endpoint: Endpoint,
-        body: bytes,
-        view: RequestView | RawContentChatRequest,
-        *,
-        stream: bool,
-        path: str = "",
-        query: str = "",
-        params: dict[str, Any] | None = None,
-        grant: Grant | None = None,
+        self, ex: Exchange, plan: RoutePlan, *, path: str = "", query: str = ""
     ) -> Response | None:
-        """Walk the plan: each leaf tried (with its retries) until the plan is satisfied; then
-        answer with the outcome that satisfied it."""
-        root = plan.root
-        walker: Generator[Leaf, tuple[int, bool], None] | None = None
-        if isinstance(root, Leaf):
-            # One target (most requests): tried whatever its circuit says (a walk would too, as
-            # its only choice), so no walk at all.
-            leaf = root.overridden(opts.overrides) if opts.overrides else root
-        else:
-            doc: dict[str, Any] = {}
-            if plan.roots:
-                doc = {"metadata": opts.metadata, "params": params or {}, "url": {"pathname": request.path}}
-            walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
-            leaf = next(walker)
-        access, pool = self.access, self.pool
-        assert pool is not None
-        headers = request.headers if grant is None else access.client_headers(request.headers, grant)
-        while True:
-            target = leaf.target
-            vk_rule = None
-            # No gateway key, virtual key or cache: Access.target, plan and settle would each hand
-            # back what they were given, so they are not called (most requests).
-            plain = grant is None and leaf.cache is None and not target.virtual_key
-            if not plain:
-                target, vk_rule = access.target(target, grant, view.model)
-            provider = get_provider(target.provider)
-            if endpoint not in provider.endpoints:
-                raise provider.unsupported(endpoint)
-            call = Call(
-                endpoint=endpoint,
-                target=target,
-                body=body,
-                view=view,
-                method=request.method,
-                path=path,
-                query=query,
-                headers=headers,
-            )
-            admission, early = NOTHING, None
-            if not plain:
-                admission = access.plan(
-                    call,
-                    grant,
-                    vk_rule,
-                    leaf.cache,
-                    force_refresh=opts.cache_force_refresh,
-                    stream=stream,
-                    params=params,
-                )
-                if admission is not NOTHING:
-                    early = await access.admit(provider, call, grant, admission, pool)
-                if early is not None and early.reached:
-                    outcome = early  # a cached answer
-                    break
-            if early is None:
-                outcome = await attempt(pool, provider, call, stream, self.breaker, leaf.identity)
-                if leaf.retry is not None:
-                    outcome = await self._retried(leaf, provider, call, stream, outcome)
+        """Walk the plan: each leaf tried (with its retries and stages) until the plan is
+        satisfied; then answer with the outcome that satisfied it."""
+        pipeline = self.pipeline
+        try:
+            root = plan.root
+            walker: Generator[Leaf, tuple[int, bool], None] | None = None
+            opts = ex.opts
+            if isinstance(root, Leaf):
+                # One target (most requests): tried whatever its circuit says (a walk would too,
+                # as its only choice), so no walk at all.
+                leaf = root.overridden(opts.overrides) if opts.overrides else root
             else:
-                outcome = early  # unreached: this target's virtual key is over its limit
-            if not plain:
-                access.settle(outcome, admission)
-            if walker is None:
-                break
-            try:
-                leaf = walker.send((outcome.status, outcome.reached))
-            except StopIteration:
-                break
-            except BaseException:  # a conditional further down found no target: free this answer
+                doc: dict[str, Any] = {}
+                if plan.roots:
+                    url = {"pathname": ex.request.path}
+                    doc = {"metadata": opts.metadata, "params": ex.params or {}, "url": url}
+                walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
+                leaf = next(walker)
+            pool = self.pool
+            assert pool is not None
+            request = ex.request
+            while True:
+                call = Call(
+                    endpoint=ex.endpoint,
+                    target=leaf.target,
+                    body=ex.body,
+                    view=ex.view,
+                    method=request.method,
+                    path=path,
+                    query=query,
+                    headers=ex.headers,
+                )
+                leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
+                at = None
+                if ex.stages or leaf_stages:
+                    at = Attempt(leaf=leaf, call=call)
+                    pipeline.engage(ex, at, ex.stages + leaf_stages)
+                    if not at.stages:
+                        at = None
+                provider = get_provider(call.target.provider)
+                if ex.endpoint not in provider.endpoints:
+                    raise provider.unsupported(ex.endpoint)
+                if at is None:
+                    outcome = await attempt(pool, provider, call, ex.stream, self.breaker, leaf.identity)
+                    if leaf.retry is not None:
+                        outcome = await self._retried(ex, None, leaf, provider, outcome)
+                else:
+                    at.provider = provider
+                    outcome = await self._staged(ex, at, leaf)
+                if walker is None:
+                    break
+                try:
+                    leaf = walker.send((outcome.status, outcome.reached))
+                except StopIteration:
+                    break
+                except BaseException:  # a conditional further down found no target: free this answer
+                    outcome.release()
+                    raise
                 outcome.release()
-                raise
-            outcome.release()
-        headers = _answer_headers(opts, outcome)
-        if outcome.mapper is not None:
-            await write_stream(request, outcome, headers)
-            return None
-        if outcome.upstream is not None:
-            await _pipe_raw(request, outcome, headers)
-            return None
-        return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
+            if at is not None and outcome.mapper is not None:
+                pipeline.watch(ex, at, outcome)
+            ex.outcome = outcome
+            headers = _answer_headers(opts, outcome)
+            if outcome.mapper is not None:
+                await write_stream(request, outcome, headers)
+                return None
+            if outcome.upstream is not None:
+                await _pipe_raw(request, outcome, headers)
+                return None
+            return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
+        except BaseException as exc:
+            ex.error = exc
+            raise
+        finally:
+            if pipeline.ending:
+                pipeline.end(ex)
+            # Not kept: the error's traceback holds this frame, and so the exchange (a cycle
+            # only a full collection would free).
+            ex.error = None
+
+    async def _staged(self, ex: Exchange, at: Attempt, leaf: Leaf) -> Outcome:
+        """An attempt with stages engaged: theirs before, the upstream's answer (or theirs), and
+        theirs after on each answer, retries included."""
+        pipeline = self.pipeline
+        outcome = await pipeline.before(ex, at)
+        if outcome is None:
+            assert self.pool is not None
+            outcome = await attempt(self.pool, at.provider, at.call, ex.stream, self.breaker, leaf.identity)
+            outcome = await pipeline.after(ex, at, outcome)
+            if leaf.retry is not None:
+                outcome = await self._retried(ex, at, leaf, at.provider, outcome)
+            return outcome
+        return await pipeline.after(ex, at, outcome)
 
     async def _retried(
-        self, leaf: Leaf, provider: Provider, call: Call, stream: bool, outcome: Outcome
+        self, ex: Exchange, at: Attempt | None, leaf: Leaf, provider: Provider, outcome: Outcome
     ) -> Outcome:
-        """A leaf with retry settings: more attempts while they allow, with backoff between them.
-        (Without settings there is nothing to decide: most requests never come here.)"""
+        """A leaf with retry settings: more attempts while they allow, with backoff between them
+        (without settings there is nothing to decide: most requests never come here)."""
         assert leaf.retry is not None and self.pool is not None
+        call = outcome.call
         policy = self.retry_policy
         retries = 0
         waited_ms = 0.0
@@ -249,7 +248,9 @@ class Gateway:
             waited_ms += decision.delay_ms
             await asyncio.sleep(decision.delay_ms / 1000)
             retries += 1
-            outcome = await attempt(self.pool, provider, call, stream, self.breaker, leaf.identity)
+            outcome = await attempt(self.pool, provider, call, ex.stream, self.breaker, leaf.identity)
+            if at is not None:
+                outcome = await self.pipeline.after(ex, at, outcome)
 
 
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:

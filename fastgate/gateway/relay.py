@@ -36,11 +36,14 @@ DROPPED_HEADERS = HOP_BY_HOP | {
 
 
 class StreamWatcher(Protocol):
+    """Sees a stream on its way to the client (``pipeline.Stage.watch``); watchers are chained,
+    each fed what the one before it let through."""
+
     def feed(self, out: bytes) -> bytes:
-        """The OpenAI SSE to write instead of ``out`` (a watcher may drop what it added)."""
+        """What to write instead of ``out`` (a watcher may drop what it added, or translate)."""
         ...
 
-    def end(self) -> bytes:
+    async def end(self) -> bytes:
         """The stream finished cleanly; anything left to write."""
         ...
 
@@ -65,10 +68,12 @@ class Outcome(msgspec.Struct, kw_only=True):
     #: False when no answer came from the upstream (no connection, timed out, or a stream that
     #: ended before its first byte): a fallback moves on whatever its status codes say.
     reached: bool = True
+    #: An answer from the response cache (no upstream was called).
+    from_cache: bool = False
     #: The upstream response behind ``events`` once its first chunk was read ahead.
     held: UpstreamResponse | None = None
-    #: Sees a 2xx stream's output on its way to the client (usage for limits, the cache).
-    watcher: StreamWatcher | None = None
+    #: See a stream's output on its way to the client, in stage order (``pipeline.Stage.watch``).
+    watchers: tuple[StreamWatcher, ...] = ()
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 from fastgate.cache.semantic import SemanticSettings
-from fastgate.gateway.access import Access
 from fastgate.gateway.admin import AdminAPI
 from fastgate.gateway.semantic import SemanticCache
 from fastgate.keys.registry import KeyRegistry
@@ -49,7 +48,7 @@ class SharedState:
         sealer = Sealer(settings.secret_key) if settings.secret_key else None
         self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
         self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
-        self.access = Access(self.registry, self.guard, SemanticCache(semantic) if semantic else None)
+        self.semantic = SemanticCache(semantic) if semantic else None
         self.admin = (
             AdminAPI(self.registry, store, settings.admin_token, policy)
             if self.registry is not None and settings.admin_token

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastgate.errors import error_body
-from fastgate.gateway.relay import Outcome
+from fastgate.gateway.relay import Outcome, StreamWatcher
 from fastgate.server.messages import Request
 
 _DONE = b"data: [DONE]\n\n"
@@ -33,7 +33,7 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
         source = outcome.events
     headers["Cache-Control"] = "no-cache"
     headers["X-Accel-Buffering"] = "no"
-    watcher = outcome.watcher
+    watchers = outcome.watchers
     started = False
     chunk = outcome.first  # already read ahead: no wait (and no iterator layer) for it
     try:
@@ -47,16 +47,18 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
                 chunk = b""
             except StopAsyncIteration:
                 out = mapper.finish()
-                if watcher is not None:
-                    out = watcher.feed(out)
+                if watchers:
+                    out = _watched(watchers, out)
                 break
             except UPSTREAM_FAILURES as exc:
                 name = outcome.provider.name
                 out = error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
+                if watchers:  # an ingress format's watcher words the error its own way
+                    out = _watched(watchers, out)
                 clean = False
                 break
-            if watcher is not None:
-                out = watcher.feed(out)
+            if watchers:
+                out = _watched(watchers, out)
             if mapper.done:
                 break
             if not started:
@@ -64,11 +66,25 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
                 started = True
             elif out:
                 await request.send(out)
-        if watcher is not None and clean:
-            out += watcher.end()
+        if watchers and clean:
+            out += await _ended(watchers)
         if started:
             request.end_stream(out)
         else:  # the whole stream came in one read: one write
             await request.start_stream(outcome.status, headers, "text/event-stream", out, end=True)
     finally:
         outcome.release()
+
+
+def _watched(watchers: tuple[StreamWatcher, ...], out: bytes) -> bytes:
+    for watcher in watchers:
+        out = watcher.feed(out)
+    return out
+
+
+async def _ended(watchers: tuple[StreamWatcher, ...]) -> bytes:
+    """The watchers' last words, each passed through the watchers after it."""
+    tail = b""
+    for watcher in watchers:
+        tail = (watcher.feed(tail) if tail else b"") + await watcher.end()
+    return tail

@@ -79,7 +79,7 @@ _MAX_VARIANTS = 64
 class Leaf:
     """A target to try, with the settings its retry loop and circuit breaker need."""
 
-    __slots__ = ("_variants", "cache", "identity", "retry", "target")
+    __slots__ = ("_variants", "cache", "identity", "retry", "stages", "target")
 
     def __init__(
         self, target: Target, retry: RetrySettings | None, cache: CacheSettings | None, identity: Identity
@@ -88,6 +88,9 @@ class Leaf:
         self.retry = retry
         self.cache = cache
         self.identity = identity
+        #: The gateway's stages that may act on every attempt at this leaf: the gateway finds
+        #: them once per leaf and keeps them here (routing does not know what they are).
+        self.stages: tuple[Any, ...] | None = None
         #: This leaf with the header values clients send, built once each (a client sends the
         #: same custom host on every request).
         self._variants: dict[tuple[tuple[str, Any], ...], Leaf] = {}

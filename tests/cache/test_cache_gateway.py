@@ -30,7 +30,7 @@ def cached_config(
 
 async def settle(gateway: Gateway) -> None:
     """Answers are stored in the background: wait for it before asking another gateway."""
-    await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
+    await gateway.app.shared.guard.drain()
 
 
 async def ask(gateway: Gateway, config: str, body: Any = CHAT, **headers: str) -> tuple[str, bytes]:

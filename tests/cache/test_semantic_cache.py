@@ -82,7 +82,7 @@ async def ask(gateway: Gateway, config: str, text: str, **extra: Any) -> tuple[s
     resp = await gateway.post("/v1/chat/completions", body, {"x-portkey-config": config})
     assert resp.status == 200, await resp.text()
     data = await resp.json() if not extra.get("stream") else await resp.text()
-    await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
+    await gateway.app.shared.guard.drain()
     return resp.headers["x-portkey-cache-status"], data
 
 

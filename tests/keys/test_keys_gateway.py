@@ -277,7 +277,7 @@ async def test_keys_in_redis_are_shared_by_two_gateways(
     second = await make_gateway(redis_url=redis_server.url)
     vk = await Admin(first).add_virtual_key(provider="openai", secret="sk-shared", custom_host=upstream.url)
     key = await Admin(first).add_key(name="shared")
-    registry = second.app.gateway.access.registry
+    registry = second.app.shared.registry
     assert registry is not None
     await registry.refresh()  # the background refresh runs each second; no need to wait for it
     headers = {"x-portkey-api-key": key["key"], "x-portkey-virtual-key": vk["slug"]}
@@ -291,7 +291,7 @@ async def test_records_lost_with_redis_keep_the_gateway_closed(
 ) -> None:
     gateway = await make_gateway(redis_url=redis_server.url, admin_token=ADMIN)
     key = await Admin(gateway).add_key(name="k")
-    registry = gateway.app.gateway.access.registry
+    registry = gateway.app.shared.registry
     assert registry is not None
     redis_server.stop()
     redis_server.start()  # no persistence: every record is gone
@@ -381,7 +381,7 @@ async def test_keys_added_by_the_cli_reach_a_running_server(
     assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 200
     assert await asyncio.to_thread(main, ["keys", "add", "--data-dir", data, "--name", "cli"]) == 0
     key = json.loads(capsys.readouterr().out)["key"]
-    registry = gateway.app.gateway.access.registry
+    registry = gateway.app.shared.registry
     assert registry is not None
     await registry.refresh()  # what the background refresh does each second
     assert (await gateway.post("/v1/chat/completions", CHAT, openai_headers(upstream))).status == 401

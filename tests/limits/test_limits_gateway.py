@@ -25,7 +25,7 @@ async def add(gateway: Gateway, path: str, **spec: Any) -> dict[str, Any]:
 
 
 async def settle(gateway: Gateway) -> None:
-    await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
+    await gateway.app.shared.guard.drain()
 
 
 @pytest.fixture

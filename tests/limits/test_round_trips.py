@@ -31,7 +31,7 @@ class Trips:
         self.log.clear()
         resp = await gateway.post("/v1/chat/completions", CHAT, headers)
         assert resp.status == 200, await resp.text()
-        await gateway.app.gateway.access.guard.drain()  # type: ignore[union-attr]
+        await gateway.app.shared.guard.drain()
         return list(self.log)
 
 

@@ -1,0 +1,189 @@
+"""The stages around the upstream call: the per-request concerns as an ordered list of objects.
+
+A request arrives, its options and body are read, then its routing plan is walked target by
+target; around each attempt the stages run in order (keys → limits → cache → guardrails → ...),
+and once the answer is written every stage that asked is told how it ended. A stage is an object
+with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
+
+What a request pays for stages it does not need is the point of the design. A stage engages for
+an attempt when it said so for the whole request (:meth:`Stage.arrive`, e.g. a gateway key with
+limits) or for the target (:meth:`Stage.wants`, asked once per routing leaf and kept on it, e.g. a
+leaf with a cache setting); only engaged stages see the attempt's hooks. A plain request, no key,
+no cache, no hook, engages none: an empty tuple, and no stage is called past ``arrive``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from fastgate.gateway.relay import Outcome, StreamWatcher
+from fastgate.providers.base import Call, Endpoint, Provider
+from fastgate.routing.plan import Leaf
+from fastgate.schema.openai import RawContentChatRequest, RequestView
+from fastgate.server.messages import Request
+
+if TYPE_CHECKING:
+    from fastgate.gateway.options import RequestOptions
+    from fastgate.keys.models import GatewayKey, VirtualKey
+
+
+class Exchange(msgspec.Struct, kw_only=True):
+    """One request between its arrival and its answer: what every stage reads, and what the
+    stages note for each other (``key``) or for themselves (``notes``, keyed by the stage)."""
+
+    request: Request
+    endpoint: Endpoint
+    #: The request headers a provider may copy upstream (forward headers, the passthrough):
+    #: ``request.headers`` unless a stage took one out.
+    headers: Mapping[str, str]
+    body: bytes = b""
+    stream: bool = False
+    #: Read once the stages have seen the request arrive.
+    opts: RequestOptions = None  # type: ignore[assignment]
+    #: The request as the gateway reads it (the whole of it for a mapped provider), once decoded.
+    view: RequestView | RawContentChatRequest = None  # type: ignore[assignment]
+    #: The whole body decoded, when the plan or a stage needed it (conditions, the cache).
+    params: dict[str, Any] | None = None
+    #: The caller's gateway key (the keys stage), for limits, the cache's tenant and logs.
+    key: GatewayKey | None = None
+    #: Stages engaged for every attempt of this request (their ``arrive`` said so).
+    stages: tuple[Stage, ...] = ()
+    notes: dict[Stage, Any] | None = None
+    #: The answer given (None until then, or when the request failed with ``error``).
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+    def note(self, stage: Stage, value: Any) -> None:
+        if self.notes is None:
+            self.notes = {}
+        self.notes[stage] = value
+
+    def noted(self, stage: Stage, default: Any = None) -> Any:
+        return default if self.notes is None else self.notes.get(stage, default)
+
+
+class Attempt(msgspec.Struct, kw_only=True):
+    """One target tried for an exchange: the call to make, and what the stages found for it."""
+
+    leaf: Leaf
+    call: Call
+    #: The stages engaged for this attempt, in order.
+    stages: tuple[Stage, ...] = ()
+    #: Known once the stages have engaged (a virtual key names its provider).
+    provider: Provider = None  # type: ignore[assignment]
+    #: The target's virtual key, resolved by the keys stage: whose limits apply.
+    virtual_key: VirtualKey | None = None
+    #: The response cache's key for this attempt, if it looks one up. The limits stage takes
+    #: the look-up into its store round trip (``cached``, ``looked_up``): one round trip for both.
+    lookup: str | None = None
+    cached: bytes | None = None
+    looked_up: bool = False
+    #: Each engaged stage's state for this attempt (made when a stage engages).
+    notes: dict[Stage, Any] = None  # type: ignore[assignment]
+
+
+class Stage:
+    """One per-request concern. Override only the hooks the concern needs."""
+
+    def arrive(self, ex: Exchange) -> bool:
+        """The request arrived, nothing of it read yet but its head and body: check who sent it
+        (raise a ``GatewayError`` to refuse it), note what later hooks need. True engages this
+        stage for every attempt of the request."""
+        return False
+
+    def wants(self, leaf: Leaf) -> bool:
+        """Whether this stage may have work on every attempt at this routing leaf (asked once
+        per leaf: it must depend on the leaf alone)."""
+        return False
+
+    def engage(self, ex: Exchange, at: Attempt) -> bool:
+        """A target is about to be tried and the stage engaged for it: whether it has work on
+        this attempt after all. It may change ``at.call`` (a resolved virtual key, a parameter
+        the stage needs) and note its state in ``at.notes``."""
+        return True
+
+    async def before(self, ex: Exchange, at: Attempt) -> Outcome | None:
+        """Before the upstream call: an outcome returned is the attempt's answer instead (a
+        cached answer, a refusal); the later stages' ``before`` are then not called."""
+        return None
+
+    async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
+        """Each answer of the attempt (a JSON answer whole, a stream up to its first event,
+        retries included): inspect, account, or return another outcome in its place."""
+        return outcome
+
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> StreamWatcher | None:
+        """The answer is a stream about to be relayed: a watcher over its events, chained in
+        stage order (each sees what the one before it let through)."""
+        return None
+
+    def end(self, ex: Exchange) -> None:
+        """The answer was written, or the request failed (``ex.error``): the last word."""
+
+
+def _overrides(stage: Stage, hook: str) -> bool:
+    return getattr(type(stage), hook) is not getattr(Stage, hook)
+
+
+class Pipeline:
+    """The server's stages in order, and for each hook the ones that implement it."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+        self.arriving = tuple(s for s in self.stages if _overrides(s, "arrive"))
+        self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
+        self.ending = tuple(s for s in self.stages if _overrides(s, "end"))
+
+    def arrive(self, ex: Exchange) -> None:
+        engaged: tuple[Stage, ...] = ()
+        for stage in self.arriving:
+            if stage.arrive(ex):
+                engaged += (stage,)
+        ex.stages = engaged
+
+    def for_leaf(self, leaf: Leaf) -> tuple[Stage, ...]:
+        """The stages that may act on every attempt at ``leaf``, found once and kept on it."""
+        stages = leaf.stages
+        if stages is None:
+            stages = leaf.stages = tuple(s for s in self.leaf_stages if s.wants(leaf))
+        return stages
+
+    def engage(self, ex: Exchange, at: Attempt, candidates: tuple[Stage, ...]) -> None:
+        """``candidates``: the request's stages and the leaf's (not empty)."""
+        order = self.stages
+        ordered = sorted(set(candidates), key=order.index) if ex.stages and at.leaf.stages else candidates
+        at.notes = {}
+        at.stages = tuple(stage for stage in ordered if stage.engage(ex, at))
+
+    @staticmethod
+    async def before(ex: Exchange, at: Attempt) -> Outcome | None:
+        """The engaged stages' ``before``, in order; an early outcome if one answered in the
+        upstream's place."""
+        for stage in at.stages:
+            early = await stage.before(ex, at)
+            if early is not None:
+                return early
+        return None
+
+    @staticmethod
+    async def after(ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
+        """Each engaged stage's ``after``, in order, on each answer of the attempt (a retry's
+        decision sees what they made of it)."""
+        for stage in at.stages:
+            outcome = await stage.after(ex, at, outcome)
+        return outcome
+
+    @staticmethod
+    def watch(ex: Exchange, at: Attempt, outcome: Outcome) -> None:
+        """The answer is a stream: the engaged stages' watchers over it, in order."""
+        for stage in at.stages:
+            watcher = stage.watch(ex, at, outcome)
+            if watcher is not None:
+                outcome.watchers += (watcher,)
+
+    def end(self, ex: Exchange) -> None:
+        for stage in self.ending:
+            stage.end(ex)

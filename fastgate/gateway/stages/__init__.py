@@ -1,0 +1,1 @@
+"""The stages of the request pipeline (``fastgate/gateway/pipeline.py``), one concern each."""

@@ -1,0 +1,192 @@
+"""The response cache: exact (by a key over everything that decides the answer) or semantic.
+
+The look-up goes with the limits stage's store round trip when that stage runs (the key is put
+on the attempt here, first); a 2xx answer is stored after it was relayed, a stream only when it
+ended cleanly. ``x-portkey-cache-namespace`` partitions the key; ``x-portkey-cache-force-refresh``
+skips the look-up and stores the fresh answer (``REFRESH``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
+from fastgate.cache.keys import cache_key, request_params
+from fastgate.cache.semantic import prompt_and_partition
+from fastgate.gateway.pipeline import Attempt, Exchange, Stage
+from fastgate.gateway.relay import Outcome
+from fastgate.gateway.semantic import SemanticCache
+from fastgate.limits.guard import Guard
+from fastgate.providers.base import Endpoint, Target
+from fastgate.routing.plan import Leaf
+from fastgate.upstream.pool import UpstreamPool
+
+#: Portkey documents no default ``max_age``; a week, as its hosted cache uses.
+DEFAULT_MAX_AGE = 7 * 24 * 3600.0
+CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
+NAMESPACE = "x-portkey-cache-namespace"
+
+
+class _Entry:
+    """One attempt's cache work: its key, status, and the semantic mode's prompt and vector."""
+
+    __slots__ = ("key", "max_age", "partition", "prompt", "semantic", "status", "vector")
+
+    def __init__(self, key: str, max_age: float, status: str) -> None:
+        self.key = key
+        self.max_age = max_age
+        self.status = status
+        self.semantic = False
+        self.prompt = ""
+        self.partition = ""
+        self.vector: bytes | None = None
+
+
+class CacheStage(Stage):
+    def __init__(
+        self, guard: Guard, semantic: SemanticCache | None, resolve: Callable[[Target], Target]
+    ) -> None:
+        self.guard = guard
+        #: Configs asking for ``mode: "semantic"`` without server settings get the exact cache.
+        self.semantic = semantic
+        #: The semantic mode's embedding target with its virtual key resolved.
+        self.resolve = resolve
+        #: For the semantic mode's embedding calls (set when the server starts).
+        self.pool: UpstreamPool | None = None
+
+    def wants(self, leaf: Leaf) -> bool:
+        return leaf.cache is not None
+
+    def engage(self, ex: Exchange, at: Attempt) -> bool:
+        settings = at.leaf.cache
+        call = at.call
+        if settings is None or call.endpoint not in CACHEABLE:
+            return False
+        refresh = ex.opts.cache_force_refresh
+        tenant = ex.key.id if ex.key is not None else ""
+        namespace = ex.request.headers.get(NAMESPACE)
+        if namespace:
+            tenant = f"{tenant}\0{namespace}"
+        params = request_params(call, ex.params)
+        entry = _Entry(
+            cache_key(call, tenant, params),
+            settings.max_age or DEFAULT_MAX_AGE,
+            "REFRESH" if refresh else "MISS",
+        )
+        if settings.mode == "semantic" and self.semantic is not None and call.endpoint in SEMANTIC:
+            prompt, partition = prompt_and_partition(call, tenant, params)
+            if prompt:
+                entry.semantic = True
+                entry.prompt, entry.partition = prompt, partition
+                if not refresh:
+                    entry.status = "SEMANTIC MISS"
+        if not refresh:
+            at.lookup = entry.key
+        at.notes[self] = entry
+        return True
+
+    async def before(self, ex: Exchange, at: Attempt) -> Outcome | None:
+        entry: _Entry = at.notes[self]
+        found = None
+        if at.lookup is not None:
+            found = at.cached if at.looked_up else await self.guard.cached(at.lookup)
+        if not found and entry.semantic:
+            found = await self._similar(entry, lookup=at.lookup is not None)
+        if not found:
+            return None
+        entry.status = "SEMANTIC HIT" if entry.semantic else "HIT"
+        headers = {"x-portkey-cache-status": entry.status}
+        if found[:1] == SSE:
+            return Outcome(
+                status=200,
+                provider=at.provider,
+                call=at.call,
+                headers=headers,
+                events=_replay(found[1:]),
+                mapper=ReplayMapper(),
+                content_type="text/event-stream",
+                from_cache=True,
+            )
+        if found[:1] == JSON:
+            return Outcome(
+                status=200,
+                provider=at.provider,
+                call=at.call,
+                headers=headers,
+                body=found[1:],
+                from_cache=True,
+            )
+        return None
+
+    async def _similar(self, entry: _Entry, *, lookup: bool) -> bytes | None:
+        semantic = self.semantic
+        assert semantic is not None and self.pool is not None
+        target = self.resolve(semantic.settings.target)
+        entry.vector = await semantic.embed(self.pool, target, entry.prompt)
+        if entry.vector is None or not lookup:
+            return None
+        return await semantic.find(self.guard, entry.partition, entry.vector)
+
+    async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
+        entry: _Entry = at.notes[self]
+        outcome.headers["x-portkey-cache-status"] = entry.status
+        if outcome.body is not None and _storable(outcome):
+            self.store(entry, json_entry(outcome.body))
+        return outcome
+
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _Recorder | None:
+        return _Recorder(self, at.notes[self]) if _storable(outcome) else None
+
+    def store(self, entry: _Entry, data: bytes) -> None:
+        guard = self.guard
+        guard.store_answer(entry.key, data, entry.max_age)
+        if entry.vector is not None and self.semantic is not None:
+            limit = self.semantic.settings.max_entries
+            guard.index(entry.partition, entry.key, entry.vector, limit, entry.max_age)
+
+
+def _storable(outcome: Outcome) -> bool:
+    return 200 <= outcome.status < 300 and outcome.reached and not outcome.from_cache
+
+
+class _Recorder:
+    """Records a stream as the client receives it; stored when it ended cleanly."""
+
+    __slots__ = ("entry", "recorder", "stage")
+
+    def __init__(self, stage: CacheStage, entry: _Entry) -> None:
+        self.stage = stage
+        self.entry = entry
+        self.recorder = StreamRecorder()
+
+    def feed(self, out: bytes) -> bytes:
+        if out:
+            self.recorder.add(out)
+        return out
+
+    async def end(self) -> bytes:
+        data = self.recorder.entry()
+        if data is not None:
+            self.stage.store(self.entry, data)
+        return b""
+
+
+async def _replay(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class ReplayMapper:
+    """A cached stream is already OpenAI SSE ending in ``[DONE]``: written as it is."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.done = True
+        return chunk
+
+    def finish(self) -> bytes:
+        return b""

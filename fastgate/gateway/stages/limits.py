@@ -1,0 +1,156 @@
+"""Rate limits and budgets of gateway keys and virtual keys: counted before the call, charged after.
+
+A request is counted (``rpm``) in the same store round trip as its cache look-up (the cache
+stage puts its key on the attempt first); the tokens its answer reports are charged afterwards,
+off the client's path: from a JSON body at once, from a stream as it ends. A fallback's second
+target is not a new request for the gateway key: counted once, charged for what answered.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from fastgate.gateway.pipeline import Attempt, Exchange, Stage
+from fastgate.gateway.relay import Outcome
+from fastgate.limits.guard import Guard, LimitReached
+from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
+from fastgate.providers.base import Endpoint
+from fastgate.routing.plan import Leaf
+from fastgate.schema.openai import StreamOptions
+from fastgate.store.base import LimitRule
+
+VIRTUAL_KEY_SCOPE = "virtual_key:"
+_INCLUDE_USAGE = StreamOptions(include_usage=True)
+
+
+class _Charge:
+    """The limits of one attempt: ``rules`` checked and counted before the call, ``charged``
+    with the answer's usage (the gateway key's rule too once an earlier target counted it)."""
+
+    __slots__ = ("charged", "rules", "strip_usage", "tokens")
+
+    def __init__(self, rules: list[LimitRule], charged: list[LimitRule]) -> None:
+        self.rules = rules
+        self.charged = charged
+        self.tokens = any(r.counts_tokens for r in charged)
+        #: The client did not ask for stream usage; the gateway did, and strips it again.
+        self.strip_usage = False
+
+
+class _KeyLimits:
+    """The gateway key's rule, and whether an earlier target of the request counted it."""
+
+    __slots__ = ("counted", "rule")
+
+    def __init__(self, rule: LimitRule) -> None:
+        self.rule = rule
+        self.counted = False
+
+
+class LimitsStage(Stage):
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    def arrive(self, ex: Exchange) -> bool:
+        key = ex.key  # the keys stage, before this one, authenticated it
+        rule = key.limits.rule(f"key:{key.id}") if key is not None else None
+        if rule is None:
+            return False
+        ex.note(self, _KeyLimits(rule))
+        return True
+
+    def wants(self, leaf: Leaf) -> bool:
+        return bool(leaf.target.virtual_key)  # its virtual key may have limits
+
+    def engage(self, ex: Exchange, at: Attempt) -> bool:
+        key: _KeyLimits | None = ex.noted(self)
+        vk = at.virtual_key
+        vk_rule = vk.limits.rule(VIRTUAL_KEY_SCOPE + vk.slug) if vk is not None else None
+        charged = [r for r in (key.rule if key else None, vk_rule) if r is not None]
+        if not charged:
+            return False
+        charge = _Charge([r for r in charged if not (key and key.counted and r is key.rule)], charged)
+        call = at.call
+        if ex.stream and charge.tokens and not _asks_usage(call.view.stream_options):
+            # Ask for usage: OpenAI-compatible upstreams through the body, mapped providers
+            # (which report usage in their own events) through the view their mapper reads.
+            charge.strip_usage = True
+            target = call.target
+            call.target = msgspec.structs.replace(
+                target, override_params=with_stream_usage(target.override_params)
+            )
+            call.view = msgspec.structs.replace(call.view, stream_options=_INCLUDE_USAGE)
+        at.notes[self] = charge
+        return True
+
+    async def before(self, ex: Exchange, at: Attempt) -> Outcome | None:
+        """Count the request (and take the cache's look-up along); over a gateway key's limit a
+        429 for the request, over a virtual key's an unreached outcome: a fallback goes on to the
+        next target, and without one the client gets the 429."""
+        charge: _Charge = at.notes[self]
+        try:
+            verdict = await self.guard.admit(charge.rules, at.lookup)
+        except LimitReached as exc:
+            if not exc.scope.startswith(VIRTUAL_KEY_SCOPE):
+                raise
+            headers = exc.headers or {}
+            return Outcome(
+                status=429,
+                provider=at.provider,
+                call=at.call,
+                headers=headers,
+                body=exc.body(),
+                reached=False,
+            )
+        if at.lookup is not None:
+            at.looked_up, at.cached = True, verdict.cached
+        key: _KeyLimits | None = ex.noted(self)
+        if key is not None:
+            key.counted = True
+        return None
+
+    async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
+        charge: _Charge = at.notes[self]
+        if (
+            charge.tokens
+            and outcome.body is not None
+            and outcome.reached
+            and not outcome.from_cache
+            and 200 <= outcome.status < 300
+            and at.call.endpoint is not Endpoint.PROXY
+        ):
+            view = body_usage(outcome.body)
+            if view.usage is not None:
+                self.guard.charge(charge.charged, view.model, view.usage)
+        return outcome
+
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | None:
+        charge: _Charge = at.notes[self]
+        if not charge.tokens or outcome.from_cache or not 200 <= outcome.status < 300:
+            return None
+        return _UsageWatcher(self.guard, charge)
+
+
+def _asks_usage(options: StreamOptions | None) -> bool:
+    return bool(options and options.include_usage)
+
+
+class _UsageWatcher:
+    """A stream's usage, charged as it ends; the usage chunk the gateway asked for is removed."""
+
+    __slots__ = ("charge", "guard", "tap")
+
+    def __init__(self, guard: Guard, charge: _Charge) -> None:
+        self.guard = guard
+        self.charge = charge
+        self.tap = UsageTap(charge.strip_usage)
+
+    def feed(self, out: bytes) -> bytes:
+        return self.tap.feed(out)
+
+    async def end(self) -> bytes:
+        tap = self.tap
+        tail = tap.flush()
+        if tap.usage is not None:
+            self.guard.charge(self.charge.charged, tap.model, tap.usage)
+        return tail
