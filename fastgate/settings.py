@@ -74,6 +74,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Bounds of the in-process response cache (LRU).
     cache_max_entries: int = 4096
     cache_max_bytes: int = 64 * 1024 * 1024
+    #: Seconds a Response answered through the chat translation is kept for
+    #: ``previous_response_id`` and ``GET /v1/responses/{id}`` (OpenAI keeps its own 30 days).
+    responses_ttl: float = 24 * 3600.0
 
 
 #: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_BREAKER_THRESHOLD``).
@@ -108,6 +111,7 @@ _SHARED_STATE = (
     "secret_key",
     "cache_max_entries",
     "cache_max_bytes",
+    "responses_ttl",
 )
 
 

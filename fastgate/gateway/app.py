@@ -15,6 +15,7 @@ from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
+from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage
@@ -42,6 +43,7 @@ class App:
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
         self.shared = SharedState(settings, server.prices, policy, server.semantic)
+        self.responses = ResponsesAPI(gateway, self.shared.responses)
         gateway.pipeline = self._pipeline()
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
@@ -50,6 +52,7 @@ class App:
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
+        self.responses.add_routes(r)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -61,7 +64,12 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        return Pipeline([keys, LimitsStage(shared.guard), self.cache])
+        # The Responses API's stages: its request's form chosen once the target is known (after
+        # the keys stage), its answer mapped back once every other stage saw it as chat.
+        responses = self.responses
+        return Pipeline(
+            [keys, responses.request_stage, LimitsStage(shared.guard), self.cache, responses.answer_stage]
+        )
 
     async def startup(self) -> None:
         await self.shared.start()

@@ -12,7 +12,7 @@ import msgspec
 
 from fastgate.errors import GatewayError, bad_request
 from fastgate.gateway.options import OptionsReader, RequestOptions
-from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
+from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline, Stage
 from fastgate.gateway.relay import Outcome, attempt
 from fastgate.gateway.streaming import UPSTREAM_FAILURES, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
@@ -118,17 +118,23 @@ class Gateway:
                 view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
             else:
                 view = view_decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            raise bad_request(f"Invalid request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise bad_request(f"Request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise bad_request("Request body is nested too deeply") from None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise body_error(exc) from None
         check_duplicate_keys(body)
         if plan is None:
             plan = self.reader.plan_for_model(view.model)
         ex.view, ex.stream, ex.params = view, bool(view.stream), params
         return self._route(ex, plan)
+
+    def routed(self, ex: Exchange, stages: tuple[Stage, ...]) -> Awaitable[Response | None]:
+        """An exchange an ingress format's handler made (its body read, and noted for its own
+        ``stages``, engaged for every attempt): the stages see it arrive, then it is routed as
+        its ``view`` says. Other requests never meet the format's stages."""
+        pipeline = self.pipeline
+        pipeline.arrive(ex)
+        ex.stages = tuple(sorted(ex.stages + stages, key=pipeline.stages.index))
+        ex.opts = opts = self.reader.read(ex.request.headers)
+        return self._route(ex, opts.plan or self.reader.plan_for_model(ex.view.model))
 
     async def _route(
         self, ex: Exchange, plan: RoutePlan, *, path: str = "", query: str = ""
@@ -251,6 +257,15 @@ class Gateway:
             outcome = await attempt(self.pool, provider, call, ex.stream, self.breaker, leaf.identity)
             if at is not None:
                 outcome = await self.pipeline.after(ex, at, outcome)
+
+
+def body_error(exc: msgspec.DecodeError | RecursionError) -> GatewayError:
+    """What is wrong with a request body its decoder refused, as the 400 that says so."""
+    if isinstance(exc, msgspec.ValidationError):
+        return bad_request(f"Invalid request body: {exc}")
+    if isinstance(exc, msgspec.DecodeError):
+        return bad_request(f"Request body is not valid JSON: {exc}")
+    return bad_request("Request body is nested too deeply")
 
 
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:

@@ -2,8 +2,10 @@
 ``GET /v1/responses/{id}``, ``DELETE /v1/responses/{id}`` and ``GET /v1/responses/{id}/input_items``
 (https://platform.openai.com/docs/api-reference/responses/get, .../delete, .../input-items).
 
-A response the store does not hold may be the provider's own (OpenAI keeps what it answered
-through the passthrough): ``on_miss`` relays the request there; without it, a 404 in OpenAI's shape.
+A response is its owner's (the gateway key that made it, ``owner_of`` the request; a server
+without keys has one owner). One the store does not hold for the caller may be the provider's own
+(OpenAI keeps what it answered through the passthrough): ``on_miss`` relays the request there;
+without it, a 404 in OpenAI's shape.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from fastgate.store.base import StoreUnavailable
 from fastgate.store.responses import ResponseStore
 
 Handler = Callable[[Request], Awaitable[Response | None]]
+#: The caller's identity, for a response's owner (raises when the caller may not call at all).
+Owner = Callable[[Request], str]
 _encode = msgspec.json.Encoder().encode
 _decode_items = msgspec.json.Decoder(list[dict[str, Any]]).decode
 
@@ -74,8 +78,11 @@ def _page(items: list[dict[str, Any]], query: str) -> ItemList:
 class StoredResponses:
     """Route handlers over a response store."""
 
-    def __init__(self, store: ResponseStore, on_miss: Handler | None = None) -> None:
+    def __init__(
+        self, store: ResponseStore, owner_of: Owner | None = None, on_miss: Handler | None = None
+    ) -> None:
         self.store = store
+        self.owner_of = owner_of
         self.on_miss = on_miss
 
     async def _miss(self, request: Request, response_id: str) -> Response | None:
@@ -83,32 +90,33 @@ class StoredResponses:
             raise not_found(response_id)
         return await self.on_miss(request)
 
-    async def _get(self, response_id: str) -> StoredResponse | None:
+    async def _record(self, request: Request) -> StoredResponse | None:
+        """The caller's record of the response the path names."""
+        owner = self.owner_of(request) if self.owner_of is not None else ""
         try:
-            return await self.store.get(response_id)
+            record = await self.store.get(request.match_info["id"])
         except StoreUnavailable as exc:
             raise unavailable(exc) from None
+        return record if record is not None and record.owner == owner else None
 
     async def retrieve(self, request: Request) -> Response | None:
-        response_id = request.match_info["id"]
-        record = await self._get(response_id)
+        record = await self._record(request)
         if record is None:
-            return await self._miss(request, response_id)
+            return await self._miss(request, request.match_info["id"])
         return Response(200, bytes(record.response))
 
     async def delete(self, request: Request) -> Response | None:
         response_id = request.match_info["id"]
+        if await self._record(request) is None:
+            return await self._miss(request, response_id)
         try:
-            deleted = await self.store.delete(response_id)
+            await self.store.delete(response_id)
         except StoreUnavailable as exc:
             raise unavailable(exc) from None
-        if not deleted:
-            return await self._miss(request, response_id)
         return Response(200, _encode(Deleted(response_id)))
 
     async def input_items(self, request: Request) -> Response | None:
-        response_id = request.match_info["id"]
-        record = await self._get(response_id)
+        record = await self._record(request)
         if record is None:
-            return await self._miss(request, response_id)
+            return await self._miss(request, request.match_info["id"])
         return Response(200, _encode(_page(_decode_items(record.input_items), request.query)))

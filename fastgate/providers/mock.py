@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.responses_format import ResponsesFormat
-from fastgate.providers.base import Call, Endpoint, LocalResponse
+from fastgate.providers.base import Call, Endpoint, LocalResponse, StreamMapper
 from fastgate.providers.openai import OpenAICompatible
 
 
@@ -44,6 +44,22 @@ class MockProvider(OpenAICompatible):
         if plan.frames is None:
             return LocalResponse(plan.status, plan.body, headers=headers)
         return LocalResponse(plan.status, events=_play(plan), headers=headers)
+
+    def stream(self, call: Call) -> StreamMapper:
+        # The passthrough's streams (the Responses API's events) go out as they came, as an
+        # upstream's do: no ``[DONE]`` added to an API that has none.
+        return _AsTheyCame() if call.endpoint is Endpoint.PROXY else super().stream(call)
+
+
+class _AsTheyCame:
+    __slots__ = ()
+    done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def finish(self) -> bytes:
+        return b""
 
 
 async def _play(plan: MockPlan) -> AsyncIterator[bytes]:

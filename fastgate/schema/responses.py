@@ -304,6 +304,9 @@ class StoredResponse(msgspec.Struct):
     response: msgspec.Raw
     input_items: msgspec.Raw
     conversation: msgspec.Raw
+    #: The gateway key that made it (its id; empty on a server without keys): only that key's
+    #: requests read, continue or delete it.
+    owner: str = ""
 
 
 # ---- stream events (https://platform.openai.com/docs/api-reference/responses-streaming) --------
