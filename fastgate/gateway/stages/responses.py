@@ -17,6 +17,7 @@ for limits, the chat answer for the cache, the text for guardrails).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 
@@ -61,9 +62,18 @@ def previous_not_found(response_id: str) -> GatewayError:
     )
 
 
+def _thinks(req: ResponsesRequest, overrides: dict[str, Any] | None) -> bool:
+    """Whether the provider may think: asked through ``reasoning`` or a config's ``thinking``."""
+    reasoning = req.reasoning
+    if reasoning is not None and reasoning.effort not in (None, "none", "minimal"):
+        return True
+    return bool(overrides and overrides.get("thinking"))
+
+
 class ResponsesRequestStage(Stage):
     """Picks each attempt's form: the request as it came to a provider that speaks Responses,
-    or its chat form to any other (with thinking kept: non-strict answers carry it)."""
+    or its chat form to any other (non-strict when the provider may think, as non-strict answers
+    carry the thinking)."""
 
     def engage(self, ex: Exchange, at: Attempt) -> bool:
         ingress: Ingress = ex.noted(self)
@@ -80,8 +90,10 @@ class ResponsesRequestStage(Stage):
                 raise previous_not_found(req.previous_response_id)
             turn = ingress.turn = responses_to_chat(req, ingress.history)
         call.endpoint, call.body, call.view = Endpoint.CHAT, turn.body, turn.request
-        if call.target.strict_open_ai_compliance:
-            call.target = msgspec.structs.replace(call.target, strict_open_ai_compliance=False)
+        target = call.target
+        if target.strict_open_ai_compliance and _thinks(ingress.request, target.override_params):
+            # Thinking comes back only in a non-strict answer (Portkey's content_blocks).
+            call.target = msgspec.structs.replace(target, strict_open_ai_compliance=False)
         at.notes[self] = turn
         return True
 
