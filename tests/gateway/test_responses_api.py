@@ -119,16 +119,15 @@ async def test_refusals_are_400s_in_openai_shape(translated: AsyncOpenAI, upstre
     assert upstream.requests == []  # refused before any upstream call
 
 
+@pytest.mark.parametrize("failure", ["error_mid_stream", "drop_mid_stream"])
 async def test_a_failure_mid_stream_is_error_then_response_failed(
-    gateway: Gateway, upstream: Upstream
+    gateway: Gateway, upstream: Upstream, failure: str
 ) -> None:
+    # Anthropic's own error event, or the connection cut (the gateway's error event): both end
+    # the Response as failed.
     resp = await gateway.post(
         "/v1/responses",
-        {
-            "model": "claude-mock-1",
-            "input": "one two three four [mock fail=error_mid_stream]",
-            "stream": True,
-        },
+        {"model": "claude-mock-1", "input": f"one two three four [mock fail={failure}]", "stream": True},
         {**headers_for("anthropic", upstream), "Authorization": "Bearer sk-ant"},
     )
     assert resp.status == 200
