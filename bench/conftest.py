@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import isolated_environment  # noqa: F401  (autouse: the benchmarks' gateways too)
+
 MEDIANS: dict[str, float] = {}
 
 

@@ -1,19 +1,36 @@
-"""``fastgate serve | mock | check-config | keys | virtual-keys``."""
+"""``fastgate serve | mock | check-config | keys | virtual-keys``.
+
+A mistake of the user's (a bad flag or ``FASTGATE_*`` value, a port in use, a config file that
+does not parse, Redis out of reach) ends the command with one line on stderr and status 2,
+never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from aiohttp import web
 
+from fastgate.errors import StartupError
 from fastgate.keys.cli import add_key_commands
+from fastgate.settings import Settings, SettingsError, settings_from_env
+
+_DEFAULTS = Settings()
+MOCK_PORT = 8788
+
+
+class CommandLine(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _serve(args: argparse.Namespace) -> int:
     from fastgate.gateway.app import run
     from fastgate.keys.manage import default_data_dir
-    from fastgate.settings import settings_from_env
 
     settings = settings_from_env(
         config_path=args.config,
@@ -48,8 +65,6 @@ def _check(path: str, trusted_hosts: tuple[str, ...] = (), allow_loopback: bool 
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from fastgate.settings import settings_from_env
-
     settings = settings_from_env()
     status = _check(args.file, settings.trusted_hosts, settings.allow_loopback)
     if not status:
@@ -58,62 +73,107 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
-    from fastgate.gateway.app import _install_uvloop
+    from fastgate.gateway.app import _install_uvloop, listen_error
     from fastgate.mock.directives import Directives
     from fastgate.mock.server import make_mock_app
 
     _install_uvloop()
     defaults = Directives(chunks=args.chunks, chunk_delay_ms=args.chunk_delay_ms, delay_ms=args.delay_ms)
-    web.run_app(
-        make_mock_app(defaults),
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        handler_cancellation=True,
-        print=lambda s: print(f"fastgate mock on http://{args.host}:{args.port}"),
-    )
+    try:
+        web.run_app(
+            make_mock_app(defaults),
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            handler_cancellation=True,
+            print=lambda s: print(f"fastgate mock on http://{args.host}:{args.port}"),
+        )
+    except OSError as exc:
+        raise listen_error(args.host, args.port, exc) from None
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastgate", description="A fast, Portkey-compatible AI gateway.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
+    d = _DEFAULTS
     serve.add_argument(
-        "--config", default=None, help="server config file, JSON or TOML (saved configs, model routes)"
+        "--host", default=None, help=f"address to listen on (default {d.host}, or $FASTGATE_HOST)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help=f"port to listen on (default {d.port}, or $FASTGATE_PORT)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"processes sharing the port with SO_REUSEPORT (default {d.workers}, or $FASTGATE_WORKERS)",
+    )
+    serve.add_argument(
+        "--config",
+        default=None,
+        help="server config file, TOML or JSON: saved configs, model aliases, prices "
+        "(default none, or $FASTGATE_CONFIG)",
     )
     serve.add_argument(
         "--default-provider",
         default=None,
-        help="provider for requests that name none (e.g. mock); unset: such requests get a 400",
-    )
-    serve.add_argument("--log-level", default=None)
-    serve.add_argument(
-        "--data-dir", default=None, help="key records without Redis (default: $FASTGATE_DATA_DIR)"
+        help="provider for requests that name none, e.g. mock (default none: such requests get a 400; "
+        "or $FASTGATE_DEFAULT_PROVIDER)",
     )
     serve.add_argument(
-        "--redis-url", default=None, help="share keys, limits and cache (or $FASTGATE_REDIS_URL)"
+        "--log-level",
+        default=None,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help=f"how much to log (default {d.log_level}, or $FASTGATE_LOG_LEVEL)",
+    )
+    serve.add_argument(
+        "--data-dir",
+        default=None,
+        help="where key records live without Redis (default $FASTGATE_DATA_DIR, else "
+        "~/.local/share/fastgate)",
+    )
+    serve.add_argument(
+        "--redis-url",
+        default=None,
+        help="share keys, limits and cache through Redis (default $FASTGATE_REDIS_URL; none: in process)",
     )
     serve.add_argument(
         "--busy-poll-us",
         type=int,
         default=None,
         help="poll instead of sleeping through waits expected within this many µs (an upstream's "
-        "answer, a client's next request): lower latency for CPU (default 250, or "
-        "$FASTGATE_BUSY_POLL_US; 0: off)",
+        "answer, a client's next request): lower latency for CPU (default "
+        f"{d.busy_poll_us}, or $FASTGATE_BUSY_POLL_US; 0: off)",
     )
+
+
+def _mock_flags(mock: argparse.ArgumentParser) -> None:
+    mock.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    mock.add_argument("--port", type=int, default=MOCK_PORT, help="port to listen on (default %(default)s)")
+    mock.add_argument("--chunks", type=int, default=4, help="content chunks per stream (default %(default)s)")
+    mock.add_argument(
+        "--chunk-delay-ms", type=float, default=0.0, help="wait before each chunk (default %(default)s)"
+    )
+    mock.add_argument(
+        "--delay-ms", type=float, default=0.0, help="wait before each response (default %(default)s)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CommandLine(prog="fastgate", description="A fast, Portkey-compatible AI gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help=f"run the gateway (on {_DEFAULTS.host}:{_DEFAULTS.port} unless --host / --port)",
+        description="Run the gateway. Every flag also has a FASTGATE_* variable; the flag wins.",
+    )
+    _serve_flags(serve)
     serve.set_defaults(func=_serve)
-    mock = sub.add_parser("mock", help="run the mock provider over HTTP")
-    mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, default=8788)
-    mock.add_argument("--chunks", type=int, default=4, help="content chunks per stream")
-    mock.add_argument("--chunk-delay-ms", type=float, default=0.0)
-    mock.add_argument("--delay-ms", type=float, default=0.0, help="wait before each response")
+    mock = sub.add_parser(
+        "mock", help=f"run the mock provider over HTTP (on 127.0.0.1:{MOCK_PORT} unless --host / --port)"
+    )
+    _mock_flags(mock)
     mock.set_defaults(func=_mock)
-    check = sub.add_parser("check-config", help="validate a server config file (JSON or TOML)")
+    check = sub.add_parser("check-config", help="validate a server config file (TOML or JSON)")
     check.add_argument("file")
     check.set_defaults(func=_check_config)
     add_key_commands(sub)
@@ -122,4 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (SettingsError, StartupError) as exc:
+        print(f"fastgate: {exc}", file=sys.stderr)
+        return 2

@@ -20,6 +20,11 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
 _encode = msgspec.json.Encoder().encode
 
 
+class StartupError(Exception):
+    """The server cannot start (its port is taken, its key records are out of reach): the
+    command line says why in one line instead of a traceback."""
+
+
 class GatewayError(Exception):
     """A failure with an HTTP status and an OpenAI-shaped body.
 

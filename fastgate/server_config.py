@@ -12,6 +12,8 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
 - ``prices``: per model, input and output prices per million tokens, for cost budgets.
 - ``semantic_cache``: threshold and embedding target of ``cache: {mode: "semantic"}``
   (``fastgate/cache/semantic.py``).
+- ``metrics_public``: ``/metrics`` open to anyone even when an admin token or gateway keys
+  guard it (``fastgate/gateway/metrics_access.py``).
 
 ```toml
 default = "main"
@@ -29,14 +31,13 @@ api_key = "sk-..."
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from fastgate.cache.semantic import SemanticSettings
+from fastgate.config_file import read_config_file
 from fastgate.errors import GatewayError, bad_request
 from fastgate.limits.prices import PriceTable
 from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
@@ -74,6 +75,8 @@ class ServerConfig:
         self.prices = PriceTable()
         #: ``[semantic_cache]``: threshold and embedding target of ``cache: {mode: "semantic"}``.
         self.semantic: SemanticSettings | None = None
+        #: ``/metrics`` needs no token (``metrics_public = true``).
+        self.metrics_public = False
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
         #: Some plan reached by model decodes the body whole (see ``RoutePlan.decodes_body``).
@@ -115,13 +118,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     default: Any = None
     prices: dict[str, Any] = {}
     semantic_cache: dict[str, Any] | None = None
-
-
-def _read(path: Path) -> Any:
-    text = path.read_bytes()
-    if path.suffix == ".toml":
-        return tomllib.loads(text.decode())
-    return json.loads(text)
+    metrics_public: bool = False
 
 
 def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
@@ -163,10 +160,15 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
     config = ServerConfig(configs, providers, models, default)
+    config.metrics_public = spec.metrics_public
     try:
         config.prices = PriceTable.from_data(spec.prices)
     except msgspec.ValidationError as exc:
-        raise ValueError(f"server config: prices: {exc}") from None
+        # ``[prices.gpt-4.1]`` is TOML for the table "1" inside "gpt-4": a dotted name is quoted.
+        dotted = (
+            ' (quote a model name that has a dot: [prices."gpt-4.1"])' if "unknown field" in str(exc) else ""
+        )
+        raise ValueError(f"server config: prices: {exc}{dotted}") from None
     if spec.semantic_cache is not None:
         try:
             config.semantic = SemanticSettings.from_data(spec.semantic_cache, policy)
@@ -179,7 +181,7 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
 
 def load_server_config(path: str, policy: HostPolicy) -> ServerConfig:
     try:
-        data = _read(Path(path))
+        data = read_config_file(Path(path))
     except (OSError, ValueError) as exc:
         raise ValueError(f"server config {path}: {exc}") from None
     return build_server_config(data, policy)

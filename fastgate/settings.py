@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Annotated, Literal, get_args
 
 import msgspec
+
+#: Bounds checked when settings are read from flags and the environment (``settings_from_env``).
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class SettingsError(ValueError):
+    """A setting's value is unusable; the message names the flag or variable it came from."""
 
 
 def _env_list(name: str, default: str) -> tuple[str, ...]:
@@ -14,10 +29,10 @@ def _env_list(name: str, default: str) -> tuple[str, ...]:
 
 class Settings(msgspec.Struct, kw_only=True):
     host: str = "127.0.0.1"
-    port: int = 8787
-    workers: int = 1
+    port: Port = 8787
+    workers: Count = 1
     #: Largest request body accepted, in bytes (larger: 413 before the rest is read).
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: Count = 32 * 1024 * 1024
     #: Provider used when a request names none; unset, such a request is a 400.
     default_provider: str | None = None
     #: Custom hosts allowed even when private (exact host names or IPs, or ``.suffix`` patterns).
@@ -25,40 +40,40 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Loopback custom hosts (local models) are allowed unless this is false.
     allow_loopback: bool = True
     #: Seconds to connect to an upstream, and to wait between its bytes, before a 504.
-    connect_timeout: float = 10.0
-    read_timeout: float = 600.0
+    connect_timeout: Seconds = 10.0
+    read_timeout: Seconds = 600.0
     #: Longest a streamed answer may last, and largest complete upstream body read, before the
     #: gateway gives up on an upstream that never ends (an error event, or a 502).
-    max_stream_seconds: float = 3600.0
-    max_response_bytes: int = 64 * 1024 * 1024
+    max_stream_seconds: Seconds = 3600.0
+    max_response_bytes: Count = 64 * 1024 * 1024
     #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
-    max_in_flight: int = 2048
+    max_in_flight: Count = 2048
     #: Seconds a client may take to send one whole request (head and body) before a 408, and an
     #: idle keep-alive connection is kept open.
-    client_timeout: float = 60.0
-    keepalive_timeout: float = 75.0
+    client_timeout: Seconds = 60.0
+    keepalive_timeout: Seconds = 75.0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
-    shutdown_grace: float = 30.0
+    shutdown_grace: NonNegativeFloat = 30.0
     #: The longest wait the event loop polls through instead of sleeping (0: never): on an origin
     #: whose smoothed time to first byte, or a client whose smoothed pause between requests, is
     #: within it, so the next step runs on a warm core, for CPU up to that wait
     #: (``fastgate/server/busy_poll.py``); hosted LLMs' answers are always slept through.
-    busy_poll_us: int = 250
-    log_level: str = "warning"
+    busy_poll_us: NonNegative = 250
+    log_level: LogLevel = "warning"
     #: Server config file (JSON or TOML): saved configs, model aliases, the default route.
     config_path: str | None = None
     #: Cap on a config's ``retry.attempts``, and the backoff between retries: ``retry_base_ms``
     #: doubling per retry up to ``retry_cap_ms``, with ``retry_jitter`` of it drawn at random.
-    max_retry_attempts: int = 5
-    retry_base_ms: float = 1000.0
-    retry_cap_ms: float = 16000.0
-    retry_jitter: float = 0.5
+    max_retry_attempts: NonNegative = 5
+    retry_base_ms: NonNegativeFloat = 1000.0
+    retry_cap_ms: NonNegativeFloat = 16000.0
+    retry_jitter: Fraction = 0.5
     #: Longest total wait a target may spend honouring upstream ``Retry-After`` headers.
-    retry_after_budget_ms: float = 60000.0
+    retry_after_budget_ms: NonNegativeFloat = 60000.0
     #: Consecutive failed attempts that open a target's circuit (0: no circuit breaking), and
     #: how long it is then skipped before one probe request may try it again.
-    breaker_threshold: int = 5
-    breaker_cooldown_s: float = 30.0
+    breaker_threshold: NonNegative = 5
+    breaker_cooldown_s: NonNegativeFloat = 30.0
     # ---- keys, limits and the response cache (fastgate/gateway/shared.py) ----
     #: Where key records live when there is no Redis (``keys.json``); None: no key records.
     data_dir: str | None = None
@@ -72,12 +87,15 @@ class Settings(msgspec.Struct, kw_only=True):
     #: AES-256-GCM key sealing virtual-key secrets at rest (``fastgate/keys/sealing.py``).
     secret_key: str | None = None
     #: Bounds of the in-process response cache (LRU).
-    cache_max_entries: int = 4096
-    cache_max_bytes: int = 64 * 1024 * 1024
+    cache_max_entries: NonNegative = 4096
+    cache_max_bytes: NonNegative = 64 * 1024 * 1024
     #: Seconds a Response answered through the chat translation is kept for
     #: ``previous_response_id`` and ``GET /v1/responses/{id}`` (OpenAI keeps its own 30 days).
-    responses_ttl: float = 24 * 3600.0
+    responses_ttl: Seconds = 24 * 3600.0
 
+
+#: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
+_LISTENER = ("host", "port", "workers", "max_body_bytes", "log_level")
 
 #: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_BREAKER_THRESHOLD``).
 _ROUTING_LIMITS = (
@@ -102,7 +120,8 @@ _SERVER_LIMITS = (
     "busy_poll_us",
 )
 
-#: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...).
+#: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...);
+#: an empty value unsets them.
 _SHARED_STATE = (
     "data_dir",
     "redis_url",
@@ -114,28 +133,53 @@ _SHARED_STATE = (
     "responses_ttl",
 )
 
+#: Settings whose variable or flag is not named after the field.
+_ENV_NAMES = {"config_path": "FASTGATE_CONFIG"}
+_FLAG_NAMES = {"config_path": "--config"}
+_FIELD = re.compile(r" - at `\$\.(\w+)`")
+
+
+def _env_name(name: str) -> str:
+    return _ENV_NAMES.get(name, f"FASTGATE_{name.upper()}")
+
 
 def settings_from_env(**overrides: object) -> Settings:
-    """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win."""
+    """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win.
+
+    A value out of range or of the wrong type is a :class:`SettingsError` naming the variable or
+    flag it came from, so the command line can say so in one line.
+    """
+    env = os.environ
     values: dict[str, object] = {}
-    if "FASTGATE_TRUSTED_HOSTS" in os.environ:
-        values["trusted_hosts"] = _env_list("FASTGATE_TRUSTED_HOSTS", "")
-    if "FASTGATE_MAX_BODY_BYTES" in os.environ:
-        values["max_body_bytes"] = int(os.environ["FASTGATE_MAX_BODY_BYTES"])
-    if "FASTGATE_DEFAULT_PROVIDER" in os.environ:
-        values["default_provider"] = os.environ["FASTGATE_DEFAULT_PROVIDER"] or None
-    if "FASTGATE_CONFIG" in os.environ:
-        values["config_path"] = os.environ["FASTGATE_CONFIG"] or None
-    if "FASTGATE_LOG_LEVEL" in os.environ:
-        values["log_level"] = os.environ["FASTGATE_LOG_LEVEL"]
-    for name in _SHARED_STATE:
-        env = f"FASTGATE_{name.upper()}"
-        if env in os.environ:
-            values[name] = os.environ[env] or None
-    for name in (*_ROUTING_LIMITS, *_SERVER_LIMITS):
-        env = f"FASTGATE_{name.upper()}"
-        if env in os.environ:
-            values[name] = os.environ[env]
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    # Environment values are strings: numbers are read as numbers (strict=False).
-    return msgspec.convert(values, Settings, strict=False)
+    sources: dict[str, str] = {}
+
+    def read(name: str, value: object) -> None:
+        values[name] = value
+        sources[name] = f"{_env_name(name)}={env[_env_name(name)]!r}"
+
+    if "FASTGATE_TRUSTED_HOSTS" in env:
+        read("trusted_hosts", _env_list("FASTGATE_TRUSTED_HOSTS", ""))
+    for name in ("default_provider", "config_path", *_SHARED_STATE):
+        if _env_name(name) in env:
+            read(name, env[_env_name(name)] or None)
+    for name in (*_LISTENER, *_ROUTING_LIMITS, *_SERVER_LIMITS):
+        if _env_name(name) in env:
+            read(name, env[_env_name(name)])
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+            sources[name] = f"{_FLAG_NAMES.get(name, '--' + name.replace('_', '-'))} {value!r}"
+    if isinstance(values.get("log_level"), str):
+        values["log_level"] = str(values["log_level"]).lower()
+    try:
+        # Environment values are strings: numbers are read as numbers (strict=False).
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _FIELD.search(text)
+        name = match.group(1) if match else ""
+        if name == "log_level":
+            reason = "expected one of " + ", ".join(get_args(LogLevel))
+        else:  # "Expected `int` >= 0": every value read from the environment is a `str`
+            reason = "e" + _FIELD.sub("", text).replace(", got `str`", "")[1:]
+        raise SettingsError(f"{sources.get(name, name or 'settings')}: {reason}") from None

@@ -1,9 +1,12 @@
-"""Shared fixtures: real aiohttp servers on loopback: the gateway and the mock provider."""
+"""Shared fixtures: real aiohttp servers on loopback: the gateway and the mock provider; and the
+environment every test runs in, its own."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +19,26 @@ from fastgate.mock.playback import MockServer
 from fastgate.mock.server import MOCK_KEY, make_mock_app
 from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
+
+#: Variables of the user's that would change what a test sees: fastgate's own, the SDKs' (a base
+#: URL or key of the user's), and proxies (load goes to 127.0.0.1 only).
+_USER_STATE = ("FASTGATE_", "OPENAI_", "ANTHROPIC_", "PORTKEY_")
+_PROXIES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets a data folder and a home of its own, and none of the user's ``FASTGATE_*``
+    settings: gateways in this process and every process a test starts (they inherit
+    ``os.environ``) never read the user's keys, secret key or Redis. Returns the folder."""
+    for name in list(os.environ):
+        if name.startswith(_USER_STATE) or name.lower() in _PROXIES:
+            monkeypatch.delenv(name)
+    root = tmp_path_factory.mktemp("env")
+    (root / "home").mkdir()
+    monkeypatch.setenv("HOME", str(root / "home"))
+    monkeypatch.setenv("FASTGATE_DATA_DIR", str(root / "data"))
+    return root
 
 
 class Upstream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from fastgate.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -119,3 +122,35 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced() -> None:
             assert resp.status_code == 200
             fresh.add(_worker_of(resp))
         assert fresh - seen, "no replacement worker answered"
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.Action]]:
+    """Every option of every (sub)command, with the command's name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _options(sub)
+        elif action.option_strings and action.dest != "help" and not action.required and action.nargs != 0:
+            yield parser.prog, action
+
+
+def test_help_shows_every_default() -> None:
+    missing = [
+        f"{prog} {a.option_strings[0]}"
+        for prog, a in _options(build_parser())
+        if "default" not in (a.help or "")
+    ]
+    assert not missing
+    top = subprocess.run(
+        [sys.executable, "-m", "fastgate", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert "127.0.0.1:8787" in top.stdout and "127.0.0.1:8788" in top.stdout
+    serve = subprocess.run(
+        [sys.executable, "-m", "fastgate", "serve", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    for shown in ("default 127.0.0.1", "default 8787", "default 1,", "default 250", "default warning"):
+        assert shown in " ".join(serve.stdout.split()), shown
+    mock = subprocess.run(
+        [sys.executable, "-m", "fastgate", "mock", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert "default 8788" in " ".join(mock.stdout.split())

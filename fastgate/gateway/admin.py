@@ -33,6 +33,15 @@ def _json(data: object, status: int = 200) -> Response:
     return Response(status, _encode(data))
 
 
+def check_admin_token(request: Request, token: bytes) -> None:
+    """A 401 unless the request carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    given = (bearer_token(request.headers.get("authorization")) or "").encode()
+    if not hmac.compare_digest(given, token):
+        raise GatewayError(
+            401, "Invalid admin token", type="authentication_error", code="invalid_admin_token"
+        )
+
+
 class AdminAPI:
     def __init__(self, registry: KeyRegistry, store: Store, token: str, policy: HostPolicy) -> None:
         self.registry = registry
@@ -41,11 +50,7 @@ class AdminAPI:
         self.policy = policy
 
     def _check(self, request: Request) -> None:
-        given = (bearer_token(request.headers.get("authorization")) or "").encode()
-        if not hmac.compare_digest(given, self._token):
-            raise GatewayError(
-                401, "Invalid admin token", type="authentication_error", code="invalid_admin_token"
-            )
+        check_admin_token(request, self._token)
 
     async def _body(self, request: Request, kind: type[T]) -> T:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
@@ -11,8 +12,10 @@ import signal
 import socket
 import time
 
+from fastgate.errors import StartupError
 from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
+from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
 from fastgate.gateway.responses_api import ResponsesAPI
@@ -57,7 +60,13 @@ class App:
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
         r.add("GET", "/health", handlers.health)
-        r.add("GET", "/metrics", gateway.metrics)
+        r.add(
+            "GET",
+            "/metrics",
+            metrics_access(
+                gateway.metrics, settings.admin_token, self.shared.registry, server.metrics_public
+            ),
+        )
 
     def _pipeline(self) -> Pipeline:
         """The stages, in the order they run around the upstream call."""
@@ -104,6 +113,9 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
     )
     try:
         await server.start(s.host, s.port, sock=sock, reuse_port=s.workers > 1)
+    except OSError as exc:
+        await app.cleanup()
+        raise listen_error(s.host, s.port, exc) from None
     except BaseException:
         await app.cleanup()
         raise
@@ -112,6 +124,31 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
             server.loop, s.busy_poll_us / 1e6, app.dispatch
         )
     return server
+
+
+def listen_error(host: str, port: int, exc: OSError) -> StartupError:
+    """Why a server could not listen, in a line (running the quick start twice is the usual one)."""
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(
+            f"cannot listen on {host}:{port}: the address is in use (is a server running there "
+            "already? stop it or choose another --port)"
+        )
+    return StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Bind the port as the workers will (SO_REUSEPORT) and let it go: a port another program
+    holds fails here, once, rather than in every worker the master keeps replacing."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise listen_error(host, port, exc) from None
 
 
 async def stop(app: App, server: HTTPServer) -> None:
@@ -154,6 +191,7 @@ def run(settings: Settings) -> None:
         _worker(settings)
         return
     configure_logging(settings.log_level)
+    _check_port(settings.host, settings.port)
     if not settings.redis_url:
         log.warning(
             "%d workers without Redis: rate limits, budgets and the response cache hold per worker "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from fastgate.cache.semantic import SemanticSettings
+from fastgate.errors import StartupError
 from fastgate.gateway.admin import AdminAPI
 from fastgate.gateway.semantic import SemanticCache
 from fastgate.keys.registry import KeyRegistry
@@ -69,7 +70,7 @@ class SharedState:
             await self.registry.start()
         except (StoreUnavailable, SealError) as exc:
             # Without its key records a server cannot tell who may call it: it does not start.
-            raise RuntimeError(f"key records unavailable: {exc}") from None
+            raise StartupError(f"key records unavailable: {exc}") from None
         if self.registry.sealer is None and self.registry.virtual:
             log.warning(
                 "virtual key secrets are stored unencrypted: set FASTGATE_SECRET_KEY to seal new ones"

@@ -1,12 +1,14 @@
 """Writing a streamed answer: each upstream read mapped and flushed to the client at once.
 
 A failure of the upstream after the first byte cannot change the status any more, so it ends
-the stream with an OpenAI-shaped error event and ``[DONE]``; a client that goes away cancels
-the handler, which closes the upstream response and frees its connection.
+the stream with an OpenAI-shaped error event and ``[DONE]``; so does a stream still running when
+the server's shutdown grace period ends. A client that goes away cancels the handler, which
+closes the upstream response and frees its connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from fastgate.errors import error_body
@@ -19,6 +21,11 @@ UPSTREAM_FAILURES = (OSError, TimeoutError, ValueError)
 
 def error_event(message: str, provider: str | None) -> bytes:
     return b"data: " + error_body(502, message, type="api_error", provider=provider) + b"\n\n" + _DONE
+
+
+_SHUT_DOWN = error_event(
+    "fastgate is shutting down: the stream was ended before the upstream finished it", None
+)
 
 
 async def write_stream(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
@@ -72,6 +79,10 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
             request.end_stream(out)
         else:  # the whole stream came in one read: one write
             await request.start_stream(outcome.status, headers, "text/event-stream", out, end=True)
+    except asyncio.CancelledError:
+        if started and request.shutting_down:  # the grace period is over: say so, then [DONE]
+            request.end_stream(_SHUT_DOWN)
+        raise
     finally:
         outcome.release()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from fastgate.errors import bad_request
 from fastgate.keys.models import Limits
 from fastgate.keys.registry import KeyRegistry
 from fastgate.providers.registry import get_provider
@@ -64,8 +65,17 @@ async def create_key(registry: KeyRegistry, spec: NewKey) -> tuple[str, dict[str
 
 
 def check_virtual_key(spec: NewVirtualKey, policy: HostPolicy) -> NewVirtualKey:
-    """A 400 for an unknown provider or a custom host the SSRF policy refuses."""
-    get_provider(spec.provider)
+    """A 400 for an unknown provider, an option it does not read (``organization`` for
+    ``openai_organization`` would be stored and silently ignored), or a custom host the SSRF
+    policy refuses."""
+    provider = get_provider(spec.provider)
+    unknown = sorted(set(spec.options) - provider.option_names)
+    if unknown:
+        valid = ", ".join(sorted(provider.option_names))
+        takes = f"its options are {valid}" if valid else "it takes none"
+        raise bad_request(
+            f"unknown option {', '.join(unknown)} for provider {provider.name}: {takes}", param="options"
+        )
     if spec.custom_host:
         return msgspec.structs.replace(spec, custom_host=policy.check_url(spec.custom_host))
     return spec

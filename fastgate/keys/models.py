@@ -82,9 +82,10 @@ class VirtualKey(msgspec.Struct, kw_only=True, omit_defaults=True):
     def public(self) -> dict[str, Any]:
         data = msgspec.to_builtins(self)
         data.pop("secret", None)
-        data.pop("sealed", None)
         # Options may hold credentials too (AWS secret keys, service-account JSON): names only.
         data["options"] = sorted(self.options)
+        if self.sealed is not None:
+            data["sealed"] = True  # still sealed: not opened here, so its option names are unknown
         return data
 
 

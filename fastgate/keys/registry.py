@@ -4,6 +4,9 @@ The snapshot is refreshed in the background when the records' version changes (a
 the CLI or the admin API wrote), so revoking a key takes effect within ``refresh_seconds``
 everywhere, and at once in the process that revoked it. If the record source is unreachable
 the last snapshot stays in force.
+
+A sealed virtual key this process cannot open (no ``FASTGATE_SECRET_KEY``, or another one) does
+not stop the others: it is listed, refused with a 500 when used, and named once in the log.
 """
 
 from __future__ import annotations
@@ -41,8 +44,13 @@ class KeyRegistry:
         self.refresh_seconds = refresh_seconds
         self.by_hash: dict[str, GatewayKey] = {}
         self.virtual: dict[str, VirtualKey] = {}
+        #: Sealed virtual keys this process cannot open, as stored.
+        self.locked: dict[str, VirtualKey] = {}
         self._version: object = object()
         self._task: asyncio.Task[None] | None = None
+        #: What the log has been told: the locked slugs, the last refresh failure.
+        self._reported: set[str] = set()
+        self._failure = ""
 
     @property
     def required(self) -> bool:
@@ -63,23 +71,47 @@ class KeyRegistry:
         for raw in snapshot["keys"].values():
             key = gateway_key_decoder.decode(raw)
             by_hash[key.hash] = key
-        self.by_hash = by_hash
-        self.virtual = {
-            vk.slug: unseal(vk, self.sealer)
-            for vk in (virtual_key_decoder.decode(raw) for raw in snapshot["virtual_keys"].values())
-        }
+        virtual: dict[str, VirtualKey] = {}
+        locked: dict[str, VirtualKey] = {}
+        for raw in snapshot["virtual_keys"].values():
+            vk = virtual_key_decoder.decode(raw)
+            try:
+                virtual[vk.slug] = unseal(vk, self.sealer)
+            except SealError:
+                locked[vk.slug] = vk
+        self.by_hash, self.virtual, self.locked = by_hash, virtual, locked
         self._version = version
+
+    def _report_locked(self) -> None:
+        """Name the virtual keys that cannot be opened, each once (not at every refresh)."""
+        new = sorted(set(self.locked) - self._reported)
+        self._reported = set(self.locked)
+        if new:
+            why = "do not open with this FASTGATE_SECRET_KEY" if self.sealer else "need FASTGATE_SECRET_KEY"
+            log.warning(
+                "virtual keys %s are sealed and %s: requests using them get a 500; every other key is served",
+                ", ".join(new),
+                why,
+            )
 
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
                 await self.refresh()
-            except (StoreUnavailable, OSError, msgspec.DecodeError, SealError) as exc:
-                log.warning("key records not refreshed (%s); keeping the last ones", exc)
+            except (StoreUnavailable, OSError, msgspec.DecodeError) as exc:
+                if str(exc) != self._failure:  # said once, not at every refresh
+                    self._failure = str(exc)
+                    log.warning("key records not refreshed (%s); keeping the last ones", exc)
+                continue
+            if self._failure:
+                self._failure = ""
+                log.warning("key records refreshed again")
+            self._report_locked()
 
     async def start(self) -> None:
         await self.refresh()
+        self._report_locked()
         self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def stop(self) -> None:
@@ -113,6 +145,14 @@ class KeyRegistry:
 
     def resolve(self, slug: str) -> VirtualKey:
         vk = self.virtual.get(slug)
+        if vk is None and slug in self.locked:
+            raise GatewayError(
+                500,
+                f"Virtual key {slug!r} is sealed and this server cannot open it (FASTGATE_SECRET_KEY)",
+                type="api_error",
+                param="virtual_key",
+                code="virtual_key_sealed",
+            )
         if vk is None:
             # The slug is the client's own value: safe to echo; the secret never is.
             raise GatewayError(
@@ -144,8 +184,9 @@ class KeyRegistry:
         return sorted(self.by_hash.values(), key=lambda k: k.created)
 
     async def list_virtual_keys(self) -> list[VirtualKey]:
+        """Every virtual key, the ones this process cannot open included (listing needs no secret)."""
         await self.refresh()
-        return sorted(self.virtual.values(), key=lambda k: k.created)
+        return sorted([*self.virtual.values(), *self.locked.values()], key=lambda k: k.created)
 
     async def revoke_key(self, ident: str) -> bool:
         """Revoke by id or name."""
@@ -160,4 +201,5 @@ class KeyRegistry:
     async def revoke_virtual_key(self, slug: str) -> bool:
         found = await self.records.delete("virtual_keys", slug)
         self.virtual.pop(slug, None)
+        self.locked.pop(slug, None)
         return found

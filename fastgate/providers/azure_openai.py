@@ -42,6 +42,10 @@ class AzureOpenAI(OpenAICompatible):
             option_headers={"openai_beta": "OpenAI-Beta"},
             endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY}),
         )
+        self.option_names |= {
+            *("resource_name", "azure_resource_name", "deployment_id", "azure_deployment_id"),
+            *("api_version", "azure_api_version", "azure_ad_token", "azure_auth_mode"),
+        }
 
     def base(self, call: Call) -> str:
         """``https://{resource}.openai.azure.com/openai``, or the custom host in its place."""

@@ -132,6 +132,9 @@ class Provider:
     name: str = ""
     #: Endpoints this provider serves; others are a 400 before any network traffic.
     endpoints: frozenset[Endpoint] = frozenset(Endpoint)
+    #: The provider options it reads (``Target.options``): a virtual key's ``--option`` names
+    #: are checked against them, so a misspelt one is refused instead of silently ignored.
+    option_names: frozenset[str] = frozenset()
     #: Answered in-process (``respond``) rather than over HTTP (``request``).
     local: bool = False
     #: Building the request needs an awaited step first (a token exchange): ``request_async``.

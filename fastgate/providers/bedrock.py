@@ -72,6 +72,12 @@ def _region(call: Call) -> str:
 
 class BedrockProvider(Provider):
     name = "bedrock"
+    option_names = frozenset(
+        {
+            *("aws_region", "aws_auth_type", "aws_api_key"),
+            *("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+        }
+    )
     endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 
     def base(self, call: Call) -> str:

@@ -1,7 +1,9 @@
 """Provider ``mock``: the mock engine answering in-process, with no network hop.
 
-Failures that need a socket (a dropped connection) surface as the same exceptions a real
-upstream would raise, so the server handles both alike.
+The request is prepared as for any OpenAI-compatible upstream (``request``: the config's
+``override_params`` merged in), then answered here instead of sent. Failures that need a
+socket (a dropped connection) surface as the same exceptions a real upstream would raise, so
+the server handles both alike.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ class MockProvider(OpenAICompatible):
         #: Speaks the Responses API natively, keeping what it answered (``store``).
         self.responses = ResponsesFormat()
 
+    def base(self, call: Call) -> str:
+        return ""  # answered in-process: the prepared request is never sent anywhere
+
     async def respond(self, call: Call) -> LocalResponse:
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
+        body = self.request(call).body or b""
         if endpoint.split("/", 1)[0] == "responses":
-            plan = self.responses.plan(self.engine, call.method, endpoint, call.body)
+            plan = self.responses.plan(self.engine, call.method, endpoint, body)
         else:
-            plan = self.engine.plan(endpoint, call.body, OPENAI)
+            plan = self.engine.plan(endpoint, body, OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)

@@ -100,6 +100,7 @@ class OpenAICompatible(Provider):
         self.endpoints = endpoints
         #: Provider options sent as headers (``openai_organization`` → ``OpenAI-Organization``).
         self.option_headers = option_headers or {}
+        self.option_names = frozenset(self.option_headers)
         # Portkey adds ``"provider": "<slug>"`` to other providers' answers; spliced, not re-encoded.
         self._provider_suffix = f',"provider":"{name}"}}'.encode() if add_provider_field else b""
 

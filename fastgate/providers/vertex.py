@@ -42,6 +42,10 @@ def _segment(value: object, option: str) -> str:
 class VertexProvider(GeminiMapping):
     name = "vertex-ai"
     needs_io = True
+    #: Claude on Vertex reads ``anthropic_version`` and ``anthropic_beta`` too (``vertex_anthropic.py``).
+    option_names = frozenset(
+        {_OPTION, "vertex_project_id", "vertex_region", "anthropic_version", "anthropic_beta"}
+    )
     # Vertex embeds with ``:predict`` on its text-embedding models, not ``batchEmbedContents``
     # (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api).
     embed_operation = "predict"

@@ -265,6 +265,13 @@ class Connection(asyncio.Protocol):
         else:
             self._write(head, body)
 
+    @property
+    def shutting_down(self) -> bool:
+        """The server is stopping and this connection can still be written to: a stream that
+        the end of the grace period cuts says so before it ends (``gateway/streaming.py``)."""
+        transport = self.transport
+        return self.server.closing and transport is not None and not transport.is_closing()
+
     async def start_stream(
         self, status: int, headers: dict[str, str], content_type: str | None, first: bytes, end: bool
     ) -> None:

@@ -18,6 +18,9 @@ from fastgate.server.connection import Connection, Dispatch
 
 #: How often idle and slow connections are looked for, and the Date header renewed.
 _SWEEP_S = 1.0
+#: How long requests cancelled at the end of the grace period have to write their last words
+#: (a stream's error event and ``[DONE]``).
+_LAST_WORDS_S = 1.0
 
 
 def date_block() -> bytes:
@@ -80,7 +83,8 @@ class HTTPServer:
 
     async def stop(self, grace: float) -> None:
         """Refuse new connections, close idle ones, give requests in flight ``grace`` seconds
-        to finish (streams included), then cancel what is left."""
+        to finish (streams included), then cancel what is left: a stream ends with an error
+        event and ``[DONE]`` rather than a bare cut (``gateway/streaming.py``)."""
         self.closing = True
         if self._server is not None:
             self._server.close()
@@ -90,9 +94,13 @@ class HTTPServer:
             if not busy or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
+        late = [c.task for c in self.connections if c.task is not None and not c.task.done()]
+        for task in late:
+            task.cancel()  # a request still in flight past the grace period
+        if late:
+            await asyncio.wait(late, timeout=_LAST_WORDS_S)
+            await self._flushed(_LAST_WORDS_S)
         for conn in list(self.connections):
-            if conn.task is not None:
-                conn.task.cancel()  # a request still in flight past the grace period
             conn.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -100,3 +108,12 @@ class HTTPServer:
             self.busy_poll.stop()
         if self._server is not None:
             await self._server.wait_closed()
+
+    async def _flushed(self, timeout: float) -> None:
+        """Wait, for at most ``timeout``, until the connections closed after their last words
+        have sent them: cut at once, a reset could destroy them before the client reads them."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and any(
+            c.transport is not None and c.transport.is_closing() for c in self.connections
+        ):
+            await asyncio.sleep(0.02)

@@ -18,6 +18,9 @@ class AnswerWriter(Protocol):
     @property
     def streaming(self) -> bool: ...
 
+    @property
+    def shutting_down(self) -> bool: ...
+
     async def start_stream(
         self, status: int, headers: dict[str, str], content_type: str | None, first: bytes, end: bool
     ) -> None: ...
@@ -83,6 +86,11 @@ class Request:
     @property
     def streaming(self) -> bool:
         return self._conn.streaming
+
+    @property
+    def shutting_down(self) -> bool:
+        """The server is stopping, and this request's connection can still be written to."""
+        return self._conn.shutting_down
 
     async def start_stream(
         self,

@@ -1,5 +1,6 @@
 """SIGTERM on a real ``fastgate serve`` process: in-flight requests and streams finish, new
-connections are refused, and the process exits 0; past the grace period it exits anyway."""
+connections are refused, and the process exits 0; past the grace period it exits anyway, and a
+stream it had to end gets an error event and ``[DONE]``, not a bare cut."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from tests.test_cli import free_port, running, wait_ready
@@ -77,20 +79,29 @@ async def test_sigterm_drains_requests_and_streams_then_exits(workers: str) -> N
 
 
 @pytest.mark.timeout(60)
-async def test_streams_longer_than_the_grace_period_are_cut_and_the_process_exits(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("provider", ["mock", "openai"])
+async def test_streams_longer_than_the_grace_period_end_with_an_error_event_and_done(
+    monkeypatch: pytest.MonkeyPatch, provider: str
 ) -> None:
+    """In-process (``mock``) and relayed from an upstream over HTTP (``openai`` to ``fastgate mock``)."""
     monkeypatch.setenv("FASTGATE_SHUTDOWN_GRACE", "1")
-    port = free_port()
+    port, mock_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    with running("serve", "--port", str(port)) as proc:
+    headers = {"x-portkey-provider": provider, "x-portkey-custom-host": f"http://127.0.0.1:{mock_port}/v1"}
+    with running("mock", "--port", str(mock_port)), running("serve", "--port", str(port)) as proc:
+        wait_ready(f"http://127.0.0.1:{mock_port}/v1/models")
         wait_ready(f"http://127.0.0.1:{port}/health")
         async with aiohttp.ClientSession() as session:
-            resp = await session.post(url, json=chat(True, chunks=40, chunk_delay_ms=200), headers=MOCK)
-            await resp.content.readuntil(b"\n\n")
+            resp = await session.post(url, json=chat(True, chunks=40, chunk_delay_ms=200), headers=headers)
+            first = await resp.content.readuntil(b"\n\n")
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert await wait_exit(proc, 10) == 0
-            assert 0.8 < time.monotonic() - started < 4
-            with pytest.raises(aiohttp.ClientPayloadError):
-                await resp.read()  # cut off: the 8 s stream could not finish
+            assert 0.8 < time.monotonic() - started < 5
+            body = first + await resp.read()  # a complete chunked body: no ClientPayloadError
+    events = [e.removeprefix(b"data: ") for e in body.split(b"\n\n") if e]
+    assert events[-1] == b"[DONE]"
+    error = msgspec.json.decode(events[-2])["error"]
+    assert "shutting down" in error["message"]
+    assert error["type"] == "api_error"
+    assert len(events) < 40  # the 8 s stream was ended, not played out

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from fastgate.cli import main
+from fastgate.errors import GatewayError
 from fastgate.keys.models import new_virtual_key
 from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError, new_secret_key
@@ -50,7 +51,12 @@ async def test_gateway_seals_on_write_and_opens_on_read(
     gateway = await make_gateway(data_dir=str(tmp_path), admin_token="t", secret_key=key)
     resp = await gateway.post(
         "/admin/virtual-keys",
-        {"provider": "openai", "secret": "sk-sealed-555", "custom_host": upstream.url, "options": {"x": "y"}},
+        {
+            "provider": "openai",
+            "secret": "sk-sealed-555",
+            "custom_host": upstream.url,
+            "options": {"openai_project": "p"},
+        },
         {"Authorization": "Bearer t"},
     )
     slug = (await resp.json())["slug"]
@@ -60,9 +66,13 @@ async def test_gateway_seals_on_write_and_opens_on_read(
     answer = await gateway.post("/v1/chat/completions", CHAT, {"x-portkey-virtual-key": slug})
     assert answer.status == 200
     assert upstream.requests[-1]["headers"]["Authorization"] == "Bearer sk-sealed-555"
-    # Another process without the key cannot use (or even load) the sealed record.
-    with pytest.raises(SealError, match="FASTGATE_SECRET_KEY"):
-        await KeyRegistry(FileRecords(tmp_path)).refresh()
+    # Another process without the key loads the records, but cannot use the sealed one.
+    without = KeyRegistry(FileRecords(tmp_path))
+    await without.refresh()
+    assert slug in without.locked and slug not in without.virtual
+    with pytest.raises(GatewayError, match="FASTGATE_SECRET_KEY") as refused:
+        without.resolve(slug)
+    assert refused.value.status == 500
     opened = KeyRegistry(FileRecords(tmp_path), sealer=Sealer(key))
     await opened.refresh()
     assert opened.virtual[slug].secret == "sk-sealed-555"
@@ -87,7 +97,9 @@ def test_cli_seals_with_the_key_from_the_environment(
     ]
     assert main(args) == 0
     assert "sk-from-cli-31" not in (tmp_path / "keys.json").read_text()
-    capsys.readouterr()
+    slug = json.loads(capsys.readouterr().out)["slug"]
     monkeypatch.delenv("FASTGATE_SECRET_KEY")
-    assert main(["virtual-keys", "list", "--data-dir", str(tmp_path)]) == 2
-    assert "set FASTGATE_SECRET_KEY" in capsys.readouterr().err
+    # Listing needs no secret: the sealed record is listed as such.
+    assert main(["virtual-keys", "list", "--data-dir", str(tmp_path)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (listed["slug"], listed["sealed"]) == (slug, True)
