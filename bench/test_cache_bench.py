@@ -36,7 +36,6 @@ from fastgate.keys.models import GatewayKey, Limits
 from fastgate.limits.guard import Guard
 from fastgate.providers.base import Call, Endpoint, Target
 from fastgate.providers.registry import get_provider
-from fastgate.routing.breaker import Identity
 from fastgate.routing.config import CacheSettings
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import RequestView
@@ -82,7 +81,7 @@ def _hit(pipeline: Pipeline, key: GatewayKey | None, cache: CacheSettings | None
     )
     ex.key = key
     pipeline.arrive(ex)
-    leaf = Leaf(call.target, None, cache, IDENTITY)
+    leaf = Leaf(call.target, None, cache)
     stages = ex.stages + pipeline.for_leaf(leaf)
     if not stages:
         return None
@@ -94,7 +93,6 @@ def _hit(pipeline: Pipeline, key: GatewayKey | None, cache: CacheSettings | None
 
 REQUEST = Request(None, "POST", "/v1/chat/completions", {}, BODY, True)  # type: ignore[arg-type]
 OPTIONS = RequestOptions(trace_id="bench", plan=None)
-IDENTITY = Identity("openai", "", "")
 
 
 def test_cache_hit_added_work(measure: Any) -> None:
@@ -103,7 +101,7 @@ def test_cache_hit_added_work(measure: Any) -> None:
     key = GatewayKey(id="bench", limits=Limits(rpm=10**9, tpm=10**9))
     assert _hit(pipeline, key, CACHE) is None
     ex = Exchange(request=REQUEST, endpoint=Endpoint.CHAT, headers={}, body=BODY, opts=OPTIONS, key=key)
-    at = Attempt(leaf=Leaf(_call().target, None, CACHE, IDENTITY), call=_call(), notes={})
+    at = Attempt(leaf=Leaf(_call().target, None, CACHE), call=_call(), notes={})
     assert stage.engage(ex, at) and at.lookup is not None
     guard.store.cache.put(at.lookup, b'J{"id":"x"}', 3600, time.time())  # type: ignore[attr-defined]
     outcome = measure(_hit, pipeline, key, CACHE)

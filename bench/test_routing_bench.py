@@ -15,7 +15,6 @@ import msgspec
 import pytest
 
 from bench.conftest import best_time, interleaved_ratio, require_measured
-from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.config import ConfigCache, decode_config
 from fastgate.routing.plan import RoutePlan, compile_plan, plan_targets
 from fastgate.ssrf import HostPolicy
@@ -62,8 +61,8 @@ def _build(raw: str) -> RoutePlan:
     return compile_plan(decode_config(raw, POLICY))
 
 
-def _plan_request(cache: ConfigCache[str, RoutePlan], breaker: CircuitBreaker) -> str:
-    walker = plan_targets(cache.get(CONFIG), doc=DOC, overrides=OVERRIDES, breaker=breaker)
+def _plan_request(cache: ConfigCache[str, RoutePlan]) -> str:
+    walker = plan_targets(cache.get(CONFIG), doc=DOC, overrides=OVERRIDES)
     leaf = next(walker)
     with contextlib.suppress(StopIteration):
         walker.send((200, True))
@@ -73,7 +72,7 @@ def _plan_request(cache: ConfigCache[str, RoutePlan], breaker: CircuitBreaker) -
 @pytest.mark.benchmark(group="routing-plan")
 def test_plan_cached_nested_config(measure: Any) -> None:
     cache: ConfigCache[str, RoutePlan] = ConfigCache(_build)
-    path = measure(_plan_request, cache, CircuitBreaker())
+    path = measure(_plan_request, cache)
     assert path.startswith("config.targets[0].targets[")
 
 
@@ -90,7 +89,7 @@ def test_plan_uncached_baseline(measure: Any) -> None:
 def test_budget_cached_planning() -> None:
     require_measured("test_plan_cached_nested_config", "test_plan_uncached_baseline")
     cache: ConfigCache[str, RoutePlan] = ConfigCache(_build)
-    cached = partial(_plan_request, cache, CircuitBreaker())
+    cached = partial(_plan_request, cache)
     share = interleaved_ratio(cached, _plan_uncached, rounds=30, number=20)
     per_call = best_time(cached)
     print(f"\ncached plan: {per_call * 1e6:.2f} µs (best of 60 batches), {share:.3f} of decoding per request")

@@ -14,6 +14,9 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
   (``fastgate/cache/semantic.py``).
 - ``metrics_public``: ``/metrics`` open to anyone even when an admin token or gateway keys
   guard it (``fastgate/gateway/metrics_access.py``).
+- ``cb_config``: circuit breaking for every strategy that sets none of its own, in Portkey's
+  ``strategy.cb_config`` terms (``fastgate/routing/breaker.py``); without it, and without a
+  config's own, no target is ever skipped.
 
 ```toml
 default = "main"
@@ -40,7 +43,13 @@ from fastgate.cache.semantic import SemanticSettings
 from fastgate.config_file import read_config_file
 from fastgate.errors import GatewayError, bad_request
 from fastgate.limits.prices import PriceTable
-from fastgate.routing.config import ConfigCache, ConfigNode, config_from_data
+from fastgate.routing.config import (
+    CircuitBreakerConfig,
+    ConfigCache,
+    ConfigNode,
+    check_cb_config,
+    config_from_data,
+)
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
 
@@ -51,10 +60,11 @@ class SavedConfig(msgspec.Struct, frozen=True):
     plan: RoutePlan | None
 
 
-def saved(node: ConfigNode) -> SavedConfig:
-    return SavedConfig(
-        node, compile_plan(node) if node.provider or node.targets or node.virtual_key else None
-    )
+def saved(
+    node: ConfigNode, *, name: str | None = None, cb_config: CircuitBreakerConfig | None = None
+) -> SavedConfig:
+    routed = node.provider or node.targets or node.virtual_key
+    return SavedConfig(node, compile_plan(node, name=name, cb_config=cb_config) if routed else None)
 
 
 class ServerConfig:
@@ -66,8 +76,11 @@ class ServerConfig:
         providers: dict[str, ConfigNode] | None = None,
         models: dict[str, RoutePlan] | None = None,
         default: RoutePlan | None = None,
+        cb_config: CircuitBreakerConfig | None = None,
     ) -> None:
         self.configs = configs or {}
+        #: Circuit breaking of every strategy that sets none (``cb_config`` at the top level).
+        self.cb_config = cb_config
         self.providers = providers or {}
         self.models = models or {}
         self.default = default
@@ -85,28 +98,25 @@ class ServerConfig:
         )
         self._catalog: ConfigCache[str, RoutePlan] = ConfigCache(self._catalog_plan, size=1024)
 
-    def for_model(self, model: str | None) -> RoutePlan:
-        """The plan for a request that named no provider and no config."""
+    def for_model(self, model: str | None) -> RoutePlan | None:
+        """The plan for a request that named no provider and no config, if this file has one
+        (``routing/by_model.py`` decides the rest)."""
         if model:
             plan = self.models.get(model)
             if plan is not None:
                 return plan
             if model.startswith("@") and "/" in model:
-                return self._catalog.get(model)
-        if self.default is not None:
-            return self.default
-        raise bad_request(
-            f"No route for model {model!r}: send x-portkey-provider or x-portkey-config, "
-            "or add the model to the server config",
-            param="model",
-        )
+                name = model[1:].partition("/")[0]
+                # ``@name/model``: a provider of this file; else left to the provider slugs.
+                return self._catalog.get(model) if name in self.providers else None
+        return self.default
 
     def _catalog_plan(self, model: str) -> RoutePlan:
         # Portkey's ``@provider/model``: the named target, with the model after the slash.
         name, _, upstream_model = model[1:].partition("/")
-        node = self.providers.get(name)
-        if node is None or not upstream_model:
-            raise bad_request(f"Unknown provider {name!r} in model {model!r}", param="model")
+        node = self.providers[name]
+        if not upstream_model:
+            raise bad_request(f"No model after the provider in {model!r}", param="model")
         params = {**(node.override_params or {}), "model": upstream_model}
         return compile_plan(msgspec.structs.replace(node, override_params=params))
 
@@ -119,6 +129,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     prices: dict[str, Any] = {}
     semantic_cache: dict[str, Any] | None = None
     metrics_public: bool = False
+    cb_config: dict[str, Any] | None = None
 
 
 def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
@@ -129,10 +140,17 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         raise ValueError(f"server config: {exc}") from None
     where = ""
     try:
+        cb: CircuitBreakerConfig | None = None
+        if spec.cb_config is not None:
+            try:
+                cb = msgspec.convert(spec.cb_config, CircuitBreakerConfig)
+            except msgspec.ValidationError as exc:
+                raise bad_request(f"cb_config: {exc}") from None
+            check_cb_config(cb, "cb_config")
         configs: dict[str, SavedConfig] = {}
         for name, value in spec.configs.items():
             where = f"configs.{name}: "
-            configs[name] = saved(config_from_data(value, policy))
+            configs[name] = saved(config_from_data(value, policy), name=name, cb_config=cb)
         providers: dict[str, ConfigNode] = {}
         for name, value in spec.providers.items():
             where = f"providers.{name}: "
@@ -140,13 +158,13 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
             compile_plan(node)  # a catalog entry is one target: check it now, not at the first request
             providers[name] = node
 
-        def resolve(value: Any) -> RoutePlan:
+        def resolve(value: Any, name: str) -> RoutePlan:
             if isinstance(value, str):
                 entry = configs.get(value)
                 if entry is None:
                     raise bad_request(f"no saved config is named {value!r}")
             else:
-                entry = saved(config_from_data(value, policy))
+                entry = saved(config_from_data(value, policy), name=name, cb_config=cb)
             if entry.plan is None:
                 raise bad_request("a routed config needs a provider or targets")
             return entry.plan
@@ -154,12 +172,12 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         models: dict[str, RoutePlan] = {}
         for name, value in spec.models.items():
             where = f"models.{name}: "
-            models[name] = resolve(value)
+            models[name] = resolve(value, f"models.{name}")
         where = "default: "
-        default = resolve(spec.default) if spec.default is not None else None
+        default = resolve(spec.default, "default") if spec.default is not None else None
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
-    config = ServerConfig(configs, providers, models, default)
+    config = ServerConfig(configs, providers, models, default, cb)
     config.metrics_public = spec.metrics_public
     try:
         config.prices = PriceTable.from_data(spec.prices)

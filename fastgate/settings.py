@@ -69,11 +69,8 @@ class Settings(msgspec.Struct, kw_only=True):
     retry_cap_ms: NonNegativeFloat = 16000.0
     retry_jitter: Fraction = 0.5
     #: Longest total wait a target may spend honouring upstream ``Retry-After`` headers.
+    #: (Circuit breaking is a config's ``strategy.cb_config``, or the server config's default.)
     retry_after_budget_ms: NonNegativeFloat = 60000.0
-    #: Consecutive failed attempts that open a target's circuit (0: no circuit breaking), and
-    #: how long it is then skipped before one probe request may try it again.
-    breaker_threshold: NonNegative = 5
-    breaker_cooldown_s: NonNegativeFloat = 30.0
     # ---- keys, limits and the response cache (fastgate/gateway/shared.py) ----
     #: Where key records live when there is no Redis (``keys.json``); None: no key records.
     data_dir: str | None = None
@@ -97,14 +94,12 @@ class Settings(msgspec.Struct, kw_only=True):
 #: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
 _LISTENER = ("host", "port", "workers", "max_body_bytes", "log_level")
 
-#: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_BREAKER_THRESHOLD``).
+#: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_MAX_RETRY_ATTEMPTS``).
 _ROUTING_LIMITS = (
     "max_retry_attempts",
     "retry_base_ms",
     "retry_cap_ms",
     "retry_after_budget_ms",
-    "breaker_threshold",
-    "breaker_cooldown_s",
 )
 
 #: Timeouts and limits of the server also read from ``FASTGATE_<NAME>`` (``FASTGATE_SHUTDOWN_GRACE``).

@@ -19,7 +19,7 @@ from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
 from fastgate.routing.breaker import CircuitBreaker
-from fastgate.routing.plan import Leaf, RoutePlan, plan_targets
+from fastgate.routing.plan import NO_CIRCUITS, Leaf, RoutePlan, plan_targets
 from fastgate.routing.retry import RetryPolicy, decide
 from fastgate.schema.openai import RawContentChatRequest, RequestView, object_decoder, view_decoder
 from fastgate.server.messages import Request, Response
@@ -44,7 +44,8 @@ class Gateway:
             jitter=settings.retry_jitter,
             retry_after_budget_ms=settings.retry_after_budget_ms,
         )
-        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown_s)
+        #: Circuits of the targets under a ``cb_config`` (none without one).
+        self.breaker = CircuitBreaker()
         #: The stages around the upstream call (replaced by make_app with the server's own).
         self.pipeline = Pipeline(())
 
@@ -59,11 +60,11 @@ class Gateway:
         ex = Exchange(request=request, endpoint=Endpoint.MODELS, headers=request.headers, view=_EMPTY_VIEW)
         self.pipeline.arrive(ex)
         ex.opts = opts = self.reader.read(request.headers)
-        plan = opts.plan or self.reader.plan_for_model(None)
+        plan = opts.plan or self.reader.plan_for_model(None, opts)
         return self._route(ex, plan, query=request.query)  # still percent-encoded, as in proxy()
 
     async def metrics(self, request: Request) -> Response:
-        """Prometheus text: the circuit state of every upstream target that has failed."""
+        """Prometheus text: the circuits of targets under a ``cb_config``, and their skips."""
         return Response(
             200,
             self.breaker.prometheus().encode(),
@@ -88,7 +89,7 @@ class Gateway:
             raise bad_request("Invalid path", code="invalid_path")
         # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
         # request line and %252e%252e would reach the upstream as "..".
-        plan = opts.plan or self.reader.plan_for_model(None)
+        plan = opts.plan or self.reader.plan_for_model(None, opts)
         return self._route(ex, plan, path=request.path[len("/v1") :], query=request.query)
 
     def _infer(self, endpoint: Endpoint, request: Request) -> Awaitable[Response | None]:
@@ -122,7 +123,7 @@ class Gateway:
             raise body_error(exc) from None
         check_duplicate_keys(body)
         if plan is None:
-            plan = self.reader.plan_for_model(view.model)
+            plan = self.reader.plan_for_model(view.model, opts)
         ex.view, ex.stream, ex.params = view, bool(view.stream), params
         return self._route(ex, plan)
 
@@ -145,17 +146,24 @@ class Gateway:
         try:
             root = plan.root
             walker: Generator[Leaf, tuple[int, bool], None] | None = None
+            skipped: list[str] | None = None
             opts = ex.opts
             if isinstance(root, Leaf):
-                # One target (most requests): tried whatever its circuit says (a walk would too,
-                # as its only choice), so no walk at all.
+                # One target (most requests): no walk at all, and no circuit (with no sibling to
+                # go to, a target is tried whatever its circuit would say).
                 leaf = root.overridden(opts.overrides) if opts.overrides else root
             else:
                 doc: dict[str, Any] = {}
                 if plan.roots:
                     url = {"pathname": ex.request.path}
                     doc = {"metadata": opts.metadata, "params": ex.params or {}, "url": url}
-                walker = plan_targets(plan, doc=doc, overrides=opts.overrides, breaker=self.breaker)
+                open_circuits = NO_CIRCUITS
+                if plan.circuits:  # a cb_config applies: which targets to pass over, and say so
+                    open_circuits = await self.breaker.open_among(plan.circuits)
+                    skipped = []
+                walker = plan_targets(
+                    plan, doc=doc, overrides=opts.overrides, open_circuits=open_circuits, skipped=skipped
+                )
                 leaf = next(walker)
             pool = self.pool
             assert pool is not None
@@ -182,9 +190,11 @@ class Gateway:
                 if ex.endpoint not in provider.endpoints:
                     raise provider.unsupported(ex.endpoint)
                 if at is None:
-                    outcome = await attempt(pool, provider, call, ex.stream, self.breaker, leaf.identity)
+                    outcome = await attempt(pool, provider, call, ex.stream)
                     if leaf.retry is not None:
                         outcome = await self._retried(ex, None, leaf, provider, outcome)
+                    if leaf.circuit is not None:
+                        await self._count(leaf, outcome)
                 else:
                     at.provider = provider
                     outcome = await self._staged(ex, at, leaf)
@@ -202,6 +212,11 @@ class Gateway:
                 pipeline.watch(ex, at, outcome)
             ex.outcome = outcome
             headers = _answer_headers(opts, outcome)
+            if skipped:
+                # Portkey's unreleased name for "a circuit was open", then which options were passed over.
+                headers["x-portkey-circuit-breaker-triggered"] = "true"
+                headers["x-portkey-skipped-option-indexes"] = ",".join(skipped)
+                self.breaker.skipped(plan.config_id, skipped)
             if outcome.mapper is not None:
                 await write_stream(request, outcome, headers)
                 return None
@@ -226,12 +241,19 @@ class Gateway:
         outcome = await pipeline.before(ex, at)
         if outcome is None:
             assert self.pool is not None
-            outcome = await attempt(self.pool, at.provider, at.call, ex.stream, self.breaker, leaf.identity)
+            outcome = await attempt(self.pool, at.provider, at.call, ex.stream)
             outcome = await pipeline.after(ex, at, outcome)
             if leaf.retry is not None:
                 outcome = await self._retried(ex, at, leaf, at.provider, outcome)
+            if leaf.circuit is not None:
+                await self._count(leaf, outcome)
             return outcome
         return await pipeline.after(ex, at, outcome)
+
+    async def _count(self, leaf: Leaf, outcome: Outcome) -> None:
+        """A leaf's final answer from its upstream (retries done) counts for its circuit."""
+        assert leaf.circuit is not None and leaf.rule is not None
+        await self.breaker.record(leaf.circuit, leaf.rule, outcome.status)
 
     async def _retried(
         self, ex: Exchange, at: Attempt | None, leaf: Leaf, provider: Provider, outcome: Outcome
@@ -254,7 +276,7 @@ class Gateway:
             waited_ms += decision.delay_ms
             await asyncio.sleep(decision.delay_ms / 1000)
             retries += 1
-            outcome = await attempt(self.pool, provider, call, ex.stream, self.breaker, leaf.identity)
+            outcome = await attempt(self.pool, provider, call, ex.stream)
             if at is not None:
                 outcome = await self.pipeline.after(ex, at, outcome)
 

@@ -3,8 +3,13 @@
 Portkey's precedence: a config with ``provider`` or ``targets`` wins over the provider headers;
 a config without them is completed from the headers; the custom-host, forward-headers and
 timeout headers beat the config's values, on every target. ``x-portkey-config`` may also name
-a config saved in the server config file, and a request with neither config nor provider is
-routed by the server config (by model, else its default).
+a config saved in the server config file.
+
+A request with neither config nor provider (a plain OpenAI client that changed only its
+``base_url``) is routed by its ``model`` (``routing/by_model.py``): the server config's aliases,
+``@name/model`` and default first, then the server's default provider, then a model named
+``<provider>/<model>`` goes to that provider and any other to ``openai``, with the client's own
+key. Portkey answers such a request with a 400; drop-in users expect OpenAI.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import msgspec
 from fastgate.errors import bad_request
 from fastgate.headers import bearer_token
 from fastgate.observability.logs import redact
+from fastgate.routing.by_model import ClientKey, ModelRoutes
 from fastgate.routing.config import ConfigCache, ConfigNode, decode_config
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.server_config import SavedConfig, ServerConfig, load_server_config, saved
@@ -69,6 +75,9 @@ _ROUTE_HEADERS = (
 RouteKey = tuple[Any, ...]
 #: Distinct header-name sets remembered before the table starts over.
 _MAX_NAME_SETS = 1024
+#: What a set of routing header values decides: the plan (None: the body's model chooses it),
+#: the header overrides, and the client's key for a plan chosen by model.
+Route = tuple[RoutePlan | None, dict[str, Any], ClientKey | None]
 
 
 def _trace_ids() -> Iterator[str]:
@@ -85,6 +94,8 @@ class RequestOptions(msgspec.Struct, kw_only=True):
     overrides: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     cache_force_refresh: bool = False
+    #: The client's key and provider options, for a plan chosen by the body's ``model``.
+    client: ClientKey | None = None
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -111,9 +122,11 @@ class OptionsReader:
         self.server = server
         self.configs: ConfigCache[str, SavedConfig] = ConfigCache(self._parse)
         self.header_plans: ConfigCache[HeaderPlanKey, RoutePlan] = ConfigCache(self._header_plan)
-        #: The plan and overrides of each distinct set of routing header values: a client sends
-        #: the same ones on every request, so they are judged (SSRF check included) once.
-        self.routes: ConfigCache[RouteKey, tuple[RoutePlan | None, dict[str, Any]]] = ConfigCache(self._route)
+        #: The plan, overrides and (when the model will choose the plan) client key of each
+        #: distinct set of routing header values: a client sends the same ones on every request,
+        #: so they are judged (SSRF check included) once.
+        self.routes: ConfigCache[RouteKey, Route] = ConfigCache(self._route)
+        self.by_model = ModelRoutes(server.for_model, settings.default_provider)
         #: The provider-option headers (``x-portkey-*`` without a meaning of their own) among
         #: each set of header names seen: clients send the same names on every request, and
         #: looking a tuple of them up costs far less than testing each name.
@@ -122,7 +135,7 @@ class OptionsReader:
 
     def _parse(self, raw: str) -> SavedConfig:
         if raw.lstrip().startswith("{"):
-            return saved(decode_config(raw, self.policy))
+            return saved(decode_config(raw, self.policy), cb_config=self.server.cb_config)
         # Not JSON: the name of a config saved on the server (Portkey's hosted config ids).
         entry = self.server.configs.get(raw.strip())
         if entry is None:
@@ -131,8 +144,10 @@ class OptionsReader:
             raise bad_request(f"Invalid config passed: no saved config is named {shown!r}", param="config")
         return entry
 
-    def plan_for_model(self, model: str | None) -> RoutePlan:
-        return self.server.for_model(model)
+    def plan_for_model(self, model: str | None, opts: RequestOptions) -> RoutePlan:
+        """The plan of a request whose headers name no provider and no config."""
+        assert opts.client is not None
+        return self.by_model.plan(model, opts.client)
 
     def read(self, headers: Mapping[str, str]) -> RequestOptions:
         get = headers.get
@@ -147,7 +162,7 @@ class OptionsReader:
             option_names,
             tuple(map(headers.__getitem__, option_names)) if option_names else (),
         )
-        plan, overrides = self.routes.get(key)
+        plan, overrides, client = self.routes.get(key)
         metadata: dict[str, Any] = {}
         raw_metadata = get("x-portkey-metadata")
         if raw_metadata:
@@ -167,6 +182,7 @@ class OptionsReader:
             overrides=overrides,
             metadata=metadata,
             cache_force_refresh="x-portkey-cache-force-refresh" in headers,
+            client=client,
         )
 
     def _learn_option_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -176,9 +192,9 @@ class OptionsReader:
         self._option_names[names] = found
         return found
 
-    def _route(self, key: RouteKey) -> tuple[RoutePlan | None, dict[str, Any]]:
+    def _route(self, key: RouteKey) -> Route:
         """The plan and the overrides (shared by every request with these headers: never changed)
-        of one set of routing header values."""
+        of one set of routing header values; without a plan, the client's key for the model's."""
         (
             raw_config,
             provider,
@@ -193,16 +209,19 @@ class OptionsReader:
             option_values,
         ) = key
         target = (provider, virtual_key, auth, x_api_key, option_names, option_values)
-        plan: RoutePlan | None
+        plan: RoutePlan | None = None
+        client: ClientKey | None = None
         if raw_config:
             entry = self.configs.get(raw_config)
             plan = entry.plan or self.header_plans.get(
                 (raw_config, *self._header_target(*target, entry.node))
             )
-        elif provider or virtual_key or not self.server.routes_by_model:
+        elif provider or virtual_key or (self.settings.default_provider and not self.server.routes_by_model):
             plan = self.header_plans.get((None, *self._header_target(*target, None)))
         else:
-            plan = None
+            client = ClientKey(
+                self._client_key(auth), x_api_key or None, self._options(option_names, option_values)
+            )
         overrides: dict[str, Any] = {}
         if custom_host:
             overrides["custom_host"] = self.policy.check_url(_clean(custom_host, "x-portkey-custom-host"))
@@ -220,7 +239,7 @@ class OptionsReader:
                 overrides["request_timeout"] = ms
         if strict == "false":
             overrides["strict_open_ai_compliance"] = False
-        return plan, overrides
+        return plan, overrides, client
 
     def _header_target(
         self,
@@ -242,15 +261,24 @@ class OptionsReader:
                     "have a valid config with provider details in it."
                 )
             raise bad_request("Either x-portkey-config or x-portkey-provider header is required")
-        token = bearer_token(auth)
-        api_key = auth if token is None else token
+        api_key = self._client_key(auth)
         if not api_key and provider == "anthropic":
             api_key = x_api_key
-        options = tuple(
+        return provider, api_key or None, self._options(option_names, option_values), virtual_key
+
+    @staticmethod
+    def _client_key(auth: str | None) -> str | None:
+        """The provider key a client sends: its ``Authorization`` value without ``Bearer ``."""
+        token = bearer_token(auth)
+        return (auth if token is None else token) or None
+
+    @staticmethod
+    def _options(names: tuple[str, ...], values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """Provider options from their ``x-portkey-<option>`` headers."""
+        return tuple(
             (name[len(PREFIX) :].replace("-", "_"), _clean(value, name))
-            for name, value in zip(option_names, option_values, strict=True)
+            for name, value in zip(names, values, strict=True)
         )
-        return provider, api_key or None, options, virtual_key
 
     def _header_plan(self, key: HeaderPlanKey) -> RoutePlan:
         """A plan for a target named by headers; clients send the same few, so it is cached."""

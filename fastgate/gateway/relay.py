@@ -16,7 +16,6 @@ from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
 from fastgate.providers.openai import check_answer
-from fastgate.routing.breaker import CircuitBreaker, Identity
 from fastgate.upstream.connection import UpstreamResponse
 from fastgate.upstream.pool import UpstreamPool
 
@@ -118,25 +117,14 @@ def failure_outcome(provider: Provider, call: Call, status: int, message: str) -
     )
 
 
-async def attempt(
-    pool: UpstreamPool,
-    provider: Provider,
-    call: Call,
-    stream: bool,
-    breaker: CircuitBreaker | None = None,
-    identity: Identity | None = None,
-) -> Outcome:
+async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Run one upstream call; upstream failures become outcomes (502/504/408), never exceptions.
 
     ``request_timeout`` bounds the wait for the answer to start: the response head, as Portkey's
     does, and for a stream also its first chunk, so a stream that stalls or breaks before
     reaching the client can still be retried or fall back to the next target. The configured
-    read timeout bounds every wait for bytes after that. With a ``breaker``, the attempt counts
-    for the circuit of the target ``identity`` (kept here rather than in a coroutine around
-    this one: a layer less for every request).
+    read timeout bounds every wait for bytes after that.
     """
-    if breaker is not None and identity is not None:
-        breaker.started(identity)
     timeout_ms = call.target.request_timeout
     deadline = asyncio.timeout(timeout_ms / 1000) if timeout_ms else None
     try:
@@ -159,8 +147,6 @@ async def attempt(
         outcome = failure_outcome(provider, call, 502, "stream ended before its first byte")
     except OSError as exc:
         outcome = failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
-    if breaker is not None and identity is not None:
-        breaker.record(identity, outcome.status)
     return outcome
 
 

@@ -21,6 +21,7 @@ from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import reply_text, split_chunks
 from fastgate.mock.playback import MockServer, play
+from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -179,7 +180,7 @@ class AnthropicFormat:
                     "type": "tool_use",
                     "id": f"toolu_mock{next(_ids)}",
                     "name": tool,
-                    "input": {"query": last_user_text(request)},
+                    "input": arguments_for(_tool_schema(request, tool), last_user_text(request)),
                 }
             )
         usage = self._usage(request)
@@ -208,6 +209,12 @@ def _tool_name(request: dict[str, Any], d: Directives) -> str | None:
     if choice.get("type") == "tool":
         return str(choice.get("name"))
     return tools[0] if d.tool_call or choice.get("type") == "any" else None
+
+
+def _tool_schema(request: dict[str, Any], name: str) -> Any:
+    """The named tool's ``input_schema`` (https://docs.anthropic.com/en/api/messages, ``tools``)."""
+    tools = [t for t in request.get("tools") or () if isinstance(t, dict) and t.get("name") == name]
+    return tools[0].get("input_schema") if tools else None
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:

@@ -43,7 +43,8 @@ def _filtered_frame(frame: bytes) -> bytes:
 
 class AzureFormat:
     def answer(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
-        plan = OPENAI.answer(endpoint, request, d)
+        # A deployment URL names the model: Azure's bodies may leave ``model`` out.
+        plan = OPENAI.answer(endpoint, {"model": "deployment", **request}, d)
         if endpoint != "chat/completions" or plan.status != 200:
             return plan
         if plan.frames is not None:

@@ -33,6 +33,7 @@ from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, reply_text, split_chunks
 from fastgate.mock.playback import play
+from fastgate.mock.tool_arguments import arguments_for
 from fastgate.providers.aws_sigv4 import ALGORITHM, canonical_request, compute_signature
 
 #: The shared test credentials the mock accepts (never real ones).
@@ -227,16 +228,18 @@ class BedrockFormat:
 
     def _tool_use(self, request: dict[str, Any]) -> dict[str, Any] | None:
         config = request.get("toolConfig") or {}
-        names = [t["toolSpec"]["name"] for t in config.get("tools") or () if "toolSpec" in t]
+        specs = [t["toolSpec"] for t in config.get("tools") or () if "toolSpec" in t]
         forced = (config.get("toolChoice") or {}).get("tool")
         if forced:
-            names.insert(0, forced["name"])
-        if not names:
+            specs = [s for s in specs if s.get("name") == forced["name"]] or [{"name": forced["name"]}]
+        if not specs:
             return None
+        # Converse's ToolSpecification: the schema is ``inputSchema.json``.
+        schema = (specs[0].get("inputSchema") or {}).get("json")
         return {
             "toolUseId": f"tooluse_mock{next(_ids)}",
-            "name": names[0],
-            "input": {"query": last_user_text(request)},
+            "name": specs[0]["name"],
+            "input": arguments_for(schema, last_user_text(request)),
         }
 
     def _usage(self, request: dict[str, Any], output: str) -> dict[str, int]:

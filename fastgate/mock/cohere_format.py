@@ -18,10 +18,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from fastgate.mock.directives import Directives
+from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, prompt_tokens, reply_text, split_chunks
 from fastgate.mock.playback import MockServer, play
+from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -44,14 +45,17 @@ def _usage(request: dict[str, Any], output_tokens: int) -> dict[str, Any]:
 
 def _tool_calls(request: dict[str, Any]) -> list[dict[str, Any]]:
     calls = []
+    text = last_user_text(request)
     for tool in request.get("tools") or ():
-        name = (tool.get("function") or {}).get("name") if isinstance(tool, dict) else None
+        function = (tool.get("function") or {}) if isinstance(tool, dict) else {}
+        name = function.get("name")
         if name:
+            arguments = arguments_for(function.get("parameters"), text)
             calls.append(
                 {
                     "id": f"{name}_{next(_ids)}",
                     "type": "function",
-                    "function": {"name": name, "arguments": _encode({"query": "mock"}).decode()},
+                    "function": {"name": name, "arguments": _encode(arguments).decode()},
                 }
             )
     return calls

@@ -22,6 +22,7 @@ from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, reply_text, split_chunks
 from fastgate.mock.playback import play
+from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -85,12 +86,16 @@ def _prompt_tokens(request: dict[str, Any]) -> int:
 
 def _function_call(request: dict[str, Any], text: str) -> dict[str, Any] | None:
     config = (request.get("toolConfig") or {}).get("functionCallingConfig") or {}
-    names = list(config.get("allowedFunctionNames") or ())
-    for tool in request.get("tools") or ():
-        names.extend(d["name"] for d in tool.get("functionDeclarations") or ())
-    if not names:
+    allowed = list(config.get("allowedFunctionNames") or ())
+    declarations = [d for tool in request.get("tools") or () for d in tool.get("functionDeclarations") or ()]
+    if allowed:
+        declarations = [d for d in declarations if d.get("name") in allowed] or [{"name": allowed[0]}]
+    if not declarations:
         return None
-    return {"name": names[0], "args": {"query": text}}
+    # FunctionDeclaration: ``parameters`` (OpenAPI subset) or ``parametersJsonSchema``.
+    declaration = declarations[0]
+    schema = declaration.get("parameters") or declaration.get("parametersJsonSchema")
+    return {"name": declaration["name"], "args": arguments_for(schema, text)}
 
 
 class _Answer:
@@ -103,7 +108,10 @@ class _Answer:
         self.candidates = int(config.get("candidateCount") or 1)
         self.thoughts = bool((config.get("thinkingConfig") or {}).get("includeThoughts"))
         self.text = reply_text(request, d)
-        self.call = _function_call(request, last_user_text(request)) if d.tool_call else None
+        # Called when scripted, or when functionCallingConfig's mode ANY forces a call
+        # (https://ai.google.dev/api/caching#FunctionCallingConfig).
+        forced = ((request.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode") == "ANY"
+        self.call = _function_call(request, last_user_text(request)) if d.tool_call or forced else None
         self.finish = d.finish or "STOP"
         self.block = d.block
         self.prompt = _prompt_tokens(request)

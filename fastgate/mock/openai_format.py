@@ -13,6 +13,8 @@ import msgspec
 
 from fastgate.mock.directives import Directives, last_user_text, request_texts
 from fastgate.mock.engine import MockPlan
+from fastgate.mock.openai_validation import invalid_request
+from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -49,21 +51,37 @@ def split_chunks(text: str, n: int) -> list[str]:
     return [text] + [""] * (n - 1) if n > 1 else [text]
 
 
-def tool_call_for(request: dict[str, Any]) -> dict[str, Any] | None:
-    tools = request.get("tools") or []
-    names = [
-        t["function"]["name"] for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)
-    ]
+def answered_a_tool(request: dict[str, Any]) -> bool:
+    """The conversation ends with a tool's result: an agent loop wants the answer now."""
+    messages = request.get("messages") or [{}]
+    last = messages[-1]
+    return isinstance(last, dict) and last.get("role") in ("tool", "function")
+
+
+def tool_call_for(request: dict[str, Any], d: Directives) -> dict[str, Any] | None:
+    """The call the mock makes: when scripted (``tool_call``) or when ``tool_choice`` forces one
+    (``required`` or a named function, as OpenAI's models must), unless the conversation ends
+    with a tool's result; its arguments validate against the tool's parameters."""
     choice = request.get("tool_choice")
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        names = [choice["function"].get("name"), *names]
-    if not names:
+    forced = choice in ("required", "any") or isinstance(choice, dict)
+    if not (d.tool_call or forced) or choice == "none" or answered_a_tool(request):
         return None
-    args = _encode({"query": last_user_text(request)}).decode()
+    functions = [
+        t["function"]
+        for t in request.get("tools") or ()
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        named = choice["function"].get("name")
+        functions = [f for f in functions if f.get("name") == named] or [{"name": named}]
+    if not functions:
+        return None
+    function = functions[0]
+    args = _encode(arguments_for(function.get("parameters"), last_user_text(request))).decode()
     return {
         "id": f"call_mock{next(_ids)}",
         "type": "function",
-        "function": {"name": names[0], "arguments": args},
+        "function": {"name": function["name"], "arguments": args},
     }
 
 
@@ -75,7 +93,7 @@ def _usage(request: dict[str, Any], completion: str) -> dict[str, int]:
 
 def chat_completion(request: dict[str, Any], d: Directives) -> bytes:
     model = request.get("model") or MOCK_MODELS[0]
-    call = tool_call_for(request) if d.tool_call else None
+    call = tool_call_for(request, d)
     text = reply_text(request, d)
     message: dict[str, Any] = {"role": "assistant", "content": None if call else text, "refusal": None}
     if call:
@@ -126,7 +144,7 @@ def chat_stream(request: dict[str, Any], d: Directives) -> list[bytes]:
             }
         )
 
-    call = tool_call_for(request) if d.tool_call else None
+    call = tool_call_for(request, d)
     text = reply_text(request, d)
     frames = [chunk({"role": "assistant", "content": "" if not call else None})]
     if call:
@@ -251,6 +269,19 @@ class OpenAIFormat:
     """The mock's answers in OpenAI's wire format (also every OpenAI-compatible provider's)."""
 
     def answer(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
+        problem = invalid_request(endpoint, request)
+        if problem is not None:
+            body = _encode(
+                {
+                    "error": {
+                        "message": problem.message,
+                        "type": "invalid_request_error",
+                        "param": problem.param,
+                        "code": problem.code,
+                    }
+                }
+            )
+            return MockPlan(status=400, body=body, directives=d)
         stream = bool(request.get("stream"))
         sse = "text/event-stream"
         if endpoint == "chat/completions":

@@ -69,9 +69,8 @@ class AnthropicProvider(OpenAICompatible):
         if call.endpoint is Endpoint.PROXY:
             return self.proxy_request(call)
         headers = self.request_headers(call)
-        base = self.base(call).rstrip("/")
         if call.endpoint is Endpoint.MODELS:
-            return UpstreamRequest("GET", f"{base}/models", headers, None)
+            return UpstreamRequest("GET", self.url(call, "/models"), headers, None)
         headers["Content-Type"] = "application/json"
         try:
             if call.endpoint is Endpoint.COMPLETIONS:
@@ -82,7 +81,7 @@ class AnthropicProvider(OpenAICompatible):
                 body = openai_chat_to_anthropic(call.body, call.target.override_params, request=request)
         except msgspec.ValidationError as exc:
             raise bad_request(f"Invalid request body: {exc}") from None
-        return UpstreamRequest("POST", f"{base}/messages", headers, body)
+        return UpstreamRequest("POST", self.url(call, "/messages"), headers, body)
 
     def response(self, call: Call, body: bytes) -> bytes:
         endpoint = call.endpoint

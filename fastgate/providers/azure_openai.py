@@ -20,6 +20,7 @@ from urllib.parse import quote
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
+from fastgate.providers.urls import under_host
 
 
 def _option(call: Call, *names: str) -> str | None:
@@ -47,8 +48,9 @@ class AzureOpenAI(OpenAICompatible):
             *("api_version", "azure_api_version", "azure_ad_token", "azure_auth_mode"),
         }
 
-    def base(self, call: Call) -> str:
-        """``https://{resource}.openai.azure.com/openai``, or the custom host in its place."""
+    def url(self, call: Call, path: str) -> str:
+        """``path`` under ``https://{resource}.openai.azure.com/openai``, or under the custom host
+        in its place: Portkey's base includes ``/openai`` (azure-openai/api.ts ``getBaseURL``)."""
         host = call.target.custom_host
         if not host:
             resource = _option(call, "resource_name", "azure_resource_name")
@@ -57,8 +59,8 @@ class AzureOpenAI(OpenAICompatible):
                     "azure-openai needs resource_name (x-portkey-azure-resource-name) or a custom_host",
                     param="resource_name",
                 )
-            host = f"https://{quote(resource, safe='')}.openai.azure.com"
-        return host.rstrip("/") + "/openai"
+            host = f"https://{quote(resource, safe='')}.openai.azure.com/openai"
+        return under_host(host, path)
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         """``api-key: <key>``, or ``Authorization: Bearer <Entra ID token>`` in its place."""
@@ -82,14 +84,14 @@ class AzureOpenAI(OpenAICompatible):
     def _url(self, call: Call, operation: str, query: str = "") -> str:
         version = _option(call, "api_version", "azure_api_version")
         if version == "v1":
-            url = f"{self.base(call)}/v1/{operation.lstrip('/')}"
+            url = self.url(call, f"/v1/{operation.lstrip('/')}")
         else:
             if not version:
                 raise bad_request(
                     "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
                 )
             if call.endpoint is Endpoint.PROXY:
-                url = f"{self.base(call)}{operation}"
+                url = self.url(call, operation)
             else:
                 deployment = _option(call, "deployment_id", "azure_deployment_id")
                 if not deployment:
@@ -97,7 +99,7 @@ class AzureOpenAI(OpenAICompatible):
                         "azure-openai needs deployment_id (x-portkey-azure-deployment-id)",
                         param="deployment_id",
                     )
-                url = f"{self.base(call)}/deployments/{quote(deployment, safe='')}/{operation}"
+                url = self.url(call, f"/deployments/{quote(deployment, safe='')}/{operation}")
             if "api-version=" not in query:
                 pair = f"api-version={quote(version, safe='')}"
                 query = f"{query}&{pair}" if query else pair

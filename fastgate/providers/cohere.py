@@ -68,7 +68,7 @@ class CohereProvider(OpenAICompatible):
         headers = self.auth_headers(call)
         forward_headers(call, headers)
         headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", self.base(call).rstrip("/") + _PATHS[call.endpoint], headers, body)
+        return UpstreamRequest("POST", self.url(call, _PATHS[call.endpoint]), headers, body)
 
     def response(self, call: Call, body: bytes) -> bytes:
         strict = call.target.strict_open_ai_compliance

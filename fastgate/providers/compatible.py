@@ -1,60 +1,68 @@
-"""The OpenAI-compatible long tail as data: slug → base URL (and auth, where it differs).
+"""The OpenAI-compatible long tail as data: slug → base URL, and what a custom host lacks.
 
-Facts from each provider's public API docs (base URL of its OpenAI-compatible endpoint).
+The base URL is the one each provider documents for its OpenAI-compatible API. The second value
+is the part of it that Portkey's ``src/providers/<slug>/api.ts`` puts in ``getEndpoint`` rather
+than ``getBaseURL``: a custom host replaces Portkey's base, so it is appended to the host
+(``together-ai``: ``getBaseURL`` ``https://api.together.xyz``, ``getEndpoint`` ``/v1/chat/completions``).
 A row here is all a new compatible provider needs.
 """
 
 from __future__ import annotations
 
+from fastgate.providers.huggingface import HuggingFace
 from fastgate.providers.openai import OpenAICompatible
 
-#: slug: base URL (None = the client must give a custom host).
-BASE_URLS: dict[str, str | None] = {
-    "groq": "https://api.groq.com/openai/v1",
-    "together-ai": "https://api.together.xyz/v1",
-    "fireworks-ai": "https://api.fireworks.ai/inference/v1",
-    "deepseek": "https://api.deepseek.com/v1",
-    "x-ai": "https://api.x.ai/v1",
-    "perplexity-ai": "https://api.perplexity.ai",
-    "openrouter": "https://openrouter.ai/api/v1",
-    "deepinfra": "https://api.deepinfra.com/v1/openai",
-    "cerebras": "https://api.cerebras.ai/v1",
-    "sambanova": "https://api.sambanova.ai/v1",
-    "nebius": "https://api.studio.nebius.ai/v1",
-    "novita-ai": "https://api.novita.ai/v3/openai",
-    "lambda": "https://api.lambdalabs.com/v1",
-    "hyperbolic": "https://api.hyperbolic.xyz/v1",
-    "anyscale": "https://api.endpoints.anyscale.com/v1",
-    "moonshot": "https://api.moonshot.cn/v1",
-    "lingyi": "https://api.lingyiwanwu.com/v1",
-    "zhipu": "https://open.bigmodel.cn/api/paas/v4",
-    "z-ai": "https://api.z.ai/api/paas/v4",
-    "dashscope": "https://dashscope.aliyuncs.com/compatible-mode/v1",
-    "siliconflow": "https://api.siliconflow.cn/v1",
-    "deepbricks": "https://api.deepbricks.ai/v1",
-    "inference-net": "https://api.inference.net/v1",
-    "lemonfox-ai": "https://api.lemonfox.ai/v1",
-    "upstage": "https://api.upstage.ai/v1/solar",
-    "kluster-ai": "https://api.kluster.ai/v1",
-    "nscale": "https://inference.api.nscale.com/v1",
-    "featherless-ai": "https://api.featherless.ai/v1",
-    "krutrim": "https://cloud.olakrutrim.com/v1",
-    "302ai": "https://api.302.ai/v1",
-    "cometapi": "https://api.cometapi.com/v1",
-    "github": "https://models.inference.ai.azure.com",
-    "lepton": None,
-    "huggingface": None,
-    "modal": None,
-    "vllm": None,
-    "lm-studio": None,
-    "llamacpp": None,
+#: slug: (base URL, version appended to a custom host). A base of None: the client must give
+#: a custom host (a server of its own).
+ROUTES: dict[str, tuple[str | None, str]] = {
+    "groq": ("https://api.groq.com/openai/v1", ""),
+    "together-ai": ("https://api.together.xyz/v1", "/v1"),
+    "fireworks-ai": ("https://api.fireworks.ai/inference/v1", ""),
+    "deepseek": ("https://api.deepseek.com/v1", "/v1"),
+    "x-ai": ("https://api.x.ai/v1", ""),
+    "perplexity-ai": ("https://api.perplexity.ai", ""),
+    "openrouter": ("https://openrouter.ai/api/v1", "/v1"),
+    "deepinfra": ("https://api.deepinfra.com/v1/openai", ""),
+    "cerebras": ("https://api.cerebras.ai/v1", ""),
+    "sambanova": ("https://api.sambanova.ai/v1", "/v1"),
+    "nebius": ("https://api.studio.nebius.ai/v1", ""),
+    # Novita documents https://api.novita.ai/v3/openai + /chat/completions; Portkey's endpoint
+    # adds /v1 after its base, so that is what a custom host gets.
+    "novita-ai": ("https://api.novita.ai/v3/openai", "/v1"),
+    "lambda": ("https://api.lambdalabs.com/v1", ""),
+    "hyperbolic": ("https://api.hyperbolic.xyz/v1", "/v1"),
+    "anyscale": ("https://api.endpoints.anyscale.com/v1", ""),
+    "moonshot": ("https://api.moonshot.cn/v1", "/v1"),
+    "lingyi": ("https://api.lingyiwanwu.com/v1", "/v1"),
+    "zhipu": ("https://open.bigmodel.cn/api/paas/v4", ""),
+    "z-ai": ("https://api.z.ai/api/paas/v4", ""),
+    "dashscope": ("https://dashscope-intl.aliyuncs.com/compatible-mode/v1", ""),
+    "siliconflow": ("https://api.siliconflow.cn/v1", ""),
+    "deepbricks": ("https://api.deepbricks.ai/v1", ""),
+    "inference-net": ("https://api.inference.net/v1", ""),
+    "lemonfox-ai": ("https://api.lemonfox.ai/v1", ""),
+    "upstage": ("https://api.upstage.ai/v1/solar", ""),
+    "kluster-ai": ("https://api.kluster.ai/v1", ""),
+    "nscale": ("https://inference.api.nscale.com/v1", ""),
+    "featherless-ai": ("https://api.featherless.ai/v1", ""),
+    "krutrim": ("https://cloud.olakrutrim.com/v1", ""),
+    "302ai": ("https://api.302.ai/v1", "/v1"),
+    "cometapi": ("https://api.cometapi.com/v1", ""),
+    "github": ("https://models.inference.ai.azure.com", ""),
+    "lepton": ("https://api.lepton.ai/api/v1", "/api/v1"),
+    "modal": ("https://api.modal.com/v1", ""),
+    # Ollama's OpenAI API is under /v1 of the server root, which Portkey takes as the custom
+    # host (ollama/api.ts); vLLM, LM Studio and llama.cpp's servers (not in Portkey) alike.
+    "ollama": (None, "/v1"),
+    "vllm": (None, "/v1"),
+    "lm-studio": (None, "/v1"),
+    "llamacpp": (None, "/v1"),
 }
 
 
 def compatible_providers() -> list[OpenAICompatible]:
-    providers = [OpenAICompatible(slug, url) for slug, url in BASE_URLS.items()]
-    # Ollama serves OpenAI's API under /v1 of its root; Portkey users give the root as custom host.
-    providers.append(OpenAICompatible("ollama", None, root_suffix="/v1"))
+    providers = [OpenAICompatible(slug, url, version=version) for slug, (url, version) in ROUTES.items()]
+    providers.append(HuggingFace())
     providers.append(
         OpenAICompatible(
             "openai",

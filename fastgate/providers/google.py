@@ -4,7 +4,8 @@ URLs: ``{base}/models/{model}:generateContent``, ``:streamGenerateContent?alt=ss
 GenerateContentResponse per event; without ``alt=sse`` Google streams one JSON array, which is
 what Portkey parses) and ``:batchEmbedContents``. The API key travels in the ``x-goog-api-key``
 header (https://ai.google.dev/api#authentication), not in ``?key=`` as Portkey sends it, so keys
-never appear in URLs, proxy logs or access logs. ``custom_host`` replaces the base URL.
+never appear in URLs, proxy logs or access logs. ``custom_host`` replaces the base URL, which
+for Portkey is the host alone: ``/v1beta`` belongs to the endpoint (google/api.ts).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from fastgate._transforms import (
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest, forward_headers
 from fastgate.providers.openai import NOT_FORWARDED
+from fastgate.providers.urls import under_host
 
-BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+BASE_URL = "https://generativelanguage.googleapis.com"
+VERSION = "/v1beta"
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
 #: Mapped endpoints, plus Portkey's passthrough (``countTokens``, ``cachedContents`` ... in
 #: Google's own format). ``/v1/models`` is not offered: Google lists models in its own shape.
@@ -73,8 +76,9 @@ class GeminiMapping(Provider):
 
     endpoints = GEMINI_ENDPOINTS
 
-    def base_url(self, call: Call) -> str:
-        """Where API paths start (``.../v1beta`` for Gemini, ``.../v1`` for Vertex)."""
+    def api_url(self, call: Call, path: str) -> str:
+        """``path`` (after the API version: ``/models/...``) under the base URL or the custom host
+        in its place (``.../v1beta`` for Gemini, ``.../v1`` for Vertex)."""
         raise NotImplementedError
 
     def operation_url(self, call: Call, model: str, operation: str) -> str:
@@ -115,7 +119,7 @@ class GeminiMapping(Provider):
                 continue
             headers[name] = value
         headers.update(auth)
-        url = f"{self.base_url(call)}{call.path}"
+        url = self.api_url(call, call.path)
         if call.query:
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
@@ -152,11 +156,12 @@ class GeminiMapping(Provider):
 class GoogleProvider(GeminiMapping):
     name = "google"
 
-    def base_url(self, call: Call) -> str:
-        return call.target.custom_host or BASE_URL
+    def api_url(self, call: Call, path: str) -> str:
+        host = call.target.custom_host
+        return under_host(host, VERSION + path) if host else BASE_URL + VERSION + path
 
     def operation_url(self, call: Call, model: str, operation: str) -> str:
-        return f"{self.base_url(call)}/models/{model}:{operation}"
+        return self.api_url(call, f"/models/{model}:{operation}")
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         key = call.target.api_key

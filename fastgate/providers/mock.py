@@ -27,8 +27,8 @@ class MockProvider(OpenAICompatible):
         #: Speaks the Responses API natively, keeping what it answered (``store``).
         self.responses = ResponsesFormat()
 
-    def base(self, call: Call) -> str:
-        return ""  # answered in-process: the prepared request is never sent anywhere
+    def url(self, call: Call, path: str) -> str:
+        return path  # answered in-process: the prepared request is never sent anywhere
 
     async def respond(self, call: Call) -> LocalResponse:
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value

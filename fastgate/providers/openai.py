@@ -14,6 +14,7 @@ from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import Call, Endpoint, Provider, StreamMapper, UpstreamRequest, forward_headers
+from fastgate.providers.urls import under_host
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
@@ -77,16 +78,22 @@ def apply_overrides(body: bytes, overrides: dict[str, Any] | None) -> bytes:
 
 
 class OpenAICompatible(Provider):
-    """A provider reached at ``base_url`` with OpenAI's paths, bodies and SSE."""
+    """A provider reached at ``base_url`` with OpenAI's paths, bodies and SSE.
+
+    ``base_url`` is where the provider documents its API (``https://api.together.xyz/v1``);
+    ``version`` is the part of it that Portkey counts as the endpoint rather than the base
+    (``/v1`` for ``together-ai``, whose ``getBaseURL`` is ``https://api.together.xyz``), so a
+    custom host, which replaces Portkey's base, gets it appended.
+    """
 
     def __init__(
         self,
         name: str,
         base_url: str | None,
         *,
+        version: str = "",
         auth_header: str = "Authorization",
         auth_prefix: str = "Bearer ",
-        root_suffix: str = "",
         add_provider_field: bool = True,
         endpoints: frozenset[Endpoint] = frozenset(Endpoint),
         option_headers: dict[str, str] | None = None,
@@ -95,8 +102,7 @@ class OpenAICompatible(Provider):
         self.base_url = base_url
         self.auth_header = auth_header
         self.auth_prefix = auth_prefix
-        #: Appended to a custom host that lacks it (Ollama's OpenAI API lives under ``/v1``).
-        self.root_suffix = root_suffix
+        self.version = version
         self.endpoints = endpoints
         #: Provider options sent as headers (``openai_organization`` → ``OpenAI-Organization``).
         self.option_headers = option_headers or {}
@@ -104,15 +110,16 @@ class OpenAICompatible(Provider):
         # Portkey adds ``"provider": "<slug>"`` to other providers' answers; spliced, not re-encoded.
         self._provider_suffix = f',"provider":"{name}"}}'.encode() if add_provider_field else b""
 
-    def base(self, call: Call) -> str:
-        host = call.target.custom_host or self.base_url
-        if host is None:
+    def url(self, call: Call, path: str) -> str:
+        """The upstream URL of an API path (``/chat/completions``, or a passthrough's path)."""
+        host = call.target.custom_host
+        if host:
+            return under_host(host, self.version + path)
+        if self.base_url is None:
             raise GatewayError(
                 400, f"provider {self.name} needs a custom_host (x-portkey-custom-host)", param="custom_host"
             )
-        if call.target.custom_host and self.root_suffix and not host.endswith(self.root_suffix):
-            return host + self.root_suffix
-        return host
+        return self.base_url + path
 
     def auth_headers(self, call: Call) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -135,7 +142,7 @@ class OpenAICompatible(Provider):
         if call.endpoint is Endpoint.PROXY:
             return self.proxy_request(call)
         headers = self.request_headers(call)
-        url = f"{self.base(call)}/{call.endpoint._value_}"  # the value, without Enum's property
+        url = self.url(call, "/" + call.endpoint._value_)  # the value, without Enum's property
         if call.endpoint is Endpoint.MODELS:
             return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)
         headers["Content-Type"] = "application/json"
@@ -150,7 +157,7 @@ class OpenAICompatible(Provider):
             if lower.startswith("x-portkey-") or lower in NOT_FORWARDED:
                 continue
             headers[name] = value
-        url = f"{self.base(call)}{call.path}"
+        url = self.url(call, call.path)
         if call.query:
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None

@@ -3,9 +3,10 @@
 URL (https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest/v1/projects.locations.
 publishers.models/generateContent): ``https://{region}-aiplatform.googleapis.com/v1/projects/
 {project}/locations/{region}/publishers/google/models/{model}:generateContent``; the ``global``
-location is served by ``aiplatform.googleapis.com``. ``custom_host`` replaces everything before
-``/projects``. Bodies, answers and streams are the Gemini mapping shared with ``google``; a model
-``anthropic.<name>`` (or ``claude-*``) is delegated to ``vertex_anthropic`` (``:rawPredict``).
+location is served by ``aiplatform.googleapis.com``. ``custom_host`` replaces the host: for
+Portkey ``/v1/projects/...`` is the endpoint (google-vertex-ai/api.ts). Bodies, answers and
+streams are the Gemini mapping shared with ``google``; a model ``anthropic.<name>`` (or
+``claude-*``) is delegated to ``vertex_anthropic`` (``:rawPredict``).
 
 Auth is an OAuth access token: the client's own (``Authorization: Bearer ya29...``), or one
 minted from ``vertex_service_account_json`` and cached (see ``google_auth``). Options come from
@@ -23,9 +24,11 @@ from fastgate.errors import GatewayError, bad_request
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamClient, UpstreamRequest
 from fastgate.providers.google import GeminiMapping, model_name, requested_model
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, parse_service_account
+from fastgate.providers.urls import under_host
 from fastgate.providers.vertex_anthropic import VertexClaude, claude_model, is_anthropic_error
 
 DEFAULT_REGION = "us-central1"
+VERSION = "/v1"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]*")
 #: Publishers not served yet, chosen by a ``<publisher>.`` model prefix (Portkey's convention).
 OTHER_PUBLISHERS = frozenset({"meta", "mistralai", "endpoints"})
@@ -75,13 +78,14 @@ class VertexProvider(GeminiMapping):
     def region(self, call: Call) -> str:
         return _segment(call.target.options.get("vertex_region") or DEFAULT_REGION, "vertex_region")
 
-    def base_url(self, call: Call) -> str:
-        if call.target.custom_host:
-            return call.target.custom_host
+    def api_url(self, call: Call, path: str) -> str:
+        host = call.target.custom_host
+        if host:
+            return under_host(host, VERSION + path)
         region = self.region(call)
         if region == "global":
-            return "https://aiplatform.googleapis.com/v1"
-        return f"https://{region}-aiplatform.googleapis.com/v1"
+            return f"https://aiplatform.googleapis.com{VERSION}{path}"
+        return f"https://{region}-aiplatform.googleapis.com{VERSION}{path}"
 
     def operation_url(self, call: Call, model: str, operation: str) -> str:
         publisher, dot, rest = model.partition(".")
@@ -105,8 +109,9 @@ class VertexProvider(GeminiMapping):
                 param="vertex_project_id",
             )
         project = _segment(project, "vertex_project_id")
-        prefix = f"{self.base_url(call)}/projects/{project}/locations/{self.region(call)}"
-        return f"{prefix}/publishers/{publisher}/models/{model}"
+        return self.api_url(
+            call, f"/projects/{project}/locations/{self.region(call)}/publishers/{publisher}/models/{model}"
+        )
 
     def build(self, call: Call, headers: dict[str, str]) -> UpstreamRequest:
         claude = claude_model(requested_model(call))

@@ -1,159 +1,205 @@
-"""Circuit breaking: a target that keeps failing is skipped for a cool-down, then probed again.
+"""Circuit breaking, only where a config asks for it: Portkey's ``strategy.cb_config``.
 
-A target is known by its identity: provider, host (custom host, or the provider's default) and
-a short hash of its key, never the key itself, since the identity shows up in metrics. Only
-targets that failed are tracked, so the table stays small however many keys clients send.
-Portkey's open-source gateway has only the hooks for this (``cb_config``); the state machine is ours:
+Semantics from Portkey's own implementation (``src/utils/circuitBreaker.ts``, gateway 2.0), per
+target of a config (a circuit is a config and a target path):
 
-    closed --N failures in a row--> open --cool-down elapsed--> half-open (one probe)
-    half-open --probe ok--> closed;  half-open --probe failed--> open again
+- a target's answer (after its retries) is a failure when its status is in
+  ``failure_status_codes``, or is 500 or above when none are given; a 2xx is a success;
+  anything else is not counted;
+- the circuit is open while fewer than ``cooldown_interval`` ms (at least 30 s) have passed since
+  its first failure and either ``failure_threshold`` failures were counted, or at least
+  ``minimum_requests`` (default 5) answers were counted and ``failure_threshold_percentage`` of
+  them failed;
+- once ``cooldown_interval`` has passed since the first failure, the counts start afresh.
+
+Which targets are skipped (open ones, unless every sibling is open) is the plan's business
+(``plan.py``); this module keeps the counts. They sit behind :class:`CircuitStates`, two calls a
+shared store (Redis) can answer as well as this process's :class:`LocalCircuits`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable
-from typing import NamedTuple
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-#: Statuses that count against a target: it is down, overloaded or too slow. Client errors
-#: (400, 401, 404 ...) are the request's fault, not the target's.
-_FAILURE_FLOOR = 500
-_FAILURES = frozenset({408, 429})
-#: Tracked targets kept at most (the oldest entries go first).
+import msgspec
+
+#: Portkey enforces this floor on ``cooldown_interval``.
+MIN_COOLDOWN_MS = 30_000
+#: Portkey's ``minimum_requests`` when a config gives none.
+DEFAULT_MINIMUM_REQUESTS = 5
+#: Circuits tracked at most by one process (the least recently used go first).
 MAX_TRACKED = 10_000
 
 
-class Identity(NamedTuple):
-    provider: str
-    host: str
-    key: str
+class CircuitRule(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``cb_config``, compiled: when a target's circuit opens and for how long."""
+
+    failure_threshold: int = 0
+    failure_threshold_percentage: float = 0.0
+    minimum_requests: int = DEFAULT_MINIMUM_REQUESTS
+    cooldown_ms: int = MIN_COOLDOWN_MS
+    #: Statuses that count as failures; None: every status from 500 up.
+    failure_status_codes: frozenset[int] | None = None
+
+    def verdict(self, status: int) -> bool | None:
+        """Whether an answer is a failure (True), a success (False), or not counted (None)."""
+        codes = self.failure_status_codes
+        if status in codes if codes is not None else status >= 500:
+            return True
+        return False if 200 <= status < 300 else None
 
 
-def key_hash(api_key: str | None) -> str:
-    """A short, stable fingerprint of a key: enough to tell keys apart, useless to recover one."""
-    if not api_key:
-        return ""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+class CircuitStates(Protocol):
+    """Where circuits are counted: this process, or a store shared by every gateway."""
 
+    async def circuit_record(self, circuit: str, failed: bool, rule: CircuitRule) -> int:
+        """Count one answer; the milliseconds the circuit is open from now (0: closed)."""
+        ...
 
-def is_failure(status: int) -> bool:
-    return status >= _FAILURE_FLOOR or status in _FAILURES
+    async def circuits_open(self, circuits: Sequence[str]) -> list[int]:
+        """Milliseconds each circuit is open from now (0: closed), in one look."""
+        ...
 
 
 class _Circuit:
-    __slots__ = ("failures", "opened_at", "opens", "probe_at")
+    __slots__ = ("failures", "first_failure", "is_open", "opens", "rule", "successes")
 
-    def __init__(self) -> None:
+    def __init__(self, rule: CircuitRule) -> None:
+        self.rule = rule
         self.failures = 0
-        self.opened_at: float | None = None
-        self.probe_at: float | None = None
+        self.successes = 0
+        self.first_failure: float | None = None
+        #: Open at the last look, and how often it opened (for metrics).
+        self.is_open = False
         self.opens = 0
 
+    def open_ms(self, now: float) -> int:
+        """Milliseconds still open (0: closed); past the cool-down the counts start afresh."""
+        first = self.first_failure
+        if first is None:
+            return 0
+        rule = self.rule
+        left = rule.cooldown_ms - (now - first) * 1000
+        if left < 0:
+            self.failures = self.successes = 0
+            self.first_failure = None
+            self.is_open = False
+            return 0
+        total = self.failures + self.successes
+        tripped = (rule.failure_threshold > 0 and self.failures >= rule.failure_threshold) or (
+            rule.failure_threshold_percentage > 0
+            and total >= rule.minimum_requests
+            and self.failures * 100 >= rule.failure_threshold_percentage * total
+        )
+        if tripped and not self.is_open:
+            self.opens += 1
+        self.is_open = tripped
+        return max(1, int(left)) if tripped else 0
 
-class CircuitBreaker:
-    """Per-target failure counts and open circuits of one process."""
 
-    def __init__(
-        self, threshold: int = 5, cooldown_s: float = 30.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        #: Consecutive failures that open a circuit; 0 turns circuit breaking off.
-        self.threshold = threshold
-        self.cooldown_s = cooldown_s
+class LocalCircuits:
+    """The circuits of this process (each worker counts its own)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._circuits: dict[Identity, _Circuit] = {}
-        self._open = 0
+        self._circuits: OrderedDict[str, _Circuit] = OrderedDict()
 
-    @property
-    def any_open(self) -> bool:
-        """False on the fast path: no circuit open, so planning need not consult the breaker."""
-        return self._open > 0
-
-    def is_open(self, identity: Identity) -> bool:
-        """Whether to skip this target now (open and cooling down, or a probe already under way)."""
-        circuit = self._circuits.get(identity)
-        if circuit is None or circuit.opened_at is None:
-            return False
+    async def circuit_record(self, circuit: str, failed: bool, rule: CircuitRule) -> int:
         now = self._clock()
-        if now - circuit.opened_at < self.cooldown_s:
-            return True
-        # Half-open: one probe at a time; a probe that never reported is given up after a cool-down.
-        return circuit.probe_at is not None and now - circuit.probe_at < self.cooldown_s
+        state = self._circuits.get(circuit)
+        if state is None:
+            state = self._circuits[circuit] = _Circuit(rule)
+            if len(self._circuits) > MAX_TRACKED:
+                self._circuits.popitem(last=False)
+        else:
+            self._circuits.move_to_end(circuit)
+            state.rule = rule
+            state.open_ms(now)  # past the cool-down: counted afresh
+        if failed:
+            state.failures += 1
+            if state.first_failure is None:
+                state.first_failure = now
+        else:
+            state.successes += 1
+        return state.open_ms(now)
 
-    def started(self, identity: Identity) -> None:
-        """An attempt is about to go to this target: if its circuit is half-open, this is the probe."""
-        circuit = self._circuits.get(identity)
-        if circuit is not None and circuit.opened_at is not None:
-            circuit.probe_at = self._clock()
+    async def circuits_open(self, circuits: Sequence[str]) -> list[int]:
+        now = self._clock()
+        get = self._circuits.get
+        return [state.open_ms(now) if (state := get(c)) is not None else 0 for c in circuits]
 
-    def record(self, identity: Identity, status: int) -> None:
-        """The answer of one attempt (statuses the gateway made for network failures included)."""
-        if self.threshold <= 0:
-            return
-        circuit = self._circuits.get(identity)
-        if not is_failure(status):
-            if circuit is not None:
-                if circuit.opened_at is not None:
-                    self._open -= 1
-                    circuit.opened_at = circuit.probe_at = None
-                circuit.failures = 0
-                if not circuit.opens:  # kept only while metrics have something to say about it
-                    del self._circuits[identity]
-            return
-        if circuit is None:
-            if len(self._circuits) >= MAX_TRACKED:
-                self._evict()
-            circuit = self._circuits[identity] = _Circuit()
-        circuit.failures += 1
-        if circuit.opened_at is not None:
-            # A failed probe (or a straggler that started before the circuit opened): open again.
-            circuit.opened_at = self._clock()
-            circuit.probe_at = None
-        elif circuit.failures >= self.threshold:
-            circuit.opened_at = self._clock()
-            circuit.opens += 1
-            self._open += 1
-
-    def _evict(self) -> None:
-        oldest = next(iter(self._circuits))
-        if self._circuits.pop(oldest).opened_at is not None:
-            self._open -= 1
-
-    def state(self, identity: Identity) -> str:
-        circuit = self._circuits.get(identity)
-        if circuit is None or circuit.opened_at is None:
-            return "closed"
-        return "open" if self._clock() - circuit.opened_at < self.cooldown_s else "half_open"
-
-    def prometheus(self) -> str:
-        """The tracked targets in Prometheus text format (0.0.4)."""
-        lines = [
-            "# HELP fastgate_circuit_state Circuit of an upstream target: 0 closed, 1 open, 2 half-open.",
+    def prometheus(self) -> list[str]:
+        now = self._clock()
+        state_lines = [
+            "# HELP fastgate_circuit_state Circuit of a config's target: 0 closed, 1 open.",
             "# TYPE fastgate_circuit_state gauge",
         ]
-        codes = {"closed": 0, "open": 1, "half_open": 2}
         failures = [
-            "# HELP fastgate_circuit_failures Consecutive failed attempts of an upstream target.",
+            "# HELP fastgate_circuit_failures Failed answers of a config's target in its current window.",
             "# TYPE fastgate_circuit_failures gauge",
         ]
         opens = [
-            "# HELP fastgate_circuit_opens_total Times the circuit of an upstream target opened.",
+            "# HELP fastgate_circuit_opens_total Times the circuit of a config's target opened.",
             "# TYPE fastgate_circuit_opens_total counter",
         ]
-        for identity, circuit in self._circuits.items():
-            labels = _labels(identity)
-            lines.append(f"fastgate_circuit_state{{{labels}}} {codes[self.state(identity)]}")
-            failures.append(f"fastgate_circuit_failures{{{labels}}} {circuit.failures}")
-            opens.append(f"fastgate_circuit_opens_total{{{labels}}} {circuit.opens}")
-        return "\n".join([*lines, *failures, *opens]) + "\n"
+        for circuit, state in self._circuits.items():
+            labels = circuit_labels(circuit)
+            state_lines.append(f"fastgate_circuit_state{{{labels}}} {1 if state.open_ms(now) else 0}")
+            failures.append(f"fastgate_circuit_failures{{{labels}}} {state.failures}")
+            opens.append(f"fastgate_circuit_opens_total{{{labels}}} {state.opens}")
+        return [*state_lines, *failures, *opens]
+
+
+def circuit_name(config: str, path: str) -> str:
+    """The circuit of the target at ``path`` (``config.targets[1]``) of a config."""
+    return f"{config} {path}"
+
+
+def circuit_labels(circuit: str) -> str:
+    config, _, path = circuit.rpartition(" ")
+    return f'config="{_escape(config)}",target="{_escape(path)}"'
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _labels(identity: Identity) -> str:
-    return (
-        f'provider="{_escape(identity.provider)}",host="{_escape(identity.host)}",'
-        f'key="{_escape(identity.key)}"'
-    )
+class CircuitBreaker:
+    """The gateway's view of the circuits: which are open, answers counted, skips shown."""
+
+    def __init__(self, states: CircuitStates | None = None) -> None:
+        self.states: CircuitStates = states if states is not None else LocalCircuits()
+        #: Targets skipped because their circuit was open, by circuit name (config and path).
+        self.skips: dict[str, int] = {}
+
+    async def open_among(self, circuits: Sequence[str]) -> frozenset[str]:
+        """The circuits of a plan that are open now."""
+        left = await self.states.circuits_open(circuits)
+        return frozenset(c for c, ms in zip(circuits, left, strict=True) if ms)
+
+    async def record(self, circuit: str, rule: CircuitRule, status: int) -> None:
+        failed = rule.verdict(status)
+        if failed is not None:
+            await self.states.circuit_record(circuit, failed, rule)
+
+    def skipped(self, config: str, paths: Sequence[str]) -> None:
+        skips = self.skips
+        for path in paths:
+            name = circuit_name(config, path)
+            skips[name] = skips.get(name, 0) + 1
+            if len(skips) > MAX_TRACKED:
+                del skips[next(iter(skips))]
+
+    def prometheus(self) -> str:
+        """The circuits (when counted here) and the skips, in Prometheus text format (0.0.4)."""
+        states = self.states
+        lines = states.prometheus() if isinstance(states, LocalCircuits) else []
+        lines += [
+            "# HELP fastgate_circuit_skips_total Requests that passed over a target: its circuit was open.",
+            "# TYPE fastgate_circuit_skips_total counter",
+        ]
+        lines += [f"fastgate_circuit_skips_total{{{circuit_labels(c)}}} {n}" for c, n in self.skips.items()]
+        return "\n".join(lines) + "\n"

@@ -35,6 +35,17 @@ class CacheSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_age: float | None = None
 
 
+class CircuitBreakerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Portkey's ``strategy.cb_config`` (its circuit breaker docs; ``routing/breaker.py``)."""
+
+    failure_threshold: int | None = None
+    failure_threshold_percentage: float | None = None
+    minimum_requests: int | None = None
+    #: Milliseconds; Portkey raises anything under 30 s to 30 s.
+    cooldown_interval: int | None = None
+    failure_status_codes: tuple[int, ...] | None = None
+
+
 class Condition(msgspec.Struct, kw_only=True):
     query: dict[str, Any]
     then: str
@@ -45,6 +56,7 @@ class Strategy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     on_status_codes: tuple[int, ...] | None = None
     conditions: list[Condition] | None = None
     default: str | None = None
+    cb_config: CircuitBreakerConfig | None = None
 
 
 class ConfigNode(msgspec.Struct, kw_only=True):
@@ -74,6 +86,7 @@ _VERBATIM = frozenset(
     {
         "override_params",
         "conditions",
+        "cb_config",
         "vertex_service_account_json",
         "query",
         "before_request_hooks",
@@ -198,6 +211,8 @@ def _validate(node: ConfigNode, path: str, policy: HostPolicy) -> None:
             "forward_headers must not contain the 'x-portkey-forward-headers' header",
             param=_at(path, "forward_headers"),
         )
+    if node.strategy is not None and node.strategy.cb_config is not None:
+        check_cb_config(node.strategy.cb_config, _at(path, "strategy.cb_config"))
     if node.strategy is not None and not node.targets:
         where = _at(path, "targets")
         raise bad_request(f"Invalid config passed: {where} is required with a strategy", param=where)
@@ -206,6 +221,42 @@ def _validate(node: ConfigNode, path: str, policy: HostPolicy) -> None:
         raise bad_request(f"Invalid config passed: {where} must not be empty", param=where)
     for i, child in enumerate(node.targets or ()):
         _validate(child, _at(path, f"targets[{i}]"), policy)
+
+
+def check_cb_config(cb: CircuitBreakerConfig, where: str) -> None:
+    """A ``cb_config`` that can open a circuit, or a 400 naming what is missing or out of range.
+
+    Portkey ignores one without a threshold or a ``cooldown_interval`` (its circuits never open);
+    here a config means what it says, so it is refused instead.
+    """
+    if not (cb.failure_threshold or cb.failure_threshold_percentage):
+        raise bad_request(
+            f"Invalid config passed: {where} needs failure_threshold or failure_threshold_percentage",
+            param=where,
+        )
+    if cb.cooldown_interval is None:
+        raise bad_request(
+            f"Invalid config passed: {where}.cooldown_interval is required (milliseconds)",
+            param=f"{where}.cooldown_interval",
+        )
+    checks = (
+        ("failure_threshold", cb.failure_threshold, 1, None),
+        ("failure_threshold_percentage", cb.failure_threshold_percentage, 0, 100),
+        ("minimum_requests", cb.minimum_requests, 1, None),
+        ("cooldown_interval", cb.cooldown_interval, 0, None),
+    )
+    for name, value, low, high in checks:
+        if value is not None and (value < low or (high is not None and value > high)):
+            span = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise bad_request(
+                f"Invalid config passed: {where}.{name} must be {span}", param=f"{where}.{name}"
+            )
+    for code in cb.failure_status_codes or ():
+        if not 100 <= code <= 599:
+            raise bad_request(
+                f"Invalid config passed: {where}.failure_status_codes: {code} is not an HTTP status",
+                param=f"{where}.failure_status_codes",
+            )
 
 
 class ConfigCache(Generic[K, T]):

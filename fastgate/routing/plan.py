@@ -6,11 +6,19 @@ Per request, ``plan_targets`` walks the compiled tree as a generator: it yields 
 the caller sends back what that leaf finally answered (``(status, reached)``, after its
 retries), and the walk goes on (fallback) or ends. So single, loadbalance, fallback and
 conditional routing, nested to any depth, stay pure logic with no network code in them.
+
+Circuit breaking is Portkey's (``src/handlers/handlerUtils.ts`` with ``src/utils/circuitBreaker.ts``):
+a strategy's ``cb_config`` (or the server's default) is inherited by the strategies and targets
+under it, not by a conditional strategy's; each target under one has a circuit. At each strategy
+the walk passes over targets whose circuits are open (a nested strategy is open when all of its
+targets are), unless all of them are open: then all are tried. Without a ``cb_config`` nothing
+is ever skipped.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import random
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Literal
@@ -20,15 +28,26 @@ import msgspec
 from fastgate.errors import bad_request
 from fastgate.providers.base import Target
 from fastgate.providers.registry import PROVIDERS
-from fastgate.routing.breaker import CircuitBreaker, Identity, key_hash
+from fastgate.routing.breaker import DEFAULT_MINIMUM_REQUESTS, MIN_COOLDOWN_MS, CircuitRule, circuit_name
 from fastgate.routing.conditions import Predicate, compile_query, query_roots
-from fastgate.routing.config import CacheSettings, ConfigNode, RetrySettings
+from fastgate.routing.config import CacheSettings, CircuitBreakerConfig, ConfigNode, RetrySettings
 
 #: What a leaf finally answered: its status, and whether an answer came from the upstream at all.
 Result = tuple[int, bool]
-#: A leaf skipped because its circuit is open: to a fallback, like an unreachable target.
-SKIPPED: Result = (503, False)
 Mode = Literal["single", "loadbalance", "fallback", "conditional"]
+NO_CIRCUITS: frozenset[str] = frozenset()
+
+
+def circuit_rule(cb: CircuitBreakerConfig) -> CircuitRule:
+    """A validated ``cb_config`` as its rule, with Portkey's defaults and its 30 s floor."""
+    codes = cb.failure_status_codes
+    return CircuitRule(
+        failure_threshold=cb.failure_threshold or 0,
+        failure_threshold_percentage=cb.failure_threshold_percentage or 0.0,
+        minimum_requests=cb.minimum_requests or DEFAULT_MINIMUM_REQUESTS,
+        cooldown_ms=max(cb.cooldown_interval or 0, MIN_COOLDOWN_MS),
+        failure_status_codes=frozenset(codes) if codes is not None else None,
+    )
 
 
 class Inherited:
@@ -41,10 +60,13 @@ class Inherited:
         "override_params",
         "request_timeout",
         "retry",
+        "rule",
         "strict",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, rule: CircuitRule | None = None) -> None:
+        #: The circuit breaking of the strategy this node is under (``cb_config``).
+        self.rule = rule
         self.override_params: dict[str, Any] | None = None
         self.retry: RetrySettings | None = None
         self.cache: CacheSettings | None = None
@@ -69,6 +91,19 @@ class Inherited:
         out.strict = (
             node.strict_open_ai_compliance if node.strict_open_ai_compliance is not None else self.strict
         )
+        strategy = node.strategy
+        out.rule = circuit_rule(strategy.cb_config) if strategy and strategy.cb_config else self.rule
+        return out
+
+    def for_targets(self, node: ConfigNode) -> Inherited:
+        """What this node's targets inherit: the same, but a conditional strategy's targets are
+        not circuit-broken (Portkey's breaker does not evaluate conditional strategies)."""
+        if self.rule is None or node.strategy is None or node.strategy.mode != "conditional":
+            return self
+        out = Inherited.__new__(Inherited)
+        for name in Inherited.__slots__:
+            setattr(out, name, getattr(self, name))
+        out.rule = None
         return out
 
 
@@ -79,15 +114,22 @@ _MAX_VARIANTS = 64
 class Leaf:
     """A target to try, with the settings its retry loop and circuit breaker need."""
 
-    __slots__ = ("_variants", "cache", "identity", "retry", "stages", "target")
+    __slots__ = ("_variants", "cache", "circuit", "retry", "rule", "stages", "target")
 
     def __init__(
-        self, target: Target, retry: RetrySettings | None, cache: CacheSettings | None, identity: Identity
+        self,
+        target: Target,
+        retry: RetrySettings | None,
+        cache: CacheSettings | None,
+        rule: CircuitRule | None = None,
+        circuit: str | None = None,
     ) -> None:
         self.target = target
         self.retry = retry
         self.cache = cache
-        self.identity = identity
+        #: Its circuit breaking (``cb_config``) and the circuit's name, when a strategy asks.
+        self.rule = rule
+        self.circuit = circuit
         #: The gateway's stages that may act on every attempt at this leaf: the gateway finds
         #: them once per leaf and keeps them here (routing does not know what they are).
         self.stages: tuple[Any, ...] | None = None
@@ -102,10 +144,7 @@ class Leaf:
         if leaf is not None:
             return leaf
         target = msgspec.structs.replace(self.target, **overrides)
-        identity = self.identity
-        if target.custom_host != self.target.custom_host:
-            identity = identity._replace(host=target.custom_host or "")
-        leaf = Leaf(target, self.retry, self.cache, identity)
+        leaf = Leaf(target, self.retry, self.cache, self.rule, self.circuit)
         if len(self._variants) >= _MAX_VARIANTS:
             self._variants.clear()
         self._variants[key] = leaf
@@ -115,14 +154,15 @@ class Leaf:
 class Branch:
     """A node with targets: how to choose among them, and its children compiled."""
 
-    __slots__ = ("children", "codes", "conditions", "cumulative", "default", "leaves", "mode", "path")
+    __slots__ = ("child_circuits", "children", "codes", "conditions", "cumulative", "default", "mode", "path")
 
     def __init__(self, mode: Mode, path: str, children: list[Leaf | Branch]) -> None:
         self.mode = mode
         self.path = path
         self.children = tuple(children)
-        #: Per child, the leaves under it (a loadbalance skips children whose every circuit is open).
-        self.leaves = tuple(tuple(_leaves(c)) for c in children)
+        #: Per child, the circuits of the leaves under it, None when one has none: a child is
+        #: open when all of them are (Portkey: a strategy whose every target is open is open).
+        self.child_circuits = tuple(_circuits(c) for c in children)
         self.cumulative: tuple[float, ...] = ()
         self.codes: frozenset[int] | None = None
         self.conditions: tuple[tuple[Predicate, int], ...] = ()
@@ -150,13 +190,30 @@ def _leaves(node: Node) -> Generator[Leaf, None, None]:
             yield from _leaves(child)
 
 
+def _circuits(node: Node) -> tuple[str, ...] | None:
+    circuits = tuple(leaf.circuit for leaf in _leaves(node))
+    return None if None in circuits else circuits  # type: ignore[return-value]
+
+
+def option_path(node: Node) -> str:
+    """Where a node sits in the config, as ``x-portkey-last-used-option-index`` says it."""
+    return node.target.path if isinstance(node, Leaf) else _option_path(node.path)
+
+
 class RoutePlan:
     """A compiled config: immutable, shared by every request that sends the same config."""
 
-    __slots__ = ("chat_request_decoder", "decodes_body", "root", "roots")
+    __slots__ = ("chat_request_decoder", "circuits", "config_id", "decodes_body", "root", "roots")
 
-    def __init__(self, root: Node, roots: frozenset[str]) -> None:
+    def __init__(self, root: Node, roots: frozenset[str], config_id: str = "") -> None:
         self.root = root
+        #: Names the config's circuits (a saved config's name, else a digest of the config).
+        self.config_id = config_id
+        #: The circuits of its targets (none unless a ``cb_config`` applies to some, and never
+        #: for one target alone: with no sibling to go to, it is always tried).
+        self.circuits = tuple(
+            leaf.circuit for leaf in _leaves(root) if leaf.circuit is not None and isinstance(root, Branch)
+        )
         #: Which parts of the request conditions read (``metadata``, ``params``, ``url``).
         self.roots = roots
         #: A condition reads ``params.*``, or a target caches (its key is the canonical body):
@@ -175,7 +232,7 @@ def _option_path(path: str) -> str:
     return f"config.{path}" if path else "config"
 
 
-def _leaf(node: ConfigNode, inherited: Inherited, path: str) -> Leaf:
+def _leaf(node: ConfigNode, inherited: Inherited, path: str, config_id: str) -> Leaf:
     provider = node.provider
     if not provider and not node.virtual_key:
         where = f"{path}.provider" if path else "provider"
@@ -196,18 +253,18 @@ def _leaf(node: ConfigNode, inherited: Inherited, path: str) -> Leaf:
         options=node.options,
         path=_option_path(path),
     )
-    identity = Identity(
-        provider or "", inherited.custom_host or "", key_hash(node.api_key or node.virtual_key)
-    )
-    return Leaf(target, inherited.retry, inherited.cache, identity)
+    rule = inherited.rule
+    circuit = circuit_name(config_id, target.path) if rule is not None else None
+    return Leaf(target, inherited.retry, inherited.cache, rule, circuit)
 
 
-def _compile(node: ConfigNode, inherited: Inherited, path: str, roots: set[str]) -> Node:
+def _compile(node: ConfigNode, inherited: Inherited, path: str, roots: set[str], config_id: str) -> Node:
     if not node.targets:
-        return _leaf(node, inherited, path)
+        return _leaf(node, inherited, path, config_id)
     prefix = f"{path}." if path else ""
+    below = inherited.for_targets(node)
     children = [
-        _compile(child, inherited.child(child), f"{prefix}targets[{i}]", roots)
+        _compile(child, below.child(child), f"{prefix}targets[{i}]", roots, config_id)
         for i, child in enumerate(node.targets)
     ]
     strategy = node.strategy
@@ -259,82 +316,86 @@ def _compile_conditions(branch: Branch, node: ConfigNode, prefix: str, roots: se
         raise bad_request(f"Invalid config passed: {where}: give conditions or a default", param=where)
 
 
-def compile_plan(root: ConfigNode) -> RoutePlan:
-    """Compile a validated config; structural errors are 400s naming the bad field's path."""
+def compile_plan(
+    root: ConfigNode, *, name: str | None = None, cb_config: CircuitBreakerConfig | None = None
+) -> RoutePlan:
+    """Compile a validated config; structural errors are 400s naming the bad field's path.
+
+    ``name`` names a saved config's circuits; ``cb_config`` is the server's default circuit
+    breaking, inherited by the config's root as if from a parent.
+    """
     roots: set[str] = set()
-    node = _compile(root, Inherited().child(root), "", roots)
-    return RoutePlan(node, frozenset(roots))
+    config_id = name or "cfg-" + hashlib.sha256(msgspec.json.encode(root)).hexdigest()[:12]
+    inherited = Inherited(circuit_rule(cb_config) if cb_config is not None else None).child(root)
+    node = _compile(root, inherited, "", roots, config_id)
+    return RoutePlan(node, frozenset(roots), config_id)
 
 
 class _Walk:
     """One request's walk over a plan."""
 
-    __slots__ = ("breaker", "doc", "overrides", "rng", "use_breaker", "yielded")
+    __slots__ = ("doc", "open", "overrides", "rng", "skipped")
 
     def __init__(
         self,
         doc: Mapping[str, Any],
         overrides: Mapping[str, Any] | None,
-        breaker: CircuitBreaker | None,
+        open_circuits: frozenset[str],
         rng: Callable[[], float],
+        skipped: list[str] | None,
     ) -> None:
         self.doc = doc
         self.overrides = overrides
-        self.breaker = breaker
+        self.open = open_circuits
         self.rng = rng
-        self.use_breaker = breaker is not None and breaker.any_open
-        self.yielded = False
-
-    def _open(self, leaf: Leaf) -> bool:
-        assert self.breaker is not None
-        return self.breaker.is_open(leaf.identity)
+        self.skipped = skipped
 
     def walk(self, node: Node) -> Generator[Leaf, Result, Result]:
         if isinstance(node, Leaf):
             if self.overrides:
                 node = node.overridden(self.overrides)
-            if self.use_breaker and self._open(node):
-                return SKIPPED
-            self.yielded = True
             result = yield node
             return result
         mode = node.mode
+        order = self._healthy(node) if self.open and mode != "conditional" else range(len(node.children))
         if mode == "fallback":
-            result = SKIPPED
-            for child in node.children:
-                result = yield from self.walk(child)
+            for i in order:
+                result = yield from self.walk(node.children[i])
                 if not node.continues(result):
                     break
             return result
         if mode == "loadbalance":
-            chosen = self._pick(node)
-            if chosen is None:
-                return SKIPPED
-            return (yield from self.walk(node.children[chosen]))
+            return (yield from self.walk(node.children[self._pick(node, order)]))
         if mode == "conditional":
             return (yield from self.walk(node.children[self._choose(node)]))
-        return (yield from self.walk(node.children[0]))
+        return (yield from self.walk(node.children[order[0]]))
 
-    def _pick(self, node: Branch) -> int | None:
-        """A weighted random child (Portkey §6.4); weight 0 is never chosen."""
+    def _healthy(self, node: Branch) -> range | list[int]:
+        """The children to route among: those whose circuits are not all open, or every child
+        when none is left (Portkey: with no healthy target the breaker is bypassed)."""
+        is_open = self.open.issuperset
+        healthy = [
+            i for i, circuits in enumerate(node.child_circuits) if circuits is None or not is_open(circuits)
+        ]
+        if not healthy or len(healthy) == len(node.children):
+            return range(len(node.children))
+        if self.skipped is not None:
+            self.skipped.extend(option_path(c) for i, c in enumerate(node.children) if i not in healthy)
+        return healthy
+
+    def _pick(self, node: Branch, order: range | list[int]) -> int:
+        """A weighted random child among ``order`` (Portkey §6.4); weight 0 is never chosen."""
         cumulative = node.cumulative
-        if self.use_breaker:
-            previous = 0.0
-            live: list[tuple[float, int]] = []
-            total = 0.0
-            for i, bound in enumerate(cumulative):
-                weight, previous = bound - previous, bound
-                leaves = node.leaves[i]
-                if self.overrides:
-                    leaves = tuple(leaf.overridden(self.overrides) for leaf in leaves)
-                if weight > 0 and not all(self._open(leaf) for leaf in leaves):
-                    total += weight
-                    live.append((total, i))
-            if not live:
-                return None
-            point = self.rng() * total
-            return live[bisect.bisect_right([b for b, _ in live], point)][1]
-        return bisect.bisect_right(cumulative, self.rng() * cumulative[-1])
+        if isinstance(order, range):
+            return bisect.bisect_right(cumulative, self.rng() * cumulative[-1])
+        bounds: list[float] = []
+        total = 0.0
+        for i in order:
+            total += cumulative[i] - (cumulative[i - 1] if i else 0.0)
+            bounds.append(total)
+        if not total:  # only weight-0 targets are healthy: the breaker steps aside
+            return bisect.bisect_right(cumulative, self.rng() * cumulative[-1])
+        return order[bisect.bisect_right(bounds, self.rng() * total)]
 
     def _choose(self, node: Branch) -> int:
         doc = self.doc
@@ -357,18 +418,15 @@ def plan_targets(
     *,
     doc: Mapping[str, Any] = EMPTY_DOC,
     overrides: Mapping[str, Any] | None = None,
-    breaker: CircuitBreaker | None = None,
+    open_circuits: frozenset[str] = NO_CIRCUITS,
+    skipped: list[str] | None = None,
     rng: Callable[[], float] = random.random,
 ) -> Generator[Leaf, Result, None]:
     """Yield the leaves to try in order; receive each one's final ``(status, reached)``.
 
     ``doc`` is the routing document conditions read (``metadata``, ``params``, ``url``);
-    ``overrides`` are request-level header values applied to every leaf. Targets whose circuit
-    is open are skipped; if that leaves nothing to try, the walk is made again without the
-    breaker (a probe beats a certain failure).
+    ``overrides`` are request-level header values applied to every leaf. Targets whose circuits
+    are all in ``open_circuits`` are passed over (their option paths added to ``skipped``),
+    unless every sibling's are.
     """
-    walk = _Walk(doc, overrides, breaker, rng)
-    yield from walk.walk(plan.root)
-    if not walk.yielded:
-        walk.use_breaker = False
-        yield from walk.walk(plan.root)
+    yield from _Walk(doc, overrides, open_circuits, rng, skipped).walk(plan.root)

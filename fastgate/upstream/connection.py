@@ -8,6 +8,7 @@ watchdog's business: a connection only notes the time of its last byte.
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -35,6 +36,10 @@ class Pool(Protocol):
 
 class UpstreamConnectionError(OSError):
     """The upstream refused, reset or broke the connection, or spoke broken HTTP."""
+
+
+class NothingWritten(UpstreamConnectionError):
+    """The connection was found closed as the request was written: no byte of it left."""
 
 
 class UpstreamTimeout(TimeoutError):
@@ -90,11 +95,17 @@ class Connection(asyncio.Protocol):
         self._timing = False
         #: The pool's poller while it polls through this wait, until the wait ends.
         self._polled: BusyPoll | None = None
+        #: Watches the socket for bytes or an EOF while the connection is idle (``stale``).
+        self._readable: select.poll | None = None
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.loop = asyncio.get_running_loop()  # held: each look-up costs a getpid
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._readable = select.poll()
+            self._readable.register(sock.fileno(), select.POLLIN)
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
@@ -160,12 +171,30 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    @property
+    def stale(self) -> bool:
+        """An idle connection the upstream closed, or spoke on unasked, since it was put back.
+
+        The event loop may not have read that yet: the socket itself is asked (one ``poll``
+        with no wait). Go's net/http reuses only connections its reader found still open
+        (``persistConn.isBroken``); a request written to one the upstream had closed would
+        fail with no way to tell whether it was processed.
+        """
+        if self.closed:
+            return True
+        readable = self._readable
+        return readable is not None and bool(readable.poll(0))
+
     def send(self, request: bytes, head_request: bool) -> asyncio.Future[None]:
         """Write the request; the future resolves with the response head.
 
         Whoever awaits it aborts the connection when the wait ends in anything but the head.
+        Raises :class:`NothingWritten` when the write could not begin (the connection was
+        closing, or the first send failed at once).
         """
         assert self.transport is not None and self.loop is not None
+        if self.transport.is_closing():
+            raise NothingWritten("upstream closed the connection before the request was written")
         self.parser.reset(head_request)
         self._chunks.clear()
         self._buffered = 0
@@ -173,8 +202,11 @@ class Connection(asyncio.Protocol):
         self.stream_deadline = 0.0
         self.last_io = now = time.monotonic()
         self.pool.watch(self)
-        head = self._head = self.loop.create_future()
         self.transport.write(request)
+        if self.transport.is_closing():
+            # The transport's first send failed (it tries at once): nothing reached the socket.
+            raise NothingWritten("upstream closed the connection before the request was written")
+        head = self._head = self.loop.create_future()
         poll = self.pool.busy_poll
         if poll is not None:
             self._timing = True

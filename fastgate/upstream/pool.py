@@ -2,11 +2,17 @@
 
 aiohttp's ClientSession does a great deal per request that a relay does not need (cookie jars,
 redirect handling, tracing signals, multidicts, payload objects); here a request is one write of
-bytes built in one go (``connection.py`` reads the answer). Connections are kept alive per origin;
-a request that fails on a reused connection before any response byte arrived (the server closed it
-while idle) is retried once on a new connection. Read timeouts are kept by one watchdog per pool
-rather than a timer per wait: a request only notes the time of its last byte, and the watchdog fails
-the connections that have gone quiet.
+bytes built in one go (``connection.py`` reads the answer). Connections are kept alive per origin.
+Read timeouts are kept by one watchdog per pool rather than a timer per wait: a request only notes
+the time of its last byte, and the watchdog fails the connections that have gone quiet.
+
+A request is sent again on its own only when the upstream provably did not process it, the rule
+of Go's net/http transport (``persistConn.shouldRetryRequest``): an idle connection the upstream
+closed is never written to (``Connection.stale``), a write that could not begin is retried on a
+new connection, and a reused connection that broke before any byte of the answer is retried only
+for a request that may be repeated (GET, HEAD, OPTIONS, TRACE, or one with an ``Idempotency-Key``).
+A POST the upstream may have received is never sent twice: it is a 502, or a retry that the
+config's ``retry`` asks for; on a real provider a second send is a second bill.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from fastgate.errors import bad_request
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.upstream.connection import (
     Connection,
+    NothingWritten,
     Origin,
     UpstreamConnectionError,
     UpstreamResponse,
@@ -37,6 +44,15 @@ _BODY_METHODS = ("POST", "PUT", "PATCH")
 _MAX_CACHED = 4096
 #: Longest interval between two watchdog rounds (shorter when the read timeout is short).
 _WATCH_S = 1.0
+#: Methods RFC 9110 §9.2.2 makes idempotent that carry no body to replay (Go's ``isReplayable``).
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Headers by which a client says the upstream deduplicates a repeated request (Go's rule too).
+_IDEMPOTENCY_KEYS = frozenset({"idempotency-key", "x-idempotency-key"})
+
+
+def replayable(method: str, headers: dict[str, str]) -> bool:
+    """Whether a request may be sent again after the upstream may have received it."""
+    return method in _REPLAYABLE or any(name.lower() in _IDEMPOTENCY_KEYS for name in headers)
 
 
 def split_url(url: str, cache: dict[str, Origin]) -> tuple[Origin, str]:
@@ -145,11 +161,13 @@ class UpstreamPool:
             self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
 
     def _take(self, origin: Origin) -> Connection | None:
+        """An idle connection still fit to write to: open, not idle too long, and not closed
+        (or spoken on) by the upstream while it waited."""
         idle = self._idle.get(origin.key)
         now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < self.idle_timeout:
+            if now - conn.idle_since < self.idle_timeout and not conn.stale:
                 return conn
             conn.abort()
         return None
@@ -209,9 +227,7 @@ class UpstreamPool:
                 # Failed, timed out, or cancelled (the client went away, or a request_timeout
                 # fired): the upstream may still answer on this connection, so it is never reused.
                 conn.abort()
-                # A kept-alive connection the upstream closed while it was idle (no response byte
-                # came) is not the upstream failing: once more, on a new connection.
-                if not (reused and isinstance(exc, UpstreamConnectionError) and not conn.parser.status):
+                if not (reused and _may_resend(exc, conn, method, headers)):
                     raise
             reused = False
             conn = await self._open(origin)
@@ -228,3 +244,11 @@ class UpstreamPool:
                 conn.abort()
         self._idle.clear()
         await self.resolver.close()
+
+
+def _may_resend(exc: BaseException, conn: Connection, method: str, headers: dict[str, str]) -> bool:
+    """After a reused connection failed: whether the request goes once more on a new one. Only
+    if none of it was written, or it broke before any byte of the answer and may be repeated."""
+    if isinstance(exc, NothingWritten):
+        return True
+    return isinstance(exc, UpstreamConnectionError) and not conn.parser.status and replayable(method, headers)

@@ -70,7 +70,10 @@ async def test_hostile_body_is_a_400_naming_the_problem(
 
 async def test_a_key_named_in_text_is_not_a_duplicate(gateway: Gateway, upstream: Upstream) -> None:
     text = 'say "model" and "stream" twice: "model" "stream"'
-    body = {"model": "m", "messages": [{"role": "user", "content": text}, {"role": "model", "content": "x"}]}
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "x"}],
+    }
     resp = await gateway.post("/v1/chat/completions", body, headers(upstream, "openai"))
     assert resp.status == 200
 

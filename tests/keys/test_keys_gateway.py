@@ -329,7 +329,7 @@ async def test_a_virtual_key_carries_provider_options(
     vk = await admin.add_virtual_key(
         provider="azure-openai",
         secret="azure-secret",
-        custom_host=root,
+        custom_host=root + "/openai",  # Portkey's azure base includes /openai
         options={"deployment_id": "gpt4o-prod", "api_version": "2024-10-21"},
     )
     assert sorted(vk["options"]) == ["api_version", "deployment_id"]

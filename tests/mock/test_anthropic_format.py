@@ -41,7 +41,8 @@ async def test_message_object(upstream: Upstream) -> None:
 
 
 async def test_stream_event_sequence(upstream: Upstream) -> None:
-    body = {**BODY, "stream": True, "tools": [{"name": "t", "input_schema": {"type": "object"}}]}
+    schema = {"type": "object", "properties": {"query": {"type": "string"}}}
+    body = {**BODY, "stream": True, "tools": [{"name": "t", "input_schema": schema}]}
     body["messages"] = [{"role": "user", "content": "hi [mock tool_call=true chunks=2]"}]
     resp = await post(upstream, body)
     assert resp.headers["content-type"].startswith("text/event-stream")

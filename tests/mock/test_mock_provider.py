@@ -70,4 +70,5 @@ async def test_answers_depend_on_the_request_alone_but_id_and_created(gateway: G
             del call["id"]
     assert first == second
     call = first["choices"][0]["message"]["tool_calls"][0]["function"]
-    assert (call["name"], msgspec.json.decode(call["arguments"])) == ("lookup", {"query": "hello there"})
+    # Arguments valid for the tool's schema (an object with no properties named: an empty one).
+    assert (call["name"], msgspec.json.decode(call["arguments"])) == ("lookup", {})

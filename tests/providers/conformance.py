@@ -237,7 +237,7 @@ PROVIDERS: list[Provider] = [
         embed_model="text-embedding-3-small",
         headers=lambda up: {
             "x-portkey-provider": "azure-openai",
-            "x-portkey-custom-host": _root(up),
+            "x-portkey-custom-host": _root(up) + "/openai",
             "x-portkey-azure-resource-name": "my-resource",
             "x-portkey-azure-deployment-id": "gpt4o-dep",
             "x-portkey-azure-api-version": "2024-10-21",

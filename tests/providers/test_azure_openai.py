@@ -19,7 +19,8 @@ CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello azure
 def azure_headers(upstream: Upstream, api_version: str = "2024-10-21", **extra: str) -> dict[str, str]:
     return {
         "x-portkey-provider": "azure-openai",
-        "x-portkey-custom-host": str(upstream.server.make_url("")),
+        # Portkey's base for azure-openai includes /openai; a custom host takes its place.
+        "x-portkey-custom-host": str(upstream.server.make_url("/openai")),
         "x-portkey-azure-resource-name": "my-resource",
         "x-portkey-azure-deployment-id": "gpt4o-dep",
         "x-portkey-azure-api-version": api_version,
@@ -48,7 +49,7 @@ async def test_config_keys_work_like_headers(gateway: Gateway, upstream: Upstrea
     config = {
         "provider": "azure-openai",
         "api_key": "az-config",
-        "custom_host": str(upstream.server.make_url("")),
+        "custom_host": str(upstream.server.make_url("/openai")),
         "resource_name": "my-resource",
         "deployment_id": "emb-dep",
         "api_version": "2024-06-01",

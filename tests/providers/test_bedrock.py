@@ -176,7 +176,7 @@ async def test_tools_round_trip(gateway: Gateway, upstream: Upstream) -> None:
         and data["choices"][0]["message"]["content"] is None
     )
     assert call["type"] == "function" and call["function"]["name"] == "top_song"
-    assert msgspec.json.decode(call["function"]["arguments"]) == {"query": "top song?"}
+    assert msgspec.json.decode(call["function"]["arguments"]) == {"sign": "top song?"}  # its schema
     follow_up = {
         "model": MODEL,
         "tools": TOOLS,
@@ -190,7 +190,7 @@ async def test_tools_round_trip(gateway: Gateway, upstream: Upstream) -> None:
     assert resp.status == 200, await resp.text()
     sent = msgspec.json.decode(upstream.requests[-1]["body"])
     assert sent["messages"][1]["content"] == [
-        {"toolUse": {"toolUseId": call["id"], "name": "top_song", "input": {"query": "top song?"}}}
+        {"toolUse": {"toolUseId": call["id"], "name": "top_song", "input": {"sign": "top song?"}}}
     ]
     assert sent["messages"][2]["content"] == [
         {"toolResult": {"toolUseId": call["id"], "content": [{"text": "Elemental Hotel"}]}}
@@ -279,7 +279,7 @@ async def test_stream_tool_call(gateway: Gateway, upstream: Upstream) -> None:
     calls = [tc for c in chunks[:-1] if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls", [])]
     assert calls[0]["id"].startswith("tooluse_") and calls[0]["function"]["name"] == "top_song"
     assert len(calls) > 2
-    assert msgspec.json.decode("".join(c["function"]["arguments"] for c in calls)) == {"query": "find it"}
+    assert msgspec.json.decode("".join(c["function"]["arguments"] for c in calls)) == {"sign": "find it"}
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert msgspec.json.decode(upstream.requests[0]["body"])["toolConfig"]["toolChoice"] == {
         "tool": {"name": "top_song"}

@@ -192,7 +192,7 @@ async def test_function_call_answer_finishes_tool_calls_and_round_trips(
         [call] = choice.message.tool_calls or []
         assert call.type == "function"
         assert call.function.name == "get_weather"
-        assert msgspec.json.decode(call.function.arguments) == {"query": "Paris"}
+        assert msgspec.json.decode(call.function.arguments) == {"city": "Paris"}
         assert call.id
         await c.chat.completions.create(
             model=MODEL,
@@ -205,7 +205,7 @@ async def test_function_call_answer_finishes_tool_calls_and_round_trips(
         )
     assert sent(upstream)["contents"] == [
         {"role": "user", "parts": [{"text": "Paris"}]},
-        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"query": "Paris"}}}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
         {
             "role": "user",
             "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "sunny, 21C"}}}],

@@ -99,7 +99,7 @@ async def test_stream_tool_calls(gateway: Gateway, upstream: Upstream) -> None:
     assert len(calls) == 1
     assert calls[0].index == 0 and calls[0].id and calls[0].type == "function"
     assert calls[0].function is not None and calls[0].function.name == "get_weather"
-    assert msgspec.json.decode(calls[0].function.arguments or "") == {"query": "Rome"}
+    assert msgspec.json.decode(calls[0].function.arguments or "") == {"city": "Rome"}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 

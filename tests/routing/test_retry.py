@@ -110,7 +110,11 @@ def test_decide(
 def test_routing_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FASTGATE_MAX_RETRY_ATTEMPTS", "3")
     monkeypatch.setenv("FASTGATE_RETRY_BASE_MS", "2.5")
-    monkeypatch.setenv("FASTGATE_BREAKER_COOLDOWN_S", "7")
+    monkeypatch.setenv("FASTGATE_RETRY_AFTER_BUDGET_MS", "7")
     settings = settings_from_env(port=9)
-    assert (settings.max_retry_attempts, settings.retry_base_ms, settings.breaker_cooldown_s) == (3, 2.5, 7.0)
-    assert settings.port == 9 and settings.breaker_threshold == 5
+    assert (settings.max_retry_attempts, settings.retry_base_ms, settings.retry_after_budget_ms) == (
+        3,
+        2.5,
+        7.0,
+    )
+    assert settings.port == 9 and settings.retry_cap_ms == 16000.0

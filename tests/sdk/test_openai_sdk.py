@@ -54,7 +54,8 @@ async def test_stream_with_usage(client: AsyncOpenAI) -> None:
 
 
 async def test_stream_tool_calls(client: AsyncOpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    parameters = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": parameters}}]
     stream = await client.chat.completions.create(
         model="m", messages=MESSAGES, tools=tools, stream=True, extra_body={"mock": {"tool_call": True}}
     )
@@ -107,8 +108,11 @@ async def test_errors_map_to_sdk_exceptions(client: AsyncOpenAI, status: int, ex
 
 
 async def test_gateway_validation_error_is_bad_request(gateway: Gateway) -> None:
-    async with AsyncOpenAI(base_url=gateway.url + "/v1", api_key="k", max_retries=0) as client:
-        with pytest.raises(openai.BadRequestError, match="x-portkey-provider"):
+    headers = {"x-portkey-provider": "no-such-provider"}
+    async with AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="k", max_retries=0, default_headers=headers
+    ) as client:
+        with pytest.raises(openai.BadRequestError, match="Invalid provider"):
             await client.chat.completions.create(model="m", messages=MESSAGES)
 
 

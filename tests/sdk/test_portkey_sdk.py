@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
 import msgspec
 import pytest
-from portkey_ai import AsyncPortkey
 
 from tests.conftest import Gateway, Upstream
+from tests.support.sdk import portkey
 
 MESSAGES = [{"role": "user", "content": "hello portkey"}]
-
-
-@contextlib.asynccontextmanager
-async def portkey(**kwargs: Any) -> AsyncIterator[AsyncPortkey]:
-    # AsyncPortkey wraps an inner OpenAI client that its own close() leaves open; sharing one
-    # httpx client that the test closes keeps every socket accounted for.
-    async with httpx.AsyncClient() as http, AsyncPortkey(http_client=http, **kwargs) as client:
-        yield client
 
 
 async def test_provider_and_custom_host_kwargs(gateway: Gateway, upstream: Upstream) -> None:
