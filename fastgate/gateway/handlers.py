@@ -135,7 +135,7 @@ class Gateway:
         pipeline.arrive(ex)
         ex.stages = tuple(sorted(ex.stages + stages, key=pipeline.stages.index))
         ex.opts = opts = self.reader.read(ex.request.headers)
-        return self._route(ex, opts.plan or self.reader.plan_for_model(ex.view.model))
+        return self._route(ex, opts.plan or self.reader.plan_for_model(ex.view.model, opts))
 
     async def _route(
         self, ex: Exchange, plan: RoutePlan, *, path: str = "", query: str = ""

@@ -85,7 +85,7 @@ class ResponsesAPI:
         target speaks the Responses API (it keeps what it answered); else a 404."""
         reader = self.gateway.reader
         opts = reader.read(request.headers)
-        root = (opts.plan or reader.plan_for_model(None)).root
+        root = (opts.plan or reader.plan_for_model(None, opts)).root
         if not isinstance(root, Leaf) or root.target.provider not in NATIVE:
             raise not_found(request.match_info["id"])
         request.match_info["tail"] = request.decoded_path[len("/v1/") :]
