@@ -17,6 +17,8 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
 - ``cb_config``: circuit breaking for every strategy that sets none of its own, in Portkey's
   ``strategy.cb_config`` terms (``fastgate/routing/breaker.py``); without it, and without a
   config's own, no target is ever skipped.
+- ``redis``: the shared Redis when a URL is not enough (Sentinel, TLS files, Cluster seeds;
+  ``fastgate/store/redis_config.py``); ``--redis-url`` wins over it.
 
 ```toml
 default = "main"
@@ -52,6 +54,7 @@ from fastgate.routing.config import (
 )
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
+from fastgate.store.redis_config import RedisSettings, settings_from_block
 
 
 class SavedConfig(msgspec.Struct, frozen=True):
@@ -90,6 +93,8 @@ class ServerConfig:
         self.semantic: SemanticSettings | None = None
         #: ``/metrics`` needs no token (``metrics_public = true``).
         self.metrics_public = False
+        #: ``[redis]``: where the shared state lives.
+        self.redis: RedisSettings | None = None
         #: Requests without routing headers are routed here (by model, else the default).
         self.routes_by_model = bool(self.models or self.providers or self.default)
         #: Some plan reached by model decodes the body whole (see ``RoutePlan.decodes_body``).
@@ -130,6 +135,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     semantic_cache: dict[str, Any] | None = None
     metrics_public: bool = False
     cb_config: dict[str, Any] | None = None
+    redis: dict[str, Any] | None = None
 
 
 def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
@@ -194,6 +200,11 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
             raise ValueError(f"server config: semantic_cache: {exc}") from None
         except GatewayError as exc:
             raise ValueError(f"server config: semantic_cache.embedding: {exc.message}") from None
+    if spec.redis is not None:
+        try:
+            config.redis = settings_from_block(spec.redis)
+        except ValueError as exc:
+            raise ValueError(f"server config: redis: {exc}") from None
     return config
 
 

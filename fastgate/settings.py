@@ -74,7 +74,9 @@ class Settings(msgspec.Struct, kw_only=True):
     # ---- keys, limits and the response cache (fastgate/gateway/shared.py) ----
     #: Where key records live when there is no Redis (``keys.json``); None: no key records.
     data_dir: str | None = None
-    #: Redis shared by every worker and machine: key records, limits, budgets, cached answers.
+    #: Redis shared by every worker and machine: key records, limits, budgets, cached answers
+    #: (``redis://``, ``rediss://``, ``redis+sentinel://``, Cluster seeds: see
+    #: ``fastgate/store/redis_config.py``). Wins over the server config's ``[redis]`` block.
     redis_url: str | None = None
     #: When Redis cannot be reached, limits let requests through (true) or answer 503 (false).
     #: The cache always fails open (a miss).

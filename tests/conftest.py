@@ -19,6 +19,7 @@ from fastgate.mock.playback import MockServer
 from fastgate.mock.server import MOCK_KEY, make_mock_app
 from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
+from tests.redis_server import redis_cluster  # noqa: F401  (one Cluster for the whole session)
 
 #: Variables of the user's that would change what a test sees: fastgate's own, the SDKs' (a base
 #: URL or key of the user's), and proxies (load goes to 127.0.0.1 only).

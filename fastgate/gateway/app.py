@@ -29,6 +29,7 @@ from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.http_server import HTTPServer
 from fastgate.server.router import Router
+from fastgate.server_config import load_server_config
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.upstream.dns import CachingResolver
@@ -45,7 +46,7 @@ class App:
         self.policy = policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
-        self.shared = SharedState(settings, server.prices, policy, server.semantic)
+        self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
         self.responses = ResponsesAPI(gateway, self.shared.responses)
         gateway.pipeline = self._pipeline()
         self.router = r = Router()
@@ -185,6 +186,14 @@ def _worker(settings: Settings) -> None:
     asyncio.run(serve(make_app(settings)))
 
 
+def _redis_block(settings: Settings) -> bool:
+    """Whether the server config file names a Redis (``[redis]``)."""
+    if not settings.config_path:
+        return False
+    policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
+    return load_server_config(settings.config_path, policy).redis is not None
+
+
 def run(settings: Settings) -> None:
     """Run one worker in this process, or N workers sharing the port (SO_REUSEPORT)."""
     if settings.workers <= 1:
@@ -192,7 +201,7 @@ def run(settings: Settings) -> None:
         return
     configure_logging(settings.log_level)
     _check_port(settings.host, settings.port)
-    if not settings.redis_url:
+    if not settings.redis_url and not _redis_block(settings):
         log.warning(
             "%d workers without Redis: rate limits, budgets and the response cache hold per worker "
             "(set FASTGATE_REDIS_URL to share them)",

@@ -2,7 +2,8 @@
 stored Responses.
 
 Without Redis: an in-process LRU and counters, key records in ``<data_dir>/keys.json``.
-With ``redis_url``: all three in Redis, shared by every worker and machine using it.
+With ``redis_url`` (or the server config's ``[redis]`` block): all three in Redis, shared by
+every worker and machine using it.
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ from __future__ import annotations
 import logging
 
 from fastgate.cache.semantic import SemanticSettings
-from fastgate.errors import StartupError
+from fastgate.errors import GatewayError, StartupError
 from fastgate.gateway.admin import AdminAPI
 from fastgate.gateway.semantic import SemanticCache
 from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
 from fastgate.limits.prices import PriceTable
+from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.store.base import Store, StoreUnavailable
+from fastgate.store.client import RedisClient
 from fastgate.store.memory import MemoryStore
 from fastgate.store.records import FileRecords, Records, RedisRecords
 from fastgate.store.redis import RedisStore
-from fastgate.store.resp import Redis
+from fastgate.store.redis_config import RedisSettings, settings_from_url
 from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 
 log = logging.getLogger("fastgate")
@@ -37,8 +40,13 @@ class SharedState:
         prices: PriceTable,
         policy: HostPolicy,
         semantic: SemanticSettings | None = None,
+        redis: RedisSettings | None = None,
     ) -> None:
-        self.redis = Redis(settings.redis_url) if settings.redis_url else None
+        if settings.redis_url:
+            redis = settings_from_url(settings.redis_url)
+        self.redis = RedisClient(redis) if redis is not None else None
+        #: Limits refuse requests (503) while the store is unreachable: readiness depends on it.
+        self.needs_store = self.redis is not None and not settings.limits_fail_open
         store: Store
         records: Records | None
         if self.redis is not None:
@@ -76,12 +84,30 @@ class SharedState:
                 "virtual key secrets are stored unencrypted: set FASTGATE_SECRET_KEY to seal new ones"
             )
 
+    async def ready(self) -> bool:
+        """Whether this server can answer as configured: false while the store its limits need
+        is unreachable (with the limits failing closed); failing open, it can."""
+        return not self.needs_store or self.redis is None or await self.redis.ping()
+
     async def stop(self) -> None:
         if self.registry is not None:
             await self.registry.stop()
         await self.guard.drain()
         await self.store.close()
 
+    async def readiness(self, request: Request) -> Response:
+        """``GET /ready``, for a load balancer: 503 while this server would refuse requests."""
+        if await self.ready():
+            return Response(200, b'{"status":"ready"}')
+        error = GatewayError(
+            503,
+            "The shared store (Redis) is unreachable and limits fail closed",
+            type="api_error",
+            code="store_unavailable",
+        )
+        return Response(503, error.body())
+
     def add_routes(self, router: Router) -> None:
+        router.add("GET", "/ready", self.readiness)
         if self.admin is not None:
             self.admin.add_routes(router)

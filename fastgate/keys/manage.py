@@ -17,17 +17,17 @@ from fastgate.keys.models import Limits
 from fastgate.keys.registry import KeyRegistry
 from fastgate.providers.registry import get_provider
 from fastgate.ssrf import HostPolicy
+from fastgate.store.client import RedisClient
 from fastgate.store.records import FileRecords, Records, RedisRecords
-from fastgate.store.resp import Redis
 
 
 def default_data_dir() -> str:
     return os.environ.get("FASTGATE_DATA_DIR") or str(Path.home() / ".local" / "share" / "fastgate")
 
 
-def open_records(data_dir: str | None, redis_url: str | None) -> tuple[Records, Redis | None]:
+def open_records(data_dir: str | None, redis_url: str | None) -> tuple[Records, RedisClient | None]:
     if redis_url:
-        redis = Redis(redis_url)
+        redis = RedisClient.from_url(redis_url)
         return RedisRecords(redis), redis
     return FileRecords(data_dir or default_data_dir()), None
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from fastgate.store.base import StoreUnavailable
-from fastgate.store.resp import Redis, RedisError, RedisUnavailable
+from fastgate.store.client import RedisClient
 
 KINDS = ("keys", "virtual_keys")
 Snapshot = dict[str, dict[str, bytes]]
@@ -104,7 +105,7 @@ class RedisRecords:
 
     VERSION = "fastgate:records:version"
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
 
     @staticmethod
@@ -112,12 +113,9 @@ class RedisRecords:
         return f"fastgate:records:{kind}"
 
     async def _pipeline(self, commands: list[tuple[str, ...]]) -> list[object]:
-        try:
-            replies = await self.redis.pipeline(list(commands))
-        except RedisUnavailable as exc:
-            raise StoreUnavailable(str(exc)) from None
+        replies = await self.redis.pipeline(commands)
         for reply in replies:
-            if isinstance(reply, RedisError):
+            if isinstance(reply, ResponseError):
                 raise StoreUnavailable(str(reply))
         return replies
 

@@ -1,151 +1,226 @@
-"""The Redis backend: limits and cache shared by every worker and machine using one Redis.
+"""The Redis backend: limits, cache and circuits shared by every worker and machine using one Redis.
 
-Counting is atomic on the server (Lua scripts), so N gateways sharing a Redis allow the limit
-once, not N times. A request's limit check and its cache lookup are one script call: one round
-trip. Usage is charged by a second script after the response, off the client's path.
+Counting is atomic on the server (Lua scripts), so N gateways sharing a Redis allow a limit
+once, not N times. Each scope's keys share a hash tag (``fastgate:limit:{key:abc}:...``), so its
+script runs on one Cluster slot; a request's scripts (a gateway key's and a virtual key's) and
+its cache lookup go out in one pipeline: one round trip, to each primary concerned at once in a
+Cluster. A scope is never split across slots, so a scope shared by many keys (a virtual key)
+counts exactly however the requests combine. Usage is charged after the response, off the
+client's path.
+
+A request over one scope's limit and under another's was counted by the second script already:
+that count is given back (``_RELEASE``) before the refusal is answered, the one case that costs
+a second round trip. Two scopes on different primaries may see the requests of several gateways
+in different orders, so a request at both limits at once can be refused while one of them had a
+place left for it (until the give-back); no limit is ever exceeded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from fastgate.store.base import ADMITTED, WINDOW_SECONDS, LimitRule, StoreUnavailable, Verdict, window
+from redis.exceptions import ResponseError
+
+from fastgate.store.base import (
+    ADMITTED,
+    WINDOW_SECONDS,
+    CircuitRule,
+    LimitRule,
+    StoreUnavailable,
+    Verdict,
+    window,
+)
+from fastgate.store.client import RedisClient, Script, ScriptCall
 from fastgate.store.memory import verdict_for
-from fastgate.store.resp import Arg, Redis, RedisError, RedisUnavailable, Script
+from fastgate.store.multiplexed import Arg, Command
 
 PREFIX = "fastgate:"
 REASONS = ("", "rpm", "tpm", "budget_tokens", "budget_cost")
+#: Counts of a circuit that saw no attempt for this long are forgotten.
+CIRCUIT_IDLE_MS = 24 * 3600 * 1000
 
-# KEYS: per rule (requests window, tokens window, spent hash), then the cache key if any.
-# ARGV: rule count, window TTL, then per rule rpm, tpm, token budget, cost budget.
-# Returns {reason, rule index, cached answer or false}; reason 0 means admitted.
+# KEYS: requests window, tokens window, spent hash (one scope).
+# ARGV: rpm, tpm, token budget, cost budget, window TTL. Returns the reason (0: admitted, counted).
 _ADMIT = Script(
     """
-local n = tonumber(ARGV[1])
-for i = 0, n - 1 do
-  local rpm, tpm = tonumber(ARGV[3 + i * 4]), tonumber(ARGV[4 + i * 4])
-  local bt, bc = tonumber(ARGV[5 + i * 4]), tonumber(ARGV[6 + i * 4])
-  local spent = KEYS[3 + i * 3]
-  if rpm > 0 and tonumber(redis.call('GET', KEYS[1 + i * 3]) or '0') >= rpm then return {1, i, false} end
-  if tpm > 0 and tonumber(redis.call('GET', KEYS[2 + i * 3]) or '0') >= tpm then return {2, i, false} end
-  if bt > 0 and tonumber(redis.call('HGET', spent, 'tokens') or '0') >= bt then return {3, i, false} end
-  if bc > 0 and tonumber(redis.call('HGET', spent, 'cost') or '0') >= bc then return {4, i, false} end
+local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
+local bt, bc = tonumber(ARGV[3]), tonumber(ARGV[4])
+if rpm > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') >= rpm then return 1 end
+if tpm > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= tpm then return 2 end
+if bt > 0 and tonumber(redis.call('HGET', KEYS[3], 'tokens') or '0') >= bt then return 3 end
+if bc > 0 and tonumber(redis.call('HGET', KEYS[3], 'cost') or '0') >= bc then return 4 end
+if rpm > 0 then
+  redis.call('INCR', KEYS[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-for i = 0, n - 1 do
-  if tonumber(ARGV[3 + i * 4]) > 0 then
-    redis.call('INCR', KEYS[1 + i * 3])
-    redis.call('EXPIRE', KEYS[1 + i * 3], ARGV[2])
-  end
-end
-if #KEYS > n * 3 then return {0, 0, redis.call('GET', KEYS[#KEYS])} end
-return {0, 0, false}
+return 0
 """
 )
 
-# KEYS: per rule (tokens window, spent hash). ARGV: tokens, cost, window TTL.
+# KEYS: requests window. Gives back a request counted by a scope whose sibling refused it.
+_RELEASE = Script(
+    """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+"""
+)
+
+# KEYS: tokens window, spent hash (one scope). ARGV: tokens, cost, window TTL.
 _CHARGE = Script(
     """
-for i = 1, #KEYS, 2 do
-  redis.call('INCRBY', KEYS[i], ARGV[1])
-  redis.call('EXPIRE', KEYS[i], ARGV[3])
-  redis.call('HINCRBY', KEYS[i + 1], 'tokens', ARGV[1])
-  if tonumber(ARGV[2]) > 0 then redis.call('HINCRBYFLOAT', KEYS[i + 1], 'cost', ARGV[2]) end
-end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('HINCRBYFLOAT', KEYS[2], 'cost', ARGV[2]) end
 return 1
+"""
+)
+
+# KEYS: a circuit's counts (hash), its open marker. ARGV: failed (1/0), failure threshold,
+# failure percentage, minimum requests, cool-down ms, idle ms. Returns the ms it stays open.
+# While open, results (stragglers started before it opened) are not counted; opening clears the
+# counts, so a circuit closed by its cool-down starts afresh (Portkey's circuit breaker docs).
+_CIRCUIT = Script(
+    """
+local open = redis.call('PTTL', KEYS[2])
+if open > 0 then return open end
+local requests = redis.call('HINCRBY', KEYS[1], 'requests', 1)
+local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
+if ARGV[1] == '1' then failures = redis.call('HINCRBY', KEYS[1], 'failures', 1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+local threshold, percentage, minimum = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local by_count = threshold > 0 and failures >= threshold
+local by_rate = percentage > 0 and requests >= minimum and failures * 100 >= percentage * requests
+if ARGV[1] == '1' and (by_count or by_rate) then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
+  return tonumber(ARGV[5])
+end
+return 0
 """
 )
 
 
 def _scope_key(scope: str) -> str:
-    return f"{PREFIX}limit:{scope}"
+    """A scope's keys share this prefix, and with it a hash tag: one Cluster slot per scope."""
+    return f"{PREFIX}limit:{{{scope}}}"
+
+
+def _circuit_key(circuit: str) -> str:
+    return f"{PREFIX}circuit:{{{circuit}}}"
+
+
+def _cache_key(key: str) -> str:
+    return PREFIX + "cache:" + key
+
+
+def _failed(reply: object) -> None:
+    if isinstance(reply, ResponseError):
+        raise StoreUnavailable(f"Redis refused a command: {reply}")
 
 
 class RedisStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
-        redis.preload(_ADMIT, _CHARGE)
+        redis.preload(_ADMIT, _RELEASE, _CHARGE, _CIRCUIT)
 
-    async def _run(self, script: Script, keys: list[str], args: list[Arg]) -> object:
-        try:
-            (reply,) = await self.redis.run_scripts([(script, keys, args)])
-        except (RedisUnavailable, RedisError) as exc:
-            raise StoreUnavailable(str(exc)) from None
-        if isinstance(reply, RedisError):
-            raise StoreUnavailable(str(reply))
-        return reply
+    async def _scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        replies = await self.redis.run_scripts(calls)
+        for reply in replies:
+            _failed(reply)
+        return replies
 
     async def admit(self, rules: Sequence[LimitRule], cache_key: str | None, now: float) -> Verdict:
         current = window(now)
-        keys: list[str] = []
-        args: list[Arg] = [len(rules), 2 * WINDOW_SECONDS]
+        ttl = 2 * WINDOW_SECONDS
+        calls: list[ScriptCall] = []
         for rule in rules:
             base = _scope_key(rule.scope)
-            keys += [f"{base}:r:{current}", f"{base}:t:{current}", f"{base}:spent"]
-            args += [rule.rpm, rule.tpm, rule.budget_tokens, rule.budget_cost]
-        if cache_key is not None:
-            keys.append(PREFIX + "cache:" + cache_key)
-        reply = await self._run(_ADMIT, keys, args)
-        assert isinstance(reply, list)
-        reason, index, cached = reply
-        if reason:
-            return verdict_for(REASONS[reason], rules[index].scope, now)
+            keys = (f"{base}:r:{current}", f"{base}:t:{current}", f"{base}:spent")
+            calls.append((_ADMIT, keys, (rule.rpm, rule.tpm, rule.budget_tokens, rule.budget_cost, ttl)))
+        lookup: tuple[Command, ...] = (("GET", _cache_key(cache_key)),) if cache_key is not None else ()
+        replies = await self.redis.run_scripts(calls, lookup)
+        for reply in replies:
+            _failed(reply)
+        reasons = replies[: len(rules)]
+        refused = next((i for i, reason in enumerate(reasons) if reason), None)
+        if refused is not None:
+            counted = [r for r, reason in zip(rules, reasons, strict=True) if not reason and r.rpm]
+            if counted:
+                windows = [(f"{_scope_key(r.scope)}:r:{current}",) for r in counted]
+                await self._scripts([(_RELEASE, w, ()) for w in windows])
+            return verdict_for(REASONS[reasons[refused]], rules[refused].scope, now)
         if cache_key is None:
             return ADMITTED
+        cached = replies[-1]
         return Verdict(cached=cached if isinstance(cached, bytes) else None)
 
     async def charge(self, rules: Sequence[LimitRule], tokens: int, cost: float, now: float) -> None:
         current = window(now)
-        keys: list[str] = []
+        args: tuple[Arg, ...] = (tokens, repr(float(cost)), 2 * WINDOW_SECONDS)
+        calls: list[ScriptCall] = []
         for rule in rules:
             base = _scope_key(rule.scope)
-            keys += [f"{base}:t:{current}", f"{base}:spent"]
-        if keys:
-            await self._run(_CHARGE, keys, [tokens, repr(float(cost)), 2 * WINDOW_SECONDS])
+            calls.append((_CHARGE, (f"{base}:t:{current}", f"{base}:spent"), args))
+        if calls:
+            await self._scripts(calls)
 
     async def cache_get(self, key: str) -> bytes | None:
-        try:
-            value = await self.redis.execute("GET", PREFIX + "cache:" + key)
-        except (RedisUnavailable, RedisError) as exc:
-            raise StoreUnavailable(str(exc)) from None
+        (value,) = await self.redis.pipeline([("GET", _cache_key(key))])
+        _failed(value)
         return value if isinstance(value, bytes) else None
 
     async def cache_put(self, key: str, value: bytes, max_age: float) -> None:
-        try:
-            await self.redis.execute("SET", PREFIX + "cache:" + key, value, "PX", max(1, int(max_age * 1000)))
-        except (RedisUnavailable, RedisError) as exc:
-            raise StoreUnavailable(str(exc)) from None
+        (reply,) = await self.redis.pipeline(
+            [("SET", _cache_key(key), value, "PX", max(1, int(max_age * 1000)))]
+        )
+        _failed(reply)
 
     async def semantic_add(
         self, partition: str, key: str, vector: bytes, max_entries: int, max_age: float
     ) -> None:
         # A list per partition, newest first: ``<64-hex cache key><float32 embedding>`` entries.
         name = f"{PREFIX}semantic:{partition}"
-        commands: list[tuple[Arg, ...]] = [
-            ("LPUSH", name, key.encode() + vector),
-            ("LTRIM", name, 0, max_entries - 1),
-            ("PEXPIRE", name, max(1, int(max_age * 1000))),
-        ]
-        try:
-            replies = await self.redis.pipeline(commands)
-        except RedisUnavailable as exc:
-            raise StoreUnavailable(str(exc)) from None
+        replies = await self.redis.pipeline(
+            [
+                ("LPUSH", name, key.encode() + vector),
+                ("LTRIM", name, 0, max_entries - 1),
+                ("PEXPIRE", name, max(1, int(max_age * 1000))),
+            ]
+        )
         for reply in replies:
-            if isinstance(reply, RedisError):
-                raise StoreUnavailable(str(reply))
+            _failed(reply)
 
     async def semantic_candidates(self, partition: str) -> list[tuple[str, bytes]]:
-        try:
-            items = await self.redis.execute("LRANGE", f"{PREFIX}semantic:{partition}", 0, -1)
-        except (RedisUnavailable, RedisError) as exc:
-            raise StoreUnavailable(str(exc)) from None
+        (items,) = await self.redis.pipeline([("LRANGE", f"{PREFIX}semantic:{partition}", 0, -1)])
+        _failed(items)
         return [(item[:64].decode(), item[64:]) for item in items if len(item) > 64]
 
     async def spent(self, scope: str) -> tuple[int, float]:
-        try:
-            tokens, cost = await self.redis.execute("HMGET", _scope_key(scope) + ":spent", "tokens", "cost")
-        except (RedisUnavailable, RedisError) as exc:
-            raise StoreUnavailable(str(exc)) from None
+        (reply,) = await self.redis.pipeline([("HMGET", _scope_key(scope) + ":spent", "tokens", "cost")])
+        _failed(reply)
+        tokens, cost = reply
         return int(tokens or 0), float(cost or 0)
+
+    async def circuit_record(self, circuit: str, failed: bool, rule: CircuitRule) -> int:
+        base = _circuit_key(circuit)
+        args = (
+            int(failed),
+            rule.failure_threshold,
+            rule.failure_threshold_percentage,
+            rule.minimum_requests,
+            rule.cooldown_ms,
+            max(CIRCUIT_IDLE_MS, rule.cooldown_ms),
+        )
+        (reply,) = await self._scripts([(_CIRCUIT, (f"{base}:counts", f"{base}:open"), args)])
+        return int(reply)
+
+    async def circuits_open(self, circuits: Sequence[str]) -> list[int]:
+        replies = await self.redis.pipeline([("PTTL", f"{_circuit_key(c)}:open") for c in circuits])
+        for reply in replies:
+            _failed(reply)
+        return [max(0, int(ttl)) for ttl in replies]
 
     async def close(self) -> None:
         await self.redis.close()

@@ -13,12 +13,13 @@ import time
 from typing import Protocol
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from fastgate.schema.responses import StoredResponse
 from fastgate.store.base import StoreUnavailable
+from fastgate.store.client import RedisClient
 from fastgate.store.memory import LRUCache
 from fastgate.store.redis import PREFIX
-from fastgate.store.resp import Redis, RedisError, RedisUnavailable
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(StoredResponse).decode
@@ -51,14 +52,16 @@ class MemoryResponseStore:
 
 
 class RedisResponseStore:
-    def __init__(self, redis: Redis, ttl: float) -> None:
+    def __init__(self, redis: RedisClient, ttl: float) -> None:
         self.redis = redis
         self.ttl = max(1, int(ttl))
 
     async def _call(self, *command: str | bytes | int) -> object:
+        """One command; unreachable (the client raises ``StoreUnavailable``) or refused, the
+        store is unavailable."""
         try:
             return await self.redis.execute(*command)
-        except (RedisUnavailable, RedisError) as exc:
+        except ResponseError as exc:
             raise StoreUnavailable(str(exc)) from None
 
     async def get(self, response_id: str) -> StoredResponse | None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from fastgate.store.resp import Arg, Redis
+from fastgate.store.client import RedisClient
+from fastgate.store.multiplexed import Command
 from tests.conftest import Gateway, Upstream
 from tests.redis_server import RedisProcess
 
@@ -19,13 +20,13 @@ class Trips:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.log: list[list[str]] = []
-        real = Redis.pipeline
+        real = RedisClient.pipeline
 
-        async def counted(redis: Redis, commands: list[tuple[Arg, ...]]) -> list[Any]:
+        async def counted(redis: RedisClient, commands: list[Command]) -> list[Any]:
             self.log.append([str(c[0]).lower() for c in commands])
             return await real(redis, commands)
 
-        monkeypatch.setattr(Redis, "pipeline", counted)
+        monkeypatch.setattr(RedisClient, "pipeline", counted)
 
     async def of(self, gateway: Gateway, headers: dict[str, str]) -> list[list[str]]:
         self.log.clear()
@@ -47,10 +48,11 @@ async def test_one_round_trip_for_limits_and_cache(
     )
     trips = Trips(monkeypatch)
     headers = {"x-portkey-api-key": limited, "x-portkey-config": config}
-    # A miss: one script (limits and lookup together) before the upstream; the answer stored after it.
-    assert await trips.of(gateway, headers) == [["evalsha"], ["set"]]
-    # A hit: the one script, nothing else.
-    assert await trips.of(gateway, headers) == [["evalsha"]]
+    # A miss: one round trip (the key's script and the lookup) before the upstream; the answer
+    # stored after it.
+    assert await trips.of(gateway, headers) == [["evalsha", "get"], ["set"]]
+    # A hit: the one round trip, nothing else.
+    assert await trips.of(gateway, headers) == [["evalsha", "get"]]
     # Tokens to count: the usage is charged after the answer, off the client's path.
     tpm = (await (await gateway.post("/admin/keys", {"limits": {"tpm": 10**6}}, admin)).json())["key"]
     plain = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.url}

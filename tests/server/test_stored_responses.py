@@ -15,7 +15,7 @@ from fastgate.server.dispatch import Dispatcher
 from fastgate.server.http_server import HTTPServer
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
-from fastgate.store.resp import Redis
+from fastgate.store.client import RedisClient
 from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 from tests.redis_server import RedisProcess
 from tests.support.responses import answered, response_store
@@ -117,7 +117,7 @@ async def test_a_response_not_held_goes_to_on_miss() -> None:
 
 
 async def test_redis_down_is_a_503(redis_server: RedisProcess) -> None:
-    redis = Redis(redis_server.url, timeout=0.5)
+    redis = RedisClient.from_url(redis_server.url)
     server = await serve(StoredResponses(RedisResponseStore(redis, ttl=60)))
     redis_server.stop()
     try:

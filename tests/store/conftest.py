@@ -1,1 +1,1 @@
-from tests.redis_server import redis_server  # noqa: F401
+from tests.redis_server import cluster, redis_server, sentinel_setup, tls_redis  # noqa: F401

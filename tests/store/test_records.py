@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fastgate.store.client import RedisClient
 from fastgate.store.records import FileRecords, Records, RedisRecords
-from fastgate.store.resp import Redis
 from tests.redis_server import RedisProcess
 
 
@@ -19,7 +19,7 @@ async def records(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield FileRecords(tmp_path / "data")
         return
     server: RedisProcess = request.getfixturevalue("redis_server")
-    redis = Redis(server.url)
+    redis = RedisClient.from_url(server.url)
     yield RedisRecords(redis)
     await redis.close()
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from fastgate.store.base import StoreUnavailable
-from fastgate.store.resp import Redis
+from fastgate.store.client import RedisClient
 from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 from tests.redis_server import RedisProcess
 from tests.support.responses import answered, response_store
@@ -61,7 +61,7 @@ async def test_memory_store_is_bounded() -> None:
 
 
 async def test_redis_keys_carry_the_ttl(redis_server: RedisProcess) -> None:
-    redis = Redis(redis_server.url)
+    redis = RedisClient.from_url(redis_server.url)
     try:
         response_id, record = answered("ttl")
         await RedisResponseStore(redis, ttl=120).put(response_id, record)
@@ -72,7 +72,7 @@ async def test_redis_keys_carry_the_ttl(redis_server: RedisProcess) -> None:
 
 
 async def test_redis_down_is_store_unavailable(redis_server: RedisProcess) -> None:
-    redis = Redis(redis_server.url, timeout=0.5)
+    redis = RedisClient.from_url(redis_server.url)
     store = RedisResponseStore(redis, ttl=60)
     redis_server.stop()
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from fastgate._transforms import responses_to_chat
 from fastgate.schema.responses import StoredResponse, request_decoder
-from fastgate.store.resp import Redis
+from fastgate.store.client import RedisClient
 from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 
 
@@ -44,7 +44,7 @@ async def response_store(request: pytest.FixtureRequest) -> AsyncIterator[Respon
     if request.param == "memory":
         yield MemoryResponseStore(ttl=60)
         return
-    redis = Redis(request.getfixturevalue("redis_server").url)
+    redis = RedisClient.from_url(request.getfixturevalue("redis_server").url)
     try:
         yield RedisResponseStore(redis, ttl=60)
     finally:

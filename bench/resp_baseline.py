@@ -1,4 +1,7 @@
-"""A minimal Redis client on asyncio: RESP2 over one connection, pipelined, with EVALSHA.
+"""The baseline of ``bench/test_redis_clients.py``: fastgate's first Redis client, a minimal
+RESP2 client on asyncio streams (one plain node: no TLS, ACL user, Sentinel or Cluster), which
+``fastgate/store/client.py`` replaced. Its idea, automatic pipelining, lives on there on top of
+redis-py's connection; the benchmark keeps the two side by side.
 
 Every command of every concurrent request goes down the same connection in order and a single
 reader task hands the replies back in the same order, so concurrent requests pipeline for free
@@ -14,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from fastgate.store.client import Script
 
 Arg = bytes | str | int | float
 
@@ -59,17 +63,6 @@ async def read_reply(reader: asyncio.StreamReader) -> Any:
             return None
         return [await read_reply(reader) for _ in range(size)]
     raise RedisUnavailable(f"unexpected reply type {kind!r}")
-
-
-class Script:
-    """A Lua script run with EVALSHA; loaded on the server on first use (``NOSCRIPT``)."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
-
-    def command(self, keys: list[str], args: list[Arg]) -> tuple[Arg, ...]:
-        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 class Redis:
@@ -172,21 +165,6 @@ class Redis:
             # Replies would arrive out of step with later commands: the connection is unusable.
             self._drop(writer)
             raise RedisUnavailable("Redis did not answer in time") from None
-
-    async def execute(self, *args: Arg) -> Any:
-        (reply,) = await self.pipeline([args])
-        if isinstance(reply, RedisError):
-            raise reply
-        return reply
-
-    async def run_scripts(self, calls: list[tuple[Script, list[str], list[Arg]]]) -> list[Any]:
-        """Run scripts in one round trip; a script the server does not know yet is loaded once."""
-        replies = await self.pipeline([s.command(k, a) for s, k, a in calls])
-        for i, reply in enumerate(replies):
-            if isinstance(reply, RedisError) and str(reply).startswith("NOSCRIPT"):
-                script, keys, args = calls[i]
-                replies[i] = await self.execute("EVAL", script.source, len(keys), *keys, *args)
-        return replies
 
     async def close(self) -> None:
         writer = self._writer
