@@ -18,6 +18,8 @@ cimport cython
 include "kernels/fields.pxi"       # msgspec Struct fields read by slot
 include "kernels/out.pxi"          # _Out: the output buffer (_put*)
 include "kernels/sse.pxi"          # SSE events split and relayed
+include "kernels/body.pxi"         # BodyBuffer: a body collected in pieces, in one bytes object
+include "kernels/http_syntax.pxi"  # the HTTP/1.1 grammar both parsers check
 include "kernels/http1.pxi"        # the upstream response parser
 include "kernels/http_server.pxi"  # the client request parser, request and response heads
 include "kernels/eventstream.pxi"  # _es_: AWS event-stream frames

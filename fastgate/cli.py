@@ -42,6 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir or default_data_dir(),
         redis_url=args.redis_url,
         busy_poll_us=args.busy_poll_us,
+        client_timeout=args.client_timeout,
+        keepalive_timeout=args.keepalive_timeout,
+        max_connections=args.max_connections,
+        max_body_bytes=args.max_body_bytes,
     )
     if settings.config_path:
         # Fail at start-up, with the bad entry named, rather than in every worker.
@@ -143,6 +147,34 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         help="poll instead of sleeping through waits expected within this many µs (an upstream's "
         "answer, a client's next request): lower latency for CPU (default "
         f"{d.busy_poll_us}, or $FASTGATE_BUSY_POLL_US; 0: off)",
+    )
+    serve.add_argument(
+        "--client-timeout",
+        type=float,
+        default=None,
+        help="seconds a client may take to send a whole request (then a 408) or leave its answers "
+        f"unread (then its connection is cut) (default {d.client_timeout:g}, or $FASTGATE_CLIENT_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=None,
+        help="seconds an idle client connection is kept open "
+        f"(default {d.keepalive_timeout:g}, or $FASTGATE_KEEPALIVE_TIMEOUT)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open client connections per worker; at the limit a new one closes the oldest that has "
+        "sent nothing (default: half the open-file limit, or $FASTGATE_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help=f"largest request body in bytes, larger is a 413 (default {d.max_body_bytes}, or "
+        "$FASTGATE_MAX_BODY_BYTES)",
     )
 
 

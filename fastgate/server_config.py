@@ -19,6 +19,8 @@ keys included (issues #360, #1608). Here the file holds them, so secrets stay on
   config's own, no target is ever skipped.
 - ``redis``: the shared Redis when a URL is not enough (Sentinel, TLS files, Cluster seeds;
   ``fastgate/store/redis_config.py``); ``--redis-url`` wins over it.
+- ``server``: the server's timeouts and limits (``SERVER_SETTINGS``, described in
+  ``fastgate/settings.py``); a flag or a ``FASTGATE_*`` variable wins over the file.
 
 ```toml
 default = "main"
@@ -31,6 +33,9 @@ api_key = "sk-..."
 [models.gpt-4o]
 provider = "openai"
 api_key = "sk-..."
+[server]
+client_timeout = 30
+max_connections = 10000
 ```
 """
 
@@ -55,6 +60,20 @@ from fastgate.routing.config import (
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
 from fastgate.store.redis_config import RedisSettings, settings_from_block
+
+#: What the ``[server]`` table may set.
+SERVER_SETTINGS = (
+    "client_timeout",
+    "keepalive_timeout",
+    "max_connections",
+    "max_body_bytes",
+    "max_in_flight",
+    "shutdown_grace",
+    "connect_timeout",
+    "read_timeout",
+    "max_stream_seconds",
+    "max_response_bytes",
+)
 
 
 class SavedConfig(msgspec.Struct, frozen=True):
@@ -136,6 +155,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     metrics_public: bool = False
     cb_config: dict[str, Any] | None = None
     redis: dict[str, Any] | None = None
+    server: dict[str, Any] = {}
 
 
 def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
@@ -183,6 +203,11 @@ def build_server_config(data: Any, policy: HostPolicy) -> ServerConfig:
         default = resolve(spec.default, "default") if spec.default is not None else None
     except GatewayError as exc:
         raise ValueError(f"server config: {where}{exc.message}") from None
+    unknown = sorted(set(spec.server) - set(SERVER_SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"server config: server.{unknown[0]}: not a server setting (one of {', '.join(SERVER_SETTINGS)})"
+        )
     config = ServerConfig(configs, providers, models, default, cb)
     config.metrics_public = spec.metrics_public
     try:
@@ -214,3 +239,15 @@ def load_server_config(path: str, policy: HostPolicy) -> ServerConfig:
     except (OSError, ValueError) as exc:
         raise ValueError(f"server config {path}: {exc}") from None
     return build_server_config(data, policy)
+
+
+def server_table(path: str) -> dict[str, Any]:
+    """The file's ``[server]`` table, read on its own: the settings it holds are needed before the
+    rest of the file is compiled. A file that cannot be read gives nothing here; loading it whole
+    says what is wrong."""
+    try:
+        data = read_config_file(Path(path))
+    except (OSError, ValueError):
+        return {}
+    table = data.get("server") if isinstance(data, dict) else None
+    return {k: v for k, v in table.items() if k in SERVER_SETTINGS} if isinstance(table, dict) else {}

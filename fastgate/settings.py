@@ -48,10 +48,15 @@ class Settings(msgspec.Struct, kw_only=True):
     max_response_bytes: Count = 64 * 1024 * 1024
     #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
     max_in_flight: Count = 2048
-    #: Seconds a client may take to send one whole request (head and body) before a 408, and an
-    #: idle keep-alive connection is kept open.
+    #: Seconds a client may take to send one whole request (head and body) before a 408, or leave
+    #: its answers unread (writes paused) before its connection is cut; and an idle keep-alive
+    #: connection is kept open.
     client_timeout: Seconds = 60.0
     keepalive_timeout: Seconds = 75.0
+    #: Open client connections per worker: at the limit a new one closes the oldest that has sent
+    #: nothing, or is closed itself when all are in use (0: half the process's open-file limit,
+    #: the other half left for upstream connections).
+    max_connections: NonNegative = 0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: NonNegativeFloat = 30.0
     #: The longest wait the event loop polls through instead of sleeping (0: never): on an origin
@@ -114,6 +119,7 @@ _SERVER_LIMITS = (
     "shutdown_grace",
     "client_timeout",
     "keepalive_timeout",
+    "max_connections",
     "busy_poll_us",
 )
 
@@ -141,10 +147,11 @@ def _env_name(name: str) -> str:
 
 
 def settings_from_env(**overrides: object) -> Settings:
-    """Settings from ``FASTGATE_*`` variables; explicit overrides (CLI flags) win.
+    """Settings from ``FASTGATE_*`` variables and the server config file's ``[server]`` table;
+    the variables win over the file, explicit overrides (CLI flags) over both.
 
-    A value out of range or of the wrong type is a :class:`SettingsError` naming the variable or
-    flag it came from, so the command line can say so in one line.
+    A value out of range or of the wrong type is a :class:`SettingsError` naming the variable,
+    flag or file it came from, so the command line can say so in one line.
     """
     env = os.environ
     values: dict[str, object] = {}
@@ -166,6 +173,14 @@ def settings_from_env(**overrides: object) -> Settings:
         if value is not None:
             values[name] = value
             sources[name] = f"{_FLAG_NAMES.get(name, '--' + name.replace('_', '-'))} {value!r}"
+    if values.get("config_path"):
+        from fastgate.server_config import server_table  # only when there is a file to read
+
+        # The file's [server] table under the variables and flags.
+        path = str(values["config_path"])
+        table = {k: v for k, v in server_table(path).items() if k not in values}
+        values.update(table)
+        sources.update({k: f"{path} [server] {k} = {v!r}" for k, v in table.items()})
     if isinstance(values.get("log_level"), str):
         values["log_level"] = str(values["log_level"]).lower()
     try:

@@ -111,6 +111,7 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
         max_body=s.max_body_bytes,
         idle_timeout=s.keepalive_timeout,
         request_timeout=s.client_timeout,
+        max_connections=s.max_connections,
     )
     try:
         await server.start(s.host, s.port, sock=sock, reuse_port=s.workers > 1)

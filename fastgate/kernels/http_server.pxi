@@ -4,11 +4,14 @@
 # Strict where leniency lets a request mean two things to two parsers (request smuggling): bare CR
 # or LF, obs-fold, control bytes, whitespace before a colon, Content-Length with Transfer-Encoding,
 # differing Content-Lengths, a Transfer-Encoding other than chunked, an HTTP/1.1 request without
-# Host, a chunk line other than hex digits and extensions, control bytes in chunk extensions or
-# trailers are all refused; bytes that can never become a valid head are refused as they arrive,
-# not when the head ends. Limits: one header line 8190 bytes, 128 fields, a 64 KiB head (trailers
-# alike), a body of ``max_body`` bytes (413).
-# Reuses ``_find_crlf``, ``_find_head_end`` and ``_chunk_size`` from http1.pxi.
+# Host, a chunk line other than hex digits and well-formed extensions, control bytes in chunk
+# extensions or trailers are all refused; bytes that can never become a valid head are refused as
+# they arrive, not when the head ends. Limits: one header line 8190 bytes, 128 fields, a 64 KiB
+# head (trailers alike), a body of ``max_body`` bytes (413). The grammar is in http_syntax.pxi.
+#
+# What a client sends slowly or in small pieces costs time and memory in proportion to its size:
+# an unfinished head is checked once, as it arrives (``_Scan``); unparsed bytes wait in one buffer
+# appended to in place; a body split over reads or chunks is collected in one ``BodyBuffer``.
 
 from http import HTTPStatus as _HTTPStatus
 
@@ -16,15 +19,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_SetDefault
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy
-
-cdef Py_ssize_t _MAX_LINE = 8190
-cdef Py_ssize_t _MAX_FIELDS = 128
-# Bytes allowed in a method and a field name (RFC 9110 §5.6.2 tchar).
-cdef bytes _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-cdef bint _IS_TCHAR[256]
-for _c in range(256):
-    _IS_TCHAR[_c] = _c in _TCHAR
-
 
 cdef str _method(const char* p, Py_ssize_t n):
     """The request method; the common ones as the module's own constants (no new object)."""
@@ -73,57 +67,6 @@ cdef inline bint _is_field_value(str s) noexcept:
     return True
 
 
-cdef inline void _check_head_bytes(const char* p, Py_ssize_t n, bint complete) except *:
-    """Only CRLF line ends; no other control byte but HTAB; no line longer than _MAX_LINE.
-
-    Not ``complete`` (more bytes are to come), a CR as the last byte may yet be a line end.
-    """
-    cdef Py_ssize_t i = 0, line_start = 0
-    cdef unsigned char c
-    if not complete and n > 0 and p[n - 1] == b"\r":
-        n -= 1
-    while i < n:
-        c = <unsigned char>p[i]
-        if c < 32 or c == 127:
-            if c == 13 and i + 1 < n and p[i + 1] == b"\n":
-                if i - line_start > _MAX_LINE:
-                    raise RequestRefused(431, "A request header line is too long")
-                i += 2
-                line_start = i
-                continue
-            if c != 9:
-                raise RequestRefused(400, "A control byte, or a bare CR or LF, in the request")
-        i += 1
-    if n - line_start > _MAX_LINE:
-        raise RequestRefused(431, "A request header line is too long")
-
-
-cdef inline void _check_chunk_line(const char* p, Py_ssize_t start, Py_ssize_t end) except *:
-    """chunk-size [ BWS ";" chunk-ext ] (RFC 9112 §7.1.1), no control byte but HTAB.
-
-    The extensions are ignored, so a bare LF in one would end the line for a parser in front of
-    the gateway and not for it: the two would disagree on where the body ends (smuggling).
-    """
-    cdef Py_ssize_t i = start
-    while i < end and (b"0" <= p[i] <= b"9" or b"a" <= p[i] <= b"f" or b"A" <= p[i] <= b"F"):
-        i += 1
-    while i < end and (p[i] == b" " or p[i] == b"\t"):
-        i += 1
-    if i < end and p[i] != b";":
-        raise RequestRefused(400, "Invalid chunked body: invalid chunk size")
-    _check_head_bytes(p + i, end - i, True)
-
-
-cdef inline void _check_trailer_line(const char* p, Py_ssize_t start, Py_ssize_t end) except *:
-    """A trailer is a field line like a header's (RFC 9112 §7.1.2): token, colon, no bare CR/LF."""
-    cdef Py_ssize_t i = start
-    _check_head_bytes(p + start, end - start, True)
-    while i < end and _IS_TCHAR[<unsigned char>p[i]]:
-        i += 1
-    if i == start or i == end or p[i] != b":":
-        raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
-
-
 cdef str _origin_form(str target):
     """The path and query of an absolute-form target, which a server must accept (RFC 9112
     §3.2.2); its authority replaces Host, which the gateway does not read. Authority-form is for
@@ -146,6 +89,14 @@ cdef str _origin_form(str target):
     return target[end:] if target[end] == "/" else "/" + target[end:]
 
 
+cdef object _scan_refusal(Py_ssize_t code, bint head):
+    if code == _SCAN_BAD_BYTE:
+        return RequestRefused(400, "A control byte, or a bare CR or LF, in the request")
+    if head:
+        return RequestRefused(431, "A request header line is too long")
+    return RequestRefused(400, "A chunk size line is too long")
+
+
 cdef class RequestParser:
     """One request at a time from a connection's bytes; ``reset()`` readies the next (pipelining).
 
@@ -154,17 +105,21 @@ cdef class RequestParser:
     Bytes past it stay buffered until ``reset()`` and the next ``feed``.
     """
 
-    # Unparsed bytes are ``_buf[_start:]``: pipelined requests are parsed in place, one after
-    # another, rather than copying what follows each one (quadratic in the bytes buffered).
-    cdef bytes _buf
-    cdef Py_ssize_t _start
+    # Bytes received and not yet parsed (None: none): an unfinished head or chunk line, or the
+    # requests pipelined after this one, parsed in place one after another. A read is parsed where
+    # it lies when nothing is waiting; what it leaves is appended to, and trimmed, in place.
+    cdef bytearray _pending
+    cdef _Scan _scan
     cdef _State _state
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _max_body
+    #: The Content-Length being read, or -1 for a chunked body.
+    cdef Py_ssize_t _length
     cdef Py_ssize_t _body_size
     cdef Py_ssize_t _trailer_size
     cdef Py_ssize_t _trailer_count
-    cdef list _pieces
+    #: A body that came in more than one piece.
+    cdef BodyBuffer _body
     cdef readonly str method
     cdef readonly str target
     cdef readonly dict headers
@@ -177,17 +132,18 @@ cdef class RequestParser:
 
     def __cinit__(self, Py_ssize_t max_body):
         self._max_body = max_body
-        self._buf = _EMPTY
-        self._start = 0
+        self._pending = None
+        self._body = BodyBuffer()
         self._reset()
 
     cdef void _reset(self):
+        self._scan.checked = self._scan.line = 0
         self._state = S_HEAD
         self._remaining = 0
+        self._length = -1
         self._body_size = 0
         self._trailer_size = 0
         self._trailer_count = 0
-        self._pieces = None
         self.method = ""
         self.target = ""
         self.headers = None
@@ -203,71 +159,71 @@ cdef class RequestParser:
     @property
     def buffered(self):
         """Bytes received and not yet parsed (the start of a pipelined request, say)."""
-        return len(self._buf) - self._start
+        return 0 if self._pending is None else len(self._pending)
 
     @property
     def started(self):
         """Some of a request has arrived (its head or body is incomplete)."""
-        return self.head_done or len(self._buf) > self._start
+        return self.head_done or self._pending is not None
 
     def feed(self, bytes data):
-        cdef bytes buf = self._buf
+        cdef bytearray pending = self._pending
         cdef char* p
-        cdef Py_ssize_t n, pos = self._start, end, take, size
-        if not buf:
-            buf = data
-        elif data:
-            buf = (buf[pos:] if pos else buf) + data
-            pos = 0
-        self._buf = _EMPTY
-        self._start = 0
-        if self._state == S_DONE:
-            if pos < len(buf):
-                self._buf = buf  # a pipelined request: parsed after reset()
-                self._start = pos
-            return True
-        PyBytes_AsStringAndSize(buf, &p, &n)
+        cdef Py_ssize_t n, pos = 0
+        _scanned_bytes(pending, data, &p, &n)
+        if self._state != S_DONE:  # else a pipelined request: kept, parsed after reset()
+            pos = self._parse(p, n)
+        self._pending = _unfinished(pending, p, pos, n)
+        return self._state == S_DONE
+
+    cdef Py_ssize_t _parse(self, const char* p, Py_ssize_t n) except -1:
+        """Parses ``p[:n]`` as far as it goes; returns where it stopped."""
+        cdef Py_ssize_t pos = 0, end, take, size
+        cdef const char* error = NULL
         while pos < n and self._state != S_DONE:
             if self._state == S_HEAD:
-                while pos + 1 < n and p[pos] == b"\r" and p[pos + 1] == b"\n":
-                    pos += 2  # empty lines before a request line are ignored (RFC 9112 §2.2)
-                end = _find_head_end(p, pos, n)
-                if end < 0:
-                    _check_head_bytes(p + pos, n - pos, False)
+                if self._scan.checked == 0:
+                    while pos + 1 < n and p[pos] == b"\r" and p[pos + 1] == b"\n":
+                        pos += 2  # empty lines before a request line are ignored (RFC 9112 §2.2)
+                    if pos == n:
+                        break
+                end = _scan_lines(p, pos, n, &self._scan, True, _MAX_LINE)
+                if end == _SCAN_MORE:
                     if n - pos > _MAX_HEAD + 3:  # the end marker may be partly here
                         raise RequestRefused(431, "The request head is too large")
                     break
-                if end - pos > _MAX_HEAD:
+                if end < 0:
+                    raise _scan_refusal(end, True)
+                if end - 2 - pos > _MAX_HEAD:
                     raise RequestRefused(431, "The request head is too large")
-                _check_head_bytes(p + pos, end - pos, True)
-                self._parse_head(p, pos, end)
-                pos = end + 4
+                self._scan.checked = self._scan.line = 0
+                self._parse_head(p, pos, end - 2)
+                pos = end + 2
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
-                if take == self._remaining and self._pieces is None:
-                    self.body = _slice(p, pos, pos + take)
+                if take == self._remaining and self._body._size == 0:
+                    self.body = _slice(p, pos, pos + take)  # all of it in this read
                 else:
-                    self._add(_slice(p, pos, pos + take))
+                    self._body.put(p + pos, take, self._length)
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
+                    if self._body._size:
+                        self.body = self._body.take_bytes()
                     self._state = S_DONE
             elif self._state == S_CHUNK_SIZE:
-                end = _find_crlf(p, pos, n)
-                if end < 0:
-                    if n - pos > _MAX_CHUNK_LINE + 1:  # a last CR may yet end it
-                        raise RequestRefused(400, "A chunk size line is too long")
-                    _check_head_bytes(p + pos, n - pos, False)
+                end = _scan_lines(p, pos, n, &self._scan, False, _MAX_CHUNK_LINE)
+                if end == _SCAN_MORE:
                     break
-                if end - pos > _MAX_CHUNK_LINE:
-                    raise RequestRefused(400, "A chunk size line is too long")
-                _check_chunk_line(p, pos, end)
-                try:
-                    size = _chunk_size(p, pos, end)
-                except HTTPParseError as exc:
-                    raise RequestRefused(400, f"Invalid chunked body: {exc}") from None
+                if end < 0:
+                    raise _scan_refusal(end, False)
+                self._scan.checked = self._scan.line = 0
+                size = _chunk_line(p, pos, end, &error)
+                if size < 0:
+                    raise RequestRefused(400, f"Invalid chunked body: {error.decode('ascii')}")
                 if self._body_size + size > self._max_body:
                     raise RequestRefused(413, "Request body is too large")
+                self._body_size += size
                 pos = end + 2
                 if size == 0:
                     self._state = S_TRAILERS
@@ -276,7 +232,7 @@ cdef class RequestParser:
                     self._state = S_CHUNK_DATA
             elif self._state == S_CHUNK_DATA:
                 take = min(self._remaining, n - pos)
-                self._add(_slice(p, pos, pos + take))
+                self._body.put(p + pos, take, self._max_body)
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
@@ -289,47 +245,34 @@ cdef class RequestParser:
                 pos += 2
                 self._state = S_CHUNK_SIZE
             elif self._state == S_TRAILERS:
-                end = _find_crlf(p, pos, n)
-                if end < 0:
-                    _check_head_bytes(p + pos, n - pos, False)
+                # Trailers are read and dropped, within the limits of a head.
+                end = _scan_lines(p, pos, n, &self._scan, False, _MAX_LINE)
+                if end == _SCAN_MORE:
                     break
+                if end < 0:
+                    raise _scan_refusal(end, True)
+                self._scan.checked = self._scan.line = 0
                 if end == pos:
-                    self._finish_pieces()
+                    self.body = self._body.take_bytes()
                     self._state = S_DONE
+                elif _field_name_end(p, pos, end) < 0:
+                    raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
                 else:
-                    # Trailers are read and dropped, within the limits of a head.
-                    _check_trailer_line(p, pos, end)
                     self._trailer_size += end + 2 - pos
                     self._trailer_count += 1
                     if self._trailer_size > _MAX_HEAD or self._trailer_count > _MAX_FIELDS:
                         raise RequestRefused(431, "The request trailers are too large")
                 pos = end + 2
-        if pos < n:
-            self._buf = buf
-            self._start = pos
-        return self._state == S_DONE
-
-    cdef void _add(self, bytes piece):
-        if self._pieces is None:
-            self._pieces = []
-        self._pieces.append(piece)
-        self._body_size += len(piece)
-        if self._state == S_BODY_LENGTH and self._remaining == len(piece):
-            self._finish_pieces()
-
-    cdef void _finish_pieces(self):
-        if self._pieces is not None:
-            self.body = b"".join(self._pieces)
-            self._pieces = None
+        return pos
 
     cdef void _parse_head(self, const char* p, Py_ssize_t pos, Py_ssize_t end) except *:
         """The request line and fields of ``p[pos:end]`` (the head without its final CRLF CRLF),
-        which ``_check_head_bytes`` passed: its only control bytes are HTAB and CRLF line ends."""
+        which ``_scan_lines`` passed: its only control bytes are HTAB and CRLF line ends."""
         cdef Py_ssize_t line_end = _line_end(p, pos, end), sp1, sp2, i, colon, before, fields = 0
-        cdef const char* hit
         cdef str name, value, previous, version
         cdef dict headers = {}
         cdef Py_ssize_t length = -1
+        cdef int connection = 0
         cdef bint chunked = False, has_te = False, http10 = False
         sp1 = pos
         while sp1 < line_end and p[sp1] != b" ":
@@ -354,13 +297,9 @@ cdef class RequestParser:
         if p[sp1 + 1] != b"/" and self.target != "*":
             self.target = _origin_form(self.target)
         if line_end - sp2 - 1 == 8 and memcmp(p + sp2 + 1, b"HTTP/1.", 7) == 0 and b"0" <= p[sp2 + 8] <= b"9":
-            if p[sp2 + 8] == b"0":
-                self.keep_alive = False
-                self.http10 = True
-                http10 = True
-            else:
-                # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
-                self.keep_alive = True
+            # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
+            http10 = p[sp2 + 8] == b"0"
+            self.http10 = http10
         else:
             version = PyUnicode_DecodeUTF8(<char*>p + sp2 + 1, line_end - sp2 - 1, "surrogateescape")
             if version.startswith("HTTP/"):
@@ -375,14 +314,10 @@ cdef class RequestParser:
         pos = line_end + 2
         while pos < end:
             line_end = _line_end(p, pos, end)
-            hit = <const char*>memchr(p + pos, b":", line_end - pos)
-            if hit == NULL or hit == p + pos:
+            colon = _field_name_end(p, pos, line_end)
+            if colon < 0:
                 # Includes obs-fold (a line starting with whitespace): refused, RFC 9112 §5.2.
                 raise RequestRefused(400, "Invalid request header line")
-            colon = hit - p
-            for i in range(pos, colon):
-                if not _IS_TCHAR[<unsigned char>p[i]]:
-                    raise RequestRefused(400, "Invalid request header name")
             name = _header_name(p, pos, colon)
             value = _header_value(p, colon + 1, line_end)
             pos = line_end + 2
@@ -407,16 +342,18 @@ cdef class RequestParser:
             elif name is H_TRANSFER_ENCODING:
                 has_te = True
             elif name is H_CONNECTION:
-                value = value.lower()
-                if "close" in value:
-                    self.keep_alive = False
-                elif "keep-alive" in value:
-                    self.keep_alive = True
+                connection |= _connection_options(p, colon + 1, line_end)
             elif name is H_EXPECT:
                 # An HTTP/1.0 client cannot know 100 Continue: ignored (RFC 9110 §10.1.1).
                 self.expect_continue = not http10 and value.lower() == "100-continue"
         if not http10 and H_HOST not in headers:
             raise RequestRefused(400, "An HTTP/1.1 request must have a Host header")  # RFC 9112 §3.2
+        # Every Connection field is a list of options, and a close in any one ends the connection
+        # after the answer (RFC 9112 §9.6); HTTP/1.0 closes unless asked to keep alive (§9.3).
+        if connection & _CONN_CLOSE:
+            self.keep_alive = False
+        else:
+            self.keep_alive = not http10 or connection & _CONN_KEEP_ALIVE != 0
         if has_te:
             if headers["transfer-encoding"].lower() != "chunked":
                 raise RequestRefused(501, "Only the chunked transfer coding is supported")
@@ -434,7 +371,7 @@ cdef class RequestParser:
         elif length > 0:
             if length > self._max_body:
                 raise RequestRefused(413, "Request body is too large")
-            self._remaining = length
+            self._remaining = self._length = length
             self._state = S_BODY_LENGTH
         else:
             self._state = S_DONE

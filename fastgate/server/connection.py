@@ -2,7 +2,10 @@
 
 Requests on a connection are served one after another (pipelined ones wait their turn). The
 handler of the current request runs as a task; the connection closing cancels it, which closes
-the upstream call it has open. Writes respect the transport's flow control.
+the upstream call it has open. Writes respect the transport's flow control: past its high-water
+mark (64 KiB, uvloop's and asyncio's default) the answer waits and the connection stops reading,
+so a client that sends and does not read holds one answer and a bounded buffer of requests; if
+its writes stay paused longer than the client timeout, the server's sweep cuts it.
 """
 
 from __future__ import annotations
@@ -34,12 +37,18 @@ class Listener(Protocol):
 
     dispatch: Dispatch
     max_body: int
+    #: Open client connections at most (see ``make_room``).
+    max_connections: int
     connections: set[Connection]
+    #: The connections that have not completed a request yet, oldest first.
+    fresh: dict[Connection, None]
     closing: bool
     #: The Date header block, renewed once a second.
     date: bytes
     busy_poll: BusyPoll | None
     loop: asyncio.AbstractEventLoop
+
+    def make_room(self) -> bool: ...
 
 
 class Connection(asyncio.Protocol):
@@ -53,9 +62,10 @@ class Connection(asyncio.Protocol):
         "_next",
         "_polled",
         "_read_paused",
+        "_refused",
         "_think_s",
         "_timing",
-        "_write_paused",
+        "_writes_paused_since",
         "busy",
         "head_since",
         "idle_since",
@@ -84,9 +94,12 @@ class Connection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         #: When the request now being received began to arrive (0: none is).
         self.head_since = 0.0
-        self._write_paused = False
+        #: Monotonic second since which the transport has refused more writes (0: it takes them).
+        self._writes_paused_since = 0.0
         self._drain: asyncio.Future[None] | None = None
         self._read_paused = False
+        #: Closed at once: the server had its limit of connections.
+        self._refused = False
         self._discarding = False
         #: This request's 100 Continue is sent (once per request).
         self._continued = False
@@ -105,18 +118,25 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)  # uvloop's are not subclasses
-        self.server.connections.add(self)
+        server = self.server
+        if len(server.connections) >= server.max_connections and not server.make_room():
+            # Every connection is in use: closed before anything is read or written, so that the
+            # connections already open, and their upstream calls, keep their descriptors.
+            self._refused = True
+            self.transport.close()
+            return
+        server.connections.add(self)
+        server.fresh[self] = None
 
     def data_received(self, data: bytes) -> None:
         if self._timing:
             self._client_returned()
-        if self._discarding:
+        if self._discarding or self._refused:
             return
         if self.busy:
             self.parser.feed(data)  # buffered: the next request is read when this one is done
-            if self.parser.buffered > _PIPELINE_BUFFER and self.transport is not None:
-                self.transport.pause_reading()
-                self._read_paused = True
+            if self.parser.buffered > _PIPELINE_BUFFER:
+                self._flow()
             return
         self._receive(data)
 
@@ -125,6 +145,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.fresh.pop(self, None)
         self._end_poll()
         # Dropped as it is cancelled: the task keeps its CancelledError, whose traceback holds
         # the serving frame and so this connection; held here too, the two would be a cycle that
@@ -136,11 +157,24 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._writes_paused_since = time.monotonic()
+        self._flow()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self._writes_paused_since = 0.0
+        self._flow()
         self._wake_writer(None)
+
+    def _flow(self) -> None:
+        """Reads while the client takes its answers and its pipelined requests fit the buffer."""
+        paused = bool(self._writes_paused_since) or (self.busy and self.parser.buffered > _PIPELINE_BUFFER)
+        transport = self.transport
+        if paused != self._read_paused and transport is not None and not transport.is_closing():
+            self._read_paused = paused
+            if paused:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     # ------------------------------------------------------------------ requests
 
@@ -172,7 +206,8 @@ class Connection(asyncio.Protocol):
         if waiting is not None:
             self._next = None
             waiting.set_result(request)
-        else:
+        else:  # its first request
+            self.server.fresh.pop(self, None)
             self.task = self.server.loop.create_task(self._serve_all(request))
 
     async def _serve_all(self, request: Request) -> None:
@@ -187,7 +222,7 @@ class Connection(asyncio.Protocol):
                     self.respond(response)
                 # A client that sends and does not read: its next request waits for this answer
                 # to drain, so answers are never piled up in memory.
-                if self._write_paused:
+                if self._writes_paused_since:
                     await self._drained()
             except ConnectionError:
                 self._close()  # the client went away mid-answer: nothing is left to tell it
@@ -235,10 +270,8 @@ class Connection(asyncio.Protocol):
         if parser.buffered:
             self._receive(b"")
         # Read on unless a pipelined request is being served with much more already waiting.
-        if self._read_paused and (not self.busy or parser.buffered <= _PIPELINE_BUFFER):
-            self._read_paused = False
-            if self.transport is not None:
-                self.transport.resume_reading()
+        if self._read_paused:
+            self._flow()
 
     def _keep(self) -> bool:
         """Whether this answer keeps the connection open (it says so in its head)."""
@@ -291,7 +324,7 @@ class Connection(asyncio.Protocol):
         if first:
             head += self._frame(first)
         self._write(head + _LAST_CHUNK if end and chunked else head)
-        if self._write_paused:
+        if self._writes_paused_since:
             await self._drained()
 
     def _frame(self, data: bytes) -> bytes:
@@ -303,7 +336,7 @@ class Connection(asyncio.Protocol):
         if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._write(self._frame(data))
-        if self._write_paused:
+        if self._writes_paused_since:
             await self._drained()
 
     def end_stream(self, last: bytes) -> None:
@@ -368,17 +401,29 @@ class Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def close_if_unused(self) -> bool:
+        """Close a connection that has sent nothing (it makes room for another)."""
+        if self.busy or self.parser.started or self.task is not None:
+            return False
+        self._close()
+        return True
+
     def close_if_idle(self) -> bool:
         if not self.busy and not self.parser.started:
             self._close()
             return True
         return False
 
-    def time_out(self, now: float, idle_timeout: float, head_timeout: float) -> None:
-        """Called by the server's sweep: close a connection idle or too slow to send its request."""
+    def time_out(self, now: float, idle_timeout: float, client_timeout: float) -> None:
+        """Called by the server's sweep: close a connection idle, too slow to send its request,
+        or that has not read what it was sent for longer than ``client_timeout``."""
+        if self._writes_paused_since and now - self._writes_paused_since > client_timeout:
+            # Cut, not closed: a close would wait for the answers it will never read.
+            self.abort()
+            return
         if self.busy or self._discarding:
             return
-        if self.head_since and now - self.head_since > head_timeout:
+        if self.head_since and now - self.head_since > client_timeout:
             self._refuse(408, "The request was not received in time")
         elif self.idle_since and not self.head_since and now - self.idle_since > idle_timeout:
             self._close()

@@ -1,4 +1,5 @@
-"""The listening side: connections, the Date header, timeouts for idle and slow clients, draining.
+"""The listening side: connections, the Date header, timeouts for idle and slow clients, draining,
+and a limit on open connections so that a flood of them cannot take every file descriptor.
 
 fastgate serves HTTP/1.1 with its own protocol (``connection.py``) rather than aiohttp's web
 stack: aiohttp's Application, router, middlewares, request and response objects were about 40%
@@ -9,6 +10,7 @@ one write per answer.
 from __future__ import annotations
 
 import asyncio
+import resource
 import socket
 import time
 from email.utils import formatdate
@@ -21,6 +23,15 @@ _SWEEP_S = 1.0
 #: How long requests cancelled at the end of the grace period have to write their last words
 #: (a stream's error event and ``[DONE]``).
 _LAST_WORDS_S = 1.0
+
+
+def default_max_connections() -> int:
+    """Half the descriptors this process may open (its soft ``RLIMIT_NOFILE``): the other half is
+    left for the upstream connections the clients' requests open, the listener, logs and Redis."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(soft // 2, 1)
 
 
 def date_block() -> bytes:
@@ -37,12 +48,18 @@ class HTTPServer:
         max_body: int,
         idle_timeout: float = 75.0,
         request_timeout: float = 60.0,
+        max_connections: int = 0,
     ) -> None:
         self.dispatch = dispatch
         self.max_body = max_body
         self.idle_timeout = idle_timeout
+        #: Seconds a client may take to send a request, or leave its answers unread (then cut).
         self.request_timeout = request_timeout
+        #: 0: ``default_max_connections()``.
+        self.max_connections = max_connections or default_max_connections()
         self.connections: set[Connection] = set()
+        #: The connections that have not completed a request yet, oldest first.
+        self.fresh: dict[Connection, None] = {}
         self.closing = False
         self.date = b""
         self._server: asyncio.Server | None = None
@@ -73,6 +90,20 @@ class HTTPServer:
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
+
+    def make_room(self) -> bool:
+        """At the connection limit, close the oldest connection that has sent nothing (in a flood
+        of idle sockets, one of them), as nginx drains its idle connections: a client arriving
+        now is served, and the flood is closed cleanly, a FIN each. False when every connection
+        is in use: a request in progress, or kept alive after one."""
+        fresh = self.fresh
+        while fresh:
+            conn = next(iter(fresh))
+            del fresh[conn]
+            if conn.close_if_unused():
+                self.connections.discard(conn)  # its descriptor is freed with the close
+                return True
+        return False
 
     def _sweep(self) -> None:
         now = time.monotonic()

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from fastgate._transforms import HTTPParseError, ResponseParser
+from fastgate._transforms import BodyBuffer, HTTPParseError, ResponseParser
 from fastgate.server.busy_poll import BusyPoll, smoothed
 
 _HIGH_WATER = 1024 * 1024
@@ -294,21 +294,31 @@ class UpstreamResponse:
         return body
 
     async def read(self) -> bytes:
-        """The whole body; an upstream that sends more than ``max_body`` bytes is cut off."""
-        parts = []
-        pool = self._conn.pool
+        """The whole body; an upstream that sends more than ``max_body`` bytes is cut off.
+
+        A body that comes in several reads is collected in one growing buffer, not a list of its
+        pieces joined at the end (twice its size at the join)."""
+        first = b""
+        rest: BodyBuffer | None = None
+        limit = self._conn.pool.max_body
         size = 0
         try:
             while (chunk := await self._conn.next_chunk()) is not None:
-                parts.append(chunk)
                 size += len(chunk)
-                if size > pool.max_body:
-                    raise UpstreamConnectionError(f"upstream body is larger than {pool.max_body} bytes")
+                if size > limit:
+                    raise UpstreamConnectionError(f"upstream body is larger than {limit} bytes")
+                if not first:
+                    first = chunk  # most bodies come in one piece: kept as it is
+                    continue
+                if rest is None:
+                    rest = BodyBuffer()
+                    rest.append(first)
+                rest.append(chunk)
         except BaseException:
             self.close()
             raise
         self.release()
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return first if rest is None else rest.take()
 
     def chunks(self) -> AsyncIterator[bytes]:
         """Body pieces as they arrive, for at most ``max_stream_seconds`` in all."""

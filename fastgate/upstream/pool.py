@@ -251,4 +251,6 @@ def _may_resend(exc: BaseException, conn: Connection, method: str, headers: dict
     if none of it was written, or it broke before any byte of the answer and may be repeated."""
     if isinstance(exc, NothingWritten):
         return True
-    return isinstance(exc, UpstreamConnectionError) and not conn.parser.status and replayable(method, headers)
+    return (
+        isinstance(exc, UpstreamConnectionError) and not conn.parser.started and replayable(method, headers)
+    )

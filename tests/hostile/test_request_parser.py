@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 import time
+import tracemalloc
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -264,6 +265,20 @@ REFUSED: dict[str, tuple[bytes, int]] = {
     "empty chunk size": (head(CHUNKED) + b"\r\nhello\r\n0\r\n\r\n", 400),
     "space before the chunk size": (head(CHUNKED) + b" 5\r\nhello\r\n0\r\n\r\n", 400),
     "text after the chunk size": (head(CHUNKED) + b"5 xyz\r\nhello\r\n0\r\n\r\n", 400),
+    # Whitespace after the size only before a ";", and extensions as RFC 9112 §7.1.1 spells them.
+    "space after the chunk size": (head(CHUNKED) + b"5 \r\nhello\r\n0\r\n\r\n", 400),
+    "tab after the chunk size": (head(CHUNKED) + b"5\t\r\nhello\r\n0\r\n\r\n", 400),
+    "empty chunk extension": (head(CHUNKED) + b"5;\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk extension without a name": (head(CHUNKED) + b"5;=v\r\nhello\r\n0\r\n\r\n", 400),
+    "two semicolons in a chunk line": (head(CHUNKED) + b"5;;a\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk extension name not a token": (head(CHUNKED) + b"5;a/b\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk extension with an empty value": (head(CHUNKED) + b"5;a=\r\nhello\r\n0\r\n\r\n", 400),
+    "chunk extension value not a token": (head(CHUNKED) + b"5;a=b c\r\nhello\r\n0\r\n\r\n", 400),
+    "unterminated quoted chunk extension": (head(CHUNKED) + b'5;a="b\r\nhello\r\n0\r\n\r\n', 400),
+    "text after a quoted chunk extension": (head(CHUNKED) + b'5;a="b"c\r\nhello\r\n0\r\n\r\n', 400),
+    "quote inside a token chunk extension": (head(CHUNKED) + b'5;a=b"c"\r\nhello\r\n0\r\n\r\n', 400),
+    "whitespace ending a chunk line": (head(CHUNKED) + b"5;a=b \r\nhello\r\n0\r\n\r\n", 400),
+    "whitespace ending the last chunk line": (head(CHUNKED) + b"0 \r\n\r\n", 400),
     "overlong chunk size": (head(CHUNKED) + b"1" * 20 + b"\r\nhello\r\n0\r\n\r\n", 400),
     "bare LF ending a chunk size": (head(CHUNKED) + b"5\nhello\r\n0\r\n\r\n", 400),
     "bare LF in a chunk extension": (head(CHUNKED) + b"5;a\nb\r\nhello\r\n0\r\n\r\n", 400),
@@ -379,6 +394,17 @@ def test_identical_content_lengths_are_one() -> None:
         (b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", False),
         # A later HTTP/1.x minor version is served as HTTP/1.1 (RFC 9110 §2.5).
         (b"GET / HTTP/1.2\r\nHost: gw\r\n\r\n", True),
+        # Every Connection field is a list of options; a close in any of them wins (RFC 9112 §9.6).
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive, close\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade,CLOSE\r\n\r\n", False),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: ,, close ,\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n", False),
+        (b"GET / HTTP/1.0\r\nConnection: TE, Keep-Alive\r\n\r\n", True),
+        # Options are whole tokens: these name none.
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: closed\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: gw\r\nConnection: keep-alive\r\nConnection: x-close\r\n\r\n", True),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive-ish\r\n\r\n", False),
     ],
 )
 def test_keep_alive(raw: bytes, keep_alive: bool) -> None:
@@ -398,6 +424,24 @@ def test_expect_100_continue_is_ignored_on_http_1_0() -> None:
     assert p.head_done and not p.expect_continue
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"5;a",
+        b"5 ;a",
+        b"5\t;a",
+        b"5; a = b",
+        b'5;a="q \\" v"',
+        b'5;a=b;c="d";e',
+        b'5;a="\xff\t"',
+        b"5;a=b ;c",
+    ],
+)
+def test_chunk_extensions_of_every_valid_form_are_read_past(line: bytes) -> None:
+    """``*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`` (RFC 9112 §7.1.1)."""
+    assert parse(head(CHUNKED) + line + b"\r\nhello\r\n0\r\n\r\n").body == b"hello"
+
+
 def test_chunk_extensions_and_trailers_are_dropped() -> None:
     p = parse(head(CHUNKED) + b"5 ; a=b\r\nhello\r\n1;x\r\n!\r\n0\r\nX-T: 1\r\n\r\n")
     assert p.body == b"hello!"
@@ -412,6 +456,41 @@ def test_bytes_after_a_request_wait_for_reset() -> None:
     assert p.target == "/one" and p.buffered == len(second)
     p.reset()
     assert p.feed(b"") and p.target == "/two" and p.buffered == 0
+
+
+MIB = 1024 * 1024
+
+
+def fed(reads: list[bytes], max_body: int) -> tuple[int, RequestParser]:
+    """A parser fed ``reads``, and tracemalloc's peak above what was allocated before."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        p = RequestParser(max_body)
+        for data in reads:
+            p.feed(data)
+        return tracemalloc.get_traced_memory()[1] - base, p
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_body_in_one_byte_chunks_costs_its_own_size() -> None:
+    """A bytes object and a list slot per chunk, then a join, once took ~88 bytes a byte."""
+    size = MIB
+    per_read = 64 * 1024 // 6
+    block = b"1\r\nx\r\n" * per_read
+    reads = [head(CHUNKED), *[block] * (size // per_read), b"1\r\nx\r\n" * (size % per_read) + b"0\r\n\r\n"]
+    peak, p = fed(reads, size)
+    assert p.body == b"x" * size
+    assert peak < 2 * size, f"{peak / size:.2f}x the body"
+
+
+def test_a_body_split_over_many_reads_costs_its_own_size() -> None:
+    size = 256 * 1024
+    body = bytes(range(256)) * (size // 256)
+    peak, p = fed([head(b"Content-Length: %d" % size), *(body[i : i + 1] for i in range(size))], size)
+    assert p.body == body
+    assert peak < 2 * size, f"{peak / size:.2f}x the body"
 
 
 def test_pipelined_requests_parse_in_linear_time() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from openai import AsyncOpenAI
+from openai import APIStatusError, AsyncOpenAI
 
 from fastgate.errors import GatewayError
 from tests.conftest import Gateway, Upstream, openai_headers, raw_request
@@ -568,21 +568,24 @@ async def test_date_and_server_headers_on_every_kind_of_answer(
 # ---------------------------------------------------------------------- an upstream's header lines
 
 #: Header lines an upstream might send that hold a bare LF or CR: relayed as they are, each
-#: would end the gateway's header line early and start a header (or a body) of the upstream's.
+#: would end the gateway's header line early and start a header (or a body) of the upstream's;
+#: read leniently, the answer would mean one thing to the gateway and another to a stricter peer.
 SPLITTING_LINES = [
     b"X-Evil-Lf: a\nInjected-Lf: yes",
     b"X-Evil-Cr: a\rInjected-Cr: yes",
     b"X-Evil-Name\nInjected-Name: yes: v",
     b"X-Evil-Crlf-Body: a\n\nInjected-Body",
+    b"Content-Type: application/json\nInjected-Type: yes",
 ]
-#: Header lines no client may be handed: a strict one (h11, under the OpenAI SDK) refuses the
-#: whole answer for any of them (RFC 9110 §5.1, §5.5).
-INVALID_LINES = [b"X-Evil-Nul: a\x00b", b"X-Evil-Del: a\x7fb", b"X Evil Space: v", b"X(Evil): v"]
-#: Content-Types the upstream sends: the passthrough route relays the upstream's own.
-CONTENT_TYPES = {
-    "json": b"application/json\nInjected-Type: yes",
-    "sse": b"text/event-stream\rInjected-Type: yes",
-}
+#: Header lines that are not HTTP (RFC 9110 §5.1, §5.5; RFC 9112 §5.2): no client may be handed
+#: them (h11, under the OpenAI SDK, refuses the whole answer), and the gateway does not guess.
+INVALID_LINES = [
+    b"X-Evil-Nul: a\x00b",
+    b"X-Evil-Del: a\x7fb",
+    b"X Evil Space: v",
+    b"X(Evil): v",
+    b"X-Evil-Fold: a\r\n folded",
+]
 COMPLETION = msgspec.json.encode(
     {
         "id": "chatcmpl-1",
@@ -602,41 +605,34 @@ STREAM = (
 
 
 @pytest.fixture
-async def evil_upstream() -> AsyncIterator[str]:
-    """A loopback upstream whose every answer carries the header lines above."""
+def upstream_with(raw_server: Any) -> Any:
+    """``await upstream_with(line)``: a loopback upstream whose every answer (a completion, or a
+    stream when asked for one) carries that header line; its base URL."""
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                stream = b'"stream":true' in await reader.readexactly(length)
-                body, kind = (STREAM, CONTENT_TYPES["sse"]) if stream else (COMPLETION, CONTENT_TYPES["json"])
-                lines = [
-                    b"HTTP/1.1 200 OK",
-                    b"Content-Type: " + kind,
-                    b"X-Ok: fine",
-                    b"X-Title: caf\xc3\xa9",
-                    *SPLITTING_LINES,
-                    *INVALID_LINES,
-                    b"Content-Length: %d" % len(body),
-                ]
-                writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def start(extra: bytes) -> str:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = next(
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    )
+                    stream = b'"stream":true' in await reader.readexactly(length)
+                    body, kind = (
+                        (STREAM, b"text/event-stream") if stream else (COMPLETION, b"application/json")
+                    )
+                    lines = [b"HTTP/1.1 200 OK", b"X-Ok: fine", extra, b"Content-Type: " + kind]
+                    lines.append(b"Content-Length: %d" % len(body))
+                    writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/v1"
-    server.close()
-    await server.wait_closed()
+        return await raw_server(serve) + "/v1"
+
+    return start
 
 
 def via(upstream_url: str) -> list[str]:
@@ -648,56 +644,54 @@ def via(upstream_url: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("line", SPLITTING_LINES + INVALID_LINES)
 @pytest.mark.parametrize(
     ("path", "stream"),
     [("/v1/chat/completions", False), ("/v1/chat/completions", True), ("/v1/files/passthrough", False)],
     ids=["chat", "chat-streamed", "passthrough"],
 )
-async def test_upstream_header_lines_never_split_or_spoil_the_answer(
-    gw: Gateway, client: Client, evil_upstream: str, path: str, stream: bool
+async def test_upstream_header_line_that_is_not_http_is_a_502(
+    gw: Gateway, client: Client, upstream_with: Any, line: bytes, path: str, stream: bool
 ) -> None:
+    url = await upstream_with(line)
     body = msgspec.json.encode({**CHAT, "stream": stream})
-    for _ in range(2):  # and the connection stays in step for the next request
-        await client.send(raw_request("POST", path, *via(evil_upstream), body=body))
+    for _ in range(2):  # and the client's connection stays in step for the next request
+        await client.send(raw_request("POST", path, *via(url), body=body))
         answer = await client.answer()  # asserts every header line is whole and valid
-        assert answer.status == 200, answer.body
-        assert answer.header("x-ok") == "fine"  # the upstream's headers are relayed ...
-        assert not any(name.startswith(("injected", "x-evil", "x evil", "x(evil")) for name in answer.headers)
-        assert b"Injected" not in answer.head  # ... but never one holding a bare CR or LF
-        if stream:
-            assert answer.body.rstrip().endswith(b"data: [DONE]")
-        else:
-            assert answer.json()["choices"][0]["message"]["content"] == "hi"
+        assert (answer.status, answer.header("content-type")) == (502, "application/json"), answer.body
+        data = answer.json()  # a provider's error: OpenAI's shape, and which provider it was
+        assert data["provider"] == "openai" and "invalid HTTP from upstream" in data["error"]["message"]
+        assert b"Injected" not in answer.head and b"vil" not in answer.head.lower()
 
 
-async def test_openai_sdk_reads_an_answer_relayed_from_such_an_upstream(
-    gw: Gateway, evil_upstream: str
-) -> None:
-    """The SDK's strict HTTP parser refused the whole answer when an invalid line got through."""
+async def test_openai_sdk_reads_the_502_for_such_an_upstream(gw: Gateway, upstream_with: Any) -> None:
+    """The SDK's strict HTTP parser refused the whole answer when an invalid line got through:
+    now it reads an error it can raise."""
+    url = await upstream_with(b"X-Evil-Lf: a\nInjected-Lf: yes")
     sdk = AsyncOpenAI(
         base_url=gw.url + "/v1",
         api_key="sk-test",
-        default_headers={"x-portkey-provider": "openai", "x-portkey-custom-host": evil_upstream},
+        default_headers={"x-portkey-provider": "openai", "x-portkey-custom-host": url},
         max_retries=0,
     )
     try:
-        completion = await sdk.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
-        )
-        assert completion.choices[0].message.content == "hi"
-        chunks = await sdk.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True
-        )
-        assert "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices]) == "hi"
+        for stream in (False, True):
+            with pytest.raises(APIStatusError) as info:
+                await sdk.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=stream
+                )
+            assert info.value.status_code == 502
     finally:
         await sdk.close()
 
 
 async def test_non_ascii_upstream_header_value_is_relayed_as_sent(
-    gw: Gateway, client: Client, evil_upstream: str
+    gw: Gateway, client: Client, upstream_with: Any
 ) -> None:
-    await client.send(
-        raw_request("POST", "/v1/chat/completions", *via(evil_upstream), body=msgspec.json.encode(CHAT))
-    )
+    """obs-text is allowed in a field value (RFC 9110 §5.5): relayed byte for byte."""
+    url = await upstream_with(b"X-Title: caf\xc3\xa9")
+    await client.send(raw_request("POST", "/v1/chat/completions", *via(url), body=msgspec.json.encode(CHAT)))
     answer = await client.answer()
+    assert answer.status == 200, answer.body
+    assert answer.header("x-ok") == "fine"
     assert b"\r\nx-title: caf\xc3\xa9\r\n" in answer.head.lower(), answer.head
