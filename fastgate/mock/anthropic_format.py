@@ -1,11 +1,16 @@
-"""Anthropic-format answers of the mock: ``POST /v1/messages`` (JSON and SSE), ``GET /v1/models``.
+"""Anthropic-format answers of the mock: ``POST /v1/messages`` (JSON and SSE),
+``POST /v1/messages/count_tokens``, ``GET /v1/models``.
 
 Faithful to Anthropic's API reference (https://docs.anthropic.com/en/api/messages, .../streaming,
-.../errors): the Message object, the event-typed stream (``message_start``, ``content_block_*``,
-``ping``, ``message_delta``, ``message_stop``, ``error``), ``tool_use`` blocks, usage with prompt
-caching, and error bodies. It also refuses what Anthropic refuses (no ``x-api-key``, no
-``anthropic-version``, no ``max_tokens``, a ``system`` role, temperature above 1, empty text),
-so a test that passes here sent a request Anthropic would take.
+.../messages-count-tokens, .../errors): the Message object, the event-typed stream
+(``message_start``, ``content_block_*``, ``ping``, ``message_delta``, ``message_stop``,
+``error``), ``tool_use`` blocks, usage with prompt caching, and error bodies. It also refuses what
+Anthropic refuses (no key, no ``anthropic-version``, no ``max_tokens``, a role other than user,
+assistant or system, temperature above 1, empty text), so a test that passes here sent a request
+Anthropic would take; and it takes what current clients send (Claude Code, the ``anthropic``
+SDK): ``system`` turns in ``messages`` (SystemMessageParam), ``thinking`` (enabled, adaptive or
+disabled), ``output_config``, ``context_management``, top-level and per-block ``cache_control``,
+server tools, ``anthropic-beta`` headers, a bearer token in place of ``x-api-key``.
 """
 
 from __future__ import annotations
@@ -22,28 +27,24 @@ from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import reply_text, split_chunks
 from fastgate.mock.playback import MockServer, play
 from fastgate.mock.tool_arguments import arguments_for
+from fastgate.schema.messages import error_type
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
 MOCK_MODELS = ("claude-mock-1", "claude-mock-2")
-#: https://docs.anthropic.com/en/api/errors: HTTP status → error type.
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    529: "overloaded_error",
-}
+#: Roles of MessageParam: user, assistant, and system turns in the conversation.
+ROLES = ("user", "assistant", "system")
+#: Thinking types that answer with a thinking block (ThinkingConfigParam).
+THINKING = ("enabled", "adaptive")
 
 
 def error(status: int, message: str) -> bytes:
-    kind = ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
     return _encode(
-        {"type": "error", "error": {"type": kind, "message": message}, "request_id": f"req_mock{next(_ids)}"}
+        {
+            "type": "error",
+            "error": {"type": error_type(status), "message": message},
+            "request_id": f"req_mock{next(_ids)}",
+        }
     )
 
 
@@ -64,7 +65,8 @@ def _block_texts(content: Any) -> list[str]:
 
 
 def _blocks(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every cacheable block in Anthropic's cache order: tools, system, messages."""
+    """Every cacheable block in Anthropic's cache order: tools, system, messages. A top-level
+    ``cache_control`` marks the last of them (automatic caching)."""
     out: list[dict[str, Any]] = [t for t in request.get("tools") or () if isinstance(t, dict)]
     system = request.get("system")
     if isinstance(system, str):
@@ -77,7 +79,25 @@ def _blocks(request: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"type": "text", "text": content})
         elif isinstance(content, list):
             out.extend(b for b in content if isinstance(b, dict))
+    if out and isinstance(request.get("cache_control"), dict):
+        out[-1] = {**out[-1], "cache_control": request["cache_control"]}
     return out
+
+
+def _tokens(blocks: list[dict[str, Any]]) -> list[int]:
+    """The mock's token count of each block: its words, at least one."""
+    return [sum(_words(t) for t in _block_texts([b])) or 1 for b in blocks]
+
+
+def _system_invalid(content: Any, where: str) -> str | None:
+    """SystemMessageParam: a string or text blocks."""
+    if isinstance(content, str):
+        return None
+    if not isinstance(content, list) or any(
+        not isinstance(b, dict) or b.get("type") != "text" for b in content
+    ):
+        return f"{where}.content: a system turn holds a string or text blocks"
+    return None
 
 
 def _invalid(request: dict[str, Any]) -> str | None:
@@ -90,9 +110,11 @@ def _invalid(request: dict[str, Any]) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            return f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'"
         content = message.get("content")
+        if message["role"] == "system" and (reason := _system_invalid(content, f"messages.{i}")):
+            return reason
         if isinstance(content, list):
             for block in content:
                 if isinstance(block, dict) and block.get("type") == "text" and not block.get("text"):
@@ -115,6 +137,8 @@ class AnthropicFormat:
     def answer(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
         if endpoint == "models":
             return MockPlan(status=200, body=models(), directives=d)
+        if endpoint == "messages/count_tokens":
+            return self.count_tokens(request, d)
         if endpoint != "messages":
             return MockPlan(status=404, body=error(404, f"mock has no endpoint {endpoint}"), directives=d)
         reason = _invalid(request)
@@ -134,9 +158,16 @@ class AnthropicFormat:
     def error(self, status: int, message: str) -> bytes:
         return error(status, message)
 
+    def count_tokens(self, request: dict[str, Any], d: Directives) -> MockPlan:
+        """MessageTokensCount: the input the same request would be charged, cache or not."""
+        if not isinstance(request.get("model"), str) or not isinstance(request.get("messages"), list):
+            return MockPlan(status=400, body=error(400, "model and messages: Field required"), directives=d)
+        body = _encode({"input_tokens": sum(_tokens(_blocks(request)))})
+        return MockPlan(status=200, body=body, directives=d)
+
     def _usage(self, request: dict[str, Any]) -> dict[str, int]:
         blocks = _blocks(request)
-        tokens = [sum(_words(t) for t in _block_texts([b])) or 1 for b in blocks]
+        tokens = _tokens(blocks)
         marks = [i for i, b in enumerate(blocks) if b.get("cache_control")]
         cached = sum(tokens[: marks[-1] + 1]) if marks else 0
         created = read = 0
@@ -156,7 +187,7 @@ class AnthropicFormat:
     def message(self, request: dict[str, Any], d: Directives) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
         thinking = request.get("thinking")
-        if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        if isinstance(thinking, dict) and thinking.get("type") in THINKING:
             content.append(
                 {"type": "thinking", "thinking": "Mock thinking.", "signature": f"sig-mock{next(_ids)}"}
             )
@@ -201,8 +232,13 @@ ERROR_EVENT = {"type": "overloaded_error", "message": "Overloaded"}
 
 
 def _tool_name(request: dict[str, Any], d: Directives) -> str | None:
-    """The tool the mock calls: when told to, or when ``tool_choice`` forces one (any / tool)."""
-    tools = [t["name"] for t in request.get("tools") or () if isinstance(t, dict) and "name" in t]
+    """The client tool the mock calls: when told to, or when ``tool_choice`` forces one (any /
+    tool). Server tools (a versioned ``type``: web search, bash, ...) are Anthropic's to run."""
+    tools = [
+        t["name"]
+        for t in request.get("tools") or ()
+        if isinstance(t, dict) and "name" in t and t.get("type") in (None, "custom")
+    ]
     choice = request.get("tool_choice") or {}
     if not tools or choice.get("type") == "none":
         return None
@@ -290,8 +326,10 @@ def models() -> bytes:
 
 
 def _refused(request: web.Request) -> MockPlan | None:
-    """Anthropic's header checks: the key in ``x-api-key``, a version in ``anthropic-version``."""
-    if not request.headers.get("x-api-key"):
+    """Anthropic's header checks: the key in ``x-api-key`` (or a bearer token, as Claude Code
+    sends with ANTHROPIC_AUTH_TOKEN), a version in ``anthropic-version``."""
+    bearer = request.headers.get("authorization", "").startswith("Bearer ")
+    if not request.headers.get("x-api-key") and not bearer:
         return MockPlan(status=401, body=error(401, "x-api-key header is required"), directives=Directives())
     if not request.headers.get("anthropic-version"):
         return MockPlan(
@@ -309,6 +347,12 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         plan = _refused(request) or server.engine.plan("messages", body, fmt)
         return await play(request, plan)
 
+    async def count_tokens(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        server.record(request, body)
+        plan = _refused(request) or server.engine.plan("messages/count_tokens", body, fmt)
+        return await play(request, plan)
+
     async def list_models(request: web.Request) -> web.StreamResponse:
         # OpenAI's /v1/models shares the path: Anthropic's callers always name an API version.
         if "anthropic-version" not in request.headers:
@@ -318,4 +362,5 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         return await play(request, plan)
 
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/{tail:models}", list_models)

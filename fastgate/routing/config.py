@@ -16,6 +16,8 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 
 from fastgate.errors import GatewayError, bad_request
+from fastgate.guardrails.compile import check_urls
+from fastgate.guardrails.spec import HookSpec
 from fastgate.jsontext import duplicate_key
 from fastgate.ssrf import HostPolicy
 
@@ -74,8 +76,14 @@ class ConfigNode(msgspec.Struct, kw_only=True):
     custom_host: str | None = None
     forward_headers: tuple[str, ...] | None = None
     strict_open_ai_compliance: bool | None = None
-    before_request_hooks: list[dict[str, Any]] | None = None
-    after_request_hooks: list[dict[str, Any]] | None = None
+    #: Guardrails and mutators (``fastgate/guardrails``): full hook objects, and the shorthands
+    #: (lists of objects whose keys are check ids), compiled with the routing plan.
+    before_request_hooks: list[HookSpec] | None = None
+    after_request_hooks: list[HookSpec] | None = None
+    input_guardrails: list[Any] | None = None
+    output_guardrails: list[Any] | None = None
+    input_mutators: list[Any] | None = None
+    output_mutators: list[Any] | None = None
     #: Every other key: provider options.
     options: dict[str, Any] = {}
 
@@ -89,10 +97,12 @@ _VERBATIM = frozenset(
         "cb_config",
         "vertex_service_account_json",
         "query",
-        "before_request_hooks",
-        "after_request_hooks",
+        # A check's parameters are named in camelCase by Portkey's plugins (minWords, failOnError).
+        "checks",
         "input_guardrails",
         "output_guardrails",
+        "input_mutators",
+        "output_mutators",
         "metadata",
     }
 )
@@ -103,10 +113,6 @@ _IGNORED = frozenset(
         "on_status_codes",
         "id",
         "cb_config",
-        "input_guardrails",
-        "output_guardrails",
-        "input_mutators",
-        "output_mutators",
     }
 )
 
@@ -219,6 +225,7 @@ def _validate(node: ConfigNode, path: str, policy: HostPolicy) -> None:
     if node.targets is not None and not node.targets:
         where = _at(path, "targets")
         raise bad_request(f"Invalid config passed: {where} must not be empty", param=where)
+    check_urls(node, f"config.{path}" if path else "config", policy)
     for i, child in enumerate(node.targets or ()):
         _validate(child, _at(path, f"targets[{i}]"), policy)
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from fastgate.errors import bad_request
+from fastgate.guardrails.compile import Hook, LeafHooks, leaf_hooks, own_hooks
 from fastgate.providers.base import Target
 from fastgate.providers.registry import PROVIDERS
 from fastgate.routing.breaker import DEFAULT_MINIMUM_REQUESTS, MIN_COOLDOWN_MS, CircuitRule, circuit_name
@@ -54,6 +55,8 @@ class Inherited:
     """Settings a node passes down to its targets (Portkey §3.2: the child's own value wins)."""
 
     __slots__ = (
+        "after_hooks",
+        "before_hooks",
         "cache",
         "custom_host",
         "forward_headers",
@@ -74,8 +77,10 @@ class Inherited:
         self.custom_host: str | None = None
         self.forward_headers: tuple[str, ...] | None = None
         self.strict: bool | None = None
+        self.before_hooks: tuple[Hook, ...] | None = None
+        self.after_hooks: tuple[Hook, ...] | None = None
 
-    def child(self, node: ConfigNode) -> Inherited:
+    def child(self, node: ConfigNode, path: str) -> Inherited:
         out = Inherited()
         if node.override_params and self.override_params:
             out.override_params = {**self.override_params, **node.override_params}
@@ -93,6 +98,11 @@ class Inherited:
         )
         strategy = node.strategy
         out.rule = circuit_rule(strategy.cb_config) if strategy and strategy.cb_config else self.rule
+        # Compiled here, once per node: every leaf below shares the same tuples.
+        where = _option_path(path)
+        before, after = own_hooks(node, "before", where), own_hooks(node, "after", where)
+        out.before_hooks = self.before_hooks if before is None else before
+        out.after_hooks = self.after_hooks if after is None else after
         return out
 
     def for_targets(self, node: ConfigNode) -> Inherited:
@@ -114,7 +124,7 @@ _MAX_VARIANTS = 64
 class Leaf:
     """A target to try, with the settings its retry loop and circuit breaker need."""
 
-    __slots__ = ("_variants", "cache", "circuit", "retry", "rule", "stages", "target")
+    __slots__ = ("_variants", "cache", "circuit", "hooks", "retry", "rule", "stages", "target")
 
     def __init__(
         self,
@@ -123,6 +133,7 @@ class Leaf:
         cache: CacheSettings | None,
         rule: CircuitRule | None = None,
         circuit: str | None = None,
+        hooks: LeafHooks | None = None,
     ) -> None:
         self.target = target
         self.retry = retry
@@ -130,6 +141,8 @@ class Leaf:
         #: Its circuit breaking (``cb_config``) and the circuit's name, when a strategy asks.
         self.rule = rule
         self.circuit = circuit
+        #: Guardrails and mutators to run around this target's call (None: none, most leaves).
+        self.hooks = hooks
         #: The gateway's stages that may act on every attempt at this leaf: the gateway finds
         #: them once per leaf and keeps them here (routing does not know what they are).
         self.stages: tuple[Any, ...] | None = None
@@ -144,7 +157,7 @@ class Leaf:
         if leaf is not None:
             return leaf
         target = msgspec.structs.replace(self.target, **overrides)
-        leaf = Leaf(target, self.retry, self.cache, self.rule, self.circuit)
+        leaf = Leaf(target, self.retry, self.cache, self.rule, self.circuit, self.hooks)
         if len(self._variants) >= _MAX_VARIANTS:
             self._variants.clear()
         self._variants[key] = leaf
@@ -255,7 +268,8 @@ def _leaf(node: ConfigNode, inherited: Inherited, path: str, config_id: str) -> 
     )
     rule = inherited.rule
     circuit = circuit_name(config_id, target.path) if rule is not None else None
-    return Leaf(target, inherited.retry, inherited.cache, rule, circuit)
+    hooks = leaf_hooks(inherited.before_hooks, inherited.after_hooks)
+    return Leaf(target, inherited.retry, inherited.cache, rule, circuit, hooks)
 
 
 def _compile(node: ConfigNode, inherited: Inherited, path: str, roots: set[str], config_id: str) -> Node:
@@ -264,7 +278,9 @@ def _compile(node: ConfigNode, inherited: Inherited, path: str, roots: set[str],
     prefix = f"{path}." if path else ""
     below = inherited.for_targets(node)
     children = [
-        _compile(child, below.child(child), f"{prefix}targets[{i}]", roots, config_id)
+        _compile(
+            child, below.child(child, f"{prefix}targets[{i}]"), f"{prefix}targets[{i}]", roots, config_id
+        )
         for i, child in enumerate(node.targets)
     ]
     strategy = node.strategy
@@ -326,7 +342,7 @@ def compile_plan(
     """
     roots: set[str] = set()
     config_id = name or "cfg-" + hashlib.sha256(msgspec.json.encode(root)).hexdigest()[:12]
-    inherited = Inherited(circuit_rule(cb_config) if cb_config is not None else None).child(root)
+    inherited = Inherited(circuit_rule(cb_config) if cb_config is not None else None).child(root, "")
     node = _compile(root, inherited, "", roots, config_id)
     return RoutePlan(node, frozenset(roots), config_id)
 

@@ -107,6 +107,10 @@ class Tool(msgspec.Struct, omit_defaults=True):
     function: FunctionDef | None = None
 
 
+class FunctionTool(Tool, omit_defaults=False):
+    """A function tool as a mapping writes it: ``type`` always sent, as OpenAI requires."""
+
+
 class NamedFunction(msgspec.Struct):
     name: str
 
