@@ -19,6 +19,7 @@ from fastgate.schema.openai import (
     FileRef as _RsFileRef,
     FunctionCall as _RsFunctionCall,
     FunctionDef as _RsFunctionDef,
+    FunctionTool as _RsTool,
     ImagePart as _RsImagePart,
     ImageURL as _RsImageURL,
     NamedFunction as _RsNamedFunction,
@@ -30,12 +31,15 @@ from fastgate.schema.openai import (
     TextPart as _RsTextPart,
     ToolCall as _RsToolCall,
 )
+from fastgate.schema.chat_answer import (
+    NULL as _RS_NULL,
+    AnswerView as _RsAnswerView,
+    ChunkView as _RsChunkView,
+)
 from fastgate.schema.responses import (
     ArgumentsDelta as _RsArgumentsDelta,
     ArgumentsDone as _RsArgumentsDone,
-    ChatFunctionTool as _RsTool,
     ChatJSONSchema as _RsJSONSchemaFormat,
-    ChatAnswerView as _RsAnswerView,
     ContentPartAdded as _RsPartAdded,
     ContentPartDone as _RsPartDone,
     CustomInputDelta as _RsCustomDelta,
@@ -51,7 +55,6 @@ from fastgate.schema.responses import (
     InputMessageItem as _RsInputMessageItem,
     InputText as _RsInputText,
     InputTokensDetails as _RsInputTokensDetails,
-    NULL as _RS_NULL,
     OutputItemAdded as _RsItemAdded,
     OutputItemDone as _RsItemDone,
     OutputMessage as _RsOutputMessage,
@@ -84,6 +87,7 @@ from fastgate.schema.responses import (
 
 cdef object _rs_items_decoder = _msgspec.json.Decoder(list[_RsInputItem])
 cdef object _rs_answer_decode = _msgspec.json.Decoder(_RsAnswerView).decode
+cdef object _rs_chunk_decode = _msgspec.json.Decoder(_RsChunkView).decode
 cdef object _RsRaw = _msgspec.Raw
 cdef object _RS_STREAM_USAGE = _RsStreamOptions(include_usage=True)
 cdef object _RS_TEXT_FORMAT = _RsTextFormat("text")
@@ -305,7 +309,7 @@ cdef list _rs_tools(list tools, set custom):
             parameters = tool.parameters
             fn = _RsFunctionDef(tool.name, tool.description,
                                 None if parameters == _RS_NULL else parameters, tool.strict)
-        out.append(_RsTool(fn))
+        out.append(_RsTool(function=fn))
     return out
 
 
@@ -443,18 +447,21 @@ cdef bytes _rs_join_lists(list lists):
 
 
 cdef object _rs_usage(object u):
-    """chat usage → ResponseUsage. ``prompt_tokens`` counts cached input, as ``input_tokens``
-    does; Anthropic's cache figures (kept by fastgate's mapping) fill the details."""
+    """chat usage (``schema.chat_answer.UsageView``) → ResponseUsage. ``prompt_tokens`` counts
+    cached input, as ``input_tokens`` does; Anthropic's cache figures (kept by fastgate's mapping)
+    fill the details."""
     if u is None:
         return None
+    prompt = u.prompt_tokens or 0
+    completion = u.completion_tokens or 0
     cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details is not None else None
     if cached is None:
         cached = u.cache_read_input_tokens
     reasoning = (u.completion_tokens_details.reasoning_tokens
                  if u.completion_tokens_details is not None else None)
-    total = u.total_tokens if u.total_tokens is not None else u.prompt_tokens + u.completion_tokens
-    return _RsUsage(u.prompt_tokens, _RsInputTokensDetails(cached or 0, u.cache_creation_input_tokens or 0),
-                    u.completion_tokens, _RsOutputTokensDetails(reasoning or 0), total)
+    total = u.total_tokens if u.total_tokens is not None else prompt + completion
+    return _RsUsage(prompt, _RsInputTokensDetails(cached or 0, u.cache_creation_input_tokens or 0),
+                    completion, _RsOutputTokensDetails(reasoning or 0), total)
 
 
 cdef str _rs_custom_input(str arguments):
@@ -476,11 +483,14 @@ cdef str _rs_output_text(list items):
 
 cdef inline str _rs_reasoning_text(object message):
     """Thinking sent as one string field (DeepSeek's reasoning_content, OpenRouter's reasoning)."""
-    text = message.reasoning_content
-    if text:
-        return text
-    text = message.reasoning
-    return text if isinstance(text, str) and text else None
+    return message.reasoning_content or message.reasoning or None
+
+
+cdef str _rs_message_text(object content):
+    """A chat answer's content: a string, or (from a few providers) a list of text parts."""
+    if content is None or isinstance(content, str):
+        return content
+    return "".join([p.get("text") or "" for p in content if isinstance(p, dict)])
 
 
 cdef class ResponsesTurn:
@@ -552,6 +562,7 @@ cdef class ResponsesTurn:
             raise _RsGatewayError(502, f"invalid chat answer: {exc}", type="api_error")
         if not answer.choices or answer.choices[0].message is None:
             raise _RsGatewayError(502, "invalid chat answer: no message", type="api_error")
+        cdef str text
         choice = answer.choices[0]
         message = choice.message
         cdef list items = []
@@ -573,8 +584,9 @@ cdef class ResponsesTurn:
                 items.append(_RsReasoningItem(self.item_id("rs", n), [_RsSummaryText(thinking)]))
                 n += 1
         parts = []
-        if message.content or not (message.tool_calls or message.refusal or items):
-            parts.append(_RsOutputText(message.content or ""))
+        text = _rs_message_text(message.content)
+        if text or not (message.tool_calls or message.refusal or items):
+            parts.append(_RsOutputText(text or ""))
         if message.refusal:
             parts.append(_RsRefusal(message.refusal))
         if parts:
@@ -681,6 +693,15 @@ cdef Py_ssize_t _rs_chunk_text(const unsigned char* p, Py_ssize_t n, Py_ssize_t*
     if i < 0 or i + 1 != n or p[i] != b"}":
         return -1
     return start
+
+
+cdef inline str _rs_raw_string(object raw):
+    """A delta field kept as its JSON (``msgspec.Raw``) as a string: None when absent or not a
+    string (a provider's ``reasoning`` object)."""
+    if raw is _RS_NULL:
+        return None
+    data = bytes(raw)
+    return _rs_str_decode(data) if data[:1] == b'"' else None
 
 
 cdef inline bytes _rs_escaped(str text):
@@ -930,7 +951,8 @@ cdef class ResponsesStream(EventSink):
         _put(&self._buf, text, n)
         return _put_bytes(&self._buf, _RS_TEXT_DELTA_TAIL)
 
-    cdef int _content(self, str text, bint refusal) except -1:
+    cdef int _open_text(self, bint refusal) except -1:
+        """The open message with an open part of this kind (text or refusal), opened if need be."""
         cdef _RsItem item = self._open
         if item is None or item.kind != _RS_MESSAGE:
             item = self._new_item(_RS_MESSAGE, "msg")
@@ -939,6 +961,11 @@ cdef class ResponsesStream(EventSink):
         elif item.refusal != refusal:
             self._close_part(item)
             self._open_part(item, refusal)
+        return 0
+
+    cdef int _content(self, str text, bint refusal) except -1:
+        self._open_text(refusal)
+        cdef _RsItem item = self._open
         if not text:
             return 0
         if refusal:
@@ -961,12 +988,28 @@ cdef class ResponsesStream(EventSink):
         elif item is not self._open and not item.done:
             self._close_open()  # deltas of an earlier call after another item: that item ends
             self._open = item
-        arguments = fn.arguments if fn is not None else None
+        arguments = _rs_raw_string(fn.arguments) if fn is not None else None
         if arguments:
             item.text.append(_rs_escaped(arguments))
             if not item.custom:
                 self._emit(_RsArgumentsDelta(self._next(), item.id, item.index, arguments))
         return 0
+
+    cdef int _raw_content(self, object raw) except -1:
+        """A delta's text (``DeltaView.content``, the JSON it came as): copied into its event
+        when written as msgspec writes strings, else decoded (a ``\\u`` escape) and re-encoded."""
+        cdef bytes data
+        cdef Py_ssize_t n
+        if raw is _RS_NULL:
+            return 0
+        data = bytes(raw)
+        n = PyBytes_GET_SIZE(data)
+        if n <= 2 or data[0] != 34:  # empty, or not a string
+            return 0
+        if _json_string_end(<const unsigned char*>PyBytes_AS_STRING(data), 1, n) == n - 1:
+            self._open_text(False)
+            return self._text_delta(self._open, PyBytes_AS_STRING(data), n)
+        return self._content(_rs_str_decode(data), False)
 
     cdef int _chunk(self, object chunk) except -1:
         if chunk.model and self._model is None:
@@ -983,13 +1026,13 @@ cdef class ResponsesStream(EventSink):
             if delta.content_blocks:
                 self._blocks(delta.content_blocks)
             else:
-                thinking = _rs_reasoning_text(delta)
-                if thinking is not None:
+                thinking = _rs_raw_string(delta.reasoning_content) or _rs_raw_string(delta.reasoning)
+                if thinking:
                     self._thinking(None, thinking)
-            if delta.content:
-                self._content(delta.content, False)
-            if delta.refusal:
-                self._content(delta.refusal, True)
+            self._raw_content(delta.content)
+            refusal = _rs_raw_string(delta.refusal)
+            if refusal:
+                self._content(refusal, True)
             for call in delta.tool_calls or ():
                 self._tool_call(call)
         if choice.finish_reason is not None:
@@ -1046,18 +1089,14 @@ cdef class ResponsesStream(EventSink):
         if n == 6 and memcmp(data, b"[DONE]", 6) == 0:
             return self._complete()
         try:
-            chunk = _rs_answer_decode(PyBytes_FromStringAndSize(data, n))
+            chunk = _rs_chunk_decode(PyBytes_FromStringAndSize(data, n))
+            if chunk.error is not None:
+                error = chunk.error
+                return self._fail(error.message or "the provider failed mid-stream", error.type)
+            return self._chunk(chunk)
         except (_msgspec.DecodeError, _msgspec.ValidationError) as exc:
+            # Not a chunk, or a text that is not a JSON string (or not UTF-8) in one.
             return self._fail(f"malformed stream event: {exc}", None)
-        if chunk.error is not None:
-            error = chunk.error
-            if isinstance(error, dict):
-                message, code = error.get("message"), error.get("code") or error.get("type")
-            else:
-                message, code = error, None
-            return self._fail(str(message or "the provider failed mid-stream"),
-                              code if isinstance(code, str) else None)
-        return self._chunk(chunk)
 
     cdef bytes _taken(self):
         cdef Py_ssize_t n = self._buf.size

@@ -13,9 +13,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from fastgate.schema.openai import FunctionDef
-
-NULL = msgspec.Raw(b"null")
+from fastgate.schema.chat_answer import NULL
 
 # ---- request: content parts --------------------------------------------------------------------
 
@@ -164,17 +162,12 @@ class ResponsesRequest(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 # ---- the chat request's parts the translation writes itself ---------------------------------------
-# Chat's own ``Tool`` and ``JSONSchemaFormat`` leave out a field at its default (``type``,
-# ``name``), which OpenAI-compatible servers require; these always send them. The provider
-# mappings read them as they read those.
-
-
-class ChatFunctionTool(msgspec.Struct):
-    function: FunctionDef
-    type: str = "function"
 
 
 class ChatJSONSchema(msgspec.Struct, omit_defaults=True):
+    """``response_format.json_schema`` with its ``name`` always sent (OpenAI requires it; chat's
+    ``JSONSchemaFormat`` leaves it out at its default); the mappings read it as they read that."""
+
     name: str
     schema: msgspec.Raw
     description: str | None = None
@@ -434,65 +427,6 @@ class StreamError(msgspec.Struct, tag="error", tag_field="type"):
     message: str
     code: str | None = None
     param: str | None = None
-
-
-# ---- what the answer is built from: a chat answer, or one chunk of a chat stream ------------------
-
-
-class FunctionView(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class ToolCallView(msgspec.Struct):
-    index: int = 0
-    id: str | None = None
-    function: FunctionView | None = None
-
-
-class ChatMessageView(msgspec.Struct):
-    """A chat message or delta. Thinking comes as ``reasoning_content`` (DeepSeek, vLLM) or
-    ``reasoning`` (OpenRouter, Groq), or, from fastgate's own mappings in non-strict mode, as
-    Portkey's ``content_blocks``."""
-
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: list[ToolCallView] | None = None
-    reasoning_content: str | None = None
-    reasoning: Any = None
-    content_blocks: list[dict[str, Any]] | None = None
-
-
-class ChatChoiceView(msgspec.Struct):
-    message: ChatMessageView | None = None
-    delta: ChatMessageView | None = None
-    finish_reason: str | None = None
-
-
-class PromptDetailsView(msgspec.Struct):
-    cached_tokens: int | None = None
-
-
-class CompletionDetailsView(msgspec.Struct):
-    reasoning_tokens: int | None = None
-
-
-class ChatUsageView(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int | None = None
-    prompt_tokens_details: PromptDetailsView | None = None
-    completion_tokens_details: CompletionDetailsView | None = None
-    cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-
-
-class ChatAnswerView(msgspec.Struct):
-    model: str | None = None
-    choices: list[ChatChoiceView] = []
-    usage: ChatUsageView | None = None
-    #: An OpenAI error event in a chat stream (``data: {"error": {...}}``).
-    error: Any = None
 
 
 request_decoder = msgspec.json.Decoder(ResponsesRequest)

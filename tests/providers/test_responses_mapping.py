@@ -737,23 +737,24 @@ def test_byte_by_byte_reads_map_incrementally() -> None:
     "text", ["plain words", 'a "quote", a \\ and a\nnew line', "accents é ✓ and 🎉", "\u0001\u001f", "\u2028"]
 )
 def test_copied_and_decoded_text_deltas_are_the_same_events(text: str) -> None:
-    # ChunkWriter's content frames are copied from their bytes; the same chunks with their
-    # fields in OpenAI's own order (an OpenAI-compatible upstream's) are decoded.
+    # ChunkWriter's content frames are mapped from their bytes; the same chunks with their
+    # fields in OpenAI's order (an OpenAI-compatible upstream's) have their text copied from the
+    # decoded chunk; written with \\u escapes (Python's json module) their text is decoded.
     sse = text_stream(text, text[::-1], provider="anthropic")
-    reordered = b"".join(
-        b"data: "
-        + (
-            payload
-            if payload == b"[DONE]"
-            else msgspec.json.encode({"object": "chat.completion.chunk", **msgspec.json.decode(payload)})
+
+    def rewritten(encode: Any) -> bytes:
+        return b"".join(
+            b"data: "
+            + (p if p == b"[DONE]" else encode({"object": "chat.completion.chunk", **json.loads(p)}))
+            + b"\n\n"
+            for p in data_payloads(sse)
         )
-        + b"\n\n"
-        for payload in data_payloads(sse)
-    )
+
     turn = turn_for(stream=True)
-    copied, decoded = without_clock(run(turn, sse)), without_clock(run(turn, reordered))
-    assert copied == decoded
-    assert [e["delta"] for e in copied if e["type"] == "response.output_text.delta"] == [text, text[::-1]]
+    written = without_clock(run(turn, sse))
+    for variant in (rewritten(msgspec.json.encode), rewritten(lambda o: json.dumps(o).encode())):
+        assert without_clock(run(turn, variant)) == written
+    assert [e["delta"] for e in written if e["type"] == "response.output_text.delta"] == [text, text[::-1]]
 
 
 def test_text_delta_events_are_written_as_their_struct_encodes() -> None:
