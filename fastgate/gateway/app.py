@@ -23,6 +23,7 @@ from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage
 from fastgate.gateway.stages.limits import LimitsStage
+from fastgate.gateway.stages.messages import MessagesStage
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.server.busy_poll import BusyPoll
@@ -56,6 +57,8 @@ class App:
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
+        r.add("POST", "/v1/messages", gateway.messages)
+        r.add("POST", "/v1/messages/count_tokens", gateway.messages)
         self.responses.add_routes(r)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
@@ -74,12 +77,7 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        # The Responses API's stages: its request's form chosen once the target is known (after
-        # the keys stage), its answer mapped back once every other stage saw it as chat.
-        responses = self.responses
-        return Pipeline(
-            [keys, responses.request_stage, LimitsStage(shared.guard), self.cache, responses.answer_stage]
-        )
+        return Pipeline([keys, MessagesStage(), self.responses.stage, LimitsStage(shared.guard), self.cache])
 
     async def startup(self) -> None:
         await self.shared.start()

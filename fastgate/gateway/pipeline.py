@@ -1,9 +1,12 @@
 """The stages around the upstream call: the per-request concerns as an ordered list of objects.
 
 A request arrives, its options and body are read, then its routing plan is walked target by
-target; around each attempt the stages run in order (keys → limits → cache → guardrails → ...),
-and once the answer is written every stage that asked is told how it ended. A stage is an object
-with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
+target; around each attempt the stages run as layers around the upstream call: their ``engage``
+and ``before`` in order (keys → limits → guardrails → cache), their ``after`` and stream watchers
+in the reverse order, innermost first, so the stage nearest the upstream sees its answer first
+(the cache stores what the upstream said, before guardrails judge it or an ingress format
+translates it). Once the answer is written every stage that asked is told how it ended. A stage
+is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
 
 What a request pays for stages it does not need is the point of the design. A stage engages for
 an attempt when it said so for the whole request (:meth:`Stage.arrive`, e.g. a gateway key with
@@ -41,6 +44,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     headers: Mapping[str, str]
     body: bytes = b""
     stream: bool = False
+    #: The ingress format when it is not OpenAI's (``"messages"``): its stage maps to the pivot.
+    ingress: str = ""
     #: Read once the stages have seen the request arrive.
     opts: RequestOptions = None  # type: ignore[assignment]
     #: The request as the gateway reads it (the whole of it for a mapped provider), once decoded.
@@ -170,16 +175,16 @@ class Pipeline:
 
     @staticmethod
     async def after(ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
-        """Each engaged stage's ``after``, in order, on each answer of the attempt (a retry's
-        decision sees what they made of it)."""
-        for stage in at.stages:
+        """Each engaged stage's ``after``, innermost first (the reverse of their order), on each
+        answer of the attempt (a retry's decision sees what they made of it)."""
+        for stage in reversed(at.stages):
             outcome = await stage.after(ex, at, outcome)
         return outcome
 
     @staticmethod
     def watch(ex: Exchange, at: Attempt, outcome: Outcome) -> None:
-        """The answer is a stream: the engaged stages' watchers over it, in order."""
-        for stage in at.stages:
+        """The answer is a stream: the engaged stages' watchers over it, innermost first."""
+        for stage in reversed(at.stages):
             watcher = stage.watch(ex, at, outcome)
             if watcher is not None:
                 outcome.watchers += (watcher,)

@@ -1,8 +1,8 @@
 """``/v1/responses``: OpenAI's Responses API in front of every provider (docs/responses.md).
 
 ``POST`` decodes the request once, finds the stored conversation its ``previous_response_id``
-continues, and hands the exchange to the gateway; the Responses stages (``stages/responses.py``)
-reach each target in its own form and map the answer back. The stored responses' routes answer
+continues, and hands the exchange to the gateway; the Responses stage (``stages/responses.py``)
+reaches each target in its own form and maps the answer back. The stored responses' routes answer
 from the store, or relay to the provider when the caller's target keeps its own (OpenAI).
 """
 
@@ -13,16 +13,11 @@ import msgspec
 from fastgate.errors import GatewayError, bad_request
 from fastgate.gateway.handlers import Gateway, body_error
 from fastgate.gateway.pipeline import Exchange
-from fastgate.gateway.stages.responses import (
-    NATIVE,
-    Ingress,
-    ResponsesAnswerStage,
-    ResponsesRequestStage,
-    owner,
-)
+from fastgate.gateway.stages.responses import RESPONSES, Ingress, ResponsesStage, owner
 from fastgate.gateway.stored_responses import StoredResponses, not_found, unavailable
 from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import Endpoint
+from fastgate.providers.registry import get_provider
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import RequestView
 from fastgate.schema.responses import ResponsesRequest, request_decoder
@@ -36,14 +31,12 @@ _NO_VIEW = RequestView()
 
 
 class ResponsesAPI:
-    """The routes, and the two stages the gateway's pipeline runs them with."""
+    """The routes, and the stage the gateway's pipeline runs their exchanges through."""
 
     def __init__(self, gateway: Gateway, store: ResponseStore) -> None:
         self.gateway = gateway
         self.store = store
-        self.request_stage = ResponsesRequestStage()
-        self.answer_stage = ResponsesAnswerStage(self.request_stage, store)
-        self.stages = (self.request_stage, self.answer_stage)
+        self.stage = ResponsesStage(store)
         self.stored = StoredResponses(store, owner_of=self._caller, on_miss=self._provider_side)
 
     def add_routes(self, router: Router) -> None:
@@ -70,9 +63,10 @@ class ResponsesAPI:
             body=request.body,
             view=RequestView(model=req.model, stream=req.stream),
             stream=bool(req.stream),
+            ingress=RESPONSES,
         )
-        ex.note(self.request_stage, ingress)
-        return await self.gateway.routed(ex, self.stages)
+        ex.note(self.stage, ingress)
+        return await self.gateway.routed(ex)
 
     def _caller(self, request: Request) -> str:
         """The caller of a stored-response route, authenticated as any request is."""
@@ -86,7 +80,10 @@ class ResponsesAPI:
         reader = self.gateway.reader
         opts = reader.read(request.headers)
         root = (opts.plan or reader.plan_for_model(None, opts)).root
-        if not isinstance(root, Leaf) or root.target.provider not in NATIVE:
+        if (
+            not isinstance(root, Leaf)
+            or Endpoint.RESPONSES not in get_provider(root.target.provider).endpoints
+        ):
             raise not_found(request.match_info["id"])
         request.match_info["tail"] = request.decoded_path[len("/v1/") :]
         return await self.gateway.proxy(request)

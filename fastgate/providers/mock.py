@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.responses_format import ResponsesFormat
-from fastgate.providers.base import Call, Endpoint, LocalResponse, StreamMapper
+from fastgate.providers.base import OPENAI_ENDPOINTS, RELAYED, Call, Endpoint, LocalResponse, StreamMapper
 from fastgate.providers.openai import OpenAICompatible
 
 
@@ -22,7 +22,9 @@ class MockProvider(OpenAICompatible):
     local = True
 
     def __init__(self) -> None:
-        super().__init__("mock", None, add_provider_field=False)
+        super().__init__(
+            "mock", None, add_provider_field=False, endpoints=OPENAI_ENDPOINTS | {Endpoint.RESPONSES}
+        )
         self.engine = MockEngine()
         #: Speaks the Responses API natively, keeping what it answered (``store``).
         self.responses = ResponsesFormat()
@@ -52,9 +54,9 @@ class MockProvider(OpenAICompatible):
         return LocalResponse(plan.status, events=_play(plan), headers=headers)
 
     def stream(self, call: Call) -> StreamMapper:
-        # The passthrough's streams (the Responses API's events) go out as they came, as an
-        # upstream's do: no ``[DONE]`` added to an API that has none.
-        return _AsTheyCame() if call.endpoint is Endpoint.PROXY else super().stream(call)
+        # Relayed streams (the Responses API's events) go out as they came, as an upstream's do:
+        # no ``[DONE]`` added to an API that has none.
+        return _AsTheyCame() if call.endpoint in RELAYED else super().stream(call)
 
 
 class _AsTheyCame:

@@ -1,17 +1,16 @@
-"""The Responses API as an ingress format: two stages around the chat path.
+"""OpenAI's Responses API in front of every provider (``POST /v1/responses``).
 
-A ``POST /v1/responses`` exchange (``gateway/responses_api.py`` notes its decoded request and
-engages these stages for it alone) is routed like a chat request, and each target decides how it
-is reached. A provider that speaks
-the Responses API itself gets the request as it came, and its answer is relayed as it is (the
-passthrough). Any other gets the request mapped to chat (``responses_to_chat``, made once per
-exchange, when the first such target is tried), through its own mapping, and its chat answer or
-stream is mapped back to a Response, then kept when ``store`` asks.
+A target that speaks Responses itself (``openai``, ``azure-openai``, ``mock``) gets the request as
+the client sent it, and its answer is relayed as it comes. Any other target is reached through
+the chat pivot: the request becomes an OpenAI chat request once per exchange, when the first such
+target is tried (``responses_to_chat``, ``mapping/responses_ingress.pxi``), goes through that
+provider's own mapping, and its answer or stream comes back as a Response (errors are OpenAI's
+shape already), kept when ``store`` asks. A fallback across both kinds answers a Response every
+time.
 
-Two stages because the work sits at both ends of the pipeline: the request is chosen after the
-keys stage resolved the target (a virtual key names its provider) and before the limits and
-cache stages read the call; the answer is mapped after every other stage saw it as chat (usage
-for limits, the chat answer for the cache, the text for guardrails).
+The stage sits after the keys stage (a virtual key decides the provider) and before the others,
+so they see the call as it will be made, and its answer last, once they have seen it as chat
+(usage for limits, the chat answer for the cache).
 """
 
 from __future__ import annotations
@@ -26,15 +25,15 @@ from fastgate.errors import GatewayError
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.providers.base import Endpoint
+from fastgate.providers.registry import get_provider
 from fastgate.schema.responses import ResponsesRequest
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.responses import ResponseStore
 
 log = logging.getLogger("fastgate")
 
-#: Providers that speak the Responses API themselves (OpenAI's API reference; Azure OpenAI's
-#: ``/openai/v1/responses``; the mock).
-NATIVE = frozenset({"openai", "azure-openai", "mock"})
+#: The exchange's ingress format (``Exchange.ingress``) this stage serves.
+RESPONSES = "responses"
 
 
 class Ingress(msgspec.Struct, kw_only=True):
@@ -70,19 +69,22 @@ def _thinks(req: ResponsesRequest, overrides: dict[str, Any] | None) -> bool:
     return bool(overrides and overrides.get("thinking"))
 
 
-class ResponsesRequestStage(Stage):
-    """Picks each attempt's form: the request as it came to a provider that speaks Responses,
-    or its chat form to any other (non-strict when the provider may think, as non-strict answers
-    carry the thinking)."""
+class ResponsesStage(Stage):
+    def __init__(self, store: ResponseStore) -> None:
+        self.store = store
+
+    def arrive(self, ex: Exchange) -> bool:
+        return ex.ingress == RESPONSES
 
     def engage(self, ex: Exchange, at: Attempt) -> bool:
         ingress: Ingress = ex.noted(self)
         call = at.call
-        if call.target.provider in NATIVE:
-            call.endpoint, call.path = Endpoint.PROXY, "/responses"
+        target = call.target
+        if get_provider(target.provider).speaks(Endpoint.RESPONSES, ex.view.model or ""):
+            call.endpoint, call.path = Endpoint.RESPONSES, "/responses"
             return False
         turn = ingress.turn
-        if turn is None:
+        if turn is None:  # the first target that needs the pivot: mapped once per exchange
             req = ingress.request
             if req.previous_response_id is not None and (
                 ingress.history is None or ingress.history_owner != owner(ex)
@@ -90,26 +92,14 @@ class ResponsesRequestStage(Stage):
                 raise previous_not_found(req.previous_response_id)
             turn = ingress.turn = responses_to_chat(req, ingress.history)
         call.endpoint, call.body, call.view = Endpoint.CHAT, turn.body, turn.request
-        target = call.target
         if target.strict_open_ai_compliance and _thinks(ingress.request, target.override_params):
             # Thinking comes back only in a non-strict answer (Portkey's content_blocks).
             call.target = msgspec.structs.replace(target, strict_open_ai_compliance=False)
         at.notes[self] = turn
         return True
 
-
-class ResponsesAnswerStage(Stage):
-    """Maps a chat answer (or stream) of a translated attempt back to a Response, and keeps it."""
-
-    def __init__(self, request_stage: ResponsesRequestStage, store: ResponseStore) -> None:
-        self.request_stage = request_stage
-        self.store = store
-
-    def engage(self, ex: Exchange, at: Attempt) -> bool:
-        return self.request_stage in at.notes
-
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
-        turn: ResponsesTurn = at.notes[self.request_stage]
+        turn: ResponsesTurn = at.notes[self]
         if outcome.body is None or not 200 <= outcome.status < 300:
             return outcome  # an error is OpenAI's shape already; a stream is watched
         try:
@@ -120,8 +110,10 @@ class ResponsesAnswerStage(Stage):
         await self.keep(turn, owner(ex))
         return outcome
 
-    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _Translated:
-        return _Translated(self, at.notes[self.request_stage], owner(ex))
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _ResponsesEvents | None:
+        if outcome.mapper is None:
+            return None
+        return _ResponsesEvents(self, at.notes[self], owner(ex))
 
     async def keep(self, turn: ResponsesTurn, owner: str) -> None:
         """Store the answered turn (``store``); a store that cannot be reached costs the client
@@ -136,12 +128,12 @@ class ResponsesAnswerStage(Stage):
             log.warning("response %s not stored: %s", turn.id, exc)
 
 
-class _Translated:
-    """The chat stream as Responses' events; kept once it ended."""
+class _ResponsesEvents:
+    """The chat stream the pivot gives, as Responses' events; kept once it ended."""
 
     __slots__ = ("owner", "stage", "stream", "turn")
 
-    def __init__(self, stage: ResponsesAnswerStage, turn: ResponsesTurn, owner: str) -> None:
+    def __init__(self, stage: ResponsesStage, turn: ResponsesTurn, owner: str) -> None:
         self.stage = stage
         self.turn = turn
         self.owner = owner
