@@ -16,6 +16,7 @@ from openai import AsyncOpenAI
 
 from tests.conftest import Gateway, Upstream
 from tests.providers.gemini_support import google_headers
+from tests.providers.test_azure_openai import azure_headers
 from tests.redis_server import RedisProcess
 from tests.support.sse import named_events
 
@@ -179,6 +180,19 @@ async def test_a_provider_that_speaks_responses_gets_the_request_as_it_came(
         # Its stored responses are its own: read through the passthrough.
         assert (await c.responses.retrieve(response.id)).id == response.id
         assert upstream.requests[-1]["method"] == "GET"
+
+
+@pytest.mark.parametrize("api_version", ["2025-03-01-preview", "v1"])
+async def test_azure_openai_speaks_responses_under_openai(
+    gateway: Gateway, upstream: Upstream, api_version: str
+) -> None:
+    async with client(gateway, azure_headers(upstream, api_version), key="az-key") as c:
+        response = await c.responses.create(model="gpt-4o", input="native on azure")
+    assert response.output_text == "Mock reply to: native on azure"
+    record = upstream.requests[-1]
+    expected = "/openai/v1/responses" if api_version == "v1" else "/openai/responses"
+    assert (record["path"], record["headers"]["api-key"]) == (expected, "az-key")
+    assert ("api-version=" in record["query"]) == (api_version != "v1")
 
 
 @pytest.mark.parametrize(("first", "second"), [("openai", "anthropic"), ("anthropic", "openai")])
