@@ -29,6 +29,7 @@ from fastgate._transforms import (
 from fastgate.errors import error_body
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
+from fastgate.gateway.stages.relayed_events import WholeEvents, relayed_stream
 from fastgate.providers.base import Endpoint
 from fastgate.providers.registry import get_provider
 from fastgate.schema.openai import RawContentChatRequest, json_encoder
@@ -37,7 +38,6 @@ from fastgate.schema.openai import RawContentChatRequest, json_encoder
 MESSAGES = "messages"
 #: An attempt's note: a token count this target cannot make, estimated here.
 _ESTIMATE = object()
-_SSE = "text/event-stream"
 _ERROR_EVENT = b"event: error\ndata: "
 
 
@@ -81,7 +81,7 @@ class MessagesStage(Stage):
         if body is None:
             # Relayed as it comes (native), or a stream (the watcher maps it). A native stream
             # that breaks off ends with Anthropic's error event, as the pivot's streams do.
-            if _native_stream(outcome):
+            if relayed_stream(outcome):
                 outcome.on_break = _error_event
             return outcome
         if outcome.status >= 300:
@@ -92,11 +92,11 @@ class MessagesStage(Stage):
             outcome.body = chat_to_messages_answer(body, mapped.model, mapped.stop)
         return outcome
 
-    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _MessagesEvents | _WholeEvents | None:
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _MessagesEvents | WholeEvents | None:
         mapped = at.notes[self]
         if isinstance(mapped, _Mapped) and outcome.mapper is not None:
             return _MessagesEvents(mapped)
-        return _WholeEvents() if _native_stream(outcome) else None
+        return WholeEvents() if relayed_stream(outcome) else None
 
 
 class _Pivot:
@@ -130,10 +130,6 @@ class _Mapped:
         self.stop = stop
 
 
-def _native_stream(outcome: Outcome) -> bool:
-    return outcome.upstream is not None and outcome.status < 300 and outcome.content_type == _SSE
-
-
 def _error_event(message: str) -> bytes:
     """Anthropic's ``error`` event (https://docs.anthropic.com/en/docs/build-with-claude/streaming#error-events)."""
     return _ERROR_EVENT + chat_error_to_messages(502, error_body(502, message, type="api_error")) + b"\n\n"
@@ -152,25 +148,3 @@ class _MessagesEvents:
 
     async def end(self) -> bytes:
         return self.stream.finish()
-
-
-class _WholeEvents:
-    """A native stream passed on event by event: an event split across reads is held back until
-    its end arrives, so an error event written after a break starts on an event's boundary."""
-
-    __slots__ = ("pending",)
-
-    def __init__(self) -> None:
-        self.pending = b""
-
-    def feed(self, out: bytes) -> bytes:
-        data = self.pending + out if self.pending else out
-        # Events end with a blank line: LF LF as Anthropic writes them, or CRLF CRLF (WHATWG
-        # HTML, "Parsing an event stream").
-        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
-        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        self.pending = data[end:]
-        return data[:end]
-
-    async def end(self) -> bytes:
-        return self.pending
