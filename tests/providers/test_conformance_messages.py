@@ -20,7 +20,7 @@ import pytest
 from anthropic.types import Message, MessageParam, TextBlock, ThinkingBlock, ToolUseBlock
 
 from tests.conftest import Gateway, Upstream
-from tests.providers.conformance import PROVIDERS, VERTEX_ROOT, Provider, received
+from tests.providers.conformance import VERTEX_ROOT, Provider, ingress_cases, received
 from tests.providers.test_conformance import PIXEL, strings
 from tests.support.messages import anthropic_client, check_event_order
 from tests.support.sse import named_events
@@ -68,18 +68,7 @@ FINDINGS: dict[tuple[str, str], str] = {}
 
 def cases(capability: str, variants: list[Any] | None = None) -> list[Any]:
     """The provider table as params for one Messages capability (crossed with ``variants``)."""
-    out = []
-    for p in PROVIDERS:
-        marks: list[Any] = []
-        if (p.id, capability) in LACKS:
-            marks.append(pytest.mark.skip(reason=LACKS[(p.id, capability)]))
-        elif (p.id, capability) in FINDINGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=FINDINGS[(p.id, capability)]))
-        for variant in variants or [None]:
-            values = (p,) if variant is None else (p, variant)
-            name = p.id if variant is None else f"{p.id}-{variant}"
-            out.append(pytest.param(*values, id=name, marks=marks))
-    return out
+    return ingress_cases(capability, variants, LACKS, FINDINGS)
 
 
 @pytest.fixture

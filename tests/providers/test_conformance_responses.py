@@ -19,7 +19,7 @@ from openai import AsyncOpenAI
 from openai.types.responses import Response, ResponseFunctionToolCall
 
 from tests.conftest import Gateway, Upstream
-from tests.providers.conformance import PROVIDERS, Provider, received
+from tests.providers.conformance import Provider, ingress_cases, received
 from tests.providers.test_conformance import PIXEL, strings
 from tests.providers.test_conformance_messages import PDF
 from tests.support.sse import named_events
@@ -69,18 +69,7 @@ FINDINGS: dict[tuple[str, str], str] = {
 
 def cases(capability: str, variants: list[Any] | None = None) -> list[Any]:
     """The provider table as params for one Responses capability (crossed with ``variants``)."""
-    out = []
-    for p in PROVIDERS:
-        marks: list[Any] = []
-        if (p.id, capability) in LACKS:
-            marks.append(pytest.mark.skip(reason=LACKS[(p.id, capability)]))
-        elif (p.id, capability) in FINDINGS:
-            marks.append(pytest.mark.xfail(strict=True, reason=FINDINGS[(p.id, capability)]))
-        for variant in variants or [None]:
-            values = (p,) if variant is None else (p, variant)
-            name = p.id if variant is None else f"{p.id}-{variant}"
-            out.append(pytest.param(*values, id=name, marks=marks))
-    return out
+    return ingress_cases(capability, variants, LACKS, FINDINGS)
 
 
 @pytest.fixture
