@@ -3,10 +3,10 @@
 the ``x-portkey-*`` headers, to a provider that speaks the Responses API (``openai`` at the mock),
 to a translated one (``anthropic`` at the mock, through the chat pivot), and to the built-in mock.
 
-Codex's own tools are function tools, but by default it also offers OpenAI's hosted
-``web_search`` and a ``namespace`` of sub-agent tools, which a provider reached through chat
-cannot be given (docs/responses.md): the configuration turns both off, as a user of such a
-provider would. Codex, the mock and the gateway run in a loopback-only network namespace
+Codex's own tools are function tools, some grouped in a ``namespace`` (its sub-agents); by
+default it also offers OpenAI's hosted ``web_search``, which a provider reached through chat cannot
+be given (docs/responses.md): the configuration turns it off, as a user of such a provider would.
+Codex, the mock and the gateway run in a loopback-only network namespace
 (tests/support/loopback_cli.py).
 """
 
@@ -49,9 +49,6 @@ def config(headers: dict[str, str], model: str) -> str:
     return f"""model = {json.dumps(model)}
 model_provider = "fastgate"
 web_search = "disabled"
-
-[agents]
-enabled = false
 
 [model_providers.fastgate]
 name = "fastgate"
@@ -101,11 +98,12 @@ def test_codex_through_fastgate(tmp_path: Path, target: str) -> None:
         assert body["stream"] is True and body["store"] is False
         assert body["include"] == ["reasoning.encrypted_content"]
         assert body["input"][-1]["content"][0]["text"] == "say hi"
-        assert {t["type"] for t in body["tools"]} <= {"function", "custom"}
+        assert {t["type"] for t in body["tools"]} <= {"function", "custom", "namespace"}
     else:
         # The chat pivot, then Anthropic's own mapping: Codex's instructions as the system
         # prompt, its function tools as Anthropic's, the key as x-api-key.
         assert last["headers"]["x-api-key"] == KEY
         assert body["stream"] is True and body["system"]
-        assert "exec_command" in [t["name"] for t in body["tools"]]
+        names = [t["name"] for t in body["tools"]]
+        assert "exec_command" in names and "close_agent" in names  # close_agent: in a namespace
         assert "say hi" in json.dumps(body["messages"][-1])

@@ -52,6 +52,10 @@ LACKS: dict[tuple[str, str], str] = {
     **{(p, "length"): _NEVER_STOPS for p in ("groq", "mistral-ai")},
     **{(p, "reasoning"): _NO_REASONING_TEXT.format(p) for p in ("groq", "mistral-ai", "cohere")},
     **{(p, "reasoning"): _CLAUDE_THINKS_BY_CONFIG for p in ("anthropic", "vertex-ai-claude", "bedrock")},
+    **{
+        (p, "namespace"): "reaches the provider as sent (the mock's Responses API calls no namespaced tool)"
+        for p in NATIVE
+    },
     ("cohere", "files"): "Cohere v2 chat takes no PDF (its documents are RAG snippets: "
     "docs.cohere.com/reference/chat); the mapping drops file parts",
 }
@@ -272,6 +276,29 @@ async def test_stream_function_call(
     deltas = "".join(d["delta"] for n, d in events if n == "response.function_call_arguments.delta")
     [done] = [d for n, d in events if n == "response.function_call_arguments.done"]
     assert json.loads(deltas) == json.loads(done["arguments"]) == json.loads(call.arguments)
+
+
+@pytest.mark.parametrize("provider", cases("namespace"))
+async def test_namespaced_tools(upstream: Upstream, provider: Provider, client: AsyncOpenAI) -> None:
+    """A namespace's tools (Codex's sub-agent tools come so) are offered by their own names, and
+    a call of one names its namespace, whole and streamed."""
+    tools: Any = [{"type": "namespace", "name": "weather", "description": "Weather tools", "tools": TOOLS}]
+    request: dict[str, Any] = {
+        "model": provider.chat_model,
+        "input": "find the weather [mock tool_call=true]",
+    }
+    whole = await client.responses.create(**request, tools=tools)
+    assert tools_sent(provider, reached(upstream, provider)) == ["lookup"]
+    async with client.responses.stream(**request, tools=tools) as stream:
+        final = await stream.get_final_response()
+    for response in (whole, final):
+        [call] = calls(response)
+        assert (call.name, call.namespace) == ("lookup", "weather")
+    assert whole.tools[0].type == "namespace"  # echoed as it was asked
+    # A tool outside any namespace is called without one: the field is left out.
+    raw = await client.responses.with_raw_response.create(**request, tools=TOOLS)
+    [plain] = calls(raw.parse())
+    assert plain.namespace is None and b'"namespace"' not in raw.content
 
 
 @pytest.mark.parametrize("provider", cases("previous_response_id"))
