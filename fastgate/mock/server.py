@@ -10,7 +10,9 @@ from fastgate.mock import (
     bedrock_format,
     cohere_format,
     gemini_format,
+    stability_format,
     vertex_anthropic_format,
+    voyage_format,
 )
 from fastgate.mock.directives import Directives
 from fastgate.mock.playback import MockServer
@@ -29,6 +31,8 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     bedrock_format.add_routes(app, server)
     gemini_format.add_routes(app, server)
     vertex_anthropic_format.add_routes(app, server)
+    stability_format.add_routes(app, server)
+    voyage_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

@@ -41,7 +41,9 @@ class AzureOpenAI(OpenAICompatible):
             auth_header="api-key",
             auth_prefix="",
             option_headers={"openai_beta": "OpenAI-Beta"},
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY}),
+            endpoints=frozenset(
+                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.PROXY}
+            ),
         )
         self.option_names |= {
             *("resource_name", "azure_resource_name", "deployment_id", "azure_deployment_id"),

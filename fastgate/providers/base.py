@@ -27,6 +27,10 @@ class Endpoint(enum.Enum):
     EMBEDDINGS = "embeddings"
     MODELS = "models"
     PROXY = "proxy"
+    # Mapped per provider where it has the operation (image models, rerankers), else refused.
+    IMAGES = "images/generations"
+    RERANK = "rerank"
+    MODERATIONS = "moderations"
 
 
 class Target(msgspec.Struct, kw_only=True):

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
 from fastgate.providers.base import Call, Endpoint, LocalResponse
 from fastgate.providers.openai import OpenAICompatible
@@ -21,7 +22,7 @@ class MockProvider(OpenAICompatible):
     local = True
 
     def __init__(self) -> None:
-        super().__init__("mock", None, add_provider_field=False)
+        super().__init__("mock", None, add_provider_field=False, endpoints=frozenset(Endpoint))
         self.engine = MockEngine()
 
     def url(self, call: Call, path: str) -> str:
@@ -31,7 +32,11 @@ class MockProvider(OpenAICompatible):
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
-        plan = self.engine.plan(endpoint, self.request(call).body or b"", OPENAI)
+        body = self.request(call).body or b""
+        content_type = call.headers.get("content-type")
+        if is_form(content_type):  # an images edit or variation: a form
+            body = form_as_json(body, content_type)
+        plan = self.engine.plan(endpoint, body, OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)
