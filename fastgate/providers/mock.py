@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
-from fastgate.providers.base import Call, Endpoint, LocalResponse
+from fastgate.providers.base import OPENAI_ENDPOINTS, Call, Endpoint, LocalResponse
 from fastgate.providers.openai import OpenAICompatible
 
 
@@ -22,7 +22,7 @@ class MockProvider(OpenAICompatible):
     local = True
 
     def __init__(self) -> None:
-        super().__init__("mock", None, add_provider_field=False, endpoints=frozenset(Endpoint))
+        super().__init__("mock", None, add_provider_field=False, endpoints=OPENAI_ENDPOINTS)
         self.engine = MockEngine()
 
     def url(self, call: Call, path: str) -> str:

@@ -13,14 +13,23 @@ import msgspec
 from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.headers import HOP_BY_HOP
-from fastgate.providers.base import Call, Endpoint, Provider, StreamMapper, UpstreamRequest, forward_headers
+from fastgate.providers.base import (
+    OPENAI_ENDPOINTS,
+    RELAYED,
+    Call,
+    Endpoint,
+    Provider,
+    StreamMapper,
+    UpstreamRequest,
+    forward_headers,
+)
 from fastgate.providers.urls import under_host
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
 #: What an OpenAI-compatible API serves unless its row says otherwise: moderations are OpenAI's
 #: own, and rerank (not an OpenAI route) only where the provider documents one.
-COMPATIBLE_ENDPOINTS = frozenset(Endpoint) - {Endpoint.MODERATIONS, Endpoint.RERANK}
+COMPATIBLE_ENDPOINTS = OPENAI_ENDPOINTS - {Endpoint.MODERATIONS, Endpoint.RERANK}
 #: Incoming headers the passthrough does not copy: hop-by-hop ones, and those the upstream request
 #: gets anew (its own Host and length; no 100-continue; the gateway reads the answer's encoding).
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect", "accept-encoding"}
@@ -142,7 +151,7 @@ class OpenAICompatible(Provider):
         return forward_headers(call, self.auth_headers(call))
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
+        if call.endpoint in RELAYED:
             return self.proxy_request(call)
         headers = self.request_headers(call)
         url = self.url(call, "/" + call.endpoint._value_)  # the value, without Enum's property
