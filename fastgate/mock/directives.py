@@ -52,10 +52,13 @@ def _marker_fields(text: str) -> dict[str, Any]:
 
 
 def request_texts(request: dict[str, Any]) -> list[str]:
-    """Every text a chat, completions, images (``prompt``, and the image APIs' own fields) or
-    rerank (``query``) request carries, in order."""
+    """Every text a chat, completions, Responses, images (``prompt``, and the image APIs' own
+    fields) or rerank (``query``) request carries, in order."""
     texts: list[str] = []
-    for message in request.get("messages") or ():
+    items = request.get("input")
+    if isinstance(items, str):
+        items = [{"content": items}]
+    for message in [*(request.get("messages") or ()), *(items if isinstance(items, list) else ())]:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             texts.append(content)

@@ -10,6 +10,7 @@ from fastgate.mock import (
     bedrock_format,
     cohere_format,
     gemini_format,
+    responses_format,
     stability_format,
     vertex_anthropic_format,
     voyage_format,
@@ -31,6 +32,7 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     bedrock_format.add_routes(app, server)
     gemini_format.add_routes(app, server)
     vertex_anthropic_format.add_routes(app, server)
+    responses_format.add_routes(app, server)
     stability_format.add_routes(app, server)
     voyage_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastgate.errors import bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import RELAYED, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.providers.urls import under_host
 
@@ -42,7 +42,10 @@ class AzureOpenAI(OpenAICompatible):
             auth_prefix="",
             option_headers={"openai_beta": "OpenAI-Beta"},
             endpoints=frozenset(
-                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.PROXY}
+                {
+                    *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES),
+                    *(Endpoint.PROXY, Endpoint.RESPONSES),
+                }
             ),
         )
         self.option_names |= {
@@ -92,7 +95,7 @@ class AzureOpenAI(OpenAICompatible):
                 raise bad_request(
                     "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
                 )
-            if call.endpoint is Endpoint.PROXY:
+            if call.endpoint in RELAYED:  # the passthrough, and the Responses API: no deployment
                 url = self.url(call, operation)
             else:
                 deployment = _option(call, "deployment_id", "azure_deployment_id")
@@ -108,7 +111,7 @@ class AzureOpenAI(OpenAICompatible):
         return f"{url}?{query}" if query else url
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
+        if call.endpoint in RELAYED:
             upstream = self.proxy_request(call)
             upstream.url = self._url(call, call.path, call.query)
             return upstream

@@ -92,7 +92,7 @@ def compatible_providers() -> list[OpenAICompatible]:
                 "openai_project": "OpenAI-Project",
                 "openai_beta": "OpenAI-Beta",
             },
-            endpoints=COMPATIBLE_ENDPOINTS | {Endpoint.MODERATIONS},
+            endpoints=COMPATIBLE_ENDPOINTS | {Endpoint.MODERATIONS, Endpoint.RESPONSES},
         )
     )
     return providers
