@@ -7,7 +7,7 @@ failure; the winning outcome is written by ``respond``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import msgspec
@@ -80,6 +80,9 @@ class Outcome(msgspec.Struct, kw_only=True):
     held: UpstreamResponse | None = None
     #: See a stream's output on its way to the client, in stage order (``pipeline.Stage.watch``).
     watchers: tuple[StreamWatcher, ...] = ()
+    #: For an answer relayed as it comes: the last event to write, given why, if the upstream
+    #: breaks off midway (an ingress format's error event); None cuts the client's connection.
+    on_break: Callable[[str], bytes] | None = None
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""

@@ -89,8 +89,10 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
 
 async def pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
     """Relay an answer as it comes (the passthrough, a native ingress format), its watchers
-    seeing each piece; an upstream that breaks midway cuts the client's connection, since a raw
-    relay has no error event to send: the client sees an incomplete body, not a clean end."""
+    seeing each piece. An upstream that breaks midway ends the stream with the error event of
+    the answer's format where a stage gave one (``Outcome.on_break``; the stage's watcher keeps
+    the stream at an event's end); a raw relay has none, so the client's connection is cut: it
+    sees an incomplete body, not a clean end."""
     upstream = outcome.upstream
     assert upstream is not None
     chunks = upstream.chunks()
@@ -102,8 +104,14 @@ async def pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) 
                 chunk = await anext(chunks)
             except StopAsyncIteration:
                 break
-            except UPSTREAM_FAILURES:
-                request.abort()
+            except UPSTREAM_FAILURES as exc:
+                if outcome.on_break is None:
+                    request.abort()
+                    return
+                name = outcome.provider.name
+                request.end_stream(
+                    outcome.on_break(f"{name} error: stream interrupted ({type(exc).__name__})")
+                )
                 return
             if watchers:
                 chunk = _watched(watchers, chunk)

@@ -4,13 +4,19 @@ The look-up goes with the limits stage's store round trip when that stage runs (
 on the attempt here, first); a 2xx answer is stored after it was relayed, a stream only when it
 ended cleanly. ``x-portkey-cache-namespace`` partitions the key; ``x-portkey-cache-force-refresh``
 skips the look-up and stores the fresh answer (``REFRESH``).
+
+The entry is the upstream's answer as its mapping gave it, before an ingress format's stage
+translates it (stages are layers): a Messages request through the chat pivot stores the chat
+answer, keyed by the chat request the pivot made, and is translated again on a hit; one to a
+native target stores Anthropic's answer as it was relayed, keyed with the API version and betas
+that shaped it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
-from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
+from fastgate.cache.entries import ANTHROPIC_SSE, JSON, SSE, StreamRecorder, json_entry
 from fastgate.cache.keys import cache_key, request_params
 from fastgate.cache.semantic import prompt_and_partition
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
@@ -26,10 +32,20 @@ DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 #: Answers that depend on the request alone. Image answers with ``url``s from OpenAI expire after an
 #: hour (its API reference): cache those for less, or ask for ``b64_json``.
 CACHEABLE = frozenset(
-    {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.RERANK}
+    {
+        Endpoint.CHAT,
+        Endpoint.COMPLETIONS,
+        Endpoint.EMBEDDINGS,
+        Endpoint.MESSAGES,
+        Endpoint.IMAGES,
+        Endpoint.RERANK,
+    }
 )
 SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 NAMESPACE = "x-portkey-cache-namespace"
+#: The request headers a native Messages target is sent as they came that change its answer
+#: (https://docs.anthropic.com/en/api/versioning, .../beta-headers): part of the key.
+_MESSAGES_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 class _Entry:
@@ -69,10 +85,15 @@ class CacheStage(Stage):
             return False
         refresh = ex.opts.cache_force_refresh
         tenant = ex.key.id if ex.key is not None else ""
-        namespace = ex.request.headers.get(NAMESPACE)
+        headers = ex.request.headers
+        namespace = headers.get(NAMESPACE)
         if namespace:
             tenant = f"{tenant}\0{namespace}"
-        params = request_params(call, ex.params)
+        if call.endpoint is Endpoint.MESSAGES:
+            tenant = "\0".join([tenant, *(headers.get(name) or "" for name in _MESSAGES_HEADERS)])
+        # The body as the upstream gets it: the gateway's decode of it, unless a stage made
+        # another (an ingress format's pivot), which is decoded here.
+        params = request_params(call, ex.params if call.body is ex.body else None)
         entry = _Entry(
             cache_key(call, tenant, params),
             settings.max_age or DEFAULT_MAX_AGE,
@@ -140,7 +161,13 @@ class CacheStage(Stage):
         return outcome
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _Recorder | None:
-        return _Recorder(self, at.notes[self]) if _storable(outcome) else None
+        if not _storable(outcome):
+            return None
+        if outcome.mapper is not None:
+            return _Recorder(self, at.notes[self], StreamRecorder())
+        # Relayed as it came (a native Messages target): Anthropic's stream, or a JSON body.
+        sse = outcome.content_type == "text/event-stream"
+        return _Recorder(self, at.notes[self], StreamRecorder(ANTHROPIC_SSE if sse else None))
 
     def store(self, entry: _Entry, data: bytes) -> None:
         guard = self.guard
@@ -159,10 +186,10 @@ class _Recorder:
 
     __slots__ = ("entry", "recorder", "stage")
 
-    def __init__(self, stage: CacheStage, entry: _Entry) -> None:
+    def __init__(self, stage: CacheStage, entry: _Entry, recorder: StreamRecorder) -> None:
         self.stage = stage
         self.entry = entry
-        self.recorder = StreamRecorder()
+        self.recorder = recorder
 
     def feed(self, out: bytes) -> bytes:
         if out:
@@ -181,7 +208,8 @@ async def _replay(data: bytes) -> AsyncIterator[bytes]:
 
 
 class ReplayMapper:
-    """A cached stream is already OpenAI SSE ending in ``[DONE]``: written as it is."""
+    """A cached stream is already the SSE the mapping gave (OpenAI's, or Anthropic's relayed):
+    written as it is."""
 
     __slots__ = ("done",)
 
