@@ -18,11 +18,14 @@ from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
+from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.guardrails import GuardrailsStage
 from fastgate.gateway.stages.keys import KeysStage
 from fastgate.gateway.stages.limits import LimitsStage
+from fastgate.gateway.stages.messages import MESSAGES, MessagesStage
+from fastgate.gateway.stages.responses import RESPONSES
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.server.busy_poll import BusyPoll
@@ -47,6 +50,7 @@ class App:
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
         self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
+        self.responses = ResponsesAPI(gateway, self.shared.responses)
         gateway.pipeline = self._pipeline()
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
@@ -55,6 +59,9 @@ class App:
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
+        r.add("POST", "/v1/messages", gateway.messages)
+        r.add("POST", "/v1/messages/count_tokens", gateway.messages)
+        self.responses.add_routes(r)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -72,8 +79,13 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        self.guardrails = GuardrailsStage(self.policy)
-        return Pipeline([keys, LimitsStage(shared.guard), self.guardrails, self.cache])
+        messages, responses = MessagesStage(), self.responses.stage
+        self.guardrails = guardrails = GuardrailsStage(
+            self.policy, {MESSAGES: messages, RESPONSES: responses}
+        )
+        return Pipeline(
+            [keys, guardrails.answers, messages, responses, LimitsStage(shared.guard), guardrails, self.cache]
+        )
 
     async def startup(self) -> None:
         await self.shared.start()

@@ -15,20 +15,24 @@ engine is ``fastgate/guardrails/``).
   answer its output guardrails had denied).
 - ``async`` hooks run once the answer went out, on the attempt that gave it, delaying nothing.
 
-The request is read from the exchange, not the call, so an ingress format can set it: the
-request type from ``Exchange.ingress`` (else the endpoint) and the JSON from ``Exchange.params``,
-both in the client's format; the answer is judged in the format the outcome holds here.
+Hooks judge the request and the answer in the client's format, as Portkey's do: the request
+type from ``Exchange.ingress`` (else the endpoint), the request from ``Exchange.params`` (or the
+body). Through an ingress format's chat pivot the stage's place (inside the ingress stage) sees
+the chat form, so there :class:`GuardrailsAnswers`, placed before the ingress stages, judges the
+answer once they mapped it back, and a transformed request is mapped again by its ingress stage
+(:class:`Remapping`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import msgspec
 
 from fastgate._transforms import SSEDecoder
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
-from fastgate.gateway.relay import Outcome
+from fastgate.gateway.relay import Outcome, failure_outcome
 from fastgate.guardrails.compile import LeafHooks
 from fastgate.guardrails.context import CHAT, COMPLETE, EMBED, MESSAGES, RESPONSES, HookContext
 from fastgate.guardrails.defaults import INPUT, OUTPUT, DefaultGuardrails
@@ -44,7 +48,7 @@ from fastgate.guardrails.outcome import (
 from fastgate.guardrails.runtime import Runtime
 from fastgate.guardrails.stream import StreamAnswer
 from fastgate.guardrails.transport import PoolTransport
-from fastgate.providers.base import Call, Endpoint
+from fastgate.providers.base import RELAYED, Call, Endpoint
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import object_decoder
 from fastgate.ssrf import HostPolicy
@@ -56,25 +60,37 @@ INGRESS_TYPES = {"messages": MESSAGES, "responses": RESPONSES}
 ENDPOINT_TYPES = {Endpoint.CHAT: CHAT, Endpoint.COMPLETIONS: COMPLETE, Endpoint.EMBEDDINGS: EMBED}
 _DONE = b"data: [DONE]\n\n"
 EVENT_STREAM = "text/event-stream"
-#: An error event's data (``errors.error_body``, a mapped provider's error, a gateway's own).
-_ERROR = b'{"error"'
+#: An error event's data: OpenAI's shape (``errors.error_body``, a mapped provider's error, a
+#: gateway's own) or Anthropic's (``{"type": "error", ...}``).
+_ERRORS = (b'{"error"', b'{"type":"error"')
 _encode = msgspec.json.Encoder().encode
 
 
 def request_type(ex: Exchange) -> str | None:
     """Portkey's request type of the exchange, or None for a route hooks do not run on."""
-    if ex.ingress:
-        return INGRESS_TYPES.get(ex.ingress)
-    return ENDPOINT_TYPES.get(ex.endpoint)
+    kind = ENDPOINT_TYPES.get(ex.endpoint)
+    if ex.ingress:  # its creation route comes as chat (``count_tokens`` runs none, as Portkey's)
+        return INGRESS_TYPES.get(ex.ingress) if kind is CHAT else None
+    return kind
+
+
+class Remapping(Protocol):
+    """An ingress format's stage, which maps the request to the chat pivot as it engages."""
+
+    def remap(self, ex: Exchange, at: Attempt, request: dict[str, Any]) -> None:
+        """The request changed after that (a guardrail transformed it): map it again for the
+        attempt, if the attempt goes through the pivot."""
 
 
 class _Guard:
     """One attempt's hooks: its context, the before-request run and the 446 it made, if any;
     noted on the exchange too, where the last one's ``async`` hooks are found at the end."""
 
-    __slots__ = ("before", "call", "ctx", "defaults", "denial", "hooks", "strict")
+    __slots__ = ("before", "call", "ctx", "defaults", "denial", "denied", "hooks", "pivot", "strict")
 
-    def __init__(self, hooks: LeafHooks, ctx: HookContext, call: Call, defaults: LeafHooks | None) -> None:
+    def __init__(
+        self, hooks: LeafHooks, ctx: HookContext, call: Call, defaults: LeafHooks | None, pivot: bool
+    ) -> None:
         self.hooks = hooks
         self.ctx = ctx
         #: The attempt's call, which its outcomes carry: whose answer the request got.
@@ -82,13 +98,23 @@ class _Guard:
         self.strict = call.target.strict_open_ai_compliance
         #: The default-guardrail headers' hooks, for the request's next attempts.
         self.defaults = defaults
+        #: An ingress format reaches this target through the chat pivot: the answer is judged
+        #: once mapped back (:class:`GuardrailsAnswers`).
+        self.pivot = pivot
         self.before: HookRun | None = None
+        #: The 446 of the before-request hooks (the attempt's answer, no upstream call).
         self.denial: Outcome | None = None
+        #: A 446 this guard made and its body, which an ingress stage may have worded its way.
+        self.denied: tuple[Outcome, bytes] | None = None
 
 
 class GuardrailsStage(Stage):
-    def __init__(self, policy: HostPolicy) -> None:
+    def __init__(self, policy: HostPolicy, ingresses: Mapping[str, Remapping]) -> None:
         self.defaults = DefaultGuardrails(policy)
+        #: The ingress formats' stages, by ``Exchange.ingress``.
+        self.ingresses = ingresses
+        #: The stage's outer part, placed before the ingress stages.
+        self.answers = GuardrailsAnswers(self)
         #: What checks that call out share (``start``: they use the gateway's upstream pool).
         self.runtime: Runtime | None = None
 
@@ -138,7 +164,8 @@ class GuardrailsStage(Stage):
             headers=ex.request.headers,
             is_streaming=ex.stream,
         )
-        at.notes[self] = guard = _Guard(hooks, ctx, call, defaults)
+        pivot = bool(ex.ingress) and call.endpoint not in RELAYED
+        at.notes[self] = guard = _Guard(hooks, ctx, call, defaults, pivot)
         ex.note(self, guard)
         return True
 
@@ -149,22 +176,44 @@ class GuardrailsStage(Stage):
         assert self.runtime is not None
         run = guard.before = await before_request(guard.hooks, guard.ctx, self.runtime)
         if run.denied:
-            guard.denial = Outcome(
-                status=HOOKS_FAILED, provider=at.provider, call=at.call, body=denied_body(run)
-            )
+            body = denied_body(run)
+            guard.denial = Outcome(status=HOOKS_FAILED, provider=at.provider, call=at.call, body=body)
+            guard.denied = (guard.denial, body)
             return guard.denial
         if run.request is not None:
-            _send(ex, at, run.request)
+            self._send(ex, at, run.request)
         return None
+
+    def _send(self, ex: Exchange, at: Attempt, request: dict[str, Any]) -> None:
+        """A before-request check transformed the request: it is what the attempt sends, as the
+        client's format (the body as it came) or mapped again to the pivot by its ingress."""
+        if at.notes[self].pivot:
+            self.ingresses[ex.ingress].remap(ex, at, request)
+            return
+        call = at.call
+        call.body = _encode(request)
+        model = request.get("model")
+        if isinstance(model, str) and model != call.view.model:  # a webhook may choose another
+            call.view = msgspec.structs.replace(call.view, model=model)
 
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         guard: _Guard = at.notes[self]
         if outcome is guard.denial:
             return outcome
-        body = outcome.body
-        if body is None:  # a stream (its watcher judges it), or an answer relayed as it comes
+        if outcome.body is None:  # a stream (its watcher judges it), or an answer relayed as it comes
             outcome.status = stream_status(guard.before, outcome.status)
-            return outcome
+            if not (ex.ingress and outcome.upstream is not None and _relayed_json(outcome)):
+                return outcome
+            # A native ingress target's answer, in the client's format: judged whole.
+            outcome = await _read_whole(outcome)
+        if guard.pivot:
+            return outcome  # judged in the client's format, once its ingress stage mapped it
+        return await self.judge(guard, outcome)
+
+    async def judge(self, guard: _Guard, outcome: Outcome) -> Outcome:
+        """A JSON answer: the after-request hooks' verdict, status, and ``hook_results``."""
+        body = outcome.body
+        assert body is not None
         hooks = guard.hooks
         after = None
         if hooks.after or hooks.after_async:
@@ -176,12 +225,19 @@ class GuardrailsStage(Stage):
             else:
                 guard.ctx.set_response(answer, outcome.status)
         outcome.status, outcome.body = json_answer(outcome.status, body, guard.before, after)
+        if outcome.status == HOOKS_FAILED:
+            guard.denied = (outcome, outcome.body)
         return outcome
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _Prelude | None:
-        if not outcome.content_type.startswith(EVENT_STREAM):
-            return None  # a JSON answer relayed as it comes (a native ingress): not judged
         guard: _Guard = at.notes[self]
+        if guard.pivot:
+            return None  # watched in the client's format (``GuardrailsAnswers``)
+        return self.watcher(guard, outcome)
+
+    def watcher(self, guard: _Guard, outcome: Outcome) -> _Prelude | None:
+        if not outcome.content_type.startswith(EVENT_STREAM):
+            return None
         prelude = stream_prelude(guard.before, guard.strict, guard.ctx.request_type)
         if guard.hooks.after or guard.hooks.after_async:
             assert self.runtime is not None
@@ -200,19 +256,23 @@ class GuardrailsStage(Stage):
             spawn_async(hooks, guard.ctx, self.runtime)
 
 
-def _send(ex: Exchange, at: Attempt, request: dict[str, Any]) -> None:
-    """A before-request check transformed the request: it is what the attempt sends.
+def _relayed_json(outcome: Outcome) -> bool:
+    """A 2xx JSON answer relayed as it comes (an error is relayed as the upstream worded it)."""
+    return 200 <= outcome.status < 300 and not outcome.content_type.startswith(EVENT_STREAM)
 
-    The call carries the client's body until an ingress stage maps it; a stage that maps it
-    later in the order (in its ``before``) maps the transformed one.
-    """
-    call = at.call
-    if call.body is not ex.body:
-        return
-    call.body = _encode(request)
-    model = request.get("model")
-    if isinstance(model, str) and model != call.view.model:  # a webhook may choose another
-        call.view = msgspec.structs.replace(call.view, model=model)
+
+async def _read_whole(outcome: Outcome) -> Outcome:
+    """A relayed answer read whole, to be judged before it goes out (as a mapped one is)."""
+    resp = outcome.upstream
+    assert resp is not None
+    try:
+        body = resp.received_body()
+        outcome.body = body if body is not None else await resp.read()
+    except (OSError, TimeoutError) as exc:
+        outcome.release()
+        return failure_outcome(outcome.provider, outcome.call, 502, f"upstream answer cut off ({exc})")
+    outcome.upstream = None
+    return outcome
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -262,7 +322,7 @@ class _StreamVerdict(_Prelude):
         if out:
             answer = self.answer
             for _, data in self.decoder.feed(out):
-                if data.startswith(_ERROR):
+                if data.startswith(_ERRORS):
                     self.failed = True
                 else:
                     answer.feed(data)
@@ -281,3 +341,40 @@ class _StreamVerdict(_Prelude):
             return self.done
         after = await after_request(guard.hooks, guard.ctx, answer, 200, self.runtime)
         return stream_epilogue(guard.before, after, guard.strict, guard.ctx.request_type) + self.done
+
+
+class GuardrailsAnswers(Stage):
+    """The guardrails stage's outer part, placed before the ingress stages so that their answers
+    reach it in the client's format: it judges the answers of attempts through the chat pivot,
+    and gives each 446 the guardrails made Portkey's body (an ingress stage words errors its own
+    way). It acts only where the guardrails stage engaged (its note on the attempt)."""
+
+    def __init__(self, guardrails: GuardrailsStage) -> None:
+        self.guardrails = guardrails
+
+    def arrive(self, ex: Exchange) -> bool:
+        headers = ex.request.headers
+        return bool(ex.ingress) and (INPUT in headers or OUTPUT in headers)
+
+    def wants(self, leaf: Leaf) -> bool:
+        return leaf.hooks is not None
+
+    def engage(self, ex: Exchange, at: Attempt) -> bool:
+        return bool(ex.ingress)
+
+    async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
+        guard: _Guard | None = at.notes.get(self.guardrails)
+        if guard is None:
+            return outcome
+        if guard.pivot and outcome is not guard.denial and outcome.body is not None:
+            outcome = await self.guardrails.judge(guard, outcome)
+        denied = guard.denied
+        if denied is not None and denied[0] is outcome:
+            outcome.status, outcome.body = HOOKS_FAILED, denied[1]
+        return outcome
+
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _Prelude | None:
+        guard: _Guard | None = at.notes.get(self.guardrails)
+        if guard is None or not guard.pivot:
+            return None
+        return self.guardrails.watcher(guard, outcome)
