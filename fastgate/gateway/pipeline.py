@@ -103,6 +103,11 @@ class Stage:
         stage for every attempt of the request."""
         return False
 
+    def parts(self) -> tuple[Stage, ...]:
+        """The stages, in order, that ``arrive`` engages: this one, or a stage's parts placed
+        apart in the order (each with its own hooks)."""
+        return (self,)
+
     def wants(self, leaf: Leaf) -> bool:
         """Whether this stage may have work on every attempt at this routing leaf (asked once
         per leaf: it must depend on the leaf alone)."""
@@ -143,16 +148,19 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
-        self.arriving = tuple(s for s in self.stages if _overrides(s, "arrive"))
+        self.arriving = tuple((s, s.parts()) for s in self.stages if _overrides(s, "arrive"))
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
         self.ending = frozenset(s for s in self.stages if _overrides(s, "end"))
+        self.order = {stage: index for index, stage in enumerate(self.stages)}
 
     def arrive(self, ex: Exchange) -> None:
         engaged: tuple[Stage, ...] = ()
-        for stage in self.arriving:
+        for stage, parts in self.arriving:
             if stage.arrive(ex):
-                engaged += (stage,)
+                engaged += parts
         if engaged:
+            if len(engaged) > 1:
+                engaged = tuple(sorted(engaged, key=self.order.__getitem__))
             ex.stages = engaged
             ex.ending = tuple(s for s in engaged if s in self.ending)
 

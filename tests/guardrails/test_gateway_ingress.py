@@ -7,6 +7,7 @@ upstream gets, and the answer carries ``hook_results``."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -114,9 +115,8 @@ async def test_messages_stream_ends_with_the_verdict_event(
     gateway: Gateway, upstream: Upstream, provider: str
 ) -> None:
     config = target(upstream, provider, output_guardrails=[SHORT])
-    async with claude(gateway, config) as client:
-        async with client.messages.stream(**message("hello there")) as stream:
-            text = "".join([piece async for piece in stream.text_stream])
+    async with claude(gateway, config) as client, client.messages.stream(**message("hello there")) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
     assert text == "Mock reply to: hello there"
     resp = await gateway.post("/v1/messages", {**message("hello there"), "stream": True}, headers(config))
     events = named_events(await resp.read())
@@ -198,3 +198,28 @@ async def test_count_tokens_runs_no_hooks(gateway: Gateway, upstream: Upstream) 
             model="claude-sonnet-4-5", messages=[{"role": "user", "content": "card 4111 1111 1111 1111"}]
         )
     assert count.input_tokens > 0
+
+
+async def test_a_native_answer_read_whole_is_still_charged_to_its_budget(
+    make_gateway: Any, upstream: Upstream, tmp_path: Path
+) -> None:
+    """Judged whole, a relayed answer is no longer seen by the limits stage's watcher: its usage
+    is charged from the body instead."""
+    gateway = await make_gateway(data_dir=str(tmp_path), admin_token="admin-secret")
+    admin = {"Authorization": "Bearer admin-secret"}
+    resp = await gateway.post(
+        "/admin/virtual-keys",
+        {"provider": "anthropic", "secret": "s", "custom_host": upstream.url, "limits": {"budget_tokens": 5}},
+        admin,
+    )
+    slug = (await resp.json())["slug"]
+    config = {"virtual_key": slug, "output_guardrails": [SHORT]}
+    async with claude(gateway, config) as client:
+        raw = await client.messages.with_raw_response.create(**message("hello there"))
+        assert raw.status_code == 246
+        usage = (await raw.parse()).usage
+        await gateway.app.shared.guard.drain()
+        charged = await (await gateway.get(f"/admin/virtual-keys/{slug}/usage", admin)).json()
+        assert charged["tokens"] == usage.input_tokens + usage.output_tokens
+        with pytest.raises(anthropic.RateLimitError):
+            await client.messages.create(**message("hello there"))

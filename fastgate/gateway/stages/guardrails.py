@@ -126,9 +126,13 @@ class GuardrailsStage(Stage):
         if self.runtime is not None:
             await self.runtime.close()
 
+    def parts(self) -> tuple[Stage, ...]:
+        return (self.answers, self)
+
     def arrive(self, ex: Exchange) -> bool:
-        """The default-guardrail headers engage the stage for every attempt of the request."""
-        headers = ex.request.headers
+        """The default-guardrail headers engage the stage (both parts) for every attempt of the
+        request."""
+        headers = ex.headers
         if INPUT not in headers and OUTPUT not in headers:  # most requests: no call further
             return False
         defaults = self.defaults.read(headers)
@@ -347,14 +351,11 @@ class GuardrailsAnswers(Stage):
     """The guardrails stage's outer part, placed before the ingress stages so that their answers
     reach it in the client's format: it judges the answers of attempts through the chat pivot,
     and gives each 446 the guardrails made Portkey's body (an ingress stage words errors its own
-    way). It acts only where the guardrails stage engaged (its note on the attempt)."""
+    way). It acts only where the guardrails stage engaged (its note on the attempt), and arrives
+    with it (``GuardrailsStage.parts``)."""
 
     def __init__(self, guardrails: GuardrailsStage) -> None:
         self.guardrails = guardrails
-
-    def arrive(self, ex: Exchange) -> bool:
-        headers = ex.request.headers
-        return bool(ex.ingress) and (INPUT in headers or OUTPUT in headers)
 
     def wants(self, leaf: Leaf) -> bool:
         return leaf.hooks is not None
