@@ -62,6 +62,17 @@ def last_user_text(sent: dict[str, Any]) -> str:
     return content if isinstance(content, str) else content[-1]["text"]
 
 
+def redacted_and_judged(upstream: Upstream, body: dict[str, Any]) -> None:
+    """The upstream got the request as the input mutator redacted it, and the output guardrail
+    judged the answer's text (the mock's reply to it) and failed it."""
+    assert last_user_text(upstream.bodies()[0]) == "write to [EMAIL]"
+    before, after = hook_results(body)
+    assert before[0]["transformed"] is True
+    data = after[0]["checks"][0]["data"]
+    assert after[0]["verdict"] is False and data["wordCount"] == 6
+    assert data["textExcerpt"] == "Mock reply to: write to [EMAIL]"
+
+
 @pytest.mark.parametrize("provider", MESSAGES_PROVIDERS)
 async def test_messages_denied_before_the_call_is_a_446_with_portkeys_body(
     gateway: Gateway, upstream: Upstream, provider: str
@@ -88,12 +99,7 @@ async def test_messages_answer_is_judged_in_anthropics_shape(
     answer = await raw.parse()
     assert answer.content[0].type == "text"
     assert answer.content[0].text == "Mock reply to: write to [EMAIL]"
-    assert last_user_text(upstream.bodies()[0]) == "write to [EMAIL]"
-    before, after = hook_results(json.loads(await raw.read()))
-    assert before[0]["transformed"] is True
-    data = after[0]["checks"][0]["data"]
-    assert after[0]["verdict"] is False and data["wordCount"] == 6
-    assert data["textExcerpt"] == "Mock reply to: write to [EMAIL]"
+    redacted_and_judged(upstream, json.loads(await raw.read()))
 
 
 @pytest.mark.parametrize("provider", MESSAGES_PROVIDERS)
@@ -149,10 +155,7 @@ async def test_responses_are_judged_in_their_own_shape(
         )
     assert raw.status_code == 246
     assert raw.parse().output_text == "Mock reply to: write to [EMAIL]"
-    assert last_user_text(upstream.bodies()[0]) == "write to [EMAIL]"
-    before, after = hook_results(json.loads(raw.content))
-    assert before[0]["transformed"] is True
-    assert after[0]["checks"][0]["data"]["textExcerpt"] == "Mock reply to: write to [EMAIL]"
+    redacted_and_judged(upstream, json.loads(raw.content))
 
 
 @pytest.mark.parametrize("provider", RESPONSES_PROVIDERS)
