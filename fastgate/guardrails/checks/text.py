@@ -65,7 +65,7 @@ class RegexMatch(Check):
                 },
                 error(problem),
             )
-        match = self.pattern.regex.search(text)
+        match = self.pattern.search(text)
         verdict = (match is None) if self.invert else (match is not None)
         rule = self.rule
         explanation = explain(self.EXPLANATIONS, verdict, self.invert, rule)
