@@ -202,6 +202,21 @@ async def test_completions_and_embeddings(gateway: Gateway, upstream: Upstream) 
         assert len(raw.parse().data[0].embedding) > 0
 
 
+async def test_image_generations_run_before_request_guardrails_only(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    config = guarded(upstream, input_guardrails=[NO_CARDS], output_guardrails=[{"deny": True, **SHORT}])
+    async with openai_client(gateway, config) as client:
+        with pytest.raises(openai.APIStatusError) as info:
+            await client.images.generate(model="gpt-image-1", prompt="a card 4111 1111 1111 1111")
+        assert info.value.status_code == 446 and upstream.requests == []
+        raw = await client.images.with_raw_response.generate(model="gpt-image-1", prompt="a red fox")
+    assert raw.status_code == 200 and raw.parse().data
+    before, after = hook_results(json.loads(raw.content))
+    assert before[0]["verdict"] is True and before[0]["checks"][0]["data"]["textExcerpt"] == "a red fox"
+    assert after == []
+
+
 async def test_request_type_and_metadata_checks(gateway: Gateway, upstream: Upstream) -> None:
     config = guarded(
         upstream,

@@ -34,7 +34,15 @@ from fastgate._transforms import SSEDecoder
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome, failure_outcome
 from fastgate.guardrails.compile import LeafHooks
-from fastgate.guardrails.context import CHAT, COMPLETE, EMBED, MESSAGES, RESPONSES, HookContext
+from fastgate.guardrails.context import (
+    CHAT,
+    COMPLETE,
+    EMBED,
+    IMAGE_GENERATE,
+    MESSAGES,
+    RESPONSES,
+    HookContext,
+)
 from fastgate.guardrails.defaults import INPUT, OUTPUT, DefaultGuardrails
 from fastgate.guardrails.engine import HookRun, after_request, before_request, spawn_async
 from fastgate.guardrails.outcome import (
@@ -57,7 +65,12 @@ from fastgate.upstream.pool import UpstreamPool
 #: Portkey's name of each request type hooks run on (what ``allowedRequestTypes`` and webhooks
 #: see): by the exchange's ingress format, else by its endpoint.
 INGRESS_TYPES = {"messages": MESSAGES, "responses": RESPONSES}
-ENDPOINT_TYPES = {Endpoint.CHAT: CHAT, Endpoint.COMPLETIONS: COMPLETE, Endpoint.EMBEDDINGS: EMBED}
+ENDPOINT_TYPES = {
+    Endpoint.CHAT: CHAT,
+    Endpoint.COMPLETIONS: COMPLETE,
+    Endpoint.EMBEDDINGS: EMBED,
+    Endpoint.IMAGES: IMAGE_GENERATE,
+}
 _DONE = b"data: [DONE]\n\n"
 EVENT_STREAM = "text/event-stream"
 #: An error event's data: OpenAI's shape (``errors.error_body``, a mapped provider's error, a
