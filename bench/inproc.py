@@ -7,7 +7,7 @@ everything ``fastgate serve`` does but the kernel's socket work (which ``bench/l
 measures). A single process with no I/O is steady enough on a noisy machine to budget and to
 profile.
 
-    python -m bench.inproc [--provider openai|anthropic] [--stream] [-n 20000] [--profile]
+    python -m bench.inproc [--provider openai|anthropic] [--stream] [--config JSON] [-n 20000] [--profile]
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ UPSTREAM = "http://127.0.0.1:9/v1"
 STREAM_CHUNKS = 20
 
 
-def client_request(body: bytes, provider: str) -> bytes:
+def client_request(body: bytes, provider: str, *fields: str) -> bytes:
+    """The request the bench's client sends; ``fields``: more header lines (``name: value``)."""
     head = (
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8787\r\nContent-Type: application/json\r\n"
         f"x-portkey-provider: {provider}\r\nx-portkey-custom-host: {UPSTREAM}\r\n"
-        f"Authorization: Bearer sk-bench-key\r\nUser-Agent: bench\r\nContent-Length: {len(body)}\r\n\r\n"
+        + "".join(f"{field}\r\n" for field in fields)
+        + f"Authorization: Bearer sk-bench-key\r\nUser-Agent: bench\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -219,11 +221,12 @@ class UpstreamTransport(_Transport):
 class Bench:
     """One gateway, one client connection, one pooled upstream connection."""
 
-    def __init__(self, app: App, provider: str, stream: bool) -> None:
+    def __init__(self, app: App, provider: str, stream: bool, config: str = "") -> None:
         self.app = app
         answer = anthropic_answer if provider == "anthropic" else openai_answer
         self.reads = answer(stream)
-        self.request = client_request(chat_body(stream), provider)
+        fields = [f"x-portkey-config: {config}"] if config else []
+        self.request = client_request(chat_body(stream), provider, *fields)
         self.server = HTTPServer(app.dispatch, max_body=app.settings.max_body_bytes)
         self.client = ClientTransport()
         self.conn = Connection(self.server)
@@ -266,12 +269,13 @@ class Bench:
         assert b"HTTP/1.1 200" in last or last.endswith(b"0\r\n\r\n"), last[:300]
 
 
-def new_bench(provider: str = "openai", stream: bool = False) -> Bench:
-    return Bench(make_app(Settings(port=0)), provider, stream)
+def new_bench(provider: str = "openai", stream: bool = False, config: str = "") -> Bench:
+    """``config``: sent as ``x-portkey-config`` (the provider headers complete it)."""
+    return Bench(make_app(Settings(port=0)), provider, stream, config)
 
 
 async def _main(args: argparse.Namespace) -> None:
-    bench = new_bench(args.provider, args.stream)
+    bench = new_bench(args.provider, args.stream, args.config)
     await bench.start()
     try:
         await _measure(bench, args)
@@ -300,6 +304,7 @@ def main() -> None:
     )
     parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")

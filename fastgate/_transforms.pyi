@@ -201,6 +201,10 @@ class GeminiStream:
 
 def best_match(query: bytes, candidates: list[bytes]) -> tuple[int, float]: ...
 
+# ---- guardrail text measures (fastgate/kernels/text.pxi)
+
+def word_count(text: str) -> int: ...
+
 # ---- legacy completions over chat-only APIs (mapping/completions.pxi)
 
 def completion_as_chat_request(body: bytes) -> bytes: ...

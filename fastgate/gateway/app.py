@@ -21,9 +21,11 @@ from fastgate.gateway.pipeline import Pipeline
 from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
+from fastgate.gateway.stages.guardrails import GuardrailsStage
 from fastgate.gateway.stages.keys import KeysStage
 from fastgate.gateway.stages.limits import LimitsStage
-from fastgate.gateway.stages.messages import MessagesStage
+from fastgate.gateway.stages.messages import MESSAGES, MessagesStage
+from fastgate.gateway.stages.responses import RESPONSES
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.routing.breaker import CircuitBreaker
@@ -85,20 +87,28 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        return Pipeline([keys, MessagesStage(), self.responses.stage, LimitsStage(shared.guard), self.cache])
+        messages, responses = MessagesStage(), self.responses.stage
+        self.guardrails = guardrails = GuardrailsStage(
+            self.policy, {MESSAGES: messages, RESPONSES: responses}
+        )
+        return Pipeline(
+            [keys, guardrails.answers, messages, responses, LimitsStage(shared.guard), guardrails, self.cache]
+        )
 
     async def startup(self) -> None:
         await self.shared.start()
         s = self.settings
-        self.gateway.pool = self.cache.pool = UpstreamPool(
+        self.gateway.pool = self.cache.pool = pool = UpstreamPool(
             CachingResolver(self.policy),
             s.connect_timeout,
             s.read_timeout,
             max_body=s.max_response_bytes,
             max_stream_seconds=s.max_stream_seconds,
         )
+        self.guardrails.start(pool)
 
     async def cleanup(self) -> None:
+        await self.guardrails.close()
         if self.gateway.pool is not None:
             await self.gateway.pool.close()
         await self.shared.stop()

@@ -15,6 +15,7 @@ that shaped it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastgate.cache.entries import ANTHROPIC_SSE, JSON, SSE, StreamRecorder, json_entry
 from fastgate.cache.keys import cache_key, request_params
@@ -49,11 +50,13 @@ _MESSAGES_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 class _Entry:
-    """One attempt's cache work: its key, status, and the semantic mode's prompt and vector."""
+    """One attempt's cache work: its key (and the body it was made from), status, and the
+    semantic mode's prompt and vector."""
 
-    __slots__ = ("key", "max_age", "partition", "prompt", "semantic", "status", "vector")
+    __slots__ = ("body", "key", "max_age", "partition", "prompt", "semantic", "status", "vector")
 
-    def __init__(self, key: str, max_age: float, status: str) -> None:
+    def __init__(self, body: bytes, key: str, max_age: float, status: str) -> None:
+        self.body = body
         self.key = key
         self.max_age = max_age
         self.status = status
@@ -79,10 +82,18 @@ class CacheStage(Stage):
         return leaf.cache is not None
 
     def engage(self, ex: Exchange, at: Attempt) -> bool:
-        settings = at.leaf.cache
-        call = at.call
-        if settings is None or call.endpoint not in CACHEABLE:
+        if at.leaf.cache is None or at.call.endpoint not in CACHEABLE:
             return False
+        # The body as the upstream gets it: the gateway's decode of it, unless a stage made
+        # another (an ingress format's pivot), which is decoded here.
+        self._entry(ex, at, ex.params if at.call.body is ex.body else None)
+        return True
+
+    def _entry(self, ex: Exchange, at: Attempt, params: dict[str, Any] | None) -> _Entry:
+        """The attempt's cache work, keyed on the call's body (``params``: it decoded)."""
+        settings = at.leaf.cache
+        assert settings is not None
+        call = at.call
         refresh = ex.opts.cache_force_refresh
         tenant = ex.key.id if ex.key is not None else ""
         headers = ex.request.headers
@@ -91,10 +102,9 @@ class CacheStage(Stage):
             tenant = f"{tenant}\0{namespace}"
         if call.endpoint is Endpoint.MESSAGES:
             tenant = "\0".join([tenant, *(headers.get(name) or "" for name in _MESSAGES_HEADERS)])
-        # The body as the upstream gets it: the gateway's decode of it, unless a stage made
-        # another (an ingress format's pivot), which is decoded here.
-        params = request_params(call, ex.params if call.body is ex.body else None)
+        params = request_params(call, params)
         entry = _Entry(
+            call.body,
             cache_key(call, tenant, params),
             settings.max_age or DEFAULT_MAX_AGE,
             "REFRESH" if refresh else "MISS",
@@ -106,13 +116,17 @@ class CacheStage(Stage):
                 entry.prompt, entry.partition = prompt, partition
                 if not refresh:
                     entry.status = "SEMANTIC MISS"
-        if not refresh:
-            at.lookup = entry.key
+        at.lookup = None if refresh else entry.key
         at.notes[self] = entry
-        return True
+        return entry
 
     async def before(self, ex: Exchange, at: Attempt) -> Outcome | None:
         entry: _Entry = at.notes[self]
+        if at.call.body is not entry.body:
+            # A stage before this one (guardrails) changed what is sent: the key is made from
+            # that, as Portkey's is, and looked up here (the limits stage looked up the old one).
+            entry = self._entry(ex, at, None)
+            at.looked_up = False
         found = None
         if at.lookup is not None:
             found = at.cached if at.looked_up else await self.guard.cached(at.lookup)

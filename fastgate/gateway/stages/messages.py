@@ -17,6 +17,8 @@ so they see the call as it will be made, and its answer last, once they have see
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from fastgate._transforms import (
@@ -70,6 +72,15 @@ class MessagesStage(Stage):
         call.target = msgspec.structs.replace(call.target, strict_open_ai_compliance=False)
         at.notes[self] = _Mapped(model, pivot.stop)
         return True
+
+    def remap(self, ex: Exchange, at: Attempt, request: dict[str, Any]) -> None:
+        """A later stage changed the request (a guardrail's transformation): through the pivot,
+        the attempt sends its chat form."""
+        if isinstance(at.notes[self], _Mapped):
+            call = at.call
+            pivot = _Pivot(*messages_to_chat_request(msgspec.json.encode(request)))
+            call.body = pivot.extended() if get_provider(call.target.provider).chat_extensions else pivot.body
+            call.view = pivot.view
 
     async def before(self, ex: Exchange, at: Attempt) -> Outcome | None:
         if at.notes[self] is not _ESTIMATE:

@@ -100,6 +100,19 @@ class ResponsesStage(Stage):
         at.notes[self] = turn
         return True
 
+    def remap(self, ex: Exchange, at: Attempt, request: dict[str, Any]) -> None:
+        """A later stage changed the request (a guardrail's transformation): through the pivot,
+        the attempt sends its chat form, and the Response tells of that turn."""
+        turn = at.notes.get(self)
+        if turn is None:
+            return  # a target that speaks Responses: the request goes as it is
+        try:
+            req = msgspec.convert(request, ResponsesRequest)
+        except msgspec.ValidationError as exc:
+            raise GatewayError(400, f"Invalid request after guardrails: {exc}") from None
+        turn = at.notes[self] = responses_to_chat(req, ex.noted(self).history)
+        at.call.body, at.call.view = turn.body, turn.request
+
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         turn: ResponsesTurn | None = at.notes[self]
         if turn is None or outcome.body is None or not 200 <= outcome.status < 300:
