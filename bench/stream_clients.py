@@ -56,7 +56,7 @@ class StreamsResult:
 
 
 class _Stream:
-    __slots__ = ("due", "ended", "first", "parts", "sock", "tail")
+    __slots__ = ("due", "ended", "first", "length", "parts", "received", "sock", "tail")
 
     def __init__(self, sock: socket.socket, due: float) -> None:
         self.sock = sock
@@ -65,6 +65,35 @@ class _Stream:
         self.ended = math.inf
         self.parts: list[bytes] = []
         self.tail = b""
+        #: Bytes received, and where a Content-Length answer (an error) ends; -1: chunked or
+        #: not known yet (its head has not all come).
+        self.received = 0
+        self.length = -1
+
+    def ends_with(self, data: bytes) -> bool:
+        """Take one read; whether the answer is complete with it (a chunked body's last chunk,
+        or a Content-Length body's last byte)."""
+        self.parts.append(data)
+        self.received += len(data)
+        if self.length < 0 and len(self.parts) <= 2:
+            self.length = _sized_length(b"".join(self.parts))
+        if self.length >= 0:
+            return self.received >= self.length
+        tail = self.tail + data[-len(_LAST_CHUNK) :]
+        self.tail = tail[-len(_LAST_CHUNK) :]
+        return tail.endswith(_LAST_CHUNK)
+
+
+def _sized_length(raw: bytes) -> int:
+    """The whole answer's length if its head is in ``raw`` and gives a Content-Length, else -1."""
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        return -1
+    for line in raw[:head_end].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return head_end + 4 + int(value)
+    return -1
 
 
 def dechunk(body: bytes) -> bytes | None:
@@ -177,13 +206,9 @@ def run(
                     continue
                 if stream.first == math.inf and b"data: " in data:
                     stream.first = time.perf_counter()
-                stream.parts.append(data)
-                tail = stream.tail + data[-len(_LAST_CHUNK) :]
-                if tail.endswith(_LAST_CHUNK):
+                if stream.ends_with(data):
                     stream.ended = time.perf_counter()
                     finish(stream)
-                else:
-                    stream.tail = tail[-len(_LAST_CHUNK) :]
     finally:
         for stream in list(by_fd.values()):
             stream.sock.close()
@@ -196,6 +221,8 @@ def run(
         status, whole = judge(b"".join(stream.parts), expected)
         statuses[status] += 1
         complete.append(whole and stream.ended < math.inf)
+        if not whole:
+            stream.ended = math.inf  # an error answer came whole; the stream did not
     lags.sort()
     return StreamsResult(
         ttfe=[s.first - s.due for s in streams],

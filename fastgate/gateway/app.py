@@ -27,7 +27,7 @@ from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
-from fastgate.server.http_server import HTTPServer
+from fastgate.server.http_server import HTTPServer, raise_open_file_limit
 from fastgate.server.router import Router
 from fastgate.server_config import load_server_config
 from fastgate.settings import Settings
@@ -192,6 +192,7 @@ def _redis_block(settings: Settings) -> bool:
 
 def run(settings: Settings) -> None:
     """Run one worker in this process, or N workers sharing the port (SO_REUSEPORT)."""
+    raise_open_file_limit()
     if settings.workers <= 1:
         _worker(settings)
         return
