@@ -18,6 +18,7 @@ from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
+from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage
@@ -25,6 +26,7 @@ from fastgate.gateway.stages.limits import LimitsStage
 from fastgate.gateway.stages.messages import MessagesStage
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
+from fastgate.routing.breaker import CircuitBreaker
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.http_server import HTTPServer, raise_open_file_limit
@@ -47,6 +49,9 @@ class App:
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
         self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
+        if self.shared.circuits is not None:
+            gateway.breaker = CircuitBreaker(self.shared.circuits)
+        self.responses = ResponsesAPI(gateway, self.shared.responses)
         gateway.pipeline = self._pipeline()
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
@@ -57,6 +62,7 @@ class App:
         r.add("GET", "/v1/models", gateway.models)
         r.add("POST", "/v1/messages", gateway.messages)
         r.add("POST", "/v1/messages/count_tokens", gateway.messages)
+        self.responses.add_routes(r)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -74,7 +80,7 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        return Pipeline([keys, MessagesStage(), LimitsStage(shared.guard), self.cache])
+        return Pipeline([keys, MessagesStage(), self.responses.stage, LimitsStage(shared.guard), self.cache])
 
     async def startup(self) -> None:
         await self.shared.start()
@@ -193,6 +199,10 @@ def _redis_block(settings: Settings) -> bool:
 def run(settings: Settings) -> None:
     """Run one worker in this process, or N workers sharing the port (SO_REUSEPORT)."""
     raise_open_file_limit()
+    if settings.shared_circuits and not settings.redis_url and not _redis_block(settings):
+        raise StartupError(
+            "shared circuits need Redis: set --redis-url (FASTGATE_REDIS_URL) or the server config's [redis]"
+        )
     if settings.workers <= 1:
         _worker(settings)
         return
