@@ -1,7 +1,7 @@
 """Long-lived streams through one worker (issue 27, target 5): thousands of concurrent streams
 paced like a model, through fastgate and directly (and through nginx, where installed).
 
-    python bench/streams.py [--streams 2000,5000,10000] [--targets direct,fastgate,nginx]
+    python bench/streams.py [--streams 2000,5000,10000] [--targets direct,fastgate,nginx] [--append]
                             [--runs N] [--ramp S] [--gateway-flag=--max-in-flight=...]
 
 The upstream is ``bench/paced_upstream.c``, compiled at start-up (``cc``): the mock's own
@@ -480,6 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="a flag for `fastgate serve` (repeat; e.g. --gateway-flag=--max-in-flight=20000)",
     )
+    parser.add_argument(
+        "--append", action="store_true", help="add this run's figures to streams.md instead of replacing them"
+    )
     args = parser.parse_args(argv)
     try:
         args.streams = [int(n) for n in load._names(args.streams)]
@@ -527,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         result["table"],
         *(f"\n- {note}" for note in result["notes"]),
     ]
-    FIGURES.write_text("\n".join(lines) + "\n")
+    earlier = FIGURES.read_text() + "\n" if args.append and FIGURES.exists() else ""
+    FIGURES.write_text(earlier + "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
