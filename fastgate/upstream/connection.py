@@ -266,15 +266,19 @@ class Connection(asyncio.Protocol):
                 return None
             if self._error is not None:
                 raise _copy(self._error)
-            assert self.loop is not None
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
         # frames in one read must not cost 20 writes to the client.
         return self.take_received()
+
+    async def _wait(self) -> None:
+        """Until ``data_received`` or a failure wakes the connection's one reader."""
+        assert self.loop is not None
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def take_received(self) -> bytes:
         """Everything received and not yet taken, as one piece; reading resumes if it paused."""
@@ -302,12 +306,7 @@ class Connection(asyncio.Protocol):
                     return True
                 if self._error is not None:
                     raise _copy(self._error)
-                assert self.loop is not None
-                self._waiter = self.loop.create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+                await self._wait()
             return False
         finally:
             self._sink = None
