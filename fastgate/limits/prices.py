@@ -1,8 +1,11 @@
-"""The price table: what a model's tokens cost, for cost budgets.
+"""The price table: what a model's tokens and images cost, for cost budgets.
 
 Prices are per million tokens, input and output apart, as providers publish them:
-``{"gpt-4o": {"input": 2.5, "output": 10}}``. A model missing from the table costs 0 (its tokens
-still count against token limits and budgets).
+``{"gpt-4o": {"input": 2.5, "output": 10}}``; an image model may add a price per image, one for
+all or by quality and size as OpenAI prices DALL-E 3 (``{"image": {"hd/1024x1024": 0.08,
+"1024x1024": 0.04, "default": 0.04}}``: ``<quality>/<size>`` first, then ``<size>``,
+``<quality>``, ``default``). A model missing from the table costs 0 (its tokens still count
+against token limits and budgets).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import msgspec
 class Price(msgspec.Struct, forbid_unknown_fields=True):
     input: float = 0.0
     output: float = 0.0
+    image: float | dict[str, float] = 0.0
 
 
 class PriceTable:
@@ -28,3 +32,14 @@ class PriceTable:
         if price is None:
             return 0.0
         return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
+    def image_cost(self, model: str | None, images: int, quality: str | None, size: str | None) -> float:
+        """What ``images`` generated images cost (0 without a per-image price)."""
+        price = self.prices.get(model or "")
+        if price is None or not images:
+            return 0.0
+        each = price.image
+        if isinstance(each, dict):
+            keys = (f"{quality}/{size}", size, quality, "default")
+            each = next((each[k] for k in keys if k is not None and k in each), 0.0)
+        return images * each
