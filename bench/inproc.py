@@ -7,7 +7,8 @@ everything ``fastgate serve`` does but the kernel's socket work (which ``bench/l
 measures). A single process with no I/O is steady enough on a noisy machine to budget and to
 profile.
 
-    python -m bench.inproc [--provider openai|anthropic] [--stream [--paced]] [--config JSON] [-n 20000] [--profile]
+    python -m bench.inproc [--provider openai|anthropic] [--stream [--paced]] [--config JSON]
+                           [-n 20000] [--profile]
 
 ``--paced`` sends a stream as a model does: one event per read, each read on a loop turn after the
 gateway has handled the one before (``bench/streams.py``'s shape), instead of in two reads.

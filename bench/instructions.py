@@ -1,6 +1,7 @@
 """Instructions per request of the gateway's in-process path, counted by callgrind.
 
-    python -m bench.instructions [--provider anthropic] [--stream [--paced]] [--config JSON] [--top 40] [--exclusive]
+    python -m bench.instructions [--provider anthropic] [--stream [--paced]] [--config JSON]
+                                 [--top 40] [--exclusive]
 
 Runs ``python -m bench.inproc`` under valgrind's callgrind twice (n=1000 and n=3000 requests)
 and divides the difference by 2000: start-up, imports and warm-up cancel out, and what is left
