@@ -67,6 +67,7 @@ SERVER_SETTINGS = (
     "keepalive_timeout",
     "max_connections",
     "max_body_bytes",
+    "max_upload_bytes",
     "max_in_flight",
     "shutdown_grace",
     "connect_timeout",

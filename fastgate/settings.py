@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True):
     workers: Count = 1
     #: Largest request body accepted, in bytes (larger: 413 before the rest is read).
     max_body_bytes: Count = 32 * 1024 * 1024
+    #: Largest body of an upload route (files, audio, image edits, upload parts), streamed to the
+    #: upstream as it arrives rather than held (OpenAI takes files up to 512 MB).
+    max_upload_bytes: Count = 512 * 1024 * 1024
     #: Provider used when a request names none; unset, such a request is a 400.
     default_provider: str | None = None
     #: Custom hosts allowed even when private (exact host names or IPs, or ``.suffix`` patterns).
@@ -96,7 +99,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
 
 #: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
-_LISTENER = ("host", "port", "workers", "max_body_bytes", "log_level")
+_LISTENER = ("host", "port", "workers", "max_body_bytes", "max_upload_bytes", "log_level")
 
 #: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_MAX_RETRY_ATTEMPTS``).
 _ROUTING_LIMITS = (

@@ -11,11 +11,13 @@ import os
 import signal
 import socket
 import time
+from functools import partial
 
 from fastgate.errors import StartupError
 from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
+from fastgate.gateway.operations import operation
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
 from fastgate.gateway.shared import SharedState
@@ -54,6 +56,7 @@ class App:
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
+        _add_operations(r, gateway)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -90,6 +93,35 @@ class App:
         await self.shared.stop()
 
 
+#: OpenAI's API operations (``operations.py``): method, path, endpoint, and whether the body is
+#: an upload streamed to the upstream (OpenAI API reference: Files, Uploads, Batches, Audio, Images).
+_OPERATIONS = (
+    ("POST", "/v1/files", Endpoint.FILES, True),
+    ("GET", "/v1/files", Endpoint.FILES, False),
+    ("GET", "/v1/files/{file_id}", Endpoint.FILES, False),
+    ("DELETE", "/v1/files/{file_id}", Endpoint.FILES, False),
+    ("GET", "/v1/files/{file_id}/content", Endpoint.FILES, False),
+    ("POST", "/v1/uploads", Endpoint.UPLOADS, False),
+    ("POST", "/v1/uploads/{upload_id}/parts", Endpoint.UPLOADS, True),
+    ("POST", "/v1/uploads/{upload_id}/complete", Endpoint.UPLOADS, False),
+    ("POST", "/v1/uploads/{upload_id}/cancel", Endpoint.UPLOADS, False),
+    ("POST", "/v1/batches", Endpoint.BATCHES, False),
+    ("GET", "/v1/batches", Endpoint.BATCHES, False),
+    ("GET", "/v1/batches/{batch_id}", Endpoint.BATCHES, False),
+    ("POST", "/v1/batches/{batch_id}/cancel", Endpoint.BATCHES, False),
+    ("POST", "/v1/audio/speech", Endpoint.SPEECH, False),
+    ("POST", "/v1/audio/transcriptions", Endpoint.TRANSCRIPTIONS, True),
+    ("POST", "/v1/audio/translations", Endpoint.TRANSLATIONS, True),
+    ("POST", "/v1/images/edits", Endpoint.IMAGE_EDITS, True),
+    ("POST", "/v1/images/variations", Endpoint.IMAGE_VARIATIONS, True),
+)
+
+
+def _add_operations(router: Router, gateway: Gateway) -> None:
+    for method, path, endpoint, upload in _OPERATIONS:
+        router.add(method, path, partial(operation, gateway, endpoint), upload=upload)
+
+
 def make_app(settings: Settings) -> App:
     return App(settings)
 
@@ -104,6 +136,8 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
         idle_timeout=s.keepalive_timeout,
         request_timeout=s.client_timeout,
         max_connections=s.max_connections,
+        max_upload=s.max_upload_bytes,
+        uploads=app.router.uploads,
     )
     try:
         await server.start(s.host, s.port, sock=sock, reuse_port=s.workers > 1)

@@ -172,6 +172,7 @@ class Gateway:
                     path=path,
                     query=query,
                     headers=ex.headers,
+                    upload=ex.upload,
                 )
                 leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
                 at = None
@@ -192,8 +193,8 @@ class Gateway:
                 else:
                     at.provider = provider
                     outcome = await self._staged(ex, at, leaf)
-                if walker is None:
-                    break
+                if walker is None or (ex.upload is not None and not ex.upload.replayable):
+                    break  # (an upload too large to send again: its first answer is final)
                 try:
                     leaf = walker.send((outcome.status, outcome.reached))
                 except StopIteration:
@@ -214,7 +215,7 @@ class Gateway:
             if outcome.mapper is not None:
                 await write_stream(request, outcome, headers)
                 return None
-            if outcome.upstream is not None:
+            if outcome.upstream is not None or outcome.events is not None:
                 await _pipe_raw(request, outcome, headers)
                 return None
             return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
@@ -263,7 +264,7 @@ class Gateway:
             decision = decide(
                 policy, leaf.retry, retries, outcome.status, outcome.headers, waited_ms, random.random()
             )
-            if not decision.retry:
+            if not decision.retry or (ex.upload is not None and not ex.upload.replayable):
                 outcome.retries = -1 if decision.gave_up else retries
                 return outcome
             outcome.release()
@@ -287,11 +288,12 @@ def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:
 
 
 async def _pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
+    """An answer relayed as it arrives; its first piece, when read ahead, goes with the head."""
     upstream = outcome.upstream
-    assert upstream is not None
-    chunks = upstream.chunks()
+    chunks = upstream.chunks() if upstream is not None else outcome.events
+    assert chunks is not None
     try:
-        await request.start_stream(outcome.status, headers, outcome.content_type)
+        await request.start_stream(outcome.status, headers, outcome.content_type, outcome.first)
         while True:
             try:
                 chunk = await anext(chunks)

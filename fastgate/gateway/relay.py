@@ -14,7 +14,16 @@ import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.headers import HOP_BY_HOP
-from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
+from fastgate.gateway.uploads import ReplayableBody
+from fastgate.providers.base import (
+    API_OPERATIONS,
+    Call,
+    Endpoint,
+    LocalResponse,
+    Provider,
+    StreamMapper,
+    UpstreamRequest,
+)
 from fastgate.providers.openai import check_answer
 from fastgate.upstream.connection import UpstreamResponse
 from fastgate.upstream.pool import UpstreamPool
@@ -73,6 +82,9 @@ class Outcome(msgspec.Struct, kw_only=True):
     held: UpstreamResponse | None = None
     #: See a stream's output on its way to the client, in stage order (``pipeline.Stage.watch``).
     watchers: tuple[StreamWatcher, ...] = ()
+    #: Relayed as it arrives, not read whole: the passthrough's answers, and an API operation's
+    #: 2xx answer that is not JSON (audio, a file's content, transcription events).
+    relayed: bool = False
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""
@@ -134,7 +146,7 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
             async with deadline:
                 outcome = await _begin(pool, provider, call, stream)
         resp = outcome.upstream
-        if resp is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
+        if resp is not None and outcome.mapper is None and not outcome.relayed:
             # Mostly the whole answer came with its head: no read to wait for.
             body = resp.received_body()
             _settle_body(outcome, stream, body if body is not None else await resp.read())
@@ -152,16 +164,23 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 
 async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Everything up to the answer's start: its head, and for a stream its first chunk."""
+    upload = call.upload
+    if isinstance(upload, ReplayableBody) and upload.replayable:
+        upload.rewind()  # another attempt: the body from its first byte
     if provider.local:
         outcome = _local_outcome(provider, call, await provider.respond(call))
     elif (requests := provider.fan_out(call)) is not None:
         outcome = _local_outcome(provider, call, await _gather(pool, provider, call, requests))
     else:
         req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
-        head = await pool.request(req.method, req.url, req.headers, req.body)
+        head = await pool.request(req.method, req.url, req.headers, req.body, req.upload)
         outcome = _head_outcome(provider, call, head, stream)
     if outcome.mapper is not None:
         await _read_ahead(outcome)
+    elif outcome.relayed and outcome.upstream is not None and call.endpoint is not Endpoint.PROXY:
+        # Its first piece before anything is written: until then another target can answer,
+        # and the head goes out with it in one write.
+        await _read_ahead(outcome, empty_ok=True)
     return outcome
 
 
@@ -191,6 +210,10 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
     if call.endpoint is Endpoint.PROXY:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
         outcome.content_type = resp.content_type
+        outcome.relayed = True
+    elif call.endpoint in API_OPERATIONS and resp.status < 300 and resp.content_type != "application/json":
+        outcome.content_type = resp.content_type
+        outcome.relayed = True
     elif stream and resp.status < 300 and resp.content_type not in _NOT_A_STREAM:
         outcome.mapper = provider.stream(call)
         outcome.content_type = "text/event-stream"
@@ -271,11 +294,12 @@ def _invalid_answer(outcome: Outcome, exc: ValueError) -> None:
         outcome.body = error_body(502, message, type="api_error", provider=provider.name)
 
 
-async def _read_ahead(outcome: Outcome) -> None:
+async def _read_ahead(outcome: Outcome, *, empty_ok: bool = False) -> None:
     """Read a stream's first chunk before anything is written to the client.
 
     Until that chunk arrives the target can still be given up for the next one (Portkey decides
     on the status line alone, so a stream that breaks at once reaches the client as a failure).
+    ``empty_ok``: an answer relayed as it is may be empty.
     """
     resp = outcome.upstream
     rest = resp.chunks() if resp is not None else outcome.events
@@ -285,7 +309,7 @@ async def _read_ahead(outcome: Outcome) -> None:
             first = await rest.__anext__()
         except StopAsyncIteration:
             first = b""
-        if not first:
+        if not first and not empty_ok:
             raise _NoFirstByte
     except BaseException:
         outcome.release()
@@ -304,6 +328,15 @@ def _local_outcome(provider: Provider, call: Call, local: LocalResponse) -> Outc
             headers=headers,
             body=provider.error(local.status, local.body),
         )
+    content_type = local.headers.get("content-type", "application/json")
+    if call.endpoint in API_OPERATIONS and content_type != "application/json":
+        relayed = Outcome(status=local.status, provider=provider, call=call, headers=headers)
+        relayed.content_type, relayed.relayed = content_type, True
+        if local.events is None:
+            relayed.body = local.body
+        else:
+            relayed.events = local.events
+        return relayed
     if local.events is not None:
         return Outcome(
             status=local.status,

@@ -1,7 +1,7 @@
 """Azure OpenAI answers of the mock: OpenAI's bodies at Azure's deployment and v1 routes.
 
 Like Azure (REST reference and content-filter docs, learn.microsoft.com/azure/ai-foundry/openai),
-a deployment route without ``api-version`` is a 404, a request without ``api-key`` or a bearer
+a deployment (or files, uploads, batches) route without ``api-version`` is a 404, a request without ``api-key`` or a bearer
 token a 401, chat answers carry ``prompt_filter_results`` and per-choice
 ``content_filter_results``, and a stream opens with a chunk whose ``choices`` is empty and
 which holds only the prompt's filter results.
@@ -17,7 +17,7 @@ from aiohttp import web
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import OPENAI
-from fastgate.mock.playback import MockServer, play
+from fastgate.mock.playback import OPERATION_ROOTS, MockServer, play
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -76,8 +76,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         server.record(request, body)
-        deployment = request.match_info.get("deployment")
-        if deployment is not None and "api-version" not in request.query:
+        if not request.path.startswith("/openai/v1/") and "api-version" not in request.query:
             return web.Response(
                 status=404, body=error(404, "Resource not found"), content_type="application/json"
             )
@@ -86,8 +85,13 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         ):
             message = "Access denied due to invalid subscription key or wrong API endpoint."
             return web.Response(status=401, body=error(401, message), content_type="application/json")
-        plan = server.engine.plan(request.match_info["tail"], body, AZURE)
+        tail = request.match_info["tail"]
+        if tail.partition("/")[0] in OPERATION_ROOTS:
+            return await play(request, server.operation(request, tail, body))
+        plan = server.engine.plan(tail, body, AZURE)
         return await play(request, plan)
 
     app.router.add_route("*", "/openai/deployments/{deployment}/{tail:.+}", handle)
     app.router.add_route("*", "/openai/v1/{tail:.+}", handle)
+    # Files, uploads and batches are the resource's (REST reference: /openai/files?api-version=).
+    app.router.add_route("*", "/openai/{tail:(?:files|uploads|batches).*}", handle)

@@ -11,6 +11,10 @@ Bodies and SSE are OpenAI's and pass through untouched, Azure's content-filter e
 Azure streams first is a valid chunk. Unlike Portkey, no per-chunk delay is added.
 Entra tokens must be given (``azure_ad_token``); fetching them (client secret, managed or
 workload identity) would put a token request on the hot path, and is refused with a 400.
+
+Files, batches and uploads are the resource's, not a deployment's: ``/openai/files?api-version=V``
+(``/openai/v1/files`` on the v1 API); audio and image edits are a deployment's
+(``/openai/deployments/{deployment}/audio/speech?api-version=V``), as the REST reference has them.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastgate.errors import bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.providers.urls import under_host
+
+
+#: Requests at the path the client used, under ``/openai``: not a deployment's.
+_BY_PATH = frozenset({Endpoint.PROXY, Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
 
 
 def _option(call: Call, *names: str) -> str | None:
@@ -41,7 +49,9 @@ class AzureOpenAI(OpenAICompatible):
             auth_header="api-key",
             auth_prefix="",
             option_headers={"openai_beta": "OpenAI-Beta"},
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY}),
+            endpoints=frozenset(
+                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY, *API_OPERATIONS}
+            ),
         )
         self.option_names |= {
             *("resource_name", "azure_resource_name", "deployment_id", "azure_deployment_id"),
@@ -90,7 +100,7 @@ class AzureOpenAI(OpenAICompatible):
                 raise bad_request(
                     "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
                 )
-            if call.endpoint is Endpoint.PROXY:
+            if call.endpoint in _BY_PATH:
                 url = self.url(call, operation)
             else:
                 deployment = _option(call, "deployment_id", "azure_deployment_id")
@@ -106,10 +116,11 @@ class AzureOpenAI(OpenAICompatible):
         return f"{url}?{query}" if query else url
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
-            upstream = self.proxy_request(call)
+        if call.endpoint in _BY_PATH:
+            upstream = super().request(call)
             upstream.url = self._url(call, call.path, call.query)
             return upstream
         upstream = super().request(call)
-        upstream.url = self._url(call, call.endpoint.value)
+        query = call.query if call.endpoint in API_OPERATIONS else ""
+        upstream.url = self._url(call, call.endpoint.value, query)
         return upstream

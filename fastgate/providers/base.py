@@ -27,6 +27,35 @@ class Endpoint(enum.Enum):
     EMBEDDINGS = "embeddings"
     MODELS = "models"
     PROXY = "proxy"
+    # OpenAI API operations relayed as they are (``API_OPERATIONS``), and the Realtime API.
+    FILES = "files"
+    BATCHES = "batches"
+    UPLOADS = "uploads"
+    SPEECH = "audio/speech"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    IMAGE_EDITS = "images/edits"
+    IMAGE_VARIATIONS = "images/variations"
+    REALTIME = "realtime"
+
+
+#: OpenAI API operations whose bodies and answers go through as they are, at the path the client
+#: used (``Call.path``): uploads streamed, answers relayed as they arrive (audio, file content,
+#: transcription events) or, when JSON, read whole.
+API_OPERATIONS = frozenset(
+    {
+        Endpoint.FILES,
+        Endpoint.BATCHES,
+        Endpoint.UPLOADS,
+        Endpoint.SPEECH,
+        Endpoint.TRANSCRIPTIONS,
+        Endpoint.TRANSLATIONS,
+        Endpoint.IMAGE_EDITS,
+        Endpoint.IMAGE_VARIATIONS,
+    }
+)
+#: Operations on stored objects rather than a model: a key limited to models may still use them.
+MODELLESS = frozenset({Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
 
 
 class Target(msgspec.Struct, kw_only=True):
@@ -61,6 +90,19 @@ class Call(msgspec.Struct, kw_only=True):
     query: str = ""
     #: Incoming headers a provider may read (forward headers, passthrough).
     headers: Mapping[str, str] = {}
+    #: An upload's body, streamed as the client sends it (``body`` is then empty).
+    upload: BodySource | None = None
+
+
+class BodySource(Protocol):
+    """A request body read piece by piece (``gateway/uploads.py``)."""
+
+    #: The Content-Length, or -1 (unknown: sent chunked).
+    length: int
+
+    async def read(self) -> bytes | None: ...
+
+    def wake(self) -> None: ...
 
 
 class UpstreamRequest(msgspec.Struct):
@@ -68,6 +110,8 @@ class UpstreamRequest(msgspec.Struct):
     url: str
     headers: dict[str, str]
     body: bytes | None
+    #: A body streamed to the upstream as it is read, in place of ``body``.
+    upload: BodySource | None = None
 
 
 class StreamMapper(Protocol):
@@ -194,7 +238,10 @@ class Provider:
         detail = ErrorDetail(f"{self.name} error: {message}", type_ or type_for_status(status), param, code)
         return _encode(ErrorBody(detail, self.name))
 
+    #: What to use instead of an endpoint this provider does not serve, said in its refusal.
+    instead: Mapping[Endpoint, str] = {}
+
     def unsupported(self, endpoint: Endpoint) -> GatewayError:
-        return GatewayError(
-            400, f"{endpoint.value} is not supported by {self.name}", code="unsupported_endpoint"
-        )
+        hint = self.instead.get(endpoint)
+        message = f"{endpoint.value} is not supported by {self.name}" + (f": {hint}" if hint else "")
+        return GatewayError(400, message, code="unsupported_endpoint")

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
 
+from fastgate.errors import GatewayError
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
-from fastgate.providers.base import Call, Endpoint, LocalResponse
+from fastgate.mock.operations_format import Operations, plan_operation
+from fastgate.providers.base import API_OPERATIONS, BodySource, Call, Endpoint, LocalResponse
 from fastgate.providers.openai import OpenAICompatible
+
+#: The largest upload the in-process mock reads (it keeps files in memory).
+_MOCK_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
 class MockProvider(OpenAICompatible):
@@ -23,6 +29,7 @@ class MockProvider(OpenAICompatible):
     def __init__(self) -> None:
         super().__init__("mock", None, add_provider_field=False)
         self.engine = MockEngine()
+        self.operations = Operations()
 
     def url(self, call: Call, path: str) -> str:
         return path  # answered in-process: the prepared request is never sent anywhere
@@ -31,7 +38,17 @@ class MockProvider(OpenAICompatible):
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
-        plan = self.engine.plan(endpoint, self.request(call).body or b"", OPENAI)
+        if call.endpoint in API_OPERATIONS:
+            request = self.request(call)
+            body = request.body or b""
+            if call.upload is not None:
+                body = await _read_whole(call.upload)
+            query = dict(parse_qsl(call.query))
+            ctype = call.headers.get("content-type", "")
+            path = call.path.lstrip("/")
+            plan = plan_operation(self.engine, self.operations, call.method, path, query, ctype, body)
+        else:
+            plan = self.engine.plan(endpoint, self.request(call).body or b"", OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)
@@ -43,6 +60,18 @@ class MockProvider(OpenAICompatible):
         if plan.frames is None:
             return LocalResponse(plan.status, plan.body, headers=headers)
         return LocalResponse(plan.status, events=_play(plan), headers=headers)
+
+
+async def _read_whole(upload: BodySource) -> bytes:
+    pieces: list[bytes] = []
+    size = 0
+    while (piece := await upload.read()) != b"":
+        if piece:
+            size += len(piece)
+            if size > _MOCK_UPLOAD_BYTES:
+                raise GatewayError(413, f"The mock provider takes uploads of at most {_MOCK_UPLOAD_BYTES} bytes")
+            pieces.append(piece)
+    return b"".join(pieces)
 
 
 async def _play(plan: MockPlan) -> AsyncIterator[bytes]:

@@ -13,7 +13,15 @@ import msgspec
 from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.headers import HOP_BY_HOP
-from fastgate.providers.base import Call, Endpoint, Provider, StreamMapper, UpstreamRequest, forward_headers
+from fastgate.providers.base import (
+    API_OPERATIONS,
+    Call,
+    Endpoint,
+    Provider,
+    StreamMapper,
+    UpstreamRequest,
+    forward_headers,
+)
 from fastgate.providers.urls import under_host
 from fastgate.schema.openai import json_encoder, object_decoder
 
@@ -141,6 +149,8 @@ class OpenAICompatible(Provider):
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint is Endpoint.PROXY:
             return self.proxy_request(call)
+        if call.endpoint in API_OPERATIONS:
+            return self.operation_request(call)
         headers = self.request_headers(call)
         url = self.url(call, "/" + call.endpoint._value_)  # the value, without Enum's property
         if call.endpoint is Endpoint.MODELS:
@@ -162,6 +172,26 @@ class OpenAICompatible(Provider):
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
         return UpstreamRequest(call.method, url, headers, body or None)
+
+    def operation_request(self, call: Call) -> UpstreamRequest:
+        """An API operation (files, batches, uploads, audio, image edits) at the path the client
+        used, under the provider's base URL: its body as it came (an upload streamed, a JSON body
+        with ``override_params`` merged in) with its ``Content-Type`` (a form's boundary)."""
+        headers = self.request_headers(call)
+        beta = call.headers.get("openai-beta")
+        if beta and "OpenAI-Beta" not in headers:  # the SDKs' beta opt-in, as Portkey forwards it
+            headers["OpenAI-Beta"] = beta
+        content_type = call.headers.get("content-type")
+        body: bytes | None = None
+        if content_type:
+            headers["Content-Type"] = content_type
+            if call.upload is None and call.body:
+                json = content_type.partition(";")[0].strip().lower() == "application/json"
+                body = apply_overrides(call.body, call.target.override_params) if json else call.body
+        url = self.url(call, call.path)
+        return UpstreamRequest(
+            call.method, f"{url}?{call.query}" if call.query else url, headers, body, call.upload
+        )
 
     def response(self, call: Call, body: bytes) -> bytes:
         check_answer(body)

@@ -6,8 +6,12 @@ A handler returns a ``Response`` (written with its head in one transport write) 
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from fastgate.server.upload import BodyStream
 
 JSON = "application/json"
 
@@ -31,6 +35,8 @@ class AnswerWriter(Protocol):
 
     def abort(self) -> None: ...
 
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]: ...
+
 
 class Response:
     __slots__ = ("body", "content_type", "headers", "status")
@@ -49,9 +55,12 @@ class Response:
 
 
 class Request:
-    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded)."""
+    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded).
 
-    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query")
+    An upload route's body is ``upload``, read as it arrives (``body`` is then empty).
+    """
+
+    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query", "upload")
 
     def __init__(
         self,
@@ -61,6 +70,7 @@ class Request:
         headers: dict[str, str],
         body: bytes,
         keep_alive: bool,
+        upload: BodyStream | None = None,
     ) -> None:
         self._conn = conn
         self.method = method
@@ -69,6 +79,7 @@ class Request:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        self.upload = upload
         self.match_info: dict[str, str] = {}
 
     @property
@@ -115,3 +126,8 @@ class Request:
     def abort(self) -> None:
         """Cut the connection: a body that broke midway must not look complete to the client."""
         self._conn.abort()
+
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]:
+        """Answer with ``head`` (101 Switching Protocols) and take the connection over: its
+        transport, and the bytes the client sent past this request."""
+        return self._conn.upgrade(head)

@@ -3,6 +3,11 @@
 A response is a parser fed straight from ``data_received``; its body is taken whole when it has all
 arrived with the head, or piece by piece as it comes (streams). Read timeouts are the pool's
 watchdog's business: a connection only notes the time of its last byte.
+
+A request body may also be streamed (an upload relayed as the client sends it, ``write_body``):
+written piece by piece, waiting while the transport's buffer is past its high-water mark, and
+given up as soon as the answer's head arrives (an upstream may refuse an upload before reading
+it all; the connection is then not reused).
 """
 
 from __future__ import annotations
@@ -32,6 +37,19 @@ class Pool(Protocol):
     def put(self, conn: Connection) -> None: ...
 
     def forget(self, conn: Connection) -> None: ...
+
+
+class BodySource(Protocol):
+    """A request body read piece by piece (``server/upload.py``, ``gateway/uploads.py``)."""
+
+    #: The Content-Length, or -1: sent chunked.
+    length: int
+
+    async def read(self) -> bytes | None:
+        """The next piece; b"" at the end; None when ``wake`` interrupted the wait."""
+        ...
+
+    def wake(self) -> None: ...
 
 
 class UpstreamConnectionError(OSError):
@@ -97,6 +115,12 @@ class Connection(asyncio.Protocol):
         self._polled: BusyPoll | None = None
         #: Watches the socket for bytes or an EOF while the connection is idle (``stale``).
         self._readable: select.poll | None = None
+        #: The streamed request body being written, and the wait for the transport to drain.
+        self._body: BodySource | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._write_paused = False
+        #: The answer came before all of a streamed body was sent: not reusable.
+        self._body_cut = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -130,6 +154,8 @@ class Connection(asyncio.Protocol):
         head = self._head
         if head is not None and not head.done() and parser.head_done:
             head.set_result(None)
+            if self._body is not None:  # answered while the body is still being sent
+                self._wake_body()
         waiter = self._waiter
         if waiter is not None and not waiter.done() and (chunks or parser.done):
             waiter.set_result(None)
@@ -146,11 +172,21 @@ class Connection(asyncio.Protocol):
             reason = f" ({exc})" if exc else ""
             self._fail(UpstreamConnectionError(f"upstream closed the connection{reason}"))
 
-    def pause_writing(self) -> None:  # request bodies are written whole; nothing to throttle
-        pass
+    def pause_writing(self) -> None:
+        self._write_paused = True
 
     def resume_writing(self) -> None:
-        pass
+        self._write_paused = False
+        self._wake_body()
+
+    def _wake_body(self) -> None:
+        """A streamed body's writer has something to look at: the transport drained, the
+        answer's head came, or the connection failed."""
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+        if self._body is not None:
+            self._body.wake()
 
     # -- the client side
     def _fail(self, exc: BaseException) -> None:
@@ -161,6 +197,7 @@ class Connection(asyncio.Protocol):
         for fut in (self._head, self._waiter):
             if fut is not None and not fut.done():
                 fut.set_exception(_copy(exc))
+        self._wake_body()
         self.abort()
 
     def abort(self) -> None:
@@ -199,6 +236,7 @@ class Connection(asyncio.Protocol):
         self._chunks.clear()
         self._buffered = 0
         self._error = None
+        self._body_cut = False
         self.stream_deadline = 0.0
         self.last_io = now = time.monotonic()
         self.pool.watch(self)
@@ -212,6 +250,40 @@ class Connection(asyncio.Protocol):
             self._timing = True
             self._polled = poll if poll.start(self.origin.answer_s, now, 1) else None
         return head
+
+    async def write_body(self, body: BodySource, head: asyncio.Future[None]) -> None:
+        """Write a streamed request body after its head (``send``), chunked when its length is
+        unknown; stops early when the answer's head (``head``) arrives or the connection fails,
+        which the caller learns by awaiting ``head``."""
+        transport = self.transport
+        assert transport is not None and self.loop is not None
+        chunked = body.length < 0
+        self._body = body
+        try:
+            while not head.done():
+                piece = await body.read()
+                if piece is None or head.done():
+                    continue
+                if transport.is_closing():
+                    raise UpstreamConnectionError("upstream closed the connection while the body was sent")
+                self.last_io = time.monotonic()
+                if not piece:
+                    if chunked:
+                        transport.write(b"0\r\n\r\n")
+                    return
+                if chunked:
+                    transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
+                else:
+                    transport.write(piece)
+                if self._write_paused:
+                    self._drain = self.loop.create_future()
+                    try:
+                        await self._drain
+                    finally:
+                        self._drain = None
+            self._body_cut = True  # answered before the whole body was sent
+        finally:
+            self._body = None
 
     def _first_byte(self, now: float) -> None:
         self._timing = False
@@ -268,7 +340,13 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self.parser.done and self.parser.keep_alive and not self.parser.leftover
+        return (
+            not self.closed
+            and self.parser.done
+            and self.parser.keep_alive
+            and not self.parser.leftover
+            and not self._body_cut
+        )
 
 
 class UpstreamResponse:

@@ -1,0 +1,110 @@
+"""Files, uploads and batches through the ``openai`` SDK: against the mock over HTTP (as ``openai``
+with a custom host, and as ``azure-openai`` at Azure's URLs) and the in-process ``mock``."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+from openai import AsyncOpenAI
+
+from tests.conftest import Gateway, Upstream
+
+AZURE = {
+    "x-portkey-provider": "azure-openai",
+    "x-portkey-azure-resource-name": "unused",
+    "x-portkey-azure-deployment-id": "gpt-4o-mini",
+    "x-portkey-azure-api-version": "2024-10-21",
+}
+
+
+def _headers(kind: str, upstream: Upstream) -> dict[str, str]:
+    if kind == "openai":
+        return {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.url}
+    if kind == "azure-openai":
+        return {**AZURE, "x-portkey-custom-host": upstream.url.removesuffix("/v1") + "/openai"}
+    return {"x-portkey-provider": "mock"}
+
+
+@pytest.fixture(params=["openai", "azure-openai", "mock"])
+async def client(request: Any, gateway: Gateway, upstream: Upstream) -> AsyncIterator[AsyncOpenAI]:
+    headers = _headers(request.param, upstream)
+    async with AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="sk-files", max_retries=0, default_headers=headers
+    ) as c:
+        yield c
+
+
+BATCH_INPUT = b"".join(
+    json.dumps(
+        {
+            "custom_id": f"req-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"question {i}"}]},
+        }
+    ).encode()
+    + b"\n"
+    for i in range(3)
+)
+
+
+async def test_file_upload_list_retrieve_content_delete(client: AsyncOpenAI) -> None:
+    data = bytes(range(256)) * 40
+    created = await client.files.create(file=("notes.bin", io.BytesIO(data)), purpose="user_data")
+    assert (created.object, created.bytes, created.filename, created.purpose) == (
+        "file",
+        len(data),
+        "notes.bin",
+        "user_data",
+    )
+    listed = await client.files.list(purpose="user_data")
+    assert created.id in [f.id for f in listed.data]
+    assert (await client.files.retrieve(created.id)).bytes == len(data)
+    content = await client.files.content(created.id)
+    assert content.read() == data
+    deleted = await client.files.delete(created.id)
+    assert deleted.deleted is True and deleted.id == created.id
+    with pytest.raises(openai.NotFoundError, match="No such File object"):
+        await client.files.retrieve(created.id)
+
+
+async def test_batch_create_retrieve_output_list_cancel(client: AsyncOpenAI) -> None:
+    source = await client.files.create(file=("batch.jsonl", io.BytesIO(BATCH_INPUT)), purpose="batch")
+    batch = await client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert (batch.object, batch.status, batch.input_file_id) == ("batch", "validating", source.id)
+    done = await client.batches.retrieve(batch.id)
+    assert done.status == "completed"
+    assert done.request_counts is not None and done.request_counts.completed == 3
+    assert done.output_file_id is not None
+    output = (await client.files.content(done.output_file_id)).read()
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert [line["custom_id"] for line in lines] == ["req-0", "req-1", "req-2"]
+    assert lines[1]["response"]["body"]["choices"][0]["message"]["content"] == "Mock reply to: question 1"
+    assert batch.id in [b.id async for b in client.batches.list()]
+    with pytest.raises(openai.BadRequestError, match="Cannot cancel"):
+        await client.batches.cancel(batch.id)
+
+
+async def test_upload_in_parts(client: AsyncOpenAI) -> None:
+    first, second = b"a" * 3000, b"b" * 1000
+    upload = await client.uploads.create(
+        bytes=4000, filename="big.jsonl", mime_type="text/jsonl", purpose="batch"
+    )
+    parts = [await client.uploads.parts.create(upload.id, data=piece) for piece in (first, second)]
+    done = await client.uploads.complete(upload.id, part_ids=[p.id for p in parts])
+    assert done.status == "completed" and done.file is not None
+    assert (await client.files.content(done.file.id)).read() == first + second
+
+
+async def test_missing_file_is_openais_400(client: AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="No such File object"):
+        await client.batches.create(
+            input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
+        )
