@@ -51,7 +51,7 @@ def wav_seconds(data: bytes) -> float | None:
     while pos + 8 <= len(data):
         chunk, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         if chunk == b"fmt " and size >= 16:
-            byte_rate = struct.unpack_from("<I", data, pos + 12)[0]
+            byte_rate = struct.unpack_from("<I", data, pos + 16)[0]
         elif chunk == b"data" and byte_rate:
             return round(size / byte_rate, 3)
         pos += 8 + size + (size & 1)

@@ -242,6 +242,7 @@ class UpstreamPool:
             except BaseException as exc:
                 # Failed, timed out, or cancelled (the client went away, or a request_timeout
                 # fired): the upstream may still answer on this connection, so it is never reused.
+                head = None  # the failed future's exception holds this frame: no cycle through it
                 conn.abort()
                 if not (reused and _may_resend(exc, conn, method, headers)):
                     raise
