@@ -1,8 +1,9 @@
 """Time to the first streamed event: through the gateway vs. straight from the mock upstream.
 
 Both servers run as real processes on loopback; one request at a time over a kept-alive
-connection, timed from the request's last byte to the first ``data:`` byte of the answer.
-Budget: the gateway adds under half a millisecond at the median (issue 6).
+connection, timed from the request's send to the first ``data:`` byte of the answer (for
+speech, its first audio byte). Budgets: the gateway adds under half a millisecond at the median
+to a chat stream's first event (issue 6), under one to speech's first audio byte (issue 24).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BODY = (
     b'{"model":"gpt-4o-mini","stream":true,'
     b'"messages":[{"role":"user","content":"Stream me a short answer."}]}'
+)
+#: Speech as WAV in 8 pieces 2 ms apart: the first audio byte comes well before the last.
+SPEECH = (
+    b'{"model":"tts-1","voice":"alloy","input":"Say this as it is written.","response_format":"wav",'
+    b'"mock":{"chunks":8,"chunk_delay_ms":2}}'
 )
 
 
@@ -69,33 +75,36 @@ def servers() -> Iterator[tuple[int, int]]:
 
 
 class Client:
-    """One kept-alive HTTP/1.1 connection; reads each streamed answer to its end."""
+    """One kept-alive HTTP/1.1 connection; reads each streamed (chunked) answer to its end."""
 
-    def __init__(self, port: int, headers: bytes) -> None:
+    def __init__(
+        self, port: int, headers: bytes, path: bytes = b"/v1/chat/completions", body: bytes = BODY
+    ) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request = (
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"POST %b HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" % path
             + headers
-            + b"Content-Length: %d\r\n\r\n" % len(BODY)
-            + BODY
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
         )
 
-    def first_event(self) -> float:
-        self.sock.sendall(self.request)
+    def first_event(self, marker: bytes = b"data:") -> float:
+        """Seconds from sending the request to the first ``marker`` of the answer, which is read
+        to its end. (Timed from before the send: a client descheduled as its send returns would
+        otherwise find a fast answer already there and time next to nothing.)"""
         start = time.perf_counter()
+        self.sock.sendall(self.request)
         buf = b""
         first = 0.0
-        while b"data: [DONE]" not in buf:
+        # Chunked transfer encoding: the terminating zero-length chunk ends the answer.
+        while not (first and buf.endswith(b"\r\n0\r\n\r\n")):
             data = self.sock.recv(65536)
             if not data:
                 raise AssertionError("connection closed")
-            if not first and b"data:" in buf + data:
+            if not first and marker in buf + data:
                 first = time.perf_counter() - start
             buf += data
-        # Chunked transfer encoding: the terminating zero-length chunk follows [DONE].
-        while not buf.endswith(b"0\r\n\r\n"):
-            buf += self.sock.recv(65536)
         return first
 
 
@@ -132,3 +141,39 @@ def test_budget_gateway_adds_under_half_a_millisecond_to_first_event() -> None:
         f"gateway {MEDIANS['ttfb_gateway'] * 1e3:.3f} ms, added {added * 1e3:.3f} ms (median of pairs)"
     )
     assert added < 0.5e-3
+
+
+@pytest.mark.benchmark(group="ttfb")
+def test_speech_first_byte_interleaved(servers: tuple[int, int], benchmark) -> None:
+    """Speech's first audio byte (the WAV's ``RIFF``), straight from the mock and through the
+    gateway, timed in alternation."""
+    mock_port, gw_port = servers
+    headers = b"x-portkey-provider: openai\r\nx-portkey-custom-host: http://127.0.0.1:%d/v1\r\n" % mock_port
+    path = b"/v1/audio/speech"
+    direct, gateway = Client(mock_port, b"", path, SPEECH), Client(gw_port, headers, path, SPEECH)
+    try:
+        for _ in range(10):
+            direct.first_event(b"RIFF")
+            gateway.first_event(b"RIFF")
+        samples: list[tuple[float, float]] = []
+
+        def run() -> None:
+            samples.append((direct.first_event(b"RIFF"), gateway.first_event(b"RIFF")))
+
+        benchmark.pedantic(run, rounds=150, iterations=1)
+    finally:
+        direct.sock.close()
+        gateway.sock.close()
+    MEDIANS["speech_direct"] = statistics.median(d for d, _ in samples)
+    MEDIANS["speech_gateway"] = statistics.median(g for _, g in samples)
+    MEDIANS["speech_added"] = statistics.median(g - d for d, g in samples)
+
+
+def test_budget_speech_first_audio_byte_within_a_millisecond() -> None:
+    require_measured("speech_direct", "speech_gateway", "speech_added")
+    added = MEDIANS["speech_added"]
+    print(
+        f"\nspeech first byte: direct {MEDIANS['speech_direct'] * 1e3:.3f} ms, "
+        f"gateway {MEDIANS['speech_gateway'] * 1e3:.3f} ms, added {added * 1e3:.3f} ms (median of pairs)"
+    )
+    assert added < 1e-3

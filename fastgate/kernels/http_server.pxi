@@ -134,6 +134,10 @@ cdef class RequestParser:
     cdef readonly bint streams_body
     #: The Content-Length of the body being read, -1 when chunked.
     cdef readonly Py_ssize_t body_length
+    #: The read being parsed when nothing was pending before it (else None), and a streamed
+    #: body's piece that is the whole of a read, handed on without a copy.
+    cdef bytes _read
+    cdef bytes _whole
     cdef readonly str method
     cdef readonly str target
     cdef readonly dict headers
@@ -149,6 +153,7 @@ cdef class RequestParser:
         self._max_upload = max_upload
         self._upload_paths, self._upload_patterns = uploads if uploads is not None else (frozenset(), ())
         self._pending = None
+        self._read = self._whole = None
         self._body = BodyBuffer()
         self._reset()
 
@@ -175,6 +180,7 @@ cdef class RequestParser:
     def reset(self):
         if self.streams_body:
             self._body.take_bytes()  # what an abandoned upload left
+            self._whole = None
         self._reset()
 
     def take_pending(self):
@@ -186,6 +192,10 @@ cdef class RequestParser:
 
     def take_piece(self):
         """The bytes of a streamed body parsed since the last call, as one piece (b"": none)."""
+        cdef bytes whole = self._whole
+        if whole is not None:
+            self._whole = None
+            return whole
         return self._body.take_bytes()
 
     @property
@@ -204,7 +214,11 @@ cdef class RequestParser:
         cdef Py_ssize_t n, pos = 0
         _scanned_bytes(pending, data, &p, &n)
         if self._state != S_DONE:  # else a pipelined request: kept, parsed after reset()
-            pos = self._parse(p, n)
+            self._read = data if pending is None else None
+            try:
+                pos = self._parse(p, n)
+            finally:
+                self._read = None
         self._pending = _unfinished(pending, p, pos, n)
         return self._state == S_DONE
 
@@ -234,7 +248,13 @@ cdef class RequestParser:
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
                 if self.streams_body:
-                    self._body.put(p + pos, take, take if self._body._size == 0 else -1)
+                    if take == n and self._read is not None and self._body._size == 0 and self._whole is None:
+                        self._whole = self._read  # the whole read is body: passed on as it is
+                    else:
+                        if self._whole is not None:  # keep the pieces in order
+                            self._body.put(PyBytes_AS_STRING(self._whole), PyBytes_GET_SIZE(self._whole), -1)
+                            self._whole = None
+                        self._body.put(p + pos, take, take if self._body._size == 0 else -1)
                 elif take == self._remaining and self._body._size == 0:
                     self.body = _slice(p, pos, pos + take)  # all of it in this read
                 else:

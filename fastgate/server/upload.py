@@ -16,7 +16,7 @@ from typing import Protocol
 from fastgate.errors import GatewayError, type_for_status
 
 #: Bytes of a body waiting for its reader before the client's socket stops being read.
-HIGH_WATER = 256 * 1024
+HIGH_WATER = 1024 * 1024
 
 
 class Reader(Protocol):

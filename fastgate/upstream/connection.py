@@ -23,6 +23,8 @@ from fastgate._transforms import BodyBuffer, HTTPParseError, ResponseParser
 from fastgate.server.busy_poll import BusyPoll, smoothed
 
 _HIGH_WATER = 1024 * 1024
+#: The write buffer's high-water mark while a streamed request body is written.
+_BODY_HIGH_WATER = 1024 * 1024
 
 
 class Pool(Protocol):
@@ -259,6 +261,9 @@ class Connection(asyncio.Protocol):
         assert transport is not None and self.loop is not None
         chunked = body.length < 0
         self._body = body
+        # Room for a few of the client's reads in the socket's buffer: waits for it to drain
+        # (each a wake-up) are what a fast upload would otherwise spend its time on.
+        transport.set_write_buffer_limits(high=_BODY_HIGH_WATER)
         try:
             while not head.done():
                 piece = await body.read()
