@@ -68,6 +68,8 @@ SERVER_SETTINGS = (
     "max_connections",
     "max_body_bytes",
     "max_upload_bytes",
+    "realtime_max_frame_bytes",
+    "realtime_idle_seconds",
     "max_in_flight",
     "shutdown_grace",
     "connect_timeout",

@@ -36,6 +36,10 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Largest body of an upload route (files, audio, image edits, upload parts), streamed to the
     #: upstream as it arrives rather than held (OpenAI takes files up to 512 MB).
     max_upload_bytes: Count = 512 * 1024 * 1024
+    #: A Realtime session's largest message (a frame, or a message's fragments together) either
+    #: way, and its longest time without a frame either way, before it is closed (1009, 1001).
+    realtime_max_frame_bytes: Count = 16 * 1024 * 1024
+    realtime_idle_seconds: Seconds = 300.0
     #: Provider used when a request names none; unset, such a request is a 400.
     default_provider: str | None = None
     #: Custom hosts allowed even when private (exact host names or IPs, or ``.suffix`` patterns).
@@ -121,6 +125,8 @@ _SERVER_LIMITS = (
     "keepalive_timeout",
     "max_connections",
     "busy_poll_us",
+    "realtime_max_frame_bytes",
+    "realtime_idle_seconds",
 )
 
 #: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...);

@@ -18,6 +18,7 @@ from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.operations import operation
+from fastgate.gateway.realtime import realtime
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
 from fastgate.gateway.shared import SharedState
@@ -57,6 +58,7 @@ class App:
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
         _add_operations(r, gateway)
+        r.add("GET", "/v1/realtime", partial(realtime, gateway))
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -85,6 +87,8 @@ class App:
             s.read_timeout,
             max_body=s.max_response_bytes,
             max_stream_seconds=s.max_stream_seconds,
+            max_frame=s.realtime_max_frame_bytes,
+            websocket_idle_s=s.realtime_idle_seconds,
         )
 
     async def cleanup(self) -> None:

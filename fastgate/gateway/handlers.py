@@ -215,6 +215,9 @@ class Gateway:
             if outcome.mapper is not None:
                 await write_stream(request, outcome, headers)
                 return None
+            if outcome.session is not None:  # a Realtime session: the client is upgraded
+                await outcome.session.serve(request, headers)
+                return None
             if outcome.upstream is not None or outcome.events is not None:
                 await _pipe_raw(request, outcome, headers)
                 return None

@@ -14,6 +14,7 @@ import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.headers import HOP_BY_HOP
+from fastgate.gateway.realtime_session import MockPeer, Session
 from fastgate.gateway.uploads import ReplayableBody
 from fastgate.providers.base import (
     API_OPERATIONS,
@@ -27,6 +28,7 @@ from fastgate.providers.base import (
 from fastgate.providers.openai import check_answer
 from fastgate.upstream.connection import UpstreamResponse
 from fastgate.upstream.pool import UpstreamPool
+from fastgate.upstream.websocket import HandshakeRefused, open_upstream
 
 #: Upstream calls of one fanned-out request in flight at once.
 _FAN_OUT_CONCURRENCY = 8
@@ -85,9 +87,14 @@ class Outcome(msgspec.Struct, kw_only=True):
     #: Relayed as it arrives, not read whole: the passthrough's answers, and an API operation's
     #: 2xx answer that is not JSON (audio, a file's content, transcription events).
     relayed: bool = False
+    #: A Realtime session whose upstream side is open (``gateway/realtime.py``).
+    session: Session | None = None
 
     def release(self) -> None:
-        """Drop an unused open stream (a router moved on to another target)."""
+        """Drop an unused open stream or session (a router moved on to another target)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
@@ -164,6 +171,8 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 
 async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Everything up to the answer's start: its head, and for a stream its first chunk."""
+    if call.endpoint is Endpoint.REALTIME:
+        return await _open_session(pool, provider, call)
     upload = call.upload
     if isinstance(upload, ReplayableBody) and upload.replayable:
         upload.rewind()  # another attempt: the body from its first byte
@@ -182,6 +191,30 @@ async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: boo
         # and the head goes out with it in one write.
         await _read_ahead(outcome, empty_ok=True)
     return outcome
+
+
+async def _open_session(pool: UpstreamPool, provider: Provider, call: Call) -> Outcome:
+    """A Realtime session's upstream side, opened up to its handshake's 101 (the upstream's
+    refusal is the outcome, as any answer's status would be)."""
+    if provider.local:
+        model = call.view.model or "gpt-realtime"
+        session = Session(MockPeer(model), "realtime", pool.max_frame, pool.websocket_idle_s)
+        return Outcome(status=101, provider=provider, call=call, session=session)
+    req = provider.realtime_request(call)
+    headers = dict(req.headers)
+    offered = [p.strip() for p in headers.pop("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    url = "ws" + req.url[4:] if req.url.startswith("http") else req.url
+    try:
+        end = await open_upstream(
+            pool.resolver, url, headers, offered, connect_timeout=pool.connect_timeout, max_size=pool.max_frame
+        )
+    except HandshakeRefused as exc:
+        answer = exc.response
+        status = answer.status_code if answer.status_code >= 300 else 502
+        body = answer.body or b""
+        return Outcome(status=status, provider=provider, call=call, body=_without_secrets(provider.error(status, body), call))
+    session = Session(end, end.ws.subprotocol, pool.max_frame, pool.websocket_idle_s)
+    return Outcome(status=101, provider=provider, call=call, session=session)
 
 
 async def _gather(

@@ -19,7 +19,7 @@ Files, batches and uploads are the resource's, not a deployment's: ``/openai/fil
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastgate.errors import bad_request
 from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, UpstreamRequest
@@ -50,7 +50,10 @@ class AzureOpenAI(OpenAICompatible):
             auth_prefix="",
             option_headers={"openai_beta": "OpenAI-Beta"},
             endpoints=frozenset(
-                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY, *API_OPERATIONS}
+                {
+                    *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY),
+                    *(*API_OPERATIONS, Endpoint.REALTIME),
+                }
             ),
         )
         self.option_names |= {
@@ -123,4 +126,24 @@ class AzureOpenAI(OpenAICompatible):
         upstream = super().request(call)
         query = call.query if call.endpoint in API_OPERATIONS else ""
         upstream.url = self._url(call, call.endpoint.value, query)
+        return upstream
+
+    def realtime_request(self, call: Call) -> UpstreamRequest:
+        """``/openai/realtime?api-version=V&deployment=D`` (Azure's Realtime API), or
+        ``/openai/v1/realtime?model=D`` on the v1 API; the deployment is the option's, else the
+        ``model`` or ``deployment`` the client's query names."""
+        upstream = super().realtime_request(call)
+        version = _option(call, "api_version", "azure_api_version")
+        if version == "v1":
+            upstream.url = self.url(call, "/v1/realtime") + (f"?{call.query}" if call.query else "")
+            return upstream
+        if not version:
+            raise bad_request("azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version")
+        query = dict(parse_qsl(call.query))
+        deployment = _option(call, "deployment_id", "azure_deployment_id") or query.get("deployment") or query.get("model")
+        if not deployment:
+            raise bad_request("azure-openai needs deployment_id (x-portkey-azure-deployment-id)", param="deployment_id")
+        query.pop("model", None)
+        query.update({"api-version": version, "deployment": deployment})
+        upstream.url = self.url(call, "/realtime") + "?" + urlencode(query)
         return upstream

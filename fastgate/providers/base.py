@@ -207,6 +207,11 @@ class Provider:
     async def respond(self, call: Call) -> LocalResponse:
         raise NotImplementedError
 
+    def realtime_request(self, call: Call) -> UpstreamRequest:
+        """The Realtime API's WebSocket (an ``https`` URL, opened as ``wss``), for providers
+        that serve ``Endpoint.REALTIME``."""
+        raise self.unsupported(Endpoint.REALTIME)
+
     def response(self, call: Call, body: bytes) -> bytes:
         """A 2xx upstream body in OpenAI's shape."""
         return body

@@ -193,6 +193,24 @@ class OpenAICompatible(Provider):
             call.method, f"{url}?{call.query}" if call.query else url, headers, body, call.upload
         )
 
+    def realtime_request(self, call: Call) -> UpstreamRequest:
+        """``GET {base}/realtime?model=...`` (OpenAI Realtime API, WebSocket), with the client's
+        ``OpenAI-Beta`` and subprotocols but the key one (``openai-insecure-api-key.``), whose
+        key is sent as the provider key instead."""
+        headers = self.request_headers(call)
+        beta = call.headers.get("openai-beta")
+        if beta and "OpenAI-Beta" not in headers:
+            headers["OpenAI-Beta"] = beta
+        offered = [
+            p.strip()
+            for p in (call.headers.get("sec-websocket-protocol") or "").split(",")
+            if p.strip() and not p.strip().startswith("openai-insecure-api-key.")
+        ]
+        if offered:
+            headers["Sec-WebSocket-Protocol"] = ", ".join(offered)
+        url = self.url(call, "/realtime")
+        return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)
+
     def response(self, call: Call, body: bytes) -> bytes:
         check_answer(body)
         suffix = self._provider_suffix

@@ -93,12 +93,17 @@ class UpstreamPool:
         *,
         max_body: int = 64 * 1024 * 1024,
         max_stream_seconds: float = 3600.0,
+        max_frame: int = 16 * 1024 * 1024,
+        websocket_idle_s: float = 300.0,
     ) -> None:
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_body = max_body
         self.max_stream_seconds = max_stream_seconds
+        #: A relayed WebSocket's largest message and longest silence (``gateway/realtime.py``).
+        self.max_frame = max_frame
+        self.websocket_idle_s = websocket_idle_s
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
