@@ -2,7 +2,9 @@
 
 Prices are per million tokens, input and output apart, as providers publish them:
 ``{"gpt-4o": {"input": 2.5, "output": 10}}``. A model missing from the table costs 0 (its tokens
-still count against token limits and budgets).
+still count against token limits and budgets). Audio models may be priced by what they take
+instead: ``per_second`` of transcribed or translated audio (whisper-1: 0.0001, OpenAI's $0.006 a
+minute) and ``per_character`` of speech input (tts-1: 0.000015, $15 per million characters).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import msgspec
 class Price(msgspec.Struct, forbid_unknown_fields=True):
     input: float = 0.0
     output: float = 0.0
+    per_second: float = 0.0
+    per_character: float = 0.0
 
 
 class PriceTable:
@@ -28,3 +32,9 @@ class PriceTable:
         if price is None:
             return 0.0
         return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+
+    def audio_cost(self, model: str | None, seconds: float, characters: int) -> float:
+        price = self.prices.get(model or "")
+        if price is None:
+            return 0.0
+        return seconds * price.per_second + characters * price.per_character

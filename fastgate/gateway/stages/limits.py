@@ -12,6 +12,7 @@ import msgspec
 
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
+from fastgate.limits.audio import speech_characters, transcript_usage
 from fastgate.limits.guard import Guard, LimitReached
 from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
 from fastgate.providers.base import Endpoint
@@ -111,6 +112,10 @@ class LimitsStage(Stage):
 
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         charge: _Charge = at.notes[self]
+        if at.call.endpoint in _AUDIO:
+            if charge.tokens and outcome.reached and 200 <= outcome.status < 300:
+                self._charge_audio(ex, at, outcome, charge)
+            return outcome
         if (
             charge.tokens
             and outcome.body is not None
@@ -130,6 +135,20 @@ class LimitsStage(Stage):
             return None
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
         return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
+
+
+    def _charge_audio(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
+        """Speech by its input's characters; a transcription by the seconds or tokens its
+        answer reports (``limits/audio.py``)."""
+        seconds, usage, characters = 0.0, None, 0
+        if at.call.endpoint is Endpoint.SPEECH:
+            characters = speech_characters(ex.body)
+        elif outcome.body is not None:
+            seconds, usage = transcript_usage(outcome.body)
+        self.guard.charge_audio(charge.charged, ex.view.model, seconds, characters, usage)
+
+
+_AUDIO = frozenset({Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
 
 
 def _asks_usage(options: StreamOptions | None) -> bool:

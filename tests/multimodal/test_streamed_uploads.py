@@ -1,0 +1,206 @@
+"""Upload bodies streamed to the upstream: against a loopback upstream that records what it got
+and when, over raw sockets so that framing, timing and limits are the test's to choose."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import Gateway, Upstream
+
+BOUNDARY = "testboundary"
+FORM_HEAD = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+    "Content-Type: audio/wav\r\n\r\n"
+).encode()
+FORM_TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
+CTYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+class Recorder:
+    """An upstream that reads each body as it arrives, noting when each piece came."""
+
+    def __init__(self, status: int = 200, read: bool = True) -> None:
+        self.status = status
+        self.read = read
+        self.bodies: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
+        self.first_piece_at: list[float] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.headers.append(dict(request.headers))
+        if not self.read:  # answers before reading the body (a refusal)
+            return web.json_response({"error": {"message": "no", "type": "invalid_request_error"}}, status=401)
+        body = b""
+        async for piece in request.content.iter_any():
+            if not body:
+                self.first_piece_at.append(time.monotonic())
+            await self.gate.wait()
+            body += piece
+        self.bodies.append(body)
+        if self.status >= 400:
+            return web.json_response({"error": {"message": "busy", "type": "server_error"}}, status=self.status)
+        return web.json_response({"text": f"got {len(body)} bytes"})
+
+
+@pytest.fixture
+async def recorder_url(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Callable[..., Awaitable[tuple[Recorder, str]]]:
+    async def start(**kwargs: Any) -> tuple[Recorder, str]:
+        recorder = Recorder(**kwargs)
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_post("/v1/audio/transcriptions", recorder.handle)
+        app.router.add_post("/v1/files", recorder.handle)
+        server = await aiohttp_server(app)
+        return recorder, str(server.make_url("/v1"))
+
+    return start
+
+
+async def _send(gateway: Gateway, head: bytes, pieces: list[bytes], pause: float = 0.0) -> tuple[bytes, asyncio.StreamReader]:
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(head)
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        if pause:
+            await asyncio.sleep(pause)
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    return answer, reader
+
+
+def _head(url: str, length: int | None, path: str = "/v1/audio/transcriptions", extra: str = "") -> bytes:
+    framing = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n{framing}"
+        f"x-portkey-provider: openai\r\nx-portkey-custom-host: {url}\r\nAuthorization: Bearer sk-up\r\n{extra}\r\n"
+    ).encode()
+
+
+async def test_body_reaches_the_upstream_before_the_client_has_sent_it_all(gateway: Gateway, recorder_url: Any) -> None:
+    recorder, url = await recorder_url()
+    data = FORM_HEAD + b"x" * 300_000
+    body = data + FORM_TAIL
+    pieces = [body[i : i + 50_000] for i in range(0, len(body), 50_000)]
+    sent_last_at = 0.0
+
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(_head(url, len(body)))
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    sent_last_at = time.monotonic()
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert recorder.bodies == [body]
+    # Streamed: the upstream read its first piece long before the client sent its last.
+    assert recorder.first_piece_at[0] < sent_last_at - 0.2
+    assert recorder.headers[0]["Content-Length"] == str(len(body))
+    assert recorder.headers[0]["Content-Type"] == CTYPE
+
+
+async def test_chunked_upload_is_sent_chunked(gateway: Gateway, recorder_url: Any) -> None:
+    recorder, url = await recorder_url()
+    body = FORM_HEAD + b"y" * 70_000 + FORM_TAIL
+    chunks = [body[i : i + 9000] for i in range(0, len(body), 9000)]
+    framed = b"".join(b"%x\r\n%b\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+    answer, _ = await _send(gateway, _head(url, None), [framed])
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert recorder.bodies == [body]
+    assert recorder.headers[0]["Transfer-Encoding"] == "chunked"
+
+
+async def test_upload_cap_is_its_own(make_gateway: Any, recorder_url: Any) -> None:
+    recorder, url = await recorder_url()
+    gateway = await make_gateway(max_body_bytes=10_000, max_upload_bytes=100_000)
+    body = FORM_HEAD + b"z" * 50_000 + FORM_TAIL  # over the JSON cap, within the upload cap
+    answer, _ = await _send(gateway, _head(url, len(body)), [body])
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    big = FORM_HEAD + b"z" * 150_000 + FORM_TAIL
+    answer, _ = await _send(gateway, _head(url, len(big)), [])
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    chat = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"a" * 20_000 + b'"}]}'
+    resp = await gateway.post("/v1/chat/completions", data=chat, headers={"x-portkey-provider": "mock"})
+    assert resp.status == 413
+    assert len(recorder.bodies) == 1
+
+
+async def test_chunked_upload_over_the_cap_is_413_midway(make_gateway: Any, recorder_url: Any) -> None:
+    _, url = await recorder_url()
+    gateway = await make_gateway(max_upload_bytes=50_000)
+    framed = b"".join(b"%x\r\n%b\r\n" % (10_000, b"q" * 10_000) for _ in range(8)) + b"0\r\n\r\n"
+    answer, _ = await _send(gateway, _head(url, None), [framed])
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert b'"type":"invalid_request_error"' in answer
+    assert b"Connection: close" in answer
+
+
+async def test_upstream_that_answers_before_the_body_closes_the_client_connection_cleanly(
+    gateway: Gateway, recorder_url: Any
+) -> None:
+    recorder, url = await recorder_url(read=False)
+    body = FORM_HEAD + b"w" * 2_000_000 + FORM_TAIL
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(_head(url, len(body)) + body[:100_000])
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    assert b"Connection: close" in answer
+    writer.close()
+    # The gateway is fine: the next client is served.
+    resp = await gateway.post(
+        "/v1/chat/completions",
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+        {"x-portkey-provider": "mock"},
+    )
+    assert resp.status == 200
+
+
+async def test_retry_sends_the_whole_upload_again(gateway: Gateway, recorder_url: Any) -> None:
+    recorder, url = await recorder_url(status=503)
+    config = (
+        '{"provider": "openai", "api_key": "sk-up", "custom_host": "%s", "retry": {"attempts": 1, '
+        '"on_status_codes": [503]}}' % url
+    )
+    body = FORM_HEAD + b"r" * 200_000 + FORM_TAIL
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n"
+        f"Content-Length: {len(body)}\r\nx-portkey-config: {config}\r\n\r\n"
+    ).encode()
+    answer, _ = await _send(gateway, head, [body])
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    assert recorder.bodies == [body, body]  # the first attempt and the retry, each whole
+    assert b"x-portkey-retry-attempt-count: -1" in answer
+
+
+async def test_client_that_stops_sending_gets_a_408(make_gateway: Any, recorder_url: Any) -> None:
+    _, url = await recorder_url()
+    gateway = await make_gateway(client_timeout=1.0)
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(_head(url, 500_000) + FORM_HEAD)
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+async def test_model_field_routes_a_plain_client(gateway: Gateway, upstream: Upstream) -> None:
+    """No provider header: the form's ``model`` (mock/...) picks the provider, as for chat."""
+    body = FORM_HEAD.replace(b"whisper-1", b"mock/whisper-1") + b"\x00" * 1000 + FORM_TAIL
+    head = (
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n"
+        f"Content-Length: {len(body)}\r\nAuthorization: Bearer sk-any\r\n\r\n"
+    ).encode()
+    answer, _ = await _send(gateway, head, [body])
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert b"x-portkey-provider: mock" in answer
+    assert b"Mock transcript of a.wav" in answer
