@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZE = 200 * 1000 * 1000
 BOUNDARY = b"fastgatebench"
 FORM_HEAD = (
-    b"--%b\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
-    b"--%b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload.bin\"\r\n"
+    b'--%b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+    b'--%b\r\nContent-Disposition: form-data; name="file"; filename="upload.bin"\r\n'
     b"Content-Type: application/octet-stream\r\n\r\n" % (BOUNDARY, BOUNDARY)
 )
 FORM_TAIL = b"\r\n--%b--\r\n" % BOUNDARY

@@ -18,9 +18,9 @@ from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.operations import operation
-from fastgate.gateway.realtime import realtime
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
+from fastgate.gateway.realtime import realtime
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage

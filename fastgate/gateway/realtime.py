@@ -51,5 +51,3 @@ async def realtime(gateway: Gateway, request: Request) -> Response | None:
     ex.opts = opts = gateway.reader.read(headers)
     plan = opts.plan or gateway.reader.plan_for_model(model, opts)
     return await gateway._route(ex, plan, path="/realtime", query=request.query)
-
-

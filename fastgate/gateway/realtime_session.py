@@ -13,6 +13,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request as HandshakeRequest
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
 from fastgate.errors import GatewayError
 from fastgate.mock.realtime import RealtimeSession
@@ -31,8 +32,9 @@ def offered_subprotocols(headers: dict[str, str] | Any) -> list[str]:
 
 def handshake(request: Request, subprotocol: str | None, max_size: int) -> ServerProtocol:
     """The client's side of the session, its opening handshake checked (RFC 6455 §4.2.1)."""
+    chosen = Subprotocol(subprotocol) if subprotocol is not None else None
     ws = ServerProtocol(
-        select_subprotocol=lambda _ws, offered: subprotocol if subprotocol in offered else None,
+        select_subprotocol=lambda _ws, offered: chosen if chosen in offered else None,
         max_size=max_size,
     )
     target = request.path + ("?" + request.query if request.query else "")
@@ -49,7 +51,9 @@ class Session:
     """A session being relayed: the client's end and the upstream's (or the mock's), each the
     other's peer; ``serve`` answers the client's upgrade and runs until both have ended."""
 
-    def __init__(self, upstream: End | MockPeer, subprotocol: str | None, max_size: int, idle_s: float) -> None:
+    def __init__(
+        self, upstream: End | MockPeer, subprotocol: str | None, max_size: int, idle_s: float
+    ) -> None:
         self.upstream = upstream
         self.subprotocol = subprotocol
         self.max_size = max_size

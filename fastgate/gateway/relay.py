@@ -13,9 +13,9 @@ from typing import Protocol
 import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
-from fastgate.headers import HOP_BY_HOP
 from fastgate.gateway.realtime_session import MockPeer, Session
 from fastgate.gateway.uploads import ReplayableBody
+from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import (
     API_OPERATIONS,
     Call,
@@ -206,13 +206,23 @@ async def _open_session(pool: UpstreamPool, provider: Provider, call: Call) -> O
     url = "ws" + req.url[4:] if req.url.startswith("http") else req.url
     try:
         end = await open_upstream(
-            pool.resolver, url, headers, offered, connect_timeout=pool.connect_timeout, max_size=pool.max_frame
+            pool.resolver,
+            url,
+            headers,
+            offered,
+            connect_timeout=pool.connect_timeout,
+            max_size=pool.max_frame,
         )
     except HandshakeRefused as exc:
         answer = exc.response
         status = answer.status_code if answer.status_code >= 300 else 502
-        body = answer.body or b""
-        return Outcome(status=status, provider=provider, call=call, body=_without_secrets(provider.error(status, body), call))
+        body = bytes(answer.body or b"")
+        return Outcome(
+            status=status,
+            provider=provider,
+            call=call,
+            body=_without_secrets(provider.error(status, body), call),
+        )
     session = Session(end, end.ws.subprotocol, pool.max_frame, pool.websocket_idle_s)
     return Outcome(status=101, provider=provider, call=call, session=session)
 

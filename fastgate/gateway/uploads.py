@@ -40,10 +40,11 @@ class ReplayableBody:
 
     async def read(self) -> bytes | None:
         if self._at < len(self._kept):
-            piece = self._kept[self._at]
             self._at += 1
-            return piece
+            return self._kept[self._at - 1]
         piece = await self._stream.read()
+        if piece is None:
+            return None
         if piece and self.replayable:
             if self._kept_size + len(piece) > REPLAY_BYTES:
                 self.replayable = False

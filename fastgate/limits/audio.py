@@ -51,5 +51,7 @@ def transcript_usage(answer: bytes) -> tuple[float, Usage | None]:
         return found.duration, None
     if usage.type == "tokens":
         tokens = usage.input_tokens + usage.output_tokens
-        return 0.0, Usage(prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens, total_tokens=tokens)
+        return 0.0, Usage(
+            prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens, total_tokens=tokens
+        )
     return usage.seconds, None

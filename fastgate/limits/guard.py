@@ -98,7 +98,12 @@ class Guard:
         self._later(self._charge(rules, tokens, cost))
 
     def charge_audio(
-        self, rules: Sequence[LimitRule], model: str | None, seconds: float, characters: int, usage: Usage | None
+        self,
+        rules: Sequence[LimitRule],
+        model: str | None,
+        seconds: float,
+        characters: int,
+        usage: Usage | None,
     ) -> None:
         """An audio answer: priced by its seconds or characters (``PriceTable.audio_cost``),
         plus the tokens it reports, if any."""

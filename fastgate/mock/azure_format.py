@@ -1,8 +1,8 @@
 """Azure OpenAI answers of the mock: OpenAI's bodies at Azure's deployment and v1 routes.
 
 Like Azure (REST reference and content-filter docs, learn.microsoft.com/azure/ai-foundry/openai),
-a deployment (or files, uploads, batches) route without ``api-version`` is a 404, a request without ``api-key`` or a bearer
-token a 401, chat answers carry ``prompt_filter_results`` and per-choice
+a deployment (or files, uploads, batches) route without ``api-version`` is a 404, a request
+without ``api-key`` or a bearer token a 401, chat answers carry ``prompt_filter_results`` and per-choice
 ``content_filter_results``, and a stream opens with a chunk whose ``choices`` is empty and
 which holds only the prompt's filter results.
 """

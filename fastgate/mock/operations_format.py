@@ -199,7 +199,12 @@ class Operations:
             part_id = f"part_mock{next(_ids)}"
             self.parts[part_id] = data.data
             upload["part_ids"].append(part_id)
-            part = {"id": part_id, "object": "upload.part", "created_at": int(time.time()), "upload_id": parts[1]}
+            part = {
+                "id": part_id,
+                "object": "upload.part",
+                "created_at": int(time.time()),
+                "upload_id": parts[1],
+            }
             return _json(part, d)
         if action == "complete":
             ids = request.get("part_ids")
@@ -269,8 +274,11 @@ class Operations:
             "expired_at": None,
             "cancelling_at": None,
             "cancelled_at": None,
-            "request_counts": {"total": answers.count(b"\n"), "completed": answers.count(b"\n") - failed,
-                               "failed": failed},
+            "request_counts": {
+                "total": answers.count(b"\n"),
+                "completed": answers.count(b"\n") - failed,
+                "failed": failed,
+            },
             "metadata": request.get("metadata"),
         }
         return _json(batch, d)
@@ -290,10 +298,22 @@ class Operations:
                 failed += 1
                 continue
             plan = OPENAI.answer(endpoint.removeprefix("/v1/"), body, Directives())
-            response = {"status_code": plan.status, "request_id": f"req_mock{next(_ids)}", "body": _decode(plan.body)}
+            response = {
+                "status_code": plan.status,
+                "request_id": f"req_mock{next(_ids)}",
+                "body": _decode(plan.body),
+            }
             failed += plan.status >= 400
-            out.append(_encode({"id": f"batch_req_mock{next(_ids)}", "custom_id": custom_id,
-                                "response": response, "error": None}))
+            out.append(
+                _encode(
+                    {
+                        "id": f"batch_req_mock{next(_ids)}",
+                        "custom_id": custom_id,
+                        "response": response,
+                        "error": None,
+                    }
+                )
+            )
         return b"".join(line + b"\n" for line in out), failed
 
 
@@ -323,7 +343,9 @@ def speech(request: dict[str, Any], d: Directives) -> MockPlan:
     frames = [data[i : i + size] for i in range(0, len(data), size)]
     if request.get("stream_format") == "sse":
         events = [
-            b"data: " + _encode({"type": "speech.audio.delta", "audio": base64.b64encode(f).decode()}) + b"\n\n"
+            b"data: "
+            + _encode({"type": "speech.audio.delta", "audio": base64.b64encode(f).decode()})
+            + b"\n\n"
             for f in frames
         ]
         tokens = max(1, len(text.split()))
@@ -352,8 +374,12 @@ def transcription(translate: bool, request: dict[str, Any], d: Directives) -> Mo
     usage: dict[str, Any] = (
         {"type": "duration", "seconds": seconds}
         if whisper
-        else {"type": "tokens", "input_tokens": max(1, int(seconds * 10)), "output_tokens": len(text.split()),
-              "total_tokens": max(1, int(seconds * 10)) + len(text.split())}
+        else {
+            "type": "tokens",
+            "input_tokens": max(1, int(seconds * 10)),
+            "output_tokens": len(text.split()),
+            "total_tokens": max(1, int(seconds * 10)) + len(text.split()),
+        }
     )
     if str(request.get("stream", "")).lower() == "true" and not translate:
         events = [
@@ -370,8 +396,8 @@ def transcription(translate: bool, request: dict[str, Any], d: Directives) -> Mo
     if fmt in ("srt", "vtt"):
         stamp = _srt_time if fmt == "srt" else _vtt_time
         cue = f"{stamp(0.0)} --> {stamp(seconds)}\n{text}\n"
-        body = f"1\n{cue}\n" if fmt == "srt" else f"WEBVTT\n\n{cue}\n"
-        return MockPlan(status=200, body=body.encode(), content_type="text/plain", directives=d)
+        captions = f"1\n{cue}\n" if fmt == "srt" else f"WEBVTT\n\n{cue}\n"
+        return MockPlan(status=200, body=captions.encode(), content_type="text/plain", directives=d)
     if fmt == "verbose_json":
         segment = {
             "id": 0,
@@ -409,4 +435,3 @@ def _srt_time(seconds: float) -> str:
 
 def _vtt_time(seconds: float) -> str:
     return _srt_time(seconds).replace(",", ".")
-

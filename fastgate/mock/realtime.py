@@ -60,11 +60,20 @@ class RealtimeSession:
             self.audio_bytes = 0
             return [self._event("input_audio_buffer.cleared")]
         if kind == "input_audio_buffer.commit":
-            item = {"type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}
+            item = {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_audio", "transcript": None}],
+            }
             previous = self.items[-1]["id"] if self.items else None
             self.audio_bytes = 0
             added = self._added(item)
-            return [self._event("input_audio_buffer.committed", previous_item_id=previous, item_id=added[0]["item"]["id"]), *added]
+            return [
+                self._event(
+                    "input_audio_buffer.committed", previous_item_id=previous, item_id=added[0]["item"]["id"]
+                ),
+                *added,
+            ]
         if kind == "conversation.item.create" and isinstance(event.get("item"), dict):
             return self._added(dict(event["item"]))
         if kind == "conversation.item.delete":
@@ -115,15 +124,26 @@ class RealtimeSession:
             "output_modalities": ["text"],
             "usage": None,
         }
-        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
-                "status": "in_progress", "content": []}
+        item: dict[str, Any] = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
         part = {"type": "output_text", "text": ""}
         at = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         events = [
             self._event("response.created", response=dict(response)),
-            self._event("response.output_item.added", response_id=response_id, output_index=0, item=dict(item)),
-            self._event("conversation.item.added", previous_item_id=self.items[-1]["id"] if self.items else None,
-                        item=dict(item)),
+            self._event(
+                "response.output_item.added", response_id=response_id, output_index=0, item=dict(item)
+            ),
+            self._event(
+                "conversation.item.added",
+                previous_item_id=self.items[-1]["id"] if self.items else None,
+                item=dict(item),
+            ),
             self._event("response.content_part.added", **at, content_index=0, part=part),
         ]
         words = text.split(" ")

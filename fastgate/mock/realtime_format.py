@@ -24,9 +24,16 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         server.record(request, b"")
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
         keyed = any(p.startswith("openai-insecure-api-key.") for p in offered)
-        if not (request.headers.get("Authorization", "").startswith("Bearer ") or request.headers.get("api-key") or keyed):
-            return web.Response(status=401, body=error(401, "Missing bearer or basic authentication in header."),
-                                content_type="application/json")
+        if not (
+            request.headers.get("Authorization", "").startswith("Bearer ")
+            or request.headers.get("api-key")
+            or keyed
+        ):
+            return web.Response(
+                status=401,
+                body=error(401, "Missing bearer or basic authentication in header."),
+                content_type="application/json",
+            )
         ws = web.WebSocketResponse(protocols=("realtime",))
         await ws.prepare(request)
         model = request.query.get("model") or request.query.get("deployment") or "gpt-realtime"

@@ -26,7 +26,6 @@ from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, UpstreamRequ
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.providers.urls import under_host
 
-
 #: Requests at the path the client used, under ``/openai``: not a deployment's.
 _BY_PATH = frozenset({Endpoint.PROXY, Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
 
@@ -138,11 +137,19 @@ class AzureOpenAI(OpenAICompatible):
             upstream.url = self.url(call, "/v1/realtime") + (f"?{call.query}" if call.query else "")
             return upstream
         if not version:
-            raise bad_request("azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version")
+            raise bad_request(
+                "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
+            )
         query = dict(parse_qsl(call.query))
-        deployment = _option(call, "deployment_id", "azure_deployment_id") or query.get("deployment") or query.get("model")
+        deployment = (
+            _option(call, "deployment_id", "azure_deployment_id")
+            or query.get("deployment")
+            or query.get("model")
+        )
         if not deployment:
-            raise bad_request("azure-openai needs deployment_id (x-portkey-azure-deployment-id)", param="deployment_id")
+            raise bad_request(
+                "azure-openai needs deployment_id (x-portkey-azure-deployment-id)", param="deployment_id"
+            )
         query.pop("model", None)
         query.update({"api-version": version, "deployment": deployment})
         upstream.url = self.url(call, "/realtime") + "?" + urlencode(query)

@@ -69,7 +69,9 @@ async def _read_whole(upload: BodySource) -> bytes:
         if piece:
             size += len(piece)
             if size > _MOCK_UPLOAD_BYTES:
-                raise GatewayError(413, f"The mock provider takes uploads of at most {_MOCK_UPLOAD_BYTES} bytes")
+                raise GatewayError(
+                    413, f"The mock provider takes uploads of at most {_MOCK_UPLOAD_BYTES} bytes"
+                )
             pieces.append(piece)
     return b"".join(pieces)
 

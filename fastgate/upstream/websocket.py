@@ -50,7 +50,7 @@ class Listener(Protocol):
 
     def active(self) -> None: ...
 
-    def ended(self, end: End) -> None: ...
+    def ended(self, end: object) -> None: ...
 
 
 class HandshakeRefused(Exception):
@@ -94,8 +94,8 @@ class End(asyncio.Protocol):
                 handshake = self.handshake
                 if handshake is not None and not handshake.done():
                     handshake.set_result(event)
-                continue
-            self._received(event)
+            elif isinstance(event, Frame):
+                self._received(event)
         self.flush()
 
     def eof_received(self) -> bool | None:
@@ -108,11 +108,15 @@ class End(asyncio.Protocol):
         self.lost = exc
         handshake = self.handshake
         if handshake is not None and not handshake.done():
-            handshake.set_exception(UpstreamConnectionError("upstream closed the connection in the handshake"))
+            handshake.set_exception(
+                UpstreamConnectionError("upstream closed the connection in the handshake")
+            )
         peer = self.peer
         if peer is not None:
             code = self.ws.close_rcvd.code if self.ws.close_rcvd is not None else 1001
-            peer.close(code, self.ws.close_rcvd.reason if self.ws.close_rcvd is not None else "peer went away")
+            peer.close(
+                code, self.ws.close_rcvd.reason if self.ws.close_rcvd is not None else "peer went away"
+            )
         if self.listener is not None:
             self.listener.ended(self)
         if self.previous is not None:

@@ -21,9 +21,7 @@ ADMIN = {"Authorization": "Bearer admin-secret"}
 @pytest.fixture
 async def priced(make_gateway: Any, tmp_path: Path) -> Gateway:
     config = tmp_path / "server.toml"
-    config.write_text(
-        '[prices.tts-1]\nper_character = 0.01\n\n[prices.whisper-1]\nper_second = 0.5\n'
-    )
+    config.write_text("[prices.tts-1]\nper_character = 0.01\n\n[prices.whisper-1]\nper_second = 0.5\n")
     return await make_gateway(data_dir=str(tmp_path), admin_token="admin-secret", config_path=str(config))
 
 
@@ -34,7 +32,11 @@ async def _key(gateway: Gateway, **spec: Any) -> str:
 
 
 def _client(gateway: Gateway, upstream: Upstream, key: str) -> AsyncOpenAI:
-    headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.url, "x-portkey-api-key": key}
+    headers = {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": upstream.url,
+        "x-portkey-api-key": key,
+    }
     return AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-up", max_retries=0, default_headers=headers)
 
 
@@ -76,4 +78,6 @@ async def test_a_key_limited_to_models_may_use_files_but_not_other_models(
         result = await client.audio.transcriptions.create(model="whisper-1", file=("a.wav", audio.wav(0.5)))
         assert result.text
         with pytest.raises(openai.PermissionDeniedError):
-            await client.audio.transcriptions.create(model="gpt-4o-transcribe", file=("a.wav", audio.wav(0.5)))
+            await client.audio.transcriptions.create(
+                model="gpt-4o-transcribe", file=("a.wav", audio.wav(0.5))
+            )

@@ -58,7 +58,10 @@ async def test_speech_streams_a_real_wav(client: AsyncOpenAI) -> None:
 @pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "pcm"])
 async def test_speech_in_every_format(client: AsyncOpenAI, fmt: str) -> None:
     response = await client.audio.speech.create(
-        model="tts-1", voice="alloy", input="One two three.", response_format=fmt  # type: ignore[arg-type]
+        model="tts-1",
+        voice="alloy",
+        input="One two three.",
+        response_format=fmt,  # type: ignore[arg-type]
     )
     data = response.read()
     magic = {"mp3": b"\xff\xfb", "opus": b"OggS", "aac": b"\xff\xf1", "flac": b"fLaC"}.get(fmt)
@@ -78,7 +81,9 @@ async def test_transcription_json_and_usage(client: AsyncOpenAI) -> None:
 @pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
 async def test_transcription_text_formats(client: AsyncOpenAI, fmt: str) -> None:
     result = await client.audio.transcriptions.create(
-        model="whisper-1", file=("clip.wav", CLIP), response_format=fmt  # type: ignore[call-overload]
+        model="whisper-1",
+        file=("clip.wav", CLIP),
+        response_format=fmt,  # type: ignore[call-overload]
     )
     assert isinstance(result, str)
     assert "Mock transcript of clip.wav" in result
@@ -117,7 +122,10 @@ async def test_translation(client: AsyncOpenAI) -> None:
 async def test_bad_speech_request_is_openais_400(client: AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="response_format"):
         await client.audio.speech.create(
-            model="tts-1", voice="alloy", input="x", response_format="ogg"  # type: ignore[arg-type]
+            model="tts-1",
+            voice="alloy",
+            input="x",
+            response_format="ogg",  # type: ignore[arg-type]
         )
 
 

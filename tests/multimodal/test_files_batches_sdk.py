@@ -108,3 +108,26 @@ async def test_missing_file_is_openais_400(client: AsyncOpenAI) -> None:
         await client.batches.create(
             input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
         )
+
+
+@pytest.mark.parametrize(
+    ("provider", "options", "instead"),
+    [
+        ("bedrock", {"x-portkey-aws-region": "us-east-1"}, "CreateModelInvocationJob"),
+        ("vertex-ai", {"x-portkey-vertex-region": "us-central1"}, "batchPredictionJobs"),
+    ],
+)
+async def test_bedrock_and_vertex_batches_say_what_to_use_instead(
+    gateway: Gateway, provider: str, options: dict[str, str], instead: str
+) -> None:
+    headers = {"x-portkey-provider": provider, **options}
+    async with AsyncOpenAI(
+        base_url=gateway.url + "/v1", api_key="key", max_retries=0, default_headers=headers
+    ) as c:
+        with pytest.raises(openai.BadRequestError, match=instead) as refused:
+            await c.batches.create(
+                input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h"
+            )
+        assert refused.value.code == "unsupported_endpoint"
+        with pytest.raises(openai.BadRequestError, match="files is not supported"):
+            await c.files.create(file=("a.jsonl", io.BytesIO(b"{}\n")), purpose="batch")

@@ -36,7 +36,9 @@ def _headers(kind: str, upstream: Upstream) -> dict[str, str]:
 @pytest.fixture(params=["openai", "azure-openai", "mock"])
 async def client(request: Any, gateway: Gateway, upstream: Upstream) -> AsyncIterator[AsyncOpenAI]:
     async with AsyncOpenAI(
-        base_url=gateway.url + "/v1", api_key="sk-realtime", max_retries=0,
+        base_url=gateway.url + "/v1",
+        api_key="sk-realtime",
+        max_retries=0,
         default_headers=_headers(request.param, upstream),
     ) as c:
         yield c
@@ -50,7 +52,11 @@ async def test_session_text_turn(client: AsyncOpenAI) -> None:
         updated = await conn.recv()
         assert updated.type == "session.updated"
         await conn.conversation.item.create(
-            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Hello there"}],
+            }
         )
         await conn.response.create()
         text, kinds = "", []
@@ -151,11 +157,17 @@ async def test_upstream_close_reaches_the_client_with_its_code(gateway: Gateway,
 
 async def test_refused_handshake_is_an_http_error_and_falls_back(gateway: Gateway, scripted: Any) -> None:
     _, bad = await scripted(status=401)
-    headers = {"x-portkey-provider": "openai", "x-portkey-custom-host": bad, "Authorization": "Bearer sk-wrong"}
+    headers = {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": bad,
+        "Authorization": "Bearer sk-wrong",
+    }
     with pytest.raises(InvalidStatus) as refused:
         await connect(_ws_url(gateway), additional_headers=headers)
     assert refused.value.response.status_code == 401
-    assert json.loads(refused.value.response.body)["error"]["message"].startswith("openai error: Incorrect API key")
+    assert json.loads(refused.value.response.body)["error"]["message"].startswith(
+        "openai error: Incorrect API key"
+    )
     _, good = await scripted()
     config = json.dumps(
         {

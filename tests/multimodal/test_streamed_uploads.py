@@ -4,6 +4,7 @@ and when, over raw sockets so that framing, timing and limits are the test's to 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,7 +40,9 @@ class Recorder:
     async def handle(self, request: web.Request) -> web.Response:
         self.headers.append(dict(request.headers))
         if not self.read:  # answers before reading the body (a refusal)
-            return web.json_response({"error": {"message": "no", "type": "invalid_request_error"}}, status=401)
+            return web.json_response(
+                {"error": {"message": "no", "type": "invalid_request_error"}}, status=401
+            )
         body = b""
         async for piece in request.content.iter_any():
             if not body:
@@ -48,12 +51,16 @@ class Recorder:
             body += piece
         self.bodies.append(body)
         if self.status >= 400:
-            return web.json_response({"error": {"message": "busy", "type": "server_error"}}, status=self.status)
+            return web.json_response(
+                {"error": {"message": "busy", "type": "server_error"}}, status=self.status
+            )
         return web.json_response({"text": f"got {len(body)} bytes"})
 
 
 @pytest.fixture
-async def recorder_url(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Callable[..., Awaitable[tuple[Recorder, str]]]:
+async def recorder_url(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> Callable[..., Awaitable[tuple[Recorder, str]]]:
     async def start(**kwargs: Any) -> tuple[Recorder, str]:
         recorder = Recorder(**kwargs)
         app = web.Application(client_max_size=1024**3)
@@ -65,7 +72,9 @@ async def recorder_url(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> 
     return start
 
 
-async def _send(gateway: Gateway, head: bytes, pieces: list[bytes], pause: float = 0.0) -> tuple[bytes, asyncio.StreamReader]:
+async def _send(
+    gateway: Gateway, head: bytes, pieces: list[bytes], pause: float = 0.0
+) -> tuple[bytes, asyncio.StreamReader]:
     reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
     writer.write(head)
     for piece in pieces:
@@ -82,11 +91,14 @@ def _head(url: str, length: int | None, path: str = "/v1/audio/transcriptions", 
     framing = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
     return (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n{framing}"
-        f"x-portkey-provider: openai\r\nx-portkey-custom-host: {url}\r\nAuthorization: Bearer sk-up\r\n{extra}\r\n"
+        f"x-portkey-provider: openai\r\nx-portkey-custom-host: {url}\r\n"
+        f"Authorization: Bearer sk-up\r\n{extra}\r\n"
     ).encode()
 
 
-async def test_body_reaches_the_upstream_before_the_client_has_sent_it_all(gateway: Gateway, recorder_url: Any) -> None:
+async def test_body_reaches_the_upstream_before_the_client_has_sent_it_all(
+    gateway: Gateway, recorder_url: Any
+) -> None:
     recorder, url = await recorder_url()
     data = FORM_HEAD + b"x" * 300_000
     body = data + FORM_TAIL
@@ -149,7 +161,7 @@ async def test_chunked_upload_over_the_cap_is_413_midway(make_gateway: Any, reco
 async def test_upstream_that_answers_before_the_body_closes_the_client_connection_cleanly(
     gateway: Gateway, recorder_url: Any
 ) -> None:
-    recorder, url = await recorder_url(read=False)
+    _, url = await recorder_url(read=False)
     body = FORM_HEAD + b"w" * 2_000_000 + FORM_TAIL
     reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
     writer.write(_head(url, len(body)) + body[:100_000])
@@ -168,9 +180,13 @@ async def test_upstream_that_answers_before_the_body_closes_the_client_connectio
 
 async def test_retry_sends_the_whole_upload_again(gateway: Gateway, recorder_url: Any) -> None:
     recorder, url = await recorder_url(status=503)
-    config = (
-        '{"provider": "openai", "api_key": "sk-up", "custom_host": "%s", "retry": {"attempts": 1, '
-        '"on_status_codes": [503]}}' % url
+    config = json.dumps(
+        {
+            "provider": "openai",
+            "api_key": "sk-up",
+            "custom_host": url,
+            "retry": {"attempts": 1, "on_status_codes": [503]},
+        }
     )
     body = FORM_HEAD + b"r" * 200_000 + FORM_TAIL
     head = (

@@ -136,7 +136,6 @@ class LimitsStage(Stage):
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
         return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
 
-
     def _charge_audio(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
         """Speech by its input's characters; a transcription by the seconds or tokens its
         answer reports (``limits/audio.py``)."""
