@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.conftest import MEDIANS, require_measured
+from bench.conftest import MEDIANS, free_port, require_measured, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = (
@@ -34,26 +34,9 @@ SPEECH = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(port: int) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"port {port} did not open")
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[int, int]]:
-    mock_port, gw_port = _free_port(), _free_port()
+    mock_port, gw_port = free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
@@ -64,8 +47,8 @@ def servers() -> Iterator[tuple[int, int]]:
         ),
     ]
     try:
-        _wait(mock_port)
-        _wait(gw_port)
+        wait_for_port(mock_port)
+        wait_for_port(gw_port)
         yield mock_port, gw_port
     finally:
         for proc in procs:
@@ -108,26 +91,33 @@ class Client:
         return first
 
 
+def _pairs(
+    direct: Client, gateway: Client, marker: bytes, warm: int, rounds: int, benchmark
+) -> list[tuple[float, float]]:
+    """(direct, gateway) times to ``marker``, the two sides one after the other in each round."""
+    try:
+        for _ in range(warm):
+            direct.first_event(marker)
+            gateway.first_event(marker)
+        samples: list[tuple[float, float]] = []
+
+        def run() -> None:
+            samples.append((direct.first_event(marker), gateway.first_event(marker)))
+
+        benchmark.pedantic(run, rounds=rounds, iterations=1)
+        return samples
+    finally:
+        direct.sock.close()
+        gateway.sock.close()
+
+
 @pytest.mark.benchmark(group="ttfb")
 def test_ttfb_interleaved(servers: tuple[int, int], benchmark) -> None:
     """Each round times one request straight to the mock and one through the gateway, so a
     burst from another tenant of this machine falls on both."""
     mock_port, gw_port = servers
     headers = b"x-portkey-provider: openai\r\nx-portkey-custom-host: http://127.0.0.1:%d/v1\r\n" % mock_port
-    direct, gateway = Client(mock_port, b""), Client(gw_port, headers)
-    try:
-        for _ in range(20):
-            direct.first_event()
-            gateway.first_event()
-        samples: list[tuple[float, float]] = []
-
-        def run() -> None:
-            samples.append((direct.first_event(), gateway.first_event()))
-
-        benchmark.pedantic(run, rounds=300, iterations=1)
-    finally:
-        direct.sock.close()
-        gateway.sock.close()
+    samples = _pairs(Client(mock_port, b""), Client(gw_port, headers), b"data:", 20, 300, benchmark)
     MEDIANS["ttfb_direct"] = statistics.median(d for d, _ in samples)
     MEDIANS["ttfb_gateway"] = statistics.median(g for _, g in samples)
     MEDIANS["ttfb_added"] = statistics.median(g - d for d, g in samples)
@@ -151,19 +141,7 @@ def test_speech_first_byte_interleaved(servers: tuple[int, int], benchmark) -> N
     headers = b"x-portkey-provider: openai\r\nx-portkey-custom-host: http://127.0.0.1:%d/v1\r\n" % mock_port
     path = b"/v1/audio/speech"
     direct, gateway = Client(mock_port, b"", path, SPEECH), Client(gw_port, headers, path, SPEECH)
-    try:
-        for _ in range(10):
-            direct.first_event(b"RIFF")
-            gateway.first_event(b"RIFF")
-        samples: list[tuple[float, float]] = []
-
-        def run() -> None:
-            samples.append((direct.first_event(b"RIFF"), gateway.first_event(b"RIFF")))
-
-        benchmark.pedantic(run, rounds=150, iterations=1)
-    finally:
-        direct.sock.close()
-        gateway.sock.close()
+    samples = _pairs(direct, gateway, b"RIFF", 10, 150, benchmark)
     MEDIANS["speech_direct"] = statistics.median(d for d, _ in samples)
     MEDIANS["speech_gateway"] = statistics.median(g for _, g in samples)
     MEDIANS["speech_added"] = statistics.median(g - d for d, g in samples)

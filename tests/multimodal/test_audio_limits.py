@@ -14,6 +14,7 @@ from openai import AsyncOpenAI
 
 from fastgate.mock import audio
 from tests.conftest import Gateway, Upstream
+from tests.multimodal.conftest import headers_for, sdk_client
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 
@@ -32,12 +33,7 @@ async def _key(gateway: Gateway, **spec: Any) -> str:
 
 
 def _client(gateway: Gateway, upstream: Upstream, key: str) -> AsyncOpenAI:
-    headers = {
-        "x-portkey-provider": "openai",
-        "x-portkey-custom-host": upstream.url,
-        "x-portkey-api-key": key,
-    }
-    return AsyncOpenAI(base_url=gateway.url + "/v1", api_key="sk-up", max_retries=0, default_headers=headers)
+    return sdk_client(gateway, {**headers_for("openai", upstream.url), "x-portkey-api-key": key})
 
 
 async def test_speech_is_priced_per_character_and_transcription_per_second(

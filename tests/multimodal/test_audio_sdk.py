@@ -15,31 +15,16 @@ from openai import AsyncOpenAI
 
 from fastgate.mock import audio
 from tests.conftest import Gateway, Upstream
+from tests.multimodal.conftest import headers_for, sdk_client
 
-AZURE = {
-    "x-portkey-provider": "azure-openai",
-    "x-portkey-azure-resource-name": "unused",
-    "x-portkey-azure-deployment-id": "whisper",
-    "x-portkey-azure-api-version": "2024-10-21",
-}
 #: A second of 16 kHz mono silence, as a client would record it.
 CLIP = audio.wav(1.0, rate=16000)
 
 
-def _headers(kind: str, upstream: Upstream) -> dict[str, str]:
-    if kind == "azure-openai":
-        return {**AZURE, "x-portkey-custom-host": upstream.url.removesuffix("/v1") + "/openai"}
-    if kind == "mock":
-        return {"x-portkey-provider": "mock"}
-    return {"x-portkey-provider": kind, "x-portkey-custom-host": upstream.url}
-
-
 @pytest.fixture(params=["openai", "groq", "azure-openai", "mock"])
 async def client(request: Any, gateway: Gateway, upstream: Upstream) -> AsyncIterator[AsyncOpenAI]:
-    headers = _headers(request.param, upstream)
-    async with AsyncOpenAI(
-        base_url=gateway.url + "/v1", api_key="sk-audio", max_retries=0, default_headers=headers
-    ) as c:
+    headers = headers_for(request.param, upstream.url, "whisper")
+    async with sdk_client(gateway, headers) as c:
         yield c
 
 

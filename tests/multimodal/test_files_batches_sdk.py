@@ -13,29 +13,13 @@ import pytest
 from openai import AsyncOpenAI
 
 from tests.conftest import Gateway, Upstream
-
-AZURE = {
-    "x-portkey-provider": "azure-openai",
-    "x-portkey-azure-resource-name": "unused",
-    "x-portkey-azure-deployment-id": "gpt-4o-mini",
-    "x-portkey-azure-api-version": "2024-10-21",
-}
-
-
-def _headers(kind: str, upstream: Upstream) -> dict[str, str]:
-    if kind == "openai":
-        return {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.url}
-    if kind == "azure-openai":
-        return {**AZURE, "x-portkey-custom-host": upstream.url.removesuffix("/v1") + "/openai"}
-    return {"x-portkey-provider": "mock"}
+from tests.multimodal.conftest import headers_for, sdk_client
 
 
 @pytest.fixture(params=["openai", "azure-openai", "mock"])
 async def client(request: Any, gateway: Gateway, upstream: Upstream) -> AsyncIterator[AsyncOpenAI]:
-    headers = _headers(request.param, upstream)
-    async with AsyncOpenAI(
-        base_url=gateway.url + "/v1", api_key="sk-files", max_retries=0, default_headers=headers
-    ) as c:
+    headers = headers_for(request.param, upstream.url)
+    async with sdk_client(gateway, headers) as c:
         yield c
 
 
@@ -121,9 +105,7 @@ async def test_bedrock_and_vertex_batches_say_what_to_use_instead(
     gateway: Gateway, provider: str, options: dict[str, str], instead: str
 ) -> None:
     headers = {"x-portkey-provider": provider, **options}
-    async with AsyncOpenAI(
-        base_url=gateway.url + "/v1", api_key="key", max_retries=0, default_headers=headers
-    ) as c:
+    async with sdk_client(gateway, headers) as c:
         with pytest.raises(openai.BadRequestError, match=instead) as refused:
             await c.batches.create(
                 input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h"

@@ -16,31 +16,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import Gateway, Upstream
-
-AZURE = {
-    "x-portkey-provider": "azure-openai",
-    "x-portkey-azure-resource-name": "unused",
-    "x-portkey-azure-deployment-id": "gpt-realtime",
-    "x-portkey-azure-api-version": "2025-04-01-preview",
-}
-
-
-def _headers(kind: str, upstream: Upstream) -> dict[str, str]:
-    if kind == "openai":
-        return {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream.url}
-    if kind == "azure-openai":
-        return {**AZURE, "x-portkey-custom-host": upstream.url.removesuffix("/v1") + "/openai"}
-    return {"x-portkey-provider": "mock"}
+from tests.multimodal.conftest import headers_for, sdk_client
 
 
 @pytest.fixture(params=["openai", "azure-openai", "mock"])
 async def client(request: Any, gateway: Gateway, upstream: Upstream) -> AsyncIterator[AsyncOpenAI]:
-    async with AsyncOpenAI(
-        base_url=gateway.url + "/v1",
-        api_key="sk-realtime",
-        max_retries=0,
-        default_headers=_headers(request.param, upstream),
-    ) as c:
+    headers = headers_for(request.param, upstream.url, "gpt-realtime")
+    async with sdk_client(gateway, headers) as c:
         yield c
 
 

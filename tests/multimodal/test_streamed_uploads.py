@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import Gateway, Upstream
+from tests.multimodal.conftest import headers_for
 
 BOUNDARY = "testboundary"
 FORM_HEAD = (
@@ -87,12 +88,15 @@ async def _send(
     return answer, reader
 
 
-def _head(url: str, length: int | None, path: str = "/v1/audio/transcriptions", extra: str = "") -> bytes:
+def _head(url: str | None, length: int | None, routing: str = "") -> bytes:
+    """A transcription's head; ``url``: sent to it as ``openai``, else routed by ``routing``."""
     framing = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    if url is not None:
+        routing = "".join(f"{k}: {v}\r\n" for k, v in headers_for("openai", url).items())
+        routing += "Authorization: Bearer sk-up\r\n"
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n{framing}"
-        f"x-portkey-provider: openai\r\nx-portkey-custom-host: {url}\r\n"
-        f"Authorization: Bearer sk-up\r\n{extra}\r\n"
+        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n"
+        f"{framing}{routing}\r\n"
     ).encode()
 
 
@@ -189,11 +193,7 @@ async def test_retry_sends_the_whole_upload_again(gateway: Gateway, recorder_url
         }
     )
     body = FORM_HEAD + b"r" * 200_000 + FORM_TAIL
-    head = (
-        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n"
-        f"Content-Length: {len(body)}\r\nx-portkey-config: {config}\r\n\r\n"
-    ).encode()
-    answer, _ = await _send(gateway, head, [body])
+    answer, _ = await _send(gateway, _head(None, len(body), f"x-portkey-config: {config}\r\n"), [body])
     assert answer.startswith(b"HTTP/1.1 503"), answer
     assert recorder.bodies == [body, body]  # the first attempt and the retry, each whole
     assert b"x-portkey-retry-attempt-count: -1" in answer
@@ -212,11 +212,7 @@ async def test_client_that_stops_sending_gets_a_408(make_gateway: Any, recorder_
 async def test_model_field_routes_a_plain_client(gateway: Gateway, upstream: Upstream) -> None:
     """No provider header: the form's ``model`` (mock/...) picks the provider, as for chat."""
     body = FORM_HEAD.replace(b"whisper-1", b"mock/whisper-1") + b"\x00" * 1000 + FORM_TAIL
-    head = (
-        f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {CTYPE}\r\n"
-        f"Content-Length: {len(body)}\r\nAuthorization: Bearer sk-any\r\n\r\n"
-    ).encode()
-    answer, _ = await _send(gateway, head, [body])
+    answer, _ = await _send(gateway, _head(None, len(body), "Authorization: Bearer sk-any\r\n"), [body])
     assert answer.startswith(b"HTTP/1.1 200"), answer
     assert b"x-portkey-provider: mock" in answer
     assert b"Mock transcript of a.wav" in answer
