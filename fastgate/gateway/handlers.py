@@ -16,7 +16,7 @@ from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
 from fastgate.gateway.relay import Outcome, attempt
 from fastgate.gateway.streaming import UPSTREAM_FAILURES, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
-from fastgate.providers.base import Call, Endpoint, Provider
+from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
 from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import NO_CIRCUITS, Leaf, RoutePlan, plan_targets
@@ -183,7 +183,7 @@ class Gateway:
                         at = None
                 provider = get_provider(call.target.provider)
                 if ex.endpoint not in provider.endpoints:
-                    raise provider.unsupported(ex.endpoint)
+                    call.endpoint = passthrough_instead(provider, ex.endpoint)
                 if at is None:
                     outcome = await attempt(pool, provider, call, ex.stream)
                     if leaf.retry is not None:
@@ -277,6 +277,15 @@ class Gateway:
             outcome = await attempt(self.pool, provider, call, ex.stream)
             if at is not None:
                 outcome = await self.pipeline.after(ex, at, outcome)
+
+
+def passthrough_instead(provider: Provider, endpoint: Endpoint) -> Endpoint:
+    """An API operation a provider does not serve as such goes through its passthrough, as any
+    other ``/v1/*`` path would (Anthropic's and Mistral's files APIs, say); any other endpoint,
+    or one the provider names an alternative for, is refused."""
+    if endpoint in API_OPERATIONS and Endpoint.PROXY in provider.endpoints and endpoint not in provider.instead:
+        return Endpoint.PROXY
+    raise provider.unsupported(endpoint)
 
 
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:

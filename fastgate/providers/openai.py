@@ -171,7 +171,7 @@ class OpenAICompatible(Provider):
         if call.query:
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
-        return UpstreamRequest(call.method, url, headers, body or None)
+        return UpstreamRequest(call.method, url, headers, body or None, call.upload)
 
     def operation_request(self, call: Call) -> UpstreamRequest:
         """An API operation (files, batches, uploads, audio, image edits) at the path the client

@@ -113,3 +113,17 @@ async def test_bedrock_and_vertex_batches_say_what_to_use_instead(
         assert refused.value.code == "unsupported_endpoint"
         with pytest.raises(openai.BadRequestError, match="files is not supported"):
             await c.files.create(file=("a.jsonl", io.BytesIO(b"{}\n")), purpose="batch")
+
+
+async def test_a_provider_without_the_operation_gets_it_through_its_passthrough(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    """Anthropic's Files API is reached as any /v1/* path is: the upload streamed as it came."""
+    headers = {"x-portkey-provider": "anthropic", "x-portkey-custom-host": upstream.url}
+    async with sdk_client(gateway, headers, key="sk-ant") as c:
+        created = await c.files.create(file=("a.txt", io.BytesIO(b"passthrough")), purpose="user_data")
+    assert created.bytes == len(b"passthrough")
+    [received] = upstream.requests
+    assert received["path"] == "/v1/files"
+    assert received["headers"]["x-api-key"] == "sk-ant"
+    assert received["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
