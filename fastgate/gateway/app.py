@@ -25,6 +25,7 @@ from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage
 from fastgate.gateway.stages.limits import LimitsStage
+from fastgate.gateway.stages.messages import MessagesStage
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
 from fastgate.server.busy_poll import BusyPoll
@@ -59,6 +60,8 @@ class App:
         r.add("GET", "/v1/models", gateway.models)
         _add_operations(r, gateway)
         r.add("GET", "/v1/realtime", partial(realtime, gateway))
+        r.add("POST", "/v1/messages", gateway.messages)
+        r.add("POST", "/v1/messages/count_tokens", gateway.messages)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -76,7 +79,7 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        return Pipeline([keys, LimitsStage(shared.guard), self.cache])
+        return Pipeline([keys, MessagesStage(), LimitsStage(shared.guard), self.cache])
 
     async def startup(self) -> None:
         await self.shared.start()

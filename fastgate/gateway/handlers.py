@@ -10,11 +10,13 @@ from typing import Any
 
 import msgspec
 
+from fastgate._transforms import chat_error_to_messages
 from fastgate.errors import GatewayError, bad_request
 from fastgate.gateway.options import OptionsReader, RequestOptions
 from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
 from fastgate.gateway.relay import Outcome, attempt
-from fastgate.gateway.streaming import UPSTREAM_FAILURES, write_stream
+from fastgate.gateway.stages.messages import MESSAGES
+from fastgate.gateway.streaming import pipe_raw, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
@@ -92,14 +94,30 @@ class Gateway:
         plan = opts.plan or self.reader.plan_for_model(None, opts)
         return self._route(ex, plan, path=request.path[len("/v1") :], query=request.query)
 
-    def _infer(self, endpoint: Endpoint, request: Request) -> Awaitable[Response | None]:
+    async def messages(self, request: Request) -> Response | None:
+        """Anthropic's Messages API (and its ``count_tokens``): the stages map it per target
+        (``stages/messages.py``); every error, the gateway's own included, in Anthropic's shape."""
+        endpoint = Endpoint.MESSAGES_COUNT if request.path.endswith("/count_tokens") else Endpoint.CHAT
+        try:
+            return await self._infer(endpoint, request, MESSAGES)
+        except GatewayError as exc:
+            if request.streaming:
+                raise
+            return Response(exc.status, chat_error_to_messages(exc.status, exc.body()), exc.headers)
+
+    def _infer(self, endpoint: Endpoint, request: Request, ingress: str = "") -> Awaitable[Response | None]:
         body = request.body
         if request.content_type not in _JSON_TYPES:
             raise GatewayError(
                 415, f"Unsupported content type {request.content_type!r}: send application/json"
             )
         ex = Exchange(
-            request=request, endpoint=endpoint, headers=request.headers, body=body, view=_EMPTY_VIEW
+            request=request,
+            endpoint=endpoint,
+            headers=request.headers,
+            body=body,
+            view=_EMPTY_VIEW,
+            ingress=ingress,
         )
         self.pipeline.arrive(ex)
         ex.opts = opts = self.reader.read(request.headers)
@@ -115,7 +133,12 @@ class Gateway:
                 # Conditions or the cache read the whole body: decode it once, take the view from it.
                 params = object_decoder.decode(body)
                 view = msgspec.convert(params, RequestView)
-            elif plan is not None and plan.chat_request_decoder is not None and endpoint is Endpoint.CHAT:
+            elif (
+                plan is not None
+                and plan.chat_request_decoder is not None
+                and endpoint is Endpoint.CHAT
+                and not ingress
+            ):
                 view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
             else:
                 view = view_decoder.decode(body)
@@ -182,9 +205,9 @@ class Gateway:
                     if not at.stages:
                         at = None
                 provider = get_provider(call.target.provider)
-                if ex.endpoint not in provider.endpoints:
-                    call.endpoint = passthrough_instead(provider, ex.endpoint)
                 if at is None:
+                    if call.endpoint not in provider.endpoints:
+                        call.endpoint = passthrough_instead(provider, call.endpoint)
                     outcome = await attempt(pool, provider, call, ex.stream)
                     if leaf.retry is not None:
                         outcome = await self._retried(ex, None, leaf, provider, outcome)
@@ -203,7 +226,9 @@ class Gateway:
                     outcome.release()
                     raise
                 outcome.release()
-            if at is not None and outcome.mapper is not None:
+            if at is not None and (
+                outcome.mapper is not None or outcome.upstream is not None or outcome.events is not None
+            ):
                 pipeline.watch(ex, at, outcome)
             ex.outcome = outcome
             headers = _answer_headers(opts, outcome)
@@ -219,7 +244,7 @@ class Gateway:
                 await outcome.session.serve(request, headers)
                 return None
             if outcome.upstream is not None or outcome.events is not None:
-                await _pipe_raw(request, outcome, headers)
+                await pipe_raw(request, outcome, headers)
                 return None
             return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
         except BaseException as exc:
@@ -239,6 +264,8 @@ class Gateway:
         outcome = await pipeline.before(ex, at)
         if outcome is None:
             assert self.pool is not None
+            if at.call.endpoint not in at.provider.endpoints:
+                at.call.endpoint = passthrough_instead(at.provider, at.call.endpoint)
             outcome = await attempt(self.pool, at.provider, at.call, ex.stream)
             outcome = await pipeline.after(ex, at, outcome)
             if leaf.retry is not None:
@@ -283,7 +310,11 @@ def passthrough_instead(provider: Provider, endpoint: Endpoint) -> Endpoint:
     """An API operation a provider does not serve as such goes through its passthrough, as any
     other ``/v1/*`` path would (Anthropic's and Mistral's files APIs, say); any other endpoint,
     or one the provider names an alternative for, is refused."""
-    if endpoint in API_OPERATIONS and Endpoint.PROXY in provider.endpoints and endpoint not in provider.instead:
+    if (
+        endpoint in API_OPERATIONS
+        and Endpoint.PROXY in provider.endpoints
+        and endpoint not in provider.instead
+    ):
         return Endpoint.PROXY
     raise provider.unsupported(endpoint)
 
@@ -297,29 +328,6 @@ def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:
     headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
     headers.setdefault("x-portkey-cache-status", "DISABLED")
     return headers
-
-
-async def _pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
-    """An answer relayed as it arrives; its first piece, when read ahead, goes with the head."""
-    upstream = outcome.upstream
-    chunks = upstream.chunks() if upstream is not None else outcome.events
-    assert chunks is not None
-    try:
-        await request.start_stream(outcome.status, headers, outcome.content_type, outcome.first)
-        while True:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except UPSTREAM_FAILURES:
-                # The upstream broke mid-answer. A raw relay has no error event to send: the
-                # client's connection is cut, so it sees an incomplete body, not a clean end.
-                request.abort()
-                return
-            await request.send(chunk)
-        request.end_stream()
-    finally:
-        outcome.release()
 
 
 async def health(request: Request) -> Response:

@@ -47,6 +47,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     #: An upload's body, streamed to the upstream as it arrives (``body`` is then empty).
     upload: ReplayableBody | None = None
     stream: bool = False
+    #: The ingress format when it is not OpenAI's (``"messages"``): its stage maps to the pivot.
+    ingress: str = ""
     #: Read once the stages have seen the request arrive.
     opts: RequestOptions = None  # type: ignore[assignment]
     #: The request as the gateway reads it (the whole of it for a mapped provider), once decoded.

@@ -18,6 +18,7 @@ from fastgate.gateway.uploads import ReplayableBody
 from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import (
     API_OPERATIONS,
+    RELAYED,
     Call,
     Endpoint,
     LocalResponse,
@@ -186,7 +187,7 @@ async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: boo
         outcome = _head_outcome(provider, call, head, stream)
     if outcome.mapper is not None:
         await _read_ahead(outcome)
-    elif outcome.relayed and outcome.upstream is not None and call.endpoint is not Endpoint.PROXY:
+    elif outcome.relayed and outcome.upstream is not None and call.endpoint in API_OPERATIONS:
         # Its first piece before anything is written: until then another target can answer,
         # and the head goes out with it in one write.
         await _read_ahead(outcome, empty_ok=True)
@@ -250,7 +251,7 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
     outcome = Outcome(
         status=resp.status, provider=provider, call=call, headers=relayed_headers(resp.headers), upstream=resp
     )
-    if call.endpoint is Endpoint.PROXY:
+    if call.endpoint in RELAYED:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
         outcome.content_type = resp.content_type
         outcome.relayed = True

@@ -37,6 +37,11 @@ class Endpoint(enum.Enum):
     IMAGE_EDITS = "images/edits"
     IMAGE_VARIATIONS = "images/variations"
     REALTIME = "realtime"
+    #: Ingress formats a provider may speak natively (``Provider.endpoints`` says which): the
+    #: request goes as it came, its answer comes back as it is. Elsewhere they go through the
+    #: chat pivot (``fastgate/gateway/stages/messages.py``).
+    MESSAGES = "messages"
+    MESSAGES_COUNT = "messages/count_tokens"
 
 
 #: OpenAI API operations whose bodies and answers go through as they are, at the path the client
@@ -56,6 +61,14 @@ API_OPERATIONS = frozenset(
 )
 #: Operations on stored objects rather than a model: a key limited to models may still use them.
 MODELLESS = frozenset({Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
+
+#: The ingress formats' native endpoints: a provider serves them only where it says so.
+NATIVE_INGRESS = frozenset({Endpoint.MESSAGES, Endpoint.MESSAGES_COUNT})
+#: Endpoints whose answers are relayed as they come, unmapped: the passthrough and the native
+#: ingress formats.
+RELAYED = frozenset({Endpoint.PROXY}) | NATIVE_INGRESS
+#: What an OpenAI-shaped provider serves unless it says otherwise.
+OPENAI_ENDPOINTS = frozenset(Endpoint) - NATIVE_INGRESS
 
 
 class Target(msgspec.Struct, kw_only=True):
@@ -175,7 +188,7 @@ class Provider:
 
     name: str = ""
     #: Endpoints this provider serves; others are a 400 before any network traffic.
-    endpoints: frozenset[Endpoint] = frozenset(Endpoint)
+    endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS
     #: The provider options it reads (``Target.options``): a virtual key's ``--option`` names
     #: are checked against them, so a misspelt one is refused instead of silently ignored.
     option_names: frozenset[str] = frozenset()
@@ -187,6 +200,11 @@ class Provider:
     #: the handler decodes the body with this in place of the request view (``Call.view`` is
     #: then the whole request), so the body is decoded once.
     chat_request_decoder: msgspec.json.Decoder[Any] | None = None
+
+    def speaks(self, endpoint: Endpoint, model: str) -> bool:
+        """Whether this provider serves an ingress format's native ``endpoint`` for ``model``
+        (else the format goes through the chat pivot)."""
+        return endpoint in self.endpoints
 
     def request(self, call: Call) -> UpstreamRequest:
         raise NotImplementedError

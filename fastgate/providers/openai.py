@@ -15,6 +15,8 @@ from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import (
     API_OPERATIONS,
+    OPENAI_ENDPOINTS,
+    RELAYED,
     Call,
     Endpoint,
     Provider,
@@ -103,7 +105,7 @@ class OpenAICompatible(Provider):
         auth_header: str = "Authorization",
         auth_prefix: str = "Bearer ",
         add_provider_field: bool = True,
-        endpoints: frozenset[Endpoint] = frozenset(Endpoint),
+        endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS,
         option_headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -147,7 +149,7 @@ class OpenAICompatible(Provider):
         return forward_headers(call, self.auth_headers(call))
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
+        if call.endpoint in RELAYED:
             return self.proxy_request(call)
         if call.endpoint in API_OPERATIONS:
             return self.operation_request(call)

@@ -1,6 +1,8 @@
 """Rate limits and budgets of gateway keys and virtual keys: counted before the call, charged after.
 
-A request is counted (``rpm``) in the same store round trip as its cache look-up (the cache
+Every route is counted and charged: a relayed answer (the passthrough, a native ingress format)
+with the usage it reports in whichever API's shape (``limits/usage.py``). A request is counted
+(``rpm``) in the same store round trip as its cache look-up (the cache
 stage puts its key on the attempt first); the tokens its answer reports are charged afterwards,
 off the client's path: from a JSON body at once, from a stream as it ends. A fallback's second
 target is not a new request for the gateway key: counted once, charged for what answered.
@@ -14,8 +16,8 @@ from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.limits.audio import speech_characters, transcript_usage
 from fastgate.limits.guard import Guard, LimitReached
-from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
-from fastgate.providers.base import Endpoint
+from fastgate.limits.usage import RelayedUsage, UsageTap, body_usage, with_stream_usage
+from fastgate.providers.base import RELAYED, Endpoint
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
 from fastgate.store.base import LimitRule
@@ -122,17 +124,21 @@ class LimitsStage(Stage):
             and outcome.reached
             and not outcome.from_cache
             and 200 <= outcome.status < 300
-            and at.call.endpoint is not Endpoint.PROXY
+            and at.call.endpoint not in RELAYED
         ):
             view = body_usage(outcome.body)
             if view.usage is not None:
                 self.guard.charge(charge.charged, view.model, view.usage)
         return outcome
 
-    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | None:
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | _RelayedWatcher | None:
         charge: _Charge = at.notes[self]
         if not charge.tokens or not 200 <= outcome.status < 300:
             return None
+        if outcome.mapper is None:  # relayed as it came: whichever API's usage it reports
+            if outcome.content_type not in _REPORTS_USAGE:
+                return None  # audio, a file's content: nothing to read a usage from
+            return _RelayedWatcher(self.guard, charge, outcome.content_type)
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
         return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
 
@@ -148,6 +154,8 @@ class LimitsStage(Stage):
 
 
 _AUDIO = frozenset({Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
+#: What a relayed answer that reports usage is sent as.
+_REPORTS_USAGE = frozenset({"application/json", "text/event-stream"})
 
 
 def _asks_usage(options: StreamOptions | None) -> bool:
@@ -173,3 +181,24 @@ class _UsageWatcher:
         if tap.usage is not None and self.guard is not None:
             self.guard.charge(self.charge.charged, tap.model, tap.usage)
         return tail
+
+
+class _RelayedWatcher:
+    """An answer relayed as it came, charged with the usage it reports as it ends (a route that
+    reports none was counted as a request only)."""
+
+    __slots__ = ("charge", "guard", "reader")
+
+    def __init__(self, guard: Guard, charge: _Charge, content_type: str) -> None:
+        self.guard = guard
+        self.charge = charge
+        self.reader = RelayedUsage(content_type)
+
+    def feed(self, out: bytes) -> bytes:
+        return self.reader.feed(out)
+
+    async def end(self) -> bytes:
+        usage = self.reader.usage()
+        if usage is not None:
+            self.guard.charge(self.charge.charged, self.reader.model, usage)
+        return b""
