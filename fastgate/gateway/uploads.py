@@ -5,13 +5,17 @@ retry or a fallback needs it from its start again: what was read is kept while i
 ``REPLAY_BYTES``, so an upload that small (most audio clips) can be retried and fall back like any
 request; a larger one is sent once, and its first answer is final. Reading the leading fields of a
 multipart form (``model`` comes before the file in what the SDKs send) uses the same buffer: the
-upstream then gets the body from its first byte.
+upstream then gets the body from its first byte, those fields changed where a target's
+``override_params`` says so (``with_fields``: a model routed as ``groq/whisper-large-v3`` reaches
+Groq as ``whisper-large-v3``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
+from fastgate.providers.base import BodySource
 from fastgate.server.upload import BodyStream
 
 #: Bytes of an upload kept so that another attempt can send it again.
@@ -27,7 +31,7 @@ class ReplayableBody:
     """Reads a ``BodyStream`` for an upstream attempt; ``rewind`` starts a new attempt at the
     first byte (``replayable`` says whether it still can)."""
 
-    __slots__ = ("_at", "_kept", "_kept_size", "_stream", "length", "replayable")
+    __slots__ = ("_at", "_form", "_kept", "_kept_size", "_stream", "length", "replayable")
 
     def __init__(self, stream: BodyStream) -> None:
         self._stream = stream
@@ -37,6 +41,9 @@ class ReplayableBody:
         #: The next kept piece to replay (== len(_kept): read from the client).
         self._at = 0
         self.replayable = True
+        #: The form's leading fields as read (their bytes, before the first file's part), and
+        #: each field's name, value and where its value lies in them.
+        self._form: tuple[bytes, list[tuple[str, str, int, int]]] | None = None
 
     async def read(self) -> bytes | None:
         if self._at < len(self._kept):
@@ -79,19 +86,83 @@ class ReplayableBody:
             if not piece:
                 break
             head += piece
-        if self.replayable:
-            self.rewind()
-        return _leading_fields(head[:_FORM_HEAD_BYTES], delimiter)
+        if not self.replayable:
+            return {}
+        self.rewind()
+        head = head[:_FORM_HEAD_BYTES]
+        fields, end = _leading_fields(head, delimiter)
+        if end >= 0:
+            self._form = (head[:end], fields)
+        return {name: value for name, value, _, _ in fields}
+
+    def with_fields(self, values: Mapping[str, object]) -> BodySource:
+        """The body with the values of these leading form fields replaced (a field the form
+        does not have is not added), as the next attempt reads it from its first byte."""
+        if self._form is None:
+            return self
+        head, fields = self._form
+        out, at = [], 0
+        for name, value, start, end in fields:
+            if name in values and isinstance(values[name], str | int | float) and str(values[name]) != value:
+                out += [head[at:start], str(values[name]).encode()]
+                at = end
+        if not out:
+            return self
+        return _RewrittenForm(self, b"".join(out) + head[at:], len(head))
 
 
-def _leading_fields(head: bytes, delimiter: bytes) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for part in head.split(delimiter)[1:]:
-        headers, sep, value = part.partition(b"\r\n\r\n")
-        if not sep or _FILENAME.search(headers):
-            break  # a file (or a part cut short by the look's end): the fields before it are all
+class _RewrittenForm:
+    """A form whose first ``skip`` bytes are sent as ``prefix`` instead."""
+
+    __slots__ = ("_body", "_prefix", "_skip", "length")
+
+    def __init__(self, body: ReplayableBody, prefix: bytes, skip: int) -> None:
+        self._body = body
+        self._prefix = prefix
+        self._skip = skip
+        self.length = body.length + len(prefix) - skip if body.length >= 0 else -1
+
+    async def read(self) -> bytes | None:
+        if not self._skip:
+            return await self._body.read()
+        got = b""  # the leading fields were kept when they were first read: no wait for them
+        while len(got) < self._skip:
+            piece = await self._body.read()
+            if piece is None:
+                continue
+            if not piece:
+                break
+            got += piece
+        rest, self._skip = got[self._skip :], 0
+        return self._prefix + rest
+
+    def wake(self) -> None:
+        self._body.wake()
+
+    def with_fields(self, values: Mapping[str, object]) -> BodySource:
+        return self
+
+
+def _leading_fields(head: bytes, delimiter: bytes) -> tuple[list[tuple[str, str, int, int]], int]:
+    """The text fields before the first file: (name, value, value's start, value's end), and
+    where the first file's part begins (-1: not within ``head``)."""
+    fields: list[tuple[str, str, int, int]] = []
+    at = head.find(delimiter)
+    while at >= 0:
+        headers_at = at + len(delimiter)
+        blank = head.find(b"\r\n\r\n", headers_at)
+        if blank < 0:
+            return fields, -1
+        headers = head[headers_at:blank]
+        if _FILENAME.search(headers):
+            return fields, at
         name = _NAME.search(headers)
-        if name is None or not value.endswith(b"\r\n"):
-            break
-        fields[name.group(1).decode("utf-8", "replace")] = value[:-2].decode("utf-8", "replace")
-    return fields
+        following = head.find(b"\r\n" + delimiter, blank + 4)
+        if name is None or following < 0:
+            return fields, -1
+        value = head[blank + 4 : following]
+        fields.append(
+            (name.group(1).decode("utf-8", "replace"), value.decode("utf-8", "replace"), blank + 4, following)
+        )
+        at = following + 2
+    return fields, -1

@@ -117,6 +117,10 @@ class BodySource(Protocol):
 
     def wake(self) -> None: ...
 
+    def with_fields(self, values: Mapping[str, object]) -> BodySource:
+        """The body with these leading multipart fields' values replaced (``override_params``)."""
+        ...
+
 
 class UpstreamRequest(msgspec.Struct):
     method: str

@@ -190,9 +190,12 @@ class OpenAICompatible(Provider):
             if call.upload is None and call.body:
                 json = content_type.partition(";")[0].strip().lower() == "application/json"
                 body = apply_overrides(call.body, call.target.override_params) if json else call.body
+        upload = call.upload
+        if upload is not None and call.target.override_params:
+            upload = upload.with_fields(call.target.override_params)  # a form's fields, as JSON's
         url = self.url(call, call.path)
         return UpstreamRequest(
-            call.method, f"{url}?{call.query}" if call.query else url, headers, body, call.upload
+            call.method, f"{url}?{call.query}" if call.query else url, headers, body, upload
         )
 
     def realtime_request(self, call: Call) -> UpstreamRequest:

@@ -216,3 +216,23 @@ async def test_model_field_routes_a_plain_client(gateway: Gateway, upstream: Ups
     assert answer.startswith(b"HTTP/1.1 200"), answer
     assert b"x-portkey-provider: mock" in answer
     assert b"Mock transcript of a.wav" in answer
+
+
+async def test_override_params_change_a_forms_leading_fields(gateway: Gateway, recorder_url: Any) -> None:
+    """A config's ``override_params`` reach a form as they reach JSON: ``model`` rewritten in the
+    streamed body, its Content-Length adjusted; a field the form lacks is not added."""
+    recorder, url = await recorder_url()
+    config = json.dumps(
+        {
+            "provider": "openai",
+            "api_key": "sk-up",
+            "custom_host": url,
+            "override_params": {"model": "whisper-large-v3-turbo", "temperature": 0},
+        }
+    )
+    body = FORM_HEAD + b"v" * 100_000 + FORM_TAIL
+    answer, _ = await _send(gateway, _head(None, len(body), f"x-portkey-config: {config}\r\n"), [body])
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    expected = body.replace(b"\r\n\r\nwhisper-1\r\n", b"\r\n\r\nwhisper-large-v3-turbo\r\n", 1)
+    assert recorder.bodies == [expected]
+    assert recorder.headers[0]["Content-Length"] == str(len(expected))
