@@ -31,6 +31,7 @@ from fastgate.upstream.connection import UpstreamResponse
 from fastgate.upstream.pool import UpstreamPool
 from fastgate.upstream.websocket import HandshakeRefused, open_upstream
 
+_REALTIME = Endpoint.REALTIME
 #: Upstream calls of one fanned-out request in flight at once.
 _FAN_OUT_CONCURRENCY = 8
 
@@ -172,10 +173,10 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 
 async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Everything up to the answer's start: its head, and for a stream its first chunk."""
-    if call.endpoint is Endpoint.REALTIME:
+    if call.endpoint is _REALTIME:
         return await _open_session(pool, provider, call)
     upload = call.upload
-    if isinstance(upload, ReplayableBody) and upload.replayable:
+    if upload is not None and isinstance(upload, ReplayableBody) and upload.replayable:
         upload.rewind()  # another attempt: the body from its first byte
     if provider.local:
         outcome = _local_outcome(provider, call, await provider.respond(call))
@@ -255,12 +256,12 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
         outcome.content_type = resp.content_type
         outcome.relayed = True
-    elif call.endpoint in API_OPERATIONS and resp.status < 300 and resp.content_type != "application/json":
-        outcome.content_type = resp.content_type
-        outcome.relayed = True
     elif stream and resp.status < 300 and resp.content_type not in _NOT_A_STREAM:
         outcome.mapper = provider.stream(call)
         outcome.content_type = "text/event-stream"
+    elif resp.content_type != "application/json" and call.endpoint in API_OPERATIONS and resp.status < 300:
+        outcome.content_type = resp.content_type
+        outcome.relayed = True
     return outcome
 
 

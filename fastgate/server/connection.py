@@ -208,7 +208,10 @@ class Connection(asyncio.Protocol):
             self._refuse(exc.status, exc.message)
             return
         upload = None
-        if parser.streams_body:
+        body = parser.body
+        if body:  # complete, with its body (a streamed one has none here)
+            pass
+        elif parser.streams_body:
             upload = self._begin_upload(complete)
         elif not complete:
             if parser.head_done and parser.expect_continue and not parser.buffered and not self._continued:
@@ -224,7 +227,7 @@ class Connection(asyncio.Protocol):
         self._http10 = parser.http10
         method = parser.method
         self._head_only = method == "HEAD"
-        request = Request(self, method, parser.target, parser.headers, parser.body, parser.keep_alive, upload)
+        request = Request(self, method, parser.target, parser.headers, body, parser.keep_alive, upload)
         self.keep_alive = request.keep_alive
         self.busy = True
         waiting = self._next
