@@ -459,6 +459,8 @@ class Connection(asyncio.Protocol):
             return
         transport.write_eof()
         self._discarding = True
+        if self._read_paused:
+            self._flow()  # read (and drop) what the client still sends, or it would meet a reset
         self.server.loop.call_later(_LINGER_S, self._close)
 
     # ------------------------------------------------------------------ writing

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import Gateway, Upstream
-from tests.multimodal.conftest import headers_for
+from tests.multimodal.conftest import headers_for, sdk_client
 
 BOUNDARY = "testboundary"
 FORM_HEAD = (
@@ -236,3 +236,25 @@ async def test_override_params_change_a_forms_leading_fields(gateway: Gateway, r
     expected = body.replace(b"\r\n\r\nwhisper-1\r\n", b"\r\n\r\nwhisper-large-v3-turbo\r\n", 1)
     assert recorder.bodies == [expected]
     assert recorder.headers[0]["Content-Length"] == str(len(expected))
+
+
+async def test_image_edit_streams_through_the_sdk(gateway: Gateway, aiohttp_server: Any) -> None:
+    """``images.edit`` (multipart, two files) reaches an OpenAI-compatible upstream whole."""
+    got: list[tuple[str, bytes]] = []
+
+    async def edits(request: web.Request) -> web.Response:
+        got.append((request.headers["Content-Type"], await request.read()))
+        return web.json_response({"created": 1, "data": [{"b64_json": "aGk="}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/images/edits", edits)
+    server = await aiohttp_server(app)
+    image = b"\x89PNG\r\n\x1a\n" + b"\x00" * 70_000
+    async with sdk_client(gateway, headers_for("openai", str(server.make_url("/v1")))) as client:
+        result = await client.images.edit(
+            image=("in.png", image, "image/png"), prompt="add a hat", model="gpt-image-1"
+        )
+    assert result.data is not None and result.data[0].b64_json == "aGk="
+    [(ctype, body)] = got
+    assert ctype.startswith("multipart/form-data; boundary=")
+    assert image in body and b'name="prompt"\r\n\r\nadd a hat' in body
