@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from fastgate.server.upload import HIGH_WATER
 from tests.conftest import Gateway, Upstream
 from tests.multimodal.conftest import headers_for, sdk_client
 
@@ -258,3 +259,66 @@ async def test_image_edit_streams_through_the_sdk(gateway: Gateway, aiohttp_serv
     [(ctype, body)] = got
     assert ctype.startswith("multipart/form-data; boundary=")
     assert image in body and b'name="prompt"\r\n\r\nadd a hat' in body
+
+
+async def test_expect_100_continue_then_the_body(gateway: Gateway, recorder_url: Any) -> None:
+    recorder, url = await recorder_url()
+    body = FORM_HEAD + b"e" * 5000 + FORM_TAIL
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(_head(url, len(body), "").replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n", 1))
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    answer = await asyncio.wait_for(reader.read(65536), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert recorder.bodies == [body]
+
+
+async def test_a_slow_upstream_slows_the_client_and_the_gateway_holds_little(
+    gateway: Gateway, recorder_url: Any
+) -> None:
+    recorder, url = await recorder_url()
+    recorder.gate.clear()  # the upstream takes its first piece, then stops reading
+    body = FORM_HEAD + b"s" * 30_000_000 + FORM_TAIL
+    reader, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(_head(url, len(body)))
+
+    async def send() -> None:
+        view = memoryview(body)
+        for i in range(0, len(view), 1 << 20):
+            writer.write(view[i : i + (1 << 20)])
+            await writer.drain()
+
+    sending = asyncio.create_task(send())
+    await asyncio.sleep(1.0)
+    assert not sending.done()  # held back: the gateway stopped reading from the client
+    [conn] = [c for c in gateway.server.connections if c.busy]
+    assert conn._upload is not None and conn._upload.buffered <= HIGH_WATER + (1 << 20)
+    recorder.gate.set()
+    await asyncio.wait_for(sending, 20)
+    answer = await asyncio.wait_for(reader.read(65536), 20)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert recorder.bodies == [body]
+
+
+async def test_a_client_gone_mid_upload_ends_the_upstream_request(
+    gateway: Gateway, recorder_url: Any
+) -> None:
+    recorder, url = await recorder_url()
+    body = FORM_HEAD + b"g" * 1_000_000 + FORM_TAIL
+    _, writer = await asyncio.open_connection(gateway.host, gateway.port)
+    writer.write(_head(url, len(body)) + body[:300_000])
+    await writer.drain()
+    await _until(lambda: recorder.first_piece_at)  # the upload reached the upstream
+    writer.transport.abort()
+    await _until(lambda: gateway.app.dispatch.in_flight == 0 and not gateway.app.gateway.pool.busy)
+    assert recorder.bodies == []  # the upstream never saw a whole body
+
+
+async def _until(check: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
