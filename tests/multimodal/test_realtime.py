@@ -193,3 +193,14 @@ async def _until(check: Any, timeout: float = 5.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_shutdown_closes_a_session_with_going_away(make_gateway: Any) -> None:
+    gateway = await make_gateway(shutdown_grace=0.2)
+    headers = {"x-portkey-provider": "mock", "Authorization": "Bearer sk"}
+    async with connect(_ws_url(gateway), additional_headers=headers) as ws:
+        await ws.recv()
+        await gateway.server.stop(gateway.app.settings.shutdown_grace)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
