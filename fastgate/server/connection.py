@@ -188,7 +188,7 @@ class Connection(asyncio.Protocol):
         paused = (
             bool(self._writes_paused_since)
             or (self.busy and self.parser.buffered > _PIPELINE_BUFFER)
-            or (upload is not None and upload.buffered > HIGH_WATER)
+            or (upload is not None and (upload.held or upload.buffered > HIGH_WATER))
         )
         transport = self.transport
         if paused != self._read_paused and transport is not None and not transport.is_closing():

@@ -1,9 +1,12 @@
 """A request body read as it arrives: the body of an upload route, handed to its handler unread.
 
 The connection feeds it what the parser takes from each read; the handler (the upstream writer)
-pulls pieces. Back-pressure runs the whole way: past ``HIGH_WATER`` bytes waiting here the
-connection stops reading from the client (``Connection._flow``) and resumes once the reader has
-taken them, so a client faster than the upstream holds at most that much in the gateway.
+pulls pieces, or, once it is writing them as they come, has them pushed to it (``attach``): each
+read then goes from the client's ``data_received`` straight to the upstream's transport, with no
+task switch between (a loop awaiting every piece moved a third of what a plain relay does).
+Back-pressure runs the whole way: past ``HIGH_WATER`` bytes waiting here, or while the attached
+writer's transport is full (``throttle``), the connection stops reading from the client
+(``Connection._flow``), so a client faster than the upstream holds little in the gateway.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from fastgate.errors import GatewayError, type_for_status
@@ -28,7 +32,18 @@ class Reader(Protocol):
 class BodyStream:
     """The pieces of one request body in arrival order; ``read`` returns b"" at its end."""
 
-    __slots__ = ("_conn", "_end", "_error", "_pieces", "_waiter", "buffered", "last_io", "length")
+    __slots__ = (
+        "_conn",
+        "_end",
+        "_error",
+        "_pieces",
+        "_sink",
+        "_waiter",
+        "buffered",
+        "held",
+        "last_io",
+        "length",
+    )
 
     def __init__(self, conn: Reader, length: int) -> None:
         self._conn = conn
@@ -42,6 +57,10 @@ class BodyStream:
         self._waiter: asyncio.Future[None] | None = None
         #: When a byte last arrived (or reading last resumed), for the client timeout.
         self.last_io = time.monotonic()
+        #: Where pieces go as they arrive once a writer is attached (``attach``).
+        self._sink: Callable[[bytes], None] | None = None
+        #: The attached writer cannot take more now: the client is not read.
+        self.held = False
 
     @property
     def complete(self) -> bool:
@@ -51,9 +70,37 @@ class BodyStream:
     def put(self, piece: bytes) -> None:
         self.last_io = time.monotonic()
         if piece:
+            if self._sink is not None:
+                self._sink(piece)
+                return
             self._pieces.append(piece)
             self.buffered += len(piece)
             self._wake()
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        """From now on each piece goes to ``sink`` as it arrives (what waits here first);
+        ``read`` then returns only at the end of the body (b"") or when woken (None)."""
+        pieces = self._pieces
+        while pieces:
+            sink(pieces.popleft())
+        was_full = self.buffered > HIGH_WATER
+        self.buffered = 0
+        self._sink = sink
+        if was_full:
+            self._conn._flow()
+        return True
+
+    def detach(self) -> None:
+        self._sink = None
+        self.throttle(False)
+
+    def throttle(self, held: bool) -> None:
+        """The attached writer cannot take more (or can again): reading from the client stops."""
+        if held != self.held:
+            self.held = held
+            if not held:
+                self.last_io = time.monotonic()
+            self._conn._flow()
 
     def finish(self) -> None:
         self._end = True

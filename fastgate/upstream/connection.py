@@ -16,7 +16,7 @@ import asyncio
 import select
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from fastgate._transforms import BodyBuffer, HTTPParseError, ResponseParser
@@ -52,6 +52,16 @@ class BodySource(Protocol):
         ...
 
     def wake(self) -> None: ...
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        """Push pieces to ``sink`` as they arrive from now on, if it can (else read on)."""
+        ...
+
+    def detach(self) -> None: ...
+
+    def throttle(self, held: bool) -> None:
+        """The attached sink cannot take more now (or can again)."""
+        ...
 
 
 class UpstreamConnectionError(OSError):
@@ -117,9 +127,8 @@ class Connection(asyncio.Protocol):
         self._polled: BusyPoll | None = None
         #: Watches the socket for bytes or an EOF while the connection is idle (``stale``).
         self._readable: select.poll | None = None
-        #: The streamed request body being written, and the wait for the transport to drain.
+        #: The streamed request body being written, and whether the transport takes more.
         self._body: BodySource | None = None
-        self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
         #: The answer came before all of a streamed body was sent: not reusable.
         self._body_cut = False
@@ -176,17 +185,17 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self._body is not None:
+            self._body.throttle(True)
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._wake_body()
+        if self._body is not None:
+            self._body.throttle(False)
 
     def _wake_body(self) -> None:
-        """A streamed body's writer has something to look at: the transport drained, the
-        answer's head came, or the connection failed."""
-        drain = self._drain
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        """A streamed body's writer has something to look at: the answer's head came, or the
+        connection failed."""
         if self._body is not None:
             self._body.wake()
 
@@ -256,39 +265,58 @@ class Connection(asyncio.Protocol):
     async def write_body(self, body: BodySource, head: asyncio.Future[None]) -> None:
         """Write a streamed request body after its head (``send``), chunked when its length is
         unknown; stops early when the answer's head (``head``) arrives or the connection fails,
-        which the caller learns by awaiting ``head``."""
+        which the caller learns by awaiting ``head``.
+
+        Pieces already read (a body sent again, a form's rewritten fields) are written as this
+        loop reads them; from there on the body pushes each piece as it arrives (``attach``),
+        and holds the client back while this transport's buffer is full (``pause_writing``).
+        """
         transport = self.transport
-        assert transport is not None and self.loop is not None
+        assert transport is not None
         chunked = body.length < 0
+        write = self._chunk_writer(transport) if chunked else self._plain_writer(transport)
         self._body = body
-        # Room for a few of the client's reads in the socket's buffer: waits for it to drain
-        # (each a wake-up) are what a fast upload would otherwise spend its time on.
+        attached = False
+        # Room for a few of the client's reads: each time it fills, the client stops being read.
         transport.set_write_buffer_limits(high=_BODY_HIGH_WATER)
         try:
             while not head.done():
+                if not attached and body.attach(write):
+                    attached = True
+                    if self._write_paused:
+                        body.throttle(True)
                 piece = await body.read()
                 if piece is None or head.done():
                     continue
                 if transport.is_closing():
                     raise UpstreamConnectionError("upstream closed the connection while the body was sent")
-                self.last_io = time.monotonic()
                 if not piece:
                     if chunked:
                         transport.write(b"0\r\n\r\n")
                     return
-                if chunked:
-                    transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
-                else:
-                    transport.write(piece)
-                if self._write_paused:
-                    self._drain = self.loop.create_future()
-                    try:
-                        await self._drain
-                    finally:
-                        self._drain = None
+                write(piece)
             self._body_cut = True  # answered before the whole body was sent
         finally:
             self._body = None
+            transport.set_write_buffer_limits()  # the default again, for the answers to come
+            if attached:
+                body.detach()
+
+    def _plain_writer(self, transport: asyncio.Transport) -> Callable[[bytes], None]:
+        def write(piece: bytes) -> None:
+            if not transport.is_closing():
+                self.last_io = time.monotonic()
+                transport.write(piece)
+
+        return write
+
+    def _chunk_writer(self, transport: asyncio.Transport) -> Callable[[bytes], None]:
+        def write(piece: bytes) -> None:
+            if not transport.is_closing():
+                self.last_io = time.monotonic()
+                transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
+
+        return write
 
     def _first_byte(self, now: float) -> None:
         self._timing = False
