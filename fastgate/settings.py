@@ -100,6 +100,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Bounds of the in-process response cache (LRU).
     cache_max_entries: NonNegative = 4096
     cache_max_bytes: NonNegative = 64 * 1024 * 1024
+    #: Seconds a Response answered through the chat translation is kept for
+    #: ``previous_response_id`` and ``GET /v1/responses/{id}`` (OpenAI keeps its own 30 days).
+    responses_ttl: Seconds = 24 * 3600.0
 
 
 #: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
@@ -139,6 +142,7 @@ _SHARED_STATE = (
     "secret_key",
     "cache_max_entries",
     "cache_max_bytes",
+    "responses_ttl",
 )
 
 #: Settings whose variable or flag is not named after the field.

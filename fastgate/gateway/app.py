@@ -21,6 +21,7 @@ from fastgate.gateway.operations import operation
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
 from fastgate.gateway.realtime import realtime
+from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage
@@ -50,6 +51,7 @@ class App:
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
         self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
+        self.responses = ResponsesAPI(gateway, self.shared.responses)
         gateway.pipeline = self._pipeline()
         self.router = r = Router()
         self.dispatch = Dispatcher(r, settings.max_in_flight)
@@ -62,6 +64,7 @@ class App:
         r.add("GET", "/v1/realtime", partial(realtime, gateway))
         r.add("POST", "/v1/messages", gateway.messages)
         r.add("POST", "/v1/messages/count_tokens", gateway.messages)
+        self.responses.add_routes(r)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -79,7 +82,7 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        return Pipeline([keys, MessagesStage(), LimitsStage(shared.guard), self.cache])
+        return Pipeline([keys, MessagesStage(), self.responses.stage, LimitsStage(shared.guard), self.cache])
 
     async def startup(self) -> None:
         await self.shared.start()

@@ -142,17 +142,20 @@ class Gateway:
                 view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
             else:
                 view = view_decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            raise bad_request(f"Invalid request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise bad_request(f"Request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise bad_request("Request body is nested too deeply") from None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise body_error(exc) from None
         check_duplicate_keys(body)
         if plan is None:
             plan = self.reader.plan_for_model(view.model, opts)
         ex.view, ex.stream, ex.params = view, bool(view.stream), params
         return self._route(ex, plan)
+
+    def routed(self, ex: Exchange) -> Awaitable[Response | None]:
+        """An exchange an ingress format's handler made (its body decoded, and noted for the
+        format's stage): the stages see it arrive, then it is routed as its ``view`` says."""
+        self.pipeline.arrive(ex)
+        ex.opts = opts = self.reader.read(ex.request.headers)
+        return self._route(ex, opts.plan or self.reader.plan_for_model(ex.view.model, opts))
 
     async def _route(
         self, ex: Exchange, plan: RoutePlan, *, path: str = "", query: str = ""
@@ -317,6 +320,15 @@ def passthrough_instead(provider: Provider, endpoint: Endpoint) -> Endpoint:
     ):
         return Endpoint.PROXY
     raise provider.unsupported(endpoint)
+
+
+def body_error(exc: msgspec.DecodeError | RecursionError) -> GatewayError:
+    """What is wrong with a request body its decoder refused, as the 400 that says so."""
+    if isinstance(exc, msgspec.ValidationError):
+        return bad_request(f"Invalid request body: {exc}")
+    if isinstance(exc, msgspec.DecodeError):
+        return bad_request(f"Request body is not valid JSON: {exc}")
+    return bad_request("Request body is nested too deeply")
 
 
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:

@@ -18,6 +18,7 @@ from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.playback import OPERATION_ROOTS, MockServer, play
+from fastgate.mock.responses_format import ResponsesFormat
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -73,6 +74,8 @@ AZURE = AzureFormat()
 
 
 def add_routes(app: web.Application, server: MockServer) -> None:
+    responses = ResponsesFormat()  # Azure's Responses API: OpenAI's, under /openai
+
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         server.record(request, body)
@@ -86,12 +89,18 @@ def add_routes(app: web.Application, server: MockServer) -> None:
             message = "Access denied due to invalid subscription key or wrong API endpoint."
             return web.Response(status=401, body=error(401, message), content_type="application/json")
         tail = request.match_info["tail"]
-        if tail.partition("/")[0] in OPERATION_ROOTS:
-            return await play(request, server.operation(request, tail, body))
-        plan = server.engine.plan(tail, body, AZURE)
+        root = tail.partition("/")[0]
+        if root in OPERATION_ROOTS:
+            plan = server.operation(request, tail, body)
+        elif root == "responses" and "deployment" not in request.match_info:
+            plan = responses.plan(server.engine, request.method, tail, body)
+        else:
+            plan = server.engine.plan(tail, body, AZURE)
         return await play(request, plan)
 
     app.router.add_route("*", "/openai/deployments/{deployment}/{tail:.+}", handle)
     app.router.add_route("*", "/openai/v1/{tail:.+}", handle)
-    # Files, uploads and batches are the resource's (REST reference: /openai/files?api-version=).
+    # Files, uploads, batches and responses are the resource's (REST reference:
+    # /openai/files?api-version=).
     app.router.add_route("*", "/openai/{tail:(?:files|uploads|batches).*}", handle)
+    app.router.add_route("*", "/openai/{tail:responses(/[^/]+){0,2}}", handle)

@@ -26,7 +26,7 @@ from fastgate._transforms import (
     openai_completion_to_anthropic,
 )
 from fastgate.errors import bad_request
-from fastgate.providers.base import RELAYED, Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import MESSAGES_INGRESS, RELAYED, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.schema.openai import RawContentChatRequest
 
@@ -47,7 +47,8 @@ class AnthropicProvider(OpenAICompatible):
             # Anthropic authenticates with the bare key in ``x-api-key``.
             auth_header="x-api-key",
             auth_prefix="",
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MODELS}) | RELAYED,
+            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MODELS, Endpoint.PROXY})
+            | MESSAGES_INGRESS,
             option_headers={"anthropic_version": "anthropic-version", "anthropic_beta": "anthropic-beta"},
         )
 

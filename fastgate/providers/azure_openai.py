@@ -22,12 +22,13 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, quote, urlencode
 
 from fastgate.errors import bad_request
-from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import API_OPERATIONS, RELAYED, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.providers.urls import under_host
 
-#: Requests at the path the client used, under ``/openai``: not a deployment's.
-_BY_PATH = frozenset({Endpoint.PROXY, Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
+#: Requests at the path the client used, under ``/openai``: not a deployment's (the passthrough,
+#: the Responses API, files, batches and uploads).
+_BY_PATH = RELAYED | {Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS}
 
 
 def _option(call: Call, *names: str) -> str | None:
@@ -51,7 +52,7 @@ class AzureOpenAI(OpenAICompatible):
             endpoints=frozenset(
                 {
                     *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY),
-                    *(*API_OPERATIONS, Endpoint.REALTIME),
+                    *(*API_OPERATIONS, Endpoint.REALTIME, Endpoint.RESPONSES),
                 }
             ),
         )
@@ -119,7 +120,7 @@ class AzureOpenAI(OpenAICompatible):
 
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint in _BY_PATH:
-            upstream = super().request(call)
+            upstream = super().request(call)  # the passthrough's, or an operation's
             upstream.url = self._url(call, call.path, call.query)
             return upstream
         upstream = super().request(call)

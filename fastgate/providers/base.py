@@ -42,6 +42,8 @@ class Endpoint(enum.Enum):
     #: chat pivot (``fastgate/gateway/stages/messages.py``).
     MESSAGES = "messages"
     MESSAGES_COUNT = "messages/count_tokens"
+    #: ``fastgate/gateway/stages/responses.py``.
+    RESPONSES = "responses"
 
 
 #: OpenAI API operations whose bodies and answers go through as they are, at the path the client
@@ -62,8 +64,10 @@ API_OPERATIONS = frozenset(
 #: Operations on stored objects rather than a model: a key limited to models may still use them.
 MODELLESS = frozenset({Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
 
+#: Anthropic's Messages API, natively.
+MESSAGES_INGRESS = frozenset({Endpoint.MESSAGES, Endpoint.MESSAGES_COUNT})
 #: The ingress formats' native endpoints: a provider serves them only where it says so.
-NATIVE_INGRESS = frozenset({Endpoint.MESSAGES, Endpoint.MESSAGES_COUNT})
+NATIVE_INGRESS = MESSAGES_INGRESS | {Endpoint.RESPONSES}
 #: Endpoints whose answers are relayed as they come, unmapped: the passthrough and the native
 #: ingress formats.
 RELAYED = frozenset({Endpoint.PROXY}) | NATIVE_INGRESS

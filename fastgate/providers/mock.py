@@ -16,7 +16,17 @@ from fastgate.errors import GatewayError
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.operations_format import Operations, plan_operation
-from fastgate.providers.base import API_OPERATIONS, BodySource, Call, Endpoint, LocalResponse
+from fastgate.mock.responses_format import ResponsesFormat
+from fastgate.providers.base import (
+    API_OPERATIONS,
+    OPENAI_ENDPOINTS,
+    RELAYED,
+    BodySource,
+    Call,
+    Endpoint,
+    LocalResponse,
+    StreamMapper,
+)
 from fastgate.providers.openai import OpenAICompatible
 
 #: The largest upload the in-process mock reads (it keeps files in memory).
@@ -27,9 +37,14 @@ class MockProvider(OpenAICompatible):
     local = True
 
     def __init__(self) -> None:
-        super().__init__("mock", None, add_provider_field=False)
+        super().__init__(
+            "mock", None, add_provider_field=False, endpoints=OPENAI_ENDPOINTS | {Endpoint.RESPONSES}
+        )
         self.engine = MockEngine()
+        #: Files, uploads and batches kept in memory, as the mock server keeps them.
         self.operations = Operations()
+        #: Speaks the Responses API natively, keeping what it answered (``store``).
+        self.responses = ResponsesFormat()
 
     def url(self, call: Call, path: str) -> str:
         return path  # answered in-process: the prepared request is never sent anywhere
@@ -38,17 +53,18 @@ class MockProvider(OpenAICompatible):
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
+        body = self.request(call).body or b""
         if call.endpoint in API_OPERATIONS:
-            request = self.request(call)
-            body = request.body or b""
             if call.upload is not None:
                 body = await _read_whole(call.upload)
             query = dict(parse_qsl(call.query))
             ctype = call.headers.get("content-type", "")
             path = call.path.lstrip("/")
             plan = plan_operation(self.engine, self.operations, call.method, path, query, ctype, body)
+        elif endpoint.split("/", 1)[0] == "responses":
+            plan = self.responses.plan(self.engine, call.method, endpoint, body)
         else:
-            plan = self.engine.plan(endpoint, self.request(call).body or b"", OPENAI)
+            plan = self.engine.plan(endpoint, body, OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)
@@ -60,6 +76,22 @@ class MockProvider(OpenAICompatible):
         if plan.frames is None:
             return LocalResponse(plan.status, plan.body, headers=headers)
         return LocalResponse(plan.status, events=_play(plan), headers=headers)
+
+    def stream(self, call: Call) -> StreamMapper:
+        # Relayed streams (the Responses API's events) go out as they came, as an upstream's do:
+        # no ``[DONE]`` added to an API that has none.
+        return _AsTheyCame() if call.endpoint in RELAYED else super().stream(call)
+
+
+class _AsTheyCame:
+    __slots__ = ()
+    done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def finish(self) -> bytes:
+        return b""
 
 
 async def _read_whole(upload: BodySource) -> bytes:

@@ -21,7 +21,14 @@ from collections import OrderedDict
 
 from fastgate._transforms import AnthropicStream, GeminiStream, vertex_embed_request, vertex_embed_response
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import NATIVE_INGRESS, Call, Endpoint, Provider, UpstreamClient, UpstreamRequest
+from fastgate.providers.base import (
+    MESSAGES_INGRESS,
+    Call,
+    Endpoint,
+    Provider,
+    UpstreamClient,
+    UpstreamRequest,
+)
 from fastgate.providers.google import GEMINI_ENDPOINTS, GeminiMapping, model_name, requested_model
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, parse_service_account
 from fastgate.providers.urls import under_host
@@ -55,7 +62,7 @@ class VertexProvider(GeminiMapping):
     name = "vertex-ai"
     needs_io = True
     #: Gemini's, and Messages natively for Claude models (``speaks``).
-    endpoints = GEMINI_ENDPOINTS | NATIVE_INGRESS
+    endpoints = GEMINI_ENDPOINTS | MESSAGES_INGRESS
     #: Claude on Vertex reads ``anthropic_version`` and ``anthropic_beta`` too (``vertex_anthropic.py``).
     option_names = frozenset(
         {_OPTION, "vertex_project_id", "vertex_region", "anthropic_version", "anthropic_beta"}
@@ -125,7 +132,7 @@ class VertexProvider(GeminiMapping):
         )
 
     def speaks(self, endpoint: Endpoint, model: str) -> bool:
-        if endpoint in NATIVE_INGRESS:  # Messages, for Claude models only
+        if endpoint in MESSAGES_INGRESS:  # Messages, for Claude models only
             return claude_model(model) is not None
         return endpoint in self.endpoints
 

@@ -27,7 +27,7 @@ from fastgate._transforms import (
     openai_completion_to_anthropic,
 )
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import NATIVE_INGRESS, Call, Endpoint, UpstreamRequest, forward_headers
+from fastgate.providers.base import MESSAGES_INGRESS, Call, Endpoint, UpstreamRequest, forward_headers
 
 PUBLISHER = "anthropic"
 #: The body version Vertex requires of Claude requests (both references above).
@@ -65,7 +65,7 @@ class VertexClaude:
 
     def build(self, call: Call, headers: dict[str, str], model_url: str) -> UpstreamRequest:
         """The request to ``model_url`` (``.../publishers/anthropic/models/{model}``) plus its method."""
-        if call.endpoint in NATIVE_INGRESS:
+        if call.endpoint in MESSAGES_INGRESS:
             return self.native(call, headers, model_url)
         if call.endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS):
             raise GatewayError(

@@ -50,6 +50,14 @@ class LRUCache:
         while len(self._items) > self.max_entries or self.size > self.max_bytes:
             self._remove(next(iter(self._items)))
 
+    def pop(self, key: str, now: float) -> bool:
+        """Remove an entry; whether a live one was there."""
+        item = self._items.get(key)
+        if item is None:
+            return False
+        self._remove(key)
+        return item[0] > now
+
     def _remove(self, key: str) -> None:
         _, value = self._items.pop(key)
         self.size -= len(value)
