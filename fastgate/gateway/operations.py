@@ -10,19 +10,14 @@ before the file) routes a plain OpenAI client and is what a key's allowed models
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
-from fastgate.errors import bad_request
+from fastgate.gateway.handlers import Gateway, body_error
 from fastgate.gateway.pipeline import Exchange
 from fastgate.gateway.uploads import ReplayableBody
 from fastgate.providers.base import Endpoint
 from fastgate.schema.openai import RequestView
 from fastgate.server.messages import Request, Response
-
-if TYPE_CHECKING:
-    from fastgate.gateway.handlers import Gateway
 
 _EMPTY_VIEW = RequestView()
 _view = msgspec.json.Decoder(RequestView).decode
@@ -48,10 +43,8 @@ async def operation(gateway: Gateway, endpoint: Endpoint, request: Request) -> R
     elif request.body and request.content_type in ("", "application/json"):
         try:
             ex.view = _view(request.body)
-        except msgspec.ValidationError as exc:
-            raise bad_request(f"Invalid request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise bad_request(f"Request body is not valid JSON: {exc}") from None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise body_error(exc) from None
         model = ex.view.model
     if model and ex.view is _EMPTY_VIEW:
         ex.view = RequestView(model=model)

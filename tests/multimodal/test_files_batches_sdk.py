@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 from openai import AsyncOpenAI
@@ -127,3 +128,28 @@ async def test_a_provider_without_the_operation_gets_it_through_its_passthrough(
     assert received["path"] == "/v1/files"
     assert received["headers"]["x-api-key"] == "sk-ant"
     assert received["headers"]["Content-Type"].startswith("multipart/form-data; boundary=")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"input_file_id": ', "Request body is not valid JSON"),
+        (b'{"model": 24}', "Invalid request body"),
+        (
+            b'{"input_file_id": "f", "metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "nested too deeply",
+        ),
+    ],
+)
+async def test_a_bad_batch_body_is_a_400_before_any_upstream(
+    gateway: Gateway, upstream: Upstream, body: bytes, message: str
+) -> None:
+    headers = {**headers_for("openai", upstream.url), "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url + "/v1/batches", data=body, headers=headers) as resp,
+    ):
+        answer = await resp.json()
+    assert resp.status == 400
+    assert message in answer["error"]["message"]
+    assert upstream.requests == []
