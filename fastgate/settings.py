@@ -93,6 +93,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: When Redis cannot be reached, limits let requests through (true) or answer 503 (false).
     #: The cache always fails open (a miss).
     limits_fail_open: bool = True
+    #: Circuits of ``cb_config`` targets counted in Redis, so every replica agrees on which are
+    #: open (a round trip per request under a ``cb_config``); off: each worker counts its own.
+    shared_circuits: bool = False
     #: Token of the admin API (``/admin/...``); unset, the admin API is not mounted.
     admin_token: str | None = None
     #: AES-256-GCM key sealing virtual-key secrets at rest (``fastgate/keys/sealing.py``).
@@ -138,6 +141,7 @@ _SHARED_STATE = (
     "data_dir",
     "redis_url",
     "limits_fail_open",
+    "shared_circuits",
     "admin_token",
     "secret_key",
     "cache_max_entries",

@@ -29,6 +29,7 @@ from fastgate.gateway.stages.limits import LimitsStage
 from fastgate.gateway.stages.messages import MessagesStage
 from fastgate.observability.logs import configure_logging
 from fastgate.providers.base import Endpoint
+from fastgate.routing.breaker import CircuitBreaker
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.http_server import HTTPServer
@@ -51,6 +52,8 @@ class App:
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
         self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
+        if self.shared.circuits is not None:
+            gateway.breaker = CircuitBreaker(self.shared.circuits)
         self.responses = ResponsesAPI(gateway, self.shared.responses)
         gateway.pipeline = self._pipeline()
         self.router = r = Router()
@@ -233,6 +236,10 @@ def _redis_block(settings: Settings) -> bool:
 
 def run(settings: Settings) -> None:
     """Run one worker in this process, or N workers sharing the port (SO_REUSEPORT)."""
+    if settings.shared_circuits and not settings.redis_url and not _redis_block(settings):
+        raise StartupError(
+            "shared circuits need Redis: set --redis-url (FASTGATE_REDIS_URL) or the server config's [redis]"
+        )
     if settings.workers <= 1:
         _worker(settings)
         return

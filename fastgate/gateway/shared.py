@@ -18,6 +18,7 @@ from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
 from fastgate.limits.prices import PriceTable
+from fastgate.routing.breaker import CircuitStates
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 from fastgate.settings import Settings
@@ -49,9 +50,13 @@ class SharedState:
         self.needs_store = self.redis is not None and not settings.limits_fail_open
         store: Store
         records: Records | None
+        #: Circuit counts every replica shares (``shared_circuits``); None: each worker its own.
+        self.circuits: CircuitStates | None = None
         if self.redis is not None:
             store = RedisStore(self.redis)
             records = RedisRecords(self.redis)
+            if settings.shared_circuits:
+                self.circuits = store
         else:
             store = MemoryStore(settings.cache_max_entries, settings.cache_max_bytes)
             records = FileRecords(settings.data_dir) if settings.data_dir else None
