@@ -90,11 +90,12 @@ class Guard:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def charge(self, rules: Sequence[LimitRule], model: str | None, usage: Usage) -> None:
+    def charge(self, rules: Sequence[LimitRule], model: str | None, usage: Usage, cost: float = 0.0) -> None:
+        """Charge an answer's usage; ``cost`` adds what it cost besides its tokens (images)."""
         tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-        if not tokens:
+        if not tokens and not cost:
             return
-        cost = self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+        cost += self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
         self._later(self._charge(rules, tokens, cost))
 
     def charge_audio(

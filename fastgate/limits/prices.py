@@ -1,10 +1,13 @@
-"""The price table: what a model's tokens cost, for cost budgets.
+"""The price table: what a model's tokens and images cost, for cost budgets.
 
 Prices are per million tokens, input and output apart, as providers publish them:
-``{"gpt-4o": {"input": 2.5, "output": 10}}``. A model missing from the table costs 0 (its tokens
-still count against token limits and budgets). Audio models may be priced by what they take
-instead: ``per_second`` of transcribed or translated audio (whisper-1: 0.0001, OpenAI's $0.006 a
-minute) and ``per_character`` of speech input (tts-1: 0.000015, $15 per million characters).
+``{"gpt-4o": {"input": 2.5, "output": 10}}``; an image model may add a price per image, one for
+all or by quality and size as OpenAI prices DALL-E 3 (``{"image": {"hd/1024x1024": 0.08,
+"1024x1024": 0.04, "default": 0.04}}``: ``<quality>/<size>`` first, then ``<size>``,
+``<quality>``, ``default``). Audio models may be priced by what they take instead:
+``per_second`` of transcribed or translated audio (whisper-1: 0.0001, OpenAI's $0.006 a minute)
+and ``per_character`` of speech input (tts-1: 0.000015, $15 per million characters). A model
+missing from the table costs 0 (its tokens still count against token limits and budgets).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ class Price(msgspec.Struct, forbid_unknown_fields=True):
     output: float = 0.0
     per_second: float = 0.0
     per_character: float = 0.0
+    image: float | dict[str, float] = 0.0
 
 
 class PriceTable:
@@ -38,3 +42,14 @@ class PriceTable:
         if price is None:
             return 0.0
         return seconds * price.per_second + characters * price.per_character
+
+    def image_cost(self, model: str | None, images: int, quality: str | None, size: str | None) -> float:
+        """What ``images`` generated images cost (0 without a per-image price)."""
+        price = self.prices.get(model or "")
+        if price is None or not images:
+            return 0.0
+        each = price.image
+        if isinstance(each, dict):
+            keys = (f"{quality}/{size}", size, quality, "default")
+            each = next((each[k] for k in keys if k is not None and k in each), 0.0)
+        return images * each

@@ -51,8 +51,8 @@ class AzureOpenAI(OpenAICompatible):
             option_headers={"openai_beta": "OpenAI-Beta"},
             endpoints=frozenset(
                 {
-                    *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY),
-                    *(*API_OPERATIONS, Endpoint.REALTIME, Endpoint.RESPONSES),
+                    *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES),
+                    *(Endpoint.PROXY, Endpoint.RESPONSES, Endpoint.REALTIME, *API_OPERATIONS),
                 }
             ),
         )

@@ -37,6 +37,10 @@ class Endpoint(enum.Enum):
     IMAGE_EDITS = "images/edits"
     IMAGE_VARIATIONS = "images/variations"
     REALTIME = "realtime"
+    # Mapped per provider where it has the operation (image models, rerankers), else refused.
+    IMAGES = "images/generations"
+    RERANK = "rerank"
+    MODERATIONS = "moderations"
     #: Ingress formats a provider may speak natively (``Provider.endpoints`` says which): the
     #: request goes as it came, its answer comes back as it is. Elsewhere they go through the
     #: chat pivot (``fastgate/gateway/stages/messages.py``).

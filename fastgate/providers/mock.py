@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from fastgate.errors import GatewayError
 from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.operations_format import Operations, plan_operation
 from fastgate.mock.responses_format import ResponsesFormat
@@ -64,6 +65,9 @@ class MockProvider(OpenAICompatible):
         elif endpoint.split("/", 1)[0] == "responses":
             plan = self.responses.plan(self.engine, call.method, endpoint, body)
         else:
+            content_type = call.headers.get("content-type")
+            if is_form(content_type):  # an images edit or variation: a form
+                body = form_as_json(body, content_type)
             plan = self.engine.plan(endpoint, body, OPENAI)
         d = plan.directives
         if d.delay_ms:

@@ -16,13 +16,22 @@ from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.limits.audio import speech_characters, transcript_usage
 from fastgate.limits.guard import Guard, LimitReached
-from fastgate.limits.usage import RelayedUsage, UsageTap, body_usage, with_stream_usage
+from fastgate.limits.usage import (
+    RelayedUsage,
+    UsageTap,
+    body_usage,
+    image_params,
+    image_usage,
+    with_stream_usage,
+)
 from fastgate.providers.base import RELAYED, Endpoint
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
 from fastgate.store.base import LimitRule
 
 VIRTUAL_KEY_SCOPE = "virtual_key:"
+#: Requests whose streams report usage when asked (``stream_options``, chat and completions only).
+_STREAM_OPTIONS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 _INCLUDE_USAGE = StreamOptions(include_usage=True)
 
 
@@ -74,7 +83,12 @@ class LimitsStage(Stage):
             return False
         charge = _Charge([r for r in charged if not (key and key.counted and r is key.rule)], charged)
         call = at.call
-        if ex.stream and charge.tokens and not _asks_usage(call.view.stream_options):
+        if (
+            ex.stream
+            and charge.tokens
+            and call.endpoint in _STREAM_OPTIONS
+            and not _asks_usage(call.view.stream_options)
+        ):
             # Ask for usage: OpenAI-compatible upstreams through the body, mapped providers
             # (which report usage in their own events) through the view their mapper reads.
             charge.strip_usage = True
@@ -126,10 +140,20 @@ class LimitsStage(Stage):
             and 200 <= outcome.status < 300
             and at.call.endpoint not in RELAYED
         ):
+            if at.call.endpoint is Endpoint.IMAGES:
+                self._charge_images(charge, at, outcome.body)
+                return outcome
             view = body_usage(outcome.body)
             if view.usage is not None:
                 self.guard.charge(charge.charged, view.model, view.usage)
         return outcome
+
+    def _charge_images(self, charge: _Charge, at: Attempt, body: bytes) -> None:
+        """Images are priced per image (by quality and size) and, for GPT image models, per token."""
+        count, usage = image_usage(body)
+        params = image_params(at.call.body, at.call.target.override_params)
+        cost = self.guard.prices.image_cost(params.model, count, params.quality, params.size)
+        self.guard.charge(charge.charged, params.model, usage, cost)
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | _RelayedWatcher | None:
         charge: _Charge = at.notes[self]
