@@ -32,6 +32,9 @@ from fastgate.providers.openai import OpenAICompatible
 
 #: The largest upload the in-process mock reads (it keeps files in memory).
 _MOCK_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Operations the mock answers from what it keeps (``operations_format.py``); image edits and
+#: variations are the engine's, as over HTTP.
+_KEPT_AND_AUDIO = API_OPERATIONS - {Endpoint.IMAGE_EDITS, Endpoint.IMAGE_VARIATIONS}
 
 
 class MockProvider(OpenAICompatible):
@@ -55,9 +58,9 @@ class MockProvider(OpenAICompatible):
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
         body = self.request(call).body or b""
-        if call.endpoint in API_OPERATIONS:
-            if call.upload is not None:
-                body = await _read_whole(call.upload)
+        if call.upload is not None:
+            body = await _read_whole(call.upload)
+        if call.endpoint in _KEPT_AND_AUDIO:
             query = dict(parse_qsl(call.query))
             ctype = call.headers.get("content-type", "")
             path = call.path.lstrip("/")
