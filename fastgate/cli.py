@@ -46,6 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
         client_timeout=args.client_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
         max_body_bytes=args.max_body_bytes,
         max_upload_bytes=args.max_upload_bytes,
     )
@@ -177,6 +178,13 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         default=None,
         help="open client connections per worker; at the limit a new one closes the oldest that has "
         "sent nothing (default: half the open-file limit, or $FASTGATE_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        help="requests (a stream for its whole length) served at once per worker; past it a 503 "
+        f"(default {d.max_in_flight}, or $FASTGATE_MAX_IN_FLIGHT)",
     )
     serve.add_argument(
         "--max-body-bytes",

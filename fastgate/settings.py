@@ -54,7 +54,9 @@ class Settings(msgspec.Struct, kw_only=True):
     max_stream_seconds: Seconds = 3600.0
     max_response_bytes: Count = 64 * 1024 * 1024
     #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
-    max_in_flight: Count = 2048
+    #: A stream counts for its whole length, so for LLM traffic this is the worker's concurrency:
+    #: 10,000 is what one worker is measured to hold (``bench/streams.py``).
+    max_in_flight: Count = 10_000
     #: Seconds a client may take to send one whole request (head and body) before a 408, or leave
     #: its answers unread (writes paused) before its connection is cut; and an idle keep-alive
     #: connection is kept open.
@@ -62,7 +64,7 @@ class Settings(msgspec.Struct, kw_only=True):
     keepalive_timeout: Seconds = 75.0
     #: Open client connections per worker: at the limit a new one closes the oldest that has sent
     #: nothing, or is closed itself when all are in use (0: half the process's open-file limit,
-    #: the other half left for upstream connections).
+    #: the other half left for upstream connections; ``serve`` raises the soft limit to the hard).
     max_connections: NonNegative = 0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: NonNegativeFloat = 30.0

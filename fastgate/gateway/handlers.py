@@ -129,8 +129,9 @@ class Gateway:
         view: RequestView | RawContentChatRequest
         check_text(body)
         try:
-            if decodes_body:
-                # Conditions or the cache read the whole body: decode it once, take the view from it.
+            if decodes_body or ex.decodes_body:
+                # Conditions, the cache or guardrails read the whole body: decode it once, take the
+                # view from it.
                 params = object_decoder.decode(body)
                 view = msgspec.convert(params, RequestView)
             elif (
@@ -254,7 +255,7 @@ class Gateway:
             ex.error = exc
             raise
         finally:
-            if pipeline.ending:
+            if ex.ending:
                 pipeline.end(ex)
             # Not kept: the error's traceback holds this frame, and so the exchange (a cycle
             # only a full collection would free).

@@ -5,8 +5,8 @@ target; around each attempt the stages run as layers around the upstream call: t
 and ``before`` in order (keys → limits → guardrails → cache), their ``after`` and stream watchers
 in the reverse order, innermost first, so the stage nearest the upstream sees its answer first
 (the cache stores what the upstream said, before guardrails judge it or an ingress format
-translates it). Once the answer is written every stage that asked is told how it ended. A stage
-is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
+translates it). Once the answer is written every engaged stage that asked is told how it ended.
+A stage is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
 
 What a request pays for stages it does not need is the point of the design. A stage engages for
 an attempt when it said so for the whole request (:meth:`Stage.arrive`, e.g. a gateway key with
@@ -49,6 +49,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     stream: bool = False
     #: The ingress format when it is not OpenAI's (``"messages"``): its stage maps to the pivot.
     ingress: str = ""
+    #: A stage's ``arrive`` asks for the whole body decoded (``params``) whatever the plan says.
+    decodes_body: bool = False
     #: Read once the stages have seen the request arrive.
     opts: RequestOptions = None  # type: ignore[assignment]
     #: The request as the gateway reads it (the whole of it for a mapped provider), once decoded.
@@ -59,6 +61,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     key: GatewayKey | None = None
     #: Stages engaged for every attempt of this request (their ``arrive`` said so).
     stages: tuple[Stage, ...] = ()
+    #: The stages engaged for the request or one of its attempts that have a last word (``end``).
+    ending: tuple[Stage, ...] = ()
     notes: dict[Stage, Any] | None = None
     #: The answer given (None until then, or when the request failed with ``error``).
     outcome: Outcome | None = None
@@ -102,6 +106,11 @@ class Stage:
         stage for every attempt of the request."""
         return False
 
+    def parts(self) -> tuple[Stage, ...]:
+        """The stages, in order, that ``arrive`` engages: this one, or a stage's parts placed
+        apart in the order (each with its own hooks)."""
+        return (self,)
+
     def wants(self, leaf: Leaf) -> bool:
         """Whether this stage may have work on every attempt at this routing leaf (asked once
         per leaf: it must depend on the leaf alone)."""
@@ -129,7 +138,8 @@ class Stage:
         return None
 
     def end(self, ex: Exchange) -> None:
-        """The answer was written, or the request failed (``ex.error``): the last word."""
+        """The answer was written, or the request failed (``ex.error``): the last word of a
+        stage engaged for the request or one of its attempts."""
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -141,16 +151,21 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
-        self.arriving = tuple(s for s in self.stages if _overrides(s, "arrive"))
+        self.arriving = tuple((s, s.parts()) for s in self.stages if _overrides(s, "arrive"))
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
-        self.ending = tuple(s for s in self.stages if _overrides(s, "end"))
+        self.ending = frozenset(s for s in self.stages if _overrides(s, "end"))
+        self.order = {stage: index for index, stage in enumerate(self.stages)}
 
     def arrive(self, ex: Exchange) -> None:
         engaged: tuple[Stage, ...] = ()
-        for stage in self.arriving:
+        for stage, parts in self.arriving:
             if stage.arrive(ex):
-                engaged += (stage,)
-        ex.stages = engaged
+                engaged += parts
+        if engaged:
+            if len(engaged) > 1:
+                engaged = tuple(sorted(engaged, key=self.order.__getitem__))
+            ex.stages = engaged
+            ex.ending = tuple(s for s in engaged if s in self.ending)
 
     def for_leaf(self, leaf: Leaf) -> tuple[Stage, ...]:
         """The stages that may act on every attempt at ``leaf``, found once and kept on it."""
@@ -164,7 +179,13 @@ class Pipeline:
         order = self.stages
         ordered = sorted(set(candidates), key=order.index) if ex.stages and at.leaf.stages else candidates
         at.notes = {}
-        at.stages = tuple(stage for stage in ordered if stage.engage(ex, at))
+        engaged: tuple[Stage, ...] = ()
+        for stage in ordered:
+            if stage.engage(ex, at):
+                engaged += (stage,)
+                if stage in self.ending and stage not in ex.ending:
+                    ex.ending += (stage,)
+        at.stages = engaged
 
     @staticmethod
     async def before(ex: Exchange, at: Attempt) -> Outcome | None:
@@ -192,6 +213,8 @@ class Pipeline:
             if watcher is not None:
                 outcome.watchers += (watcher,)
 
-    def end(self, ex: Exchange) -> None:
-        for stage in self.ending:
+    @staticmethod
+    def end(ex: Exchange) -> None:
+        """The last word of each stage engaged for the request or one of its attempts."""
+        for stage in ex.ending:
             stage.end(ex)

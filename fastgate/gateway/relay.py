@@ -7,7 +7,7 @@ failure; the winning outcome is written by ``respond``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import msgspec
@@ -91,6 +91,9 @@ class Outcome(msgspec.Struct, kw_only=True):
     relayed: bool = False
     #: A Realtime session whose upstream side is open (``gateway/realtime.py``).
     session: Session | None = None
+    #: For an answer relayed as it comes: the last event to write, given why, if the upstream
+    #: breaks off midway (an ingress format's error event); None cuts the client's connection.
+    on_break: Callable[[str], bytes] | None = None
 
     def release(self) -> None:
         """Drop an unused open stream or session (a router moved on to another target)."""

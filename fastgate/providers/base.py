@@ -222,6 +222,11 @@ class Provider:
     #: the handler decodes the body with this in place of the request view (``Call.view`` is
     #: then the whole request), so the body is decoded once.
     chat_request_decoder: msgspec.json.Decoder[Any] | None = None
+    #: A provider whose chat mapping reads fastgate's extensions of the chat body (Portkey's
+    #: ``thinking`` and ``top_k``, an assistant turn's signed ``content_blocks``, a part's
+    #: ``cache_control``): an ingress format's pivot hands it them. A body relayed to an
+    #: OpenAI-compatible upstream keeps to OpenAI's own fields, which strict upstreams check.
+    chat_extensions: bool = False
 
     def speaks(self, endpoint: Endpoint, model: str) -> bool:
         """Whether this provider serves an ingress format's native ``endpoint`` for ``model``

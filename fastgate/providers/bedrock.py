@@ -80,6 +80,7 @@ def _region(call: Call) -> str:
 
 class BedrockProvider(Provider):
     name = "bedrock"
+    chat_extensions = True
     option_names = frozenset(
         {
             *("aws_region", "aws_auth_type", "aws_api_key"),

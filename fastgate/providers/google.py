@@ -81,6 +81,7 @@ class GeminiMapping(Provider):
     """What Gemini on Google AI and on Vertex AI share: bodies, answers, streams, errors."""
 
     endpoints = GEMINI_ENDPOINTS
+    chat_extensions = True
 
     def api_url(self, call: Call, path: str) -> str:
         """``path`` (after the API version: ``/models/...``) under the base URL or the custom host

@@ -34,6 +34,9 @@ COMPATIBLE_ENDPOINTS = OPENAI_ENDPOINTS - {Endpoint.MODERATIONS, Endpoint.RERANK
 #: Incoming headers the passthrough does not copy: hop-by-hop ones, and those the upstream request
 #: gets anew (its own Host and length; no 100-continue; the gateway reads the answer's encoding).
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect", "accept-encoding"}
+#: On a native ingress format, the client's credentials too (as the providers' clients send them):
+#: read as the target's key already, never relayed beside or over it.
+_NATIVE_NOT_FORWARDED = NOT_FORWARDED | {"authorization", "x-api-key", "api-key"}
 
 
 class _AnswerProbe(msgspec.Struct):
@@ -165,11 +168,17 @@ class OpenAICompatible(Provider):
 
     def proxy_request(self, call: Call) -> UpstreamRequest:
         """Portkey's passthrough: every incoming header but ``x-portkey-*`` and hop-by-hop ones,
-        which win over the provider's own auth (the client may bring its own)."""
+        which win over the provider's own auth (the client may bring its own).
+
+        A native ingress format (Messages as the client sent them) goes with the target's
+        credential alone: the client's was read as the target's key already, and a virtual
+        key's or a config's secret is not to be replaced by whatever key the client holds
+        (Claude Code sends one whether or not the gateway needs it)."""
         headers = self.auth_headers(call)
+        dropped = NOT_FORWARDED if call.endpoint is Endpoint.PROXY else _NATIVE_NOT_FORWARDED
         for name, value in call.headers.items():
             lower = name.lower()
-            if lower.startswith("x-portkey-") or lower in NOT_FORWARDED:
+            if lower.startswith("x-portkey-") or lower in dropped:
                 continue
             headers[name] = value
         url = self.url(call, call.path)

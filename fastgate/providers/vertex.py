@@ -142,9 +142,10 @@ class VertexProvider(GeminiMapping):
         claude = claude_model(requested_model(call))
         if claude is None:
             return super().build(call, headers)
+        model = model_name(claude)
         if call.endpoint is Endpoint.MESSAGES_COUNT:  # the model goes in the body here
-            return self.claude.native(call, headers, self.model_url(call, "anthropic", "count-tokens"))
-        return self.claude.build(call, headers, self.model_url(call, "anthropic", model_name(claude)))
+            return self.claude.native(call, headers, self.model_url(call, "anthropic", "count-tokens"), model)
+        return self.claude.build(call, headers, self.model_url(call, "anthropic", model))
 
     def response(self, call: Call, body: bytes) -> bytes:
         if claude_model(requested_model(call)) is not None:

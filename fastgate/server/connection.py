@@ -417,11 +417,22 @@ class Connection(asyncio.Protocol):
         return b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
 
     async def send_chunk(self, data: bytes) -> None:
+        if self.write_chunk(data):
+            await self._drained()
+
+    def write_chunk(self, data: bytes) -> bool:
+        """``send_chunk`` without its wait, for a caller that cannot wait (a relay writing from
+        its upstream's reads): True when the client takes no more writes for now, and the
+        caller must await ``drained`` before the next."""
         if not data or self._head_only:
-            return
+            return False
         if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._write(self._frame(data))
+        return bool(self._writes_paused_since)
+
+    async def drained(self) -> None:
+        """Wait until the client takes writes again, if it has stopped."""
         if self._writes_paused_since:
             await self._drained()
 

@@ -1,7 +1,8 @@
 """One request as the handlers see it, and the answers they give.
 
 A handler returns a ``Response`` (written with its head in one transport write) or streams:
-``await request.start_stream(...)``, ``await request.send(...)``, ``request.end_stream()``.
+``await request.start_stream(...)``, ``await request.send(...)`` (or ``request.write(...)`` and,
+when it says so, ``await request.drained()``), ``request.end_stream()``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class AnswerWriter(Protocol):
     ) -> None: ...
 
     async def send_chunk(self, data: bytes) -> None: ...
+
+    def write_chunk(self, data: bytes) -> bool: ...
+
+    async def drained(self) -> None: ...
 
     def end_stream(self, last: bytes) -> None: ...
 
@@ -118,6 +123,15 @@ class Request:
 
     async def send(self, data: bytes) -> None:
         await self._conn.send_chunk(data)
+
+    def write(self, data: bytes) -> bool:
+        """``send`` without its wait: True when the client takes no more writes until
+        ``drained`` (for a writer called from another connection's reads, which cannot wait)."""
+        return self._conn.write_chunk(data)
+
+    async def drained(self) -> None:
+        """Wait until the client takes writes again, if it has stopped."""
+        await self._conn.drained()
 
     def end_stream(self, last: bytes = b"") -> None:
         """Send the body's last bytes, if any, and its end, in one write."""

@@ -1,8 +1,9 @@
 """One kept-alive upstream connection: an asyncio protocol feeding the compiled response parser.
 
 A response is a parser fed straight from ``data_received``; its body is taken whole when it has all
-arrived with the head, or piece by piece as it comes (streams). Read timeouts are the pool's
-watchdog's business: a connection only notes the time of its last byte.
+arrived with the head, or piece by piece as it comes (streams), or handed on as it arrives to a
+sink called from ``data_received`` itself (``UpstreamResponse.relay``). Read timeouts are the
+pool's watchdog's business: a connection only notes the time of its last byte.
 
 A request body may also be streamed (an upload relayed as the client sends it, ``write_body``):
 written piece by piece, waiting while the transport's buffer is past its high-water mark, and
@@ -132,6 +133,10 @@ class Connection(asyncio.Protocol):
         self._write_paused = False
         #: The answer came before all of a streamed body was sent: not reusable.
         self._body_cut = False
+        #: While a body is relayed (``UpstreamResponse.relay``): takes each read's body bytes,
+        #: False when it wants no more for now (reading then pauses and the relay returns).
+        self._sink: Callable[[bytes], bool] | None = None
+        self._sink_full = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -153,23 +158,42 @@ class Connection(asyncio.Protocol):
         except HTTPParseError as exc:
             self._fail(UpstreamConnectionError(f"invalid HTTP from upstream: {exc}"))
             return
+        sink = self._sink
         if chunks:
-            self._chunks.extend(chunks)
-            buffered = self._buffered
-            for chunk in chunks:
-                buffered += len(chunk)
-            self._buffered = buffered
-            if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
-                self._paused = True
-                self.transport.pause_reading()
+            if sink is not None:
+                if not sink(chunks[0] if len(chunks) == 1 else b"".join(chunks)):
+                    self._sink_full = True
+                    self._pause()
+            else:
+                self._chunks.extend(chunks)
+                buffered = self._buffered
+                for chunk in chunks:
+                    buffered += len(chunk)
+                self._buffered = buffered
+                if self._buffered > _HIGH_WATER:
+                    self._pause()
         head = self._head
         if head is not None and not head.done() and parser.head_done:
             head.set_result(None)
             if self._body is not None:  # answered while the body is still being sent
                 self._wake_body()
         waiter = self._waiter
-        if waiter is not None and not waiter.done() and (chunks or parser.done):
+        if (
+            waiter is not None
+            and not waiter.done()
+            and (parser.done or self._sink_full or (chunks and not sink))
+        ):
             waiter.set_result(None)
+
+    def _pause(self) -> None:
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -246,6 +270,8 @@ class Connection(asyncio.Protocol):
         self.parser.reset(head_request)
         self._chunks.clear()
         self._buffered = 0
+        self._sink_full = False
+        self._resume()  # a relay that stopped at its body's last read left reading paused
         self._error = None
         self._body_cut = False
         self.stream_deadline = 0.0
@@ -345,15 +371,19 @@ class Connection(asyncio.Protocol):
                 return None
             if self._error is not None:
                 raise _copy(self._error)
-            assert self.loop is not None
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
         # frames in one read must not cost 20 writes to the client.
         return self.take_received()
+
+    async def _wait(self) -> None:
+        """Until ``data_received`` or a failure wakes the connection's one reader."""
+        assert self.loop is not None
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def take_received(self) -> bytes:
         """Everything received and not yet taken, as one piece; reading resumes if it paused."""
@@ -361,10 +391,30 @@ class Connection(asyncio.Protocol):
         chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        self._resume()
         return chunk
+
+    async def relay(self, sink: Callable[[bytes], bool]) -> bool:
+        """Hand the body to ``sink`` as it arrives: what was received before, then each read's
+        bytes from ``data_received`` itself. A model's stream is hundreds of small reads, and
+        this way none of them costs a future, a task switch or a coroutine layer. True at the
+        end of the body; False as soon as ``sink`` returns False (it wants no more for now:
+        reading stays paused until the next call). Raises the connection's failure."""
+        if self._chunks and not sink(self.take_received()):
+            return False
+        self._sink_full = False
+        self._resume()
+        self._sink = sink
+        try:
+            while not self._sink_full:
+                if self.parser.done:
+                    return True
+                if self._error is not None:
+                    raise _copy(self._error)
+                await self._wait()
+            return False
+        finally:
+            self._sink = None
 
     @property
     def received_whole(self) -> bool:
@@ -435,6 +485,14 @@ class UpstreamResponse:
         """Body pieces as they arrive, for at most ``max_stream_seconds`` in all."""
         self._conn.stream_deadline = time.monotonic() + self._conn.pool.max_stream_seconds
         return _Chunks(self)
+
+    async def relay(self, sink: Callable[[bytes], bool]) -> bool:
+        """The rest of the body handed to ``sink`` as it arrives (``Connection.relay``), after
+        ``chunks`` has begun it; the connection is released at its end."""
+        if await self._conn.relay(sink):
+            self.release()
+            return True
+        return False
 
     def release(self) -> None:
         """Give the connection back when the response was read to its end, else close it."""

@@ -4,7 +4,9 @@ aiohttp's ClientSession does a great deal per request that a relay does not need
 redirect handling, tracing signals, multidicts, payload objects); here a request is one write of
 bytes built in one go (``connection.py`` reads the answer). Connections are kept alive per origin.
 Read timeouts are kept by one watchdog per pool rather than a timer per wait: a request only notes
-the time of its last byte, and the watchdog fails the connections that have gone quiet.
+the time of its last byte, and the watchdog fails the connections that have gone quiet. Each
+connection is filed under the watchdog's tick by which it could first time out and looked at then,
+not at every tick: a worker holding 10,000 streams would otherwise walk them all every second.
 
 A request is sent again on its own only when the upstream provably did not process it, the rule
 of Go's net/http transport (``persistConn.shouldRetryRequest``): an idle connection the upstream
@@ -18,6 +20,7 @@ config's ``retry`` asks for; on a real provider a second send is a second bill.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import ssl
 import time
@@ -116,25 +119,58 @@ class UpstreamPool:
         self.busy: set[Connection] = set()
         self._watch_handle: asyncio.TimerHandle | None = None
         self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
+        #: Watched connections by the watchdog tick (monotonic time / ``_watch_every``, rounded
+        #: up) by which each could first time out, and each one's tick.
+        self._ticks: dict[int, set[Connection]] = {}
+        self._filed: dict[Connection, int] = {}
         #: The server's poller (``busy_poll.py``): waits on fast origins are polled through it.
         self.busy_poll: BusyPoll | None = None
 
     def watch(self, conn: Connection) -> None:
+        """A request was sent on ``conn``: watch it until it is put back or forgotten. A kept-alive
+        connection stays filed between its requests; its tick comes, it is looked at again."""
         self.busy.add(conn)
+        if conn not in self._filed:
+            self._file(conn, time.monotonic())
         if self._watch_handle is None:
             self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
+
+    def _file(self, conn: Connection, now: float) -> None:
+        """File ``conn`` under the first tick at which it could have timed out: its last byte's
+        time plus the read timeout, or its stream's deadline (a stream not begun yet has one no
+        sooner than ``max_stream_seconds`` from now); never the tick now running."""
+        due = min(conn.last_io + self.read_timeout, conn.stream_deadline or now + self.max_stream_seconds)
+        tick = max(math.ceil(due / self._watch_every), math.floor(now / self._watch_every) + 1)
+        self._filed[conn] = tick
+        filed = self._ticks.get(tick)
+        if filed is None:
+            self._ticks[tick] = {conn}
+        else:
+            filed.add(conn)
 
     def _watchdog(self) -> None:
         self._watch_handle = None
         now = time.monotonic()
-        for conn in list(self.busy):
-            conn.timed_out(now, self.read_timeout)
+        current = now / self._watch_every
+        for tick in [t for t in self._ticks if t <= current]:
+            for conn in self._ticks.pop(tick):
+                del self._filed[conn]
+                if conn in self.busy:
+                    conn.timed_out(now, self.read_timeout)  # failed: forgotten; else filed again
+                    if conn in self.busy:
+                        self._file(conn, now)
         if self.busy:
             self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
 
     def forget(self, conn: Connection) -> None:
-        """The connection is closed or has no request in flight any more: not watched."""
+        """The connection is closed: not watched any more."""
         self.busy.discard(conn)
+        tick = self._filed.pop(conn, None)
+        if tick is not None:
+            filed = self._ticks[tick]
+            filed.discard(conn)
+            if not filed:
+                del self._ticks[tick]
 
     def put(self, conn: Connection) -> None:
         self.busy.discard(conn)

@@ -138,14 +138,19 @@ class LimitsStage(Stage):
             and outcome.reached
             and not outcome.from_cache
             and 200 <= outcome.status < 300
-            and at.call.endpoint not in RELAYED
         ):
             if at.call.endpoint is Endpoint.IMAGES:
                 self._charge_images(charge, at, outcome.body)
                 return outcome
-            view = body_usage(outcome.body)
-            if view.usage is not None:
-                self.guard.charge(charge.charged, view.model, view.usage)
+            if at.call.endpoint in RELAYED:  # a relayed answer a stage read whole (guardrails)
+                reader = RelayedUsage(outcome.content_type)
+                reader.feed(outcome.body)
+                usage, model = reader.usage(), reader.model
+            else:
+                view = body_usage(outcome.body)
+                usage, model = view.usage, view.model
+            if usage is not None:
+                self.guard.charge(charge.charged, model, usage)
         return outcome
 
     def _charge_images(self, charge: _Charge, at: Attempt, body: bytes) -> None:
