@@ -69,9 +69,18 @@ class RequestParser:
     head_done: bool
     buffered: int
     started: bool
-    def __init__(self, max_body: int) -> None: ...
+    streams_body: bool
+    body_length: int
+    def __init__(
+        self,
+        max_body: int,
+        max_upload: int = 0,
+        uploads: tuple[frozenset[str], tuple[tuple[str, str], ...]] | None = None,
+    ) -> None: ...
     def reset(self) -> None: ...
     def feed(self, data: bytes) -> bool: ...
+    def take_piece(self) -> bytes: ...
+    def take_pending(self) -> bytes: ...
 
 def response_head(
     status: int,

@@ -48,6 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
         max_body_bytes=args.max_body_bytes,
+        max_upload_bytes=args.max_upload_bytes,
     )
     if settings.config_path:
         # Fail at start-up, with the bad entry named, rather than in every worker.
@@ -191,6 +192,13 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         default=None,
         help=f"largest request body in bytes, larger is a 413 (default {d.max_body_bytes}, or "
         "$FASTGATE_MAX_BODY_BYTES)",
+    )
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=None,
+        help="largest body of an upload route (files, audio, image edits), streamed to the upstream "
+        f"(default {d.max_upload_bytes}, or $FASTGATE_MAX_UPLOAD_BYTES)",
     )
 
 

@@ -33,6 +33,13 @@ class Settings(msgspec.Struct, kw_only=True):
     workers: Count = 1
     #: Largest request body accepted, in bytes (larger: 413 before the rest is read).
     max_body_bytes: Count = 32 * 1024 * 1024
+    #: Largest body of an upload route (files, audio, image edits, upload parts), streamed to the
+    #: upstream as it arrives rather than held (OpenAI takes files up to 512 MB).
+    max_upload_bytes: Count = 512 * 1024 * 1024
+    #: A Realtime session's largest message (a frame, or a message's fragments together) either
+    #: way, and its longest time without a frame either way, before it is closed (1009, 1001).
+    realtime_max_frame_bytes: Count = 16 * 1024 * 1024
+    realtime_idle_seconds: Seconds = 300.0
     #: Provider used when a request names none; unset, such a request is a 400.
     default_provider: str | None = None
     #: Custom hosts allowed even when private (exact host names or IPs, or ``.suffix`` patterns).
@@ -104,7 +111,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
 
 #: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
-_LISTENER = ("host", "port", "workers", "max_body_bytes", "log_level")
+_LISTENER = ("host", "port", "workers", "max_body_bytes", "max_upload_bytes", "log_level")
 
 #: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_MAX_RETRY_ATTEMPTS``).
 _ROUTING_LIMITS = (
@@ -126,6 +133,8 @@ _SERVER_LIMITS = (
     "keepalive_timeout",
     "max_connections",
     "busy_poll_us",
+    "realtime_max_frame_bytes",
+    "realtime_idle_seconds",
 )
 
 #: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...);

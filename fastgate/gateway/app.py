@@ -12,13 +12,16 @@ import os
 import signal
 import socket
 import time
+from functools import partial
 
 from fastgate.errors import StartupError
 from fastgate.gateway import handlers
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
+from fastgate.gateway.operations import operation
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline
+from fastgate.gateway.realtime import realtime
 from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
@@ -68,6 +71,8 @@ class App:
         r.add("POST", "/v1/rerank", gateway.endpoint(Endpoint.RERANK))
         r.add("POST", "/v2/rerank", gateway.endpoint(Endpoint.RERANK))
         r.add("GET", "/v1/models", gateway.models)
+        _add_operations(r, gateway)
+        r.add("GET", "/v1/realtime", partial(realtime, gateway))
         r.add("POST", "/v1/messages", gateway.messages)
         r.add("POST", "/v1/messages/count_tokens", gateway.messages)
         self.responses.add_routes(r)
@@ -105,6 +110,8 @@ class App:
             s.read_timeout,
             max_body=s.max_response_bytes,
             max_stream_seconds=s.max_stream_seconds,
+            max_frame=s.realtime_max_frame_bytes,
+            websocket_idle_s=s.realtime_idle_seconds,
         )
         self.guardrails.start(pool)
 
@@ -113,6 +120,35 @@ class App:
         if self.gateway.pool is not None:
             await self.gateway.pool.close()
         await self.shared.stop()
+
+
+#: OpenAI's API operations (``operations.py``): method, path, endpoint, and whether the body is
+#: an upload streamed to the upstream (OpenAI API reference: Files, Uploads, Batches, Audio, Images).
+_OPERATIONS = (
+    ("POST", "/v1/files", Endpoint.FILES, True),
+    ("GET", "/v1/files", Endpoint.FILES, False),
+    ("GET", "/v1/files/{file_id}", Endpoint.FILES, False),
+    ("DELETE", "/v1/files/{file_id}", Endpoint.FILES, False),
+    ("GET", "/v1/files/{file_id}/content", Endpoint.FILES, False),
+    ("POST", "/v1/uploads", Endpoint.UPLOADS, False),
+    ("POST", "/v1/uploads/{upload_id}/parts", Endpoint.UPLOADS, True),
+    ("POST", "/v1/uploads/{upload_id}/complete", Endpoint.UPLOADS, False),
+    ("POST", "/v1/uploads/{upload_id}/cancel", Endpoint.UPLOADS, False),
+    ("POST", "/v1/batches", Endpoint.BATCHES, False),
+    ("GET", "/v1/batches", Endpoint.BATCHES, False),
+    ("GET", "/v1/batches/{batch_id}", Endpoint.BATCHES, False),
+    ("POST", "/v1/batches/{batch_id}/cancel", Endpoint.BATCHES, False),
+    ("POST", "/v1/audio/speech", Endpoint.SPEECH, False),
+    ("POST", "/v1/audio/transcriptions", Endpoint.TRANSCRIPTIONS, True),
+    ("POST", "/v1/audio/translations", Endpoint.TRANSLATIONS, True),
+    ("POST", "/v1/images/edits", Endpoint.IMAGE_EDITS, True),
+    ("POST", "/v1/images/variations", Endpoint.IMAGE_VARIATIONS, True),
+)
+
+
+def _add_operations(router: Router, gateway: Gateway) -> None:
+    for method, path, endpoint, upload in _OPERATIONS:
+        router.add(method, path, partial(operation, gateway, endpoint), upload=upload)
 
 
 def make_app(settings: Settings) -> App:
@@ -129,6 +165,8 @@ async def start(app: App, *, sock: socket.socket | None = None) -> HTTPServer:
         idle_timeout=s.keepalive_timeout,
         request_timeout=s.client_timeout,
         max_connections=s.max_connections,
+        max_upload=s.max_upload_bytes,
+        uploads=app.router.uploads,
     )
     try:
         await server.start(s.host, s.port, sock=sock, reuse_port=s.workers > 1)

@@ -30,6 +30,7 @@ from fastgate.server.messages import Request
 
 if TYPE_CHECKING:
     from fastgate.gateway.options import RequestOptions
+    from fastgate.gateway.uploads import ReplayableBody
     from fastgate.keys.models import GatewayKey, VirtualKey
 
 
@@ -43,6 +44,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     #: ``request.headers`` unless a stage took one out.
     headers: Mapping[str, str]
     body: bytes = b""
+    #: An upload's body, streamed to the upstream as it arrives (``body`` is then empty).
+    upload: ReplayableBody | None = None
     stream: bool = False
     #: The ingress format when it is not OpenAI's (``"messages"``): its stage maps to the pivot.
     ingress: str = ""

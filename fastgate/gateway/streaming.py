@@ -168,17 +168,21 @@ def _interrupted(outcome: Outcome, exc: BaseException) -> bytes:
 
 
 async def pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
-    """Relay an answer as it comes (the passthrough, a native ingress format), its watchers
+    """Relay an answer as it comes (the passthrough, a native ingress format, an API operation's
+    audio or file), its watchers
     seeing each piece. An upstream that breaks midway ends the stream with the error event of
     the answer's format where a stage gave one (``Outcome.on_break``; the stage's watcher keeps
     the stream at an event's end); a raw relay has none, so the client's connection is cut: it
     sees an incomplete body, not a clean end."""
     upstream = outcome.upstream
-    assert upstream is not None
-    chunks = upstream.chunks()
+    chunks = upstream.chunks() if upstream is not None else outcome.events
+    assert chunks is not None
     watchers = outcome.watchers
+    first = outcome.first  # read ahead (an API operation's answer): it goes with the head
+    if first and watchers:
+        first = _watched(watchers, first)
     try:
-        await request.start_stream(outcome.status, headers, outcome.content_type)
+        await request.start_stream(outcome.status, headers, outcome.content_type, first)
         while True:
             try:
                 chunk = await anext(chunks)

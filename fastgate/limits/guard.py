@@ -98,6 +98,23 @@ class Guard:
         cost += self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
         self._later(self._charge(rules, tokens, cost))
 
+    def charge_audio(
+        self,
+        rules: Sequence[LimitRule],
+        model: str | None,
+        seconds: float,
+        characters: int,
+        usage: Usage | None,
+    ) -> None:
+        """An audio answer: priced by its seconds or characters (``PriceTable.audio_cost``),
+        plus the tokens it reports, if any."""
+        tokens = usage.total_tokens if usage is not None else 0
+        cost = self.prices.audio_cost(model, seconds, characters)
+        if usage is not None:
+            cost += self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+        if tokens or cost:
+            self._later(self._charge(rules, tokens, cost))
+
     async def _charge(self, rules: Sequence[LimitRule], tokens: int, cost: float) -> None:
         try:
             await self.store.charge(rules, tokens, cost, time.time())

@@ -135,7 +135,7 @@ class GeminiMapping(Provider):
         if call.query:
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
-        return UpstreamRequest(call.method, url, headers, body or None)
+        return UpstreamRequest(call.method, url, headers, body or None, call.upload)
 
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint is Endpoint.PROXY:

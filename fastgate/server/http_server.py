@@ -66,9 +66,15 @@ class HTTPServer:
         idle_timeout: float = 75.0,
         request_timeout: float = 60.0,
         max_connections: int = 0,
+        max_upload: int = 0,
+        uploads: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ()),
     ) -> None:
         self.dispatch = dispatch
         self.max_body = max_body
+        #: Upload routes (``Router.uploads``), whose bodies stream to their handlers, up to
+        #: ``max_upload`` bytes (0: none streams).
+        self.max_upload = max_upload
+        self.uploads = uploads
         self.idle_timeout = idle_timeout
         #: Seconds a client may take to send a request, or leave its answers unread (then cut).
         self.request_timeout = request_timeout

@@ -7,8 +7,12 @@ when it says so, ``await request.drained()``), ``request.end_stream()``.
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from fastgate.server.upload import BodyStream
 
 JSON = "application/json"
 
@@ -36,6 +40,8 @@ class AnswerWriter(Protocol):
 
     def abort(self) -> None: ...
 
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]: ...
+
 
 class Response:
     __slots__ = ("body", "content_type", "headers", "status")
@@ -54,9 +60,12 @@ class Response:
 
 
 class Request:
-    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded)."""
+    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded).
 
-    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query")
+    An upload route's body is ``upload``, read as it arrives (``body`` is then empty).
+    """
+
+    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query", "upload")
 
     def __init__(
         self,
@@ -66,6 +75,7 @@ class Request:
         headers: dict[str, str],
         body: bytes,
         keep_alive: bool,
+        upload: BodyStream | None = None,
     ) -> None:
         self._conn = conn
         self.method = method
@@ -74,6 +84,7 @@ class Request:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        self.upload = upload
         self.match_info: dict[str, str] = {}
 
     @property
@@ -129,3 +140,8 @@ class Request:
     def abort(self) -> None:
         """Cut the connection: a body that broke midway must not look complete to the client."""
         self._conn.abort()
+
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]:
+        """Answer with ``head`` (101 Switching Protocols) and take the connection over: its
+        transport, and the bytes the client sent past this request."""
+        return self._conn.upgrade(head)

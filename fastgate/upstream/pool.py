@@ -29,6 +29,7 @@ from fastgate._transforms import request_head
 from fastgate.errors import bad_request
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.upstream.connection import (
+    BodySource,
     Connection,
     NothingWritten,
     Origin,
@@ -95,12 +96,17 @@ class UpstreamPool:
         *,
         max_body: int = 64 * 1024 * 1024,
         max_stream_seconds: float = 3600.0,
+        max_frame: int = 16 * 1024 * 1024,
+        websocket_idle_s: float = 300.0,
     ) -> None:
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_body = max_body
         self.max_stream_seconds = max_stream_seconds
+        #: A relayed WebSocket's largest message and longest silence (``gateway/realtime.py``).
+        self.max_frame = max_frame
+        self.websocket_idle_s = websocket_idle_s
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
@@ -233,8 +239,15 @@ class UpstreamPool:
             raise UpstreamTimeout(f"connecting to {origin.host_header} timed out") from None
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        upload: BodySource | None = None,
     ) -> UpstreamResponse:
+        """Send a request and wait for its answer's head. ``upload``: a body streamed as it is
+        read (``body`` is then None), with its Content-Length, or chunked when it has none."""
         known = self._request_lines.get((method, url))
         if known is None:
             origin, target = split_url(url, self._origins)
@@ -245,9 +258,14 @@ class UpstreamPool:
                 self._request_lines.clear()
             self._request_lines[(method, url)] = known
         origin, start = known
-        has_length = body is not None or method in _BODY_METHODS
+        if upload is not None:
+            length = upload.length
+            if length < 0:
+                headers = {**headers, "Transfer-Encoding": "chunked"}
+        else:
+            length = len(body or b"") if body is not None or method in _BODY_METHODS else -1
         try:
-            request = request_head(start, headers, len(body or b"") if has_length else -1, body)
+            request = request_head(start, headers, length, body)
         except ValueError as exc:
             raise bad_request(f"header {exc.args[0]!r} contains a line break or NUL") from None
         head_request = method == "HEAD"
@@ -257,11 +275,15 @@ class UpstreamPool:
             conn = await self._open(origin)
         while True:
             try:
-                await conn.send(request, head_request)
+                head = conn.send(request, head_request)
+                if upload is not None:
+                    await conn.write_body(upload, head)
+                await head
                 return UpstreamResponse(conn)
             except BaseException as exc:
                 # Failed, timed out, or cancelled (the client went away, or a request_timeout
                 # fired): the upstream may still answer on this connection, so it is never reused.
+                head = None  # the failed future's exception holds this frame: no cycle through it
                 conn.abort()
                 if not (reused and _may_resend(exc, conn, method, headers)):
                     raise

@@ -14,6 +14,7 @@ import msgspec
 
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
+from fastgate.limits.audio import speech_characters, transcript_usage
 from fastgate.limits.guard import Guard, LimitReached
 from fastgate.limits.usage import (
     RelayedUsage,
@@ -127,6 +128,10 @@ class LimitsStage(Stage):
 
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         charge: _Charge = at.notes[self]
+        if at.call.endpoint in _AUDIO:
+            if charge.tokens and outcome.reached and 200 <= outcome.status < 300:
+                self._charge_audio(ex, at, outcome, charge)
+            return outcome
         if (
             charge.tokens
             and outcome.body is not None
@@ -160,9 +165,26 @@ class LimitsStage(Stage):
         if not charge.tokens or not 200 <= outcome.status < 300:
             return None
         if outcome.mapper is None:  # relayed as it came: whichever API's usage it reports
+            if outcome.content_type not in _REPORTS_USAGE:
+                return None  # audio, a file's content: nothing to read a usage from
             return _RelayedWatcher(self.guard, charge, outcome.content_type)
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
         return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
+
+    def _charge_audio(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
+        """Speech by its input's characters; a transcription by the seconds or tokens its
+        answer reports (``limits/audio.py``)."""
+        seconds, usage, characters = 0.0, None, 0
+        if at.call.endpoint is Endpoint.SPEECH:
+            characters = speech_characters(ex.body)
+        elif outcome.body is not None:
+            seconds, usage = transcript_usage(outcome.body)
+        self.guard.charge_audio(charge.charged, ex.view.model, seconds, characters, usage)
+
+
+_AUDIO = frozenset({Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
+#: What a relayed answer that reports usage is sent as.
+_REPORTS_USAGE = frozenset({"application/json", "text/event-stream"})
 
 
 def _asks_usage(options: StreamOptions | None) -> bool:
