@@ -15,22 +15,22 @@ the file is included below.
 cimport cython
 
 # The byte kernels
-include "kernels/fields.pxi"       # msgspec Struct fields read by slot
-include "kernels/out.pxi"          # _Out: the output buffer (_put*)
-include "kernels/sse.pxi"          # SSE events split and relayed
-include "kernels/body.pxi"         # BodyBuffer: a body collected in pieces, in one bytes object
-include "kernels/http_syntax.pxi"  # the HTTP/1.1 grammar both parsers check
-include "kernels/http1.pxi"        # the upstream response parser
-include "kernels/http_server.pxi"  # the client request parser, request and response heads
+include "kernels/fields.pxi"       # _fd_: msgspec Struct fields read by slot
+include "kernels/out.pxi"          # _out_: the output buffer (_Out, _out_put*)
+include "kernels/sse.pxi"          # _sse_: SSE events split and relayed
+include "kernels/body.pxi"         # _body_: BodyBuffer, a body collected in pieces in one bytes object
+include "kernels/http_syntax.pxi"  # _hs_: the HTTP/1.1 grammar both parsers check
+include "kernels/http1.pxi"        # _h1_: the upstream response parser
+include "kernels/http_server.pxi"  # _sv_: the client request parser, request and response heads
 include "kernels/eventstream.pxi"  # _es_: AWS event-stream frames
-include "kernels/jsontext.pxi"     # JSON text checks
-include "kernels/vectors.pxi"      # embeddings: dot products, best match
-include "kernels/text.pxi"         # guardrail text measures
+include "kernels/jsontext.pxi"     # _js_: JSON text checks
+include "kernels/vectors.pxi"      # _vec_: embeddings: dot products, best match
+include "kernels/text.pxi"         # _tx_: guardrail text measures
 
 # The mappings
-include "mapping/chunks.pxi"       # OpenAI chat.completion.chunk frames
+include "mapping/chunks.pxi"       # _chunk_: OpenAI chat.completion.chunk frames
 include "mapping/completions.pxi"  # _cx_: chat <-> legacy completions
-include "mapping/answer.pxi"       # OpenAI chat.completion answers
+include "mapping/answer.pxi"       # _answer_: OpenAI chat.completion answers
 include "mapping/cohere.pxi"       # _co_: Cohere v2
 include "mapping/anthropic.pxi"    # _an_: Anthropic Messages (provider side)
 include "mapping/bedrock.pxi"      # _br_: Bedrock Converse

@@ -69,7 +69,7 @@ cdef class BodyBuffer:
         """What was appended, as one bytes object; the buffer is empty again."""
         cdef bytes out
         if self._data == NULL:
-            return _EMPTY
+            return _SSE_EMPTY
         if self._size != self._cap:
             self._resize(self._size)  # shrinks in place
         out = <bytes>self._data

@@ -2,7 +2,7 @@
 #
 # ``obj.name`` on a Struct, from Cython, is a whole attribute lookup (the type's MRO, the
 # member descriptor and its checks): ~130 instructions, more than the work a mapping does with
-# most values. A _StructField keeps the field's slot (the member descriptor's PyMemberDef), found
+# most values. A _FdStructField keeps the field's slot (the member descriptor's PyMemberDef), found
 # once at import, and reads it directly from an object of exactly the Struct type it came from;
 # any other object (a subclass, a value override_params put there) takes the ordinary lookup.
 
@@ -18,7 +18,7 @@ cdef extern from "Python.h":
 
 
 @cython.final
-cdef class _StructField:
+cdef class _FdStructField:
     cdef object owner
     cdef str name
     cdef object _descriptor  # keeps ``member`` alive

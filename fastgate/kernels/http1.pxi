@@ -20,7 +20,7 @@ cdef enum:
     _RANGES = 32  # body ranges noted per read before they are copied out
 
 
-cdef bytes _joined(bytes whole, const char* p, Py_ssize_t n, Py_ssize_t* starts, Py_ssize_t* ends,
+cdef bytes _h1_joined(bytes whole, const char* p, Py_ssize_t n, Py_ssize_t* starts, Py_ssize_t* ends,
                   int ranges):
     """The bytes of ``ranges`` ranges of ``p[:n]``, in order, in one object: ``whole`` (the read
     itself, when it is what ``p`` points into, else None) when one range covers it all."""
@@ -42,7 +42,7 @@ cdef bytes _joined(bytes whole, const char* p, Py_ssize_t n, Py_ssize_t* starts,
     return out
 
 
-cdef int _spill(BodyBuffer spill, const char* p, Py_ssize_t* starts, Py_ssize_t* ends,
+cdef int _h1_spill(BodyBuffer spill, const char* p, Py_ssize_t* starts, Py_ssize_t* ends,
                 int ranges) except -1:
     cdef int i
     for i in range(ranges):
@@ -50,7 +50,7 @@ cdef int _spill(BodyBuffer spill, const char* p, Py_ssize_t* starts, Py_ssize_t*
     return 0
 
 
-cdef str _scan_error(Py_ssize_t code, str where):
+cdef str _h1_scan_error(Py_ssize_t code, str where):
     if code == _SCAN_BAD_BYTE:
         return f"a control byte, or a bare CR or LF, in the {where}"
     return f"{where} too large"
@@ -65,8 +65,8 @@ cdef class ResponseParser:
     # Bytes received and not yet parsed: an unfinished head or chunk line, or what came after the
     # response (None: nothing). Appended to and trimmed in place (amortised, as the SSE kernel's).
     cdef bytearray _pending
-    cdef _Scan _scan
-    cdef _State _state
+    cdef _HsScan _scan
+    cdef _HsState _state
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _trailer_size
     cdef bint _head_request
@@ -118,7 +118,7 @@ cdef class ResponseParser:
         """Bytes received past the end of the response (a server that answered too much)."""
         if self._state == S_DONE and self._pending is not None:
             return bytes(self._pending)
-        return _EMPTY
+        return _SSE_EMPTY
 
     def feed(self, bytes data):
         """Consume ``data`` and return the body bytes it completed: one piece, or none.
@@ -139,19 +139,19 @@ cdef class ResponseParser:
         cdef BodyBuffer spill = None  # the read's body so far, past _RANGES ranges (tiny chunks)
         if data:
             self._started = True
-        _scanned_bytes(pending, data, &p, &n)
+        _sse_scanned_bytes(pending, data, &p, &n)
         while pos < n and self._state != S_DONE:
             if self._state == S_HEAD:
-                end = _scan_lines(p, pos, n, &self._scan, True, _MAX_HEAD)
+                end = _hs_scan_lines(p, pos, n, &self._scan, True, _HS_MAX_HEAD)
                 if end == _SCAN_MORE:
-                    if n - pos > _MAX_HEAD + 3:  # the end marker may be partly here
+                    if n - pos > _HS_MAX_HEAD + 3:  # the end marker may be partly here
                         raise HTTPParseError("response head too large")
                     break
                 if end < 0:
-                    raise HTTPParseError(_scan_error(end, "response head"))
+                    raise HTTPParseError(_h1_scan_error(end, "response head"))
                 if end == pos:
                     raise HTTPParseError("an empty line where the status line belongs")
-                if end - 2 - pos > _MAX_HEAD:
+                if end - 2 - pos > _HS_MAX_HEAD:
                     raise HTTPParseError("response head too large")
                 self._scan.checked = self._scan.line = 0
                 self._parse_head(p, pos, end - 2)
@@ -171,13 +171,13 @@ cdef class ResponseParser:
                 ranges += 1
                 pos = n
             elif self._state == S_CHUNK_SIZE:
-                end = _scan_lines(p, pos, n, &self._scan, False, _MAX_CHUNK_LINE)
+                end = _hs_scan_lines(p, pos, n, &self._scan, False, _HS_MAX_CHUNK_LINE)
                 if end == _SCAN_MORE:
                     break
                 if end < 0:
-                    raise HTTPParseError(_scan_error(end, "chunk size line"))
+                    raise HTTPParseError(_h1_scan_error(end, "chunk size line"))
                 self._scan.checked = self._scan.line = 0
-                size = _chunk_line(p, pos, end, &error)
+                size = _hs_chunk_line(p, pos, end, &error)
                 if size < 0:
                     raise HTTPParseError(error.decode())
                 pos = end + 2
@@ -204,33 +204,33 @@ cdef class ResponseParser:
                 self._state = S_CHUNK_SIZE
             elif self._state == S_TRAILERS:
                 # Trailer lines are checked like header lines and dropped.
-                end = _scan_lines(p, pos, n, &self._scan, False, _MAX_HEAD)
+                end = _hs_scan_lines(p, pos, n, &self._scan, False, _HS_MAX_HEAD)
                 if end == _SCAN_MORE:
-                    if self._trailer_size + n - pos > _MAX_HEAD:
+                    if self._trailer_size + n - pos > _HS_MAX_HEAD:
                         raise HTTPParseError("trailer section too large")
                     break
                 if end < 0:
-                    raise HTTPParseError(_scan_error(end, "trailer section"))
+                    raise HTTPParseError(_h1_scan_error(end, "trailer section"))
                 self._scan.checked = self._scan.line = 0
                 if end == pos:
                     self._state = S_DONE
-                elif _field_name_end(p, pos, end) < 0:
+                elif _hs_field_name_end(p, pos, end) < 0:
                     raise HTTPParseError("invalid trailer line")
                 self._trailer_size += end + 2 - pos
-                if self._trailer_size > _MAX_HEAD:
+                if self._trailer_size > _HS_MAX_HEAD:
                     raise HTTPParseError("trailer section too large")
                 pos = end + 2
             if ranges == _RANGES:
                 if spill is None:
                     spill = BodyBuffer()
-                _spill(spill, p, starts, ends, ranges)
+                _h1_spill(spill, p, starts, ends, ranges)
                 ranges = 0
         if spill is not None:
-            _spill(spill, p, starts, ends, ranges)
+            _h1_spill(spill, p, starts, ends, ranges)
             out.append(spill.take_bytes())
         elif ranges:
-            out.append(_joined(whole, p, n, starts, ends, ranges))
-        self._pending = _unfinished(pending, p, pos, n)
+            out.append(_h1_joined(whole, p, n, starts, ends, ranges))
+        self._pending = _sse_unfinished(pending, p, pos, n)
         return out
 
     def feed_eof(self):
@@ -243,8 +243,8 @@ cdef class ResponseParser:
 
     cdef void _parse_head(self, const char* p, Py_ssize_t pos, Py_ssize_t end) except *:
         """The status line and fields of ``p[pos:end]`` (the head without its final CRLF CRLF),
-        which ``_scan_lines`` passed: its only control bytes are HTAB and CRLF line ends."""
-        cdef Py_ssize_t line_end = _line_end(p, pos, end), colon, size
+        which ``_hs_scan_lines`` passed: its only control bytes are HTAB and CRLF line ends."""
+        cdef Py_ssize_t line_end = _hs_line_end(p, pos, end), colon, size
         cdef Py_ssize_t length = -1
         cdef int connection = 0, codings = 0
         cdef bint http10
@@ -263,26 +263,26 @@ cdef class ResponseParser:
             line = PyUnicode_DecodeUTF8(<char*>p + pos, min(line_end - pos, 40), "surrogateescape")
             raise HTTPParseError(f"invalid status line {line!r}")
         self.status = (p[pos + 9] - 48) * 100 + (p[pos + 10] - 48) * 10 + (p[pos + 11] - 48)
-        self.reason = _header_value(p, pos + 13, line_end) if line_end - pos > 13 else ""
+        self.reason = _hs_header_value(p, pos + 13, line_end) if line_end - pos > 13 else ""
         http10 = p[pos + 7] == b"0"
         pos = line_end + 2
         while pos < end:
-            line_end = _line_end(p, pos, end)
-            colon = _field_name_end(p, pos, line_end)
+            line_end = _hs_line_end(p, pos, end)
+            colon = _hs_field_name_end(p, pos, line_end)
             if colon < 0:
                 raise HTTPParseError("invalid header line")
-            name = _header_name(p, pos, colon)
-            value = _header_value(p, colon + 1, line_end)
+            name = _hs_header_name(p, pos, colon)
+            value = _hs_header_value(p, colon + 1, line_end)
             headers.append((name, value))
             if name is H_CONTENT_LENGTH:
-                size = _content_length(value)
+                size = _hs_content_length(value)
                 if size < 0 or (length >= 0 and length != size):
                     raise HTTPParseError("invalid Content-Length")
                 length = size
             elif name is H_TRANSFER_ENCODING:
-                codings = _transfer_codings(p, colon + 1, line_end, codings | _TE_ANY)
+                codings = _hs_transfer_codings(p, colon + 1, line_end, codings | _TE_ANY)
             elif name is H_CONNECTION:
-                connection |= _connection_options(p, colon + 1, line_end)
+                connection |= _hs_connection_options(p, colon + 1, line_end)
             elif name is H_CONTENT_TYPE:
                 self.content_type = value
             pos = line_end + 2

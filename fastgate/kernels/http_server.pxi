@@ -14,7 +14,7 @@
 # body bytes it parsed for ``take_piece``, and the limit is ``max_upload`` instead of ``max_body``.
 #
 # What a client sends slowly or in small pieces costs time and memory in proportion to its size:
-# an unfinished head is checked once, as it arrives (``_Scan``); unparsed bytes wait in one buffer
+# an unfinished head is checked once, as it arrives (``_HsScan``); unparsed bytes wait in one buffer
 # appended to in place; a body split over reads or chunks is collected in one ``BodyBuffer``.
 
 from http import HTTPStatus as _HTTPStatus
@@ -24,7 +24,7 @@ from cpython.dict cimport PyDict_SetDefault
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy
 
-cdef str _method(const char* p, Py_ssize_t n):
+cdef str _sv_method(const char* p, Py_ssize_t n):
     """The request method; the common ones as the module's own constants (no new object)."""
     if n == 4 and memcmp(p, b"POST", 4) == 0:
         return "POST"
@@ -42,19 +42,19 @@ class RequestRefused(ValueError):
         self.message = message
 
 
-cdef inline bint _is_token(str s) noexcept:
+cdef inline bint _sv_is_token(str s) noexcept:
     cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
     cdef const unsigned char* data
     if n == 0 or not PyUnicode_IS_ASCII(s):
         return False
     data = <const unsigned char*>PyUnicode_DATA(s)
     for i in range(n):
-        if not _IS_TCHAR[data[i]]:
+        if not _HS_IS_TCHAR[data[i]]:
             return False
     return True
 
 
-cdef inline bint _is_field_value(str s) noexcept:
+cdef inline bint _sv_is_field_value(str s) noexcept:
     """No control character but HTAB (RFC 9110 §5.5): nothing that could end a line."""
     cdef Py_UCS4 c
     cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
@@ -71,7 +71,7 @@ cdef inline bint _is_field_value(str s) noexcept:
     return True
 
 
-cdef str _origin_form(str target):
+cdef str _sv_origin_form(str target):
     """The path and query of an absolute-form target, which a server must accept (RFC 9112
     §3.2.2); its authority replaces Host, which the gateway does not read. Authority-form is for
     CONNECT, which the gateway does not serve: any other form is refused."""
@@ -93,7 +93,7 @@ cdef str _origin_form(str target):
     return target[end:] if target[end] == "/" else "/" + target[end:]
 
 
-cdef object _scan_refusal(Py_ssize_t code, bint head):
+cdef object _sv_scan_refusal(Py_ssize_t code, bint head):
     if code == _SCAN_BAD_BYTE:
         return RequestRefused(400, "A control byte, or a bare CR or LF, in the request")
     if head:
@@ -113,8 +113,8 @@ cdef class RequestParser:
     # requests pipelined after this one, parsed in place one after another. A read is parsed where
     # it lies when nothing is waiting; what it leaves is appended to, and trimmed, in place.
     cdef bytearray _pending
-    cdef _Scan _scan
-    cdef _State _state
+    cdef _HsScan _scan
+    cdef _HsState _state
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _max_body
     #: The Content-Length being read, or -1 for a chunked body.
@@ -171,7 +171,7 @@ cdef class RequestParser:
         self.method = ""
         self.target = ""
         self.headers = None
-        self.body = _EMPTY
+        self.body = _SSE_EMPTY
         self.keep_alive = True
         self.http10 = False
         self.expect_continue = False
@@ -188,7 +188,7 @@ cdef class RequestParser:
         protocol hands them to the next one)."""
         cdef bytearray pending = self._pending
         self._pending = None
-        return _EMPTY if pending is None else bytes(pending)
+        return _SSE_EMPTY if pending is None else bytes(pending)
 
     def take_piece(self):
         """The bytes of a streamed body parsed since the last call, as one piece (b"": none)."""
@@ -212,14 +212,14 @@ cdef class RequestParser:
         cdef bytearray pending = self._pending
         cdef char* p
         cdef Py_ssize_t n, pos = 0
-        _scanned_bytes(pending, data, &p, &n)
+        _sse_scanned_bytes(pending, data, &p, &n)
         if self._state != S_DONE:  # else a pipelined request: kept, parsed after reset()
             self._read = data if pending is None else None
             try:
                 pos = self._parse(p, n)
             finally:
                 self._read = None
-        self._pending = _unfinished(pending, p, pos, n)
+        self._pending = _sse_unfinished(pending, p, pos, n)
         return self._state == S_DONE
 
     cdef Py_ssize_t _parse(self, const char* p, Py_ssize_t n) except -1:
@@ -233,14 +233,14 @@ cdef class RequestParser:
                         pos += 2  # empty lines before a request line are ignored (RFC 9112 §2.2)
                     if pos == n:
                         break
-                end = _scan_lines(p, pos, n, &self._scan, True, _MAX_LINE)
+                end = _hs_scan_lines(p, pos, n, &self._scan, True, _HS_MAX_LINE)
                 if end == _SCAN_MORE:
-                    if n - pos > _MAX_HEAD + 3:  # the end marker may be partly here
+                    if n - pos > _HS_MAX_HEAD + 3:  # the end marker may be partly here
                         raise RequestRefused(431, "The request head is too large")
                     break
                 if end < 0:
-                    raise _scan_refusal(end, True)
-                if end - 2 - pos > _MAX_HEAD:
+                    raise _sv_scan_refusal(end, True)
+                if end - 2 - pos > _HS_MAX_HEAD:
                     raise RequestRefused(431, "The request head is too large")
                 self._scan.checked = self._scan.line = 0
                 self._parse_head(p, pos, end - 2)
@@ -256,7 +256,7 @@ cdef class RequestParser:
                             self._whole = None
                         self._body.put(p + pos, take, take if self._body._size == 0 else -1)
                 elif take == self._remaining and self._body._size == 0:
-                    self.body = _slice(p, pos, pos + take)  # all of it in this read
+                    self.body = _sse_slice(p, pos, pos + take)  # all of it in this read
                 else:
                     self._body.put(p + pos, take, self._length)
                 pos += take
@@ -266,13 +266,13 @@ cdef class RequestParser:
                         self.body = self._body.take_bytes()
                     self._state = S_DONE
             elif self._state == S_CHUNK_SIZE:
-                end = _scan_lines(p, pos, n, &self._scan, False, _MAX_CHUNK_LINE)
+                end = _hs_scan_lines(p, pos, n, &self._scan, False, _HS_MAX_CHUNK_LINE)
                 if end == _SCAN_MORE:
                     break
                 if end < 0:
-                    raise _scan_refusal(end, False)
+                    raise _sv_scan_refusal(end, False)
                 self._scan.checked = self._scan.line = 0
-                size = _chunk_line(p, pos, end, &error)
+                size = _hs_chunk_line(p, pos, end, &error)
                 if size < 0:
                     raise RequestRefused(400, f"Invalid chunked body: {error.decode('ascii')}")
                 if self._body_size + size > self._limit:
@@ -300,30 +300,30 @@ cdef class RequestParser:
                 self._state = S_CHUNK_SIZE
             elif self._state == S_TRAILERS:
                 # Trailers are read and dropped, within the limits of a head.
-                end = _scan_lines(p, pos, n, &self._scan, False, _MAX_LINE)
+                end = _hs_scan_lines(p, pos, n, &self._scan, False, _HS_MAX_LINE)
                 if end == _SCAN_MORE:
                     break
                 if end < 0:
-                    raise _scan_refusal(end, True)
+                    raise _sv_scan_refusal(end, True)
                 self._scan.checked = self._scan.line = 0
                 if end == pos:
                     if not self.streams_body:
                         self.body = self._body.take_bytes()
                     self._state = S_DONE
-                elif _field_name_end(p, pos, end) < 0:
+                elif _hs_field_name_end(p, pos, end) < 0:
                     raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
                 else:
                     self._trailer_size += end + 2 - pos
                     self._trailer_count += 1
-                    if self._trailer_size > _MAX_HEAD or self._trailer_count > _MAX_FIELDS:
+                    if self._trailer_size > _HS_MAX_HEAD or self._trailer_count > _HS_MAX_FIELDS:
                         raise RequestRefused(431, "The request trailers are too large")
                 pos = end + 2
         return pos
 
     cdef void _parse_head(self, const char* p, Py_ssize_t pos, Py_ssize_t end) except *:
         """The request line and fields of ``p[pos:end]`` (the head without its final CRLF CRLF),
-        which ``_scan_lines`` passed: its only control bytes are HTAB and CRLF line ends."""
-        cdef Py_ssize_t line_end = _line_end(p, pos, end), sp1, sp2, i, colon, before, fields = 0
+        which ``_hs_scan_lines`` passed: its only control bytes are HTAB and CRLF line ends."""
+        cdef Py_ssize_t line_end = _hs_line_end(p, pos, end), sp1, sp2, i, colon, before, fields = 0
         cdef str name, value, previous, version
         cdef dict headers = {}
         cdef Py_ssize_t length = -1
@@ -338,7 +338,7 @@ cdef class RequestParser:
         if sp1 == pos or sp1 == line_end or sp2 <= sp1 + 1:
             raise RequestRefused(400, "Invalid request line")
         for i in range(pos, sp1):
-            if not _IS_TCHAR[<unsigned char>p[i]]:
+            if not _HS_IS_TCHAR[<unsigned char>p[i]]:
                 raise RequestRefused(400, "Invalid request line")
         for i in range(sp1 + 1, sp2):
             if p[i] == b" " or p[i] == b"\t":
@@ -347,10 +347,10 @@ cdef class RequestParser:
                 # A URI is ASCII (RFC 3986 §2): anything else comes percent-encoded; a fragment is
                 # the client's own and never sent (RFC 9112 §3.2).
                 raise RequestRefused(400, "Invalid request target: raw non-ASCII bytes or a fragment")
-        self.method = _method(p + pos, sp1 - pos)
+        self.method = _sv_method(p + pos, sp1 - pos)
         self.target = PyUnicode_DecodeLatin1(<char*>p + sp1 + 1, sp2 - sp1 - 1, NULL)
         if p[sp1 + 1] != b"/" and self.target != "*":
-            self.target = _origin_form(self.target)
+            self.target = _sv_origin_form(self.target)
         if line_end - sp2 - 1 == 8 and memcmp(p + sp2 + 1, b"HTTP/1.", 7) == 0 and b"0" <= p[sp2 + 8] <= b"9":
             # A later 1.x is served as 1.1, the highest minor version implemented (RFC 9110 §2.5).
             http10 = p[sp2 + 8] == b"0"
@@ -363,18 +363,18 @@ cdef class RequestParser:
         i = line_end
         while i < end:
             fields += 1
-            i = _line_end(p, i + 2, end)
-        if fields > _MAX_FIELDS:
+            i = _hs_line_end(p, i + 2, end)
+        if fields > _HS_MAX_FIELDS:
             raise RequestRefused(431, "The request has too many header fields")
         pos = line_end + 2
         while pos < end:
-            line_end = _line_end(p, pos, end)
-            colon = _field_name_end(p, pos, line_end)
+            line_end = _hs_line_end(p, pos, end)
+            colon = _hs_field_name_end(p, pos, line_end)
             if colon < 0:
                 # Includes obs-fold (a line starting with whitespace): refused, RFC 9112 §5.2.
                 raise RequestRefused(400, "Invalid request header line")
-            name = _header_name(p, pos, colon)
-            value = _header_value(p, colon + 1, line_end)
+            name = _hs_header_name(p, pos, colon)
+            value = _hs_header_value(p, colon + 1, line_end)
             pos = line_end + 2
             # One lookup for a new field: it was new when the dict grew (not when the value came
             # back: one-character and empty strings are shared objects).
@@ -391,13 +391,13 @@ cdef class RequestParser:
             else:
                 headers[name] = previous + ", " + value
             if name is H_CONTENT_LENGTH:
-                length = _content_length(value)
+                length = _hs_content_length(value)
                 if length < 0:
                     raise RequestRefused(400, "Invalid Content-Length")
             elif name is H_TRANSFER_ENCODING:
                 has_te = True
             elif name is H_CONNECTION:
-                connection |= _connection_options(p, colon + 1, line_end)
+                connection |= _hs_connection_options(p, colon + 1, line_end)
             elif name is H_EXPECT:
                 # An HTTP/1.0 client cannot know 100 Continue: ignored (RFC 9110 §10.1.1).
                 self.expect_continue = not http10 and value.lower() == "100-continue"
@@ -455,18 +455,18 @@ cdef class RequestParser:
         return False
 
 
-cdef dict _STATUS_LINES = {}
+cdef dict _SV_STATUS_LINES = {}
 
 
-cdef bytes _status_line(int status):
-    cdef bytes line = _STATUS_LINES.get(status)
+cdef bytes _sv_status_line(int status):
+    cdef bytes line = _SV_STATUS_LINES.get(status)
     if line is None:
         try:
             reason = _HTTPStatus(status).phrase
         except ValueError:
             reason = "Unknown"
         line = f"HTTP/1.1 {status} {reason}\r\n".encode("ascii")
-        _STATUS_LINES[status] = line
+        _SV_STATUS_LINES[status] = line
     return line
 
 
@@ -491,36 +491,36 @@ def response_head(
     cdef str text
     out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
     try:
-        _put_bytes(&out, _status_line(status))
+        _out_put_bytes(&out, _sv_status_line(status))
         for name, value in headers.items():
             text = value if type(value) is str else str(value)
-            if type(name) is not str or not _is_token(name) or not _is_field_value(text):
+            if type(name) is not str or not _sv_is_token(name) or not _sv_is_field_value(text):
                 continue
-            _put_text(&out, name)  # a token: ASCII
-            _put(&out, ": ", 2)
-            _put_text(&out, text)
-            _put(&out, "\r\n", 2)
-        if content_type is not None and _is_field_value(content_type):
-            _put(&out, "Content-Type: ", 14)
-            _put_text(&out, content_type)
-            _put(&out, "\r\n", 2)
+            _out_put_text(&out, name)  # a token: ASCII
+            _out_put(&out, ": ", 2)
+            _out_put_text(&out, text)
+            _out_put(&out, "\r\n", 2)
+        if content_type is not None and _sv_is_field_value(content_type):
+            _out_put(&out, "Content-Type: ", 14)
+            _out_put_text(&out, content_type)
+            _out_put(&out, "\r\n", 2)
         if length >= 0:
-            _put_length(&out, length)
+            _out_put_length(&out, length)
         elif length == -1:
-            _put(&out, "Transfer-Encoding: chunked\r\n", 28)
+            _out_put(&out, "Transfer-Encoding: chunked\r\n", 28)
         if not keep_alive:
-            _put(&out, "Connection: close\r\n", 19)
+            _out_put(&out, "Connection: close\r\n", 19)
         elif http10:
-            _put(&out, "Connection: keep-alive\r\n", 24)
-        _put(&out, "Server: fastgate\r\n", 18)
-        _put_bytes(&out, date)
+            _out_put(&out, "Connection: keep-alive\r\n", 24)
+        _out_put(&out, "Server: fastgate\r\n", 18)
+        _out_put_bytes(&out, date)
         return PyBytes_FromStringAndSize(out.data, out.size)
     finally:
         if out.heap:
             PyMem_Free(out.data)
 
 
-cdef inline bint _splits_line(str s) noexcept:
+cdef inline bint _sv_splits_line(str s) noexcept:
     """A CR, LF or NUL: in a request head it would end the field (or the head) early."""
     cdef Py_UCS4 c
     cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(s)
@@ -553,18 +553,18 @@ def request_head(str start, dict headers, Py_ssize_t length, bytes body):
     cdef bytes request
     out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
     try:
-        _put_text(&out, start)
+        _out_put_text(&out, start)
         for name, value in headers.items():
             text = value if type(value) is str else str(value)
-            if _splits_line(name) or _splits_line(text):
+            if _sv_splits_line(name) or _sv_splits_line(text):
                 raise ValueError(name)
-            _put_text(&out, name)
-            _put(&out, ": ", 2)
-            _put_text(&out, text)
-            _put(&out, "\r\n", 2)
+            _out_put_text(&out, name)
+            _out_put(&out, ": ", 2)
+            _out_put_text(&out, text)
+            _out_put(&out, "\r\n", 2)
         if length >= 0:
-            _put_length(&out, length)
-        _put(&out, "\r\n", 2)
+            _out_put_length(&out, length)
+        _out_put(&out, "\r\n", 2)
         size = PyBytes_GET_SIZE(body) if body is not None else 0
         request = PyBytes_FromStringAndSize(NULL, out.size + size)
         memcpy(PyBytes_AS_STRING(request), out.data, out.size)

@@ -37,7 +37,7 @@ def quoted_twice(bytes body, tuple quoted):
     return [quoted[k] for k in range(nkeys) if counts[k] > 1]
 
 
-cdef inline Py_ssize_t _utf8_length(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+cdef inline Py_ssize_t _js_utf8_length(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
     """Length of the well-formed UTF-8 sequence starting at ``p[i]`` (a byte past ASCII), or 0:
     no overlong forms, surrogates or code points past U+10FFFF (Unicode §3.9, table 3-7)."""
     cdef unsigned char c = p[i], lo = 0x80, hi = 0xBF
@@ -66,7 +66,7 @@ cdef inline Py_ssize_t _utf8_length(const unsigned char* p, Py_ssize_t i, Py_ssi
     return size
 
 
-cdef Py_ssize_t _json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+cdef Py_ssize_t _js_json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
     """Where the JSON string whose text starts at ``p[i]`` closes (its quote), when the string
     is as msgspec writes strings, so it can be copied into output as it is; -1 when not, or when
     it is not valid JSON, and the caller decodes it instead.
@@ -90,7 +90,7 @@ cdef Py_ssize_t _json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_
         elif c < 0x80:
             i += 1
         else:
-            size = _utf8_length(p, i, n)
+            size = _js_utf8_length(p, i, n)
             if size == 0:
                 return -1
             i += size

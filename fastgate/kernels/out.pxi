@@ -20,7 +20,7 @@ cdef struct _Out:
     bint heap
 
 
-cdef int _grow(_Out* out, Py_ssize_t need) except -1:
+cdef int _out_grow(_Out* out, Py_ssize_t need) except -1:
     cdef Py_ssize_t cap = max(out.cap * 2, out.size + need)
     cdef char* data = <char*>PyMem_Malloc(cap)
     if data == NULL:
@@ -32,27 +32,27 @@ cdef int _grow(_Out* out, Py_ssize_t need) except -1:
     return 0
 
 
-cdef inline int _put(_Out* out, const char* src, Py_ssize_t n) except -1:
+cdef inline int _out_put(_Out* out, const char* src, Py_ssize_t n) except -1:
     if out.size + n > out.cap:
-        _grow(out, n)
+        _out_grow(out, n)
     memcpy(out.data + out.size, src, n)
     out.size += n
     return 0
 
 
-cdef inline int _put_bytes(_Out* out, bytes piece) except -1:
-    return _put(out, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
+cdef inline int _out_put_bytes(_Out* out, bytes piece) except -1:
+    return _out_put(out, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
 
 
-cdef inline int _put_text(_Out* out, str text) except -1:
+cdef inline int _out_put_text(_Out* out, str text) except -1:
     """ASCII as it is; anything else as UTF-8 with surrogateescape (a relayed value goes out
     byte for byte)."""
     if PyUnicode_IS_ASCII(text):
-        return _put(out, <const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
-    return _put_bytes(out, text.encode("utf-8", "surrogateescape"))
+        return _out_put(out, <const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text))
+    return _out_put_bytes(out, text.encode("utf-8", "surrogateescape"))
 
 
-cdef inline int _put_decimal(_Out* out, Py_ssize_t value) except -1:
+cdef inline int _out_put_decimal(_Out* out, Py_ssize_t value) except -1:
     """``value``, not negative (a length, a count, a time), in decimal."""
     cdef char digits[24]
     cdef Py_ssize_t n = 24
@@ -62,10 +62,10 @@ cdef inline int _put_decimal(_Out* out, Py_ssize_t value) except -1:
         value //= 10
         if value <= 0:
             break
-    return _put(out, digits + n, 24 - n)
+    return _out_put(out, digits + n, 24 - n)
 
 
-cdef inline int _put_length(_Out* out, Py_ssize_t length) except -1:
-    _put(out, "Content-Length: ", 16)
-    _put_decimal(out, length)
-    return _put(out, "\r\n", 2)
+cdef inline int _out_put_length(_Out* out, Py_ssize_t length) except -1:
+    _out_put(out, "Content-Length: ", 16)
+    _out_put_decimal(out, length)
+    return _out_put(out, "\r\n", 2)

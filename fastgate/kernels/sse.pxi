@@ -16,17 +16,17 @@ from cpython.bytes cimport (
 )
 from libc.string cimport memchr, memcmp, memcpy
 
-cdef bytes _DONE = b"[DONE]"
-cdef bytes _EMPTY = b""
-cdef bytes _BLANK = b"\n\n"
+cdef bytes _SSE_DONE = b"[DONE]"
+cdef bytes _SSE_EMPTY = b""
+cdef bytes _SSE_BLANK = b"\n\n"
 
 
-cdef inline bytes _slice(const char* p, Py_ssize_t start, Py_ssize_t end):
+cdef inline bytes _sse_slice(const char* p, Py_ssize_t start, Py_ssize_t end):
     """``buf[start:end]`` of the buffer at ``p``, without the generic slicing call behind it."""
     return PyBytes_FromStringAndSize(p + start, end - start)
 
 
-cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* name,
+cdef inline Py_ssize_t _sse_field_value(const char* line, Py_ssize_t n, const char* name,
                                     Py_ssize_t name_len) noexcept:
     """Offset of the value of field ``name`` in ``line`` (after ``name:`` and one space), or -1.
     A line that is the bare name is the field with an empty value."""
@@ -41,7 +41,7 @@ cdef inline Py_ssize_t _field_value(const char* line, Py_ssize_t n, const char* 
     return name_len + 1
 
 
-cdef inline Py_ssize_t _next_break(const char* p, Py_ssize_t i, Py_ssize_t n,
+cdef inline Py_ssize_t _sse_next_break(const char* p, Py_ssize_t i, Py_ssize_t n,
                                    Py_ssize_t* cr) noexcept:
     """The next CR or LF at or after ``i``, or ``n``. ``*cr`` keeps the next CR between the
     calls of one scan (``n`` when none is left; start it at -1), so a stream without CRs, nearly
@@ -54,7 +54,7 @@ cdef inline Py_ssize_t _next_break(const char* p, Py_ssize_t i, Py_ssize_t n,
     return cr[0] if q == NULL else q - p
 
 
-cdef inline int _scanned_bytes(bytearray pending, bytes chunk, char** p, Py_ssize_t* n) except -1:
+cdef inline int _sse_scanned_bytes(bytearray pending, bytes chunk, char** p, Py_ssize_t* n) except -1:
     """What a read is scanned in: the read itself, or the unfinished event with the read
     appended (amortised: the event is not copied again with each read)."""
     if pending is None:
@@ -65,7 +65,7 @@ cdef inline int _scanned_bytes(bytearray pending, bytes chunk, char** p, Py_ssiz
     return 0
 
 
-cdef inline bytearray _unfinished(bytearray pending, const char* p, Py_ssize_t start,
+cdef inline bytearray _sse_unfinished(bytearray pending, const char* p, Py_ssize_t start,
                                   Py_ssize_t n):
     """What is kept for the next read: ``p[start:n]``, the unfinished event (None: nothing)."""
     if start >= n:
@@ -95,7 +95,7 @@ cdef class EventSink:
         return 0
 
 
-cdef class _EventList(EventSink):
+cdef class _SseEventList(EventSink):
     """The sink behind ``SSEDecoder.feed``: ``(event, data)`` pairs of bytes in a list."""
 
     cdef list out
@@ -141,7 +141,7 @@ cdef class SSEDecoder:
     cdef Py_ssize_t _event_at, _event_n  # its event field's value (-1: none yet)
     cdef Py_ssize_t _data_at, _data_n  # its first data line's value (-1: none yet)
     cdef bytearray _more  # its data lines joined, from the second one on (rare)
-    cdef _EventList _list
+    cdef _SseEventList _list
 
     def __cinit__(self):
         self._pending = None
@@ -153,17 +153,17 @@ cdef class SSEDecoder:
 
     def feed(self, bytes chunk):
         if self._list is None:
-            self._list = _EventList()
+            self._list = _SseEventList()
         self.scan(chunk, self._list)
         return self._list.taken()
 
     def close(self):
         """Events left when the stream ends without its final blank line."""
-        return self.feed(_BLANK)
+        return self.feed(_SSE_BLANK)
 
     cdef int close_into(self, EventSink sink) except -1:
         """``close``, the events going to ``sink.take``."""
-        return self.scan(_BLANK, sink)
+        return self.scan(_SSE_BLANK, sink)
 
     cdef int scan(self, bytes chunk, EventSink sink) except -1:
         """``feed``, each event going to ``sink.take`` instead of into a list."""
@@ -172,7 +172,7 @@ cdef class SSEDecoder:
         cdef Py_ssize_t n, i, start, ev_start = 0, off, cr = -1
         cdef char c
         cdef bint blank
-        _scanned_bytes(pending, chunk, &p, &n)
+        _sse_scanned_bytes(pending, chunk, &p, &n)
         i = self._scanned
         start = self._line_at
         while True:
@@ -181,7 +181,7 @@ cdef class SSEDecoder:
                 if off:
                     i = start = ev_start = i + off
                     continue
-            i = _next_break(p, i, n, &cr)
+            i = _sse_next_break(p, i, n, &cr)
             if i == n:
                 break
             c = p[i]
@@ -196,11 +196,11 @@ cdef class SSEDecoder:
                     self._dispatch(p, sink)
                 self._event_at = self._data_at = -1
             else:
-                off = _field_value(p + start, i - start, "data", 4)
+                off = _sse_field_value(p + start, i - start, "data", 4)
                 if off >= 0:
                     self._data_line(p, start + off, i)
                 else:
-                    off = _field_value(p + start, i - start, "event", 5)
+                    off = _sse_field_value(p + start, i - start, "event", 5)
                     if off >= 0:
                         self._event_at, self._event_n = start + off, i - start - off
             if c == b"\r" and i + 1 < n and p[i + 1] == b"\n":
@@ -209,7 +209,7 @@ cdef class SSEDecoder:
             start = i
             if blank:
                 ev_start = i
-        self._pending = _unfinished(pending, p, ev_start, n)
+        self._pending = _sse_unfinished(pending, p, ev_start, n)
         if self._pending is None:
             self._line_at = self._scanned = 0
             return 0
@@ -241,14 +241,14 @@ cdef class SSEDecoder:
         return sink.take(event, self._event_n, PyByteArray_AS_STRING(more), len(more))
 
 
-cdef inline bytes _relayed(bytes chunk, const char* p, Py_ssize_t n, bytearray out,
+cdef inline bytes _sse_relayed(bytes chunk, const char* p, Py_ssize_t n, bytearray out,
                            Py_ssize_t run_start, Py_ssize_t run_end):
     """What a feed passes on: the copied events, then the stretch passed through as it came
     (``chunk`` itself when that is all of it)."""
     if out is None:
         if run_start == 0 and run_end == n and chunk is not None:
             return chunk
-        return PyBytes_FromStringAndSize(p + run_start, run_end - run_start) if run_end > run_start else _EMPTY
+        return PyBytes_FromStringAndSize(p + run_start, run_end - run_start) if run_end > run_start else _SSE_EMPTY
     if run_end > run_start:
         out += p[run_start:run_end]
     return bytes(out)
@@ -282,7 +282,7 @@ cdef class SSERelay:
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         cdef bytearray pending = self._pending
         cdef bytes whole = None  # the read, when it is all there is to scan
         cdef char* p
@@ -295,12 +295,12 @@ cdef class SSERelay:
         cdef bint saw_done = self._saw_done
         if pending is None:
             whole = chunk
-        _scanned_bytes(pending, chunk, &p, &n)
+        _sse_scanned_bytes(pending, chunk, &p, &n)
         i = self._scanned
         line_start = self._line_at
         ev_end = self._ev_end
         while True:
-            i = _next_break(p, i, n, &cr)
+            i = _sse_next_break(p, i, n, &cr)
             if i == n:
                 break
             c = p[i]
@@ -324,12 +324,12 @@ cdef class SSERelay:
                             out += p[run_start:run_end]
                             run_start = run_end = 0
                         out += p[ev_start:ev_end]
-                        out += _BLANK
+                        out += _SSE_BLANK
                     self.events += 1
                     if saw_done:
                         self.done = True
                         self._pending = None
-                        return _relayed(whole, p, n, out, run_start, run_end)
+                        return _sse_relayed(whole, p, n, out, run_start, run_end)
                 ev_end = -1
                 saw_done = False
             else:
@@ -343,8 +343,8 @@ cdef class SSERelay:
             line_start = i
             if ev_end < 0:
                 ev_start = i
-        result = _relayed(whole, p, n, out, run_start, run_end)
-        self._pending = _unfinished(pending, p, ev_start, n)
+        result = _sse_relayed(whole, p, n, out, run_start, run_end)
+        self._pending = _sse_unfinished(pending, p, ev_start, n)
         if self._pending is None:
             self._line_at = self._scanned = 0
             self._ev_end = -1

@@ -21,7 +21,7 @@ cdef str float32_base64(list vector):
     return _vec_b64encode(packed.tobytes()).decode("ascii")
 
 
-cdef inline double _dot(const float* a, const float* b, Py_ssize_t n) noexcept nogil:
+cdef inline double _vec_dot(const float* a, const float* b, Py_ssize_t n) noexcept nogil:
     cdef double total = 0.0
     cdef Py_ssize_t i
     for i in range(n):
@@ -44,7 +44,7 @@ def best_match(bytes query, list candidates):
     cdef Py_ssize_t i
     PyBytes_AsStringAndSize(query, &q, &qn)
     dims = qn // 4
-    qnorm = sqrt(_dot(<const float*>q, <const float*>q, dims))
+    qnorm = sqrt(_vec_dot(<const float*>q, <const float*>q, dims))
     if qnorm == 0.0:
         return best_index, best
     for i in range(len(candidates)):
@@ -54,10 +54,10 @@ def best_match(bytes query, list candidates):
         PyBytes_AsStringAndSize(<bytes>candidate, &c, &cn)
         if cn != qn:
             continue
-        cnorm = sqrt(_dot(<const float*>c, <const float*>c, dims))
+        cnorm = sqrt(_vec_dot(<const float*>c, <const float*>c, dims))
         if cnorm == 0.0:
             continue
-        sim = _dot(<const float*>q, <const float*>c, dims) / (qnorm * cnorm)
+        sim = _vec_dot(<const float*>q, <const float*>c, dims) / (qnorm * cnorm)
         if sim > best:
             best = sim
             best_index = i

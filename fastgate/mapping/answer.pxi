@@ -10,15 +10,15 @@ cdef bytes _ANSWER_REFUSAL = b',"refusal":null'
 cdef bytes _ANSWER_FINISH = b'},"finish_reason":'
 cdef bytes _ANSWER_USAGE = b',"logprobs":null}],"usage":'
 cdef bytes _ANSWER_PROVIDER = b',"provider":'
-cdef bytes _USAGE_PROMPT = b'{"prompt_tokens":'
-cdef bytes _USAGE_COMPLETION = b',"completion_tokens":'
-cdef bytes _USAGE_TOTAL = b',"total_tokens":'
-cdef bytes _USAGE_CACHED = b',"prompt_tokens_details":{"cached_tokens":'
-cdef bytes _USAGE_CACHE_READ = b',"cache_read_input_tokens":'
-cdef bytes _USAGE_CACHE_CREATION = b',"cache_creation_input_tokens":'
+cdef bytes _ANSWER_USAGE_PROMPT = b'{"prompt_tokens":'
+cdef bytes _ANSWER_USAGE_COMPLETION = b',"completion_tokens":'
+cdef bytes _ANSWER_USAGE_TOTAL = b',"total_tokens":'
+cdef bytes _ANSWER_USAGE_CACHED = b',"prompt_tokens_details":{"cached_tokens":'
+cdef bytes _ANSWER_USAGE_CACHE_READ = b',"cache_read_input_tokens":'
+cdef bytes _ANSWER_USAGE_CACHE_CREATION = b',"cache_creation_input_tokens":'
 
 
-cdef int _put_json_string(_Out* out, object text) except -1:
+cdef int _answer_put_json_string(_Out* out, object text) except -1:
     """``text`` as a JSON string. ASCII that needs no escape (ids, model names, most answers)
     is copied between quotes; anything else, and None, goes through msgspec."""
     cdef const unsigned char* p
@@ -30,39 +30,39 @@ cdef int _put_json_string(_Out* out, object text) except -1:
             if p[i] < 0x20 or p[i] == b'"' or p[i] == b"\\":
                 break
         else:
-            _put(out, '"', 1)
-            _put(out, <const char*>p, n)
-            return _put(out, '"', 1)
-    return _put_bytes(out, _encode_json(text))
+            _out_put(out, '"', 1)
+            _out_put(out, <const char*>p, n)
+            return _out_put(out, '"', 1)
+    return _out_put_bytes(out, _chunk_encode_json(text))
 
 
-cdef bytes _usage_json(Py_ssize_t prompt, Py_ssize_t completion, Py_ssize_t cache_read,
+cdef bytes _answer_usage_json(Py_ssize_t prompt, Py_ssize_t completion, Py_ssize_t cache_read,
                        Py_ssize_t cache_creation):
     """OpenAI usage. ``prompt`` counts every input token, cached ones included, as OpenAI's
     does; the provider's cache figures follow, as Portkey reports them, when non-zero."""
     cdef char stack[256]
     cdef _Out out
     out.data, out.size, out.cap, out.heap = stack, 0, 256, False  # five numbers: never outgrown
-    _put_bytes(&out, _USAGE_PROMPT)
-    _put_decimal(&out, prompt)
-    _put_bytes(&out, _USAGE_COMPLETION)
-    _put_decimal(&out, completion)
-    _put_bytes(&out, _USAGE_TOTAL)
-    _put_decimal(&out, prompt + completion)
-    _put_bytes(&out, _USAGE_CACHED)
-    _put_decimal(&out, cache_read)
-    _put(&out, "}", 1)
+    _out_put_bytes(&out, _ANSWER_USAGE_PROMPT)
+    _out_put_decimal(&out, prompt)
+    _out_put_bytes(&out, _ANSWER_USAGE_COMPLETION)
+    _out_put_decimal(&out, completion)
+    _out_put_bytes(&out, _ANSWER_USAGE_TOTAL)
+    _out_put_decimal(&out, prompt + completion)
+    _out_put_bytes(&out, _ANSWER_USAGE_CACHED)
+    _out_put_decimal(&out, cache_read)
+    _out_put(&out, "}", 1)
     if cache_read:
-        _put_bytes(&out, _USAGE_CACHE_READ)
-        _put_decimal(&out, cache_read)
+        _out_put_bytes(&out, _ANSWER_USAGE_CACHE_READ)
+        _out_put_decimal(&out, cache_read)
     if cache_creation:
-        _put_bytes(&out, _USAGE_CACHE_CREATION)
-        _put_decimal(&out, cache_creation)
-    _put(&out, "}", 1)
+        _out_put_bytes(&out, _ANSWER_USAGE_CACHE_CREATION)
+        _out_put_decimal(&out, cache_creation)
+    _out_put(&out, "}", 1)
     return PyBytes_FromStringAndSize(out.data, out.size)
 
 
-cdef bytes _chat_completion_json(str id, str model, object content, bytes message_extra,
+cdef bytes _answer_chat_completion_json(str id, str model, object content, bytes message_extra,
                                  str finish_reason, bytes usage, str provider):
     """One choice holding the assistant's message. ``message_extra`` is JSON text of further
     message fields, each with its leading comma (``,"tool_calls":[...]``), or empty."""
@@ -70,23 +70,23 @@ cdef bytes _chat_completion_json(str id, str model, object content, bytes messag
     cdef _Out out
     out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
     try:
-        _put_bytes(&out, _ANSWER_ID)
-        _put_json_string(&out, id)
-        _put_bytes(&out, _ANSWER_CREATED)
-        _put_decimal(&out, _now())
-        _put_bytes(&out, _ANSWER_MODEL)
-        _put_json_string(&out, model)
-        _put_bytes(&out, _ANSWER_CONTENT)
-        _put_json_string(&out, content)
-        _put_bytes(&out, _ANSWER_REFUSAL)
-        _put_bytes(&out, message_extra)
-        _put_bytes(&out, _ANSWER_FINISH)
-        _put_json_string(&out, finish_reason)
-        _put_bytes(&out, _ANSWER_USAGE)
-        _put_bytes(&out, usage)
-        _put_bytes(&out, _ANSWER_PROVIDER)
-        _put_json_string(&out, provider)
-        _put(&out, "}", 1)
+        _out_put_bytes(&out, _ANSWER_ID)
+        _answer_put_json_string(&out, id)
+        _out_put_bytes(&out, _ANSWER_CREATED)
+        _out_put_decimal(&out, _chunk_now())
+        _out_put_bytes(&out, _ANSWER_MODEL)
+        _answer_put_json_string(&out, model)
+        _out_put_bytes(&out, _ANSWER_CONTENT)
+        _answer_put_json_string(&out, content)
+        _out_put_bytes(&out, _ANSWER_REFUSAL)
+        _out_put_bytes(&out, message_extra)
+        _out_put_bytes(&out, _ANSWER_FINISH)
+        _answer_put_json_string(&out, finish_reason)
+        _out_put_bytes(&out, _ANSWER_USAGE)
+        _out_put_bytes(&out, usage)
+        _out_put_bytes(&out, _ANSWER_PROVIDER)
+        _answer_put_json_string(&out, provider)
+        _out_put(&out, "}", 1)
         return PyBytes_FromStringAndSize(out.data, out.size)
     finally:
         if out.heap:

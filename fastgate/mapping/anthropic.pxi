@@ -195,7 +195,7 @@ cdef bint _an_put_raw_text(_Out* out, object raw) except -1:
     try:
         text = view.len > 2 and (<const char*>view.buf)[0] == b'"'
         if text and out != NULL:
-            _put(out, <const char*>view.buf, view.len)
+            _out_put(out, <const char*>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
     return text
@@ -403,7 +403,7 @@ cdef inline bytes _an_encode_request(object out, object model, object body_versi
     if send_model:
         out.model = model
     out.anthropic_version = body_version
-    return _encode_json(out)
+    return _chunk_encode_json(out)
 
 
 # ---- request: a conversation of text turns ---------------------------------------------------
@@ -435,7 +435,7 @@ cdef inline bint _an_put_count(_Out* out, object value) except -1:
     """A non-negative int written in decimal; False for anything else."""
     if type(value) is not int or value < 0 or value > _AN_MAX_COUNT:
         return False
-    _put_decimal(out, value)
+    _out_put_decimal(out, value)
     return True
 
 
@@ -448,39 +448,39 @@ cdef inline int _an_put_float(_Out* out, object value) except -1:
     -0.0 == 0.0 as a key."""
     text = _AN_FLOAT_TEXT.get(value) if value != 0 else None
     if text is None:
-        text = _encode_json(value)
+        text = _chunk_encode_json(value)
         if value != 0 and len(_AN_FLOAT_TEXT) < 256:
             _AN_FLOAT_TEXT[value] = text
-    return _put_bytes(out, text)
+    return _out_put_bytes(out, text)
 
 
 cdef inline int _an_put_strings(_Out* out, list values) except -1:
     cdef Py_ssize_t i
     for i in range(len(values)):
         if i:
-            _put(out, ",", 1)
-        _put_json_string(out, values[i])
-    return _put(out, "]", 1)
+            _out_put(out, ",", 1)
+        _answer_put_json_string(out, values[i])
+    return _out_put(out, "]", 1)
 
 
-cdef _StructField _AN_REQ_TOOLS = _StructField(_RawContentChatRequest, "tools")
-cdef _StructField _AN_REQ_RESPONSE_FORMAT = _StructField(_RawContentChatRequest, "response_format")
-cdef _StructField _AN_REQ_THINKING = _StructField(_RawContentChatRequest, "thinking")
-cdef _StructField _AN_REQ_MAX_COMPLETION_TOKENS = _StructField(_RawContentChatRequest,
+cdef _FdStructField _AN_REQ_TOOLS = _FdStructField(_RawContentChatRequest, "tools")
+cdef _FdStructField _AN_REQ_RESPONSE_FORMAT = _FdStructField(_RawContentChatRequest, "response_format")
+cdef _FdStructField _AN_REQ_THINKING = _FdStructField(_RawContentChatRequest, "thinking")
+cdef _FdStructField _AN_REQ_MAX_COMPLETION_TOKENS = _FdStructField(_RawContentChatRequest,
                                                               "max_completion_tokens")
-cdef _StructField _AN_REQ_MAX_TOKENS = _StructField(_RawContentChatRequest, "max_tokens")
-cdef _StructField _AN_REQ_MESSAGES = _StructField(_RawContentChatRequest, "messages")
-cdef _StructField _AN_REQ_MODEL = _StructField(_RawContentChatRequest, "model")
-cdef _StructField _AN_REQ_STOP = _StructField(_RawContentChatRequest, "stop")
-cdef _StructField _AN_REQ_TEMPERATURE = _StructField(_RawContentChatRequest, "temperature")
-cdef _StructField _AN_REQ_TOP_P = _StructField(_RawContentChatRequest, "top_p")
-cdef _StructField _AN_REQ_TOP_K = _StructField(_RawContentChatRequest, "top_k")
-cdef _StructField _AN_REQ_USER = _StructField(_RawContentChatRequest, "user")
-cdef _StructField _AN_REQ_STREAM = _StructField(_RawContentChatRequest, "stream")
-cdef _StructField _AN_MSG_ROLE = _StructField(_RawContentMessage, "role")
-cdef _StructField _AN_MSG_CONTENT = _StructField(_RawContentMessage, "content")
-cdef _StructField _AN_MSG_TOOL_CALLS = _StructField(_RawContentMessage, "tool_calls")
-cdef _StructField _AN_MSG_CONTENT_BLOCKS = _StructField(_RawContentMessage, "content_blocks")
+cdef _FdStructField _AN_REQ_MAX_TOKENS = _FdStructField(_RawContentChatRequest, "max_tokens")
+cdef _FdStructField _AN_REQ_MESSAGES = _FdStructField(_RawContentChatRequest, "messages")
+cdef _FdStructField _AN_REQ_MODEL = _FdStructField(_RawContentChatRequest, "model")
+cdef _FdStructField _AN_REQ_STOP = _FdStructField(_RawContentChatRequest, "stop")
+cdef _FdStructField _AN_REQ_TEMPERATURE = _FdStructField(_RawContentChatRequest, "temperature")
+cdef _FdStructField _AN_REQ_TOP_P = _FdStructField(_RawContentChatRequest, "top_p")
+cdef _FdStructField _AN_REQ_TOP_K = _FdStructField(_RawContentChatRequest, "top_k")
+cdef _FdStructField _AN_REQ_USER = _FdStructField(_RawContentChatRequest, "user")
+cdef _FdStructField _AN_REQ_STREAM = _FdStructField(_RawContentChatRequest, "stream")
+cdef _FdStructField _AN_MSG_ROLE = _FdStructField(_RawContentMessage, "role")
+cdef _FdStructField _AN_MSG_CONTENT = _FdStructField(_RawContentMessage, "content")
+cdef _FdStructField _AN_MSG_TOOL_CALLS = _FdStructField(_RawContentMessage, "tool_calls")
+cdef _FdStructField _AN_MSG_CONTENT_BLOCKS = _FdStructField(_RawContentMessage, "content_blocks")
 
 
 cdef object _an_text_turns_request(object req, object body_version, bint send_model,
@@ -496,79 +496,79 @@ cdef object _an_text_turns_request(object req, object body_version, bint send_mo
     out.data, out.size, out.cap, out.heap = stack, 0, 4096, False
     system.data, system.size, system.cap, system.heap = system_stack, 0, 512, False
     try:
-        _put_bytes(&out, _AN_BODY_MAX_TOKENS)
+        _out_put_bytes(&out, _AN_BODY_MAX_TOKENS)
         max_tokens = (_AN_REQ_MAX_COMPLETION_TOKENS.of(req) or _AN_REQ_MAX_TOKENS.of(req)
                       or default_max_tokens)
         if not _an_put_count(&out, max_tokens):
             return None
-        _put_bytes(&out, _AN_BODY_MESSAGES)
+        _out_put_bytes(&out, _AN_BODY_MESSAGES)
         for message in _AN_REQ_MESSAGES.of(req):
             role = _AN_MSG_ROLE.of(message)
             if role == "system" or role == "developer":
                 # Every system message is a text block of top-level ``system``, as on the Struct path.
                 if system.size:
-                    _put(&system, ",", 1)
-                _put_bytes(&system, _AN_BODY_TEXT_BLOCK)
+                    _out_put(&system, ",", 1)
+                _out_put_bytes(&system, _AN_BODY_TEXT_BLOCK)
                 if not _an_put_raw_text(&system, _AN_MSG_CONTENT.of(message)):
                     return None
-                _put(&system, "}", 1)
+                _out_put(&system, "}", 1)
                 continue
             if role == last:
                 return None  # consecutive turns of one role are merged on the Struct path
             if last is not None:
-                _put(&out, ",", 1)
+                _out_put(&out, ",", 1)
             if role == "user":
-                _put_bytes(&out, _AN_BODY_USER_TURN)
+                _out_put_bytes(&out, _AN_BODY_USER_TURN)
             elif (role == "assistant" and not _AN_MSG_TOOL_CALLS.of(message)
                   and not _AN_MSG_CONTENT_BLOCKS.of(message)):
-                _put_bytes(&out, _AN_BODY_ASSISTANT_TURN)
+                _out_put_bytes(&out, _AN_BODY_ASSISTANT_TURN)
             else:
                 return None
             if not _an_put_raw_text(&out, _AN_MSG_CONTENT.of(message)):
                 return None
             # A user's text is sent as a string; an assistant's as a text block (_an_text_blocks).
             if role == "user":
-                _put(&out, "}", 1)
+                _out_put(&out, "}", 1)
             else:
-                _put(&out, "}]}", 3)
+                _out_put(&out, "}]}", 3)
             last = role
-        _put(&out, "]", 1)
+        _out_put(&out, "]", 1)
         model = _AN_REQ_MODEL.of(req)
         if send_model and model is not None:
-            _put_bytes(&out, _AN_BODY_MODEL)
-            _put_json_string(&out, model)
+            _out_put_bytes(&out, _AN_BODY_MODEL)
+            _answer_put_json_string(&out, model)
         if body_version is not None:
-            _put_bytes(&out, _AN_BODY_VERSION)
-            _put_json_string(&out, body_version)
+            _out_put_bytes(&out, _AN_BODY_VERSION)
+            _answer_put_json_string(&out, body_version)
         if system.size:
-            _put_bytes(&out, _AN_BODY_SYSTEM)
-            _put(&out, system.data, system.size)
-            _put(&out, "]", 1)
+            _out_put_bytes(&out, _AN_BODY_SYSTEM)
+            _out_put(&out, system.data, system.size)
+            _out_put(&out, "]", 1)
         stop = _an_stop_sequences(_AN_REQ_STOP.of(req))
         if stop is not None:
-            _put_bytes(&out, _AN_BODY_STOP)
+            _out_put_bytes(&out, _AN_BODY_STOP)
             _an_put_strings(&out, stop)
         value = _an_clamp_temperature(_AN_REQ_TEMPERATURE.of(req))
         if value is not None:
-            _put_bytes(&out, _AN_BODY_TEMPERATURE)
+            _out_put_bytes(&out, _AN_BODY_TEMPERATURE)
             _an_put_float(&out, value)
         value = _AN_REQ_TOP_P.of(req)
         if value is not None:
-            _put_bytes(&out, _AN_BODY_TOP_P)
+            _out_put_bytes(&out, _AN_BODY_TOP_P)
             _an_put_float(&out, value)
         value = _AN_REQ_TOP_K.of(req)
         if value is not None:
-            _put_bytes(&out, _AN_BODY_TOP_K)
+            _out_put_bytes(&out, _AN_BODY_TOP_K)
             if not _an_put_count(&out, value):
                 return None
         value = _AN_REQ_USER.of(req)
         if value:
-            _put_bytes(&out, _AN_BODY_METADATA)
-            _put_json_string(&out, value)
-            _put(&out, "}", 1)
+            _out_put_bytes(&out, _AN_BODY_METADATA)
+            _answer_put_json_string(&out, value)
+            _out_put(&out, "}", 1)
         if _AN_REQ_STREAM.of(req):
-            _put_bytes(&out, _AN_BODY_STREAM)
-        _put(&out, "}", 1)
+            _out_put_bytes(&out, _AN_BODY_STREAM)
+        _out_put(&out, "}", 1)
         return PyBytes_FromStringAndSize(out.data, out.size)
     finally:
         if out.heap:
@@ -696,7 +696,7 @@ cdef inline bytes _an_usage(object input_tokens, long output_tokens, object cach
     OpenAI's prompt_tokens counts it all."""
     cdef long created = cache_creation or 0
     cdef long read = cache_read or 0
-    return _usage_json((input_tokens or 0) + created + read, output_tokens, read, created)
+    return _answer_usage_json((input_tokens or 0) + created + read, output_tokens, read, created)
 
 
 cdef inline bytes _an_message_usage(object u):
@@ -735,12 +735,12 @@ def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
                                "signature": block.signature or ""})
             elif kind == "redacted_thinking":
                 blocks.append({"type": "redacted_thinking", "data": block.data or ""})
-    extra = _EMPTY
+    extra = _SSE_EMPTY
     if calls:
-        extra = b',"tool_calls":' + _encode_json(calls)
+        extra = b',"tool_calls":' + _chunk_encode_json(calls)
     if blocks:
-        extra += b',"content_blocks":' + _encode_json(blocks)
-    return _chat_completion_json(msg.id, msg.model, "".join(texts) if texts else None, extra,
+        extra += b',"content_blocks":' + _chunk_encode_json(blocks)
+    return _answer_chat_completion_json(msg.id, msg.model, "".join(texts) if texts else None, extra,
                                  _an_finish_reason(msg.stop_reason, strict),
                                  _an_message_usage(msg.usage), provider)
 
@@ -750,7 +750,7 @@ def anthropic_to_openai_completion(bytes body, str provider):
     msg = _an_decode_message(body, provider)
     text = "".join([b.text for b in msg.content if b.type == "text"])
     choice = _TextChoice(0, text, _an_finish_reason(msg.stop_reason, True))
-    return _encode_json(_TextCompletion(msg.id, _now(), msg.model, [choice],
+    return _chunk_encode_json(_TextCompletion(msg.id, _chunk_now(), msg.model, [choice],
                                         usage=_msgspec.Raw(_an_message_usage(msg.usage)),
                                         provider=provider))
 
@@ -770,22 +770,22 @@ def anthropic_models_to_openai(bytes body, str provider):
         except ValueError:
             created = 0
         cards.append(_ModelCard(info.id, created=created, owned_by=provider))
-    return _encode_json(_ModelList(cards))
+    return _chunk_encode_json(_ModelList(cards))
 
 
 # ---- stream ----------------------------------------------------------------------------------
 
-cdef _StructField _AN_START_MESSAGE = _StructField(_AnMessageStartEvent, "message")
-cdef _StructField _AN_STARTED_ID = _StructField(_AnStartedMessage, "id")
-cdef _StructField _AN_STARTED_MODEL = _StructField(_AnStartedMessage, "model")
-cdef _StructField _AN_STARTED_USAGE = _StructField(_AnStartedMessage, "usage")
-cdef _StructField _AN_MESSAGE_DELTA_BODY = _StructField(_AnMessageDeltaEvent, "delta")
-cdef _StructField _AN_MESSAGE_DELTA_USAGE = _StructField(_AnMessageDeltaEvent, "usage")
-cdef _StructField _AN_DELTA_STOP_REASON = _StructField(_AnMessageDeltaBody, "stop_reason")
-cdef _StructField _AN_USAGE_INPUT = _StructField(_AnUsageView, "input_tokens")
-cdef _StructField _AN_USAGE_OUTPUT = _StructField(_AnUsageView, "output_tokens")
-cdef _StructField _AN_USAGE_CACHE_CREATION = _StructField(_AnUsageView, "cache_creation_input_tokens")
-cdef _StructField _AN_USAGE_CACHE_READ = _StructField(_AnUsageView, "cache_read_input_tokens")
+cdef _FdStructField _AN_START_MESSAGE = _FdStructField(_AnMessageStartEvent, "message")
+cdef _FdStructField _AN_STARTED_ID = _FdStructField(_AnStartedMessage, "id")
+cdef _FdStructField _AN_STARTED_MODEL = _FdStructField(_AnStartedMessage, "model")
+cdef _FdStructField _AN_STARTED_USAGE = _FdStructField(_AnStartedMessage, "usage")
+cdef _FdStructField _AN_MESSAGE_DELTA_BODY = _FdStructField(_AnMessageDeltaEvent, "delta")
+cdef _FdStructField _AN_MESSAGE_DELTA_USAGE = _FdStructField(_AnMessageDeltaEvent, "usage")
+cdef _FdStructField _AN_DELTA_STOP_REASON = _FdStructField(_AnMessageDeltaBody, "stop_reason")
+cdef _FdStructField _AN_USAGE_INPUT = _FdStructField(_AnUsageView, "input_tokens")
+cdef _FdStructField _AN_USAGE_OUTPUT = _FdStructField(_AnUsageView, "output_tokens")
+cdef _FdStructField _AN_USAGE_CACHE_CREATION = _FdStructField(_AnUsageView, "cache_creation_input_tokens")
+cdef _FdStructField _AN_USAGE_CACHE_READ = _FdStructField(_AnUsageView, "cache_read_input_tokens")
 
 
 cdef class _AnTextChunks:
@@ -800,41 +800,41 @@ cdef class _AnTextChunks:
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = _now()
-        self.provider = provider if provider is not None else _UNSET
+        self.created = _chunk_now()
+        self.provider = provider if provider is not None else _CHUNK_UNSET
         self.include_usage = include_usage
 
     cdef bytes _chunk(self, str text, object finish_reason):
-        return _frame(_encode_json(_TextCompletion(self.id, self.created, self.model,
+        return _chunk_frame(_chunk_encode_json(_TextCompletion(self.id, self.created, self.model,
                                                    [_TextChoice(0, text, finish_reason)],
                                                    provider=self.provider)))
 
     def role(self):
-        return _EMPTY
+        return _SSE_EMPTY
 
     def content(self, str text):
         return self._chunk(text, None)
 
     def tool_call_start(self, int index, str call_id, str name, str arguments=""):
-        return _EMPTY
+        return _SSE_EMPTY
 
     def tool_call_arguments(self, int index, str arguments):
-        return _EMPTY
+        return _SSE_EMPTY
 
     def extra(self, **fields):
         text = fields.get("content")
-        return self._chunk(text, None) if text else _EMPTY
+        return self._chunk(text, None) if text else _SSE_EMPTY
 
     def finish(self, str finish_reason, object usage=None):
         out = self._chunk("", finish_reason)
         if self.include_usage and usage is not None:
-            out += _frame(_encode_json(_TextCompletion(self.id, self.created, self.model, [],
+            out += _chunk_frame(_chunk_encode_json(_TextCompletion(self.id, self.created, self.model, [],
                                                        usage=usage, provider=self.provider)))
-        return out + _SSE_DONE
+        return out + _CHUNK_SSE_DONE
 
     def error(self, str message, str type="api_error"):
-        provider = None if self.provider is _UNSET else self.provider
-        return _frame(_error_body(502, message, type=type, provider=provider)) + _SSE_DONE
+        provider = None if self.provider is _CHUNK_UNSET else self.provider
+        return _chunk_frame(_error_body(502, message, type=type, provider=provider)) + _CHUNK_SSE_DONE
 
 
 cdef class AnthropicStream(EventSink):
@@ -937,7 +937,7 @@ cdef class AnthropicStream(EventSink):
                                        bint exact) except -1:
         """A text delta written as Anthropic writes it, from ``head`` to ``tail`` (what follows
         its text), mapped from the bytes: the text is copied as the JSON it came in when it can
-        be (see ``_json_string_end``), which is nearly every delta. The length taken, or 0
+        be (see ``_js_json_string_end``), which is nearly every delta. The length taken, or 0
         (nothing written) when the delta is written otherwise or its text needs decoding.
         ``exact``: the delta must end at ``n`` (an event's data, not the rest of a read)."""
         cdef const unsigned char* q = <const unsigned char*>p
@@ -947,7 +947,7 @@ cdef class AnthropicStream(EventSink):
         start = _an_text_start(q, n, head)
         if start < 0:
             return 0
-        end = _json_string_end(q, start + 1, n)
+        end = _js_json_string_end(q, start + 1, n)
         after = end + 1 + m
         if end < 0 or after > n or (exact and after != n) \
                 or memcmp(p + end + 1, <const char*>tail, m) != 0:
@@ -980,7 +980,7 @@ cdef class AnthropicStream(EventSink):
             if delta_type == "input_json_delta":
                 index = self._tool_index.get(ev.index, -1)
                 if index < 0 or not delta.partial_json:
-                    return _EMPTY
+                    return _SSE_EMPTY
                 return self._out().tool_call_arguments(index, delta.partial_json)
             if not self._strict:
                 if delta_type == "thinking_delta":
@@ -989,7 +989,7 @@ cdef class AnthropicStream(EventSink):
                 if delta_type == "signature_delta":
                     return self._out().extra(content_blocks=[
                         {"index": ev.index, "delta": {"signature": delta.signature}}])
-            return _EMPTY
+            return _SSE_EMPTY
         if kind == _AN_BLOCK_START:
             ev = _an_block_start_decode(data)
             block = ev.content_block
@@ -1003,7 +1003,7 @@ cdef class AnthropicStream(EventSink):
             if not self._strict and block_type == "redacted_thinking":
                 return self._out().extra(content_blocks=[
                     {"index": ev.index, "delta": {"type": "redacted_thinking", "data": block.data}}])
-            return _EMPTY
+            return _SSE_EMPTY
         if kind == _AN_MESSAGE_START:
             msg = _AN_START_MESSAGE.of(_an_start_decode(data))
             self._take_usage(_AN_STARTED_USAGE.of(msg))
@@ -1018,12 +1018,12 @@ cdef class AnthropicStream(EventSink):
             if stop_reason is not None:
                 self._stop_reason = stop_reason
             self._take_usage(_AN_MESSAGE_DELTA_USAGE.of(ev))
-            return _EMPTY
+            return _SSE_EMPTY
         if kind == _AN_ERROR:
             err = _an_error_event_decode(data).error
             self.done = True
             return self._out().error(f"{self._provider} error: {err.message}", err.type)
-        return _EMPTY
+        return _SSE_EMPTY
 
     cdef int take(self, const char* event, Py_ssize_t event_n, const char* data,
                   Py_ssize_t n) except -1:
@@ -1040,20 +1040,20 @@ cdef class AnthropicStream(EventSink):
             if _an_is_empty_text_start(<const unsigned char*>data, n):
                 return 0
         elif kind == _AN_MESSAGE_STOP:
-            return _put_bytes(&self._buf, self._finish())
+            return _out_put_bytes(&self._buf, self._finish())
         piece = self._event(kind, PyBytes_FromStringAndSize(data, n))
-        return _put_bytes(&self._buf, piece)
+        return _out_put_bytes(&self._buf, piece)
 
     cdef bytes _taken(self):
         cdef Py_ssize_t n = self._buf.size
         if n == 0:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0
         return PyBytes_FromStringAndSize(self._buf.data, n)
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0  # what a feed that raised left
         self._sse.scan(chunk, self)
         return self._taken()
@@ -1062,11 +1062,11 @@ cdef class AnthropicStream(EventSink):
         """The end of the upstream body: Anthropic always ends with ``message_stop`` (or an
         ``error`` event), so a stream cut before either ends with an error chunk."""
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0
         self._sse.close_into(self)
         if not self.done:
             self.done = True
-            _put_bytes(&self._buf, self._out().error(
+            _out_put_bytes(&self._buf, self._out().error(
                 f"{self._provider} error: stream ended before message_stop"))
         return self._taken()

@@ -374,7 +374,7 @@ def bedrock_chat_request(bytes body):
         req.guardrailConfig or req.guardrail_config,
         req.performanceConfig or req.performance_config,
     )
-    return req.model, _encode_json(converse)
+    return req.model, _chunk_encode_json(converse)
 
 
 def bedrock_completion_request(bytes body):
@@ -397,7 +397,7 @@ def bedrock_completion_request(bytes body):
         None,
         _br_inference_config(req.max_tokens, req.temperature, req.top_p, req.stop),
     )
-    return req.model, _encode_json(converse)
+    return req.model, _chunk_encode_json(converse)
 
 
 # ---- response: Converse → OpenAI -----------------------------------------------------------------
@@ -406,7 +406,7 @@ def bedrock_completion_request(bytes body):
 cdef object _br_openai_usage(object u):
     """OpenAI counts cached prompt tokens inside prompt_tokens; Bedrock's inputTokens excludes them."""
     if u is None:
-        return _UNSET
+        return _CHUNK_UNSET
     cdef long read = u.cacheReadInputTokens, write = u.cacheWriteInputTokens
     cdef long prompt = u.inputTokens + read + write
     usage = _Usage(prompt, u.outputTokens, prompt + u.outputTokens, _PromptTokensDetails(read))
@@ -457,18 +457,18 @@ cdef tuple _br_answer(bytes body, bint strict):
 
 def bedrock_chat_response(bytes body, str model, bint strict=True):
     text, calls, blocks, finish, usage = _br_answer(body, strict)
-    message = _AssistantMessage(content=text, tool_calls=calls or _UNSET,
-                                content_blocks=blocks or _UNSET)
-    completion = _ChatCompletion(_br_next_id("chatcmpl"), _now(), model,
+    message = _AssistantMessage(content=text, tool_calls=calls or _CHUNK_UNSET,
+                                content_blocks=blocks or _CHUNK_UNSET)
+    completion = _ChatCompletion(_br_next_id("chatcmpl"), _chunk_now(), model,
                                  [_Choice(0, message, finish)], usage=usage, provider=_BR_PROVIDER)
-    return _encode_json(completion)
+    return _chunk_encode_json(completion)
 
 
 def bedrock_completion_response(bytes body, str model):
     text, calls, blocks, finish, usage = _br_answer(body, True)
-    completion = _TextCompletion(_br_next_id("cmpl"), _now(), model,
+    completion = _TextCompletion(_br_next_id("cmpl"), _chunk_now(), model,
                                  [_TextChoice(0, text or "", finish)], usage=usage, provider=_BR_PROVIDER)
-    return _encode_json(completion)
+    return _chunk_encode_json(completion)
 
 
 def bedrock_error_message(bytes body):
@@ -494,11 +494,11 @@ cdef class _BrTextChunks:
     def __init__(self, str id, str model, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = _now()
+        self.created = _chunk_now()
         self.include_usage = include_usage
 
     cdef bytes _chunk(self, str text, object finish_reason):
-        return _frame(_encode_json(_TextCompletion(self.id, self.created, self.model,
+        return _chunk_frame(_chunk_encode_json(_TextCompletion(self.id, self.created, self.model,
                                                    [_TextChoice(0, text, finish_reason)],
                                                    provider=_BR_PROVIDER)))
 
@@ -508,9 +508,9 @@ cdef class _BrTextChunks:
     def finish(self, str finish_reason, object usage=None):
         out = self._chunk("", finish_reason)
         if self.include_usage and usage is not None:
-            out += _frame(_encode_json(_TextCompletion(self.id, self.created, self.model, [],
+            out += _chunk_frame(_chunk_encode_json(_TextCompletion(self.id, self.created, self.model, [],
                                                        usage=usage, provider=_BR_PROVIDER)))
-        return out + _SSE_DONE
+        return out + _CHUNK_SSE_DONE
 
 
 cdef class BedrockStream:
@@ -546,7 +546,7 @@ cdef class BedrockStream:
         self.done = True
         if self._chat is not None:
             return self._chat.error(message, kind)
-        return _frame(_error_body(502, message, type=kind, provider=_BR_PROVIDER)) + _SSE_DONE
+        return _chunk_frame(_error_body(502, message, type=kind, provider=_BR_PROVIDER)) + _CHUNK_SSE_DONE
 
     cdef bytes _content(self, str text):
         if self._chat is not None:
@@ -562,7 +562,7 @@ cdef class BedrockStream:
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         try:
             messages = self._decoder.feed(chunk)
         except EventStreamError as exc:
@@ -578,7 +578,7 @@ cdef class BedrockStream:
         if failure is not None and not self.done:
             # A corrupted message after good ones in the same read: the good ones first.
             out.append(self._error(f"bedrock error: corrupted event stream: {failure}", "api_error"))
-        return _EMPTY.join(out) if len(out) != 1 else out[0]
+        return _SSE_EMPTY.join(out) if len(out) != 1 else out[0]
 
     cdef bytes _event(self, dict headers, bytes payload):
         try:
@@ -600,7 +600,7 @@ cdef class BedrockStream:
             # A protocol-level error message: code and text travel in headers, not the payload.
             code = headers.get(":error-code") or "error"
             return self._error(f"bedrock error: {code}: {headers.get(':error-message') or ''}", "api_error")
-        return _EMPTY
+        return _SSE_EMPTY
 
     cdef bytes _converse_event(self, object event_type, bytes payload):
         if event_type == "contentBlockDelta":
@@ -608,7 +608,7 @@ cdef class BedrockStream:
             delta = ev.delta
             if delta.text is not None:
                 if not delta.text:
-                    return _EMPTY
+                    return _SSE_EMPTY
                 if self._strict:
                     return self._content(delta.text)
                 return self._chat.extra(content=delta.text, content_blocks=[
@@ -616,30 +616,30 @@ cdef class BedrockStream:
             if delta.toolUse is not None and self._chat is not None:
                 index = self._tools.get(ev.contentBlockIndex)
                 if index is None or not delta.toolUse.input:
-                    return _EMPTY
+                    return _SSE_EMPTY
                 return self._chat.tool_call_arguments(index, delta.toolUse.input)
             if delta.reasoningContent is not None and not self._strict:
                 return self._reasoning(ev.contentBlockIndex, delta.reasoningContent)
             # Reasoning and citation deltas have no OpenAI chunk field in strict mode.
-            return _EMPTY
+            return _SSE_EMPTY
         if event_type == "contentBlockStart":
             ev = _br_block_start_decoder.decode(payload)
             tool = ev.start.toolUse
             if tool is None or self._chat is None:
-                return _EMPTY
+                return _SSE_EMPTY
             index = len(self._tools)
             self._tools[ev.contentBlockIndex] = index
             return self._chat.tool_call_start(index, tool.toolUseId, tool.name)
         if event_type == "messageStart":
-            return self._chat.role() if self._chat is not None else _EMPTY
+            return self._chat.role() if self._chat is not None else _SSE_EMPTY
         if event_type == "messageStop":
             self._stop_reason = _br_message_stop_decoder.decode(payload).stopReason
-            return _EMPTY
+            return _SSE_EMPTY
         if event_type == "metadata":
             if self._stop_reason is None:
-                return _EMPTY
+                return _SSE_EMPTY
             return self._finish(_br_openai_usage(_br_metadata_decoder.decode(payload).usage))
-        return _EMPTY
+        return _SSE_EMPTY
 
     cdef bytes _reasoning(self, object index, object delta):
         """Non-strict mode: thinking as ``content_blocks`` deltas, in the Anthropic mapping's shape."""
@@ -650,13 +650,13 @@ cdef class BedrockStream:
         elif delta.redactedContent is not None:
             part = {"type": "redacted_thinking", "data": delta.redactedContent}
         else:
-            return _EMPTY
+            return _SSE_EMPTY
         return self._chat.extra(content_blocks=[{"index": index, "delta": part}])
 
     def finish(self):
         """The upstream ended: finish if ``messageStop`` came (metadata missing), else an error."""
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         if self._stop_reason is None or self._decoder.pending:
             return self._error("bedrock error: the stream ended before messageStop", "api_error")
         return self._finish(None)
@@ -691,15 +691,15 @@ def bedrock_embedding_request(bytes body):
         raise _br_bad("input must be a string or a list of strings for Bedrock embeddings", "input")
     base = _br_base_model(model)
     if base.startswith("cohere.embed"):
-        return model, [_encode_json(_br.CohereEmbedRequest(inputs, req.input_type or "search_document"))]
+        return model, [_chunk_encode_json(_br.CohereEmbedRequest(inputs, req.input_type or "search_document"))]
     if base.startswith("amazon.titan-embed-text"):
         if len(inputs) > BEDROCK_TITAN_MAX_INPUTS:
             raise _br_bad(f"Titan Text Embeddings: at most {BEDROCK_TITAN_MAX_INPUTS} inputs per request",
                           "input")
         if base.startswith("amazon.titan-embed-text-v1"):
-            return model, [_encode_json(_br.TitanEmbedRequest(text)) for text in inputs]
+            return model, [_chunk_encode_json(_br.TitanEmbedRequest(text)) for text in inputs]
         # v2: dimensions 256/512/1024; normalize true gives unit vectors, as OpenAI's are.
-        return model, [_encode_json(_br.TitanEmbedRequest(text, req.dimensions, True)) for text in inputs]
+        return model, [_chunk_encode_json(_br.TitanEmbedRequest(text, req.dimensions, True)) for text in inputs]
     raise _br_bad(f"Unsupported Bedrock embedding model {model!r}: use amazon.titan-embed-text-* "
                   "or cohere.embed-*", "model")
 
@@ -718,4 +718,4 @@ def bedrock_embedding_response(bytes body, str model, bint as_base64=False):
         tokens = sum(titan.inputTextTokenCount for titan in answers)
     for i, vector in enumerate(vectors):
         data.append(_Embedding(i, float32_base64(vector) if as_base64 else vector))
-    return _encode_json(_EmbeddingList(data, model, _EmbeddingUsage(tokens, tokens), provider=_BR_PROVIDER))
+    return _chunk_encode_json(_EmbeddingList(data, model, _EmbeddingUsage(tokens, tokens), provider=_BR_PROVIDER))

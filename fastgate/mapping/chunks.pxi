@@ -21,33 +21,33 @@ from fastgate.errors import error_body as _error_body
 
 import msgspec as _msgspec
 
-cdef object _encode_json = _msgspec.json.Encoder().encode
-cdef object _UNSET = _msgspec.UNSET
-cdef bytes _DATA = b"data: "
-cdef bytes _SSE_DONE = b"data: [DONE]\n\n"
-cdef bytes _CONTENT_FIELD = b'"content":""'
-cdef bytes _ROLE_FIELDS = b'"role":"assistant","content":""'
-cdef bytes _NO_FINISH = b'},"finish_reason":null'
-cdef bytes _FINISH_FIELD = b'},"finish_reason":'
+cdef object _chunk_encode_json = _msgspec.json.Encoder().encode
+cdef object _CHUNK_UNSET = _msgspec.UNSET
+cdef bytes _CHUNK_DATA = b"data: "
+cdef bytes _CHUNK_SSE_DONE = b"data: [DONE]\n\n"
+cdef bytes _CHUNK_CONTENT_FIELD = b'"content":""'
+cdef bytes _CHUNK_ROLE_FIELDS = b'"role":"assistant","content":""'
+cdef bytes _CHUNK_NO_FINISH = b'},"finish_reason":null'
+cdef bytes _CHUNK_FINISH_FIELD = b'},"finish_reason":'
 # The content frame's template (ChunkWriter._write_frame): the bytes msgspec writes for
 # the chunk Struct, field for field, so a template frame and an encoded chunk never differ.
 cdef bytes _CHUNK_ID = b'data: {"id":'
 cdef bytes _CHUNK_CREATED = b',"created":'
 cdef bytes _CHUNK_CHOICE = (b',"choices":[{"index":0,"delta":{"content":""},"finish_reason":null,'
                             b'"logprobs":null}]')
-cdef Py_ssize_t _CHOICE_CONTENT_AT = _CHUNK_CHOICE.index(_CONTENT_FIELD)
-cdef Py_ssize_t _CONTENT_TEXT_AT = len(_CONTENT_FIELD) - 2  # where the empty text's quotes are
+cdef Py_ssize_t _CHUNK_CHOICE_CONTENT_AT = _CHUNK_CHOICE.index(_CHUNK_CONTENT_FIELD)
+cdef Py_ssize_t _CHUNK_CONTENT_TEXT_AT = len(_CHUNK_CONTENT_FIELD) - 2  # where the empty text's quotes are
 cdef bytes _CHUNK_NO_USAGE = b',"usage":null'
 cdef bytes _CHUNK_OBJECT = b',"object":"chat.completion.chunk"'
 
 
-cdef inline long _now() noexcept:
+cdef inline long _chunk_now() noexcept:
     """Unix time in seconds (a chunk's ``created``), from the C library: no Python call."""
     return _c_time(NULL)
 
 
-cdef inline bytes _frame(bytes payload):
-    return _DATA + payload + _BLANK
+cdef inline bytes _chunk_frame(bytes payload):
+    return _CHUNK_DATA + payload + _SSE_BLANK
 
 
 cdef class ChunkWriter:
@@ -67,8 +67,8 @@ cdef class ChunkWriter:
     def __init__(self, str id, str model, object provider=None, bint include_usage=False):
         self.id = id
         self.model = model
-        self.created = _now()
-        self.provider = provider if provider is not None else _UNSET
+        self.created = _chunk_now()
+        self.provider = provider if provider is not None else _CHUNK_UNSET
         self.include_usage = include_usage
         self._role_sent = False
         self._frame = None
@@ -79,7 +79,7 @@ cdef class ChunkWriter:
                        provider=self.provider)
         if self.include_usage:
             chunk.usage = None
-        return _frame(_encode_json(chunk))
+        return _chunk_frame(_chunk_encode_json(chunk))
 
     cdef object _delta(self, dict fields):
         if not self._role_sent:
@@ -108,8 +108,8 @@ cdef class ChunkWriter:
         if self._role_sent:
             return self._frame
         self._role_sent = True
-        return self._spliced(self._cut, _ROLE_FIELDS, len(_ROLE_FIELDS),
-                             self._cut + len(_CONTENT_FIELD))
+        return self._spliced(self._cut, _CHUNK_ROLE_FIELDS, len(_CHUNK_ROLE_FIELDS),
+                             self._cut + len(_CHUNK_CONTENT_FIELD))
 
     cdef bytes _content(self, str text):
         """A content delta: the stream's fixed frame around the escaped text. Every field but
@@ -117,7 +117,7 @@ cdef class ChunkWriter:
         once and each delta costs one string encode."""
         if not self._role_sent:
             return self._chunk(self._delta({"content": text}), None)
-        cdef bytes encoded = _encode_json(text)
+        cdef bytes encoded = _chunk_encode_json(text)
         return self._content_json(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
 
     cdef void _write_frame(self):
@@ -128,35 +128,35 @@ cdef class ChunkWriter:
         cdef _Out out
         out.data, out.size, out.cap, out.heap = stack, 0, 1024, False
         try:
-            _put_bytes(&out, _CHUNK_ID)
-            _put_json_string(&out, self.id)
-            _put_bytes(&out, _CHUNK_CREATED)
-            _put_decimal(&out, self.created)
-            _put_bytes(&out, _ANSWER_MODEL)
-            _put_json_string(&out, self.model)
-            self._cut = out.size + _CHOICE_CONTENT_AT
-            _put_bytes(&out, _CHUNK_CHOICE)
+            _out_put_bytes(&out, _CHUNK_ID)
+            _answer_put_json_string(&out, self.id)
+            _out_put_bytes(&out, _CHUNK_CREATED)
+            _out_put_decimal(&out, self.created)
+            _out_put_bytes(&out, _ANSWER_MODEL)
+            _answer_put_json_string(&out, self.model)
+            self._cut = out.size + _CHUNK_CHOICE_CONTENT_AT
+            _out_put_bytes(&out, _CHUNK_CHOICE)
             if self.include_usage:
-                _put_bytes(&out, _CHUNK_NO_USAGE)
-            _put_bytes(&out, _CHUNK_OBJECT)
-            if self.provider is not _UNSET:
-                _put_bytes(&out, _ANSWER_PROVIDER)
-                _put_json_string(&out, self.provider)
-            _put(&out, "}\n\n", 3)
+                _out_put_bytes(&out, _CHUNK_NO_USAGE)
+            _out_put_bytes(&out, _CHUNK_OBJECT)
+            if self.provider is not _CHUNK_UNSET:
+                _out_put_bytes(&out, _ANSWER_PROVIDER)
+                _answer_put_json_string(&out, self.provider)
+            _out_put(&out, "}\n\n", 3)
             self._frame = PyBytes_FromStringAndSize(out.data, out.size)
         finally:
             if out.heap:
                 PyMem_Free(out.data)
 
     cdef bytes _content_json(self, const char* text, Py_ssize_t n):
-        """A content delta whose text is already JSON, a quoted string as ``_json_string_end``
+        """A content delta whose text is already JSON, a quoted string as ``_js_json_string_end``
         accepts it, copied into the frame. None before the role chunk (the first delta carries
         the role)."""
         if not self._role_sent:
             return None
         if self._frame is None:
             self._write_frame()
-        return self._spliced(self._cut + _CONTENT_TEXT_AT, text, n, self._cut + len(_CONTENT_FIELD))
+        return self._spliced(self._cut + _CHUNK_CONTENT_TEXT_AT, text, n, self._cut + len(_CHUNK_CONTENT_FIELD))
 
     cdef bint _put_content_json(self, _Out* out, const char* text, Py_ssize_t n) except -1:
         """``_content_json`` written into ``out``; False (and nothing written) before the role
@@ -166,10 +166,10 @@ cdef class ChunkWriter:
         if self._frame is None:
             self._write_frame()
         cdef const char* frame = PyBytes_AS_STRING(self._frame)
-        cdef Py_ssize_t resume = self._cut + len(_CONTENT_FIELD)
-        _put(out, frame, self._cut + _CONTENT_TEXT_AT)
-        _put(out, text, n)
-        _put(out, frame + resume, PyBytes_GET_SIZE(self._frame) - resume)
+        cdef Py_ssize_t resume = self._cut + len(_CHUNK_CONTENT_FIELD)
+        _out_put(out, frame, self._cut + _CHUNK_CONTENT_TEXT_AT)
+        _out_put(out, text, n)
+        _out_put(out, frame + resume, PyBytes_GET_SIZE(self._frame) - resume)
         return True
 
     def content(self, str text):
@@ -194,17 +194,17 @@ cdef class ChunkWriter:
 
     cdef bytes _finish(self, str finish_reason, object usage):
         if self._role_sent and self._frame is not None:
-            mid = _FINISH_FIELD + _encode_json(finish_reason)
+            mid = _CHUNK_FINISH_FIELD + _chunk_encode_json(finish_reason)
             out = self._spliced(self._cut, mid, len(mid),
-                                self._cut + len(_CONTENT_FIELD) + len(_NO_FINISH))
+                                self._cut + len(_CHUNK_CONTENT_FIELD) + len(_CHUNK_NO_FINISH))
         else:
             out = self._chunk(self._delta({}), finish_reason)
         if self.include_usage and usage is not None:
             chunk = _Chunk(self.id, self.created, self.model, [], usage=usage, provider=self.provider)
-            out += _frame(_encode_json(chunk))
-        return out + _SSE_DONE
+            out += _chunk_frame(_chunk_encode_json(chunk))
+        return out + _CHUNK_SSE_DONE
 
     def error(self, str message, str type="api_error"):
         """A mid-stream failure: an OpenAI error event, then ``[DONE]``."""
-        provider = None if self.provider is _UNSET else self.provider
-        return _frame(_error_body(502, message, type=type, provider=provider)) + _SSE_DONE
+        provider = None if self.provider is _CHUNK_UNSET else self.provider
+        return _chunk_frame(_error_body(502, message, type=type, provider=provider)) + _CHUNK_SSE_DONE

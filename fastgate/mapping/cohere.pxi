@@ -94,8 +94,8 @@ cdef inline object _co_parts(list parts, bint images):
 cdef object _co_message(object m):
     cdef str role = m.role
     content = m.content
-    tool_calls = _UNSET
-    tool_call_id = _UNSET
+    tool_calls = _CHUNK_UNSET
+    tool_call_id = _CHUNK_UNSET
     if role == "developer":
         role = "system"  # Cohere v2 roles: system, user, assistant, tool
     elif role == "function":
@@ -114,7 +114,7 @@ cdef object _co_message(object m):
         content = _co_parts(content, role == "user")
     elif content is None:
         # Cohere requires content on every turn but an assistant turn that only calls tools.
-        content = _UNSET if tool_calls is not _UNSET else ""
+        content = _CHUNK_UNSET if tool_calls is not _CHUNK_UNSET else ""
     return _CoMessage(role, content, tool_calls, tool_call_id)
 
 
@@ -205,7 +205,7 @@ def cohere_chat_request(bytes body, object overrides=None):
         # Anthropic-style {type, budget_tokens} (as Portkey accepts it) → Cohere's Thinking.
         budget = thinking.get("budget_tokens", thinking.get("token_budget"))
         fields["thinking"] = _CoThinking(thinking.get("type", "enabled"),
-                                         budget if budget is not None else _UNSET)
+                                         budget if budget is not None else _CHUNK_UNSET)
     if req.documents is not None:
         fields["documents"] = req.documents
     if req.citation_options is not None:
@@ -215,7 +215,7 @@ def cohere_chat_request(bytes body, object overrides=None):
     if req.strict_tools is not None:
         fields["strict_tools"] = req.strict_tools
     messages = [_co_message(m) for m in req.messages]
-    return _encode_json(_CoChatRequest(messages, **fields))
+    return _chunk_encode_json(_CoChatRequest(messages, **fields))
 
 
 def cohere_completion_request(bytes body, object overrides=None):
@@ -230,7 +230,7 @@ def cohere_completion_request(bytes body, object overrides=None):
     _co_sampling(req, fields)
     if req.max_tokens is not None:
         fields["max_tokens"] = req.max_tokens
-    return _encode_json(_CoChatRequest([_CoMessage("user", prompt or "")], **fields))
+    return _chunk_encode_json(_CoChatRequest([_CoMessage("user", prompt or "")], **fields))
 
 
 cdef tuple _co_answer(bytes body):
@@ -255,20 +255,20 @@ def cohere_chat_response(bytes body, str model, bint strict=True):
     """Cohere's ``/v2/chat`` answer → OpenAI ``chat.completion`` bytes."""
     text, calls, finish, usage, id_ = _co_answer(body)
     message = _CoAssistantMessage(content=text if text or not calls else None,
-                                  tool_calls=calls if calls else _UNSET)
-    out = _CoChatCompletion(id_, _now(), model,
+                                  tool_calls=calls if calls else _CHUNK_UNSET)
+    out = _CoChatCompletion(id_, _chunk_now(), model,
                             [_CoChoice(0, message, _co_finish(finish, strict))],
-                            usage=usage if usage is not None else _UNSET, provider=_CO_PROVIDER)
-    return _encode_json(out)
+                            usage=usage if usage is not None else _CHUNK_UNSET, provider=_CO_PROVIDER)
+    return _chunk_encode_json(out)
 
 
 def cohere_completion_response(bytes body, str model, bint strict=True):
     """Cohere's ``/v2/chat`` answer → OpenAI ``text_completion`` bytes."""
     text, calls, finish, usage, id_ = _co_answer(body)
-    out = _CoTextCompletion(id_, _now(), model,
+    out = _CoTextCompletion(id_, _chunk_now(), model,
                             [_CoTextChoice(0, text, _co_finish(finish, strict))],
-                            usage=usage if usage is not None else _UNSET, provider=_CO_PROVIDER)
-    return _encode_json(out)
+                            usage=usage if usage is not None else _CHUNK_UNSET, provider=_CO_PROVIDER)
+    return _chunk_encode_json(out)
 
 
 cdef class CohereStream:
@@ -310,7 +310,7 @@ cdef class CohereStream:
         w = self._writer
         out = _CoTextCompletion(w.id, w.created, w.model, [_CoTextChoice(0, text, finish)],
                                 usage=usage, provider=_CO_PROVIDER)
-        return _frame(_encode_json(out))
+        return _chunk_frame(_chunk_encode_json(out))
 
     cdef bytes _finish(self, object delta):
         w = self._open(None)
@@ -323,41 +323,41 @@ cdef class CohereStream:
         usage = _co_usage(delta.usage) if delta is not None else None
         if not self._text:
             return w.finish(finish, usage)
-        out = self._text_chunk("", finish, _UNSET)
+        out = self._text_chunk("", finish, _CHUNK_UNSET)
         if self._include_usage and usage is not None:
             chunk = _CoTextCompletion(w.id, w.created, w.model, [], usage=usage, provider=_CO_PROVIDER)
-            out += _frame(_encode_json(chunk))
-        return out + _SSE_DONE
+            out += _chunk_frame(_chunk_encode_json(chunk))
+        return out + _CHUNK_SSE_DONE
 
     cdef bytes _event(self, bytes data):
-        if data == _DONE:
-            return _EMPTY
+        if data == _SSE_DONE:
+            return _SSE_EMPTY
         ev = _co_event_decoder.decode(data)
         kind = ev.type
         delta = ev.delta
         msg = delta.message if delta is not None else None
         if kind == "content-delta":
             if msg is None or msg.content is None or isinstance(msg.content, list):
-                return _EMPTY
+                return _SSE_EMPTY
             text = msg.content.text
             if not text:
-                return _EMPTY  # thinking deltas carry ``thinking`` only
+                return _SSE_EMPTY  # thinking deltas carry ``thinking`` only
             w = self._open(None)
-            return self._text_chunk(text, None, _UNSET) if self._text else w.content(text)
+            return self._text_chunk(text, None, _CHUNK_UNSET) if self._text else w.content(text)
         if kind == "tool-call-delta":
             if msg is None or msg.tool_calls is None or isinstance(msg.tool_calls, list):
-                return _EMPTY
+                return _SSE_EMPTY
             f = msg.tool_calls.function
             index = self._tool_index.get(ev.index)
             if f is None or not f.arguments or index is None or self._text:
-                return _EMPTY
+                return _SSE_EMPTY
             return self._writer.tool_call_arguments(index, f.arguments)
         if kind == "message-start":
             w = self._open(ev.id)
-            return _EMPTY if self._text else w.role()
+            return _SSE_EMPTY if self._text else w.role()
         if kind == "tool-call-start":
             if self._text or msg is None or msg.tool_calls is None or isinstance(msg.tool_calls, list):
-                return _EMPTY
+                return _SSE_EMPTY
             call = msg.tool_calls
             f = call.function
             index = len(self._tool_index)
@@ -367,11 +367,11 @@ cdef class CohereStream:
                 f.arguments if f is not None else "")
         if kind == "message-end":
             return self._finish(delta)
-        return _EMPTY  # content-start/end, tool-plan-delta, tool-call-end, citation-*, debug
+        return _SSE_EMPTY  # content-start/end, tool-plan-delta, tool-call-end, citation-*, debug
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         cdef list out = []
         for _event_name, data in self._sse.feed(chunk):
             try:
@@ -390,7 +390,7 @@ cdef class CohereStream:
     def finish(self):
         """The upstream closed: events it left unterminated, then an error if no message-end came."""
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         cdef list out = []
         for _event_name, data in self._sse.close():
             out.append(self._event(data))
@@ -414,10 +414,10 @@ def cohere_embed_request(bytes body, object overrides=None):
             if not isinstance(item, str):
                 raise _CoGatewayError(400, "cohere embeds text: send input as strings, not tokens",
                                       param="input")
-    return _encode_json(_CoEmbedRequest(
+    return _chunk_encode_json(_CoEmbedRequest(
         texts, req.input_type or "search_document", ["float"],
-        model=req.model if req.model is not None else _UNSET,
-        output_dimension=req.dimensions if req.dimensions is not None else _UNSET))
+        model=req.model if req.model is not None else _CHUNK_UNSET,
+        output_dimension=req.dimensions if req.dimensions is not None else _CHUNK_UNSET))
 
 
 def cohere_embed_response(bytes body, str model, bint as_base64=False):
@@ -431,5 +431,5 @@ def cohere_embed_response(bytes body, str model, bint as_base64=False):
     tokens = 0
     if r.meta is not None and r.meta.billed_units is not None:
         tokens = <long>r.meta.billed_units.input_tokens
-    return _encode_json(_CoEmbeddingList(data, model, _CoEmbeddingUsage(tokens, tokens),
+    return _chunk_encode_json(_CoEmbeddingList(data, model, _CoEmbeddingUsage(tokens, tokens),
                                          provider=_CO_PROVIDER))

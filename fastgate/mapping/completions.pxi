@@ -35,7 +35,7 @@ def completion_as_chat_request(bytes body):
     for name in _CX_DROPPED:
         params.pop(name, None)
     params["messages"] = [{"role": "user", "content": prompt}]
-    return _encode_json(params)
+    return _chunk_encode_json(params)
 
 
 cdef inline str _cx_finish(object reason, dict renames):
@@ -53,9 +53,9 @@ def chat_as_completion_response(bytes body, object provider=None, dict renames=N
                   _cx_finish(c.finish_reason, names) or "stop")
         for c in answer.choices
     ]
-    usage = answer.usage if answer.usage is not None else _UNSET
-    return _encode_json(_CxText(answer.id, answer.created, answer.model, choices, usage=usage,
-                                provider=provider if provider is not None else _UNSET))
+    usage = answer.usage if answer.usage is not None else _CHUNK_UNSET
+    return _chunk_encode_json(_CxText(answer.id, answer.created, answer.model, choices, usage=usage,
+                                provider=provider if provider is not None else _CHUNK_UNSET))
 
 
 cdef class ChatAsCompletionStream:
@@ -68,44 +68,44 @@ cdef class ChatAsCompletionStream:
 
     def __init__(self, object provider=None, dict renames=None):
         self._sse = SSEDecoder()
-        self._provider = provider if provider is not None else _UNSET
+        self._provider = provider if provider is not None else _CHUNK_UNSET
         self._renames = renames or {}
         self.done = False
 
     cdef bytes _event(self, bytes data):
-        if data == _DONE:
+        if data == _SSE_DONE:
             self.done = True
-            return _SSE_DONE
+            return _CHUNK_SSE_DONE
         if data.lstrip()[:8] == b'{"error"':
-            return _frame(data)
+            return _chunk_frame(data)
         chunk = _cx_answer.decode(data)
         choices = [
             _CxChoice(c.index, (c.delta.content if c.delta is not None else None) or "",
                       _cx_finish(c.finish_reason, self._renames))
             for c in chunk.choices
         ]
-        usage = chunk.usage if chunk.usage is not None else _UNSET
-        return _frame(_encode_json(_CxText(chunk.id, chunk.created, chunk.model, choices, usage=usage,
+        usage = chunk.usage if chunk.usage is not None else _CHUNK_UNSET
+        return _chunk_frame(_chunk_encode_json(_CxText(chunk.id, chunk.created, chunk.model, choices, usage=usage,
                                            provider=self._provider)))
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         cdef list out = []
         for _name, data in self._sse.feed(chunk):
             try:
                 out.append(self._event(data))
             except _msgspec.DecodeError as exc:
                 self.done = True
-                out.append(_frame(_error_body(502, f"malformed stream event: {exc}", type="api_error",
-                                              provider=None if self._provider is _UNSET else self._provider))
-                           + _SSE_DONE)
+                out.append(_chunk_frame(_error_body(502, f"malformed stream event: {exc}", type="api_error",
+                                              provider=None if self._provider is _CHUNK_UNSET else self._provider))
+                           + _CHUNK_SSE_DONE)
             if self.done:
                 break
-        return _EMPTY.join(out)
+        return _SSE_EMPTY.join(out)
 
     def finish(self):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self.done = True
-        return _SSE_DONE
+        return _CHUNK_SSE_DONE

@@ -303,16 +303,16 @@ cdef inline object _gm_signature_in(object extra):
     it: ``extra_content.google.thought_signature`` (https://ai.google.dev/gemini-api/docs/
     thought-signatures#openai). Gemini 3 refuses a function-call turn sent back without it."""
     if not isinstance(extra, dict):
-        return _UNSET
+        return _CHUNK_UNSET
     google = (<dict>extra).get("google")
     if not isinstance(google, dict):
-        return _UNSET
+        return _CHUNK_UNSET
     signature = (<dict>google).get("thought_signature")
-    return signature if isinstance(signature, str) else _UNSET
+    return signature if isinstance(signature, str) else _CHUNK_UNSET
 
 
 cdef inline object _gm_signature_out(object part):
-    return {"google": {"thought_signature": part.thought_signature}} if part.thought_signature else _UNSET
+    return {"google": {"thought_signature": part.thought_signature}} if part.thought_signature else _CHUNK_UNSET
 
 
 cdef tuple _gm_contents(list messages):
@@ -358,7 +358,7 @@ cdef tuple _gm_contents(list messages):
                     "tool call; Gemini needs the function name", "messages")
             response = _gm.FunctionResponse(name, {"output": _gm_text_of(m.content)})
             _gm_add(contents, "user", [_gm_Part(function_response=response)])
-    instruction = _gm_Content(system) if system else _UNSET
+    instruction = _gm_Content(system) if system else _CHUNK_UNSET
     return contents, instruction
 
 
@@ -370,12 +370,12 @@ cdef object _gm_thinking(object thinking, object effort):
             return _gm.ThinkingConfig(thinking_budget=0)
         budget = thinking.get("budget_tokens")
         return _gm.ThinkingConfig(
-            include_thoughts=True, thinking_budget=budget if isinstance(budget, int) else _UNSET)
+            include_thoughts=True, thinking_budget=budget if isinstance(budget, int) else _CHUNK_UNSET)
     if effort is not None:
         budget = _GM_EFFORT_BUDGET.get(effort)
         if budget is not None:
             return _gm.ThinkingConfig(thinking_budget=budget)
-    return _UNSET
+    return _CHUNK_UNSET
 
 
 cdef object _gm_generation_config(object r, object max_tokens):
@@ -417,10 +417,10 @@ cdef object _gm_generation_config(object r, object max_tokens):
             config.response_schema = _gm_root_schema(fmt.json_schema.schema)
         any_set = True
     thinking = _gm_thinking(getattr(r, "thinking", None), getattr(r, "reasoning_effort", None))
-    if thinking is not _UNSET:
+    if thinking is not _CHUNK_UNSET:
         config.thinking_config = thinking
         any_set = True
-    return config if any_set else _UNSET
+    return config if any_set else _CHUNK_UNSET
 
 
 # Function names that ask for one of Google's built-in tools instead (Portkey's convention, both
@@ -458,13 +458,13 @@ cdef tuple _gm_tools(list tools):
         declarations.append(decl)
     if declarations:
         out.insert(0, _gm.Tool(function_declarations=declarations))
-    return (out if out else _UNSET), bool(declarations)
+    return (out if out else _CHUNK_UNSET), bool(declarations)
 
 
 cdef object _gm_tool_config(object choice):
     # FunctionCallingConfig.Mode: https://ai.google.dev/api/caching#Mode
     if choice is None:
-        return _UNSET
+        return _CHUNK_UNSET
     if isinstance(choice, str):
         mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]
         return _gm.ToolConfig(_gm.FunctionCallingConfig(mode))
@@ -497,7 +497,7 @@ def gemini_chat_request(bytes body, object overrides=None):
             req.tool_config = _gm_tool_config(r.tool_choice)
     max_tokens = r.max_completion_tokens if r.max_completion_tokens is not None else r.max_tokens
     req.generation_config = _gm_generation_config(r, max_tokens)
-    return r.model, _encode_json(req)
+    return r.model, _chunk_encode_json(req)
 
 
 def gemini_completion_request(bytes body, object overrides=None):
@@ -512,7 +512,7 @@ def gemini_completion_request(bytes body, object overrides=None):
         raise _gm_bad("prompt is required", "prompt")
     req = _gm.GenerateContentRequest([_gm_Content([_gm_Part(text=prompt)], "user")])
     req.generation_config = _gm_generation_config(r, r.max_tokens)
-    return r.model, _encode_json(req)
+    return r.model, _chunk_encode_json(req)
 
 
 cdef tuple _gm_embed_inputs(bytes body, object overrides):
@@ -520,8 +520,8 @@ cdef tuple _gm_embed_inputs(bytes body, object overrides):
     inputs = [r.input] if isinstance(r.input, str) else r.input
     if not inputs or not all(isinstance(x, str) for x in inputs):
         raise _gm_bad("input: Gemini embeds strings (or a list of strings), not token arrays", "input")
-    task = r.input_type.upper() if r.input_type else _UNSET
-    dims = r.dimensions if r.dimensions is not None else _UNSET
+    task = r.input_type.upper() if r.input_type else _CHUNK_UNSET
+    dims = r.dimensions if r.dimensions is not None else _CHUNK_UNSET
     return r, inputs, task, dims
 
 
@@ -535,15 +535,15 @@ def gemini_embed_request(bytes body, object overrides=None):
                                 output_dimensionality=dims)
         for text in inputs
     ]
-    return r.model, r.encoding_format, _encode_json(_gm.BatchEmbedContentsRequest(requests))
+    return r.model, r.encoding_format, _chunk_encode_json(_gm.BatchEmbedContentsRequest(requests))
 
 
 def vertex_embed_request(bytes body, object overrides=None):
     """An OpenAI embeddings body -> (model, encoding_format, Vertex ``:predict`` JSON)."""
     r, inputs, task, dims = _gm_embed_inputs(body, overrides)
     instances = [_gm.PredictInstance(text, task_type=task) for text in inputs]
-    params = _gm.PredictParameters(output_dimensionality=dims) if dims is not _UNSET else _UNSET
-    return r.model, r.encoding_format, _encode_json(_gm.PredictRequest(instances, params))
+    params = _gm.PredictParameters(output_dimensionality=dims) if dims is not _CHUNK_UNSET else _CHUNK_UNSET
+    return r.model, r.encoding_format, _chunk_encode_json(_gm.PredictRequest(instances, params))
 
 
 # ---- response ----------------------------------------------------------------------------------
@@ -633,11 +633,11 @@ def gemini_chat_response(bytes body, str model, str provider, bint strict=True):
             message.content_blocks = blocks
         index = cand.index if cand.index is not None else position
         choices.append(_gm_Choice(index, message, _gm_finish(cand.finish_reason, bool(calls), strict)))
-    out = _gm_ChatCompletion(r.response_id or _gm_next_id("chatcmpl"), _now(),
+    out = _gm_ChatCompletion(r.response_id or _gm_next_id("chatcmpl"), _chunk_now(),
                              r.model_version or model, choices, provider=provider)
     if r.usage_metadata is not None:
         out.usage = _gm_usage(r.usage_metadata)
-    return _encode_json(out)
+    return _chunk_encode_json(out)
 
 
 def gemini_completion_response(bytes body, str model, str provider):
@@ -651,11 +651,11 @@ def gemini_completion_response(bytes body, str model, str provider):
         text = "".join([p.text for p in parts if p.text is not None and not p.thought])
         index = cand.index if cand.index is not None else position
         choices.append(_gm_TextChoice(index, text, _gm_finish(cand.finish_reason, False, True)))
-    out = _gm_TextCompletion(r.response_id or _gm_next_id("cmpl"), _now(),
+    out = _gm_TextCompletion(r.response_id or _gm_next_id("cmpl"), _chunk_now(),
                              r.model_version or model, choices, provider=provider)
     if r.usage_metadata is not None:
         out.usage = _gm_usage(r.usage_metadata)
-    return _encode_json(out)
+    return _chunk_encode_json(out)
 
 
 cdef object _gm_embedding(int index, list values, bint as_base64):
@@ -675,7 +675,7 @@ def gemini_embed_response(bytes body, str model, str provider, bint as_base64=Fa
     usage is zero."""
     r = _gm_decode_embeddings(body, _gm_embed_decoder, provider)
     data = [_gm_embedding(i, emb.values, as_base64) for i, emb in enumerate(r.embeddings)]
-    return _encode_json(_gm_EmbeddingList(data, model, _gm_EmbeddingUsage(0, 0), provider=provider))
+    return _chunk_encode_json(_gm_EmbeddingList(data, model, _gm_EmbeddingUsage(0, 0), provider=provider))
 
 
 def vertex_embed_response(bytes body, str model, str provider, bint as_base64=False):
@@ -689,7 +689,7 @@ def vertex_embed_response(bytes body, str model, str provider, bint as_base64=Fa
         if emb.statistics is not None:
             tokens += emb.statistics.token_count
         data.append(_gm_embedding(i, emb.values, as_base64))
-    return _encode_json(_gm_EmbeddingList(data, model, _gm_EmbeddingUsage(tokens, tokens), provider=provider))
+    return _chunk_encode_json(_gm_EmbeddingList(data, model, _gm_EmbeddingUsage(tokens, tokens), provider=provider))
 
 
 def gemini_error(int status, bytes body, str provider):
@@ -702,7 +702,7 @@ def gemini_error(int status, bytes body, str provider):
     kind = _GM_ERROR_TYPES.get(err.status) or _gm_type_for_status(status)
     code = err.status or (str(err.code) if err.code is not None else None)
     detail = _gm_ErrorDetail(f"{provider} error: {err.message}", kind, None, code)
-    return _encode_json(_gm_ErrorBody(detail, provider))
+    return _chunk_encode_json(_gm_ErrorBody(detail, provider))
 
 
 # ---- stream ------------------------------------------------------------------------------------
@@ -746,13 +746,13 @@ cdef class GeminiStream:
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         return self._events(self._sse.feed(chunk))
 
     def finish(self):
         """The upstream ended: flush a last unterminated event, then finish and ``[DONE]``."""
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         out = self._events(self._sse.close())
         if self.done:
             return out
@@ -789,12 +789,12 @@ cdef class GeminiStream:
         if r.prompt_feedback is not None:
             self._feedback = r.prompt_feedback
         if not r.candidates:
-            return _EMPTY
+            return _SSE_EMPTY
         cand = r.candidates[0]
         if cand.finish_reason is not None:
             self._finish_raw = cand.finish_reason
         if cand.content is None:
-            return _EMPTY
+            return _SSE_EMPTY
         cdef list out = []
         for part in cand.content.parts:
             fc = part.function_call
@@ -825,7 +825,7 @@ cdef class GeminiStream:
         w = self._writer
         chunk = _gm_TextCompletion(w.id, w.created, w.model, [_gm_TextChoice(0, text, finish_reason)],
                                    provider=self._provider)
-        return _frame(_encode_json(chunk))
+        return _chunk_frame(_chunk_encode_json(chunk))
 
     cdef bytes _text_finish(self):
         w = self._writer
@@ -837,5 +837,5 @@ cdef class GeminiStream:
         if w.include_usage and self._usage is not None:
             chunk = _gm_TextCompletion(w.id, w.created, w.model, [], usage=_gm_usage(self._usage),
                                        provider=self._provider)
-            out += _frame(_encode_json(chunk))
-        return out + _SSE_DONE
+            out += _chunk_frame(_chunk_encode_json(chunk))
+        return out + _CHUNK_SSE_DONE

@@ -164,7 +164,7 @@ cdef object _im_aspect_ratio(object size, tuple ratios, str provider):
 
 
 cdef inline object _im_given(object value):
-    return _UNSET if value is None else value
+    return _CHUNK_UNSET if value is None else value
 
 
 cdef list _im_seeds(object req):
@@ -240,10 +240,10 @@ cdef bytes _im_form(list fields):
             if _im_boundary in text:
                 _im_new_boundary()  # a value holds the boundary: another one, and start again
                 return _im_form(fields)
-            _put_bytes(&out, _im_head(name))
-            _put_text(&out, text)
-            _put(&out, "\r\n", 2)
-        _put_bytes(&out, _im_boundary_end)
+            _out_put_bytes(&out, _im_head(name))
+            _out_put_text(&out, text)
+            _out_put(&out, "\r\n", 2)
+        _out_put_bytes(&out, _im_boundary_end)
         return PyBytes_FromStringAndSize(out.data, out.size)
     finally:
         if out.heap:
@@ -275,7 +275,7 @@ cdef tuple _im_stability_v2(object req, str model):
         # The bodies differ in their seed alone (a number): a boundary replaced for a text value
         # is replaced while the first is built, so one content type fits them all.
         fields[len(fields) - 1] = ("seed", seed)
-        bodies.append(_im_form(fields if seed is not _UNSET else fields[:len(fields) - 1]))
+        bodies.append(_im_form(fields if seed is not _CHUNK_UNSET else fields[:len(fields) - 1]))
     return _IM_V2_PATH + endpoint, "multipart/form-data; boundary=" + _im_boundary, bodies
 
 
@@ -322,7 +322,7 @@ def stability_image_request(bytes body, object overrides=None):
     v1.seed = _im_given(req.seed)
     if not _IM_MODEL.fullmatch(model):
         raise _im_bad(f"Invalid model name {model[:100]!r} for stability-ai", "model")
-    return f"/v1/generation/{model}/text-to-image", "application/json", [_encode_json(v1)]
+    return f"/v1/generation/{model}/text-to-image", "application/json", [_chunk_encode_json(v1)]
 
 
 def stability_image_response(bytes body, bint as_url=False, str fmt="png"):
@@ -376,7 +376,7 @@ def bedrock_image_request(bytes body, object overrides=None):
     model = _im_model(req, "bedrock")
     family = _im_bedrock_family(model)
     if family == "titan":
-        return model, [_encode_json(_im_titan(req))]
+        return model, [_chunk_encode_json(_im_titan(req))]
     _im_default_quality(req, "bedrock")
     _im_fan_out_limit(req, "bedrock")
     cdef list bodies = []
@@ -385,7 +385,7 @@ def bedrock_image_request(bytes body, object overrides=None):
         template = _im_v1_body(req, True)
         for seed in _im_seeds(req):
             template.seed = seed
-            bodies.append(_encode_json(template))
+            bodies.append(_chunk_encode_json(template))
         return model, bodies
     _im_no_style(req, "bedrock")
     payload = _im.BedrockStabilityRequest(req.prompt)
@@ -395,7 +395,7 @@ def bedrock_image_request(bytes body, object overrides=None):
     payload.negative_prompt = _im_given(req.negative_prompt)
     for seed in _im_seeds(req):
         payload.seed = seed
-        bodies.append(_encode_json(payload))
+        bodies.append(_chunk_encode_json(payload))
     return model, bodies
 
 
@@ -474,7 +474,7 @@ def imagen_request(bytes body, object overrides, str provider, bint vertex):
                 raise _im_bad(f"{name}: Imagen on the Gemini API does not take it (Vertex AI does)", name)
     params.personGeneration = _im_given(req.personGeneration)
     params.safetySetting = _im_given(req.safetySetting)
-    return model, _encode_json(_im.ImagenRequest([_im.ImagenInstance(req.prompt)], params))
+    return model, _chunk_encode_json(_im.ImagenRequest([_im.ImagenInstance(req.prompt)], params))
 
 
 def imagen_response(bytes body, str provider, bint as_url=False):
@@ -520,4 +520,4 @@ cdef bytes _im_answer(list images, object revised, list filtered, bint as_url, s
         if revised is not None and revised[i]:
             item.revised_prompt = revised[i]
         data.append(item)
-    return _encode_json(_im.ImagesAnswer(int(_im_time.time()), data, fmt, provider))
+    return _chunk_encode_json(_im.ImagesAnswer(int(_im_time.time()), data, fmt, provider))

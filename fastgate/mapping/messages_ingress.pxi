@@ -94,7 +94,7 @@ cdef inline object _mi_bad(str message, object param=None):
 
 
 cdef inline object _mi_raw(object value):
-    return _MiRaw(_encode_json(value))
+    return _MiRaw(_chunk_encode_json(value))
 
 
 cdef inline str _mi_new_id(str prefix):
@@ -455,7 +455,7 @@ def messages_to_chat_request(bytes body):
         out.response_format = _MiResponseFormat(
             "json_schema", _MiJSONSchema("output_format", schema=config.format.schema))
     out.reasoning_effort = _mi_effort(req.thinking, config)
-    encoded = _encode_json(out)
+    encoded = _chunk_encode_json(out)
     if turns.differs or req.thinking is not None or req.top_k is not None or out.user != user_id:
         out = _mi_replace(out, messages=turns.view, thinking=req.thinking, top_k=req.top_k,
                           user=user_id or None)
@@ -532,8 +532,8 @@ def estimate_messages_tokens(bytes body):
     for tool in req.tools or ():
         chars += len(tool.name) + len(tool.description or "")
         if tool.input_schema is not None:
-            chars += len(_encode_json(tool.input_schema))
-    return _encode_json(_MiTokenCount(max(1, (chars + 3) // 4 + fixed)))
+            chars += len(_chunk_encode_json(tool.input_schema))
+    return _chunk_encode_json(_MiTokenCount(max(1, (chars + 3) // 4 + fixed)))
 
 
 # ---- answer ------------------------------------------------------------------------------------
@@ -676,7 +676,7 @@ def chat_to_messages_answer(bytes body, str model="", str stop=None):
                 blocks.append(_MiToolUse(call.id or _mi_new_id("toolu_"), name, _an_tool_input(args)))
     cdef str reason = _mi_stop_reason(finish, matched, any([type(b) is _MiToolUse for b in blocks]),
                                       refused)
-    return _encode_json(_MiMessage(_mi_message_id(answer.id), answer.model or model, blocks, reason,
+    return _chunk_encode_json(_MiMessage(_mi_message_id(answer.id), answer.model or model, blocks, reason,
                                    _mi_stop_sequence(reason, matched, stop), _mi_usage(answer.usage)))
 
 
@@ -686,7 +686,7 @@ cdef object _MI_ERROR_NAMES = frozenset(_MI_ERROR_TYPES.values())
 
 
 cdef inline bytes _mi_error_json(str kind, str message):
-    return _encode_json(_MiError(_MiErrorDetail(kind, message)))
+    return _chunk_encode_json(_MiError(_MiErrorDetail(kind, message)))
 
 
 def chat_error_to_messages(int status, bytes body):
@@ -747,7 +747,7 @@ cdef inline int _mi_put_raw(_Out* out, object raw) except -1:
     cdef Py_buffer view
     PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE)
     try:
-        _put(out, <const char*>view.buf, view.len)
+        _out_put(out, <const char*>view.buf, view.len)
     finally:
         PyBuffer_Release(&view)
     return 0
@@ -825,32 +825,32 @@ cdef class ChatToMessagesStream(EventSink):
 
     cdef int _put_usage(self, bint output) except -1:
         usage = _mi_usage(self._usage)
-        _put_decimal(&self._buf, usage.input_tokens)
-        _put_bytes(&self._buf, _MI_OUTPUT_TOKENS)
-        _put_decimal(&self._buf, usage.output_tokens if output else 0)
-        _put_bytes(&self._buf, _MI_CACHE_CREATION)
-        _put_decimal(&self._buf, usage.cache_creation_input_tokens)
-        _put_bytes(&self._buf, _MI_CACHE_READ)
-        return _put_decimal(&self._buf, usage.cache_read_input_tokens)
+        _out_put_decimal(&self._buf, usage.input_tokens)
+        _out_put_bytes(&self._buf, _MI_OUTPUT_TOKENS)
+        _out_put_decimal(&self._buf, usage.output_tokens if output else 0)
+        _out_put_bytes(&self._buf, _MI_CACHE_CREATION)
+        _out_put_decimal(&self._buf, usage.cache_creation_input_tokens)
+        _out_put_bytes(&self._buf, _MI_CACHE_READ)
+        return _out_put_decimal(&self._buf, usage.cache_read_input_tokens)
 
     cdef int _start(self, object chat_id, object model) except -1:
         self._started = True
-        _put_bytes(&self._buf, _MI_MESSAGE_START)
-        _put_json_string(&self._buf, _mi_message_id(chat_id))
-        _put_bytes(&self._buf, _MI_MESSAGE_MODEL)
-        _put_json_string(&self._buf, model or self._model)
-        _put_bytes(&self._buf, _MI_MESSAGE_OPEN)
+        _out_put_bytes(&self._buf, _MI_MESSAGE_START)
+        _answer_put_json_string(&self._buf, _mi_message_id(chat_id))
+        _out_put_bytes(&self._buf, _MI_MESSAGE_MODEL)
+        _answer_put_json_string(&self._buf, model or self._model)
+        _out_put_bytes(&self._buf, _MI_MESSAGE_OPEN)
         self._put_usage(False)
-        _put(&self._buf, "}}}\n\n", 5)
-        return _put_bytes(&self._buf, _MI_PING)
+        _out_put(&self._buf, "}}}\n\n", 5)
+        return _out_put_bytes(&self._buf, _MI_PING)
 
     cdef int _close(self) except -1:
         if self._open == _MI_NO_BLOCK:
             return 0
         self._open = _MI_NO_BLOCK
-        _put_bytes(&self._buf, _MI_BLOCK_STOP)
-        _put_decimal(&self._buf, self._index)
-        return _put(&self._buf, "}\n\n", 3)
+        _out_put_bytes(&self._buf, _MI_BLOCK_STOP)
+        _out_put_decimal(&self._buf, self._index)
+        return _out_put(&self._buf, "}\n\n", 3)
 
     cdef Py_ssize_t _begin(self, _MiBlock kind, bytes opening) except -1:
         """Closes the open block and writes the head of the next one's content_block_start
@@ -859,16 +859,16 @@ cdef class ChatToMessagesStream(EventSink):
         self._open = kind
         self._index = self._blocks
         self._blocks += 1
-        _put_bytes(&self._buf, _MI_BLOCK_START)
-        _put_decimal(&self._buf, self._index)
+        _out_put_bytes(&self._buf, _MI_BLOCK_START)
+        _out_put_decimal(&self._buf, self._index)
         if opening is not None:
-            _put_bytes(&self._buf, opening)
+            _out_put_bytes(&self._buf, opening)
         return self._index
 
     cdef int _delta_head(self, Py_ssize_t index, bytes kind) except -1:
-        _put_bytes(&self._buf, _MI_BLOCK_DELTA)
-        _put_decimal(&self._buf, index)
-        return _put_bytes(&self._buf, kind)
+        _out_put_bytes(&self._buf, _MI_BLOCK_DELTA)
+        _out_put_decimal(&self._buf, index)
+        return _out_put_bytes(&self._buf, kind)
 
     cdef int _raw_delta(self, _MiBlock block, bytes opening, bytes kind, object raw) except -1:
         """A text or thinking fragment (JSON text) into the open block of its kind."""
@@ -876,14 +876,14 @@ cdef class ChatToMessagesStream(EventSink):
             self._begin(block, opening)
         self._delta_head(self._index, kind)
         _mi_put_raw(&self._buf, raw)
-        return _put_bytes(&self._buf, _MI_EVENT_END)
+        return _out_put_bytes(&self._buf, _MI_EVENT_END)
 
     cdef int _string_delta(self, _MiBlock block, bytes opening, bytes kind, str text) except -1:
         if self._open != block:
             self._begin(block, opening)
         self._delta_head(self._index, kind)
-        _put_json_string(&self._buf, text)
-        return _put_bytes(&self._buf, _MI_EVENT_END)
+        _answer_put_json_string(&self._buf, text)
+        return _out_put_bytes(&self._buf, _MI_EVENT_END)
 
     cdef int _tool_calls(self, list calls) except -1:
         cdef Py_ssize_t index
@@ -893,17 +893,17 @@ cdef class ChatToMessagesStream(EventSink):
             if block is None:
                 index = self._begin(_MI_TOOL_BLOCK, None)
                 self._tools[call.index] = index
-                _put_bytes(&self._buf, _MI_TOOL_START)
-                _put_json_string(&self._buf, call.id or _mi_new_id("toolu_"))
-                _put_bytes(&self._buf, _MI_TOOL_NAME)
-                _put_json_string(&self._buf, (fn.name if fn is not None else None) or "")
-                _put_bytes(&self._buf, _MI_TOOL_INPUT)
+                _out_put_bytes(&self._buf, _MI_TOOL_START)
+                _answer_put_json_string(&self._buf, call.id or _mi_new_id("toolu_"))
+                _out_put_bytes(&self._buf, _MI_TOOL_NAME)
+                _answer_put_json_string(&self._buf, (fn.name if fn is not None else None) or "")
+                _out_put_bytes(&self._buf, _MI_TOOL_INPUT)
             else:
                 index = block
             if fn is not None and _mi_has_text(fn.arguments):
                 self._delta_head(index, _MI_JSON_DELTA)
                 _mi_put_raw(&self._buf, fn.arguments)
-                _put_bytes(&self._buf, _MI_EVENT_END)
+                _out_put_bytes(&self._buf, _MI_EVENT_END)
         return 0
 
     cdef int _content_blocks(self, list blocks) except -1:
@@ -922,8 +922,8 @@ cdef class ChatToMessagesStream(EventSink):
                                    signature)
             if delta.get("type") == "redacted_thinking":
                 self._begin(_MI_THINKING_BLOCK, _MI_REDACTED_START)
-                _put_json_string(&self._buf, str(delta.get("data") or ""))
-                _put_bytes(&self._buf, _MI_EVENT_END)
+                _answer_put_json_string(&self._buf, str(delta.get("data") or ""))
+                _out_put_bytes(&self._buf, _MI_EVENT_END)
                 self._close()
         return 0
 
@@ -952,20 +952,20 @@ cdef class ChatToMessagesStream(EventSink):
         self._close()
         self.done = True
         reason = _mi_stop_reason(self._finish, self._matched, bool(self._tools), self._refused)
-        _put_bytes(&self._buf, _MI_MESSAGE_DELTA)
-        _put_json_string(&self._buf, reason)
-        _put_bytes(&self._buf, _MI_STOP_SEQUENCE)
-        _put_json_string(&self._buf, _mi_stop_sequence(reason, self._matched, self._stop))
-        _put_bytes(&self._buf, _MI_DELTA_USAGE)
+        _out_put_bytes(&self._buf, _MI_MESSAGE_DELTA)
+        _answer_put_json_string(&self._buf, reason)
+        _out_put_bytes(&self._buf, _MI_STOP_SEQUENCE)
+        _answer_put_json_string(&self._buf, _mi_stop_sequence(reason, self._matched, self._stop))
+        _out_put_bytes(&self._buf, _MI_DELTA_USAGE)
         self._put_usage(True)
-        _put(&self._buf, "}}\n\n", 4)
-        return _put_bytes(&self._buf, _MI_MESSAGE_STOP)
+        _out_put(&self._buf, "}}\n\n", 4)
+        return _out_put_bytes(&self._buf, _MI_MESSAGE_STOP)
 
     cdef int _fail(self, str kind, str message) except -1:
         self.done = True
-        _put_bytes(&self._buf, _MI_ERROR_EVENT)
-        _put_bytes(&self._buf, _mi_error_json(kind, message))
-        return _put(&self._buf, "\n\n", 2)
+        _out_put_bytes(&self._buf, _MI_ERROR_EVENT)
+        _out_put_bytes(&self._buf, _mi_error_json(kind, message))
+        return _out_put(&self._buf, "\n\n", 2)
 
     # -- reading
 
@@ -1000,13 +1000,13 @@ cdef class ChatToMessagesStream(EventSink):
     cdef bytes _taken(self):
         cdef Py_ssize_t n = self._buf.size
         if n == 0:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0
         return PyBytes_FromStringAndSize(self._buf.data, n)
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0  # what a feed that raised left
         self._sse.scan(chunk, self)
         return self._taken()
@@ -1015,7 +1015,7 @@ cdef class ChatToMessagesStream(EventSink):
         """The end of the chat stream. One that finished its answer but left out ``[DONE]``
         ends as if it had sent it; one cut before ``finish_reason`` ends with an error event."""
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0
         self._sse.close_into(self)
         if not self.done:

@@ -36,7 +36,7 @@ cdef object _rr_read(bytes body, object overrides, str provider):
 
 
 cdef str _rr_field(object value):
-    return value if isinstance(value, str) else _encode_json(value).decode()
+    return value if isinstance(value, str) else _chunk_encode_json(value).decode()
 
 
 cdef list _rr_texts(object req):
@@ -76,7 +76,7 @@ def cohere_rerank_request(bytes body, object overrides=None):
         out.priority = req.priority
     if req.relevant_spans is not None:
         out.relevant_spans = req.relevant_spans
-    return _encode_json(out)
+    return _chunk_encode_json(out)
 
 
 def voyage_rerank_request(bytes body, object overrides=None):
@@ -87,7 +87,7 @@ def voyage_rerank_request(bytes body, object overrides=None):
         out.model = req.model
     if req.top_n is not None:
         out.top_k = req.top_n
-    return _encode_json(out)
+    return _chunk_encode_json(out)
 
 
 cdef inline bint _rr_may_return_documents(bytes request, object overrides):
@@ -116,7 +116,7 @@ def cohere_rerank_response(bytes body, bytes request, object overrides=None):
     if not _rr_may_return_documents(request, overrides):
         return body  # already Cohere's shape: nothing to add
     _rr_documents(answer.results, request, overrides)
-    return _encode_json(answer)
+    return _chunk_encode_json(answer)
 
 
 def voyage_rerank_response(bytes body, bytes request, object overrides=None):
@@ -127,4 +127,4 @@ def voyage_rerank_response(bytes body, bytes request, object overrides=None):
     tokens = answer.usage.total_tokens if answer.usage is not None else 0
     meta = {"billed_units": {"input_tokens": tokens}, "tokens": {"input_tokens": tokens}}
     rid = f"rerank-{_rr_id_prefix}{next(_rr_ids):x}"
-    return _encode_json(_rr.RerankAnswer(results, rid, meta))
+    return _chunk_encode_json(_rr.RerankAnswer(results, rid, meta))

@@ -127,7 +127,7 @@ cdef inline object _rs_bad(str message, str param):
 
 cdef inline object _rs_json_text(str text):
     """A string as the JSON text the chat message carries (see RawContentMessage)."""
-    return _RsRaw(_encode_json(text))
+    return _RsRaw(_chunk_encode_json(text))
 
 
 # ---- request ---------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ cdef class _RsTurns:
             if not item.call_id or not item.name:
                 raise _rs_bad(f"a {kind} item needs call_id and name", where)
             arguments = (item.arguments or "" if kind == "function_call"
-                         else _encode_json({"input": item.input or ""}).decode())
+                         else _chunk_encode_json({"input": item.input or ""}).decode())
             call = _RsToolCall(item.call_id, _RsFunctionCall(item.name, arguments))
             if self._assistant is None:
                 self._assistant_message(_RS_NULL, "")
@@ -533,17 +533,17 @@ cdef class ResponsesTurn:
     def __init__(self, object chat, object req, list items, bytes history, frozenset custom,
                  dict namespaces):
         self.request = chat
-        self.body = _encode_json(chat)
+        self.body = _chunk_encode_json(chat)
         self._base = _rs_secrets.token_hex(24)
         self.id = "resp_" + self._base
-        self.created_at = _now()
+        self.created_at = _chunk_now()
         self.stream = chat.stream
         self.store = req.store is not False
         self.previous_response_id = req.previous_response_id
         self.response = None
         self.output = None
         self._model = req.model or ""
-        self._settings = _encode_json(_rs_settings(req))
+        self._settings = _chunk_encode_json(_rs_settings(req))
         self._items = items
         self._history = history
         self._custom = custom
@@ -554,17 +554,17 @@ cdef class ResponsesTurn:
 
     cdef bytes state(self, str status, object model, bytes output, object usage=None,
                      object error=None, object incomplete=None, bint ended=False,
-                     object output_text=_UNSET):
+                     object output_text=_CHUNK_UNSET):
         """The Response's JSON at any point of its life (``ended``: it has its completed_at)."""
         state = _RsState(self.id, self.created_at, status, model or self._model, _RsRaw(output),
-                         usage, error, incomplete, _now() if ended else None,
+                         usage, error, incomplete, _chunk_now() if ended else None,
                          output_text=output_text)
-        return _rs_splice(_encode_json(state), self._settings)
+        return _rs_splice(_chunk_encode_json(state), self._settings)
 
     cdef bytes finished(self, object model, list items, object finish_reason, object usage):
         """The final Response, kept (``response``, ``output``) for the store."""
         reason = _RS_INCOMPLETE.get(finish_reason) if finish_reason is not None else None
-        output = _encode_json(items)
+        output = _chunk_encode_json(items)
         self.output = output
         self.response = self.state("completed" if reason is None else "incomplete", model, output,
                                    _rs_usage(usage), None,
@@ -615,7 +615,7 @@ cdef class ResponsesTurn:
             name = (fn.name if fn is not None else None) or ""
             arguments = (fn.arguments if fn is not None else None) or ""
             call_id = call.id or self.item_id("call", n)
-            namespace = self._namespaces.get(name, _UNSET)
+            namespace = self._namespaces.get(name, _CHUNK_UNSET)
             if name in self._custom:
                 items.append(_RsCustomCallItem(self.item_id("ctc", n), call_id, name,
                                                _rs_custom_input(arguments), namespace=namespace))
@@ -647,7 +647,7 @@ cdef class ResponsesTurn:
             elif item.id is None:
                 item = _msgspec.structs.replace(item, id=item_id)
             items.append(item)
-        inputs = _encode_json(items)
+        inputs = _chunk_encode_json(items)
         lists = [inputs, self.output] if self._history is None else [self._history, inputs, self.output]
         return _RsStoredResponse(_RsRaw(self.response), _RsRaw(inputs), _RsRaw(_rs_join_lists(lists)))
 
@@ -665,8 +665,8 @@ cdef bytes _RS_TEXT_DELTA_TAIL = b',"logprobs":[]}\n\n'
 # ChunkWriter's content frame, field for field (chunks.pxi): its id, created and model, then
 cdef bytes _RS_CHUNK_ID = _CHUNK_ID[6:]  # without ``data: ``
 # ,"choices":[{"index":0,"delta":{"content":  <the text>  },"finish_reason":null,"logprobs":null}]
-cdef bytes _RS_CHUNK_HEAD = _CHUNK_CHOICE[:_CHOICE_CONTENT_AT + _CONTENT_TEXT_AT]
-cdef bytes _RS_CHUNK_TAIL = _CHUNK_CHOICE[_CHOICE_CONTENT_AT + len(_CONTENT_FIELD):]
+cdef bytes _RS_CHUNK_HEAD = _CHUNK_CHOICE[:_CHUNK_CHOICE_CONTENT_AT + _CHUNK_CONTENT_TEXT_AT]
+cdef bytes _RS_CHUNK_TAIL = _CHUNK_CHOICE[_CHUNK_CHOICE_CONTENT_AT + len(_CHUNK_CONTENT_FIELD):]
 # then ``"usage":null`` (with include_usage), the object, and the provider (when it has one).
 
 
@@ -680,10 +680,10 @@ cdef inline Py_ssize_t _rs_after(const unsigned char* p, Py_ssize_t i, Py_ssize_
 
 cdef inline Py_ssize_t _rs_after_string(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
     """Where ``p`` goes on after the JSON string opening at ``i``, written as msgspec writes
-    strings (``_json_string_end``), or -1."""
+    strings (``_js_json_string_end``), or -1."""
     if i < 0 or i >= n or p[i] != b'"':
         return -1
-    i = _json_string_end(p, i + 1, n)
+    i = _js_json_string_end(p, i + 1, n)
     return -1 if i < 0 else i + 1
 
 
@@ -726,14 +726,14 @@ cdef inline str _rs_raw_string(object raw):
 
 cdef inline bytes _rs_escaped(str text):
     """A string's JSON text without its quotes: how item text is kept while it streams."""
-    cdef bytes encoded = _encode_json(text)
+    cdef bytes encoded = _chunk_encode_json(text)
     return PyBytes_FromStringAndSize(PyBytes_AS_STRING(encoded) + 1, PyBytes_GET_SIZE(encoded) - 2)
 
 
 cdef inline str _rs_joined(list pieces):
     if not pieces:
         return ""
-    return _rs_str_decode(b'"' + _EMPTY.join(pieces) + b'"')
+    return _rs_str_decode(b'"' + _SSE_EMPTY.join(pieces) + b'"')
 
 
 cdef enum _RsKind:
@@ -821,15 +821,15 @@ cdef class ResponsesStream(EventSink):
 
     cdef int _emit(self, object event) except -1:
         """One event: its type as the SSE event name, itself as the data."""
-        cdef bytes data = _encode_json(event)
+        cdef bytes data = _chunk_encode_json(event)
         cdef const char* p = PyBytes_AS_STRING(data)
         # ``{"type":"<name>",...``: the name is the event's type, written first.
         cdef const char* name_end = <const char*>memchr(p + 9, b'"', PyBytes_GET_SIZE(data) - 9)
-        _put(&self._buf, "event: ", 7)
-        _put(&self._buf, p + 9, name_end - p - 9)
-        _put(&self._buf, "\ndata: ", 7)
-        _put(&self._buf, p, PyBytes_GET_SIZE(data))
-        return _put(&self._buf, "\n\n", 2)
+        _out_put(&self._buf, "event: ", 7)
+        _out_put(&self._buf, p + 9, name_end - p - 9)
+        _out_put(&self._buf, "\ndata: ", 7)
+        _out_put(&self._buf, p, PyBytes_GET_SIZE(data))
+        return _out_put(&self._buf, "\n\n", 2)
 
     cdef inline long _next(self):
         cdef long n = self._seq
@@ -863,7 +863,7 @@ cdef class ResponsesStream(EventSink):
             return _RsOutputMessage(item.id, parts, status="completed" if final else "in_progress")
         if item.kind == _RS_CALL:
             status = "completed" if final else "in_progress"
-            namespace = self._turn._namespaces.get(item.name, _UNSET)
+            namespace = self._turn._namespaces.get(item.name, _CHUNK_UNSET)
             if item.custom:
                 return _RsCustomCallItem(item.id, item.call_id, item.name,
                                          _rs_custom_input(_rs_joined(item.text)) if final else "", status,
@@ -881,7 +881,7 @@ cdef class ResponsesStream(EventSink):
         cdef Py_ssize_t content_index = len(item.parts)
         item.refusal = refusal
         item.text = []
-        item.delta_fields = (b',"item_id":' + _encode_json(item.id) + b',"output_index":'
+        item.delta_fields = (b',"item_id":' + _chunk_encode_json(item.id) + b',"output_index":'
                              + str(item.index).encode() + b',"content_index":'
                              + str(content_index).encode() + b',"delta":')
         self._emit(_RsPartAdded(self._next(), item.id, item.index, content_index,
@@ -967,11 +967,11 @@ cdef class ResponsesStream(EventSink):
     cdef int _text_delta(self, _RsItem item, const char* text, Py_ssize_t n) except -1:
         """A text delta event, from the template; ``text`` is the delta as a JSON string."""
         item.text.append(PyBytes_FromStringAndSize(text + 1, n - 2))
-        _put_bytes(&self._buf, _RS_TEXT_DELTA_HEAD)
-        _put_decimal(&self._buf, self._next())
-        _put_bytes(&self._buf, item.delta_fields)
-        _put(&self._buf, text, n)
-        return _put_bytes(&self._buf, _RS_TEXT_DELTA_TAIL)
+        _out_put_bytes(&self._buf, _RS_TEXT_DELTA_HEAD)
+        _out_put_decimal(&self._buf, self._next())
+        _out_put_bytes(&self._buf, item.delta_fields)
+        _out_put(&self._buf, text, n)
+        return _out_put_bytes(&self._buf, _RS_TEXT_DELTA_TAIL)
 
     cdef int _open_text(self, bint refusal) except -1:
         """The open message with an open part of this kind (text or refusal), opened if need be."""
@@ -993,7 +993,7 @@ cdef class ResponsesStream(EventSink):
         if refusal:
             item.text.append(_rs_escaped(text))
             return self._emit(_RsRefusalDelta(self._next(), item.id, item.index, len(item.parts), text))
-        cdef bytes encoded = _encode_json(text)
+        cdef bytes encoded = _chunk_encode_json(text)
         return self._text_delta(item, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
 
     cdef int _tool_call(self, object call) except -1:
@@ -1028,7 +1028,7 @@ cdef class ResponsesStream(EventSink):
         n = PyBytes_GET_SIZE(data)
         if n <= 2 or data[0] != 34:  # empty, or not a string
             return 0
-        if _json_string_end(<const unsigned char*>PyBytes_AS_STRING(data), 1, n) == n - 1:
+        if _js_json_string_end(<const unsigned char*>PyBytes_AS_STRING(data), 1, n) == n - 1:
             self._open_text(False)
             return self._text_delta(self._open, PyBytes_AS_STRING(data), n)
         return self._content(_rs_str_decode(data), False)
@@ -1092,7 +1092,7 @@ cdef class ResponsesStream(EventSink):
         cdef list answered = []
         for item in self._items:
             answered.append(self._item_struct(item, item.done))
-        state = self._turn.state("failed", self._model, _encode_json(answered), _rs_usage(self._usage),
+        state = self._turn.state("failed", self._model, _chunk_encode_json(answered), _rs_usage(self._usage),
                                  _RsError("server_error", message), None, True)
         self._emit(_RsFailed(self._next(), _RsRaw(state)))
         self.done = True
@@ -1123,13 +1123,13 @@ cdef class ResponsesStream(EventSink):
     cdef bytes _taken(self):
         cdef Py_ssize_t n = self._buf.size
         if n == 0:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0
         return PyBytes_FromStringAndSize(self._buf.data, n)
 
     def feed(self, bytes chunk):
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0  # what a feed that raised left
         self._sse.scan(chunk, self)
         return self._taken()
@@ -1138,7 +1138,7 @@ cdef class ResponsesStream(EventSink):
         """The end of the chat stream. It ends with ``[DONE]``; one cut before it ends the
         Response as failed, unless its finish reason had come."""
         if self.done:
-            return _EMPTY
+            return _SSE_EMPTY
         self._buf.size = 0
         self._sse.close_into(self)
         if not self.done:
