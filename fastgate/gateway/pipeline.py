@@ -100,6 +100,10 @@ class Attempt(msgspec.Struct, kw_only=True):
 class Stage:
     """One per-request concern. Override only the hooks the concern needs."""
 
+    #: The ingress format this stage serves (``Exchange.ingress``): it engages for every request
+    #: in that format, found by the pipeline without an ``arrive`` call on every other request.
+    ingress: str = ""
+
     def arrive(self, ex: Exchange) -> bool:
         """The request arrived, nothing of it read yet but its head and body: check who sent it
         (raise a ``GatewayError`` to refuse it), note what later hooks need. True engages this
@@ -152,12 +156,13 @@ class Pipeline:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
         self.arriving = tuple((s, s.parts()) for s in self.stages if _overrides(s, "arrive"))
+        self.by_ingress = {s.ingress: s.parts() for s in self.stages if s.ingress}
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
         self.ending = frozenset(s for s in self.stages if _overrides(s, "end"))
         self.order = {stage: index for index, stage in enumerate(self.stages)}
 
     def arrive(self, ex: Exchange) -> None:
-        engaged: tuple[Stage, ...] = ()
+        engaged: tuple[Stage, ...] = self.by_ingress.get(ex.ingress, ()) if ex.ingress else ()
         for stage, parts in self.arriving:
             if stage.arrive(ex):
                 engaged += parts

@@ -44,8 +44,7 @@ _ERROR_EVENT = b"event: error\ndata: "
 
 
 class MessagesStage(Stage):
-    def arrive(self, ex: Exchange) -> bool:
-        return ex.ingress == MESSAGES
+    ingress = MESSAGES
 
     def engage(self, ex: Exchange, at: Attempt) -> bool:
         call = at.call

@@ -71,11 +71,10 @@ def _thinks(req: ResponsesRequest, overrides: dict[str, Any] | None) -> bool:
 
 
 class ResponsesStage(Stage):
+    ingress = RESPONSES
+
     def __init__(self, store: ResponseStore) -> None:
         self.store = store
-
-    def arrive(self, ex: Exchange) -> bool:
-        return ex.ingress == RESPONSES
 
     def engage(self, ex: Exchange, at: Attempt) -> bool:
         ingress: Ingress = ex.noted(self)
