@@ -8,6 +8,7 @@ measures). A single process with no I/O is steady enough on a noisy machine to b
 profile.
 
     python -m bench.inproc [--provider openai|anthropic] [--stream] [-n 20000] [--profile]
+                           [--observability off|defaults|traced]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import os
 import pstats
 import time
 from typing import Any
@@ -266,12 +268,35 @@ class Bench:
         assert b"HTTP/1.1 200" in last or last.endswith(b"0\r\n\r\n"), last[:300]
 
 
-def new_bench(provider: str = "openai", stream: bool = False) -> Bench:
-    return Bench(make_app(Settings(port=0)), provider, stream)
+#: What observability is on (``--observability``): everything off, the defaults (metrics, the
+#: access log, the answer headers), the defaults and traces of every request.
+OBSERVABILITY: dict[str, dict[str, Any]] = {
+    "off": {"metrics": False, "access_log": None, "response_headers": False},
+    "defaults": {},
+    "traced": {"tracing": True},
+}
+
+
+def new_bench(provider: str = "openai", stream: bool = False, observability: str = "defaults") -> Bench:
+    """A gateway with the default settings, or with observability as ``OBSERVABILITY`` says; the
+    access log goes to /dev/null, and traces to the SDK's in-memory exporter."""
+    settings = Settings(**{"port": 0, "access_log": os.devnull, **OBSERVABILITY[observability]})
+    if not settings.tracing:
+        return Bench(make_app(settings), provider, stream)
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from fastgate.observability.tracing import Tracer
+
+    app = make_app(msgspec.structs.replace(settings, tracing=False))
+    assert app.observability is not None
+    # Installed before the stages read it: the stage is built with the tracer it uses.
+    app.observability.tracer = Tracer(1.0, exporter=InMemorySpanExporter())
+    app.gateway.pipeline = app._pipeline()
+    return Bench(app, provider, stream)
 
 
 async def _main(args: argparse.Namespace) -> None:
-    bench = new_bench(args.provider, args.stream)
+    bench = new_bench(args.provider, args.stream, args.observability)
     await bench.start()
     try:
         await _measure(bench, args)
@@ -303,6 +328,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--observability", choices=tuple(OBSERVABILITY), default="defaults")
     args = parser.parse_args()
     try:
         import uvloop

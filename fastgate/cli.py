@@ -46,6 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
         keepalive_timeout=args.keepalive_timeout,
         max_connections=args.max_connections,
         max_body_bytes=args.max_body_bytes,
+        access_log=args.access_log,
+        log_format=args.log_format,
     )
     if settings.config_path:
         # Fail at start-up, with the bad entry named, rather than in every worker.
@@ -168,6 +170,18 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         default=None,
         help="open client connections per worker; at the limit a new one closes the oldest that has "
         "sent nothing (default: half the open-file limit, or $FASTGATE_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--access-log",
+        default=None,
+        metavar="PATH",
+        help="a line per request: - for stdout (the default, or $FASTGATE_ACCESS_LOG), a file, or off",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=None,
+        help=f"access log lines as JSON or text (default {d.log_format}, or $FASTGATE_LOG_FORMAT)",
     )
     serve.add_argument(
         "--max-body-bytes",

@@ -58,19 +58,14 @@ class Gateway:
 
     def models(self, request: Request) -> Awaitable[Response | None]:
         ex = Exchange(request=request, endpoint=Endpoint.MODELS, headers=request.headers, view=_EMPTY_VIEW)
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(request.headers)
-        plan = opts.plan or self.reader.plan_for_model(None, opts)
+        try:
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(request.headers)
+            plan = opts.plan or self.reader.plan_for_model(None, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         return self._route(ex, plan, query=request.query)  # still percent-encoded, as in proxy()
-
-    async def metrics(self, request: Request) -> Response:
-        """Prometheus text: the circuits of targets under a ``cb_config``, and their skips."""
-        return Response(
-            200,
-            self.breaker.prometheus().encode(),
-            {"Cache-Control": "no-cache"},
-            content_type="text/plain; version=0.0.4; charset=utf-8",
-        )
 
     def proxy(self, request: Request) -> Awaitable[Response | None]:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
@@ -82,54 +77,71 @@ class Gateway:
             view=_EMPTY_VIEW,
             stream=True,
         )
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(request.headers)
-        path = request.match_info["tail"]  # decoded: judged as the upstream will read it
-        if ".." in path.split("/") or "\\" in path:
-            raise bad_request("Invalid path", code="invalid_path")
-        # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
-        # request line and %252e%252e would reach the upstream as "..".
-        plan = opts.plan or self.reader.plan_for_model(None, opts)
+        try:
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(request.headers)
+            path = request.match_info["tail"]  # decoded: judged as the upstream will read it
+            if ".." in path.split("/") or "\\" in path:
+                raise bad_request("Invalid path", code="invalid_path")
+            # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
+            # request line and %252e%252e would reach the upstream as "..".
+            plan = opts.plan or self.reader.plan_for_model(None, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         return self._route(ex, plan, path=request.path[len("/v1") :], query=request.query)
 
     def _infer(self, endpoint: Endpoint, request: Request) -> Awaitable[Response | None]:
         body = request.body
-        if request.content_type not in _JSON_TYPES:
-            raise GatewayError(
-                415, f"Unsupported content type {request.content_type!r}: send application/json"
-            )
         ex = Exchange(
             request=request, endpoint=endpoint, headers=request.headers, body=body, view=_EMPTY_VIEW
         )
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(request.headers)
-        if not body:
-            raise bad_request("Request body is empty: send a JSON object")
-        plan = opts.plan
-        decodes_body = plan.decodes_body if plan is not None else self.reader.server.decodes_body
-        params: dict[str, Any] | None = None
-        view: RequestView | RawContentChatRequest
-        check_text(body)
         try:
-            if decodes_body:
-                # Conditions or the cache read the whole body: decode it once, take the view from it.
-                params = object_decoder.decode(body)
-                view = msgspec.convert(params, RequestView)
-            elif plan is not None and plan.chat_request_decoder is not None and endpoint is Endpoint.CHAT:
-                view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
-            else:
-                view = view_decoder.decode(body)
-        except msgspec.ValidationError as exc:
-            raise bad_request(f"Invalid request body: {exc}") from None
-        except msgspec.DecodeError as exc:
-            raise bad_request(f"Request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise bad_request("Request body is nested too deeply") from None
-        check_duplicate_keys(body)
-        if plan is None:
-            plan = self.reader.plan_for_model(view.model, opts)
+            if request.content_type not in _JSON_TYPES:
+                raise GatewayError(
+                    415, f"Unsupported content type {request.content_type!r}: send application/json"
+                )
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(request.headers)
+            if not body:
+                raise bad_request("Request body is empty: send a JSON object")
+            plan = opts.plan
+            decodes_body = plan.decodes_body if plan is not None else self.reader.server.decodes_body
+            params: dict[str, Any] | None = None
+            view: RequestView | RawContentChatRequest
+            check_text(body)
+            try:
+                if decodes_body:
+                    # Conditions or the cache read the whole body: decode it once, take the view from it.
+                    params = object_decoder.decode(body)
+                    view = msgspec.convert(params, RequestView)
+                elif plan is not None and plan.chat_request_decoder is not None and endpoint is Endpoint.CHAT:
+                    view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
+                else:
+                    view = view_decoder.decode(body)
+            except msgspec.ValidationError as exc:
+                raise bad_request(f"Invalid request body: {exc}") from None
+            except msgspec.DecodeError as exc:
+                raise bad_request(f"Request body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise bad_request("Request body is nested too deeply") from None
+            check_duplicate_keys(body)
+            if plan is None:
+                plan = self.reader.plan_for_model(view.model, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         ex.view, ex.stream, ex.params = view, bool(view.stream), params
         return self._route(ex, plan)
+
+    def _refused(self, ex: Exchange, exc: BaseException) -> None:
+        """The request was refused before it was routed: the stages hear how it ended all the same."""
+        ending = self.pipeline.ending
+        if ending:
+            ex.error = exc
+            for stage in ending:
+                stage.end(ex)
+            ex.error = None
 
     async def _route(
         self, ex: Exchange, plan: RoutePlan, *, path: str = "", query: str = ""
@@ -174,12 +186,7 @@ class Gateway:
                     headers=ex.headers,
                 )
                 leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
-                at = None
-                if ex.stages or leaf_stages:
-                    at = Attempt(leaf=leaf, call=call)
-                    pipeline.engage(ex, at, ex.stages + leaf_stages)
-                    if not at.stages:
-                        at = None
+                at = pipeline.engage(ex, leaf, call, leaf_stages) if ex.stages or leaf_stages else None
                 provider = get_provider(call.target.provider)
                 if ex.endpoint not in provider.endpoints:
                     raise provider.unsupported(ex.endpoint)
@@ -211,6 +218,8 @@ class Gateway:
                 headers["x-portkey-circuit-breaker-triggered"] = "true"
                 headers["x-portkey-skipped-option-indexes"] = ",".join(skipped)
                 self.breaker.skipped(plan.config_id, skipped)
+            for stage in pipeline.responding:
+                stage.respond(ex, outcome, headers)
             if outcome.mapper is not None:
                 await write_stream(request, outcome, headers)
                 return None
@@ -222,8 +231,8 @@ class Gateway:
             ex.error = exc
             raise
         finally:
-            if pipeline.ending:
-                pipeline.end(ex)
+            for stage in pipeline.ending:
+                stage.end(ex)
             # Not kept: the error's traceback holds this frame, and so the exchange (a cycle
             # only a full collection would free).
             ex.error = None

@@ -5,8 +5,9 @@ target; around each attempt the stages run as layers around the upstream call: t
 and ``before`` in order (keys → limits → guardrails → cache), their ``after`` and stream watchers
 in the reverse order, innermost first, so the stage nearest the upstream sees its answer first
 (the cache stores what the upstream said, before guardrails judge it or an ingress format
-translates it). Once the answer is written every stage that asked is told how it ended. A stage
-is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
+translates it). Just before the answer's head is written, the stages that asked see it and may add
+headers (``respond``); once the answer is written every stage that asked is told how it ended. A
+stage is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
 
 What a request pays for stages it does not need is the point of the design. A stage engages for
 an attempt when it said so for the whole request (:meth:`Stage.arrive`, e.g. a gateway key with
@@ -55,6 +56,9 @@ class Exchange(msgspec.Struct, kw_only=True):
     #: Stages engaged for every attempt of this request (their ``arrive`` said so).
     stages: tuple[Stage, ...] = ()
     notes: dict[Stage, Any] | None = None
+    #: Guardrail hooks' verdicts, ``(event, verdict)``: ``before_request`` or ``after_request``,
+    #: and ``passed``, ``failed`` or ``denied`` (for the metrics).
+    verdicts: list[tuple[str, str]] | None = None
     #: The answer given (None until then, or when the request failed with ``error``).
     outcome: Outcome | None = None
     error: BaseException | None = None
@@ -68,11 +72,13 @@ class Exchange(msgspec.Struct, kw_only=True):
         return default if self.notes is None else self.notes.get(stage, default)
 
 
-class Attempt(msgspec.Struct, kw_only=True):
+class Attempt(msgspec.Struct):
     """One target tried for an exchange: the call to make, and what the stages found for it."""
 
     leaf: Leaf
     call: Call
+    #: Each engaged stage's state for this attempt (made when a stage engages).
+    notes: dict[Stage, Any]
     #: The stages engaged for this attempt, in order.
     stages: tuple[Stage, ...] = ()
     #: Known once the stages have engaged (a virtual key names its provider).
@@ -84,8 +90,6 @@ class Attempt(msgspec.Struct, kw_only=True):
     lookup: str | None = None
     cached: bytes | None = None
     looked_up: bool = False
-    #: Each engaged stage's state for this attempt (made when a stage engages).
-    notes: dict[Stage, Any] = None  # type: ignore[assignment]
 
 
 class Stage:
@@ -123,8 +127,15 @@ class Stage:
         stage order (each sees what the one before it let through)."""
         return None
 
+    def respond(self, ex: Exchange, outcome: Outcome, headers: dict[str, str]) -> None:
+        """The answer is about to be written: ``outcome`` is final and ``headers`` are its head's
+        (Portkey's ``x-portkey-*`` included), the last point to add one. Called once per answered
+        request for every stage that implements it, engaged or not, innermost first; a stage may
+        add a watcher to a stream's ``outcome.watchers`` here (it then sees the stream last)."""
+
     def end(self, ex: Exchange) -> None:
-        """The answer was written, or the request failed (``ex.error``): the last word."""
+        """The answer was written, or the request failed (``ex.error``, possibly before this
+        stage's ``arrive``): the last word."""
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -138,6 +149,9 @@ class Pipeline:
         self.stages = tuple(stages)
         self.arriving = tuple(s for s in self.stages if _overrides(s, "arrive"))
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
+        #: Called by the route handler itself, each in turn (no layer of their own): ``respond``
+        #: innermost first, as ``after``; ``end`` in order.
+        self.responding = tuple(s for s in reversed(self.stages) if _overrides(s, "respond"))
         self.ending = tuple(s for s in self.stages if _overrides(s, "end"))
 
     def arrive(self, ex: Exchange) -> None:
@@ -154,12 +168,25 @@ class Pipeline:
             stages = leaf.stages = tuple(s for s in self.leaf_stages if s.wants(leaf))
         return stages
 
-    def engage(self, ex: Exchange, at: Attempt, candidates: tuple[Stage, ...]) -> None:
-        """``candidates``: the request's stages and the leaf's (not empty)."""
-        order = self.stages
-        ordered = sorted(set(candidates), key=order.index) if ex.stages and at.leaf.stages else candidates
-        at.notes = {}
-        at.stages = tuple(stage for stage in ordered if stage.engage(ex, at))
+    def engage(self, ex: Exchange, leaf: Leaf, call: Call, leaf_stages: tuple[Stage, ...]) -> Attempt | None:
+        """The attempt at ``leaf``, if the request's stages or the leaf's (not both empty) engage
+        for it; None when none has work on it after all."""
+        candidates = ex.stages
+        if leaf_stages:
+            candidates = (
+                tuple(sorted({*candidates, *leaf_stages}, key=self.stages.index))
+                if candidates
+                else leaf_stages
+            )
+        at = Attempt(leaf, call, notes={})
+        engaged: tuple[Stage, ...] = ()
+        for stage in candidates:
+            if stage.engage(ex, at):
+                engaged += (stage,)
+        if not engaged:
+            return None
+        at.stages = engaged
+        return at
 
     @staticmethod
     async def before(ex: Exchange, at: Attempt) -> Outcome | None:
@@ -186,7 +213,3 @@ class Pipeline:
             watcher = stage.watch(ex, at, outcome)
             if watcher is not None:
                 outcome.watchers += (watcher,)
-
-    def end(self, ex: Exchange) -> None:
-        for stage in self.ending:
-            stage.end(ex)

@@ -14,6 +14,7 @@ import msgspec
 
 from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.headers import HOP_BY_HOP
+from fastgate.limits.usage import UsageView, body_usage
 from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
 from fastgate.providers.openai import check_answer
 from fastgate.upstream.connection import UpstreamResponse
@@ -73,6 +74,22 @@ class Outcome(msgspec.Struct, kw_only=True):
     held: UpstreamResponse | None = None
     #: See a stream's output on its way to the client, in stage order (``pipeline.Stage.watch``).
     watchers: tuple[StreamWatcher, ...] = ()
+    #: What the answer says of its model and usage, read once for every stage that needs it
+    #: (``answer_usage``; for a stream, by the first watcher that meets its usage chunk).
+    usage: UsageView | None = None
+
+    def answer_usage(self) -> UsageView | None:
+        """The model and usage of a complete 2xx JSON answer, decoded on first use (None for
+        a stream, an error, or the passthrough's answer, which is the provider's own format)."""
+        view = self.usage
+        if (
+            view is None
+            and self.body is not None
+            and 200 <= self.status < 300
+            and self.call.endpoint is not Endpoint.PROXY
+        ):
+            view = self.usage = body_usage(self.body)
+        return view
 
     def release(self) -> None:
         """Drop an unused open stream (a router moved on to another target)."""
@@ -158,6 +175,8 @@ async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: boo
         outcome = _local_outcome(provider, call, await _gather(pool, provider, call, requests))
     else:
         req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
+        if call.traceparent is not None:
+            req.headers["traceparent"] = call.traceparent  # W3C Trace Context §3.2: this attempt's span
         head = await pool.request(req.method, req.url, req.headers, req.body)
         outcome = _head_outcome(provider, call, head, stream)
     if outcome.mapper is not None:

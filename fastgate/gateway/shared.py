@@ -16,7 +16,7 @@ from fastgate.gateway.semantic import SemanticCache
 from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
-from fastgate.limits.prices import PriceTable
+from fastgate.limits.prices import Pricing
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 from fastgate.settings import Settings
@@ -35,7 +35,7 @@ class SharedState:
     def __init__(
         self,
         settings: Settings,
-        prices: PriceTable,
+        pricing: Pricing,
         policy: HostPolicy,
         semantic: SemanticSettings | None = None,
         redis: RedisSettings | None = None,
@@ -56,7 +56,7 @@ class SharedState:
         self.store = store
         sealer = Sealer(settings.secret_key) if settings.secret_key else None
         self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
-        self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
+        self.guard = Guard(store, pricing, fail_open=settings.limits_fail_open)
         self.semantic = SemanticCache(semantic) if semantic else None
         self.admin = (
             AdminAPI(self.registry, store, settings.admin_token, policy)

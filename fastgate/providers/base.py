@@ -61,6 +61,8 @@ class Call(msgspec.Struct, kw_only=True):
     query: str = ""
     #: Incoming headers a provider may read (forward headers, passthrough).
     headers: Mapping[str, str] = {}
+    #: The W3C ``traceparent`` sent upstream with this attempt (while tracing is on).
+    traceparent: str | None = None
 
 
 class UpstreamRequest(msgspec.Struct):

@@ -3,21 +3,25 @@
 A request is counted (``rpm``) in the same store round trip as its cache look-up (the cache
 stage puts its key on the attempt first); the tokens its answer reports are charged afterwards,
 off the client's path: from a JSON body at once, from a stream as it ends. A fallback's second
-target is not a new request for the gateway key: counted once, charged for what answered.
+target is not a new request for the gateway key: counted once, charged for what answered. The
+gateway key's per-minute limits and what is left of them go back in OpenAI's ``x-ratelimit-*``
+answer headers (a 429's say what refused it).
 """
 
 from __future__ import annotations
+
+import time
 
 import msgspec
 
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.limits.guard import Guard, LimitReached
-from fastgate.limits.usage import UsageTap, body_usage, with_stream_usage
-from fastgate.providers.base import Endpoint
+from fastgate.limits.headers import ratelimit_headers
+from fastgate.limits.usage import UsageTap, UsageView, with_stream_usage
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
-from fastgate.store.base import LimitRule
+from fastgate.store.base import LimitRule, seconds_left
 
 VIRTUAL_KEY_SCOPE = "virtual_key:"
 _INCLUDE_USAGE = StreamOptions(include_usage=True)
@@ -38,13 +42,15 @@ class _Charge:
 
 
 class _KeyLimits:
-    """The gateway key's rule, and whether an earlier target of the request counted it."""
+    """The gateway key's rule, whether an earlier target of the request counted it, and its
+    window's counts once it did (for the ``x-ratelimit-*`` headers)."""
 
-    __slots__ = ("counted", "rule")
+    __slots__ = ("counted", "headers", "rule")
 
     def __init__(self, rule: LimitRule) -> None:
         self.rule = rule
         self.counted = False
+        self.headers: dict[str, str] | None = None
 
 
 class LimitsStage(Stage):
@@ -105,23 +111,25 @@ class LimitsStage(Stage):
         if at.lookup is not None:
             at.looked_up, at.cached = True, verdict.cached
         key: _KeyLimits | None = ex.noted(self)
-        if key is not None:
+        if key is not None and not key.counted:
             key.counted = True
+            if key.rule.rpm or key.rule.tpm:
+                reset = seconds_left(time.time())
+                key.headers = ratelimit_headers(key.rule, verdict.requests, verdict.tokens, reset)
         return None
 
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         charge: _Charge = at.notes[self]
-        if (
-            charge.tokens
-            and outcome.body is not None
-            and outcome.reached
-            and not outcome.from_cache
-            and 200 <= outcome.status < 300
-            and at.call.endpoint is not Endpoint.PROXY
-        ):
-            view = body_usage(outcome.body)
-            if view.usage is not None:
-                self.guard.charge(charge.charged, view.model, view.usage)
+        if charge.tokens and outcome.reached and not outcome.from_cache:
+            view = outcome.answer_usage()
+            if view is not None and view.usage is not None:
+                asked = ex.view.model or ""
+                self.guard.charge(
+                    charge.charged, outcome.provider.name, view.model or asked, view.usage, asked
+                )
+        key: _KeyLimits | None = ex.noted(self)
+        if key is not None and key.headers:
+            outcome.headers.update(key.headers)
         return outcome
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | None:
@@ -129,7 +137,7 @@ class LimitsStage(Stage):
         if not charge.tokens or not 200 <= outcome.status < 300:
             return None
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
-        return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
+        return _UsageWatcher(None if outcome.from_cache else self.guard, charge, ex, outcome)
 
 
 def _asks_usage(options: StreamOptions | None) -> bool:
@@ -137,21 +145,30 @@ def _asks_usage(options: StreamOptions | None) -> bool:
 
 
 class _UsageWatcher:
-    """A stream's usage, charged as it ends; the usage chunk the gateway asked for is removed."""
+    """A stream's usage, charged as it ends; the usage chunk the gateway asked for is removed
+    (its usage is put on the outcome first, for the stages that watch the stream after this one)."""
 
-    __slots__ = ("charge", "guard", "tap")
+    __slots__ = ("asked", "charge", "guard", "outcome", "tap")
 
-    def __init__(self, guard: Guard | None, charge: _Charge) -> None:
+    def __init__(self, guard: Guard | None, charge: _Charge, ex: Exchange, outcome: Outcome) -> None:
         self.guard = guard
         self.charge = charge
+        self.outcome = outcome
+        self.asked = ex.view.model or ""
         self.tap = UsageTap(charge.strip_usage)
 
     def feed(self, out: bytes) -> bytes:
-        return self.tap.feed(out)
+        tap = self.tap
+        out = tap.feed(out)
+        if tap.usage is not None and self.outcome.usage is None:
+            self.outcome.usage = UsageView(tap.model, tap.usage)
+        return out
 
     async def end(self) -> bytes:
         tap = self.tap
         tail = tap.flush()
         if tap.usage is not None and self.guard is not None:
-            self.guard.charge(self.charge.charged, tap.model, tap.usage)
+            outcome = self.outcome
+            model = tap.model or self.asked
+            self.guard.charge(self.charge.charged, outcome.provider.name, model, tap.usage, self.asked)
         return tail
