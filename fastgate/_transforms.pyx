@@ -36,3 +36,4 @@ include "mapping/anthropic.pxi"    # _an_: Anthropic Messages (provider side)
 include "mapping/bedrock.pxi"      # _br_: Bedrock Converse
 include "mapping/gemini.pxi"       # _gm_: Gemini / Vertex
 include "mapping/messages_ingress.pxi"  # _mi_: Anthropic Messages as an ingress format
+include "mapping/responses_ingress.pxi"  # _rs_: OpenAI Responses as an ingress format

@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         data_dir=args.data_dir or default_data_dir(),
         redis_url=args.redis_url,
+        shared_circuits=args.shared_circuits,
         busy_poll_us=args.busy_poll_us,
         client_timeout=args.client_timeout,
         keepalive_timeout=args.keepalive_timeout,
@@ -141,6 +142,13 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         "--redis-url",
         default=None,
         help="share keys, limits and cache through Redis (default $FASTGATE_REDIS_URL; none: in process)",
+    )
+    serve.add_argument(
+        "--shared-circuits",
+        action="store_true",
+        default=None,
+        help="count the circuits of cb_config targets in Redis, so every replica agrees on which are "
+        "open (default off: each worker counts its own; or $FASTGATE_SHARED_CIRCUITS)",
     )
     serve.add_argument(
         "--busy-poll-us",

@@ -88,6 +88,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: When Redis cannot be reached, limits let requests through (true) or answer 503 (false).
     #: The cache always fails open (a miss).
     limits_fail_open: bool = True
+    #: Circuits of ``cb_config`` targets counted in Redis, so every replica agrees on which are
+    #: open (a round trip per request under a ``cb_config``); off: each worker counts its own.
+    shared_circuits: bool = False
     #: Token of the admin API (``/admin/...``); unset, the admin API is not mounted.
     admin_token: str | None = None
     #: AES-256-GCM key sealing virtual-key secrets at rest (``fastgate/keys/sealing.py``).
@@ -95,6 +98,9 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Bounds of the in-process response cache (LRU).
     cache_max_entries: NonNegative = 4096
     cache_max_bytes: NonNegative = 64 * 1024 * 1024
+    #: Seconds a Response answered through the chat translation is kept for
+    #: ``previous_response_id`` and ``GET /v1/responses/{id}`` (OpenAI keeps its own 30 days).
+    responses_ttl: Seconds = 24 * 3600.0
     # ---- observability (fastgate/observability/, gateway/stages/observability.py) ----
     #: Prometheus metrics at ``/metrics`` (off: no route, nothing counted).
     metrics: bool = True
@@ -145,10 +151,12 @@ _SHARED_STATE = (
     "data_dir",
     "redis_url",
     "limits_fail_open",
+    "shared_circuits",
     "admin_token",
     "secret_key",
     "cache_max_entries",
     "cache_max_bytes",
+    "responses_ttl",
 )
 
 #: Observability settings read from ``FASTGATE_<NAME>`` (``FASTGATE_TRACING=1``, ``FASTGATE_ACCESS_LOG=off``).

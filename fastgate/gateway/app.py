@@ -20,11 +20,13 @@ from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.options import OptionsReader
 from fastgate.gateway.pipeline import Pipeline, Stage
+from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
 from fastgate.gateway.stages.cache import CacheStage
 from fastgate.gateway.stages.keys import KeysStage
 from fastgate.gateway.stages.limits import LimitsStage
-from fastgate.gateway.stages.observability import ObservabilityStage
+from fastgate.gateway.stages.messages import MessagesStage
+from fastgate.gateway.stages.observability import IngressUsage, ObservabilityStage
 from fastgate.limits.prices import Pricing
 from fastgate.observability.feed import Feed
 from fastgate.observability.logs import configure_logging
@@ -56,6 +58,9 @@ class App:
         server = gateway.reader.server
         pricing = Pricing(server.prices)
         self.shared = SharedState(settings, pricing, policy, server.semantic, server.redis)
+        if self.shared.circuits is not None:
+            gateway.breaker = CircuitBreaker(self.shared.circuits)
+        self.responses = ResponsesAPI(gateway, self.shared.responses)
         self.router = r = Router()
         self.dispatch = dispatch = Dispatcher(r, settings.max_in_flight)
         #: Metrics, access log, traces, the answer headers (None: every one of them off).
@@ -68,6 +73,9 @@ class App:
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
         r.add("GET", "/v1/models", gateway.models)
+        r.add("POST", "/v1/messages", gateway.messages)
+        r.add("POST", "/v1/messages/count_tokens", gateway.messages)
+        self.responses.add_routes(r)
         for method in ("GET", "POST", "DELETE"):
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
@@ -88,10 +96,18 @@ class App:
         shared = self.shared
         keys = KeysStage(shared.registry)
         self.cache = CacheStage(shared.guard, shared.semantic, lambda target: keys.resolved(target)[0])
-        stages: list[Stage] = [keys, LimitsStage(shared.guard), self.cache]
+        stages: list[Stage] = [
+            keys,
+            MessagesStage(),
+            self.responses.stage,
+            LimitsStage(shared.guard),
+            self.cache,
+        ]
         if self.observability is not None:
-            # Around all the others: its answer headers and stream watcher come last.
+            # Around all the others: its answer headers and stream watcher come last; its inner
+            # half reads an ingress format's usage before that format's stage translates it.
             stages.insert(0, ObservabilityStage(self.observability, self.settings.response_headers))
+            stages.insert(-1, IngressUsage())
         return Pipeline(stages)
 
     async def startup(self) -> None:
@@ -234,6 +250,10 @@ def _redis_block(settings: Settings) -> bool:
 
 def run(settings: Settings) -> None:
     """Run one worker in this process, or N workers sharing the port (SO_REUSEPORT)."""
+    if settings.shared_circuits and not settings.redis_url and not _redis_block(settings):
+        raise StartupError(
+            "shared circuits need Redis: set --redis-url (FASTGATE_REDIS_URL) or the server config's [redis]"
+        )
     if settings.workers <= 1:
         _worker(settings)
         return

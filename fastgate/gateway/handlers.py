@@ -10,11 +10,13 @@ from typing import Any
 
 import msgspec
 
+from fastgate._transforms import chat_error_to_messages
 from fastgate.errors import GatewayError, bad_request
 from fastgate.gateway.options import OptionsReader, RequestOptions
 from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
 from fastgate.gateway.relay import Outcome, attempt
-from fastgate.gateway.streaming import UPSTREAM_FAILURES, write_stream
+from fastgate.gateway.stages.messages import MESSAGES
+from fastgate.gateway.streaming import pipe_raw, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
 from fastgate.providers.base import Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
@@ -91,10 +93,26 @@ class Gateway:
             raise
         return self._route(ex, plan, path=request.path[len("/v1") :], query=request.query)
 
-    def _infer(self, endpoint: Endpoint, request: Request) -> Awaitable[Response | None]:
+    async def messages(self, request: Request) -> Response | None:
+        """Anthropic's Messages API (and its ``count_tokens``): the stages map it per target
+        (``stages/messages.py``); every error, the gateway's own included, in Anthropic's shape."""
+        endpoint = Endpoint.MESSAGES_COUNT if request.path.endswith("/count_tokens") else Endpoint.CHAT
+        try:
+            return await self._infer(endpoint, request, MESSAGES)
+        except GatewayError as exc:
+            if request.streaming:
+                raise
+            return Response(exc.status, chat_error_to_messages(exc.status, exc.body()), exc.headers)
+
+    def _infer(self, endpoint: Endpoint, request: Request, ingress: str = "") -> Awaitable[Response | None]:
         body = request.body
         ex = Exchange(
-            request=request, endpoint=endpoint, headers=request.headers, body=body, view=_EMPTY_VIEW
+            request=request,
+            endpoint=endpoint,
+            headers=request.headers,
+            body=body,
+            view=_EMPTY_VIEW,
+            ingress=ingress,
         )
         try:
             if request.content_type not in _JSON_TYPES:
@@ -115,16 +133,17 @@ class Gateway:
                     # Conditions or the cache read the whole body: decode it once, take the view from it.
                     params = object_decoder.decode(body)
                     view = msgspec.convert(params, RequestView)
-                elif plan is not None and plan.chat_request_decoder is not None and endpoint is Endpoint.CHAT:
+                elif (
+                    plan is not None
+                    and plan.chat_request_decoder is not None
+                    and endpoint is Endpoint.CHAT
+                    and not ingress
+                ):
                     view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
                 else:
                     view = view_decoder.decode(body)
-            except msgspec.ValidationError as exc:
-                raise bad_request(f"Invalid request body: {exc}") from None
-            except msgspec.DecodeError as exc:
-                raise bad_request(f"Request body is not valid JSON: {exc}") from None
-            except RecursionError:
-                raise bad_request("Request body is nested too deeply") from None
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise body_error(exc) from None
             check_duplicate_keys(body)
             if plan is None:
                 plan = self.reader.plan_for_model(view.model, opts)
@@ -132,6 +151,18 @@ class Gateway:
             self._refused(ex, exc)
             raise
         ex.view, ex.stream, ex.params = view, bool(view.stream), params
+        return self._route(ex, plan)
+
+    def routed(self, ex: Exchange) -> Awaitable[Response | None]:
+        """An exchange an ingress format's handler made (its body decoded, and noted for the
+        format's stage): the stages see it arrive, then it is routed as its ``view`` says."""
+        try:
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(ex.request.headers)
+            plan = opts.plan or self.reader.plan_for_model(ex.view.model, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         return self._route(ex, plan)
 
     def _refused(self, ex: Exchange, exc: BaseException) -> None:
@@ -188,9 +219,9 @@ class Gateway:
                 leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
                 at = pipeline.engage(ex, leaf, call, leaf_stages) if ex.stages or leaf_stages else None
                 provider = get_provider(call.target.provider)
-                if ex.endpoint not in provider.endpoints:
-                    raise provider.unsupported(ex.endpoint)
                 if at is None:
+                    if call.endpoint not in provider.endpoints:
+                        raise provider.unsupported(call.endpoint)
                     outcome = await attempt(pool, provider, call, ex.stream)
                     if leaf.retry is not None:
                         outcome = await self._retried(ex, None, leaf, provider, outcome)
@@ -209,7 +240,7 @@ class Gateway:
                     outcome.release()
                     raise
                 outcome.release()
-            if at is not None and outcome.mapper is not None:
+            if at is not None and (outcome.mapper is not None or outcome.upstream is not None):
                 pipeline.watch(ex, at, outcome)
             ex.outcome = outcome
             headers = _answer_headers(opts, outcome)
@@ -224,7 +255,7 @@ class Gateway:
                 await write_stream(request, outcome, headers)
                 return None
             if outcome.upstream is not None:
-                await _pipe_raw(request, outcome, headers)
+                await pipe_raw(request, outcome, headers)
                 return None
             return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
         except BaseException as exc:
@@ -244,6 +275,8 @@ class Gateway:
         outcome = await pipeline.before(ex, at)
         if outcome is None:
             assert self.pool is not None
+            if at.call.endpoint not in at.provider.endpoints:
+                raise at.provider.unsupported(at.call.endpoint)
             outcome = await attempt(self.pool, at.provider, at.call, ex.stream)
             outcome = await pipeline.after(ex, at, outcome)
             if leaf.retry is not None:
@@ -284,6 +317,15 @@ class Gateway:
                 outcome = await self.pipeline.after(ex, at, outcome)
 
 
+def body_error(exc: msgspec.DecodeError | RecursionError) -> GatewayError:
+    """What is wrong with a request body its decoder refused, as the 400 that says so."""
+    if isinstance(exc, msgspec.ValidationError):
+        return bad_request(f"Invalid request body: {exc}")
+    if isinstance(exc, msgspec.DecodeError):
+        return bad_request(f"Request body is not valid JSON: {exc}")
+    return bad_request("Request body is nested too deeply")
+
+
 def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:
     """The upstream's relayed headers with Portkey's ``x-portkey-*`` answer headers added."""
     headers = outcome.headers
@@ -293,28 +335,6 @@ def _answer_headers(opts: RequestOptions, outcome: Outcome) -> dict[str, str]:
     headers["x-portkey-retry-attempt-count"] = str(outcome.retries)
     headers.setdefault("x-portkey-cache-status", "DISABLED")
     return headers
-
-
-async def _pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
-    upstream = outcome.upstream
-    assert upstream is not None
-    chunks = upstream.chunks()
-    try:
-        await request.start_stream(outcome.status, headers, outcome.content_type)
-        while True:
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except UPSTREAM_FAILURES:
-                # The upstream broke mid-answer. A raw relay has no error event to send: the
-                # client's connection is cut, so it sees an incomplete body, not a clean end.
-                request.abort()
-                return
-            await request.send(chunk)
-        request.end_stream()
-    finally:
-        outcome.release()
 
 
 async def health(request: Request) -> Response:

@@ -262,7 +262,7 @@ class OptionsReader:
                 )
             raise bad_request("Either x-portkey-config or x-portkey-provider header is required")
         api_key = self._client_key(auth)
-        if not api_key and provider == "anthropic":
+        if not api_key:  # Anthropic's clients send their key this way, whatever the target
             api_key = x_api_key
         return provider, api_key or None, self._options(option_names, option_values), virtual_key
 

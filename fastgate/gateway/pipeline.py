@@ -45,6 +45,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     headers: Mapping[str, str]
     body: bytes = b""
     stream: bool = False
+    #: The ingress format when it is not OpenAI's (``"messages"``): its stage maps to the pivot.
+    ingress: str = ""
     #: Read once the stages have seen the request arrive.
     opts: RequestOptions = None  # type: ignore[assignment]
     #: The request as the gateway reads it (the whole of it for a mapped provider), once decoded.

@@ -15,7 +15,14 @@ import msgspec
 from fastgate.errors import InvalidUpstreamAnswer, error_body
 from fastgate.headers import HOP_BY_HOP
 from fastgate.limits.usage import UsageView, body_usage
-from fastgate.providers.base import Call, Endpoint, LocalResponse, Provider, StreamMapper, UpstreamRequest
+from fastgate.providers.base import (
+    RELAYED,
+    Call,
+    LocalResponse,
+    Provider,
+    StreamMapper,
+    UpstreamRequest,
+)
 from fastgate.providers.openai import check_answer
 from fastgate.upstream.connection import UpstreamResponse
 from fastgate.upstream.pool import UpstreamPool
@@ -86,7 +93,7 @@ class Outcome(msgspec.Struct, kw_only=True):
             view is None
             and self.body is not None
             and 200 <= self.status < 300
-            and self.call.endpoint is not Endpoint.PROXY
+            and self.call.endpoint not in RELAYED
         ):
             view = self.usage = body_usage(self.body)
         return view
@@ -151,7 +158,7 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
             async with deadline:
                 outcome = await _begin(pool, provider, call, stream)
         resp = outcome.upstream
-        if resp is not None and outcome.mapper is None and call.endpoint is not Endpoint.PROXY:
+        if resp is not None and outcome.mapper is None and call.endpoint not in RELAYED:
             # Mostly the whole answer came with its head: no read to wait for.
             body = resp.received_body()
             _settle_body(outcome, stream, body if body is not None else await resp.read())
@@ -207,7 +214,7 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
     outcome = Outcome(
         status=resp.status, provider=provider, call=call, headers=relayed_headers(resp.headers), upstream=resp
     )
-    if call.endpoint is Endpoint.PROXY:
+    if call.endpoint in RELAYED:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
         outcome.content_type = resp.content_type
     elif stream and resp.status < 300 and resp.content_type not in _NOT_A_STREAM:

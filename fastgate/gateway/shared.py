@@ -1,4 +1,5 @@
-"""The shared state of one server process, built from the settings: store, key registry, guard.
+"""The shared state of one server process, built from the settings: store, key registry, guard,
+stored Responses.
 
 Without Redis: an in-process LRU and counters, key records in ``<data_dir>/keys.json``.
 With ``redis_url`` (or the server config's ``[redis]`` block): all three in Redis, shared by
@@ -17,6 +18,7 @@ from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
 from fastgate.limits.prices import Pricing
+from fastgate.routing.breaker import CircuitStates
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 from fastgate.settings import Settings
@@ -27,6 +29,7 @@ from fastgate.store.memory import MemoryStore
 from fastgate.store.records import FileRecords, Records, RedisRecords
 from fastgate.store.redis import RedisStore
 from fastgate.store.redis_config import RedisSettings, settings_from_url
+from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
 
 log = logging.getLogger("fastgate")
 
@@ -47,13 +50,22 @@ class SharedState:
         self.needs_store = self.redis is not None and not settings.limits_fail_open
         store: Store
         records: Records | None
+        #: Circuit counts every replica shares (``shared_circuits``); None: each worker its own.
+        self.circuits: CircuitStates | None = None
         if self.redis is not None:
             store = RedisStore(self.redis)
             records = RedisRecords(self.redis)
+            if settings.shared_circuits:
+                self.circuits = store
         else:
             store = MemoryStore(settings.cache_max_entries, settings.cache_max_bytes)
             records = FileRecords(settings.data_dir) if settings.data_dir else None
         self.store = store
+        self.responses: ResponseStore = (
+            RedisResponseStore(self.redis, settings.responses_ttl)
+            if self.redis is not None
+            else MemoryResponseStore(settings.responses_ttl)
+        )
         sealer = Sealer(settings.secret_key) if settings.secret_key else None
         self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
         self.guard = Guard(store, pricing, fail_open=settings.limits_fail_open)

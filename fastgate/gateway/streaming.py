@@ -87,6 +87,32 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
         outcome.release()
 
 
+async def pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
+    """Relay an answer as it comes (the passthrough, a native ingress format), its watchers
+    seeing each piece; an upstream that breaks midway cuts the client's connection, since a raw
+    relay has no error event to send: the client sees an incomplete body, not a clean end."""
+    upstream = outcome.upstream
+    assert upstream is not None
+    chunks = upstream.chunks()
+    watchers = outcome.watchers
+    try:
+        await request.start_stream(outcome.status, headers, outcome.content_type)
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except UPSTREAM_FAILURES:
+                request.abort()
+                return
+            if watchers:
+                chunk = _watched(watchers, chunk)
+            await request.send(chunk)
+        request.end_stream(await _ended(watchers) if watchers else b"")
+    finally:
+        outcome.release()
+
+
 def _watched(watchers: tuple[StreamWatcher, ...], out: bytes) -> bytes:
     for watcher in watchers:
         out = watcher.feed(out)

@@ -462,6 +462,7 @@ cdef str _OB_CACHE_STATUS = "x-portkey-cache-status"
 cdef str _OB_TRACE_HEADER = "x-portkey-trace-id"
 cdef str _OB_COST_HEADER = "x-fastgate-response-cost"
 cdef str _OB_SERVER_TIMING = "Server-Timing"
+cdef str _OB_ROOT_PATH = "config"
 # The log's buffer is written out once it holds this much.
 cdef Py_ssize_t _OB_LOG_BUFFER = 65536
 
@@ -486,6 +487,7 @@ cdef class ObservationHooks:
     cdef object _gateway_error
     cdef object _error_type
     cdef object _proxy
+    cdef frozenset _relayed
     cdef dict _rates
     cdef object _pricing
     cdef dict _routes
@@ -503,7 +505,7 @@ cdef class ObservationHooks:
 
     def __init__(
         self, dict types, Tally tally, LogLines lines, text_log, feed, tracer, pricing, bint headers,
-        usage_decoder, gateway_error, error_type, proxy,
+        usage_decoder, gateway_error, error_type, proxy, frozenset relayed,
     ):
         """``types``: the gateway's classes by name (``Exchange``, ``Outcome``, ``Call``, ``Target``,
         ``Request``, ``RequestOptions``, ``UsageView``, ``Usage``, ``PromptTokensDetails``,
@@ -511,7 +513,9 @@ cdef class ObservationHooks:
         ``Connection``). ``tally``: the
         metrics (None: off); ``lines``: the JSON access log's buffer (None: off, or ``text_log``);
         ``pricing``: ``limits.prices.Pricing``; ``usage_decoder``: bytes → ``UsageView``;
-        ``error_type``: OpenAI's error type of a status; ``proxy``: the passthrough's endpoint."""
+        ``error_type``: OpenAI's error type of a status; ``proxy``: the passthrough's endpoint;
+        ``relayed``: the endpoints whose answers are relayed as they came (their usage is read
+        as they pass, by ``watch_stream``)."""
         f = _StructField
         ex, oc, call = types["Exchange"], types["Outcome"], types["Call"]
         self._ex_notes, self._ex_request = f(ex, "notes"), f(ex, "request")
@@ -553,6 +557,7 @@ cdef class ObservationHooks:
         self._gateway_error = gateway_error
         self._error_type = error_type
         self._proxy = proxy
+        self._relayed = relayed
         self._pricing = pricing
         self._rates = pricing._rates
         self._routes = {}
@@ -591,17 +596,24 @@ cdef class ObservationHooks:
 
     def engage(self, ex, at):
         """A target is tried: its wait begins (the target before it, if any, has had its say).
-        Engaged further only to see each answer of a target that retries, or to trace it."""
+        Engaged further only to see each answer of a target that retries, or, traced, of a
+        target that others may follow (a lone target's answer is the one ``respond`` sees)."""
         cdef RequestRecord rec = self._record(ex)
         cdef double now = _ob_now()
         if rec.sent:
             rec.upstream_s += now - rec.sent
         rec.sent = now
         rec.attempts += 1
-        if rec.trace is not None:
-            self.tracer.attempt(rec.trace, self._at_call.of(at), now, 0)
+        if self._leaf_retry.of(self._at_leaf.of(at)) is not None:
+            if rec.trace is not None:
+                self.tracer.attempt(rec.trace, self._at_call.of(at), now, 0)
             return True
-        return self._leaf_retry.of(self._at_leaf.of(at)) is not None
+        if rec.trace is not None:
+            call = self._at_call.of(at)
+            self.tracer.attempt(rec.trace, call, now, 0)
+            # The plan's root leaf has the path "config" (routing/plan.py): no other target follows.
+            return self._target_path.of(self._call_target.of(call)) != _OB_ROOT_PATH
+        return False
 
     cdef object _usage(self, outcome):
         """The usage view of a complete 2xx JSON answer, decoded once (``Outcome.answer_usage``)."""
@@ -612,7 +624,7 @@ cdef class ObservationHooks:
         status = self._oc_status.of(outcome)
         if body is None or not 200 <= status < 300:
             return None
-        if self._call_endpoint.of(self._oc_call.of(outcome)) is self._proxy:
+        if self._call_endpoint.of(self._oc_call.of(outcome)) in self._relayed:
             return None
         try:
             view = self._usage_decoder(body)
@@ -666,6 +678,7 @@ cdef class ObservationHooks:
             if not self._oc_from_cache.of(outcome):
                 rec.upstream_s += now - rec.sent
             rec.sent = 0.0
+        view = None
         if self._oc_mapper.of(outcome) is None and self._oc_upstream.of(outcome) is None:
             view = self._usage(outcome)
             if view is not None and self._uv_usage.of(view) is not None:
@@ -678,10 +691,13 @@ cdef class ObservationHooks:
                         PyMem_Free(text)
         else:
             rec.streamed = True
-            if self._oc_mapper.of(outcome) is not None:
-                self.watch_stream(ex, outcome, rec)
+            self.watch_stream(ex, outcome, rec)
         if self.headers:
             headers[_OB_SERVER_TIMING] = server_timing(now - rec.start - rec.upstream_s, rec.upstream_s)
+        if rec.trace is not None:
+            self.tracer.last_answered(
+                rec.trace, self._oc_status.of(outcome), now, view, self._oc_body.of(outcome)
+            )
 
     cdef str _route(self, ex, request):
         """The route's pattern: the request's path when it is a route's, else its endpoint's."""

@@ -98,3 +98,113 @@ class UsageTap:
         """An unfinished last event, passed on as it is when the stream ends."""
         tail, self.pending = self.pending, b""
         return tail
+
+
+# ---- answers relayed as they come (the passthrough, native ingress formats) ---------------------
+#
+# Whatever API answered, its usage is in one of three shapes (each API's reference, "usage"):
+# OpenAI's chat, completions and embeddings (``prompt_tokens`` / ``completion_tokens``), OpenAI's
+# Responses and audio (``input_tokens`` / ``output_tokens``, also under ``response`` in the
+# ``response.completed`` event) and Anthropic's Messages (``input_tokens`` / ``output_tokens`` with
+# the cache's own counts, under ``message`` in ``message_start``, then ``message_delta``'s running
+# output count).
+
+
+class _AnyUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+class _Holder(msgspec.Struct):
+    model: str | None = None
+    usage: _AnyUsage | None = None
+
+
+class _Answer(msgspec.Struct):
+    model: str | None = None
+    usage: _AnyUsage | None = None
+    response: _Holder | None = None
+    message: _Holder | None = None
+
+
+_answer_decoder = msgspec.json.Decoder(_Answer)
+#: Relayed JSON bodies longer than this are passed on without a look for their usage.
+MAX_USAGE_BODY = 4 * 1024 * 1024
+
+
+class RelayedUsage:
+    """Usage of an answer relayed as it comes, in any of the shapes above, JSON or SSE.
+
+    It never changes what it is fed. An SSE event is decoded only when it holds ``"usage":``;
+    a JSON body is kept (up to ``MAX_USAGE_BODY``) and decoded once at its end.
+    """
+
+    __slots__ = ("input", "model", "output", "parts", "pending", "seen", "size", "sse")
+
+    def __init__(self, content_type: str) -> None:
+        self.sse = content_type == "text/event-stream"
+        self.pending = b""
+        self.parts: list[bytes] | None = []
+        self.size = 0
+        self.model: str | None = None
+        self.input = 0
+        self.output = 0
+        self.seen = False
+
+    def feed(self, out: bytes) -> bytes:
+        if self.sse:
+            data = self.pending + out
+            end = data.rfind(_END)
+            if end < 0:
+                self.pending = data
+                return out
+            self.pending = data[end + 2 :]
+            if _USAGE_FIELD in data:
+                for event in data[: end + 2].split(_END):
+                    if _USAGE_FIELD in event:
+                        for line in event.split(b"\n"):
+                            if line.startswith(_DATA):
+                                self._take(line[len(_DATA) :])
+        elif self.parts is not None:
+            self.size += len(out)
+            if self.size > MAX_USAGE_BODY:
+                self.parts = None
+            else:
+                self.parts.append(out)
+        return out
+
+    def _take(self, data: bytes) -> None:
+        try:
+            answer = _answer_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        holder = answer.response or answer.message
+        usage, model = answer.usage, answer.model
+        if holder is not None:
+            usage, model = holder.usage or usage, holder.model or model
+        if usage is None:
+            return
+        self.seen = True
+        self.model = model or self.model
+        # Anthropic counts cached input apart from ``input_tokens``; its stream reports the input
+        # once (``message_start``) and the output as it grows (``message_delta``).
+        prompt = usage.prompt_tokens + usage.input_tokens
+        prompt += usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+        self.input = max(self.input, prompt)
+        self.output = max(self.output, usage.completion_tokens + usage.output_tokens)
+
+    def usage(self) -> Usage | None:
+        """The answer's usage, once it has ended (None when it reported none)."""
+        if not self.sse and self.parts:
+            self._take(b"".join(self.parts))
+            self.parts = None
+        if not self.seen:
+            return None
+        return Usage(self.input, self.output, self.input + self.output)
+
+
+_USAGE_FIELD = b'"usage":'

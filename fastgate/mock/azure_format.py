@@ -18,6 +18,7 @@ from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.playback import MockServer, play
+from fastgate.mock.responses_format import ResponsesFormat
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any])
@@ -73,6 +74,8 @@ AZURE = AzureFormat()
 
 
 def add_routes(app: web.Application, server: MockServer) -> None:
+    responses = ResponsesFormat()  # Azure's Responses API: OpenAI's, under /openai
+
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         server.record(request, body)
@@ -86,8 +89,13 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         ):
             message = "Access denied due to invalid subscription key or wrong API endpoint."
             return web.Response(status=401, body=error(401, message), content_type="application/json")
-        plan = server.engine.plan(request.match_info["tail"], body, AZURE)
+        tail = request.match_info["tail"]
+        if tail.split("/", 1)[0] == "responses" and deployment is None:
+            plan = responses.plan(server.engine, request.method, tail, body)
+        else:
+            plan = server.engine.plan(tail, body, AZURE)
         return await play(request, plan)
 
     app.router.add_route("*", "/openai/deployments/{deployment}/{tail:.+}", handle)
     app.router.add_route("*", "/openai/v1/{tail:.+}", handle)
+    app.router.add_route("*", "/openai/{tail:responses(/[^/]+){0,2}}", handle)

@@ -52,9 +52,12 @@ def _marker_fields(text: str) -> dict[str, Any]:
 
 
 def request_texts(request: dict[str, Any]) -> list[str]:
-    """Every text a chat or completions request carries, in order."""
+    """Every text a chat, completions or Responses request carries, in order."""
     texts: list[str] = []
-    for message in request.get("messages") or ():
+    items = request.get("input")
+    if isinstance(items, str):
+        items = [{"content": items}]
+    for message in [*(request.get("messages") or ()), *(items if isinstance(items, list) else ())]:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             texts.append(content)

@@ -10,6 +10,7 @@ from fastgate.mock import (
     bedrock_format,
     cohere_format,
     gemini_format,
+    responses_format,
     vertex_anthropic_format,
 )
 from fastgate.mock.directives import Directives
@@ -29,6 +30,7 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     bedrock_format.add_routes(app, server)
     gemini_format.add_routes(app, server)
     vertex_anthropic_format.add_routes(app, server)
+    responses_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

@@ -204,6 +204,15 @@ class Tracer:
             if self.content:
                 span.output = body
 
+    def last_answered(
+        self, state: TraceState, status: int, now: float, view: Any, body: bytes | None
+    ) -> None:
+        """The answer given, for an attempt no ``after`` saw (a lone target's; a retry's span
+        begun by ``after`` in case one came is not it)."""
+        attempts = state.attempts
+        if attempts and not attempts[-1].end and not attempts[-1].retry:
+            self.answered(state, status, now, view, body)
+
     @staticmethod
     def _answered_attempt(state: TraceState) -> AttemptSpan | None:
         """The attempt whose answer is being relayed (a span begun for a retry that did not come

@@ -26,7 +26,7 @@ from fastgate._transforms import (
     openai_completion_to_anthropic,
 )
 from fastgate.errors import bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import MESSAGES_INGRESS, RELAYED, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.schema.openai import RawContentChatRequest
 
@@ -47,7 +47,8 @@ class AnthropicProvider(OpenAICompatible):
             # Anthropic authenticates with the bare key in ``x-api-key``.
             auth_header="x-api-key",
             auth_prefix="",
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MODELS, Endpoint.PROXY}),
+            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MODELS, Endpoint.PROXY})
+            | MESSAGES_INGRESS,
             option_headers={"anthropic_version": "anthropic-version", "anthropic_beta": "anthropic-beta"},
         )
 
@@ -66,7 +67,7 @@ class AnthropicProvider(OpenAICompatible):
         return headers
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
+        if call.endpoint in RELAYED:  # the passthrough, and Messages as the client sent them
             return self.proxy_request(call)
         headers = self.request_headers(call)
         if call.endpoint is Endpoint.MODELS:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastgate.errors import bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import RELAYED, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.providers.urls import under_host
 
@@ -41,7 +41,9 @@ class AzureOpenAI(OpenAICompatible):
             auth_header="api-key",
             auth_prefix="",
             option_headers={"openai_beta": "OpenAI-Beta"},
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY}),
+            endpoints=frozenset(
+                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY, Endpoint.RESPONSES}
+            ),
         )
         self.option_names |= {
             *("resource_name", "azure_resource_name", "deployment_id", "azure_deployment_id"),
@@ -90,7 +92,7 @@ class AzureOpenAI(OpenAICompatible):
                 raise bad_request(
                     "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
                 )
-            if call.endpoint is Endpoint.PROXY:
+            if call.endpoint in RELAYED:  # the passthrough, and the Responses API: no deployment
                 url = self.url(call, operation)
             else:
                 deployment = _option(call, "deployment_id", "azure_deployment_id")
@@ -106,7 +108,7 @@ class AzureOpenAI(OpenAICompatible):
         return f"{url}?{query}" if query else url
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
+        if call.endpoint in RELAYED:
             upstream = self.proxy_request(call)
             upstream.url = self._url(call, call.path, call.query)
             return upstream

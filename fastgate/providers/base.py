@@ -27,6 +27,24 @@ class Endpoint(enum.Enum):
     EMBEDDINGS = "embeddings"
     MODELS = "models"
     PROXY = "proxy"
+    #: Ingress formats a provider may speak natively (``Provider.endpoints`` says which): the
+    #: request goes as it came, its answer comes back as it is. Elsewhere they go through the
+    #: chat pivot (``fastgate/gateway/stages/messages.py``).
+    MESSAGES = "messages"
+    MESSAGES_COUNT = "messages/count_tokens"
+    #: ``fastgate/gateway/stages/responses.py``.
+    RESPONSES = "responses"
+
+
+#: Anthropic's Messages API, natively.
+MESSAGES_INGRESS = frozenset({Endpoint.MESSAGES, Endpoint.MESSAGES_COUNT})
+#: The ingress formats' native endpoints: a provider serves them only where it says so.
+NATIVE_INGRESS = MESSAGES_INGRESS | {Endpoint.RESPONSES}
+#: Endpoints whose answers are relayed as they come, unmapped: the passthrough and the native
+#: ingress formats.
+RELAYED = frozenset({Endpoint.PROXY}) | NATIVE_INGRESS
+#: What an OpenAI-shaped provider serves unless it says otherwise.
+OPENAI_ENDPOINTS = frozenset(Endpoint) - NATIVE_INGRESS
 
 
 class Target(msgspec.Struct, kw_only=True):
@@ -133,7 +151,7 @@ class Provider:
 
     name: str = ""
     #: Endpoints this provider serves; others are a 400 before any network traffic.
-    endpoints: frozenset[Endpoint] = frozenset(Endpoint)
+    endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS
     #: The provider options it reads (``Target.options``): a virtual key's ``--option`` names
     #: are checked against them, so a misspelt one is refused instead of silently ignored.
     option_names: frozenset[str] = frozenset()
@@ -145,6 +163,11 @@ class Provider:
     #: the handler decodes the body with this in place of the request view (``Call.view`` is
     #: then the whole request), so the body is decoded once.
     chat_request_decoder: msgspec.json.Decoder[Any] | None = None
+
+    def speaks(self, endpoint: Endpoint, model: str) -> bool:
+        """Whether this provider serves an ingress format's native ``endpoint`` for ``model``
+        (else the format goes through the chat pivot)."""
+        return endpoint in self.endpoints
 
     def request(self, call: Call) -> UpstreamRequest:
         raise NotImplementedError

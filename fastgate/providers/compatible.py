@@ -9,6 +9,7 @@ A row here is all a new compatible provider needs.
 
 from __future__ import annotations
 
+from fastgate.providers.base import OPENAI_ENDPOINTS, Endpoint
 from fastgate.providers.huggingface import HuggingFace
 from fastgate.providers.openai import OpenAICompatible
 
@@ -68,6 +69,7 @@ def compatible_providers() -> list[OpenAICompatible]:
             "openai",
             "https://api.openai.com/v1",
             add_provider_field=False,
+            endpoints=OPENAI_ENDPOINTS | {Endpoint.RESPONSES},
             option_headers={
                 "openai_organization": "OpenAI-Organization",
                 "openai_project": "OpenAI-Project",

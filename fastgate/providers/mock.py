@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import OPENAI
-from fastgate.providers.base import Call, Endpoint, LocalResponse
+from fastgate.mock.responses_format import ResponsesFormat
+from fastgate.providers.base import OPENAI_ENDPOINTS, RELAYED, Call, Endpoint, LocalResponse, StreamMapper
 from fastgate.providers.openai import OpenAICompatible
 
 
@@ -21,8 +22,12 @@ class MockProvider(OpenAICompatible):
     local = True
 
     def __init__(self) -> None:
-        super().__init__("mock", None, add_provider_field=False)
+        super().__init__(
+            "mock", None, add_provider_field=False, endpoints=OPENAI_ENDPOINTS | {Endpoint.RESPONSES}
+        )
         self.engine = MockEngine()
+        #: Speaks the Responses API natively, keeping what it answered (``store``).
+        self.responses = ResponsesFormat()
 
     def url(self, call: Call, path: str) -> str:
         return path  # answered in-process: the prepared request is never sent anywhere
@@ -31,7 +36,11 @@ class MockProvider(OpenAICompatible):
         endpoint = "models" if call.endpoint is Endpoint.MODELS else call.endpoint.value
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
-        plan = self.engine.plan(endpoint, self.request(call).body or b"", OPENAI)
+        body = self.request(call).body or b""
+        if endpoint.split("/", 1)[0] == "responses":
+            plan = self.responses.plan(self.engine, call.method, endpoint, body)
+        else:
+            plan = self.engine.plan(endpoint, body, OPENAI)
         d = plan.directives
         if d.delay_ms:
             await asyncio.sleep(d.delay_ms / 1000)
@@ -43,6 +52,22 @@ class MockProvider(OpenAICompatible):
         if plan.frames is None:
             return LocalResponse(plan.status, plan.body, headers=headers)
         return LocalResponse(plan.status, events=_play(plan), headers=headers)
+
+    def stream(self, call: Call) -> StreamMapper:
+        # Relayed streams (the Responses API's events) go out as they came, as an upstream's do:
+        # no ``[DONE]`` added to an API that has none.
+        return _AsTheyCame() if call.endpoint in RELAYED else super().stream(call)
+
+
+class _AsTheyCame:
+    __slots__ = ()
+    done = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def finish(self) -> bytes:
+        return b""
 
 
 async def _play(plan: MockPlan) -> AsyncIterator[bytes]:

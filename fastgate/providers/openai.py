@@ -13,7 +13,16 @@ import msgspec
 from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.headers import HOP_BY_HOP
-from fastgate.providers.base import Call, Endpoint, Provider, StreamMapper, UpstreamRequest, forward_headers
+from fastgate.providers.base import (
+    OPENAI_ENDPOINTS,
+    RELAYED,
+    Call,
+    Endpoint,
+    Provider,
+    StreamMapper,
+    UpstreamRequest,
+    forward_headers,
+)
 from fastgate.providers.urls import under_host
 from fastgate.schema.openai import json_encoder, object_decoder
 
@@ -95,7 +104,7 @@ class OpenAICompatible(Provider):
         auth_header: str = "Authorization",
         auth_prefix: str = "Bearer ",
         add_provider_field: bool = True,
-        endpoints: frozenset[Endpoint] = frozenset(Endpoint),
+        endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS,
         option_headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
@@ -139,7 +148,7 @@ class OpenAICompatible(Provider):
         return forward_headers(call, self.auth_headers(call))
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint is Endpoint.PROXY:
+        if call.endpoint in RELAYED:
             return self.proxy_request(call)
         headers = self.request_headers(call)
         url = self.url(call, "/" + call.endpoint._value_)  # the value, without Enum's property

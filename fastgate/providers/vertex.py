@@ -21,8 +21,15 @@ from collections import OrderedDict
 
 from fastgate._transforms import AnthropicStream, GeminiStream, vertex_embed_request, vertex_embed_response
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, Endpoint, Provider, UpstreamClient, UpstreamRequest
-from fastgate.providers.google import GeminiMapping, model_name, requested_model
+from fastgate.providers.base import (
+    MESSAGES_INGRESS,
+    Call,
+    Endpoint,
+    Provider,
+    UpstreamClient,
+    UpstreamRequest,
+)
+from fastgate.providers.google import GEMINI_ENDPOINTS, GeminiMapping, model_name, requested_model
 from fastgate.providers.google_auth import ServiceAccount, TokenCache, parse_service_account
 from fastgate.providers.urls import under_host
 from fastgate.providers.vertex_anthropic import VertexClaude, claude_model, is_anthropic_error
@@ -45,6 +52,8 @@ def _segment(value: object, option: str) -> str:
 class VertexProvider(GeminiMapping):
     name = "vertex-ai"
     needs_io = True
+    #: Gemini's, and Messages natively for Claude models (``speaks``).
+    endpoints = GEMINI_ENDPOINTS | MESSAGES_INGRESS
     #: Claude on Vertex reads ``anthropic_version`` and ``anthropic_beta`` too (``vertex_anthropic.py``).
     option_names = frozenset(
         {_OPTION, "vertex_project_id", "vertex_region", "anthropic_version", "anthropic_beta"}
@@ -113,10 +122,17 @@ class VertexProvider(GeminiMapping):
             call, f"/projects/{project}/locations/{self.region(call)}/publishers/{publisher}/models/{model}"
         )
 
+    def speaks(self, endpoint: Endpoint, model: str) -> bool:
+        if endpoint in MESSAGES_INGRESS:  # Messages, for Claude models only
+            return claude_model(model) is not None
+        return endpoint in self.endpoints
+
     def build(self, call: Call, headers: dict[str, str]) -> UpstreamRequest:
         claude = claude_model(requested_model(call))
         if claude is None:
             return super().build(call, headers)
+        if call.endpoint is Endpoint.MESSAGES_COUNT:  # the model goes in the body here
+            return self.claude.native(call, headers, self.model_url(call, "anthropic", "count-tokens"))
         return self.claude.build(call, headers, self.model_url(call, "anthropic", model_name(claude)))
 
     def response(self, call: Call, body: bytes) -> bytes:

@@ -15,6 +15,7 @@ Bodies, answers, streams and errors are the Anthropic mapping (``mapping/anthrop
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -26,7 +27,7 @@ from fastgate._transforms import (
     openai_completion_to_anthropic,
 )
 from fastgate.errors import GatewayError, bad_request
-from fastgate.providers.base import Call, Endpoint, UpstreamRequest, forward_headers
+from fastgate.providers.base import MESSAGES_INGRESS, Call, Endpoint, UpstreamRequest, forward_headers
 
 PUBLISHER = "anthropic"
 #: The body version Vertex requires of Claude requests (both references above).
@@ -34,6 +35,8 @@ VERTEX_VERSION = "vertex-2023-10-16"
 #: Anthropic's error body always opens ``{"type": "error", ...}``
 #: (https://docs.anthropic.com/en/api/errors); Vertex's own front door answers google.rpc.Status.
 _ANTHROPIC_ERROR = re.compile(rb'\s*\{\s*"type"\s*:\s*"error"')
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
+_encode = msgspec.json.Encoder().encode
 
 
 def claude_model(model: str) -> str | None:
@@ -62,6 +65,8 @@ class VertexClaude:
 
     def build(self, call: Call, headers: dict[str, str], model_url: str) -> UpstreamRequest:
         """The request to ``model_url`` (``.../publishers/anthropic/models/{model}``) plus its method."""
+        if call.endpoint in MESSAGES_INGRESS:
+            return self.native(call, headers, model_url)
         if call.endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS):
             raise GatewayError(
                 400,
@@ -90,6 +95,28 @@ class VertexClaude:
         headers["Content-Type"] = "application/json"
         method = "streamRawPredict" if call.view.stream else "rawPredict"
         return UpstreamRequest("POST", f"{model_url}:{method}", headers, body)
+
+    def native(self, call: Call, headers: dict[str, str], model_url: str) -> UpstreamRequest:
+        """A Messages request as the client wrote it, as Vertex takes it: the model named by the
+        URL (``count-tokens`` is the model of a token count, which keeps ``model`` in its body),
+        the API version in the body, betas in the header as the client sent them."""
+        try:
+            body = _object_decoder.decode(call.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise bad_request("Request body is not a JSON object") from None
+        counting = call.endpoint is Endpoint.MESSAGES_COUNT
+        if not counting:
+            body.pop("model", None)
+        body.setdefault(
+            "anthropic_version", str(call.target.options.get("anthropic_version") or VERTEX_VERSION)
+        )
+        beta = call.target.options.get("anthropic_beta") or call.headers.get("anthropic-beta")
+        if beta:
+            headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(map(str, beta))
+        forward_headers(call, headers)
+        headers["Content-Type"] = "application/json"
+        method = "rawPredict" if counting or not body.get("stream") else "streamRawPredict"
+        return UpstreamRequest("POST", f"{model_url}:{method}", headers, _encode(body))
 
     def response(self, call: Call, body: bytes) -> bytes:
         if call.endpoint is Endpoint.COMPLETIONS:

@@ -19,12 +19,15 @@ shared store (Redis) can answer as well as this process's :class:`LocalCircuits`
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
+
+log = logging.getLogger("fastgate")
 
 #: Portkey enforces this floor on ``cooldown_interval``.
 MIN_COOLDOWN_MS = 30_000
@@ -153,18 +156,34 @@ class CircuitBreaker:
 
     def __init__(self, states: CircuitStates | None = None) -> None:
         self.states: CircuitStates = states if states is not None else LocalCircuits()
+        self._out_of_reach = False
         #: Targets skipped because their circuit was open, by circuit name (config and path).
         self.skips: dict[str, int] = {}
 
     async def open_among(self, circuits: Sequence[str]) -> frozenset[str]:
-        """The circuits of a plan that are open now."""
-        left = await self.states.circuits_open(circuits)
+        """The circuits of a plan that are open now; all closed while a shared store is out of
+        reach (fail open: every target is tried, as a config without circuit breaking)."""
+        try:
+            left = await self.states.circuits_open(circuits)
+        except ConnectionError as exc:
+            self._unreachable(exc)
+            return frozenset()
+        self._out_of_reach = False
         return frozenset(c for c, ms in zip(circuits, left, strict=True) if ms)
 
     async def record(self, circuit: str, rule: CircuitRule, status: int) -> None:
         failed = rule.verdict(status)
         if failed is not None:
-            await self.states.circuit_record(circuit, failed, rule)
+            try:
+                await self.states.circuit_record(circuit, failed, rule)
+            except ConnectionError as exc:
+                self._unreachable(exc)
+
+    def _unreachable(self, exc: ConnectionError) -> None:
+        """Said once per outage, not once per request."""
+        if not self._out_of_reach:
+            self._out_of_reach = True
+            log.warning("circuits read as closed while their store is out of reach: %s", exc)
 
     def skipped(self, config: str, paths: Sequence[str]) -> None:
         skips = self.skips

@@ -24,10 +24,16 @@ class PromptDetailsView(msgspec.Struct, gc=False):
     cached_tokens: int | None = None
 
 
+class CompletionDetailsView(msgspec.Struct, gc=False):
+    reasoning_tokens: int | None = None
+
+
 class UsageView(msgspec.Struct, gc=False):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    total_tokens: int | None = None
     prompt_tokens_details: PromptDetailsView | None = None
+    completion_tokens_details: CompletionDetailsView | None = None
     #: Anthropic's and Bedrock's cache figures, as fastgate and Portkey report them.
     cache_read_input_tokens: int | None = None
     cache_creation_input_tokens: int | None = None

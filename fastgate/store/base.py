@@ -48,18 +48,6 @@ class Verdict(msgspec.Struct, kw_only=True):
 ADMITTED = Verdict()
 
 
-class CircuitRule(msgspec.Struct, frozen=True, kw_only=True):
-    """When a circuit opens, in the terms of Portkey's ``cb_config``: after
-    ``failure_threshold`` failures, or once ``minimum_requests`` attempts are
-    ``failure_threshold_percentage`` failures or more (either test off at 0); it stays open
-    ``cooldown_ms`` (``cooldown_interval``), then closes with its counts cleared."""
-
-    failure_threshold: int = 0
-    failure_threshold_percentage: float = 0.0
-    minimum_requests: int = 0
-    cooldown_ms: int = 30_000
-
-
 def window(now: float) -> int:
     """The fixed one-minute window ``now`` falls in."""
     return int(now // WINDOW_SECONDS)
@@ -99,16 +87,6 @@ class Store(Protocol):
 
     async def spent(self, scope: str) -> tuple[int, float]:
         """Tokens and cost a scope has spent so far."""
-        ...
-
-    async def circuit_record(self, circuit: str, failed: bool, rule: CircuitRule) -> int:
-        """Count one attempt's result against a circuit (any stable name: a strategy path and
-        target); returns the milliseconds it stays open from now, 0 while closed. Results that
-        arrive while it is open are not counted."""
-        ...
-
-    async def circuits_open(self, circuits: Sequence[str]) -> list[int]:
-        """Milliseconds each circuit stays open from now (0: closed), in one round trip."""
         ...
 
     async def close(self) -> None: ...

@@ -10,10 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from fastgate.store.base import ADMITTED, CircuitRule, LimitRule, Verdict, seconds_left, window
-
-#: Circuits tracked at most (the least recently used go first).
-MAX_CIRCUITS = 10_000
+from fastgate.store.base import ADMITTED, LimitRule, Verdict, seconds_left, window
 
 
 class LRUCache:
@@ -49,6 +46,14 @@ class LRUCache:
         self.size += len(value)
         while len(self._items) > self.max_entries or self.size > self.max_bytes:
             self._remove(next(iter(self._items)))
+
+    def pop(self, key: str, now: float) -> bool:
+        """Remove an entry; whether a live one was there."""
+        item = self._items.get(key)
+        if item is None:
+            return False
+        self._remove(key)
+        return item[0] > now
 
     def _remove(self, key: str) -> None:
         _, value = self._items.pop(key)
@@ -96,8 +101,6 @@ class MemoryStore:
         self._counters: dict[str, _Counters] = {}
         #: Partition → cache key → (expiry, embedding); partitions bounded by the LRU's count.
         self._semantic: OrderedDict[str, OrderedDict[str, tuple[float, bytes]]] = OrderedDict()
-        #: Circuit → [attempts, failures, open until (monotonic seconds; 0: closed)].
-        self._circuits: OrderedDict[str, list[float]] = OrderedDict()
 
     def _counts(self, scope: str, now: float) -> _Counters:
         counts = self._counters.get(scope)
@@ -162,38 +165,6 @@ class MemoryStore:
     async def spent(self, scope: str) -> tuple[int, float]:
         c = self._counters.get(scope)
         return (c.tokens, c.cost) if c else (0, 0.0)
-
-    def _open_ms(self, circuit: str, now: float) -> int:
-        state = self._circuits.get(circuit)
-        if state is None or state[2] <= now:
-            return 0
-        return max(1, int((state[2] - now) * 1000))
-
-    async def circuit_record(self, circuit: str, failed: bool, rule: CircuitRule) -> int:
-        now = time.monotonic()
-        open_ms = self._open_ms(circuit, now)
-        if open_ms:
-            return open_ms
-        state = self._circuits.pop(circuit, None) or [0, 0, 0.0]
-        self._circuits[circuit] = state
-        if len(self._circuits) > MAX_CIRCUITS:
-            self._circuits.popitem(last=False)
-        state[0] += 1
-        state[1] += failed
-        requests, failures = state[0], state[1]
-        by_count = rule.failure_threshold > 0 and failures >= rule.failure_threshold
-        percentage = rule.failure_threshold_percentage
-        by_rate = (
-            percentage > 0 and requests >= rule.minimum_requests and failures * 100 >= percentage * requests
-        )
-        if failed and (by_count or by_rate):
-            state[:] = [0, 0, now + rule.cooldown_ms / 1000]
-            return rule.cooldown_ms
-        return 0
-
-    async def circuits_open(self, circuits: Sequence[str]) -> list[int]:
-        now = time.monotonic()
-        return [self._open_ms(c, now) for c in circuits]
 
     async def close(self) -> None:
         self._counters.clear()

@@ -22,10 +22,10 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from fastgate.routing.breaker import CircuitRule
 from fastgate.store.base import (
     ADMITTED,
     WINDOW_SECONDS,
-    CircuitRule,
     LimitRule,
     StoreUnavailable,
     Verdict,
@@ -37,7 +37,7 @@ from fastgate.store.multiplexed import Arg, Command
 
 PREFIX = "fastgate:"
 REASONS = ("", "rpm", "tpm", "budget_tokens", "budget_cost")
-#: Counts of a circuit that saw no attempt for this long are forgotten.
+#: Successes of a circuit that has seen no failure are forgotten after this long.
 CIRCUIT_IDLE_MS = 24 * 3600 * 1000
 
 # KEYS: requests window, tokens window, spent hash (one scope).
@@ -84,25 +84,46 @@ return 1
 """
 )
 
-# KEYS: a circuit's counts (hash), its open marker. ARGV: failed (1/0), failure threshold,
-# failure percentage, minimum requests, cool-down ms, idle ms. Returns the ms it stays open.
-# While open, results (stragglers started before it opened) are not counted; opening clears the
-# counts, so a circuit closed by its cool-down starts afresh (Portkey's circuit breaker docs).
+# KEYS: a circuit's counts (hash: failures, successes, first failure), its open marker.
+# ARGV: failed (1/0), failure threshold, failure percentage, minimum requests, cool-down ms, idle
+# ms. Returns the ms it stays open. The semantics of fastgate/routing/breaker.py (Portkey's): the
+# window runs from the first failure for the cool-down, then the counts start afresh (the hash
+# expires with it); Redis's clock, so every replica sees the same window.
 _CIRCUIT = Script(
     """
-local open = redis.call('PTTL', KEYS[2])
-if open > 0 then return open end
-local requests = redis.call('HINCRBY', KEYS[1], 'requests', 1)
-local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
-if ARGV[1] == '1' then failures = redis.call('HINCRBY', KEYS[1], 'failures', 1) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local threshold, percentage, minimum = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local by_count = threshold > 0 and failures >= threshold
-local by_rate = percentage > 0 and requests >= minimum and failures * 100 >= percentage * requests
-if ARGV[1] == '1' and (by_count or by_rate) then
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cooldown = tonumber(ARGV[5])
+local first = tonumber(redis.call('HGET', KEYS[1], 'first') or '-1')
+if first >= 0 and now - first >= cooldown then
   redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
-  return tonumber(ARGV[5])
+  first = -1
+end
+local failures, successes
+if ARGV[1] == '1' then
+  failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+  successes = tonumber(redis.call('HGET', KEYS[1], 'successes') or '0')
+  if first < 0 then
+    first = now
+    redis.call('HSET', KEYS[1], 'first', now)
+  end
+else
+  successes = redis.call('HINCRBY', KEYS[1], 'successes', 1)
+  failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
+end
+if first < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  return 0
+end
+local left = math.max(1, cooldown - (now - first))
+redis.call('PEXPIRE', KEYS[1], left)
+local threshold, percentage, minimum = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local total = failures + successes
+local by_count = threshold > 0 and failures >= threshold
+local by_rate = percentage > 0 and total >= minimum and failures * 100 >= percentage * total
+if by_count or by_rate then
+  redis.call('SET', KEYS[2], '1', 'PX', left)
+  return left
 end
 return 0
 """

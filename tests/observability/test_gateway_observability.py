@@ -204,3 +204,72 @@ def test_a_bad_log_format_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FASTGATE_ACCESS_LOG", "off")
     settings = settings_from_env()
     assert (settings.log_format, settings.access_log) == ("text", None)
+
+
+MESSAGES = {"model": "gpt-4o-mini", "max_tokens": 64, "messages": [{"role": "user", "content": "one two"}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "provider", "usage_of"),
+    [
+        # Through the chat pivot: the chat answer's usage, read before it is translated.
+        (
+            "/v1/messages",
+            MESSAGES,
+            "openai",
+            lambda a: (a["usage"]["input_tokens"], a["usage"]["output_tokens"]),
+        ),
+        # Relayed as Anthropic answered (its own usage shape).
+        (
+            "/v1/messages",
+            MESSAGES,
+            "anthropic",
+            lambda a: (a["usage"]["input_tokens"], a["usage"]["output_tokens"]),
+        ),
+        # OpenAI's Responses API, spoken natively by the target and relayed.
+        (
+            "/v1/responses",
+            {"model": "gpt-4o-mini", "input": "one two"},
+            "openai",
+            lambda a: (a["usage"]["input_tokens"], a["usage"]["output_tokens"]),
+        ),
+    ],
+)
+async def test_ingress_formats_count_their_usage(
+    logged: tuple[Gateway, Path], upstream: Upstream, path: str, body: Any, provider: str, usage_of: Any
+) -> None:
+    gateway, log = logged
+    resp = await gateway.post(path, body, openai_headers(upstream, provider))
+    assert resp.status == 200, await resp.text()
+    expected = usage_of(await resp.json())
+    assert expected[0] > 0 and expected[1] > 0
+    (line,) = log_lines(log, gateway)
+    assert (line["input_tokens"], line["output_tokens"]) == expected
+    assert line["route"] == path and line["provider"] == provider
+    metrics = await scrape(gateway)
+    assert sample(metrics, "fastgate_tokens_total", type="output") == expected[1]
+
+
+async def test_requests_the_dispatcher_refuses_are_counted(logged: tuple[Gateway, Path]) -> None:
+    gateway, log = logged
+    assert (await gateway.get("/no/such/route")).status == 404
+    (line,) = log_lines(log, gateway)
+    assert (line["status"], line["route"]) == (404, "unmatched")
+    metrics = await scrape(gateway)
+    assert sample(metrics, "fastgate_requests_total", route="unmatched", status_class="4xx") == 1
+
+
+async def test_a_429_says_which_limit_refused_it(
+    make_gateway: Any, tmp_path: Path, upstream: Upstream
+) -> None:
+    gateway = await make_gateway(data_dir=str(tmp_path), admin_token="admin-secret", access_log=None)
+    created = await gateway.post("/admin/keys", {"name": "team-b", "limits": {"rpm": 1}}, ADMIN)
+    headers = {**openai_headers(upstream), "x-portkey-api-key": (await created.json())["key"]}
+    assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 200
+    refused = await gateway.post("/v1/chat/completions", CHAT, headers)
+    assert refused.status == 429
+    assert refused.headers["x-ratelimit-limit-requests"] == "1"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert re.fullmatch(r"(\d+s|1m0s)", refused.headers["x-ratelimit-reset-requests"])
+    scraped = await gateway.get("/metrics", ADMIN)  # behind the admin token once there is one
+    assert sample(await scraped.text(), "fastgate_requests_total", status_class="4xx") == 1

@@ -147,3 +147,16 @@ def test_off_by_default_and_not_even_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_a_stream_has_its_finish_reasons_and_usage(make_gateway: Any, upstream: Upstream) -> None:
+    t = await traced(make_gateway)
+    chat = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    resp = await t.gateway.post("/v1/chat/completions", chat, openai_headers(upstream))
+    assert resp.status == 200
+    chunks = openai_chunks(await resp.read())
+    usage = next(c["usage"] for c in chunks if c.get("usage"))
+    (client,) = by_kind(t.spans(), SpanKind.CLIENT)
+    attrs = dict(client.attributes or {})
+    assert list(attrs["gen_ai.response.finish_reasons"]) == ["stop"]  # type: ignore[arg-type]
+    assert attrs["gen_ai.usage.output_tokens"] == usage["completion_tokens"]

@@ -86,7 +86,9 @@ async def test_an_open_target_is_skipped_said_in_the_answer_and_on_metrics(
     metrics = await scrape.text()
     state = [line for line in metrics.splitlines() if line.startswith("fastgate_circuit_state{")]
     assert len(state) == 2 and any(line.endswith('target="config.targets[0]"} 1.0') for line in state)
-    assert any(line.endswith('target="config.targets[1]"} 0.0') for line in state)  # floats, as prometheus-client writes them
+    assert any(
+        line.endswith('target="config.targets[1]"} 0.0') for line in state
+    )  # floats, as prometheus-client writes them
     assert 'target="config.targets[0]"} 1' in metrics.split("fastgate_circuit_skips_total{")[1]
     assert "flaky" not in metrics and "sk-" not in metrics
     clock.now += 30.1  # Portkey: the circuit closes a cool-down after its first failure

@@ -27,11 +27,11 @@ async def test_get_with_query_is_forwarded(gateway: Gateway, upstream: Upstream)
 async def test_post_to_unknown_openai_route_is_relayed_with_upstream_status(
     gateway: Gateway, upstream: Upstream
 ) -> None:
-    resp = await gateway.post("/v1/responses", {"model": "m", "input": "hi"}, openai_headers(upstream))
-    # The mock has no /v1/responses: its 404 body comes back as it is.
+    resp = await gateway.post("/v1/threads", {"messages": []}, openai_headers(upstream))
+    # The mock has no /v1/threads: its 404 body comes back as it is.
     assert resp.status == 404
-    assert "mock has no endpoint responses" in (await resp.json())["error"]["message"]
-    assert upstream.requests[0]["path"] == "/v1/responses"
+    assert "mock has no endpoint threads" in (await resp.json())["error"]["message"]
+    assert upstream.requests[0]["path"] == "/v1/threads"
 
 
 async def test_delete_is_forwarded(gateway: Gateway, upstream: Upstream) -> None:

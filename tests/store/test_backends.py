@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fastgate.store.base import CircuitRule, LimitRule, Store, StoreUnavailable
+from fastgate.store.base import LimitRule, Store, StoreUnavailable
 from fastgate.store.client import RedisClient
 from fastgate.store.memory import LRUCache, MemoryStore
 from fastgate.store.redis import RedisStore
@@ -127,27 +127,3 @@ async def test_redis_store_reports_a_dead_redis(redis_server: RedisProcess) -> N
     # Back, empty (nothing persisted): the client reconnected by itself.
     assert (await store.admit([rule], "x", NOW)).refused is None
     await store.close()
-
-
-async def test_a_circuit_opens_after_its_failure_threshold(store: Store) -> None:
-    rule = CircuitRule(failure_threshold=3, cooldown_ms=200)
-    assert [await store.circuit_record("t/0", True, rule) for _ in range(2)] == [0, 0]
-    assert await store.circuit_record("t/0", False, rule) == 0  # a success does not reset the count
-    opened = await store.circuit_record("t/0", True, rule)
-    assert 0 < opened <= 200
-    # Open: a straggler's result is not counted; the other target is closed.
-    assert 0 < await store.circuit_record("t/0", False, rule) <= 200
-    open_ms, closed = await store.circuits_open(["t/0", "t/1"])
-    assert 0 < open_ms <= 200 and closed == 0
-    await asyncio.sleep(0.25)
-    # The cool-down closes it with its counts cleared: one failure does not open it again.
-    assert await store.circuits_open(["t/0"]) == [0]
-    assert await store.circuit_record("t/0", True, rule) == 0
-
-
-async def test_a_circuit_opens_on_its_failure_rate_once_it_has_enough_requests(store: Store) -> None:
-    rule = CircuitRule(failure_threshold_percentage=50, minimum_requests=4, cooldown_ms=60_000)
-    assert await store.circuit_record("r", True, rule) == 0  # 1 of 1 failed, but too few requests
-    assert await store.circuit_record("r", False, rule) == 0
-    assert await store.circuit_record("r", False, rule) == 0
-    assert await store.circuit_record("r", True, rule) > 0  # 2 of 4: 50%

@@ -8,7 +8,7 @@ import time
 
 from redis.crc import key_slot
 
-from fastgate.store.base import CircuitRule, LimitRule
+from fastgate.store.base import LimitRule
 from fastgate.store.client import RedisClient
 from fastgate.store.records import RedisRecords
 from fastgate.store.redis import RedisStore
@@ -108,20 +108,6 @@ async def test_a_slot_moved_to_another_primary_is_followed(cluster: RedisCluster
     # The client still maps the slot to the first primary: MOVED, a new map, the same count.
     assert [(await store.admit([rule], None, NOW)).refused for _ in range(3)] == [None, None, "rpm"]
     await store.close()
-
-
-async def test_circuit_state_is_shared_through_the_cluster(cluster: RedisCluster) -> None:
-    one, other = RedisStore(RedisClient.from_url(cluster.url)), RedisStore(RedisClient.from_url(cluster.url))
-    rule = CircuitRule(failure_threshold=2, cooldown_ms=300)
-    assert await one.circuit_record("cfg/0", True, rule) == 0
-    opened = await other.circuit_record("cfg/0", True, rule)
-    assert 0 < opened <= 300
-    # Both replicas see it open, the other circuit closed.
-    assert [ms > 0 for ms in await one.circuits_open(["cfg/0", "cfg/1"])] == [True, False]
-    await asyncio.sleep(0.35)
-    assert await one.circuits_open(["cfg/0"]) == [0]
-    await one.close()
-    await other.close()
 
 
 async def test_the_store_follows_a_sentinel_failover(sentinel_setup: SentinelSetup) -> None:

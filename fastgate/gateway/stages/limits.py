@@ -1,6 +1,8 @@
 """Rate limits and budgets of gateway keys and virtual keys: counted before the call, charged after.
 
-A request is counted (``rpm``) in the same store round trip as its cache look-up (the cache
+Every route is counted and charged: a relayed answer (the passthrough, a native ingress format)
+with the usage it reports in whichever API's shape (``limits/usage.py``). A request is counted
+(``rpm``) in the same store round trip as its cache look-up (the cache
 stage puts its key on the attempt first); the tokens its answer reports are charged afterwards,
 off the client's path: from a JSON body at once, from a stream as it ends. A fallback's second
 target is not a new request for the gateway key: counted once, charged for what answered. The
@@ -18,7 +20,7 @@ from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.limits.guard import Guard, LimitReached
 from fastgate.limits.headers import ratelimit_headers
-from fastgate.limits.usage import UsageTap, UsageView, with_stream_usage
+from fastgate.limits.usage import RelayedUsage, UsageTap, UsageView, with_stream_usage
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
 from fastgate.store.base import LimitRule, seconds_left
@@ -132,10 +134,12 @@ class LimitsStage(Stage):
             outcome.headers.update(key.headers)
         return outcome
 
-    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | None:
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | _RelayedWatcher | None:
         charge: _Charge = at.notes[self]
         if not charge.tokens or not 200 <= outcome.status < 300:
             return None
+        if outcome.mapper is None:  # relayed as it came: whichever API's usage it reports
+            return _RelayedWatcher(self.guard, charge, outcome)
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
         return _UsageWatcher(None if outcome.from_cache else self.guard, charge, ex, outcome)
 
@@ -172,3 +176,25 @@ class _UsageWatcher:
             model = tap.model or self.asked
             self.guard.charge(self.charge.charged, outcome.provider.name, model, tap.usage, self.asked)
         return tail
+
+
+class _RelayedWatcher:
+    """An answer relayed as it came, charged with the usage it reports as it ends (a route that
+    reports none was counted as a request only)."""
+
+    __slots__ = ("charge", "guard", "provider", "reader")
+
+    def __init__(self, guard: Guard, charge: _Charge, outcome: Outcome) -> None:
+        self.guard = guard
+        self.charge = charge
+        self.provider = outcome.provider.name
+        self.reader = RelayedUsage(outcome.content_type)
+
+    def feed(self, out: bytes) -> bytes:
+        return self.reader.feed(out)
+
+    async def end(self) -> bytes:
+        usage = self.reader.usage()
+        if usage is not None:
+            self.guard.charge(self.charge.charged, self.provider, self.reader.model or "", usage)
+        return b""

@@ -22,10 +22,10 @@ from fastgate.errors import GatewayError, type_for_status
 from fastgate.gateway.options import RequestOptions
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
-from fastgate.limits.usage import UsageView, body_usage, usage_decoder
+from fastgate.limits.usage import RelayedUsage, UsageView, body_usage, usage_decoder
 from fastgate.observability.observer import Observability
 from fastgate.observability.semconv import ROUTES
-from fastgate.providers.base import Call, Endpoint, Target
+from fastgate.providers.base import RELAYED, Call, Endpoint, Target
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import CompletionTokensDetails, PromptTokensDetails, RequestView, Usage
 from fastgate.server.connection import Connection
@@ -73,6 +73,7 @@ class ObservabilityStage(ObservationHooks, Stage):
             GatewayError,
             type_for_status,
             Endpoint.PROXY,
+            RELAYED,
         )
         for route in ROUTES:
             self.known_route(route, route)
@@ -95,6 +96,10 @@ class ObservabilityStage(ObservationHooks, Stage):
         return outcome
 
     def watch_stream(self, ex: Exchange, outcome: Outcome, rec: RequestRecord) -> None:
+        if outcome.mapper is None:  # relayed as it came: the passthrough, a native ingress format
+            if outcome.usage is None and 200 <= outcome.status < 300:
+                outcome.watchers += (_RelayedWatch(outcome),)
+            return
         asks = outcome.call.view.stream_options
         if rec.trace is not None or (asks and asks.include_usage):
             reasons = self.tracer.stream_events if rec.trace is not None else None
@@ -125,6 +130,45 @@ class ObservabilityStage(ObservationHooks, Stage):
         self.observability.log.flush()
 
 
+class IngressUsage(Stage):
+    """The inner half of observability for the ingress formats (Messages, Responses): it reads
+    the usage of the chat answer before their stages translate it (``Outcome.usage``), which the
+    observability stage, around them all, then accounts. Engaged only for those requests."""
+
+    async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
+        outcome.answer_usage()
+        return outcome
+
+    def arrive(self, ex: Exchange) -> bool:
+        return bool(ex.ingress)
+
+    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _StreamWatch | None:
+        if outcome.mapper is None or not 200 <= outcome.status < 300:
+            return None
+        return _StreamWatch(None, outcome, None)
+
+
+class _RelayedWatch:
+    """An answer relayed as it came: the usage it reports in whichever API's shape, read as it
+    passes and put on the outcome as it ends."""
+
+    __slots__ = ("outcome", "reader")
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.reader = RelayedUsage(outcome.content_type)
+
+    def feed(self, out: bytes) -> bytes:
+        return self.reader.feed(out)
+
+    async def end(self) -> bytes:
+        reader = self.reader
+        usage = reader.usage()
+        if usage is not None and self.outcome.usage is None:
+            self.outcome.usage = UsageView(reader.model, usage)
+        return b""
+
+
 class _StreamWatch:
     """A stream on its way to the client, last of the watchers: its usage chunk (when a watcher
     before it has not read it already) and, while traced, its finish reasons."""
@@ -132,7 +176,10 @@ class _StreamWatch:
     __slots__ = ("outcome", "reasons", "rec")
 
     def __init__(
-        self, rec: RequestRecord, outcome: Outcome, reasons: Callable[[TraceState, bytes], None] | None
+        self,
+        rec: RequestRecord | None,
+        outcome: Outcome,
+        reasons: Callable[[TraceState, bytes], None] | None,
     ) -> None:
         self.rec = rec
         self.outcome = outcome
@@ -146,7 +193,7 @@ class _StreamWatch:
                     view = body_usage(event[len(_DATA) :])
                     if view.usage is not None:
                         outcome.usage = view
-        if self.reasons is not None:
+        if self.reasons is not None and self.rec is not None:
             self.reasons(self.rec.trace, out)
         return out
 
