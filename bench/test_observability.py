@@ -16,8 +16,6 @@ too much to hold 1.15x; the count of the instructions a request costs is the sam
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -27,14 +25,6 @@ from bench.instructions import per_request
 from fastgate._transforms import RequestRecord
 
 TARGET_DEFAULTS, TARGET_TRACED = 1.15, 1.35
-
-
-@pytest.fixture
-def valgrind() -> None:
-    if shutil.which("valgrind") is None:
-        if os.environ.get("CI"):
-            pytest.fail("valgrind is not installed: .ci/run must install it")
-        pytest.skip("valgrind is not installed (.ci/run installs it)")
 
 
 @pytest.mark.timeout(900)  # six runs under valgrind: about three minutes here
