@@ -36,4 +36,6 @@ include "mapping/anthropic.pxi"    # _an_: Anthropic Messages (provider side)
 include "mapping/bedrock.pxi"      # _br_: Bedrock Converse
 include "mapping/gemini.pxi"       # _gm_: Gemini / Vertex
 include "mapping/messages_ingress.pxi"  # _mi_: Anthropic Messages as an ingress format
+include "mapping/images.pxi"       # _im_: image generation (Stability, Bedrock, Imagen)
+include "mapping/rerank.pxi"       # _rr_: rerank (Cohere v2, Voyage)
 include "mapping/responses_ingress.pxi"  # _rs_: OpenAI Responses as an ingress format

@@ -72,6 +72,11 @@ class App:
         r.add("POST", "/v1/chat/completions", gateway.endpoint(Endpoint.CHAT))
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
         r.add("POST", "/v1/embeddings", gateway.endpoint(Endpoint.EMBEDDINGS))
+        r.add("POST", "/v1/images/generations", gateway.endpoint(Endpoint.IMAGES))
+        r.add("POST", "/v1/moderations", gateway.endpoint(Endpoint.MODERATIONS))
+        # Cohere's shape; /v2/rerank too, where the cohere SDK's v2 client posts it.
+        r.add("POST", "/v1/rerank", gateway.endpoint(Endpoint.RERANK))
+        r.add("POST", "/v2/rerank", gateway.endpoint(Endpoint.RERANK))
         r.add("GET", "/v1/models", gateway.models)
         r.add("POST", "/v1/messages", gateway.messages)
         r.add("POST", "/v1/messages/count_tokens", gateway.messages)

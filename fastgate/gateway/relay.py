@@ -12,7 +12,7 @@ from typing import Protocol
 
 import msgspec
 
-from fastgate.errors import InvalidUpstreamAnswer, error_body
+from fastgate.errors import GatewayError, InvalidUpstreamAnswer, error_body
 from fastgate.headers import HOP_BY_HOP
 from fastgate.limits.usage import UsageView, body_usage
 from fastgate.providers.base import (
@@ -283,6 +283,9 @@ def _map_answer(outcome: Outcome, body: bytes) -> None:
         outcome.body = outcome.provider.response(outcome.call, body)
     except ValueError as exc:  # not JSON, wrong shape, bad UTF-8, or an error under a 200
         _invalid_answer(outcome, exc)
+    except GatewayError as exc:  # a refusal under a 200: every image filtered, say (images.pxi)
+        outcome.status = exc.status
+        outcome.body = exc.body()
 
 
 def _invalid_answer(outcome: Outcome, exc: ValueError) -> None:

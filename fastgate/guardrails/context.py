@@ -5,8 +5,9 @@ Text follows Portkey's ``getCurrentContentPart`` (``plugins/utils.ts``): before 
 last message's text parts (chat, Messages), the prompt (completions), the input (embeddings);
 after it, the first choice's content (chat), its text (completions), the text blocks (Messages).
 Responses (Portkey runs no hooks on them) read the last input item and the answer's
-``output_text`` parts. A transformed text is written back to the same places on a shallow copy,
-so the JSON the gateway holds is never changed under it.
+``output_text`` parts; image generations (Portkey runs none on them either) their ``prompt``,
+before the request only: the answer is images. A transformed text is written back to the same
+places on a shallow copy, so the JSON the gateway holds is never changed under it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ COMPLETE = "complete"
 EMBED = "embed"
 MESSAGES = "messages"
 RESPONSES = "createModelResponse"
+IMAGE_GENERATE = "imageGenerate"
 #: The request types hooks run on (Portkey: chat, completions, embeddings, Messages; and ours,
-#: Responses). Embeddings run before-request guardrails only.
-HOOKED_TYPES = frozenset({CHAT, COMPLETE, EMBED, MESSAGES, RESPONSES})
+#: Responses and image generations). Embeddings and images run before-request guardrails only.
+HOOKED_TYPES = frozenset({CHAT, COMPLETE, EMBED, MESSAGES, RESPONSES, IMAGE_GENERATE})
+#: Request types without a text answer: no after-request guardrails.
+BEFORE_ONLY = frozenset({EMBED, IMAGE_GENERATE})
 
 Content = tuple[Any, list[Any]]
 _NOTHING: Content = (None, [])
@@ -154,7 +158,7 @@ def request_content(json: Mapping[str, Any], request_type: str) -> Content:
             return _NOTHING
         content = messages[-1].get("content")
         return content, _part_texts(content) if isinstance(content, list) else [content]
-    if request_type == COMPLETE:
+    if request_type in (COMPLETE, IMAGE_GENERATE):
         prompt = json.get("prompt")
         return prompt, list(prompt) if isinstance(prompt, list) else [prompt]
     if request_type == EMBED:
@@ -232,8 +236,8 @@ def set_request_texts(json: dict[str, Any], request_type: str, texts: list[str |
         last["content"] = _parts_with(content, texts) if isinstance(content, list) else (first or content)
         messages[-1] = last
         out["messages"] = messages
-    elif request_type in (COMPLETE, EMBED):
-        key = "prompt" if request_type == COMPLETE else "input"
+    elif request_type in (COMPLETE, EMBED, IMAGE_GENERATE):
+        key = "input" if request_type == EMBED else "prompt"
         value = json.get(key)
         out[key] = _merged(texts, value) if isinstance(value, list) else (first or value)
     elif request_type == RESPONSES:

@@ -26,7 +26,7 @@ import msgspec
 
 from fastgate.guardrails.check import Check, CheckError, CheckOutcome
 from fastgate.guardrails.compile import Hook, LeafHooks
-from fastgate.guardrails.context import AFTER, BEFORE, EMBED, HOOKED_TYPES, HookContext
+from fastgate.guardrails.context import AFTER, BEFORE, BEFORE_ONLY, EMBED, HOOKED_TYPES, HookContext
 from fastgate.guardrails.results import CheckResult, Feedback, HookResult, elapsed_ms, iso_now
 from fastgate.guardrails.runtime import Runtime
 
@@ -58,7 +58,7 @@ def _skipped(hook: Hook, event: str, ctx: HookContext) -> bool:
     kind = ctx.request_type
     if kind not in HOOKED_TYPES:
         return True
-    if kind == EMBED and (event == AFTER or hook.type == "mutator"):
+    if kind in BEFORE_ONLY and (event == AFTER or (kind == EMBED and hook.type == "mutator")):
         return True
     return event == AFTER and ctx.status != 200
 

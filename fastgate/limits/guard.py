@@ -99,13 +99,20 @@ class Guard:
         task.add_done_callback(self._tasks.discard)
 
     def charge(
-        self, rules: Sequence[LimitRule], provider: str, model: str, usage: Usage, asked: str = ""
+        self,
+        rules: Sequence[LimitRule],
+        provider: str,
+        model: str,
+        usage: Usage,
+        asked: str = "",
+        cost: float = 0.0,
     ) -> None:
-        """Count an answer's tokens and cost (priced as ``Pricing.cost`` says) against ``rules``."""
+        """Count an answer's tokens and cost (priced as ``Pricing.cost`` says) against ``rules``;
+        ``cost`` adds what it cost besides its tokens (images)."""
         tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-        if not tokens:
+        if not tokens and not cost:
             return
-        cost = self.pricing.cost(provider, model, usage, asked) or 0.0
+        cost += self.pricing.cost(provider, model, usage, asked) or 0.0
         self._later(self._charge(rules, tokens, cost))
 
     async def _charge(self, rules: Sequence[LimitRule], tokens: int, cost: float) -> None:

@@ -1,4 +1,4 @@
-"""What a model's tokens cost: the operator's price table first, then the ``genai-prices``
+"""What a model's tokens and images cost: the operator's price table first, then the ``genai-prices``
 catalogue, for cost budgets, the access log, the metrics and the cost header.
 
 The operator's table is per million tokens, input and output apart, as providers publish them:
@@ -10,6 +10,10 @@ limits and budgets).
 The catalogue's own ``calc_price`` takes ~80 µs a call (Decimal arithmetic, a unit registry, a
 price looked up by date); here each ``(provider, model)`` is looked up once and reduced to four
 float rates, so a request's cost is a dict look-up and a few multiplications.
+
+Images are priced per image from the operator's table: one price for all or by quality and size
+as OpenAI prices DALL-E 3 (``{"image": {"hd/1024x1024": 0.08, "1024x1024": 0.04, "default":
+0.04}}``: ``<quality>/<size>`` first, then ``<size>``, ``<quality>``, ``default``).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ _MTOK = 1_000_000
 class Price(msgspec.Struct, forbid_unknown_fields=True):
     input: float = 0.0
     output: float = 0.0
+    image: float | dict[str, float] = 0.0
 
 
 class PriceTable:
@@ -65,6 +70,17 @@ class PriceTable:
     @classmethod
     def from_data(cls, data: object) -> PriceTable:
         return cls(msgspec.convert(data, dict[str, Price]))
+
+    def image_cost(self, model: str | None, images: int, quality: str | None, size: str | None) -> float:
+        """What ``images`` generated images cost (0 without a per-image price)."""
+        price = self.prices.get(model or "")
+        if price is None or not images:
+            return 0.0
+        each = price.image
+        if isinstance(each, dict):
+            keys = (f"{quality}/{size}", size, quality, "default")
+            each = next((each[k] for k in keys if k is not None and k in each), 0.0)
+        return images * each
 
 
 class Rates(NamedTuple):

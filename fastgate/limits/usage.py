@@ -30,7 +30,31 @@ class ChunkView(msgspec.Struct):
     usage: Usage | None = None
 
 
+class ImageTokens(msgspec.Struct):
+    """GPT image models' usage (``input_tokens`` / ``output_tokens``, openai SDK ``ImagesResponse``)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ImagesView(msgspec.Struct):
+    #: Counted, not decoded: each item holds a whole image.
+    data: list[msgspec.Raw] = []
+    usage: ImageTokens | None = None
+
+
+class ImageParams(msgspec.Struct):
+    """What an image's price depends on, from the request."""
+
+    model: str | None = None
+    quality: str | None = None
+    size: str | None = None
+
+
 usage_decoder = msgspec.json.Decoder(UsageView)
+_images_decoder = msgspec.json.Decoder(ImagesView)
+_image_params_decoder = msgspec.json.Decoder(ImageParams)
 _chunk_decoder = msgspec.json.Decoder(ChunkView)
 _USAGE_MARK = b'"usage":{'
 _DATA = b"data: "
@@ -44,6 +68,32 @@ def body_usage(body: bytes) -> UsageView:
         return usage_decoder.decode(body)
     except msgspec.DecodeError:
         return UsageView()
+
+
+def image_usage(body: bytes) -> tuple[int, Usage]:
+    """The number of images an images answer holds, and its tokens (zero where not counted)."""
+    try:
+        view = _images_decoder.decode(body)
+    except msgspec.DecodeError:
+        return 0, Usage()
+    tokens = view.usage
+    if tokens is None:
+        return len(view.data), Usage()
+    return len(view.data), Usage(tokens.input_tokens, tokens.output_tokens, tokens.total_tokens)
+
+
+def image_params(body: bytes, overrides: dict[str, Any] | None) -> ImageParams:
+    """Model, quality and size of an images request (a config's ``override_params`` winning)."""
+    try:
+        params = _image_params_decoder.decode(body)
+    except msgspec.DecodeError:
+        params = ImageParams()
+    if overrides:
+        for name in ("model", "quality", "size"):
+            value = overrides.get(name)
+            if isinstance(value, str):
+                setattr(params, name, value)
+    return params
 
 
 def with_stream_usage(overrides: dict[str, Any] | None) -> dict[str, Any]:

@@ -124,6 +124,14 @@ cdef dict _GM_MIME = {
     "webm": "video/webm", "mpeg": "video/mpeg",
 }
 
+# OpenAI ``input_audio.format`` -> the MIME type Gemini reads it as (audio understanding guide,
+# https://ai.google.dev/gemini-api/docs/audio#supported-formats: WAV, MP3, AIFF, AAC, OGG Vorbis,
+# FLAC). OpenAI itself takes wav and mp3; the other four reach Gemini through this gateway too.
+cdef dict _GM_AUDIO_MIME = {
+    "wav": "audio/wav", "mp3": "audio/mp3", "aiff": "audio/aiff", "aac": "audio/aac",
+    "ogg": "audio/ogg", "flac": "audio/flac",
+}
+
 # reasoning_effort -> thinkingBudget, the table of Google's own OpenAI-compatibility layer
 # (https://ai.google.dev/gemini-api/docs/openai#thinking).
 cdef dict _GM_EFFORT_BUDGET = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
@@ -233,6 +241,18 @@ cdef object _gm_uri_part(str url, object mime_type, str field):
     raise _gm_bad(f"{field}: expected a data: URL or an http(s):// or gs:// URI", field)
 
 
+cdef object _gm_audio_part(object audio):
+    """``input_audio`` (base64 ``data`` and a ``format``) as inline data of its MIME type; a
+    ``data:`` URL in ``data`` brings its own."""
+    if audio.data.startswith("data:"):
+        return _gm_uri_part(audio.data, None, "input_audio.data")
+    mime = _GM_AUDIO_MIME.get(audio.format.lower())
+    if mime is None:
+        raise _gm_bad(f"messages: input_audio format {audio.format!r}: Gemini reads "
+                      f"{', '.join(_GM_AUDIO_MIME)}", "messages")
+    return _gm_Part(inline_data=_gm.Blob(mime, audio.data))
+
+
 cdef list _gm_user_parts(object content):
     if content is None:
         return []
@@ -247,7 +267,7 @@ cdef list _gm_user_parts(object content):
         elif kind is _gm_ImagePart:
             parts.append(_gm_uri_part(p.image_url.url, p.image_url.mime_type, "image_url"))
         elif kind is _gm_AudioPart:
-            parts.append(_gm_Part(inline_data=_gm.Blob("audio/" + p.input_audio.format, p.input_audio.data)))
+            parts.append(_gm_audio_part(p.input_audio))
         elif kind is _gm_FilePart:
             ref = p.file
             if ref.file_data:

@@ -33,6 +33,7 @@ from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, reply_text, split_chunks
 from fastgate.mock.playback import play
+from fastgate.mock.provider_images import Refusal, bedrock_sdxl, bedrock_stability, titan
 from fastgate.mock.tool_arguments import arguments_for
 from fastgate.providers.aws_sigv4 import ALGORITHM, canonical_request, compute_signature
 
@@ -353,6 +354,12 @@ class BedrockFormat:
                 "texts": texts,
             }
             return MockPlan(status=200, body=_encode(body), directives=d)
+        try:
+            image = _image(base, request, d)
+        except Refusal as exc:
+            return self._invalid(d, str(exc))
+        if image is not None:
+            return MockPlan(status=200, body=_encode(image), directives=d)
         return self._invalid(d, f"The provided model identifier is invalid: {model}")
 
     def _invalid(self, d: Directives, message: str) -> MockPlan:
@@ -371,6 +378,17 @@ def _error_type(status: int) -> str:
     """``x-amzn-ErrorType`` as AWS writes it: the shape name, then the namespace."""
     name = _ERROR_TYPES.get(status, "InternalServerException")
     return f"{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"
+
+
+def _image(base: str, request: dict[str, Any], d: Directives) -> dict[str, Any] | None:
+    """An InvokeModel image model's answer in its own body (None: not an image model)."""
+    if base.startswith(("amazon.titan-image-generator", "amazon.nova-canvas")):
+        return titan(request, d, nova=base.startswith("amazon.nova-canvas"))
+    if base.startswith("stability.stable-diffusion-xl"):
+        return bedrock_sdxl(request, d)
+    if base.startswith("stability."):
+        return bedrock_stability(request, d)
+    return None
 
 
 BEDROCK = BedrockFormat()

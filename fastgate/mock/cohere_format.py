@@ -1,4 +1,5 @@
-"""Cohere API v2 answers of the mock: ``POST /v2/chat`` (JSON and SSE) and ``POST /v2/embed``.
+"""Cohere API v2 answers of the mock: ``POST /v2/chat`` (JSON and SSE), ``POST /v2/embed`` and
+``POST /v2/rerank`` (strings only, no documents echoed: ``rerank.py`` scores them).
 
 Shapes follow Cohere's API reference (chat, chat-stream, embed) and the cohere-python v2 types:
 the stream is ``event: <type>`` + ``data: <json>`` pairs, message-start → content or tool-call
@@ -22,6 +23,7 @@ from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, prompt_tokens, reply_text, split_chunks
 from fastgate.mock.playback import MockServer, play
+from fastgate.mock.rerank import rerank_answer, rerank_invalid
 from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
@@ -161,6 +163,8 @@ def embed(request: dict[str, Any]) -> bytes:
 def _refusal(request: dict[str, Any], endpoint: str) -> str | None:
     if not request.get("model"):
         return "model is required"
+    if endpoint == "rerank":
+        return rerank_invalid(request, strings_only=True)  # v2 ranks strings only
     if endpoint == "embed":
         if not request.get("input_type"):
             return "input_type is required"
@@ -178,6 +182,10 @@ class CohereFormat:
             return MockPlan(status=400, body=error(400, refusal), directives=d)
         if endpoint == "embed":
             return MockPlan(status=200, body=embed(request), directives=d)
+        if endpoint == "rerank":
+            # v2 answers no documents (the cohere SDK's V2RerankResponse): only the ranking.
+            ranked = rerank_answer({k: v for k, v in request.items() if k != "return_documents"})
+            return MockPlan(status=200, body=_encode(ranked), directives=d)
         if request.get("stream"):
             return MockPlan(
                 status=200, frames=chat_stream(request, d), directives=d, content_type="text/event-stream"
@@ -202,4 +210,4 @@ def add_routes(app: web.Application, server: MockServer) -> None:
         plan = server.engine.plan(request.match_info["op"], body, COHERE)
         return await play(request, plan)
 
-    app.router.add_post("/v2/{op:chat|embed}", handle)
+    app.router.add_post("/v2/{op:chat|embed|rerank}", handle)

@@ -52,7 +52,8 @@ def _marker_fields(text: str) -> dict[str, Any]:
 
 
 def request_texts(request: dict[str, Any]) -> list[str]:
-    """Every text a chat, completions or Responses request carries, in order."""
+    """Every text a chat, completions, Responses, images (``prompt``, and the image APIs' own
+    fields) or rerank (``query``) request carries, in order."""
     texts: list[str] = []
     items = request.get("input")
     if isinstance(items, str):
@@ -62,13 +63,31 @@ def request_texts(request: dict[str, Any]) -> list[str]:
         if isinstance(content, str):
             texts.append(content)
         elif isinstance(content, list):
-            texts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+            texts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
     prompt = request.get("prompt")
     if isinstance(prompt, str):
         texts.append(prompt)
     elif isinstance(prompt, list):
         texts.extend(p for p in prompt if isinstance(p, str))
+    query = request.get("query")
+    if isinstance(query, str):
+        texts.append(query)
+    texts.extend(_image_prompts(request))
     return texts
+
+
+def _image_prompts(request: dict[str, Any]) -> list[str]:
+    """Prompts of Titan (``textToImageParams.text``), Stability v1 (``text_prompts``) and Imagen
+    (``instances``) bodies."""
+    found: list[Any] = []
+    titan = request.get("textToImageParams")
+    if isinstance(titan, dict):
+        found.append(titan.get("text"))
+    for key, field in (("text_prompts", "text"), ("instances", "prompt")):
+        items = request.get(key)
+        if isinstance(items, list):
+            found.extend(item.get(field) for item in items if isinstance(item, dict))
+    return [text for text in found if isinstance(text, str)]
 
 
 def read_directives(request: dict[str, Any], defaults: Directives | None = None) -> Directives:

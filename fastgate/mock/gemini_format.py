@@ -6,7 +6,9 @@ Answers follow the REST reference (https://ai.google.dev/api/generate-content): 
 request asks ``thinkingConfig.includeThoughts``. ``streamGenerateContent?alt=sse`` streams SSE
 events separated by CRLF pairs, as Google does; without ``alt=sse`` it streams one JSON array.
 Errors are ``google.rpc.Status`` JSON. Auth is checked the way Google does: the Gemini API wants an
-API key (403 without one), Vertex a Bearer token (401 without one).
+API key (403 without one), Vertex a Bearer token (401 without one). Inline data must be base64 of a
+MIME type Gemini reads (image, audio, video, PDF and text types of its guides). ``:predict`` on an
+``imagen-*`` model generates images (``provider_images.py``), on another embeds.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import embedding_vector, reply_text, split_chunks
 from fastgate.mock.playback import play
+from fastgate.mock.provider_images import Refusal, imagen
 from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
@@ -52,6 +55,35 @@ _SAFETY = [
         "HARM_CATEGORY_SEXUALLY_EXPLICIT",
     )
 ]
+
+
+#: MIME types Gemini reads as inline data (image, audio, video and document understanding guides).
+INLINE_TYPES = frozenset(
+    {
+        *("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"),
+        *("audio/wav", "audio/mp3", "audio/aiff", "audio/aac", "audio/ogg", "audio/flac"),
+        *("video/mp4", "video/mpeg", "video/mov", "video/avi", "video/webm", "video/wmv", "video/3gpp"),
+        *("application/pdf", "text/plain"),
+    }
+)
+
+
+def inline_data_problem(request: dict[str, Any]) -> str | None:
+    """Why Google would refuse an ``inlineData`` part: a MIME type it does not read, or data
+    that is not base64."""
+    for i, content in enumerate(request.get("contents") or ()):
+        for j, part in enumerate(content.get("parts") or () if isinstance(content, dict) else ()):
+            blob = part.get("inlineData") if isinstance(part, dict) else None
+            if not isinstance(blob, dict):
+                continue
+            where = f"contents[{i}].parts[{j}].inline_data"
+            if blob.get("mimeType") not in INLINE_TYPES:
+                return f"Unsupported MIME type: {blob.get('mimeType')} ({where}.mime_type)"
+            try:
+                base64.b64decode(str(blob.get("data", "")), validate=True)
+            except ValueError:
+                return f"Invalid value at '{where}.data' (TYPE_BYTES), Base64 decoding failed"
+    return None
 
 
 def error(status: int, message: str) -> bytes:
@@ -243,6 +275,12 @@ class GeminiFormat:
                 body=_encode({"totalTokens": tokens, "promptTokensDetails": details}),
                 directives=d,
             )
+        if endpoint == "predict" and str(request.get("model", "")).startswith("imagen"):
+            try:
+                answer = imagen(request, d, vertex=bool(request.get("_vertex")))
+            except Refusal as exc:
+                return MockPlan(status=400, body=error(400, str(exc)), directives=d)
+            return MockPlan(status=200, body=_encode(answer), directives=d)
         if endpoint == "predict":
             return MockPlan(status=200, body=predict_embeddings(request), directives=d)
         return MockPlan(status=404, body=error(404, f"Method {endpoint} not found."), directives=d)
@@ -273,8 +311,13 @@ def add_routes(app: web.Application, server: Any) -> None:
             parsed = _decode.decode(body) if body else {}
         except msgspec.DecodeError:
             return _reply(400, "Invalid JSON payload received.")
+        problem = inline_data_problem(parsed)
+        if problem:
+            return _reply(400, problem)
         # The shared directive reader looks for OpenAI messages; give it the request's text.
-        parsed.update(messages=as_messages(parsed), model=model, _alt=request.query.get("alt"))
+        parsed.update(
+            messages=as_messages(parsed), model=model, _alt=request.query.get("alt"), _vertex=vertex
+        )
         plan = server.engine.plan(method, _encode(parsed), GEMINI, stream=method == "streamGenerateContent")
         return await play(request, plan)
 

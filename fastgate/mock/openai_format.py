@@ -1,4 +1,5 @@
-"""OpenAI-format answers of the mock: chat, completions, embeddings, models, errors, SSE."""
+"""OpenAI-format answers of the mock: chat (audio output included), completions, embeddings,
+models, images, moderations, rerank, errors, SSE."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ import msgspec
 
 from fastgate.mock.directives import Directives, last_user_text, request_texts
 from fastgate.mock.engine import MockPlan
-from fastgate.mock.openai_validation import invalid_request
+from fastgate.mock.images import images_answer
+from fastgate.mock.media import PCM16, WAV
+from fastgate.mock.moderations import moderation_answer
+from fastgate.mock.openai_validation import images, invalid_request
+from fastgate.mock.rerank import rerank_answer, rerank_invalid
 from fastgate.mock.tool_arguments import arguments_for
 
 _encode = msgspec.json.Encoder().encode
@@ -91,6 +96,36 @@ def _usage(request: dict[str, Any], completion: str) -> dict[str, int]:
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
+def speaks(request: dict[str, Any]) -> bool:
+    """Audio output was asked for (``modalities`` with ``audio``)."""
+    modalities = request.get("modalities")
+    return isinstance(modalities, list) and "audio" in modalities
+
+
+def _audio_data(request: dict[str, Any]) -> str:
+    """The spoken answer, base64: raw PCM for ``pcm16``, else the mock's WAV (it encodes no
+    other format)."""
+    pcm = (request.get("audio") or {}).get("format") == "pcm16"
+    return base64.b64encode(PCM16 if pcm else WAV).decode()
+
+
+def _audio_usage(request: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """Usage with the audio tokens of ``input_audio`` parts and of a spoken answer (OpenAI's
+    ``prompt_tokens_details`` / ``completion_tokens_details``)."""
+    heard = sum(
+        1
+        for m in request.get("messages") or ()
+        if isinstance(m, dict) and isinstance(m.get("content"), list)
+        for p in m["content"]
+        if isinstance(p, dict) and p.get("type") == "input_audio"
+    )
+    if heard:
+        usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": heard * 10}
+    if speaks(request):
+        usage["completion_tokens_details"] = {"reasoning_tokens": 0, "audio_tokens": 10}
+    return usage
+
+
 def chat_completion(request: dict[str, Any], d: Directives) -> bytes:
     model = request.get("model") or MOCK_MODELS[0]
     call = tool_call_for(request, d)
@@ -98,6 +133,15 @@ def chat_completion(request: dict[str, Any], d: Directives) -> bytes:
     message: dict[str, Any] = {"role": "assistant", "content": None if call else text, "refusal": None}
     if call:
         message["tool_calls"] = [call]
+    elif speaks(request):
+        # Spoken: the text is the audio's transcript, not content (OpenAI audio guide).
+        message["content"] = None
+        message["audio"] = {
+            "id": f"audio_mock{next(_ids)}",
+            "data": _audio_data(request),
+            "expires_at": int(time.time()) + 3600,
+            "transcript": text,
+        }
     return _encode(
         {
             "id": f"chatcmpl-mock{next(_ids)}",
@@ -112,7 +156,7 @@ def chat_completion(request: dict[str, Any], d: Directives) -> bytes:
                     "finish_reason": "tool_calls" if call else "stop",
                 }
             ],
-            "usage": _usage(request, call["function"]["arguments"] if call else text),
+            "usage": _audio_usage(request, _usage(request, call["function"]["arguments"] if call else text)),
             "system_fingerprint": "fp_mock",
         }
     )
@@ -168,11 +212,20 @@ def chat_stream(request: dict[str, Any], d: Directives) -> list[bytes]:
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces if p
         )
         frames.append(chunk({}, "tool_calls"))
+    elif speaks(request):
+        # The transcript in pieces (the first with the audio's id), the audio, then its expiry.
+        audio_id = f"audio_mock{next(_ids)}"
+        pieces = split_chunks(text, d.chunks)
+        frames.append(chunk({"audio": {"id": audio_id, "transcript": pieces[0]}}))
+        frames.extend(chunk({"audio": {"transcript": piece}}) for piece in pieces[1:])
+        frames.append(chunk({"audio": {"data": _audio_data(request)}}))
+        frames.append(chunk({"audio": {"expires_at": int(time.time()) + 3600}}))
+        frames.append(chunk({}, "stop"))
     else:
         frames.extend(chunk({"content": piece}) for piece in split_chunks(text, d.chunks))
         frames.append(chunk({}, "stop"))
     if include_usage:
-        frames.append(_frame({**base, "choices": [], "usage": _usage(request, text)}))
+        frames.append(_frame({**base, "choices": [], "usage": _audio_usage(request, _usage(request, text))}))
     frames.append(b"data: [DONE]\n\n")
     return frames
 
@@ -269,19 +322,9 @@ class OpenAIFormat:
     """The mock's answers in OpenAI's wire format (also every OpenAI-compatible provider's)."""
 
     def answer(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
-        problem = invalid_request(endpoint, request)
-        if problem is not None:
-            body = _encode(
-                {
-                    "error": {
-                        "message": problem.message,
-                        "type": "invalid_request_error",
-                        "param": problem.param,
-                        "code": problem.code,
-                    }
-                }
-            )
-            return MockPlan(status=400, body=body, directives=d)
+        refused = _refusal(invalid_request(endpoint, request))
+        if refused is not None:
+            return MockPlan(status=400, body=refused, directives=d)
         stream = bool(request.get("stream"))
         sse = "text/event-stream"
         if endpoint == "chat/completions":
@@ -298,10 +341,43 @@ class OpenAIFormat:
             return MockPlan(status=200, body=embeddings(request), directives=d)
         if endpoint == "models":
             return MockPlan(status=200, body=models(), directives=d)
+        if endpoint == "images/generations":
+            return images_answer(request, d)
+        if endpoint in ("images/edits", "images/variations"):
+            return self._image_upload(endpoint, request, d)
+        if endpoint == "moderations":
+            return moderation_answer(request, d)
+        if endpoint == "rerank":
+            refusal = rerank_invalid(request, strings_only=False)
+            if refusal:
+                return MockPlan(status=400, body=error(400, refusal), directives=d)
+            return MockPlan(status=200, body=_encode(rerank_answer(request)), directives=d)
         return MockPlan(status=404, body=error(404, f"mock has no endpoint {endpoint}"), directives=d)
+
+    def _image_upload(self, endpoint: str, request: dict[str, Any], d: Directives) -> MockPlan:
+        """An edit or a variation, its form read into ``request`` (``forms.py``)."""
+        edit = endpoint == "images/edits"
+        given = request.get("image")
+        problem = invalid("image", "Missing required parameter: 'image'.") if not given else None
+        problem = problem or _refusal(images(request, prompt=edit))
+        if problem is not None:
+            return MockPlan(status=400, body=problem, directives=d)
+        count = len(given) if isinstance(given, list) else 1
+        return images_answer(request, d, inputs=count, kind="edit" if edit else "variation")
 
     def error(self, status: int, message: str) -> bytes:
         return error(status, message)
+
+
+def invalid(param: str | None, message: str, code: str | None = "missing_required_parameter") -> bytes:
+    """OpenAI's 400 body."""
+    return _encode(
+        {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+    )
+
+
+def _refusal(problem: Any) -> bytes | None:
+    return None if problem is None else invalid(problem.param, problem.message, problem.code)
 
 
 OPENAI = OpenAIFormat()

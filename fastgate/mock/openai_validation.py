@@ -268,6 +268,31 @@ def _stream_options(request: dict[str, Any]) -> Invalid | None:
     return None
 
 
+#: ``audio.format`` values of chat audio output (openai SDK ``ChatCompletionAudioParam``).
+AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
+
+
+def _audio(request: dict[str, Any]) -> Invalid | None:
+    """Audio output: ``modalities`` with ``audio`` needs the ``audio`` parameter and its fields."""
+    modalities = request.get("modalities")
+    if modalities is None:
+        return None
+    if not isinstance(modalities, list) or not all(m in ("text", "audio") for m in modalities):
+        return _type_error("modalities", "an array of 'text' or 'audio'", modalities)
+    audio = request.get("audio")
+    if "audio" not in modalities:
+        return None
+    if not isinstance(audio, dict):
+        return _missing("audio") if audio is None else _type_error("audio", "an object", audio)
+    if "voice" not in audio:
+        return _missing("audio.voice")
+    if "format" not in audio:
+        return _missing("audio.format")
+    if audio["format"] not in AUDIO_FORMATS:
+        return _not_one_of("audio.format", audio["format"], AUDIO_FORMATS)
+    return None
+
+
 def _chat(request: dict[str, Any]) -> Invalid | None:
     if problem := _model(request):
         return problem
@@ -291,6 +316,7 @@ def _chat(request: dict[str, Any]) -> Invalid | None:
         or _tools(request)
         or _response_format(request)
         or _stream_options(request)
+        or _audio(request)
     )
 
 
@@ -324,10 +350,94 @@ def _embedding(request: dict[str, Any]) -> Invalid | None:
     return _typed(request, {"dimensions": "an integer", "user": "a string"})
 
 
+# ---- images and moderations (Images API reference; the SDK's ImageGenerateParams) -----------------
+
+#: Sizes the retired DALL-E models take; GPT image models take ``auto`` or any WxH in steps of 16.
+DALLE_SIZES = {
+    "dall-e-2": ("256x256", "512x512", "1024x1024"),
+    "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
+}
+IMAGE_QUALITIES = {"dall-e-2": ("standard",), "dall-e-3": ("standard", "hd")}
+GPT_IMAGE_QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto")
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+BACKGROUNDS = ("transparent", "opaque", "auto")
+IMAGE_TYPES = {"n": "an integer", "prompt": "a string", "user": "a string", "stream": "a boolean"}
+
+
+def is_dalle(model: str) -> bool:
+    return model.startswith("dall-e")
+
+
+def _image_size(model: str, size: Any) -> Invalid | None:
+    if is_dalle(model):
+        allowed = DALLE_SIZES.get(model, DALLE_SIZES["dall-e-2"])
+        return None if size in allowed else _not_one_of("size", size, allowed)
+    width, sep, height = str(size).partition("x")
+    if size == "auto" or (
+        sep and width.isdigit() and height.isdigit() and int(width) % 16 == int(height) % 16 == 0
+    ):
+        return None
+    return Invalid(
+        f"Invalid value: '{size}'. Supported values are 'auto' and WIDTHxHEIGHT with both divisible by 16.",
+        "size",
+        "invalid_value",
+    )
+
+
+def images(request: dict[str, Any], *, prompt: bool = True) -> Invalid | None:
+    """An images request (generation, edit or variation, the form fields of the last two
+    already read into ``request``)."""
+    if prompt and request.get("prompt") in (None, ""):
+        return _missing("prompt")
+    if problem := _typed(request, IMAGE_TYPES):
+        return problem
+    model = str(request.get("model") or "dall-e-2")
+    n = request.get("n")
+    if n is not None and not 1 <= n <= (1 if model == "dall-e-3" else 10):
+        high = 1 if model == "dall-e-3" else 10
+        return Invalid(
+            f"Invalid 'n': integer out of range. Expected a value between 1 and {high}, but got {n} instead.",
+            "n",
+            "integer_out_of_range",
+        )
+    if request.get("size") is not None and (problem := _image_size(model, request["size"])):
+        return problem
+    quality = request.get("quality")
+    qualities = IMAGE_QUALITIES.get(model, ("standard",)) if is_dalle(model) else GPT_IMAGE_QUALITIES
+    if quality is not None and quality not in qualities:
+        return _not_one_of("quality", quality, qualities)
+    form = request.get("response_format")
+    if form is not None and not is_dalle(model):
+        return Invalid("Unknown parameter: 'response_format'.", "response_format", "unknown_parameter")
+    if form is not None and form not in ("url", "b64_json"):
+        return _not_one_of("response_format", form, ("url", "b64_json"))
+    style = request.get("style")
+    if style is not None and style not in ("vivid", "natural"):
+        return _not_one_of("style", style, ("vivid", "natural"))
+    for param, allowed in (("output_format", IMAGE_FORMATS), ("background", BACKGROUNDS)):
+        value = request.get(param)
+        if value is not None and value not in allowed:
+            return _not_one_of(param, value, allowed)
+    if request.get("stream") and is_dalle(model):
+        return Invalid("Streaming is not supported for this model.", "stream", "unsupported_value")
+    return None
+
+
+def _moderation(request: dict[str, Any]) -> Invalid | None:
+    value = request.get("input")
+    if value is None:
+        return _missing("input")
+    if not isinstance(value, str | list):
+        return _type_error("input", "one of a string, array of strings or array of objects", value)
+    return _typed(request, {"model": "a string"})
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], Invalid | None]] = {
     "chat/completions": _chat,
     "completions": _completion,
     "embeddings": _embedding,
+    "images/generations": images,
+    "moderations": _moderation,
 }
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
 
 RECORD_LIMIT = 1000
@@ -46,7 +47,9 @@ class MockServer:
         body = await request.read()
         self.record(request, body)
         endpoint = request.match_info["tail"]
-        plan = self.engine.plan(endpoint, body, OPENAI)
+        content_type = request.headers.get("Content-Type")
+        planned = form_as_json(body, content_type) if is_form(content_type) else body
+        plan = self.engine.plan(endpoint, planned, OPENAI)
         self.active += 1
         try:
             return await play(request, plan)

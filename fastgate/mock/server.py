@@ -11,7 +11,9 @@ from fastgate.mock import (
     cohere_format,
     gemini_format,
     responses_format,
+    stability_format,
     vertex_anthropic_format,
+    voyage_format,
 )
 from fastgate.mock.directives import Directives
 from fastgate.mock.playback import MockServer
@@ -31,6 +33,8 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     gemini_format.add_routes(app, server)
     vertex_anthropic_format.add_routes(app, server)
     responses_format.add_routes(app, server)
+    stability_format.add_routes(app, server)
+    voyage_format.add_routes(app, server)
     app.router.add_route("*", "/v1/{tail:.+}", server.openai)
     app[MOCK_KEY] = server
     return app

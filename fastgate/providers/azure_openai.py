@@ -42,7 +42,10 @@ class AzureOpenAI(OpenAICompatible):
             auth_prefix="",
             option_headers={"openai_beta": "OpenAI-Beta"},
             endpoints=frozenset(
-                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY, Endpoint.RESPONSES}
+                {
+                    *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES),
+                    *(Endpoint.PROXY, Endpoint.RESPONSES),
+                }
             ),
         )
         self.option_names |= {

@@ -27,6 +27,10 @@ class Endpoint(enum.Enum):
     EMBEDDINGS = "embeddings"
     MODELS = "models"
     PROXY = "proxy"
+    # Mapped per provider where it has the operation (image models, rerankers), else refused.
+    IMAGES = "images/generations"
+    RERANK = "rerank"
+    MODERATIONS = "moderations"
     #: Ingress formats a provider may speak natively (``Provider.endpoints`` says which): the
     #: request goes as it came, its answer comes back as it is. Elsewhere they go through the
     #: chat pivot (``fastgate/gateway/stages/messages.py``).

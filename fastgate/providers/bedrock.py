@@ -1,5 +1,9 @@
 """Provider ``bedrock``: AWS Bedrock Runtime through Converse, ConverseStream and InvokeModel.
 
+Image generation goes through InvokeModel (``mapping/images.pxi``): Amazon Titan Image
+Generator and Nova Canvas make ``numberOfImages`` in one call, Stability models one image a call
+(so ``n`` images are ``n`` signed calls, gathered like Titan's embeddings).
+
 URLs follow the Bedrock Runtime API reference: ``https://bedrock-runtime.{region}.amazonaws.com``
 + ``/model/{modelId}/converse`` (or ``/converse-stream``, ``/invoke``), the model id URL-encoded
 (it may be an ARN with ``:`` and ``/``). A custom host replaces that base. Auth is SigV4 (signing
@@ -34,10 +38,14 @@ from fastgate._transforms import (
     bedrock_embedding_request,
     bedrock_embedding_response,
     bedrock_error_message,
+    bedrock_image_request,
+    bedrock_image_response,
+    image_answer_format,
 )
 from fastgate.errors import ErrorBody, ErrorDetail, bad_request, type_for_status
 from fastgate.providers import aws_sigv4
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest
+from fastgate.providers.image_calls import asks_several
 from fastgate.providers.openai import apply_overrides
 from fastgate.schema.openai import json_encoder
 
@@ -78,7 +86,7 @@ class BedrockProvider(Provider):
             *("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
         }
     )
-    endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+    endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES})
 
     def base(self, call: Call) -> str:
         if call.target.custom_host:
@@ -86,6 +94,9 @@ class BedrockProvider(Provider):
         return f"https://bedrock-runtime.{_region(call)}.amazonaws.com"
 
     def request(self, call: Call) -> UpstreamRequest:
+        if call.endpoint is Endpoint.IMAGES:
+            model, payloads = bedrock_image_request(call.body, call.target.override_params)
+            return self._signed(call, model, "invoke", payloads[0])
         body = apply_overrides(call.body, call.target.override_params)
         if call.endpoint is Endpoint.CHAT:
             model, payload = bedrock_chat_request(body)
@@ -96,10 +107,17 @@ class BedrockProvider(Provider):
         return self._signed(call, model, "converse-stream" if call.view.stream else "converse", payload)
 
     def fan_out(self, call: Call) -> list[UpstreamRequest] | None:
-        """Embeddings go through InvokeModel: one call for Cohere's batch, one per input for Titan."""
-        if call.endpoint is not Endpoint.EMBEDDINGS:
+        """Embeddings go through InvokeModel: one call for Cohere's batch, one per input for Titan;
+        so do images of models that make one a call, when several are asked for."""
+        if call.endpoint is Endpoint.EMBEDDINGS:
+            body = apply_overrides(call.body, call.target.override_params)
+            model, payloads = bedrock_embedding_request(body)
+        elif call.endpoint is Endpoint.IMAGES and asks_several(call):
+            model, payloads = bedrock_image_request(call.body, call.target.override_params)
+            if len(payloads) == 1:
+                return None  # Titan and Nova Canvas make them in one call
+        else:
             return None
-        model, payloads = bedrock_embedding_request(apply_overrides(call.body, call.target.override_params))
         return [self._signed(call, model, "invoke", payload) for payload in payloads]
 
     def combine(self, call: Call, bodies: list[bytes]) -> bytes:
@@ -149,6 +167,9 @@ class BedrockProvider(Provider):
             return bedrock_chat_response(body, model, call.target.strict_open_ai_compliance)
         if call.endpoint is Endpoint.COMPLETIONS:
             return bedrock_completion_response(body, model)
+        if call.endpoint is Endpoint.IMAGES:
+            as_url, fmt = image_answer_format(call.body, call.target.override_params)
+            return bedrock_image_response(body, model, as_url, fmt)
         as_base64 = _encoding_decoder.decode(call.body).encoding_format == "base64"
         return bedrock_embedding_response(body, model, as_base64)
 

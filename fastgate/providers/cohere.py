@@ -1,4 +1,5 @@
-"""Provider ``cohere``: Cohere API v2 (``/v2/chat``, ``/v2/embed``) behind OpenAI's routes.
+"""Provider ``cohere``: Cohere API v2 (``/v2/chat``, ``/v2/embed``, ``/v2/rerank``) behind the
+gateway's routes (OpenAI's, and ``/v1/rerank`` in Cohere's own shape).
 
 The body mapping lives in the compiled module (``mapping/cohere.pxi``); this module picks the
 URL, auth and which mapping runs. Legacy ``/v1/completions`` goes through ``/v2/chat`` with the
@@ -18,13 +19,20 @@ from fastgate._transforms import (
     cohere_completion_response,
     cohere_embed_request,
     cohere_embed_response,
+    cohere_rerank_request,
+    cohere_rerank_response,
 )
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, UpstreamRequest, forward_headers
 from fastgate.providers.openai import OpenAICompatible
 
 BASE_URL = "https://api.cohere.com"
-_PATHS = {Endpoint.CHAT: "/v2/chat", Endpoint.COMPLETIONS: "/v2/chat", Endpoint.EMBEDDINGS: "/v2/embed"}
+_PATHS = {
+    Endpoint.CHAT: "/v2/chat",
+    Endpoint.COMPLETIONS: "/v2/chat",
+    Endpoint.EMBEDDINGS: "/v2/embed",
+    Endpoint.RERANK: "/v2/rerank",
+}
 
 
 class _EncodingFormat(msgspec.Struct):
@@ -49,7 +57,9 @@ class CohereProvider(OpenAICompatible):
             "cohere",
             BASE_URL,
             add_provider_field=False,
-            endpoints=frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY}),
+            endpoints=frozenset(
+                {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.RERANK, Endpoint.PROXY}
+            ),
         )
 
     def request(self, call: Call) -> UpstreamRequest:
@@ -61,6 +71,8 @@ class CohereProvider(OpenAICompatible):
                 body = cohere_chat_request(call.body, overrides)
             elif call.endpoint is Endpoint.COMPLETIONS:
                 body = cohere_completion_request(call.body, overrides)
+            elif call.endpoint is Endpoint.RERANK:
+                body = cohere_rerank_request(call.body, overrides)
             else:
                 body = cohere_embed_request(call.body, overrides)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -76,6 +88,8 @@ class CohereProvider(OpenAICompatible):
             return cohere_chat_response(body, _model(call), strict)
         if call.endpoint is Endpoint.COMPLETIONS:
             return cohere_completion_response(body, _model(call), strict)
+        if call.endpoint is Endpoint.RERANK:
+            return cohere_rerank_response(body, call.body, call.target.override_params)
         overrides = call.target.override_params or {}
         encoding = overrides.get("encoding_format") or _encoding_format.decode(call.body).encoding_format
         return cohere_embed_response(body, _model(call), encoding == "base64")

@@ -9,9 +9,10 @@ A row here is all a new compatible provider needs.
 
 from __future__ import annotations
 
-from fastgate.providers.base import OPENAI_ENDPOINTS, Endpoint
+from fastgate.providers.base import Endpoint
 from fastgate.providers.huggingface import HuggingFace
-from fastgate.providers.openai import OpenAICompatible
+from fastgate.providers.openai import COMPATIBLE_ENDPOINTS, OpenAICompatible
+from fastgate.providers.voyage import VoyageAI
 
 #: slug: (base URL, version appended to a custom host). A base of None: the client must give
 #: a custom host (a server of its own).
@@ -61,20 +62,37 @@ ROUTES: dict[str, tuple[str | None, str]] = {
 }
 
 
+#: Rows that also serve a Cohere-shaped ``POST /rerank`` (Together's rerank API, SiliconFlow's,
+#: vLLM's and llama.cpp's servers): ``/v1/rerank`` goes through to them as it is.
+RERANKERS = frozenset({"together-ai", "siliconflow", "vllm", "llamacpp"})
+
+
 def compatible_providers() -> list[OpenAICompatible]:
-    providers = [OpenAICompatible(slug, url, version=version) for slug, (url, version) in ROUTES.items()]
+    providers = [
+        OpenAICompatible(
+            slug,
+            url,
+            version=version,
+            endpoints=COMPATIBLE_ENDPOINTS | {Endpoint.RERANK} if slug in RERANKERS else COMPATIBLE_ENDPOINTS,
+        )
+        for slug, (url, version) in ROUTES.items()
+    ]
     providers.append(HuggingFace())
+    # Jina AI: OpenAI's embeddings API and a Cohere-shaped rerank, nothing else (Portkey's base).
+    jina = frozenset({Endpoint.EMBEDDINGS, Endpoint.RERANK, Endpoint.PROXY})
+    providers.append(OpenAICompatible("jina", "https://api.jina.ai/v1", endpoints=jina))
+    providers.append(VoyageAI())
     providers.append(
         OpenAICompatible(
             "openai",
             "https://api.openai.com/v1",
             add_provider_field=False,
-            endpoints=OPENAI_ENDPOINTS | {Endpoint.RESPONSES},
             option_headers={
                 "openai_organization": "OpenAI-Organization",
                 "openai_project": "OpenAI-Project",
                 "openai_beta": "OpenAI-Beta",
             },
+            endpoints=COMPATIBLE_ENDPOINTS | {Endpoint.MODERATIONS, Endpoint.RESPONSES},
         )
     )
     return providers

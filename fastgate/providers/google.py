@@ -2,7 +2,8 @@
 
 URLs: ``{base}/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse`` (SSE, one
 GenerateContentResponse per event; without ``alt=sse`` Google streams one JSON array, which is
-what Portkey parses) and ``:batchEmbedContents``. The API key travels in the ``x-goog-api-key``
+what Portkey parses), ``:batchEmbedContents`` and, for Imagen models, ``:predict`` (image
+generation, ``mapping/images.pxi``). The API key travels in the ``x-goog-api-key``
 header (https://ai.google.dev/api#authentication), not in ``?key=`` as Portkey sends it, so keys
 never appear in URLs, proxy logs or access logs. ``custom_host`` replaces the base URL, which
 for Portkey is the host alone: ``/v1beta`` belongs to the endpoint (google/api.ts).
@@ -23,6 +24,9 @@ from fastgate._transforms import (
     gemini_embed_request,
     gemini_embed_response,
     gemini_error,
+    image_answer_format,
+    imagen_request,
+    imagen_response,
 )
 from fastgate.errors import bad_request
 from fastgate.providers.base import Call, Endpoint, Provider, UpstreamRequest, forward_headers
@@ -34,7 +38,9 @@ VERSION = "/v1beta"
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
 #: Mapped endpoints, plus Portkey's passthrough (``countTokens``, ``cachedContents`` ... in
 #: Google's own format). ``/v1/models`` is not offered: Google lists models in its own shape.
-GEMINI_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.PROXY})
+GEMINI_ENDPOINTS = frozenset(
+    {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.PROXY}
+)
 
 
 class _EncodingView(msgspec.Struct):
@@ -87,6 +93,8 @@ class GeminiMapping(Provider):
     def auth_headers(self, call: Call) -> dict[str, str]:
         raise NotImplementedError
 
+    #: Imagen on Vertex takes ``seed``, ``negativePrompt`` and ``addWatermark``; the Gemini API does not.
+    imagen_on_vertex = False
     #: The embeddings method and its two mappings (Vertex embeds with ``:predict``).
     embed_operation = "batchEmbedContents"
     embed_request = staticmethod(gemini_embed_request)
@@ -97,6 +105,9 @@ class GeminiMapping(Provider):
         if call.endpoint is Endpoint.EMBEDDINGS:
             model, _, body = self.embed_request(call.body, overrides)
             operation = self.embed_operation
+        elif call.endpoint is Endpoint.IMAGES:
+            model, body = imagen_request(call.body, overrides, self.name, self.imagen_on_vertex)
+            operation = "predict"
         else:
             if call.endpoint is Endpoint.CHAT:
                 model, body = gemini_chat_request(call.body, overrides)
@@ -136,6 +147,9 @@ class GeminiMapping(Provider):
             return gemini_chat_response(body, model, self.name, call.target.strict_open_ai_compliance)
         if call.endpoint is Endpoint.COMPLETIONS:
             return gemini_completion_response(body, model, self.name)
+        if call.endpoint is Endpoint.IMAGES:
+            as_url = image_answer_format(call.body, call.target.override_params)[0]
+            return imagen_response(body, self.name, as_url)
         return self.embed_response(body, model, self.name, embedding_encoding(call) == "base64")
 
     def stream(self, call: Call) -> GeminiStream:

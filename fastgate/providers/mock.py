@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from fastgate.mock.engine import MockEngine, MockPlan
+from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.responses_format import ResponsesFormat
 from fastgate.providers.base import OPENAI_ENDPOINTS, RELAYED, Call, Endpoint, LocalResponse, StreamMapper
@@ -40,6 +41,9 @@ class MockProvider(OpenAICompatible):
         if endpoint.split("/", 1)[0] == "responses":
             plan = self.responses.plan(self.engine, call.method, endpoint, body)
         else:
+            content_type = call.headers.get("content-type")
+            if is_form(content_type):  # an images edit or variation: a form
+                body = form_as_json(body, content_type)
             plan = self.engine.plan(endpoint, body, OPENAI)
         d = plan.directives
         if d.delay_ms:

@@ -27,6 +27,9 @@ from fastgate.providers.urls import under_host
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
+#: What an OpenAI-compatible API serves unless its row says otherwise: moderations are OpenAI's
+#: own, and rerank (not an OpenAI route) only where the provider documents one.
+COMPATIBLE_ENDPOINTS = OPENAI_ENDPOINTS - {Endpoint.MODERATIONS, Endpoint.RERANK}
 #: Incoming headers the passthrough does not copy: hop-by-hop ones, and those the upstream request
 #: gets anew (its own Host and length; no 100-continue; the gateway reads the answer's encoding).
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect", "accept-encoding"}
@@ -104,7 +107,7 @@ class OpenAICompatible(Provider):
         auth_header: str = "Authorization",
         auth_prefix: str = "Bearer ",
         add_provider_field: bool = True,
-        endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS,
+        endpoints: frozenset[Endpoint] = COMPATIBLE_ENDPOINTS,
         option_headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name

@@ -12,6 +12,7 @@ from fastgate.providers.compatible import compatible_providers
 from fastgate.providers.google import GoogleProvider
 from fastgate.providers.mistral import MistralAI
 from fastgate.providers.mock import MockProvider
+from fastgate.providers.stability import StabilityAI
 from fastgate.providers.vertex import VertexProvider
 
 
@@ -26,6 +27,7 @@ def _build() -> dict[str, Provider]:
         BedrockProvider(),
         GoogleProvider(),
         VertexProvider(),
+        StabilityAI(),
     ]
     return {p.name: p for p in providers}
 

@@ -6,7 +6,8 @@ publishers.models/generateContent): ``https://{region}-aiplatform.googleapis.com
 location is served by ``aiplatform.googleapis.com``. ``custom_host`` replaces the host: for
 Portkey ``/v1/projects/...`` is the endpoint (google-vertex-ai/api.ts). Bodies, answers and
 streams are the Gemini mapping shared with ``google``; a model ``anthropic.<name>`` (or
-``claude-*``) is delegated to ``vertex_anthropic`` (``:rawPredict``).
+``claude-*``) is delegated to ``vertex_anthropic`` (``:rawPredict``). Imagen models generate
+images through ``:predict`` (``mapping/images.pxi``).
 
 Auth is an OAuth access token: the client's own (``Authorization: Bearer ya29...``), or one
 minted from ``vertex_service_account_json`` and cached (see ``google_auth``). Options come from
@@ -61,6 +62,7 @@ class VertexProvider(GeminiMapping):
     # Vertex embeds with ``:predict`` on its text-embedding models, not ``batchEmbedContents``
     # (https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api).
     embed_operation = "predict"
+    imagen_on_vertex = True
     embed_request = staticmethod(vertex_embed_request)
     embed_response = staticmethod(vertex_embed_response)
 

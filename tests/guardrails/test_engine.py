@@ -12,7 +12,7 @@ import msgspec
 
 from fastgate.guardrails.check import Check, CheckOutcome
 from fastgate.guardrails.compile import LeafHooks, compile_specs
-from fastgate.guardrails.context import CHAT, EMBED, HookContext
+from fastgate.guardrails.context import BEFORE, CHAT, EMBED, IMAGE_GENERATE, HookContext
 from fastgate.guardrails.engine import after_request, before_request, spawn_async
 from fastgate.guardrails.registry import Registry
 from fastgate.guardrails.runtime import Runtime
@@ -212,8 +212,27 @@ async def test_embeddings_run_before_guardrails_only() -> None:
     assert [r.id for r in before.results] == ["g"]
     after = await after_request(hooks, ctx, {"data": []}, 200, RUNTIME)
     assert after.results == []
-    other = await before_request(hooks, context(chat("x"), kind="imageGenerate"), RUNTIME)
+    other = await before_request(hooks, context(chat("x"), kind="createSpeech"), RUNTIME)
     assert other.results == []
+
+
+async def test_image_generations_run_before_guardrails_on_the_prompt() -> None:
+    hooks = leaf_hooks(
+        {
+            "input_guardrails": [{"id": "g", "deny": True, "regexMatch": {"rule": "forbidden", "not": True}}],
+            "input_mutators": [{"id": "m", "regexReplace": {"rule": "/secret/g", "redactText": "***"}}],
+            "output_guardrails": [{"id": "o", "notNull": {}}],
+        }
+    )
+    request = {"model": "gpt-image-1.5", "prompt": "a secret forbidden garden", "n": 1}
+    ctx = context(request, kind=IMAGE_GENERATE)
+    assert ctx.text(BEFORE) == "a secret forbidden garden"
+    before = await before_request(hooks, ctx, RUNTIME)
+    assert before.denied and [r.id for r in before.results] == ["g", "m"]
+    assert before.request is not None and before.request["prompt"] == "a *** forbidden garden"
+    assert request["prompt"] == "a secret forbidden garden"  # the gateway's own JSON is untouched
+    after = await after_request(hooks, ctx, {"created": 1, "data": [{"b64_json": "QQ=="}]}, 200, RUNTIME)
+    assert after.results == []  # an image answer has no text to judge
 
 
 async def test_after_hooks_see_the_transformed_request_and_may_change_the_answer() -> None:

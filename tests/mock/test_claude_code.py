@@ -38,6 +38,8 @@ def claude_code() -> Path:
 SCRIPT = """
 ip link set lo up
 {python} -m fastgate mock --port {port} >{tmp}/mock.log 2>&1 &
+mock=$!
+trap 'kill $mock' EXIT
 for i in $(seq 1 100); do
   {python} -c "import socket; socket.create_connection(('127.0.0.1', {port}), 1)" 2>/dev/null && break
   sleep 0.1
@@ -49,7 +51,6 @@ HOME={tmp}/home ANTHROPIC_BASE_URL=http://127.0.0.1:{port} ANTHROPIC_API_KEY=sk-
 status=$?
 {python} -c "import urllib.request, sys; sys.stdout.buffer.write(urllib.request.urlopen( \\
   'http://127.0.0.1:{port}/_mock/requests').read())" >{tmp}/requests.json
-kill %1
 exit $status
 """
 

@@ -9,6 +9,7 @@ import msgspec
 from openai import AsyncOpenAI
 
 from tests.conftest import Gateway, Upstream
+from tests.support.sdk import openai_client
 
 DATA = Path(__file__).parent.parent / "data" / "google"
 GOOGLE_KEY = "AIza-test-key-0123456789"
@@ -46,7 +47,7 @@ def google_headers(upstream: Upstream, **extra: str) -> dict[str, str]:
 
 
 def client(gateway: Gateway, headers: dict[str, str], key: str = GOOGLE_KEY) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, default_headers=headers, max_retries=0)
+    return openai_client(gateway.url + "/v1", headers, key)
 
 
 def sent(upstream: Upstream, index: int = -1) -> dict[str, Any]:

@@ -102,6 +102,21 @@ ROWS: dict[str, tuple[str | None, str, str]] = {
         "/model/m1/converse",
         "",
     ),
+    # Providers without chat, by the route they serve (``NOT_CHAT``).
+    "stability-ai": (
+        "https://api.stability.ai/v2beta/stable-image/generate/core",
+        "/v2beta/stable-image/generate/core",
+        "",
+    ),
+    "jina": ("https://api.jina.ai/v1/rerank", "/rerank", ""),
+    "voyage": ("https://api.voyageai.com/v1/rerank", "/rerank", ""),
+}
+#: Providers that serve no chat: the endpoint and body their row's URL is built from.
+RERANK = msgspec.json.encode({"model": "m1", "query": "q", "documents": ["a"]})
+NOT_CHAT: dict[str, tuple[Endpoint, bytes]] = {
+    "stability-ai": (Endpoint.IMAGES, msgspec.json.encode({"model": "core", "prompt": "hi"})),
+    "jina": (Endpoint.RERANK, RERANK),
+    "voyage": (Endpoint.RERANK, RERANK),
 }
 
 #: What each provider needs besides a host to build a chat request.
@@ -119,8 +134,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
 def chat_url(slug: str, custom_host: str | None) -> str:
     provider = PROVIDERS[slug]
     target = Target(provider=slug, api_key="k-123", custom_host=custom_host, options=OPTIONS.get(slug, {}))
-    view = (provider.chat_request_decoder or view_decoder).decode(BODY)
-    call = Call(endpoint=Endpoint.CHAT, target=target, body=BODY, view=view)
+    endpoint, body = NOT_CHAT.get(slug, (Endpoint.CHAT, BODY))
+    view = (provider.chat_request_decoder or view_decoder).decode(body)
+    call = Call(endpoint=endpoint, target=target, body=body, view=view)
     return provider.request(call).url
 
 

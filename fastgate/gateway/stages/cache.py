@@ -23,7 +23,11 @@ from fastgate.upstream.pool import UpstreamPool
 
 #: Portkey documents no default ``max_age``; a week, as its hosted cache uses.
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
-CACHEABLE = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+#: Answers that depend on the request alone. Image answers with ``url``s from OpenAI expire after an
+#: hour (its API reference): cache those for less, or ask for ``b64_json``.
+CACHEABLE = frozenset(
+    {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.RERANK}
+)
 SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 NAMESPACE = "x-portkey-cache-namespace"
 

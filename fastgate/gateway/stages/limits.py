@@ -20,12 +20,22 @@ from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.limits.guard import Guard, LimitReached
 from fastgate.limits.headers import ratelimit_headers
-from fastgate.limits.usage import RelayedUsage, UsageTap, UsageView, with_stream_usage
+from fastgate.limits.usage import (
+    RelayedUsage,
+    UsageTap,
+    UsageView,
+    image_params,
+    image_usage,
+    with_stream_usage,
+)
+from fastgate.providers.base import Endpoint
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
 from fastgate.store.base import LimitRule, seconds_left
 
 VIRTUAL_KEY_SCOPE = "virtual_key:"
+#: Requests whose streams report usage when asked (``stream_options``, chat and completions only).
+_STREAM_OPTIONS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 _INCLUDE_USAGE = StreamOptions(include_usage=True)
 
 
@@ -79,7 +89,12 @@ class LimitsStage(Stage):
             return False
         charge = _Charge([r for r in charged if not (key and key.counted and r is key.rule)], charged)
         call = at.call
-        if ex.stream and charge.tokens and not _asks_usage(call.view.stream_options):
+        if (
+            ex.stream
+            and charge.tokens
+            and call.endpoint in _STREAM_OPTIONS
+            and not _asks_usage(call.view.stream_options)
+        ):
             # Ask for usage: OpenAI-compatible upstreams through the body, mapped providers
             # (which report usage in their own events) through the view their mapper reads.
             charge.strip_usage = True
@@ -123,16 +138,27 @@ class LimitsStage(Stage):
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         charge: _Charge = at.notes[self]
         if charge.tokens and outcome.reached and not outcome.from_cache:
-            view = outcome.answer_usage()
-            if view is not None and view.usage is not None:
-                asked = ex.view.model or ""
-                self.guard.charge(
-                    charge.charged, outcome.provider.name, view.model or asked, view.usage, asked
-                )
+            if at.call.endpoint is Endpoint.IMAGES:
+                if outcome.body is not None and 200 <= outcome.status < 300:
+                    self._charge_images(charge, at, outcome.body)
+            else:
+                view = outcome.answer_usage()
+                if view is not None and view.usage is not None:
+                    asked = ex.view.model or ""
+                    self.guard.charge(
+                        charge.charged, outcome.provider.name, view.model or asked, view.usage, asked
+                    )
         key: _KeyLimits | None = ex.noted(self)
         if key is not None and key.headers:
             outcome.headers.update(key.headers)
         return outcome
+
+    def _charge_images(self, charge: _Charge, at: Attempt, body: bytes) -> None:
+        """Images are priced per image (by quality and size) and, for GPT image models, per token."""
+        count, usage = image_usage(body)
+        params = image_params(at.call.body, at.call.target.override_params)
+        cost = self.guard.pricing.table.image_cost(params.model, count, params.quality, params.size)
+        self.guard.charge(charge.charged, at.provider.name, params.model or "", usage, cost=cost)
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | _RelayedWatcher | None:
         charge: _Charge = at.notes[self]
