@@ -56,10 +56,10 @@ class AttemptSpan:
 
     __slots__ = (
         "body",
-        "call",
         "end",
         "finish_reasons",
         "input_tokens",
+        "model",
         "output",
         "output_tokens",
         "response_model",
@@ -67,14 +67,19 @@ class AttemptSpan:
         "span_id",
         "start",
         "status",
+        "target",
     )
 
-    def __init__(self, span_id: int, start: float, call: Call, retry: int, body: bytes | None) -> None:
+    def __init__(
+        self, span_id: int, start: float, target: Target, model: str | None, retry: int, body: bytes | None
+    ) -> None:
         self.span_id = span_id
         self.start = start
         self.end = 0.0
-        #: Its target as the stages resolved it (a virtual key's provider) is read at export.
-        self.call = call
+        #: Its target as the stages resolved it (a virtual key's provider), read at export; not
+        #: the call, which would keep the request's objects alive until then.
+        self.target = target
+        self.model = model
         self.retry = retry
         self.body = body
         self.status = 0
@@ -184,7 +189,7 @@ class Tracer:
             attempts.pop()  # begun for a retry that did not come
         span_id = random.getrandbits(64) or 1
         body = call.body if self.content else None
-        attempts.append(AttemptSpan(span_id, now, call, retry, body))
+        attempts.append(AttemptSpan(span_id, now, call.target, call.view.model, retry, body))
         call.traceparent = state.traceparent(span_id)
 
     def answered(self, state: TraceState, status: int, now: float, view: Any, body: bytes | None) -> None:
@@ -327,12 +332,11 @@ class Tracer:
     def _client_span(
         self, state: TraceState, server: SpanContext, operation: str, attempt: AttemptSpan
     ) -> ReadableSpan:
-        call = attempt.call
-        target = call.target
+        target = attempt.target
         params = target.override_params
         model = params.get("model") if params else None
         if not isinstance(model, str):
-            model = call.view.model
+            model = attempt.model
         provider = target.provider
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": operation,
