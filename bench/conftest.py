@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 import timeit
 from collections.abc import Callable
@@ -87,3 +88,22 @@ def best_time(fn: Callable[[], object], rounds: int = 60, number: int = 100) -> 
     """Seconds per call of ``fn``, best of ``rounds`` batches: for the few absolute budgets, the
     estimate a burst of other tenants' load cannot push over the line."""
     return min(timeit.timeit(fn, number=number) for _ in range(rounds)) / number
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server process a benchmark starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int) -> None:
+    """Until a server process listens on ``port`` (15 s at most)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"port {port} did not open")

@@ -7,8 +7,11 @@ everything ``fastgate serve`` does but the kernel's socket work (which ``bench/l
 measures). A single process with no I/O is steady enough on a noisy machine to budget and to
 profile.
 
-    python -m bench.inproc [--provider openai|anthropic] [--stream] [-n 20000] [--profile]
-                           [--observability off|defaults|traced]
+    python -m bench.inproc [--provider openai|anthropic] [--stream [--paced]] [--config JSON]
+                           [-n 20000] [--profile] [--observability off|defaults|traced]
+
+``--paced`` sends a stream as a model does: one event per read, each read on a loop turn after the
+gateway has handled the one before (``bench/streams.py``'s shape), instead of in two reads.
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ UPSTREAM = "http://127.0.0.1:9/v1"
 STREAM_CHUNKS = 20
 
 
-def client_request(body: bytes, provider: str) -> bytes:
+def client_request(body: bytes, provider: str, *fields: str) -> bytes:
+    """The request the bench's client sends; ``fields``: more header lines (``name: value``)."""
     head = (
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8787\r\nContent-Type: application/json\r\n"
         f"x-portkey-provider: {provider}\r\nx-portkey-custom-host: {UPSTREAM}\r\n"
-        f"Authorization: Bearer sk-bench-key\r\nUser-Agent: bench\r\nContent-Length: {len(body)}\r\n\r\n"
+        + "".join(f"{field}\r\n" for field in fields)
+        + f"Authorization: Bearer sk-bench-key\r\nUser-Agent: bench\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -205,27 +210,60 @@ class ClientTransport(_Transport):
 
 
 class UpstreamTransport(_Transport):
-    """An upstream that answers every request with the same reads, on the next loop turns."""
+    """An upstream that answers every request with the same reads: all on the next loop turn,
+    or ``paced``, each on the turn after the one before (the gateway's task handles one read
+    before the next comes, as with a model's events tens of milliseconds apart)."""
 
-    def __init__(self, protocol: UpstreamConnection, reads: list[bytes]) -> None:
+    def __init__(self, protocol: UpstreamConnection, reads: list[bytes], paced: bool = False) -> None:
         super().__init__()
         self.protocol = protocol
         self.reads = reads
+        self.paced = paced
         self.loop = asyncio.get_running_loop()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.paced:
+            self.loop.call_soon(self._deliver, 0)
+            return
         for piece in self.reads:
             self.loop.call_soon(self.protocol.data_received, piece)
+
+    def _deliver(self, index: int) -> None:
+        self.protocol.data_received(self.reads[index])
+        if index + 1 < len(self.reads):
+            self.loop.call_soon(self._deliver, index + 1)
+
+
+def one_event_per_read(reads: list[bytes]) -> list[bytes]:
+    """A chunked stream's reads re-cut to one chunk (one SSE event) each, the head with the first."""
+    whole = b"".join(reads)
+    head_end = whole.index(b"\r\n\r\n") + 4
+    out = [whole[:head_end]]
+    pos = head_end
+    while True:
+        eol = whole.index(b"\r\n", pos)
+        size = int(whole[pos:eol], 16)
+        end = eol + 2 + size + 2
+        if size == 0:
+            out[-1] += whole[pos:end]
+            return out
+        out.append(whole[pos:end])
+        pos = end
 
 
 class Bench:
     """One gateway, one client connection, one pooled upstream connection."""
 
-    def __init__(self, app: App, provider: str, stream: bool) -> None:
+    def __init__(self, app: App, provider: str, stream: bool, config: str = "", paced: bool = False) -> None:
         self.app = app
         answer = anthropic_answer if provider == "anthropic" else openai_answer
         self.reads = answer(stream)
-        self.request = client_request(chat_body(stream), provider)
+        self.paced = paced
+        if paced:
+            reads = one_event_per_read(self.reads)
+            self.reads = [reads[0] + reads[1], *reads[2:]]  # the head comes with the first event
+        fields = [f"x-portkey-config: {config}"] if config else []
+        self.request = client_request(chat_body(stream), provider, *fields)
         self.server = HTTPServer(app.dispatch, max_body=app.settings.max_body_bytes)
         self.client = ClientTransport()
         self.conn = Connection(self.server)
@@ -239,7 +277,7 @@ class Bench:
         assert pool is not None
         origin, _ = split_url(UPSTREAM, {})
         upstream = UpstreamConnection(pool, origin)
-        upstream.connection_made(UpstreamTransport(upstream, self.reads))
+        upstream.connection_made(UpstreamTransport(upstream, self.reads, self.paced))
         pool.put(upstream)
 
     async def one(self) -> None:
@@ -298,12 +336,19 @@ class CountingExporter:
         return True
 
 
-def new_bench(provider: str = "openai", stream: bool = False, observability: str = "defaults") -> Bench:
+def new_bench(
+    provider: str = "openai",
+    stream: bool = False,
+    observability: str = "defaults",
+    config: str = "",
+    paced: bool = False,
+) -> Bench:
     """A gateway with the default settings, or with observability as ``OBSERVABILITY`` says; the
-    access log goes to /dev/null, and traces to ``CountingExporter``."""
+    access log goes to /dev/null, and traces to ``CountingExporter``. ``config``: sent as
+    ``x-portkey-config`` (the provider headers complete it)."""
     settings = Settings(**{"port": 0, "access_log": os.devnull, **OBSERVABILITY[observability]})
     if not settings.tracing:
-        return Bench(make_app(settings), provider, stream)
+        return Bench(make_app(settings), provider, stream, config, paced)
     from fastgate.observability.tracing import Tracer
 
     app = make_app(msgspec.structs.replace(settings, tracing=False))
@@ -311,11 +356,11 @@ def new_bench(provider: str = "openai", stream: bool = False, observability: str
     # Installed before the stages read it: the stage is built with the tracer it uses.
     app.observability.tracer = Tracer(1.0, exporter=CountingExporter())
     app.gateway.pipeline = app._pipeline()
-    return Bench(app, provider, stream)
+    return Bench(app, provider, stream, config, paced)
 
 
 async def _main(args: argparse.Namespace) -> None:
-    bench = new_bench(args.provider, args.stream, args.observability)
+    bench = new_bench(args.provider, args.stream, args.observability, args.config, args.paced)
     await bench.start()
     try:
         await _measure(bench, args)
@@ -334,7 +379,7 @@ async def _measure(bench: Bench, args: argparse.Namespace) -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
         return
     per = min([await bench.run(args.n) for _ in range(args.repeat)])
-    kind = "stream" if args.stream else "request"
+    kind = ("paced stream" if args.paced else "stream") if args.stream else "request"
     print(f"{args.provider}: {per * 1e6:.1f} µs CPU per {kind} (best of {args.repeat} runs of {args.n})")
 
 
@@ -344,11 +389,15 @@ def main() -> None:
     )
     parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+    parser.add_argument("--paced", action="store_true", help="with --stream: one event per read")
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--observability", choices=tuple(OBSERVABILITY), default="defaults")
     args = parser.parse_args()
+    if args.paced and not args.stream:
+        parser.error("--paced goes with --stream")
     try:
         import uvloop
 

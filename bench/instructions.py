@@ -1,7 +1,7 @@
 """Instructions per request of the gateway's in-process path, counted by callgrind.
 
-    python -m bench.instructions [--provider anthropic] [--stream] [--top 40] [--exclusive]
-                                 [--observability off|defaults|traced]
+    python -m bench.instructions [--provider anthropic] [--stream [--paced]] [--config JSON]
+                                 [--top 40] [--exclusive] [--observability off|defaults|traced]
 
 Runs ``python -m bench.inproc`` under valgrind's callgrind twice (n=1000 and n=3000 requests)
 and divides the difference by 2000: start-up, imports and warm-up cancel out, and what is left
@@ -68,16 +68,24 @@ def parse_annotate(text: str) -> tuple[int, dict[str, int]]:
 
 
 def per_request(
-    provider: str, stream: bool = False, inclusive: bool = True, observability: str = "defaults"
+    provider: str,
+    stream: bool = False,
+    inclusive: bool = True,
+    config: str = "",
+    paced: bool = False,
+    observability: str = "defaults",
 ) -> tuple[float, dict[str, float]]:
-    """Instructions per request (or stream) of the in-process path (the event loop's thread),
-    and per function."""
+    """Instructions per request (or stream, or stream paced one event per read) of the
+    in-process path, and per function; ``config``: sent as ``x-portkey-config``."""
     inproc_args = [
         "--provider",
         provider,
         "--observability",
         observability,
         *(["--stream"] if stream else []),
+        *(["--paced"] if paced else []),
+        "--config",
+        config,
     ]
     # Bytecode compiled once up front, so neither run compiles while it is counted.
     subprocess.run([sys.executable, "-m", "compileall", "-q", "fastgate", "bench"], cwd=REPO, check=True)
@@ -101,6 +109,8 @@ def main() -> int:
     )
     parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+    parser.add_argument("--paced", action="store_true", help="with --stream: one event per read")
     parser.add_argument("--top", type=int, default=30, help="functions to list (0: none)")
     parser.add_argument("--exclusive", action="store_true", help="list functions by their own cost")
     parser.add_argument("--observability", choices=("off", "defaults", "traced"), default="defaults")
@@ -108,8 +118,17 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("needs valgrind: apt-get install -y valgrind", file=sys.stderr)
         return 2
-    count, deltas = per_request(args.provider, args.stream, not args.exclusive, args.observability)
-    kind = "stream" if args.stream else "request"
+    if args.paced and not args.stream:
+        parser.error("--paced goes with --stream")
+    count, deltas = per_request(
+        args.provider,
+        args.stream,
+        inclusive=not args.exclusive,
+        config=args.config,
+        paced=args.paced,
+        observability=args.observability,
+    )
+    kind = ("paced stream" if args.paced else "stream") if args.stream else "request"
     print(f"{args.provider}: {count:,.0f} instructions per {kind} (in process)")
     for name, value in sorted(deltas.items(), key=lambda item: -item[1])[: args.top]:
         print(f"{value:10,.0f}  {name[:140]}")

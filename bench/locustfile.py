@@ -1,4 +1,5 @@
-"""Locust load test for your own fastgate deployment: chat completions, plain and streamed.
+"""Locust load test for your own fastgate deployment: chat completions, plain and streamed, and
+with ``FASTGATE_LOAD_AUDIO=1`` speech, transcriptions and file uploads beside them.
 
     FASTGATE_LOAD_PROVIDER=openai FASTGATE_LOAD_API_KEY=sk-... \\
         locust -f bench/locustfile.py --host http://127.0.0.1:8787
@@ -10,6 +11,8 @@ Environment (all optional):
     FASTGATE_LOAD_CONFIG       x-portkey-config (a config id or JSON), instead of the provider headers
     FASTGATE_LOAD_MODEL        model name (default: gpt-4o-mini)
     FASTGATE_LOAD_PROMPT       user message; ``[mock chunks=20]`` in it scripts `fastgate mock`
+    FASTGATE_LOAD_AUDIO        1: also run ``AudioUser`` (speech, transcriptions, files; the
+                               ``mock`` provider, or ``fastgate mock`` as a custom host, answers all)
 
 Streams report two extra entries: "first chunk" (time to the first SSE event) and "whole stream".
 This file is run by locust only; it needs ``pip install locust``.
@@ -17,9 +20,11 @@ This file is run by locust only; it needs ``pip install locust``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
+import wave
 
 from locust import HttpUser, constant, task
 
@@ -104,3 +109,66 @@ class GatewayUser(HttpUser):
             exception=None,
             context={},
         )
+
+
+def _clip() -> bytes:
+    """Half a second of 16 kHz mono silence, as a client would record it."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(bytes(16000))
+    return out.getvalue()
+
+
+SPEECH = json.dumps({"model": "tts-1", "voice": "alloy", "input": PROMPT[:200], "response_format": "wav"})
+CLIP = _clip()
+FORM_HEADERS = {k: v for k, v in HEADERS.items() if k != "Content-Type"}  # the form sets its own
+
+
+class AudioUser(HttpUser):
+    """Speech (read as it streams), transcriptions and file uploads: run with FASTGATE_LOAD_AUDIO=1."""
+
+    abstract = not os.environ.get("FASTGATE_LOAD_AUDIO")
+    wait_time = constant(0)
+
+    @task(2)
+    def speech(self) -> None:
+        with self.client.post(
+            "/v1/audio/speech", data=SPEECH, headers=HEADERS, name="speech", stream=True, catch_response=True
+        ) as resp:
+            data = b"".join(resp.iter_content(65536))
+            if resp.status_code != 200 or not data.startswith(b"RIFF"):
+                resp.failure(f"HTTP {resp.status_code}: {data[:200]!r}")
+
+    @task(2)
+    def transcription(self) -> None:
+        files = {"file": ("clip.wav", CLIP, "audio/wav")}
+        with self.client.post(
+            "/v1/audio/transcriptions",
+            data={"model": "whisper-1"},
+            files=files,
+            headers=FORM_HEADERS,
+            name="transcription",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 200 or '"text"' not in resp.text:
+                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+
+    @task(1)
+    def file_upload(self) -> None:
+        files = {"file": ("load.jsonl", b'{"n": 1}\n' * 512, "application/jsonl")}
+        with self.client.post(
+            "/v1/files",
+            data={"purpose": "batch"},
+            files=files,
+            headers=FORM_HEADERS,
+            name="file upload",
+            catch_response=True,
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                return
+            file_id = resp.json()["id"]
+        self.client.delete(f"/v1/files/{file_id}", headers=FORM_HEADERS, name="file delete")

@@ -26,6 +26,7 @@ include "kernels/eventstream.pxi"  # _es_: AWS event-stream frames
 include "kernels/jsontext.pxi"     # JSON text checks
 include "kernels/vectors.pxi"      # embeddings: dot products, best match
 include "kernels/observe.pxi"      # _ob_: a request's record, metrics sums, log line
+include "kernels/text.pxi"         # guardrail text measures
 
 # The mappings
 include "mapping/chunks.pxi"       # OpenAI chat.completion.chunk frames

@@ -46,9 +46,11 @@ def _serve(args: argparse.Namespace) -> int:
         client_timeout=args.client_timeout,
         keepalive_timeout=args.keepalive_timeout,
         max_connections=args.max_connections,
+        max_in_flight=args.max_in_flight,
         max_body_bytes=args.max_body_bytes,
         access_log=args.access_log,
         log_format=args.log_format,
+        max_upload_bytes=args.max_upload_bytes,
     )
     if settings.config_path:
         # Fail at start-up, with the bad entry named, rather than in every worker.
@@ -192,11 +194,25 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         help=f"access log lines as JSON or text (default {d.log_format}, or $FASTGATE_LOG_FORMAT)",
     )
     serve.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        help="requests (a stream for its whole length) served at once per worker; past it a 503 "
+        f"(default {d.max_in_flight}, or $FASTGATE_MAX_IN_FLIGHT)",
+    )
+    serve.add_argument(
         "--max-body-bytes",
         type=int,
         default=None,
         help=f"largest request body in bytes, larger is a 413 (default {d.max_body_bytes}, or "
         "$FASTGATE_MAX_BODY_BYTES)",
+    )
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=None,
+        help="largest body of an upload route (files, audio, image edits), streamed to the upstream "
+        f"(default {d.max_upload_bytes}, or $FASTGATE_MAX_UPLOAD_BYTES)",
     )
 
 

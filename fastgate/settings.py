@@ -35,6 +35,13 @@ class Settings(msgspec.Struct, kw_only=True):
     workers: Count = 1
     #: Largest request body accepted, in bytes (larger: 413 before the rest is read).
     max_body_bytes: Count = 32 * 1024 * 1024
+    #: Largest body of an upload route (files, audio, image edits, upload parts), streamed to the
+    #: upstream as it arrives rather than held (OpenAI takes files up to 512 MB).
+    max_upload_bytes: Count = 512 * 1024 * 1024
+    #: A Realtime session's largest message (a frame, or a message's fragments together) either
+    #: way, and its longest time without a frame either way, before it is closed (1009, 1001).
+    realtime_max_frame_bytes: Count = 16 * 1024 * 1024
+    realtime_idle_seconds: Seconds = 300.0
     #: Provider used when a request names none; unset, such a request is a 400.
     default_provider: str | None = None
     #: Custom hosts allowed even when private (exact host names or IPs, or ``.suffix`` patterns).
@@ -49,7 +56,9 @@ class Settings(msgspec.Struct, kw_only=True):
     max_stream_seconds: Seconds = 3600.0
     max_response_bytes: Count = 64 * 1024 * 1024
     #: Requests relayed at once by one worker; past it a 503 with ``Retry-After`` (back-pressure).
-    max_in_flight: Count = 2048
+    #: A stream counts for its whole length, so for LLM traffic this is the worker's concurrency:
+    #: 10,000 is what one worker is measured to hold (``bench/streams.py``).
+    max_in_flight: Count = 10_000
     #: Seconds a client may take to send one whole request (head and body) before a 408, or leave
     #: its answers unread (writes paused) before its connection is cut; and an idle keep-alive
     #: connection is kept open.
@@ -57,7 +66,7 @@ class Settings(msgspec.Struct, kw_only=True):
     keepalive_timeout: Seconds = 75.0
     #: Open client connections per worker: at the limit a new one closes the oldest that has sent
     #: nothing, or is closed itself when all are in use (0: half the process's open-file limit,
-    #: the other half left for upstream connections).
+    #: the other half left for upstream connections; ``serve`` raises the soft limit to the hard).
     max_connections: NonNegative = 0
     #: Seconds SIGTERM waits for in-flight requests and streams before the worker exits.
     shutdown_grace: NonNegativeFloat = 30.0
@@ -121,7 +130,7 @@ class Settings(msgspec.Struct, kw_only=True):
 
 
 #: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
-_LISTENER = ("host", "port", "workers", "max_body_bytes", "log_level")
+_LISTENER = ("host", "port", "workers", "max_body_bytes", "max_upload_bytes", "log_level")
 
 #: Numeric routing settings also read from ``FASTGATE_<NAME>`` (e.g. ``FASTGATE_MAX_RETRY_ATTEMPTS``).
 _ROUTING_LIMITS = (
@@ -143,6 +152,8 @@ _SERVER_LIMITS = (
     "keepalive_timeout",
     "max_connections",
     "busy_poll_us",
+    "realtime_max_frame_bytes",
+    "realtime_idle_seconds",
 )
 
 #: Shared-state settings read from ``FASTGATE_<NAME>`` (``FASTGATE_REDIS_URL``, ``FASTGATE_ADMIN_TOKEN``...);

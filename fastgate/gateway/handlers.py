@@ -18,7 +18,7 @@ from fastgate.gateway.relay import Outcome, attempt
 from fastgate.gateway.stages.messages import MESSAGES
 from fastgate.gateway.streaming import pipe_raw, write_stream
 from fastgate.jsontext import check_duplicate_keys, check_text
-from fastgate.providers.base import Call, Endpoint, Provider
+from fastgate.providers.base import API_OPERATIONS, Call, Endpoint, Provider
 from fastgate.providers.registry import get_provider
 from fastgate.routing.breaker import CircuitBreaker
 from fastgate.routing.plan import NO_CIRCUITS, Leaf, RoutePlan, plan_targets
@@ -129,8 +129,9 @@ class Gateway:
             view: RequestView | RawContentChatRequest
             check_text(body)
             try:
-                if decodes_body:
-                    # Conditions or the cache read the whole body: decode it once, take the view from it.
+                if decodes_body or ex.decodes_body:
+                    # Conditions, the cache or guardrails read the whole body: decode it once, take
+                    # the view from it.
                     params = object_decoder.decode(body)
                     view = msgspec.convert(params, RequestView)
                 elif (
@@ -166,12 +167,12 @@ class Gateway:
         return self._route(ex, plan)
 
     def _refused(self, ex: Exchange, exc: BaseException) -> None:
-        """The request was refused before it was routed: the stages hear how it ended all the same."""
-        ending = self.pipeline.ending
-        if ending:
+        """The request was refused before it was routed: the stages that hear every request, and
+        those it engaged, hear how it ended all the same."""
+        pipeline = self.pipeline
+        if pipeline.hearing or ex.ending:
             ex.error = exc
-            for stage in ending:
-                stage.end(ex)
+            pipeline.end(ex)
             ex.error = None
 
     async def _route(
@@ -215,13 +216,14 @@ class Gateway:
                     path=path,
                     query=query,
                     headers=ex.headers,
+                    upload=ex.upload,
                 )
                 leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
                 at = pipeline.engage(ex, leaf, call, leaf_stages) if ex.stages or leaf_stages else None
                 provider = get_provider(call.target.provider)
                 if at is None:
                     if call.endpoint not in provider.endpoints:
-                        raise provider.unsupported(call.endpoint)
+                        call.endpoint = passthrough_instead(provider, call.endpoint)
                     outcome = await attempt(pool, provider, call, ex.stream)
                     if leaf.retry is not None:
                         outcome = await self._retried(ex, None, leaf, provider, outcome)
@@ -230,8 +232,8 @@ class Gateway:
                 else:
                     at.provider = provider
                     outcome = await self._staged(ex, at, leaf)
-                if walker is None:
-                    break
+                if walker is None or (ex.upload is not None and not ex.upload.replayable):
+                    break  # (an upload too large to send again: its first answer is final)
                 try:
                     leaf = walker.send((outcome.status, outcome.reached))
                 except StopIteration:
@@ -240,7 +242,9 @@ class Gateway:
                     outcome.release()
                     raise
                 outcome.release()
-            if at is not None and (outcome.mapper is not None or outcome.upstream is not None):
+            if at is not None and (
+                outcome.mapper is not None or outcome.upstream is not None or outcome.events is not None
+            ):
                 pipeline.watch(ex, at, outcome)
             ex.outcome = outcome
             headers = _answer_headers(opts, outcome)
@@ -254,7 +258,10 @@ class Gateway:
             if outcome.mapper is not None:
                 await write_stream(request, outcome, headers)
                 return None
-            if outcome.upstream is not None:
+            if outcome.session is not None:  # a Realtime session: the client is upgraded
+                await outcome.session.serve(request, headers)
+                return None
+            if outcome.upstream is not None or outcome.events is not None:
                 await pipe_raw(request, outcome, headers)
                 return None
             return Response(outcome.status, outcome.body or b"", headers, outcome.content_type)
@@ -262,7 +269,10 @@ class Gateway:
             ex.error = exc
             raise
         finally:
-            for stage in pipeline.ending:
+            # ``Pipeline.end``, without a frame of its own on every request's path.
+            for stage in pipeline.hearing:
+                stage.end(ex)
+            for stage in ex.ending:
                 stage.end(ex)
             # Not kept: the error's traceback holds this frame, and so the exchange (a cycle
             # only a full collection would free).
@@ -276,7 +286,7 @@ class Gateway:
         if outcome is None:
             assert self.pool is not None
             if at.call.endpoint not in at.provider.endpoints:
-                raise at.provider.unsupported(at.call.endpoint)
+                at.call.endpoint = passthrough_instead(at.provider, at.call.endpoint)
             outcome = await attempt(self.pool, at.provider, at.call, ex.stream)
             outcome = await pipeline.after(ex, at, outcome)
             if leaf.retry is not None:
@@ -305,7 +315,7 @@ class Gateway:
             decision = decide(
                 policy, leaf.retry, retries, outcome.status, outcome.headers, waited_ms, random.random()
             )
-            if not decision.retry:
+            if not decision.retry or (ex.upload is not None and not ex.upload.replayable):
                 outcome.retries = -1 if decision.gave_up else retries
                 return outcome
             outcome.release()
@@ -315,6 +325,19 @@ class Gateway:
             outcome = await attempt(self.pool, provider, call, ex.stream)
             if at is not None:
                 outcome = await self.pipeline.after(ex, at, outcome)
+
+
+def passthrough_instead(provider: Provider, endpoint: Endpoint) -> Endpoint:
+    """An API operation a provider does not serve as such goes through its passthrough, as any
+    other ``/v1/*`` path would (Anthropic's and Mistral's files APIs, say); any other endpoint,
+    or one the provider names an alternative for, is refused."""
+    if (
+        endpoint in API_OPERATIONS
+        and Endpoint.PROXY in provider.endpoints
+        and endpoint not in provider.instead
+    ):
+        return Endpoint.PROXY
+    raise provider.unsupported(endpoint)
 
 
 def body_error(exc: msgspec.DecodeError | RecursionError) -> GatewayError:

@@ -6,8 +6,9 @@ and ``before`` in order (keys → limits → guardrails → cache), their ``afte
 in the reverse order, innermost first, so the stage nearest the upstream sees its answer first
 (the cache stores what the upstream said, before guardrails judge it or an ingress format
 translates it). Just before the answer's head is written, the stages that asked see it and may add
-headers (``respond``); once the answer is written every stage that asked is told how it ended. A
-stage is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
+headers (``respond``); once the answer is written every engaged stage that asked is told how it
+ended (and a stage that hears every request, of every request: observability). A stage is an
+object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
 
 What a request pays for stages it does not need is the point of the design. A stage engages for
 an attempt when it said so for the whole request (:meth:`Stage.arrive`, e.g. a gateway key with
@@ -19,7 +20,7 @@ no cache, no hook, engages none: an empty tuple, and no stage is called past ``a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -31,6 +32,7 @@ from fastgate.server.messages import Request
 
 if TYPE_CHECKING:
     from fastgate.gateway.options import RequestOptions
+    from fastgate.gateway.uploads import ReplayableBody
     from fastgate.keys.models import GatewayKey, VirtualKey
 
 
@@ -44,9 +46,13 @@ class Exchange(msgspec.Struct, kw_only=True):
     #: ``request.headers`` unless a stage took one out.
     headers: Mapping[str, str]
     body: bytes = b""
+    #: An upload's body, streamed to the upstream as it arrives (``body`` is then empty).
+    upload: ReplayableBody | None = None
     stream: bool = False
     #: The ingress format when it is not OpenAI's (``"messages"``): its stage maps to the pivot.
     ingress: str = ""
+    #: A stage's ``arrive`` asks for the whole body decoded (``params``) whatever the plan says.
+    decodes_body: bool = False
     #: Read once the stages have seen the request arrive.
     opts: RequestOptions = None  # type: ignore[assignment]
     #: The request as the gateway reads it (the whole of it for a mapped provider), once decoded.
@@ -57,6 +63,8 @@ class Exchange(msgspec.Struct, kw_only=True):
     key: GatewayKey | None = None
     #: Stages engaged for every attempt of this request (their ``arrive`` said so).
     stages: tuple[Stage, ...] = ()
+    #: The stages engaged for the request or one of its attempts that have a last word (``end``).
+    ending: tuple[Stage, ...] = ()
     notes: dict[Stage, Any] | None = None
     #: Guardrail hooks' verdicts, ``(event, verdict)``: ``before_request`` or ``after_request``,
     #: and ``passed``, ``failed`` or ``denied`` (for the metrics).
@@ -97,11 +105,19 @@ class Attempt(msgspec.Struct):
 class Stage:
     """One per-request concern. Override only the hooks the concern needs."""
 
+    #: Its ``end`` hears of every request, refused ones and those it did not engage for.
+    hears_all: ClassVar[bool] = False
+
     def arrive(self, ex: Exchange) -> bool:
         """The request arrived, nothing of it read yet but its head and body: check who sent it
         (raise a ``GatewayError`` to refuse it), note what later hooks need. True engages this
         stage for every attempt of the request."""
         return False
+
+    def parts(self) -> tuple[Stage, ...]:
+        """The stages, in order, that ``arrive`` engages: this one, or a stage's parts placed
+        apart in the order (each with its own hooks)."""
+        return (self,)
 
     def wants(self, leaf: Leaf) -> bool:
         """Whether this stage may have work on every attempt at this routing leaf (asked once
@@ -136,8 +152,10 @@ class Stage:
         add a watcher to a stream's ``outcome.watchers`` here (it then sees the stream last)."""
 
     def end(self, ex: Exchange) -> None:
-        """The answer was written, or the request failed (``ex.error``, possibly before this
-        stage's ``arrive``): the last word."""
+        """The answer was written, or the request failed (``ex.error``): the last word of a
+        stage engaged for the request or one of its attempts, or, for a stage that hears every
+        request (``hears_all``), of every request, refused ones included (possibly before this
+        stage's ``arrive``)."""
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -149,19 +167,37 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
-        self.arriving = tuple(s for s in self.stages if _overrides(s, "arrive"))
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
         #: Called by the route handler itself, each in turn (no layer of their own): ``respond``
-        #: innermost first, as ``after``; ``end`` in order.
+        #: innermost first, as ``after``; ``end`` in order (``Pipeline.end``).
         self.responding = tuple(s for s in reversed(self.stages) if _overrides(s, "respond"))
-        self.ending = tuple(s for s in self.stages if _overrides(s, "end"))
+        ending = [s for s in self.stages if _overrides(s, "end")]
+        #: The stages whose ``end`` hears of every request (``Stage.hears_all``).
+        self.hearing = tuple(s for s in ending if s.hears_all)
+        #: The others: told only when engaged for the request or one of its attempts.
+        self.ending = frozenset(s for s in ending if not s.hears_all)
+        self.order = {stage: index for index, stage in enumerate(self.stages)}
+        #: Each stage that may arrive, the parts it engages, and those of them that end.
+        self.arriving = tuple(
+            (s, s.parts(), tuple(p for p in s.parts() if p in self.ending))
+            for s in self.stages
+            if _overrides(s, "arrive")
+        )
 
     def arrive(self, ex: Exchange) -> None:
         engaged: tuple[Stage, ...] = ()
-        for stage in self.arriving:
+        ending: tuple[Stage, ...] = ()
+        for stage, parts, ends in self.arriving:
             if stage.arrive(ex):
-                engaged += (stage,)
-        ex.stages = engaged
+                engaged += parts
+                if ends:
+                    ending += ends
+        if engaged:
+            if len(engaged) > 1:
+                engaged = tuple(sorted(engaged, key=self.order.__getitem__))
+            ex.stages = engaged
+            if ending:
+                ex.ending = ending
 
     def for_leaf(self, leaf: Leaf) -> tuple[Stage, ...]:
         """The stages that may act on every attempt at ``leaf``, found once and kept on it."""
@@ -176,7 +212,7 @@ class Pipeline:
         candidates = ex.stages
         if leaf_stages:
             candidates = (
-                tuple(sorted({*candidates, *leaf_stages}, key=self.stages.index))
+                tuple(sorted({*candidates, *leaf_stages}, key=self.order.__getitem__))
                 if candidates
                 else leaf_stages
             )
@@ -185,6 +221,8 @@ class Pipeline:
         for stage in candidates:
             if stage.engage(ex, at):
                 engaged += (stage,)
+                if stage in self.ending and stage not in ex.ending:
+                    ex.ending += (stage,)
         if not engaged:
             return None
         at.stages = engaged
@@ -215,3 +253,11 @@ class Pipeline:
             watcher = stage.watch(ex, at, outcome)
             if watcher is not None:
                 outcome.watchers += (watcher,)
+
+    def end(self, ex: Exchange) -> None:
+        """The last word of the stages that hear every request, then of each stage engaged for
+        the request or one of its attempts."""
+        for stage in self.hearing:
+            stage.end(ex)
+        for stage in ex.ending:
+            stage.end(ex)

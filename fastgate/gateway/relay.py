@@ -7,17 +7,21 @@ failure; the winning outcome is written by ``respond``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import msgspec
 
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer, error_body
+from fastgate.gateway.realtime_session import MockPeer, Session
+from fastgate.gateway.uploads import ReplayableBody
 from fastgate.headers import HOP_BY_HOP
 from fastgate.limits.usage import UsageView, body_usage
 from fastgate.providers.base import (
+    API_OPERATIONS,
     RELAYED,
     Call,
+    Endpoint,
     LocalResponse,
     Provider,
     StreamMapper,
@@ -26,7 +30,9 @@ from fastgate.providers.base import (
 from fastgate.providers.openai import check_answer
 from fastgate.upstream.connection import UpstreamResponse
 from fastgate.upstream.pool import UpstreamPool
+from fastgate.upstream.websocket import HandshakeRefused, open_upstream
 
+_REALTIME = Endpoint.REALTIME
 #: Upstream calls of one fanned-out request in flight at once.
 _FAN_OUT_CONCURRENCY = 8
 
@@ -98,8 +104,20 @@ class Outcome(msgspec.Struct, kw_only=True):
             view = self.usage = body_usage(self.body)
         return view
 
+    #: Relayed as it arrives, not read whole: the passthrough's answers, and an API operation's
+    #: 2xx answer that is not JSON (audio, a file's content, transcription events).
+    relayed: bool = False
+    #: A Realtime session whose upstream side is open (``gateway/realtime.py``).
+    session: Session | None = None
+    #: For an answer relayed as it comes: the last event to write, given why, if the upstream
+    #: breaks off midway (an ingress format's error event); None cuts the client's connection.
+    on_break: Callable[[str], bytes] | None = None
+
     def release(self) -> None:
-        """Drop an unused open stream (a router moved on to another target)."""
+        """Drop an unused open stream or session (a router moved on to another target)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
@@ -158,7 +176,7 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
             async with deadline:
                 outcome = await _begin(pool, provider, call, stream)
         resp = outcome.upstream
-        if resp is not None and outcome.mapper is None and call.endpoint not in RELAYED:
+        if resp is not None and outcome.mapper is None and not outcome.relayed:
             # Mostly the whole answer came with its head: no read to wait for.
             body = resp.received_body()
             _settle_body(outcome, stream, body if body is not None else await resp.read())
@@ -176,6 +194,11 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
 
 async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
     """Everything up to the answer's start: its head, and for a stream its first chunk."""
+    if call.endpoint is _REALTIME:
+        return await _open_session(pool, provider, call)
+    upload = call.upload
+    if upload is not None and isinstance(upload, ReplayableBody) and upload.replayable:
+        upload.rewind()  # another attempt: the body from its first byte
     if provider.local:
         outcome = _local_outcome(provider, call, await provider.respond(call))
     elif (requests := provider.fan_out(call)) is not None:
@@ -184,11 +207,49 @@ async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: boo
         req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
         if call.traceparent is not None:
             req.headers["traceparent"] = call.traceparent  # W3C Trace Context §3.2: this attempt's span
-        head = await pool.request(req.method, req.url, req.headers, req.body)
+        head = await pool.request(req.method, req.url, req.headers, req.body, req.upload)
         outcome = _head_outcome(provider, call, head, stream)
     if outcome.mapper is not None:
         await _read_ahead(outcome)
+    elif outcome.relayed and outcome.upstream is not None and call.endpoint in API_OPERATIONS:
+        # Its first piece before anything is written: until then another target can answer,
+        # and the head goes out with it in one write.
+        await _read_ahead(outcome, empty_ok=True)
     return outcome
+
+
+async def _open_session(pool: UpstreamPool, provider: Provider, call: Call) -> Outcome:
+    """A Realtime session's upstream side, opened up to its handshake's 101 (the upstream's
+    refusal is the outcome, as any answer's status would be)."""
+    if provider.local:
+        model = call.view.model or "gpt-realtime"
+        session = Session(MockPeer(model), "realtime", pool.max_frame, pool.websocket_idle_s)
+        return Outcome(status=101, provider=provider, call=call, session=session)
+    req = provider.realtime_request(call)
+    headers = dict(req.headers)
+    offered = [p.strip() for p in headers.pop("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    url = "ws" + req.url[4:] if req.url.startswith("http") else req.url
+    try:
+        end = await open_upstream(
+            pool.resolver,
+            url,
+            headers,
+            offered,
+            connect_timeout=pool.connect_timeout,
+            max_size=pool.max_frame,
+        )
+    except HandshakeRefused as exc:
+        answer = exc.response
+        status = answer.status_code if answer.status_code >= 300 else 502
+        body = bytes(answer.body or b"")
+        return Outcome(
+            status=status,
+            provider=provider,
+            call=call,
+            body=_without_secrets(provider.error(status, body), call),
+        )
+    session = Session(end, end.ws.subprotocol, pool.max_frame, pool.websocket_idle_s)
+    return Outcome(status=101, provider=provider, call=call, session=session)
 
 
 async def _gather(
@@ -217,9 +278,13 @@ def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream
     if call.endpoint in RELAYED:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.
         outcome.content_type = resp.content_type
+        outcome.relayed = True
     elif stream and resp.status < 300 and resp.content_type not in _NOT_A_STREAM:
         outcome.mapper = provider.stream(call)
         outcome.content_type = "text/event-stream"
+    elif resp.content_type != "application/json" and call.endpoint in API_OPERATIONS and resp.status < 300:
+        outcome.content_type = resp.content_type
+        outcome.relayed = True
     return outcome
 
 
@@ -300,11 +365,12 @@ def _invalid_answer(outcome: Outcome, exc: ValueError) -> None:
         outcome.body = error_body(502, message, type="api_error", provider=provider.name)
 
 
-async def _read_ahead(outcome: Outcome) -> None:
+async def _read_ahead(outcome: Outcome, *, empty_ok: bool = False) -> None:
     """Read a stream's first chunk before anything is written to the client.
 
     Until that chunk arrives the target can still be given up for the next one (Portkey decides
     on the status line alone, so a stream that breaks at once reaches the client as a failure).
+    ``empty_ok``: an answer relayed as it is may be empty.
     """
     resp = outcome.upstream
     rest = resp.chunks() if resp is not None else outcome.events
@@ -314,7 +380,7 @@ async def _read_ahead(outcome: Outcome) -> None:
             first = await rest.__anext__()
         except StopAsyncIteration:
             first = b""
-        if not first:
+        if not first and not empty_ok:
             raise _NoFirstByte
     except BaseException:
         outcome.release()
@@ -333,6 +399,15 @@ def _local_outcome(provider: Provider, call: Call, local: LocalResponse) -> Outc
             headers=headers,
             body=provider.error(local.status, local.body),
         )
+    content_type = local.headers.get("content-type", "application/json")
+    if call.endpoint in API_OPERATIONS and content_type != "application/json":
+        relayed = Outcome(status=local.status, provider=provider, call=call, headers=headers)
+        relayed.content_type, relayed.relayed = content_type, True
+        if local.events is None:
+            relayed.body = local.body
+        else:
+            relayed.events = local.events
+        return relayed
     if local.events is not None:
         return Outcome(
             status=local.status,

@@ -1,5 +1,11 @@
 """Writing a streamed answer: each upstream read mapped and flushed to the client at once.
 
+After its first read, an upstream's stream is mapped and written from the upstream connection's
+own reads (``UpstreamResponse.relay``): a model's stream is hundreds of small reads, tens of
+milliseconds apart, and a task switch, a future and a few coroutine layers for each of them were
+most of what a stream cost the gateway (``bench/streams.py``). The handler's task waits only for
+the end of the stream, or for a client that stopped reading.
+
 A failure of the upstream after the first byte cannot change the status any more, so it ends
 the stream with an OpenAI-shaped error event and ``[DONE]``; so does a stream still running when
 the server's shutdown grace period ends. A client that goes away cancels the handler, which
@@ -13,7 +19,9 @@ from collections.abc import AsyncIterator
 
 from fastgate.errors import error_body
 from fastgate.gateway.relay import Outcome, StreamWatcher
+from fastgate.providers.base import StreamMapper
 from fastgate.server.messages import Request
+from fastgate.upstream.connection import UpstreamResponse
 
 _DONE = b"data: [DONE]\n\n"
 UPSTREAM_FAILURES = (OSError, TimeoutError, ValueError)
@@ -41,6 +49,7 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
     headers["Cache-Control"] = "no-cache"
     headers["X-Accel-Buffering"] = "no"
     watchers = outcome.watchers
+    held = outcome.held
     started = False
     chunk = outcome.first  # already read ahead: no wait (and no iterator layer) for it
     try:
@@ -58,10 +67,7 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
                     out = _watched(watchers, out)
                 break
             except UPSTREAM_FAILURES as exc:
-                name = outcome.provider.name
-                out = error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
-                if watchers:  # an ingress format's watcher words the error its own way
-                    out = _watched(watchers, out)
+                out = _interrupted(outcome, exc)
                 clean = False
                 break
             if watchers:
@@ -71,6 +77,9 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
             if not started:
                 await request.start_stream(outcome.status, headers, "text/event-stream", out)
                 started = True
+                if held is not None:  # an upstream's: the rest is relayed from its reads
+                    out, clean = await _relay_rest(request, outcome, held, mapper)
+                    break
             elif out:
                 await request.send(out)
         if watchers and clean:
@@ -87,23 +96,106 @@ async def write_stream(request: Request, outcome: Outcome, headers: dict[str, st
         outcome.release()
 
 
+class _Sink:
+    """Maps and writes each upstream read, called from the upstream connection's
+    ``data_received``: so it never raises, and notes why it stopped taking reads instead."""
+
+    __slots__ = ("broken", "done", "failed", "last", "mapper", "request", "watchers")
+
+    def __init__(self, request: Request, mapper: StreamMapper, watchers: tuple[StreamWatcher, ...]) -> None:
+        self.request = request
+        self.mapper = mapper
+        self.watchers = watchers
+        #: The mapper saw the stream's end; what it made of the last read.
+        self.done = False
+        self.last = b""
+        #: The upstream's bytes could not be mapped; the client could not be written to (or a
+        #: watcher failed): raised in the handler's task.
+        self.failed: Exception | None = None
+        self.broken: Exception | None = None
+
+    def __call__(self, chunk: bytes) -> bool:
+        """Whether to go on reading now (False: the stream ended, failed, or the client stopped
+        taking writes)."""
+        try:
+            out = self.mapper.feed(chunk)
+        except UPSTREAM_FAILURES as exc:
+            self.failed = exc
+            return False
+        try:
+            if self.watchers:
+                out = _watched(self.watchers, out)
+            if self.mapper.done:
+                self.done, self.last = True, out
+                return False
+            return not self.request.write(out)
+        except Exception as exc:
+            self.broken = exc
+            return False
+
+
+async def _relay_rest(
+    request: Request, outcome: Outcome, held: UpstreamResponse, mapper: StreamMapper
+) -> tuple[bytes, bool]:
+    """The rest of an upstream's stream, mapped and written as it arrives; what to write with
+    the end, and whether the stream ended cleanly."""
+    sink = _Sink(request, mapper, outcome.watchers)
+    while True:
+        try:
+            if await held.relay(sink):
+                break
+        except UPSTREAM_FAILURES as exc:
+            return _interrupted(outcome, exc), False
+        if sink.broken is not None:
+            broken, sink.broken = sink.broken, None  # not kept: its frames hold the sink
+            raise broken
+        if sink.failed is not None:
+            return _interrupted(outcome, sink.failed), False
+        if sink.done:
+            return sink.last, True
+        await request.drained()  # the client stopped reading: so does the upstream, meanwhile
+    out = mapper.finish()
+    return (_watched(outcome.watchers, out) if outcome.watchers else out), True
+
+
+def _interrupted(outcome: Outcome, exc: BaseException) -> bytes:
+    """The error event and ``[DONE]`` that end a stream its upstream broke off."""
+    name = outcome.provider.name
+    out = error_event(f"{name} error: stream interrupted ({type(exc).__name__})", name)
+    if outcome.watchers:  # an ingress format's watcher words the error its own way
+        out = _watched(outcome.watchers, out)
+    return out
+
+
 async def pipe_raw(request: Request, outcome: Outcome, headers: dict[str, str]) -> None:
-    """Relay an answer as it comes (the passthrough, a native ingress format), its watchers
-    seeing each piece; an upstream that breaks midway cuts the client's connection, since a raw
-    relay has no error event to send: the client sees an incomplete body, not a clean end."""
+    """Relay an answer as it comes (the passthrough, a native ingress format, an API operation's
+    audio or file), its watchers
+    seeing each piece. An upstream that breaks midway ends the stream with the error event of
+    the answer's format where a stage gave one (``Outcome.on_break``; the stage's watcher keeps
+    the stream at an event's end); a raw relay has none, so the client's connection is cut: it
+    sees an incomplete body, not a clean end."""
     upstream = outcome.upstream
-    assert upstream is not None
-    chunks = upstream.chunks()
+    chunks = upstream.chunks() if upstream is not None else outcome.events
+    assert chunks is not None
     watchers = outcome.watchers
+    first = outcome.first  # read ahead (an API operation's answer): it goes with the head
+    if first and watchers:
+        first = _watched(watchers, first)
     try:
-        await request.start_stream(outcome.status, headers, outcome.content_type)
+        await request.start_stream(outcome.status, headers, outcome.content_type, first)
         while True:
             try:
                 chunk = await anext(chunks)
             except StopAsyncIteration:
                 break
-            except UPSTREAM_FAILURES:
-                request.abort()
+            except UPSTREAM_FAILURES as exc:
+                if outcome.on_break is None:
+                    request.abort()
+                    return
+                name = outcome.provider.name
+                request.end_stream(
+                    outcome.on_break(f"{name} error: stream interrupted ({type(exc).__name__})")
+                )
                 return
             if watchers:
                 chunk = _watched(watchers, chunk)

@@ -109,9 +109,9 @@ class AsyncFunctionCheck(FunctionCheck):
 Explanations = tuple[Callable[..., str], Callable[..., str], Callable[..., str], Callable[..., str]]
 
 
-def explain(explanations: Explanations, verdict: bool, invert: bool, **values: Any) -> str:
-    """The explanation for this verdict and flag."""
-    return explanations[(0 if verdict else 1) + (2 if invert else 0)](**values)
+def explain(explanations: Explanations, verdict: bool, invert: bool, *values: Any) -> str:
+    """The explanation for this verdict and flag (``values``: its function's arguments, in order)."""
+    return explanations[(0 if verdict else 1) + (2 if invert else 0)](*values)
 
 
 def excerpt(text: str) -> str:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Coroutine, Sequence
+from time import perf_counter
 from typing import Any
 
 import msgspec
@@ -27,7 +27,7 @@ import msgspec
 from fastgate.guardrails.check import Check, CheckError, CheckOutcome
 from fastgate.guardrails.compile import Hook, LeafHooks
 from fastgate.guardrails.context import AFTER, BEFORE, BEFORE_ONLY, EMBED, HOOKED_TYPES, HookContext
-from fastgate.guardrails.results import CheckResult, Feedback, HookResult, elapsed_ms, iso_now
+from fastgate.guardrails.results import CheckResult, Feedback, HookResult, iso_now
 from fastgate.guardrails.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,15 @@ def _skipped(hook: Hook, event: str, ctx: HookContext) -> bool:
 
 
 def _result(check: Check, outcome: CheckOutcome, start: float, created: str) -> CheckResult:
+    """``start``: the check's ``perf_counter`` reading as it began (its whole milliseconds since
+    then are its execution time)."""
     error = outcome.error
     return CheckResult(
         outcome.data,
         outcome.verdict,
         check.id,
         msgspec.UNSET if error is None else error,
-        elapsed_ms(start),
+        int((perf_counter() - start) * 1000),
         outcome.request is not None or outcome.response is not None,
         created,
         outcome.log,
@@ -84,24 +86,12 @@ def _crashed(check: Check) -> CheckOutcome:
     return CheckOutcome(False, None, _CRASHED)
 
 
-def _call(check: Check, ctx: HookContext, event: str, created: str) -> tuple[CheckResult, CheckOutcome]:
-    """A local check run; ``created`` is its hook's start, the same millisecond as its own."""
-    start = time.perf_counter()
-    try:
-        outcome = check.run(ctx, event)
-    except Exception:
-        outcome = _crashed(check)
-    return _result(check, outcome, start, created), outcome
-
-
 async def _call_io(
     check: Check, ctx: HookContext, event: str, runtime: Runtime
 ) -> tuple[CheckResult, CheckOutcome]:
-    if not check.is_async:
-        return _call(check, ctx, event, iso_now())
-    start, created = time.perf_counter(), iso_now()
+    start, created = perf_counter(), iso_now()
     try:
-        outcome = await check.run_async(ctx, event, runtime)
+        outcome = await check.run_async(ctx, event, runtime) if check.is_async else check.run(ctx, event)
     except Exception:
         outcome = _crashed(check)
     return _result(check, outcome, start, created), outcome
@@ -139,7 +129,7 @@ def _hook_result(hook: Hook, checks: list[CheckResult], start: float, created: s
         transformed=transformed,
         checks=checks,
         feedback=None if hook.on_fail is None and hook.on_success is None else _feedback(hook, checks),
-        execution_time=elapsed_ms(start),
+        execution_time=int((perf_counter() - start) * 1000),
         async_=hook.is_async,
         type=hook.type,
         created_at=created,
@@ -154,28 +144,31 @@ def _apply(ctx: HookContext, outcomes: Sequence[CheckOutcome]) -> None:
 
 
 def run_local(hook: Hook, event: str, ctx: HookContext) -> HookResult:
-    """A hook whose checks need no I/O, run straight through."""
-    start, created = time.perf_counter(), iso_now()
+    """A hook whose checks need no I/O, run straight through. Side by side, each check's
+    ``created_at`` is its hook's (the same millisecond)."""
+    start, created = perf_counter(), iso_now()
     checks = []
-    if hook.sequential:
-        for check in hook.checks:
-            result, outcome = _call(check, ctx, event, iso_now())
-            _apply(ctx, (outcome,))
-            checks.append(result)
-    else:
-        outcomes = []
-        for check in hook.checks:
-            result, outcome = _call(check, ctx, event, created)
-            checks.append(result)
-            if outcome.request is not None or outcome.response is not None:
-                outcomes.append(outcome)
-        _apply(ctx, outcomes)
+    sequential = hook.sequential
+    changed = []
+    for check in hook.checks:
+        began, check_created = perf_counter(), iso_now() if sequential else created
+        try:
+            outcome = check.run(ctx, event)
+        except Exception:
+            outcome = _crashed(check)
+        checks.append(_result(check, outcome, began, check_created))
+        if outcome.request is not None or outcome.response is not None:
+            if sequential:  # the next check reads what this one made
+                ctx.replace(outcome.request, outcome.response)
+            else:
+                changed.append(outcome)
+    _apply(ctx, changed)
     return _hook_result(hook, checks, start, created)
 
 
 async def run_io(hook: Hook, event: str, ctx: HookContext, runtime: Runtime) -> HookResult:
     """A hook with checks that wait on the network: side by side unless ``sequential``."""
-    start, created = time.perf_counter(), iso_now()
+    start, created = perf_counter(), iso_now()
     checks = []
     if hook.sequential:
         for check in hook.checks:

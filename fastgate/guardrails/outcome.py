@@ -50,8 +50,7 @@ def with_hook_results(body: bytes, results: bytes) -> bytes:
     if not end.endswith(b"}") or not body.lstrip().startswith(b"{"):
         return body
     head = end[:-1].rstrip()
-    joiner = b"" if head.endswith(b"{") else b","
-    return head + joiner + b'"hook_results":' + results + b"}"
+    return b"".join((head, b"" if head.endswith(b"{") else b",", b'"hook_results":', results, b"}"))
 
 
 def json_answer(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import re2
+from re2 import _re2
 
 from fastgate.guardrails.check import ConfigError
 
@@ -23,6 +24,9 @@ _OPTIONS.max_mem = 8 << 20
 #: Portkey's ``parseRegex``: ``/pattern/flags``.
 _SLASHED = re.compile(r"^/(.+?)/([a-z]*)$", re.DOTALL)
 _JS_FLAGS = frozenset("gimsuyd")
+_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+#: RE2's span of a group that did not match.
+_NO_SPAN = (-1, -1)
 
 
 class Pattern:
@@ -34,6 +38,14 @@ class Pattern:
         self.regex = regex
         self.source = source
         self.replace_all = replace_all
+
+    def search(self, text: str) -> re2._Match | None:
+        """``regex.search``; no match (a guardrail's usual answer) is told by RE2 itself, without
+        the wrapper's generator and offsets, which only a match needs."""
+        encoded = text.encode()
+        if self.regex._regexp.Match(_UNANCHORED, encoded, 0, len(encoded))[0] == _NO_SPAN:
+            return None
+        return self.regex.search(text)
 
     def sub(self, replacement: str, text: str) -> tuple[str, int]:
         """The text with the match (or every match, flag ``g``) replaced literally."""

@@ -8,7 +8,6 @@ Times are Portkey's: ``created_at`` an ISO-8601 UTC instant with milliseconds (a
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -64,22 +63,23 @@ class BeforeHookResults(msgspec.Struct):
 
 encode = msgspec.json.Encoder().encode
 
+_last_second = -1
+_second_iso = ""
 _last_ms = -1
 _last_iso = ""
 
 
 def iso_now() -> str:
-    """The current instant as JavaScript's ``Date.toISOString`` writes it; formatted once per
-    millisecond, however many checks start within it."""
-    global _last_ms, _last_iso
+    """The current instant as JavaScript's ``Date.toISOString`` writes it; its date and time
+    formatted once per second, its milliseconds once per millisecond, however many checks start
+    within it."""
+    global _last_second, _second_iso, _last_ms, _last_iso
     ms = time.time_ns() // 1_000_000
     if ms != _last_ms:
-        moment = datetime.fromtimestamp(ms / 1000, UTC)
-        _last_iso = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        second, milli = divmod(ms, 1000)
+        if second != _last_second:
+            _second_iso = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            _last_second = second
+        _last_iso = f"{_second_iso}{milli:03d}Z"
         _last_ms = ms
     return _last_iso
-
-
-def elapsed_ms(start: float) -> int:
-    """Whole milliseconds since ``start`` (a ``perf_counter`` reading)."""
-    return int((time.perf_counter() - start) * 1000)

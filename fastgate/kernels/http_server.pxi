@@ -9,6 +9,10 @@
 # they arrive, not when the head ends. Limits: one header line 8190 bytes, 128 fields, a 64 KiB
 # head (trailers alike), a body of ``max_body`` bytes (413). The grammar is in http_syntax.pxi.
 #
+# An upload route's body (a POST to a path in ``uploads``) is streamed rather than collected: the
+# request is complete for the server once its head is (``streams_body``), each ``feed`` leaves the
+# body bytes it parsed for ``take_piece``, and the limit is ``max_upload`` instead of ``max_body``.
+#
 # What a client sends slowly or in small pieces costs time and memory in proportion to its size:
 # an unfinished head is checked once, as it arrives (``_Scan``); unparsed bytes wait in one buffer
 # appended to in place; a body split over reads or chunks is collected in one ``BodyBuffer``.
@@ -118,8 +122,22 @@ cdef class RequestParser:
     cdef Py_ssize_t _body_size
     cdef Py_ssize_t _trailer_size
     cdef Py_ssize_t _trailer_count
-    #: A body that came in more than one piece.
+    #: A body that came in more than one piece (a streamed one: the bytes of the last feeds).
     cdef BodyBuffer _body
+    #: The largest body of this request: ``_max_body``, or ``_max_upload`` when it is streamed.
+    cdef Py_ssize_t _limit
+    cdef Py_ssize_t _max_upload
+    #: Upload routes: exact paths, and (prefix, suffix) pairs for the paths with a parameter.
+    cdef frozenset _upload_paths
+    cdef tuple _upload_patterns
+    #: This request's body is streamed (an upload route): taken piece by piece (``take_piece``).
+    cdef readonly bint streams_body
+    #: The Content-Length of the body being read, -1 when chunked.
+    cdef readonly Py_ssize_t body_length
+    #: The read being parsed when nothing was pending before it (else None), and a streamed
+    #: body's piece that is the whole of a read, handed on without a copy.
+    cdef bytes _read
+    cdef bytes _whole
     cdef readonly str method
     cdef readonly str target
     cdef readonly dict headers
@@ -130,9 +148,12 @@ cdef class RequestParser:
     cdef readonly bint expect_continue
     cdef readonly bint head_done
 
-    def __cinit__(self, Py_ssize_t max_body):
+    def __cinit__(self, Py_ssize_t max_body, Py_ssize_t max_upload=0, uploads=None):
         self._max_body = max_body
+        self._max_upload = max_upload
+        self._upload_paths, self._upload_patterns = uploads if uploads is not None else (frozenset(), ())
         self._pending = None
+        self._read = self._whole = None
         self._body = BodyBuffer()
         self._reset()
 
@@ -144,6 +165,9 @@ cdef class RequestParser:
         self._body_size = 0
         self._trailer_size = 0
         self._trailer_count = 0
+        self._limit = self._max_body
+        self.streams_body = False
+        self.body_length = -1
         self.method = ""
         self.target = ""
         self.headers = None
@@ -154,7 +178,25 @@ cdef class RequestParser:
         self.head_done = False
 
     def reset(self):
+        if self.streams_body:
+            self._body.take_bytes()  # what an abandoned upload left
+            self._whole = None
         self._reset()
+
+    def take_pending(self):
+        """The bytes received past the request and not parsed (a connection that changes
+        protocol hands them to the next one)."""
+        cdef bytearray pending = self._pending
+        self._pending = None
+        return _EMPTY if pending is None else bytes(pending)
+
+    def take_piece(self):
+        """The bytes of a streamed body parsed since the last call, as one piece (b"": none)."""
+        cdef bytes whole = self._whole
+        if whole is not None:
+            self._whole = None
+            return whole
+        return self._body.take_bytes()
 
     @property
     def buffered(self):
@@ -172,7 +214,11 @@ cdef class RequestParser:
         cdef Py_ssize_t n, pos = 0
         _scanned_bytes(pending, data, &p, &n)
         if self._state != S_DONE:  # else a pipelined request: kept, parsed after reset()
-            pos = self._parse(p, n)
+            self._read = data if pending is None else None
+            try:
+                pos = self._parse(p, n)
+            finally:
+                self._read = None
         self._pending = _unfinished(pending, p, pos, n)
         return self._state == S_DONE
 
@@ -201,14 +247,22 @@ cdef class RequestParser:
                 pos = end + 2
             elif self._state == S_BODY_LENGTH:
                 take = min(self._remaining, n - pos)
-                if take == self._remaining and self._body._size == 0:
+                if self.streams_body:
+                    if take == n and self._read is not None and self._body._size == 0 and self._whole is None:
+                        self._whole = self._read  # the whole read is body: passed on as it is
+                    else:
+                        if self._whole is not None:  # keep the pieces in order
+                            self._body.put(PyBytes_AS_STRING(self._whole), PyBytes_GET_SIZE(self._whole), -1)
+                            self._whole = None
+                        self._body.put(p + pos, take, take if self._body._size == 0 else -1)
+                elif take == self._remaining and self._body._size == 0:
                     self.body = _slice(p, pos, pos + take)  # all of it in this read
                 else:
                     self._body.put(p + pos, take, self._length)
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
-                    if self._body._size:
+                    if self._body._size and not self.streams_body:
                         self.body = self._body.take_bytes()
                     self._state = S_DONE
             elif self._state == S_CHUNK_SIZE:
@@ -221,7 +275,7 @@ cdef class RequestParser:
                 size = _chunk_line(p, pos, end, &error)
                 if size < 0:
                     raise RequestRefused(400, f"Invalid chunked body: {error.decode('ascii')}")
-                if self._body_size + size > self._max_body:
+                if self._body_size + size > self._limit:
                     raise RequestRefused(413, "Request body is too large")
                 self._body_size += size
                 pos = end + 2
@@ -232,7 +286,7 @@ cdef class RequestParser:
                     self._state = S_CHUNK_DATA
             elif self._state == S_CHUNK_DATA:
                 take = min(self._remaining, n - pos)
-                self._body.put(p + pos, take, self._max_body)
+                self._body.put(p + pos, take, -1 if self.streams_body else self._max_body)
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
@@ -253,7 +307,8 @@ cdef class RequestParser:
                     raise _scan_refusal(end, True)
                 self._scan.checked = self._scan.line = 0
                 if end == pos:
-                    self.body = self._body.take_bytes()
+                    if not self.streams_body:
+                        self.body = self._body.take_bytes()
                     self._state = S_DONE
                 elif _field_name_end(p, pos, end) < 0:
                     raise RequestRefused(400, "Invalid chunked body: invalid trailer line")
@@ -366,15 +421,38 @@ cdef class RequestParser:
                 self.keep_alive = False
         self.headers = headers
         self.head_done = True
+        if (chunked or length > 0) and self._max_upload and self._is_upload():
+            self.streams_body = True
+            self._limit = self._max_upload
         if chunked:
             self._state = S_CHUNK_SIZE
         elif length > 0:
-            if length > self._max_body:
+            if length > self._limit:
                 raise RequestRefused(413, "Request body is too large")
-            self._remaining = self._length = length
+            self._remaining = self._length = self.body_length = length
             self._state = S_BODY_LENGTH
         else:
             self._state = S_DONE
+
+    cdef bint _is_upload(self):
+        """A POST to an upload route: its body is streamed."""
+        cdef str path = self.target
+        cdef Py_ssize_t query
+        cdef tuple pattern
+        if self.method != "POST":
+            return False
+        query = path.find("?")
+        if query >= 0:
+            path = path[:query]
+        if path in self._upload_paths:
+            return True
+        for pattern in self._upload_patterns:
+            if (
+                len(path) > len(pattern[0]) + len(pattern[1])
+                and path.startswith(pattern[0]) and path.endswith(pattern[1])
+            ):
+                return True
+        return False
 
 
 cdef dict _STATUS_LINES = {}

@@ -115,6 +115,24 @@ class Guard:
         cost += self.pricing.cost(provider, model, usage, asked) or 0.0
         self._later(self._charge(rules, tokens, cost))
 
+    def charge_audio(
+        self,
+        rules: Sequence[LimitRule],
+        provider: str,
+        model: str | None,
+        seconds: float,
+        characters: int,
+        usage: Usage | None,
+    ) -> None:
+        """An audio answer: priced by its seconds or characters (``PriceTable.audio_cost``),
+        plus the tokens it reports, if any (priced as ``Pricing.cost`` says)."""
+        tokens = usage.total_tokens if usage is not None else 0
+        cost = self.pricing.table.audio_cost(model, seconds, characters)
+        if usage is not None:
+            cost += self.pricing.cost(provider, model or "", usage) or 0.0
+        if tokens or cost:
+            self._later(self._charge(rules, tokens, cost))
+
     async def _charge(self, rules: Sequence[LimitRule], tokens: int, cost: float) -> None:
         try:
             await self.store.charge(rules, tokens, cost, time.time())

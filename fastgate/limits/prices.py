@@ -13,7 +13,10 @@ float rates, so a request's cost is a dict look-up and a few multiplications.
 
 Images are priced per image from the operator's table: one price for all or by quality and size
 as OpenAI prices DALL-E 3 (``{"image": {"hd/1024x1024": 0.08, "1024x1024": 0.04, "default":
-0.04}}``: ``<quality>/<size>`` first, then ``<size>``, ``<quality>``, ``default``).
+0.04}}``: ``<quality>/<size>`` first, then ``<size>``, ``<quality>``, ``default``). Audio models
+may be priced by what they take instead: ``per_second`` of transcribed or translated audio
+(whisper-1: 0.0001, OpenAI's $0.006 a minute) and ``per_character`` of speech input (tts-1:
+0.000015, $15 per million characters).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ _MTOK = 1_000_000
 class Price(msgspec.Struct, forbid_unknown_fields=True):
     input: float = 0.0
     output: float = 0.0
+    per_second: float = 0.0
+    per_character: float = 0.0
     image: float | dict[str, float] = 0.0
 
 
@@ -70,6 +75,13 @@ class PriceTable:
     @classmethod
     def from_data(cls, data: object) -> PriceTable:
         return cls(msgspec.convert(data, dict[str, Price]))
+
+    def audio_cost(self, model: str | None, seconds: float, characters: int) -> float:
+        """What ``seconds`` of audio taken and ``characters`` of speech input cost (0 unpriced)."""
+        price = self.prices.get(model or "")
+        if price is None:
+            return 0.0
+        return seconds * price.per_second + characters * price.per_character
 
     def image_cost(self, model: str | None, images: int, quality: str | None, size: str | None) -> float:
         """What ``images`` generated images cost (0 without a per-image price)."""

@@ -202,9 +202,27 @@ cdef object _br_tool_input(str arguments, Py_ssize_t i, Py_ssize_t k):
         raise _br_bad(f"{param} is not valid JSON", param) from None
 
 
+cdef int _br_reasoning_blocks(list blocks, list content_blocks) except -1:
+    """An assistant turn's signed thinking (Portkey's ``content_blocks``, as non-strict answers
+    give it) as the ReasoningContentBlocks it came from, first in the turn."""
+    for block in content_blocks:
+        if type(block) is not dict:
+            continue
+        kind = block.get("type")
+        if kind == "thinking":
+            text = _br.ReasoningText(str(block.get("thinking") or ""), block.get("signature") or None)
+            blocks.append(_BrContentBlock(reasoningContent=_br.ReasoningView(reasoningText=text)))
+        elif kind == "redacted_thinking":
+            reasoning = _br.ReasoningView(redactedContent=str(block.get("data") or ""))
+            blocks.append(_BrContentBlock(reasoningContent=reasoning))
+    return 0
+
+
 cdef list _br_assistant_blocks(object msg, Py_ssize_t i):
     cdef list blocks = []
     cdef Py_ssize_t k = 0
+    if msg.content_blocks:
+        _br_reasoning_blocks(blocks, msg.content_blocks)
     content = msg.content
     if isinstance(content, str):
         if content:

@@ -514,7 +514,7 @@ cdef long _mi_block_chars(object blocks, long* fixed):
 
 def estimate_messages_tokens(bytes body):
     """``{"input_tokens": N}`` for a ``count_tokens`` body, for providers with no way to count
-    (Anthropic, Vertex AI and Bedrock count it themselves).
+    (Anthropic, and Claude on Vertex AI, count it themselves).
 
     An estimate, not a tokenizer's count: a quarter of the characters of the text in the system
     prompt, the messages (text, tool calls' names and inputs, tool results, thinking) and the
@@ -538,14 +538,16 @@ def estimate_messages_tokens(bytes body):
 
 # ---- answer ------------------------------------------------------------------------------------
 
-# finish_reason → stop_reason (anthropic/types/stop_reason.py). Anthropic's own names come back
-# unchanged (fastgate's non-strict mode keeps the provider's reason); anything else is end_turn.
+# finish_reason → stop_reason (anthropic/types/stop_reason.py): OpenAI's, then the providers' own,
+# which fastgate's non-strict mode keeps (the Messages stage asks for it, so that a stop sequence
+# and thinking survive the pivot); anything else is end_turn.
 cdef dict _MI_STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool_calls": "tool_use",
     "function_call": "tool_use",
     "content_filter": "refusal",
+    # Anthropic's, and Bedrock Converse's StopReason (the same words, and two of its own).
     "end_turn": "end_turn",
     "max_tokens": "max_tokens",
     "stop_sequence": "stop_sequence",
@@ -553,6 +555,22 @@ cdef dict _MI_STOP_REASONS = {
     "pause_turn": "pause_turn",
     "refusal": "refusal",
     "model_context_window_exceeded": "model_context_window_exceeded",
+    "guardrail_intervened": "refusal",
+    "content_filtered": "refusal",
+    # Gemini's FinishReason (https://ai.google.dev/api/generate-content#FinishReason).
+    "MAX_TOKENS": "max_tokens",
+    "SAFETY": "refusal",
+    "RECITATION": "refusal",
+    "LANGUAGE": "refusal",
+    "BLOCKLIST": "refusal",
+    "PROHIBITED_CONTENT": "refusal",
+    "SPII": "refusal",
+    "IMAGE_SAFETY": "refusal",
+    # Cohere v2's finish_reason (https://docs.cohere.com/reference/chat).
+    "STOP_SEQUENCE": "stop_sequence",
+    "TOOL_CALL": "tool_use",
+    # Mistral's: the model's context was full.
+    "model_length": "max_tokens",
 }
 
 
@@ -571,8 +589,12 @@ cdef str _mi_stop_reason(object finish, object matched, bint called, bint refuse
     return reason
 
 
-cdef inline object _mi_stop_sequence(str reason, object matched):
-    return matched if reason == "stop_sequence" and type(matched) is str else None
+cdef inline object _mi_stop_sequence(str reason, object matched, object only):
+    """The stop sequence that ended the answer: the one the provider names, else the request's
+    ``only`` one (providers that say a stop sequence ended it but not which: Bedrock, Cohere)."""
+    if reason != "stop_sequence":
+        return None
+    return matched if type(matched) is str else only
 
 
 cdef inline str _mi_message_id(object chat_id):
@@ -615,11 +637,12 @@ cdef str _mi_answer_text(object content):
     return "".join([p.get("text") or "" for p in content if type(p) is dict and p.get("type") == "text"])
 
 
-def chat_to_messages_answer(bytes body, str model=""):
+def chat_to_messages_answer(bytes body, str model="", str stop=None):
     """A ``chat.completion`` as a Message: thinking (``content_blocks``, ``reasoning_content`` or
     ``reasoning``), then the text (a refusal is text, with stop reason ``refusal``), then the
     tool calls as ``tool_use`` blocks (arguments that are not a JSON object become ``{}``).
-    ``model``: the requested model, for an answer that names none."""
+    ``model``: the requested model, for an answer that names none; ``stop``: the request's one
+    stop sequence, if it had exactly one."""
     try:
         answer = _mi_answer_decode(body)
     except (_msgspec.DecodeError, _msgspec.ValidationError, RecursionError):
@@ -654,7 +677,7 @@ def chat_to_messages_answer(bytes body, str model=""):
     cdef str reason = _mi_stop_reason(finish, matched, any([type(b) is _MiToolUse for b in blocks]),
                                       refused)
     return _encode_json(_MiMessage(_mi_message_id(answer.id), answer.model or model, blocks, reason,
-                                   _mi_stop_sequence(reason, matched), _mi_usage(answer.usage)))
+                                   _mi_stop_sequence(reason, matched, stop), _mi_usage(answer.usage)))
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -770,6 +793,7 @@ cdef class ChatToMessagesStream(EventSink):
     cdef dict _tools  # OpenAI tool-call index → block index
     cdef object _finish
     cdef object _matched
+    cdef object _stop
     cdef bint _refused
     cdef object _usage
 
@@ -782,10 +806,11 @@ cdef class ChatToMessagesStream(EventSink):
     def __dealloc__(self):
         PyMem_Free(self._buf.data)
 
-    def __init__(self, str model=""):
+    def __init__(self, str model="", str stop=None):
         self._sse = SSEDecoder()
         self.done = False
         self._model = model
+        self._stop = stop
         self._started = False
         self._open = _MI_NO_BLOCK
         self._index = -1
@@ -930,7 +955,7 @@ cdef class ChatToMessagesStream(EventSink):
         _put_bytes(&self._buf, _MI_MESSAGE_DELTA)
         _put_json_string(&self._buf, reason)
         _put_bytes(&self._buf, _MI_STOP_SEQUENCE)
-        _put_json_string(&self._buf, _mi_stop_sequence(reason, self._matched))
+        _put_json_string(&self._buf, _mi_stop_sequence(reason, self._matched, self._stop))
         _put_bytes(&self._buf, _MI_DELTA_USAGE)
         self._put_usage(True)
         _put(&self._buf, "}}\n\n", 4)

@@ -290,26 +290,40 @@ cdef str _rs_custom_description(object tool):
     return f"{tool.description}\n\n{how}" if tool.description else how
 
 
-cdef list _rs_tools(list tools, set custom):
-    """Responses' flat function tools as chat's nested ones, and custom tools (free-form input) as
-    functions of one string, their names added to ``custom``; hosted tools have no chat form."""
+cdef object _rs_tool(object tool, set custom, str where):
+    """One function tool as chat's nested one, or a custom tool (free-form input) as a function
+    of one string, its name added to ``custom``; hosted tools have no chat form."""
+    kind = tool.type
+    if kind != "function" and kind != "custom":
+        raise _rs_bad(f"{kind} is a tool OpenAI hosts: a provider reached through chat "
+                      "can only be given function and custom tools", f"{where}.type")
+    if not tool.name:
+        raise _rs_bad(f"a {kind} tool needs a name", f"{where}.name")
+    if kind == "custom":
+        custom.add(tool.name)
+        fn = _RsFunctionDef(tool.name, _rs_custom_description(tool), _RS_CUSTOM_PARAMETERS)
+    else:
+        parameters = tool.parameters
+        fn = _RsFunctionDef(tool.name, tool.description,
+                            None if parameters == _RS_NULL else parameters, tool.strict)
+    return _RsTool(function=fn)
+
+
+cdef list _rs_tools(list tools, set custom, dict namespaces):
+    """Responses' tools as chat's. A ``namespace`` groups function and custom tools that the
+    model calls by their own names, each call naming its namespace (Codex's sub-agent tools):
+    its tools are offered as the others are, ``namespaces`` noting which one each belongs to."""
     cdef list out = []
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j
     for i, tool in enumerate(tools):
-        kind = tool.type
-        if kind != "function" and kind != "custom":
-            raise _rs_bad(f"{kind} is a tool OpenAI hosts: a provider reached through chat "
-                          "can only be given function and custom tools", f"tools[{i}].type")
+        if tool.type != "namespace":
+            out.append(_rs_tool(tool, custom, f"tools[{i}]"))
+            continue
         if not tool.name:
-            raise _rs_bad(f"a {kind} tool needs a name", f"tools[{i}].name")
-        if kind == "custom":
-            custom.add(tool.name)
-            fn = _RsFunctionDef(tool.name, _rs_custom_description(tool), _RS_CUSTOM_PARAMETERS)
-        else:
-            parameters = tool.parameters
-            fn = _RsFunctionDef(tool.name, tool.description,
-                                None if parameters == _RS_NULL else parameters, tool.strict)
-        out.append(_RsTool(function=fn))
+            raise _rs_bad("a namespace tool needs a name", f"tools[{i}].name")
+        for j, member in enumerate(tool.tools or ()):
+            out.append(_rs_tool(member, custom, f"tools[{i}].tools[{j}]"))
+            namespaces[member.name] = tool.name
     return out
 
 
@@ -416,8 +430,9 @@ def responses_to_chat(object req, bytes history=None):
     if stream:
         chat.stream_options = _RS_STREAM_USAGE  # usage for response.completed
     cdef set custom = set()
+    cdef dict namespaces = {}
     if req.tools:
-        tools = _rs_tools(req.tools, custom)
+        tools = _rs_tools(req.tools, custom, namespaces)
         chat.tool_choice = _rs_tool_choice(req.tool_choice, tools)
         chat.tools = tools or None
         if tools:
@@ -430,7 +445,7 @@ def responses_to_chat(object req, bytes history=None):
         chat.response_format = _rs_response_format(req.text.format)
     if req.reasoning is not None:
         chat.reasoning_effort = req.reasoning.effort
-    return ResponsesTurn(chat, req, items, history, frozenset(custom))
+    return ResponsesTurn(chat, req, items, history, frozenset(custom), namespaces)
 
 
 # ---- answer ----------------------------------------------------------------------------------
@@ -513,8 +528,10 @@ cdef class ResponsesTurn:
     cdef list _items  # the request's input items
     cdef bytes _history
     cdef frozenset _custom  # the names of custom tools, whose calls are custom_tool_call items
+    cdef dict _namespaces  # the names of tools in a namespace: its name
 
-    def __init__(self, object chat, object req, list items, bytes history, frozenset custom):
+    def __init__(self, object chat, object req, list items, bytes history, frozenset custom,
+                 dict namespaces):
         self.request = chat
         self.body = _encode_json(chat)
         self._base = _rs_secrets.token_hex(24)
@@ -530,6 +547,7 @@ cdef class ResponsesTurn:
         self._items = items
         self._history = history
         self._custom = custom
+        self._namespaces = namespaces
 
     cdef str item_id(self, str prefix, Py_ssize_t n):
         return f"{prefix}_{self._base}{n:02x}"
@@ -597,11 +615,13 @@ cdef class ResponsesTurn:
             name = (fn.name if fn is not None else None) or ""
             arguments = (fn.arguments if fn is not None else None) or ""
             call_id = call.id or self.item_id("call", n)
+            namespace = self._namespaces.get(name, _UNSET)
             if name in self._custom:
                 items.append(_RsCustomCallItem(self.item_id("ctc", n), call_id, name,
-                                               _rs_custom_input(arguments)))
+                                               _rs_custom_input(arguments), namespace=namespace))
             else:
-                items.append(_RsFunctionCallItem(self.item_id("fc", n), call_id, name, arguments))
+                items.append(_RsFunctionCallItem(self.item_id("fc", n), call_id, name, arguments,
+                                                 namespace=namespace))
             n += 1
         return self.finished(answer.model, items, choice.finish_reason, answer.usage)
 
@@ -843,11 +863,13 @@ cdef class ResponsesStream(EventSink):
             return _RsOutputMessage(item.id, parts, status="completed" if final else "in_progress")
         if item.kind == _RS_CALL:
             status = "completed" if final else "in_progress"
+            namespace = self._turn._namespaces.get(item.name, _UNSET)
             if item.custom:
                 return _RsCustomCallItem(item.id, item.call_id, item.name,
-                                         _rs_custom_input(_rs_joined(item.text)) if final else "", status)
+                                         _rs_custom_input(_rs_joined(item.text)) if final else "", status,
+                                         namespace)
             return _RsFunctionCallItem(item.id, item.call_id, item.name,
-                                       _rs_joined(item.text) if final else "", status)
+                                       _rs_joined(item.text) if final else "", status, namespace)
         summary = [_RsSummaryText(_rs_joined(item.text))] if final and not item.redacted else []
         return _RsReasoningItem(item.id, summary, item.secret if final else None)
 

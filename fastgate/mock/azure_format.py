@@ -1,8 +1,8 @@
 """Azure OpenAI answers of the mock: OpenAI's bodies at Azure's deployment and v1 routes.
 
 Like Azure (REST reference and content-filter docs, learn.microsoft.com/azure/ai-foundry/openai),
-a deployment route without ``api-version`` is a 404, a request without ``api-key`` or a bearer
-token a 401, chat answers carry ``prompt_filter_results`` and per-choice
+a deployment (or files, uploads, batches) route without ``api-version`` is a 404, a request
+without ``api-key`` or a bearer token a 401, chat answers carry ``prompt_filter_results`` and per-choice
 ``content_filter_results``, and a stream opens with a chunk whose ``choices`` is empty and
 which holds only the prompt's filter results.
 """
@@ -17,7 +17,7 @@ from aiohttp import web
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
 from fastgate.mock.openai_format import OPENAI
-from fastgate.mock.playback import MockServer, play
+from fastgate.mock.playback import OPERATION_ROOTS, MockServer, play
 from fastgate.mock.responses_format import ResponsesFormat
 
 _encode = msgspec.json.Encoder().encode
@@ -79,8 +79,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         server.record(request, body)
-        deployment = request.match_info.get("deployment")
-        if deployment is not None and "api-version" not in request.query:
+        if not request.path.startswith("/openai/v1/") and "api-version" not in request.query:
             return web.Response(
                 status=404, body=error(404, "Resource not found"), content_type="application/json"
             )
@@ -90,7 +89,10 @@ def add_routes(app: web.Application, server: MockServer) -> None:
             message = "Access denied due to invalid subscription key or wrong API endpoint."
             return web.Response(status=401, body=error(401, message), content_type="application/json")
         tail = request.match_info["tail"]
-        if tail.split("/", 1)[0] == "responses" and deployment is None:
+        root = tail.partition("/")[0]
+        if root in OPERATION_ROOTS:
+            plan = server.operation(request, tail, body)
+        elif root == "responses" and "deployment" not in request.match_info:
             plan = responses.plan(server.engine, request.method, tail, body)
         else:
             plan = server.engine.plan(tail, body, AZURE)
@@ -98,4 +100,7 @@ def add_routes(app: web.Application, server: MockServer) -> None:
 
     app.router.add_route("*", "/openai/deployments/{deployment}/{tail:.+}", handle)
     app.router.add_route("*", "/openai/v1/{tail:.+}", handle)
+    # Files, uploads, batches and responses are the resource's (REST reference:
+    # /openai/files?api-version=).
+    app.router.add_route("*", "/openai/{tail:(?:files|uploads|batches).*}", handle)
     app.router.add_route("*", "/openai/{tail:responses(/[^/]+){0,2}}", handle)

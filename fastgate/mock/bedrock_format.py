@@ -12,7 +12,10 @@ Scripting, as for every mock format: ``[mock k=v]`` in the message text. Bedrock
 ``fail=exception:<name>`` sends that exception event (``throttlingException``,
 ``modelStreamErrorException``, ...) halfway through a stream; ``inferenceConfig.maxTokens`` and
 ``stopSequences`` cut the reply (``max_tokens`` / ``stop_sequence``); a ``cachePoint`` makes the
-prefix before it a cache write the first time and a cache read afterwards.
+prefix before it a cache write the first time and a cache read afterwards. Claude's extended
+thinking (``additionalModelRequestFields.thinking``) answers with a signed ``reasoningContent``
+block first, and, as Claude on Bedrock does, then wants the last assistant turn that used a tool
+to begin with its thinking.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ _ERROR_TYPES = {
     500: "InternalServerException",
     503: "ServiceUnavailableException",
 }
-_BLOCK_KEYS = frozenset({"text", "image", "document", "toolUse", "toolResult", "cachePoint", "video"})
+_BLOCK_KEYS = frozenset(
+    {"text", "image", "document", "toolUse", "toolResult", "cachePoint", "video", "reasoningContent"}
+)
 _IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
 _TITAN_DIMENSIONS = frozenset({256, 512, 1024})
 
@@ -193,7 +198,26 @@ def _validation_error(request: dict[str, Any]) -> str | None:
             uses_tools = uses_tools or "toolUse" in block or "toolResult" in block
     if uses_tools and not request.get("toolConfig"):
         return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+    # Claude's rule (extended thinking with tool use): the last tool-using turn's thinking comes
+    # back first in it.
+    last = ([m.get("content") or [] for m in messages if m.get("role") == "assistant"] or [[]])[-1]
+    if _thinks(request) and any("toolUse" in b for b in last) and "reasoningContent" not in last[0]:
+        return (
+            "Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is "
+            "enabled, a final `assistant` message must start with a thinking block."
+        )
     return None
+
+
+def _thinks(request: dict[str, Any]) -> bool:
+    """Whether Claude's extended thinking is on (``additionalModelRequestFields.thinking``)."""
+    thinking = (request.get("additionalModelRequestFields") or {}).get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") == "enabled"
+
+
+def _reasoning() -> dict[str, Any]:
+    """A ReasoningContentBlock's text and signature."""
+    return {"text": "Mock thinking.", "signature": f"sig-mock{next(_ids)}"}
 
 
 def _texts(request: dict[str, Any]) -> list[str]:
@@ -282,14 +306,17 @@ class BedrockFormat:
         text, stop_reason = self._reply(request, d)
         if tool:
             stop_reason = "tool_use"
+        reasoning = _reasoning() if _thinks(request) else None
         if operation == "converse-stream":
             return MockPlan(
                 status=200,
                 content_type=EVENTSTREAM,
-                frames=self._frames(request, d, text, tool, stop_reason),
+                frames=self._frames(request, d, text, tool, stop_reason, reasoning),
                 directives=d,
             )
         content: list[dict[str, Any]] = [{"toolUse": tool}] if tool else [{"text": text}]
+        if reasoning:
+            content.insert(0, {"reasoningContent": {"reasoningText": reasoning}})
         usage = self._usage(request, _encode(tool["input"]).decode() if tool else text)
         body = {
             "output": {"message": {"role": "assistant", "content": content}},
@@ -300,31 +327,48 @@ class BedrockFormat:
         return MockPlan(status=200, body=_encode(body), directives=d)
 
     def _frames(
-        self, request: dict[str, Any], d: Directives, text: str, tool: dict[str, Any] | None, stop_reason: str
+        self,
+        request: dict[str, Any],
+        d: Directives,
+        text: str,
+        tool: dict[str, Any] | None,
+        stop_reason: str,
+        reasoning: dict[str, Any] | None,
     ) -> list[bytes]:
         frames = [event("messageStart", {"role": "assistant"})]
+        index = 0
+        if reasoning:
+            # ReasoningContentBlockDelta: the text, then the signature, each a delta of its own.
+            frames.extend(
+                event(
+                    "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": {key: value}}}
+                )
+                for key, value in reasoning.items()
+            )
+            frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+            index = 1
         if tool:
             args = _encode(tool["input"]).decode()
             frames.append(
                 event(
                     "contentBlockStart",
                     {
-                        "contentBlockIndex": 0,
+                        "contentBlockIndex": index,
                         "start": {"toolUse": {"toolUseId": tool["toolUseId"], "name": tool["name"]}},
                     },
                 )
             )
             pieces = [args[i : i + 7] for i in range(0, len(args), 7)] if d.chunks > 1 else [args]
             frames.extend(
-                event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": {"input": p}}})
+                event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"toolUse": {"input": p}}})
                 for p in pieces
             )
         else:
             frames.extend(
-                event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
+                event("contentBlockDelta", {"contentBlockIndex": index, "delta": {"text": piece}})
                 for piece in split_chunks(text, d.chunks)
             )
-        frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+        frames.append(event("contentBlockStop", {"contentBlockIndex": index}))
         if d.fail and d.fail.startswith("exception:"):
             name = d.fail.partition(":")[2]
             cut = max(1, len(frames) // 2)

@@ -52,6 +52,10 @@ class MockEngine:
             return MockPlan(status=400, body=fmt.error(400, f"mock: {exc}"), directives=self.defaults)
         if stream is not None:
             request["stream"] = stream
+        return self.planned(endpoint, request, d, fmt)
+
+    def planned(self, endpoint: str, request: dict[str, Any], d: Directives, fmt: WireFormat) -> MockPlan:
+        """Plan the answer to a request already read (its directives too)."""
         attempt = self.attempts.get(d.key, 0) + 1
         self.attempts[d.key] = attempt
         headers = {"x-mock-attempt": str(attempt)}

@@ -18,14 +18,19 @@ from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
+from fastgate.mock.operations_format import Operations, plan_operation
 
 RECORD_LIMIT = 1000
 _encode = msgspec.json.Encoder().encode
+#: The OpenAI paths (after /v1/) the mock answers as operations (``operations_format.py``).
+OPERATION_ROOTS = frozenset({"files", "uploads", "batches", "audio"})
 
 
 class MockServer:
     def __init__(self, defaults: Directives | None = None) -> None:
         self.engine = MockEngine(defaults)
+        #: Files, uploads and batches, kept in memory.
+        self.operations = Operations()
         self.records: list[dict[str, Any]] = []
         #: Responses being written now: tests watch it fall when a client goes away.
         self.active = 0
@@ -47,6 +52,8 @@ class MockServer:
         body = await request.read()
         self.record(request, body)
         endpoint = request.match_info["tail"]
+        if endpoint.partition("/")[0] in OPERATION_ROOTS:
+            return await play(request, self.operation(request, endpoint, body))
         content_type = request.headers.get("Content-Type")
         planned = form_as_json(body, content_type) if is_form(content_type) else body
         plan = self.engine.plan(endpoint, planned, OPENAI)
@@ -55,6 +62,11 @@ class MockServer:
             return await play(request, plan)
         finally:
             self.active -= 1
+
+    def operation(self, request: web.Request, path: str, body: bytes) -> MockPlan:
+        query = dict(request.query)
+        ctype = request.headers.get("Content-Type", "")
+        return plan_operation(self.engine, self.operations, request.method, path, query, ctype, body)
 
     async def list_requests(self, request: web.Request) -> web.Response:
         return web.Response(body=_encode(self.records), content_type="application/json")

@@ -10,6 +10,7 @@ from fastgate.mock import (
     bedrock_format,
     cohere_format,
     gemini_format,
+    realtime_format,
     responses_format,
     stability_format,
     vertex_anthropic_format,
@@ -26,6 +27,7 @@ def make_mock_app(defaults: Directives | None = None) -> web.Application:
     app.router.add_delete("/_mock/requests", server.clear_requests)
     # Other providers' wire formats: one ``<provider>_format.add_routes(app, server)`` line each,
     # before the OpenAI catch-all below (aiohttp matches routes in registration order).
+    realtime_format.add_routes(app, server)
     cohere_format.add_routes(app, server)
     azure_format.add_routes(app, server)
     anthropic_format.add_routes(app, server)

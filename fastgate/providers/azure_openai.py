@@ -11,16 +11,24 @@ Bodies and SSE are OpenAI's and pass through untouched, Azure's content-filter e
 Azure streams first is a valid chunk. Unlike Portkey, no per-chunk delay is added.
 Entra tokens must be given (``azure_ad_token``); fetching them (client secret, managed or
 workload identity) would put a token request on the hot path, and is refused with a 400.
+
+Files, batches and uploads are the resource's, not a deployment's: ``/openai/files?api-version=V``
+(``/openai/v1/files`` on the v1 API); audio and image edits are a deployment's
+(``/openai/deployments/{deployment}/audio/speech?api-version=V``), as the REST reference has them.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastgate.errors import bad_request
-from fastgate.providers.base import RELAYED, Call, Endpoint, UpstreamRequest
+from fastgate.providers.base import API_OPERATIONS, RELAYED, Call, Endpoint, UpstreamRequest
 from fastgate.providers.openai import OpenAICompatible
 from fastgate.providers.urls import under_host
+
+#: Requests at the path the client used, under ``/openai``: not a deployment's (the passthrough,
+#: the Responses API, files, batches and uploads).
+_BY_PATH = RELAYED | {Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS}
 
 
 def _option(call: Call, *names: str) -> str | None:
@@ -44,7 +52,7 @@ class AzureOpenAI(OpenAICompatible):
             endpoints=frozenset(
                 {
                     *(Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES),
-                    *(Endpoint.PROXY, Endpoint.RESPONSES),
+                    *(Endpoint.PROXY, Endpoint.RESPONSES, Endpoint.REALTIME, *API_OPERATIONS),
                 }
             ),
         )
@@ -95,7 +103,7 @@ class AzureOpenAI(OpenAICompatible):
                 raise bad_request(
                     "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
                 )
-            if call.endpoint in RELAYED:  # the passthrough, and the Responses API: no deployment
+            if call.endpoint in _BY_PATH:
                 url = self.url(call, operation)
             else:
                 deployment = _option(call, "deployment_id", "azure_deployment_id")
@@ -111,10 +119,39 @@ class AzureOpenAI(OpenAICompatible):
         return f"{url}?{query}" if query else url
 
     def request(self, call: Call) -> UpstreamRequest:
-        if call.endpoint in RELAYED:
-            upstream = self.proxy_request(call)
+        if call.endpoint in _BY_PATH:
+            upstream = super().request(call)  # the passthrough's, or an operation's
             upstream.url = self._url(call, call.path, call.query)
             return upstream
         upstream = super().request(call)
-        upstream.url = self._url(call, call.endpoint.value)
+        query = call.query if call.endpoint in API_OPERATIONS else ""
+        upstream.url = self._url(call, call.endpoint.value, query)
+        return upstream
+
+    def realtime_request(self, call: Call) -> UpstreamRequest:
+        """``/openai/realtime?api-version=V&deployment=D`` (Azure's Realtime API), or
+        ``/openai/v1/realtime?model=D`` on the v1 API; the deployment is the option's, else the
+        ``model`` or ``deployment`` the client's query names."""
+        upstream = super().realtime_request(call)
+        version = _option(call, "api_version", "azure_api_version")
+        if version == "v1":
+            upstream.url = self.url(call, "/v1/realtime") + (f"?{call.query}" if call.query else "")
+            return upstream
+        if not version:
+            raise bad_request(
+                "azure-openai needs api_version (x-portkey-azure-api-version)", param="api_version"
+            )
+        query = dict(parse_qsl(call.query))
+        deployment = (
+            _option(call, "deployment_id", "azure_deployment_id")
+            or query.get("deployment")
+            or query.get("model")
+        )
+        if not deployment:
+            raise bad_request(
+                "azure-openai needs deployment_id (x-portkey-azure-deployment-id)", param="deployment_id"
+            )
+        query.pop("model", None)
+        query.update({"api-version": version, "deployment": deployment})
+        upstream.url = self.url(call, "/realtime") + "?" + urlencode(query)
         return upstream

@@ -8,7 +8,7 @@ through a :class:`StreamMapper`, fed network reads as they arrive.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
@@ -27,6 +27,16 @@ class Endpoint(enum.Enum):
     EMBEDDINGS = "embeddings"
     MODELS = "models"
     PROXY = "proxy"
+    # OpenAI API operations relayed as they are (``API_OPERATIONS``), and the Realtime API.
+    FILES = "files"
+    BATCHES = "batches"
+    UPLOADS = "uploads"
+    SPEECH = "audio/speech"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    IMAGE_EDITS = "images/edits"
+    IMAGE_VARIATIONS = "images/variations"
+    REALTIME = "realtime"
     # Mapped per provider where it has the operation (image models, rerankers), else refused.
     IMAGES = "images/generations"
     RERANK = "rerank"
@@ -39,6 +49,24 @@ class Endpoint(enum.Enum):
     #: ``fastgate/gateway/stages/responses.py``.
     RESPONSES = "responses"
 
+
+#: OpenAI API operations whose bodies and answers go through as they are, at the path the client
+#: used (``Call.path``): uploads streamed, answers relayed as they arrive (audio, file content,
+#: transcription events) or, when JSON, read whole.
+API_OPERATIONS = frozenset(
+    {
+        Endpoint.FILES,
+        Endpoint.BATCHES,
+        Endpoint.UPLOADS,
+        Endpoint.SPEECH,
+        Endpoint.TRANSCRIPTIONS,
+        Endpoint.TRANSLATIONS,
+        Endpoint.IMAGE_EDITS,
+        Endpoint.IMAGE_VARIATIONS,
+    }
+)
+#: Operations on stored objects rather than a model: a key limited to models may still use them.
+MODELLESS = frozenset({Endpoint.FILES, Endpoint.BATCHES, Endpoint.UPLOADS})
 
 #: Anthropic's Messages API, natively.
 MESSAGES_INGRESS = frozenset({Endpoint.MESSAGES, Endpoint.MESSAGES_COUNT})
@@ -85,6 +113,33 @@ class Call(msgspec.Struct, kw_only=True):
     headers: Mapping[str, str] = {}
     #: The W3C ``traceparent`` sent upstream with this attempt (while tracing is on).
     traceparent: str | None = None
+    #: An upload's body, streamed as the client sends it (``body`` is then empty).
+    upload: BodySource | None = None
+
+
+class BodySource(Protocol):
+    """A request body read piece by piece (``gateway/uploads.py``)."""
+
+    #: The Content-Length, or -1 (unknown: sent chunked).
+    length: int
+
+    async def read(self) -> bytes | None: ...
+
+    def wake(self) -> None: ...
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        """Push pieces to ``sink`` as they arrive from now on, if it can (else read on)."""
+        ...
+
+    def detach(self) -> None: ...
+
+    def throttle(self, held: bool) -> None:
+        """The attached sink cannot take more now (or can again)."""
+        ...
+
+    def with_fields(self, values: Mapping[str, object]) -> BodySource:
+        """The body with these leading multipart fields' values replaced (``override_params``)."""
+        ...
 
 
 class UpstreamRequest(msgspec.Struct):
@@ -92,6 +147,8 @@ class UpstreamRequest(msgspec.Struct):
     url: str
     headers: dict[str, str]
     body: bytes | None
+    #: A body streamed to the upstream as it is read, in place of ``body``.
+    upload: BodySource | None = None
 
 
 class StreamMapper(Protocol):
@@ -167,6 +224,11 @@ class Provider:
     #: the handler decodes the body with this in place of the request view (``Call.view`` is
     #: then the whole request), so the body is decoded once.
     chat_request_decoder: msgspec.json.Decoder[Any] | None = None
+    #: A provider whose chat mapping reads fastgate's extensions of the chat body (Portkey's
+    #: ``thinking`` and ``top_k``, an assistant turn's signed ``content_blocks``, a part's
+    #: ``cache_control``): an ingress format's pivot hands it them. A body relayed to an
+    #: OpenAI-compatible upstream keeps to OpenAI's own fields, which strict upstreams check.
+    chat_extensions: bool = False
 
     def speaks(self, endpoint: Endpoint, model: str) -> bool:
         """Whether this provider serves an ingress format's native ``endpoint`` for ``model``
@@ -191,6 +253,11 @@ class Provider:
 
     async def respond(self, call: Call) -> LocalResponse:
         raise NotImplementedError
+
+    def realtime_request(self, call: Call) -> UpstreamRequest:
+        """The Realtime API's WebSocket (an ``https`` URL, opened as ``wss``), for providers
+        that serve ``Endpoint.REALTIME``."""
+        raise self.unsupported(Endpoint.REALTIME)
 
     def response(self, call: Call, body: bytes) -> bytes:
         """A 2xx upstream body in OpenAI's shape."""
@@ -223,7 +290,10 @@ class Provider:
         detail = ErrorDetail(f"{self.name} error: {message}", type_ or type_for_status(status), param, code)
         return _encode(ErrorBody(detail, self.name))
 
+    #: What to use instead of an endpoint this provider does not serve, said in its refusal.
+    instead: Mapping[Endpoint, str] = {}
+
     def unsupported(self, endpoint: Endpoint) -> GatewayError:
-        return GatewayError(
-            400, f"{endpoint.value} is not supported by {self.name}", code="unsupported_endpoint"
-        )
+        hint = self.instead.get(endpoint)
+        message = f"{endpoint.value} is not supported by {self.name}" + (f": {hint}" if hint else "")
+        return GatewayError(400, message, code="unsupported_endpoint")

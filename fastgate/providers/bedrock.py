@@ -80,6 +80,7 @@ def _region(call: Call) -> str:
 
 class BedrockProvider(Provider):
     name = "bedrock"
+    chat_extensions = True
     option_names = frozenset(
         {
             *("aws_region", "aws_auth_type", "aws_api_key"),
@@ -87,6 +88,14 @@ class BedrockProvider(Provider):
         }
     )
     endpoints = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES})
+    # Bedrock batch inference reads JSONL from S3 and writes to S3 (CreateModelInvocationJob,
+    # docs.aws.amazon.com/bedrock/latest/userguide/batch-inference.html): not relayed here.
+    instead = {
+        Endpoint.BATCHES: "Bedrock batch inference jobs read and write S3; create one with the AWS SDK or "
+        "CLI (CreateModelInvocationJob), or send the requests to /v1/chat/completions one by one",
+        Endpoint.FILES: "Bedrock batch input lives in S3; upload it with the AWS SDK or CLI (s3 cp), then "
+        "create the job with CreateModelInvocationJob",
+    }
 
     def base(self, call: Call) -> str:
         if call.target.custom_host:

@@ -52,6 +52,8 @@ def _model(call: Call) -> str:
 
 
 class CohereProvider(OpenAICompatible):
+    chat_extensions = True
+
     def __init__(self) -> None:
         super().__init__(
             "cohere",

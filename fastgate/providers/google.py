@@ -81,6 +81,7 @@ class GeminiMapping(Provider):
     """What Gemini on Google AI and on Vertex AI share: bodies, answers, streams, errors."""
 
     endpoints = GEMINI_ENDPOINTS
+    chat_extensions = True
 
     def api_url(self, call: Call, path: str) -> str:
         """``path`` (after the API version: ``/models/...``) under the base URL or the custom host
@@ -134,7 +135,7 @@ class GeminiMapping(Provider):
         if call.query:
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
-        return UpstreamRequest(call.method, url, headers, body or None)
+        return UpstreamRequest(call.method, url, headers, body or None, call.upload)
 
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint is Endpoint.PROXY:

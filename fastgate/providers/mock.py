@@ -10,13 +10,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl
 
+from fastgate.errors import GatewayError
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.forms import form_as_json, is_form
 from fastgate.mock.openai_format import OPENAI
+from fastgate.mock.operations_format import Operations, plan_operation
 from fastgate.mock.responses_format import ResponsesFormat
-from fastgate.providers.base import OPENAI_ENDPOINTS, RELAYED, Call, Endpoint, LocalResponse, StreamMapper
+from fastgate.providers.base import (
+    API_OPERATIONS,
+    OPENAI_ENDPOINTS,
+    RELAYED,
+    BodySource,
+    Call,
+    Endpoint,
+    LocalResponse,
+    StreamMapper,
+)
 from fastgate.providers.openai import OpenAICompatible
+
+#: The largest upload the in-process mock reads (it keeps files in memory).
+_MOCK_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Operations the mock answers from what it keeps (``operations_format.py``); image edits and
+#: variations are the engine's, as over HTTP.
+_KEPT_AND_AUDIO = API_OPERATIONS - {Endpoint.IMAGE_EDITS, Endpoint.IMAGE_VARIATIONS}
 
 
 class MockProvider(OpenAICompatible):
@@ -27,6 +45,8 @@ class MockProvider(OpenAICompatible):
             "mock", None, add_provider_field=False, endpoints=OPENAI_ENDPOINTS | {Endpoint.RESPONSES}
         )
         self.engine = MockEngine()
+        #: Files, uploads and batches kept in memory, as the mock server keeps them.
+        self.operations = Operations()
         #: Speaks the Responses API natively, keeping what it answered (``store``).
         self.responses = ResponsesFormat()
 
@@ -38,7 +58,14 @@ class MockProvider(OpenAICompatible):
         if call.endpoint is Endpoint.PROXY:
             endpoint = call.path.lstrip("/")
         body = self.request(call).body or b""
-        if endpoint.split("/", 1)[0] == "responses":
+        if call.upload is not None:
+            body = await _read_whole(call.upload)
+        if call.endpoint in _KEPT_AND_AUDIO:
+            query = dict(parse_qsl(call.query))
+            ctype = call.headers.get("content-type", "")
+            path = call.path.lstrip("/")
+            plan = plan_operation(self.engine, self.operations, call.method, path, query, ctype, body)
+        elif endpoint.split("/", 1)[0] == "responses":
             plan = self.responses.plan(self.engine, call.method, endpoint, body)
         else:
             content_type = call.headers.get("content-type")
@@ -72,6 +99,20 @@ class _AsTheyCame:
 
     def finish(self) -> bytes:
         return b""
+
+
+async def _read_whole(upload: BodySource) -> bytes:
+    pieces: list[bytes] = []
+    size = 0
+    while (piece := await upload.read()) != b"":
+        if piece:
+            size += len(piece)
+            if size > _MOCK_UPLOAD_BYTES:
+                raise GatewayError(
+                    413, f"The mock provider takes uploads of at most {_MOCK_UPLOAD_BYTES} bytes"
+                )
+            pieces.append(piece)
+    return b"".join(pieces)
 
 
 async def _play(plan: MockPlan) -> AsyncIterator[bytes]:

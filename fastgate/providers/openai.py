@@ -14,6 +14,7 @@ from fastgate._transforms import SSERelay
 from fastgate.errors import GatewayError, InvalidUpstreamAnswer
 from fastgate.headers import HOP_BY_HOP
 from fastgate.providers.base import (
+    API_OPERATIONS,
     OPENAI_ENDPOINTS,
     RELAYED,
     Call,
@@ -33,6 +34,9 @@ COMPATIBLE_ENDPOINTS = OPENAI_ENDPOINTS - {Endpoint.MODERATIONS, Endpoint.RERANK
 #: Incoming headers the passthrough does not copy: hop-by-hop ones, and those the upstream request
 #: gets anew (its own Host and length; no 100-continue; the gateway reads the answer's encoding).
 NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length", "expect", "accept-encoding"}
+#: On a native ingress format, the client's credentials too (as the providers' clients send them):
+#: read as the target's key already, never relayed beside or over it.
+_NATIVE_NOT_FORWARDED = NOT_FORWARDED | {"authorization", "x-api-key", "api-key"}
 
 
 class _AnswerProbe(msgspec.Struct):
@@ -153,6 +157,8 @@ class OpenAICompatible(Provider):
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint in RELAYED:
             return self.proxy_request(call)
+        if call.endpoint in API_OPERATIONS:
+            return self.operation_request(call)
         headers = self.request_headers(call)
         url = self.url(call, "/" + call.endpoint._value_)  # the value, without Enum's property
         if call.endpoint is Endpoint.MODELS:
@@ -162,18 +168,65 @@ class OpenAICompatible(Provider):
 
     def proxy_request(self, call: Call) -> UpstreamRequest:
         """Portkey's passthrough: every incoming header but ``x-portkey-*`` and hop-by-hop ones,
-        which win over the provider's own auth (the client may bring its own)."""
+        which win over the provider's own auth (the client may bring its own).
+
+        A native ingress format (Messages as the client sent them) goes with the target's
+        credential alone: the client's was read as the target's key already, and a virtual
+        key's or a config's secret is not to be replaced by whatever key the client holds
+        (Claude Code sends one whether or not the gateway needs it)."""
         headers = self.auth_headers(call)
+        dropped = NOT_FORWARDED if call.endpoint is Endpoint.PROXY else _NATIVE_NOT_FORWARDED
         for name, value in call.headers.items():
             lower = name.lower()
-            if lower.startswith("x-portkey-") or lower in NOT_FORWARDED:
+            if lower.startswith("x-portkey-") or lower in dropped:
                 continue
             headers[name] = value
         url = self.url(call, call.path)
         if call.query:
             url = f"{url}?{call.query}"
         body = call.body if call.method not in ("GET", "HEAD", "DELETE") or call.body else None
-        return UpstreamRequest(call.method, url, headers, body or None)
+        return UpstreamRequest(call.method, url, headers, body or None, call.upload)
+
+    def operation_request(self, call: Call) -> UpstreamRequest:
+        """An API operation (files, batches, uploads, audio, image edits) at the path the client
+        used, under the provider's base URL: its body as it came (an upload streamed, a JSON body
+        with ``override_params`` merged in) with its ``Content-Type`` (a form's boundary)."""
+        headers = self.request_headers(call)
+        beta = call.headers.get("openai-beta")
+        if beta and "OpenAI-Beta" not in headers:  # the SDKs' beta opt-in, as Portkey forwards it
+            headers["OpenAI-Beta"] = beta
+        content_type = call.headers.get("content-type")
+        body: bytes | None = None
+        if content_type:
+            headers["Content-Type"] = content_type
+            if call.upload is None and call.body:
+                json = content_type.partition(";")[0].strip().lower() == "application/json"
+                body = apply_overrides(call.body, call.target.override_params) if json else call.body
+        upload = call.upload
+        if upload is not None and call.target.override_params:
+            upload = upload.with_fields(call.target.override_params)  # a form's fields, as JSON's
+        url = self.url(call, call.path)
+        return UpstreamRequest(
+            call.method, f"{url}?{call.query}" if call.query else url, headers, body, upload
+        )
+
+    def realtime_request(self, call: Call) -> UpstreamRequest:
+        """``GET {base}/realtime?model=...`` (OpenAI Realtime API, WebSocket), with the client's
+        ``OpenAI-Beta`` and subprotocols but the key one (``openai-insecure-api-key.``), whose
+        key is sent as the provider key instead."""
+        headers = self.request_headers(call)
+        beta = call.headers.get("openai-beta")
+        if beta and "OpenAI-Beta" not in headers:
+            headers["OpenAI-Beta"] = beta
+        offered = [
+            p.strip()
+            for p in (call.headers.get("sec-websocket-protocol") or "").split(",")
+            if p.strip() and not p.strip().startswith("openai-insecure-api-key.")
+        ]
+        if offered:
+            headers["Sec-WebSocket-Protocol"] = ", ".join(offered)
+        url = self.url(call, "/realtime")
+        return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)
 
     def response(self, call: Call, body: bytes) -> bytes:
         check_answer(body)

@@ -51,6 +51,15 @@ def _segment(value: object, option: str) -> str:
 
 
 class VertexProvider(GeminiMapping):
+    # Vertex batch prediction reads its input from Cloud Storage or BigQuery
+    # (cloud.google.com/vertex-ai/generative-ai/docs/multimodal/batch-prediction-gemini).
+    instead = {
+        Endpoint.BATCHES: "Vertex AI batch prediction jobs read and write Cloud Storage; create one "
+        "with the Vertex AI SDK or gcloud (batchPredictionJobs), or send the requests to "
+        "/v1/chat/completions one by one",
+        Endpoint.FILES: "Vertex AI batch input lives in Cloud Storage; upload it with gcloud storage cp, "
+        "then create the job with batchPredictionJobs",
+    }
     name = "vertex-ai"
     needs_io = True
     #: Gemini's, and Messages natively for Claude models (``speaks``).
@@ -133,9 +142,10 @@ class VertexProvider(GeminiMapping):
         claude = claude_model(requested_model(call))
         if claude is None:
             return super().build(call, headers)
+        model = model_name(claude)
         if call.endpoint is Endpoint.MESSAGES_COUNT:  # the model goes in the body here
-            return self.claude.native(call, headers, self.model_url(call, "anthropic", "count-tokens"))
-        return self.claude.build(call, headers, self.model_url(call, "anthropic", model_name(claude)))
+            return self.claude.native(call, headers, self.model_url(call, "anthropic", "count-tokens"), model)
+        return self.claude.build(call, headers, self.model_url(call, "anthropic", model))
 
     def response(self, call: Call, body: bytes) -> bytes:
         if claude_model(requested_model(call)) is not None:

@@ -96,17 +96,21 @@ class VertexClaude:
         method = "streamRawPredict" if call.view.stream else "rawPredict"
         return UpstreamRequest("POST", f"{model_url}:{method}", headers, body)
 
-    def native(self, call: Call, headers: dict[str, str], model_url: str) -> UpstreamRequest:
+    def native(
+        self, call: Call, headers: dict[str, str], model_url: str, counted: str | None = None
+    ) -> UpstreamRequest:
         """A Messages request as the client wrote it, as Vertex takes it: the model named by the
-        URL (``count-tokens`` is the model of a token count, which keeps ``model`` in its body),
-        the API version in the body, betas in the header as the client sent them."""
+        URL, the API version in the body, betas in the header as the client sent them. A token
+        count goes to the ``count-tokens`` model, the Vertex id of the ``counted`` one in its
+        body (https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/count-tokens)."""
         try:
             body = _object_decoder.decode(call.body)
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise bad_request("Request body is not a JSON object") from None
-        counting = call.endpoint is Endpoint.MESSAGES_COUNT
-        if not counting:
+        if counted is None:
             body.pop("model", None)
+        else:
+            body["model"] = counted
         body.setdefault(
             "anthropic_version", str(call.target.options.get("anthropic_version") or VERTEX_VERSION)
         )
@@ -115,7 +119,7 @@ class VertexClaude:
             headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(map(str, beta))
         forward_headers(call, headers)
         headers["Content-Type"] = "application/json"
-        method = "rawPredict" if counting or not body.get("stream") else "streamRawPredict"
+        method = "rawPredict" if counted is not None or not body.get("stream") else "streamRawPredict"
         return UpstreamRequest("POST", f"{model_url}:{method}", headers, _encode(body))
 
     def response(self, call: Call, body: bytes) -> bytes:

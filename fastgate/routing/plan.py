@@ -229,9 +229,12 @@ class RoutePlan:
         )
         #: Which parts of the request conditions read (``metadata``, ``params``, ``url``).
         self.roots = roots
-        #: A condition reads ``params.*``, or a target caches (its key is the canonical body):
-        #: the body is decoded as a whole, once, and the request view taken from that.
-        self.decodes_body = "params" in roots or any(leaf.cache is not None for leaf in _leaves(root))
+        #: A condition reads ``params.*``, or a target caches (its key is the canonical body) or
+        #: runs hooks (their checks read the request): the body is decoded as a whole, once, and
+        #: the request view taken from that.
+        self.decodes_body = "params" in roots or any(
+            leaf.cache is not None or leaf.hooks is not None for leaf in _leaves(root)
+        )
         #: One target, named by provider, whose chat mapping decodes the body whole: the handler
         #: decodes it with this once, for the view and the mapping (``Provider.chat_request_decoder``).
         only = PROVIDERS.get(root.target.provider) if isinstance(root, Leaf) else None

@@ -70,6 +70,8 @@ class ContentBlock(msgspec.Struct, omit_defaults=True):
     toolUse: ToolUseBlock | None = None
     toolResult: ToolResultBlock | None = None
     cachePoint: CachePoint | None = None
+    #: An earlier assistant turn's thinking, sent back as it came (the response's own shape).
+    reasoningContent: ReasoningView | None = None
 
 
 class SystemBlock(msgspec.Struct, omit_defaults=True):
@@ -155,13 +157,16 @@ class ToolUseView(msgspec.Struct):
     input: msgspec.Raw = msgspec.Raw(b"{}")
 
 
-class ReasoningText(msgspec.Struct):
+class ReasoningText(msgspec.Struct, omit_defaults=True):
     text: str = ""
     signature: str | None = None
 
 
-class ReasoningView(msgspec.Struct):
-    """ReasoningContentBlock: the model's thinking, or its encrypted (redacted) form."""
+class ReasoningView(msgspec.Struct, omit_defaults=True):
+    """ReasoningContentBlock: the model's thinking, or its encrypted (redacted) form; read from
+    answers, and written back in the assistant turns of later requests (Claude takes its signed
+    thinking back unchanged, and wants it before a turn's tool use while thinking is on:
+    https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html)."""
 
     reasoningText: ReasoningText | None = None
     redactedContent: str | None = None

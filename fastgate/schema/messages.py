@@ -170,13 +170,15 @@ class TokenCount(msgspec.Struct):
 
 
 #: https://docs.anthropic.com/en/api/errors: HTTP status → error type. Any other 5xx is an
-#: ``api_error``, any other 4xx an ``invalid_request_error``.
+#: ``api_error``, any other 4xx an ``invalid_request_error``. Anthropic answers no 408; the
+#: gateway does (a config's ``request_timeout``), and it is a timeout, not a bad request.
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
+    408: "timeout_error",
     413: "request_too_large",
     429: "rate_limit_error",
     500: "api_error",

@@ -109,6 +109,8 @@ class ToolParam(msgspec.Struct, omit_defaults=True):
     strict: bool | None = None
     #: A ``custom`` tool's input: free text, or a grammar (``{"type": "grammar", ...}``).
     format: dict[str, Any] | None = None
+    #: A ``namespace``'s function and custom tools, called by their own names.
+    tools: list[ToolParam] | None = None
 
 
 class TextFormat(msgspec.Struct, omit_defaults=True):
@@ -190,6 +192,8 @@ class FunctionCallItem(msgspec.Struct, tag="function_call", tag_field="type"):
     name: str
     arguments: str
     status: str = "completed"
+    #: The namespace tool the called function belongs to, if any.
+    namespace: str | UnsetType = UNSET
 
 
 class CustomToolCallItem(msgspec.Struct, tag="custom_tool_call", tag_field="type"):
@@ -198,6 +202,7 @@ class CustomToolCallItem(msgspec.Struct, tag="custom_tool_call", tag_field="type
     name: str
     input: str
     status: str = "completed"
+    namespace: str | UnsetType = UNSET
 
 
 class ReasoningItem(msgspec.Struct, tag="reasoning", tag_field="type"):

@@ -6,6 +6,12 @@ the upstream call it has open. Writes respect the transport's flow control: past
 mark (64 KiB, uvloop's and asyncio's default) the answer waits and the connection stops reading,
 so a client that sends and does not read holds one answer and a bounded buffer of requests; if
 its writes stay paused longer than the client timeout, the server's sweep cuts it.
+
+An upload route's body is not collected: its request is dispatched as soon as its head is read,
+with a ``BodyStream`` the handler reads as the body arrives (``upload.py``), reading from the
+client paused while the stream holds more than its high-water mark. A handler that answers
+before the whole body came closes the connection after its answer. A WebSocket handler takes the
+connection over (``upgrade``) and hands the transport to a protocol of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from fastgate._transforms import RequestParser, RequestRefused, response_head
 from fastgate.errors import error_body, type_for_status
 from fastgate.server.busy_poll import BusyPoll, smoothed
 from fastgate.server.messages import JSON, Request, Response
+from fastgate.server.upload import HIGH_WATER, BodyStream
 
 Dispatch = Callable[[Request], Awaitable[Response | None]]
 
@@ -37,6 +44,10 @@ class Listener(Protocol):
 
     dispatch: Dispatch
     max_body: int
+    #: The largest body of an upload route, streamed to its handler (``RequestParser``).
+    max_upload: int
+    #: Upload routes: exact paths, and (prefix, suffix) pairs of the paths with a parameter.
+    uploads: tuple[frozenset[str], tuple[tuple[str, str], ...]]
     #: Open client connections at most (see ``make_room``).
     max_connections: int
     connections: set[Connection]
@@ -66,6 +77,7 @@ class Connection(asyncio.Protocol):
         "_refused",
         "_think_s",
         "_timing",
+        "_upload",
         "_writes_paused_since",
         "busy",
         "head_since",
@@ -80,7 +92,7 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: Listener) -> None:
         self.server = server
-        self.parser = RequestParser(server.max_body)
+        self.parser = RequestParser(server.max_body, server.max_upload, server.uploads)
         self.transport: asyncio.Transport | None = None
         #: The connection's serving task: made with its first request, then waiting for each
         #: next one (a task per request would cost its creation and registration each time).
@@ -116,6 +128,8 @@ class Connection(asyncio.Protocol):
         self._polled: BusyPoll | None = None
         #: The client's address, once asked for (``peer``).
         self._peer: str | None = None
+        #: The streamed body of the request being served, until all of it has arrived.
+        self._upload: BodyStream | None = None
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -135,6 +149,9 @@ class Connection(asyncio.Protocol):
         if self._timing:
             self._client_returned()
         if self._discarding or self._refused:
+            return
+        if self._upload is not None:
+            self._receive_body(data)
             return
         if self.busy:
             self.parser.feed(data)  # buffered: the next request is read when this one is done
@@ -170,7 +187,12 @@ class Connection(asyncio.Protocol):
 
     def _flow(self) -> None:
         """Reads while the client takes its answers and its pipelined requests fit the buffer."""
-        paused = bool(self._writes_paused_since) or (self.busy and self.parser.buffered > _PIPELINE_BUFFER)
+        upload = self._upload
+        paused = (
+            bool(self._writes_paused_since)
+            or (self.busy and self.parser.buffered > _PIPELINE_BUFFER)
+            or (upload is not None and (upload.held or upload.buffered > HIGH_WATER))
+        )
         transport = self.transport
         if paused != self._read_paused and transport is not None and not transport.is_closing():
             self._read_paused = paused
@@ -188,7 +210,13 @@ class Connection(asyncio.Protocol):
         except RequestRefused as exc:
             self._refuse(exc.status, exc.message)
             return
-        if not complete:
+        upload = None
+        body = parser.body
+        if body:  # complete, with its body (a streamed one has none here)
+            pass
+        elif parser.streams_body:
+            upload = self._begin_upload(complete)
+        elif not complete:
             if parser.head_done and parser.expect_continue and not parser.buffered and not self._continued:
                 # The client waits for this before it sends the body (RFC 9110 §10.1.1).
                 self._continued = True
@@ -202,7 +230,7 @@ class Connection(asyncio.Protocol):
         self._http10 = parser.http10
         method = parser.method
         self._head_only = method == "HEAD"
-        request = Request(self, method, parser.target, parser.headers, parser.body, parser.keep_alive)
+        request = Request(self, method, parser.target, parser.headers, body, parser.keep_alive, upload)
         self.keep_alive = request.keep_alive
         self.busy = True
         waiting = self._next
@@ -212,6 +240,57 @@ class Connection(asyncio.Protocol):
         else:  # its first request
             self.server.fresh.pop(self, None)
             self.task = self.server.loop.create_task(self._serve_all(request))
+
+    def _begin_upload(self, complete: bool) -> BodyStream:
+        """An upload's head is read: its body is streamed to the handler from here on."""
+        parser = self.parser
+        upload = BodyStream(self, parser.body_length)
+        upload.put(parser.take_piece())
+        if complete:
+            upload.finish()
+            return upload
+        self._upload = upload
+        if parser.expect_continue and not upload.buffered:
+            self._write(_CONTINUE)  # the client waits for this before it sends the body (RFC 9110 §10.1.1)
+        return upload
+
+    def _receive_body(self, data: bytes) -> None:
+        """More of a streamed body: on to its reader, and past its high-water mark no more reads."""
+        upload = self._upload
+        assert upload is not None
+        parser = self.parser
+        try:
+            complete = parser.feed(data)
+        except RequestRefused as exc:
+            # The handler reading it answers with this status; what the client sends on is dropped.
+            self._end_upload()
+            upload.fail(exc.status, exc.message)
+            return
+        upload.put(parser.take_piece())
+        if complete:
+            self._upload = None
+            upload.finish()
+            if parser.buffered > _PIPELINE_BUFFER:
+                self._flow()
+        elif upload.buffered > HIGH_WATER:
+            self._flow()
+
+    def _end_upload(self) -> None:
+        """The body will not be read to its end: the connection closes after the answer."""
+        self._upload = None
+        self.keep_alive = False
+        self._discarding = True
+
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]:
+        """Write ``head`` (a 101 Switching Protocols) and give the connection up: the transport,
+        and the bytes the client sent past its request. The connection closes when the handler
+        returns; the new protocol reports its loss to ``connection_lost``."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        self.keep_alive = False
+        transport.write(head)
+        return transport, self.parser.take_pending()
 
     async def _serve_all(self, request: Request) -> None:
         """Answer each request in turn until the connection is done (one coroutine for them all:
@@ -243,9 +322,15 @@ class Connection(asyncio.Protocol):
             finally:
                 self.busy = False
                 self._head_only = False
+                if self._upload is not None:  # answered before the whole body arrived
+                    self._upload.fail(400, "The request was answered before its body arrived")
+                    self._end_upload()
             transport = self.transport
             if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
-                self._close()
+                if self._discarding:
+                    self._linger()
+                else:
+                    self._close()
                 return
             self.idle_since = time.monotonic()
             self._next = waiting = loop.create_future()
@@ -277,8 +362,9 @@ class Connection(asyncio.Protocol):
             self._flow()
 
     def _keep(self) -> bool:
-        """Whether this answer keeps the connection open (it says so in its head)."""
-        return self.keep_alive and not self.server.closing
+        """Whether this answer keeps the connection open (it says so in its head): not when
+        the request's body has not all arrived."""
+        return self.keep_alive and not self.server.closing and self._upload is None
 
     def respond(self, response: Response) -> None:
         body = response.body
@@ -348,11 +434,22 @@ class Connection(asyncio.Protocol):
         return b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
 
     async def send_chunk(self, data: bytes) -> None:
+        if self.write_chunk(data):
+            await self._drained()
+
+    def write_chunk(self, data: bytes) -> bool:
+        """``send_chunk`` without its wait, for a caller that cannot wait (a relay writing from
+        its upstream's reads): True when the client takes no more writes for now, and the
+        caller must await ``drained`` before the next."""
         if not data or self._head_only:
-            return
+            return False
         if self.transport is None:  # connection_lost: the client went away
             raise ConnectionResetError("the client closed the connection")
         self._write(self._frame(data))
+        return bool(self._writes_paused_since)
+
+    async def drained(self) -> None:
+        """Wait until the client takes writes again, if it has stopped."""
         if self._writes_paused_since:
             await self._drained()
 
@@ -374,13 +471,24 @@ class Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self.respond(Response(status, body, content_type=JSON))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer, reading and dropping what the client still sends for a while.
+
+        Closed at once with the client's unread bytes still arriving, the kernel would answer
+        with a reset, which can destroy the answer before it is read.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
         if not transport.can_write_eof():
             self._close()
             return
-        # Lingering close: closed at once with the client's unread bytes still arriving, the
-        # kernel would answer with a reset, which can destroy the error before it is read.
         transport.write_eof()
         self._discarding = True
+        if self._read_paused:
+            self._flow()  # read (and drop) what the client still sends, or it would meet a reset
         self.server.loop.call_later(_LINGER_S, self._close)
 
     # ------------------------------------------------------------------ writing
@@ -437,6 +545,12 @@ class Connection(asyncio.Protocol):
         if self._writes_paused_since and now - self._writes_paused_since > client_timeout:
             # Cut, not closed: a close would wait for the answers it will never read.
             self.abort()
+            return
+        upload = self._upload
+        if upload is not None and not self._read_paused and now - upload.last_io > client_timeout:
+            # A streamed body is timed between its bytes: a large upload may take long in all.
+            self._end_upload()
+            upload.fail(408, "The request body stopped arriving")
             return
         if self.busy or self._discarding:
             return

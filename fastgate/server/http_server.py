@@ -25,6 +25,23 @@ _SWEEP_S = 1.0
 _LAST_WORDS_S = 1.0
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft open-file limit to its hard limit, as Go's runtime does at
+    start-up (since 1.19); the new soft limit. The soft limit (often 1024) is kept low for
+    programs that use ``select(2)``, whose descriptor sets are fixed at 1024; the event loop is on
+    ``epoll``, and each stream holds two descriptors, its client's and its upstream's, so at 1024
+    a worker could hold 512 clients and ~500 streams. Workers inherit the raised limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):  # a platform with a lower ceiling (macOS's OPEN_MAX)
+            return soft
+        return wanted
+    return soft
+
+
 def default_max_connections() -> int:
     """Half the descriptors this process may open (its soft ``RLIMIT_NOFILE``): the other half is
     left for the upstream connections the clients' requests open, the listener, logs and Redis."""
@@ -49,9 +66,15 @@ class HTTPServer:
         idle_timeout: float = 75.0,
         request_timeout: float = 60.0,
         max_connections: int = 0,
+        max_upload: int = 0,
+        uploads: tuple[frozenset[str], tuple[tuple[str, str], ...]] = (frozenset(), ()),
     ) -> None:
         self.dispatch = dispatch
         self.max_body = max_body
+        #: Upload routes (``Router.uploads``), whose bodies stream to their handlers, up to
+        #: ``max_upload`` bytes (0: none streams).
+        self.max_upload = max_upload
+        self.uploads = uploads
         self.idle_timeout = idle_timeout
         #: Seconds a client may take to send a request, or leave its answers unread (then cut).
         self.request_timeout = request_timeout

@@ -1,13 +1,18 @@
 """One request as the handlers see it, and the answers they give.
 
 A handler returns a ``Response`` (written with its head in one transport write) or streams:
-``await request.start_stream(...)``, ``await request.send(...)``, ``request.end_stream()``.
+``await request.start_stream(...)``, ``await request.send(...)`` (or ``request.write(...)`` and,
+when it says so, ``await request.drained()``), ``request.end_stream()``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from fastgate.server.upload import BodyStream
 
 JSON = "application/json"
 
@@ -30,9 +35,15 @@ class AnswerWriter(Protocol):
 
     async def send_chunk(self, data: bytes) -> None: ...
 
+    def write_chunk(self, data: bytes) -> bool: ...
+
+    async def drained(self) -> None: ...
+
     def end_stream(self, last: bytes) -> None: ...
 
     def abort(self) -> None: ...
+
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]: ...
 
 
 class Response:
@@ -52,9 +63,12 @@ class Response:
 
 
 class Request:
-    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded)."""
+    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded).
 
-    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query")
+    An upload route's body is ``upload``, read as it arrives (``body`` is then empty).
+    """
+
+    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query", "upload")
 
     def __init__(
         self,
@@ -64,6 +78,7 @@ class Request:
         headers: dict[str, str],
         body: bytes,
         keep_alive: bool,
+        upload: BodyStream | None = None,
     ) -> None:
         self._conn = conn
         self.method = method
@@ -72,6 +87,7 @@ class Request:
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        self.upload = upload
         self.match_info: dict[str, str] = {}
 
     @property
@@ -116,6 +132,15 @@ class Request:
     async def send(self, data: bytes) -> None:
         await self._conn.send_chunk(data)
 
+    def write(self, data: bytes) -> bool:
+        """``send`` without its wait: True when the client takes no more writes until
+        ``drained`` (for a writer called from another connection's reads, which cannot wait)."""
+        return self._conn.write_chunk(data)
+
+    async def drained(self) -> None:
+        """Wait until the client takes writes again, if it has stopped."""
+        await self._conn.drained()
+
     def end_stream(self, last: bytes = b"") -> None:
         """Send the body's last bytes, if any, and its end, in one write."""
         self._conn.end_stream(last)
@@ -123,3 +148,8 @@ class Request:
     def abort(self) -> None:
         """Cut the connection: a body that broke midway must not look complete to the client."""
         self._conn.abort()
+
+    def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]:
+        """Answer with ``head`` (101 Switching Protocols) and take the connection over: its
+        transport, and the bytes the client sent past this request."""
+        return self._conn.upgrade(head)

@@ -28,8 +28,19 @@ class Router:
         self._fixed: dict[str, dict[str, Handler]] = {}
         self._patterns: list[tuple[re.Pattern[str], dict[str, Handler]]] = []
         self._pattern_methods: dict[str, dict[str, Handler]] = {}
+        self._upload_paths: set[str] = set()
+        self._upload_patterns: list[tuple[str, str]] = []
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
+    def add(self, method: str, path: str, handler: Handler, *, upload: bool = False) -> None:
+        """``upload``: a POST route whose body is streamed to the handler (``Request.upload``)
+        rather than read whole first; a path parameter must be a whole segment."""
+        if upload:
+            assert method == "POST", "only a POST streams its body"
+            if "{" in path:
+                prefix, _, rest = path.partition("{")
+                self._upload_patterns.append((prefix, rest.partition("}")[2]))
+            else:
+                self._upload_paths.add(path)
         if "{" not in path:
             self._fixed.setdefault(path, {})[method] = handler
             return
@@ -39,17 +50,29 @@ class Router:
             self._patterns.append((_compile(path), methods))
         methods[method] = handler
 
+    @property
+    def uploads(self) -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+        """The upload routes, as the request parser matches them (``RequestParser``)."""
+        return frozenset(self._upload_paths), tuple(self._upload_patterns)
+
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        """The handler and path parameters (decoded); a 404 or 405 (with ``Allow``) otherwise."""
+        """The handler and path parameters (decoded); a 404 or 405 (with ``Allow``) otherwise.
+
+        A pattern that matches the path but not the method lets a later one answer (as Portkey's
+        Hono routes do: ``POST /v1/files/x`` goes on to the passthrough)."""
         methods = self._fixed.get(path)
         params: dict[str, str] = {}
         if methods is None:
             for pattern, candidates in self._patterns:
                 m = pattern.match(path)
-                if m is not None:
+                if m is None:
+                    continue
+                if methods is None:
+                    methods, params = candidates, m.groupdict()
+                if method in candidates or (method == "HEAD" and "GET" in candidates):
                     methods, params = candidates, m.groupdict()
                     break
-            else:
+            if methods is None:
                 raise GatewayError(404, f"Unknown route: {method} {path}", code="not_found")
         handler = methods.get(method)
         if handler is None and method == "HEAD":

@@ -1,8 +1,14 @@
 """One kept-alive upstream connection: an asyncio protocol feeding the compiled response parser.
 
 A response is a parser fed straight from ``data_received``; its body is taken whole when it has all
-arrived with the head, or piece by piece as it comes (streams). Read timeouts are the pool's
-watchdog's business: a connection only notes the time of its last byte.
+arrived with the head, or piece by piece as it comes (streams), or handed on as it arrives to a
+sink called from ``data_received`` itself (``UpstreamResponse.relay``). Read timeouts are the
+pool's watchdog's business: a connection only notes the time of its last byte.
+
+A request body may also be streamed (an upload relayed as the client sends it, ``write_body``):
+written piece by piece, waiting while the transport's buffer is past its high-water mark, and
+given up as soon as the answer's head arrives (an upstream may refuse an upload before reading
+it all; the connection is then not reused).
 """
 
 from __future__ import annotations
@@ -11,13 +17,15 @@ import asyncio
 import select
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from fastgate._transforms import BodyBuffer, HTTPParseError, ResponseParser
 from fastgate.server.busy_poll import BusyPoll, smoothed
 
 _HIGH_WATER = 1024 * 1024
+#: The write buffer's high-water mark while a streamed request body is written.
+_BODY_HIGH_WATER = 1024 * 1024
 
 
 class Pool(Protocol):
@@ -32,6 +40,29 @@ class Pool(Protocol):
     def put(self, conn: Connection) -> None: ...
 
     def forget(self, conn: Connection) -> None: ...
+
+
+class BodySource(Protocol):
+    """A request body read piece by piece (``server/upload.py``, ``gateway/uploads.py``)."""
+
+    #: The Content-Length, or -1: sent chunked.
+    length: int
+
+    async def read(self) -> bytes | None:
+        """The next piece; b"" at the end; None when ``wake`` interrupted the wait."""
+        ...
+
+    def wake(self) -> None: ...
+
+    def attach(self, sink: Callable[[bytes], None]) -> bool:
+        """Push pieces to ``sink`` as they arrive from now on, if it can (else read on)."""
+        ...
+
+    def detach(self) -> None: ...
+
+    def throttle(self, held: bool) -> None:
+        """The attached sink cannot take more now (or can again)."""
+        ...
 
 
 class UpstreamConnectionError(OSError):
@@ -97,6 +128,15 @@ class Connection(asyncio.Protocol):
         self._polled: BusyPoll | None = None
         #: Watches the socket for bytes or an EOF while the connection is idle (``stale``).
         self._readable: select.poll | None = None
+        #: The streamed request body being written, and whether the transport takes more.
+        self._body: BodySource | None = None
+        self._write_paused = False
+        #: The answer came before all of a streamed body was sent: not reusable.
+        self._body_cut = False
+        #: While a body is relayed (``UpstreamResponse.relay``): takes each read's body bytes,
+        #: False when it wants no more for now (reading then pauses and the relay returns).
+        self._sink: Callable[[bytes], bool] | None = None
+        self._sink_full = False
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -118,21 +158,42 @@ class Connection(asyncio.Protocol):
         except HTTPParseError as exc:
             self._fail(UpstreamConnectionError(f"invalid HTTP from upstream: {exc}"))
             return
+        sink = self._sink
         if chunks:
-            self._chunks.extend(chunks)
-            buffered = self._buffered
-            for chunk in chunks:
-                buffered += len(chunk)
-            self._buffered = buffered
-            if self._buffered > _HIGH_WATER and self.transport is not None and not self._paused:
-                self._paused = True
-                self.transport.pause_reading()
+            if sink is not None:
+                if not sink(chunks[0] if len(chunks) == 1 else b"".join(chunks)):
+                    self._sink_full = True
+                    self._pause()
+            else:
+                self._chunks.extend(chunks)
+                buffered = self._buffered
+                for chunk in chunks:
+                    buffered += len(chunk)
+                self._buffered = buffered
+                if self._buffered > _HIGH_WATER:
+                    self._pause()
         head = self._head
         if head is not None and not head.done() and parser.head_done:
             head.set_result(None)
+            if self._body is not None:  # answered while the body is still being sent
+                self._wake_body()
         waiter = self._waiter
-        if waiter is not None and not waiter.done() and (chunks or parser.done):
+        if (
+            waiter is not None
+            and not waiter.done()
+            and (parser.done or self._sink_full or (chunks and not sink))
+        ):
             waiter.set_result(None)
+
+    def _pause(self) -> None:
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -146,11 +207,21 @@ class Connection(asyncio.Protocol):
             reason = f" ({exc})" if exc else ""
             self._fail(UpstreamConnectionError(f"upstream closed the connection{reason}"))
 
-    def pause_writing(self) -> None:  # request bodies are written whole; nothing to throttle
-        pass
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._body is not None:
+            self._body.throttle(True)
 
     def resume_writing(self) -> None:
-        pass
+        self._write_paused = False
+        if self._body is not None:
+            self._body.throttle(False)
+
+    def _wake_body(self) -> None:
+        """A streamed body's writer has something to look at: the answer's head came, or the
+        connection failed."""
+        if self._body is not None:
+            self._body.wake()
 
     # -- the client side
     def _fail(self, exc: BaseException) -> None:
@@ -161,6 +232,7 @@ class Connection(asyncio.Protocol):
         for fut in (self._head, self._waiter):
             if fut is not None and not fut.done():
                 fut.set_exception(_copy(exc))
+        self._wake_body()
         self.abort()
 
     def abort(self) -> None:
@@ -198,7 +270,10 @@ class Connection(asyncio.Protocol):
         self.parser.reset(head_request)
         self._chunks.clear()
         self._buffered = 0
+        self._sink_full = False
+        self._resume()  # a relay that stopped at its body's last read left reading paused
         self._error = None
+        self._body_cut = False
         self.stream_deadline = 0.0
         self.last_io = now = time.monotonic()
         self.pool.watch(self)
@@ -212,6 +287,62 @@ class Connection(asyncio.Protocol):
             self._timing = True
             self._polled = poll if poll.start(self.origin.answer_s, now, 1) else None
         return head
+
+    async def write_body(self, body: BodySource, head: asyncio.Future[None]) -> None:
+        """Write a streamed request body after its head (``send``), chunked when its length is
+        unknown; stops early when the answer's head (``head``) arrives or the connection fails,
+        which the caller learns by awaiting ``head``.
+
+        Pieces already read (a body sent again, a form's rewritten fields) are written as this
+        loop reads them; from there on the body pushes each piece as it arrives (``attach``),
+        and holds the client back while this transport's buffer is full (``pause_writing``).
+        """
+        transport = self.transport
+        assert transport is not None
+        chunked = body.length < 0
+        write = self._chunk_writer(transport) if chunked else self._plain_writer(transport)
+        self._body = body
+        attached = False
+        # Room for a few of the client's reads: each time it fills, the client stops being read.
+        transport.set_write_buffer_limits(high=_BODY_HIGH_WATER)
+        try:
+            while not head.done():
+                if not attached and body.attach(write):
+                    attached = True
+                    if self._write_paused:
+                        body.throttle(True)
+                piece = await body.read()
+                if piece is None or head.done():
+                    continue
+                if transport.is_closing():
+                    raise UpstreamConnectionError("upstream closed the connection while the body was sent")
+                if not piece:
+                    if chunked:
+                        transport.write(b"0\r\n\r\n")
+                    return
+                write(piece)
+            self._body_cut = True  # answered before the whole body was sent
+        finally:
+            self._body = None
+            transport.set_write_buffer_limits()  # the default again, for the answers to come
+            if attached:
+                body.detach()
+
+    def _plain_writer(self, transport: asyncio.Transport) -> Callable[[bytes], None]:
+        def write(piece: bytes) -> None:
+            if not transport.is_closing():
+                self.last_io = time.monotonic()
+                transport.write(piece)
+
+        return write
+
+    def _chunk_writer(self, transport: asyncio.Transport) -> Callable[[bytes], None]:
+        def write(piece: bytes) -> None:
+            if not transport.is_closing():
+                self.last_io = time.monotonic()
+                transport.writelines((b"%x\r\n" % len(piece), piece, b"\r\n"))
+
+        return write
 
     def _first_byte(self, now: float) -> None:
         self._timing = False
@@ -240,15 +371,19 @@ class Connection(asyncio.Protocol):
                 return None
             if self._error is not None:
                 raise _copy(self._error)
-            assert self.loop is not None
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
         # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
         # frames in one read must not cost 20 writes to the client.
         return self.take_received()
+
+    async def _wait(self) -> None:
+        """Until ``data_received`` or a failure wakes the connection's one reader."""
+        assert self.loop is not None
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def take_received(self) -> bytes:
         """Everything received and not yet taken, as one piece; reading resumes if it paused."""
@@ -256,10 +391,30 @@ class Connection(asyncio.Protocol):
         chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        self._resume()
         return chunk
+
+    async def relay(self, sink: Callable[[bytes], bool]) -> bool:
+        """Hand the body to ``sink`` as it arrives: what was received before, then each read's
+        bytes from ``data_received`` itself. A model's stream is hundreds of small reads, and
+        this way none of them costs a future, a task switch or a coroutine layer. True at the
+        end of the body; False as soon as ``sink`` returns False (it wants no more for now:
+        reading stays paused until the next call). Raises the connection's failure."""
+        if self._chunks and not sink(self.take_received()):
+            return False
+        self._sink_full = False
+        self._resume()
+        self._sink = sink
+        try:
+            while not self._sink_full:
+                if self.parser.done:
+                    return True
+                if self._error is not None:
+                    raise _copy(self._error)
+                await self._wait()
+            return False
+        finally:
+            self._sink = None
 
     @property
     def received_whole(self) -> bool:
@@ -268,7 +423,13 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self.parser.done and self.parser.keep_alive and not self.parser.leftover
+        return (
+            not self.closed
+            and self.parser.done
+            and self.parser.keep_alive
+            and not self.parser.leftover
+            and not self._body_cut
+        )
 
 
 class UpstreamResponse:
@@ -324,6 +485,14 @@ class UpstreamResponse:
         """Body pieces as they arrive, for at most ``max_stream_seconds`` in all."""
         self._conn.stream_deadline = time.monotonic() + self._conn.pool.max_stream_seconds
         return _Chunks(self)
+
+    async def relay(self, sink: Callable[[bytes], bool]) -> bool:
+        """The rest of the body handed to ``sink`` as it arrives (``Connection.relay``), after
+        ``chunks`` has begun it; the connection is released at its end."""
+        if await self._conn.relay(sink):
+            self.release()
+            return True
+        return False
 
     def release(self) -> None:
         """Give the connection back when the response was read to its end, else close it."""

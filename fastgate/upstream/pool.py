@@ -4,7 +4,9 @@ aiohttp's ClientSession does a great deal per request that a relay does not need
 redirect handling, tracing signals, multidicts, payload objects); here a request is one write of
 bytes built in one go (``connection.py`` reads the answer). Connections are kept alive per origin.
 Read timeouts are kept by one watchdog per pool rather than a timer per wait: a request only notes
-the time of its last byte, and the watchdog fails the connections that have gone quiet.
+the time of its last byte, and the watchdog fails the connections that have gone quiet. Each
+connection is filed under the watchdog's tick by which it could first time out and looked at then,
+not at every tick: a worker holding 10,000 streams would otherwise walk them all every second.
 
 A request is sent again on its own only when the upstream provably did not process it, the rule
 of Go's net/http transport (``persistConn.shouldRetryRequest``): an idle connection the upstream
@@ -18,6 +20,7 @@ config's ``retry`` asks for; on a real provider a second send is a second bill.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import ssl
 import time
@@ -26,6 +29,7 @@ from fastgate._transforms import request_head
 from fastgate.errors import bad_request
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.upstream.connection import (
+    BodySource,
     Connection,
     NothingWritten,
     Origin,
@@ -92,12 +96,17 @@ class UpstreamPool:
         *,
         max_body: int = 64 * 1024 * 1024,
         max_stream_seconds: float = 3600.0,
+        max_frame: int = 16 * 1024 * 1024,
+        websocket_idle_s: float = 300.0,
     ) -> None:
         self.resolver = resolver
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_body = max_body
         self.max_stream_seconds = max_stream_seconds
+        #: A relayed WebSocket's largest message and longest silence (``gateway/realtime.py``).
+        self.max_frame = max_frame
+        self.websocket_idle_s = websocket_idle_s
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle_per_origin
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
@@ -110,25 +119,58 @@ class UpstreamPool:
         self.busy: set[Connection] = set()
         self._watch_handle: asyncio.TimerHandle | None = None
         self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
+        #: Watched connections by the watchdog tick (monotonic time / ``_watch_every``, rounded
+        #: up) by which each could first time out, and each one's tick.
+        self._ticks: dict[int, set[Connection]] = {}
+        self._filed: dict[Connection, int] = {}
         #: The server's poller (``busy_poll.py``): waits on fast origins are polled through it.
         self.busy_poll: BusyPoll | None = None
 
     def watch(self, conn: Connection) -> None:
+        """A request was sent on ``conn``: watch it until it is put back or forgotten. A kept-alive
+        connection stays filed between its requests; its tick comes, it is looked at again."""
         self.busy.add(conn)
+        if conn not in self._filed:
+            self._file(conn, time.monotonic())
         if self._watch_handle is None:
             self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
+
+    def _file(self, conn: Connection, now: float) -> None:
+        """File ``conn`` under the first tick at which it could have timed out: its last byte's
+        time plus the read timeout, or its stream's deadline (a stream not begun yet has one no
+        sooner than ``max_stream_seconds`` from now); never the tick now running."""
+        due = min(conn.last_io + self.read_timeout, conn.stream_deadline or now + self.max_stream_seconds)
+        tick = max(math.ceil(due / self._watch_every), math.floor(now / self._watch_every) + 1)
+        self._filed[conn] = tick
+        filed = self._ticks.get(tick)
+        if filed is None:
+            self._ticks[tick] = {conn}
+        else:
+            filed.add(conn)
 
     def _watchdog(self) -> None:
         self._watch_handle = None
         now = time.monotonic()
-        for conn in list(self.busy):
-            conn.timed_out(now, self.read_timeout)
+        current = now / self._watch_every
+        for tick in [t for t in self._ticks if t <= current]:
+            for conn in self._ticks.pop(tick):
+                del self._filed[conn]
+                if conn in self.busy:
+                    conn.timed_out(now, self.read_timeout)  # failed: forgotten; else filed again
+                    if conn in self.busy:
+                        self._file(conn, now)
         if self.busy:
             self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
 
     def forget(self, conn: Connection) -> None:
-        """The connection is closed or has no request in flight any more: not watched."""
+        """The connection is closed: not watched any more."""
         self.busy.discard(conn)
+        tick = self._filed.pop(conn, None)
+        if tick is not None:
+            filed = self._ticks[tick]
+            filed.discard(conn)
+            if not filed:
+                del self._ticks[tick]
 
     def put(self, conn: Connection) -> None:
         self.busy.discard(conn)
@@ -197,8 +239,15 @@ class UpstreamPool:
             raise UpstreamTimeout(f"connecting to {origin.host_header} timed out") from None
 
     async def request(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        upload: BodySource | None = None,
     ) -> UpstreamResponse:
+        """Send a request and wait for its answer's head. ``upload``: a body streamed as it is
+        read (``body`` is then None), with its Content-Length, or chunked when it has none."""
         known = self._request_lines.get((method, url))
         if known is None:
             origin, target = split_url(url, self._origins)
@@ -209,9 +258,14 @@ class UpstreamPool:
                 self._request_lines.clear()
             self._request_lines[(method, url)] = known
         origin, start = known
-        has_length = body is not None or method in _BODY_METHODS
+        if upload is not None:
+            length = upload.length
+            if length < 0:
+                headers = {**headers, "Transfer-Encoding": "chunked"}
+        else:
+            length = len(body or b"") if body is not None or method in _BODY_METHODS else -1
         try:
-            request = request_head(start, headers, len(body or b"") if has_length else -1, body)
+            request = request_head(start, headers, length, body)
         except ValueError as exc:
             raise bad_request(f"header {exc.args[0]!r} contains a line break or NUL") from None
         head_request = method == "HEAD"
@@ -221,11 +275,15 @@ class UpstreamPool:
             conn = await self._open(origin)
         while True:
             try:
-                await conn.send(request, head_request)
+                head = conn.send(request, head_request)
+                if upload is not None:
+                    await conn.write_body(upload, head)
+                await head
                 return UpstreamResponse(conn)
             except BaseException as exc:
                 # Failed, timed out, or cancelled (the client went away, or a request_timeout
                 # fired): the upstream may still answer on this connection, so it is never reused.
+                head = None  # the failed future's exception holds this frame: no cycle through it
                 conn.abort()
                 if not (reused and _may_resend(exc, conn, method, headers)):
                     raise

@@ -3,16 +3,14 @@ upstream pool (the transport the gateway gives them)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from fastgate.guardrails.context import BEFORE
@@ -23,9 +21,7 @@ from fastgate.guardrails.transport import PoolTransport
 from fastgate.ssrf import HostPolicy
 from fastgate.upstream.dns import CachingResolver
 from fastgate.upstream.pool import UpstreamPool
-from tests.guardrails.conftest import chat, chat_answer, context, leaf_hooks
-
-MakeServer = Callable[[web.Application], Awaitable[TestServer]]
+from tests.guardrails.conftest import Hook, MakeServer, chat, chat_answer, context, leaf_hooks
 
 
 @pytest.fixture
@@ -33,40 +29,6 @@ async def runtime() -> AsyncIterator[Runtime]:
     pool = UpstreamPool(CachingResolver(HostPolicy()), connect_timeout=1.0, read_timeout=5.0)
     yield Runtime(PoolTransport(pool))
     await pool.close()
-
-
-class Hook:
-    """A webhook / log endpoint that records what it got and answers as told."""
-
-    def __init__(self) -> None:
-        self.bodies: list[Any] = []
-        self.headers: list[dict[str, str]] = []
-        self.answer: Any = {"verdict": True}
-        self.status = 200
-        self.delay = 0.0
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        app.router.add_post("/moved", self.moved)
-        return app
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.bodies.append(json.loads(await request.read()))
-        self.headers.append(dict(request.headers))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        return web.json_response(self.answer, status=self.status)
-
-    async def moved(self, request: web.Request) -> web.Response:
-        raise web.HTTPFound("/hook")
-
-
-@pytest.fixture
-async def endpoint(aiohttp_server: MakeServer) -> tuple[Hook, str]:
-    hook = Hook()
-    server = await aiohttp_server(hook.app())
-    return hook, str(server.make_url(""))
 
 
 def webhook(url: str, **extra: Any) -> dict[str, Any]:

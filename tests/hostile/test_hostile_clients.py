@@ -33,6 +33,7 @@ from tests.server.test_http_server import (
     chat_request,
     small_window_socket,
 )
+from tests.support.sse import openai_chunks
 
 MIB = 1024 * 1024
 
@@ -103,6 +104,34 @@ async def test_a_client_that_stops_reading_a_stream_is_cut_and_the_request_ends(
         # request leaves the in-flight count and the upstream call is closed.
         assert await settles(lambda: gw.app.dispatch.in_flight == 0, 8.0)
         assert await connections_of(gw, 0, 3.0)
+    finally:
+        writer.close()
+    await assert_still_serving(gw)
+
+
+async def test_a_stream_the_client_pauses_pauses_its_upstream_and_then_comes_whole(
+    make_gateway: Any, upstream: Upstream
+) -> None:
+    gw = await make_gateway(client_timeout=10.0)
+    sock = small_window_socket()
+    await asyncio.get_running_loop().sock_connect(sock, (gw.host, gw.port))
+    # The reader's buffer stops taking bytes past 8 KB: the client stops reading until it is read.
+    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    content = "word " * 20_000
+    try:
+        long_stream = {**CHAT, "stream": True, "mock": {"chunks": 20_000, "content": content}}
+        writer.write(chat_request(upstream, long_stream))
+        pool = gw.app.gateway.pool
+        assert pool is not None
+        # The stream is relayed from the upstream's reads: with the client's writes backed up,
+        # the upstream connection stops being read instead of buffering the stream.
+        assert await settles(lambda: any(c._paused for c in pool.busy), 5.0), "the upstream kept being read"
+        answer = await Client(reader, writer).answer(timeout=30.0)
+        chunks = openai_chunks(answer.body)
+        assert chunks[-1] == "[DONE]"
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1] if c["choices"])
+        assert text == content
+        assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     finally:
         writer.close()
     await assert_still_serving(gw)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.loopback_cli import npm_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 8911
 
@@ -25,14 +27,7 @@ PORT = 8911
 def claude_code() -> Path:
     """The CLI's entry point: its wrapper runs the native binary whether or not npm ran the
     package's install script (npm 11 asks before running it)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is needed: Claude Code installs from the npm registry")
-    root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, check=True).stdout.strip()
-    wrapper = Path(root) / "@anthropic-ai" / "claude-code" / "cli-wrapper.cjs"
-    if not wrapper.exists():
-        pytest.fail("Claude Code is not installed: npm install -g @anthropic-ai/claude-code")
-    return wrapper
+    return npm_cli("@anthropic-ai/claude-code", "cli-wrapper.cjs")
 
 
 SCRIPT = """

@@ -452,3 +452,26 @@ def received(upstream: Upstream, provider: Provider, operation: str, model: str)
         assert "Authorization" not in record["headers"]
     body: dict[str, Any] = msgspec.json.decode(record["body"])
     return body
+
+
+def ingress_cases(
+    capability: str,
+    variants: list[Any] | None,
+    lacks: dict[tuple[str, str], str],
+    findings: dict[tuple[str, str], str],
+) -> list[Any]:
+    """The table as params for one capability of an ingress format (Messages, Responses),
+    crossed with ``variants``: skipped where ``lacks`` says the provider has nothing to check,
+    strict xfail where ``findings`` records a defect (both keyed by provider id and capability)."""
+    out = []
+    for p in PROVIDERS:
+        marks: list[Any] = []
+        if (p.id, capability) in lacks:
+            marks.append(pytest.mark.skip(reason=lacks[(p.id, capability)]))
+        elif (p.id, capability) in findings:
+            marks.append(pytest.mark.xfail(strict=True, reason=findings[(p.id, capability)]))
+        for variant in variants or [None]:
+            values = (p,) if variant is None else (p, variant)
+            name = p.id if variant is None else f"{p.id}-{variant}"
+            out.append(pytest.param(*values, id=name, marks=marks))
+    return out

@@ -181,7 +181,7 @@ async def test_upstream_redirects_are_not_followed(
     assert "redirect" in (await resp.json())["error"]["message"]
     # The passthrough relays the answer as it is, and does not follow it either.
     resp = await gateway.session.get(
-        gateway.url + "/v1/files/abc", headers=headers_for(host), allow_redirects=False
+        gateway.url + "/v1/vector_stores/abc", headers=headers_for(host), allow_redirects=False
     )
     assert resp.status == 302
     assert hits == 0

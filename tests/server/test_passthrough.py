@@ -13,11 +13,11 @@ async def test_models_route_forwards_query(gateway: Gateway, upstream: Upstream)
 
 async def test_get_with_query_is_forwarded(gateway: Gateway, upstream: Upstream) -> None:
     headers = {**openai_headers(upstream), "OpenAI-Beta": "assistants=v2"}
-    resp = await gateway.get("/v1/files?limit=2&order=desc", headers)
-    assert resp.status == 404  # the mock has no files API; its answer is relayed as it is
+    resp = await gateway.get("/v1/vector_stores?limit=2&order=desc", headers)
+    assert resp.status == 404  # the mock has no vector stores; its answer is relayed as it is
     [received] = upstream.requests
     assert received["method"] == "GET"
-    assert received["path"] == "/v1/files"
+    assert received["path"] == "/v1/vector_stores"
     assert received["query"] == "limit=2&order=desc"
     # Header names are case-insensitive (RFC 9110 §5.1); the gateway forwards them lower-cased.
     assert {k.lower(): v for k, v in received["headers"].items()}["openai-beta"] == "assistants=v2"

@@ -4,13 +4,20 @@ The look-up goes with the limits stage's store round trip when that stage runs (
 on the attempt here, first); a 2xx answer is stored after it was relayed, a stream only when it
 ended cleanly. ``x-portkey-cache-namespace`` partitions the key; ``x-portkey-cache-force-refresh``
 skips the look-up and stores the fresh answer (``REFRESH``).
+
+The entry is the upstream's answer as its mapping gave it, before an ingress format's stage
+translates it (stages are layers): a Messages request through the chat pivot stores the chat
+answer, keyed by the chat request the pivot made, and is translated again on a hit; one to a
+native target stores Anthropic's answer as it was relayed, keyed with the API version and betas
+that shaped it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from fastgate.cache.entries import JSON, SSE, StreamRecorder, json_entry
+from fastgate.cache.entries import ANTHROPIC_SSE, JSON, SSE, StreamRecorder, json_entry
 from fastgate.cache.keys import cache_key, request_params
 from fastgate.cache.semantic import prompt_and_partition
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
@@ -26,18 +33,30 @@ DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 #: Answers that depend on the request alone. Image answers with ``url``s from OpenAI expire after an
 #: hour (its API reference): cache those for less, or ask for ``b64_json``.
 CACHEABLE = frozenset(
-    {Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS, Endpoint.IMAGES, Endpoint.RERANK}
+    {
+        Endpoint.CHAT,
+        Endpoint.COMPLETIONS,
+        Endpoint.EMBEDDINGS,
+        Endpoint.MESSAGES,
+        Endpoint.IMAGES,
+        Endpoint.RERANK,
+    }
 )
 SEMANTIC = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 NAMESPACE = "x-portkey-cache-namespace"
+#: The request headers a native Messages target is sent as they came that change its answer
+#: (https://docs.anthropic.com/en/api/versioning, .../beta-headers): part of the key.
+_MESSAGES_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 class _Entry:
-    """One attempt's cache work: its key, status, and the semantic mode's prompt and vector."""
+    """One attempt's cache work: its key (and the body it was made from), status, and the
+    semantic mode's prompt and vector."""
 
-    __slots__ = ("key", "max_age", "partition", "prompt", "semantic", "status", "vector")
+    __slots__ = ("body", "key", "max_age", "partition", "prompt", "semantic", "status", "vector")
 
-    def __init__(self, key: str, max_age: float, status: str) -> None:
+    def __init__(self, body: bytes, key: str, max_age: float, status: str) -> None:
+        self.body = body
         self.key = key
         self.max_age = max_age
         self.status = status
@@ -63,17 +82,29 @@ class CacheStage(Stage):
         return leaf.cache is not None
 
     def engage(self, ex: Exchange, at: Attempt) -> bool:
-        settings = at.leaf.cache
-        call = at.call
-        if settings is None or call.endpoint not in CACHEABLE:
+        if at.leaf.cache is None or at.call.endpoint not in CACHEABLE:
             return False
+        # The body as the upstream gets it: the gateway's decode of it, unless a stage made
+        # another (an ingress format's pivot), which is decoded here.
+        self._entry(ex, at, ex.params if at.call.body is ex.body else None)
+        return True
+
+    def _entry(self, ex: Exchange, at: Attempt, params: dict[str, Any] | None) -> _Entry:
+        """The attempt's cache work, keyed on the call's body (``params``: it decoded)."""
+        settings = at.leaf.cache
+        assert settings is not None
+        call = at.call
         refresh = ex.opts.cache_force_refresh
         tenant = ex.key.id if ex.key is not None else ""
-        namespace = ex.request.headers.get(NAMESPACE)
+        headers = ex.request.headers
+        namespace = headers.get(NAMESPACE)
         if namespace:
             tenant = f"{tenant}\0{namespace}"
-        params = request_params(call, ex.params)
+        if call.endpoint is Endpoint.MESSAGES:
+            tenant = "\0".join([tenant, *(headers.get(name) or "" for name in _MESSAGES_HEADERS)])
+        params = request_params(call, params)
         entry = _Entry(
+            call.body,
             cache_key(call, tenant, params),
             settings.max_age or DEFAULT_MAX_AGE,
             "REFRESH" if refresh else "MISS",
@@ -85,13 +116,17 @@ class CacheStage(Stage):
                 entry.prompt, entry.partition = prompt, partition
                 if not refresh:
                     entry.status = "SEMANTIC MISS"
-        if not refresh:
-            at.lookup = entry.key
+        at.lookup = None if refresh else entry.key
         at.notes[self] = entry
-        return True
+        return entry
 
     async def before(self, ex: Exchange, at: Attempt) -> Outcome | None:
         entry: _Entry = at.notes[self]
+        if at.call.body is not entry.body:
+            # A stage before this one (guardrails) changed what is sent: the key is made from
+            # that, as Portkey's is, and looked up here (the limits stage looked up the old one).
+            entry = self._entry(ex, at, None)
+            at.looked_up = False
         found = None
         if at.lookup is not None:
             found = at.cached if at.looked_up else await self.guard.cached(at.lookup)
@@ -140,7 +175,13 @@ class CacheStage(Stage):
         return outcome
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _Recorder | None:
-        return _Recorder(self, at.notes[self]) if _storable(outcome) else None
+        if not _storable(outcome):
+            return None
+        if outcome.mapper is not None:
+            return _Recorder(self, at.notes[self], StreamRecorder())
+        # Relayed as it came (a native Messages target): Anthropic's stream, or a JSON body.
+        sse = outcome.content_type == "text/event-stream"
+        return _Recorder(self, at.notes[self], StreamRecorder(ANTHROPIC_SSE if sse else None))
 
     def store(self, entry: _Entry, data: bytes) -> None:
         guard = self.guard
@@ -159,10 +200,10 @@ class _Recorder:
 
     __slots__ = ("entry", "recorder", "stage")
 
-    def __init__(self, stage: CacheStage, entry: _Entry) -> None:
+    def __init__(self, stage: CacheStage, entry: _Entry, recorder: StreamRecorder) -> None:
         self.stage = stage
         self.entry = entry
-        self.recorder = StreamRecorder()
+        self.recorder = recorder
 
     def feed(self, out: bytes) -> bytes:
         if out:
@@ -181,7 +222,8 @@ async def _replay(data: bytes) -> AsyncIterator[bytes]:
 
 
 class ReplayMapper:
-    """A cached stream is already OpenAI SSE ending in ``[DONE]``: written as it is."""
+    """A cached stream is already the SSE the mapping gave (OpenAI's, or Anthropic's relayed):
+    written as it is."""
 
     __slots__ = ("done",)
 

@@ -16,7 +16,7 @@ from fastgate.gateway.relay import Outcome
 from fastgate.headers import bearer_token
 from fastgate.keys.models import VirtualKey
 from fastgate.keys.registry import KeyRegistry
-from fastgate.providers.base import Target
+from fastgate.providers.base import MODELLESS, Target
 from fastgate.routing.plan import Leaf
 
 
@@ -66,10 +66,12 @@ class KeysStage(Stage):
         if key is not None:
             bearer = ex.noted(self)
             if bearer is not None and target.api_key == bearer:
-                target = msgspec.structs.replace(target, api_key=None)
+                # The bearer was the gateway key: the provider key, if any, is the one Anthropic's
+                # clients send beside it.
+                target = msgspec.structs.replace(target, api_key=ex.headers.get("x-api-key") or None)
             if key.allowed_providers and target.provider not in key.allowed_providers:
                 raise _forbidden(f"This API key may not use provider {target.provider!r}", "provider")
-            if key.allowed_models:
+            if key.allowed_models and ex.endpoint not in MODELLESS:  # files and batches name none
                 params = target.override_params or {}
                 chosen = params.get("model", ex.view.model)
                 if chosen not in key.allowed_models:

@@ -18,6 +18,7 @@ import msgspec
 
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
+from fastgate.limits.audio import speech_characters, transcript_usage
 from fastgate.limits.guard import Guard, LimitReached
 from fastgate.limits.headers import ratelimit_headers
 from fastgate.limits.usage import (
@@ -28,7 +29,7 @@ from fastgate.limits.usage import (
     image_usage,
     with_stream_usage,
 )
-from fastgate.providers.base import Endpoint
+from fastgate.providers.base import RELAYED, Endpoint
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
 from fastgate.store.base import LimitRule, seconds_left
@@ -137,21 +138,37 @@ class LimitsStage(Stage):
 
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         charge: _Charge = at.notes[self]
-        if charge.tokens and outcome.reached and not outcome.from_cache:
-            if at.call.endpoint is Endpoint.IMAGES:
-                if outcome.body is not None and 200 <= outcome.status < 300:
-                    self._charge_images(charge, at, outcome.body)
-            else:
-                view = outcome.answer_usage()
-                if view is not None and view.usage is not None:
-                    asked = ex.view.model or ""
-                    self.guard.charge(
-                        charge.charged, outcome.provider.name, view.model or asked, view.usage, asked
-                    )
+        if charge.tokens and outcome.reached and 200 <= outcome.status < 300:
+            self._charge_answer(ex, at, outcome, charge)
         key: _KeyLimits | None = ex.noted(self)
         if key is not None and key.headers:
             outcome.headers.update(key.headers)
         return outcome
+
+    def _charge_answer(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
+        """A complete 2xx answer's usage: audio by what it took, images per image, a relayed
+        answer a stage read whole (guardrails) in whichever API's shape it reports, the rest
+        from ``Outcome.answer_usage``."""
+        endpoint = at.call.endpoint
+        if endpoint in _AUDIO:
+            self._charge_audio(ex, at, outcome, charge)
+            return
+        body = outcome.body
+        if body is None or outcome.from_cache:
+            return
+        asked = ex.view.model or ""
+        if endpoint is Endpoint.IMAGES:
+            self._charge_images(charge, at, body)
+            return
+        if endpoint in RELAYED:
+            reader = RelayedUsage(outcome.content_type)
+            reader.feed(body)
+            usage, model = reader.usage(), reader.model
+        else:
+            view = outcome.answer_usage()
+            usage, model = (view.usage, view.model) if view is not None else (None, None)
+        if usage is not None:
+            self.guard.charge(charge.charged, outcome.provider.name, model or asked, usage, asked)
 
     def _charge_images(self, charge: _Charge, at: Attempt, body: bytes) -> None:
         """Images are priced per image (by quality and size) and, for GPT image models, per token."""
@@ -165,9 +182,26 @@ class LimitsStage(Stage):
         if not charge.tokens or not 200 <= outcome.status < 300:
             return None
         if outcome.mapper is None:  # relayed as it came: whichever API's usage it reports
+            if outcome.content_type not in _REPORTS_USAGE:
+                return None  # audio, a file's content: nothing to read a usage from
             return _RelayedWatcher(self.guard, charge, outcome)
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
         return _UsageWatcher(None if outcome.from_cache else self.guard, charge, ex, outcome)
+
+    def _charge_audio(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
+        """Speech by its input's characters; a transcription by the seconds or tokens its
+        answer reports (``limits/audio.py``)."""
+        seconds, usage, characters = 0.0, None, 0
+        if at.call.endpoint is Endpoint.SPEECH:
+            characters = speech_characters(ex.body)
+        elif outcome.body is not None:
+            seconds, usage = transcript_usage(outcome.body)
+        self.guard.charge_audio(charge.charged, at.provider.name, ex.view.model, seconds, characters, usage)
+
+
+_AUDIO = frozenset({Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
+#: What a relayed answer that reports usage is sent as.
+_REPORTS_USAGE = frozenset({"application/json", "text/event-stream"})
 
 
 def _asks_usage(options: StreamOptions | None) -> bool:

@@ -56,6 +56,8 @@ _TYPES: dict[str, type] = {
 
 
 class ObservabilityStage(ObservationHooks, Stage):
+    hears_all = True  # every request is recorded, refused ones included
+
     def __init__(self, observability: Observability, headers: bool) -> None:
         """``headers``: ``Server-Timing`` and the cost header on answers."""
         obs = self.observability = observability

@@ -24,9 +24,10 @@ from fastgate._transforms import ResponsesStream, ResponsesTurn, responses_to_ch
 from fastgate.errors import GatewayError
 from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
+from fastgate.gateway.stages.relayed_events import WholeEvents, relayed_stream
 from fastgate.providers.base import Endpoint
 from fastgate.providers.registry import get_provider
-from fastgate.schema.responses import ResponsesRequest
+from fastgate.schema.responses import ResponseFailed, ResponsesRequest, StreamError
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.responses import ResponseStore
 
@@ -82,7 +83,8 @@ class ResponsesStage(Stage):
         target = call.target
         if get_provider(target.provider).speaks(Endpoint.RESPONSES, ex.view.model or ""):
             call.endpoint, call.path = Endpoint.RESPONSES, "/responses"
-            return False
+            at.notes[self] = None
+            return ex.stream  # a relayed stream is watched (a break midway), nothing else is
         turn = ingress.turn
         if turn is None:  # the first target that needs the pivot: mapped once per exchange
             req = ingress.request
@@ -98,9 +100,22 @@ class ResponsesStage(Stage):
         at.notes[self] = turn
         return True
 
+    def remap(self, ex: Exchange, at: Attempt, request: dict[str, Any]) -> None:
+        """A later stage changed the request (a guardrail's transformation): through the pivot,
+        the attempt sends its chat form, and the Response tells of that turn."""
+        turn = at.notes.get(self)
+        if turn is None:
+            return  # a target that speaks Responses: the request goes as it is
+        try:
+            req = msgspec.convert(request, ResponsesRequest)
+        except msgspec.ValidationError as exc:
+            raise GatewayError(400, f"Invalid request after guardrails: {exc}") from None
+        turn = at.notes[self] = responses_to_chat(req, ex.noted(self).history)
+        at.call.body, at.call.view = turn.body, turn.request
+
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
-        turn: ResponsesTurn = at.notes[self]
-        if outcome.body is None or not 200 <= outcome.status < 300:
+        turn: ResponsesTurn | None = at.notes[self]
+        if turn is None or outcome.body is None or not 200 <= outcome.status < 300:
             return outcome  # an error is OpenAI's shape already; a stream is watched
         try:
             outcome.body = turn.answer(outcome.body)
@@ -110,10 +125,19 @@ class ResponsesStage(Stage):
         await self.keep(turn, owner(ex))
         return outcome
 
-    def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _ResponsesEvents | None:
-        if outcome.mapper is None:
-            return None
-        return _ResponsesEvents(self, at.notes[self], owner(ex))
+    def watch(
+        self, ex: Exchange, at: Attempt, outcome: Outcome
+    ) -> _ResponsesEvents | _RelayedResponseEvents | None:
+        turn: ResponsesTurn | None = at.notes[self]
+        if turn is not None and outcome.mapper is not None:
+            return _ResponsesEvents(self, turn, owner(ex))
+        if turn is None and relayed_stream(outcome):
+            # A native stream that breaks off ends with ``error`` and ``response.failed``, as
+            # the pivot's streams do.
+            relayed = _RelayedResponseEvents()
+            outcome.on_break = relayed.failed
+            return relayed
+        return None
 
     async def keep(self, turn: ResponsesTurn, owner: str) -> None:
         """Store the answered turn (``store``); a store that cannot be reached costs the client
@@ -146,3 +170,66 @@ class _ResponsesEvents:
         tail = self.stream.finish()
         await self.stage.keep(self.turn, self.owner)
         return tail
+
+
+class _RelayedResponseEvents(WholeEvents):
+    """A native Responses stream passed on in whole events, minding what ending it after a break
+    takes: the Response as ``response.created`` opened it, and the next ``sequence_number``
+    (https://platform.openai.com/docs/api-reference/responses-streaming)."""
+
+    __slots__ = ("opened", "sequence", "started")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = False
+        self.opened: dict[str, Any] | None = None
+        self.sequence = 0
+
+    def feed(self, out: bytes) -> bytes:
+        events = super().feed(out)
+        if events:
+            if not self.started:
+                self.started, self.opened = True, _opened(events)
+            at = events.rfind(_SEQUENCE)
+            if at >= 0:
+                start = at + len(_SEQUENCE)
+                digits = events[start : start + 24].lstrip()
+                end = len(digits) - len(digits.lstrip(b"0123456789"))
+                if end:
+                    self.sequence = int(digits[:end]) + 1
+        return events
+
+    def failed(self, message: str) -> bytes:
+        """``error``, then ``response.failed`` with the Response as it was opened."""
+        out = _event(StreamError(self.sequence, message, code="server_error"))
+        if self.opened is not None:
+            response = {
+                **self.opened,
+                "status": "failed",
+                "error": {"code": "server_error", "message": message},
+            }
+            out += _event(ResponseFailed(self.sequence + 1, msgspec.Raw(msgspec.json.encode(response))))
+        return out
+
+
+_SEQUENCE = b'"sequence_number":'
+
+
+def _opened(events: bytes) -> dict[str, Any] | None:
+    """The Response of the stream's first event, ``response.created`` (decoded once a stream)."""
+    first = events.split(b"\n\n", 1)[0]
+    for line in first.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                data = msgspec.json.decode(line[5:])
+            except msgspec.DecodeError:
+                return None
+            response = data.get("response") if isinstance(data, dict) else None
+            return response if isinstance(response, dict) else None
+    return None
+
+
+def _event(event: StreamError | ResponseFailed) -> bytes:
+    data = msgspec.json.encode(event)
+    name = event.__struct_config__.tag
+    return b"event: " + str(name).encode() + b"\ndata: " + data + b"\n\n"

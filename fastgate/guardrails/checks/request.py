@@ -46,7 +46,7 @@ class ModelWhitelist(Check):
             )
         listed = model in models
         verdict = not listed if self.invert else listed
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, model=model)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, model)
         return CheckOutcome(
             verdict,
             {
@@ -110,7 +110,7 @@ class ModelRules(Check):
             return self._failed("No allowed models resolved from rules")
         listed = model in resolved
         verdict = not listed if self.invert else listed
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, model=model)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, model)
         if verdict and matched:
             explanation += f" (matched rules: {', '.join(matched)})"
         elif verdict and using_defaults:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fastgate._transforms import word_count
 from fastgate.guardrails.check import Check, CheckOutcome, Explanations, error, excerpt, explain
 from fastgate.guardrails.context import HookContext
 from fastgate.guardrails.patterns import compile_pattern
@@ -24,18 +25,6 @@ def _number(value: Any) -> bool:
 
 def _integer(value: Any) -> bool:
     return _number(value) and float(value).is_integer()
-
-
-#: ASCII whitespace (what ``str.split`` splits on) → space, every other byte → ``x``.
-_WORD_MAP = bytes(32 if chr(b).isspace() else 120 for b in range(256))
-
-
-def word_count(text: str) -> int:
-    """Whitespace-separated words of a stripped, non-empty text (``len(text.split())``); an ASCII
-    text is counted without building a string per word: each word but the last ends in "x "."""
-    if not text.isascii():
-        return len(text.split())
-    return text.encode().translate(_WORD_MAP).count(b"x ") + 1
 
 
 def utf16_length(text: str) -> int:
@@ -76,10 +65,10 @@ class RegexMatch(Check):
                 },
                 error(problem),
             )
-        match = self.pattern.regex.search(text)
+        match = self.pattern.search(text)
         verdict = (match is None) if self.invert else (match is not None)
         rule = self.rule
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, rule=rule)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, rule)
         details = None
         if match is not None:
             details = {
@@ -157,18 +146,16 @@ class _Range(Check):
         else:
             count = self.measure(text)
             verdict = self.in_range(count)
-            lo, hi = self.low, self.high
+            lo, hi, invert = self.low, self.high, self.invert
             return CheckOutcome(
                 verdict,
                 {
                     self.count_name: count,
                     self.min_name: lo,
                     self.max_name: hi,
-                    "not": self.invert,
+                    "not": invert,
                     "verdict": verdict,
-                    "explanation": explain(
-                        self.EXPLANATIONS, verdict, self.invert, count=count, noun=self.noun, lo=lo, hi=hi
-                    ),
+                    "explanation": explain(self.EXPLANATIONS, verdict, invert, count, self.noun, lo, hi),
                     "textExcerpt": excerpt(text),
                 },
             )
@@ -213,7 +200,7 @@ class SentenceCount(_Range):
         count = text.count(".") + text.count("!") + text.count("?")
         verdict = self.in_range(count)
         lo, hi = self.low, self.high
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, count=count, lo=lo, hi=hi)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, count, lo, hi)
         return CheckOutcome(
             verdict,
             {
@@ -282,7 +269,7 @@ class _Case(Check):
             )
         one_case = self.other.search(text) is None
         verdict = not one_case if self.invert else one_case
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, case=self.case, other=self.other_case)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, self.case, self.other_case)
         return CheckOutcome(
             verdict,
             {
@@ -338,7 +325,7 @@ class EndsWith(Check):
         ends = text.endswith(suffix) or with_period
         verdict = not ends if self.invert else ends
         period = " (including trailing period)" if with_period else ""
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, suffix=suffix, period=period)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, suffix, period)
         return CheckOutcome(
             verdict,
             {
@@ -496,7 +483,7 @@ class ContainsCode(Check):
         found = [LANGUAGES.get(tag.lower(), tag.lower()) for tag in tags]
         has = fmt in found
         verdict = not has if self.invert else has
-        explanation = explain(self.EXPLANATIONS, verdict, self.invert, fmt=fmt)
+        explanation = explain(self.EXPLANATIONS, verdict, self.invert, fmt)
         return CheckOutcome(
             verdict,
             {
