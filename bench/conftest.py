@@ -7,6 +7,8 @@ pure-Python baseline timed in alternation in one process share the same noise.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import time
 import timeit
@@ -18,6 +20,15 @@ import pytest
 from tests.conftest import isolated_environment  # noqa: F401  (autouse: the benchmarks' gateways too)
 
 MEDIANS: dict[str, float] = {}
+
+
+@pytest.fixture
+def valgrind() -> None:
+    """The instruction-count budgets run the gateway under valgrind's callgrind."""
+    if shutil.which("valgrind") is None:
+        if os.environ.get("CI"):
+            pytest.fail("valgrind is not installed: .ci/run must install it")
+        pytest.skip("valgrind is not installed (.ci/run installs it)")
 
 
 @pytest.fixture

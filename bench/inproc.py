@@ -8,7 +8,7 @@ measures). A single process with no I/O is steady enough on a noisy machine to b
 profile.
 
     python -m bench.inproc [--provider openai|anthropic] [--stream [--paced]] [--config JSON]
-                           [-n 20000] [--profile]
+                           [-n 20000] [--profile] [--observability off|defaults|traced]
 
 ``--paced`` sends a stream as a model does: one event per read, each read on a loop turn after the
 gateway has handled the one before (``bench/streams.py``'s shape), instead of in two reads.
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import os
 import pstats
 import time
 from typing import Any
@@ -305,13 +306,61 @@ class Bench:
         assert b"HTTP/1.1 200" in last or last.endswith(b"0\r\n\r\n"), last[:300]
 
 
-def new_bench(provider: str = "openai", stream: bool = False, config: str = "", paced: bool = False) -> Bench:
-    """``config``: sent as ``x-portkey-config`` (the provider headers complete it)."""
-    return Bench(make_app(Settings(port=0)), provider, stream, config, paced)
+#: What observability is on (``--observability``): everything off, the defaults (metrics, the
+#: access log, the answer headers), the defaults and traces of every request.
+OBSERVABILITY: dict[str, dict[str, Any]] = {
+    "off": {"metrics": False, "access_log": None, "response_headers": False},
+    "defaults": {},
+    "traced": {"tracing": True},
+}
+
+
+class CountingExporter:
+    """An in-process span exporter that counts the spans it is handed and keeps none (the SDK's
+    in-memory one keeps every span, a heap that grows with the run and that the garbage
+    collector then walks on the request path)."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def new_bench(
+    provider: str = "openai",
+    stream: bool = False,
+    observability: str = "defaults",
+    config: str = "",
+    paced: bool = False,
+) -> Bench:
+    """A gateway with the default settings, or with observability as ``OBSERVABILITY`` says; the
+    access log goes to /dev/null, and traces to ``CountingExporter``. ``config``: sent as
+    ``x-portkey-config`` (the provider headers complete it)."""
+    settings = Settings(**{"port": 0, "access_log": os.devnull, **OBSERVABILITY[observability]})
+    if not settings.tracing:
+        return Bench(make_app(settings), provider, stream, config, paced)
+    from fastgate.observability.tracing import Tracer
+
+    app = make_app(msgspec.structs.replace(settings, tracing=False))
+    assert app.observability is not None
+    # Installed before the stages read it: the stage is built with the tracer it uses.
+    app.observability.tracer = Tracer(1.0, exporter=CountingExporter())
+    app.gateway.pipeline = app._pipeline()
+    return Bench(app, provider, stream, config, paced)
 
 
 async def _main(args: argparse.Namespace) -> None:
-    bench = new_bench(args.provider, args.stream, args.config, args.paced)
+    bench = new_bench(args.provider, args.stream, args.observability, args.config, args.paced)
     await bench.start()
     try:
         await _measure(bench, args)
@@ -345,6 +394,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--observability", choices=tuple(OBSERVABILITY), default="defaults")
     args = parser.parse_args()
     if args.paced and not args.stream:
         parser.error("--paced goes with --stream")

@@ -1,7 +1,7 @@
 """Instructions per request of the gateway's in-process path, counted by callgrind.
 
     python -m bench.instructions [--provider anthropic] [--stream [--paced]] [--config JSON]
-                                 [--top 40] [--exclusive]
+                                 [--top 40] [--exclusive] [--observability off|defaults|traced]
 
 Runs ``python -m bench.inproc`` under valgrind's callgrind twice (n=1000 and n=3000 requests)
 and divides the difference by 2000: start-up, imports and warm-up cancel out, and what is left
@@ -29,11 +29,19 @@ _LINE = re.compile(r"\s*([\d,]+) \([^)]*\)\s+(.*)")
 
 
 def _callgrind(out: Path, requests: int, inproc_args: list[str]) -> None:
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable]
+    # Threads apart (out-01 is the event loop's): the tracer's exporting thread is not the
+    # request path.
+    argv = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
+    argv.append(sys.executable)
     argv += ["-m", "bench.inproc", "-n", str(requests), "--repeat", "1", *inproc_args]
     # A fixed hash seed: string hashing otherwise moves the count by ~0.5% from run to run.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(argv, cwd=REPO, env=env, check=True, capture_output=True)
+
+
+def _loop_thread(profile: Path) -> Path:
+    """The event loop's part of a profile written thread by thread (the first thread's)."""
+    return profile.with_name(profile.name + "-01")
 
 
 def _functions(profile: Path, inclusive: bool) -> tuple[int, dict[str, int]]:
@@ -60,13 +68,20 @@ def parse_annotate(text: str) -> tuple[int, dict[str, int]]:
 
 
 def per_request(
-    provider: str, stream: bool = False, inclusive: bool = True, config: str = "", paced: bool = False
+    provider: str,
+    stream: bool = False,
+    inclusive: bool = True,
+    config: str = "",
+    paced: bool = False,
+    observability: str = "defaults",
 ) -> tuple[float, dict[str, float]]:
     """Instructions per request (or stream, or stream paced one event per read) of the
     in-process path, and per function; ``config``: sent as ``x-portkey-config``."""
     inproc_args = [
         "--provider",
         provider,
+        "--observability",
+        observability,
         *(["--stream"] if stream else []),
         *(["--paced"] if paced else []),
         "--config",
@@ -80,7 +95,9 @@ def per_request(
             runs = [pool.submit(_callgrind, p, n, inproc_args) for p, n in ((short, SHORT), (long, LONG))]
             for run in runs:
                 run.result()
-        (total_short, few), (total_long, many) = (_functions(p, inclusive) for p in (short, long))
+        (total_short, few), (total_long, many) = (
+            _functions(_loop_thread(p), inclusive) for p in (short, long)
+        )
     names = many.keys() | few.keys()
     deltas = {name: (many.get(name, 0) - few.get(name, 0)) / (LONG - SHORT) for name in names}
     return (total_long - total_short) / (LONG - SHORT), deltas
@@ -96,6 +113,7 @@ def main() -> int:
     parser.add_argument("--paced", action="store_true", help="with --stream: one event per read")
     parser.add_argument("--top", type=int, default=30, help="functions to list (0: none)")
     parser.add_argument("--exclusive", action="store_true", help="list functions by their own cost")
+    parser.add_argument("--observability", choices=("off", "defaults", "traced"), default="defaults")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("needs valgrind: apt-get install -y valgrind", file=sys.stderr)
@@ -103,7 +121,12 @@ def main() -> int:
     if args.paced and not args.stream:
         parser.error("--paced goes with --stream")
     count, deltas = per_request(
-        args.provider, args.stream, inclusive=not args.exclusive, config=args.config, paced=args.paced
+        args.provider,
+        args.stream,
+        inclusive=not args.exclusive,
+        config=args.config,
+        paced=args.paced,
+        observability=args.observability,
     )
     kind = ("paced stream" if args.paced else "stream") if args.stream else "request"
     print(f"{args.provider}: {count:,.0f} instructions per {kind} (in process)")

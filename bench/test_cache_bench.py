@@ -82,11 +82,10 @@ def _hit(pipeline: Pipeline, key: GatewayKey | None, cache: CacheSettings | None
     ex.key = key
     pipeline.arrive(ex)
     leaf = Leaf(call.target, None, cache)
-    stages = ex.stages + pipeline.for_leaf(leaf)
-    if not stages:
+    leaf_stages = pipeline.for_leaf(leaf)
+    at = pipeline.engage(ex, leaf, call, leaf_stages) if ex.stages or leaf_stages else None
+    if at is None:
         return None
-    at = Attempt(leaf=leaf, call=call)
-    pipeline.engage(ex, at, stages)
     at.provider = get_provider(call.target.provider)
     return run_now(pipeline.before(ex, at))
 
@@ -101,7 +100,7 @@ def test_cache_hit_added_work(measure: Any) -> None:
     key = GatewayKey(id="bench", limits=Limits(rpm=10**9, tpm=10**9))
     assert _hit(pipeline, key, CACHE) is None
     ex = Exchange(request=REQUEST, endpoint=Endpoint.CHAT, headers={}, body=BODY, opts=OPTIONS, key=key)
-    at = Attempt(leaf=Leaf(_call().target, None, CACHE), call=_call(), notes={})
+    at = Attempt(Leaf(_call().target, None, CACHE), _call(), notes={})
     assert stage.engage(ex, at) and at.lookup is not None
     guard.store.cache.put(at.lookup, b'J{"id":"x"}', 3600, time.time())  # type: ignore[attr-defined]
     outcome = measure(_hit, pipeline, key, CACHE)

@@ -26,9 +26,9 @@ import msgspec
 import pytest
 
 from bench.conftest import interleaved_times
-from bench.inproc import chat_body, openai_answer
+from bench.inproc import OBSERVABILITY, chat_body, openai_answer
 from fastgate.gateway.app import App, make_app
-from fastgate.gateway.pipeline import Attempt, Exchange, Pipeline
+from fastgate.gateway.pipeline import Exchange, Pipeline
 from fastgate.gateway.relay import Outcome
 from fastgate.providers.base import Call, Endpoint
 from fastgate.providers.registry import get_provider
@@ -74,7 +74,7 @@ def _resolved(coro: Coroutine[Any, Any, Any]) -> Any:
 @pytest.fixture
 def app() -> Iterator[App]:
     loop = asyncio.new_event_loop()
-    app = make_app(Settings(port=0))
+    app = make_app(Settings(port=0, **OBSERVABILITY["off"]))  # the stages alone, not the record
     loop.run_until_complete(app.startup())
     yield app
     loop.run_until_complete(app.cleanup())
@@ -103,8 +103,9 @@ def with_hooks(app: App) -> tuple[int, bytes]:
     pipeline = app.gateway.pipeline
     ex.params = params = object_decoder.decode(BODY)
     ex.view = view = msgspec.convert(params, RequestView)
-    at = Attempt(leaf=leaf, call=Call(endpoint=Endpoint.CHAT, target=leaf.target, body=BODY, view=view))
-    pipeline.engage(ex, at, pipeline.for_leaf(leaf))
+    call = Call(endpoint=Endpoint.CHAT, target=leaf.target, body=BODY, view=view)
+    at = pipeline.engage(ex, leaf, call, pipeline.for_leaf(leaf))
+    assert at is not None
     at.provider = PROVIDER
     if _resolved(Pipeline.before(ex, at)) is not None:
         raise AssertionError("the bench request must pass")

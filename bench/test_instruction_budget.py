@@ -10,20 +10,9 @@ to cache misses and the kernel, which ``bench/load.py`` measures; valgrind comes
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from bench.instructions import per_request
-
-
-@pytest.fixture
-def valgrind() -> None:
-    if shutil.which("valgrind") is None:
-        if os.environ.get("CI"):
-            pytest.fail("valgrind is not installed: .ci/run must install it")
-        pytest.skip("valgrind is not installed (.ci/run installs it)")
 
 
 @pytest.mark.timeout(600)  # four runs under valgrind: about a minute here

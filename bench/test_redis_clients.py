@@ -145,9 +145,14 @@ def best_per_check(clients: Clients, slices: int) -> dict[str, tuple[float, floa
 
 def test_all_three_answer_the_same(clients: Clients) -> None:
     run = clients.loop.run_until_complete
-    assert run(clients.with_new()) == [0, 0, None]
-    assert run(clients.with_old()) == [0, 0, None]
-    assert run(clients.with_redis_py()) == [0, 0, None]
+
+    def reasons(replies: list[Any]) -> list[Any]:
+        """The admit scripts' reasons (their replies also hold the window's counts, which grow)."""
+        return [reply[0] if isinstance(reply, list) else reply for reply in replies]
+
+    assert reasons(run(clients.with_new())) == [0, 0, None]
+    assert reasons(run(clients.with_old())) == [0, 0, None]
+    assert reasons(run(clients.with_redis_py())) == [0, 0, None]
     verdict = run(clients.whole_check())
     assert (verdict.refused, verdict.cached) == (None, None)
 

@@ -1,5 +1,8 @@
 """Typed API of the compiled hot path (fastgate/_transforms.pyx)."""
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from fastgate.schema.openai import RawContentChatRequest
 from fastgate.schema.responses import ResponsesRequest, StoredResponse
 
@@ -286,3 +289,89 @@ class ResponsesTurn:
     def record(self) -> StoredResponse | None: ...
 
 def responses_to_chat(req: ResponsesRequest, history: bytes | None = None) -> ResponsesTurn: ...
+
+# ---- observability's per-request work (fastgate/kernels/observe.pxi)
+class RequestRecord:
+    start: float
+    sent: float
+    first_byte: float
+    upstream_s: float
+    end: float
+    attempts: int
+    retries: int
+    status: int
+    streamed: bool
+    accounted: bool
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    reasoning_tokens: int
+    cost: float | None
+    route: str
+    provider: str
+    model: str
+    response_model: str
+    option: str
+    cache: str
+    error: str
+    trace: Any
+    def __init__(self, start: float = 0.0) -> None: ...
+
+class TallySeries:
+    key: tuple[str, str, str, int, str, str]
+    children: Any
+    def take(
+        self,
+    ) -> tuple[tuple[int, int, int, int, int, float, int, int], list[tuple[list[int], float]]]: ...
+
+class Tally:
+    def __init__(
+        self,
+        bounds: tuple[tuple[float, ...], ...],
+        models: Iterable[str],
+        known: Callable[[str, str], bool],
+        make: Callable[[tuple[str, str, str, int, str, str]], Any],
+    ) -> None: ...
+    def observe(self, rec: RequestRecord) -> None: ...
+    def take_dirty(self) -> list[TallySeries]: ...
+
+class LogLines:
+    def __init__(self, redact: Callable[[str], str]) -> None: ...
+    def __len__(self) -> int: ...
+    def add(
+        self, rec: RequestRecord, wall: float, trace_id: str, given: bool, client: str, key: str
+    ) -> int: ...
+    def line(
+        self, rec: RequestRecord, wall: float, trace_id: str, given: bool, client: str, key: str
+    ) -> bytes: ...
+    def take(self) -> bytes: ...
+
+def server_timing(gateway_s: float, upstream_s: float) -> str: ...
+
+class ObservationHooks:
+    feed: Any
+    tracer: Any
+    def __init__(
+        self,
+        types: dict[str, type],
+        tally: Tally | None,
+        lines: LogLines | None,
+        text_log: Any,
+        feed: Any,
+        tracer: Any,
+        pricing: Any,
+        headers: bool,
+        usage_decoder: Callable[[bytes], Any],
+        gateway_error: type[Exception],
+        error_type: Callable[[int], str],
+        proxy: Any,
+        relayed: frozenset[Any],
+    ) -> None: ...
+    def arrive(self, ex: Any) -> bool: ...
+    def engage(self, ex: Any, at: Any) -> bool: ...
+    def respond(self, ex: Any, outcome: Any, headers: dict[str, str]) -> None: ...
+    def end(self, ex: Any) -> None: ...
+    def log_full(self) -> None: ...
+    def watch_stream(self, ex: Any, outcome: Any, rec: RequestRecord) -> None: ...
+    def finished(self, ex: Any, rec: RequestRecord, client: str) -> None: ...
+    def known_route(self, path: str, route: str) -> None: ...

@@ -25,6 +25,7 @@ include "kernels/http_server.pxi"  # _sv_: the client request parser, request an
 include "kernels/eventstream.pxi"  # _es_: AWS event-stream frames
 include "kernels/jsontext.pxi"     # _js_: JSON text checks
 include "kernels/vectors.pxi"      # _vec_: embeddings: dot products, best match
+include "kernels/observe.pxi"      # _ob_: a request's record, metrics sums, log line
 include "kernels/text.pxi"         # _tx_: guardrail text measures
 
 # The mappings

@@ -48,6 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_in_flight=args.max_in_flight,
         max_body_bytes=args.max_body_bytes,
+        access_log=args.access_log,
+        log_format=args.log_format,
         max_upload_bytes=args.max_upload_bytes,
     )
     if settings.config_path:
@@ -178,6 +180,18 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         default=None,
         help="open client connections per worker; at the limit a new one closes the oldest that has "
         "sent nothing (default: half the open-file limit, or $FASTGATE_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--access-log",
+        default=None,
+        metavar="PATH",
+        help="a line per request: - for stdout (the default, or $FASTGATE_ACCESS_LOG), a file, or off",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=None,
+        help=f"access log lines as JSON or text (default {d.log_format}, or $FASTGATE_LOG_FORMAT)",
     )
     serve.add_argument(
         "--max-in-flight",

@@ -16,15 +16,17 @@ Seconds = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["json", "text"]
 
 
 class SettingsError(ValueError):
     """A setting's value is unusable; the message names the flag or variable it came from."""
 
 
-def _env_list(name: str, default: str) -> tuple[str, ...]:
+def _env_list(name: str, default: str, *, lower: bool = True) -> tuple[str, ...]:
     raw = os.environ.get(name, default)
-    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    parts = (part.strip() for part in raw.split(","))
+    return tuple(part.lower() if lower else part for part in parts if part)
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -73,7 +75,7 @@ class Settings(msgspec.Struct, kw_only=True):
     #: within it, so the next step runs on a warm core, for CPU up to that wait
     #: (``fastgate/server/busy_poll.py``); hosted LLMs' answers are always slept through.
     busy_poll_us: NonNegative = 250
-    log_level: LogLevel = "warning"
+    log_level: LogLevel = "info"
     #: Server config file (JSON or TOML): saved configs, model aliases, the default route.
     config_path: str | None = None
     #: Cap on a config's ``retry.attempts``, and the backoff between retries: ``retry_base_ms``
@@ -108,6 +110,23 @@ class Settings(msgspec.Struct, kw_only=True):
     #: Seconds a Response answered through the chat translation is kept for
     #: ``previous_response_id`` and ``GET /v1/responses/{id}`` (OpenAI keeps its own 30 days).
     responses_ttl: Seconds = 24 * 3600.0
+    # ---- observability (fastgate/observability/, gateway/stages/observability.py) ----
+    #: Prometheus metrics at ``/metrics`` (off: no route, nothing counted).
+    metrics: bool = True
+    #: Model names shown as themselves in metric labels, besides the server config's aliases and
+    #: priced models and the models the price catalogue knows; any other is ``other``.
+    metrics_models: tuple[str, ...] = ()
+    #: The access log, a line per request: ``-`` for stdout, a file path, or None (off).
+    access_log: str | None = "-"
+    log_format: LogFormat = "json"
+    #: OpenTelemetry traces (``fastgate[otel]``), exported over OTLP/HTTP as the standard
+    #: ``OTEL_EXPORTER_OTLP_*`` variables say; sampled at this ratio (parent-based).
+    tracing: bool = False
+    trace_sample_ratio: Fraction = 1.0
+    #: Record prompts and completions in spans (off: they never leave the gateway this way).
+    trace_content: bool = False
+    #: ``Server-Timing`` and the cost (``x-fastgate-response-cost``) on answers.
+    response_headers: bool = True
 
 
 #: Where the gateway listens, also read from ``FASTGATE_<NAME>`` (``FASTGATE_PORT``).
@@ -151,6 +170,18 @@ _SHARED_STATE = (
     "responses_ttl",
 )
 
+#: Observability settings read from ``FASTGATE_<NAME>`` (``FASTGATE_TRACING=1``, ``FASTGATE_ACCESS_LOG=off``).
+_OBSERVABILITY = (
+    "metrics",
+    "log_format",
+    "tracing",
+    "trace_sample_ratio",
+    "trace_content",
+    "response_headers",
+)
+#: Values that turn the access log off.
+_OFF = frozenset({"", "off", "none", "0", "false", "no"})
+
 #: Settings whose variable or flag is not named after the field.
 _ENV_NAMES = {"config_path": "FASTGATE_CONFIG"}
 _FLAG_NAMES = {"config_path": "--config"}
@@ -181,9 +212,13 @@ def settings_from_env(**overrides: object) -> Settings:
     for name in ("default_provider", "config_path", *_SHARED_STATE):
         if _env_name(name) in env:
             read(name, env[_env_name(name)] or None)
-    for name in (*_LISTENER, *_ROUTING_LIMITS, *_SERVER_LIMITS):
+    for name in (*_LISTENER, *_ROUTING_LIMITS, *_SERVER_LIMITS, *_OBSERVABILITY):
         if _env_name(name) in env:
             read(name, env[_env_name(name)])
+    if "FASTGATE_ACCESS_LOG" in env:
+        read("access_log", env["FASTGATE_ACCESS_LOG"])
+    if "FASTGATE_METRICS_MODELS" in env:
+        read("metrics_models", _env_list("FASTGATE_METRICS_MODELS", "", lower=False))
     for name, value in overrides.items():
         if value is not None:
             values[name] = value
@@ -198,6 +233,10 @@ def settings_from_env(**overrides: object) -> Settings:
         sources.update({k: f"{path} [server] {k} = {v!r}" for k, v in table.items()})
     if isinstance(values.get("log_level"), str):
         values["log_level"] = str(values["log_level"]).lower()
+    if isinstance(values.get("log_format"), str):
+        values["log_format"] = str(values["log_format"]).lower()
+    if isinstance(values.get("access_log"), str) and str(values["access_log"]).strip().lower() in _OFF:
+        values["access_log"] = None
     try:
         # Environment values are strings: numbers are read as numbers (strict=False).
         return msgspec.convert(values, Settings, strict=False)
@@ -205,8 +244,8 @@ def settings_from_env(**overrides: object) -> Settings:
         text = str(exc)
         match = _FIELD.search(text)
         name = match.group(1) if match else ""
-        if name == "log_level":
-            reason = "expected one of " + ", ".join(get_args(LogLevel))
+        if name in ("log_level", "log_format"):
+            reason = "expected one of " + ", ".join(get_args(LogLevel if name == "log_level" else LogFormat))
         else:  # "Expected `int` >= 0": every value read from the environment is a `str`
             reason = "e" + _FIELD.sub("", text).replace(", got `str`", "")[1:]
         raise SettingsError(f"{sources.get(name, name or 'settings')}: {reason}") from None

@@ -148,7 +148,7 @@ def test_help_shows_every_default() -> None:
     serve = subprocess.run(
         [sys.executable, "-m", "fastgate", "serve", "--help"], capture_output=True, text=True, cwd=ROOT
     )
-    for shown in ("default 127.0.0.1", "default 8787", "default 1,", "default 250", "default warning"):
+    for shown in ("default 127.0.0.1", "default 8787", "default 1,", "default 250", "default info"):
         assert shown in " ".join(serve.stdout.split()), shown
     mock = subprocess.run(
         [sys.executable, "-m", "fastgate", "mock", "--help"], capture_output=True, text=True, cwd=ROOT

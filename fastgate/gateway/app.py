@@ -12,15 +12,17 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 
 from fastgate.errors import StartupError
 from fastgate.gateway import handlers
+from fastgate.gateway.console import Console
 from fastgate.gateway.handlers import Gateway
 from fastgate.gateway.metrics_access import metrics_access
 from fastgate.gateway.operations import operation
 from fastgate.gateway.options import OptionsReader
-from fastgate.gateway.pipeline import Pipeline
+from fastgate.gateway.pipeline import Pipeline, Stage
 from fastgate.gateway.realtime import realtime
 from fastgate.gateway.responses_api import ResponsesAPI
 from fastgate.gateway.shared import SharedState
@@ -29,15 +31,21 @@ from fastgate.gateway.stages.guardrails import GuardrailsStage
 from fastgate.gateway.stages.keys import KeysStage
 from fastgate.gateway.stages.limits import LimitsStage
 from fastgate.gateway.stages.messages import MESSAGES, MessagesStage
+from fastgate.gateway.stages.observability import IngressUsage, ObservabilityStage
 from fastgate.gateway.stages.responses import RESPONSES
+from fastgate.limits.prices import Pricing
+from fastgate.observability.feed import Feed
 from fastgate.observability.logs import configure_logging
+from fastgate.observability.metrics_dir import MetricsDir
+from fastgate.observability.observer import Observability
+from fastgate.observability.snapshot import Snapshotter
 from fastgate.providers.base import Endpoint
 from fastgate.routing.breaker import CircuitBreaker
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
 from fastgate.server.http_server import HTTPServer, raise_open_file_limit
 from fastgate.server.router import Router
-from fastgate.server_config import load_server_config
+from fastgate.server_config import ServerConfig, load_server_config
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.upstream.dns import CachingResolver
@@ -54,13 +62,18 @@ class App:
         self.policy = policy = HostPolicy(settings.trusted_hosts, settings.allow_loopback)
         self.gateway = gateway = Gateway(settings, OptionsReader(settings, policy))
         server = gateway.reader.server
-        self.shared = SharedState(settings, server.prices, policy, server.semantic, server.redis)
+        pricing = Pricing(server.prices)
+        self.shared = SharedState(settings, pricing, policy, server.semantic, server.redis)
         if self.shared.circuits is not None:
             gateway.breaker = CircuitBreaker(self.shared.circuits)
         self.responses = ResponsesAPI(gateway, self.shared.responses)
-        gateway.pipeline = self._pipeline()
         self.router = r = Router()
-        self.dispatch = Dispatcher(r, settings.max_in_flight)
+        self.dispatch = dispatch = Dispatcher(r, settings.max_in_flight)
+        #: Metrics, access log, traces, the answer headers (None: every one of them off).
+        self.observability = observability = make_observability(
+            settings, pricing, server, gateway.breaker, lambda: dispatch.in_flight
+        )
+        gateway.pipeline = self._pipeline()
         self.shared.add_routes(r)
         r.add("POST", "/v1/chat/completions", gateway.endpoint(Endpoint.CHAT))
         r.add("POST", "/v1/completions", gateway.endpoint(Endpoint.COMPLETIONS))
@@ -80,13 +93,16 @@ class App:
             r.add(method, "/v1/{tail:.+}", gateway.proxy)
         r.add("GET", "/", handlers.root)
         r.add("GET", "/health", handlers.health)
-        r.add(
-            "GET",
-            "/metrics",
-            metrics_access(
-                gateway.metrics, settings.admin_token, self.shared.registry, server.metrics_public
-            ),
-        )
+        metrics = observability.metrics if observability is not None else None
+        if observability is not None:
+            dispatch.refused = observability.refused
+            if metrics is not None:
+                scrape = metrics_access(
+                    observability.scrape, settings.admin_token, self.shared.registry, server.metrics_public
+                )
+                r.add("GET", "/metrics", scrape)
+        feed = observability.feed if observability is not None else Feed()
+        Console(feed, Snapshotter(metrics, gateway.breaker), settings.admin_token).add_routes(r)
 
     def _pipeline(self) -> Pipeline:
         """The stages, in the order they run around the upstream call."""
@@ -97,12 +113,28 @@ class App:
         self.guardrails = guardrails = GuardrailsStage(
             self.policy, {MESSAGES: messages, RESPONSES: responses}
         )
-        return Pipeline(
-            [keys, guardrails.answers, messages, responses, LimitsStage(shared.guard), guardrails, self.cache]
-        )
+        stages: list[Stage] = [
+            keys,
+            guardrails.answers,
+            messages,
+            responses,
+            LimitsStage(shared.guard),
+            guardrails,
+            self.cache,
+        ]
+        if self.observability is not None:
+            # Around all the others: its answer headers and stream watcher come last. Its inner
+            # half reads an ingress format's usage before that format's stage translates it (and
+            # before guardrails judge an answer: a denied one was still paid for), next to the
+            # upstream but for the cache (a cached answer's usage is read all the same).
+            stages.insert(0, ObservabilityStage(self.observability, self.settings.response_headers))
+            stages.insert(-1, IngressUsage())
+        return Pipeline(stages)
 
     async def startup(self) -> None:
         await self.shared.start()
+        if self.observability is not None:
+            self.observability.start()
         s = self.settings
         self.gateway.pool = self.cache.pool = pool = UpstreamPool(
             CachingResolver(self.policy),
@@ -120,6 +152,24 @@ class App:
         if self.gateway.pool is not None:
             await self.gateway.pool.close()
         await self.shared.stop()
+        if self.observability is not None:
+            await self.observability.stop()
+
+
+def make_observability(
+    settings: Settings,
+    pricing: Pricing,
+    server: ServerConfig,
+    breaker: CircuitBreaker,
+    in_flight: Callable[[], int],
+) -> Observability | None:
+    """Metrics, access log, traces and the answer headers; None when every one is off."""
+    s = settings
+    if not (s.metrics or s.access_log or s.tracing or s.response_headers):
+        return None
+    # Models shown by name in metric labels (besides those the price catalogue knows): the
+    # server config's aliases and priced models.
+    return Observability(s, pricing, [*server.models, *server.prices.prices], breaker, in_flight)
 
 
 #: OpenAI's API operations (``operations.py``): method, path, endpoint, and whether the body is
@@ -211,6 +261,8 @@ def _check_port(host: str, port: int) -> None:
 async def stop(app: App, server: HTTPServer) -> None:
     """Close the listener and idle connections, let requests and streams in flight finish for up
     to the grace period, cancel the rest, then close the app's services."""
+    if app.observability is not None:
+        app.observability.stop_feeds()
     await server.stop(app.settings.shutdown_grace)
     await app.cleanup()
 
@@ -232,9 +284,11 @@ async def serve(app: App, sock: socket.socket | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_event.set)
     s = app.settings
-    log.warning("fastgate listening on http://%s:%d (pid %d)", s.host, server.port, os.getpid())
+    log.info("fastgate listening on http://%s:%d (pid %d)", s.host, server.port, os.getpid())
     await stop_event.wait()
+    log.info("fastgate shutting down (pid %d): finishing the requests in flight", os.getpid())
     await stop(app, server)
+    log.info("fastgate stopped (pid %d)", os.getpid())
 
 
 def _freeze_startup_heap() -> None:
@@ -278,6 +332,13 @@ def run(settings: Settings) -> None:
             "(set FASTGATE_REDIS_URL to share them)",
             settings.workers,
         )
+    metrics_dir = MetricsDir() if settings.metrics else None
+    with metrics_dir or contextlib.nullcontext():
+        _supervise(settings, metrics_dir)
+
+
+def _supervise(settings: Settings, metrics_dir: MetricsDir | None) -> None:
+    """Start the workers, replace any that dies, stop them all on SIGTERM/SIGINT."""
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(settings,), daemon=False) for _ in range(settings.workers)]
     for p in procs:
@@ -297,6 +358,8 @@ def run(settings: Settings) -> None:
         for i, p in enumerate(procs):
             if not p.is_alive() and not stopping:
                 log.warning("worker %s exited with %s; starting a new one", p.pid, p.exitcode)
+                if metrics_dir is not None and p.pid:
+                    metrics_dir.worker_died(p.pid)
                 procs[i] = ctx.Process(target=_worker, args=(settings,), daemon=False)
                 procs[i].start()
         time.sleep(0.2)

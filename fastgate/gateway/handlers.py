@@ -60,19 +60,14 @@ class Gateway:
 
     def models(self, request: Request) -> Awaitable[Response | None]:
         ex = Exchange(request=request, endpoint=Endpoint.MODELS, headers=request.headers, view=_EMPTY_VIEW)
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(request.headers)
-        plan = opts.plan or self.reader.plan_for_model(None, opts)
+        try:
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(request.headers)
+            plan = opts.plan or self.reader.plan_for_model(None, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         return self._route(ex, plan, query=request.query)  # still percent-encoded, as in proxy()
-
-    async def metrics(self, request: Request) -> Response:
-        """Prometheus text: the circuits of targets under a ``cb_config``, and their skips."""
-        return Response(
-            200,
-            self.breaker.prometheus().encode(),
-            {"Cache-Control": "no-cache"},
-            content_type="text/plain; version=0.0.4; charset=utf-8",
-        )
 
     def proxy(self, request: Request) -> Awaitable[Response | None]:
         """Portkey's catch-all: path, query and body to the provider's base URL, answer relayed as is."""
@@ -84,14 +79,18 @@ class Gateway:
             view=_EMPTY_VIEW,
             stream=True,
         )
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(request.headers)
-        path = request.match_info["tail"]  # decoded: judged as the upstream will read it
-        if ".." in path.split("/") or "\\" in path:
-            raise bad_request("Invalid path", code="invalid_path")
-        # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
-        # request line and %252e%252e would reach the upstream as "..".
-        plan = opts.plan or self.reader.plan_for_model(None, opts)
+        try:
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(request.headers)
+            path = request.match_info["tail"]  # decoded: judged as the upstream will read it
+            if ".." in path.split("/") or "\\" in path:
+                raise bad_request("Invalid path", code="invalid_path")
+            # Sent on as it came, still percent-encoded: decoded, %0D%0A would split the upstream
+            # request line and %252e%252e would reach the upstream as "..".
+            plan = opts.plan or self.reader.plan_for_model(None, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         return self._route(ex, plan, path=request.path[len("/v1") :], query=request.query)
 
     async def messages(self, request: Request) -> Response | None:
@@ -107,10 +106,6 @@ class Gateway:
 
     def _infer(self, endpoint: Endpoint, request: Request, ingress: str = "") -> Awaitable[Response | None]:
         body = request.body
-        if request.content_type not in _JSON_TYPES:
-            raise GatewayError(
-                415, f"Unsupported content type {request.content_type!r}: send application/json"
-            )
         ex = Exchange(
             request=request,
             endpoint=endpoint,
@@ -119,44 +114,66 @@ class Gateway:
             view=_EMPTY_VIEW,
             ingress=ingress,
         )
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(request.headers)
-        if not body:
-            raise bad_request("Request body is empty: send a JSON object")
-        plan = opts.plan
-        decodes_body = plan.decodes_body if plan is not None else self.reader.server.decodes_body
-        params: dict[str, Any] | None = None
-        view: RequestView | RawContentChatRequest
-        check_text(body)
         try:
-            if decodes_body or ex.decodes_body:
-                # Conditions, the cache or guardrails read the whole body: decode it once, take the
-                # view from it.
-                params = object_decoder.decode(body)
-                view = msgspec.convert(params, RequestView)
-            elif (
-                plan is not None
-                and plan.chat_request_decoder is not None
-                and endpoint is Endpoint.CHAT
-                and not ingress
-            ):
-                view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
-            else:
-                view = view_decoder.decode(body)
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise body_error(exc) from None
-        check_duplicate_keys(body)
-        if plan is None:
-            plan = self.reader.plan_for_model(view.model, opts)
+            if request.content_type not in _JSON_TYPES:
+                raise GatewayError(
+                    415, f"Unsupported content type {request.content_type!r}: send application/json"
+                )
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(request.headers)
+            if not body:
+                raise bad_request("Request body is empty: send a JSON object")
+            plan = opts.plan
+            decodes_body = plan.decodes_body if plan is not None else self.reader.server.decodes_body
+            params: dict[str, Any] | None = None
+            view: RequestView | RawContentChatRequest
+            check_text(body)
+            try:
+                if decodes_body or ex.decodes_body:
+                    # Conditions, the cache or guardrails read the whole body: decode it once, take
+                    # the view from it.
+                    params = object_decoder.decode(body)
+                    view = msgspec.convert(params, RequestView)
+                elif (
+                    plan is not None
+                    and plan.chat_request_decoder is not None
+                    and endpoint is Endpoint.CHAT
+                    and not ingress
+                ):
+                    view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too
+                else:
+                    view = view_decoder.decode(body)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise body_error(exc) from None
+            check_duplicate_keys(body)
+            if plan is None:
+                plan = self.reader.plan_for_model(view.model, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
         ex.view, ex.stream, ex.params = view, bool(view.stream), params
         return self._route(ex, plan)
 
     def routed(self, ex: Exchange) -> Awaitable[Response | None]:
         """An exchange an ingress format's handler made (its body decoded, and noted for the
         format's stage): the stages see it arrive, then it is routed as its ``view`` says."""
-        self.pipeline.arrive(ex)
-        ex.opts = opts = self.reader.read(ex.request.headers)
-        return self._route(ex, opts.plan or self.reader.plan_for_model(ex.view.model, opts))
+        try:
+            self.pipeline.arrive(ex)
+            ex.opts = opts = self.reader.read(ex.request.headers)
+            plan = opts.plan or self.reader.plan_for_model(ex.view.model, opts)
+        except BaseException as exc:
+            self._refused(ex, exc)
+            raise
+        return self._route(ex, plan)
+
+    def _refused(self, ex: Exchange, exc: BaseException) -> None:
+        """The request was refused before it was routed: the stages that hear every request, and
+        those it engaged, hear how it ended all the same."""
+        pipeline = self.pipeline
+        if pipeline.hearing or ex.ending:
+            ex.error = exc
+            pipeline.end(ex)
+            ex.error = None
 
     async def _route(
         self, ex: Exchange, plan: RoutePlan, *, path: str = "", query: str = ""
@@ -202,12 +219,7 @@ class Gateway:
                     upload=ex.upload,
                 )
                 leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
-                at = None
-                if ex.stages or leaf_stages:
-                    at = Attempt(leaf=leaf, call=call)
-                    pipeline.engage(ex, at, ex.stages + leaf_stages)
-                    if not at.stages:
-                        at = None
+                at = pipeline.engage(ex, leaf, call, leaf_stages) if ex.stages or leaf_stages else None
                 provider = get_provider(call.target.provider)
                 if at is None:
                     if call.endpoint not in provider.endpoints:
@@ -241,6 +253,8 @@ class Gateway:
                 headers["x-portkey-circuit-breaker-triggered"] = "true"
                 headers["x-portkey-skipped-option-indexes"] = ",".join(skipped)
                 self.breaker.skipped(plan.config_id, skipped)
+            for stage in pipeline.responding:
+                stage.respond(ex, outcome, headers)
             if outcome.mapper is not None:
                 await write_stream(request, outcome, headers)
                 return None
@@ -255,8 +269,11 @@ class Gateway:
             ex.error = exc
             raise
         finally:
-            if ex.ending:
-                pipeline.end(ex)
+            # ``Pipeline.end``, without a frame of its own on every request's path.
+            for stage in pipeline.hearing:
+                stage.end(ex)
+            for stage in ex.ending:
+                stage.end(ex)
             # Not kept: the error's traceback holds this frame, and so the exchange (a cycle
             # only a full collection would free).
             ex.error = None

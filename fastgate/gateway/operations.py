@@ -34,20 +34,24 @@ async def operation(gateway: Gateway, endpoint: Endpoint, request: Request) -> R
         upload=upload,
         view=_EMPTY_VIEW,
     )
-    gateway.pipeline.arrive(ex)
-    ex.opts = opts = gateway.reader.read(request.headers)
-    model: str | None = None
-    if upload is not None:
-        if request.content_type == "multipart/form-data":
-            model = (await upload.form_fields(request.headers["content-type"])).get("model")
-    elif request.body and request.content_type in ("", "application/json"):
-        try:
-            ex.view = _view(request.body)
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise body_error(exc) from None
-        model = ex.view.model
-    if model and ex.view is _EMPTY_VIEW:
-        ex.view = RequestView(model=model)
-    plan = opts.plan or gateway.reader.plan_for_model(model, opts)
+    try:
+        gateway.pipeline.arrive(ex)
+        ex.opts = opts = gateway.reader.read(request.headers)
+        model: str | None = None
+        if upload is not None:
+            if request.content_type == "multipart/form-data":
+                model = (await upload.form_fields(request.headers["content-type"])).get("model")
+        elif request.body and request.content_type in ("", "application/json"):
+            try:
+                ex.view = _view(request.body)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise body_error(exc) from None
+            model = ex.view.model
+        if model and ex.view is _EMPTY_VIEW:
+            ex.view = RequestView(model=model)
+        plan = opts.plan or gateway.reader.plan_for_model(model, opts)
+    except BaseException as refusal:
+        gateway._refused(ex, refusal)
+        raise
     # The path after /v1, still percent-encoded, as the passthrough sends it.
     return await gateway._route(ex, plan, path=request.path[len("/v1") :], query=request.query)

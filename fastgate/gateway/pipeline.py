@@ -5,8 +5,10 @@ target; around each attempt the stages run as layers around the upstream call: t
 and ``before`` in order (keys → limits → guardrails → cache), their ``after`` and stream watchers
 in the reverse order, innermost first, so the stage nearest the upstream sees its answer first
 (the cache stores what the upstream said, before guardrails judge it or an ingress format
-translates it). Once the answer is written every engaged stage that asked is told how it ended.
-A stage is an object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
+translates it). Just before the answer's head is written, the stages that asked see it and may add
+headers (``respond``); once the answer is written every engaged stage that asked is told how it
+ended (and a stage that hears every request, of every request: observability). A stage is an
+object with the hooks it needs (:class:`Stage` lists them, each a no-op by default).
 
 What a request pays for stages it does not need is the point of the design. A stage engages for
 an attempt when it said so for the whole request (:meth:`Stage.arrive`, e.g. a gateway key with
@@ -18,7 +20,7 @@ no cache, no hook, engages none: an empty tuple, and no stage is called past ``a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
@@ -64,6 +66,9 @@ class Exchange(msgspec.Struct, kw_only=True):
     #: The stages engaged for the request or one of its attempts that have a last word (``end``).
     ending: tuple[Stage, ...] = ()
     notes: dict[Stage, Any] | None = None
+    #: Guardrail hooks' verdicts, ``(event, verdict)``: ``before_request`` or ``after_request``,
+    #: and ``passed``, ``failed`` or ``denied`` (for the metrics).
+    verdicts: list[tuple[str, str]] | None = None
     #: The answer given (None until then, or when the request failed with ``error``).
     outcome: Outcome | None = None
     error: BaseException | None = None
@@ -77,11 +82,13 @@ class Exchange(msgspec.Struct, kw_only=True):
         return default if self.notes is None else self.notes.get(stage, default)
 
 
-class Attempt(msgspec.Struct, kw_only=True):
+class Attempt(msgspec.Struct):
     """One target tried for an exchange: the call to make, and what the stages found for it."""
 
     leaf: Leaf
     call: Call
+    #: Each engaged stage's state for this attempt (made when a stage engages).
+    notes: dict[Stage, Any]
     #: The stages engaged for this attempt, in order.
     stages: tuple[Stage, ...] = ()
     #: Known once the stages have engaged (a virtual key names its provider).
@@ -93,8 +100,6 @@ class Attempt(msgspec.Struct, kw_only=True):
     lookup: str | None = None
     cached: bytes | None = None
     looked_up: bool = False
-    #: Each engaged stage's state for this attempt (made when a stage engages).
-    notes: dict[Stage, Any] = None  # type: ignore[assignment]
 
 
 class Stage:
@@ -102,7 +107,9 @@ class Stage:
 
     #: The ingress format this stage serves (``Exchange.ingress``): it engages for every request
     #: in that format, found by the pipeline without an ``arrive`` call on every other request.
-    ingress: str = ""
+    ingress: ClassVar[str] = ""
+    #: Its ``end`` hears of every request, refused ones and those it did not engage for.
+    hears_all: ClassVar[bool] = False
 
     def arrive(self, ex: Exchange) -> bool:
         """The request arrived, nothing of it read yet but its head and body: check who sent it
@@ -141,9 +148,17 @@ class Stage:
         stage order (each sees what the one before it let through)."""
         return None
 
+    def respond(self, ex: Exchange, outcome: Outcome, headers: dict[str, str]) -> None:
+        """The answer is about to be written: ``outcome`` is final and ``headers`` are its head's
+        (Portkey's ``x-portkey-*`` included), the last point to add one. Called once per answered
+        request for every stage that implements it, engaged or not, innermost first; a stage may
+        add a watcher to a stream's ``outcome.watchers`` here (it then sees the stream last)."""
+
     def end(self, ex: Exchange) -> None:
         """The answer was written, or the request failed (``ex.error``): the last word of a
-        stage engaged for the request or one of its attempts."""
+        stage engaged for the request or one of its attempts, or, for a stage that hears every
+        request (``hears_all``), of every request, refused ones included (possibly before this
+        stage's ``arrive``)."""
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -155,22 +170,45 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
-        self.arriving = tuple((s, s.parts()) for s in self.stages if _overrides(s, "arrive"))
-        self.by_ingress = {s.ingress: s.parts() for s in self.stages if s.ingress}
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
-        self.ending = frozenset(s for s in self.stages if _overrides(s, "end"))
+        #: Called by the route handler itself, each in turn (no layer of their own): ``respond``
+        #: innermost first, as ``after``; ``end`` in order (``Pipeline.end``).
+        self.responding = tuple(s for s in reversed(self.stages) if _overrides(s, "respond"))
+        ending = [s for s in self.stages if _overrides(s, "end")]
+        #: The stages whose ``end`` hears of every request (``Stage.hears_all``).
+        self.hearing = tuple(s for s in ending if s.hears_all)
+        #: The others: told only when engaged for the request or one of its attempts.
+        self.ending = frozenset(s for s in ending if not s.hears_all)
         self.order = {stage: index for index, stage in enumerate(self.stages)}
+        #: Each stage that may arrive, the parts it engages, and those of them that end.
+        self.arriving = tuple(
+            (s, s.parts(), tuple(p for p in s.parts() if p in self.ending))
+            for s in self.stages
+            if _overrides(s, "arrive")
+        )
+        #: The stages that engage for an ingress format's every request, and those of them that end.
+        self.by_ingress = {
+            s.ingress: (s.parts(), tuple(p for p in s.parts() if p in self.ending))
+            for s in self.stages
+            if s.ingress
+        }
 
     def arrive(self, ex: Exchange) -> None:
-        engaged: tuple[Stage, ...] = self.by_ingress.get(ex.ingress, ()) if ex.ingress else ()
-        for stage, parts in self.arriving:
+        engaged: tuple[Stage, ...] = ()
+        ending: tuple[Stage, ...] = ()
+        if ex.ingress:
+            engaged, ending = self.by_ingress.get(ex.ingress, ((), ()))
+        for stage, parts, ends in self.arriving:
             if stage.arrive(ex):
                 engaged += parts
+                if ends:
+                    ending += ends
         if engaged:
             if len(engaged) > 1:
                 engaged = tuple(sorted(engaged, key=self.order.__getitem__))
             ex.stages = engaged
-            ex.ending = tuple(s for s in engaged if s in self.ending)
+            if ending:
+                ex.ending = ending
 
     def for_leaf(self, leaf: Leaf) -> tuple[Stage, ...]:
         """The stages that may act on every attempt at ``leaf``, found once and kept on it."""
@@ -179,18 +217,27 @@ class Pipeline:
             stages = leaf.stages = tuple(s for s in self.leaf_stages if s.wants(leaf))
         return stages
 
-    def engage(self, ex: Exchange, at: Attempt, candidates: tuple[Stage, ...]) -> None:
-        """``candidates``: the request's stages and the leaf's (not empty)."""
-        order = self.stages
-        ordered = sorted(set(candidates), key=order.index) if ex.stages and at.leaf.stages else candidates
-        at.notes = {}
+    def engage(self, ex: Exchange, leaf: Leaf, call: Call, leaf_stages: tuple[Stage, ...]) -> Attempt | None:
+        """The attempt at ``leaf``, if the request's stages or the leaf's (not both empty) engage
+        for it; None when none has work on it after all."""
+        candidates = ex.stages
+        if leaf_stages:
+            candidates = (
+                tuple(sorted({*candidates, *leaf_stages}, key=self.order.__getitem__))
+                if candidates
+                else leaf_stages
+            )
+        at = Attempt(leaf, call, notes={})
         engaged: tuple[Stage, ...] = ()
-        for stage in ordered:
+        for stage in candidates:
             if stage.engage(ex, at):
                 engaged += (stage,)
                 if stage in self.ending and stage not in ex.ending:
                     ex.ending += (stage,)
+        if not engaged:
+            return None
         at.stages = engaged
+        return at
 
     @staticmethod
     async def before(ex: Exchange, at: Attempt) -> Outcome | None:
@@ -218,8 +265,10 @@ class Pipeline:
             if watcher is not None:
                 outcome.watchers += (watcher,)
 
-    @staticmethod
-    def end(ex: Exchange) -> None:
-        """The last word of each stage engaged for the request or one of its attempts."""
+    def end(self, ex: Exchange) -> None:
+        """The last word of the stages that hear every request, then of each stage engaged for
+        the request or one of its attempts."""
+        for stage in self.hearing:
+            stage.end(ex)
         for stage in ex.ending:
             stage.end(ex)

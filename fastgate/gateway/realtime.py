@@ -47,7 +47,11 @@ async def realtime(gateway: Gateway, request: Request) -> Response | None:
         headers=headers,
         view=RequestView(model=model) if model else RequestView(),
     )
-    gateway.pipeline.arrive(ex)
-    ex.opts = opts = gateway.reader.read(headers)
-    plan = opts.plan or gateway.reader.plan_for_model(model, opts)
+    try:
+        gateway.pipeline.arrive(ex)
+        ex.opts = opts = gateway.reader.read(headers)
+        plan = opts.plan or gateway.reader.plan_for_model(model, opts)
+    except BaseException as exc:
+        gateway._refused(ex, exc)
+        raise
     return await gateway._route(ex, plan, path="/realtime", query=request.query)

@@ -16,6 +16,7 @@ from fastgate.errors import GatewayError, InvalidUpstreamAnswer, error_body
 from fastgate.gateway.realtime_session import MockPeer, Session
 from fastgate.gateway.uploads import ReplayableBody
 from fastgate.headers import HOP_BY_HOP
+from fastgate.limits.usage import UsageView, body_usage
 from fastgate.providers.base import (
     API_OPERATIONS,
     RELAYED,
@@ -86,6 +87,23 @@ class Outcome(msgspec.Struct, kw_only=True):
     held: UpstreamResponse | None = None
     #: See a stream's output on its way to the client, in stage order (``pipeline.Stage.watch``).
     watchers: tuple[StreamWatcher, ...] = ()
+    #: What the answer says of its model and usage, read once for every stage that needs it
+    #: (``answer_usage``; for a stream, by the first watcher that meets its usage chunk).
+    usage: UsageView | None = None
+
+    def answer_usage(self) -> UsageView | None:
+        """The model and usage of a complete 2xx JSON answer, decoded on first use (None for
+        a stream, an error, or the passthrough's answer, which is the provider's own format)."""
+        view = self.usage
+        if (
+            view is None
+            and self.body is not None
+            and 200 <= self.status < 300
+            and self.call.endpoint not in RELAYED
+        ):
+            view = self.usage = body_usage(self.body)
+        return view
+
     #: Relayed as it arrives, not read whole: the passthrough's answers, and an API operation's
     #: 2xx answer that is not JSON (audio, a file's content, transcription events).
     relayed: bool = False
@@ -187,6 +205,8 @@ async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: boo
         outcome = _local_outcome(provider, call, await _gather(pool, provider, call, requests))
     else:
         req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
+        if call.traceparent is not None:
+            req.headers["traceparent"] = call.traceparent  # W3C Trace Context §3.2: this attempt's span
         head = await pool.request(req.method, req.url, req.headers, req.body, req.upload)
         outcome = _head_outcome(provider, call, head, stream)
     if outcome.mapper is not None:

@@ -17,7 +17,7 @@ from fastgate.gateway.semantic import SemanticCache
 from fastgate.keys.registry import KeyRegistry
 from fastgate.keys.sealing import Sealer, SealError
 from fastgate.limits.guard import Guard
-from fastgate.limits.prices import PriceTable
+from fastgate.limits.prices import Pricing
 from fastgate.routing.breaker import CircuitStates
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
@@ -38,7 +38,7 @@ class SharedState:
     def __init__(
         self,
         settings: Settings,
-        prices: PriceTable,
+        pricing: Pricing,
         policy: HostPolicy,
         semantic: SemanticSettings | None = None,
         redis: RedisSettings | None = None,
@@ -68,7 +68,7 @@ class SharedState:
         )
         sealer = Sealer(settings.secret_key) if settings.secret_key else None
         self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
-        self.guard = Guard(store, prices, fail_open=settings.limits_fail_open)
+        self.guard = Guard(store, pricing, fail_open=settings.limits_fail_open)
         self.semantic = SemanticCache(semantic) if semantic else None
         self.admin = (
             AdminAPI(self.registry, store, settings.admin_token, policy)

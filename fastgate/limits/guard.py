@@ -14,7 +14,8 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from fastgate.errors import GatewayError
-from fastgate.limits.prices import PriceTable
+from fastgate.limits.headers import exhausted_headers
+from fastgate.limits.prices import Pricing
 from fastgate.schema.openai import Usage
 from fastgate.store.base import ADMITTED, LimitRule, Store, StoreUnavailable, Verdict
 
@@ -37,12 +38,18 @@ class LimitReached(GatewayError):
         self.scope = scope
 
 
-def refusal_error(verdict: Verdict) -> LimitReached:
+def refusal_error(verdict: Verdict, rule: LimitRule | None = None) -> LimitReached:
+    """The 429 of a refused request; a per-minute limit's also says, in OpenAI's
+    ``x-ratelimit-*`` headers, that nothing is left of ``rule``'s limit until the reset."""
     assert verdict.refused is not None
     what = _MESSAGES[verdict.refused]
     budget = verdict.refused.startswith("budget")
     message = f"{verdict.scope}: {what} exhausted" if budget else f"{verdict.scope}: {what} limit reached"
-    headers = {"Retry-After": str(verdict.retry_after)} if verdict.retry_after is not None else None
+    headers: dict[str, str] | None = None
+    if verdict.retry_after is not None:
+        headers = {"Retry-After": str(verdict.retry_after)}
+        if rule is not None:
+            headers.update(exhausted_headers(rule, verdict.refused, verdict.retry_after))
     return LimitReached(
         verdict.scope,
         message,
@@ -53,9 +60,9 @@ def refusal_error(verdict: Verdict) -> LimitReached:
 
 
 class Guard:
-    def __init__(self, store: Store, prices: PriceTable | None = None, *, fail_open: bool = True) -> None:
+    def __init__(self, store: Store, pricing: Pricing | None = None, *, fail_open: bool = True) -> None:
         self.store = store
-        self.prices = prices or PriceTable()
+        self.pricing = pricing or Pricing(catalogue=False)
         self.fail_open = fail_open
         self._tasks: set[asyncio.Task[None]] = set()
         self._warned_at = -WARN_EVERY
@@ -82,7 +89,8 @@ class Guard:
             self._warn("store unavailable (%s): limits and cache skipped", exc)
             return ADMITTED
         if verdict.refused is not None:
-            raise refusal_error(verdict)
+            rule = next((r for r in rules if r.scope == verdict.scope), None)
+            raise refusal_error(verdict, rule)
         return verdict
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
@@ -90,28 +98,38 @@ class Guard:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def charge(self, rules: Sequence[LimitRule], model: str | None, usage: Usage, cost: float = 0.0) -> None:
-        """Charge an answer's usage; ``cost`` adds what it cost besides its tokens (images)."""
+    def charge(
+        self,
+        rules: Sequence[LimitRule],
+        provider: str,
+        model: str,
+        usage: Usage,
+        asked: str = "",
+        cost: float = 0.0,
+    ) -> None:
+        """Count an answer's tokens and cost (priced as ``Pricing.cost`` says) against ``rules``;
+        ``cost`` adds what it cost besides its tokens (images)."""
         tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
         if not tokens and not cost:
             return
-        cost += self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+        cost += self.pricing.cost(provider, model, usage, asked) or 0.0
         self._later(self._charge(rules, tokens, cost))
 
     def charge_audio(
         self,
         rules: Sequence[LimitRule],
+        provider: str,
         model: str | None,
         seconds: float,
         characters: int,
         usage: Usage | None,
     ) -> None:
         """An audio answer: priced by its seconds or characters (``PriceTable.audio_cost``),
-        plus the tokens it reports, if any."""
+        plus the tokens it reports, if any (priced as ``Pricing.cost`` says)."""
         tokens = usage.total_tokens if usage is not None else 0
-        cost = self.prices.audio_cost(model, seconds, characters)
+        cost = self.pricing.table.audio_cost(model, seconds, characters)
         if usage is not None:
-            cost += self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+            cost += self.pricing.cost(provider, model or "", usage) or 0.0
         if tokens or cost:
             self._later(self._charge(rules, tokens, cost))
 

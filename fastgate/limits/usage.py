@@ -17,6 +17,9 @@ from fastgate.schema.openai import Usage
 
 
 class UsageView(msgspec.Struct):
+    """What the stages read of an OpenAI answer: the model it names and its usage (the content
+    is skipped by the decoder)."""
+
     model: str | None = None
     usage: Usage | None = None
 
@@ -49,7 +52,7 @@ class ImageParams(msgspec.Struct):
     size: str | None = None
 
 
-_usage_decoder = msgspec.json.Decoder(UsageView)
+usage_decoder = msgspec.json.Decoder(UsageView)
 _images_decoder = msgspec.json.Decoder(ImagesView)
 _image_params_decoder = msgspec.json.Decoder(ImageParams)
 _chunk_decoder = msgspec.json.Decoder(ChunkView)
@@ -62,7 +65,7 @@ INCLUDE_USAGE: dict[str, Any] = {"stream_options": {"include_usage": True}}
 def body_usage(body: bytes) -> UsageView:
     """Usage of a JSON answer (zero when the body has none or is not an OpenAI object)."""
     try:
-        return _usage_decoder.decode(body)
+        return usage_decoder.decode(body)
     except msgspec.DecodeError:
         return UsageView()
 

@@ -111,6 +111,8 @@ class Call(msgspec.Struct, kw_only=True):
     query: str = ""
     #: Incoming headers a provider may read (forward headers, passthrough).
     headers: Mapping[str, str] = {}
+    #: The W3C ``traceparent`` sent upstream with this attempt (while tracing is on).
+    traceparent: str | None = None
     #: An upload's body, streamed as the client sends it (``body`` is then empty).
     upload: BodySource | None = None
 

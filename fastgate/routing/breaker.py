@@ -134,26 +134,10 @@ class LocalCircuits:
         get = self._circuits.get
         return [state.open_ms(now) if (state := get(c)) is not None else 0 for c in circuits]
 
-    def prometheus(self) -> list[str]:
+    def circuits(self) -> list[tuple[str, bool, int, int]]:
+        """``(circuit, open now, failures in its window, times opened)`` of every tracked circuit."""
         now = self._clock()
-        state_lines = [
-            "# HELP fastgate_circuit_state Circuit of a config's target: 0 closed, 1 open.",
-            "# TYPE fastgate_circuit_state gauge",
-        ]
-        failures = [
-            "# HELP fastgate_circuit_failures Failed answers of a config's target in its current window.",
-            "# TYPE fastgate_circuit_failures gauge",
-        ]
-        opens = [
-            "# HELP fastgate_circuit_opens_total Times the circuit of a config's target opened.",
-            "# TYPE fastgate_circuit_opens_total counter",
-        ]
-        for circuit, state in self._circuits.items():
-            labels = circuit_labels(circuit)
-            state_lines.append(f"fastgate_circuit_state{{{labels}}} {1 if state.open_ms(now) else 0}")
-            failures.append(f"fastgate_circuit_failures{{{labels}}} {state.failures}")
-            opens.append(f"fastgate_circuit_opens_total{{{labels}}} {state.opens}")
-        return [*state_lines, *failures, *opens]
+        return [(c, bool(s.open_ms(now)), s.failures, s.opens) for c, s in list(self._circuits.items())]
 
 
 def circuit_name(config: str, path: str) -> str:
@@ -161,13 +145,10 @@ def circuit_name(config: str, path: str) -> str:
     return f"{config} {path}"
 
 
-def circuit_labels(circuit: str) -> str:
+def circuit_parts(circuit: str) -> tuple[str, str]:
+    """``(config, target path)`` of a circuit's name."""
     config, _, path = circuit.rpartition(" ")
-    return f'config="{_escape(config)}",target="{_escape(path)}"'
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return config, path
 
 
 class CircuitBreaker:
@@ -212,13 +193,8 @@ class CircuitBreaker:
             if len(skips) > MAX_TRACKED:
                 del skips[next(iter(skips))]
 
-    def prometheus(self) -> str:
-        """The circuits (when counted here) and the skips, in Prometheus text format (0.0.4)."""
+    def circuits(self) -> list[tuple[str, bool, int, int]]:
+        """The circuits counted in this process (see ``LocalCircuits.circuits``; none when a
+        shared store counts them)."""
         states = self.states
-        lines = states.prometheus() if isinstance(states, LocalCircuits) else []
-        lines += [
-            "# HELP fastgate_circuit_skips_total Requests that passed over a target: its circuit was open.",
-            "# TYPE fastgate_circuit_skips_total counter",
-        ]
-        lines += [f"fastgate_circuit_skips_total{{{circuit_labels(c)}}} {n}" for c, n in self.skips.items()]
-        return "\n".join(lines) + "\n"
+        return states.circuits() if isinstance(states, LocalCircuits) else []

@@ -71,6 +71,7 @@ class Connection(asyncio.Protocol):
         "_head_only",
         "_http10",
         "_next",
+        "_peer",
         "_polled",
         "_read_paused",
         "_refused",
@@ -125,6 +126,8 @@ class Connection(asyncio.Protocol):
         self._timing = False
         #: The poller polling through the wait for the next request, until it ends.
         self._polled: BusyPoll | None = None
+        #: The client's address, once asked for (``peer``).
+        self._peer: str | None = None
         #: The streamed body of the request being served, until all of it has arrived.
         self._upload: BodyStream | None = None
 
@@ -383,6 +386,20 @@ class Connection(asyncio.Protocol):
             self._write(head + body)
         else:
             self._write(head, body)
+
+    @property
+    def peer(self) -> str:
+        """The client's ``host:port`` ("" when unknown), read from the socket once per connection."""
+        peer = self._peer
+        if peer is None:
+            address = self.transport.get_extra_info("peername") if self.transport is not None else None
+            if isinstance(address, tuple) and len(address) >= 2:
+                host = address[0]
+                peer = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+            else:
+                peer = str(address) if address else ""
+            self._peer = peer
+        return peer
 
     @property
     def shutting_down(self) -> bool:

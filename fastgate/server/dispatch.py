@@ -10,6 +10,7 @@ request is in flight until its answer (a whole stream included) is written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastgate.errors import GatewayError
 from fastgate.server.busy_poll import smoothed
@@ -28,17 +29,28 @@ class Dispatcher:
         #: a worker that serves one at a time, the connections' count for one that is saturated.
         self.crowd = 0.0
         self._busy = f"The gateway is handling its limit of {max_in_flight} requests; retry shortly"
+        #: Told of each request the dispatcher refuses itself (no route, or over the limit),
+        #: which no handler sees: ``(request, error)``.
+        self.refused: Callable[[Request, GatewayError], None] | None = None
 
     async def __call__(self, request: Request) -> Response | None:
         try:
-            handler, request.match_info = self.router.resolve(request.method, request.decoded_path)
+            try:
+                handler, request.match_info = self.router.resolve(request.method, request.decoded_path)
+            except GatewayError as exc:  # no such route (404), or not with this method (405)
+                if self.refused is not None:
+                    self.refused(request, exc)
+                raise
             if not request.path.startswith("/v1/"):
                 return await handler(request)
             if self.in_flight >= self.limit:
                 # A new error each time: a re-raised instance would keep growing its traceback.
-                raise GatewayError(
+                busy = GatewayError(
                     503, self._busy, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
                 )
+                if self.refused is not None:
+                    self.refused(request, busy)
+                raise busy
             self.crowd = smoothed(self.crowd, self.in_flight)
             self.in_flight += 1
             try:

@@ -26,6 +26,9 @@ class AnswerWriter(Protocol):
     @property
     def shutting_down(self) -> bool: ...
 
+    @property
+    def peer(self) -> str: ...
+
     async def start_stream(
         self, status: int, headers: dict[str, str], content_type: str | None, first: bytes, end: bool
     ) -> None: ...
@@ -107,6 +110,11 @@ class Request:
     def shutting_down(self) -> bool:
         """The server is stopping, and this request's connection can still be written to."""
         return self._conn.shutting_down
+
+    @property
+    def peer(self) -> str:
+        """The client's address, ``host:port`` ("" when unknown)."""
+        return self._conn.peer
 
     async def start_stream(
         self,

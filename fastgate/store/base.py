@@ -39,6 +39,10 @@ class Verdict(msgspec.Struct, kw_only=True):
     retry_after: int | None = None
     #: The cached answer, when a cache key was asked for and the request was admitted.
     cached: bytes | None = None
+    #: The first rule's requests in the current window (this one counted; -1 without an ``rpm``)
+    #: and its tokens charged in the window, once admitted: the ``x-ratelimit-*`` answer headers.
+    requests: int = -1
+    tokens: int = -1
 
 
 ADMITTED = Verdict()

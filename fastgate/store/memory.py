@@ -117,9 +117,14 @@ class MemoryStore:
                 return verdict_for(reason, rule.scope, now)
         for c in all_counts:
             c.requests += 1
-        if cache_key is None:
+        if cache_key is None and not rules:
             return ADMITTED
-        return Verdict(cached=self.cache.get(cache_key, time.time()))
+        verdict = Verdict(cached=self.cache.get(cache_key, time.time()) if cache_key is not None else None)
+        if rules:
+            first = all_counts[0]
+            verdict.requests = first.requests if rules[0].rpm else -1
+            verdict.tokens = first.window_tokens
+        return verdict
 
     async def charge(self, rules: Sequence[LimitRule], tokens: int, cost: float, now: float) -> None:
         for rule in rules:

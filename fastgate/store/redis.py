@@ -41,20 +41,27 @@ REASONS = ("", "rpm", "tpm", "budget_tokens", "budget_cost")
 CIRCUIT_IDLE_MS = 24 * 3600 * 1000
 
 # KEYS: requests window, tokens window, spent hash (one scope).
-# ARGV: rpm, tpm, token budget, cost budget, window TTL. Returns the reason (0: admitted, counted).
+# ARGV: rpm, tpm, token budget, cost budget, window TTL. Returns {reason (0: admitted, counted),
+# the window's requests (this one counted; -1 without an rpm), the window's tokens}.
 _ADMIT = Script(
     """
 local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
 local bt, bc = tonumber(ARGV[3]), tonumber(ARGV[4])
-if rpm > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') >= rpm then return 1 end
-if tpm > 0 and tonumber(redis.call('GET', KEYS[2]) or '0') >= tpm then return 2 end
-if bt > 0 and tonumber(redis.call('HGET', KEYS[3], 'tokens') or '0') >= bt then return 3 end
-if bc > 0 and tonumber(redis.call('HGET', KEYS[3], 'cost') or '0') >= bc then return 4 end
+local requests = -1
+if rpm > 0 then requests = tonumber(redis.call('GET', KEYS[1]) or '0') end
+local tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
+local reason = 0
+if rpm > 0 and requests >= rpm then reason = 1
+elseif tpm > 0 and tokens >= tpm then reason = 2
+elseif bt > 0 and tonumber(redis.call('HGET', KEYS[3], 'tokens') or '0') >= bt then reason = 3
+elseif bc > 0 and tonumber(redis.call('HGET', KEYS[3], 'cost') or '0') >= bc then reason = 4
+end
+if reason > 0 then return {reason, requests, tokens} end
 if rpm > 0 then
-  redis.call('INCR', KEYS[1])
+  requests = redis.call('INCR', KEYS[1])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-return 0
+return {0, requests, tokens}
 """
 )
 
@@ -164,7 +171,7 @@ class RedisStore:
         replies = await self.redis.run_scripts(calls, lookup)
         for reply in replies:
             _failed(reply)
-        reasons = replies[: len(rules)]
+        reasons = [reply[0] for reply in replies[: len(rules)]]
         refused = next((i for i, reason in enumerate(reasons) if reason), None)
         if refused is not None:
             counted = [r for r, reason in zip(rules, reasons, strict=True) if not reason and r.rpm]
@@ -172,10 +179,13 @@ class RedisStore:
                 windows = [(f"{_scope_key(r.scope)}:r:{current}",) for r in counted]
                 await self._scripts([(_RELEASE, w, ()) for w in windows])
             return verdict_for(REASONS[reasons[refused]], rules[refused].scope, now)
-        if cache_key is None:
+        if cache_key is None and not rules:
             return ADMITTED
-        cached = replies[-1]
-        return Verdict(cached=cached if isinstance(cached, bytes) else None)
+        cached = replies[-1] if cache_key is not None else None
+        verdict = Verdict(cached=cached if isinstance(cached, bytes) else None)
+        if rules:
+            _, verdict.requests, verdict.tokens = replies[0]
+        return verdict
 
     async def charge(self, rules: Sequence[LimitRule], tokens: int, cost: float, now: float) -> None:
         current = window(now)

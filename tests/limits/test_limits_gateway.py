@@ -11,6 +11,8 @@ import msgspec
 import pytest
 from openai import AsyncOpenAI, RateLimitError
 
+from fastgate.limits.prices import Pricing
+from fastgate.schema.openai import Usage
 from tests.conftest import Gateway, Upstream, openai_headers
 from tests.redis_server import RedisProcess
 
@@ -112,7 +114,11 @@ async def test_virtual_key_token_budget_and_usage(gateway: Gateway, upstream: Up
     answer = await (await gateway.post("/v1/chat/completions", CHAT, headers)).json()
     await settle(gateway)
     usage = await (await gateway.get(f"/admin/virtual-keys/{vk['slug']}/usage", ADMIN)).json()
-    assert usage == {"tokens": answer["usage"]["total_tokens"], "cost": 0.0}
+    # Priced from the genai-prices catalogue when the operator's table has no price.
+    used = answer["usage"]
+    price = Pricing().cost("openai", answer["model"], Usage(used["prompt_tokens"], used["completion_tokens"]))
+    assert price is not None and price > 0
+    assert usage == {"tokens": used["total_tokens"], "cost": pytest.approx(price)}
     assert (await gateway.post("/v1/chat/completions", CHAT, headers)).status == 429
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from fastgate.limits.prices import PriceTable
+from fastgate.limits.prices import PriceTable, Pricing
+from fastgate.schema.openai import Usage
 
 TABLE = PriceTable.from_data(
     {
@@ -35,6 +36,7 @@ def test_image_cost(model: str, images: int, quality: str | None, size: str | No
 
 
 def test_token_prices_are_unchanged_and_unknown_fields_refused() -> None:
-    assert TABLE.cost("gpt-4o", 1_000_000, 100_000) == pytest.approx(3.5)
+    pricing = Pricing(TABLE, catalogue=False)
+    assert pricing.cost("openai", "gpt-4o", Usage(1_000_000, 100_000)) == pytest.approx(3.5)
     with pytest.raises(msgspec.ValidationError):
         PriceTable.from_data({"m": {"per_image": 1}})

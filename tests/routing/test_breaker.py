@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from fastgate.errors import GatewayError
-from fastgate.routing.breaker import CircuitBreaker, CircuitRule, LocalCircuits
+from fastgate.routing.breaker import CircuitBreaker, CircuitRule, LocalCircuits, circuit_name, circuit_parts
 from fastgate.routing.config import CircuitBreakerConfig, decode_config
 from fastgate.routing.plan import RoutePlan, compile_plan
 from fastgate.ssrf import HostPolicy
@@ -243,9 +243,15 @@ def test_a_cb_config_that_cannot_work_is_a_400(cb: dict[str, Any], param: str) -
     assert caught.value.param == param, caught.value.message
 
 
-def test_prometheus_text_names_config_and_target() -> None:
-    breaker = CircuitBreaker(LocalCircuits(Clock()))
+async def test_circuits_and_skips_as_metrics_read_them() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(LocalCircuits(clock))
+    rule = CircuitRule(failure_threshold=1, cooldown_ms=30_000)
+    circuit = circuit_name("main", "config.targets[0]")
+    await breaker.record(circuit, rule, 503)
     breaker.skipped("main", ["config.targets[0]", "config.targets[0]"])
-    text = breaker.prometheus()
-    assert 'fastgate_circuit_skips_total{config="main",target="config.targets[0]"} 2\n' in text
-    assert "# TYPE fastgate_circuit_state gauge" in text and text.endswith("\n")
+    assert breaker.skips == {circuit: 2}
+    assert breaker.circuits() == [(circuit, True, 1, 1)]
+    assert circuit_parts(circuit) == ("main", "config.targets[0]")
+    clock.now += 31
+    assert breaker.circuits() == [(circuit, False, 0, 1)]  # closed after its cool-down, counts afresh

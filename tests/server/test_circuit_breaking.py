@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import openai
 
-from fastgate.routing.breaker import CircuitBreaker, LocalCircuits
+from fastgate.routing.breaker import LocalCircuits
 from tests.conftest import Gateway, Upstream, config_target
 from tests.server.test_routing import FAST, fallback, headers, keys
 from tests.support.clock import Clock
@@ -26,7 +26,7 @@ SKIPPED = "x-portkey-skipped-option-indexes"
 
 def with_clock(gateway: Gateway) -> Clock:
     clock = Clock()
-    gateway.app.gateway.breaker = CircuitBreaker(LocalCircuits(clock))
+    gateway.app.gateway.breaker.states = LocalCircuits(clock)
     return clock
 
 
@@ -85,8 +85,10 @@ async def test_an_open_target_is_skipped_said_in_the_answer_and_on_metrics(
     assert scrape.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     metrics = await scrape.text()
     state = [line for line in metrics.splitlines() if line.startswith("fastgate_circuit_state{")]
-    assert len(state) == 2 and any(line.endswith('target="config.targets[0]"} 1') for line in state)
-    assert any(line.endswith('target="config.targets[1]"} 0') for line in state)
+    assert len(state) == 2 and any(line.endswith('target="config.targets[0]"} 1.0') for line in state)
+    assert any(
+        line.endswith('target="config.targets[1]"} 0.0') for line in state
+    )  # floats, as prometheus-client writes them
     assert 'target="config.targets[0]"} 1' in metrics.split("fastgate_circuit_skips_total{")[1]
     assert "flaky" not in metrics and "sk-" not in metrics
     clock.now += 30.1  # Portkey: the circuit closes a cool-down after its first failure

@@ -72,6 +72,8 @@ ENDPOINT_TYPES = {
     Endpoint.IMAGES: IMAGE_GENERATE,
 }
 _DONE = b"data: [DONE]\n\n"
+#: The events of ``Exchange.verdicts``.
+BEFORE_REQUEST, AFTER_REQUEST = "before_request", "after_request"
 EVENT_STREAM = "text/event-stream"
 #: An error event's data: OpenAI's shape (``errors.error_body``, a mapped provider's error, a
 #: gateway's own) or Anthropic's (``{"type": "error", ...}``).
@@ -99,10 +101,27 @@ class _Guard:
     """One attempt's hooks: its context, the before-request run and the 446 it made, if any;
     noted on the exchange too, where the last one's ``async`` hooks are found at the end."""
 
-    __slots__ = ("before", "call", "ctx", "defaults", "denial", "denied", "hooks", "pivot", "strict")
+    __slots__ = (
+        "before",
+        "call",
+        "ctx",
+        "defaults",
+        "denial",
+        "denied",
+        "hooks",
+        "pivot",
+        "strict",
+        "verdicts",
+    )
 
     def __init__(
-        self, hooks: LeafHooks, ctx: HookContext, call: Call, defaults: LeafHooks | None, pivot: bool
+        self,
+        hooks: LeafHooks,
+        ctx: HookContext,
+        call: Call,
+        defaults: LeafHooks | None,
+        pivot: bool,
+        verdicts: list[tuple[str, str]],
     ) -> None:
         self.hooks = hooks
         self.ctx = ctx
@@ -119,6 +138,13 @@ class _Guard:
         self.denial: Outcome | None = None
         #: A 446 this guard made and its body, which an ingress stage may have worded its way.
         self.denied: tuple[Outcome, bytes] | None = None
+        #: The exchange's ``verdicts``, where each run's is put (for the metrics).
+        self.verdicts = verdicts
+
+    def judged(self, event: str, run: HookRun) -> None:
+        """A run's verdict, if any hook ran: ``denied`` (446), ``failed`` or ``passed``."""
+        if run.results:
+            self.verdicts.append((event, "denied" if run.denied else "failed" if run.failed else "passed"))
 
 
 class GuardrailsStage(Stage):
@@ -182,7 +208,9 @@ class GuardrailsStage(Stage):
             is_streaming=ex.stream,
         )
         pivot = bool(ex.ingress) and call.endpoint not in RELAYED
-        at.notes[self] = guard = _Guard(hooks, ctx, call, defaults, pivot)
+        if ex.verdicts is None:
+            ex.verdicts = []
+        at.notes[self] = guard = _Guard(hooks, ctx, call, defaults, pivot, ex.verdicts)
         ex.note(self, guard)
         return True
 
@@ -192,6 +220,7 @@ class GuardrailsStage(Stage):
             return None
         assert self.runtime is not None
         run = guard.before = await before_request(guard.hooks, guard.ctx, self.runtime)
+        guard.judged(BEFORE_REQUEST, run)
         if run.denied:
             body = denied_body(run)
             guard.denial = Outcome(status=HOOKS_FAILED, provider=at.provider, call=at.call, body=body)
@@ -239,6 +268,7 @@ class GuardrailsStage(Stage):
             if hooks.after:
                 assert self.runtime is not None
                 after = await after_request(hooks, guard.ctx, answer, outcome.status, self.runtime)
+                guard.judged(AFTER_REQUEST, after)
             else:
                 guard.ctx.set_response(answer, outcome.status)
         outcome.status, outcome.body = json_answer(outcome.status, body, guard.before, after)
@@ -357,6 +387,7 @@ class _StreamVerdict(_Prelude):
             guard.ctx.set_response(answer, 200)  # for the async hooks
             return self.done
         after = await after_request(guard.hooks, guard.ctx, answer, 200, self.runtime)
+        guard.judged(AFTER_REQUEST, after)
         return stream_epilogue(guard.before, after, guard.strict, guard.ctx.request_type) + self.done
 
 

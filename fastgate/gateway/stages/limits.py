@@ -5,10 +5,14 @@ with the usage it reports in whichever API's shape (``limits/usage.py``). A requ
 (``rpm``) in the same store round trip as its cache look-up (the cache
 stage puts its key on the attempt first); the tokens its answer reports are charged afterwards,
 off the client's path: from a JSON body at once, from a stream as it ends. A fallback's second
-target is not a new request for the gateway key: counted once, charged for what answered.
+target is not a new request for the gateway key: counted once, charged for what answered. The
+gateway key's per-minute limits and what is left of them go back in OpenAI's ``x-ratelimit-*``
+answer headers (a 429's say what refused it).
 """
 
 from __future__ import annotations
+
+import time
 
 import msgspec
 
@@ -16,10 +20,11 @@ from fastgate.gateway.pipeline import Attempt, Exchange, Stage
 from fastgate.gateway.relay import Outcome
 from fastgate.limits.audio import speech_characters, transcript_usage
 from fastgate.limits.guard import Guard, LimitReached
+from fastgate.limits.headers import ratelimit_headers
 from fastgate.limits.usage import (
     RelayedUsage,
     UsageTap,
-    body_usage,
+    UsageView,
     image_params,
     image_usage,
     with_stream_usage,
@@ -27,7 +32,7 @@ from fastgate.limits.usage import (
 from fastgate.providers.base import RELAYED, Endpoint
 from fastgate.routing.plan import Leaf
 from fastgate.schema.openai import StreamOptions
-from fastgate.store.base import LimitRule
+from fastgate.store.base import LimitRule, seconds_left
 
 VIRTUAL_KEY_SCOPE = "virtual_key:"
 #: Requests whose streams report usage when asked (``stream_options``, chat and completions only).
@@ -50,13 +55,15 @@ class _Charge:
 
 
 class _KeyLimits:
-    """The gateway key's rule, and whether an earlier target of the request counted it."""
+    """The gateway key's rule, whether an earlier target of the request counted it, and its
+    window's counts once it did (for the ``x-ratelimit-*`` headers)."""
 
-    __slots__ = ("counted", "rule")
+    __slots__ = ("counted", "headers", "rule")
 
     def __init__(self, rule: LimitRule) -> None:
         self.rule = rule
         self.counted = False
+        self.headers: dict[str, str] | None = None
 
 
 class LimitsStage(Stage):
@@ -122,43 +129,53 @@ class LimitsStage(Stage):
         if at.lookup is not None:
             at.looked_up, at.cached = True, verdict.cached
         key: _KeyLimits | None = ex.noted(self)
-        if key is not None:
+        if key is not None and not key.counted:
             key.counted = True
+            if key.rule.rpm or key.rule.tpm:
+                reset = seconds_left(time.time())
+                key.headers = ratelimit_headers(key.rule, verdict.requests, verdict.tokens, reset)
         return None
 
     async def after(self, ex: Exchange, at: Attempt, outcome: Outcome) -> Outcome:
         charge: _Charge = at.notes[self]
-        if at.call.endpoint in _AUDIO:
-            if charge.tokens and outcome.reached and 200 <= outcome.status < 300:
-                self._charge_audio(ex, at, outcome, charge)
-            return outcome
-        if (
-            charge.tokens
-            and outcome.body is not None
-            and outcome.reached
-            and not outcome.from_cache
-            and 200 <= outcome.status < 300
-        ):
-            if at.call.endpoint is Endpoint.IMAGES:
-                self._charge_images(charge, at, outcome.body)
-                return outcome
-            if at.call.endpoint in RELAYED:  # a relayed answer a stage read whole (guardrails)
-                reader = RelayedUsage(outcome.content_type)
-                reader.feed(outcome.body)
-                usage, model = reader.usage(), reader.model
-            else:
-                view = body_usage(outcome.body)
-                usage, model = view.usage, view.model
-            if usage is not None:
-                self.guard.charge(charge.charged, model, usage)
+        if charge.tokens and outcome.reached and 200 <= outcome.status < 300:
+            self._charge_answer(ex, at, outcome, charge)
+        key: _KeyLimits | None = ex.noted(self)
+        if key is not None and key.headers:
+            outcome.headers.update(key.headers)
         return outcome
+
+    def _charge_answer(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
+        """A complete 2xx answer's usage: audio by what it took, images per image, a relayed
+        answer a stage read whole (guardrails) in whichever API's shape it reports, the rest
+        from ``Outcome.answer_usage``."""
+        endpoint = at.call.endpoint
+        if endpoint in _AUDIO:
+            self._charge_audio(ex, at, outcome, charge)
+            return
+        body = outcome.body
+        if body is None or outcome.from_cache:
+            return
+        asked = ex.view.model or ""
+        if endpoint is Endpoint.IMAGES:
+            self._charge_images(charge, at, body)
+            return
+        if endpoint in RELAYED:
+            reader = RelayedUsage(outcome.content_type)
+            reader.feed(body)
+            usage, model = reader.usage(), reader.model
+        else:
+            view = outcome.answer_usage()
+            usage, model = (view.usage, view.model) if view is not None else (None, None)
+        if usage is not None:
+            self.guard.charge(charge.charged, outcome.provider.name, model or asked, usage, asked)
 
     def _charge_images(self, charge: _Charge, at: Attempt, body: bytes) -> None:
         """Images are priced per image (by quality and size) and, for GPT image models, per token."""
         count, usage = image_usage(body)
         params = image_params(at.call.body, at.call.target.override_params)
-        cost = self.guard.prices.image_cost(params.model, count, params.quality, params.size)
-        self.guard.charge(charge.charged, params.model, usage, cost)
+        cost = self.guard.pricing.table.image_cost(params.model, count, params.quality, params.size)
+        self.guard.charge(charge.charged, at.provider.name, params.model or "", usage, cost=cost)
 
     def watch(self, ex: Exchange, at: Attempt, outcome: Outcome) -> _UsageWatcher | _RelayedWatcher | None:
         charge: _Charge = at.notes[self]
@@ -167,9 +184,9 @@ class LimitsStage(Stage):
         if outcome.mapper is None:  # relayed as it came: whichever API's usage it reports
             if outcome.content_type not in _REPORTS_USAGE:
                 return None  # audio, a file's content: nothing to read a usage from
-            return _RelayedWatcher(self.guard, charge, outcome.content_type)
+            return _RelayedWatcher(self.guard, charge, outcome)
         # A cached stream is not charged again, but the usage chunk asked for is still removed.
-        return _UsageWatcher(None if outcome.from_cache else self.guard, charge)
+        return _UsageWatcher(None if outcome.from_cache else self.guard, charge, ex, outcome)
 
     def _charge_audio(self, ex: Exchange, at: Attempt, outcome: Outcome, charge: _Charge) -> None:
         """Speech by its input's characters; a transcription by the seconds or tokens its
@@ -179,7 +196,7 @@ class LimitsStage(Stage):
             characters = speech_characters(ex.body)
         elif outcome.body is not None:
             seconds, usage = transcript_usage(outcome.body)
-        self.guard.charge_audio(charge.charged, ex.view.model, seconds, characters, usage)
+        self.guard.charge_audio(charge.charged, at.provider.name, ex.view.model, seconds, characters, usage)
 
 
 _AUDIO = frozenset({Endpoint.SPEECH, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
@@ -192,23 +209,32 @@ def _asks_usage(options: StreamOptions | None) -> bool:
 
 
 class _UsageWatcher:
-    """A stream's usage, charged as it ends; the usage chunk the gateway asked for is removed."""
+    """A stream's usage, charged as it ends; the usage chunk the gateway asked for is removed
+    (its usage is put on the outcome first, for the stages that watch the stream after this one)."""
 
-    __slots__ = ("charge", "guard", "tap")
+    __slots__ = ("asked", "charge", "guard", "outcome", "tap")
 
-    def __init__(self, guard: Guard | None, charge: _Charge) -> None:
+    def __init__(self, guard: Guard | None, charge: _Charge, ex: Exchange, outcome: Outcome) -> None:
         self.guard = guard
         self.charge = charge
+        self.outcome = outcome
+        self.asked = ex.view.model or ""
         self.tap = UsageTap(charge.strip_usage)
 
     def feed(self, out: bytes) -> bytes:
-        return self.tap.feed(out)
+        tap = self.tap
+        out = tap.feed(out)
+        if tap.usage is not None and self.outcome.usage is None:
+            self.outcome.usage = UsageView(tap.model, tap.usage)
+        return out
 
     async def end(self) -> bytes:
         tap = self.tap
         tail = tap.flush()
         if tap.usage is not None and self.guard is not None:
-            self.guard.charge(self.charge.charged, tap.model, tap.usage)
+            outcome = self.outcome
+            model = tap.model or self.asked
+            self.guard.charge(self.charge.charged, outcome.provider.name, model, tap.usage, self.asked)
         return tail
 
 
@@ -216,12 +242,13 @@ class _RelayedWatcher:
     """An answer relayed as it came, charged with the usage it reports as it ends (a route that
     reports none was counted as a request only)."""
 
-    __slots__ = ("charge", "guard", "reader")
+    __slots__ = ("charge", "guard", "provider", "reader")
 
-    def __init__(self, guard: Guard, charge: _Charge, content_type: str) -> None:
+    def __init__(self, guard: Guard, charge: _Charge, outcome: Outcome) -> None:
         self.guard = guard
         self.charge = charge
-        self.reader = RelayedUsage(content_type)
+        self.provider = outcome.provider.name
+        self.reader = RelayedUsage(outcome.content_type)
 
     def feed(self, out: bytes) -> bytes:
         return self.reader.feed(out)
@@ -229,5 +256,5 @@ class _RelayedWatcher:
     async def end(self) -> bytes:
         usage = self.reader.usage()
         if usage is not None:
-            self.guard.charge(self.charge.charged, self.reader.model, usage)
+            self.guard.charge(self.charge.charged, self.provider, self.reader.model or "", usage)
         return b""
