@@ -1,26 +1,22 @@
-"""A ``multipart/form-data`` body (RFC 7578) read into the JSON the mock's planners take.
+"""A ``multipart/form-data`` body read into the JSON the mock's planners take.
 
 The Images API's edits and variations are forms: text fields become string members (numbers and
 booleans as OpenAI reads them), each file a ``{"filename", "content_type", "size"}`` member (a
-list when the field repeats, as ``image[]`` does). Parsed with the standard library's MIME parser:
-the mock is no hot path.
+list when the field repeats, as ``image[]`` does). The parts come from the mock's one form
+reader (``multipart.py``).
 """
 
 from __future__ import annotations
 
-from email.parser import BytesParser
-from email.policy import HTTP
-from typing import Any, TypeGuard
+from typing import Any
 
 import msgspec
+
+from fastgate.mock.multipart import FormError, parse_parts
 
 _encode = msgspec.json.Encoder().encode
 _INTEGERS = frozenset({"n", "partial_images", "output_compression"})
 _BOOLEANS = frozenset({"stream"})
-
-
-def is_form(content_type: str | None) -> TypeGuard[str]:
-    return content_type is not None and content_type.lower().startswith("multipart/form-data")
 
 
 def _text(name: str, value: str) -> Any:
@@ -32,25 +28,20 @@ def _text(name: str, value: str) -> Any:
 
 
 def read_form(body: bytes, content_type: str) -> dict[str, Any]:
-    """The form's fields; a malformed body reads as an empty form."""
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    )
+    """The form's fields; a malformed body reads as an empty form, which the planners then
+    refuse for what it lacks (``prompt``, ``image``) as OpenAI does."""
+    try:
+        parts = parse_parts(body, content_type)
+    except FormError:
+        return {}
     fields: dict[str, Any] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
+    for part in parts:
+        name = part.name.removesuffix("[]")
+        if part.file is None:
+            fields[name] = _text(name, part.value)
             continue
-        name = name.removesuffix("[]")
-        raw = part.get_payload(decode=True)
-        payload = raw if isinstance(raw, bytes) else b""
-        filename = part.get_filename()
-        if filename is None:
-            fields[name] = _text(name, payload.decode("utf-8", "replace"))
-            continue
-        item = {"filename": filename, "content_type": part.get_content_type(), "size": len(payload)}
+        upload = part.file
+        item = {"filename": upload.filename, "content_type": upload.content_type, "size": len(upload.data)}
         if name in fields:
             previous = fields[name]
             fields[name] = [*previous, item] if isinstance(previous, list) else [previous, item]

@@ -1,12 +1,16 @@
-"""The mock's reading of ``multipart/form-data`` bodies (RFC 7578): fields and files by name.
+"""The mock's reading of ``multipart/form-data`` bodies (RFC 7578): its parts, then fields and
+files by name.
 
 Only the mock reads forms whole; the gateway streams them through unread (``gateway/uploads.py``
-looks at the fields before the first file, no further).
+looks at the fields before the first file, no further). One reader serves the mock's every
+form: the OpenAI operations read fields and files here, the image planners a JSON view of the
+same parts (``forms.py``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 import msgspec
 
@@ -21,27 +25,37 @@ class FormFile(msgspec.Struct):
     data: bytes
 
 
+class FormPart(msgspec.Struct):
+    """One part: a text field (``file`` None) or a file."""
+
+    name: str
+    value: str = ""
+    file: FormFile | None = None
+
+
 class FormError(ValueError):
     """The body is not a multipart form this reader can take apart."""
 
 
-def parse_form(body: bytes, content_type: str) -> tuple[dict[str, str | list[str]], dict[str, FormFile]]:
-    """Text fields (a name given more than once, like ``timestamp_granularities[]``, as a list)
-    and files of a form."""
+def is_form(content_type: str | None) -> TypeGuard[str]:
+    return content_type is not None and content_type.lower().startswith("multipart/form-data")
+
+
+def parse_parts(body: bytes, content_type: str) -> list[FormPart]:
+    """The form's parts in order; :class:`FormError` for anything RFC 7578 would not send."""
     match = _BOUNDARY.search(content_type)
-    if match is None or not content_type.lower().startswith("multipart/form-data"):
+    if match is None or not is_form(content_type):
         raise FormError("the body is not multipart/form-data with a boundary")
     delimiter = b"--" + match.group(1).encode("latin-1")
-    parts = body.split(b"\r\n" + delimiter)
-    if not parts[0].startswith(delimiter):
+    pieces = body.split(b"\r\n" + delimiter)
+    if not pieces[0].startswith(delimiter):
         raise FormError("the form does not start with its boundary")
-    parts[0] = parts[0][len(delimiter) :]
-    fields: dict[str, str | list[str]] = {}
-    files: dict[str, FormFile] = {}
-    for part in parts:
-        if part.startswith(b"--"):
-            break  # the closing delimiter
-        headers, sep, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+    pieces[0] = pieces[0][len(delimiter) :]
+    parts: list[FormPart] = []
+    for piece in pieces:
+        if piece.startswith(b"--"):
+            return parts  # the closing delimiter
+        headers, sep, value = piece.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not sep:
             raise FormError("a form part without a header block")
         params = {k.lower().decode(): v.decode("utf-8", "replace") for k, v in _PARAM.findall(headers)}
@@ -51,14 +65,26 @@ def parse_form(body: bytes, content_type: str) -> tuple[dict[str, str | list[str
         if "filename" in params:
             kind = _TYPE.search(headers)
             ctype = kind.group(1).strip().decode("latin-1") if kind else "application/octet-stream"
-            files[name] = FormFile(params["filename"], ctype, value)
-            continue
-        text = value.decode("utf-8", "replace")
-        previous = fields.get(name)
-        if previous is None:
-            fields[name] = text
-        elif isinstance(previous, list):
-            previous.append(text)
+            parts.append(FormPart(name, file=FormFile(params["filename"], ctype, value)))
         else:
-            fields[name] = [previous, text]
+            parts.append(FormPart(name, value.decode("utf-8", "replace")))
+    raise FormError("the form has no closing boundary")
+
+
+def parse_form(body: bytes, content_type: str) -> tuple[dict[str, str | list[str]], dict[str, FormFile]]:
+    """Text fields (a name given more than once, like ``timestamp_granularities[]``, as a list)
+    and files of a form."""
+    fields: dict[str, str | list[str]] = {}
+    files: dict[str, FormFile] = {}
+    for part in parse_parts(body, content_type):
+        if part.file is not None:
+            files[part.name] = part.file
+            continue
+        previous = fields.get(part.name)
+        if previous is None:
+            fields[part.name] = part.value
+        elif isinstance(previous, list):
+            previous.append(part.value)
+        else:
+            fields[part.name] = [previous, part.value]
     return fields, files

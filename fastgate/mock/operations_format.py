@@ -20,7 +20,7 @@ import msgspec
 from fastgate.mock import audio
 from fastgate.mock.directives import Directives, read_directives
 from fastgate.mock.engine import MockEngine, MockPlan
-from fastgate.mock.multipart import FormError, FormFile, parse_form
+from fastgate.mock.multipart import FormError, FormFile, is_form, parse_form
 from fastgate.mock.openai_format import OPENAI, error
 
 _encode = msgspec.json.Encoder().encode
@@ -69,7 +69,7 @@ def plan_operation(
     ``mock`` field a JSON object of directives) or a GET's query is the request."""
     request: dict[str, Any]
     try:
-        if content_type.lower().startswith("multipart/form-data"):
+        if is_form(content_type):
             fields, files = parse_form(body, content_type)
             request = {**fields, **files}
             scripted = fields.get("mock")

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockEngine, MockPlan
-from fastgate.mock.forms import form_as_json, is_form
+from fastgate.mock.forms import form_as_json
+from fastgate.mock.multipart import is_form
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.operations_format import Operations, plan_operation
 

@@ -26,8 +26,9 @@ from aiohttp import web
 
 from fastgate.mock.directives import Directives
 from fastgate.mock.engine import MockPlan
-from fastgate.mock.forms import form_as_json, is_form
+from fastgate.mock.forms import form_as_json
 from fastgate.mock.media import PNG, PNG_B64
+from fastgate.mock.multipart import is_form
 from fastgate.mock.playback import MockServer, play
 
 _encode = msgspec.json.Encoder().encode
