@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl
 
 from fastgate.errors import GatewayError
 from fastgate.mock.engine import MockEngine, MockPlan
-from fastgate.mock.forms import form_as_json, is_form
+from fastgate.mock.forms import form_as_json
+from fastgate.mock.multipart import is_form
 from fastgate.mock.openai_format import OPENAI
 from fastgate.mock.operations_format import Operations, plan_operation
 from fastgate.mock.responses_format import ResponsesFormat
