@@ -11,8 +11,6 @@ import argparse
 import sys
 from typing import NoReturn
 
-from aiohttp import web
-
 from fastgate.errors import StartupError
 from fastgate.keys.cli import add_key_commands
 from fastgate.settings import Settings, SettingsError, settings_from_env
@@ -82,6 +80,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _mock(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
     from fastgate.gateway.app import _install_uvloop, listen_error
     from fastgate.mock.directives import Directives
     from fastgate.mock.server import make_mock_app

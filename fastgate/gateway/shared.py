@@ -9,6 +9,7 @@ every worker and machine using it.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastgate.cache.semantic import SemanticSettings
 from fastgate.errors import GatewayError, StartupError
@@ -24,12 +25,13 @@ from fastgate.server.router import Router
 from fastgate.settings import Settings
 from fastgate.ssrf import HostPolicy
 from fastgate.store.base import Store, StoreUnavailable
-from fastgate.store.client import RedisClient
 from fastgate.store.memory import MemoryStore
-from fastgate.store.records import FileRecords, Records, RedisRecords
-from fastgate.store.redis import RedisStore
+from fastgate.store.records import FileRecords, Records
 from fastgate.store.redis_config import RedisSettings, settings_from_url
-from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
+from fastgate.store.responses import MemoryResponseStore, ResponseStore
+
+if TYPE_CHECKING:
+    from fastgate.store.client import RedisClient
 
 log = logging.getLogger("fastgate")
 
@@ -45,27 +47,31 @@ class SharedState:
     ) -> None:
         if settings.redis_url:
             redis = settings_from_url(settings.redis_url)
-        self.redis = RedisClient(redis) if redis is not None else None
-        #: Limits refuse requests (503) while the store is unreachable: readiness depends on it.
-        self.needs_store = self.redis is not None and not settings.limits_fail_open
+        self.redis: RedisClient | None = None
         store: Store
         records: Records | None
         #: Circuit counts every replica shares (``shared_circuits``); None: each worker its own.
         self.circuits: CircuitStates | None = None
-        if self.redis is not None:
+        if redis is not None:
+            # Imported only here: a worker without Redis does not load its client (13 MB of RSS).
+            from fastgate.store.client import RedisClient
+            from fastgate.store.redis import RedisStore
+            from fastgate.store.redis_records import RedisRecords
+            from fastgate.store.redis_responses import RedisResponseStore
+
+            self.redis = RedisClient(redis)
             store = RedisStore(self.redis)
             records = RedisRecords(self.redis)
             if settings.shared_circuits:
                 self.circuits = store
+            self.responses: ResponseStore = RedisResponseStore(self.redis, settings.responses_ttl)
         else:
             store = MemoryStore(settings.cache_max_entries, settings.cache_max_bytes)
             records = FileRecords(settings.data_dir) if settings.data_dir else None
+            self.responses = MemoryResponseStore(settings.responses_ttl)
+        #: Limits refuse requests (503) while the store is unreachable: readiness depends on it.
+        self.needs_store = self.redis is not None and not settings.limits_fail_open
         self.store = store
-        self.responses: ResponseStore = (
-            RedisResponseStore(self.redis, settings.responses_ttl)
-            if self.redis is not None
-            else MemoryResponseStore(settings.responses_ttl)
-        )
         sealer = Sealer(settings.secret_key) if settings.secret_key else None
         self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
         self.guard = Guard(store, pricing, fail_open=settings.limits_fail_open)

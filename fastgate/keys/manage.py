@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -17,8 +17,10 @@ from fastgate.keys.models import Limits
 from fastgate.keys.registry import KeyRegistry
 from fastgate.providers.registry import get_provider
 from fastgate.ssrf import HostPolicy
-from fastgate.store.client import RedisClient
-from fastgate.store.records import FileRecords, Records, RedisRecords
+from fastgate.store.records import FileRecords, Records
+
+if TYPE_CHECKING:
+    from fastgate.store.client import RedisClient
 
 
 def default_data_dir() -> str:
@@ -27,6 +29,9 @@ def default_data_dir() -> str:
 
 def open_records(data_dir: str | None, redis_url: str | None) -> tuple[Records, RedisClient | None]:
     if redis_url:
+        from fastgate.store.client import RedisClient  # only with Redis, as gateway/shared.py
+        from fastgate.store.redis_records import RedisRecords
+
         redis = RedisClient.from_url(redis_url)
         return RedisRecords(redis), redis
     return FileRecords(data_dir or default_data_dir()), None

@@ -16,15 +16,18 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from aiohttp import web
 
 from fastgate.mock.directives import Directives, last_user_text
 from fastgate.mock.engine import MockEngine, MockPlan
 from fastgate.mock.openai_format import error, prompt_tokens, reply_text, split_chunks
-from fastgate.mock.playback import MockServer, play
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from fastgate.mock.playback import MockServer
 
 _encode = msgspec.json.Encoder().encode
 _ids = itertools.count(1)
@@ -360,6 +363,10 @@ def failure_frames(response: dict[str, Any], sequence: int) -> list[bytes]:
 
 
 def add_routes(app: web.Application, server: MockServer) -> None:
+    # Imported here: the gateway's in-process mock provider plans with ResponsesFormat and never
+    # serves HTTP, so a served worker does not load aiohttp (13 MB of RSS) for it.
+    from fastgate.mock.playback import play
+
     fmt = ResponsesFormat()
 
     async def handle(request: web.Request) -> web.StreamResponse:

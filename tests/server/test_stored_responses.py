@@ -16,7 +16,8 @@ from fastgate.server.http_server import HTTPServer
 from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 from fastgate.store.client import RedisClient
-from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
+from fastgate.store.redis_responses import RedisResponseStore
+from fastgate.store.responses import MemoryResponseStore, ResponseStore
 from tests.redis_server import RedisProcess
 from tests.support.responses import answered, response_store
 

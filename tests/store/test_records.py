@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fastgate.store.client import RedisClient
-from fastgate.store.records import FileRecords, Records, RedisRecords
+from fastgate.store.records import FileRecords, Records
+from fastgate.store.redis_records import RedisRecords
 from tests.redis_server import RedisProcess
 
 

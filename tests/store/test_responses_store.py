@@ -10,7 +10,8 @@ import pytest
 
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.client import RedisClient
-from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
+from fastgate.store.redis_responses import RedisResponseStore
+from fastgate.store.responses import MemoryResponseStore, ResponseStore
 from tests.redis_server import RedisProcess
 from tests.support.responses import answered, response_store
 

@@ -10,8 +10,8 @@ from redis.crc import key_slot
 
 from fastgate.store.base import LimitRule
 from fastgate.store.client import RedisClient
-from fastgate.store.records import RedisRecords
 from fastgate.store.redis import RedisStore
+from fastgate.store.redis_records import RedisRecords
 from tests.redis_server import REDIS_CLI, RedisCluster, SentinelSetup
 
 NOW = 1_800_000_000.0 + 5

@@ -12,7 +12,8 @@ import pytest
 from fastgate._transforms import responses_to_chat
 from fastgate.schema.responses import StoredResponse, request_decoder
 from fastgate.store.client import RedisClient
-from fastgate.store.responses import MemoryResponseStore, RedisResponseStore, ResponseStore
+from fastgate.store.redis_responses import RedisResponseStore
+from fastgate.store.responses import MemoryResponseStore, ResponseStore
 
 
 def chat_answer(text: str) -> bytes:

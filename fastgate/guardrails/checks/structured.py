@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any
 
 from fastgate.guardrails.check import Check, CheckOutcome, ConfigError, Explanations, error, excerpt, explain
 from fastgate.guardrails.checks.text import operator_verdict
 from fastgate.guardrails.context import HookContext
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 _FENCED = re.compile(r"```+(?:json)?\s*([\s\S]*?)```+")
 _FLAT_OBJECT = re.compile(r"\{[^}]*\}")
@@ -63,6 +63,11 @@ class JsonSchema(Check):
         schema = parameters.get("schema")
         self.validator: Draft202012Validator | None = None
         if isinstance(schema, dict):
+            # Imported with the first jsonSchema check a config names: a worker without one does
+            # not load jsonschema (5 MB of RSS).
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:
