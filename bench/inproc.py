@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from bench.load import chat_body
-from fastgate.gateway.app import App, freeze_startup_heap, make_app
+from fastgate.gateway.app import App, make_app, tune_collector
 from fastgate.server.connection import Connection
 from fastgate.server.http_server import HTTPServer
 from fastgate.settings import Settings
@@ -362,9 +362,9 @@ def new_bench(
 async def _main(args: argparse.Namespace) -> None:
     bench = new_bench(args.provider, args.stream, args.observability, args.config, args.paced)
     await bench.start()
-    # As ``serve`` does once it listens: without it a full collection walks start-up's heap
-    # (the tracing SDK's modules too), and whether one falls inside a measured run is chance.
-    freeze_startup_heap()
+    # As ``serve`` does once it listens: without the freeze a full collection walks start-up's
+    # heap (the tracing SDK's modules too), and whether one falls inside a measured run is chance.
+    tune_collector()
     try:
         await _measure(bench, args)
     finally:
