@@ -50,6 +50,7 @@ class SharedState:
         self.redis: RedisClient | None = None
         store: Store
         records: Records | None
+        responses: ResponseStore
         #: Circuit counts every replica shares (``shared_circuits``); None: each worker its own.
         self.circuits: CircuitStates | None = None
         if redis is not None:
@@ -64,14 +65,15 @@ class SharedState:
             records = RedisRecords(self.redis)
             if settings.shared_circuits:
                 self.circuits = store
-            self.responses: ResponseStore = RedisResponseStore(self.redis, settings.responses_ttl)
+            responses = RedisResponseStore(self.redis, settings.responses_ttl)
         else:
             store = MemoryStore(settings.cache_max_entries, settings.cache_max_bytes)
             records = FileRecords(settings.data_dir) if settings.data_dir else None
-            self.responses = MemoryResponseStore(settings.responses_ttl)
+            responses = MemoryResponseStore(settings.responses_ttl)
         #: Limits refuse requests (503) while the store is unreachable: readiness depends on it.
         self.needs_store = self.redis is not None and not settings.limits_fail_open
         self.store = store
+        self.responses = responses
         sealer = Sealer(settings.secret_key) if settings.secret_key else None
         self.registry = KeyRegistry(records, sealer=sealer) if records is not None else None
         self.guard = Guard(store, pricing, fail_open=settings.limits_fail_open)

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from fastgate.mock.multipart import FormError, parse_parts
+from fastgate.mock.multipart import FormError, collect, parse_parts
 
 _encode = msgspec.json.Encoder().encode
 _INTEGERS = frozenset({"n", "partial_images", "output_compression"})
@@ -42,11 +42,7 @@ def read_form(body: bytes, content_type: str) -> dict[str, Any]:
             continue
         upload = part.file
         item = {"filename": upload.filename, "content_type": upload.content_type, "size": len(upload.data)}
-        if name in fields:
-            previous = fields[name]
-            fields[name] = [*previous, item] if isinstance(previous, list) else [previous, item]
-        else:
-            fields[name] = item
+        collect(fields, name, item)
     return fields
 
 

@@ -10,7 +10,7 @@ same parts (``forms.py``).
 from __future__ import annotations
 
 import re
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -71,20 +71,25 @@ def parse_parts(body: bytes, content_type: str) -> list[FormPart]:
     raise FormError("the form has no closing boundary")
 
 
-def parse_form(body: bytes, content_type: str) -> tuple[dict[str, str | list[str]], dict[str, FormFile]]:
-    """Text fields (a name given more than once, like ``timestamp_granularities[]``, as a list)
-    and files of a form."""
-    fields: dict[str, str | list[str]] = {}
+def collect(into: dict[str, Any], name: str, value: object) -> None:
+    """A name a form gives once keeps its value; given again (``timestamp_granularities[]``,
+    ``image[]``), its values as a list."""
+    previous = into.get(name)
+    if previous is None:
+        into[name] = value
+    elif isinstance(previous, list):
+        previous.append(value)
+    else:
+        into[name] = [previous, value]
+
+
+def parse_form(body: bytes, content_type: str) -> tuple[dict[str, Any], dict[str, FormFile]]:
+    """Text fields (a repeated name's as a list) and files of a form."""
+    fields: dict[str, Any] = {}
     files: dict[str, FormFile] = {}
     for part in parse_parts(body, content_type):
         if part.file is not None:
             files[part.name] = part.file
-            continue
-        previous = fields.get(part.name)
-        if previous is None:
-            fields[part.name] = part.value
-        elif isinstance(previous, list):
-            previous.append(part.value)
         else:
-            fields[part.name] = [previous, part.value]
+            collect(fields, part.name, part.value)
     return fields, files
