@@ -43,7 +43,7 @@ from fastgate.providers.base import Endpoint
 from fastgate.routing.breaker import CircuitBreaker
 from fastgate.server.busy_poll import BusyPoll
 from fastgate.server.dispatch import Dispatcher
-from fastgate.server.http_server import HTTPServer, raise_open_file_limit
+from fastgate.server.http_server import HTTPServer, presize_descriptor_table, raise_open_file_limit
 from fastgate.server.router import Router
 from fastgate.server_config import ServerConfig, load_server_config
 from fastgate.settings import Settings
@@ -311,6 +311,7 @@ def tune_collector() -> None:
 
 
 def _worker(settings: Settings) -> None:
+    presize_descriptor_table()  # before any thread starts: then growing it waits for no one
     configure_logging(settings.log_level)
     _install_uvloop()
     asyncio.run(serve(make_app(settings)))

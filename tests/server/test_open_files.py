@@ -1,7 +1,9 @@
 """A worker's capacity for long-lived streams out of the box: ``serve`` raises its soft
 open-file limit to the hard one (each stream holds a client and an upstream descriptor), and
-requests in flight, a stream for its whole length, are bounded by ``--max-in-flight``; what
-start-up built is kept out of the collector's full passes, which thousands of streams make often."""
+requests in flight, a stream for its whole length, are bounded by ``--max-in-flight``; its
+descriptor table is grown before any thread starts, so no ``accept4`` or ``socket`` call stalls the
+worker growing it; what start-up built is kept out of the collector's full passes, which thousands
+of streams make often."""
 
 from __future__ import annotations
 
@@ -18,15 +20,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import pytest
 
 from fastgate.gateway.app import make_app, serve
+from fastgate.server.http_server import DESCRIPTOR_TABLE_MOST
 from fastgate.settings import Settings
 from tests.conftest import Upstream, openai_headers
 from tests.test_cli import ROOT, free_port, wait_ready
 
 #: Connections held at once: more than the 512 a soft limit of 1024 allowed a worker.
 HELD = 700
+
+
+def table_size_of(pid: int) -> int:
+    """The slots of the process's descriptor table (``FDSize``), which only ever grows."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("FDSize:"):
+            return int(line.split()[1])
+    raise AssertionError("no FDSize")
 
 
 def soft_limit_of(pid: int) -> int:
@@ -81,6 +93,38 @@ def test_serve_raises_its_soft_open_file_limit_and_holds_more_than_512_clients()
                     client.close()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.timeout(60)
+def test_a_served_worker_grows_its_descriptor_table_once_at_start_up() -> None:
+    with serving(soft_limit=4096) as (_, proc):
+        soft = soft_limit_of(proc.pid)
+        assert table_size_of(proc.pid) >= min(soft, DESCRIPTOR_TABLE_MOST)
+        # The descriptor that grew it is closed again: the worker holds only its own few.
+        assert max(int(fd) for fd in os.listdir(f"/proc/{proc.pid}/fd")) < 100
+
+
+_PRESIZE = """
+import json, os
+from fastgate.server.http_server import presize_descriptor_table
+os.dup2(0, 4000)  # a descriptor the process holds near the top: never closed by the growing
+size = presize_descriptor_table()
+table = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("FDSize:")]
+print(json.dumps([size, table[0], sorted(int(fd) for fd in os.listdir("/proc/self/fd"))[-1]]))
+"""
+
+
+def test_growing_the_table_leaves_nothing_open_and_closes_nothing() -> None:
+    out = subprocess.run(
+        ["sh", "-c", 'ulimit -S -n 4096 && exec "$@"', "sh", sys.executable, "-c", _PRESIZE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    # Grown to the limit; the top slot that grew it free again; the process's own 4000 still open.
+    assert msgspec.json.decode(out.stdout) == [4096, 4096, 4000]
 
 
 @pytest.mark.timeout(60)
