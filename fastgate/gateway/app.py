@@ -311,7 +311,7 @@ def tune_collector() -> None:
 
 
 def _worker(settings: Settings) -> None:
-    presize_descriptor_table()  # before any thread starts: then growing it waits for no one
+    presize_descriptor_table()  # before any thread starts: growing it then waits for no one
     configure_logging(settings.log_level)
     _install_uvloop()
     asyncio.run(serve(make_app(settings)))

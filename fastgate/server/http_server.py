@@ -56,11 +56,11 @@ def presize_descriptor_table() -> int:
 
     The kernel's table starts at 256 slots and doubles when a descriptor past its end is opened.
     In a process with threads (libuv's thread pool makes every worker one) each doubling waits
-    for an RCU grace period inside that ``accept4`` or ``socket`` call, with the GIL held: the
-    whole worker stood still 10-20 ms at each power of two on the way to 20,000 descriptors, and
-    every stream's next event waited (``bench/streams.py``, 10,000 streams: time to first event
-    p99 12 ms → 5 ms with the table grown before any thread starts). Opening one descriptor at
-    the top of the range and closing it leaves the table at that size for the process's life."""
+    for an RCU grace period inside that ``accept4`` or ``socket`` call, on the event loop's thread
+    (``socket`` with the GIL held): the whole worker stood still 10-20 ms at each power of two on
+    the way to 20,000 descriptors, and every stream's next event waited (``bench/streams.py``,
+    10,000 streams: time to first event p99 12-14 ms → 3.5 ms). Opening one descriptor at the top
+    of the range and closing it leaves the table at that size for the process's life."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     size = DESCRIPTOR_TABLE_MOST if soft == resource.RLIM_INFINITY else min(soft, DESCRIPTOR_TABLE_MOST)
     if size <= 256:
