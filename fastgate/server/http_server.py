@@ -27,6 +27,10 @@ _SWEEP_S = 1.0
 _LAST_WORDS_S = 1.0
 
 
+#: What an unlimited ``RLIMIT_NOFILE`` is counted as: Linux's usual ceiling (``fs.nr_open``).
+_UNLIMITED_FILES = 1 << 20
+
+
 def raise_open_file_limit() -> int:
     """Raise this process's soft open-file limit to its hard limit, as Go's runtime does at
     start-up (since 1.19); the new soft limit. The soft limit (often 1024) is kept low for
@@ -34,7 +38,7 @@ def raise_open_file_limit() -> int:
     ``epoll``, and each stream holds two descriptors, its client's and its upstream's, so at 1024
     a worker could hold 512 clients and ~500 streams. Workers inherit the raised limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    wanted = _UNLIMITED_FILES if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < wanted:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
@@ -61,8 +65,7 @@ def presize_descriptor_table() -> int:
     the way to 20,000 descriptors, and every stream's next event waited (``bench/streams.py``,
     10,000 streams: time to first event p99 12-14 ms → 3.5 ms). Opening one descriptor at the top
     of the range and closing it leaves the table at that size for the process's life."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    size = DESCRIPTOR_TABLE_MOST if soft == resource.RLIM_INFINITY else min(soft, DESCRIPTOR_TABLE_MOST)
+    size = min(_open_files_allowed(), DESCRIPTOR_TABLE_MOST)
     if size <= 256:
         return size
     fd = os.open(os.devnull, os.O_RDONLY)
@@ -79,10 +82,13 @@ def presize_descriptor_table() -> int:
 def default_max_connections() -> int:
     """Half the descriptors this process may open (its soft ``RLIMIT_NOFILE``): the other half is
     left for the upstream connections the clients' requests open, the listener, logs and Redis."""
+    return max(_open_files_allowed() // 2, 1)
+
+
+def _open_files_allowed() -> int:
+    """The soft ``RLIMIT_NOFILE``."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(soft // 2, 1)
+    return _UNLIMITED_FILES if soft == resource.RLIM_INFINITY else soft
 
 
 def date_block() -> bytes:

@@ -97,7 +97,7 @@ def test_serve_raises_its_soft_open_file_limit_and_holds_more_than_512_clients()
 
 @pytest.mark.timeout(60)
 def test_a_served_worker_grows_its_descriptor_table_once_at_start_up() -> None:
-    with serving(soft_limit=4096) as (_, proc):
+    with serving() as (_, proc):
         soft = soft_limit_of(proc.pid)
         assert table_size_of(proc.pid) >= min(soft, DESCRIPTOR_TABLE_MOST)
         # The descriptor that grew it is closed again: the worker holds only its own few.
