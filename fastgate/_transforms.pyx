@@ -24,6 +24,7 @@ include "kernels/http1.pxi"        # _h1_: the upstream response parser
 include "kernels/http_server.pxi"  # _sv_: the client request parser, request and response heads
 include "kernels/eventstream.pxi"  # _es_: AWS event-stream frames
 include "kernels/jsontext.pxi"     # _js_: JSON text checks
+include "kernels/jsonread.pxi"     # _jr_: a few members of a JSON object read from its bytes
 include "kernels/vectors.pxi"      # _vec_: embeddings: dot products, best match
 include "kernels/observe.pxi"      # _ob_: a request's record, metrics sums, log line
 include "kernels/text.pxi"         # _tx_: guardrail text measures

@@ -688,15 +688,21 @@ cdef inline str _an_finish_reason(object stop_reason, bint strict):
     return _AN_FINISH_REASONS.get(stop_reason, "stop")
 
 
+cdef inline long _an_count(long value) noexcept:
+    """A token count as written: one below zero (no upstream sends one) as 0."""
+    return value if value > 0 else 0
+
+
 cdef inline bytes _an_usage(object input_tokens, long output_tokens, object cache_creation,
                           object cache_read):
     """OpenAI usage as JSON text (for the answer's template, or a Raw in a chunk or text
     completion Struct). Anthropic's input_tokens excludes the cache (its Usage docs: total input
     is the sum of input_tokens, cache_creation_input_tokens and cache_read_input_tokens);
     OpenAI's prompt_tokens counts it all."""
-    cdef long created = cache_creation or 0
-    cdef long read = cache_read or 0
-    return _answer_usage_json((input_tokens or 0) + created + read, output_tokens, read, created)
+    cdef long created = _an_count(cache_creation or 0)
+    cdef long read = _an_count(cache_read or 0)
+    cdef long prompt = _an_count(input_tokens or 0)
+    return _answer_usage_json(prompt + created + read, _an_count(output_tokens), read, created)
 
 
 cdef inline bytes _an_message_usage(object u):
@@ -786,6 +792,41 @@ cdef _FdStructField _AN_USAGE_INPUT = _FdStructField(_AnUsageView, "input_tokens
 cdef _FdStructField _AN_USAGE_OUTPUT = _FdStructField(_AnUsageView, "output_tokens")
 cdef _FdStructField _AN_USAGE_CACHE_CREATION = _FdStructField(_AnUsageView, "cache_creation_input_tokens")
 cdef _FdStructField _AN_USAGE_CACHE_READ = _FdStructField(_AnUsageView, "cache_read_input_tokens")
+
+# What message_start and message_delta are read for (kernels/jsonread.pxi), slot by slot:
+# usage's four figures in 4-7 for both.
+cdef enum:
+    _AN_SLOT_ID = 1
+    _AN_SLOT_MODEL = 2
+    _AN_SLOT_STOP_REASON = 1
+    _AN_SLOT_USAGE = 3
+    _AN_SLOT_INPUT = 4
+    _AN_SLOT_OUTPUT = 5
+    _AN_SLOT_CACHE_CREATION = 6
+    _AN_SLOT_CACHE_READ = 7
+    _AN_SLOTS = 8
+
+cdef _JrObject _AN_USAGE_READ = _JrObject(
+    (b"input_tokens", b"output_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens"),
+    (_AN_SLOT_INPUT, _AN_SLOT_OUTPUT, _AN_SLOT_CACHE_CREATION, _AN_SLOT_CACHE_READ), (None,) * 4)
+cdef _JrObject _AN_START_READ = _JrObject((b"message",), (0,), (_JrObject(
+    (b"id", b"model", b"usage"), (_AN_SLOT_ID, _AN_SLOT_MODEL, _AN_SLOT_USAGE),
+    (None, None, _AN_USAGE_READ)),))
+cdef _JrObject _AN_MESSAGE_DELTA_READ = _JrObject((b"delta", b"usage"), (0, _AN_SLOT_USAGE), (
+    _JrObject((b"stop_reason",), (_AN_SLOT_STOP_REASON,), (None,)), _AN_USAGE_READ))
+
+
+cdef inline object _an_figure(const unsigned char* p, Py_ssize_t* spans, int slot, object absent):
+    if spans[2 * slot] < 0:
+        return absent
+    return _jr_int(p, spans[2 * slot], spans[2 * slot + 1])
+
+
+cdef inline object _an_text(const unsigned char* p, Py_ssize_t* spans, int slot):
+    """A message's id or model: "" when absent, as StartedMessage's defaults."""
+    if spans[2 * slot] < 0:
+        return ""
+    return _jr_str(p, spans[2 * slot], spans[2 * slot + 1])
 
 
 cdef class _AnTextChunks:
@@ -909,20 +950,77 @@ cdef class AnthropicStream(EventSink):
         return self._writer
 
     cdef int _take_usage(self, object u) except -1:
+        return self._take_figures(_AN_USAGE_INPUT.of(u), _AN_USAGE_OUTPUT.of(u),
+                                  _AN_USAGE_CACHE_CREATION.of(u), _AN_USAGE_CACHE_READ.of(u))
+
+    cdef int _take_figures(self, object input_tokens, int output_tokens, object cache_creation,
+                           object cache_read) except -1:
         # message_start has the input figures; message_delta the cumulative ones (MessageDeltaUsage).
-        value = _AN_USAGE_INPUT.of(u)
-        if value is not None:
-            self._input_tokens = value
-        value = _AN_USAGE_CACHE_CREATION.of(u)
-        if value is not None:
-            self._cache_creation = value
-        value = _AN_USAGE_CACHE_READ.of(u)
-        if value is not None:
-            self._cache_read = value
-        self._output_tokens = _AN_USAGE_OUTPUT.of(u)
+        if input_tokens is not None:
+            self._input_tokens = input_tokens
+        if cache_creation is not None:
+            self._cache_creation = cache_creation
+        if cache_read is not None:
+            self._cache_read = cache_read
+        self._output_tokens = output_tokens
         return 0
 
-    cdef bytes _finish(self):
+    cdef bint _read_usage(self, const unsigned char* p, Py_ssize_t* spans) except -1:
+        """The usage figures read into ``spans`` taken (UsageView's defaults for those absent);
+        False, nothing taken, when usage must be decoded instead."""
+        cdef Py_ssize_t at = spans[2 * _AN_SLOT_USAGE]
+        if at >= 0 and p[at] != b"{":
+            return False
+        input_tokens = _an_figure(p, spans, _AN_SLOT_INPUT, None)
+        output_tokens = _an_figure(p, spans, _AN_SLOT_OUTPUT, 0)
+        cache_creation = _an_figure(p, spans, _AN_SLOT_CACHE_CREATION, None)
+        cache_read = _an_figure(p, spans, _AN_SLOT_CACHE_READ, None)
+        if (input_tokens is _JR_UNREAD or output_tokens is None or output_tokens is _JR_UNREAD
+                or cache_creation is _JR_UNREAD or cache_read is _JR_UNREAD):
+            return False
+        return self._take_figures(input_tokens, output_tokens, cache_creation, cache_read) == 0
+
+    cdef bint _read_start(self, const unsigned char* p, Py_ssize_t n) except -1:
+        """message_start's id, model and usage taken from its bytes; False, nothing taken, when
+        the event must be decoded instead."""
+        cdef Py_ssize_t spans[2 * _AN_SLOTS]
+        if not _jr_read_whole(p, n, _AN_START_READ, spans, _AN_SLOTS) or spans[0] < 0 \
+                or p[spans[0]] != b"{":
+            return False
+        id = _an_text(p, spans, _AN_SLOT_ID)
+        model = _an_text(p, spans, _AN_SLOT_MODEL)
+        if id is None or id is _JR_UNREAD or model is None or model is _JR_UNREAD \
+                or not self._read_usage(p, spans):
+            return False
+        if self._writer is None:
+            self._open(id, model)
+        return True
+
+    cdef bint _read_message_delta(self, const unsigned char* p, Py_ssize_t n) except -1:
+        """message_delta's stop reason and usage taken from its bytes; False, nothing taken,
+        when the event must be decoded instead."""
+        cdef Py_ssize_t spans[2 * _AN_SLOTS]
+        if not _jr_read_whole(p, n, _AN_MESSAGE_DELTA_READ, spans, _AN_SLOTS) \
+                or (spans[0] >= 0 and p[spans[0]] != b"{"):
+            return False
+        stop_reason = None
+        if spans[2 * _AN_SLOT_STOP_REASON] >= 0:
+            stop_reason = _jr_str(p, spans[2 * _AN_SLOT_STOP_REASON], spans[2 * _AN_SLOT_STOP_REASON + 1])
+            if stop_reason is _JR_UNREAD:
+                return False
+        if not self._read_usage(p, spans):
+            return False
+        if stop_reason is not None:
+            self._stop_reason = stop_reason
+        return True
+
+    cdef bytes _role(self):
+        if self._chat is not None:
+            return self._chat._role()
+        return self._writer.role()
+
+    cdef int _put_finish(self) except -1:
+        """The finish chunk (the usage chunk when asked for, ``[DONE]``) into the read's buffer."""
         self.done = True
         usage = None
         if self._include_usage:
@@ -930,8 +1028,8 @@ cdef class AnthropicStream(EventSink):
                                            self._cache_creation, self._cache_read))
         reason = _an_finish_reason(self._stop_reason, self._strict)
         if self._chat is not None:
-            return self._chat._finish(reason, usage)
-        return self._out().finish(reason, usage)
+            return self._chat._put_finish(&self._buf, reason, usage)
+        return _out_put_bytes(&self._buf, self._out().finish(reason, usage))
 
     cdef inline Py_ssize_t _text_delta(self, const char* p, Py_ssize_t n, bytes head, bytes tail,
                                        bint exact) except -1:
@@ -1009,9 +1107,7 @@ cdef class AnthropicStream(EventSink):
             self._take_usage(_AN_STARTED_USAGE.of(msg))
             if self._writer is None:
                 self._open(_AN_STARTED_ID.of(msg), _AN_STARTED_MODEL.of(msg))
-            if self._chat is not None:
-                return self._chat._role()
-            return self._writer.role()
+            return self._role()
         if kind == _AN_MESSAGE_DELTA:
             ev = _an_message_delta_decode(data)
             stop_reason = _AN_DELTA_STOP_REASON.of(_AN_MESSAGE_DELTA_BODY.of(ev))
@@ -1039,8 +1135,14 @@ cdef class AnthropicStream(EventSink):
         elif kind == _AN_BLOCK_START:
             if _an_is_empty_text_start(<const unsigned char*>data, n):
                 return 0
+        elif kind == _AN_MESSAGE_START:
+            if self._read_start(<const unsigned char*>data, n):
+                return _out_put_bytes(&self._buf, self._role())
+        elif kind == _AN_MESSAGE_DELTA:
+            if self._read_message_delta(<const unsigned char*>data, n):
+                return 0
         elif kind == _AN_MESSAGE_STOP:
-            return _out_put_bytes(&self._buf, self._finish())
+            return self._put_finish()
         piece = self._event(kind, PyBytes_FromStringAndSize(data, n))
         return _out_put_bytes(&self._buf, piece)
 

@@ -193,16 +193,34 @@ cdef class ChunkWriter:
         return self._finish(finish_reason, usage)
 
     cdef bytes _finish(self, str finish_reason, object usage):
+        cdef char stack[1024]
+        cdef _Out out
+        out.data, out.size, out.cap, out.heap = stack, 0, 1024, False
+        try:
+            self._put_finish(&out, finish_reason, usage)
+            return PyBytes_FromStringAndSize(out.data, out.size)
+        finally:
+            if out.heap:
+                PyMem_Free(out.data)
+
+    cdef int _put_finish(self, _Out* out, str finish_reason, object usage) except -1:
+        """``_finish`` written into ``out``: after the first chunk, the frame with its empty
+        delta and the reason in place of ``"content":""`` and ``null``."""
+        cdef const char* frame
+        cdef Py_ssize_t resume
         if self._role_sent and self._frame is not None:
-            mid = _CHUNK_FINISH_FIELD + _chunk_encode_json(finish_reason)
-            out = self._spliced(self._cut, mid, len(mid),
-                                self._cut + len(_CHUNK_CONTENT_FIELD) + len(_CHUNK_NO_FINISH))
+            frame = PyBytes_AS_STRING(self._frame)
+            resume = self._cut + len(_CHUNK_CONTENT_FIELD) + len(_CHUNK_NO_FINISH)
+            _out_put(out, frame, self._cut)
+            _out_put_bytes(out, _CHUNK_FINISH_FIELD)
+            _answer_put_json_string(out, finish_reason)
+            _out_put(out, frame + resume, PyBytes_GET_SIZE(self._frame) - resume)
         else:
-            out = self._chunk(self._delta({}), finish_reason)
+            _out_put_bytes(out, self._chunk(self._delta({}), finish_reason))
         if self.include_usage and usage is not None:
             chunk = _Chunk(self.id, self.created, self.model, [], usage=usage, provider=self.provider)
-            out += _chunk_frame(_chunk_encode_json(chunk))
-        return out + _CHUNK_SSE_DONE
+            _out_put_bytes(out, _chunk_frame(_chunk_encode_json(chunk)))
+        return _out_put_bytes(out, _CHUNK_SSE_DONE)
 
     def error(self, str message, str type="api_error"):
         """A mid-stream failure: an OpenAI error event, then ``[DONE]``."""
