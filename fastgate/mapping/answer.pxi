@@ -63,9 +63,12 @@ cdef bytes _answer_usage_json(Py_ssize_t prompt, Py_ssize_t completion, Py_ssize
 
 
 cdef bytes _answer_chat_completion_json(str id, str model, object content, bytes message_extra,
-                                 str finish_reason, bytes usage, str provider):
+                                 str finish_reason, bytes usage, str provider,
+                                 const char* content_json=NULL, Py_ssize_t content_json_n=0):
     """One choice holding the assistant's message. ``message_extra`` is JSON text of further
-    message fields, each with its leading comma (``,"tool_calls":[...]``), or empty."""
+    message fields, each with its leading comma (``,"tool_calls":[...]``), or empty.
+    ``content_json``: the content as a JSON string already (copied as it is), instead of
+    ``content``."""
     cdef char stack[2048]
     cdef _Out out
     out.data, out.size, out.cap, out.heap = stack, 0, 2048, False
@@ -77,7 +80,10 @@ cdef bytes _answer_chat_completion_json(str id, str model, object content, bytes
         _out_put_bytes(&out, _ANSWER_MODEL)
         _answer_put_json_string(&out, model)
         _out_put_bytes(&out, _ANSWER_CONTENT)
-        _answer_put_json_string(&out, content)
+        if content_json != NULL:
+            _out_put(&out, content_json, content_json_n)
+        else:
+            _answer_put_json_string(&out, content)
         _out_put_bytes(&out, _ANSWER_REFUSAL)
         _out_put_bytes(&out, message_extra)
         _out_put_bytes(&out, _ANSWER_FINISH)

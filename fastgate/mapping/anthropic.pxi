@@ -710,6 +710,112 @@ cdef inline bytes _an_message_usage(object u):
                   u.cache_read_input_tokens)
 
 
+# What an answer, message_start and message_delta are read for (kernels/jsonread.pxi), slot by
+# slot: usage's four figures in 4-7 for each.
+cdef enum:
+    _AN_SLOT_ID = 1
+    _AN_SLOT_MODEL = 2
+    _AN_SLOT_STOP_REASON = 1  # message_delta's
+    _AN_SLOT_USAGE = 3
+    _AN_SLOT_INPUT = 4
+    _AN_SLOT_OUTPUT = 5
+    _AN_SLOT_CACHE_CREATION = 6
+    _AN_SLOT_CACHE_READ = 7
+    _AN_SLOT_CONTENT = 8
+    _AN_SLOT_ANSWER_STOP = 9  # an answer's stop_reason
+    _AN_SLOT_BLOCK_TYPE = 10
+    _AN_SLOT_BLOCK_TEXT = 11
+    _AN_SLOTS = 12
+
+cdef _JrObject _AN_USAGE_READ = _JrObject(
+    (b"input_tokens", b"output_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens"),
+    (_AN_SLOT_INPUT, _AN_SLOT_OUTPUT, _AN_SLOT_CACHE_CREATION, _AN_SLOT_CACHE_READ), (None,) * 4)
+cdef _JrObject _AN_ANSWER_READ = _JrObject(
+    (b"id", b"model", b"content", b"stop_reason", b"usage"),
+    (_AN_SLOT_ID, _AN_SLOT_MODEL, _AN_SLOT_CONTENT, _AN_SLOT_ANSWER_STOP, _AN_SLOT_USAGE),
+    (None, None, None, None, _AN_USAGE_READ))
+cdef _JrObject _AN_TEXT_BLOCK_READ = _JrObject(
+    (b"type", b"text"), (_AN_SLOT_BLOCK_TYPE, _AN_SLOT_BLOCK_TEXT), (None, None))
+cdef _JrObject _AN_START_READ = _JrObject((b"message",), (0,), (_JrObject(
+    (b"id", b"model", b"usage"), (_AN_SLOT_ID, _AN_SLOT_MODEL, _AN_SLOT_USAGE),
+    (None, None, _AN_USAGE_READ)),))
+cdef _JrObject _AN_MESSAGE_DELTA_READ = _JrObject((b"delta", b"usage"), (0, _AN_SLOT_USAGE), (
+    _JrObject((b"stop_reason",), (_AN_SLOT_STOP_REASON,), (None,)), _AN_USAGE_READ))
+
+
+cdef inline object _an_figure(const unsigned char* p, Py_ssize_t* spans, int slot, object absent):
+    if spans[2 * slot] < 0:
+        return absent
+    return _jr_int(p, spans[2 * slot], spans[2 * slot + 1])
+
+
+cdef object _an_read_usage(const unsigned char* p, Py_ssize_t* spans):
+    """The usage figures read into ``spans``, ``(input, output, cache creation, cache read)``
+    (UsageView's defaults for those absent), or None when usage must be decoded instead."""
+    cdef Py_ssize_t at = spans[2 * _AN_SLOT_USAGE]
+    if at >= 0 and p[at] != b"{":
+        return None
+    input_tokens = _an_figure(p, spans, _AN_SLOT_INPUT, None)
+    output_tokens = _an_figure(p, spans, _AN_SLOT_OUTPUT, 0)
+    cache_creation = _an_figure(p, spans, _AN_SLOT_CACHE_CREATION, None)
+    cache_read = _an_figure(p, spans, _AN_SLOT_CACHE_READ, None)
+    if (input_tokens is _JR_UNREAD or output_tokens is None or output_tokens is _JR_UNREAD
+            or cache_creation is _JR_UNREAD or cache_read is _JR_UNREAD):
+        return None
+    return (input_tokens, output_tokens, cache_creation, cache_read)
+
+
+cdef inline object _an_text(const unsigned char* p, Py_ssize_t* spans, int slot):
+    """A message's id or model: "" when absent, as MessageView's defaults."""
+    if spans[2 * slot] < 0:
+        return ""
+    return _jr_str(p, spans[2 * slot], spans[2 * slot + 1])
+
+
+cdef bytes _an_answer_read(bytes body, str provider):
+    """A Message of one text block (or none) as the ``chat.completion``, mapped from its bytes:
+    the text copied as the JSON it came in (see ``_js_json_string_end``). None when it must be
+    decoded instead: any other block, more than one, a text the template cannot copy, a value
+    the reader leaves to the decoder."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body), i, end, text_at = -1, text_end = -1
+    cdef Py_ssize_t spans[2 * _AN_SLOTS]
+    if not _jr_read_whole(p, n, _AN_ANSWER_READ, spans, _AN_SLOTS):
+        return None
+    id = _an_text(p, spans, _AN_SLOT_ID)
+    model = _an_text(p, spans, _AN_SLOT_MODEL)
+    if id is None or id is _JR_UNREAD or model is None or model is _JR_UNREAD:
+        return None
+    stop_reason = None
+    if spans[2 * _AN_SLOT_ANSWER_STOP] >= 0:
+        stop_reason = _jr_str(p, spans[2 * _AN_SLOT_ANSWER_STOP], spans[2 * _AN_SLOT_ANSWER_STOP + 1])
+        if stop_reason is _JR_UNREAD:
+            return None
+    figures = _an_read_usage(p, spans)
+    if figures is None:
+        return None
+    i = spans[2 * _AN_SLOT_CONTENT]
+    if i >= 0:
+        end = spans[2 * _AN_SLOT_CONTENT + 1]
+        if p[i] != b"[":
+            return None
+        i = _jr_ws(p, i + 1, end)
+        if p[i] != b"]":
+            i = _jr_read(p, i, end, _AN_TEXT_BLOCK_READ, spans)
+            if i < 0 or _jr_ws(p, i, end) != end - 1:
+                return None  # not an object, or more than one block
+            i = spans[2 * _AN_SLOT_BLOCK_TYPE]
+            text_at, text_end = spans[2 * _AN_SLOT_BLOCK_TEXT], spans[2 * _AN_SLOT_BLOCK_TEXT + 1]
+            if i < 0 or spans[2 * _AN_SLOT_BLOCK_TYPE + 1] - i != 6 or memcmp(p + i, b'"text"', 6) != 0 \
+                    or text_at < 0 or p[text_at] != b'"' \
+                    or _js_json_string_end(p, text_at + 1, text_end) != text_end - 1:
+                return None
+    return _answer_chat_completion_json(
+        id, model, None, _SSE_EMPTY, _an_finish_reason(stop_reason, True),
+        _an_usage(figures[0], figures[1], figures[2], figures[3]), provider,
+        <const char*>p + text_at if text_at >= 0 else NULL, text_end - text_at)
+
+
 cdef inline object _an_decode_message(bytes body, str provider):
     try:
         return _an_message_decoder.decode(body)
@@ -722,6 +828,10 @@ cdef inline object _an_decode_message(bytes body, str provider):
 def anthropic_to_openai_chat(bytes body, str provider, bint strict=True):
     """A Message as an OpenAI ``chat.completion``; non-strict mode adds ``content_blocks``
     (thinking and text blocks) and keeps Anthropic's stop reason."""
+    if strict:
+        answer = _an_answer_read(body, provider)
+        if answer is not None:
+            return answer
     msg = _an_decode_message(body, provider)
     cdef list texts = []
     cdef list calls = []
@@ -792,42 +902,6 @@ cdef _FdStructField _AN_USAGE_INPUT = _FdStructField(_AnUsageView, "input_tokens
 cdef _FdStructField _AN_USAGE_OUTPUT = _FdStructField(_AnUsageView, "output_tokens")
 cdef _FdStructField _AN_USAGE_CACHE_CREATION = _FdStructField(_AnUsageView, "cache_creation_input_tokens")
 cdef _FdStructField _AN_USAGE_CACHE_READ = _FdStructField(_AnUsageView, "cache_read_input_tokens")
-
-# What message_start and message_delta are read for (kernels/jsonread.pxi), slot by slot:
-# usage's four figures in 4-7 for both.
-cdef enum:
-    _AN_SLOT_ID = 1
-    _AN_SLOT_MODEL = 2
-    _AN_SLOT_STOP_REASON = 1
-    _AN_SLOT_USAGE = 3
-    _AN_SLOT_INPUT = 4
-    _AN_SLOT_OUTPUT = 5
-    _AN_SLOT_CACHE_CREATION = 6
-    _AN_SLOT_CACHE_READ = 7
-    _AN_SLOTS = 8
-
-cdef _JrObject _AN_USAGE_READ = _JrObject(
-    (b"input_tokens", b"output_tokens", b"cache_creation_input_tokens", b"cache_read_input_tokens"),
-    (_AN_SLOT_INPUT, _AN_SLOT_OUTPUT, _AN_SLOT_CACHE_CREATION, _AN_SLOT_CACHE_READ), (None,) * 4)
-cdef _JrObject _AN_START_READ = _JrObject((b"message",), (0,), (_JrObject(
-    (b"id", b"model", b"usage"), (_AN_SLOT_ID, _AN_SLOT_MODEL, _AN_SLOT_USAGE),
-    (None, None, _AN_USAGE_READ)),))
-cdef _JrObject _AN_MESSAGE_DELTA_READ = _JrObject((b"delta", b"usage"), (0, _AN_SLOT_USAGE), (
-    _JrObject((b"stop_reason",), (_AN_SLOT_STOP_REASON,), (None,)), _AN_USAGE_READ))
-
-
-cdef inline object _an_figure(const unsigned char* p, Py_ssize_t* spans, int slot, object absent):
-    if spans[2 * slot] < 0:
-        return absent
-    return _jr_int(p, spans[2 * slot], spans[2 * slot + 1])
-
-
-cdef inline object _an_text(const unsigned char* p, Py_ssize_t* spans, int slot):
-    """A message's id or model: "" when absent, as StartedMessage's defaults."""
-    if spans[2 * slot] < 0:
-        return ""
-    return _jr_str(p, spans[2 * slot], spans[2 * slot + 1])
-
 
 cdef class _AnTextChunks:
     """The legacy completions flavour of ChunkWriter's interface: ``text_completion`` chunks."""
@@ -966,19 +1040,12 @@ cdef class AnthropicStream(EventSink):
         return 0
 
     cdef bint _read_usage(self, const unsigned char* p, Py_ssize_t* spans) except -1:
-        """The usage figures read into ``spans`` taken (UsageView's defaults for those absent);
-        False, nothing taken, when usage must be decoded instead."""
-        cdef Py_ssize_t at = spans[2 * _AN_SLOT_USAGE]
-        if at >= 0 and p[at] != b"{":
+        """The usage figures read into ``spans`` taken; False, nothing taken, when usage must be
+        decoded instead."""
+        figures = _an_read_usage(p, spans)
+        if figures is None:
             return False
-        input_tokens = _an_figure(p, spans, _AN_SLOT_INPUT, None)
-        output_tokens = _an_figure(p, spans, _AN_SLOT_OUTPUT, 0)
-        cache_creation = _an_figure(p, spans, _AN_SLOT_CACHE_CREATION, None)
-        cache_read = _an_figure(p, spans, _AN_SLOT_CACHE_READ, None)
-        if (input_tokens is _JR_UNREAD or output_tokens is None or output_tokens is _JR_UNREAD
-                or cache_creation is _JR_UNREAD or cache_read is _JR_UNREAD):
-            return False
-        return self._take_figures(input_tokens, output_tokens, cache_creation, cache_read) == 0
+        return self._take_figures(figures[0], figures[1], figures[2], figures[3]) == 0
 
     cdef bint _read_start(self, const unsigned char* p, Py_ssize_t n) except -1:
         """message_start's id, model and usage taken from its bytes; False, nothing taken, when

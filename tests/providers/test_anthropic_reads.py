@@ -1,6 +1,6 @@
-"""message_start and message_delta read from their bytes (kernels/jsonread.pxi) map as decoding
-them would: the same chunks for every way the same event can be written, the same failures for
-events that are not JSON or not of the event's shape."""
+"""Answers, message_start and message_delta read from their bytes (kernels/jsonread.pxi) map as
+decoding them would: the same chunks and answers for every way the same JSON can be written, the
+same failures for what is not JSON or not of the shape."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastgate._transforms import AnthropicStream
+from fastgate._transforms import AnthropicStream, anthropic_to_openai_chat
+from fastgate.errors import GatewayError
 from tests.support.sse import openai_chunks
 
 #: A member no reader matches (its key is written with an escape) and every decoder ignores
@@ -134,6 +135,10 @@ def test_values_skipped_are_checked_for_their_brackets_and_quotes_only() -> None
     assert _run(start, '{"usage":{"output_tokens":1}}', include_usage=False)[0]["id"] == "m"
     with pytest.raises(ValueError):
         _run(_decoded(start), '{"usage":{"output_tokens":1}}', include_usage=False)
+    answer = '{"id":"m","content":[{"type":"text","text":"hi"}],"odd":[1 2]}'
+    assert _answer(answer)["choices"][0]["message"]["content"] == "hi"
+    with pytest.raises(GatewayError):
+        _answer(_decoded(answer))
 
 
 _GOOD_START = '{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":1}}}'
@@ -196,3 +201,71 @@ def test_an_escaped_key_is_left_to_the_decoder() -> None:
     start = '{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tok\\u0065ns":8}}}'
     chunks = _run(start, _GOOD_DELTA, include_usage=True)
     assert chunks[-2]["usage"]["prompt_tokens"] == 8
+
+
+# ---- answers ---------------------------------------------------------------------------------
+
+_block = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": _text}),
+    st.fixed_dictionaries(
+        {"type": st.just("text"), "text": _text, "citations": st.just([{"type": "char_location"}])}
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("tool_use"),
+            "id": st.just("toolu_1"),
+            "name": st.just("f"),
+            "input": st.just({"a": 1}),
+        }
+    ),
+    st.fixed_dictionaries({"type": st.just("thinking"), "thinking": _text, "signature": st.just("s")}),
+)
+
+
+@st.composite
+def _answers(draw: st.DrawFn) -> dict[str, Any]:
+    answer: dict[str, Any] = {"type": "message", "role": "assistant"}
+    if draw(st.booleans()):
+        answer["id"] = draw(_text)
+    if draw(st.booleans()):
+        answer["model"] = draw(_text)
+    if draw(st.booleans()):
+        answer["content"] = draw(st.lists(_block, max_size=3))
+    if draw(st.booleans()):
+        answer["stop_reason"] = draw(st.sampled_from([None, "end_turn", "max_tokens", "tool_use", "refusal"]))
+    if draw(st.booleans()):
+        answer["usage"] = _usage(draw, output_required=False)
+    for name, value in draw(st.lists(_skipped, max_size=2)):
+        answer[name] = value
+    order = draw(st.permutations(list(answer)))
+    return {k: answer[k] for k in order}
+
+
+def _answer(data: str) -> Any:
+    return json.loads(
+        re.sub(rb'"created":\d+', b'"created":0', anthropic_to_openai_chat(data.encode(), "anthropic"))
+    )
+
+
+@given(_answers(), st.integers(0, 2))
+@settings(max_examples=400, deadline=None)
+def test_read_or_decoded_an_answer_maps_the_same(answer: dict[str, Any], style: int) -> None:
+    data = _written(answer, style)
+    read = _answer(data)
+    assert read == _answer(_decoded(data))
+    texts = [b["text"] for b in answer.get("content", []) if b["type"] == "text"]
+    assert read["choices"][0]["message"]["content"] == ("".join(texts) if texts else None)
+
+
+def test_an_answer_decoding_refuses_is_a_502() -> None:
+    for data in (
+        '{"id":"m","content":[{"type":"text","text":"hi"}]',  # cut short
+        '{"id":"m","content":[{"type":"text","text":"hi"}]} x',  # more after the object
+        '{"id":"m","content":[{"type":"text","text":"hi\x01"}]}',  # a raw control character
+        '{"id":"m","content":[{"type":"text","text":"hi"}],"usage":{"output_tokens":1.5}}',
+        '{"id":7,"content":[]}',
+        '{"id":"m","content":{}}',
+    ):
+        with pytest.raises(GatewayError) as refused:
+            anthropic_to_openai_chat(data.encode(), "anthropic")
+        assert refused.value.status == 502
