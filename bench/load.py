@@ -1008,7 +1008,7 @@ COMPARISONS = (
     (
         "fastgate-anthropic",
         "fastgate",
-        "anthropic / openai (mapped provider ÷ passthrough; target: within 20%)",
+        "anthropic / openai (mapped provider ÷ passthrough; target: within 10%)",
     ),
     (
         "fastgate",

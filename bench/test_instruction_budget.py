@@ -1,6 +1,8 @@
 """The mapped-provider budget read from instruction counts, not time.
 
-The issue's target is a mapped provider (Anthropic) within 20% of the OpenAI passthrough. On this
+A mapped provider (Anthropic) within 10% of the OpenAI passthrough per request (issue 27's target)
+and within 15% per stream (1.139x reached; the target's 1.10x is not, see bench/README.md, "The
+mapped provider's answers and stream events, read from their bytes"). On this
 shared 2-core machine the wall-clock ratio of the two in-process paths moves by ±0.04 from run to
 run (see ``test_request_path_interleaved``), too much to tell 1.17 from 1.21; callgrind's count of
 the instructions one request costs (``bench/instructions.py``) is the same in every run, so a
@@ -16,23 +18,24 @@ from bench.instructions import per_request
 
 
 @pytest.mark.timeout(600)  # four runs under valgrind: about a minute here
-def test_budget_anthropic_within_20_percent_of_openai(valgrind: None) -> None:
+def test_budget_anthropic_within_10_percent_of_openai(valgrind: None) -> None:
+    """1.089x at this commit (1.12x, then 1.107x before the answer was read from its bytes)."""
     openai, _ = per_request("openai", inclusive=False)
     anthropic, _ = per_request("anthropic", inclusive=False)
     print(
         f"\ninstructions per request: openai {openai:,.0f}, anthropic {anthropic:,.0f} "
         f"({anthropic / openai:.3f}x)"
     )
-    assert anthropic < 1.2 * openai
+    assert anthropic < 1.1 * openai
 
 
 @pytest.mark.timeout(600)
-def test_budget_anthropic_stream_within_20_percent_of_openai(valgrind: None) -> None:
-    """A 20-delta stream: 1.18x at this commit (1.98x at the start, 1.37x, then 1.25x)."""
+def test_budget_anthropic_stream_within_15_percent_of_openai(valgrind: None) -> None:
+    """A 20-delta stream: 1.139x at this commit (1.98x at the start, 1.37x, 1.25x, 1.18x, 1.16x)."""
     openai, _ = per_request("openai", stream=True, inclusive=False)
     anthropic, _ = per_request("anthropic", stream=True, inclusive=False)
     print(
         f"\ninstructions per stream: openai {openai:,.0f}, anthropic {anthropic:,.0f} "
         f"({anthropic / openai:.3f}x)"
     )
-    assert anthropic < 1.2 * openai
+    assert anthropic < 1.15 * openai
