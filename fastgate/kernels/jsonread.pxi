@@ -1,18 +1,18 @@
 # A few members of a JSON object read from its bytes, the rest of it skipped.
 #
-# A stream's control events carry the few values a mapping needs among many it does not
-# (Anthropic's message_start: the id, model and usage, beside the role, content, stop fields,
-# the cache breakdown, the service tier). Decoding such an event into Structs costs more than
-# the rest of its mapping (~4,700 instructions for a short message_start), most of it the
+# A stream's control events and an answer carry the few values a mapping needs among many it
+# does not (Anthropic's message_start: the id, model and usage, beside the role, content, stop
+# fields, the cache breakdown, the service tier). Decoding such an event into Structs costs more
+# than the rest of its mapping (~4,700 instructions for a short message_start), most of it the
 # Structs made and freed. These read the members asked for and skip every other value by its
 # quotes and brackets.
 #
 # They read only what they read exactly as msgspec would: a wanted string without escapes, a
 # wanted number that is a plain non-negative integer, ``null``. On anything else (an escape, a
 # float, a bracket that does not match, bytes after the object) they give up, and the caller
-# decodes the event as it would have, so a value read here is the value decoding gives, and
-# a malformed event fails as it would have. Values skipped are checked only for their quotes
-# and brackets.
+# decodes as it would have, so a value read here is the value decoding gives, and a document
+# whose members, quotes or brackets are malformed fails as it would have. Inside a value skipped
+# only quotes and brackets are checked: a scalar no JSON allows there passes.
 
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp
