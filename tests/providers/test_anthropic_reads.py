@@ -269,3 +269,31 @@ def test_an_answer_decoding_refuses_is_a_502() -> None:
         with pytest.raises(GatewayError) as refused:
             anthropic_to_openai_chat(data.encode(), "anthropic")
         assert refused.value.status == 502
+
+
+_long_text = st.text(
+    st.one_of(
+        st.sampled_from('abcdefghij ,.-"\\/\n\t\x7f'),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=300,
+)
+
+
+@given(_long_text, st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_a_long_text_is_copied_as_decoding_would_write_it(text: str, escaped: bool) -> None:
+    """Texts past a few words are checked a word (8 bytes) at a time where they are plain ASCII."""
+    data = json.dumps({"id": "m", "content": [{"type": "text", "text": text}]}, ensure_ascii=escaped)
+    read = _answer(data)
+    assert read == _answer(_decoded(data))
+    assert read["choices"][0]["message"]["content"] == text
+
+
+@pytest.mark.parametrize("at", [0, 7, 8, 9, 15, 16, 17, 31, 40])
+@pytest.mark.parametrize("bad", [b"\x01", b"\xff", b"\xc0\xaf", b"\\x"])
+def test_a_long_text_that_is_not_json_is_refused_wherever_it_breaks(at: int, bad: bytes) -> None:
+    text = b"plain ascii text " * 3
+    data = b'{"id":"m","content":[{"type":"text","text":"' + text[:at] + bad + text[at:] + b'"}]}'
+    with pytest.raises(GatewayError):
+        anthropic_to_openai_chat(data, "anthropic")
