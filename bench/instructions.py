@@ -44,7 +44,7 @@ def _loop_thread(profile: Path) -> Path:
     return profile.with_name(profile.name + "-01")
 
 
-def _functions(profile: Path, inclusive: bool) -> tuple[int, dict[str, int]]:
+def functions_of(profile: Path, inclusive: bool) -> tuple[int, dict[str, int]]:
     """Total instructions and instructions per function of one callgrind profile."""
     argv = ["callgrind_annotate", "--threshold=100", "--auto=no", str(profile)]
     if inclusive:
@@ -96,7 +96,7 @@ def per_request(
             for run in runs:
                 run.result()
         (total_short, few), (total_long, many) = (
-            _functions(_loop_thread(p), inclusive) for p in (short, long)
+            functions_of(_loop_thread(p), inclusive) for p in (short, long)
         )
     names = many.keys() | few.keys()
     deltas = {name: (many.get(name, 0) - few.get(name, 0)) / (LONG - SHORT) for name in names}

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.instructions import REPO, parse_annotate
+from bench.instructions import REPO, functions_of
 
 FEW, MANY = 2000, 6000
 #: A member no reader matches (its key has an escape) and every decoder ignores.
@@ -87,16 +87,6 @@ def _inner(case: str, calls: int) -> None:
         call()
 
 
-def _total(profile: Path) -> int:
-    report = subprocess.run(
-        ["callgrind_annotate", "--threshold=100", "--auto=no", str(profile)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return parse_annotate(report)[0]
-
-
 def per_call(case: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         profiles = {n: Path(tmp, str(n)) for n in (FEW, MANY)}
@@ -110,7 +100,8 @@ def per_call(case: str) -> float:
 
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(run, profiles))
-        return (_total(profiles[MANY]) - _total(profiles[FEW])) / (MANY - FEW)
+        many, few = (functions_of(profiles[n], inclusive=False)[0] for n in (MANY, FEW))
+        return (many - few) / (MANY - FEW)
 
 
 def main() -> int:

@@ -53,15 +53,20 @@ cdef inline int _out_put_text(_Out* out, str text) except -1:
 
 
 cdef inline int _out_put_decimal(_Out* out, Py_ssize_t value) except -1:
-    """``value``, not negative (a length, a count, a time), in decimal."""
+    """``value`` (a length, a count, a time) in decimal; below zero with its sign, as a count
+    an upstream sent so is relayed, so what is written is JSON whatever the figure."""
     cdef char digits[24]
     cdef Py_ssize_t n = 24
+    cdef size_t magnitude = <size_t>value if value >= 0 else -<size_t>value
     while True:
         n -= 1
-        digits[n] = 48 + value % 10
-        value //= 10
-        if value <= 0:
+        digits[n] = 48 + magnitude % 10
+        magnitude //= 10
+        if magnitude == 0:
             break
+    if value < 0:
+        n -= 1
+        digits[n] = 45  # "-"
     return _out_put(out, digits + n, 24 - n)
 
 

@@ -688,21 +688,15 @@ cdef inline str _an_finish_reason(object stop_reason, bint strict):
     return _AN_FINISH_REASONS.get(stop_reason, "stop")
 
 
-cdef inline long _an_count(long value) noexcept:
-    """A token count as written: one below zero (no upstream sends one) as 0."""
-    return value if value > 0 else 0
-
-
 cdef inline bytes _an_usage(object input_tokens, long output_tokens, object cache_creation,
                           object cache_read):
     """OpenAI usage as JSON text (for the answer's template, or a Raw in a chunk or text
     completion Struct). Anthropic's input_tokens excludes the cache (its Usage docs: total input
     is the sum of input_tokens, cache_creation_input_tokens and cache_read_input_tokens);
     OpenAI's prompt_tokens counts it all."""
-    cdef long created = _an_count(cache_creation or 0)
-    cdef long read = _an_count(cache_read or 0)
-    cdef long prompt = _an_count(input_tokens or 0)
-    return _answer_usage_json(prompt + created + read, _an_count(output_tokens), read, created)
+    cdef long created = cache_creation or 0
+    cdef long read = cache_read or 0
+    return _answer_usage_json((input_tokens or 0) + created + read, output_tokens, read, created)
 
 
 cdef inline bytes _an_message_usage(object u):
