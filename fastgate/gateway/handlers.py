@@ -30,6 +30,8 @@ from fastgate.upstream.pool import UpstreamPool
 
 _EMPTY_VIEW = RequestView()
 _JSON_TYPES = ("", "application/json")
+#: Held once, as in ``providers/openai.py``.
+_CHAT = Endpoint.CHAT
 
 
 class Gateway:
@@ -137,7 +139,7 @@ class Gateway:
                 elif (
                     plan is not None
                     and plan.chat_request_decoder is not None
-                    and endpoint is Endpoint.CHAT
+                    and endpoint is _CHAT
                     and not ingress
                 ):
                     view = plan.chat_request_decoder.decode(body)  # the whole request, for the mapping too

@@ -69,19 +69,38 @@ cdef inline Py_ssize_t _js_utf8_length(const unsigned char* p, Py_ssize_t i, Py_
     return size
 
 
+cdef extern from *:
+    """
+    /* The first byte of a word (as loaded from memory) that a "has a byte below" test flagged:
+       on a little-endian machine its lowest flag, which is exact (a borrow runs only towards
+       the later bytes); on a big-endian one a borrow runs towards the earlier bytes, so the
+       word's first byte, from where the caller tests byte by byte. */
+    static inline int fg_first_flagged_byte(uint64_t flags) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return __builtin_ctzll(flags) >> 3;
+    #else
+        (void)flags;
+        return 0;
+    #endif
+    }
+    """
+    int fg_first_flagged_byte(uint64_t flags) noexcept nogil
+
+
 cdef inline Py_ssize_t _js_plain_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
-    """Past the words (8 bytes) from ``p[i]`` that are all printable ASCII other than a quote or
-    a backslash: most of a long text, tested a word at a time (each "has a byte below" test is
-    exact). Tried where a string starts and after each escape or multi-byte character, so a
-    short string (a streamed token) pays one test."""
-    cdef uint64_t ones = 0x0101010101010101ULL, w, quote, backslash
+    """The first byte from ``p[i]`` that is not printable ASCII other than a quote or a
+    backslash (or the last word's end), tested a word (8 bytes) at a time: most of a long text
+    in few tests, and a short string (a streamed token) ending in its first word found in one.
+    Tried where a string starts and after each escape or multi-byte character."""
+    cdef uint64_t ones = 0x0101010101010101ULL, w, quote, backslash, flags
     while i + 8 <= n:
         memcpy(&w, p + i, 8)
         quote = w ^ (ones * 0x22)
         backslash = w ^ (ones * 0x5C)
-        if ((w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote)
-                | ((backslash - ones) & ~backslash)) & 0x8080808080808080ULL):
-            break
+        flags = (w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote)
+                 | ((backslash - ones) & ~backslash)) & 0x8080808080808080ULL
+        if flags:
+            return i + fg_first_flagged_byte(flags)
         i += 8
     return i
 

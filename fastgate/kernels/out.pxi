@@ -40,6 +40,16 @@ cdef inline int _out_put(_Out* out, const char* src, Py_ssize_t n) except -1:
     return 0
 
 
+cdef inline char* _out_take(_Out* out, Py_ssize_t n) except NULL:
+    """Room for ``n`` more bytes, counted as written: where the caller copies them (a piece made
+    of several parts pays one capacity check)."""
+    if out.size + n > out.cap:
+        _out_grow(out, n)
+    cdef char* at = out.data + out.size
+    out.size += n
+    return at
+
+
 cdef inline int _out_put_bytes(_Out* out, bytes piece) except -1:
     return _out_put(out, PyBytes_AS_STRING(piece), PyBytes_GET_SIZE(piece))
 

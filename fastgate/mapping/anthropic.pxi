@@ -946,6 +946,17 @@ cdef class _AnTextChunks:
         return _chunk_frame(_error_body(502, message, type=type, provider=provider)) + _CHUNK_SSE_DONE
 
 
+# The chunks the events of one read make, taken as bytes before ``feed`` or ``finish`` returns:
+# one buffer for every stream (no feed runs inside another), rather than one per stream, which
+# an open stream would hold between its reads (4 KB each) and which a read of twenty deltas
+# outgrew (a malloc, a copy and two frees a stream).
+cdef _Out _an_chunks
+_an_chunks.data = <char*>PyMem_Malloc(16384)
+if _an_chunks.data == NULL:
+    raise MemoryError()
+_an_chunks.size, _an_chunks.cap, _an_chunks.heap = 0, 16384, True
+
+
 cdef class AnthropicStream(EventSink):
     """Anthropic's event-typed SSE as OpenAI chunks, event by event.
 
@@ -958,12 +969,11 @@ cdef class AnthropicStream(EventSink):
     (its versioning policy says to expect them) produce nothing.
 
     The events of a read are taken as pointers into it (``EventSink``) and their chunks written
-    into one buffer; text deltas and the opening of a text block, nearly every event, are
-    mapped from their bytes without decoding.
+    into one buffer (``_an_chunks``); text deltas and the opening of a text block, nearly every
+    event, are mapped from their bytes without decoding.
     """
 
     cdef SSEDecoder _sse
-    cdef _Out _buf  # the chunks the events of one read made
     cdef object _writer
     cdef ChunkWriter _chat  # the writer again, typed, when it is a ChunkWriter: deltas skip dispatch
     cdef readonly bint done
@@ -977,15 +987,6 @@ cdef class AnthropicStream(EventSink):
     cdef int _output_tokens
     cdef object _cache_creation
     cdef object _cache_read
-
-    def __cinit__(self):
-        self._buf.data = <char*>PyMem_Malloc(4096)
-        if self._buf.data == NULL:
-            raise MemoryError()
-        self._buf.size, self._buf.cap, self._buf.heap = 0, 4096, True
-
-    def __dealloc__(self):
-        PyMem_Free(self._buf.data)
 
     def __init__(self, str provider, bint include_usage=False, bint strict=True,
                  bint text_completion=False):
@@ -1089,8 +1090,8 @@ cdef class AnthropicStream(EventSink):
                                            self._cache_creation, self._cache_read))
         reason = _an_finish_reason(self._stop_reason, self._strict)
         if self._chat is not None:
-            return self._chat._put_finish(&self._buf, reason, usage)
-        return _out_put_bytes(&self._buf, self._out().finish(reason, usage))
+            return self._chat._put_finish(&_an_chunks, reason, usage)
+        return _out_put_bytes(&_an_chunks, self._out().finish(reason, usage))
 
     cdef inline Py_ssize_t _text_delta(self, const char* p, Py_ssize_t n, bytes head, bytes tail,
                                        bint exact) except -1:
@@ -1111,7 +1112,7 @@ cdef class AnthropicStream(EventSink):
         if end < 0 or after > n or (exact and after != n) \
                 or memcmp(p + end + 1, <const char*>tail, m) != 0:
             return 0
-        if not self._chat._put_content_json(&self._buf, p + start, end + 1 - start):
+        if not self._chat._put_content_json(&_an_chunks, p + start, end + 1 - start):
             return 0
         return after
 
@@ -1198,26 +1199,26 @@ cdef class AnthropicStream(EventSink):
                 return 0
         elif kind == _AN_MESSAGE_START:
             if self._read_start(<const unsigned char*>data, n):
-                return _out_put_bytes(&self._buf, self._role())
+                return _out_put_bytes(&_an_chunks, self._role())
         elif kind == _AN_MESSAGE_DELTA:
             if self._read_message_delta(<const unsigned char*>data, n):
                 return 0
         elif kind == _AN_MESSAGE_STOP:
             return self._put_finish()
         piece = self._event(kind, PyBytes_FromStringAndSize(data, n))
-        return _out_put_bytes(&self._buf, piece)
+        return _out_put_bytes(&_an_chunks, piece)
 
     cdef bytes _taken(self):
-        cdef Py_ssize_t n = self._buf.size
+        cdef Py_ssize_t n = _an_chunks.size
         if n == 0:
             return _SSE_EMPTY
-        self._buf.size = 0
-        return PyBytes_FromStringAndSize(self._buf.data, n)
+        _an_chunks.size = 0
+        return PyBytes_FromStringAndSize(_an_chunks.data, n)
 
     def feed(self, bytes chunk):
         if self.done:
             return _SSE_EMPTY
-        self._buf.size = 0  # what a feed that raised left
+        _an_chunks.size = 0  # what a feed that raised left
         self._sse.scan(chunk, self)
         return self._taken()
 
@@ -1226,10 +1227,10 @@ cdef class AnthropicStream(EventSink):
         ``error`` event), so a stream cut before either ends with an error chunk."""
         if self.done:
             return _SSE_EMPTY
-        self._buf.size = 0
+        _an_chunks.size = 0
         self._sse.close_into(self)
         if not self.done:
             self.done = True
-            _out_put_bytes(&self._buf, self._out().error(
+            _out_put_bytes(&_an_chunks, self._out().error(
                 f"{self._provider} error: stream ended before message_stop"))
         return self._taken()

@@ -166,10 +166,13 @@ cdef class ChunkWriter:
         if self._frame is None:
             self._write_frame()
         cdef const char* frame = PyBytes_AS_STRING(self._frame)
+        cdef Py_ssize_t head = self._cut + _CHUNK_CONTENT_TEXT_AT
         cdef Py_ssize_t resume = self._cut + len(_CHUNK_CONTENT_FIELD)
-        _out_put(out, frame, self._cut + _CHUNK_CONTENT_TEXT_AT)
-        _out_put(out, text, n)
-        _out_put(out, frame + resume, PyBytes_GET_SIZE(self._frame) - resume)
+        cdef Py_ssize_t rest = PyBytes_GET_SIZE(self._frame) - resume
+        cdef char* q = _out_take(out, head + n + rest)
+        memcpy(q, frame, head)
+        memcpy(q + head, text, n)
+        memcpy(q + head + n, frame + resume, rest)
         return True
 
     def content(self, str text):

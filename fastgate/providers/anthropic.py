@@ -32,6 +32,8 @@ from fastgate.schema.openai import RawContentChatRequest
 
 #: The API version every request names (https://docs.anthropic.com/en/api/versioning).
 DEFAULT_VERSION = "2023-06-01"
+#: Held once, as in ``providers/openai.py``.
+_CHAT, _COMPLETIONS, _MODELS = Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.MODELS
 
 
 class AnthropicProvider(OpenAICompatible):
@@ -70,11 +72,11 @@ class AnthropicProvider(OpenAICompatible):
         if call.endpoint in RELAYED:  # the passthrough, and Messages as the client sent them
             return self.proxy_request(call)
         headers = self.request_headers(call)
-        if call.endpoint is Endpoint.MODELS:
+        if call.endpoint is _MODELS:
             return UpstreamRequest("GET", self.url(call, "/models"), headers, None)
         headers["Content-Type"] = "application/json"
         try:
-            if call.endpoint is Endpoint.COMPLETIONS:
+            if call.endpoint is _COMPLETIONS:
                 body = openai_completion_to_anthropic(call.body, call.target.override_params)
             else:
                 view = call.view  # the whole request when the handler decoded it so
@@ -86,11 +88,11 @@ class AnthropicProvider(OpenAICompatible):
 
     def response(self, call: Call, body: bytes) -> bytes:
         endpoint = call.endpoint
-        if endpoint is Endpoint.CHAT:
+        if endpoint is _CHAT:
             return anthropic_to_openai_chat(body, self.name, call.target.strict_open_ai_compliance)
-        if endpoint is Endpoint.COMPLETIONS:
+        if endpoint is _COMPLETIONS:
             return anthropic_to_openai_completion(body, self.name)
-        if endpoint is Endpoint.MODELS:
+        if endpoint is _MODELS:
             return anthropic_models_to_openai(body, self.name)
         return body
 
@@ -100,5 +102,5 @@ class AnthropicProvider(OpenAICompatible):
             self.name,
             include_usage=bool(options and options.include_usage),
             strict=call.target.strict_open_ai_compliance,
-            text_completion=call.endpoint is Endpoint.COMPLETIONS,
+            text_completion=call.endpoint is _COMPLETIONS,
         )

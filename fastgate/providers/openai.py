@@ -28,6 +28,8 @@ from fastgate.providers.urls import under_host
 from fastgate.schema.openai import json_encoder, object_decoder
 
 _DONE = b"data: [DONE]\n\n"
+#: Held once: on Python 3.11 each ``Endpoint.X`` goes through EnumType's ``__getattr__`` hook (~50 ns).
+_MODELS, _PROXY = Endpoint.MODELS, Endpoint.PROXY
 #: What an OpenAI-compatible API serves unless its row says otherwise: moderations are OpenAI's
 #: own, and rerank (not an OpenAI route) only where the provider documents one.
 COMPATIBLE_ENDPOINTS = OPENAI_ENDPOINTS - {Endpoint.MODERATIONS, Endpoint.RERANK}
@@ -161,7 +163,7 @@ class OpenAICompatible(Provider):
             return self.operation_request(call)
         headers = self.request_headers(call)
         url = self.url(call, "/" + call.endpoint._value_)  # the value, without Enum's property
-        if call.endpoint is Endpoint.MODELS:
+        if call.endpoint is _MODELS:
             return UpstreamRequest("GET", f"{url}?{call.query}" if call.query else url, headers, None)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", url, headers, apply_overrides(call.body, call.target.override_params))
@@ -175,7 +177,7 @@ class OpenAICompatible(Provider):
         key's or a config's secret is not to be replaced by whatever key the client holds
         (Claude Code sends one whether or not the gateway needs it)."""
         headers = self.auth_headers(call)
-        dropped = NOT_FORWARDED if call.endpoint is Endpoint.PROXY else _NATIVE_NOT_FORWARDED
+        dropped = NOT_FORWARDED if call.endpoint is _PROXY else _NATIVE_NOT_FORWARDED
         for name, value in call.headers.items():
             lower = name.lower()
             if lower.startswith("x-portkey-") or lower in dropped:
@@ -231,7 +233,7 @@ class OpenAICompatible(Provider):
     def response(self, call: Call, body: bytes) -> bytes:
         check_answer(body)
         suffix = self._provider_suffix
-        if suffix and body.endswith(b"}") and call.endpoint is not Endpoint.PROXY:
+        if suffix and body.endswith(b"}") and call.endpoint is not _PROXY:
             head = body[:-1].rstrip()
             return head + (suffix[1:] if head.endswith(b"{") else suffix)  # "{}": no comma
         return body

@@ -290,7 +290,17 @@ def test_a_long_text_is_copied_as_decoding_would_write_it(text: str, escaped: bo
     assert read["choices"][0]["message"]["content"] == text
 
 
-@pytest.mark.parametrize("at", [0, 7, 8, 9, 15, 16, 17, 31, 40])
+@pytest.mark.parametrize("at", range(18))
+@pytest.mark.parametrize("special", ['"', "\\", "\n", "é", "€", "😀", "\x7f"])
+def test_a_character_to_look_at_is_found_wherever_it_stands_in_a_word(at: int, special: str) -> None:
+    """The word test stops at the first byte it flags: an escape or a multi-byte character at
+    any place in the first words is taken as it is, and the text after it copied as well."""
+    text = "plain ascii text"[:at] + special + "plain ascii text"
+    data = json.dumps({"id": "m", "content": [{"type": "text", "text": text}]}, ensure_ascii=False)
+    assert _answer(data)["choices"][0]["message"]["content"] == text
+
+
+@pytest.mark.parametrize("at", [0, 1, 3, 6, 7, 8, 9, 15, 16, 17, 31, 40])
 @pytest.mark.parametrize("bad", [b"\x01", b"\xff", b"\xc0\xaf", b"\\x"])
 def test_a_long_text_that_is_not_json_is_refused_wherever_it_breaks(at: int, bad: bytes) -> None:
     text = b"plain ascii text " * 3
