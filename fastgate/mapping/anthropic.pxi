@@ -1117,12 +1117,19 @@ cdef class AnthropicStream(EventSink):
         return after
 
     cdef Py_ssize_t whole(self, const char* p, Py_ssize_t n) except -1:
-        """A text delta written as Anthropic writes the event (its two lines and the blank one,
-        ending in LF), mapped from the read as ``take`` would map it, without the line parse:
-        most of a stream's events."""
+        """An event written as Anthropic writes every event (its two lines and the blank one,
+        ending in LF), mapped without the line parse: a text delta, most of a stream's events,
+        from the read's bytes as ``take`` would map it; any other event handed to ``take``."""
+        cdef Py_ssize_t off, event_n, data_at, data_n
         if self.done:
             return 0
-        return self._text_delta(p, n, _AN_TEXT_EVENT_HEAD, _AN_TEXT_EVENT_TAIL, False)
+        off = self._text_delta(p, n, _AN_TEXT_EVENT_HEAD, _AN_TEXT_EVENT_TAIL, False)
+        if off:
+            return off
+        off = _sse_two_lines(p, n, &event_n, &data_at, &data_n)
+        if off:
+            self.take(p + 7, event_n, p + data_at, data_n)
+        return off
 
     cdef bytes _event(self, _AnEvent kind, bytes data):
         cdef int index

@@ -650,6 +650,41 @@ def test_deltas_map_the_same_whatever_the_reads(texts: list[str], cuts: list[int
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1] == "[DONE]"
 
 
+def _whole_stream(sse: bytes, strict: bool) -> bytes:
+    stream = AnthropicStream("anthropic", include_usage=True, strict=strict)
+    return re.sub(rb'"created":\d+', b'"created":0', stream.feed(sse) + stream.finish())
+
+
+@pytest.mark.parametrize(
+    "name", ["stream_text.sse", "stream_thinking.sse", "stream_tool_use.sse", "stream_error.sse"]
+)
+@pytest.mark.parametrize("strict", [True, False])
+def test_events_written_as_anthropic_writes_them_map_as_the_line_parse_reads_them(
+    name: str, strict: bool
+) -> None:
+    """Events of two LF lines are handed on without the line parse (``_sse_two_lines``); the
+    same events written so that only the parse reads them (no space after the colon, CR or
+    CRLF line ends) map to the same chunks."""
+    sse = load(name)
+    assert b"event: " in sse and b"\r" not in sse
+    mapped = _whole_stream(sse, strict)
+    assert openai_chunks(mapped)
+    assert _whole_stream(sse.replace(b"event: ", b"event:").replace(b"data: ", b"data:"), strict) == mapped
+    assert _whole_stream(sse.replace(b"\n", b"\r"), strict) == mapped
+    assert _whole_stream(sse.replace(b"\n", b"\r\n"), strict) == mapped
+
+
+def test_a_cr_inside_a_data_line_ends_the_line_as_the_parse_reads_it() -> None:
+    """A CR ends a line: the data is cut there (and the rest is a field of its own), so the
+    event is not the two lines it looks like."""
+    cut = (
+        b'event: message_delta\ndata: {"type":"message_delta",\r"delta":{"stop_reason":"end_turn"},'
+        b'"usage":{"output_tokens":2}}\n\n'
+    )
+    with pytest.raises(ValueError):
+        _mapped(cut)
+
+
 def _block_start(data: bytes) -> bytes:
     return _mapped(b"event: content_block_start\ndata: " + data + b"\n\n")
 
