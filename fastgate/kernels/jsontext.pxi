@@ -105,7 +105,7 @@ cdef inline Py_ssize_t _js_plain_end(const unsigned char* p, Py_ssize_t i, Py_ss
     return i
 
 
-cdef Py_ssize_t _js_json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+cdef inline Py_ssize_t _js_json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
     """Where the JSON string whose text starts at ``p[i]`` closes (its quote), when the string
     is as msgspec writes strings, so it can be copied into output as it is; -1 when not, or when
     it is not valid JSON, and the caller decodes it instead.
@@ -113,10 +113,18 @@ cdef Py_ssize_t _js_json_string_end(const unsigned char* p, Py_ssize_t i, Py_ssi
     msgspec writes UTF-8 as it is and escapes only ``"``, ``\\``, ``\\b \\f \\n \\r \\t`` and other
     control characters as ``\\u00XX``; ``\\u`` escapes and ``\\/`` are refused here rather than
     checked, so an accepted string is byte for byte what decoding and encoding it would give.
+    A plain string (a streamed token) is found here, inline; the rest is looked at byte by byte.
     """
+    i = _js_plain_end(p, i, n)
+    if i < n and p[i] == b'"':
+        return i
+    return _js_string_end_after_plain(p, i, n)
+
+
+cdef Py_ssize_t _js_string_end_after_plain(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """``_js_json_string_end`` on from where the word test stopped, a byte at a time."""
     cdef unsigned char c
     cdef Py_ssize_t size
-    i = _js_plain_end(p, i, n)
     while i < n:
         c = p[i]
         if c == b'"':

@@ -26,7 +26,7 @@ cdef int _answer_put_json_string(_Out* out, object text) except -1:
     if type(text) is str and PyUnicode_IS_ASCII(text):
         p = <const unsigned char*>PyUnicode_DATA(text)
         n = PyUnicode_GET_LENGTH(text)
-        for i in range(n):
+        for i in range(_js_plain_end(p, 0, n), n):
             if p[i] < 0x20 or p[i] == b'"' or p[i] == b"\\":
                 break
         else:

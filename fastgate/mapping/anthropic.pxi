@@ -16,6 +16,7 @@ import binascii as _binascii
 from datetime import datetime as _datetime
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.float cimport PyFloat_AS_DOUBLE
 
 from fastgate.errors import GatewayError as _GatewayError
 from fastgate.schema.anthropic import (
@@ -134,14 +135,15 @@ cdef inline _AnEvent _an_event_kind(const char* name, Py_ssize_t n) noexcept:
 # {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
 cdef bytes _AN_TEXT_HEAD = b'{"type":"content_block_delta","index":'
 cdef bytes _AN_TEXT_MID = b',"delta":{"type":"text_delta","text":'
-cdef bytes _AN_TEXT_TAIL = b"}}"
 
 
 # The whole event, as Anthropic writes it: its two lines and the blank one.
 # event: content_block_delta
 # data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
 cdef bytes _AN_TEXT_EVENT_HEAD = b"event: content_block_delta\ndata: " + _AN_TEXT_HEAD
-cdef bytes _AN_TEXT_EVENT_TAIL = _AN_TEXT_TAIL + b"\n\n"
+# What follows the text: "}}" ends the data, and "\n\n" the event (compared as C literals).
+cdef enum:
+    _AN_DELTA_HEAD_MAX = 128  # a whole event's bytes before its text, kept while it repeats
 
 
 # The opening of a text block, as Anthropic writes it: nothing to send.
@@ -440,17 +442,24 @@ cdef inline bint _an_put_count(_Out* out, object value) except -1:
 
 
 cdef dict _AN_FLOAT_TEXT = {}  # a float's JSON as msgspec writes it, for the few values clients send
+cdef double _an_last_float = 0.0  # the last float written (0: none), and its JSON
+cdef bytes _an_last_float_text = None
 
 
 cdef inline int _an_put_float(_Out* out, object value) except -1:
     """``value`` as msgspec writes it (the Struct path's bytes), remembered: a deployment's
-    clients send a handful of temperatures and top_p values. Zero is not remembered, since
-    -0.0 == 0.0 as a key."""
+    clients send a handful of temperatures and top_p values, and the last one is compared
+    before any look-up. Zero is not remembered, since -0.0 == 0.0 as a key."""
+    global _an_last_float, _an_last_float_text
+    if type(value) is float and PyFloat_AS_DOUBLE(value) == _an_last_float and _an_last_float != 0:
+        return _out_put_bytes(out, _an_last_float_text)
     text = _AN_FLOAT_TEXT.get(value) if value != 0 else None
     if text is None:
         text = _chunk_encode_json(value)
         if value != 0 and len(_AN_FLOAT_TEXT) < 256:
             _AN_FLOAT_TEXT[value] = text
+    if type(value) is float and value != 0:
+        _an_last_float, _an_last_float_text = PyFloat_AS_DOUBLE(value), text
     return _out_put_bytes(out, text)
 
 
@@ -957,6 +966,7 @@ if _an_chunks.data == NULL:
 _an_chunks.size, _an_chunks.cap, _an_chunks.heap = 0, 16384, True
 
 
+@cython.final
 cdef class AnthropicStream(EventSink):
     """Anthropic's event-typed SSE as OpenAI chunks, event by event.
 
@@ -974,6 +984,8 @@ cdef class AnthropicStream(EventSink):
     """
 
     cdef SSEDecoder _sse
+    cdef char _delta_head[_AN_DELTA_HEAD_MAX]  # the last text delta's bytes up to its text's quote
+    cdef Py_ssize_t _delta_head_n  # (0: none yet)
     cdef object _writer
     cdef ChunkWriter _chat  # the writer again, typed, when it is a ChunkWriter: deltas skip dispatch
     cdef readonly bint done
@@ -991,6 +1003,7 @@ cdef class AnthropicStream(EventSink):
     def __init__(self, str provider, bint include_usage=False, bint strict=True,
                  bint text_completion=False):
         self._sse = SSEDecoder()
+        self._delta_head_n = 0
         self._writer = None
         self._chat = None
         self.done = False
@@ -998,7 +1011,7 @@ cdef class AnthropicStream(EventSink):
         self._include_usage = include_usage
         self._strict = strict
         self._text = text_completion
-        self._tool_index = {}
+        self._tool_index = None  # made at the first tool_use block
         self._stop_reason = None
         self._input_tokens = None
         self._output_tokens = 0
@@ -1076,10 +1089,11 @@ cdef class AnthropicStream(EventSink):
             self._stop_reason = stop_reason
         return True
 
-    cdef bytes _role(self):
+    cdef int _put_role(self) except -1:
+        """The opening chunk into the read's buffer."""
         if self._chat is not None:
-            return self._chat._role()
-        return self._writer.role()
+            return self._chat._put_role(&_an_chunks)
+        return _out_put_bytes(&_an_chunks, self._writer.role())
 
     cdef int _put_finish(self) except -1:
         """The finish chunk (the usage chunk when asked for, ``[DONE]``) into the read's buffer."""
@@ -1093,28 +1107,44 @@ cdef class AnthropicStream(EventSink):
             return self._chat._put_finish(&_an_chunks, reason, usage)
         return _out_put_bytes(&_an_chunks, self._out().finish(reason, usage))
 
-    cdef inline Py_ssize_t _text_delta(self, const char* p, Py_ssize_t n, bytes head, bytes tail,
-                                       bint exact) except -1:
-        """A text delta written as Anthropic writes it, from ``head`` to ``tail`` (what follows
-        its text), mapped from the bytes: the text is copied as the JSON it came in when it can
-        be (see ``_js_json_string_end``), which is nearly every delta. The length taken, or 0
-        (nothing written) when the delta is written otherwise or its text needs decoding.
-        ``exact``: the delta must end at ``n`` (an event's data, not the rest of a read)."""
+    cdef inline Py_ssize_t _text_delta(self, const char* p, Py_ssize_t n, Py_ssize_t start,
+                                       bint event) except -1:
+        """A text delta written as Anthropic writes it, its text's opening quote at ``start``,
+        mapped from the bytes: the text is copied as the JSON it came in when it can be (see
+        ``_js_json_string_end``), which is nearly every delta. The length taken, or 0 (nothing
+        written) when the delta is written otherwise or its text needs decoding. ``event``: the
+        whole event from a read (it ends in a blank line); else its data, which ends at ``n``."""
         cdef const unsigned char* q = <const unsigned char*>p
-        cdef Py_ssize_t start, end, after, m = len(tail)
-        if self._chat is None or not self._strict:
-            return 0
-        start = _an_text_start(q, n, head)
+        cdef Py_ssize_t end, after
         if start < 0:
             return 0
         end = _js_json_string_end(q, start + 1, n)
-        after = end + 1 + m
-        if end < 0 or after > n or (exact and after != n) \
-                or memcmp(p + end + 1, <const char*>tail, m) != 0:
+        if end < 0:
             return 0
+        if event:
+            after = end + 5
+            if after > n or memcmp(p + end + 1, b"}}\n\n", 4) != 0:
+                return 0
+        else:
+            after = end + 3
+            if after != n or memcmp(p + end + 1, b"}}", 2) != 0:
+                return 0
         if not self._chat._put_content_json(&_an_chunks, p + start, end + 1 - start):
             return 0
         return after
+
+    cdef inline Py_ssize_t _delta_start(self, const unsigned char* q, Py_ssize_t n) noexcept:
+        """Where the text of the text delta event at ``q`` opens, or -1: its bytes before the
+        text compared whole with the last delta's (a block's deltas differ only in their text),
+        else read as ``_an_text_start`` reads them and kept."""
+        cdef Py_ssize_t start, k = self._delta_head_n
+        if k and n > k and memcmp(q, self._delta_head, k) == 0:
+            return k - 1
+        start = _an_text_start(q, n, _AN_TEXT_EVENT_HEAD)
+        if 0 <= start < _AN_DELTA_HEAD_MAX:
+            memcpy(self._delta_head, q, start + 1)
+            self._delta_head_n = start + 1
+        return start
 
     cdef Py_ssize_t whole(self, const char* p, Py_ssize_t n) except -1:
         """An event written as Anthropic writes every event (its two lines and the blank one,
@@ -1123,9 +1153,10 @@ cdef class AnthropicStream(EventSink):
         cdef Py_ssize_t off, event_n, data_at, data_n
         if self.done:
             return 0
-        off = self._text_delta(p, n, _AN_TEXT_EVENT_HEAD, _AN_TEXT_EVENT_TAIL, False)
-        if off:
-            return off
+        if self._chat is not None and self._strict:
+            off = self._text_delta(p, n, self._delta_start(<const unsigned char*>p, n), True)
+            if off:
+                return off
         off = _sse_two_lines(p, n, &event_n, &data_at, &data_n)
         if off:
             self.take(p + 7, event_n, p + data_at, data_n)
@@ -1145,7 +1176,7 @@ cdef class AnthropicStream(EventSink):
                 return self._out().extra(content=delta.text, content_blocks=[
                     {"index": ev.index, "delta": {"text": delta.text}}])
             if delta_type == "input_json_delta":
-                index = self._tool_index.get(ev.index, -1)
+                index = self._tool_index.get(ev.index, -1) if self._tool_index is not None else -1
                 if index < 0 or not delta.partial_json:
                     return _SSE_EMPTY
                 return self._out().tool_call_arguments(index, delta.partial_json)
@@ -1162,6 +1193,8 @@ cdef class AnthropicStream(EventSink):
             block = ev.content_block
             block_type = block.type
             if block_type == "tool_use":
+                if self._tool_index is None:
+                    self._tool_index = {}
                 index = len(self._tool_index)
                 self._tool_index[ev.index] = index
                 return self._out().tool_call_start(index, block.id, block.name)
@@ -1176,7 +1209,8 @@ cdef class AnthropicStream(EventSink):
             self._take_usage(_AN_STARTED_USAGE.of(msg))
             if self._writer is None:
                 self._open(_AN_STARTED_ID.of(msg), _AN_STARTED_MODEL.of(msg))
-            return self._role()
+            self._put_role()
+            return _SSE_EMPTY
         if kind == _AN_MESSAGE_DELTA:
             ev = _an_message_delta_decode(data)
             stop_reason = _AN_DELTA_STOP_REASON.of(_AN_MESSAGE_DELTA_BODY.of(ev))
@@ -1199,14 +1233,15 @@ cdef class AnthropicStream(EventSink):
         if kind == _AN_OTHER:  # ping, content_block_stop, and any event Anthropic adds
             return 0
         if kind == _AN_BLOCK_DELTA:
-            if self._text_delta(data, n, _AN_TEXT_HEAD, _AN_TEXT_TAIL, True):
+            if self._chat is not None and self._strict and self._text_delta(
+                    data, n, _an_text_start(<const unsigned char*>data, n, _AN_TEXT_HEAD), False):
                 return 0
         elif kind == _AN_BLOCK_START:
             if _an_is_empty_text_start(<const unsigned char*>data, n):
                 return 0
         elif kind == _AN_MESSAGE_START:
             if self._read_start(<const unsigned char*>data, n):
-                return _out_put_bytes(&_an_chunks, self._role())
+                return self._put_role()
         elif kind == _AN_MESSAGE_DELTA:
             if self._read_message_delta(<const unsigned char*>data, n):
                 return 0

@@ -50,6 +50,18 @@ cdef inline bytes _chunk_frame(bytes payload):
     return _CHUNK_DATA + payload + _SSE_BLANK
 
 
+cdef inline int _chunk_put_spliced(_Out* out, bytes frame, Py_ssize_t cut, const char* mid,
+                                   Py_ssize_t mid_n, Py_ssize_t resume) except -1:
+    """``frame[:cut] + mid + frame[resume:]`` written into ``out`` (one capacity check)."""
+    cdef Py_ssize_t rest = PyBytes_GET_SIZE(frame) - resume
+    cdef char* q = _out_take(out, cut + mid_n + rest)
+    memcpy(q, PyBytes_AS_STRING(frame), cut)
+    memcpy(q + cut, mid, mid_n)
+    memcpy(q + cut + mid_n, PyBytes_AS_STRING(frame) + resume, rest)
+    return 0
+
+
+@cython.final
 cdef class ChunkWriter:
     """Builds the SSE frames of one OpenAI chat stream."""
 
@@ -103,13 +115,25 @@ cdef class ChunkWriter:
         return self._role()
 
     cdef bytes _role(self):
+        cdef char stack[1024]
+        cdef _Out out
+        out.data, out.size, out.cap, out.heap = stack, 0, 1024, False
+        try:
+            self._put_role(&out)
+            return PyBytes_FromStringAndSize(out.data, out.size)
+        finally:
+            if out.heap:
+                PyMem_Free(out.data)
+
+    cdef int _put_role(self, _Out* out) except -1:
+        """``_role`` written into ``out``."""
         if self._frame is None:
             self._write_frame()
         if self._role_sent:
-            return self._frame
+            return _out_put_bytes(out, self._frame)
         self._role_sent = True
-        return self._spliced(self._cut, _CHUNK_ROLE_FIELDS, len(_CHUNK_ROLE_FIELDS),
-                             self._cut + len(_CHUNK_CONTENT_FIELD))
+        return _chunk_put_spliced(out, self._frame, self._cut, _CHUNK_ROLE_FIELDS,
+                                  len(_CHUNK_ROLE_FIELDS), self._cut + len(_CHUNK_CONTENT_FIELD))
 
     cdef bytes _content(self, str text):
         """A content delta: the stream's fixed frame around the escaped text. Every field but
@@ -165,14 +189,8 @@ cdef class ChunkWriter:
             return False
         if self._frame is None:
             self._write_frame()
-        cdef const char* frame = PyBytes_AS_STRING(self._frame)
-        cdef Py_ssize_t head = self._cut + _CHUNK_CONTENT_TEXT_AT
-        cdef Py_ssize_t resume = self._cut + len(_CHUNK_CONTENT_FIELD)
-        cdef Py_ssize_t rest = PyBytes_GET_SIZE(self._frame) - resume
-        cdef char* q = _out_take(out, head + n + rest)
-        memcpy(q, frame, head)
-        memcpy(q + head, text, n)
-        memcpy(q + head + n, frame + resume, rest)
+        _chunk_put_spliced(out, self._frame, self._cut + _CHUNK_CONTENT_TEXT_AT, text, n,
+                           self._cut + len(_CHUNK_CONTENT_FIELD))
         return True
 
     def content(self, str text):

@@ -650,6 +650,16 @@ def test_deltas_map_the_same_whatever_the_reads(texts: list[str], cuts: list[int
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1] == "[DONE]"
 
 
+def test_deltas_of_blocks_taking_turns_each_map_to_their_text() -> None:
+    """A delta's bytes before its text are compared whole with the last delta's; a delta of
+    another block (its index another number, even one that starts with the same digits) is
+    read afresh."""
+    events = [(b"1", "a"), (b"12", "b"), (b"1", "c"), (b"2", "d"), (b"12345678901", "e"), (b"1", "f")]
+    read = b"".join(_delta_event(msgspec.json.encode(text), index) for index, text in events)
+    out = openai_chunks(_mapped(read))
+    assert [chunk["choices"][0]["delta"]["content"] for chunk in out] == [text for _, text in events]
+
+
 def _whole_stream(sse: bytes, strict: bool) -> bytes:
     stream = AnthropicStream("anthropic", include_usage=True, strict=strict)
     return re.sub(rb'"created":\d+', b'"created":0', stream.feed(sse) + stream.finish())
