@@ -1,8 +1,8 @@
 """The mapped-provider budget read from instruction counts, not time.
 
-A mapped provider (Anthropic) within 10% of the OpenAI passthrough per request (issue 27's target)
-and within 15% per stream (1.142x reached; the target's 1.10x is not, see bench/README.md, "The
-mapped provider's answers and stream events, read from their bytes"). On this
+A mapped provider (Anthropic) within 10% of the OpenAI passthrough per request and per stream
+(issue 27's target 4; see bench/README.md, "The mapped provider's answers and stream events, read
+from their bytes"). On this
 shared 2-core machine the wall-clock ratio of the two in-process paths moves by ±0.04 from run to
 run (see ``test_request_path_interleaved``), too much to tell 1.17 from 1.21; callgrind's count of
 the instructions one request costs (``bench/instructions.py``) is the same in every run, so a
@@ -19,7 +19,7 @@ from bench.instructions import per_request
 
 @pytest.mark.timeout(600)  # four runs under valgrind: about a minute here
 def test_budget_anthropic_within_10_percent_of_openai(valgrind: None) -> None:
-    """1.089x at this commit (1.12x, then 1.107x before the answer was read from its bytes)."""
+    """1.073x at this commit (1.12x, 1.107x before the answer was read from its bytes, 1.089x)."""
     openai, _ = per_request("openai", inclusive=False)
     anthropic, _ = per_request("anthropic", inclusive=False)
     print(
@@ -30,12 +30,13 @@ def test_budget_anthropic_within_10_percent_of_openai(valgrind: None) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_budget_anthropic_stream_within_15_percent_of_openai(valgrind: None) -> None:
-    """A 20-delta stream: 1.142x at this commit (1.98x at the start, 1.37x, 1.25x, 1.18x, 1.16x)."""
+def test_budget_anthropic_stream_within_10_percent_of_openai(valgrind: None) -> None:
+    """A 20-delta stream: 1.097x at this commit (1.98x at the start, 1.37x, 1.25x, 1.18x, 1.16x,
+    1.142x)."""
     openai, _ = per_request("openai", stream=True, inclusive=False)
     anthropic, _ = per_request("anthropic", stream=True, inclusive=False)
     print(
         f"\ninstructions per stream: openai {openai:,.0f}, anthropic {anthropic:,.0f} "
         f"({anthropic / openai:.3f}x)"
     )
-    assert anthropic < 1.15 * openai
+    assert anthropic < 1.1 * openai
