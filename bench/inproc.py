@@ -386,13 +386,19 @@ async def _measure(bench: Bench, args: argparse.Namespace) -> None:
     print(f"{args.provider}: {per * 1e6:.1f} µs CPU per {kind} (best of {args.repeat} runs of {args.n})")
 
 
+def add_request_options(parser: argparse.ArgumentParser) -> None:
+    """The request the path tools (this one, ``instructions``, ``opcodes``) send: its provider,
+    streamed or not, and a config."""
+    parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+    add_request_options(parser)
     parser.add_argument("--paced", action="store_true", help="with --stream: one event per read")
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)

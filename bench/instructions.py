@@ -23,6 +23,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.inproc import add_request_options
+
 REPO = Path(__file__).resolve().parent.parent
 SHORT, LONG = 1000, 3000
 _LINE = re.compile(r"\s*([\d,]+) \([^)]*\)\s+(.*)")
@@ -107,9 +109,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+    add_request_options(parser)
     parser.add_argument("--paced", action="store_true", help="with --stream: one event per read")
     parser.add_argument("--top", type=int, default=30, help="functions to list (0: none)")
     parser.add_argument("--exclusive", action="store_true", help="list functions by their own cost")

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.inproc import new_bench
+from bench.inproc import add_request_options, new_bench
 
 _ROOT = str(Path(__file__).resolve().parent.parent) + "/"
 
@@ -69,9 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+    add_request_options(parser)
     parser.add_argument("-n", type=int, default=200, help="requests counted (default 200)")
     parser.add_argument("--top", type=int, default=40, help="functions listed (default 40)")
     args = parser.parse_args()
