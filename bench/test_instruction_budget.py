@@ -6,9 +6,10 @@ A mapped provider (Anthropic) within 10% of the OpenAI passthrough per request a
 shared 2-core machine the wall-clock ratio of the two in-process paths moves by ±0.04 from run to
 run (see ``test_request_path_interleaved``), too much to tell 1.17 from 1.21; callgrind's count of
 the instructions one request costs (``bench/instructions.py``) is the same in every run of one
-checkout (within ~0.2% from one checkout to another, likely identity-hashed objects placed at other
-addresses), so a change that pushes the mapped path over budget fails here every time. It is blind
-to cache misses and the kernel, which ``bench/load.py`` measures; valgrind comes from ``.ci/run``.
+checkout and build (within ~0.3% from one to another: likely identity-hashed objects placed at
+other addresses, and the extension's code laid out anew), so a change that pushes the mapped path
+over budget fails here every time. It is blind to cache misses and the kernel, which
+``bench/load.py`` measures; valgrind comes from ``.ci/run``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ def test_budget_anthropic_within_10_percent_of_openai(valgrind: None) -> None:
 
 @pytest.mark.timeout(600)
 def test_budget_anthropic_stream_within_11_percent_of_openai(valgrind: None) -> None:
-    """A 20-delta stream: 1.097x at this commit in one checkout, 1.100x in another (1.98x at the
-    start, 1.37x, 1.25x, 1.18x, 1.16x, 1.142x). The count of the same code moves by ~0.2% from one
-    checkout to another (see above): the budget leaves 1% above the target for that."""
+    """A 20-delta stream: 1.097x to 1.101x at this commit, by checkout and build (1.98x at the
+    start, 1.37x, 1.25x, 1.18x, 1.16x, 1.142x). The count of the same code moves by ~0.3% from one
+    checkout or build to another (see above): the budget leaves 1% above the target for that."""
     openai, _ = per_request("openai", stream=True, inclusive=False)
     anthropic, _ = per_request("anthropic", stream=True, inclusive=False)
     print(

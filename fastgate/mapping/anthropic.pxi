@@ -141,7 +141,6 @@ cdef bytes _AN_TEXT_MID = b',"delta":{"type":"text_delta","text":'
 # event: content_block_delta
 # data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
 cdef bytes _AN_TEXT_EVENT_HEAD = b"event: content_block_delta\ndata: " + _AN_TEXT_HEAD
-# What follows the text: "}}" ends the data, and "\n\n" the event (compared as C literals).
 cdef enum:
     _AN_DELTA_HEAD_MAX = 128  # a whole event's bytes before its text, kept while it repeats
 

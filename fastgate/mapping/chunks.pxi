@@ -100,15 +100,13 @@ cdef class ChunkWriter:
         return _Delta(**fields)
 
     cdef bytes _spliced(self, Py_ssize_t cut, const char* mid, Py_ssize_t mid_n, Py_ssize_t resume):
-        """``frame[:cut] + mid + frame[resume:]``, in one allocation (the frame written)."""
-        cdef const char* frame = PyBytes_AS_STRING(self._frame)
-        cdef Py_ssize_t rest = PyBytes_GET_SIZE(self._frame) - resume
-        cdef bytes out = PyBytes_FromStringAndSize(NULL, cut + mid_n + rest)
-        cdef char* q = PyBytes_AS_STRING(out)
-        memcpy(q, frame, cut)
-        memcpy(q + cut, mid, mid_n)
-        memcpy(q + cut + mid_n, frame + resume, rest)
-        return out
+        """``_chunk_put_spliced`` as bytes, written in place (one allocation; the frame written)."""
+        cdef Py_ssize_t size = cut + mid_n + PyBytes_GET_SIZE(self._frame) - resume
+        cdef bytes spliced = PyBytes_FromStringAndSize(NULL, size)
+        cdef _Out out
+        out.data, out.size, out.cap, out.heap = PyBytes_AS_STRING(spliced), 0, size, False
+        _chunk_put_spliced(&out, self._frame, cut, mid, mid_n, resume)
+        return spliced
 
     def role(self):
         """The opening chunk: ``{"role": "assistant", "content": ""}``."""
