@@ -135,11 +135,6 @@ class _NoFirstByte(Exception):
     """The upstream said 200, then its stream ended before sending anything."""
 
 
-def relayed_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
-    """The upstream's headers the client gets (names lower-cased by the response parser)."""
-    return {k: v for k, v in headers if k not in DROPPED_HEADERS}
-
-
 def timeout_outcome(provider: Provider, call: Call, timeout_ms: int) -> Outcome:
     # Portkey's shape for request_timeout (408, no provider field), so clients that match on it work.
     body = error_body(
@@ -273,7 +268,11 @@ async def _gather(
 def _head_outcome(provider: Provider, call: Call, resp: UpstreamResponse, stream: bool) -> Outcome:
     """The outcome as far as the response head tells; the body is still to be read."""
     outcome = Outcome(
-        status=resp.status, provider=provider, call=call, headers=relayed_headers(resp.headers), upstream=resp
+        status=resp.status,
+        provider=provider,
+        call=call,
+        headers=resp.headers_except(DROPPED_HEADERS),
+        upstream=resp,
     )
     if call.endpoint in RELAYED:
         # Passthrough: the answer is relayed as it comes, streamed or not, errors included.

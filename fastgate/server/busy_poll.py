@@ -23,6 +23,10 @@ import asyncio
 import time
 from typing import Protocol
 
+from fastgate._transforms import smoothed
+
+__all__ = ["BusyPoll", "Requests", "smoothed"]
+
 
 class Requests(Protocol):
     """What counts the requests in flight (the dispatcher)."""
@@ -80,9 +84,3 @@ class BusyPoll:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-
-
-def smoothed(estimate: float, sample: float) -> float:
-    """A wait's expected length after one more sample: an eighth of the way to it, as TCP
-    smooths its round-trip time (RFC 6298); the first sample (``estimate`` negative) as it is."""
-    return sample if estimate < 0.0 else estimate + (sample - estimate) / 8

@@ -14,16 +14,21 @@ it all; the connection is then not reused).
 from __future__ import annotations
 
 import asyncio
-import select
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from fastgate._transforms import BodyBuffer, HTTPParseError, ResponseParser
-from fastgate.server.busy_poll import BusyPoll, smoothed
+from fastgate._transforms import (
+    BodyBuffer,
+    NothingWritten,
+    UpstreamConnectionError,
+    UpstreamHead,
+    UpstreamProtocol,
+)
+from fastgate.server.busy_poll import BusyPoll
 
-_HIGH_WATER = 1024 * 1024
+__all__ = ["Connection", "NothingWritten", "UpstreamConnectionError", "UpstreamResponse", "UpstreamTimeout"]
+
 #: The write buffer's high-water mark while a streamed request body is written.
 _BODY_HIGH_WATER = 1024 * 1024
 
@@ -65,21 +70,8 @@ class BodySource(Protocol):
         ...
 
 
-class UpstreamConnectionError(OSError):
-    """The upstream refused, reset or broke the connection, or spoke broken HTTP."""
-
-
-class NothingWritten(UpstreamConnectionError):
-    """The connection was found closed as the request was written: no byte of it left."""
-
-
 class UpstreamTimeout(TimeoutError):
     """The upstream did not connect or send a byte within the configured time."""
-
-
-def _copy(exc: BaseException) -> BaseException:
-    """A fresh instance of a connection's stored failure, for one raise."""
-    return type(exc)(*exc.args)
 
 
 class Origin:
@@ -100,193 +92,15 @@ class Origin:
         self.key = (scheme, host, port)
 
 
-class Connection(asyncio.Protocol):
-    """One kept-alive connection; carries one request/response at a time."""
+class Connection(UpstreamProtocol):
+    """One kept-alive connection; carries one request/response at a time. Its per-request work
+    (the protocol callbacks, ``send``, taking the body, the reuse checks) is compiled
+    (``kernels/upstream.pxi``); what waits is here."""
 
-    def __init__(self, pool: Pool, origin: Origin) -> None:
-        self.pool = pool
-        self.origin = origin
-        self.transport: asyncio.Transport | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.parser = ResponseParser()
-        self.closed = False
-        self.idle_since = 0.0
-        self.used = False
-        self._head: asyncio.Future[None] | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._error: BaseException | None = None
-        self._paused = False
-        #: When a byte last arrived (or the request was sent), for the pool's watchdog.
-        self.last_io = 0.0
-        #: When a stream must have ended (0: no limit), for the pool's watchdog.
-        self.stream_deadline = 0.0
-        #: The request was written and no byte of its answer has come: time the wait.
-        self._timing = False
-        #: The pool's poller while it polls through this wait, until the wait ends.
-        self._polled: BusyPoll | None = None
-        #: Watches the socket for bytes or an EOF while the connection is idle (``stale``).
-        self._readable: select.poll | None = None
-        #: The streamed request body being written, and whether the transport takes more.
-        self._body: BodySource | None = None
-        self._write_paused = False
-        #: The answer came before all of a streamed body was sent: not reusable.
-        self._body_cut = False
-        #: While a body is relayed (``UpstreamResponse.relay``): takes each read's body bytes,
-        #: False when it wants no more for now (reading then pauses and the relay returns).
-        self._sink: Callable[[bytes], bool] | None = None
-        self._sink_full = False
+    __slots__ = ()
 
-    # -- asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.loop = asyncio.get_running_loop()  # held: each look-up costs a getpid
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            self._readable = select.poll()
-            self._readable.register(sock.fileno(), select.POLLIN)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.monotonic()
-        if self._timing:
-            self._first_byte(now)
-        self.last_io = now
-        parser = self.parser
-        try:
-            chunks = parser.feed(data)
-        except HTTPParseError as exc:
-            self._fail(UpstreamConnectionError(f"invalid HTTP from upstream: {exc}"))
-            return
-        sink = self._sink
-        if chunks:
-            if sink is not None:
-                if not sink(chunks[0] if len(chunks) == 1 else b"".join(chunks)):
-                    self._sink_full = True
-                    self._pause()
-            else:
-                self._chunks.extend(chunks)
-                buffered = self._buffered
-                for chunk in chunks:
-                    buffered += len(chunk)
-                self._buffered = buffered
-                if self._buffered > _HIGH_WATER:
-                    self._pause()
-        head = self._head
-        if head is not None and not head.done() and parser.head_done:
-            head.set_result(None)
-            if self._body is not None:  # answered while the body is still being sent
-                self._wake_body()
-        waiter = self._waiter
-        if (
-            waiter is not None
-            and not waiter.done()
-            and (parser.done or self._sink_full or (chunks and not sink))
-        ):
-            waiter.set_result(None)
-
-    def _pause(self) -> None:
-        if self.transport is not None and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.pool.forget(self)
-        if self.parser.reads_to_eof:
-            self.parser.feed_eof()
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
-            return
-        if not self.parser.done:
-            reason = f" ({exc})" if exc else ""
-            self._fail(UpstreamConnectionError(f"upstream closed the connection{reason}"))
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        if self._body is not None:
-            self._body.throttle(True)
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._body is not None:
-            self._body.throttle(False)
-
-    def _wake_body(self) -> None:
-        """A streamed body's writer has something to look at: the answer's head came, or the
-        connection failed."""
-        if self._body is not None:
-            self._body.wake()
-
-    # -- the client side
-    def _fail(self, exc: BaseException) -> None:
-        # Kept, and raised as copies: a raised exception keeps the frames it went through, which
-        # hold this connection, so the stored one raised would make a cycle that only a full
-        # collection frees (memory would grow with every upstream connection that failed).
-        self._error = exc
-        for fut in (self._head, self._waiter):
-            if fut is not None and not fut.done():
-                fut.set_exception(_copy(exc))
-        self._wake_body()
-        self.abort()
-
-    def abort(self) -> None:
-        self.closed = True
-        self._end_poll()
-        self._head = None  # failed or cancelled: its exception's frames hold this connection
-        self.pool.forget(self)
-        if self.transport is not None:
-            self.transport.abort()
-
-    @property
-    def stale(self) -> bool:
-        """An idle connection the upstream closed, or spoke on unasked, since it was put back.
-
-        The event loop may not have read that yet: the socket itself is asked (one ``poll``
-        with no wait). Go's net/http reuses only connections its reader found still open
-        (``persistConn.isBroken``); a request written to one the upstream had closed would
-        fail with no way to tell whether it was processed.
-        """
-        if self.closed:
-            return True
-        readable = self._readable
-        return readable is not None and bool(readable.poll(0))
-
-    def send(self, request: bytes, head_request: bool) -> asyncio.Future[None]:
-        """Write the request; the future resolves with the response head.
-
-        Whoever awaits it aborts the connection when the wait ends in anything but the head.
-        Raises :class:`NothingWritten` when the write could not begin (the connection was
-        closing, or the first send failed at once).
-        """
-        assert self.transport is not None and self.loop is not None
-        if self.transport.is_closing():
-            raise NothingWritten("upstream closed the connection before the request was written")
-        self.parser.reset(head_request)
-        self._chunks.clear()
-        self._buffered = 0
-        self._sink_full = False
-        self._resume()  # a relay that stopped at its body's last read left reading paused
-        self._error = None
-        self._body_cut = False
-        self.stream_deadline = 0.0
-        self.last_io = now = time.monotonic()
-        self.pool.watch(self)
-        self.transport.write(request)
-        if self.transport.is_closing():
-            # The transport's first send failed (it tries at once): nothing reached the socket.
-            raise NothingWritten("upstream closed the connection before the request was written")
-        head = self._head = self.loop.create_future()
-        poll = self.pool.busy_poll
-        if poll is not None:
-            self._timing = True
-            self._polled = poll if poll.start(self.origin.answer_s, now, 1) else None
-        return head
+    pool: Pool
+    origin: Origin
 
     async def write_body(self, body: BodySource, head: asyncio.Future[None]) -> None:
         """Write a streamed request body after its head (``send``), chunked when its length is
@@ -344,16 +158,6 @@ class Connection(asyncio.Protocol):
 
         return write
 
-    def _first_byte(self, now: float) -> None:
-        self._timing = False
-        self.origin.answer_s = smoothed(self.origin.answer_s, now - self.last_io)
-        self._end_poll()
-
-    def _end_poll(self) -> None:
-        poll, self._polled = self._polled, None
-        if poll is not None:
-            poll.arrived()
-
     def timed_out(self, now: float, read_timeout: float) -> None:
         """The watchdog's check: fail a response that has gone quiet or lasted too long."""
         if self.stream_deadline and now > self.stream_deadline:
@@ -370,7 +174,7 @@ class Connection(asyncio.Protocol):
             if self.parser.done:
                 return None
             if self._error is not None:
-                raise _copy(self._error)
+                raise self.failure()
             await self._wait()
         # Everything that has arrived goes on as one piece: a chunked upstream that sent 20 SSE
         # frames in one read must not cost 20 writes to the client.
@@ -384,15 +188,6 @@ class Connection(asyncio.Protocol):
             await self._waiter
         finally:
             self._waiter = None
-
-    def take_received(self) -> bytes:
-        """Everything received and not yet taken, as one piece; reading resumes if it paused."""
-        chunks = self._chunks
-        chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self._buffered = 0
-        self._resume()
-        return chunk
 
     async def relay(self, sink: Callable[[bytes], bool]) -> bool:
         """Hand the body to ``sink`` as it arrives: what was received before, then each read's
@@ -410,49 +205,20 @@ class Connection(asyncio.Protocol):
                 if self.parser.done:
                     return True
                 if self._error is not None:
-                    raise _copy(self._error)
+                    raise self.failure()
                 await self._wait()
             return False
         finally:
             self._sink = None
 
-    @property
-    def received_whole(self) -> bool:
-        """The whole body has arrived, within the size limit."""
-        return self.parser.done and self._error is None and self._buffered <= self.pool.max_body
 
-    @property
-    def reusable(self) -> bool:
-        return (
-            not self.closed
-            and self.parser.done
-            and self.parser.keep_alive
-            and not self.parser.leftover
-            and not self._body_cut
-        )
+class UpstreamResponse(UpstreamHead):
+    """The head of an upstream response (compiled: ``kernels/upstream.pxi``), and its body read
+    whole or piece by piece."""
 
+    __slots__ = ()
 
-class UpstreamResponse:
-    """The head of an upstream response, and its body read whole or piece by piece."""
-
-    __slots__ = ("_conn", "_released", "content_type", "headers", "status")
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._released = False
-        parser = conn.parser
-        self.status = parser.status
-        self.headers = parser.headers
-        self.content_type = (parser.content_type or "application/octet-stream").partition(";")[0].strip()
-
-    def received_body(self) -> bytes | None:
-        """The whole body if it has all arrived already (then the connection is released)."""
-        conn = self._conn
-        if not conn.received_whole:
-            return None  # read() waits, raises or refuses it
-        body = conn.take_received()
-        self.release()
-        return body
+    _conn: Connection
 
     async def read(self) -> bytes:
         """The whole body; an upstream that sends more than ``max_body`` bytes is cut off.
@@ -494,18 +260,7 @@ class UpstreamResponse:
             return True
         return False
 
-    def release(self) -> None:
-        """Give the connection back when the response was read to its end, else close it."""
-        if self._released:
-            return
-        self._released = True
-        conn = self._conn
-        if conn.reusable:
-            conn.pool.put(conn)
-        else:
-            conn.abort()
-
-    close = release
+    close = UpstreamHead.release
 
 
 class _Chunks:
