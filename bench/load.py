@@ -87,7 +87,7 @@ QUIET_SHARE = 0.05
 QUIET_WINDOW_S = 0.5
 QUIET_LIMIT_S = 120.0
 #: Pairs of rows whose CPU ratio is also measured in alternating slices (see ``paired_cpu``).
-PAIRED = (("fastgate-anthropic", "fastgate"), ("fastgate", "fastgate-nopoll"))
+PAIRED = (("fastgate-anthropic", "fastgate"), ("fastgate", "fastgate-nopoll"), ("fastgate", "protocol-relay"))
 #: Slices of PAIRED_SLICE_S per row of a pair and kind of request (whole answers, streams).
 PAIRED_SLICES = 8
 PAIRED_SLICE_S = 1
@@ -1021,6 +1021,12 @@ COMPARISONS = (
         "2 workers / 1 worker (both cores, shared with the load generators and the upstream on this "
         "2-core box: not a scaling measure; the >=1.8x target needs cores for the workers alone)",
     ),
+    (
+        "fastgate",
+        "protocol-relay",
+        "fastgate / protocol-relay (the gateway's own work above the floor of a Python relay; "
+        "target: at most +12 µs of CPU a request)",
+    ),
 )
 _COMPARED = (
     ("rps", "req/s"),
@@ -1031,10 +1037,11 @@ _COMPARED = (
 
 
 def paired_cpu(row: Target, reference: Target, files: dict[str, Path], slices: int) -> dict[str, float]:
-    """Two rows' CPU per request and per stream, each ratio of medians over alternating short wrk
-    slices (the order flipped each time). Other tenants' load drifts over minutes, and the
-    runs of two rows minutes apart do not cancel it (one run put the mapped provider's CPU per
-    stream at 1.64x the passthrough's, slices of the same servers an hour later at 1.23x)."""
+    """Two rows' CPU per request and per stream, each ratio (and difference, ``*_added``) of
+    medians over alternating short wrk slices (the order flipped each time). Other tenants'
+    load drifts over minutes, and the runs of two rows minutes apart do not cancel it (one run
+    put the mapped provider's CPU per stream at 1.64x the passthrough's, slices of the same
+    servers an hour later at 1.23x)."""
     ratios = {}
     for key, stream in (("cpu_us_per_req", False), ("cpu_us_per_stream", True)):
         samples: dict[str, list[float]] = {row.name: [], reference.name: []}
@@ -1049,7 +1056,9 @@ def paired_cpu(row: Target, reference: Target, files: dict[str, Path], slices: i
                 if result.valid:
                     samples[target.name].append(result.cpu_us_per_request)
         if all(samples.values()):
-            ratios[key] = _median(samples[row.name]) / _median(samples[reference.name])
+            mine, theirs = _median(samples[row.name]), _median(samples[reference.name])
+            ratios[key] = mine / theirs
+            ratios[key + "_added"] = mine - theirs  # µs: the gateway's own work above the floor
     return ratios
 
 
@@ -1082,7 +1091,12 @@ def comparisons(
             cells = [f"{what} {_ratio(row[key], ref[key]) or '!'}" for key, what in _COMPARED]
             lines.append(f"{label}: " + ", ".join(cells))
             if ratios := (paired or {}).get((name, reference)):
-                cells = [f"{what} {ratios[key]:.2f}x" for key, what in _COMPARED if key in ratios]
+                cells = [
+                    f"{what} {ratios[key]:.2f}x"
+                    + (f" ({ratios[key + '_added']:+.1f} µs)" if key + "_added" in ratios else "")
+                    for key, what in _COMPARED
+                    if key in ratios
+                ]
                 lines.append(f"{label}, alternating {PAIRED_SLICE_S} s slices: " + ", ".join(cells))
     return lines
 

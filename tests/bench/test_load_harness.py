@@ -580,6 +580,11 @@ def test_comparison_lines() -> None:
     assert len(lines) == 2
     assert lines[1].startswith("anthropic / openai")
     assert lines[1].endswith(", alternating 1 s slices: CPU µs/req 1.23x, CPU µs/stream 1.10x")
+    # The gateway against the floor: the ratios, and how many µs above it.
+    paired = {("fastgate", "protocol-relay"): {"cpu_us_per_req": 1.5, "cpu_us_per_req_added": 12.25}}
+    lines = load.comparisons({"fastgate": row(4000, 2000), "protocol-relay": row(8000, 4000)}, paired)
+    assert lines[0].startswith("fastgate / protocol-relay") and "req/s 0.50x" in lines[0]
+    assert lines[1].endswith(", alternating 1 s slices: CPU µs/req 1.50x (+12.2 µs)")
 
 
 @needs_wrk
@@ -611,8 +616,14 @@ def test_paired_cpu_alternates_short_slices_of_two_rows(
         (a, True),
     ]
     # Both ratios measured from real CPU time: the two paths cost within a few times each other.
-    assert ratios.keys() == {"cpu_us_per_req", "cpu_us_per_stream"}
-    assert all(0.3 < r < 3 for r in ratios.values())
+    assert ratios.keys() == {
+        "cpu_us_per_req",
+        "cpu_us_per_stream",
+        "cpu_us_per_req_added",
+        "cpu_us_per_stream_added",
+    }
+    assert all(0.3 < ratios[k] < 3 for k in ("cpu_us_per_req", "cpu_us_per_stream"))
+    assert all(ratios[k + "_added"] * (ratios[k] - 1) >= 0 for k in ("cpu_us_per_req", "cpu_us_per_stream"))
 
 
 def test_added_latency_against_nginx_line() -> None:
