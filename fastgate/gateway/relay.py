@@ -7,7 +7,7 @@ failure; the winning outcome is written by ``respond``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -154,7 +154,7 @@ def failure_outcome(provider: Provider, call: Call, status: int, message: str) -
     )
 
 
-async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
+def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Awaitable[Outcome]:
     """Run one upstream call; upstream failures become outcomes (502/504/408), never exceptions.
 
     ``request_timeout`` bounds the wait for the answer to start: the response head, as Portkey's
@@ -163,53 +163,62 @@ async def attempt(pool: UpstreamPool, provider: Provider, call: Call, stream: bo
     read timeout bounds every wait for bytes after that.
     """
     timeout_ms = call.target.request_timeout
-    deadline = asyncio.timeout(timeout_ms / 1000) if timeout_ms else None
+    if timeout_ms:
+        return _attempt_within(pool, provider, call, stream, timeout_ms)
+    return _attempt(pool, provider, call, stream, None)  # no timer to arm, no coroutine layer for one
+
+
+async def _attempt_within(
+    pool: UpstreamPool, provider: Provider, call: Call, stream: bool, timeout_ms: int
+) -> Outcome:
+    deadline = asyncio.timeout(timeout_ms / 1000)
     try:
-        if deadline is None:  # the common case: no per-request timer to arm and disarm
-            outcome = await _begin(pool, provider, call, stream)
+        async with deadline:
+            return await _attempt(pool, provider, call, stream, deadline)
+    except TimeoutError:  # the deadline's (``_attempt`` makes the upstream's own a 504)
+        return timeout_outcome(provider, call, timeout_ms)
+
+
+async def _attempt(
+    pool: UpstreamPool, provider: Provider, call: Call, stream: bool, deadline: asyncio.Timeout | None
+) -> Outcome:
+    """The answer's start (its head, and for a stream its first chunk), then a whole answer's
+    body; ``deadline`` (``request_timeout``) is lifted once the answer has started."""
+    try:
+        upload = call.upload
+        if upload is not None and isinstance(upload, ReplayableBody) and upload.replayable:
+            upload.rewind()  # another attempt: the body from its first byte
+        if call.endpoint is _REALTIME:
+            outcome = await _open_session(pool, provider, call)
+        elif provider.local:
+            outcome = _local_outcome(provider, call, await provider.respond(call))
+        elif (requests := provider.fan_out(call)) is not None:
+            outcome = _local_outcome(provider, call, await _gather(pool, provider, call, requests))
         else:
-            async with deadline:
-                outcome = await _begin(pool, provider, call, stream)
+            req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
+            if call.traceparent is not None:
+                req.headers["traceparent"] = call.traceparent  # W3C Trace Context §3.2: this attempt's span
+            head = await pool.request(req.method, req.url, req.headers, req.body, req.upload)
+            outcome = _head_outcome(provider, call, head, stream)
+        if outcome.mapper is not None:
+            await _read_ahead(outcome)
+        elif outcome.relayed and outcome.upstream is not None and call.endpoint in API_OPERATIONS:
+            # Its first piece before anything is written: until then another target can answer,
+            # and the head goes out with it in one write.
+            await _read_ahead(outcome, empty_ok=True)
+        if deadline is not None:
+            deadline.reschedule(None)
         resp = outcome.upstream
         if resp is not None and outcome.mapper is None and not outcome.relayed:
             # Mostly the whole answer came with its head: no read to wait for.
             body = resp.received_body()
             _settle_body(outcome, stream, body if body is not None else await resp.read())
     except TimeoutError:
-        if timeout_ms and deadline is not None and deadline.expired():
-            outcome = timeout_outcome(provider, call, timeout_ms)
-        else:
-            outcome = failure_outcome(provider, call, 504, "upstream timed out")
+        outcome = failure_outcome(provider, call, 504, "upstream timed out")
     except _NoFirstByte:
         outcome = failure_outcome(provider, call, 502, "stream ended before its first byte")
     except OSError as exc:
         outcome = failure_outcome(provider, call, 502, f"upstream connection failed ({exc})")
-    return outcome
-
-
-async def _begin(pool: UpstreamPool, provider: Provider, call: Call, stream: bool) -> Outcome:
-    """Everything up to the answer's start: its head, and for a stream its first chunk."""
-    if call.endpoint is _REALTIME:
-        return await _open_session(pool, provider, call)
-    upload = call.upload
-    if upload is not None and isinstance(upload, ReplayableBody) and upload.replayable:
-        upload.rewind()  # another attempt: the body from its first byte
-    if provider.local:
-        outcome = _local_outcome(provider, call, await provider.respond(call))
-    elif (requests := provider.fan_out(call)) is not None:
-        outcome = _local_outcome(provider, call, await _gather(pool, provider, call, requests))
-    else:
-        req = await provider.request_async(call, pool) if provider.needs_io else provider.request(call)
-        if call.traceparent is not None:
-            req.headers["traceparent"] = call.traceparent  # W3C Trace Context §3.2: this attempt's span
-        head = await pool.request(req.method, req.url, req.headers, req.body, req.upload)
-        outcome = _head_outcome(provider, call, head, stream)
-    if outcome.mapper is not None:
-        await _read_ahead(outcome)
-    elif outcome.relayed and outcome.upstream is not None and call.endpoint in API_OPERATIONS:
-        # Its first piece before anything is written: until then another target can answer,
-        # and the head goes out with it in one write.
-        await _read_ahead(outcome, empty_ok=True)
     return outcome
 
 

@@ -283,6 +283,47 @@ async def test_stream_broken_before_first_byte_falls_back(
     assert (await resp.text()).endswith("data: [DONE]\n\n")
 
 
+@pytest.fixture
+async def slow_body(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> str:
+    """An upstream whose JSON answer's head comes at once and its body's second half 300 ms later."""
+    answer = msgspec.json.encode(
+        {
+            "id": "chatcmpl-slow",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "late"}, "finish_reason": "stop"}
+            ],
+        }
+    )
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.content_length = len(answer)
+        await resp.prepare(request)
+        await resp.write(answer[:20])
+        await asyncio.sleep(0.3)
+        await resp.write(answer[20:])
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/v1"))
+
+
+async def test_request_timeout_stops_counting_once_the_answer_began(
+    make_gateway: Any, upstream: Upstream, slow_body: str
+) -> None:
+    gateway: Gateway = await make_gateway(**FAST)
+    target = {"provider": "openai", "api_key": "x", "custom_host": slow_body, "request_timeout": 100}
+    resp = await gateway.post("/v1/chat/completions", CHAT, headers(target))
+    assert resp.status == 200
+    assert (await resp.json())["choices"][0]["message"]["content"] == "late"
+
+
 async def test_stream_failing_after_first_byte_is_not_rerouted(make_gateway: Any, upstream: Upstream) -> None:
     gateway: Gateway = await make_gateway(**FAST)
     config = fallback(
