@@ -388,10 +388,11 @@ async def _measure(bench: Bench, args: argparse.Namespace) -> None:
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
     """The request the path tools (this one, ``instructions``, ``opcodes``) send: its provider,
-    streamed or not, and a config."""
+    streamed or not, a config, and what observability is on."""
     parser.add_argument("--provider", default="openai", choices=("openai", "anthropic"))
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--config", default="", help="a config sent as x-portkey-config")
+    parser.add_argument("--observability", choices=tuple(OBSERVABILITY), default="defaults")
 
 
 def main() -> None:
@@ -403,7 +404,6 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--observability", choices=tuple(OBSERVABILITY), default="defaults")
     args = parser.parse_args()
     if args.paced and not args.stream:
         parser.error("--paced goes with --stream")

@@ -113,7 +113,6 @@ def main() -> int:
     parser.add_argument("--paced", action="store_true", help="with --stream: one event per read")
     parser.add_argument("--top", type=int, default=30, help="functions to list (0: none)")
     parser.add_argument("--exclusive", action="store_true", help="list functions by their own cost")
-    parser.add_argument("--observability", choices=("off", "defaults", "traced"), default="defaults")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("needs valgrind: apt-get install -y valgrind", file=sys.stderr)

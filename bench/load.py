@@ -1088,8 +1088,13 @@ def comparisons(
     for name, reference, label in COMPARISONS:
         row, ref = summary.get(name), summary.get(reference)
         if row is not None and ref is not None:
-            cells = [f"{what} {_ratio(row[key], ref[key]) or '!'}" for key, what in _COMPARED]
-            lines.append(f"{label}: " + ", ".join(cells))
+            cells = [
+                f"{what} {_ratio(row[key], ref[key]) or '!'}"
+                for key, what in _COMPARED
+                if key in row and key in ref
+            ]
+            if cells:
+                lines.append(f"{label}: " + ", ".join(cells))
             if ratios := (paired or {}).get((name, reference)):
                 cells = [
                     f"{what} {ratios[key]:.2f}x"

@@ -49,7 +49,7 @@ def _tracer(counts: Counter[str]) -> Tracer:
 
 
 async def _count(args: argparse.Namespace) -> Counter[str]:
-    bench = new_bench(args.provider, args.stream, config=args.config)
+    bench = new_bench(args.provider, args.stream, args.observability, args.config)
     await bench.start()
     counts: Counter[str] = Counter()
     try:

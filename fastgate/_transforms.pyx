@@ -29,6 +29,7 @@ include "kernels/vectors.pxi"      # _vec_: embeddings: dot products, best match
 include "kernels/observe.pxi"      # _ob_: a request's record, metrics sums, log line
 include "kernels/text.pxi"         # _tx_: guardrail text measures
 include "kernels/upstream.pxi"     # _up_: the upstream connection's protocol and state
+include "kernels/serving.pxi"      # _sp_: the client connection's protocol and state
 
 # The mappings
 include "mapping/chunks.pxi"       # _chunk_: OpenAI chat.completion.chunk frames

@@ -220,6 +220,8 @@ class Gateway:
                     headers=ex.headers,
                     upload=ex.upload,
                 )
+                for stage in pipeline.trying:
+                    stage.tried(ex, leaf)
                 leaf_stages = leaf.stages if leaf.stages is not None else pipeline.for_leaf(leaf)
                 at = pipeline.engage(ex, leaf, call, leaf_stages) if ex.stages or leaf_stages else None
                 provider = get_provider(call.target.provider)

@@ -127,6 +127,11 @@ class Stage:
         per leaf: it must depend on the leaf alone)."""
         return False
 
+    def tried(self, ex: Exchange, leaf: Leaf) -> None:
+        """A target is about to be tried (each target once, retries aside), whatever the stages
+        engaged: for a stage that only notes it (observability times each target's wait), with
+        no ``Attempt`` made for it."""
+
     def engage(self, ex: Exchange, at: Attempt) -> bool:
         """A target is about to be tried and the stage engaged for it: whether it has work on
         this attempt after all. It may change ``at.call`` (a resolved virtual key, a parameter
@@ -171,6 +176,8 @@ class Pipeline:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self.stages = tuple(stages)
         self.leaf_stages = tuple(s for s in self.stages if _overrides(s, "wants"))
+        #: Told of each target tried (``Stage.tried``), engaged or not.
+        self.trying = tuple(s for s in self.stages if _overrides(s, "tried"))
         #: Called by the route handler itself, each in turn (no layer of their own): ``respond``
         #: innermost first, as ``after``; ``end`` in order (``Pipeline.end``).
         self.responding = tuple(s for s in reversed(self.stages) if _overrides(s, "respond"))

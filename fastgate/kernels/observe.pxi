@@ -500,7 +500,7 @@ cdef class ObservationHooks:
     cdef _FdStructField _uv_model, _uv_usage, _u_prompt, _u_completion, _u_prompt_details
     cdef _FdStructField _u_completion_details, _u_cache_read, _u_cache_write
     cdef _FdStructField _pd_cached, _cd_reasoning, _leaf_retry, _at_call, _at_leaf, _view_model
-    cdef _FdStructField _request_conn, _conn_peer
+    cdef _FdStructField _request_conn
     cdef object _conn_type
 
     def __init__(
@@ -545,7 +545,7 @@ cdef class ObservationHooks:
         self._at_call, self._at_leaf = f(types["Attempt"], "call"), f(types["Attempt"], "leaf")
         self._view_model = f(types["RequestView"], "model")
         self._conn_type = types["Connection"]
-        self._request_conn, self._conn_peer = f(types["Request"], "_conn"), f(self._conn_type, "_peer")
+        self._request_conn = f(types["Request"], "_conn")
         self.tally = tally
         self.lines = lines
         self.text_log = text_log
@@ -592,28 +592,34 @@ cdef class ObservationHooks:
             trace = rec.trace = self.tracer.arrive(self._request_headers.of(request), request.method)
             if trace is not None:
                 trace.wall = _ob_clock(CLOCK_REALTIME) - rec.start
-        return True
+                return True  # engaged for every attempt: each one's span
+        return False  # each target tried is noted by ``tried``, with no attempt to engage for
 
-    def engage(self, ex, at):
-        """A target is tried: its wait begins (the target before it, if any, has had its say).
-        Engaged further only to see each answer of a target that retries, or, traced, of a
-        target that others may follow (a lone target's answer is the one ``respond`` sees)."""
+    def wants(self, leaf):
+        """A target that retries: each of its answers is counted (``after``)."""
+        return self._leaf_retry.of(leaf) is not None
+
+    def tried(self, ex, leaf):
+        """A target is tried: its wait begins (the target before it, if any, has had its say)."""
         cdef RequestRecord rec = self._record(ex)
         cdef double now = _ob_now()
         if rec.sent:
             rec.upstream_s += now - rec.sent
         rec.sent = now
         rec.attempts += 1
-        if self._leaf_retry.of(self._at_leaf.of(at)) is not None:
-            if rec.trace is not None:
-                self.tracer.attempt(rec.trace, self._at_call.of(at), now, 0)
-            return True
+
+    def engage(self, ex, at):
+        """Traced, or at a target that retries: the attempt's span begins. Engaged further only
+        to see each answer of a target that retries, or, traced, of a target that others may
+        follow (a lone target's answer is the one ``respond`` sees)."""
+        cdef RequestRecord rec = self._record(ex)
+        call = self._at_call.of(at)
         if rec.trace is not None:
-            call = self._at_call.of(at)
-            self.tracer.attempt(rec.trace, call, now, 0)
-            # The plan's root leaf has the path "config" (routing/plan.py): no other target follows.
-            return self._target_path.of(self._call_target.of(call)) != _OB_ROOT_PATH
-        return False
+            self.tracer.attempt(rec.trace, call, rec.sent, 0)
+        if self._leaf_retry.of(self._at_leaf.of(at)) is not None:
+            return True
+        # The plan's root leaf has the path "config" (routing/plan.py): no other target follows.
+        return rec.trace is not None and self._target_path.of(self._call_target.of(call)) != _OB_ROOT_PATH
 
     cdef object _usage(self, outcome):
         """The usage view of a complete 2xx JSON answer, decoded once (``Outcome.answer_usage``)."""
@@ -752,7 +758,7 @@ cdef class ObservationHooks:
         trace_id = self._opts_trace_id.of(opts) if opts is not None else ""
         given = _OB_TRACE_HEADER in self._request_headers.of(request)
         conn = self._request_conn.of(request)
-        client = self._conn_peer.of(conn) if type(conn) is self._conn_type else None
+        client = conn._peer if type(conn) is self._conn_type else None
         if client is None:
             client = request.peer  # asked of the socket once per connection
         key = self._ex_key.of(ex)

@@ -22,19 +22,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
-from fastgate._transforms import RequestParser, RequestRefused, response_head
+from fastgate._transforms import RequestParser, RequestRefused, ServerProtocol, response_head
 from fastgate.errors import error_body, type_for_status
-from fastgate.server.busy_poll import BusyPoll, smoothed
-from fastgate.server.messages import JSON, Request, Response
+from fastgate.server.busy_poll import BusyPoll
+from fastgate.server.messages import CONTINUE, JSON, LAST_CHUNK, PIPELINE_BUFFER, Request, Response
 from fastgate.server.upload import HIGH_WATER, BodyStream
 
 Dispatch = Callable[[Request], Awaitable[Response | None]]
 
 log = logging.getLogger("fastgate.server")
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_LAST_CHUNK = b"0\r\n\r\n"
-#: Bytes of pipelined requests buffered while one is served before reading pauses.
-_PIPELINE_BUFFER = 256 * 1024
 #: How long a refused request's remaining bytes are read and dropped before the connection closes.
 _LINGER_S = 2.0
 
@@ -62,74 +58,21 @@ class Listener(Protocol):
     def make_room(self) -> bool: ...
 
 
-class Connection(asyncio.Protocol):
-    __slots__ = (
-        "_chunked",
-        "_continued",
-        "_discarding",
-        "_drain",
-        "_head_only",
-        "_http10",
-        "_next",
-        "_peer",
-        "_polled",
-        "_read_paused",
-        "_refused",
-        "_think_s",
-        "_timing",
-        "_upload",
-        "_writes_paused_since",
-        "busy",
-        "head_since",
-        "idle_since",
-        "keep_alive",
-        "parser",
-        "server",
-        "streaming",
-        "task",
-        "transport",
-    )
+class Connection(ServerProtocol):
+    """One client connection. Its per-request work (reading a request, writing an answer) is
+    compiled (``kernels/serving.pxi``); what waits, and what happens once a connection, is here."""
 
-    def __init__(self, server: Listener) -> None:
-        self.server = server
-        self.parser = RequestParser(server.max_body, server.max_upload, server.uploads)
-        self.transport: asyncio.Transport | None = None
-        #: The connection's serving task: made with its first request, then waiting for each
-        #: next one (a task per request would cost its creation and registration each time).
-        self.task: asyncio.Task[None] | None = None
-        #: A request is being served.
-        self.busy = False
-        self._next: asyncio.Future[Request] | None = None
-        #: The head of a chunked answer has gone out; its end has not.
-        self.streaming = False
-        self.keep_alive = True
-        #: Monotonic second since which nothing is in progress (0: a request is in progress).
-        self.idle_since = time.monotonic()
-        #: When the request now being received began to arrive (0: none is).
-        self.head_since = 0.0
-        #: Monotonic second since which the transport has refused more writes (0: it takes them).
-        self._writes_paused_since = 0.0
-        self._drain: asyncio.Future[None] | None = None
-        self._read_paused = False
-        #: Closed at once: the server had its limit of connections.
-        self._refused = False
-        self._discarding = False
-        #: This request's 100 Continue is sent (once per request).
-        self._continued = False
-        #: The current request: HTTP/1.0, a HEAD (the answer has no body), a chunked answer.
-        self._http10 = False
-        self._head_only = False
-        self._chunked = True
-        #: Smoothed seconds from an answer's last write to the client's next request (-1: none
-        #: yet), timed while busy polling is on; whether the wait for the next one is polled.
-        self._think_s = -1.0
-        self._timing = False
-        #: The poller polling through the wait for the next request, until it ends.
-        self._polled: BusyPoll | None = None
-        #: The client's address, once asked for (``peer``).
-        self._peer: str | None = None
-        #: The streamed body of the request being served, until all of it has arrived.
-        self._upload: BodyStream | None = None
+    __slots__ = ()
+
+    server: Listener
+    parser: RequestParser
+    transport: asyncio.Transport | None
+    task: asyncio.Task[None] | None
+    _next: asyncio.Future[Request] | None
+    _drain: asyncio.Future[None] | None
+    _polled: BusyPoll | None
+    _peer: str | None
+    _upload: BodyStream | None
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -144,21 +87,6 @@ class Connection(asyncio.Protocol):
             return
         server.connections.add(self)
         server.fresh[self] = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._timing:
-            self._client_returned()
-        if self._discarding or self._refused:
-            return
-        if self._upload is not None:
-            self._receive_body(data)
-            return
-        if self.busy:
-            self.parser.feed(data)  # buffered: the next request is read when this one is done
-            if self.parser.buffered > _PIPELINE_BUFFER:
-                self._flow()
-            return
-        self._receive(data)
 
     def eof_received(self) -> bool:
         return False  # the client is done sending: close, which cancels what it was waiting for
@@ -185,61 +113,7 @@ class Connection(asyncio.Protocol):
         self._flow()
         self._wake_writer(None)
 
-    def _flow(self) -> None:
-        """Reads while the client takes its answers and its pipelined requests fit the buffer."""
-        upload = self._upload
-        paused = (
-            bool(self._writes_paused_since)
-            or (self.busy and self.parser.buffered > _PIPELINE_BUFFER)
-            or (upload is not None and (upload.held or upload.buffered > HIGH_WATER))
-        )
-        transport = self.transport
-        if paused != self._read_paused and transport is not None and not transport.is_closing():
-            self._read_paused = paused
-            if paused:
-                transport.pause_reading()
-            else:
-                transport.resume_reading()
-
     # ------------------------------------------------------------------ requests
-
-    def _receive(self, data: bytes) -> None:
-        parser = self.parser
-        try:
-            complete = parser.feed(data)
-        except RequestRefused as exc:
-            self._refuse(exc.status, exc.message)
-            return
-        upload = None
-        body = parser.body
-        if body:  # complete, with its body (a streamed one has none here)
-            pass
-        elif parser.streams_body:
-            upload = self._begin_upload(complete)
-        elif not complete:
-            if parser.head_done and parser.expect_continue and not parser.buffered and not self._continued:
-                # The client waits for this before it sends the body (RFC 9110 §10.1.1).
-                self._continued = True
-                self._write(_CONTINUE)
-            if parser.started and not self.head_since:
-                self.head_since = time.monotonic()
-            return
-        self.head_since = 0.0
-        self.idle_since = 0.0
-        self._continued = False
-        self._http10 = parser.http10
-        method = parser.method
-        self._head_only = method == "HEAD"
-        request = Request(self, method, parser.target, parser.headers, body, parser.keep_alive, upload)
-        self.keep_alive = request.keep_alive
-        self.busy = True
-        waiting = self._next
-        if waiting is not None:
-            self._next = None
-            waiting.set_result(request)
-        else:  # its first request
-            self.server.fresh.pop(self, None)
-            self.task = self.server.loop.create_task(self._serve_all(request))
 
     def _begin_upload(self, complete: bool) -> BodyStream:
         """An upload's head is read: its body is streamed to the handler from here on."""
@@ -251,7 +125,7 @@ class Connection(asyncio.Protocol):
             return upload
         self._upload = upload
         if parser.expect_continue and not upload.buffered:
-            self._write(_CONTINUE)  # the client waits for this before it sends the body (RFC 9110 §10.1.1)
+            self._write(CONTINUE)  # the client waits for this before it sends the body (RFC 9110 §10.1.1)
         return upload
 
     def _receive_body(self, data: bytes) -> None:
@@ -270,7 +144,7 @@ class Connection(asyncio.Protocol):
         if complete:
             self._upload = None
             upload.finish()
-            if parser.buffered > _PIPELINE_BUFFER:
+            if parser.buffered > PIPELINE_BUFFER:
                 self._flow()
         elif upload.buffered > HIGH_WATER:
             self._flow()
@@ -295,11 +169,10 @@ class Connection(asyncio.Protocol):
     async def _serve_all(self, request: Request) -> None:
         """Answer each request in turn until the connection is done (one coroutine for them all:
         a layer per request would cost its set-up, and every resume would walk it again)."""
-        server = self.server
-        loop = server.loop
+        dispatch = self.server.dispatch
         while True:
             try:
-                response = await server.dispatch(request)
+                response = await dispatch(request)
                 if response is not None:
                     self.respond(response)
                 # A client that sends and does not read: its next request waits for this answer
@@ -320,72 +193,11 @@ class Connection(asyncio.Protocol):
                 else:
                     self._refuse(500, "Internal gateway error")
             finally:
-                self.busy = False
-                self._head_only = False
-                if self._upload is not None:  # answered before the whole body arrived
-                    self._upload.fail(400, "The request was answered before its body arrived")
-                    self._end_upload()
-            transport = self.transport
-            if transport is None or transport.is_closing() or not self.keep_alive or server.closing:
-                if self._discarding:
-                    self._linger()
-                else:
-                    self._close()
+                self._served()
+            waiting = self._next_request()
+            if waiting is None:
                 return
-            self.idle_since = time.monotonic()
-            self._next = waiting = loop.create_future()
-            self._after()  # may complete a pipelined request, which then resolves ``waiting``
-            poll = server.busy_poll
-            if poll is not None and not waiting.done():
-                self._timing = True
-                self._polled = poll if poll.start(self._think_s, self.idle_since, 0) else None
             request = await waiting
-
-    def _client_returned(self) -> None:
-        self._timing = False
-        self._think_s = smoothed(self._think_s, time.monotonic() - self.idle_since)
-        self._end_poll()
-
-    def _end_poll(self) -> None:
-        poll, self._polled = self._polled, None
-        if poll is not None:
-            poll.arrived()
-
-    def _after(self) -> None:
-        """Between two requests: the next one may already be buffered (pipelining)."""
-        parser = self.parser
-        parser.reset()
-        if parser.buffered:
-            self._receive(b"")
-        # Read on unless a pipelined request is being served with much more already waiting.
-        if self._read_paused:
-            self._flow()
-
-    def _keep(self) -> bool:
-        """Whether this answer keeps the connection open (it says so in its head): not when
-        the request's body has not all arrived."""
-        return self.keep_alive and not self.server.closing and self._upload is None
-
-    def respond(self, response: Response) -> None:
-        body = response.body
-        keep = self._keep()
-        head = response_head(
-            response.status,
-            response.headers,
-            response.content_type,
-            len(body),
-            keep,
-            self.server.date,
-            self._http10,
-        )
-        if not keep:
-            self.keep_alive = False
-        if self._head_only:
-            self._write(head)  # a HEAD's answer: the head a GET would have, no body
-        elif len(body) < 16384:
-            self._write(head + body)
-        else:
-            self._write(head, body)
 
     @property
     def peer(self) -> str:
@@ -426,42 +238,18 @@ class Connection(asyncio.Protocol):
             return
         if first:
             head += self._frame(first)
-        self._write(head + _LAST_CHUNK if end and chunked else head)
+        self._write(head + LAST_CHUNK if end and chunked else head)
         if self._writes_paused_since:
             await self._drained()
-
-    def _frame(self, data: bytes) -> bytes:
-        return b"%x\r\n%b\r\n" % (len(data), data) if self._chunked else data
 
     async def send_chunk(self, data: bytes) -> None:
         if self.write_chunk(data):
             await self._drained()
 
-    def write_chunk(self, data: bytes) -> bool:
-        """``send_chunk`` without its wait, for a caller that cannot wait (a relay writing from
-        its upstream's reads): True when the client takes no more writes for now, and the
-        caller must await ``drained`` before the next."""
-        if not data or self._head_only:
-            return False
-        if self.transport is None:  # connection_lost: the client went away
-            raise ConnectionResetError("the client closed the connection")
-        self._write(self._frame(data))
-        return bool(self._writes_paused_since)
-
     async def drained(self) -> None:
         """Wait until the client takes writes again, if it has stopped."""
         if self._writes_paused_since:
             await self._drained()
-
-    def end_stream(self, last: bytes) -> None:
-        self.streaming = False
-        if self._head_only:
-            return
-        if not self._chunked:
-            if last:
-                self._write(last)
-            return
-        self._write(b"%x\r\n%b\r\n0\r\n\r\n" % (len(last), last) if last else _LAST_CHUNK)
 
     def _refuse(self, status: int, message: str) -> None:
         """A request that cannot be parsed or served at all: answer it and close."""
@@ -493,14 +281,6 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ writing
 
-    def _write(self, data: bytes, more: bytes | None = None) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client closed the connection")
-        transport.write(data)
-        if more is not None:
-            transport.write(more)
-
     async def _drained(self) -> None:
         """Wait until the transport takes writes again (called only while it is paused: a
         coroutine made for every write would cost its set-up for nothing)."""
@@ -516,15 +296,6 @@ class Connection(asyncio.Protocol):
                 waiter.set_result(None)
             else:
                 waiter.set_exception(exc)
-
-    def _close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def abort(self) -> None:
-        """Cut the connection (a relayed body that broke midway: the client sees it incomplete)."""
-        if self.transport is not None:
-            self.transport.abort()
 
     def close_if_unused(self) -> bool:
         """Close a connection that has sent nothing (it makes room for another)."""

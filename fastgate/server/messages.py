@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from fastgate.server.upload import BodyStream
 
 JSON = "application/json"
+#: The interim answer a client that sent ``Expect: 100-continue`` waits for (RFC 9110 §10.1.1).
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: The end of a chunked body.
+LAST_CHUNK = b"0\r\n\r\n"
+#: Bytes of pipelined requests buffered while one is served before reading pauses.
+PIPELINE_BUFFER = 256 * 1024
 
 
 class AnswerWriter(Protocol):
