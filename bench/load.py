@@ -136,10 +136,11 @@ poll), latency counted from the scheduled send time (or the actual send, if earl
 is charged to every request it delays (no coordinated omission), the generator's own lateness \
 included; failures and requests still unanswered after {REQUEST_TIMEOUT_S:.0f} s count as \
 infinitely slow.
-- anthropic / openai, alternating slices: after the runs, the two rows' CPU µs per request and \
-per stream again, in {PAIRED_SLICES} wrk slices of {PAIRED_SLICE_S} s each, the two rows \
-alternating (the order flipped each time); the ratio of the medians. Other tenants' load drifts \
-over minutes, which adjacent slices mostly cancel and runs of the two rows minutes apart do not.
+- Alternating slices (anthropic / openai, busy polling / none, fastgate / protocol-relay): after \
+the runs, the two rows' CPU µs per request and per stream again, in {PAIRED_SLICES} wrk slices of \
+{PAIRED_SLICE_S} s each, the two rows alternating (the order flipped each time); the ratio of the \
+medians, and their difference in µs. Other tenants' load drifts over minutes, which adjacent \
+slices mostly cancel and runs of the two rows minutes apart do not.
 - Each configuration is measured once per run, the order rotated from run to run (interleaved); \
 before each measurement every server started waits until it is idle (under {QUIET_SHARE:.0%} of \
 a core; LiteLLM's proxy works off what the 400/s run queued for ~30 s, on the core the next \
