@@ -147,7 +147,7 @@ cdef class ServerProtocol:
         if poll is not None:
             poll.arrived()
 
-    cpdef void _after(self) except *:
+    cdef void _after(self) except *:
         """Between two requests: the next one may already be buffered (pipelining)."""
         parser = self.parser
         parser._reset()

@@ -250,21 +250,13 @@ cdef class UpstreamProtocol:
         self._resume()
         return chunk
 
-    @property
-    def received_whole(self):
-        """The whole body has arrived, within the size limit."""
-        return self._received_whole()
-
     cdef bint _received_whole(self) except -1:
+        """The whole body has arrived, within the size limit."""
         return (
             self.parser._state == S_DONE
             and self._error is None
             and self._buffered <= self.pool.max_body
         )
-
-    @property
-    def reusable(self):
-        return self._reusable()
 
     cdef bint _reusable(self) except -1:
         parser = self.parser
@@ -276,7 +268,7 @@ cdef class UpstreamProtocol:
             and not self._body_cut
         )
 
-    cpdef object whole_body(self):
+    cdef object whole_body(self):
         """The whole body if it has all arrived with what was read so far, else None; the
         connection is then done with this answer and goes back to its pool (or is closed)."""
         if not self._received_whole():
@@ -285,7 +277,7 @@ cdef class UpstreamProtocol:
         self.release()
         return body
 
-    cpdef void release(self) except *:
+    cdef void release(self) except *:
         """This answer was read to its end (or given up): back to the pool if fit, else closed."""
         if self._reusable():
             self.pool.put(self)

@@ -50,7 +50,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _OK = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
 _FINISH = b'"finish_reason":"'
-_FINISH_REASONS = re.compile(rb'"finish_reason":"([^"]*)"')
+_FINISH_REASONS = re.compile(re.escape(_FINISH) + rb'([^"]*)"')
 
 
 class AttemptSpan:
