@@ -62,8 +62,37 @@ def smoothed(estimate: float, sample: float) -> float: ...
 class UpstreamConnectionError(OSError): ...
 class NothingWritten(UpstreamConnectionError): ...
 
+class UpstreamPoolCore:
+    read_timeout: float
+    idle_timeout: float
+    max_stream_seconds: float
+    max_body: int
+    max_idle: int
+    _watch_every: float
+    _idle: dict[Any, list[Any]]
+    busy: set[Any]
+    _ticks: dict[int, set[Any]]
+    _filed: dict[Any, int]
+    busy_poll: Any
+    _watch_handle: Any
+    _sweep_handle: Any
+    def __init__(
+        self,
+        read_timeout: float,
+        idle_timeout: float,
+        max_stream_seconds: float,
+        max_body: int,
+        max_idle: int,
+        watch_every: float,
+    ) -> None: ...
+    def watch(self, conn: UpstreamProtocol) -> None: ...
+    def _watchdog(self) -> None: ...
+    def forget(self, conn: UpstreamProtocol) -> None: ...
+    def put(self, conn: UpstreamProtocol) -> None: ...
+    def _take(self, origin: Any) -> Any: ...
+
 class UpstreamProtocol(asyncio.Protocol):  # in fact no subclass: uvloop calls its callbacks by name
-    pool: Any
+    pool: UpstreamPoolCore
     origin: Any
     transport: Any
     loop: Any
@@ -86,7 +115,7 @@ class UpstreamProtocol(asyncio.Protocol):  # in fact no subclass: uvloop calls i
     _body_cut: bool
     _sink: Callable[[bytes], bool] | None
     _sink_full: bool
-    def __init__(self, pool: Any, origin: Any) -> None: ...
+    def __init__(self, pool: UpstreamPoolCore, origin: Any) -> None: ...
     def connection_made(self, transport: Any) -> None: ...
     def data_received(self, data: bytes) -> None: ...
     def eof_received(self) -> None: ...

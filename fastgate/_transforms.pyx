@@ -29,6 +29,7 @@ include "kernels/vectors.pxi"      # _vec_: embeddings: dot products, best match
 include "kernels/observe.pxi"      # _ob_: a request's record, metrics sums, log line
 include "kernels/text.pxi"         # _tx_: guardrail text measures
 include "kernels/upstream.pxi"     # _up_: the upstream connection's protocol and state
+include "kernels/pool.pxi"         # _pl_: the upstream pool's idle and busy connections
 include "kernels/serving.pxi"      # _sp_: the client connection's protocol and state
 
 # The mappings

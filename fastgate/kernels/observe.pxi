@@ -414,7 +414,8 @@ cdef class LogLines:
             _ob_field(out, ',"error":', 9, rec.error)
         if rec.trace is not None:
             _out_put(out, ',"otel_trace_id":"', 18)
-            _out_put_text(out, format(rec.trace.trace_id, "032x"))
+            # Hex by bytes, as ``tracing.py`` writes it (a format spec runs the general formatter).
+            _out_put_text(out, rec.trace.trace_id.to_bytes(16, "big").hex())
             _out_put(out, '"', 1)
         return _out_put(out, "}", 1)
 

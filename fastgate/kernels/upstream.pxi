@@ -34,7 +34,7 @@ cdef inline object _up_copy(object exc):
 cdef class UpstreamProtocol:
     """One kept-alive connection's state and its asyncio protocol callbacks; one request at a time."""
 
-    cdef public object pool
+    cdef public UpstreamPoolCore pool
     cdef public object origin
     cdef public object transport
     cdef public object loop
@@ -69,7 +69,7 @@ cdef class UpstreamProtocol:
     cdef public bint _sink_full
     cdef object __weakref__  # the tests watch that closed connections are freed
 
-    def __init__(self, pool, origin):
+    def __init__(self, UpstreamPoolCore pool, origin):
         self.pool = pool
         self.origin = origin
         self.parser = ResponseParser()
@@ -198,6 +198,9 @@ cdef class UpstreamProtocol:
         (``persistConn.isBroken``); a request written to one the upstream had closed would
         fail with no way to tell whether it was processed.
         """
+        return self._is_stale()
+
+    cdef bint _is_stale(self) except -1:
         if self.closed:
             return True
         readable = self._readable

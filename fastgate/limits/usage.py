@@ -117,7 +117,7 @@ class UsageTap:
         self.pending = b""
 
     def feed(self, out: bytes) -> bytes:
-        if not out or (not self.pending and _USAGE_MARK not in out and out.endswith(_END)):
+        if not out or (not self.pending and out.find(_USAGE_MARK) < 0 and out.endswith(_END)):
             return out
         data = self.pending + out
         # Mappers write whole events, but an unfinished tail is kept until it completes, so a
@@ -131,7 +131,7 @@ class UsageTap:
         events = data[:cut].split(b"\n\n")
         kept: list[bytes] = []
         for event in events[:-1]:
-            if _USAGE_MARK in event and event.startswith(_DATA):
+            if event.find(_USAGE_MARK) >= 0 and event.startswith(_DATA):
                 try:
                     chunk = _chunk_decoder.decode(event[len(_DATA) :])
                 except msgspec.DecodeError:
@@ -213,9 +213,9 @@ class RelayedUsage:
                 self.pending = data
                 return out
             self.pending = data[end + 2 :]
-            if _USAGE_FIELD in data:
+            if data.find(_USAGE_FIELD) >= 0:
                 for event in data[: end + 2].split(_END):
-                    if _USAGE_FIELD in event:
+                    if event.find(_USAGE_FIELD) >= 0:
                         for line in event.split(b"\n"):
                             if line.startswith(_DATA):
                                 self._take(line[len(_DATA) :])

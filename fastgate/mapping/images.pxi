@@ -331,7 +331,7 @@ def stability_image_response(bytes body, bint as_url=False, str fmt="png"):
     cdef list filtered = []
     if body[:1] == b"[":
         answers = _im_stability_list_decoder.decode(body)
-    elif b'"artifacts"' in body:
+    elif body.find(b'"artifacts"') >= 0:
         return _im_artifacts(_im_v1_decoder.decode(body).artifacts, as_url, "stability-ai")
     else:
         answers = [_im_stability_decoder.decode(body)]

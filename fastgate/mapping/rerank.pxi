@@ -93,7 +93,7 @@ def voyage_rerank_request(bytes body, object overrides=None):
 cdef inline bint _rr_may_return_documents(bytes request, object overrides):
     """Whether the request may ask for its documents back: a substring test keeps the whole
     request from being decoded again for every answer that does not."""
-    return b'"return_documents"' in request or bool(overrides and "return_documents" in overrides)
+    return request.find(b'"return_documents"') >= 0 or bool(overrides and "return_documents" in overrides)
 
 
 cdef void _rr_documents(list results, bytes request, object overrides) except *:

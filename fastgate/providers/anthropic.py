@@ -55,10 +55,14 @@ class AnthropicProvider(OpenAICompatible):
         )
 
     def auth_headers(self, call: Call) -> dict[str, str]:
-        # The base named, not super(): the super object costs as much as the rest of this
-        # method (~800 instructions). Options first, then Anthropic's own headers from the
-        # client (what Claude Code sends), as Portkey does.
-        headers = OpenAICompatible.auth_headers(self, call)
+        # Options first, then Anthropic's own headers from the client (what Claude Code sends),
+        # as Portkey does. The base named, not super() (the super object costs as much as the
+        # rest of this method); without options (most requests) the bare key is all it adds.
+        target = call.target
+        if target.options:
+            headers = OpenAICompatible.auth_headers(self, call)
+        else:
+            headers = {self.auth_header: target.api_key} if target.api_key else {}
         client = call.headers
         if "anthropic-version" not in headers:
             headers["anthropic-version"] = client.get("anthropic-version") or DEFAULT_VERSION
@@ -98,9 +102,11 @@ class AnthropicProvider(OpenAICompatible):
 
     def stream(self, call: Call) -> AnthropicStream:
         options = call.view.stream_options
+        # By position (include_usage, strict, text_completion): keywords cost a compiled
+        # ``__init__`` a parse of their names, on every stream.
         return AnthropicStream(
             self.name,
-            include_usage=bool(options and options.include_usage),
-            strict=call.target.strict_open_ai_compliance,
-            text_completion=call.endpoint is _COMPLETIONS,
+            bool(options and options.include_usage),
+            call.target.strict_open_ai_compliance,
+            call.endpoint is _COMPLETIONS,
         )

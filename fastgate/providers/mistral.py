@@ -34,7 +34,7 @@ _FINISH_NAMES = {"model_length": "length", "error": "stop"}
 
 
 def _may_rename(body: bytes) -> bool:
-    return b'"seed"' in body or b'"required"' in body
+    return body.find(b'"seed"') >= 0 or body.find(b'"required"') >= 0
 
 
 def _rename(params: dict[str, Any]) -> bool:
@@ -51,7 +51,7 @@ def _rename(params: dict[str, Any]) -> bool:
 
 
 def _map_finish(data: bytes) -> bytes:
-    if b"model_length" not in data and b'"error"' not in data:
+    if data.find(b"model_length") < 0 and data.find(b'"error"') < 0:
         return data
     return _FINISH.sub(lambda m: m.group(1) + _FINISH_MAP[m.group(2)], data)
 

@@ -23,28 +23,14 @@ from fastgate._transforms import (
     NothingWritten,
     UpstreamConnectionError,
     UpstreamHead,
+    UpstreamPoolCore,
     UpstreamProtocol,
 )
-from fastgate.server.busy_poll import BusyPoll
 
 __all__ = ["Connection", "NothingWritten", "UpstreamConnectionError", "UpstreamResponse", "UpstreamTimeout"]
 
 #: The write buffer's high-water mark while a streamed request body is written.
 _BODY_HIGH_WATER = 1024 * 1024
-
-
-class Pool(Protocol):
-    """What a connection needs of its pool."""
-
-    max_body: int
-    max_stream_seconds: float
-    busy_poll: BusyPoll | None
-
-    def watch(self, conn: Connection) -> None: ...
-
-    def put(self, conn: Connection) -> None: ...
-
-    def forget(self, conn: Connection) -> None: ...
 
 
 class BodySource(Protocol):
@@ -99,7 +85,7 @@ class Connection(UpstreamProtocol):
 
     __slots__ = ()
 
-    pool: Pool
+    pool: UpstreamPoolCore
     origin: Origin
 
     async def write_body(self, body: BodySource, head: asyncio.Future[None]) -> None:

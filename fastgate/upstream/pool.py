@@ -20,14 +20,12 @@ config's ``retry`` asks for; on a real provider a second send is a second bill.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import ssl
 import time
 
-from fastgate._transforms import request_head
+from fastgate._transforms import UpstreamPoolCore, request_head
 from fastgate.errors import bad_request
-from fastgate.server.busy_poll import BusyPoll
 from fastgate.upstream.connection import (
     BodySource,
     Connection,
@@ -83,8 +81,9 @@ def split_url(url: str, cache: dict[str, Origin]) -> tuple[Origin, str]:
     return origin, target
 
 
-class UpstreamPool:
-    """Kept-alive connections per origin, opened through the SSRF-guarded resolver."""
+class UpstreamPool(UpstreamPoolCore):
+    """Kept-alive connections per origin, opened through the SSRF-guarded resolver (what a
+    request does to the idle and busy connections is compiled: ``kernels/pool.pxi``)."""
 
     def __init__(
         self,
@@ -99,89 +98,23 @@ class UpstreamPool:
         max_frame: int = 16 * 1024 * 1024,
         websocket_idle_s: float = 300.0,
     ) -> None:
+        super().__init__(
+            read_timeout,
+            idle_timeout,
+            max_stream_seconds,
+            max_body,
+            max_idle_per_origin,
+            min(_WATCH_S, max(read_timeout / 4, 0.01)),
+        )
         self.resolver = resolver
         self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_body = max_body
-        self.max_stream_seconds = max_stream_seconds
         #: A relayed WebSocket's largest message and longest silence (``gateway/realtime.py``).
         self.max_frame = max_frame
         self.websocket_idle_s = websocket_idle_s
-        self.idle_timeout = idle_timeout
-        self.max_idle = max_idle_per_origin
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._origins: dict[str, Origin] = {}
         #: (method, URL) → origin and the request line with Host, checked once.
         self._request_lines: dict[tuple[str, str], tuple[Origin, str]] = {}
         self._ssl: ssl.SSLContext | None = None
-        self._sweep_handle: asyncio.TimerHandle | None = None
-        #: Connections with a request in flight, watched for read timeouts.
-        self.busy: set[Connection] = set()
-        self._watch_handle: asyncio.TimerHandle | None = None
-        self._watch_every = min(_WATCH_S, max(read_timeout / 4, 0.01))
-        #: Watched connections by the watchdog tick (monotonic time / ``_watch_every``, rounded
-        #: up) by which each could first time out, and each one's tick.
-        self._ticks: dict[int, set[Connection]] = {}
-        self._filed: dict[Connection, int] = {}
-        #: The server's poller (``busy_poll.py``): waits on fast origins are polled through it.
-        self.busy_poll: BusyPoll | None = None
-
-    def watch(self, conn: Connection) -> None:
-        """A request was sent on ``conn``: watch it until it is put back or forgotten. A kept-alive
-        connection stays filed between its requests; its tick comes, it is looked at again."""
-        self.busy.add(conn)
-        if conn not in self._filed:
-            self._file(conn, time.monotonic())
-        if self._watch_handle is None:
-            self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
-
-    def _file(self, conn: Connection, now: float) -> None:
-        """File ``conn`` under the first tick at which it could have timed out: its last byte's
-        time plus the read timeout, or its stream's deadline (a stream not begun yet has one no
-        sooner than ``max_stream_seconds`` from now); never the tick now running."""
-        due = min(conn.last_io + self.read_timeout, conn.stream_deadline or now + self.max_stream_seconds)
-        tick = max(math.ceil(due / self._watch_every), math.floor(now / self._watch_every) + 1)
-        self._filed[conn] = tick
-        filed = self._ticks.get(tick)
-        if filed is None:
-            self._ticks[tick] = {conn}
-        else:
-            filed.add(conn)
-
-    def _watchdog(self) -> None:
-        self._watch_handle = None
-        now = time.monotonic()
-        current = now / self._watch_every
-        for tick in [t for t in self._ticks if t <= current]:
-            for conn in self._ticks.pop(tick):
-                del self._filed[conn]
-                if conn in self.busy:
-                    conn.timed_out(now, self.read_timeout)  # failed: forgotten; else filed again
-                    if conn in self.busy:
-                        self._file(conn, now)
-        if self.busy:
-            self._watch_handle = asyncio.get_running_loop().call_later(self._watch_every, self._watchdog)
-
-    def forget(self, conn: Connection) -> None:
-        """The connection is closed: not watched any more."""
-        self.busy.discard(conn)
-        tick = self._filed.pop(conn, None)
-        if tick is not None:
-            filed = self._ticks[tick]
-            filed.discard(conn)
-            if not filed:
-                del self._ticks[tick]
-
-    def put(self, conn: Connection) -> None:
-        self.busy.discard(conn)
-        idle = self._idle.setdefault(conn.origin.key, [])
-        if len(idle) >= self.max_idle:
-            conn.abort()
-            return
-        conn.idle_since = time.monotonic()
-        idle.append(conn)
-        if self._sweep_handle is None:
-            self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
 
     def _sweep(self) -> None:
         """Close connections idle past ``idle_timeout``: an origin used once must not keep its
@@ -201,18 +134,6 @@ class UpstreamPool:
                 del self._idle[key]
         if self._idle:
             self._sweep_handle = asyncio.get_running_loop().call_later(self.idle_timeout, self._sweep)
-
-    def _take(self, origin: Origin) -> Connection | None:
-        """An idle connection still fit to write to: open, not idle too long, and not closed
-        (or spoken on) by the upstream while it waited."""
-        idle = self._idle.get(origin.key)
-        now = time.monotonic()
-        while idle:
-            conn = idle.pop()
-            if now - conn.idle_since < self.idle_timeout and not conn.stale:
-                return conn
-            conn.abort()
-        return None
 
     async def _open(self, origin: Origin) -> Connection:
         loop = asyncio.get_running_loop()

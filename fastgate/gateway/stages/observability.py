@@ -189,9 +189,9 @@ class _StreamWatch:
 
     def feed(self, out: bytes) -> bytes:
         outcome = self.outcome
-        if outcome.usage is None and _USAGE_MARK in out:
+        if outcome.usage is None and out.find(_USAGE_MARK) >= 0:
             for event in out.split(b"\n\n"):
-                if _USAGE_MARK in event and event.startswith(_DATA):
+                if event.find(_USAGE_MARK) >= 0 and event.startswith(_DATA):
                     view = body_usage(event[len(_DATA) :])
                     if view.usage is not None:
                         outcome.usage = view
