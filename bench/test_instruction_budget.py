@@ -36,8 +36,9 @@ def test_budget_anthropic_within_10_percent_of_openai(valgrind: None) -> None:
 def test_budget_anthropic_stream_within_11_percent_of_openai(valgrind: None) -> None:
     """A 20-delta stream: 1.106x at this commit (1.98x at the start, 1.37x, 1.25x, 1.18x, 1.16x,
     1.142x, 1.097-1.101x before the two connections were compiled made the shared path smaller,
-    whose share Anthropic's fixed extra then grew, 1.104x, 1.109x with the pool compiled). The count of the same code moves by ~0.3% from one
-    checkout or build to another (see above): the budget leaves 1% above the target for that."""
+    whose share Anthropic's fixed extra then grew, 1.104x, 1.109x with the pool compiled). The count
+    of the same code moves by ~0.3% from one checkout or build to another (see above): the budget
+    leaves 1% above the target for that."""
     openai, _ = per_request("openai", stream=True, inclusive=False)
     anthropic, _ = per_request("anthropic", stream=True, inclusive=False)
     print(
