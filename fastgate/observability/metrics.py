@@ -252,9 +252,14 @@ class Metrics:
         self._opens: dict[str, int] = {}
         self._skips: dict[str, int] = {}
         self._shown_circuits: set[str] = set()
+        #: Guardrail verdicts counted since the last flush, by event and verdict.
+        self._verdicts: dict[tuple[str, str], int] = {}
 
     def count_verdict(self, event: str, verdict: str) -> None:
-        self.guardrails.labels(event, verdict).inc()
+        """Counted here, handed over at the next flush: prometheus-client's ``labels(...).inc()``
+        takes two locks and builds its key each time, microseconds on every guarded request."""
+        key = (event, verdict)
+        self._verdicts[key] = self._verdicts.get(key, 0) + 1
 
     def flush(self) -> None:
         """Hand the pending values to prometheus-client, with what is read rather than counted:
@@ -263,6 +268,10 @@ class Metrics:
         for series in self.tally.take_dirty():
             totals, hists = series.take()
             series.children.add(totals, hists)
+        if self._verdicts:
+            verdicts, self._verdicts = self._verdicts, {}
+            for (event, verdict), count in verdicts.items():
+                self.guardrails.labels(event, verdict).inc(count)
         if self.in_flight_count is not None:
             self.in_flight.set(self.in_flight_count())
         if self.breaker is not None:
