@@ -96,6 +96,11 @@ class TraceState(msgspec.Struct):
         return f"00-{self.trace_id.to_bytes(16).hex()}-{span_id.to_bytes(8).hex()}-01"
 
 
+def _span_id() -> int:
+    """A new span id: 64 random bits, never all zero (W3C Trace Context §3.2.2.4)."""
+    return random.getrandbits(64) or 1
+
+
 def parse_traceparent(value: str) -> tuple[int, int, int] | None:
     """``(trace id, parent span id, flags)`` of a version-00 ``traceparent``, or None when it is
     not one (W3C Trace Context §3.2.2: all-zero ids are invalid)."""
@@ -144,14 +149,14 @@ class Tracer:
         parent = parse_traceparent(given) if given else None
         if parent is not None:
             trace_id, parent_id, flags = parent
-            state = TraceState(trace_id, parent_id, bool(flags & 1), method, random.getrandbits(64) or 1)
+            state = TraceState(trace_id, parent_id, bool(flags & 1), method, _span_id())
             if not state.sampled:
                 state.remote = given or ""
             return state
         trace_id = random.getrandbits(128) or 1
         if trace_id & _LOW_64 >= self.bound:
             return None
-        return TraceState(trace_id, 0, True, method, random.getrandbits(64) or 1)
+        return TraceState(trace_id, 0, True, method, _span_id())
 
     def attempt(self, state: TraceState, call: Call, now: float, retry: int) -> None:
         """An attempt goes upstream (``retry``: its number among its target's retries): its span
@@ -162,7 +167,7 @@ class Tracer:
         attempts = state.attempts
         if attempts and not attempts[-1].end:
             attempts.pop()  # begun for a retry that did not come
-        span_id = random.getrandbits(64) or 1
+        span_id = _span_id()
         body = call.body if self.content else None
         attempts.append(AttemptSpan(span_id, now, call.target, call.view.model, retry, body))
         call.traceparent = state.traceparent(span_id)
