@@ -19,16 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
 from fastgate._transforms import RequestParser, RequestRefused, ServerProtocol, response_head
 from fastgate.errors import error_body, type_for_status
 from fastgate.server.busy_poll import BusyPoll
+from fastgate.server.dispatch import Dispatcher
 from fastgate.server.messages import CONTINUE, JSON, LAST_CHUNK, PIPELINE_BUFFER, Request, Response
 from fastgate.server.upload import HIGH_WATER, BodyStream
-
-Dispatch = Callable[[Request], Awaitable[Response | None]]
 
 log = logging.getLogger("fastgate.server")
 #: How long a refused request's remaining bytes are read and dropped before the connection closes.
@@ -38,7 +36,7 @@ _LINGER_S = 2.0
 class Listener(Protocol):
     """What a connection needs of the server that accepted it (``http_server.HTTPServer``)."""
 
-    dispatch: Dispatch
+    dispatch: Dispatcher
     max_body: int
     #: The largest body of an upload route, streamed to its handler (``RequestParser``).
     max_upload: int
@@ -169,10 +167,20 @@ class Connection(ServerProtocol):
     async def _serve_all(self, request: Request) -> None:
         """Answer each request in turn until the connection is done (one coroutine for them all:
         a layer per request would cost its set-up, and every resume would walk it again)."""
-        dispatch = self.server.dispatch
+        dispatcher = self.server.dispatch
         while True:
             try:
-                response = await dispatch(request)
+                counted = False
+                try:
+                    handler, counted = dispatcher.admit(request)
+                    response = await handler(request)
+                except ConnectionError:
+                    raise
+                except Exception as exc:
+                    response = dispatcher.failed(request, exc)
+                finally:
+                    if counted:
+                        dispatcher.done()
                 if response is not None:
                     self.respond(response)
                 # A client that sends and does not read: its next request waits for this answer

@@ -10,7 +10,7 @@ request is in flight until its answer (a whole stream included) is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastgate.errors import GatewayError
 from fastgate.server.busy_poll import smoothed
@@ -18,6 +18,8 @@ from fastgate.server.messages import Request, Response
 from fastgate.server.router import Router
 
 log = logging.getLogger("fastgate.server")
+
+Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 class Dispatcher:
@@ -33,45 +35,51 @@ class Dispatcher:
         #: which no handler sees: ``(request, error)``.
         self.refused: Callable[[Request, GatewayError], None] | None = None
 
-    async def __call__(self, request: Request) -> Response | None:
+    def admit(self, request: Request) -> tuple[Handler, bool]:
+        """The request's handler, and whether it was counted in flight (an API request: the
+        caller gives it back with ``done``). The connection awaits the handler itself, in its
+        own coroutine: one of the dispatcher's would be a layer on every request's path, set up
+        each time and walked again at every resume. Raises the refusals as ``GatewayError``s."""
         try:
-            try:
-                handler, request.match_info = self.router.resolve(request.method, request.decoded_path)
-            except GatewayError as exc:  # no such route (404), or not with this method (405)
-                if self.refused is not None:
-                    self.refused(request, exc)
-                raise
-            if not request.path.startswith("/v1/"):
-                return await handler(request)
-            if self.in_flight >= self.limit:
-                # A new error each time: a re-raised instance would keep growing its traceback.
-                busy = GatewayError(
-                    503, self._busy, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
-                )
-                if self.refused is not None:
-                    self.refused(request, busy)
-                raise busy
-            self.crowd = smoothed(self.crowd, self.in_flight)
-            self.in_flight += 1
-            try:
-                return await handler(request)
-            finally:
-                self.in_flight -= 1
-        except GatewayError as exc:
+            handler, request.match_info = self.router.resolve(request.method, request.decoded_path)
+        except GatewayError as exc:  # no such route (404), or not with this method (405)
+            if self.refused is not None:
+                self.refused(request, exc)
+            raise
+        if not request.path.startswith("/v1/"):
+            return handler, False
+        if self.in_flight >= self.limit:
+            # A new error each time: a re-raised instance would keep growing its traceback.
+            busy = GatewayError(
+                503, self._busy, type="api_error", code="gateway_overloaded", headers={"Retry-After": "1"}
+            )
+            if self.refused is not None:
+                self.refused(request, busy)
+            raise busy
+        self.crowd = smoothed(self.crowd, self.in_flight)
+        self.in_flight += 1
+        return handler, True
+
+    def done(self) -> None:
+        """An admitted request's answer is written (a whole stream included)."""
+        self.in_flight -= 1
+
+    def failed(self, request: Request, exc: Exception) -> Response | None:
+        """The answer to a request its handler (or ``admit``) failed with, never a traceback:
+        ``None`` when a stream had begun, which is cut instead. A ``ConnectionError`` is not
+        for this: the client is gone and there is no one to answer."""
+        if isinstance(exc, GatewayError):
             if request.streaming:
                 request.abort()  # the status is sent: the client sees a cut, not a clean end
                 return None
             return Response(exc.status, exc.body(), exc.headers)
-        except ConnectionError:
-            raise
-        except Exception as exc:
-            if request.streaming:
-                log.exception("unhandled error in a stream on %s %s", request.method, request.path)
-                request.abort()
-                return None
-            if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
-                # Header bytes are decoded with surrogateescape: invalid UTF-8 in a header surfaces
-                # wherever its text is first encoded again (a config, a key hash), as this.
-                return Response(400, GatewayError(400, "A request header is not valid UTF-8").body())
-            log.exception("unhandled error on %s %s", request.method, request.path)
-            return Response(500, GatewayError(500, "Internal gateway error", type="api_error").body())
+        if request.streaming:
+            log.error("unhandled error in a stream on %s %s", request.method, request.path, exc_info=exc)
+            request.abort()
+            return None
+        if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
+            # Header bytes are decoded with surrogateescape: invalid UTF-8 in a header surfaces
+            # wherever its text is first encoded again (a config, a key hash), as this.
+            return Response(400, GatewayError(400, "A request header is not valid UTF-8").body())
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+        return Response(500, GatewayError(500, "Internal gateway error", type="api_error").body())

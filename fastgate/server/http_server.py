@@ -18,7 +18,8 @@ import time
 from email.utils import formatdate
 
 from fastgate.server.busy_poll import BusyPoll
-from fastgate.server.connection import Connection, Dispatch
+from fastgate.server.connection import Connection
+from fastgate.server.dispatch import Dispatcher
 
 #: How often idle and slow connections are looked for, and the Date header renewed.
 _SWEEP_S = 1.0
@@ -100,7 +101,7 @@ def date_block() -> bytes:
 class HTTPServer:
     def __init__(
         self,
-        dispatch: Dispatch,
+        dispatch: Dispatcher,
         *,
         max_body: int,
         idle_timeout: float = 75.0,
