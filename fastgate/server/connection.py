@@ -180,7 +180,7 @@ class Connection(ServerProtocol):
                     response = dispatcher.failed(request, exc)
                 finally:
                     if counted:
-                        dispatcher.done()
+                        dispatcher.in_flight -= 1
                 if response is not None:
                     self.respond(response)
                 # A client that sends and does not read: its next request waits for this answer

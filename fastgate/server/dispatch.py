@@ -37,9 +37,10 @@ class Dispatcher:
 
     def admit(self, request: Request) -> tuple[Handler, bool]:
         """The request's handler, and whether it was counted in flight (an API request: the
-        caller gives it back with ``done``). The connection awaits the handler itself, in its
-        own coroutine: one of the dispatcher's would be a layer on every request's path, set up
-        each time and walked again at every resume. Raises the refusals as ``GatewayError``s."""
+        caller takes it off ``in_flight`` when its answer is written). The connection awaits the
+        handler itself, in its own coroutine: one of the dispatcher's would be a layer on every
+        request's path, set up each time and walked again at every resume. Raises the refusals
+        as ``GatewayError``s."""
         try:
             handler, request.match_info = self.router.resolve(request.method, request.decoded_path)
         except GatewayError as exc:  # no such route (404), or not with this method (405)
@@ -59,10 +60,6 @@ class Dispatcher:
         self.crowd = smoothed(self.crowd, self.in_flight)
         self.in_flight += 1
         return handler, True
-
-    def done(self) -> None:
-        """An admitted request's answer is written (a whole stream included)."""
-        self.in_flight -= 1
 
     def failed(self, request: Request, exc: Exception) -> Response | None:
         """The answer to a request its handler (or ``admit``) failed with, never a traceback:
