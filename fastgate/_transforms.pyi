@@ -249,8 +249,8 @@ ANTHROPIC_DEFAULT_MAX_TOKENS: int
 def openai_chat_to_anthropic(
     body: bytes,
     overrides: dict[str, object] | None = None,
-    *,
     request: object | None = None,
+    *,
     body_version: str | None = None,
     send_model: bool = True,
     default_max_tokens: int = 4096,

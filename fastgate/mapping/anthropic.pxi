@@ -585,13 +585,14 @@ cdef object _an_text_turns_request(object req, object body_version, bint send_mo
             PyMem_Free(system.data)
 
 
-def openai_chat_to_anthropic(bytes body, dict overrides=None, *, object request=None,
+def openai_chat_to_anthropic(bytes body, dict overrides=None, object request=None, *,
                              object body_version=None, bint send_model=True,
                              int default_max_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS):
     """An OpenAI chat request as a Messages request body.
 
     ``request``: the body already decoded as a ``RawContentChatRequest`` (the handler does when
-    Anthropic is the only target); it is not changed. ``body_version`` / ``send_model=False``
+    Anthropic is the only target); it is not changed, and is best passed by position (a keyword
+    costs a compiled function a parse of its name on every request). ``body_version`` / ``send_model=False``
     give Vertex AI's flavour (version in the body, model in the URL). Parameters Anthropic cannot
     take (n, seed, penalties, logprobs, json_object response_format, reasoning_effort) are
     dropped, never sent.

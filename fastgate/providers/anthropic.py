@@ -55,21 +55,22 @@ class AnthropicProvider(OpenAICompatible):
         )
 
     def auth_headers(self, call: Call) -> dict[str, str]:
-        # Options first, then Anthropic's own headers from the client (what Claude Code sends),
-        # as Portkey does. The base named, not super() (the super object costs as much as the
-        # rest of this method); without options (most requests) the bare key is all it adds.
+        # Anthropic's own headers from the client (what Claude Code sends), then the options,
+        # which win, as Portkey's do. The base named, not super() (the super object costs as much
+        # as the rest of this method), and only with options: mostly the bare key is all it adds.
         target = call.target
-        if target.options:
-            headers = OpenAICompatible.auth_headers(self, call)
-        else:
-            headers = {self.auth_header: target.api_key} if target.api_key else {}
         client = call.headers
-        if "anthropic-version" not in headers:
-            headers["anthropic-version"] = client.get("anthropic-version") or DEFAULT_VERSION
-        if "anthropic-beta" not in headers:
-            beta = client.get("anthropic-beta")
-            if beta:
-                headers["anthropic-beta"] = beta
+        version = client.get("anthropic-version") or DEFAULT_VERSION
+        headers = (
+            {self.auth_header: target.api_key, "anthropic-version": version}
+            if target.api_key
+            else {"anthropic-version": version}
+        )
+        beta = client.get("anthropic-beta")
+        if beta:
+            headers["anthropic-beta"] = beta
+        if target.options:
+            headers.update(OpenAICompatible.auth_headers(self, call))
         return headers
 
     def request(self, call: Call) -> UpstreamRequest:
@@ -85,7 +86,7 @@ class AnthropicProvider(OpenAICompatible):
             else:
                 view = call.view  # the whole request when the handler decoded it so
                 request = view if type(view) is RawContentChatRequest else None
-                body = openai_chat_to_anthropic(call.body, call.target.override_params, request=request)
+                body = openai_chat_to_anthropic(call.body, call.target.override_params, request)
         except msgspec.ValidationError as exc:
             raise bad_request(f"Invalid request body: {exc}") from None
         return UpstreamRequest("POST", self.url(call, "/messages"), headers, body)

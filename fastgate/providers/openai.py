@@ -153,8 +153,10 @@ class OpenAICompatible(Provider):
         return headers
 
     def request_headers(self, call: Call) -> dict[str, str]:
-        """Auth and options, then the client headers the target forwards."""
-        return forward_headers(call, self.auth_headers(call))
+        """Auth and options, then the client headers the target forwards (mostly none: no call
+        for them)."""
+        headers = self.auth_headers(call)
+        return forward_headers(call, headers) if call.target.forward_headers else headers
 
     def request(self, call: Call) -> UpstreamRequest:
         if call.endpoint in RELAYED:

@@ -106,6 +106,24 @@ async def test_anthropic_own_headers_are_taken_as_claude_code_sends_them(
     assert upstream.requests[0]["headers"]["anthropic-beta"] == "output-128k-2025-02-19"
 
 
+async def test_an_option_wins_over_the_clients_own_anthropic_header(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    hdrs = headers(
+        upstream,
+        **{
+            "anthropic-version": "2023-06-01",
+            "anthropic-beta": "output-128k-2025-02-19",
+            "x-portkey-anthropic-beta": "prompt-caching-2024-07-31",
+        },
+    )
+    resp = await gateway.post("/v1/chat/completions", chat(), hdrs)
+    assert resp.status == 200
+    got = upstream.requests[0]["headers"]
+    assert got["anthropic-beta"] == "prompt-caching-2024-07-31"
+    assert got["anthropic-version"] == "2023-06-01"
+
+
 async def test_options_from_config_and_custom_host_with_trailing_slash(
     gateway: Gateway, upstream: Upstream
 ) -> None:
