@@ -90,7 +90,7 @@ def _hit(pipeline: Pipeline, key: GatewayKey | None, cache: CacheSettings | None
     return run_now(pipeline.before(ex, at))
 
 
-REQUEST = Request(None, "POST", "/v1/chat/completions", {}, BODY, True)  # type: ignore[arg-type]
+REQUEST = Request(None, "POST", "/v1/chat/completions", "", {}, BODY, True)  # type: ignore[arg-type]
 OPTIONS = RequestOptions(trace_id="bench", plan=None)
 
 

@@ -92,7 +92,7 @@ def app() -> Iterator[App]:
 
 
 def _arrived(app: App, headers: dict[str, str]) -> tuple[Exchange, Leaf]:
-    request = Request(None, "POST", "/v1/chat/completions", headers, BODY, True)  # type: ignore[arg-type]
+    request = Request(None, "POST", "/v1/chat/completions", "", headers, BODY, True)  # type: ignore[arg-type]
     ex = Exchange(request=request, endpoint=Endpoint.CHAT, headers=headers, body=BODY, view=None)  # type: ignore[arg-type]
     app.gateway.pipeline.arrive(ex)
     ex.opts = app.gateway.reader.read(headers)

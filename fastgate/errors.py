@@ -50,7 +50,7 @@ class GatewayError(Exception):
         self.param = param
         self.code = code
         self.provider = provider
-        self.headers = headers
+        self.headers: dict[str, str] = headers if headers is not None else {}
 
     def body(self) -> bytes:
         detail = ErrorDetail(self.message, self.type, self.param, self.code)

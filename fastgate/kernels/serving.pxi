@@ -7,6 +7,8 @@
 from fastgate.server import messages as _sp_messages
 from fastgate.server.upload import HIGH_WATER as _SP_UPLOAD_HIGH_WATER
 
+from cpython.unicode cimport PyUnicode_FindChar, PyUnicode_GET_LENGTH, PyUnicode_Substring
+
 cdef object _sp_request_type = _sp_messages.Request
 cdef bytes _SP_CONTINUE = _sp_messages.CONTINUE
 cdef bytes _SP_LAST_CHUNK = _sp_messages.LAST_CHUNK
@@ -100,6 +102,8 @@ cdef class ServerProtocol:
     cdef void _receive(self, bytes data) except *:
         cdef RequestParser parser = self.parser
         cdef bint complete
+        cdef str target
+        cdef Py_ssize_t n, q
         try:
             complete = parser.feed(data)
         except RequestRefused as exc:
@@ -125,7 +129,14 @@ cdef class ServerProtocol:
         self._http10 = parser.http10
         method = parser.method
         self._head_only = method == "HEAD"
-        request = _sp_request_type(self, method, parser.target, parser.headers, body, parser.keep_alive, upload)
+        target = parser.target
+        n = PyUnicode_GET_LENGTH(target)
+        q = PyUnicode_FindChar(target, 0x3F, 0, n, 1)  # "?": path, then the query
+        if q < 0:
+            path, query = target, ""
+        else:
+            path, query = PyUnicode_Substring(target, 0, q), PyUnicode_Substring(target, q + 1, n)
+        request = _sp_request_type(self, method, path, query, parser.headers, body, parser.keep_alive, upload)
         self.keep_alive = parser.keep_alive
         self.busy = True
         waiting = self._next

@@ -11,6 +11,8 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
+import msgspec
+
 if TYPE_CHECKING:
     from fastgate.server.upload import BodyStream
 
@@ -52,49 +54,32 @@ class AnswerWriter(Protocol):
     def upgrade(self, head: bytes) -> tuple[asyncio.Transport, bytes]: ...
 
 
-class Response:
-    __slots__ = ("body", "content_type", "headers", "status")
+class Response(msgspec.Struct, eq=False, gc=False):
+    """A whole answer. A Struct: made in C, where an ``__init__`` ran on every request."""
 
-    def __init__(
-        self,
-        status: int = 200,
-        body: bytes = b"",
-        headers: dict[str, str] | None = None,
-        content_type: str | None = JSON,
-    ) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers if headers is not None else {}
-        self.content_type = content_type
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    content_type: str | None = JSON
 
 
-class Request:
-    """``headers`` has lower-cased names; ``path`` and ``query`` are as sent (percent-encoded).
+class Request(msgspec.Struct, eq=False):
+    """``headers`` has lower-cased names; ``path`` and ``query`` (the request-target split at its
+    first ``?``) are as sent, percent-encoded.
 
-    An upload route's body is ``upload``, read as it arrives (``body`` is then empty).
+    An upload route's body is ``upload``, read as it arrives (``body`` is then empty). A Struct:
+    the connection makes one per request in C, where an ``__init__`` ran.
     """
 
-    __slots__ = ("_conn", "body", "headers", "keep_alive", "match_info", "method", "path", "query", "upload")
-
-    def __init__(
-        self,
-        conn: AnswerWriter,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        body: bytes,
-        keep_alive: bool,
-        upload: BodyStream | None = None,
-    ) -> None:
-        self._conn = conn
-        self.method = method
-        path, _, self.query = target.partition("?")
-        self.path = path
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
-        self.upload = upload
-        self.match_info: dict[str, str] = {}
+    _conn: AnswerWriter
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+    upload: BodyStream | None = None
+    match_info: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def decoded_path(self) -> str:

@@ -117,12 +117,11 @@ class LimitsStage(Stage):
         except LimitReached as exc:
             if not exc.scope.startswith(VIRTUAL_KEY_SCOPE):
                 raise
-            headers = exc.headers or {}
             return Outcome(
                 status=429,
                 provider=at.provider,
                 call=at.call,
-                headers=headers,
+                headers=exc.headers,
                 body=exc.body(),
                 reached=False,
             )
