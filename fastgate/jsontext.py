@@ -63,6 +63,9 @@ def check_duplicate_keys(body: bytes) -> None:
     duplicated; only a body where it is seen more often (one compiled pass over the quote marks
     finds them) is parsed again to look.
     """
-    suspects = [quoted[1:-1].decode() for quoted in quoted_twice(body, _QUOTED)]
-    if suspects and (key := duplicate_key(body, suspects, top_level=True)) is not None:
+    twice = quoted_twice(body, _QUOTED)
+    if not twice:  # most bodies: no comprehension (a frame of its own) made for nothing
+        return
+    suspects = [quoted[1:-1].decode() for quoted in twice]
+    if (key := duplicate_key(body, suspects, top_level=True)) is not None:
         raise bad_request(f"Request body has the key {key!r} more than once", param=key)

@@ -701,10 +701,17 @@ cdef class ObservationHooks:
             self.watch_stream(ex, outcome, rec)
         if self.headers:
             headers[_OB_SERVER_TIMING] = server_timing(now - rec.start - rec.upstream_s, rec.upstream_s)
-        if rec.trace is not None:
-            self.tracer.last_answered(
-                rec.trace, self._oc_status.of(outcome), now, view, self._oc_body.of(outcome)
-            )
+        trace = rec.trace
+        if trace is not None:
+            # The answer given, for an attempt no ``after`` saw (a lone target's; a retry's span
+            # begun by ``after`` in case one came is not it).
+            attempts = trace.attempts
+            if attempts:
+                last = attempts[len(attempts) - 1]  # (no negative index: wraparound is off)
+                if not last.end and not last.retry:
+                    self.tracer.answered(
+                        trace, self._oc_status.of(outcome), now, view, self._oc_body.of(outcome)
+                    )
 
     cdef str _route(self, ex, request):
         """The route's pattern: the request's path when it is a route's, else its endpoint's."""

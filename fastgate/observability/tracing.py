@@ -189,15 +189,6 @@ class Tracer:
             if self.content:
                 span.output = body
 
-    def last_answered(
-        self, state: TraceState, status: int, now: float, view: Any, body: bytes | None
-    ) -> None:
-        """The answer given, for an attempt no ``after`` saw (a lone target's; a retry's span
-        begun by ``after`` in case one came is not it)."""
-        attempts = state.attempts
-        if attempts and not attempts[-1].end and not attempts[-1].retry:
-            self.answered(state, status, now, view, body)
-
     @staticmethod
     def _answered_attempt(state: TraceState) -> AttemptSpan | None:
         """The attempt whose answer is being relayed (a span begun for a retry that did not come
@@ -362,7 +353,8 @@ class Tracer:
 def _note_reasons(reasons: list[str], text: bytes) -> None:
     """The finish reasons an OpenAI answer or chunk gives (``"finish_reason":"stop"``), found by a
     scan of its bytes: a JSON answer is not decoded again for them."""
-    reasons += [reason.decode("utf-8", "replace") for reason in _FINISH_REASONS.findall(text)]
+    for reason in _FINISH_REASONS.findall(text):  # a loop: a comprehension is a frame of its own
+        reasons.append(reason.decode("utf-8", "replace"))
 
 
 def _host(target: Target) -> str:
