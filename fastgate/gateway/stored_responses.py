@@ -10,7 +10,7 @@ without it, a 404 in OpenAI's shape.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,10 +19,10 @@ import msgspec
 from fastgate.errors import GatewayError, bad_request
 from fastgate.schema.responses import StoredResponse
 from fastgate.server.messages import Request, Response
+from fastgate.server.router import Handler
 from fastgate.store.base import StoreUnavailable
 from fastgate.store.responses import ResponseStore
 
-Handler = Callable[[Request], Awaitable[Response | None]]
 #: The caller's identity, for a response's owner (raises when the caller may not call at all).
 Owner = Callable[[Request], str]
 _encode = msgspec.json.Encoder().encode

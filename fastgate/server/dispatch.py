@@ -10,16 +10,14 @@ request is in flight until its answer (a whole stream included) is written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from fastgate.errors import GatewayError
 from fastgate.server.busy_poll import smoothed
 from fastgate.server.messages import Request, Response
-from fastgate.server.router import Router
+from fastgate.server.router import Handler, Router
 
 log = logging.getLogger("fastgate.server")
-
-Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 class Dispatcher:
