@@ -139,8 +139,11 @@ infinitely slow.
 - Alternating slices (anthropic / openai, busy polling / none, fastgate / protocol-relay): after \
 the runs, the two rows' CPU µs per request and per stream again, in {PAIRED_SLICES} wrk slices of \
 {PAIRED_SLICE_S} s each, the two rows alternating (the order flipped each time); the ratio of the \
-medians, and their difference in µs. Other tenants' load drifts over minutes, which adjacent \
-slices mostly cancel and runs of the two rows minutes apart do not.
+medians, and their difference in µs, split into user space (the server's own code) and kernel \
+(/proc's utime and stime). Other tenants' load drifts over minutes, which adjacent slices mostly \
+cancel and runs of the two rows minutes apart do not. The kernel's part of a difference is not all \
+the server's own: on loopback, a send that wakes a sleeping peer (the load generator, the \
+upstream) pays for the wake-up, and a slower server finds its peers asleep more often.
 - Each configuration is measured once per run, the order rotated from run to run (interleaved); \
 before each measurement every server started waits until it is idle (under {QUIET_SHARE:.0%} of \
 a core; LiteLLM's proxy works off what the 400/s run queued for ~30 s, on the core the next \
@@ -278,13 +281,19 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds the processes spent in user space and in the kernel."""
+    user = system = 0.0
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    return total
+            user += int(fields[11]) / CLOCK_TICKS  # utime
+            system += int(fields[12]) / CLOCK_TICKS  # stime
+    return user, system
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_times(pids))
 
 
 def core_busy_ticks(core: Cores) -> tuple[int, int]:
@@ -768,6 +777,8 @@ class WrkResult:
     wall_s: float
     #: Share of the server's core busy with anything (this server, other tenants) during the run.
     core_busy: float
+    #: The part of ``server_cpu_s`` spent in user space (the rest, in the kernel).
+    server_user_s: float = math.nan
 
     @property
     def valid(self) -> bool:
@@ -776,6 +787,10 @@ class WrkResult:
     @property
     def cpu_us_per_request(self) -> float:
         return 1e6 * self.server_cpu_s / self.requests if self.requests else math.nan
+
+    @property
+    def user_us_per_request(self) -> float:
+        return 1e6 * self.server_user_s / self.requests if self.requests else math.nan
 
     @property
     def server_busy(self) -> float:
@@ -809,16 +824,18 @@ def run_wrk(
         argv += ["-H", f"{name}: {value}"]
     argv += [url, "--", str(body_file)]
     pids = process_tree(target.pid)
-    cpu_before, core_before, started = cpu_seconds(pids), core_busy_ticks(target.core), time.perf_counter()
+    cpu_before, core_before, started = cpu_times(pids), core_busy_ticks(target.core), time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
-    server_cpu, wall = cpu_seconds(pids) - cpu_before, time.perf_counter() - started
+    cpu_after, wall = cpu_times(pids), time.perf_counter() - started
+    user = cpu_after[0] - cpu_before[0]
+    server_cpu = user + cpu_after[1] - cpu_before[1]
     core_after = core_busy_ticks(target.core)
     total_ticks = core_after[1] - core_before[1]
     core_busy = (core_after[0] - core_before[0]) / total_ticks if total_ticks else math.nan
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
     requests, rps, non_2xx, errors = parse_wrk(out.stdout)
-    return WrkResult(requests, rps, non_2xx, errors, server_cpu, wall, core_busy)
+    return WrkResult(requests, rps, non_2xx, errors, server_cpu, wall, core_busy, user)
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -1042,10 +1059,13 @@ def paired_cpu(row: Target, reference: Target, files: dict[str, Path], slices: i
     medians over alternating short wrk slices (the order flipped each time). Other tenants'
     load drifts over minutes, and the runs of two rows minutes apart do not cancel it (one run
     put the mapped provider's CPU per stream at 1.64x the passthrough's, slices of the same
-    servers an hour later at 1.23x)."""
+    servers an hour later at 1.23x). The difference is also split (``*_added_user``): the part
+    in user space is the gateway's own code; the kernel's part also grows as the server's rate
+    falls (bench/results/wakeups-20261207.txt)."""
     ratios = {}
     for key, stream in (("cpu_us_per_req", False), ("cpu_us_per_stream", True)):
         samples: dict[str, list[float]] = {row.name: [], reference.name: []}
+        user: dict[str, list[float]] = {row.name: [], reference.name: []}
         body = files["stream" if stream else "plain"]
         for i in range(slices):
             for target in (row, reference) if i % 2 == 0 else (reference, row):
@@ -1056,11 +1076,23 @@ def paired_cpu(row: Target, reference: Target, files: dict[str, Path], slices: i
                     continue
                 if result.valid:
                     samples[target.name].append(result.cpu_us_per_request)
+                    user[target.name].append(result.user_us_per_request)
         if all(samples.values()):
             mine, theirs = _median(samples[row.name]), _median(samples[reference.name])
             ratios[key] = mine / theirs
             ratios[key + "_added"] = mine - theirs  # µs: the gateway's own work above the floor
+            ratios[key + "_added_user"] = _median(user[row.name]) - _median(user[reference.name])
     return ratios
+
+
+def _added_cpu(ratios: dict[str, float], key: str) -> str:
+    """How many µs of CPU a row spends above the other, and of them how many in user space."""
+    added, user = ratios.get(key + "_added"), ratios.get(key + "_added_user")
+    if added is None:
+        return ""
+    if user is None or math.isnan(user):
+        return f" ({added:+.1f} µs)"
+    return f" ({added:+.1f} µs: user {user:+.1f}, kernel {added - user:+.1f})"
 
 
 def _added(summary: dict[str, dict[str, float]], name: str, key: str) -> float:
@@ -1098,8 +1130,7 @@ def comparisons(
                 lines.append(f"{label}: " + ", ".join(cells))
             if ratios := (paired or {}).get((name, reference)):
                 cells = [
-                    f"{what} {ratios[key]:.2f}x"
-                    + (f" ({ratios[key + '_added']:+.1f} µs)" if key + "_added" in ratios else "")
+                    f"{what} {ratios[key]:.2f}x{_added_cpu(ratios, key)}"
                     for key, what in _COMPARED
                     if key in ratios
                 ]

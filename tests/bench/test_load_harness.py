@@ -585,6 +585,10 @@ def test_comparison_lines() -> None:
     lines = load.comparisons({"fastgate": row(4000, 2000), "protocol-relay": row(8000, 4000)}, paired)
     assert lines[0].startswith("fastgate / protocol-relay") and "req/s 0.50x" in lines[0]
     assert lines[1].endswith(", alternating 1 s slices: CPU µs/req 1.50x (+12.2 µs)")
+    # ... and of those µs, how many in user space (the gateway's own code) and in the kernel.
+    paired[("fastgate", "protocol-relay")]["cpu_us_per_req_added_user"] = 8.0
+    lines = load.comparisons({"fastgate": row(4000, 2000), "protocol-relay": row(8000, 4000)}, paired)
+    assert lines[1].endswith(", alternating 1 s slices: CPU µs/req 1.50x (+12.2 µs: user +8.0, kernel +4.2)")
 
 
 @needs_wrk
@@ -596,11 +600,13 @@ def test_paired_cpu_alternates_short_slices_of_two_rows(
     files["plain"].write_bytes(load.chat_body(stream=False))
     files["stream"].write_bytes(load.chat_body(stream=True))
     order = []
+    results = []
     run_wrk = load.run_wrk
 
     def recorded(target: Target, body: Path, duration: int, stream: bool = False) -> load.WrkResult:
         order.append((target.name, stream))
-        return run_wrk(target, body, duration, stream=stream)
+        results.append(run_wrk(target, body, duration, stream=stream))
+        return results[-1]
 
     monkeypatch.setattr(load, "run_wrk", recorded)
     ratios = load.paired_cpu(targets["fastgate-anthropic"], targets["fastgate"], files, slices=2)
@@ -621,9 +627,14 @@ def test_paired_cpu_alternates_short_slices_of_two_rows(
         "cpu_us_per_stream",
         "cpu_us_per_req_added",
         "cpu_us_per_stream_added",
+        "cpu_us_per_req_added_user",
+        "cpu_us_per_stream_added_user",
     }
     assert all(0.3 < ratios[k] < 3 for k in ("cpu_us_per_req", "cpu_us_per_stream"))
     assert all(ratios[k + "_added"] * (ratios[k] - 1) >= 0 for k in ("cpu_us_per_req", "cpu_us_per_stream"))
+    # Each slice's CPU time split from /proc: a gateway's Python runs mostly in user space.
+    assert all(0 < r.server_user_s <= r.server_cpu_s for r in results)
+    assert not any(math.isnan(ratios[k + "_added_user"]) for k in ("cpu_us_per_req", "cpu_us_per_stream"))
 
 
 def test_added_latency_against_nginx_line() -> None:
